@@ -1,0 +1,65 @@
+// Command gatehouse is the user and authentication service: it serves the
+// API, migrates its database and manages its first administrator.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: gatehouse <command>
+
+commands:
+  serve                  serve the API on PORT (default 5500)
+  migrate up|down|status apply, roll back (one step) or list database migrations
+  version                print the version
+  help                   print this help
+
+Configuration comes from the environment and an optional .env file in the
+working directory; see .env.example.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stderr)
+	case "migrate":
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		return migrate(ctx, cfg, args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "gatehouse", version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/logging"
+	"github.com/gatehouse/gatehouse/internal/pgstore"
+	"github.com/gatehouse/gatehouse/internal/redisstore"
+)
+
+// serve wires the service together and runs it until ctx ends, then drains
+// in-flight requests for up to SHUTDOWN_TIMEOUT.
+func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
+	level, _ := config.ParseLogLevel(cfg.LogLevel)
+	log := logging.New(logOut, cfg.LogFormat, level)
+
+	if cfg.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is not set: `make run` starts a private PostgreSQL and Redis and sets it, or point it at your own")
+	}
+	if cfg.RedisURL == "" {
+		return errors.New("REDIS_URL is not set: `make run` starts a private PostgreSQL and Redis and sets it, or point it at your own")
+	}
+	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+
+	e, err := httpapi.New(httpapi.Deps{
+		Log:                log,
+		Authenticator:      auth.RejectAll{},
+		PostgresCheck:      pool.Ping,
+		RedisCheck:         func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
+		Production:         cfg.Production(),
+		BodyLimitBytes:     cfg.BodyLimitBytes,
+		TrustedProxies:     cfg.TrustedProxies,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Addr:              cfg.Addr(),
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("gatehouse serving", "addr", cfg.Addr(), "env", cfg.AppEnv, "version", version, "docs", cfg.PublicURL+"/docs/")
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("listen: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

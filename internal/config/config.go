@@ -1,0 +1,231 @@
+// Package config parses gatehouse's configuration from the environment (and an
+// optional .env file) once, into one validated struct.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Environments gatehouse knows. Production refuses unsafe settings.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+	EnvTest        = "test"
+)
+
+// Config is every setting of the service. Field tags name the environment
+// variable and its default; .env.example lists the same.
+type Config struct {
+	Port   int    `env:"PORT" envDefault:"5500"`
+	AppEnv string `env:"APP_ENV" envDefault:"development"`
+
+	DatabaseURL    string `env:"DATABASE_URL"`
+	DBMaxConns     int32  `env:"DB_MAX_CONNS" envDefault:"20"`
+	RedisURL       string `env:"REDIS_URL"`
+	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"gatehouse:"`
+
+	PublicURL string `env:"PUBLIC_URL" envDefault:"http://localhost:5500"`
+
+	MailDriver   string `env:"MAIL_DRIVER" envDefault:"file"`
+	MailDir      string `env:"MAIL_DIR" envDefault:".dev/mail"`
+	SMTPHost     string `env:"SMTP_HOST"`
+	SMTPPort     int    `env:"SMTP_PORT" envDefault:"587"`
+	SMTPUsername string `env:"SMTP_USERNAME"`
+	SMTPPassword string `env:"SMTP_PASSWORD"`
+	SMTPFrom     string `env:"SMTP_FROM" envDefault:"gatehouse <no-reply@localhost>"`
+	SMTPTLS      string `env:"SMTP_TLS" envDefault:"starttls"`
+
+	TrustedProxiesRaw  []string `env:"TRUSTED_PROXIES"`
+	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
+	// TrustedProxies is TRUSTED_PROXIES parsed: CIDRs, bare addresses as /32 or /128.
+	TrustedProxies []netip.Prefix `env:"-"`
+
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"LOG_FORMAT"`
+
+	JWTSigningKeyFiles []string `env:"JWT_SIGNING_KEY_FILES"`
+
+	BodyLimitBytes  int64         `env:"BODY_LIMIT_BYTES" envDefault:"1048576"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+}
+
+// Parse reads the configuration from environ (os.Environ() form) and
+// validates it. It never reads the process environment itself, so tests can
+// pass their own.
+func Parse(environ map[string]string) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return Config{}, fmt.Errorf("parse environment: %w", err)
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+		if c.AppEnv == EnvProduction {
+			c.LogFormat = "json"
+		}
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parsePrefix accepts a CIDR or a bare address (taken as a single host).
+func parsePrefix(v string) (netip.Prefix, error) {
+	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "/") {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR", v)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", v)
+	}
+	return p.Masked(), nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	c.TrustedProxies = nil
+	for _, v := range c.TrustedProxiesRaw {
+		p, err := parsePrefix(v)
+		if err != nil {
+			bad("TRUSTED_PROXIES: %v", err)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+
+	switch c.AppEnv {
+	case EnvDevelopment, EnvProduction, EnvTest:
+	default:
+		bad("APP_ENV must be development, production or test, not %q", c.AppEnv)
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		bad("PORT must be between 1 and 65535, not %d", c.Port)
+	}
+	if c.DBMaxConns < 1 {
+		bad("DB_MAX_CONNS must be at least 1")
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("PUBLIC_URL must be an absolute http(s) URL, not %q", c.PublicURL)
+	}
+	switch c.MailDriver {
+	case "file":
+		if c.MailDir == "" {
+			bad("MAIL_DIR must be set when MAIL_DRIVER=file")
+		}
+	case "smtp":
+		if c.SMTPHost == "" {
+			bad("SMTP_HOST must be set when MAIL_DRIVER=smtp")
+		}
+	default:
+		bad("MAIL_DRIVER must be file or smtp, not %q", c.MailDriver)
+	}
+	switch c.SMTPTLS {
+	case "none", "starttls", "tls":
+	default:
+		bad("SMTP_TLS must be none, starttls or tls, not %q", c.SMTPTLS)
+	}
+	if c.SMTPPort < 1 || c.SMTPPort > 65535 {
+		bad("SMTP_PORT must be between 1 and 65535, not %d", c.SMTPPort)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		bad("LOG_LEVEL: %v", err)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	if c.BodyLimitBytes < 1024 {
+		bad("BODY_LIMIT_BYTES must be at least 1024")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.AppEnv == EnvProduction {
+		errs = append(errs, c.productionErrors()...)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+	}
+	return nil
+}
+
+// productionErrors lists the settings that are fine on a laptop and unsafe in
+// production.
+func (c *Config) productionErrors() []error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL must be set in production (no private database is started there)"))
+	}
+	if c.RedisURL == "" {
+		errs = append(errs, errors.New("REDIS_URL must be set in production: revocations and rate limits are shared through Redis"))
+	}
+	if len(c.JWTSigningKeyFiles) == 0 {
+		errs = append(errs, errors.New("JWT_SIGNING_KEY_FILES must be set in production: ephemeral signing keys would log everyone out on restart and differ between instances"))
+	}
+	if c.LogLevel == "debug" {
+		errs = append(errs, errors.New("LOG_LEVEL=debug is refused in production"))
+	}
+	if c.MailDriver != "smtp" {
+		errs = append(errs, errors.New("MAIL_DRIVER must be smtp in production: the file driver only writes mails to disk"))
+	}
+	if u, err := url.Parse(c.PublicURL); err == nil && (u.Scheme != "https" || isLocalHost(u.Hostname())) {
+		errs = append(errs, fmt.Errorf("PUBLIC_URL must be a public https URL in production, not %q (links in mails are built from it)", c.PublicURL))
+	}
+	if c.SMTPTLS == "none" {
+		errs = append(errs, errors.New("SMTP_TLS=none is refused in production: credentials and reset links would travel in clear text"))
+	}
+	return errs
+}
+
+func isLocalHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+// ParseLogLevel maps LOG_LEVEL to a slog level.
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("must be debug, info, warn or error, not %q", s)
+}
+
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
+}
+
+// Addr is the listen address.
+func (c *Config) Addr() string { return fmt.Sprintf(":%d", c.Port) }
+
+// Production reports whether unsafe shortcuts are forbidden.
+func (c *Config) Production() bool { return c.AppEnv == EnvProduction }

@@ -1,0 +1,87 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParse_DefaultsServeOnPort5500InDevelopment(t *testing.T) {
+	c, err := Parse(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 5500 || c.AppEnv != EnvDevelopment || c.LogFormat != "text" || c.MailDriver != "file" || c.BodyLimitBytes != 1<<20 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestParse_RejectsNonsenseWithClearMessages(t *testing.T) {
+	_, err := Parse(map[string]string{"APP_ENV": "staging", "PORT": "0", "LOG_LEVEL": "loud", "MAIL_DRIVER": "pigeon", "PUBLIC_URL": "ftp://x"})
+	if err == nil {
+		t.Fatal("accepted nonsense")
+	}
+	for _, want := range []string{"APP_ENV", "PORT", "LOG_LEVEL", "MAIL_DRIVER", "PUBLIC_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	if _, err := Parse(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("bad TRUSTED_PROXIES accepted or unnamed: %v", err)
+	}
+}
+
+func TestParse_TrustedProxiesTakeCIDRsAndAddresses(t *testing.T) {
+	c, err := Parse(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" || c.TrustedProxies[2].String() != "::1/128" {
+		t.Fatalf("got %v", c.TrustedProxies)
+	}
+}
+
+func TestParse_ProductionRefusesUnsafeSettings(t *testing.T) {
+	_, err := Parse(map[string]string{"APP_ENV": "production", "LOG_LEVEL": "debug", "SMTP_TLS": "none"})
+	if err == nil {
+		t.Fatal("production accepted unsafe settings")
+	}
+	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("production error does not name %s: %v", want, err)
+		}
+	}
+	c, err := Parse(map[string]string{
+		"APP_ENV": "production", "DATABASE_URL": "postgres://db/gatehouse", "REDIS_URL": "redis://cache:6379/0",
+		"JWT_SIGNING_KEY_FILES": "/run/secrets/k1.pem", "MAIL_DRIVER": "smtp", "SMTP_HOST": "smtp.example.com",
+		"PUBLIC_URL": "https://auth.example.com",
+	})
+	if err != nil {
+		t.Fatalf("safe production settings refused: %v", err)
+	}
+	if c.LogFormat != "json" {
+		t.Errorf("production logs default to %q, want json", c.LogFormat)
+	}
+}
+
+// TestEnvExample_ListsEveryVariable keeps .env.example complete.
+func TestEnvExample_ListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		name := strings.Split(typ.Field(i).Tag.Get("env"), ",")[0]
+		if name == "" || name == "-" {
+			continue
+		}
+		if !strings.Contains(string(b), "\n"+name+"=") {
+			t.Errorf(".env.example lacks %s", name)
+		}
+	}
+	if !strings.Contains(string(b), "\nPORT=5500\n") {
+		t.Error(".env.example must say PORT=5500")
+	}
+}

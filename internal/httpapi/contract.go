@@ -1,0 +1,204 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/auth"
+)
+
+// bearerScheme is the one security scheme of the contract.
+const bearerScheme = "bearerAuth"
+
+// Authenticator checks an access token and returns who presented it. It
+// returns auth.ErrInvalidToken for any token it refuses and auth.ErrUnavailable
+// when it cannot decide (the request then fails closed).
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// operation is what the contract says about one method and path, prepared
+// once at start-up.
+type operation struct {
+	route *routers.Route
+	// public is true when the operation declares `security: []`.
+	public bool
+	// alternatives lists, for a protected operation, the permission sets of
+	// which the caller must hold one (OpenAPI security requirements are ORed).
+	alternatives [][]string
+	// jsonBody is true when the operation takes a JSON request body.
+	jsonBody bool
+}
+
+// contract enforces api/openapi.yaml on every request: first the security
+// requirement each operation declares (401, 403, 503), then the request
+// schema (400, 413, 415, 422). It is the only authorization check in the
+// service; handlers never check permissions.
+type contract struct {
+	ops     map[string]*operation // "METHOD /echo/:path"
+	auth    Authenticator
+	schemas []openapi3.SchemaValidationOption
+}
+
+func newContract(doc *openapi3.T, authn Authenticator) (*contract, error) {
+	c := &contract{ops: map[string]*operation{}, auth: authn, schemas: doc.GetSchemaValidationOptions()}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			o, err := prepareOperation(doc, path, item, method, op)
+			if err != nil {
+				return nil, err
+			}
+			c.ops[method+" "+echoPath(path)] = o
+		}
+	}
+	return c, nil
+}
+
+func prepareOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method string, op *openapi3.Operation) (*operation, error) {
+	o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
+	security := op.Security
+	if security == nil {
+		security = &doc.Security
+	}
+	// Every operation must state its security explicitly: an operation that
+	// forgot to would otherwise be public by accident.
+	if op.Security == nil {
+		return nil, fmt.Errorf("operation %s %s (%s) declares no security: write `security: []` for a public operation", method, path, op.OperationID)
+	}
+	if len(*security) == 0 {
+		o.public = true
+	}
+	for _, req := range *security {
+		if len(req) == 0 {
+			o.public = true // an empty requirement means "anonymous is fine"
+			continue
+		}
+		for scheme, scopes := range req {
+			if scheme != bearerScheme {
+				return nil, fmt.Errorf("operation %s %s: unsupported security scheme %q", method, path, scheme)
+			}
+			o.alternatives = append(o.alternatives, scopes)
+		}
+	}
+	if rb := op.RequestBody; rb != nil && rb.Value != nil {
+		o.jsonBody = rb.Value.Content.Get("application/json") != nil
+	}
+	return o, nil
+}
+
+// echoPath turns /users/{id} into Echo's /users/:id.
+func echoPath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			segs[i] = ":" + seg[1:len(seg)-1]
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func (k *contract) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		op, ok := k.ops[c.Request().Method+" "+c.Path()]
+		if !ok {
+			return next(c) // not an operation of the contract: docs, 404, 405
+		}
+		if !op.public {
+			p, err := k.authenticate(c.Request(), op)
+			if err != nil {
+				return err
+			}
+			c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+		}
+		if err := k.validateRequest(c, op); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+func (k *contract) authenticate(r *http.Request, op *operation) (auth.Principal, error) {
+	token, ok := bearerToken(r.Header.Get(echo.HeaderAuthorization))
+	if !ok {
+		return auth.Principal{}, errUnauthorized(api.ProblemCodeUnauthorized, "This operation needs an access token: send `Authorization: Bearer <token>`.")
+	}
+	p, err := k.auth.Authenticate(r.Context(), token)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	for _, perms := range op.alternatives {
+		if p.Has(perms...) {
+			return p, nil
+		}
+	}
+	return auth.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
+		"Your account lacks the permission this operation needs: "+strings.Join(slices.Concat(op.alternatives...), ", ")+".")
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer x" header.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// validateRequest checks parameters and body against the operation's schema
+// and turns kin-openapi's findings into problems.
+func (k *contract) validateRequest(c echo.Context, op *operation) error {
+	req := c.Request()
+	if op.jsonBody && hasBody(req) {
+		mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return newProblem(http.StatusUnsupportedMediaType, api.ProblemCodeUnsupportedMediaType,
+				"Send the body as application/json (Content-Type: application/json).")
+		}
+		// Read the body here, under the body limit, so an oversized body is a
+		// 413 and not a parse error; then hand it on.
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+				return fromHTTPError(echo.ErrStatusRequestEntityTooLarge)
+			}
+			return &problem{status: http.StatusBadRequest, code: api.ProblemCodeBadRequest, detail: "The request body could not be read.", cause: err}
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	params := map[string]string{}
+	for i, name := range c.ParamNames() {
+		params[name] = c.ParamValues()[i]
+	}
+	err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
+		Request:    req,
+		PathParams: params,
+		Route:      op.route,
+		Options: &openapi3filter.Options{
+			MultiError:              true,
+			AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc, // enforced above, before the schema
+			SchemaValidationOptions: k.schemas,
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	return validationProblem(err)
+}
+
+func hasBody(r *http.Request) bool {
+	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+}

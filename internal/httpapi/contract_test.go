@@ -1,0 +1,176 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/gatehouse/gatehouse/internal/apitest"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
+)
+
+// tokenTable stands in for access-token verification in these tests of the
+// authorization mechanism: a token names the principal it belongs to.
+type tokenTable map[string]auth.Principal
+
+func (tt tokenTable) Authenticate(_ context.Context, token string) (auth.Principal, error) {
+	if token == "unavailable" {
+		return auth.Principal{}, auth.ErrUnavailable
+	}
+	p, ok := tt[token]
+	if !ok {
+		return auth.Principal{}, auth.ErrInvalidToken
+	}
+	return p, nil
+}
+
+var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read"}
+
+func newServer(t *testing.T) *apitest.Server {
+	t.Helper()
+	return apitest.NewServer(t, apitest.Options{Authenticator: tokenTable{
+		"plain": {UserID: uuid.New(), SessionID: uuid.New()},
+		"admin": {UserID: uuid.New(), SessionID: uuid.New(), Permissions: allPermissions},
+	}})
+}
+
+type problemBody struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Instance  string `json:"instance"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id"`
+	Errors    []struct {
+		Field, Code, Message string
+	} `json:"errors"`
+}
+
+// send makes a raw request through the validating client.
+func send(t *testing.T, s *apitest.Server, method, path, token, contentType, body string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := s.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
+
+func decodeProblem(t *testing.T, b []byte) problemBody {
+	t.Helper()
+	var p problemBody
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatalf("not a problem: %v: %s", err, b)
+	}
+	return p
+}
+
+// TestContract_EveryOperationEnforcesItsDeclaredSecurity walks the contract:
+// each protected operation refuses a missing, invalid or uncheckable token,
+// and one that declares permissions refuses a caller without them. A new
+// operation is covered the moment it enters the spec.
+func TestContract_EveryOperationEnforcesItsDeclaredSecurity(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := regexp.MustCompile(`\{[^}]+\}`)
+	ops := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			ops++
+			if op.Security == nil {
+				t.Errorf("%s %s declares no security", method, path)
+				continue
+			}
+			url := param.ReplaceAllString(path, uuid.NewString())
+			body, ct := "", ""
+			if op.RequestBody != nil {
+				body, ct = "{}", "application/json"
+			}
+			public := len(*op.Security) == 0
+			var scopes []string
+			for _, req := range *op.Security {
+				scopes = append(scopes, req["bearerAuth"]...)
+			}
+			t.Run(op.OperationID, func(t *testing.T) {
+				res, b := send(t, s, method, url, "", ct, body)
+				if public {
+					if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+						t.Fatalf("public operation answered %d without a token: %s", res.StatusCode, b)
+					}
+					return
+				}
+				if res.StatusCode != http.StatusUnauthorized || decodeProblem(t, b).Code != "unauthorized" {
+					t.Fatalf("no token: got %d %s, want 401 unauthorized", res.StatusCode, b)
+				}
+				if res.Header.Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+				res, b = send(t, s, method, url, "forged", ct, body)
+				if res.StatusCode != http.StatusUnauthorized || decodeProblem(t, b).Code != "invalid_token" {
+					t.Fatalf("bad token: got %d %s, want 401 invalid_token", res.StatusCode, b)
+				}
+				res, b = send(t, s, method, url, "unavailable", ct, body)
+				if res.StatusCode != http.StatusServiceUnavailable || decodeProblem(t, b).Code != "service_unavailable" {
+					t.Fatalf("uncheckable token: got %d %s, want 503 (fail closed)", res.StatusCode, b)
+				}
+				res, b = send(t, s, method, url, "plain", ct, body)
+				if len(scopes) > 0 {
+					if res.StatusCode != http.StatusForbidden || decodeProblem(t, b).Code != "forbidden" {
+						t.Fatalf("token without %v: got %d %s, want 403 forbidden", scopes, res.StatusCode, b)
+					}
+				} else if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+					t.Fatalf("self-service operation refused a valid token: %d %s", res.StatusCode, b)
+				}
+				res, b = send(t, s, method, url, "admin", ct, body)
+				if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+					t.Fatalf("token holding %v refused: %d %s", scopes, res.StatusCode, b)
+				}
+			})
+		}
+	}
+	if ops < 29 {
+		t.Fatalf("walked %d operations, the v1 contract has at least 29", ops)
+	}
+}
+
+// TestContract_AuthenticationComesBeforeValidation: an anonymous caller
+// learns nothing about a protected operation's schema.
+func TestContract_AuthenticationComesBeforeValidation(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	res, b := send(t, s, http.MethodPatch, "/api/v1/users/me", "", "application/json", `{"bogus": 1}`)
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("got %d %s, want 401", res.StatusCode, b)
+	}
+}

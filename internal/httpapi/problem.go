@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/requestid"
+)
+
+// problem is an error that knows the RFC 9457 answer it deserves. Handlers and
+// middleware return it (or a domain error that mapError turns into one); the
+// error handler writes it. Nothing else writes error bodies.
+type problem struct {
+	status  int
+	code    api.ProblemCode
+	detail  string
+	fields  []api.FieldError
+	headers map[string]string
+	cause   error // logged, never sent
+}
+
+func (p *problem) Error() string {
+	if p.cause != nil {
+		return fmt.Sprintf("%s: %s: %v", p.code, p.detail, p.cause)
+	}
+	return fmt.Sprintf("%s: %s", p.code, p.detail)
+}
+
+func (p *problem) Unwrap() error { return p.cause }
+
+func newProblem(status int, code api.ProblemCode, detail string) *problem {
+	return &problem{status: status, code: code, detail: detail}
+}
+
+// Problems used by more than one place.
+var (
+	errNotImplemented = newProblem(http.StatusNotImplemented, api.ProblemCodeNotImplemented,
+		"This operation is part of the v1 contract but is not available on this server yet.")
+)
+
+func errUnauthorized(code api.ProblemCode, detail string) *problem {
+	p := newProblem(http.StatusUnauthorized, code, detail)
+	p.headers = map[string]string{"WWW-Authenticate": `Bearer realm="gatehouse"`}
+	if code == api.ProblemCodeInvalidToken {
+		p.headers["WWW-Authenticate"] = `Bearer realm="gatehouse", error="invalid_token"`
+	}
+	return p
+}
+
+// mapError turns any error into the problem the client sees. Domain errors are
+// mapped here, in one table; anything unknown is an internal error whose text
+// stays in the log.
+func mapError(err error) *problem {
+	var p *problem
+	if errors.As(err, &p) {
+		return p
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return fromHTTPError(he)
+	}
+	switch {
+	case errors.Is(err, auth.ErrInvalidToken):
+		return errUnauthorized(api.ProblemCodeInvalidToken, "The access token is invalid, expired or revoked.")
+	case errors.Is(err, auth.ErrUnavailable):
+		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
+			detail: "Authentication state cannot be checked right now; retry shortly.", cause: err,
+			headers: map[string]string{"Retry-After": "1"}}
+	}
+	return &problem{status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
+		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: err}
+}
+
+// fromHTTPError covers what Echo itself raises: unknown routes, wrong
+// methods, oversized bodies, bind failures.
+func fromHTTPError(he *echo.HTTPError) *problem {
+	switch he.Code {
+	case http.StatusNotFound:
+		return newProblem(he.Code, api.ProblemCodeNotFound, "No resource lives at this path.")
+	case http.StatusMethodNotAllowed:
+		return newProblem(he.Code, api.ProblemCodeMethodNotAllowed, "This path does not accept this method; see the Allow header.")
+	case http.StatusRequestEntityTooLarge:
+		return newProblem(he.Code, api.ProblemCodePayloadTooLarge, "The request body is larger than this server accepts.")
+	case http.StatusUnsupportedMediaType:
+		return newProblem(he.Code, api.ProblemCodeUnsupportedMediaType, "Send the body as application/json.")
+	case http.StatusBadRequest:
+		return &problem{status: he.Code, code: api.ProblemCodeBadRequest, detail: "The request could not be understood.", cause: he}
+	case http.StatusServiceUnavailable:
+		return &problem{status: he.Code, code: api.ProblemCodeServiceUnavailable, detail: "The service is unavailable; retry shortly.", cause: he}
+	}
+	if he.Code >= 400 && he.Code < 500 {
+		return &problem{status: he.Code, code: api.ProblemCodeBadRequest, detail: http.StatusText(he.Code), cause: he}
+	}
+	return &problem{status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
+		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he}
+}
+
+// causeKey is where the error handler leaves the internal cause of a 5xx for
+// the access log, so the error is logged once, with its request.
+const causeKey = "gatehouse.cause"
+
+// handleError is Echo's HTTPErrorHandler: the one place error bodies are
+// written.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := mapError(err)
+	if p.status >= 500 {
+		c.Set(causeKey, err)
+	}
+	body := api.Problem{
+		Type:      "urn:gatehouse:problem:" + string(p.code),
+		Title:     http.StatusText(p.status),
+		Status:    p.status,
+		Code:      p.code,
+		RequestId: requestid.From(c.Request().Context()),
+	}
+	if p.detail != "" {
+		body.Detail = &p.detail
+	}
+	instance := c.Request().URL.Path
+	body.Instance = &instance
+	if len(p.fields) > 0 {
+		body.Errors = &p.fields
+	}
+	h := c.Response().Header()
+	for k, v := range p.headers {
+		h.Set(k, v)
+	}
+	h.Set(echo.HeaderContentType, "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	c.Response().WriteHeader(p.status)
+	if c.Request().Method == http.MethodHead {
+		return
+	}
+	if werr := json.NewEncoder(c.Response()).Encode(body); werr != nil {
+		s.log.DebugContext(c.Request().Context(), "write problem", "error", werr)
+	}
+}

@@ -1,0 +1,96 @@
+// Package httpapi is the HTTP face of gatehouse: it implements the strict
+// server interface generated from api/openapi.yaml, enforces the contract
+// (authorization and request validation) on every operation, and turns every
+// error into an RFC 9457 problem. It converts between generated API types and
+// domain types; it never touches the database or Redis directly.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	api "github.com/gatehouse/gatehouse/gen/api"
+)
+
+// Check reports whether a dependency answers.
+type Check func(ctx context.Context) error
+
+// Deps is what the HTTP layer needs from the rest of the service.
+type Deps struct {
+	Log           *slog.Logger
+	Authenticator Authenticator
+	// Checks are the readiness checks, named as in the Health schema.
+	PostgresCheck Check
+	RedisCheck    Check
+
+	Production         bool
+	BodyLimitBytes     int64
+	TrustedProxies     []netip.Prefix
+	CORSAllowedOrigins []string
+}
+
+// Server implements the generated strict server interface.
+type Server struct {
+	log  *slog.Logger
+	deps Deps
+}
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// New builds the Echo instance serving the whole API, its docs and health.
+func New(deps Deps) (*echo.Echo, error) {
+	s := &Server{log: deps.Log, deps: deps}
+
+	doc, err := LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	k, err := newContract(doc, deps.Authenticator)
+	if err != nil {
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(deps.TrustedProxies)
+
+	e.Use(withRequestID, s.accessLog, s.recoverPanic, securityHeaders(deps.Production))
+	if len(deps.CORSAllowedOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  deps.CORSAllowedOrigins,
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "X-Request-ID"},
+			ExposeHeaders: []string{"X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy", "Location"},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", deps.BodyLimitBytes)), k.middleware)
+
+	if err := s.registerDocs(e); err != nil {
+		return nil, err
+	}
+	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
+	return e, nil
+}
+
+// ipExtractor takes the client address from X-Forwarded-For only when the
+// peer is a configured trusted proxy; otherwise the peer address is the client.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, err := net.ParseCIDR(p.String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
