@@ -10,6 +10,9 @@ ORDER BY r.name;
 INSERT INTO user_roles (user_id, role) VALUES (sqlc.arg(user_id), sqlc.arg(role))
 ON CONFLICT DO NOTHING;
 
+-- name: ListUserRoles :many
+SELECT role FROM user_roles WHERE user_id = sqlc.arg(user_id) ORDER BY role;
+
 -- name: ListUserPermissions :many
 SELECT DISTINCT rp.permission
 FROM user_roles ur

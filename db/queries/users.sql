@@ -1,6 +1,8 @@
 -- name: CreateUser :one
+-- Inserts a user unless a live account holds the email already; no row then.
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES (sqlc.arg(id), sqlc.arg(email), sqlc.arg(password_hash), sqlc.narg(name), sqlc.narg(email_verified_at))
+ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
 RETURNING *;
 
 -- name: GetUserByID :one
@@ -8,3 +10,16 @@ SELECT * FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL;
 
 -- name: GetUserByEmail :one
 SELECT * FROM users WHERE email = sqlc.arg(email) AND deleted_at IS NULL;
+
+-- name: UpdatePasswordHash :exec
+UPDATE users SET password_hash = sqlc.arg(password_hash), updated_at = now()
+WHERE id = sqlc.arg(id);
+
+-- name: BumpTokenVersion :one
+-- Invalidates every access token of the user.
+UPDATE users SET token_version = token_version + 1, tokens_revoked_at = now(), updated_at = now()
+WHERE id = sqlc.arg(id)
+RETURNING token_version;
+
+-- name: RecentlyBumpedUsers :many
+SELECT id, token_version FROM users WHERE tokens_revoked_at > sqlc.arg(since);

@@ -16,7 +16,7 @@ type AuditEvent struct {
 	Action    string
 	ActorID   *uuid.UUID
 	SubjectID *uuid.UUID
-	Ip        *netip.Addr
+	IP        *netip.Addr
 	UserAgent *string
 	RequestID *string
 	Details   []byte
@@ -62,7 +62,7 @@ type Session struct {
 	ID            uuid.UUID
 	UserID        uuid.UUID
 	UserAgent     string
-	Ip            *netip.Addr
+	IP            *netip.Addr
 	CreatedAt     time.Time
 	LastUsedAt    time.Time
 	IdleExpiresAt time.Time
@@ -82,6 +82,7 @@ type User struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	DeletedAt       *time.Time
+	TokensRevokedAt *time.Time
 }
 
 type UserRole struct {

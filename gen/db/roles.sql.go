@@ -88,3 +88,27 @@ func (q *Queries) ListUserPermissions(ctx context.Context, userID uuid.UUID) ([]
 	}
 	return items, nil
 }
+
+const listUserRoles = `-- name: ListUserRoles :many
+SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role
+`
+
+func (q *Queries) ListUserRoles(ctx context.Context, userID uuid.UUID) ([]string, error) {
+	rows, err := q.db.Query(ctx, listUserRoles, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var role string
+		if err := rows.Scan(&role); err != nil {
+			return nil, err
+		}
+		items = append(items, role)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

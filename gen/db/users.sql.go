@@ -12,10 +12,25 @@ import (
 	"github.com/google/uuid"
 )
 
+const bumpTokenVersion = `-- name: BumpTokenVersion :one
+UPDATE users SET token_version = token_version + 1, tokens_revoked_at = now(), updated_at = now()
+WHERE id = $1
+RETURNING token_version
+`
+
+// Invalidates every access token of the user.
+func (q *Queries) BumpTokenVersion(ctx context.Context, id uuid.UUID) (int64, error) {
+	row := q.db.QueryRow(ctx, bumpTokenVersion, id)
+	var token_version int64
+	err := row.Scan(&token_version)
+	return token_version, err
+}
+
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at
+ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
+RETURNING id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at
 `
 
 type CreateUserParams struct {
@@ -26,6 +41,7 @@ type CreateUserParams struct {
 	EmailVerifiedAt *time.Time
 }
 
+// Inserts a user unless a live account holds the email already; no row then.
 func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, error) {
 	row := q.db.QueryRow(ctx, createUser,
 		arg.ID,
@@ -46,12 +62,13 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.TokensRevokedAt,
 	)
 	return i, err
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at FROM users WHERE email = $1 AND deleted_at IS NULL
+SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE email = $1 AND deleted_at IS NULL
 `
 
 func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
@@ -68,12 +85,13 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.TokensRevokedAt,
 	)
 	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at FROM users WHERE id = $1 AND deleted_at IS NULL
+SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE id = $1 AND deleted_at IS NULL
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
@@ -90,6 +108,51 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.TokensRevokedAt,
 	)
 	return i, err
+}
+
+const recentlyBumpedUsers = `-- name: RecentlyBumpedUsers :many
+SELECT id, token_version FROM users WHERE tokens_revoked_at > $1
+`
+
+type RecentlyBumpedUsersRow struct {
+	ID           uuid.UUID
+	TokenVersion int64
+}
+
+func (q *Queries) RecentlyBumpedUsers(ctx context.Context, since *time.Time) ([]RecentlyBumpedUsersRow, error) {
+	rows, err := q.db.Query(ctx, recentlyBumpedUsers, since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RecentlyBumpedUsersRow{}
+	for rows.Next() {
+		var i RecentlyBumpedUsersRow
+		if err := rows.Scan(&i.ID, &i.TokenVersion); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const updatePasswordHash = `-- name: UpdatePasswordHash :exec
+UPDATE users SET password_hash = $1, updated_at = now()
+WHERE id = $2
+`
+
+type UpdatePasswordHashParams struct {
+	PasswordHash string
+	ID           uuid.UUID
+}
+
+func (q *Queries) UpdatePasswordHash(ctx context.Context, arg UpdatePasswordHashParams) error {
+	_, err := q.db.Exec(ctx, updatePasswordHash, arg.PasswordHash, arg.ID)
+	return err
 }

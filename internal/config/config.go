@@ -178,8 +178,18 @@ func (c *Config) productionErrors() []error {
 	if len(c.JWTSigningKeyFiles) == 0 {
 		errs = append(errs, errors.New("JWT_SIGNING_KEY_FILES must be set in production: ephemeral signing keys would log everyone out on restart and differ between instances"))
 	}
-	if c.LogLevel == "debug" {
+	if l, err := ParseLogLevel(c.LogLevel); err == nil && l < slog.LevelInfo {
 		errs = append(errs, errors.New("LOG_LEVEL=debug is refused in production"))
+	}
+	for _, p := range c.TrustedProxies {
+		if p.Bits() == 0 {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES=%s trusts every peer: anyone could choose their client address", p))
+		}
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if o == "*" {
+			errs = append(errs, errors.New("CORS_ALLOWED_ORIGINS=* is refused in production: list the origins of your web clients"))
+		}
 	}
 	if c.MailDriver != "smtp" {
 		errs = append(errs, errors.New("MAIL_DRIVER must be smtp in production: the file driver only writes mails to disk"))

@@ -43,11 +43,12 @@ func TestParse_TrustedProxiesTakeCIDRsAndAddresses(t *testing.T) {
 }
 
 func TestParse_ProductionRefusesUnsafeSettings(t *testing.T) {
-	_, err := Parse(map[string]string{"APP_ENV": "production", "LOG_LEVEL": "debug", "SMTP_TLS": "none"})
+	_, err := Parse(map[string]string{"APP_ENV": "production", "LOG_LEVEL": "DEBUG", "SMTP_TLS": "none",
+		"TRUSTED_PROXIES": "0.0.0.0/0", "CORS_ALLOWED_ORIGINS": "*"})
 	if err == nil {
 		t.Fatal("production accepted unsafe settings")
 	}
-	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none"} {
+	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none", "TRUSTED_PROXIES=0.0.0.0/0", "CORS_ALLOWED_ORIGINS=*"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("production error does not name %s: %v", want, err)
 		}

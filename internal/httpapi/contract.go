@@ -8,8 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -137,7 +139,11 @@ func (k *contract) authenticate(r *http.Request, op *operation) (auth.Principal,
 	}
 	p, err := k.auth.Authenticate(r.Context(), token)
 	if err != nil {
-		return auth.Principal{}, err
+		if errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrUnavailable) {
+			return auth.Principal{}, err
+		}
+		// Anything else means the check could not be made: fail closed.
+		return auth.Principal{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
 	for _, perms := range op.alternatives {
 		if p.Has(perms...) {
@@ -163,11 +169,13 @@ func bearerToken(h string) (string, bool) {
 func (k *contract) validateRequest(c echo.Context, op *operation) error {
 	req := c.Request()
 	if op.jsonBody && hasBody(req) {
-		mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-		if err != nil || mt != echo.MIMEApplicationJSON {
+		mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+		if cs, ok := params["charset"]; err != nil || mt != echo.MIMEApplicationJSON || (ok && !strings.EqualFold(cs, "utf-8")) {
 			return newProblem(http.StatusUnsupportedMediaType, api.ProblemCodeUnsupportedMediaType,
-				"Send the body as application/json (Content-Type: application/json).")
+				"Send the body as UTF-8 JSON (Content-Type: application/json).")
 		}
+		// Normalised, so every later reader agrees on what it got.
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 		// Read the body here, under the body limit, so an oversized body is a
 		// 413 and not a parse error; then hand it on.
 		body, err := io.ReadAll(req.Body)
@@ -177,11 +185,23 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 			}
 			return &problem{status: http.StatusBadRequest, code: api.ProblemCodeBadRequest, detail: "The request body could not be read.", cause: err}
 		}
+		if len(body) > 0 {
+			if err := checkStrictJSON(body); err != nil {
+				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "The request body is not acceptable JSON: "+err.Error()+".")
+			}
+		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	if err := checkParameters(c); err != nil {
+		return err
 	}
 	params := map[string]string{}
 	for i, name := range c.ParamNames() {
-		params[name] = c.ParamValues()[i]
+		v := c.ParamValues()[i]
+		if u, err := url.PathUnescape(v); err == nil {
+			v = u
+		}
+		params[name] = v
 	}
 	err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
 		Request:    req,
@@ -191,12 +211,43 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 			MultiError:              true,
 			AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc, // enforced above, before the schema
 			SchemaValidationOptions: k.schemas,
+			// The strict handler binds the value validated here instead of
+			// decoding the body a second time (case-insensitively).
+			KeepValidatedValue: true,
 		},
 	})
 	if err == nil {
 		return nil
 	}
 	return validationProblem(err)
+}
+
+// checkParameters refuses query and path values that are not valid UTF-8 or
+// hold control characters: no field of the contract takes them.
+func checkParameters(c echo.Context) error {
+	var fields []api.FieldError
+	bad := func(v string) bool {
+		return !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	}
+	for name, vals := range c.QueryParams() {
+		for _, v := range vals {
+			if bad(v) {
+				fields = append(fields, api.FieldError{Field: name, Code: "invalid_characters", Message: "must be valid UTF-8 text without control characters"})
+				break
+			}
+		}
+	}
+	for i, name := range c.ParamNames() {
+		if v, err := url.PathUnescape(c.ParamValues()[i]); err != nil || bad(v) {
+			fields = append(fields, api.FieldError{Field: name, Code: "invalid_characters", Message: "must be valid UTF-8 text without control characters"})
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	p := newProblem(http.StatusBadRequest, api.ProblemCodeBadRequest, "Some parameters are invalid; see errors for what to fix.")
+	p.fields = fields
+	return p
 }
 
 func hasBody(r *http.Request) bool {

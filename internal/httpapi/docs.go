@@ -34,7 +34,7 @@ func (s *Server) registerDocs(e *echo.Echo) error {
 		Title:       "gatehouse API",
 		SwaggerJSON: "/openapi.json",
 		BasePath:    "/docs/",
-		SettingsUI:  map[string]string{"persistAuthorization": "true", "tryItOutEnabled": "true"},
+		SettingsUI:  map[string]string{"tryItOutEnabled": "true"},
 	})
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", echo.WrapHandler(ui))

@@ -36,7 +36,16 @@ func (s *Server) GetHealth(ctx context.Context, _ api.GetHealthRequestObject) (a
 	return api.GetHealth200JSONResponse(h), nil
 }
 
+// health runs the checks once for all the probes that arrive while they run,
+// so a flood of anonymous probes holds at most one database connection.
 func (s *Server) health(ctx context.Context) api.Health {
+	v, _, _ := s.healthFlight.Do("health", func() (any, error) {
+		return s.runChecks(context.WithoutCancel(ctx)), nil
+	})
+	return v.(api.Health)
+}
+
+func (s *Server) runChecks(ctx context.Context) api.Health {
 	var pg, rd api.Check
 	var wg sync.WaitGroup
 	wg.Add(2)

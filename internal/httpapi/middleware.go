@@ -25,8 +25,8 @@ func withRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog writes one line per request. It logs the route pattern and the
-// path without its query string (queries may hold emails), never headers or
+// accessLog writes one line per request. It logs the route pattern, never
+// the path itself (a path or query may hold an email or a token), headers or
 // bodies. A 5xx carries its internal cause; that is the one place an error is
 // logged.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
@@ -40,7 +40,6 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := []slog.Attr{
 			slog.String("method", req.Method),
 			slog.String("route", c.Path()),
-			slog.String("path", req.URL.Path),
 			slog.Int("status", res.Status),
 			slog.Int64("bytes", res.Size),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
@@ -48,9 +47,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if res.Status >= 500 {
 			level = slog.LevelError
-			if cause, ok := c.Get(causeKey).(error); ok {
-				attrs = append(attrs, slog.String("error", cause.Error()))
-			}
+		}
+		if cause, ok := c.Get(causeKey).(error); ok {
+			attrs = append(attrs, slog.String("error", cause.Error()))
 		}
 		s.log.LogAttrs(req.Context(), level, "request", attrs...)
 		return nil

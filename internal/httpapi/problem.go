@@ -108,12 +108,12 @@ const causeKey = "gatehouse.cause"
 // handleError is Echo's HTTPErrorHandler: the one place error bodies are
 // written.
 func (s *Server) handleError(err error, c echo.Context) {
+	p := mapError(err)
+	if p.status >= 500 || c.Response().Committed {
+		c.Set(causeKey, err)
+	}
 	if c.Response().Committed {
 		return
-	}
-	p := mapError(err)
-	if p.status >= 500 {
-		c.Set(causeKey, err)
 	}
 	body := api.Problem{
 		Type:      "urn:gatehouse:problem:" + string(p.code),

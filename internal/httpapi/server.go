@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/sync/singleflight"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
 )
@@ -37,8 +38,9 @@ type Deps struct {
 
 // Server implements the generated strict server interface.
 type Server struct {
-	log  *slog.Logger
-	deps Deps
+	log          *slog.Logger
+	deps         Deps
+	healthFlight singleflight.Group
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

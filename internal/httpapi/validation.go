@@ -179,6 +179,9 @@ func describe(se *openapi3.SchemaError) (code, message string) {
 	case "uniqueItems":
 		return "unique_items", "must not contain the same item twice"
 	case "pattern":
+		if strings.Contains(s.Pattern, `\x00-\x1F`) {
+			return "pattern", "must not contain control characters or line breaks"
+		}
 		return "pattern", "has an invalid format"
 	}
 	return "invalid", "is invalid: " + se.Reason
