@@ -17,7 +17,7 @@ func main() {
 		<-ctx.Done()
 		stop() // a second signal kills the process at once
 	}()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)
 	}
@@ -28,6 +28,7 @@ const usage = `usage: gatehouse <command>
 commands:
   serve                  serve the API on PORT (default 5500)
   migrate up|down|status apply, roll back (one step) or list database migrations
+  create-admin --email E make E an administrator (password read from standard input)
   version                print the version
   help                   print this help
 
@@ -38,7 +39,7 @@ working directory; see .env.example.
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")
@@ -56,6 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return migrate(ctx, cfg, args[1:], stdout)
+	case "create-admin":
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		return createAdmin(ctx, cfg, args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil

@@ -10,9 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
@@ -41,16 +40,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	defer func() { _ = rdb.Close() }()
 
-	e, err := httpapi.New(httpapi.Deps{
-		Log:                log,
-		Authenticator:      auth.RejectAll{},
-		PostgresCheck:      pool.Ping,
-		RedisCheck:         func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
-		Production:         cfg.Production(),
-		BodyLimitBytes:     cfg.BodyLimitBytes,
-		TrustedProxies:     cfg.TrustedProxies,
-		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-	})
+	a, err := app.New(cfg, log, pool, rdb, app.Options{})
 	if err != nil {
 		return err
 	}
@@ -60,7 +50,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           e,
+		Handler:           a.Handler,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

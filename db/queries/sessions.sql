@@ -19,7 +19,7 @@ WHERE rt.token_hash = sqlc.arg(token_hash)
 FOR UPDATE OF s;
 
 -- name: MarkRefreshTokenUsed :exec
-UPDATE refresh_tokens SET used_at = now() WHERE token_hash = sqlc.arg(token_hash) AND used_at IS NULL;
+UPDATE refresh_tokens SET used_at = sqlc.arg(used_at) WHERE token_hash = sqlc.arg(token_hash) AND used_at IS NULL;
 
 -- name: TouchSession :exec
 UPDATE sessions SET last_used_at = now(), idle_expires_at = sqlc.arg(idle_expires_at)
@@ -40,4 +40,4 @@ FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.id = sqlc.arg(id);
 
 -- name: RecentlyRevokedSessions :many
-SELECT id FROM sessions WHERE revoked_at > sqlc.arg(since);
+SELECT id FROM sessions WHERE revoked_at > sqlc.arg(since)::timestamptz;

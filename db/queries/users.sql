@@ -22,4 +22,4 @@ WHERE id = sqlc.arg(id)
 RETURNING token_version;
 
 -- name: RecentlyBumpedUsers :many
-SELECT id, token_version FROM users WHERE tokens_revoked_at > sqlc.arg(since);
+SELECT id, token_version FROM users WHERE tokens_revoked_at > sqlc.arg(since)::timestamptz;

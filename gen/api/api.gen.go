@@ -1686,25 +1686,6 @@ func (response GetJwks500ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 	return err
 }
 
-type GetJwks501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response GetJwks501ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
 }
@@ -2335,11 +2316,11 @@ func (response Login500ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
-type Login501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
+type Login503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response Login501ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2349,7 +2330,7 @@ func (response Login501ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
-	w.WriteHeader(501)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2406,25 +2387,6 @@ func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type Logout501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response Logout501ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2500,25 +2462,6 @@ func (response LogoutAll500ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type LogoutAll501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response LogoutAll501ApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3014,11 +2957,11 @@ func (response RefreshTokens500ApplicationProblemPlusJSONResponse) VisitRefreshT
 	return err
 }
 
-type RefreshTokens501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
+type RefreshTokens503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response RefreshTokens501ApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+func (response RefreshTokens503ApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3028,7 +2971,7 @@ func (response RefreshTokens501ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
-	w.WriteHeader(501)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3178,11 +3121,11 @@ func (response Register500ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 	return err
 }
 
-type Register501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
+type Register503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response Register501ApplicationProblemPlusJSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
+func (response Register503ApplicationProblemPlusJSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3192,7 +3135,7 @@ func (response Register501ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
-	w.WriteHeader(501)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3909,25 +3852,6 @@ func (response GetMe500ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetMe501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response GetMe501ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7043,99 +6967,99 @@ var swaggerSpec = []string{
 	"hzyTrq/WRCc9Cv+UFordrg8ZURAV12TWRA+zVGkFaQ0r584YkUTompg+k+xrtI1hKqmjYIgXJfu4BgRR",
 	"h/AsqnVrPxLxdHqtYBGUYQak6bRaC2CbPXDNqjf+Nw1+oDEPNMJBDmygYQxq16/Sn65+H9++eYt/eXNy",
 	"NJ3+8PjgLGO7N2/++OPw8vbJ6eX0Pz/MhunF3nVNIxMAIIGGHwDUAcAYqLXbv/9y8stPt6fp4M3F1eHl",
-	"7O3PT14OD0fhzSs8iZ8n6fQM41fhk9fnrPbh3crgyQAWMAc5WbsmTclc+4pMvqFycu6497jDW+3lb5Vu",
-	"RbXjM7Xub+/qFoD9j+aGhxxdQfMeiMyZy321ek3gIS/gB+TI3otO552DZ8qzBbdePSr9k6m09KHBo670",
-	"A5uoaBgaxIkgaRUTFNxs1WUaFAihOuQwFyQUvQDtGhRtu0q9a7+Jd1Gw12ohp5FPC20DCaS6+fIuvmNQ",
-	"dm3kdrBJ4e+2pR2jkk6ULy4wOSpnTRKuwJDkIIr0HNTZ8XFE8ciO8uUB53/Jk+qOM/lgGZslmek9kzpf",
-	"Ny72Z0rOA9qtcwnL7qAdHuFD0uj096LGHnkwaBzhg36jHXaiXbI32McHfWgXqHVrQFWTAOg6CJ/5mVuS",
-	"gVk8YQAznTfTFa9n9s3UASDd0FzhBJBbHIpEE1cZ0R5gYd3M6S6n8vf5VFaFmNY9aaX873o0Vk4AWC5O",
-	"8Rrgouzu7h6VrunptDr7jdZuo9W+bLW68L9f59E5Vo3EHhIvzDUtmq+5Qm71qe6tMlXIi64/1Xf31aIq",
-	"rfNbgVKtGMHKSxQ406seTjsHn29Xu3PZPuju7WsaWNDPylKE9I/56judQa21ojbpDHZxY6+/Hzb2ogPS",
-	"eDA4xI2jfitsRx2yO9jDquBOfknaW+32bvPwrpcpWHDHq55vu7yw9pz9EScJ3tlvttDWf9rtY/Qsptkt",
-	"un1wcHWwt40exykZsNud9u4u2IplspfOX0F6miXJYsK2qoTVufva8Pvvv///9Z43QzYG6mDgBW87mCH+",
-	"PjkYHOIH/cZR2JLb3R40cKe/2wj3IvOnI0P89tGD5n672W61mkdHJfKrydvEVb9xSBdmabLzoLkv6fKu",
-	"SCFqGKFOqwQDpEZwNllt437UOCCHg8ZePnHFQZKBDrRVs5JFNgfQ2XtXMSAasYFjooC5treKufYDzjtC",
-	"4JUVbDXnqjl4aXf5S4/z5sNPa0jK11aYnucm7pIN6mYHf3OAVD44BqrcMmc3LCMUfl22QsVoB47LDsTG",
-	"IgMW5yu9g0prcHicXGkS0+sC593UnPRJwugQkECrTnwPgk55szJ0oAICgcp4mEJ3PCYo6LQ6ASIxlLhM",
-	"8axigXaOkBNMANuxFeyocLoKJDrIEcY2BWRKj+1Y7c0qjvUPLJqtp2eMLMIRdkTRysdxfqvYBzfhDCWz",
-	"FbXYuYtatG5nqZ0NnH1VETc3n4l9iMEjLJmAUIU+YVdHrK+h1hBe5WtefGJLP9NEJ3OgjiG4qG5Fj33L",
-	"ByzbO0q59goS4ZXqc75k7Bl0OcN7+6tIR8+dUPLlTmeVl6vXMcK7R8vfLd/Y/sU47JAV8Zd3qMtmHPko",
-	"RnPFo3Lw54vHU0Z5Nta5Aqsmw3s2VL4w1XAoBRy3KRSQvPkYJJcpKVTvqRRKPQ88mTdVfo4MBiQUiLKp",
-	"z02fh8+QS+5F6As96uRFtmDEMtxOWdZKAbt9rFoVq5A6PtFrlfvcR+bqop/aTeeHPfr84Pe3D8h5S/yy",
-	"m53ts1eH+OIoetwePum8X10Ie+qQVpK+e54uPKc0s6jL/IeIky9DLLzR4bpyOTkEE7AHlWS5mAAXZoF8",
-	"AAxfVaRbuBwgCSD6jrDJ49V1HYjKRrt5Pyj06VEnd1k97G3kxc8pQHGuYwpA3RqmBm0Z1CmgRr1H3UuK",
-	"60XxIEtNwbex6bahexQMO1GYcOoSOGXojWI61BE9H9bNtJSStK61zi1EM69hfEOo6k5VkROMwhJEzrHH",
-	"JgRQFvh1KcnUo4Xhqk3UtfB9oJqkR52M0va9LVAAGvoYRqcND1EzhBuxlBPUh96FGeICT5I1Lj90sE1X",
-	"komtu1mkbh9Ujcyejvo/hvHL+OnjXx+dX/58ccbPxmLy6+nZwdlY/Bxe8/jZ6dMW+c+JfOanN+2f48HP",
-	"TTJ7+kf09ix+GZ/98ev7x+9fvn20++vF06Nm2Elof/y4Ff3naeK20ah+JV93Umf/qNOy/2gm92D8cyd9",
-	"c3B72Zo826O/Hk1/avOnh6OHu4Mf9sNfHuBHneHrg/hl6/fzPbd/x1zG/anMZbdxzmMrP2PDIYlQTJsG",
-	"7UwVC0IXoYYzCgHboHQ75an8ZeOUUZEyXyNPMsUzjgLKGlApHBzDIQSgMZVus0SXG1w0ryy5mPxViodj",
-	"vPDLMPGgDkf0yeXlq512s6VWU/0k/HrhJz98xLDHmZIYp26waqXgB9gbL5h4YxoEvjkhn9rasAvGCgfA",
-	"AudYblqwTMy3Lc6tMiVTDFTpxywCMnWkQErMFa1la8KHBWkKi0whjFTCPsNjhczeWnk8tfJV7GotqVgm",
-	"mneOJv4NYoPleCAbGqhUuz9Mc8mqrNfASbKc/ZzrXXN4iqJ8kkSQTbTZz54To+STcdRJkqzEVI+cJcE5",
-	"UHin31jMx2IOByxnLiMBdwZwjc18DgMdxgto94xXcIdWi0KL+Ib0qGmiXRxznuq+SpYqyEQBQLMfP/7s",
-	"3unzWWPP/uuFPkvc2ZtPqMPFHFX8qa8k+GzPeGHU2bv4bxHor8L4M60Zfk5dQ0jCW3cJQPu+W0ecCJ4H",
-	"kvNHoJ40XaTQIV//FcSXe1TaCvMg8qopv41IXCu8ggEhP8rJOxmlmBNEGfi4GYcubBMw+P3w7S45PxK/",
-	"tCFG/QBfdKLHe8MnB+9/aiW/7t6uly68m8Te898xBGyhkTuOSyxRMYi+xa8/VVpL5P0xeot06Fqd8RVj",
-	"1trzW2DaazS8CtJOV1+SAQ010AghD3ep/YZGepLKm9Sl2Kpx1em+UfCWIkupVIyvlrfplOSFNN5UiRDC",
-	"MNmB0F8p9e84zTtzYuYllPTl8qtuJKa+EUFOKYcBhxbkEFNEGdyHTNK8c95jO0J97P2KF6y27/tIsvuE",
-	"NNcQVg6O9VccPu6P3+zeMYTcbvtCyL+I/ezsAXvVwRd70eOD4ZOj9z+1pSo4Pbz5oUWf70NWsyN+Oci+",
-	"8BDyCzK1Ac6+xZE/fxzZlhLfXIJPrr3zXljsQZtTGrM4MKtocYWKv8A3AOXI7Uo8qR6JCatU6vma6JIh",
-	"fMPiSGdypTKG1vcck5pwNMI3ed6U1+3079JoioVxHRdNt2YlGmCg5GGU/IG5lj/yG/6gXMsa169DNT0/",
-	"SgZW172fRBg9YzckwVCpv/G8bPmqhM8StJF2D9x3Yrb1H1UrqFcPF9Z8i9V8HbEaxaiF2yJF20IJnIPN",
-	"LWjgIznwurlhrAJ+pK7wVMYRIH/EHAEEEQhqykSP5nDteWNecftmcMfMyf277M41ntyGunFKt2RmSeIA",
-	"IN2YzGTTasySfy8B5H+iS0yrHVPnBEcNVZ9kMqjgAvK6gQ7Q9ag2VpO1lgyQcZasxpnw4vmcSOGbJThH",
-	"Dj120afkVK3vy89UPv7O7kv5mAK5coWBRyBblxh8axpZq2nE4hpf04gBhjSiTqNt27IOmHCJrNPMvlKX",
-	"shZjFvbG19Rf/Bqo8Zk6ixUE3HTEePkqQC5watpioVlzkpJBfIu2ygDJpZ5NaanO6dE0mQpv56v/dqAF",
-	"k4YYHrgOMD11lN2ZKIHum4p8et5MDtacCFy1E3N9X21pDgao0ttea8BUVxNrNgbswgmFJoZ5t9bg9ir9",
-	"tnkr5UB5OBtpEXan/5E6hc3M1fCfs2XY047abrT3L1tH3d2iHbXA1lY9mw7OtfrVfC+xDPqsoI49OM3l",
-	"77e7rQ5QcI2+Zb9Lqi3b3/LzCMbBuwL5uDgkNq6xnlBHbmm7Y7ZUMo6fbK3L9l6x8UvIlr/WacnV5q/l",
-	"Hb8pDskSUmqcWA8t1QfXaYJWlNM9uYZeFTpZTeUeSpUW42sCLvUA18js6fuz9yx+/v5k9uKiNX1+0bp9",
-	"/vjn2xcP2fS5/O8xi5+dPp3IZ150nu/9evr06E6t4avbbhUg6IX9wiAwvjUKf3Sbz3IbfDZfpk0YY/Op",
-	"n999qC+LI6q0VhSnJBTJrJ7bdslMGR6Fr4NpHt1zuznyQGLJDgQnLWii1zSJr0kJoTcWGqpRzgFuhc3x",
-	"93v0R+lDAygvfH1EUoABDkcEWjhguIATMNz0DTYVc/MI2Zdyzw8xbhU1jJiajGCPwq3t8+KPc6OYHou1",
-	"R5earOvVPaqte803E9ZcRc4qlaV1y4/yBfSETSbKwbTrJBKmk8UZzXiGE6tcolYRqysLpGLBa4VA23cL",
-	"gfoRKlqXrQfdzp1MgtUpPN8oqMxgfdVW3rj5Sm6RMVCayCeK7zq4/h519BpS82rjSlnHZxoE01cSI13Z",
-	"QV45pSqaA8dF3vkzjj6UYIbcB1bcg8+TJLy/6txrrRAFPjW3fH8rA/qcxoEKipasAyU8tZ73GAjloNCO",
-	"uc0FQqpV7JDiAgk+pyvgO16kJsHxDRkdxOm4gqerwKO9JYpNdLLoMgqry3OtnlmM3HZYtBUsVdf6xT52",
-	"bw9Y2hvao3aFz5o6/iFQ+DnZUAXjZhKRZlL3rUU80dyR30Oy8VLEO8nGb4Lrc/efKAZD45kvX6d/I83G",
-	"pUizi4TSJ+hM+pEIfXQ3Ue/2D4tR3S829UWYo5deFvzWaeai7y495hMswpEPfwPTobY+JC9Jh3NH1+hW",
-	"LvKThr2bVYkYUbf5CXxNelRD7WABtwt0fSVUkMGHW0sYikW9SPya6hA1oRyBAov8Nd0DUb0iwYYiCrab",
-	"6LW5BpUqcPy8rJKP2JQ73ZVFmGRhxEOVO2MK13HkFlnGCS+DDqlyqhWCI2Q8ETOkLr/anhMEWT1vt45E",
-	"Nfea3scesuTOT/pSshWPe+lS1Y9Z3Pw3FvZA9PvGHdr7X5qg15O1Rfyncua/ueZfm95TomSZ6vP45DuF",
-	"N/dnbZJ5UT0FL3cSaf97RMJrT49+HVX9b9AWPap9sWMf1ID0G2ccJTmezF08cDOmmWqPVl1xtKonrvVX",
-	"NVBftPw4ZIFrcFQsAu4Eqc9XgKUqFe3Kz1F8a0XxwWjYRKeiJuXVqv5+vUbJ9Gq9/sbVY/XOsj5W16Ky",
-	"ab4FDP7p4lRxmxSnPgiehfLUlIMuKYJbEE2AGlYzjFsn14TrJ+WpDBQ6qLptpgyoYiPzKEwepsuEtDBY",
-	"t4guv/RSCk91d+ZHMsjhiubZhSHiR6+d+6glP8a4zItQ9ObltrFu87Ne2Wu0jpxXwPw86nfI3uAANx6E",
-	"bWkU7w4aeL9/2AiPojbZHezjQwU3HyXkyjPobqN9CEbunhm0eilAgrm4kszitY7Ni/eE9PfSqNW+bB8W",
-	"XkhOI1OF41vPrvsOEKmNd8N9cjhoHPU7UUOTq6UciYPBA9wK22QxkfYv261uq2MTyQLv7+zOJ1PrgfOq",
-	"Q6b8TqxGmMQ77Wbnrij+G3ZC9CFbvSTHyKRPqg3/hmhIMYcgFS+E3HqqBZLHi5JpBm4Lbk0dzNc1hZLh",
-	"WThSlyQmjAsUEblCuFRzjGc92ic+g72qRfYQZeJqwDLqorYq9ZRHyMhtzEUdOW19YGcBIocDZaMsMjnf",
-	"43lqysqOxdFHUkuKorliWlsv6ffOIp/G2fM5XYpkn8X+VBNaenYey23+ex5Rtd3m/Kx9VpedTyfZbd1B",
-	"PydlfWlAIq4JmagrCWONw5O3T0L+2ly9qn98zUkalGrn1FeDxUd340ftfq0UKn2nC9PWO3fypZUPHVT7",
-	"fGHJ4zsU1vzzTq/brudP/s4tVFmS9pUyQFVwTUdYwPWH8gCq4DLaMlDnpl8kTLKIRNv61PXo4talL/jQ",
-	"/aiqYDd44lrf6ib/KXWTRmN9k5VfU8H/jwAZNldMLkmbY+NVSPauu8nxupv8VvfGs7S4NAJ+0+zRRXX+",
-	"QabzpUFd5yPcBLxzxQ0WPcqo9GEewjcUVBhYUV4r6xjhYjYGkUv6KgqKq0fhFkpEqHoCLgbS1lYvFza9",
-	"WhdB1GIVUb9iH0GPrp0rB3VQ1SM96iiST4QAoDJT91cld0xi5I1VJjmwIvBHNI5pMfXPlKFfV8/Nu1H0",
-	"q9V8i9viSuv8lrv/JDrwW3nAV165r2sFVq/c/zOOPuzomMJ8BLHXFOJ7GHE2MDXY/sa9dXWjv+JMMHat",
-	"atqMATAmmE5HcULqaoxQM6EVigTNHqsopPH0FaLmUsdrRX0Jo92jC++8iN18872+eN9r77Ld/gKLhPN4",
-	"4DcF9PeX51piSAfGCkatLtgNPJm3+uucTBIc6tpe7eCp5ukcp0zduMeJQFu5f4LTFM9QSsbsxnhauvW5",
-	"BE2mYLRW0AkLy6jM5YQAoAa/qnRJre4nfZ5424XVdf5ZPCVXBtZzoLF3aySUFdbbV+ItfV2aqcB9W1dH",
-	"QVXD7hcZH1RCJBYcwjmw1r+dtvrm/XwuIDsN0VhRl6DRinjlqrB2Sl3mRRga7nGuP/SMDQutCddfgRqc",
-	"jkhKuqXsYvW+gyLfqBK98ozYdX1c34hg3blH2RQxmuvXEi7l15V9Ugl4gEW7ayngWqnfR/PusfmW+P2i",
-	"D3oZfNVfx1G5pWhh7GNEcCJGc+t39TXdrxgXw5Rc/PwMTu85iWKuz7FCHyI4HBX6LcGC0HDWREGn1VIB",
-	"iR5V84I2Cmjqm9QhVhCgLYBFh9uLTPBjJp+I2FQecCYQoTckYROAQfflbp+oRdzX3IK5cSPkhqkaRi/m",
-	"asxr3XbzgWWKZJMamHhRXHmw1TwoPfgBAFUSMZqtGZ3Xi5uL/RqRCaGR/LIia/M+7L67aYp1mu35FCPw",
-	"4W4to6lkIDgDdZfgcJ90ESJnU+qSEjJQG6DliUAJwRxaekokBT5cgpMtTwGIUTUxI1QNrLA8KvJg5APH",
-	"jhLWh9A+kTuJtHLnHcsTuFaA5+crToi+gAhsHJDjGaX5rUN9+XembpQ3ZfG8idTp7lHKrCXD/fUYSd+j",
-	"jzmRyhwPSVHPOCTC+VZKAGIVcLiZ6NFlh/WZ9KAJvz9IdomrVryf3Xx9jqFuURDLLbjzaVp0/7Geg/xY",
-	"nyzhAygZXZkR8iJUxXchppApRiLFg0Ecoi2vJM9P37ZCk5kjl2Oh88SaRaQVj/o4wTQkqb7sihMKyVvD",
-	"ZD0K/d6ryfFzgqN4I7zxtYnycygMFszZrc8vyY2AFvGYqIunlwrnuVQ8XEDFTUlxyWRwYI4Rvp9A14y4",
-	"4IjC6+mNMdDL/lCIExQR4HdpGNbqtSxNat3aSIhJd2cnkQ+MGBfdfbnD0pLTn6gGJW3Ex4QNY1rXfpP2",
-	"ouC3LBP18tWW+aU2TkWKg68v6VivFmTbkPjmlMLdHnPL69nUvUzHGKtoKyjX9v/f//xvsG3PQhcXe+D6",
-	"rbsOlDGryof1HTtN9EjanfkMEQVvEJsU3PfKXSs7h9ZlEyWsf+6ZA0T56pVLKsSIzNQ1FaoDWPnfBdym",
-	"ueig6YJ1+75w6d5/oLpPFGM2UpKQG0zBn5YrLt2N4Bkt1y7KPncYmZfksLlNw91S6yOa3atfeZX1kzhE",
-	"12SmEcwVCkfJbd96evHyBXpL+ugnMkMXRNjbLt+tfXj34f8FAAD//w==",
+	"7O3PT14OD0fhzSs8iZ8n6fQM41fhk9fnrPbh3crgyQAWMAc5WbsmTclc+4pMvqFycu6497jbgZZa97d3",
+	"dQuJ/kdzVUMOk6CZCGTfzGWjWr0m8JAXOAJyZO+NpfMY+plyUcE/V49KR2MqTXbo1KgrQc8mKqyFBnEi",
+	"SFoF9wR/WbWLBgXUp44dzEX7RC9ATQZF/63S09oB4l0U7LVayOnI09LXYPuotry8He8YtFYbua1oUoq7",
+	"/WXHqKTc5IsLbIfKoZGEK8AgOcgUPQd1CHwMUTyyo5xyAOxf8qS6rEw+WAZZSWZ6z6Ty1h2I/ZkS2ABb",
+	"69ymsjtoh0f4kDQ6/b2osUceDBpH+KDfaIedaJfsDfbxQR/q/mvdGlDVRPK7DlRnfniWpFIWTxhQSefN",
+	"dMV7ln0zdZBENzRXOAHkFoci0cRV1rAHIVh3ZbrLqfx9PpVVRaV14VkpkbsejZU1DyaIU4UGACe7u7tH",
+	"pft2Oq3OfqO122i1L1utLvzv13l0jlVHsIfEC5NGi+Zr7oJbfap7q0wVEpzrT/XdfdWhys/8VsBNK0aw",
+	"EgwFYPSqh9NOpufb1e5ctg+6e/uaBhaGszL5II9jvvpOp0JrrahNOoNd3Njr74eNveiANB4MDnHjqN8K",
+	"21GH7A72sKqck1+ShlO7vds8vOutCBZu8arn264TrD1nf8RJgnf2my209Z92+xg9i2l2i24fHFwd7G2j",
+	"x3FKBux2p727C0Zfmeyl81eQnmZJspiwrSphdRK+Nvz+++//f73nzZCNgToYeMHb12WIv08OBof4Qb9x",
+	"FLbkdrcHDdzp7zbCvcj86cgQv330oLnfbrZbrebRUYn8avI2cdVvHNKFWZrsPGjuS7q8K3KBGg+o0yrh",
+	"+agRnE1W27gfNQ7I4aCxl09ccZBkoAN1zc5qptUcZGbvpcMATcQGjokCdtfeKnbXDzhv7YBX2stfce6M",
+	"g5d2l7/0OO8ivKNFKN9aYXKle/LhtRWm57lSu2SDumm+3xxElA+OgSq3zNkNywiFX5etUDHageOyA0Gu",
+	"yKC++WrooGQaPBcn6ZnE9LoAbDfFI32SMDoESM+qN96D6FHedQytpAAloFIXpmIdjwkKOq1OgEgMtSpT",
+	"PKtYoJ0j5EQFwHZsBTsqLq4igg4EhLFNAWLSYztWm6yKY/0Di2br6Rkji3CEHVG08nGc3/P1wc0cQ+1r",
+	"RS127qIWrWtWamcDZ19V6MxNTGIf9O8ISyYgVMFI2GUO62uoNYRX+b4Wn9jSzzTRyRzMYogSquvNY9/y",
+	"AZT2jlKuvYJEeKUali8ZewbtyvDe/irS0XO5k3y501nl5eq9ivDu0fJ3y1evf1o5u8Bhh/SGv05D3Rrj",
+	"yEcxmiselYM/XzyeMsqzsQ76W8UV3rOhEn+pxjUpcLVNxl/y5mOQXKY2UL2nciH1PIJk3lSJNjIYkFAg",
+	"yqY+N30e0EIuuRfBKPSok+DYghHLuDllWSsF7Pax6jmsYuP4RK9Vt3Mfmaurd2o3nR/26POD398+IOct",
+	"8ctudrbPXh3ii6PocXv4pPN+dSHsKShaSfruedrpnBrLosDyHyJOvgyx8EaH68p14RBMwB54keViAlyY",
+	"BfIBwHhVtW3hcoAkgDA6wiYhV9cFHSqt7CbwoGKnR50kZPWwt5EXCKdAt7mOKSBua7wZtGXgo4Aa9R51",
+	"bxuuF1WALDWV28am24Y2UDDsRGHCqdvclKE3iulQR/R8oDXTUm7Rup86txDNvIbxDaGqzVRFTjAKS1g3",
+	"xx6bENBV4NelbFGPFoarNlHXAuqBspAedVJD2/e2QAEx6GMYnTbOQ80QbsRSTlAfmhBmiAs8Sda4xdAB",
+	"KV1JJrbuZpG6DU01Mns66v8Yxi/jp49/fXR++fPFGT8bi8mvp2cHZ2Pxc3jN42enT1vkPyfymZ/etH+O",
+	"Bz83yezpH9Hbs/hlfPbHr+8fv3/59tHurxdPj5phJ6H98eNW9J+nidsPoxqPfG1Gnf2jTsv+o5ncg/HP",
+	"nfTNwe1la/Jsj/56NP2pzZ8ejh7uDn7YD395gB91hq8P4pet38/33EYcc6v2pzKX3Q44j638jA2HJEIx",
+	"bRrYMlX1B+2AGpcoBJCC0jWTp/KXjVNGRcp8HTnJFM84CihrQMlvcAyHEBDDVN7MEl1ucNG8suSG8Vcp",
+	"Ho7xwi/DxIM6HNEnl5evdtrNllpN9ZPw64Wf/PARwx5nSmKcusGqlYIfYG+8YOKNqfT/5oQstzY2ErVx",
+	"AzNW9VfhBFhIG8vNC5aJ+fbFuVVzZCp7Ks2VRVCmjhTiiLlvtWxR+IAdTZWQqWqRithnfKyQ3Vsrl6dW",
+	"voptraUVy0TzzhHFz8oypUBfObjHhgbA1O7a0tu9Kg81cJIs5yPn0tUcNKIoaiQRpAZtPrLnxCj5ZKxx",
+	"kiQrcccjZ0nA0AqF9G/OK85WLucSI5N2BnBLzHxWAc3CC+T0jFdgfVaLDYv4hvSo6VFdHAme6rZFlipE",
+	"QgE4rh8/KuxemfNZI8L+23s+SzTYG+Wvw70XVXinryQkbM94YSzYu/hvceGvIi5sOh/8nLqGkIS37hIW",
+	"9n23jjgRPA/v5o9AuWa6SDNDFv0riPr2qFT68xDoqom4jUhcK+iBAYA+ysk7GaWYE0QZeJ4ZhyZn48b/",
+	"fvh2l5wfiV/aEDl+gC860eO94ZOD9z+1kl93b9dL4t1NYu/5r/ABttDAGMcllqhYNt+iyp8q2STy9hO9",
+	"RTqgrM74ipFk7YstsNE12FwFyKar76CAfhXoM5CHu9TdQiM9SeXf6Upn1RfqNLco9EiRpVQqxlfLu2BK",
+	"8kIab6pwB2GY7EDor5TaY5zemDmR7BII+XL5VTcSU184IKeUo2xDh2+IKaIMrhsmad6Y7rEdoWr1fiUF",
+	"Vlf1fSTZfQKNawgrByb6Kw7q9sdvdu8Y2G23fYHdX8R+dvaAvergi73o8cHwydH7n9pSFZwe3vzQos/3",
+	"IdfYEb8cZF94YPcFmdr4Yd+iu58/umtLiW8uwWeJ0ubtptgD6Ka0ZnFoVtHkCnh+gX8ACpLbNXJSRRIT",
+	"WqlU2jXRJUP4hsWRzrFKhQzd5TnsM+FohG/yjCav24nZpREVC0Y6LvpazUp0D3/Jyyj5BHOtf+Q3/kHB",
+	"lrWuX49qen6U3KiuSD+JMHrGbkiCoYZ+4xnT8m0EnyVwI20fuFLEbOs/qopPrx7uhPkWr/lahLM5OIX7",
+	"IsXbQimcY7otaK8jOb65ucirgjGkbspURhIAbMQcAdIPCGvKRI/mqOh521xxyWVwx1TI/XvgzjVs24Z6",
+	"ZUqXUWZJ4uAM3ZicYdNqm5J/L+HQf6K7Qqv9TOcERw1VPWRym+AK8rrp0NfVojYkkrWWDABolqzGmfDi",
+	"+ZxIAZwlOAfoPHZBnuRUre/Lz1Q+/s7uGvmYQrlyU4BHKFt3BXxr6VirpcPiGl9Lh8FfNKJOg1rbsg6Y",
+	"cIms08y+Ug+xFmMWxMXX1P37Gqjxmfp+FdLadMR4+cY9LnBqmlahlXKSkkF8i7bKOMSljkpprc7poDQZ",
+	"C29fqv8SngWThlgeuA8wPXWU3Zkoge6binx63kwO1pwI3GgTc30tbGkOBg/S2/xqMEtXE2s21OrCCYUm",
+	"lnm3xt32Kt2weaPjQHk5G2ngdaf/kfp4zczV8J+zodfTLNputPcvW0fd3aJZtICwVh2VDpy0+tV8T7GM",
+	"rawQhT1wyOXvt7utDlBwja5iv1uqLdvf8vMIxsG7AmC4OCQ2fLCeUEduabtjtlQyjp9srcv2XrHxS8iW",
+	"v9ZpydXmr+X9uCkOyRJSajhWDy3VB9dpUVaU0x2zhl4VOlkt3x5KlRbja9EtdejWyOzp+7P3LH7+/mT2",
+	"4qI1fX7Run3++OfbFw/Z9Ln87zGLn50+nchnXnSe7/16+vToTo3bq9tuFbzlhd28IDC+tfF+dJvPcht8",
+	"Nl+mTRhj86mf332oL4slqvRWFKckFMmsntt2yUwZHoWvg2ke4XN7LfJgYskOBCctaKLXNImvSQkINxYa",
+	"EVHOAS5fzWHue/RH6UMD9i18fURSQNsNRwQaLGC4gBMw3PRFMRVz8wjZd1/PDzNuFUWJmJrMYI/C5ejz",
+	"YpBzI5kei7VHl5qs6xUyqq17zTcT2lxFziqVpXXLj/IF9IRNJsrBtOslEqaTxhnNeIYTq2yiVhGrKwuk",
+	"YsFrhUHbdwuD+vEjWpetB93OnUyC1Sk83yiozGB91VbeuPlKbpExUJrIJ4rxOvD5HnX0GlL0auNK2cdn",
+	"GmvSVxojXdlBXkGlSpQDx0Xe+TOOPpRAgNwHVtyDz5MsvL/q3GutEAk+NZdpfysH+pzGgQqKlqwDJTy1",
+	"nvcYCOWg0I65NAVCqlVkj+KeBj6nzP87XqQnwfENGR3E6bgCW6swmr2lik10sujOB6sHc62OVozcZlW0",
+	"FSxV1/rFPnZB+pd2bvaoXemzpo5/CBR+TjZUybiZZKSZ1H1rEk80d+TXfWy8JPFOsvGb4PrkgqskqxSD",
+	"ofHMl6/Tv5Fm41JA10VC6RO0Gv1IhD66m6h7+4fFqO4Xm/oizNFLLwv+LVvHfiRi+XmdYBGOfDAXmA61",
+	"GSGZQnqOO7rotnLxnbTQ3fRIxIi6/U56+D2qEW2wADT+rq8eClLxcMsHQ7GoFxlcU+qhJpQDPWCRv6ab",
+	"GqpXCtiIP8F2E70214ZSBSaf10nyEZtyp++xiHcsDF2o+mVM4fqK3LTKOOFlbB9VG7VClIOMJ2KG1GVR",
+	"23OiGasn4NYRjeYe0PsYNpYA+Ulf4rXiuS1dQvoxq5X/xlIbiH7fAEJ7/0uT2Hqytqz+VF75Nx/7azNV",
+	"lShZpvo8zvVO4Zb9WZtkXvBMwcutQdqRHpHw2tM9X0dVRxq0RY9qp+rYBwIgHcAZR0kO23IXV9qMaaba",
+	"o1WfGq3qUmv9VY24Fz08Dlng2hgVVIA7NOrzFWCp3ET75HMU31rheDAaNtF6qEl5tarjXq9RMr1ar2Fx",
+	"9aC7s6yP1YaobJpvnv8/XZwqbpPi1Idys1CemrrOJdVsC8ICUIxqhnEL3ppwXaM8lYEC4VS3s5ShTmzw",
+	"GwV7w3S9jxYG61bD5ZdESuGp7pr8SAY5XGk8uzBE/OhFcB+1dscYl3k1id683DbWfXvWK3uN1pHzCpif",
+	"R/0O2Rsc4MaDsC2N4t1BA+/3DxvhUdQmu4N9fKhQ3aOEXHkG3W20D8HI3TODVrH3E8zFlWQWr3VsXrwn",
+	"cr6XRq32Zfuw8EJyGplyGt96dt13gEhtvBvuk8NB46jfiRqaXC3lSBwMHuBW2CaLibR/2W51Wx2bSBZG",
+	"fmd3PplaD5xXHTLld0g1wiTeaTc7dwXL37ATog/Z6rU1RiZ9Um3491MuUCAzzhMMfG3VAlngRVkxA4QF",
+	"t4wO5uuaQsnwLBypSwUTxgWKiFwhXEI5xrMe7ROfwV7VInuIMnE1YBl1wVGVesojZOQ25qKOnB49sLMA",
+	"YsPBplEWmZzv8Tw1ZaW54ugjqSVF0Vwxra2X9HtnkU/j7PmcLkWyz2J/qgktPTuP5Tb/PY+o2m5zftY+",
+	"q8vOp5O1tu5sn5N7vjSoD9eETNQVfrEG1sl7ISERba4q1T++5iQNSkVw6qvB4qO78aN2v54IlYfTFWbr",
+	"nTv50sqHDsp2vrAs8B0qZP55p9ftu/NncedWnCzJ30oZoEqxpiMs4JZBeQBVcBltGURx0/gRJllEom19",
+	"6np0cQ/SF3zoflTlrBs8ca1vBZD/lAJIo7G+ycqvqXL/R8AAmysml6TNsfEqJHvX3eR43U1+q3vWWVrc",
+	"zQC/afboooL9INP50qCu8xFuAt65SQaLHmVU+jAP4RsK+wusKK+VdYxwMRsDsSV9FYWt1aNw2SMiVD0B",
+	"9+9oa6uXC5terYsgarGKqF+xIaBH186Vgzqo6pEedRTJJ2rlV5mp+6uSOyYx8g4pkxxYEcUjGse0mPpn",
+	"ytCvq+fmXdz51Wq+xf1tpXV+y91/Eh34rTzgKy/B17UCq5fg/xlHH3Z0TGE+HNhrCvE9jDgbmGJqfwfe",
+	"urrRX3EmGLtWNW3GABgTTKejOCF1NUaomdAKRYJmj1UU0nj6CiJzqeO1or6E0e7RTndexG6++V5fvO+1",
+	"d9luf4HVvnk88JsC+vvLcy0xpANjBaNWF+wGZ8xb/XVOJgkOdW2vdvBUF3QOOKYutuNEoK3cP8Fpimco",
+	"JWN2Yzwt3cNcwhhTeFgr6ISFZVTmDkBAQoNfVdqdVveTPk+87cJqH/8snpIrA+s5Yti7NRLKCrTtK/GW",
+	"vi7NVAC4raujoKph94uMDyohEgsO4RxY699OW33zfj4XIp3GWqyoS9BoRbxyVXw6pS7zIgyN2zjXH3rG",
+	"hoXWhPusQA1ORyQl3VJ2sXqBQZFvVIleeUbsuj6urziwrrWjbIoYzfVrCWDy68o+qQQ84JvdtRRwrdTv",
+	"o3kX03xL/H7RB72Mouqv46hcO7Qw9jEiOBGjufW7+jbsV4yLYUoufn4Gp/ecRDHX51jBCBEcjgr9lmBB",
+	"aDhroqDTaqmARI+qeUEbBTT1TeoQKwjQFmCcw3VEJvgxk09EbCoPOBOI0BuSsAlgmvtyt0/UIu5rbsHc",
+	"uBFyw1QNoxdzNea1brv5wDJFskkNTLworjzYah6UHvwAyCiJGM3WjM7rxc0FcY3IhNBIflmRtXnvrtVN",
+	"UqzTbM+nGIEPd2sZTSUDwRmouwSHa5uLEDmbUpeUkIHaAC1PBEoI5tDSUyIp8OESwGt5CkCMqokZoWrw",
+	"geVRkQcjHzh2lLA+hPaJ3EmklTvvWJ7AHQE8P19xQvSNQmDjgBzPKM2vEerLvzN1cbspi+dNpE53j1Jm",
+	"LRmuicdI+h59zIlU5nhIinrGIRHOt1ICWKkAqM1Ejy47rM+kB034/dGuS1y14jXo5utzDHWLglhuwZ1P",
+	"06IrhvUc5Mf6ZAkfQMnoyoxg3dAv+S7EFDLFSKR4MIhDtOWV5Pnp21awMHPkcix0nliziLTiUR8nmIYk",
+	"1bdXcUIheWuYrEeh33s1OX5OcBRvhDe+NlF+DoXBgjm79fkluRHQIh4TdbfzUuE8l4qHC6i4KSkumQwO",
+	"zDHC9xPomhEXHFF4Pb0xBnrZHwpxgiIC/C4Nw1q9lqVJrVsbCTHp7uwk8oER46K7L3dYWnL6E9WgpA3d",
+	"mLBhTOvab9JeFPyWZaJevqsyv6HGqUhxgPIlHevVgmwb296cUrioY255PZu6N+MYYxVtBeXa/v/7n/8N",
+	"tu1Z6OJiD+6+dWmBMmZV+bC+MKeJHkm7M58houANYpOC+165a2Xn0Lo1ogTazz1zgChfvXLbhBiRmbpv",
+	"QnUAK/+7wM00NxY0XdRt3xcu3YsMVPeJYsxGShJygyn403LFpUsOPKPl2kXZ5w4j85IcNtdiuFtqfUSz",
+	"e/Urr7J+Eofomsw0FLlC4Si57VtPL16+QG9JH/1EZuiCCHvb5bu1D+8+/L8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

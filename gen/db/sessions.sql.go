@@ -115,19 +115,24 @@ func (q *Queries) InsertRefreshToken(ctx context.Context, arg InsertRefreshToken
 }
 
 const markRefreshTokenUsed = `-- name: MarkRefreshTokenUsed :exec
-UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL
+UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
 `
 
-func (q *Queries) MarkRefreshTokenUsed(ctx context.Context, tokenHash []byte) error {
-	_, err := q.db.Exec(ctx, markRefreshTokenUsed, tokenHash)
+type MarkRefreshTokenUsedParams struct {
+	UsedAt    *time.Time
+	TokenHash []byte
+}
+
+func (q *Queries) MarkRefreshTokenUsed(ctx context.Context, arg MarkRefreshTokenUsedParams) error {
+	_, err := q.db.Exec(ctx, markRefreshTokenUsed, arg.UsedAt, arg.TokenHash)
 	return err
 }
 
 const recentlyRevokedSessions = `-- name: RecentlyRevokedSessions :many
-SELECT id FROM sessions WHERE revoked_at > $1
+SELECT id FROM sessions WHERE revoked_at > $1::timestamptz
 `
 
-func (q *Queries) RecentlyRevokedSessions(ctx context.Context, since *time.Time) ([]uuid.UUID, error) {
+func (q *Queries) RecentlyRevokedSessions(ctx context.Context, since time.Time) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, recentlyRevokedSessions, since)
 	if err != nil {
 		return nil, err

@@ -114,7 +114,7 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 }
 
 const recentlyBumpedUsers = `-- name: RecentlyBumpedUsers :many
-SELECT id, token_version FROM users WHERE tokens_revoked_at > $1
+SELECT id, token_version FROM users WHERE tokens_revoked_at > $1::timestamptz
 `
 
 type RecentlyBumpedUsersRow struct {
@@ -122,7 +122,7 @@ type RecentlyBumpedUsersRow struct {
 	TokenVersion int64
 }
 
-func (q *Queries) RecentlyBumpedUsers(ctx context.Context, since *time.Time) ([]RecentlyBumpedUsersRow, error) {
+func (q *Queries) RecentlyBumpedUsers(ctx context.Context, since time.Time) ([]RecentlyBumpedUsersRow, error) {
 	rows, err := q.db.Query(ctx, recentlyBumpedUsers, since)
 	if err != nil {
 		return nil, err

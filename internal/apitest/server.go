@@ -10,18 +10,22 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/gen/client"
+	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/logging"
-	"github.com/gatehouse/gatehouse/internal/redisstore"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // Server is a gatehouse served in-process on a real PostgreSQL database and a
-// real Redis of the test's own.
+// real Redis of the test's own, built exactly as `gatehouse serve` builds it.
 type Server struct {
+	t           testing.TB
 	URL         string
 	DatabaseURL string
 	Redis       *Redis
+	Accounts    *auth.Service
 	// Client is the generated typed client; every response it sees is
 	// validated against the contract.
 	Client *client.ClientWithResponses
@@ -32,39 +36,68 @@ type Server struct {
 
 // Options adjust the server under test.
 type Options struct {
-	// Authenticator replaces the service's own token check.
+	// Env overrides configuration variables (after the test defaults).
+	Env map[string]string
+	// RateLimits replaces the default limits.
+	RateLimits *ratelimit.Policies
+	// Authenticator replaces the service's own token check (tests of the
+	// authorization mechanism alone).
 	Authenticator httpapi.Authenticator
-	// Deps, when set, may change the dependencies before the server is built.
+	// Deps, when set, may change the HTTP dependencies.
 	Deps func(*httpapi.Deps)
+	// DatabaseURL and Redis, when set, are shared instead of fresh ones
+	// (several instances of one deployment).
+	DatabaseURL string
+	Redis       *Redis
+}
+
+// TestEnv is the configuration every test server starts from: cheap
+// argon2id parameters (the race detector makes the real ones slow; the
+// parameters are configuration, the code path is the same).
+func TestEnv(dbURL, redisURL string) map[string]string {
+	return map[string]string{
+		"APP_ENV": "test", "DATABASE_URL": dbURL, "REDIS_URL": redisURL,
+		"ARGON2_MEMORY_KIB": "4096", "ARGON2_TIME": "1", "PASSWORD_HASH_CONCURRENCY": "4",
+		"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "PUBLIC_URL": "http://gatehouse.test",
+	}
 }
 
 // NewServer starts a server for the test and stops it when the test ends.
 func NewServer(t testing.TB, o Options) *Server {
 	t.Helper()
-	dbURL := DatabaseURL(t)
+	dbURL := o.DatabaseURL
+	if dbURL == "" {
+		dbURL = DatabaseURL(t)
+	}
 	pool := Pool(t, dbURL)
-	rd := StartRedis(t)
-	rdb := rd.Client()
-
+	rd := o.Redis
+	if rd == nil {
+		rd = StartRedis(t)
+	}
+	env := TestEnv(dbURL, rd.URL())
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	cfg, err := config.Parse(env)
+	if err != nil {
+		t.Fatalf("test configuration: %v", err)
+	}
 	logs := &syncBuffer{}
-	deps := httpapi.Deps{
-		Log:            logging.New(logs, "json", slog.LevelDebug),
-		Authenticator:  auth.RejectAll{},
-		PostgresCheck:  pool.Ping,
-		RedisCheck:     func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
-		BodyLimitBytes: 1 << 20,
-	}
+	log := logging.New(logs, "json", slog.LevelDebug)
+	deps := o.Deps
 	if o.Authenticator != nil {
-		deps.Authenticator = o.Authenticator
+		deps = func(d *httpapi.Deps) {
+			d.Authenticator = o.Authenticator
+			if o.Deps != nil {
+				o.Deps(d)
+			}
+		}
 	}
-	if o.Deps != nil {
-		o.Deps(&deps)
-	}
-	e, err := httpapi.New(deps)
+	a, err := app.New(cfg, log, pool, rd.Client(), app.Options{RateLimits: o.RateLimits, Deps: deps})
 	if err != nil {
 		t.Fatalf("build server: %v", err)
 	}
-	ts := httptest.NewServer(e)
+	ts := httptest.NewServer(a.Handler)
 	t.Cleanup(ts.Close)
 
 	hc := &http.Client{Transport: newValidatingTransport(t, http.DefaultTransport)}
@@ -72,11 +105,24 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("build client: %v", err)
 	}
-	return &Server{URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Client: c, HTTP: hc, logs: logs}
+	return &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs}
 }
 
 // Logs returns everything the server logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
+
+// WithToken returns a typed client that sends token as its bearer token.
+func (s *Server) WithToken(token string) *client.ClientWithResponses {
+	c, err := client.NewClientWithResponses(s.URL, client.WithHTTPClient(s.HTTP),
+		client.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+token)
+			return nil
+		}))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
 
 type syncBuffer struct {
 	mu sync.Mutex

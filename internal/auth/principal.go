@@ -49,11 +49,17 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// RejectAll is the authenticator of a server that issues no access tokens
-// yet: it refuses every token, so every protected operation answers 401.
-type RejectAll struct{}
+type clientKey struct{}
 
-// Authenticate implements the HTTP layer's Authenticator.
-func (RejectAll) Authenticate(context.Context, string) (Principal, error) {
-	return Principal{}, ErrInvalidToken
+// WithClient returns ctx carrying the client of the request.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the client of the request, or def.
+func ClientFrom(ctx context.Context, def Client) Client {
+	if c, ok := ctx.Value(clientKey{}).(Client); ok {
+		return c
+	}
+	return def
 }

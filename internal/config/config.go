@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // Environments gatehouse knows. Production refuses unsafe settings.
@@ -51,7 +53,23 @@ type Config struct {
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"LOG_FORMAT"`
 
-	JWTSigningKeyFiles []string `env:"JWT_SIGNING_KEY_FILES"`
+	JWTSigningKeyFiles []string      `env:"JWT_SIGNING_KEY_FILES"`
+	JWTIssuer          string        `env:"JWT_ISSUER"`
+	JWTAudience        string        `env:"JWT_AUDIENCE" envDefault:"gatehouse"`
+	AccessTokenTTL     time.Duration `env:"ACCESS_TOKEN_TTL" envDefault:"15m"`
+	RefreshIdleTTL     time.Duration `env:"REFRESH_TOKEN_IDLE_TTL" envDefault:"168h"`
+	RefreshAbsoluteTTL time.Duration `env:"REFRESH_TOKEN_ABSOLUTE_TTL" envDefault:"720h"`
+	RefreshGrace       time.Duration `env:"REFRESH_TOKEN_GRACE" envDefault:"10s"`
+
+	PasswordMinLength int    `env:"PASSWORD_MIN_LENGTH" envDefault:"15"`
+	Argon2MemoryKiB   uint32 `env:"ARGON2_MEMORY_KIB" envDefault:"19456"`
+	Argon2Time        uint32 `env:"ARGON2_TIME" envDefault:"2"`
+	// HashConcurrency bounds the argon2id hashes computed at once (0: one per CPU).
+	HashConcurrency int `env:"PASSWORD_HASH_CONCURRENCY" envDefault:"0"`
+
+	// RateLimits overrides limits: "login-ip=30/1m,register-account=5/1h".
+	RateLimits    ratelimit.Policies `env:"-"`
+	RateLimitsRaw string             `env:"RATE_LIMITS"`
 
 	BodyLimitBytes  int64         `env:"BODY_LIMIT_BYTES" envDefault:"1048576"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
@@ -64,6 +82,9 @@ func Parse(environ map[string]string) (Config, error) {
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		return Config{}, fmt.Errorf("parse environment: %w", err)
+	}
+	if c.JWTIssuer == "" {
+		c.JWTIssuer = c.PublicURL
 	}
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
@@ -98,6 +119,10 @@ func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
+	c.RateLimits = ratelimit.Default
+	if err := c.RateLimits.Parse(c.RateLimitsRaw); err != nil {
+		bad("RATE_LIMITS: %v", err)
+	}
 	c.TrustedProxies = nil
 	for _, v := range c.TrustedProxiesRaw {
 		p, err := parsePrefix(v)
@@ -150,6 +175,24 @@ func (c *Config) validate() error {
 	default:
 		bad("LOG_FORMAT must be json or text, not %q", c.LogFormat)
 	}
+	if c.PasswordMinLength < 8 {
+		bad("PASSWORD_MIN_LENGTH must be at least 8 (NIST SP 800-63B), not %d", c.PasswordMinLength)
+	}
+	if c.Argon2MemoryKiB < 1024 || c.Argon2Time < 1 {
+		bad("ARGON2_MEMORY_KIB must be at least 1024 and ARGON2_TIME at least 1")
+	}
+	if c.HashConcurrency < 0 {
+		bad("PASSWORD_HASH_CONCURRENCY must not be negative")
+	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour {
+		bad("ACCESS_TOKEN_TTL must be between 1m and 1h, not %s", c.AccessTokenTTL)
+	}
+	if c.RefreshIdleTTL <= 0 || c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
+		bad("REFRESH_TOKEN_IDLE_TTL must be positive and at most REFRESH_TOKEN_ABSOLUTE_TTL")
+	}
+	if c.RefreshGrace < 0 || c.RefreshGrace > time.Minute {
+		bad("REFRESH_TOKEN_GRACE must be between 0 and 1m, not %s", c.RefreshGrace)
+	}
 	if c.BodyLimitBytes < 1024 {
 		bad("BODY_LIMIT_BYTES must be at least 1024")
 	}
@@ -199,6 +242,9 @@ func (c *Config) productionErrors() []error {
 	}
 	if c.SMTPTLS == "none" {
 		errs = append(errs, errors.New("SMTP_TLS=none is refused in production: credentials and reset links would travel in clear text"))
+	}
+	if c.Argon2MemoryKiB < 19456 || c.Argon2Time < 2 {
+		errs = append(errs, errors.New("ARGON2_MEMORY_KIB below 19456 or ARGON2_TIME below 2 is refused in production (OWASP minimum for argon2id)"))
 	}
 	return errs
 }

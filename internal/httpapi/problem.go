@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/requestid"
 )
 
@@ -65,7 +67,30 @@ func mapError(err error) *problem {
 	if errors.As(err, &he) {
 		return fromHTTPError(he)
 	}
+	var locked *auth.LockedError
+	if errors.As(err, &locked) {
+		secs := strconv.Itoa(max(int(locked.RetryAfter.Seconds()+0.999), 1))
+		return &problem{status: http.StatusTooManyRequests, code: api.ProblemCodeAccountLocked,
+			detail:  "Too many failed logins for this account; retry after " + secs + " seconds, or reset the password.",
+			headers: map[string]string{"Retry-After": secs}}
+	}
+	var rejected *auth.PasswordRejectedError
+	if errors.As(err, &rejected) {
+		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodePasswordRejected, "The password is not acceptable; see errors for why.")
+		p.fields = []api.FieldError{{Field: "password", Code: rejected.Code, Message: rejected.Message}}
+		return p
+	}
 	switch {
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		return errUnauthorized(api.ProblemCodeInvalidCredentials, "The email or password is incorrect.")
+	case errors.Is(err, auth.ErrInvalidRefreshToken):
+		return errUnauthorized(api.ProblemCodeInvalidRefreshToken, "The refresh token is invalid, expired or revoked; log in again.")
+	case errors.Is(err, auth.ErrNotFound):
+		return newProblem(http.StatusNotFound, api.ProblemCodeNotFound, "No such resource.")
+	case errors.Is(err, password.ErrBusy):
+		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
+			detail: "The server is busy checking passwords; retry shortly.", cause: err,
+			headers: map[string]string{"Retry-After": "1"}}
 	case errors.Is(err, auth.ErrInvalidToken):
 		return errUnauthorized(api.ProblemCodeInvalidToken, "The access token is invalid, expired or revoked.")
 	case errors.Is(err, auth.ErrUnavailable):

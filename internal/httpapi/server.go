@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/token"
 )
 
 // Check reports whether a dependency answers.
@@ -26,6 +28,10 @@ type Check func(ctx context.Context) error
 type Deps struct {
 	Log           *slog.Logger
 	Authenticator Authenticator
+	Accounts      Accounts
+	Limiter       ratelimit.Limiter
+	RateLimits    ratelimit.Policies
+	SigningKeys   []token.JWK
 	// Checks are the readiness checks, named as in the Health schema.
 	PostgresCheck Check
 	RedisCheck    Check
@@ -63,7 +69,7 @@ func New(deps Deps) (*echo.Echo, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(deps.TrustedProxies)
 
-	e.Use(withRequestID, s.accessLog, s.recoverPanic, securityHeaders(deps.Production))
+	e.Use(withRequestID, s.accessLog, s.recoverPanic, securityHeaders(deps.Production), withClient)
 	if len(deps.CORSAllowedOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  deps.CORSAllowedOrigins,

@@ -9,11 +9,6 @@ import (
 // Operations of the v1 contract that are not built yet answer 501 with the
 // not_implemented problem; each later capability replaces its stubs here.
 
-// GetJwks is not implemented yet.
-func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwksResponseObject, error) {
-	return nil, errNotImplemented
-}
-
 // ListAuditEvents is not implemented yet.
 func (s *Server) ListAuditEvents(context.Context, api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
 	return nil, errNotImplemented
@@ -29,21 +24,6 @@ func (s *Server) VerifyEmail(context.Context, api.VerifyEmailRequestObject) (api
 	return nil, errNotImplemented
 }
 
-// Login is not implemented yet.
-func (s *Server) Login(context.Context, api.LoginRequestObject) (api.LoginResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// Logout is not implemented yet.
-func (s *Server) Logout(context.Context, api.LogoutRequestObject) (api.LogoutResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// LogoutAll is not implemented yet.
-func (s *Server) LogoutAll(context.Context, api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
-	return nil, errNotImplemented
-}
-
 // ForgotPassword is not implemented yet.
 func (s *Server) ForgotPassword(context.Context, api.ForgotPasswordRequestObject) (api.ForgotPasswordResponseObject, error) {
 	return nil, errNotImplemented
@@ -51,16 +31,6 @@ func (s *Server) ForgotPassword(context.Context, api.ForgotPasswordRequestObject
 
 // ResetPassword is not implemented yet.
 func (s *Server) ResetPassword(context.Context, api.ResetPasswordRequestObject) (api.ResetPasswordResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// RefreshTokens is not implemented yet.
-func (s *Server) RefreshTokens(context.Context, api.RefreshTokensRequestObject) (api.RefreshTokensResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// Register is not implemented yet.
-func (s *Server) Register(context.Context, api.RegisterRequestObject) (api.RegisterResponseObject, error) {
 	return nil, errNotImplemented
 }
 
@@ -81,11 +51,6 @@ func (s *Server) CreateUser(context.Context, api.CreateUserRequestObject) (api.C
 
 // DeleteMe is not implemented yet.
 func (s *Server) DeleteMe(context.Context, api.DeleteMeRequestObject) (api.DeleteMeResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// GetMe is not implemented yet.
-func (s *Server) GetMe(context.Context, api.GetMeRequestObject) (api.GetMeResponseObject, error) {
 	return nil, errNotImplemented
 }
 

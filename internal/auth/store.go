@@ -1,0 +1,170 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Domain errors of authentication. The HTTP layer maps each to one problem.
+var (
+	// ErrInvalidCredentials covers unknown email, wrong password, disabled and
+	// deleted accounts: one answer for all, so accounts cannot be enumerated.
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrInvalidRefreshToken covers unknown, used, expired and revoked refresh tokens.
+	ErrInvalidRefreshToken = errors.New("invalid refresh token")
+	// ErrNotFound means no live record matched.
+	ErrNotFound = errors.New("not found")
+	// ErrEmailTaken means a live account holds the address.
+	ErrEmailTaken = errors.New("email taken")
+)
+
+// User is an account as authentication sees it.
+type User struct {
+	ID              uuid.UUID
+	Email           string
+	Name            *string
+	PasswordHash    string
+	EmailVerifiedAt *time.Time
+	DisabledAt      *time.Time
+	DeletedAt       *time.Time
+	TokenVersion    int64
+	Roles           []string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// NewUser is an account to create.
+type NewUser struct {
+	ID           uuid.UUID
+	Email        string
+	PasswordHash string
+	Name         *string
+	Verified     bool
+	Roles        []string
+}
+
+// Client describes where a request comes from, for sessions and audit.
+type Client struct {
+	IP        netip.Addr
+	UserAgent string
+	RequestID string
+}
+
+// NewSession is a session to open with its first refresh token.
+type NewSession struct {
+	ID            uuid.UUID
+	UserID        uuid.UUID
+	Client        Client
+	IdleExpiresAt time.Time
+	ExpiresAt     time.Time
+	RefreshHash   []byte
+}
+
+// RefreshOutcome says what a refresh did.
+type RefreshOutcome int
+
+// Outcomes of Store.Refresh.
+const (
+	// Rotated: the token was live; it is now used and NewHash replaces it.
+	Rotated RefreshOutcome = iota + 1
+	// GraceRotated: the token was used moments ago (two tabs refreshing at
+	// once); NewHash joins the session as a sibling.
+	GraceRotated
+	// ReuseRevoked: a used token came back after the grace window: the session
+	// is revoked, since the token was likely stolen.
+	ReuseRevoked
+	// Refused: unknown, expired or revoked session, or inactive user.
+	Refused
+)
+
+// RefreshRequest is one refresh to apply atomically.
+type RefreshRequest struct {
+	Hash, NewHash []byte
+	Now           time.Time
+	Grace         time.Duration
+	IdleTTL       time.Duration
+}
+
+// RefreshResult is what a refresh produced.
+type RefreshResult struct {
+	Outcome      RefreshOutcome
+	UserID       uuid.UUID
+	SessionID    uuid.UUID
+	TokenVersion int64
+}
+
+// SessionState is what an access-token check needs from the record.
+type SessionState struct {
+	UserID       uuid.UUID
+	Revoked      bool
+	TokenVersion int64
+	UserActive   bool
+}
+
+// Revocations are the revocations of a recent window, to rebuild the cache.
+type Revocations struct {
+	Sessions []uuid.UUID
+	Users    map[uuid.UUID]int64 // user → current token version
+}
+
+// Event is an audit record. Details hold no secret and only masked PII.
+type Event struct {
+	Action    string
+	ActorID   *uuid.UUID
+	SubjectID *uuid.UUID
+	Client    Client
+	Details   map[string]any
+}
+
+// Store is the system of record for accounts, sessions and revocations.
+type Store interface {
+	// CreateUser returns ErrEmailTaken when a live account holds the email.
+	CreateUser(ctx context.Context, u NewUser) (User, error)
+	// UserByEmail finds a live (not deleted) account.
+	UserByEmail(ctx context.Context, email string) (User, error)
+	UserByID(ctx context.Context, id uuid.UUID) (User, error)
+	SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) error
+	GrantRole(ctx context.Context, id uuid.UUID, role string) error
+	Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
+
+	CreateSession(ctx context.Context, s NewSession) error
+	Refresh(ctx context.Context, r RefreshRequest) (RefreshResult, error)
+	// RevokeSession reports whether the session was live.
+	RevokeSession(ctx context.Context, id uuid.UUID, reason string) (bool, error)
+	// RevokeUser revokes every session of the user and bumps its token
+	// version, returning the new version.
+	RevokeUser(ctx context.Context, id uuid.UUID, reason string) (int64, error)
+	SessionState(ctx context.Context, id uuid.UUID) (SessionState, error)
+	RevocationsSince(ctx context.Context, since time.Time) (Revocations, error)
+
+	Audit(ctx context.Context, e Event) error
+}
+
+// CacheState is what the revocation cache knows about a token's session and user.
+type CacheState struct {
+	// Warm is false when the cache may have lost revocations (Redis restarted
+	// or was flushed): the record must be asked.
+	Warm           bool
+	SessionRevoked bool
+	// MinVersion is the user's token version when it changed recently; tokens
+	// of an older version are revoked. Zero when it did not change recently.
+	MinVersion int64
+}
+
+// RevocationCache is the shared fast path of revocation checks. It holds the
+// revocations of the last access-token lifetime only: older ones concern no
+// live access token.
+type RevocationCache interface {
+	Check(ctx context.Context, sessionID, userID uuid.UUID) (CacheState, error)
+	RevokeSession(ctx context.Context, sessionID uuid.UUID, ttl time.Duration) error
+	RevokeUser(ctx context.Context, userID uuid.UUID, version int64, ttl time.Duration) error
+	// Rebuild loads revocations and marks the cache warm.
+	Rebuild(ctx context.Context, r Revocations, ttl time.Duration) error
+	// Invalidate marks the cache cold, so checks go to the record until the
+	// next rebuild. Used when a revocation could not be cached.
+	Invalidate(ctx context.Context) error
+}

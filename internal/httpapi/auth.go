@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/requestid"
+	"github.com/gatehouse/gatehouse/internal/token"
+)
+
+// Accounts is what the HTTP layer asks of the authentication service.
+type Accounts interface {
+	Register(ctx context.Context, email, password string, name *string, c auth.Client) error
+	Login(ctx context.Context, email, password string, c auth.Client) (auth.Tokens, error)
+	Refresh(ctx context.Context, refreshToken string, c auth.Client) (auth.Tokens, error)
+	Logout(ctx context.Context, p auth.Principal, c auth.Client) error
+	LogoutAll(ctx context.Context, p auth.Principal, c auth.Client) error
+	Me(ctx context.Context, p auth.Principal) (auth.User, error)
+}
+
+// withClient records where the request comes from (address as trusted by
+// the IP extractor, user agent, request id) for sessions and audit events.
+func withClient(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ip, _ := netip.ParseAddr(c.RealIP())
+		ua := strings.ToValidUTF8(strings.ReplaceAll(c.Request().UserAgent(), "\x00", ""), "")
+		ctx := auth.WithClient(c.Request().Context(), auth.Client{IP: ip.Unmap(), UserAgent: ua, RequestID: requestid.From(c.Request().Context())})
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+func client(ctx context.Context) auth.Client { return auth.ClientFrom(ctx, auth.Client{}) }
+
+func principal(ctx context.Context) auth.Principal {
+	p, _ := auth.PrincipalFrom(ctx) // the contract middleware put it there
+	return p
+}
+
+func meta(ctx context.Context) api.Meta { return api.Meta{RequestId: requestid.From(ctx)} }
+
+// limit counts the request against each limit and refuses it with a 429
+// problem carrying the standard headers when one is exhausted. When Redis
+// cannot count, the request goes through: availability over throttling; the
+// bounded hasher and the per-account lockout still hold.
+func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
+	for _, lc := range checks {
+		d, err := s.deps.Limiter.Allow(ctx, lc.limit, lc.key)
+		if err != nil {
+			s.log.WarnContext(ctx, "rate limit not enforced", "limit", lc.limit.Name, "error", err)
+			continue
+		}
+		if !d.Allowed {
+			p := newProblem(http.StatusTooManyRequests, api.ProblemCodeRateLimited,
+				"Too many requests; retry after "+strconv.Itoa(d.RetryAfterSeconds())+" seconds.")
+			p.headers = map[string]string{
+				"Retry-After":      strconv.Itoa(d.RetryAfterSeconds()),
+				"RateLimit-Policy": lc.limit.PolicyHeader(),
+				"RateLimit":        d.Header(lc.limit),
+			}
+			return p
+		}
+	}
+	return nil
+}
+
+type limitCheck struct {
+	limit ratelimit.Limit
+	key   string
+}
+
+func (s *Server) byIP(ctx context.Context, l ratelimit.Limit) limitCheck {
+	return limitCheck{l, client(ctx).IP.String()}
+}
+
+func byAccount(l ratelimit.Limit, email string) limitCheck {
+	return limitCheck{l, ratelimit.AccountKey(auth.NormalizeEmail(email))}
+}
+
+// Register creates an account; the answer is the same for a taken email.
+func (s *Server) Register(ctx context.Context, r api.RegisterRequestObject) (api.RegisterResponseObject, error) {
+	email := string(r.Body.Email)
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.RegisterIP), byAccount(s.deps.RateLimits.RegisterAccount, email)); err != nil {
+		return nil, err
+	}
+	if err := s.deps.Accounts.Register(ctx, email, r.Body.Password, r.Body.Name, client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.Register202JSONResponse{
+		Data: api.Accepted{Message: "If the address can be registered, the account is created and a verification email is on its way."},
+		Meta: meta(ctx),
+	}, nil
+}
+
+// Login checks the password and returns a token pair.
+func (s *Server) Login(ctx context.Context, r api.LoginRequestObject) (api.LoginResponseObject, error) {
+	email := string(r.Body.Email)
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.LoginIP), byAccount(s.deps.RateLimits.LoginAccount, email)); err != nil {
+		return nil, err
+	}
+	t, err := s.deps.Accounts.Login(ctx, email, r.Body.Password, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.Login200JSONResponse{Body: tokenResponse(ctx, t), Headers: api.Login200ResponseHeaders{CacheControl: ptr("no-store"), Pragma: ptr("no-cache")}}, nil
+}
+
+// RefreshTokens rotates a refresh token.
+func (s *Server) RefreshTokens(ctx context.Context, r api.RefreshTokensRequestObject) (api.RefreshTokensResponseObject, error) {
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.RefreshIP)); err != nil {
+		return nil, err
+	}
+	t, err := s.deps.Accounts.Refresh(ctx, r.Body.RefreshToken, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.RefreshTokens200JSONResponse{Body: tokenResponse(ctx, t), Headers: api.RefreshTokens200ResponseHeaders{CacheControl: ptr("no-store"), Pragma: ptr("no-cache")}}, nil
+}
+
+// Logout revokes the caller's session.
+func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
+	if err := s.deps.Accounts.Logout(ctx, principal(ctx), client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.Logout204Response{}, nil
+}
+
+// LogoutAll revokes every session of the caller.
+func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
+	if err := s.deps.Accounts.LogoutAll(ctx, principal(ctx), client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.LogoutAll204Response{}, nil
+}
+
+// GetJwks publishes the keys that verify access tokens.
+func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwksResponseObject, error) {
+	keys := make([]api.JWK, 0, len(s.deps.SigningKeys))
+	for _, k := range s.deps.SigningKeys {
+		keys = append(keys, toJWK(k))
+	}
+	return api.GetJwks200JSONResponse{Keys: keys}, nil
+}
+
+// GetMe returns the caller's account.
+func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
+	u, err := s.deps.Accounts.Me(ctx, principal(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.GetMe200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+}
+
+func toJWK(k token.JWK) api.JWK {
+	return api.JWK{Kty: api.JWKKty(k.Kty), Crv: api.JWKCrv(k.Crv), X: k.X, Kid: k.Kid, Use: api.JWKUse(k.Use), Alg: api.JWKAlg(k.Alg)}
+}
+
+func tokenResponse(ctx context.Context, t auth.Tokens) api.TokenResponse {
+	return api.TokenResponse{
+		Data: api.Tokens{
+			AccessToken: t.Access, RefreshToken: t.Refresh, TokenType: api.Bearer,
+			ExpiresIn: int(t.AccessExpiresIn.Seconds()), RefreshExpiresIn: int(t.RefreshExpiresIn.Seconds()),
+		},
+		Meta: meta(ctx),
+	}
+}
+
+func toUser(u auth.User) api.User {
+	status := api.Active
+	switch {
+	case u.DeletedAt != nil:
+		status = api.Deleted
+	case u.DisabledAt != nil:
+		status = api.Disabled
+	}
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return api.User{
+		Id: openapi_types.UUID(u.ID), Email: openapi_types.Email(u.Email), Name: u.Name,
+		EmailVerified: u.EmailVerifiedAt != nil, EmailVerifiedAt: u.EmailVerifiedAt, Status: status, Roles: roles,
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, DisabledAt: u.DisabledAt, DeletedAt: u.DeletedAt,
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

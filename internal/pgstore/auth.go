@@ -1,0 +1,289 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	db "github.com/gatehouse/gatehouse/gen/db"
+	"github.com/gatehouse/gatehouse/internal/auth"
+)
+
+// Store implements auth.Store on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	q    *db.Queries
+}
+
+var _ auth.Store = (*Store)(nil)
+
+// New returns a store on pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, q: db.New(pool)}
+}
+
+// withTx runs fn in a transaction, committed when fn returns nil.
+func (s *Store) withTx(ctx context.Context, fn func(q *db.Queries) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.ErrNotFound
+	}
+	return err
+}
+
+func toUser(u db.User) auth.User {
+	return auth.User{
+		ID: u.ID, Email: u.Email, Name: u.Name, PasswordHash: u.PasswordHash, EmailVerifiedAt: u.EmailVerifiedAt,
+		DisabledAt: u.DisabledAt, DeletedAt: u.DeletedAt, TokenVersion: u.TokenVersion, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+	}
+}
+
+// CreateUser inserts the account and its roles in one transaction.
+func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, error) {
+	var out auth.User
+	err := s.withTx(ctx, func(q *db.Queries) error {
+		var verified *time.Time
+		if n.Verified {
+			now := time.Now()
+			verified = &now
+		}
+		u, err := q.CreateUser(ctx, db.CreateUserParams{ID: n.ID, Email: n.Email, PasswordHash: n.PasswordHash, Name: n.Name, EmailVerifiedAt: verified})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return auth.ErrEmailTaken // ON CONFLICT DO NOTHING: a live account has it
+		}
+		if err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		for _, r := range n.Roles {
+			if err := q.AddUserRole(ctx, db.AddUserRoleParams{UserID: u.ID, Role: r}); err != nil {
+				return fmt.Errorf("grant role %s: %w", r, err)
+			}
+		}
+		out = toUser(u)
+		out.Roles = n.Roles
+		return nil
+	})
+	return out, err
+}
+
+// UserByEmail finds a live account by normalised email.
+func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, error) {
+	u, err := s.q.GetUserByEmail(ctx, email)
+	if err != nil {
+		return auth.User{}, notFound(err)
+	}
+	return toUser(u), nil
+}
+
+// UserByID finds a live account with its roles.
+func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
+	u, err := s.q.GetUserByID(ctx, id)
+	if err != nil {
+		return auth.User{}, notFound(err)
+	}
+	roles, err := s.q.ListUserRoles(ctx, id)
+	if err != nil {
+		return auth.User{}, fmt.Errorf("roles of %s: %w", id, err)
+	}
+	out := toUser(u)
+	out.Roles = roles
+	return out, nil
+}
+
+// SetPasswordHash replaces the stored hash.
+func (s *Store) SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) error {
+	return s.q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: id, PasswordHash: hash})
+}
+
+// GrantRole adds a role (idempotent).
+func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string) error {
+	return s.q.AddUserRole(ctx, db.AddUserRoleParams{UserID: id, Role: role})
+}
+
+// Permissions lists what the user's roles allow.
+func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error) {
+	return s.q.ListUserPermissions(ctx, id)
+}
+
+// CreateSession opens a session with its first refresh token.
+func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
+	return s.withTx(ctx, func(q *db.Queries) error {
+		var ip = &n.Client.IP
+		if !n.Client.IP.IsValid() {
+			ip = nil
+		}
+		if _, err := q.CreateSession(ctx, db.CreateSessionParams{
+			ID: n.ID, UserID: n.UserID, UserAgent: truncate(n.Client.UserAgent, 512), IP: ip,
+			IdleExpiresAt: n.IdleExpiresAt, ExpiresAt: n.ExpiresAt,
+		}); err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: n.RefreshHash, SessionID: n.ID}); err != nil {
+			return fmt.Errorf("store refresh token: %w", err)
+		}
+		return nil
+	})
+}
+
+// Refresh applies one rotation atomically. The session row is locked, so
+// concurrent refreshes of a session are serialised and exactly one of them
+// finds the presented token unused.
+func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.RefreshResult, error) {
+	var res auth.RefreshResult
+	err := s.withTx(ctx, func(q *db.Queries) error {
+		row, err := q.GetRefreshTokenForUpdate(ctx, r.Hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			res.Outcome = auth.Refused
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find refresh token: %w", err)
+		}
+		res.UserID, res.SessionID, res.TokenVersion = row.UserID, row.SessionID, row.TokenVersion
+		if row.RevokedAt != nil || !r.Now.Before(row.ExpiresAt) || !r.Now.Before(row.IdleExpiresAt) || row.DisabledAt != nil || row.DeletedAt != nil {
+			res.Outcome = auth.Refused
+			return nil
+		}
+		switch {
+		case row.UsedAt == nil:
+			if err := q.MarkRefreshTokenUsed(ctx, db.MarkRefreshTokenUsedParams{TokenHash: r.Hash, UsedAt: &r.Now}); err != nil {
+				return fmt.Errorf("mark refresh token used: %w", err)
+			}
+			res.Outcome = auth.Rotated
+		case r.Now.Sub(*row.UsedAt) <= r.Grace:
+			res.Outcome = auth.GraceRotated
+		default:
+			if _, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: row.SessionID, Reason: ptr("refresh_token_reuse")}); err != nil {
+				return fmt.Errorf("revoke session: %w", err)
+			}
+			res.Outcome = auth.ReuseRevoked
+			return nil
+		}
+		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: r.NewHash, SessionID: row.SessionID, ParentHash: r.Hash}); err != nil {
+			return fmt.Errorf("store refresh token: %w", err)
+		}
+		idle := r.Now.Add(r.IdleTTL)
+		if idle.After(row.ExpiresAt) {
+			idle = row.ExpiresAt
+		}
+		if err := q.TouchSession(ctx, db.TouchSessionParams{ID: row.SessionID, IdleExpiresAt: idle}); err != nil {
+			return fmt.Errorf("touch session: %w", err)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// RevokeSession records the end of one session.
+func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string) (bool, error) {
+	n, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: id, Reason: &reason})
+	return n > 0, err
+}
+
+// RevokeUser bumps the token version and revokes every session, together.
+func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string) (int64, error) {
+	var v int64
+	err := s.withTx(ctx, func(q *db.Queries) error {
+		var err error
+		if v, err = q.BumpTokenVersion(ctx, id); err != nil {
+			return notFound(err)
+		}
+		if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: id, Reason: &reason}); err != nil {
+			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// SessionState reads what an access-token check needs.
+func (s *Store) SessionState(ctx context.Context, id uuid.UUID) (auth.SessionState, error) {
+	r, err := s.q.SessionState(ctx, id)
+	if err != nil {
+		return auth.SessionState{}, notFound(err)
+	}
+	return auth.SessionState{
+		UserID:       r.UserID,
+		Revoked:      r.RevokedAt != nil || !time.Now().Before(r.ExpiresAt),
+		TokenVersion: r.TokenVersion,
+		UserActive:   r.DisabledAt == nil && r.DeletedAt == nil,
+	}, nil
+}
+
+// RevocationsSince lists the revocations recorded after since.
+func (s *Store) RevocationsSince(ctx context.Context, since time.Time) (auth.Revocations, error) {
+	sessions, err := s.q.RecentlyRevokedSessions(ctx, since)
+	if err != nil {
+		return auth.Revocations{}, fmt.Errorf("recent session revocations: %w", err)
+	}
+	users, err := s.q.RecentlyBumpedUsers(ctx, since)
+	if err != nil {
+		return auth.Revocations{}, fmt.Errorf("recent token revocations: %w", err)
+	}
+	r := auth.Revocations{Sessions: sessions, Users: make(map[uuid.UUID]int64, len(users))}
+	for _, u := range users {
+		r.Users[u.ID] = u.TokenVersion
+	}
+	return r, nil
+}
+
+// Audit records a security event.
+func (s *Store) Audit(ctx context.Context, e auth.Event) error {
+	details := e.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	b, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("encode audit details: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	p := db.InsertAuditEventParams{ID: id, Action: e.Action, ActorID: e.ActorID, SubjectID: e.SubjectID, Details: b}
+	if e.Client.IP.IsValid() {
+		p.IP = &e.Client.IP
+	}
+	if e.Client.UserAgent != "" {
+		ua := truncate(e.Client.UserAgent, 512)
+		p.UserAgent = &ua
+	}
+	if e.Client.RequestID != "" {
+		p.RequestID = &e.Client.RequestID
+	}
+	return s.q.InsertAuditEvent(ctx, p)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && (s[n]&0xC0) == 0x80 {
+		n--
+	}
+	return s[:n]
+}

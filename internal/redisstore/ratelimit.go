@@ -1,0 +1,36 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+)
+
+// Limiter counts requests in Redis with GCRA (redis_rate), so every instance
+// shares the same counters.
+type Limiter struct {
+	l      *redis_rate.Limiter
+	prefix string
+}
+
+var _ ratelimit.Limiter = (*Limiter)(nil)
+
+// NewLimiter returns a limiter on c whose keys start with prefix.
+func NewLimiter(c redis.UniversalClient, prefix string) *Limiter {
+	return &Limiter{l: redis_rate.NewLimiter(c), prefix: prefix}
+}
+
+// Allow counts one request for key under l.
+func (r *Limiter) Allow(ctx context.Context, l ratelimit.Limit, key string) (ratelimit.Decision, error) {
+	res, err := r.l.Allow(ctx, r.prefix+l.Name+":"+key, redis_rate.Limit{Rate: l.Rate, Burst: l.Rate, Period: l.Period})
+	if err != nil {
+		return ratelimit.Decision{}, fmt.Errorf("rate limit %s: %w", l.Name, err)
+	}
+	return ratelimit.Decision{
+		Allowed: res.Allowed > 0, Remaining: res.Remaining, RetryAfter: res.RetryAfter, ResetAfter: res.ResetAfter,
+	}, nil
+}

@@ -1,0 +1,164 @@
+package token
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// Type is the JOSE "typ" of gatehouse access tokens (RFC 9068).
+const Type = "at+jwt"
+
+// ErrInvalid covers every reason a token is refused; the reason itself is
+// for logs, never for the client.
+var ErrInvalid = errors.New("invalid access token")
+
+// Claims are what an access token asserts.
+type Claims struct {
+	jwt.RegisteredClaims
+	SessionID    uuid.UUID `json:"sid"`
+	TokenVersion int64     `json:"ver"`
+	Permissions  []string  `json:"perms"`
+}
+
+// Subject is the user the token was issued to.
+type Subject struct {
+	UserID       uuid.UUID
+	SessionID    uuid.UUID
+	TokenVersion int64
+	Permissions  []string
+}
+
+// Issuer signs with the first key and verifies with all of them, so keys can
+// be rotated: add the new key first, keep the old one until its last tokens
+// expire, then drop it.
+type Issuer struct {
+	keys     []Key
+	byID     map[string]Key
+	issuer   string
+	audience string
+	ttl      time.Duration
+	leeway   time.Duration
+	now      func() time.Time
+	parser   *jwt.Parser
+}
+
+// Config configures an Issuer.
+type Config struct {
+	Keys     []Key
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	Leeway   time.Duration
+	Now      func() time.Time
+}
+
+// NewIssuer returns an issuer for c.
+func NewIssuer(c Config) (*Issuer, error) {
+	if len(c.Keys) == 0 {
+		return nil, errors.New("no signing key")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	i := &Issuer{keys: c.Keys, byID: map[string]Key{}, issuer: c.Issuer, audience: c.Audience, ttl: c.TTL, leeway: c.Leeway, now: c.Now}
+	for _, k := range c.Keys {
+		i.byID[k.ID] = k
+	}
+	i.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}), // pinned: no "none", no HS256 with the public key
+		jwt.WithIssuer(c.Issuer),
+		jwt.WithAudience(c.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(c.Leeway),
+		jwt.WithTimeFunc(c.Now),
+		jwt.WithStrictDecoding(),
+	)
+	return i, nil
+}
+
+// TTL is the lifetime of the tokens issued.
+func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Keys returns the public keys, for the JWKS.
+func (i *Issuer) Keys() []JWK {
+	out := make([]JWK, len(i.keys))
+	for n, k := range i.keys {
+		out[n] = k.Public()
+	}
+	return out
+}
+
+// Issue signs an access token for s.
+func (i *Issuer) Issue(s Subject) (string, error) {
+	now := i.now()
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return "", fmt.Errorf("token id: %w", err)
+	}
+	c := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    i.issuer,
+			Subject:   s.UserID.String(),
+			Audience:  jwt.ClaimStrings{i.audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(i.ttl)),
+			ID:        hex.EncodeToString(jti),
+		},
+		SessionID:    s.SessionID,
+		TokenVersion: s.TokenVersion,
+		Permissions:  s.Permissions,
+	}
+	if c.Permissions == nil {
+		c.Permissions = []string{}
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	t.Header["kid"] = i.keys[0].ID
+	t.Header["typ"] = Type
+	signed, err := t.SignedString(i.keys[0].private)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return signed, nil
+}
+
+// Verify checks signature, algorithm, key, type, issuer, audience and times,
+// and returns the subject. Every failure wraps ErrInvalid.
+func (i *Issuer) Verify(raw string) (Subject, error) {
+	var c Claims
+	_, err := i.parser.ParseWithClaims(raw, &c, i.key)
+	if err != nil {
+		return Subject{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	uid, err := uuid.Parse(c.Subject)
+	if err != nil || c.SessionID == uuid.Nil || c.ID == "" {
+		return Subject{}, fmt.Errorf("%w: missing subject, session or id", ErrInvalid)
+	}
+	return Subject{UserID: uid, SessionID: c.SessionID, TokenVersion: c.TokenVersion, Permissions: c.Permissions}, nil
+}
+
+// key picks the verification key named by the token, refusing tokens that
+// try to bring their own key or are not access tokens.
+func (i *Issuer) key(t *jwt.Token) (any, error) {
+	for _, h := range []string{"jwk", "jku", "x5c", "x5u", "crit"} {
+		if _, ok := t.Header[h]; ok {
+			return nil, fmt.Errorf("header %q is not accepted", h)
+		}
+	}
+	if typ, _ := t.Header["typ"].(string); typ != Type {
+		return nil, fmt.Errorf("typ %q is not %q", typ, Type)
+	}
+	kid, _ := t.Header["kid"].(string)
+	k, ok := i.byID[kid]
+	if !ok {
+		return nil, errors.New("unknown kid")
+	}
+	return k.public, nil
+}
