@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -154,6 +155,9 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 // GetMe returns the caller's account.
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
 	u, err := s.deps.Accounts.Me(ctx, principal(ctx))
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil, auth.ErrInvalidToken // the account behind the token is gone
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -520,3 +520,35 @@ func TestLockout_DelaysThenBlocksAccountPasswordLogin(t *testing.T) {
 		t.Fatalf("blocked account: %d %s", r.StatusCode(), r.Body)
 	}
 }
+
+func TestRefresh_IdleAndAbsoluteExpiry(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	pool := apitest.Pool(t, s.DatabaseURL)
+	for _, column := range []string{"idle_expires_at", "expires_at"} {
+		u := s.NewUser()
+		if _, err := pool.Exec(ctx, `UPDATE sessions SET `+column+` = now() - interval '1 second'
+			WHERE user_id = (SELECT id FROM users WHERE email = $1)`, u.Email); err != nil {
+			t.Fatal(err)
+		}
+		if r := refresh(t, s, u.Tokens.RefreshToken); r.StatusCode() != 401 {
+			t.Errorf("%s passed: refresh answered %d", column, r.StatusCode())
+		}
+	}
+	// Each refresh pushes the idle expiry forward, never past the absolute one.
+	u := s.NewUser()
+	if _, err := pool.Exec(ctx, `UPDATE sessions SET idle_expires_at = now() + interval '1 minute', expires_at = now() + interval '1 hour'
+		WHERE user_id = (SELECT id FROM users WHERE email = $1)`, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	if r := refresh(t, s, u.Tokens.RefreshToken); r.JSON200 == nil {
+		t.Fatalf("refresh: %s", r.Body)
+	}
+	var idleEqualsAbsolute bool
+	if err := pool.QueryRow(ctx, `SELECT idle_expires_at = expires_at FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = $1)`, u.Email).Scan(&idleEqualsAbsolute); err != nil {
+		t.Fatal(err)
+	}
+	if !idleEqualsAbsolute {
+		t.Fatal("idle expiry must be capped at the absolute expiry")
+	}
+}

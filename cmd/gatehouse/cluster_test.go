@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/gatehouse/gatehouse/gen/client"
+	"github.com/gatehouse/gatehouse/internal/apitest"
+	"github.com/gatehouse/gatehouse/internal/token"
+)
+
+// instance is one gatehouse process of a test deployment.
+type instance struct {
+	url  string
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	c    *client.ClientWithResponses
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startCluster runs n gatehouse binaries on one PostgreSQL database, one
+// Redis and one signing key, each on its own port.
+func startCluster(t *testing.T, n int, extraEnv ...string) []*instance {
+	t.Helper()
+	dbURL := apitest.DatabaseURL(t)
+	rd := apitest.StartRedis(t)
+	k, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := token.MarshalKeyPEM(k)
+	keyFile := filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out []*instance
+	for range n {
+		port := freePort(t)
+		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}}
+		env := apitest.TestEnv(dbURL, rd.URL())
+		env["PORT"] = fmt.Sprint(port)
+		env["JWT_SIGNING_KEY_FILES"] = keyFile
+		env["LOG_LEVEL"] = "info"
+		cmd := exec.Command(binary, "serve")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, extraEnv...)
+		cmd.Dir = t.TempDir()
+		cmd.Stdout, cmd.Stderr = in.logs, in.logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		in.cmd = cmd
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		waitUntil(t, 15*time.Second, func() bool {
+			res, err := http.Get(in.url + "/health/ready")
+			if err == nil {
+				res.Body.Close()
+			}
+			return err == nil && res.StatusCode == 200
+		})
+		in.c, err = client.NewClientWithResponses(in.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+func bearer(token string) client.RequestEditorFn {
+	return func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	email := apitest.NewEmail("cluster")
+	reg, err := nodes[0].c.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
+	if err != nil || reg.StatusCode() != 202 {
+		t.Fatalf("register: %v %d", err, reg.StatusCode())
+	}
+	login, err := nodes[1].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
+	if err != nil || login.JSON200 == nil {
+		t.Fatalf("login: %v %s", err, login.Body)
+	}
+	tok := login.JSON200.Data.AccessToken
+	for i, n := range nodes {
+		if r, err := n.c.GetMeWithResponse(ctx, bearer(tok)); err != nil || r.StatusCode() != 200 {
+			t.Fatalf("instance %d refuses a token another issued: %v %d\n%s", i, err, r.StatusCode(), n.logs.String())
+		}
+	}
+	if r, err := nodes[2].c.LogoutWithResponse(ctx, bearer(tok)); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("logout: %v %d", err, r.StatusCode())
+	}
+	for i, n := range nodes {
+		if r, err := n.c.GetMeWithResponse(ctx, bearer(tok)); err != nil || r.StatusCode() != 401 {
+			t.Fatalf("instance %d still accepts a token logged out on another: %v %d", i, err, r.StatusCode())
+		}
+	}
+	// Refresh rotation is shared too: a token rotated on one instance is
+	// reuse on another.
+	l2, _ := nodes[0].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
+	if l2.JSON200 == nil {
+		t.Fatalf("second login: %s", l2.Body)
+	}
+	r1, _ := nodes[1].c.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: l2.JSON200.Data.RefreshToken})
+	if r1.JSON200 == nil {
+		t.Fatalf("refresh on instance 1: %s", r1.Body)
+	}
+	for i, n := range nodes {
+		if r, _ := n.c.GetMeWithResponse(ctx, bearer(r1.JSON200.Data.AccessToken)); r.StatusCode() != 200 {
+			t.Fatalf("instance %d refuses a refreshed token: %d", i, r.StatusCode())
+		}
+	}
+}
+
+func TestCluster_LoginRateLimitIsCountedAcrossInstances(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, "RATE_LIMITS=login-ip=5/1m")
+	ctx := context.Background()
+	statuses := []int{}
+	for i := range 6 {
+		r, err := nodes[i%3].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{
+			Email: openapi_types.Email(apitest.NewEmail("spray")), Password: "a guess that will not work",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, r.StatusCode())
+	}
+	// Each instance saw two attempts; together they exceeded the limit of 5.
+	if fmt.Sprint(statuses) != "[401 401 401 401 401 429]" {
+		t.Fatalf("statuses %v: the limit is not shared", statuses)
+	}
+}
+
+func TestCreateAdmin_MakesTheFirstAdministrator(t *testing.T) {
+	t.Parallel()
+	dbURL := apitest.DatabaseURL(t)
+	rd := apitest.StartRedis(t)
+	env := []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + rd.URL(), "ARGON2_MEMORY_KIB=4096", "ARGON2_TIME=1"}
+	run := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+		cmd.Dir = t.TempDir()
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("short\n", "create-admin", "--email", "root@example.com"); err == nil || !strings.Contains(out, "at least 15 characters") {
+		t.Fatalf("weak password accepted: %v %s", err, out)
+	}
+	if out, err := run("", "create-admin"); err == nil || !strings.Contains(out, "usage") {
+		t.Fatalf("missing email: %v %s", err, out)
+	}
+	out, err := run(apitest.Password+"\n", "create-admin", "--email", "Root@Example.com")
+	if err != nil || !strings.Contains(out, "created administrator root@example.com") {
+		t.Fatalf("create-admin: %v %s", err, out)
+	}
+	if strings.Contains(out, apitest.Password) {
+		t.Fatal("create-admin printed the password")
+	}
+	s := apitest.NewServer(t, apitest.Options{DatabaseURL: dbURL, Redis: rd})
+	tok := s.Login("root@example.com", apitest.Password)
+	me, err := s.WithToken(tok.AccessToken).GetMeWithResponse(context.Background())
+	if err != nil || me.JSON200 == nil || !me.JSON200.Data.EmailVerified || strings.Join(me.JSON200.Data.Roles, ",") != "admin,user" {
+		t.Fatalf("admin account: %v %s", err, me.Body)
+	}
+	// Running it again for an existing account grants the role, changes nothing else.
+	s.Register("second@example.com", apitest.Password)
+	out, err = run("ignored\n", "create-admin", "--email", "second@example.com")
+	if err != nil || !strings.Contains(out, "granted the admin role") {
+		t.Fatalf("promote: %v %s", err, out)
+	}
+}
