@@ -50,7 +50,7 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	defer func() { _ = rdb.Close() }()
 	level, _ := config.ParseLogLevel(cfg.LogLevel)
 	log := logging.New(stderr, cfg.LogFormat, max(level, slog.LevelWarn))
-	accounts, _, err := app.NewAccounts(cfg, log, pool, rdb)
+	accounts, err := app.NewAccounts(cfg, log, pool, rdb)
 	if err != nil {
 		return err
 	}

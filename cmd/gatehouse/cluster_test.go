@@ -26,6 +26,7 @@ type instance struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	c    *client.ClientWithResponses
+	env  map[string]string // the deployment's shared settings
 }
 
 type lockedBuffer struct {
@@ -60,14 +61,33 @@ func startCluster(t *testing.T, n int, extraEnv ...string) []*instance {
 	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	shared := apitest.TestEnv(dbURL, rd.URL())
+	shared["JWT_SIGNING_KEY_FILES"] = keyFile
 	var out []*instance
 	for range n {
+		out = append(out, startInstance(t, shared, extraEnv))
+	}
+	return out
+}
+
+// startClusterOn starts one more instance of like's deployment.
+func startClusterOn(t *testing.T, like *instance, extraEnv ...string) *instance {
+	t.Helper()
+	return startInstance(t, like.env, extraEnv)
+}
+
+func startInstance(t *testing.T, shared map[string]string, extraEnv []string) *instance {
+	t.Helper()
+	{
 		port := freePort(t)
-		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}}
-		env := apitest.TestEnv(dbURL, rd.URL())
+		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}, env: shared}
+		env := map[string]string{}
+		for k, v := range shared {
+			env[k] = v
+		}
 		env["PORT"] = fmt.Sprint(port)
-		env["JWT_SIGNING_KEY_FILES"] = keyFile
 		env["LOG_LEVEL"] = "info"
+		env["MAIL_DIR"] = t.TempDir()
 		cmd := exec.Command(binary, "serve")
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 		for k, v := range env {
@@ -84,20 +104,27 @@ func startCluster(t *testing.T, n int, extraEnv ...string) []*instance {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		})
-		waitUntil(t, 15*time.Second, func() bool {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
 			res, err := http.Get(in.url + "/health/ready")
 			if err == nil {
 				res.Body.Close()
+				if res.StatusCode == 200 {
+					break
+				}
 			}
-			return err == nil && res.StatusCode == 200
-		})
-		in.c, err = client.NewClientWithResponses(in.url)
+			if time.Now().After(deadline) {
+				t.Fatalf("instance on %s not ready:\n%s", in.url, in.logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c, err := client.NewClientWithResponses(in.url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, in)
+		in.c = c
+		return in
 	}
-	return out
 }
 
 func bearer(token string) client.RequestEditorFn {
@@ -208,5 +235,66 @@ func TestCreateAdmin_MakesTheFirstAdministrator(t *testing.T) {
 	out, err = run("ignored\n", "create-admin", "--email", "second@example.com")
 	if err != nil || !strings.Contains(out, "granted the admin role") {
 		t.Fatalf("promote: %v %s", err, out)
+	}
+}
+
+func smtpEnv(m *apitest.SMTP) []string {
+	var out []string
+	for k, v := range m.Env() {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func TestCluster_TwoInstancesDeliverEachMailOnce(t *testing.T) {
+	t.Parallel()
+	mailbox := apitest.StartSMTP(t)
+	nodes := startCluster(t, 2, smtpEnv(mailbox)...)
+	ctx := context.Background()
+	var emails []string
+	for i := range 8 {
+		email := apitest.NewEmail("outbox")
+		emails = append(emails, email)
+		n := nodes[i%2]
+		if r, err := n.c.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password}); err != nil || r.StatusCode() != 202 {
+			t.Fatalf("register: %v", err)
+		}
+		if r, err := nodes[(i+1)%2].c.ForgotPasswordWithResponse(ctx, client.ForgotPasswordJSONRequestBody{Email: openapi_types.Email(email)}); err != nil || r.StatusCode() != 202 {
+			t.Fatalf("forgot: %v", err)
+		}
+	}
+	for _, e := range emails {
+		mailbox.WaitFor(e, 2, 20*time.Second)
+	}
+	time.Sleep(time.Second) // time for a duplicate to show up
+	if n := len(mailbox.Mails()); n != 2*len(emails) {
+		t.Fatalf("%d mails delivered for %d, some twice", n, 2*len(emails))
+	}
+}
+
+func TestCluster_MailOfAKilledWorkerIsSentByAnother(t *testing.T) {
+	t.Parallel()
+	mailbox := apitest.StartSMTP(t)
+	mailbox.SetStall()
+	env := append(smtpEnv(mailbox), "MAIL_RESCUE_AFTER=3s")
+	nodes := startCluster(t, 1, env...)
+	ctx := context.Background()
+	email := apitest.NewEmail("crash")
+	if r, err := nodes[0].c.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password}); err != nil || r.StatusCode() != 202 {
+		t.Fatalf("register: %v", err)
+	}
+	waitUntil(t, 10*time.Second, func() bool { return mailbox.Stalled() > 0 }) // the mail is being sent
+	if err := nodes[0].cmd.Process.Kill(); err != nil {                        // crash mid-send
+		t.Fatal(err)
+	}
+	_ = nodes[0].cmd.Wait()
+	mailbox.Release()
+	// Another instance on the same database takes the orphaned job over.
+	next := startClusterOn(t, nodes[0], env...)
+	_ = next
+	m := mailbox.WaitFor(email, 1, 60*time.Second)
+	time.Sleep(time.Second)
+	if got := mailbox.WaitFor(email, 1, time.Second); len(got) != 1 || !strings.Contains(m[0].Subject, "Confirm your email address") {
+		t.Fatalf("%d mails after the crash, want exactly 1", len(got))
 	}
 }

@@ -59,6 +59,9 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if err := a.Start(ctx); err != nil {
+		return fmt.Errorf("start mail workers: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -79,6 +82,11 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		cancelBase()
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
+	}
+	// Mails being sent finish; those not started stay in the outbox for
+	// another instance or the next start.
+	if err := a.Stop(sctx); err != nil {
+		log.Warn("mail workers did not stop cleanly", "error", err)
 	}
 	log.Info("stopped")
 	return nil

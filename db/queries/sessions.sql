@@ -41,3 +41,7 @@ WHERE s.id = sqlc.arg(id);
 
 -- name: RecentlyRevokedSessions :many
 SELECT id FROM sessions WHERE revoked_at > sqlc.arg(since)::timestamptz;
+
+-- name: RevokeOtherSessions :execrows
+UPDATE sessions SET revoked_at = now(), revoked_reason = sqlc.arg(reason)
+WHERE user_id = sqlc.arg(user_id) AND id <> sqlc.arg(keep) AND revoked_at IS NULL;

@@ -23,3 +23,7 @@ RETURNING token_version;
 
 -- name: RecentlyBumpedUsers :many
 SELECT id, token_version FROM users WHERE tokens_revoked_at > sqlc.arg(since)::timestamptz;
+
+-- name: SetEmailVerified :execrows
+UPDATE users SET email_verified_at = now(), updated_at = now()
+WHERE id = sqlc.arg(id) AND email = sqlc.arg(email) AND deleted_at IS NULL AND email_verified_at IS NULL;

@@ -1970,25 +1970,6 @@ func (response ResendVerification500ApplicationProblemPlusJSONResponse) VisitRes
 	return err
 }
 
-type ResendVerification501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ResendVerification501ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type VerifyEmailRequestObject struct {
 	Body *VerifyEmailJSONRequestBody
 }
@@ -2100,11 +2081,11 @@ func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	return err
 }
 
-type VerifyEmail501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
+type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response VerifyEmail501ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2114,7 +2095,7 @@ func (response VerifyEmail501ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
-	w.WriteHeader(501)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2630,25 +2611,6 @@ func (response ForgotPassword500ApplicationProblemPlusJSONResponse) VisitForgotP
 	return err
 }
 
-type ForgotPassword501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ForgotPassword501ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ResetPasswordRequestObject struct {
 	Body *ResetPasswordJSONRequestBody
 }
@@ -2760,11 +2722,11 @@ func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPas
 	return err
 }
 
-type ResetPassword501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
+type ResetPassword503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
 
-func (response ResetPassword501ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2774,7 +2736,7 @@ func (response ResetPassword501ApplicationProblemPlusJSONResponse) VisitResetPas
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
-	w.WriteHeader(501)
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4200,25 +4162,6 @@ func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangeP
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type ChangePassword501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ChangePassword501ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6827,239 +6770,239 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu2tj/8KhjtM1O7nyRL8i2WZ898rpM0TnOr7SS7rXJMiIQkxhSgEqBltc3MeZrzYOdJ/oMFgARI",
-	"6GYrtzYzu7NjmwSBhYV1Xz/8WQvZeMIooYLXun/WRgRHJIV/npPfM8LFWSR/iAgP03giYkZr3drliKBU",
-	"/fk7js4eHiNOCBIjgk5enSHr2SY6SThDMUWBfv4qjgLEBvDwJGX9hIybtXqN3OLxJCG1bu1g0I464W6/",
-	"sYf3SWNvcNBqPOgfho2jqEXagw7e7e+FtXqNhyMyxnJqYjaR73GRxnRY+/DhQ702wSkeE6EXcpqlnKXV",
-	"Vbyc4N8zgkL4MxqkbIyCMRG4ScmtuFK/tuZKbmKWcTTBQ9JEL8exQLFAA5bCnwdxyoX6m7MaMnv6/uw9",
-	"i5+/P5m9uGhNn1+0bp8//vn2xUM2fS7/e8ziZ6dPJ/KZF53ne7+ePj2q1WuxnN/vGUlntXqN4rEcSk3I",
-	"WfoY3z4jdChGte5+u1OvkKJeexaPY1Fd+nN8G4+zMaLZuE9SucZYkDFHjKrFltfRafnnlMDw9pQiMsBZ",
-	"ItQrY/WZWrfdkj/FVP+UzzSmggxJClO9IJzHjM7jN67+/B1HcVRHmKMk5oJEqD9Dgfzn85kegAfuFrTx",
-	"brhPDgeNo34nkgyFGw/CFml0+nvRweABboVtYkg+wWJUrC6OavWa5Ns4JVGtK9KM2EsdsHSMRa1byzJ4",
-	"skr915yk89aTcZLCYtzZHoYPoiPSGjTauNNv7IW7UeMB2Rs09vFB3/zto8z2g3yZTxjlBE7NDzjSEkD+",
-	"FDIqCIV/4skkiUMsl7KjT/D/957Ldf1p1gED9HF0lRYj8Gw8xums1q2dIOAixFIkV4Dy04pijmJ6gxOY",
-	"4A1OMqK+HcmZ2uPVaxEROE5q3drPMFYxRk8xZa+GxhkXqE8QpkjzGeoTMSWEojbCNELtVqsJtOQC01B+",
-	"YwdP4p2b9o7cHK7JqYTWGpJJYJHxWndP8ryIBWzrDzhCxeQ17bOUdodYkBHLOOlqWnbtdcpd0RS5YpRc",
-	"iXhMrgS7JtQlqRLInAhJ1BuSxgO9QwgeRiGmlAExMk58xJ3zEYvO8hNqsGKX6ojcTiS7yc+OMEc4SQmO",
-	"ZqgviSw/NYe+OBOjnQnmfMrSaAdmvklqn6npyVmZCZr1LCT9HCrIXRjjRJ4gEl0ZXnep32fRTFJGkll9",
-	"/OnFyxceSpcGKlFYk2DOcIuombBhTDdJxOdmomYlC0lXWhbIk0L4/FdKBrVu7V87hbWxo/7Kd16pEdQr",
-	"c+0MSYz8G13QUn4aoa3AnUuwXUdYiZwe9cqc/HnJMCwTUh+mmA4J2gqs0ygHYinCiFHSkOzRo/mByOg1",
-	"ZVPqHAhzGOQ5QFuBn7mCOmK0RwM4A6/0iQhAPAVwkGePxjhOgu1mT+6uZZ/9p6Hlc+Ps4Twa68d3ClsO",
-	"qHzK6CCJw7tK9tB63T0FUm6aLYlIQqSC3koJFywlUhluew5EPlrpKHjGWiStd1bRnDt6Lvc+J0fFOTkt",
-	"5r/whOTrlDtA5KZeCeyV5PBHhKMoJZwrcSup4aGdPYxFvhPKxIikCIchy6iwOZEjMYq5+4mPqgQtSj1y",
-	"1mVmvZBo9gI3L1PMlnA0jcUIhEqYpSmhAskFECVn3O3ok4TRIUeC9Sgu0XkrsOarxYVQqpllaUgMO8cU",
-	"YfUFJEZY7k/CprxH5bNsQlKlurcCM7/Nnn7YhhdMvAE7gUTrS4EKB1Imrm7McBYjwidmaMaytELGAUsJ",
-	"SthwGNMhiunH1227ZU4ExVHMegVGdNa5KW40dpDkjpClKQkF6mfCw3tG2ekZoBkRdVAVYkR6lJP0RolM",
-	"yTfxMFN2D9I+gXRXDYPa6wi2m+g1V+57EtNryZ0wnmNHwnvA0ObwYETJVOpCdXhAg9HojfVSsEmufczS",
-	"fhxFSl7emV0H+SiOtom5de40vThQBIRgV4pPNCHpOAYX86MKTItNH1uzXcidxbI2xZQ4DEFIGwNHGViS",
-	"LWPBlW5OcHitiFRQBrkijBIScbQV5PMLtpsb44gzKkhKcfIoTVV4585cEeuRrggM5WhSlFFyOyGhNGXg",
-	"z4iFoCQWWyPj+9oY+65DoyaI9Bk381zizTir2gRn+MghLVv7Q1KePAT6cYS1iCcRymhEjDZUAuTsYR1R",
-	"IpeTEpGlVFF0U7wBDHuakohQEeOE35NBlO0eWuOVzFVXUoOfUYj1mGrB/vG1XLvqBruzXskDtl/ZBOM8",
-	"k2tDAxwnji9kfUayDQgeyqc6FAR/CnGCpiMCdlauEXvU9rlESYlOU0aHxvYytlnMURRz3E+Uc2Y8ig1q",
-	"KE3uczJICR9dmijNvZkuVQP6QzL6j5XQjInIaH90Ed/pIT4G5zmzW5X33PVuzuYvEarsstdRSm7YtWKP",
-	"qRXMkv57jxZM68xPW/m5UgwxRZQh6SNIFcnAtEXP4P8RHuKYbpLlXjDxmGX0fia8NAYHMIrFWy+YWo92",
-	"jGITqb6X+31vFtsrWOwFE8jMeiFbFcvbHCtpdy5iRFnk5Dbm0rrOv7VJO+cFE2dyy8aECnL/rY6tseYb",
-	"wcZTLR6W3sZcMRLFokFuIIt4X7On7e6xO92lO20/vqn9XkYVvfHWbze5/a/wLGE4umTsGU6H5F77P1Fj",
-	"XQnGrhIYbUn8WTCG4MHFCmQYc0HS+x7vtuX66FUXE1i2+dWlbTpaBDQhtyH4NAJSktIY/44jHv8hfecx",
-	"eNiViWySGS5IehOH5DXFNzhOpDVzL37garirzBqvxBH6EWAGMp6wFKdxMkPWG8fSfk9nKMGCpB/bKbJY",
-	"RNMCuZNfyCS+9W7EL0IRmRAaERrO0NYrxsUwJRc/P5OmwTmJYr6tLI6U4HAkv4q2As9cIM53komRMnyl",
-	"eMllDwfrGYUJ4yRSGnmKZ9I0ppoZlQMujRi1/z2qQoxF8k/aM010bu3WBm2RS8aeYzrTv+V3zC1oc/0q",
-	"YeG1UnZubNwy5212VI+jLfChfFmG0rg2kzOGxpjOjHcCQ/DjsvOgvzBgKTpqtRAnIaMR/+j+XMeKn5/o",
-	"2eRrWMjrpRVDgh8LcgVyqkJaQ4TUbF+VhM7bPgKad41AiCna63wWSvmWs5BYzto2lGgozwFtBfZngu1j",
-	"NMWxQAEcyMbJQJA0yMmFXlIUAGGCeo8G7m4GaEww5WUe9ZwILEdFKZkQECeKx3tUMXnl+J9jQeaUDClN",
-	"OMYxjekQ/Z4xgU3o2cwZZVTECYqFqkXgaOvs0eVjlA+K1JfQICZJxFGU4oHYdstfejWYWSOe9GrH6b9b",
-	"x+Lfe52F5V71YtKNVyyJw5l/7mrGE3hCZV2m4B5LdS4lx/2m+vu/263j6b8PWsvmWmx1dZoXmoyCKcbQ",
-	"ORKRziTJlfNoT2Gv4xSDmfKqlre86h6S/TWVp5Sl8R93cT+AsXxxJUcAvYWYTR7F2VLxmeekjsIRpkNi",
-	"UuPbC4pXFkTn1gnGGVslL1D5EmNyVmHQnHqgcgTfF+aYX23lDl6iZnnotWJOGzIFvVRdK85UFPdkJQYv",
-	"CPmCuYuVMoNL3q9SzBlkhewSRn2CU5U9zj/wCWn22p3vQpI5a9uMepxHWbQV2F/L42tOoU4d9XGUzBCP",
-	"h5RE9R61ym4MexcBOx2o6+pwnHoIYnhKyxpZA2U3PRq4EieoI6xDyrkUGcY3hCNvGLuiU9++fduwbXq/",
-	"esLFE5JLwhFOEgIlSOePT9HB4X6rpH5+UMwDKZd/99zz2qstUUP3UgaTlMl9kw7LIypiMbujTjDUvErJ",
-	"e0goVWUYJdOC6ANIKUGwX+n56hmsDjlPD+ShuzEhws0gqNGB2pK4vNb9Lf+AdOr5iKVSAIBtUOvWKJle",
-	"WapiLGkzhFI/U4AqUEIwF6i9Lzc2xaEgKYcYce3Du0+jgzodO7aiV2pRaUlspUxWJTUhgH6VMhVTsCt8",
-	"5e8q4VFOxGtO0nOWEF6XGhCLuVVhwM3AQ1fKZl0WqdIHwL9tzlSLnZM/cmfL9INq/r0azyYklXvRqy3e",
-	"qdWKz/TnNraRb3IioZxICzeySlW5kdXfOrv5WNnAOCUIsvx0WDfJk8U2xGb3UBewF7sHmUD/gdPlCk5O",
-	"tvahXuEHNZR1lOPwGsrpfTyhHprDBhsNhG58jzcVCjUbNSVJ0rCqg1VhiNq9LsLGyIkUzUB1G87B6nd2",
-	"BtfYjVIKK0UrFwil7JKj0FZQWVNei0vJtEd9KsKV5hCXLQmxYLuJAsVnAXSTcERwOOpRNhgQGkmfC6a6",
-	"ySDZa8qzyYSlgkTPSRTjS9jJe0Rws2LAq7Ec8QqYY9FBM6cErC3Mkf1B+aFPEurftw3RfAkIloD0EpaY",
-	"pN6Ff5Sgv077GIIFZYoFYLT65rO52H++MBjmJAzJRJtMpVB0KM9UQqIh5KIQG+jzKFcDcY+YI23CkQjy",
-	"uywT0momOIFSTMERy0TIxpD0maTSdxGxstlyqVj5LBplY0wbKcERBLj1k01vY1TRpvRbPuS7/EHWlwdU",
-	"bqVZ5rnuTAKz0ZlQhMXSrc6J9UGK9eXPP5fPlKcJH9Lve6cajWP6ehJpm8bqncJRFEsq4eSVNfUBTjip",
-	"5BGMpcgo0cIHafWbkIGA5gSphzOqfBRQleOY2gO3y3tmyl6qmxaINCOBqYspCh4hsKf8KI7IDUlnJr1w",
-	"jAKYeIAIVe/EoohMaaL0GUsIhtINpaOr3EJL9VJbchuw1Bgh5qQRU04oj0V8Q5IZHKG8fS3X+kXvY2d/",
-	"r8JkpsT+xipyLkfboFsqTAhWlUJ5Wa1Km+jGzy1KptvVevnqUlUbXvkrL8hU0neS4BmSTzTdqUNj5AQL",
-	"QVL59H//9t+93m2r1ej1btuPe73bw8fvvv8v7xGqMmAWxeLRjdYi5dPJSZilsZg1UpKQG0wFgnR99YTj",
-	"UL1THuKtFB0jPJkQ6XEj0hw2USCZpQlh0CbPQhVKDTxHvi6HZSnoinnNkGg6Yki6RtExCmiWJAEkWzBl",
-	"dDZmGS/i6HnYecaFah8uNzfK11VyVLVBVqajnI/oCgunN1KeXmjt8S1BaVQ+/0irb7mrgw1p8AkJ40Ec",
-	"Ij1GE70iKZfvIylXVGyDX8ulcxKmRChz21RHhiyN1Fmv7Lqi6JLmznotnlQJf5rEUkGcvTJ8ndM9TyoC",
-	"j6AojkD/SZWg+qRzjdJchdi2pVCexNlDc9AcHRXiTKU5ScGnS7/DMyDLYi4rlhVzhPssE+6ytU16J66S",
-	"H7jCQ30Elzxe0i/wBX34rOPirAr20fmMQ9yCRR0Gf7dQWDyLuViuXqE9fKmeLSRQIaBwmuLZqppXTuZO",
-	"2vfUCdmtqnzdterWnyKW42Ui0yBknmqWddEBaORcwHvYxAkYeTVGPjj6gcyYEndcul8ZdWpPlO0OWphr",
-	"T6ebh5t61I039WdId+fXEWUIyM9jFZTOpCrfwnRmvVBHfIJDwns0pmGSRSTaPpZvjRl4bH0oZiBRPlkl",
-	"mIuf1EFmVOCY2qW7RudLCZeSQWbMUBTsdTqo6qYp/ys/jHaobT7dHyw7b5XdLu2Ln8tIeF3dsXPCswQs",
-	"7VA+II1oab8VJSFVLUtMz0LJJhmxVNrimDOqxFGkSlSVti3qRwK5A4HUVCwTwbHWFKYQP1czPlWQYCHn",
-	"dKXOs/v9J2wKYUnVCicXgwRj13UUUzSOkyS2kvl6YAUhAeJXO3d/1gjNxpLGmZRWcgUWNedsh37ZmZ53",
-	"C/Ko4d0O+RdmkGqwDK8z8Byn154mMKsy2Yx1LM9ztV1LajjwWcWI0HWM1ocbN1jrtW8C71MLvLqOb1cJ",
-	"jseES3EFcXkpruBBJBgappiKJnqoyIYoo6ry06j/slsBcXLJJj5IFgj0ByUGOthbqh/H+PZMfbDTKtkR",
-	"9VpG498zov8uDauyJDHncaEkf6hTfncTIutZCHVJWGjJTMfAFpBv1G2Ea5kOpZUuXCGEDR751cxLSvKc",
-	"vYrQlmzwPos8SkuFHKtYQuEopqSI/Cj1ZZSWmXBQlwrMCrvLXygel//KE2t+91EH6H3kLkVrzXeBDfyD",
-	"zQ1iPXFDWOR2kmCKzVYt3gyTSgAi1RdGtR6zdMjE/YzVz6bHvKfNt8onBCdykAqR4fcoJROWiiZ6wQQi",
-	"9IYkbKJc3BLPSSNkqeehxjxVz36AgGsiRrO5ES8wrVRgS1k5MUfZxKciS8s1A9fNxOav/DSfefXwqY9O",
-	"SLrQSJyoOuKlq1dmKcw0ild9uixLzLfMKL6FPX37k5flHkWd/f32EZpk/SQO0TWZqbKFB63dw21PiCkZ",
-	"2lbio+jhxYnHQpRO7I37IHzG++i1z+n/icwAnW6MRTjS8c3gOo4CU96nxR4UTUAok8dD6jebr1Wdg5nL",
-	"y59eeeeRKS/aPMbjofexW78sKwhYR33MycFeliZ5jH4i5QMdLpdFcq6KevJLijhqanUg/py9vahOCpJ7",
-	"b0kfSVJeEKH29XC/7dvXazLjKwcLJC9VogTldcgBfZPN4wRVbUQEhpAa5D0meBhTKHyV9ggyAGfVqSfz",
-	"i14neEhUh0deNaqMUDsgl1daSi8yRw+sDiiFPqSQDLygtLl0AYp8Eb6WB6R0P32CLWzBe0XbysCNYLVp",
-	"YzWwU1NBTit9VJYznROIMsCANjH8G3lDKOEeMWn+sqqi8Hqfq7qd3qmxYUy/OidzsWmqa8W/43cPX93F",
-	"2l7lqPKYDhNpRereyvln9QtgcN8iX+UgGD5HyYLIwMprAleLH9sdPhEJE+kkAogGhf+fAYYGOP0oUAWj",
-	"J5kYBYiHbKJAOg2750glOkTMu9M0FiT/SZU51rRbaJ5UP2AuNV+tXtN5PvnnG3YNCiOLYqGe9mkyk0f3",
-	"cbvUFUd7+4cG6RVFLMzG3rST8S1WSNmfykc/FBUOq1vxSt/H3EB40JB4db0pPiqPDD5VIyE3JA+xHaMJ",
-	"AN8IxGgykxJbOvWBWTF3vOdFi7P8NU/wvKjHWMDxAG3nXdAnOzJ2FLD6mSeXl6+QegDJDfcrUF0X4o+N",
-	"lqoMdJVaCVEYCki8sxO63qbkFfhLTHpZq7UbyonCv0jgJoXSuJGSAQE2Wio8TEkLrK1ehDu1u7hMtlic",
-	"XyWMUAUXZT9cwbMAnZHK9XHUTzENR5JNY9Hs0R79Cx5Af5lt+Qs6i6Q3/VeP/tVoNPL/5LMOHCL6C+21",
-	"WugvtBDQdS64YhOpIUtojfmoZVRNPqMChwAIksxsUEw9TrVGTA7V6ZSGspAi+5nQFWPFu2jLV+MIVWkN",
-	"uS06YMKhAl3Vp/HiUSlMtxUatqksM9NzitphkW30F3rBfF0AeTG8edmtZM/f9vVizKuRR9USeTN6gc4E",
-	"I+/qkdcCeTJjFQgIMNaeHitX6/LrLBPl4uCcGYgYsQjwyQAUz9BqX48D/AVvcNg+OUABUQHyRQ1hBswh",
-	"9GCYo/J0FgLyues0I9oQf/mgZcRFjbRYit2bIaot4nKg9q7Nqk6jed5fXnCTt9oMhtn3HJ5qyZoZyWlJ",
-	"hBMDRKr2dC7qVXS51G6HyHlVNXgpctjoSFsFzM+ApTook+RwQVlKTKmnKg2t5F/1x8sNkmYlCnlo5ebI",
-	"LCUrrdWDo5cfnlMN4lcEgP1wfqYQMy88AhT5MjVduBnn7K+HaWPj2ZQ/UgKldYTwpGgXmI8wvQIGbsH9",
-	"5YSHI6jn9Xy4Bb1+IevrqUd/oX3YFqdJ323Ht5A6Tfc88jXPoy2rCX+7IKKDfwYfBL3ooKXZ0G22tLRh",
-	"Q+BVs7tLwVjkIJYD4AKkV3CmfdX4pZ61ctOfjZZoowRVpTRYMjkOrgtL6wMdmVu2XGoy97d2Vpr5vSik",
-	"8/Cz5mKd+7qH/AgZFcDAMvSMz1PSwGB3Cym4i5hjxNvSAOq08uiR7iSHqoHUAiirpOfgHol1AgDuxHzG",
-	"67muGf/qYinfkuP/mGqglcJY5xWE279r7u7cRqPfdI78G0t/rHqPBcqhpBRKNh1M/L6aoKxG/ZzFEm/3",
-	"iJSm0kaC+EDhavJqpNB588/5UrsqZItRV85SWUHdZckq3TdoT8/95jxylCtwKwXk6QwCCyoFkqe06ogz",
-	"dWFVgEYsibiKQLoIux7yrVPRC7t1x1reO9Xx6jucfByifMK8D0WezdzkSZk01pWUcM0g6XldEzLhNkiW",
-	"J/x8h34A7Yn6WiUMXG0MmO02PJcOVDpRGxAQA+agI89ppwHPiutpzr0kCxEpRbHQM4DYsVA/EwD+UuOv",
-	"tsxVOwyihFzda34ZTQDkHirz9S6SSKPgrDHfVVod8qaKnO4Wa3hKZrm4krvkXdjbMgTbFHNldeeLWH32",
-	"bguB+6HXnKSNE/m3dabv6zNwOgigp8A6AKX1VrfW4cPiHCw4zxtsMjAS4lN3GFwQVc94R/fNX4kJ5YJM",
-	"+o1CBT60AszLKrkWdBAqUpHSr6wcU63cR1FwQO/X2al82I+qkfQnPMRWwnuC49TXRSfl+zxv/enbS0cD",
-	"HCPpWEBdyImOx4B70UUa5UVlouxBrYxUNX2pT2dM52OMKai2iirSr6Kto1YJcOao1fIl64z7v943XR2t",
-	"3/VnA5cEPvQlnqXYRzXMcawLDKSybaILwdSFKNAWSZKZP1koX70yKUMTZlNbsry0xGGB8jqcwZ0d85LU",
-	"x5iq13j1EuZP0Gn8xcVqPl33rdTNPiGh2qlVvHIzZqe+uWCxKaIaajE39xzkJWXayLIuVPN+dWmVmWkq",
-	"nz8NTBGOxjGNuUixYGlx/YKZYGVS+oG7z2oOA9pV+aWE3Ama6Opxxed5tnnEprQAtIx5nqXx8ufa3edv",
-	"rSstvFMrf3JOb33+iUU8tJRuK9r4ywOibi+tAs1YsUl4Sa+KKO7MTRWAFIf0gWMPzan3KEzEojplkaEg",
-	"D/OFelKa5CBo1zmkPpPbcIoOE5T4w7ebVpWIQY5yrHRrXu55dGTEuznCaoMmOci+T22PqxbA+xiPZtof",
-	"zXS02KjC19+jAIdS4wVduDNE3xTSo9+jwOxl0C1kZn9WEajHJjnpvKt2PugizgaikYt/59HjqnCWc9CX",
-	"Y6rSICuxqCZqMVnBYd5E15vi3tK7eUurxzGrTY+biWJWt1MKD42hcSGZQl9ynVdkFj89NhLi6dvLWsXu",
-	"sq1tdef83NRc3SAO9ejafgF6o7q7WIra+2gc00wQrm5YgspR4x32aAyqOk82f8dzrBAD4wU4QqYu1Ypo",
-	"SsWoin+AXeCsgI5SFnJOwpEQE4WzFNMBq+5rXnkHkAwFAk0JE1OnYrtIgVCp6dZ1XHAai1GPQgdZI4lv",
-	"SOT4NSpyD1FCaHe0vQVeL0XD6yaObzOX3Itk0DC3IeQ3q9IoD/uMMcUKdKluHy4V9etRKMLV8wD9BUuk",
-	"COprkUgl7/Zoj/7rX+iRLnOXP6r4L6CrcD7IElW6lldiqmvVAg3SFQAFaV4n35UjBEHwnjPao3/2QGT1",
-	"al30Z68WR/Ifvdr//c//9mof6qgHgkz/sahHtB/6AIPBmHKgAIU4TWNd6ZTXVG0BagsCNQDBDP0Hvt1E",
-	"r5yGDC6NnR6FIHYTkv765mP4hdU7EBzDHqHA/h3q4/Da00yh7lHNuykUoblgE2WUKGtOmSlNdAqvqlwN",
-	"A1+yiyIGlks/i5MIsbSnXSC5ynETvSzqtSEBpC6vk2+MAKZb3V8WdFp76AVDpwrYLYCtladPdZAhQqMJ",
-	"iymgwu+o3wV1ZP65I1nY/hmqaILtHPrmmsykZdWjW8FOE9D4oPZm5/30mjfVrdcKQcZpmjDsBUUzBXOp",
-	"QlHFOb+Zmu13W/LY8u7OznQ6baaDsEGiWLC0ydLhTjoI5X/yuW1TdNujprpbJbs0pJ3C8gvmodoFTfRD",
-	"XpMKgUyoZu3RIGQRCdCYjPskRVucKPETWKWwAVLqedvcI8goCqDCVklTVaId1Ht0OorDERBECkSoIVZH",
-	"cYxn2vBvokCV0EnmWLUeuEfdam/VZiSqXalQUZ1XK+l9OM/TNNZmmJNdN2cebrGXL9bz44ZpuTJbF2Sj",
-	"yzxz2qMCX+ujqWAUc6VZVHt7R7GPiQX02KOSYENCJftLm5wSBEWP05gT/WU8Nh/DkwnBqVo2nOZCogQg",
-	"DlWhn+FN2Az5rPuYLgfU5D0GEH+I28AUVWeQOnQ9GnOeEUPaE0d1yF/qK9hUHvbVy4tLVL2CIm/HwlZw",
-	"D2To90C477+3lcr33yt99fTtpS6yVaObbsitADobg+26LjoeSFmCHH18QeS6xZ1Cf+hMcN0xKIe9JjMl",
-	"xuBXkDrBAs0TD81iTY42VItSkrCJHt0arxjSRx666ZcDOYOBQeRUQVF0pjI5kJuL5OFUuymPlDojUrxS",
-	"ArKZoylLAToFCzkWo6GW3Lq/Av5UivMVDXn2VfsGuA7gREdMChOU50c0K8Cl0ywT+nqBWEOeFBWbqkdf",
-	"/9poe63YbMP5O96jCrVJf9d8iSsj2zb3NBSjKsg0VoPKdcHEyQ2hPapvfYhFHhdFVoYJiiK0MQ8Vid6q",
-	"xVgXtveovi9Isf1+axf5SiTNqSmy3SCQTiwj5obYjUqqJ8m+ERk9wlKG5yWLupWJq6ukrdpxYzOqliaw",
-	"RSVhYsFL/U0+I3QLjpCOSSv4OdXIFGw37dlbUGVAH4C3UD1O6k5sE03oUdAswY+PCr6Gp4PtY4QNaq1d",
-	"+z4DcS4Ff2sXFZXzjl2gqG1W0EW/vQuKkxnm4l/uFFg9QO3zqlVb14yjub5sqLqIeLa12qMqllQ8kBKU",
-	"5t8jURO9vNHRJ3VvmV1yAxYMR8Fe5yjQhjU0iZRqxaWdVym7Hugzok+MARy1iq97dNHVNPr6pcLS0WCo",
-	"pWrsLZ7fldKjUxyL7ToKyhfBaGMy/3Wgb3mxf+O950VvENzcYIwaY79pIsH/cZXAzu0ekLdsQiiexM0Z",
-	"Hid6BvnvQPTW1TUDF1M8HJIUvT5T70UsNLcHJHFIdFhDhdxqz8+kK5mliXanpF0mB1WWNdhk+iW+I58t",
-	"2qgK76pWr92QVJVX1NrNVrMlH9NTq3Vru81Wcxfqd8QInFu/6pB/GRLhg8GShrCSu5W+cR3BM7oRlBUw",
-	"hzyTrq/WRCc9Cv+UFordrg8ZURAV12TWRA+zVGkFaQ0r584YkUTompg+k+xrtI1hKqmjYIgXJfu4BgRR",
-	"h/AsqnVrPxLxdHqtYBGUYQak6bRaC2CbPXDNqjf+Nw1+oDEPNMJBDmygYQxq16/Sn65+H9++eYt/eXNy",
-	"NJ3+8PjgLGO7N2/++OPw8vbJ6eX0Pz/MhunF3nVNIxMAIIGGHwDUAcAYqLXbv/9y8stPt6fp4M3F1eHl",
-	"7O3PT14OD0fhzSs8iZ8n6fQM41fhk9fnrPbh3crgyQAWMAc5WbsmTclc+4pMvqFycu6497jbgZZa97d3",
-	"dQuJ/kdzVUMOk6CZCGTfzGWjWr0m8JAXOAJyZO+NpfMY+plyUcE/V49KR2MqTXbo1KgrQc8mKqyFBnEi",
-	"SFoF9wR/WbWLBgXUp44dzEX7RC9ATQZF/63S09oB4l0U7LVayOnI09LXYPuotry8He8YtFYbua1oUoq7",
-	"/WXHqKTc5IsLbIfKoZGEK8AgOcgUPQd1CHwMUTyyo5xyAOxf8qS6rEw+WAZZSWZ6z6Ty1h2I/ZkS2ABb",
-	"69ymsjtoh0f4kDQ6/b2osUceDBpH+KDfaIedaJfsDfbxQR/q/mvdGlDVRPK7DlRnfniWpFIWTxhQSefN",
-	"dMV7ln0zdZBENzRXOAHkFoci0cRV1rAHIVh3ZbrLqfx9PpVVRaV14VkpkbsejZU1DyaIU4UGACe7u7tH",
-	"pft2Oq3OfqO122i1L1utLvzv13l0jlVHsIfEC5NGi+Zr7oJbfap7q0wVEpzrT/XdfdWhys/8VsBNK0aw",
-	"EgwFYPSqh9NOpufb1e5ctg+6e/uaBhaGszL5II9jvvpOp0JrrahNOoNd3Njr74eNveiANB4MDnHjqN8K",
-	"21GH7A72sKqck1+ShlO7vds8vOutCBZu8arn264TrD1nf8RJgnf2my209Z92+xg9i2l2i24fHFwd7G2j",
-	"x3FKBux2p727C0Zfmeyl81eQnmZJspiwrSphdRK+Nvz+++//f73nzZCNgToYeMHb12WIv08OBof4Qb9x",
-	"FLbkdrcHDdzp7zbCvcj86cgQv330oLnfbrZbrebRUYn8avI2cdVvHNKFWZrsPGjuS7q8K3KBGg+o0yrh",
-	"+agRnE1W27gfNQ7I4aCxl09ccZBkoAN1zc5qptUcZGbvpcMATcQGjokCdtfeKnbXDzhv7YBX2stfce6M",
-	"g5d2l7/0OO8ivKNFKN9aYXKle/LhtRWm57lSu2SDumm+3xxElA+OgSq3zNkNywiFX5etUDHageOyA0Gu",
-	"yKC++WrooGQaPBcn6ZnE9LoAbDfFI32SMDoESM+qN96D6FHedQytpAAloFIXpmIdjwkKOq1OgEgMtSpT",
-	"PKtYoJ0j5EQFwHZsBTsqLq4igg4EhLFNAWLSYztWm6yKY/0Di2br6Rkji3CEHVG08nGc3/P1wc0cQ+1r",
-	"RS127qIWrWtWamcDZ19V6MxNTGIf9O8ISyYgVMFI2GUO62uoNYRX+b4Wn9jSzzTRyRzMYogSquvNY9/y",
-	"AZT2jlKuvYJEeKUali8ZewbtyvDe/irS0XO5k3y501nl5eq9ivDu0fJ3y1evf1o5u8Bhh/SGv05D3Rrj",
-	"yEcxmiselYM/XzyeMsqzsQ76W8UV3rOhEn+pxjUpcLVNxl/y5mOQXKY2UL2nciH1PIJk3lSJNjIYkFAg",
-	"yqY+N30e0EIuuRfBKPSok+DYghHLuDllWSsF7Pax6jmsYuP4RK9Vt3Mfmaurd2o3nR/26POD398+IOct",
-	"8ctudrbPXh3ii6PocXv4pPN+dSHsKShaSfruedrpnBrLosDyHyJOvgyx8EaH68p14RBMwB54keViAlyY",
-	"BfIBwHhVtW3hcoAkgDA6wiYhV9cFHSqt7CbwoGKnR50kZPWwt5EXCKdAt7mOKSBua7wZtGXgo4Aa9R51",
-	"bxuuF1WALDWV28am24Y2UDDsRGHCqdvclKE3iulQR/R8oDXTUm7Rup86txDNvIbxDaGqzVRFTjAKS1g3",
-	"xx6bENBV4NelbFGPFoarNlHXAuqBspAedVJD2/e2QAEx6GMYnTbOQ80QbsRSTlAfmhBmiAs8Sda4xdAB",
-	"KV1JJrbuZpG6DU01Mns66v8Yxi/jp49/fXR++fPFGT8bi8mvp2cHZ2Pxc3jN42enT1vkPyfymZ/etH+O",
-	"Bz83yezpH9Hbs/hlfPbHr+8fv3/59tHurxdPj5phJ6H98eNW9J+nidsPoxqPfG1Gnf2jTsv+o5ncg/HP",
-	"nfTNwe1la/Jsj/56NP2pzZ8ejh7uDn7YD395gB91hq8P4pet38/33EYcc6v2pzKX3Q44j638jA2HJEIx",
-	"bRrYMlX1B+2AGpcoBJCC0jWTp/KXjVNGRcp8HTnJFM84CihrQMlvcAyHEBDDVN7MEl1ucNG8suSG8Vcp",
-	"Ho7xwi/DxIM6HNEnl5evdtrNllpN9ZPw64Wf/PARwx5nSmKcusGqlYIfYG+8YOKNqfT/5oQstzY2ErVx",
-	"AzNW9VfhBFhIG8vNC5aJ+fbFuVVzZCp7Ks2VRVCmjhTiiLlvtWxR+IAdTZWQqWqRithnfKyQ3Vsrl6dW",
-	"voptraUVy0TzzhHFz8oypUBfObjHhgbA1O7a0tu9Kg81cJIs5yPn0tUcNKIoaiQRpAZtPrLnxCj5ZKxx",
-	"kiQrcccjZ0nA0AqF9G/OK85WLucSI5N2BnBLzHxWAc3CC+T0jFdgfVaLDYv4hvSo6VFdHAme6rZFlipE",
-	"QgE4rh8/KuxemfNZI8L+23s+SzTYG+Wvw70XVXinryQkbM94YSzYu/hvceGvIi5sOh/8nLqGkIS37hIW",
-	"9n23jjgRPA/v5o9AuWa6SDNDFv0riPr2qFT68xDoqom4jUhcK+iBAYA+ysk7GaWYE0QZeJ4ZhyZn48b/",
-	"fvh2l5wfiV/aEDl+gC860eO94ZOD9z+1kl93b9dL4t1NYu/5r/ABttDAGMcllqhYNt+iyp8q2STy9hO9",
-	"RTqgrM74ipFk7YstsNE12FwFyKar76CAfhXoM5CHu9TdQiM9SeXf6Upn1RfqNLco9EiRpVQqxlfLu2BK",
-	"8kIab6pwB2GY7EDor5TaY5zemDmR7BII+XL5VTcSU184IKeUo2xDh2+IKaIMrhsmad6Y7rEdoWr1fiUF",
-	"Vlf1fSTZfQKNawgrByb6Kw7q9sdvdu8Y2G23fYHdX8R+dvaAvergi73o8cHwydH7n9pSFZwe3vzQos/3",
-	"IdfYEb8cZF94YPcFmdr4Yd+iu58/umtLiW8uwWeJ0ubtptgD6Ka0ZnFoVtHkCnh+gX8ACpLbNXJSRRIT",
-	"WqlU2jXRJUP4hsWRzrFKhQzd5TnsM+FohG/yjCav24nZpREVC0Y6LvpazUp0D3/Jyyj5BHOtf+Q3/kHB",
-	"lrWuX49qen6U3KiuSD+JMHrGbkiCoYZ+4xnT8m0EnyVwI20fuFLEbOs/qopPrx7uhPkWr/lahLM5OIX7",
-	"IsXbQimcY7otaK8jOb65ucirgjGkbspURhIAbMQcAdIPCGvKRI/mqOh521xxyWVwx1TI/XvgzjVs24Z6",
-	"ZUqXUWZJ4uAM3ZicYdNqm5J/L+HQf6K7Qqv9TOcERw1VPWRym+AK8rrp0NfVojYkkrWWDABolqzGmfDi",
-	"+ZxIAZwlOAfoPHZBnuRUre/Lz1Q+/s7uGvmYQrlyU4BHKFt3BXxr6VirpcPiGl9Lh8FfNKJOg1rbsg6Y",
-	"cIms08y+Ug+xFmMWxMXX1P37Gqjxmfp+FdLadMR4+cY9LnBqmlahlXKSkkF8i7bKOMSljkpprc7poDQZ",
-	"C29fqv8SngWThlgeuA8wPXWU3Zkoge6binx63kwO1pwI3GgTc30tbGkOBg/S2/xqMEtXE2s21OrCCYUm",
-	"lnm3xt32Kt2weaPjQHk5G2ngdaf/kfp4zczV8J+zodfTLNputPcvW0fd3aJZtICwVh2VDpy0+tV8T7GM",
-	"rawQhT1wyOXvt7utDlBwja5iv1uqLdvf8vMIxsG7AmC4OCQ2fLCeUEduabtjtlQyjp9srcv2XrHxS8iW",
-	"v9ZpydXmr+X9uCkOyRJSajhWDy3VB9dpUVaU0x2zhl4VOlkt3x5KlRbja9EtdejWyOzp+7P3LH7+/mT2",
-	"4qI1fX7Run3++OfbFw/Z9Ln87zGLn50+nchnXnSe7/16+vToTo3bq9tuFbzlhd28IDC+tfF+dJvPcht8",
-	"Nl+mTRhj86mf332oL4slqvRWFKckFMmsntt2yUwZHoWvg2ke4XN7LfJgYskOBCctaKLXNImvSQkINxYa",
-	"EVHOAS5fzWHue/RH6UMD9i18fURSQNsNRwQaLGC4gBMw3PRFMRVz8wjZd1/PDzNuFUWJmJrMYI/C5ejz",
-	"YpBzI5kei7VHl5qs6xUyqq17zTcT2lxFziqVpXXLj/IF9IRNJsrBtOslEqaTxhnNeIYTq2yiVhGrKwuk",
-	"YsFrhUHbdwuD+vEjWpetB93OnUyC1Sk83yiozGB91VbeuPlKbpExUJrIJ4rxOvD5HnX0GlL0auNK2cdn",
-	"GmvSVxojXdlBXkGlSpQDx0Xe+TOOPpRAgNwHVtyDz5MsvL/q3GutEAk+NZdpfysH+pzGgQqKlqwDJTy1",
-	"nvcYCOWg0I65NAVCqlVkj+KeBj6nzP87XqQnwfENGR3E6bgCW6swmr2lik10sujOB6sHc62OVozcZlW0",
-	"FSxV1/rFPnZB+pd2bvaoXemzpo5/CBR+TjZUybiZZKSZ1H1rEk80d+TXfWy8JPFOsvGb4PrkgqskqxSD",
-	"ofHMl6/Tv5Fm41JA10VC6RO0Gv1IhD66m6h7+4fFqO4Xm/oizNFLLwv+LVvHfiRi+XmdYBGOfDAXmA61",
-	"GSGZQnqOO7rotnLxnbTQ3fRIxIi6/U56+D2qEW2wADT+rq8eClLxcMsHQ7GoFxlcU+qhJpQDPWCRv6ab",
-	"GqpXCtiIP8F2E70214ZSBSaf10nyEZtyp++xiHcsDF2o+mVM4fqK3LTKOOFlbB9VG7VClIOMJ2KG1GVR",
-	"23OiGasn4NYRjeYe0PsYNpYA+Ulf4rXiuS1dQvoxq5X/xlIbiH7fAEJ7/0uT2Hqytqz+VF75Nx/7azNV",
-	"lShZpvo8zvVO4Zb9WZtkXvBMwcutQdqRHpHw2tM9X0dVRxq0RY9qp+rYBwIgHcAZR0kO23IXV9qMaaba",
-	"o1WfGq3qUmv9VY24Fz08Dlng2hgVVIA7NOrzFWCp3ET75HMU31rheDAaNtF6qEl5tarjXq9RMr1ar2Fx",
-	"9aC7s6yP1YaobJpvnv8/XZwqbpPi1Idys1CemrrOJdVsC8ICUIxqhnEL3ppwXaM8lYEC4VS3s5ShTmzw",
-	"GwV7w3S9jxYG61bD5ZdESuGp7pr8SAY5XGk8uzBE/OhFcB+1dscYl3k1id683DbWfXvWK3uN1pHzCpif",
-	"R/0O2Rsc4MaDsC2N4t1BA+/3DxvhUdQmu4N9fKhQ3aOEXHkG3W20D8HI3TODVrH3E8zFlWQWr3VsXrwn",
-	"cr6XRq32Zfuw8EJyGplyGt96dt13gEhtvBvuk8NB46jfiRqaXC3lSBwMHuBW2CaLibR/2W51Wx2bSBZG",
-	"fmd3PplaD5xXHTLld0g1wiTeaTc7dwXL37ATog/Z6rU1RiZ9Um3491MuUCAzzhMMfG3VAlngRVkxA4QF",
-	"t4wO5uuaQsnwLBypSwUTxgWKiFwhXEI5xrMe7ROfwV7VInuIMnE1YBl1wVGVesojZOQ25qKOnB49sLMA",
-	"YsPBplEWmZzv8Tw1ZaW54ugjqSVF0Vwxra2X9HtnkU/j7PmcLkWyz2J/qgktPTuP5Tb/PY+o2m5zftY+",
-	"q8vOp5O1tu5sn5N7vjSoD9eETNQVfrEG1sl7ISERba4q1T++5iQNSkVw6qvB4qO78aN2v54IlYfTFWbr",
-	"nTv50sqHDsp2vrAs8B0qZP55p9ftu/NncedWnCzJ30oZoEqxpiMs4JZBeQBVcBltGURx0/gRJllEom19",
-	"6np0cQ/SF3zoflTlrBs8ca1vBZD/lAJIo7G+ycqvqXL/R8AAmysml6TNsfEqJHvX3eR43U1+q3vWWVrc",
-	"zQC/afboooL9INP50qCu8xFuAt65SQaLHmVU+jAP4RsK+wusKK+VdYxwMRsDsSV9FYWt1aNw2SMiVD0B",
-	"9+9oa6uXC5terYsgarGKqF+xIaBH186Vgzqo6pEedRTJJ2rlV5mp+6uSOyYx8g4pkxxYEcUjGse0mPpn",
-	"ytCvq+fmXdz51Wq+xf1tpXV+y91/Eh34rTzgKy/B17UCq5fg/xlHH3Z0TGE+HNhrCvE9jDgbmGJqfwfe",
-	"urrRX3EmGLtWNW3GABgTTKejOCF1NUaomdAKRYJmj1UU0nj6CiJzqeO1or6E0e7RTndexG6++V5fvO+1",
-	"d9luf4HVvnk88JsC+vvLcy0xpANjBaNWF+wGZ8xb/XVOJgkOdW2vdvBUF3QOOKYutuNEoK3cP8Fpimco",
-	"JWN2Yzwt3cNcwhhTeFgr6ISFZVTmDkBAQoNfVdqdVveTPk+87cJqH/8snpIrA+s5Yti7NRLKCrTtK/GW",
-	"vi7NVAC4raujoKph94uMDyohEgsO4RxY699OW33zfj4XIp3GWqyoS9BoRbxyVXw6pS7zIgyN2zjXH3rG",
-	"hoXWhPusQA1ORyQl3VJ2sXqBQZFvVIleeUbsuj6urziwrrWjbIoYzfVrCWDy68o+qQQ84JvdtRRwrdTv",
-	"o3kX03xL/H7RB72Mouqv46hcO7Qw9jEiOBGjufW7+jbsV4yLYUoufn4Gp/ecRDHX51jBCBEcjgr9lmBB",
-	"aDhroqDTaqmARI+qeUEbBTT1TeoQKwjQFmCcw3VEJvgxk09EbCoPOBOI0BuSsAlgmvtyt0/UIu5rbsHc",
-	"uBFyw1QNoxdzNea1brv5wDJFskkNTLworjzYah6UHvwAyCiJGM3WjM7rxc0FcY3IhNBIflmRtXnvrtVN",
-	"UqzTbM+nGIEPd2sZTSUDwRmouwSHa5uLEDmbUpeUkIHaAC1PBEoI5tDSUyIp8OESwGt5CkCMqokZoWrw",
-	"geVRkQcjHzh2lLA+hPaJ3EmklTvvWJ7AHQE8P19xQvSNQmDjgBzPKM2vEerLvzN1cbspi+dNpE53j1Jm",
-	"LRmuicdI+h59zIlU5nhIinrGIRHOt1ICWKkAqM1Ejy47rM+kB034/dGuS1y14jXo5utzDHWLglhuwZ1P",
-	"06IrhvUc5Mf6ZAkfQMnoyoxg3dAv+S7EFDLFSKR4MIhDtOWV5Pnp21awMHPkcix0nliziLTiUR8nmIYk",
-	"1bdXcUIheWuYrEeh33s1OX5OcBRvhDe+NlF+DoXBgjm79fkluRHQIh4TdbfzUuE8l4qHC6i4KSkumQwO",
-	"zDHC9xPomhEXHFF4Pb0xBnrZHwpxgiIC/C4Nw1q9lqVJrVsbCTHp7uwk8oER46K7L3dYWnL6E9WgpA3d",
-	"mLBhTOvab9JeFPyWZaJevqsyv6HGqUhxgPIlHevVgmwb296cUrioY255PZu6N+MYYxVtBeXa/v/7n/8N",
-	"tu1Z6OJiD+6+dWmBMmZV+bC+MKeJHkm7M58houANYpOC+165a2Xn0Lo1ogTazz1zgChfvXLbhBiRmbpv",
-	"QnUAK/+7wM00NxY0XdRt3xcu3YsMVPeJYsxGShJygyn403LFpUsOPKPl2kXZ5w4j85IcNtdiuFtqfUSz",
-	"e/Urr7J+Eofomsw0FLlC4Si57VtPL16+QG9JH/1EZuiCCHvb5bu1D+8+/L8AAAD//w==",
+	"7L2Lctu2tj/8KhjtM1O7nyRL8iWxPHvmc52kcZpbbSfZbZVjQiQkMaYAlQAtq21mztOcBztP8h8sACRA",
+	"QjdbzqXNzO7s2CZBYGFh3dcPf9ZCNp4wSqjgte6ftRHBEUnhn2fk94xwcRrJHyLCwzSeiJjRWrd2MSIo",
+	"VX/+jqPTR0eIE4LEiKDj16fIeraJjhPOUExRoJ+/jKMAsQE8PElZPyHjZq1eIzd4PElIrVs7GLSjTrjb",
+	"b+zhfdLYGxy0Gg/7D8LGYdQi7UEH7/b3wlq9xsMRGWM5NTGbyPe4SGM6rH38+LFem+AUj4nQCznJUs7S",
+	"6ipeTfDvGUEh/BkNUjZGwZgI3KTkRlyqX1tzJdcxyzia4CFpolfjWKBYoAFL4c+DOOVC/c1ZDZk9+3D6",
+	"gcUvPhzPXp63pi/OWzcvnvx88/IRm76Q/z1h8fOTZxP5zMvOi71fT54d1uq1WM7v94yks1q9RvFYDqUm",
+	"5Cx9jG+eEzoUo1p3v92pV0hRrz2Px7GoLv0FvonH2RjRbNwnqVxjLMiYI0bVYsvr6LT8c0pgeHtKERng",
+	"LBHqlbH6TK3bbsmfYqp/ymcaU0GGJIWpnhPOY0bn8RtXf/6OoziqI8xREnNBItSfoUD+88VMD8ADdwva",
+	"eDfcJw8GjcN+J5IMhRsPwxZpdPp70cHgIW6FbWJIPsFiVKwujmr1muTbOCVRrSvSjNhLHbB0jEWtW8sy",
+	"eLJK/TecpPPWk3GSwmLc2T4IH0aHpDVotHGn39gLd6PGQ7I3aOzjg775273M9qN8mU8Y5QROzQ840hJA",
+	"/hQyKgiFf+LJJIlDLJeyo0/w//eBy3X9adYBA/RxdJkWI/BsPMbprNatHSPgIsRSJFeA8tOKYo5ieo0T",
+	"mOA1TjKivh3Jmdrj1WsREThOat3azzBWMUZPMWWvhsYZF6hPEKZI8xnqEzElhKI2wjRC7VarCbTkAtNQ",
+	"fmMHT+Kd6/aO3ByuyamE1hqSSWCR8Vp3T/K8iAVs6w84QsXkNe2zlHaHWJARyzjpalp27XXKXdEUuWSU",
+	"XIp4TC4FuyLUJakSyJwISdRrksYDvUMIHkYhppQBMTJOfMSd8xGLzvITarBil+qI3Ewku8nPjjBHOEkJ",
+	"jmaoL4ksPzWHvjgTo50J5nzK0mgHZr5Jap+q6clZmQma9Swk/RwqyF0Y40SeIBJdGl53qd9n0UxSRpJZ",
+	"ffzZ+auXHkqXBipRWJNgznCLqJmwYUw3ScQXZqJmJQtJV1oWyJNC+PxXSga1bu1fO4W1saP+yndeqxHU",
+	"K3PtDEmM/Btd0FJ+GqGtwJ1LsF1HWImcHvXKnPx5yTAsE1IfppgOCdoKrNMoB2IpwohR0pDs0aP5gcjo",
+	"FWVT6hwIcxjkOUBbgZ+5gjpitEcDOAOv9YkIQDwFcJBnj8c4ToLtZk/urmWf/aeh5XPj9NE8GuvHdwpb",
+	"Dqh8wuggicPbSvbQet09BVJumi2JSEKkgt5KCRcsJVIZbnsORD5a6Sh4xlokrXdW0Zw7ei53PieHxTk5",
+	"Kea/8ITk65Q7QOSmXgrsleTwR4SjKCWcK3ErqeGhnT2MRb5jysSIpAiHIcuosDmRIzGKufuJe1WCFqUe",
+	"O+sys15INHuBm5cpZks4msZiBEIlzNKUUIHkAoiSM+529EnC6JAjwXoUl+i8FVjz1eJCKNXMsjQkhp1j",
+	"irD6AhIjLPcnYVPeo/JZNiGpUt1bgZnfZk8/bMNLJt6CnUCi9aVAhQMpE5fXZjiLEeETMzRjWVoh44Cl",
+	"BCVsOIzpEMX0/nXbbpkTQXEUs16BEZ11boobjR0kuSNkaUpCgfqZ8PCeUXZ6BmhGRB1UhRiRHuUkvVYi",
+	"U/JNPMyU3YO0TyDdVcOg9jqC7SZ6w5X7nsT0SnInjOfYkfAeMLQ5PBhRMpW6UB0e0GA0emu9FGySa5+w",
+	"tB9HkZKXt2bXQT6Ko21ibp07TS8OFAEh2JXiE01IOo7BxbxXgWmx6RNrtgu5s1jWppgShyEIaWPgKANL",
+	"smUsuNLNCQ6vFJEKyiBXhFFCIo62gnx+wXZzYxxxSgVJKU4ep6kK79yaK2I90iWBoRxNijJKbiYklKYM",
+	"/BmxEJTEYmtkfFcbY991aNQEkT7jZp5LvBlnVZvgDB85pGVrf0jKk0dAP46wFvEkQhmNiNGGSoCcPqoj",
+	"SuRyUiKylCqKboo3gGFPUhIRKmKc8DsyiLLdQ2u8krnqSmrwMwqxHlMt2O9fy7WrbrA765U8YPuVTTDO",
+	"c7k2NMBx4vhC1mck24DgoXyqQ0HwpxAnaDoiYGflGrFHbZ9LlJToNGV0aGwvY5vFHEUxx/1EOWfGo9ig",
+	"htLkPiODlPDRhYnS3JnpUjWgPySj/1gJzZiIjPZHF/GdHuI+OM+Z3aq85653czZ/iVBll72OUnLNrhR7",
+	"TK1glvTfe7RgWmd+2srPlWKIKaIMSR9BqkgGpi16Dv+P8BDHdJMs95KJJyyjdzPhpTE4gFEs3nrJ1Hq0",
+	"YxSbSPWd3O87s9hewWIvmUBm1gvZqlje5lhJu3MRI8oiJzcxl9Z1/q1N2jkvmTiVWzYmVJC7b3VsjTXf",
+	"CDaeavGw9DbmipEoFg1yDVnEu5o9bXeP3eku3Wn78U3t9zKq6I23frvJ7X+NZwnD0QVjz3E6JHfa/4ka",
+	"61IwdpnAaEviz4IxBA8uViDDmAuS3vV4ty3XR6+6mMCyza8ubdPRIqAJuQnBpxGQkpTG+Hcc8fgP6TuP",
+	"wcOuTGSTzHBO0us4JG8ovsZxIq2ZO/EDV8NdZtZ4JY7QjwAzkPGEpTiNkxmy3jiS9ns6QwkWJL1vp8hi",
+	"EU0L5E5+IZP41rsRvwhFZEJoRGg4Q1uvGRfDlJz//FyaBmckivm2sjhSgsOR/CraCjxzgTjfcSZGyvCV",
+	"4iWXPRysZxQmjJNIaeQpnknTmGpmVA64NGLU/veoCjEWyT9pzzTRmbVbG7RFLhh7gelM/5bfMregzfXL",
+	"hIVXStm5sXHLnLfZUT2OtsCH8mUZSuPaTM4YGmM6M94JDMGPys6D/sKApeiw1UKchIxG/N79uY4VPz/W",
+	"s8nXsJDXSyuGBD8W5BLkVIW0hgip2b4qCZ23fQQ07xqBEFO01/kslPItZyGxnLVtKNFQngPaCuzPBNtH",
+	"aIpjgQI4kI3jgSBpkJMLvaIoAMIE9R4N3N0M0Jhgyss86jkRWI6KUjIhIE4Uj/eoYvLK8T/DgswpGVKa",
+	"cIxjGtMh+j1jApvQs5kzyqiIExQLVYvA0dbp44snKB8UqS+hQUySiKMoxQOx7Za/9Gows0Y86dWO0n+3",
+	"jsS/9zoLy73qxaQbr1kShzP/3NWMJ/CEyrpMwT2W6lxKjrtN9fd/t1tH038ftJbNtdjq6jTPNRkFU4yh",
+	"cyQinUmSK+fRnsJexykGM+VVLW951R0k+xsqTylL4z9u434AY/niSo4AegcxmzyKs6XiMy9IHYUjTIfE",
+	"pMa3FxSvLIjOrROMM7ZKXqDyJcbkrMKgOfVA5Qi+L8wxv9rKHbxEzfLQa8WcNmQKeqm6VpypKO7JSgxe",
+	"EPIlcxcrZQaXvF+lmDPICtkljPoEpyp7nH/gE9LsjTvfhSRz1rYZ9TiPsmgrsL+Wx9ecQp066uMomSEe",
+	"DymJ6j1qld0Y9i4CdjpQ19XhOPUQxPCUljWyBspuejRwJU5QR1iHlHMpMoyvCUfeMHZFp757965h2/R+",
+	"9YSLJySXhCOcJARKkM6enKCDB/utkvr5QTEPpFz+3XPPa6+2RA3dSRlMUib3TTosj6mIxeyWOsFQ8zIl",
+	"HyChVJVhlEwLog8gpQTBfqXnq2ewOuQ8PZCH7saECDeDoEYHakvi8lr3t/wD0qnnI5ZKAQC2Qa1bo2R6",
+	"aamKsaTNEEr9TAGqQAnBXKD2vtzYFIeCpBxixLWP7z+NDup07NiKXqlFpSWxlTJZldSEAPplylRMwa7w",
+	"lb+rhEc5EW84Sc9YQnhdakAs5laFATcDD10qm3VZpEofAP+2OVMtdk7+yJ0t0w+q+fdqPJuQVO5Fr7Z4",
+	"p1YrPtOf29hGvs2JhHIiLdzIKlXlRlZ/6+zmE2UD45QgyPLTYd0kTxbbEJvdQ13AXuweZAL9B06XKzg5",
+	"2drHeoUf1FDWUY7DKyin9/GEemgOG2w0ELrxPd5UKNRs1JQkScOqDlaFIWr3uggbIydSNAPVbTgHq9/Z",
+	"GVxjN0oprBStXCCUskuOQltBZU15LS4l0x71qQhXmkNctiTEgu0mChSfBdBNwhHB4ahH2WBAaCR9Lpjq",
+	"JoNkbyjPJhOWChK9IFGML2An7xDBzYoBL8dyxEtgjkUHzZwSsLYwR/YH5Yc+Sah/3zZE8yUgWALSS1hi",
+	"knoXfi9Bf532MQQLyhQLwGj1zWdzsf98YTDMcRiSiTaZSqHoUJ6phERDyEUhNtDnUa4G4h4xR9qEIxHk",
+	"d1kmpNVMcAKlmIIjlomQjSHpM0ml7yJiZbPlUrHyWTTKxpg2UoIjCHDrJ5vexqiiTem3fMj3+YOsLw+o",
+	"3EqzzDPdmQRmozOhCIulW50T66MU68uffyGfKU8TPqTf9041Gsf0zSTSNo3VO4WjKJZUwslra+oDnHBS",
+	"ySMYS5FRooUP0uo3IQMBzQlSD2dU+SigKscxtQdul/fMlL1UNy0QaUYCUxdTFDxCYE/5URyRa5LOTHrh",
+	"CAUw8QARqt6JRRGZ0kTpM5YQDKUbSkdXuYWW6qW25DZgqTFCzEkjppxQHov4miQzOEJ5+1qu9Yvex87+",
+	"XoXJTIn9tVXkXI62QbdUmBCsKoXyslqVNtGNn1uUTLer9fLVpao2vPJXXpKppO8kwTMkn2i6U4fGyAkW",
+	"gqTy6f/+7b97vZtWq9Hr3bSf9Ho3D568//6/vEeoyoBZFIvH11qLlE8nJ2GWxmLWSElCrjEVCNL11ROO",
+	"Q/VOeYh3UnSM8GRCpMeNSHPYRIFkliaEQZs8C1UoNfAc+boclqWgK+Y1Q6LpiCHpGkVHKKBZkgSQbMGU",
+	"0dmYZbyIo+dh5xkXqn243NwoX1fJUdUGWZmOcj6iSyyc3kh5eqG1x7cEpVH5/COtvuWuDjakwSckjAdx",
+	"iPQYTfSapFy+j6RcUbENfiWXzkmYEqHMbVMdGbI0Ume9suuKokuaO+u1eFIl/EkSSwVx+trwdU73PKkI",
+	"PIKiOAL9J1WC6pPONUpzFWLblkJ5EqePzEFzdFSIM5XmJAWfLv0Oz4Asi7msWFbMEe6zTLjL1jbprbhK",
+	"fuASD/URXPJ4Sb/AF/Ths46LsyrYR+czDnELFnUY/P1CYfE85mK5eoX28KV6tpBAhYDCaYpnq2peOZlb",
+	"ad8TJ2S3qvJ116pbf4pYjpeJTIOQeapZ1kUHoJFzAe9hEydg5NUY+eDoBzJjStxx6X5l1Kk9UbY7aGGu",
+	"PZ1uHm7qUTfe1J8h3Z1fR5QhID+PVVA6k6p8C9OZ9UId8QkOCe/RmIZJFpFo+0i+NWbgsfWhmIFE+WSV",
+	"YC5+UgeZUYFjapfuGp0vJVxKBpkxQ1Gw1+mgqpum/K/8MNqhtvl0f7jsvFV2u7Qvfi4j4VV1x84IzxKw",
+	"tEP5gDSipf1WlIRUtSwxPQslm2TEUmmLY86oEkeRKlFV2raoHwnkDgRSU7FMBEdaU5hC/FzN+FRBgoWc",
+	"06U6z+73n7IphCVVK5xcDBKMXdVRTNE4TpLYSubrgRWEBIhf7dz9WSM0G0saZ1JayRVY1JyzHfplZ3re",
+	"Lcijhrc75F+YQarBMrzOwAucXnmawKzKZDPWkTzP1XYtqeHAZxUjQtcxWh9t3GCt174JvE8t8Oo6vl0l",
+	"OB4TLsUVxOWluIIHkWBomGIqmuiRIhuijKrKT6P+y24FxMklm/ggWSDQH5QY6GBvqX4c45tT9cFOq2RH",
+	"1GsZjX/PiP67NKzKksScx4WS/JFO+d1OiKxnIdQlYaElMx0DW0C+UbcRrmU6lFa6cIUQNnjsVzOvKMlz",
+	"9ipCW7LB+yzyKC0VcqxiCYWjmJIi8qPUl1FaZsJBXSowK+wuf6F4XP4rT6z53UcdoPeRuxStNd8FNvAP",
+	"NjeI9dQNYZGbSYIpNlu1eDNMKgGIVF8Y1XrC0iETdzNWP5se85423yqfEpzIQSpEht+jlExYKproJROI",
+	"0GuSsIlycUs8J42QpZ6HGvNEPfsRAq6JGM3mRrzAtFKBLWXlxBxlE5+KLC3XDFw3E5u/8pN85tXDpz46",
+	"IelCI3Gi6oiXrl6ZpTDTKF716bIsMd8yo/gW9uzdT16Wexx19vfbh2iS9ZM4RFdkpsoWHrZ2H2x7QkzJ",
+	"0LYSH0ePzo89FqJ0Yq/dB+Ez3kevfE7/T2QG6HRjLMKRjm8GV3EUmPI+LfagaAJCmTweUr/ZfKXqHMxc",
+	"Xv302juPTHnR5jEeD72P3fhlWUHAOupjTg72sjTJY/QTKR/ocLksknNV1JNfUsRRU6sD8efs7Xl1UpDc",
+	"e0f6SJLynAi1rw/22759vSIzvnKwQPJSJUpQXocc0DfZPE5Q1UZEYAipQd5jgocxhcJXaY8gA3BWnXoy",
+	"v+h1godEdXjkVaPKCLUDcnmlpfQic/TA6oBS6EMKycALSptLF6DIF+FreUBK99Mn2MIWvFO0rQzcCFab",
+	"NlYDOzUV5LTSR2U50zmBKAMMaBPDv5HXhBLuEZPmL6sqCq/3uarb6Z0aG8b0q3MyF5umulb8O3778NVt",
+	"rO1VjiqP6TCRVqTurZx/Vr8ABvct8nUOguFzlCyIDKy8JnC1+JHd4RORMJFOIoBoUPj/GWBogNOPAlUw",
+	"epyJUYB4yCYKpNOwe45UokPEvDtNY0Hyn1SZY027heZJ9QPmUvPV6jWd55N/vmZXoDCyKBbqaZ8mM3l0",
+	"H7dLXXG4t//AIL2iiIXZ2Jt2Mr7FCin7E/nox6LCYXUrXun7mBsIDxoSr643xUflkcGnaiTkmuQhtiM0",
+	"AeAbgRhNZlJiS6c+MCvmjve8aHGWv+YJnhf1GAs4HqDtvAv6ZEfGjgJWP/P04uI1Ug8gueF+BarrQvyx",
+	"0VKVga5SKyEKQwGJd3ZC19uUvAJ/iUkva7V2QzlR+BcJ3KRQGjdSMiDARkuFhylpgbXVi3CndheXyRaL",
+	"86uEEargouyHK3gWoDNSuT6O+imm4UiyaSyaPdqjf8ED6C+zLX9BZ5H0pv/q0b8ajUb+n3zWgUNEf6G9",
+	"Vgv9hRYCus4FV2wiNWQJrTEftYyqyWdU4BAAQZKZDYqpx6nWiMmhOp3SUBZSZD8TumKseBdt+WocoSqt",
+	"IbdFB0w4VKCr+jRePCqF6bZCwzaVZWZ6TlE7LLKN/kIvma8LIC+GNy+7lez5275ejHk18qhaIm9GL9CZ",
+	"YORdPfJaIE9mrAIBAcba02Plal1+nWWiXBycMwMRIxYBPhmA4hla7etxgL/gDQ7bJwcoICpAvqghzIA5",
+	"hB4Mc1iezkJAPnedZkQb4i8ftIy4qJEWS7F7M0S1RVwO1N61WdVpNM/7ywtu8labwTD7nsNTLVkzIzkt",
+	"iXBigEjVns5FvYoul9rtEDmvqgYvRQ4bHWmrgPkZsFQHZZIcLihLiSn1VKWhlfyr/ni5QdKsRCEPrdwc",
+	"maVkpbV6cPTyw3OiQfyKALAfzs8UYuaFR4AiX6amCzfjnP31MG1sPJvyR0qgtI4QnhTtAvMRplfAwC24",
+	"v5zwcAT1vJ4Pt6DXL2R9PfXoL7QP2+I06bvt+BZSp+meR77mebRlNeFvF0R08M/gg6AXHbQ0G7rNlpY2",
+	"bAi8anZ3KRiLHMRyAFyA9ArOtK8av9SzVm76s9ESbZSgqpQGSybHwXVhaX2gI3PLlktN5v7WzkozvxeF",
+	"dB5+1lysc1/3kB8howIYWIae8XlKGhjsdiEFdxFzjHhbGkCdVh490p3kUDWQWgBllfQc3COxTgDAnZjP",
+	"eD3TNeNfXSzlW3L8H1MNtFIY66yCcPt3zd2d2Wj0m86Rf2Pp+6r3WKAcSkqhZNPBxO+qCcpq1M9ZLPF2",
+	"j0hpKm0kiA8UriavRgqdN/+cL7WrQrYYdeUslRXUXZas0n2D9vTcb84jR7kCt1JAns4gsKBSIHlKq444",
+	"UxdWBWjEkoirCKSLsOsh3zoVvbBbt6zlvVUdr77DycchyifM+1Dk2cxNnpRJY11JCdcMkp7XFSETboNk",
+	"ecLPt+gH0J6or1XCwNXGgNluw3PpQKUTtQEBMWAOOvKcdhrwrLie5txLshCRUhQLPQOIHQv1MwHgLzX+",
+	"astctcMgSsjlneaX0QRA7qEyX+8iiTQKzhrzXaXVIW+qyOlusYanZJaLS7lL3oW9K0OwTTFXVne+iNVn",
+	"77YQuB96w0naOJZ/W2f6vj4Dp4MAegqsA1Bab3VrHT4szsGC87zBJgMjIT51h8E5UfWMt3Tf/JWYUC7I",
+	"pN8oVOBDK8C8rJJrQQehIhUp/crKMdXKfRQFB/RunZ3Kh71XjaQ/4SG2Et4THKe+Ljop3+d568/eXTga",
+	"4AhJxwLqQo51PAbciy7SKC8qE2UPamWkqulLfTpjOh9jTEG1VVSRfhVtHbZKgDOHrZYvWWfc//W+6epo",
+	"/a4/G7gk8KEv8SzFPqphjiNdYCCVbROdC6YuRIG2SJLM/MlC+eqlSRmaMJvakuWlJQ4LlNfhDO7smJek",
+	"PsZUvcarlzB/gk7jLy5W8+m6b6Vu9gkJ1U6t4pWbMTv1zQWLTRHVUIu5uecgLynTRpZ1oZr3q0urzExT",
+	"+fxpYIpwNI5pzEWKBUuL6xfMBCuT0g/cflZzGNCuyi8l5I7RRFePKz7Ps80jNqUFoGXM8yyNlz/X7j5/",
+	"Z11p4Z1a+ZNzeuvzTyzioaV0W9HGXx4QdXtpFWjGik3CS3pVRHFnbqoApDikDxx7aE69R2EiFtUpiwwF",
+	"eZjP1ZPSJAdBu84h9ZnchlN0mKDEH77dtKpEDHKUY6Vb83LPoyMj3s8RVhs0yUH2fWp7XLUA3sV4NNO+",
+	"N9PRYqMKX3+PAhxKjRd04c4QfVNIj36PArOXQbeQmf1ZRaAemeSk867a+aCLOBuIRi7+nUePqsJZzkFf",
+	"jqlKg6zEopqoxWQFh3kTXW+Le0tv5y2tHsesNj1uJopZ3U4pPDSGxrlkCn3JdV6RWfz0xEiIZ+8uahW7",
+	"y7a21Z3zc1NzdYM41KNr+wXoreruYilq76NxTDNBuLphCSpHjXfYozGo6jzZ/B3PsUIMjBfgCJm6VCui",
+	"KRWjKv4BdoGzAjpKWcg5CUdCTBTOUkwHrLqveeUdQDIUCDQlTEydiu0iBUKlplvXccFpLEY9Ch1kjSS+",
+	"JpHj16jIPUQJod3R9hZ4vRQNr5s4vs1cci+SQcPchpDfrEqjPOwzxhQr0KW6fbhU1K9HoQhXzwP0FyyR",
+	"IqivRSKVvNujPfqvf6HHusxd/qjiv4CuwvkgS1TpWl6Jqa5VCzRIVwAUpHmdfFeOEATBB85oj/7ZA5HV",
+	"q3XRn71aHMl/9Gr/9z//26t9rKMeCDL9x6Ie0X7oIwwGY8qBAhTiNI11pVNeU7UFqC0I1AAEM/Qf+HYT",
+	"vXYaMrg0dnoUgthNSPrrm4/hF1bvQHAEe4QC+3eoj8MrTzOFukc176ZQhOaCTZRRoqw5ZaY00Qm8qnI1",
+	"DHzJLooYWC79LE4ixNKedoHkKsdN9Kqo14YEkLq8Tr4xAphudX9Z0GntoZcMnShgtwC2Vp4+1UGGCI0m",
+	"LKaACr+jfhfUkfnnjmRh+2eoogm2c+ibKzKTllWPbgU7TUDjg9qbnQ/TK95Ut14rBBmnacKwFxTNFMyl",
+	"CkUV5/xmarbfb8ljy7s7O9PptJkOwgaJYsHSJkuHO+kglP/J57ZN0W2PmupulezSkHYKyy+Yh2oXNNEP",
+	"eU0qBDKhmrVHg5BFJEBjMu6TFG1xosRPYJXCBkip521zjyCjKIAKWyVNVYl2UO/R6SgOR0AQKRChhlgd",
+	"xTGeacO/iQJVQieZY9V64B51q71Vm5GodqVCRXVeraT34SxP01ibYU523Zx5uMVevljPjxum5cpsXZCN",
+	"LvLMaY8KfKWPpoJRzJVmUe3tHcU+JhbQY49Kgg0JlewvbXJKEBQ9TmNO9Jfx2HwMTyYEp2rZcJoLiRKA",
+	"OFSFfoY3YTPks+5juhxQk/cIQPwhbgNTVJ1B6tD1aMx5Rgxpjx3VIX+pr2BTedjXr84vUPUKirwdC1vB",
+	"PZCh3wPhvv/eVirff6/01bN3F7rIVo1uuiG3AuhsDLbruuh4IGUJcvTxOZHrFrcK/aFTwXXHoBz2isyU",
+	"GINfQeoECzRPPDSLNTnaUC1KScImenxjvGJIH3nopl8O5AwGBpFTBUXRqcrkQG4ukodT7aY8UuqMSPFK",
+	"CchmjqYsBegULORYjIZacuv+CvhTKc5XNOTZV+0b4DqAEx0xKUxQnh/RrACXTrNM6OsFYg15UlRsqh59",
+	"/Wuj7bVisw3n73iPKtQm/V3zJa6MbNvc01CMqiDTWA0q1wUTJ9eE9qi+9SEWeVwUWRkmKIrQxjxUJHqr",
+	"FmNd2N6j+r4gxfb7rV3kK5E0p6bIdoNAOraMmGtiNyqpniT7RmT0GEsZnpcs6lYmrq6StmrHjc2oWprA",
+	"FpWEiQUv9Tf5jNAtOEI6Jq3g51QjU7DdtGdvQZUBfQDeQvU4qTuxTTShR0GzBD8+Lvgang62jxA2qLV2",
+	"7fsMxLkU/K1dVFTOO3aBorZZQRf99j4oTmaYi3+5U2D1ALXPqlZtXTOO5vqyoeoi4tnWao+qWFLxQEpQ",
+	"mn+PRE306lpHn9S9ZXbJDVgwHAV7ncNAG9bQJFKqFZd2XqXseqDPiD4xBnDUKr7u0UVX0+jrlwpLR4Oh",
+	"lqqxt3h+V0qPTnEstusoKF8Eo43J/NeBvuXF/o33nhe9QXBzgzFqjP2miQT/x1UCO7d7QN6yCaF4Ejdn",
+	"eJzoGeS/A9FbV9cMnE/xcEhS9OZUvRex0NwekMQh0WENFXKrvTiVrmSWJtqdknaZHFRZ1mCT6Zf4jny2",
+	"aKMqvKtavXZNUlVeUWs3W82WfExPrdat7TZbzV2o3xEjcG79qkP+ZUiEDwZLGsJK7lb6xnUEz+hGUFbA",
+	"HPJMur5aEx33KPxTWih2uz5kREFUXJFZEz3KUqUVpDWsnDtjRBKha2L6TLKv0TaGqaSOgiFeluzjGhBE",
+	"HcLTqNat/UjEs+mVgkVQhhmQptNqLYBt9sA1q9743zT4gcY80AgHObCBhjGoXb1Of7r8fXzz9h3+5e3x",
+	"4XT6w5OD04ztXr/9448HFzdPTy6m//lhNkzP965qGpkAAAk0/ACgDgDGQK3d/v2X419+ujlJB2/PLx9c",
+	"zN79/PTV8MEovH6NJ/GLJJ2eYvw6fPrmjNU+vl8ZPBnAAuYgJ2vXpCmZa1+RyTdUTs4d9x53O9BS6/72",
+	"vm4h0f9ormrIYRI0E4Hsm7lsVKvXBB7yAkdAjuy9sXQeQz9XLir45+pR6WhMpckOnRp1JejZRIW10CBO",
+	"BEmr4J7gL6t20aCA+tSxg7lon+glqMmg6L9Velo7QLyLgr1WCzkdeVr6Gmwf1ZaXt+MdgdZqI7cVTUpx",
+	"t7/sCJWUm3xxge1QOTSScAUYJAeZouegDoGPIYpHdpRTDoD9S55Ul5XJB8sgK8lM75lU3roDsT9TAhtg",
+	"a53bVHYH7fAQPyCNTn8vauyRh4PGIT7oN9phJ9ole4N9fNCHuv9atwZUNZH8rgPVmR+eJamUxRMGVNJ5",
+	"M13xnmXfTB0k0Q3NFU4AucGhSDRxlTXsQQjWXZnucip/n09lVVFpXXhWSuSuR2NlzYMJ4lShAcDJ7u7u",
+	"Yem+nU6rs99o7TZa7YtWqwv/+3UenWPVEewh8cKk0aL5mrvgVp/q3ipThQTn+lN9f1d1qPIzvxVw04oR",
+	"rARDARi96uG0k+n5drU7F+2D7t6+poGF4axMPsjjmK++16nQWitqk85gFzf2+vthYy86II2Hgwe4cdhv",
+	"he2oQ3YHe1hVzskvScOp3d5tPrjtrQgWbvGq59uuE6y9YH/ESYJ39psttPWfdvsIPY9pdoNuHh5cHuxt",
+	"oydxSgbsZqe9uwtGX5nspfNXkJ5mSbKYsK0qYXUSvjb8/vvv/3+9582QjYE6GHjB29dliL9PDgYP8MN+",
+	"4zBsye1uDxq4099thHuR+dOhIX778GFzv91st1rNw8MS+dXkbeKq3zikC7M02XnY3Jd0eV/kAjUeUKdV",
+	"wvNRIzibrLZxP2ockAeDxl4+ccVBkoEO1DU7q5lWc5CZvZcOAzQRGzgmCthde6vYXT/gvLUDXmkvf8W5",
+	"Mw5e2l3+0pO8i/CWFqF8a4XJle7Jh9dWmJ7nSu2SDeqm+X5zEFE+Ogaq3DJnNywjFH5dtkLFaAeOyw4E",
+	"uSKD+uaroYOSafBcnKRnEtOrArDdFI/0ScLoECA9q954D6JHedcxtJIClIBKXZiKdTwmKOi0OgEiMdSq",
+	"TPGsYoF2DpETFQDbsRXsqLi4igg6EBDGNgWISY/tWG2yKo71DyyaradnjCzCEXZE0crHcX7P10c3cwy1",
+	"rxW12LmNWrSuWamdDpx9VaEzNzGJfdC/IyyZgFAFI2GXOayvodYQXuX7WnxiSz/TRMdzMIshSqiuN499",
+	"ywdQ2ltKufYKEuG1ali+YOw5tCvDe/urSEfP5U7y5U5nlZer9yrCu4fL3y1fvb55zxvyFP6CC3X9iyPo",
+	"xGiunFOe+nw5d8Ioz8Y6em9VSXiZXGXwUg1QUgBkm9S9ZLInIIJMkZ96TyU16nkoyLypMmZkMCChQJRN",
+	"ff72PMSEXAQvwkPoUSdTsQUjlgFwykJTSsrtI9U8WAW58clQqwDnLsJTl+HUrjs/7NEXB7+/e0jOWuKX",
+	"3ex0n71+gM8Poyft4dPOh9WlqacyaCUxuufpi3OKJYtKyX+IXLitHbURg8gRDW917K1c5A2RAezBClku",
+	"KsAfWSAjAFlXlc4W/gNIA4iJI2yya3VdnaFyxG42DspvetTJKFYPfBt5UW0KqJqrmAJ8tgaPQVsGCwqo",
+	"Ue9R9+rgelHSx1JThm0MtG3o6QQrTRT2mLqaTVlto5gOdXjOh0AzLSUKrcumc3PPzGsYXxOqekZVGASj",
+	"sARcc+Qx8AAqBX5dSv30aGGFantzLdQdqPHoUSfPs31ncxLgf+7DgrRBG2qGcCOWcoL60FEwQ1zgSbLG",
+	"lYQO4uhKcrF1O/PS7U6qkdmzUf/HMH4VP3vy6+Ozi5/PT/npWEx+PTk9OB2Ln8MrHj8/edYi/zmWz/z0",
+	"tv1zPPi5SWbP/ojencav4tM/fv3w5MOrd493fz1/dtgMOwntj5+0ov88S9zmFtVF5OsZ6uwfdlr2H83k",
+	"Ho5/7qRvD24uWpPne/TXw+lPbf7swejR7uCH/fCXh/hxZ/jmIH7V+v1sz+2qMVdkfyrb121n8xi+z9lw",
+	"SCIU06bBIFMlfNDbp0GGQkAcKN0ZeSJ/2ThhVKTM116TTPGMo4CyBtTvBkdwCAH+SyXBLNHlRgrNK0uu",
+	"C3+d4uEYL/wyTDyowxF9enHxeqfdbKnVVD8Jv174yY/3GMM4VRLjxI08rRTJAJvjJRNvTdn+N4/ic1gc",
+	"dilX4QhYsBnLzQuWifn2xZlVQGTKdCqdkkWEpY4UfIi5PLVsUfhQGk3JjylRkYrYZ3yskKpbKzGnVr6K",
+	"fa2lFctE89bhwc/KMqWoXTlSx4YGjdRuwdLbvSoPNXCSLOcj5wbVHAGiqFAkEeT5bD6y58Qo+WSscZwk",
+	"K3HHY2dJwNAKUvRvzivOVi7nEiOTdgZw5ct8VgHNwgsY9IxXMHpWC/SK+Jr0qGk4XRzWneoeRJYqeEEB",
+	"oKz3H+J177/5rOFd/1U8nyW06w3Z1+ESiypW01cS37VnvDCw6138tyDvpw3ymn4EP8utIe3grdvEeH3f",
+	"rSNOBM9jtfkjUESZLlKxkNv+CkK4PSq19zxcuGp6bCOi04peYICFj3LyTkYp5gRRBi5kxqH12Pjjvz94",
+	"t0vODsUvbQgDP8TnnejJ3vDpwYefWsmvuzfrpdZuJ3r3/BfrAFtouIqjEktUTJRvIeJP57CdQ0uNc3p1",
+	"dFid8xXDwtqxWmBwaxi4CsRMV98OAZ0k0AEgD3ip74RGepLKWdM1yKpj02k7UbiOIkup1HKvl/enlGSG",
+	"tMRUSQ3CMNmB0F8pNa44XStzwtIlePDlMqxupKa+CkBOKce/ht7bEFNEGVwETNK8ZdxjCEI96d2S/Va/",
+	"812k2V2ihmsILAfA+SuO0PbHb3dvGaVtt31R2l/Efnb6kL3u4PO96MnB8Onhh5/aUh2cPLj+oUVf7EPy",
+	"sCN+Oci+8CjtSzK1kb2+hWo/f6jWlhLf7PvPosHzRlDsgVpTWrM4NKtocgUJv8BHAAXJ7eo1qSKJiZNU",
+	"auCa6IIhfM3iSCdMpUKGvu8ckJlwNMLXeXqS1+0s69LwiAXwHBcdp2Yluru+5GmU/IK5HgDyOwCgYMta",
+	"169HNT3vJdGpa8WPI4yes2uSYKhu33j6s3xPwGeJwkjbBy77MNv6j6qv06uH21q+BV++FuFsDk7hvkjx",
+	"tlAK52hrCxrfSI48bq7YqqD/qDsslZEE0BcxR4DBA8KaMtGjOV553tBWXD8Z3DKvcffutDMNqLahLpbS",
+	"NZFZkjgIQNcmAdi0Gprk30sI8Z/oFs9qp9EZwVFDlQKZRCW4grxueud1+acNVmStJQNomCWrcSa8eD7H",
+	"UgBnCc6hM49c+CU5Vev78jOVj7+3+znuUyhXMPw9QtlC8f/WbLFWs4XFNb5mC4OMaESdhpu2ZR0w4RJZ",
+	"p5l9pe5eLcYs8ImvqS/3DVDjM3XkKgy06Yjx8l14XODUtJNCk+MkJYP4Bm2VEYJLvY7SWp3T22iyFt6O",
+	"Uf/1OAsmDbE8cB9geuoouzNRAt03Ffn0vJkcrDkRuGsm5vrC1tIcDFKjty3VoImuJtZsENSFEwpNLPN2",
+	"LbXtVfpU8xbEgfJyNtJa607/njpszczV8J+z1dbTxtlutPcvWofd3aKNswCXVr2ODtCz+tV8T7GMeqyw",
+	"fj1AxeXvt7utDlBwjX5fv1uqLdvf8vMIxsH7Avq3OCQ2sK+eUEduabtjtlQyjp9srYv2XrHxS8iWv9Zp",
+	"ydXmr+WdsikOyRJSaqBUDy3VB9dpHlaU072shl4VOlnN2B5KlRbja54t9c7WyOzZh9MPLH7x4Xj28rw1",
+	"fXHeunnx5Oebl4/Y9IX87wmLn588m8hnXnZe7P168uzwVi3Vq9tuFSTkhX22IDC+Ndjeu81nuQ0+my/T",
+	"Joyx+dTP7z/Wl8USVXorilMSimRWz227ZKYMj8LXwTSP8LmNE3kwsWQHgpMWNNEbmsRXpARRGwuNVSjn",
+	"ANei5gD0Pfqj9KEBlRa+PiIp4OCGIwLdEjBcwAkYbvoKl4q5eYjsW6nnhxm3igpDTE1msEfh2vJ5Mci5",
+	"kUyPxdqjS03W9aoS1da94ZsJba4iZ5XK0rrlR/kCesomE+Vg2jUTCdNJ44xmPMOJVTpRq4jVlQVSseC1",
+	"wqDt24VB/cgOrYvWw27nVibB6hSebxRUZrC+aitv3Hwlt8gYKE3kE8V4HWB7jzp6Ayl6tXGl7ONzjQLp",
+	"K4+Rruwgr6JS9caB4yLv/BlHH0vwPO4DK+7B50kW3l117rVWiASfmGuu/0klQV+ecaCCoiXrQAlPrec9",
+	"BkI5KLRjrjOBkGoVc6O4QYHPqdn/jhfpSXB8Q0YHcTquAMoq9GRvuWITHS+6jcFqqFyrPRUjt/MUbQVL",
+	"1bV+sY9d+PylbZg9alf6rKnjHwGFX5ANVTNuJhlpJnXXusRjzR35RRwbL0u8lWz8Jrg+ueAqySrFYGg8",
+	"8+Xr9G+k2bgUanWRUPoEfUM/EqGP7ibq3v5hMaq7xaa+CHP0wsuCf8s+sB+JWH5eJ1iEIx9mBaZDbUZI",
+	"ppCe444uuq1cSSctdDc9EjGi7qWTHn6PaogaLAAnv+urh4JUPNy/wVAs6kUG15R6qAnlqA1Y5K/pxoYq",
+	"2L8N4RNsN9Ebc6EnVTDveZ0kH7Epd5oYi3jHwtCFql/GFC6WyE2rjBNeButRtVErRDnIeCJmSF3jtD0n",
+	"mrF6Am4d0Whu6LyLYWMJkJ/09VorntvS9aD3Wa38N5baQPS7BhDa+1+axNaTtWX1p/LKv/nYX5upqkTJ",
+	"MtXnca53Crfsz9ok88JaCl5uDdKO9IiEV55W+DqqOtKgLXpUO1VHvo5+6QDOOEpyDJbbuNJmTDPVHq36",
+	"1GhVl1rrr2rEvejhccgCF7qooALcblGfrwBL5SbaJ5+j+NYKx4PRsIn2Q03Ky1Ud93qNkunlek2Lqwfd",
+	"nWXdVyuismm+ef5fURfjYrmo2EbKRR/2zELBaAo0l5SlLfDvoarUDONWrjXhRkR5vAIFj6kuQCkDkNiQ",
+	"NAqMhunCHX2q1y1ry+9hlFJQXed4T5Y13Bo8OzdEvPdqtnstwjFWYl4WojcvN3J1A571yl6jdei8Anbk",
+	"Yb9D9gYHuPEwbEvrdnfQwPv9B43wMGqT3cE+fqCA06OEXHoG3W20H4C1umcGrcLbJ5iLS8ksXjPXvHhH",
+	"cHovjVrti/aDwp3IaWTqYnzr2XXfASK18W64Tx4MGof9TtTQ5Gopj+Bg8BC3wjZZTKT9i3ar2+rYRLJg",
+	"6Du788nUeui86pApv6apESbxTrvZuS0e/Ya9CX3IVi+SMTLpk6q1v5/RDZUu4zxTwNdWLZDOXZTeMvBU",
+	"cJHnYL6uKZQMz8KRurcvYVygiMgVwj2PYzzr0T7xWd5VLbKHKBOXA5ZRF7JUqac81EVuYi7qyGm2A4MJ",
+	"8DIcxBhlWsn5Hs1TU1a+Ko7uSS0piuaKaW29pN87jXwaZ8/nPSmSfRZDUk1o6dl5Irf573lE1Xab87P2",
+	"WV12Pp30s3Ut+pwk8oWBb7giZKJuyYs1Sk7e1AgZZXMbqP7xDSdpUKpmU18NFh/djR+1uzU3qISaLhVb",
+	"79zJl1Y+dFB/84Wlc29R6vLPO71uA50/HTu3dGRJIlbKAFVTNR1hARf5yQOoosRoy+B8mw6OMMkiEm3r",
+	"U9eji5uJvuBD96OqS93giWt9q2T8p1QyGo31TVZ+TSX4PwKY11wxuST/jY1XIdm77ma5624WW11lztLi",
+	"xgT4TbNHF1XeB5lOfAZ1nVhwM+nOHS9Y9Cij0od5BN9QIF5gRXmtrCOEi9kYrCzpqyiQrB6F+xQRoeoJ",
+	"uBlHW1u9XNj0al0EUYtVRP2Klf09unbSG9RBVY/0qKNIPlFPvkox3V2V3DIbkbc6mSj/inAc0TimxdQ/",
+	"U6p9XT03727Mr1bzLW5UK63zWxL+k+jAb3n+r7yWXif9V6+l/zOOPu7omMJ8XK83FOJ7GHE2MFXR/la6",
+	"dXWjv3RMMHalitOMATAmmE5HcULqaoxQM6EVigTNHqsopPH0FdblUsdrRX0Jo92hL+6siN18872+eN9r",
+	"76Ld/gLLdvN44DcF9PeX51piSAfGCkatLtgNYJi3jOuMTBIc6iJd7eCpduYcOUxdN8eJQFu5f4LTFM9Q",
+	"Ssbs2nhauhm5BBamgK1W0AkL66HMzXwAaQa/qvQtre4nfZ5427nVB/5ZPCVXBtZz6K/3aySUFfraV+It",
+	"fV2aqUBiW1dHQVXD7hcZH1RCJBYcwjmw1r+dtvrm/XwuaDkNmlhRl6DRinjlqkBzSl3mRRgagHGuP/Sc",
+	"DQutCbdMgRqcjkhKuqXsYvUmgiLfqBK98ozYdX1c31VgXTZH2RQxmuvXElLk15V9Ugl4ACq7bSngWqnf",
+	"x/NumfmW+P2iD3oZDtVfx1G5Q2hh7GNEcCJGc+t39R3VrxkXw5Sc//wcTu8ZiWKuz7HCAyI4HBX6LcGC",
+	"0HDWREGn1VIBiR5V84J+COjOm9QhVhCgLQArh7uFTPBjJp+I2FQecCYQodckYRMAJ/flbp+qRdzV3IK5",
+	"cSPkhqkaRi/mcsxr3XbzoWWKZJMamHhRXHmw1TwoPfgRIE4SMZqtGZ3Xi5uLxhqRCaGR/LIia/PO5eab",
+	"pFin2Z5PMQIf7tYymkoGgjNQdwkOlykXIXI2pS4pIQO1AVoeC5QQzKE3p0RS4MMlyNXyFIAYVRMzQtUA",
+	"/cqjIg9GPnDsKGF9CO0TuZNIK3fesTwGsH+en684IfpqILBxQI5nlOb3AfXl35m6Tt2UxfMmUqe7Rymz",
+	"lgyXt2MkfY8+5kQqczwkRT3jkAjnWykB0FNAxmaiR5cd1ufSgyb87rDVJa5a8XJy8/U5hrpFQSy3oHkP",
+	"F9SZOciP9ckSPoCS0ZUZwbo3X/JdiClkipFI8WAQh2jLK8nz07et8F3myOVY6DyxZhFpxaM+TjANSaqv",
+	"oeKEQvLWMFmPQuP2anL8jOAo3ghvfG2i/AwKgwVzduvzS3IjoEU8JurG5aXCeS4VHyyg4qakuGQyODBH",
+	"CN9NoGtGXHBE4fX02hjoZX8oxAmKCPC7NAxr9VqWJrVubSTEpLuzk8gHRoyL7r7cYWnJ6U9Ug5I2BmPC",
+	"hjGta79Je1HwW5aJevniyfyqGacixUG8l3SsVwuybZB6c0rhxo255fVs6l5xY4xVtBWUa/v/73/+N9i2",
+	"Z6GLiz0A+tbtA8qYVeXD+uabJnos7c58hoiCN4hNCu575a6VnUPr+ocS+j73zAGifPXKtRFiRGbq4gjV",
+	"yqv87wIA01w90HThs31fuHBvJFDdJ4oxGylJyDWm4E/LFZduK/CMlmsXZZ87jMxLctjcb+FuqfURze7V",
+	"r7zO+kkcoisy05jiCk6j5LZvPTt/9RK9I330E5mhcyLsbZfv1j6+//j/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

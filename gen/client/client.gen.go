@@ -4568,11 +4568,6 @@ type ResendVerificationResponse500Headers struct {
 	XRequestID *string
 }
 
-// ResendVerificationResponse501Headers the declared response headers of an HTTP 501 response for ResendVerification
-type ResendVerificationResponse501Headers struct {
-	XRequestID *string
-}
-
 type ResendVerificationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4590,8 +4585,6 @@ type ResendVerificationResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResendVerificationResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -4604,8 +4597,6 @@ type ResendVerificationResponse struct {
 	Headers429 *ResendVerificationResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ResendVerificationResponse500Headers
-	// Headers501 the parsed response headers for an HTTP 501 response
-	Headers501 *ResendVerificationResponse501Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -4641,11 +4632,6 @@ func (r ResendVerificationResponse) GetApplicationproblemJSON429() *TooManyReque
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r ResendVerificationResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r ResendVerificationResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -4702,8 +4688,8 @@ type VerifyEmailResponse500Headers struct {
 	XRequestID *string
 }
 
-// VerifyEmailResponse501Headers the declared response headers of an HTTP 501 response for VerifyEmail
-type VerifyEmailResponse501Headers struct {
+// VerifyEmailResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmail
+type VerifyEmailResponse503Headers struct {
 	XRequestID *string
 }
 
@@ -4720,8 +4706,8 @@ type VerifyEmailResponse struct {
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *VerifyEmailResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -4732,8 +4718,8 @@ type VerifyEmailResponse struct {
 	Headers422 *VerifyEmailResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *VerifyEmailResponse500Headers
-	// Headers501 the parsed response headers for an HTTP 501 response
-	Headers501 *VerifyEmailResponse501Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyEmailResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4761,9 +4747,9 @@ func (r VerifyEmailResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
 }
 
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r VerifyEmailResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -5160,11 +5146,6 @@ type ForgotPasswordResponse500Headers struct {
 	XRequestID *string
 }
 
-// ForgotPasswordResponse501Headers the declared response headers of an HTTP 501 response for ForgotPassword
-type ForgotPasswordResponse501Headers struct {
-	XRequestID *string
-}
-
 type ForgotPasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5182,8 +5163,6 @@ type ForgotPasswordResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ForgotPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5196,8 +5175,6 @@ type ForgotPasswordResponse struct {
 	Headers429 *ForgotPasswordResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ForgotPasswordResponse500Headers
-	// Headers501 the parsed response headers for an HTTP 501 response
-	Headers501 *ForgotPasswordResponse501Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5233,11 +5210,6 @@ func (r ForgotPasswordResponse) GetApplicationproblemJSON429() *TooManyRequests 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r ForgotPasswordResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r ForgotPasswordResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -5294,8 +5266,8 @@ type ResetPasswordResponse500Headers struct {
 	XRequestID *string
 }
 
-// ResetPasswordResponse501Headers the declared response headers of an HTTP 501 response for ResetPassword
-type ResetPasswordResponse501Headers struct {
+// ResetPasswordResponse503Headers the declared response headers of an HTTP 503 response for ResetPassword
+type ResetPasswordResponse503Headers struct {
 	XRequestID *string
 }
 
@@ -5312,8 +5284,8 @@ type ResetPasswordResponse struct {
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResetPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5324,8 +5296,8 @@ type ResetPasswordResponse struct {
 	Headers422 *ResetPasswordResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ResetPasswordResponse500Headers
-	// Headers501 the parsed response headers for an HTTP 501 response
-	Headers501 *ResetPasswordResponse501Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetPasswordResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -5353,9 +5325,9 @@ func (r ResetPasswordResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
 }
 
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r ResetPasswordResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -6550,11 +6522,6 @@ type ChangePasswordResponse500Headers struct {
 	XRequestID *string
 }
 
-// ChangePasswordResponse501Headers the declared response headers of an HTTP 501 response for ChangePassword
-type ChangePasswordResponse501Headers struct {
-	XRequestID *string
-}
-
 // ChangePasswordResponse503Headers the declared response headers of an HTTP 503 response for ChangePassword
 type ChangePasswordResponse503Headers struct {
 	XRequestID *string
@@ -6575,8 +6542,6 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6591,8 +6556,6 @@ type ChangePasswordResponse struct {
 	Headers422 *ChangePasswordResponse422Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ChangePasswordResponse500Headers
-	// Headers501 the parsed response headers for an HTTP 501 response
-	Headers501 *ChangePasswordResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ChangePasswordResponse503Headers
 }
@@ -6625,11 +6588,6 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON422() *UnprocessableEnt
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r ChangePasswordResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -9093,13 +9051,6 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	}
 
 	switch {
@@ -9184,16 +9135,6 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
-	case rsp.StatusCode == 501:
-		var headers ResendVerificationResponse501Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers501 = &headers
 	}
 
 	return response, nil
@@ -9251,12 +9192,12 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON501 = &dest
+		response.ApplicationproblemJSON503 = &dest
 
 	}
 
@@ -9311,8 +9252,8 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
-	case rsp.StatusCode == 501:
-		var headers VerifyEmailResponse501Headers
+	case rsp.StatusCode == 503:
+		var headers VerifyEmailResponse503Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9320,7 +9261,7 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 			}
 			headers.XRequestID = &value
 		}
-		response.Headers501 = &headers
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -9775,13 +9716,6 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	}
 
 	switch {
@@ -9866,16 +9800,6 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
-	case rsp.StatusCode == 501:
-		var headers ForgotPasswordResponse501Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers501 = &headers
 	}
 
 	return response, nil
@@ -9933,12 +9857,12 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSON501 = &dest
+		response.ApplicationproblemJSON503 = &dest
 
 	}
 
@@ -9993,8 +9917,8 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
-	case rsp.StatusCode == 501:
-		var headers ResetPasswordResponse501Headers
+	case rsp.StatusCode == 503:
+		var headers ResetPasswordResponse503Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10002,7 +9926,7 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 			}
 			headers.XRequestID = &value
 		}
-		response.Headers501 = &headers
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11358,13 +11282,6 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest ServiceUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11442,16 +11359,6 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
-	case rsp.StatusCode == 501:
-		var headers ChangePasswordResponse501Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ChangePasswordResponse503Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {

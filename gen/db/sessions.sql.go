@@ -152,6 +152,25 @@ func (q *Queries) RecentlyRevokedSessions(ctx context.Context, since time.Time) 
 	return items, nil
 }
 
+const revokeOtherSessions = `-- name: RevokeOtherSessions :execrows
+UPDATE sessions SET revoked_at = now(), revoked_reason = $1
+WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL
+`
+
+type RevokeOtherSessionsParams struct {
+	Reason *string
+	UserID uuid.UUID
+	Keep   uuid.UUID
+}
+
+func (q *Queries) RevokeOtherSessions(ctx context.Context, arg RevokeOtherSessionsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, revokeOtherSessions, arg.Reason, arg.UserID, arg.Keep)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const revokeSession = `-- name: RevokeSession :execrows
 UPDATE sessions SET revoked_at = now(), revoked_reason = $1
 WHERE id = $2 AND revoked_at IS NULL

@@ -142,6 +142,24 @@ func (q *Queries) RecentlyBumpedUsers(ctx context.Context, since time.Time) ([]R
 	return items, nil
 }
 
+const setEmailVerified = `-- name: SetEmailVerified :execrows
+UPDATE users SET email_verified_at = now(), updated_at = now()
+WHERE id = $1 AND email = $2 AND deleted_at IS NULL AND email_verified_at IS NULL
+`
+
+type SetEmailVerifiedParams struct {
+	ID    uuid.UUID
+	Email string
+}
+
+func (q *Queries) SetEmailVerified(ctx context.Context, arg SetEmailVerifiedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setEmailVerified, arg.ID, arg.Email)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const updatePasswordHash = `-- name: UpdatePasswordHash :exec
 UPDATE users SET password_hash = $1, updated_at = now()
 WHERE id = $2

@@ -54,12 +54,16 @@ func baseConfig(t testing.TB) pgtestdb.Config {
 	}
 }
 
+// riverVersion joins the template's hash: a River upgrade brings migrations.
+const riverVersion = "river v0.51.2"
+
 // migrator builds pgtestdb's template database with the embedded migrations;
 // the template is rebuilt whenever a migration file changes.
 type migrator struct{}
 
 func (migrator) Hash() (string, error) {
 	h := sha256.New()
+	h.Write([]byte(riverVersion))
 	err := fs.WalkDir(db.Migrations, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
@@ -34,6 +35,8 @@ const Password = "correct horse battery staple"
 // answer is 202.
 func (s *Server) Register(email, password string) {
 	s.t.Helper()
+	s.Secret("raw email", strings.ToLower(email))
+	s.Secret("password", password)
 	res, err := s.Client.RegisterWithResponse(context.Background(), client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: password})
 	if err != nil {
 		s.t.Fatal(err)
@@ -53,6 +56,8 @@ func (s *Server) Login(email, password string) client.Tokens {
 	if res.JSON200 == nil {
 		s.t.Fatalf("login %s: %d %s", email, res.StatusCode(), res.Body)
 	}
+	s.Secret("access token", res.JSON200.Data.AccessToken)
+	s.Secret("refresh token", res.JSON200.Data.RefreshToken)
 	return res.JSON200.Data
 }
 

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/app"
@@ -32,6 +34,32 @@ type Server struct {
 	// HTTP sends raw requests through the same validating transport.
 	HTTP *http.Client
 	logs *syncBuffer
+
+	mu      sync.Mutex
+	secrets map[string]string // value → what it is
+}
+
+// Secret registers a value that must never appear in the server's logs
+// (passwords, tokens, raw emails); every test server checks its logs for all
+// of them when the test ends.
+func (s *Server) Secret(what, value string) {
+	if len(value) < 6 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[value] = what
+}
+
+func (s *Server) checkLogs() {
+	logs := s.Logs()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v, what := range s.secrets {
+		if strings.Contains(logs, v) {
+			s.t.Errorf("the server logged a %s", what)
+		}
+	}
 }
 
 // Options adjust the server under test.
@@ -59,6 +87,7 @@ func TestEnv(dbURL, redisURL string) map[string]string {
 		"APP_ENV": "test", "DATABASE_URL": dbURL, "REDIS_URL": redisURL,
 		"ARGON2_MEMORY_KIB": "4096", "ARGON2_TIME": "1", "PASSWORD_HASH_CONCURRENCY": "4",
 		"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "PUBLIC_URL": "http://gatehouse.test",
+		"MAIL_RETRY_BASE": "100ms",
 	}
 }
 
@@ -75,6 +104,7 @@ func NewServer(t testing.TB, o Options) *Server {
 		rd = StartRedis(t)
 	}
 	env := TestEnv(dbURL, rd.URL())
+	env["MAIL_DIR"] = t.TempDir()
 	for k, v := range o.Env {
 		env[k] = v
 	}
@@ -97,6 +127,14 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("build server: %v", err)
 	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatalf("start workers: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Stop(ctx)
+	})
 	ts := httptest.NewServer(a.Handler)
 	t.Cleanup(ts.Close)
 
@@ -105,7 +143,9 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("build client: %v", err)
 	}
-	return &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs}
+	srv := &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs, secrets: map[string]string{}}
+	t.Cleanup(srv.checkLogs) // runs after the server has stopped
+	return srv
 }
 
 // Logs returns everything the server logged so far.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,6 +19,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/mailer"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -36,11 +39,30 @@ type Options struct {
 type App struct {
 	Handler  *echo.Echo
 	Accounts *auth.Service
+	// Outbox sends the mails; Start and Stop run its workers.
+	Outbox  *mailer.Client
+	working bool
+}
+
+// Start runs the background workers (mail delivery), if this instance has any.
+func (a *App) Start(ctx context.Context) error {
+	if !a.working {
+		return nil
+	}
+	return a.Outbox.Start(ctx)
+}
+
+// Stop lets the workers finish their current mails (until ctx ends).
+func (a *App) Stop(ctx context.Context) error {
+	if !a.working {
+		return nil
+	}
+	return a.Outbox.Stop(ctx)
 }
 
 // New builds the service on an open pool and Redis client.
 func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, o Options) (*App, error) {
-	accounts, keys, err := NewAccounts(cfg, log, pool, rdb)
+	accounts, keys, outbox, err := newAccounts(cfg, log, pool, rdb, true)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +74,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		Log:                log,
 		Authenticator:      accounts,
 		Accounts:           accounts,
+		Credentials:        accounts,
 		Limiter:            redisstore.NewLimiter(rdb, cfg.RedisKeyPrefix),
 		RateLimits:         limits,
 		SigningKeys:        keys,
@@ -69,22 +92,27 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: e, Accounts: accounts}, nil
+	return &App{Handler: e, Accounts: accounts, Outbox: outbox, working: cfg.MailWorkers > 0}, nil
 }
 
-// NewAccounts builds the authentication service and returns it with the
-// public signing keys.
-func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*auth.Service, []token.JWK, error) {
+// NewAccounts builds the authentication service alone (commands), with an
+// outbox that records mails for the serving instances to send.
+func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*auth.Service, error) {
+	a, _, _, err := newAccounts(cfg, log, pool, rdb, false)
+	return a, err
+}
+
+func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool) (*auth.Service, []token.JWK, *mailer.Client, error) {
 	keys, err := signingKeys(cfg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	const leeway = 30 * time.Second // clock skew tolerated between instances
 	issuer, err := token.NewIssuer(token.Config{
 		Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL, Leeway: leeway,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	slots := cfg.HashConcurrency
 	if slots == 0 {
@@ -94,16 +122,23 @@ func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		MemoryKiB: cfg.Argon2MemoryKiB, Time: cfg.Argon2Time, Threads: 1, SaltLen: 16, KeyLen: 32,
 	}, slots)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	policy, err := password.NewPolicy(cfg.PasswordMinLength)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	store := pgstore.New(pool)
+	outbox, err := newOutbox(cfg, log, pool, store, work)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store.SetOutbox(outbox)
 	set := auth.DefaultSettings
 	set.RefreshIdleTTL, set.RefreshAbsoluteTTL, set.RefreshGrace = cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL, cfg.RefreshGrace
+	set.RequireVerifiedEmail = cfg.RequireVerifiedEmail
 	svc := auth.NewService(auth.Deps{
-		Store:    pgstore.New(pool),
+		Store:    store,
 		Cache:    redisstore.NewRevocations(rdb, cfg.RedisKeyPrefix),
 		Lockout:  redisstore.NewLockout(rdb, cfg.RedisKeyPrefix),
 		Hasher:   hasher,
@@ -113,7 +148,35 @@ func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		Settings: set,
 		Leeway:   leeway,
 	})
-	return svc, issuer.Keys(), nil
+	return svc, issuer.Keys(), outbox, nil
+}
+
+// newOutbox builds the mail outbox; with work, this instance also sends.
+func newOutbox(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *pgstore.Store, work bool) (*mailer.Client, error) {
+	var w *mailer.Worker
+	if work && cfg.MailWorkers > 0 {
+		r, err := mail.NewRenderer()
+		if err != nil {
+			return nil, err
+		}
+		var sender mail.Sender = mail.FileSender{Dir: cfg.MailDir, From: cfg.SMTPFrom}
+		if cfg.MailDriver == "smtp" {
+			if sender, err = mail.NewSMTPSender(mail.SMTPConfig{
+				Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+				From: cfg.SMTPFrom, TLS: cfg.SMTPTLS, Timeout: min(15*time.Second, cfg.MailRescueAfter/4),
+			}); err != nil {
+				return nil, err
+			}
+		}
+		w = mailer.NewWorker(store, r, sender, mailer.Config{
+			Product: cfg.MailProductName, PublicURL: strings.TrimRight(cfg.PublicURL, "/"),
+			ResetTTL: cfg.ResetTokenTTL, VerifyTTL: cfg.VerifyTokenTTL, AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
+		})
+	}
+	return mailer.NewClient(pool, w, mailer.ClientConfig{
+		Log: log, Workers: cfg.MailWorkers, RetryBase: cfg.MailRetryBase, RescueAfter: cfg.MailRescueAfter, MaxAttempts: 25,
+		AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
+	})
 }
 
 func signingKeys(cfg config.Config, log *slog.Logger) ([]token.Key, error) {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/gatehouse/gatehouse/internal/logging"
+	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
@@ -40,6 +41,8 @@ type Settings struct {
 	MaxDelay     time.Duration
 	BlockAfter   int
 	CoolDown     time.Duration
+	// RequireVerifiedEmail refuses password login until the address is verified.
+	RequireVerifiedEmail bool
 }
 
 // DefaultSettings are DESIGN.md's numbers.
@@ -152,10 +155,18 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 	if err != nil {
 		return err
 	}
-	u, err := s.store.CreateUser(ctx, NewUser{ID: newID(), Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser}})
+	id := newID()
+	u, err := s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
+		Mails: []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}})
 	if errors.Is(err, ErrEmailTaken) {
-		// The owner is told by mail (account lifecycle); record the attempt.
-		s.audit(ctx, Event{Action: "user.register.email_taken", Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
+		// Tell the owner instead; the caller learns nothing.
+		owner, oerr := s.store.UserByEmail(ctx, email)
+		if oerr == nil {
+			if err := s.store.EnqueueMail(ctx, Mail{Kind: mail.EmailInUse, UserID: owner.ID, To: owner.Email}); err != nil {
+				return err
+			}
+		}
+		s.audit(ctx, Event{Action: "user.register.email_taken", SubjectID: ptrIf(oerr == nil, owner.ID), Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
 		return nil
 	}
 	if err != nil {
@@ -192,6 +203,11 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (Tokens
 	}
 	if u.DisabledAt != nil {
 		return Tokens{}, s.loginFailed(ctx, email, &u.ID, "disabled", c)
+	}
+	if s.set.RequireVerifiedEmail && u.EmailVerifiedAt == nil {
+		// Only after a correct password: this reveals nothing to a guesser.
+		s.audit(ctx, Event{Action: "user.login.unverified", SubjectID: &u.ID, Client: c})
+		return Tokens{}, ErrEmailNotVerified
 	}
 	if rehash {
 		if h, err := s.hasher.Hash(ctx, pw); err == nil {
@@ -484,6 +500,13 @@ func hashRefreshToken(t string) ([]byte, bool) {
 	}
 	sum := sha256.Sum256([]byte(t))
 	return sum[:], true
+}
+
+func ptrIf(ok bool, id uuid.UUID) *uuid.UUID {
+	if !ok {
+		return nil
+	}
+	return &id
 }
 
 func newID() uuid.UUID {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/gatehouse/gatehouse/internal/mail"
 )
 
 // Domain errors of authentication. The HTTP layer maps each to one problem.
@@ -20,7 +22,27 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrEmailTaken means a live account holds the address.
 	ErrEmailTaken = errors.New("email taken")
+	// ErrInvalidOneTimeToken covers unknown, used, superseded, expired and
+	// exhausted reset and verification tokens.
+	ErrInvalidOneTimeToken = errors.New("invalid one-time token")
+	// ErrEmailNotVerified refuses the login of an unverified account when
+	// verification is required (only after a correct password).
+	ErrEmailNotVerified = errors.New("email not verified")
 )
+
+// Mail is a mail to send, recorded in the outbox with the event it reports.
+type Mail struct {
+	Kind   mail.Kind
+	UserID uuid.UUID
+	To     string
+}
+
+// OneTimeToken is a usable reset or verification token.
+type OneTimeToken struct {
+	UserID    uuid.UUID
+	Email     string // the address the token was sent to
+	UserEmail string // the account's current address
+}
 
 // User is an account as authentication sees it.
 type User struct {
@@ -45,6 +67,7 @@ type NewUser struct {
 	Name         *string
 	Verified     bool
 	Roles        []string
+	Mails        []Mail // sent only if the account is created
 }
 
 // Client describes where a request comes from, for sessions and audit.
@@ -142,6 +165,21 @@ type Store interface {
 	RevocationsSince(ctx context.Context, since time.Time) (Revocations, error)
 
 	Audit(ctx context.Context, e Event) error
+
+	// EnqueueMail records mails in the outbox.
+	EnqueueMail(ctx context.Context, mails ...Mail) error
+	// ChangePassword stores a new hash, bumps the token version and revokes
+	// every session but keep, with the mails, in one transaction.
+	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, mails ...Mail) (int64, error)
+	// PeekOneTimeToken finds a usable token without consuming it.
+	PeekOneTimeToken(ctx context.Context, hash []byte, purpose string) (OneTimeToken, error)
+	// FailOneTimeToken counts a failed use (the token dies after a few).
+	FailOneTimeToken(ctx context.Context, hash []byte) error
+	// ResetPassword consumes a reset token and sets the password, bumping the
+	// token version and revoking every session, in one transaction.
+	ResetPassword(ctx context.Context, token []byte, hash string, mails ...Mail) (uuid.UUID, int64, error)
+	// VerifyEmail consumes a verification token and marks the address verified.
+	VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error)
 }
 
 // CacheState is what the revocation cache knows about a token's session and user.

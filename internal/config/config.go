@@ -45,6 +45,14 @@ type Config struct {
 	SMTPFrom     string `env:"SMTP_FROM" envDefault:"gatehouse <no-reply@localhost>"`
 	SMTPTLS      string `env:"SMTP_TLS" envDefault:"starttls"`
 
+	MailProductName      string        `env:"MAIL_PRODUCT_NAME" envDefault:"gatehouse"`
+	MailWorkers          int           `env:"MAIL_WORKERS" envDefault:"4"`
+	MailRetryBase        time.Duration `env:"MAIL_RETRY_BASE" envDefault:"1s"`
+	MailRescueAfter      time.Duration `env:"MAIL_RESCUE_AFTER" envDefault:"10m"`
+	ResetTokenTTL        time.Duration `env:"RESET_TOKEN_TTL" envDefault:"1h"`
+	VerifyTokenTTL       time.Duration `env:"VERIFY_TOKEN_TTL" envDefault:"24h"`
+	RequireVerifiedEmail bool          `env:"REQUIRE_VERIFIED_EMAIL" envDefault:"false"`
+
 	TrustedProxiesRaw  []string `env:"TRUSTED_PROXIES"`
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
 	// TrustedProxies is TRUSTED_PROXIES parsed: CIDRs, bare addresses as /32 or /128.
@@ -192,6 +200,12 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshGrace < 0 || c.RefreshGrace > time.Minute {
 		bad("REFRESH_TOKEN_GRACE must be between 0 and 1m, not %s", c.RefreshGrace)
+	}
+	if c.MailWorkers < 0 || c.MailRetryBase <= 0 || c.MailRescueAfter < 2*time.Second {
+		bad("MAIL_WORKERS must be 0 or more, MAIL_RETRY_BASE positive and MAIL_RESCUE_AFTER at least 2s")
+	}
+	if c.ResetTokenTTL < time.Minute || c.ResetTokenTTL > 24*time.Hour || c.VerifyTokenTTL < time.Minute || c.VerifyTokenTTL > 7*24*time.Hour {
+		bad("RESET_TOKEN_TTL must be within 1m..24h and VERIFY_TOKEN_TTL within 1m..168h")
 	}
 	if c.BodyLimitBytes < 1024 {
 		bad("BODY_LIMIT_BYTES must be at least 1024")

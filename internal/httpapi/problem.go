@@ -85,6 +85,12 @@ func mapError(err error) *problem {
 		return errUnauthorized(api.ProblemCodeInvalidCredentials, "The email or password is incorrect.")
 	case errors.Is(err, auth.ErrInvalidRefreshToken):
 		return errUnauthorized(api.ProblemCodeInvalidRefreshToken, "The refresh token is invalid, expired or revoked; log in again.")
+	case errors.Is(err, auth.ErrInvalidOneTimeToken):
+		return newProblem(http.StatusBadRequest, api.ProblemCodeInvalidOneTimeToken,
+			"The link is invalid, expired, already used or replaced by a newer one; request a new one.")
+	case errors.Is(err, auth.ErrEmailNotVerified):
+		return newProblem(http.StatusForbidden, api.ProblemCodeEmailNotVerified,
+			"Verify your email address first: follow the link we sent, or ask for a new one with /api/v1/auth/email/resend.")
 	case errors.Is(err, auth.ErrNotFound):
 		return newProblem(http.StatusNotFound, api.ProblemCodeNotFound, "No such resource.")
 	case errors.Is(err, password.ErrBusy):

@@ -29,6 +29,7 @@ type Deps struct {
 	Log           *slog.Logger
 	Authenticator Authenticator
 	Accounts      Accounts
+	Credentials   Credentials
 	Limiter       ratelimit.Limiter
 	RateLimits    ratelimit.Policies
 	SigningKeys   []token.JWK

@@ -14,26 +14,6 @@ func (s *Server) ListAuditEvents(context.Context, api.ListAuditEventsRequestObje
 	return nil, errNotImplemented
 }
 
-// ResendVerification is not implemented yet.
-func (s *Server) ResendVerification(context.Context, api.ResendVerificationRequestObject) (api.ResendVerificationResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// VerifyEmail is not implemented yet.
-func (s *Server) VerifyEmail(context.Context, api.VerifyEmailRequestObject) (api.VerifyEmailResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// ForgotPassword is not implemented yet.
-func (s *Server) ForgotPassword(context.Context, api.ForgotPasswordRequestObject) (api.ForgotPasswordResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// ResetPassword is not implemented yet.
-func (s *Server) ResetPassword(context.Context, api.ResetPasswordRequestObject) (api.ResetPasswordResponseObject, error) {
-	return nil, errNotImplemented
-}
-
 // ListRoles is not implemented yet.
 func (s *Server) ListRoles(context.Context, api.ListRolesRequestObject) (api.ListRolesResponseObject, error) {
 	return nil, errNotImplemented
@@ -56,11 +36,6 @@ func (s *Server) DeleteMe(context.Context, api.DeleteMeRequestObject) (api.Delet
 
 // UpdateMe is not implemented yet.
 func (s *Server) UpdateMe(context.Context, api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-// ChangePassword is not implemented yet.
-func (s *Server) ChangePassword(context.Context, api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
 	return nil, errNotImplemented
 }
 

@@ -17,8 +17,9 @@ import (
 
 // Store implements auth.Store on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *db.Queries
+	pool   *pgxpool.Pool
+	q      *db.Queries
+	outbox Outbox
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -61,7 +62,7 @@ func toUser(u db.User) auth.User {
 // CreateUser inserts the account and its roles in one transaction.
 func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, error) {
 	var out auth.User
-	err := s.withTx(ctx, func(q *db.Queries) error {
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var verified *time.Time
 		if n.Verified {
 			now := time.Now()
@@ -81,7 +82,7 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 		}
 		out = toUser(u)
 		out.Roles = n.Roles
-		return nil
+		return s.enqueue(ctx, tx, n.Mails)
 	})
 	return out, err
 }

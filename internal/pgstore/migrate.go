@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/gatehouse/gatehouse/db"
 )
@@ -59,7 +61,8 @@ func MigrateDB(ctx context.Context, sqlDB *sql.DB) error {
 	return m.Up(ctx, io.Discard)
 }
 
-// Up applies every pending migration and reports each to w.
+// Up applies every pending migration, gatehouse's then River's (the job
+// queue of the mail outbox), and reports each to w.
 func (m *Migrator) Up(ctx context.Context, w io.Writer) error {
 	res, err := m.provider.Up(ctx)
 	for _, r := range res {
@@ -68,13 +71,24 @@ func (m *Migrator) Up(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("migrate up: %w", err)
 	}
-	if len(res) == 0 {
+	rm, err := rivermigrate.New(riverdatabasesql.New(m.db), nil)
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	rr, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("migrate river up: %w", err)
+	}
+	for _, v := range rr.Versions {
+		fmt.Fprintf(w, "applied river %03d %s (%s)\n", v.Version, v.Name, v.Duration.Round(1e6))
+	}
+	if len(res) == 0 && len(rr.Versions) == 0 {
 		fmt.Fprintln(w, "database is up to date")
 	}
 	return nil
 }
 
-// Down rolls back the latest migration.
+// Down rolls back the latest gatehouse migration (River's schema stays).
 func (m *Migrator) Down(ctx context.Context, w io.Writer) error {
 	r, err := m.provider.Down(ctx)
 	if r != nil {

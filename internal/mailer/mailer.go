@@ -1,0 +1,206 @@
+// Package mailer delivers gatehouse's mails through a transactional outbox:
+// a River job inserted in the same PostgreSQL transaction as the event that
+// calls for the mail, worked by every instance with retries and backoff. A
+// crash or an SMTP outage loses no mail, and River's row locking makes one
+// instance send each mail.
+//
+// Jobs never hold a secret. A mail that carries a one-time token (reset,
+// verification) creates the token when it is sent, storing only its hash; a
+// retry creates a fresh token, which cancels the one of a failed attempt.
+package mailer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/gatehouse/gatehouse/internal/mail"
+)
+
+// Args is the job of one mail. It names the mail, the account and the
+// address, nothing secret.
+type Args struct {
+	Mail   mail.Kind `json:"mail"`
+	UserID uuid.UUID `json:"user_id"`
+	To     string    `json:"to"`
+}
+
+// Kind is River's job kind.
+func (Args) Kind() string { return "mail" }
+
+// Token purposes, as stored in one_time_tokens.purpose.
+const (
+	PurposeVerify      = "email_verify"
+	PurposeReset       = "password_reset"
+	PurposeEmailChange = "email_change"
+)
+
+// TokenStore records one-time tokens (hash only).
+type TokenStore interface {
+	IssueOneTimeToken(ctx context.Context, userID uuid.UUID, purpose, email string, hash []byte, expiresAt time.Time) error
+}
+
+// Config is what links and messages need.
+type Config struct {
+	Product   string
+	PublicURL string
+	ResetTTL  time.Duration
+	VerifyTTL time.Duration
+	// AttemptTimeout bounds one delivery attempt.
+	AttemptTimeout time.Duration
+}
+
+// Worker renders and sends one mail per job.
+type Worker struct {
+	river.WorkerDefaults[Args]
+	tokens TokenStore
+	render *mail.Renderer
+	send   mail.Sender
+	cfg    Config
+	now    func() time.Time
+}
+
+// NewWorker returns the mail worker.
+func NewWorker(tokens TokenStore, r *mail.Renderer, s mail.Sender, c Config) *Worker {
+	return &Worker{tokens: tokens, render: r, send: s, cfg: c, now: time.Now}
+}
+
+// Timeout bounds one delivery attempt.
+func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return w.cfg.AttemptTimeout }
+
+// Work delivers the mail of a job.
+func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	a := job.Args
+	d := mail.Data{Product: w.cfg.Product, To: a.To, ResetURL: w.link("/forgot-password", "")}
+	var purpose, path string
+	var ttl time.Duration
+	switch a.Mail {
+	case mail.VerifyEmail:
+		purpose, path, ttl = PurposeVerify, "/verify-email", w.cfg.VerifyTTL
+	case mail.EmailChange:
+		purpose, path, ttl = PurposeEmailChange, "/verify-email", w.cfg.VerifyTTL
+	case mail.PasswordReset:
+		purpose, path, ttl = PurposeReset, "/reset-password", w.cfg.ResetTTL
+	}
+	if purpose != "" {
+		tok, hash, err := newToken()
+		if err != nil {
+			return err
+		}
+		if err := w.tokens.IssueOneTimeToken(ctx, a.UserID, purpose, a.To, hash, w.now().Add(ttl)); err != nil {
+			return fmt.Errorf("issue %s token: %w", purpose, err)
+		}
+		d.Link, d.Expires = w.link(path, tok), words(ttl)
+	}
+	m, err := w.render.Render(a.Mail, d)
+	if err != nil {
+		return river.JobCancel(err) // a template error will not fix itself
+	}
+	m.ID = fmt.Sprintf("%d.%s@gatehouse", job.ID, a.Mail)
+	return w.send.Send(ctx, m)
+}
+
+// link builds a link from PUBLIC_URL, never from a request's Host header.
+func (w *Worker) link(path, token string) string {
+	u := w.cfg.PublicURL + path
+	if token != "" {
+		u += "?token=" + url.QueryEscape(token)
+	}
+	return u
+}
+
+func words(d time.Duration) string {
+	if h := d.Hours(); h >= 1 && h == math.Trunc(h) {
+		if h == 1 {
+			return "1 hour"
+		}
+		return fmt.Sprintf("%d hours", int(h))
+	}
+	return fmt.Sprintf("%d minutes", int(d.Minutes()))
+}
+
+// newToken returns a 256-bit random token and its SHA-256.
+func newToken() (string, []byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("one-time token: %w", err)
+	}
+	t := base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(t))
+	return t, sum[:], nil
+}
+
+// HashToken is the stored form of a one-time token.
+func HashToken(t string) []byte {
+	sum := sha256.Sum256([]byte(t))
+	return sum[:]
+}
+
+// RetryPolicy backs off exponentially: base, 2·base, 4·base ... at most max.
+type RetryPolicy struct {
+	Base, Max time.Duration
+}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (p RetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	n := max(len(job.Errors), 1) - 1
+	d := p.Max
+	if n < 40 {
+		d = min(time.Duration(float64(p.Base)*math.Pow(2, float64(n))), p.Max)
+	}
+	return time.Now().Add(d)
+}
+
+// ClientConfig configures the River client.
+type ClientConfig struct {
+	Log         *slog.Logger
+	Workers     int           // 0: insert only, work nothing
+	RetryBase   time.Duration // first retry delay
+	RescueAfter time.Duration // a job running this long is presumed dead (crashed worker) and retried
+	// AttemptTimeout bounds one delivery attempt (less than RescueAfter).
+	AttemptTimeout time.Duration
+	MaxAttempts    int
+}
+
+// Client is the outbox: it inserts jobs (in the caller's transaction) and,
+// with workers, sends mails.
+type Client = river.Client[pgx.Tx]
+
+// NewClient returns the River client of the outbox.
+func NewClient(pool *pgxpool.Pool, w *Worker, c ClientConfig) (*Client, error) {
+	cfg := &river.Config{
+		Logger:      c.Log,
+		MaxAttempts: c.MaxAttempts,
+		RetryPolicy: RetryPolicy{Base: c.RetryBase, Max: time.Hour},
+	}
+	if c.RescueAfter > 0 {
+		cfg.RescueStuckJobsAfter = c.RescueAfter
+	}
+	if c.AttemptTimeout > 0 {
+		cfg.JobTimeout = c.AttemptTimeout
+	}
+	if w != nil && c.Workers > 0 {
+		workers := river.NewWorkers()
+		river.AddWorker(workers, w)
+		cfg.Workers = workers
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: c.Workers}}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create outbox client: %w", err)
+	}
+	return client, nil
+}

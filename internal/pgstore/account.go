@@ -1,0 +1,181 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	db "github.com/gatehouse/gatehouse/gen/db"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/mailer"
+)
+
+// maxTokenAttempts is how many failed uses (a refused new password) a
+// one-time token survives.
+const maxTokenAttempts = 5
+
+// Outbox inserts jobs in a transaction (the River client).
+type Outbox interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}
+
+// SetOutbox attaches the outbox the store writes mails to. The outbox's
+// workers need the store first, hence a setter.
+func (s *Store) SetOutbox(o Outbox) { s.outbox = o }
+
+// enqueue writes mails into the outbox inside tx: they are sent if and only
+// if the transaction commits.
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []auth.Mail) error {
+	if len(mails) == 0 {
+		return nil
+	}
+	if s.outbox == nil {
+		return errors.New("no outbox configured for mails")
+	}
+	for _, m := range mails {
+		if _, err := s.outbox.InsertTx(ctx, tx, mailer.Args{Mail: m.Kind, UserID: m.UserID, To: m.To}, nil); err != nil {
+			return fmt.Errorf("enqueue %s mail: %w", m.Kind, err)
+		}
+	}
+	return nil
+}
+
+// withTxRaw is withTx that also hands over the transaction (for the outbox).
+func (s *Store) withTxRaw(ctx context.Context, fn func(tx pgx.Tx, q *db.Queries) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(tx, s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// EnqueueMail records mails in the outbox.
+func (s *Store) EnqueueMail(ctx context.Context, mails ...auth.Mail) error {
+	return s.withTxRaw(ctx, func(tx pgx.Tx, _ *db.Queries) error { return s.enqueue(ctx, tx, mails) })
+}
+
+// ChangePassword sets the hash, bumps the token version, revokes every other
+// session and enqueues the mails, together.
+func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, mails ...auth.Mail) (int64, error) {
+	var v int64
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		if err := q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: id, PasswordHash: hash}); err != nil {
+			return fmt.Errorf("update password: %w", err)
+		}
+		var err error
+		if v, err = q.BumpTokenVersion(ctx, id); err != nil {
+			return notFound(err)
+		}
+		if _, err := q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: id, Keep: keep, Reason: ptr("password_changed")}); err != nil {
+			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		return s.enqueue(ctx, tx, mails)
+	})
+	return v, err
+}
+
+// PeekOneTimeToken finds a usable token without consuming it.
+func (s *Store) PeekOneTimeToken(ctx context.Context, hash []byte, purpose string) (auth.OneTimeToken, error) {
+	r, err := s.q.PeekOneTimeToken(ctx, db.PeekOneTimeTokenParams{TokenHash: hash, Purpose: purpose, MaxAttempts: maxTokenAttempts})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.OneTimeToken{}, auth.ErrInvalidOneTimeToken
+	}
+	if err != nil {
+		return auth.OneTimeToken{}, fmt.Errorf("find token: %w", err)
+	}
+	t := auth.OneTimeToken{UserID: r.UserID, UserEmail: r.UserEmail}
+	if r.TokenEmail != nil {
+		t.Email = *r.TokenEmail
+	}
+	return t, nil
+}
+
+// FailOneTimeToken counts a failed use.
+func (s *Store) FailOneTimeToken(ctx context.Context, hash []byte) error {
+	return s.q.FailOneTimeToken(ctx, hash)
+}
+
+// ResetPassword consumes the token (one atomic UPDATE: of concurrent callers
+// exactly one wins), sets the password, bumps the token version, revokes every
+// session and enqueues the mails.
+func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, mails ...auth.Mail) (uuid.UUID, int64, error) {
+	var uid uuid.UUID
+	var v int64
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeReset, MaxAttempts: maxTokenAttempts})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return auth.ErrInvalidOneTimeToken
+		}
+		if err != nil {
+			return fmt.Errorf("consume token: %w", err)
+		}
+		uid = r.UserID
+		if err := q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: uid, PasswordHash: hash}); err != nil {
+			return fmt.Errorf("update password: %w", err)
+		}
+		if v, err = q.BumpTokenVersion(ctx, uid); err != nil {
+			return notFound(err)
+		}
+		if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: uid, Reason: ptr("password_reset")}); err != nil {
+			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		return s.enqueue(ctx, tx, mails)
+	})
+	return uid, v, err
+}
+
+// VerifyEmail consumes a verification token and marks the address it was
+// sent to verified, if it is still the account's address.
+func (s *Store) VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error) {
+	var uid uuid.UUID
+	err := s.withTx(ctx, func(q *db.Queries) error {
+		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeVerify, MaxAttempts: maxTokenAttempts})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return auth.ErrInvalidOneTimeToken
+		}
+		if err != nil {
+			return fmt.Errorf("consume token: %w", err)
+		}
+		uid = r.UserID
+		if r.Email == nil {
+			return auth.ErrInvalidOneTimeToken
+		}
+		n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: uid, Email: *r.Email})
+		if err != nil {
+			return fmt.Errorf("mark verified: %w", err)
+		}
+		if n == 0 {
+			// Already verified, or the address changed since the mail was sent.
+			var u db.User
+			if u, err = q.GetUserByID(ctx, uid); err != nil || u.Email != *r.Email {
+				return auth.ErrInvalidOneTimeToken
+			}
+		}
+		return nil
+	})
+	return uid, err
+}
+
+// IssueOneTimeToken stores the hash of a new token, cancelling the older
+// tokens of the same purpose (the mailer calls it when it sends the mail).
+func (s *Store) IssueOneTimeToken(ctx context.Context, userID uuid.UUID, purpose, email string, hash []byte, expiresAt time.Time) error {
+	return s.withTx(ctx, func(q *db.Queries) error {
+		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: userID, Purpose: purpose}); err != nil {
+			return fmt.Errorf("cancel older tokens: %w", err)
+		}
+		return q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: hash, UserID: userID, Purpose: purpose, Email: &email, ExpiresAt: expiresAt})
+	})
+}
