@@ -230,8 +230,14 @@ func TestCreateAdmin_MakesTheFirstAdministrator(t *testing.T) {
 	if err != nil || me.JSON200 == nil || !me.JSON200.Data.EmailVerified || strings.Join(me.JSON200.Data.Roles, ",") != "admin,user" {
 		t.Fatalf("admin account: %v %s", err, me.Body)
 	}
-	// Running it again for an existing account grants the role, changes nothing else.
+	// An existing account is promoted only once its owner verified the
+	// address: anyone may register someone else's address first.
 	s.Register("second@example.com", apitest.Password)
+	out, err = run("ignored\n", "create-admin", "--email", "second@example.com")
+	if err == nil || !strings.Contains(out, "not verified") || strings.Contains(out, "second@example.com") {
+		t.Fatalf("promote an unverified account: %v %s", err, out)
+	}
+	s.VerifyFromMail("second@example.com")
 	out, err = run("ignored\n", "create-admin", "--email", "second@example.com")
 	if err != nil || !strings.Contains(out, "granted the admin role") {
 		t.Fatalf("promote: %v %s", err, out)

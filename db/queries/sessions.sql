@@ -1,6 +1,11 @@
 -- name: CreateSession :one
-INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at)
-VALUES (sqlc.arg(id), sqlc.arg(user_id), sqlc.arg(user_agent), sqlc.narg(ip), sqlc.arg(idle_expires_at), sqlc.arg(expires_at))
+-- Opens a session only while the user is active and still at the token
+-- version the caller read: no row when a revocation got in between.
+INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version)
+SELECT sqlc.arg(id), u.id, sqlc.arg(user_agent), sqlc.narg(ip), sqlc.arg(idle_expires_at), sqlc.arg(expires_at), u.token_version
+FROM users u
+WHERE u.id = sqlc.arg(user_id) AND u.token_version = sqlc.arg(token_version)
+  AND u.disabled_at IS NULL AND u.deleted_at IS NULL
 RETURNING *;
 
 -- name: InsertRefreshToken :exec
@@ -8,17 +13,19 @@ INSERT INTO refresh_tokens (token_hash, session_id, parent_hash)
 VALUES (sqlc.arg(token_hash), sqlc.arg(session_id), sqlc.narg(parent_hash));
 
 -- name: GetRefreshTokenForUpdate :one
--- Locks the session, so concurrent refreshes of one session run one at a time.
+-- Locks the session and the token, so concurrent refreshes of one session
+-- run one at a time and each sees the token as the previous one left it.
 SELECT rt.token_hash, rt.parent_hash, rt.used_at,
        s.id AS session_id, s.user_id, s.idle_expires_at, s.expires_at, s.revoked_at,
+       s.token_version AS session_token_version,
        u.token_version, u.disabled_at, u.deleted_at
 FROM refresh_tokens rt
 JOIN sessions s ON s.id = rt.session_id
 JOIN users u ON u.id = s.user_id
 WHERE rt.token_hash = sqlc.arg(token_hash)
-FOR UPDATE OF s;
+FOR UPDATE OF s, rt;
 
--- name: MarkRefreshTokenUsed :exec
+-- name: MarkRefreshTokenUsed :execrows
 UPDATE refresh_tokens SET used_at = sqlc.arg(used_at) WHERE token_hash = sqlc.arg(token_hash) AND used_at IS NULL;
 
 -- name: TouchSession :exec
@@ -35,7 +42,8 @@ WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL;
 
 -- name: SessionState :one
 -- What an access token check needs when the Redis fast path cannot answer.
-SELECT s.user_id, s.revoked_at, s.expires_at, u.token_version, u.disabled_at, u.deleted_at
+SELECT s.user_id, s.revoked_at, s.expires_at, s.token_version AS session_token_version,
+       u.token_version, u.disabled_at, u.deleted_at
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.id = sqlc.arg(id);
 
@@ -45,3 +53,6 @@ SELECT id FROM sessions WHERE revoked_at > sqlc.arg(since)::timestamptz;
 -- name: RevokeOtherSessions :execrows
 UPDATE sessions SET revoked_at = now(), revoked_reason = sqlc.arg(reason)
 WHERE user_id = sqlc.arg(user_id) AND id <> sqlc.arg(keep) AND revoked_at IS NULL;
+
+-- name: SetSessionTokenVersion :exec
+UPDATE sessions SET token_version = sqlc.arg(token_version) WHERE id = sqlc.arg(id);

@@ -69,6 +69,7 @@ type Session struct {
 	ExpiresAt     time.Time
 	RevokedAt     *time.Time
 	RevokedReason *string
+	TokenVersion  int64
 }
 
 type User struct {

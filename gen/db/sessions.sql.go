@@ -14,28 +14,35 @@ import (
 )
 
 const createSession = `-- name: CreateSession :one
-INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason
+INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version)
+SELECT $1, u.id, $2, $3, $4, $5, u.token_version
+FROM users u
+WHERE u.id = $6 AND u.token_version = $7
+  AND u.disabled_at IS NULL AND u.deleted_at IS NULL
+RETURNING id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason, token_version
 `
 
 type CreateSessionParams struct {
 	ID            uuid.UUID
-	UserID        uuid.UUID
 	UserAgent     string
 	IP            *netip.Addr
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
+	UserID        uuid.UUID
+	TokenVersion  int64
 }
 
+// Opens a session only while the user is active and still at the token
+// version the caller read: no row when a revocation got in between.
 func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (Session, error) {
 	row := q.db.QueryRow(ctx, createSession,
 		arg.ID,
-		arg.UserID,
 		arg.UserAgent,
 		arg.IP,
 		arg.IdleExpiresAt,
 		arg.ExpiresAt,
+		arg.UserID,
+		arg.TokenVersion,
 	)
 	var i Session
 	err := row.Scan(
@@ -49,6 +56,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 		&i.ExpiresAt,
 		&i.RevokedAt,
 		&i.RevokedReason,
+		&i.TokenVersion,
 	)
 	return i, err
 }
@@ -56,29 +64,32 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 const getRefreshTokenForUpdate = `-- name: GetRefreshTokenForUpdate :one
 SELECT rt.token_hash, rt.parent_hash, rt.used_at,
        s.id AS session_id, s.user_id, s.idle_expires_at, s.expires_at, s.revoked_at,
+       s.token_version AS session_token_version,
        u.token_version, u.disabled_at, u.deleted_at
 FROM refresh_tokens rt
 JOIN sessions s ON s.id = rt.session_id
 JOIN users u ON u.id = s.user_id
 WHERE rt.token_hash = $1
-FOR UPDATE OF s
+FOR UPDATE OF s, rt
 `
 
 type GetRefreshTokenForUpdateRow struct {
-	TokenHash     []byte
-	ParentHash    []byte
-	UsedAt        *time.Time
-	SessionID     uuid.UUID
-	UserID        uuid.UUID
-	IdleExpiresAt time.Time
-	ExpiresAt     time.Time
-	RevokedAt     *time.Time
-	TokenVersion  int64
-	DisabledAt    *time.Time
-	DeletedAt     *time.Time
+	TokenHash           []byte
+	ParentHash          []byte
+	UsedAt              *time.Time
+	SessionID           uuid.UUID
+	UserID              uuid.UUID
+	IdleExpiresAt       time.Time
+	ExpiresAt           time.Time
+	RevokedAt           *time.Time
+	SessionTokenVersion int64
+	TokenVersion        int64
+	DisabledAt          *time.Time
+	DeletedAt           *time.Time
 }
 
-// Locks the session, so concurrent refreshes of one session run one at a time.
+// Locks the session and the token, so concurrent refreshes of one session
+// run one at a time and each sees the token as the previous one left it.
 func (q *Queries) GetRefreshTokenForUpdate(ctx context.Context, tokenHash []byte) (GetRefreshTokenForUpdateRow, error) {
 	row := q.db.QueryRow(ctx, getRefreshTokenForUpdate, tokenHash)
 	var i GetRefreshTokenForUpdateRow
@@ -91,6 +102,7 @@ func (q *Queries) GetRefreshTokenForUpdate(ctx context.Context, tokenHash []byte
 		&i.IdleExpiresAt,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.SessionTokenVersion,
 		&i.TokenVersion,
 		&i.DisabledAt,
 		&i.DeletedAt,
@@ -114,7 +126,7 @@ func (q *Queries) InsertRefreshToken(ctx context.Context, arg InsertRefreshToken
 	return err
 }
 
-const markRefreshTokenUsed = `-- name: MarkRefreshTokenUsed :exec
+const markRefreshTokenUsed = `-- name: MarkRefreshTokenUsed :execrows
 UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
 `
 
@@ -123,9 +135,12 @@ type MarkRefreshTokenUsedParams struct {
 	TokenHash []byte
 }
 
-func (q *Queries) MarkRefreshTokenUsed(ctx context.Context, arg MarkRefreshTokenUsedParams) error {
-	_, err := q.db.Exec(ctx, markRefreshTokenUsed, arg.UsedAt, arg.TokenHash)
-	return err
+func (q *Queries) MarkRefreshTokenUsed(ctx context.Context, arg MarkRefreshTokenUsedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, markRefreshTokenUsed, arg.UsedAt, arg.TokenHash)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const recentlyRevokedSessions = `-- name: RecentlyRevokedSessions :many
@@ -208,18 +223,20 @@ func (q *Queries) RevokeUserSessions(ctx context.Context, arg RevokeUserSessions
 }
 
 const sessionState = `-- name: SessionState :one
-SELECT s.user_id, s.revoked_at, s.expires_at, u.token_version, u.disabled_at, u.deleted_at
+SELECT s.user_id, s.revoked_at, s.expires_at, s.token_version AS session_token_version,
+       u.token_version, u.disabled_at, u.deleted_at
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.id = $1
 `
 
 type SessionStateRow struct {
-	UserID       uuid.UUID
-	RevokedAt    *time.Time
-	ExpiresAt    time.Time
-	TokenVersion int64
-	DisabledAt   *time.Time
-	DeletedAt    *time.Time
+	UserID              uuid.UUID
+	RevokedAt           *time.Time
+	ExpiresAt           time.Time
+	SessionTokenVersion int64
+	TokenVersion        int64
+	DisabledAt          *time.Time
+	DeletedAt           *time.Time
 }
 
 // What an access token check needs when the Redis fast path cannot answer.
@@ -230,11 +247,26 @@ func (q *Queries) SessionState(ctx context.Context, id uuid.UUID) (SessionStateR
 		&i.UserID,
 		&i.RevokedAt,
 		&i.ExpiresAt,
+		&i.SessionTokenVersion,
 		&i.TokenVersion,
 		&i.DisabledAt,
 		&i.DeletedAt,
 	)
 	return i, err
+}
+
+const setSessionTokenVersion = `-- name: SetSessionTokenVersion :exec
+UPDATE sessions SET token_version = $1 WHERE id = $2
+`
+
+type SetSessionTokenVersionParams struct {
+	TokenVersion int64
+	ID           uuid.UUID
+}
+
+func (q *Queries) SetSessionTokenVersion(ctx context.Context, arg SetSessionTokenVersionParams) error {
+	_, err := q.db.Exec(ctx, setSessionTokenVersion, arg.TokenVersion, arg.ID)
+	return err
 }
 
 const touchSession = `-- name: TouchSession :exec

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -71,16 +75,53 @@ func (s *Server) NewUser() *User {
 	return u
 }
 
-// NewAdmin registers a user through the API, makes it an administrator the
-// way `gatehouse create-admin` does, and logs it in.
+// NewAdmin registers a user through the API, verifies its address with the
+// link from the mail it received, makes it an administrator the way
+// `gatehouse create-admin` does, and logs it in.
 func (s *Server) NewAdmin() *User {
 	s.t.Helper()
 	u := &User{Email: NewEmail("admin"), Password: Password}
 	s.Register(u.Email, u.Password)
+	s.VerifyFromMail(u.Email)
 	if _, _, err := s.Accounts.CreateAdmin(context.Background(), u.Email, ""); err != nil {
 		s.t.Fatalf("grant admin: %v", err)
 	}
 	u.Tokens = s.Login(u.Email, u.Password)
 	u.Client = s.WithToken(u.Tokens.AccessToken)
 	return u
+}
+
+// VerifyFromMail waits for the verification mail the file driver wrote for
+// email and follows it (POST /auth/email/verify), as the user would.
+func (s *Server) VerifyFromMail(email string) {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil || !strings.Contains(string(b), "<"+strings.ToLower(email)+">") || !strings.Contains(string(b), "verify-email") {
+				continue
+			}
+			msg, err := mail.ReadMessage(strings.NewReader(string(b)))
+			if err != nil {
+				continue
+			}
+			text, _ := parts(msg)
+			g := tokenInLink.FindStringSubmatch(text)
+			if g == nil {
+				continue
+			}
+			s.Secret("verification token", g[1])
+			res, err := s.Client.VerifyEmailWithResponse(context.Background(), client.VerifyEmailJSONRequestBody{Token: g[1]})
+			if err != nil || res.StatusCode() != http.StatusNoContent {
+				s.t.Fatalf("verify %s: %v %d", email, err, res.StatusCode())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no verification mail for %s in %s", email, s.mailDir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -32,8 +32,9 @@ type Server struct {
 	// validated against the contract.
 	Client *client.ClientWithResponses
 	// HTTP sends raw requests through the same validating transport.
-	HTTP *http.Client
-	logs *syncBuffer
+	HTTP    *http.Client
+	logs    *syncBuffer
+	mailDir string
 
 	mu      sync.Mutex
 	secrets map[string]string // value → what it is
@@ -104,7 +105,8 @@ func NewServer(t testing.TB, o Options) *Server {
 		rd = StartRedis(t)
 	}
 	env := TestEnv(dbURL, rd.URL())
-	env["MAIL_DIR"] = t.TempDir()
+	mailDir := t.TempDir()
+	env["MAIL_DIR"] = mailDir
 	for k, v := range o.Env {
 		env[k] = v
 	}
@@ -143,7 +145,7 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("build client: %v", err)
 	}
-	srv := &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs, secrets: map[string]string{}}
+	srv := &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs, secrets: map[string]string{}, mailDir: env["MAIL_DIR"]}
 	t.Cleanup(srv.checkLogs) // runs after the server has stopped
 	return srv
 }

@@ -42,18 +42,31 @@ type App struct {
 	// Outbox sends the mails; Start and Stop run its workers.
 	Outbox  *mailer.Client
 	working bool
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
-// Start runs the background workers (mail delivery), if this instance has any.
+// Start runs the background work: the poll of recent revocations and, if
+// this instance has workers, mail delivery.
 func (a *App) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop, a.done = cancel, make(chan struct{})
+	go func() {
+		defer close(a.done)
+		a.Accounts.Run(runCtx)
+	}()
 	if !a.working {
 		return nil
 	}
 	return a.Outbox.Start(ctx)
 }
 
-// Stop lets the workers finish their current mails (until ctx ends).
+// Stop ends the background work; mails being sent finish (until ctx ends).
 func (a *App) Stop(ctx context.Context) error {
+	if a.stop != nil {
+		a.stop()
+		<-a.done
+	}
 	if !a.working {
 		return nil
 	}
@@ -138,15 +151,16 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	set.RefreshIdleTTL, set.RefreshAbsoluteTTL, set.RefreshGrace = cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL, cfg.RefreshGrace
 	set.RequireVerifiedEmail = cfg.RequireVerifiedEmail
 	svc := auth.NewService(auth.Deps{
-		Store:    store,
-		Cache:    redisstore.NewRevocations(rdb, cfg.RedisKeyPrefix),
-		Lockout:  redisstore.NewLockout(rdb, cfg.RedisKeyPrefix),
-		Hasher:   hasher,
-		Policy:   policy,
-		Tokens:   issuer,
-		Log:      log,
-		Settings: set,
-		Leeway:   leeway,
+		Store:     store,
+		Cache:     redisstore.NewRevocations(rdb, cfg.RedisKeyPrefix),
+		Lockout:   redisstore.NewLockout(rdb, cfg.RedisKeyPrefix),
+		Hasher:    hasher,
+		Policy:    policy,
+		Tokens:    issuer,
+		Log:       log,
+		Settings:  set,
+		Leeway:    leeway,
+		PollEvery: cfg.RevocationPollInterval,
 	})
 	return svc, issuer.Keys(), outbox, nil
 }

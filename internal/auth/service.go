@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
@@ -56,11 +57,20 @@ var DefaultSettings = Settings{
 	CoolDown:           24 * time.Hour,
 }
 
+// LockoutPolicy are the thresholds of Settings, for the Lockout store.
+type LockoutPolicy struct {
+	FreeFailures int
+	MaxDelay     time.Duration
+	BlockAfter   int
+	CoolDown     time.Duration
+}
+
 // Lockout counts consecutive failed logins per account key, shared by all
-// instances.
+// instances. Attempt decides and counts in one atomic step: it returns how
+// long the account must wait, or zero and counts the attempt as a failure
+// until Reset (a success) clears it.
 type Lockout interface {
-	Failures(ctx context.Context, key string) (count int, last time.Time, err error)
-	RecordFailure(ctx context.Context, key string, now time.Time, coolDown time.Duration) error
+	Attempt(ctx context.Context, key string, now time.Time, p LockoutPolicy) (time.Duration, error)
 	Reset(ctx context.Context, key string) error
 }
 
@@ -94,6 +104,9 @@ type Service struct {
 	set      Settings
 	cacheTTL time.Duration
 	rebuild  singleflight.Group
+	local    *localRevocations
+	// pollEvery is how often the local copy of revocations is refreshed.
+	pollEvery time.Duration
 }
 
 // Deps are the collaborators of a Service.
@@ -109,6 +122,8 @@ type Deps struct {
 	Settings Settings
 	// Leeway is the clock skew access tokens are verified with.
 	Leeway time.Duration
+	// PollEvery is how often the local copy of revocations is refreshed.
+	PollEvery time.Duration
 }
 
 // NewService returns a Service.
@@ -121,9 +136,16 @@ func NewService(d Deps) *Service {
 		log: d.Log, now: d.Now, set: d.Settings,
 		// A revocation matters while tokens issued before it may still be
 		// accepted: their lifetime plus the verification leeway, plus margin.
-		cacheTTL: d.Tokens.TTL() + d.Leeway + time.Minute,
+		// The longest configurable lifetime is used, so a rolling change of
+		// ACCESS_TOKEN_TTL cannot let markers expire before their tokens.
+		cacheTTL:  max(d.Tokens.TTL(), time.Hour) + d.Leeway + time.Minute,
+		local:     newLocalRevocations(),
+		pollEvery: cmp.Or(d.PollEvery, 2*time.Second),
 	}
 }
+
+// maxEmailLength bounds a normalised address (RFC 5321's 254).
+const maxEmailLength = 254
 
 // NormalizeEmail is the one form in which emails are stored and compared.
 func NormalizeEmail(email string) string {
@@ -146,6 +168,9 @@ func (s *Service) CheckPassword(pw, email string) error {
 // taken: the caller answers the same either way.
 func (s *Service) Register(ctx context.Context, email, pw string, name *string, c Client) error {
 	email = NormalizeEmail(email)
+	if utf8.RuneCountInString(email) > maxEmailLength {
+		return ErrInvalidEmail
+	}
 	if err := s.CheckPassword(pw, email); err != nil {
 		return err
 	}
@@ -160,10 +185,11 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 		Mails: []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}})
 	if errors.Is(err, ErrEmailTaken) {
 		// Tell the owner instead; the caller learns nothing.
+		// Failures are logged, not answered: the caller must see no difference.
 		owner, oerr := s.store.UserByEmail(ctx, email)
 		if oerr == nil {
 			if err := s.store.EnqueueMail(ctx, Mail{Kind: mail.EmailInUse, UserID: owner.ID, To: owner.Email}); err != nil {
-				return err
+				s.log.ErrorContext(ctx, "enqueue email-in-use mail", "error", err)
 			}
 		}
 		s.audit(ctx, Event{Action: "user.register.email_taken", SubjectID: ptrIf(oerr == nil, owner.ID), Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
@@ -195,6 +221,12 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (Tokens
 		return Tokens{}, err
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if errors.Is(err, password.ErrMalformedHash) {
+		// A damaged or foreign hash matches no password; say so in the log,
+		// answer like any wrong password.
+		s.log.ErrorContext(ctx, "stored password hash is not argon2id", "user_id", u.ID)
+		ok, err = false, s.hasher.VerifyDummy(ctx, pw)
+	}
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -230,42 +262,26 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (Tokens
 }
 
 func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, reason string, c Client) error {
-	if s.lockout != nil {
-		if err := s.lockout.RecordFailure(ctx, email, s.now(), s.set.CoolDown); err != nil {
-			s.log.WarnContext(ctx, "record login failure", "error", err)
-		}
-	}
 	s.audit(ctx, Event{Action: "user.login.failed", SubjectID: id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email), "reason": reason}})
 	return ErrInvalidCredentials
 }
 
-// lockedFor returns how long password login of email must wait. When the
-// counters cannot be read it lets the attempt through (rate limits and the
-// bounded hasher still apply) rather than lock everyone out.
+// lockedFor returns how long password login of email must wait, counting
+// the attempt when it may go ahead. When the counters cannot be reached it
+// lets the attempt through (logged): the per-account rate limit and the
+// bounded hasher remain, and locking everyone out would be worse.
 func (s *Service) lockedFor(ctx context.Context, email string) time.Duration {
 	if s.lockout == nil {
 		return 0
 	}
-	n, last, err := s.lockout.Failures(ctx, email)
+	wait, err := s.lockout.Attempt(ctx, email, s.now(), LockoutPolicy{
+		FreeFailures: s.set.FreeFailures, MaxDelay: s.set.MaxDelay, BlockAfter: s.set.BlockAfter, CoolDown: s.set.CoolDown,
+	})
 	if err != nil {
-		s.log.WarnContext(ctx, "read login failures", "error", err)
+		s.log.WarnContext(ctx, "login lockout not enforced", "error", err)
 		return 0
 	}
-	now := s.now()
-	if n >= s.set.BlockAfter {
-		return max(last.Add(s.set.CoolDown).Sub(now), time.Second)
-	}
-	if n < s.set.FreeFailures {
-		return 0
-	}
-	delay := s.set.MaxDelay
-	if exp := n - s.set.FreeFailures; exp < 30 {
-		delay = min(time.Duration(math.Pow(2, float64(exp)))*time.Second, s.set.MaxDelay)
-	}
-	if wait := last.Add(delay).Sub(now); wait > 0 {
-		return wait
-	}
-	return 0
+	return wait
 }
 
 func (s *Service) openSession(ctx context.Context, u User, c Client) (Tokens, uuid.UUID, error) {
@@ -276,7 +292,7 @@ func (s *Service) openSession(ctx context.Context, u User, c Client) (Tokens, uu
 	now := s.now()
 	sid := newID()
 	if err := s.store.CreateSession(ctx, NewSession{
-		ID: sid, UserID: u.ID, Client: c, RefreshHash: hash,
+		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
 		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL),
 	}); err != nil {
 		return Tokens{}, uuid.Nil, err
@@ -321,7 +337,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 		if err != nil {
 			return Tokens{}, err
 		}
-		t.Refresh, t.RefreshExpiresIn = next, s.set.RefreshIdleTTL
+		t.Refresh, t.RefreshExpiresIn = next, min(s.set.RefreshIdleTTL, res.ExpiresAt.Sub(s.now()))
 		return t, nil
 	case ReuseRevoked:
 		s.cacheSessionRevoked(ctx, res.SessionID)
@@ -395,6 +411,9 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 		return Principal{}, ErrInvalidToken
 	}
 	p := Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
+	if revoked, _ := s.local.revoked(sub.SessionID, sub.UserID, sub.TokenVersion, s.now(), 3*s.pollEvery); revoked {
+		return Principal{}, ErrInvalidToken
+	}
 	st, err := s.cache.Check(ctx, sub.SessionID, sub.UserID)
 	switch {
 	case err == nil && st.Warm:
@@ -441,7 +460,14 @@ func (s *Service) rebuildCache() {
 // given password, or an existing account granted the admin role.
 func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool, error) {
 	email = NormalizeEmail(email)
+	if utf8.RuneCountInString(email) > maxEmailLength {
+		return User{}, false, ErrInvalidEmail
+	}
 	if u, err := s.store.UserByEmail(ctx, email); err == nil {
+		// Anyone can register an address; only its verified owner may be promoted.
+		if u.EmailVerifiedAt == nil {
+			return User{}, false, fmt.Errorf("%s has an account whose address is not verified: verify it (or delete the account) before making it an administrator", logging.MaskEmail(email))
+		}
 		if err := s.store.GrantRole(ctx, u.ID, RoleAdmin); err != nil {
 			return User{}, false, err
 		}

@@ -25,6 +25,8 @@ var (
 	// ErrInvalidOneTimeToken covers unknown, used, superseded, expired and
 	// exhausted reset and verification tokens.
 	ErrInvalidOneTimeToken = errors.New("invalid one-time token")
+	// ErrInvalidEmail refuses an address that is too long once normalised.
+	ErrInvalidEmail = errors.New("invalid email")
 	// ErrEmailNotVerified refuses the login of an unverified account when
 	// verification is required (only after a correct password).
 	ErrEmailNotVerified = errors.New("email not verified")
@@ -81,6 +83,7 @@ type Client struct {
 type NewSession struct {
 	ID            uuid.UUID
 	UserID        uuid.UUID
+	TokenVersion  int64 // the version the password was checked at
 	Client        Client
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
@@ -118,6 +121,7 @@ type RefreshResult struct {
 	UserID       uuid.UUID
 	SessionID    uuid.UUID
 	TokenVersion int64
+	ExpiresAt    time.Time // the session's absolute expiry
 }
 
 // SessionState is what an access-token check needs from the record.

@@ -68,6 +68,9 @@ type Config struct {
 	RefreshIdleTTL     time.Duration `env:"REFRESH_TOKEN_IDLE_TTL" envDefault:"168h"`
 	RefreshAbsoluteTTL time.Duration `env:"REFRESH_TOKEN_ABSOLUTE_TTL" envDefault:"720h"`
 	RefreshGrace       time.Duration `env:"REFRESH_TOKEN_GRACE" envDefault:"10s"`
+	// RevocationPollInterval is how often each instance re-reads recent
+	// revocations from PostgreSQL, on top of the instant Redis path.
+	RevocationPollInterval time.Duration `env:"REVOCATION_POLL_INTERVAL" envDefault:"2s"`
 
 	PasswordMinLength int    `env:"PASSWORD_MIN_LENGTH" envDefault:"15"`
 	Argon2MemoryKiB   uint32 `env:"ARGON2_MEMORY_KIB" envDefault:"19456"`
@@ -197,6 +200,9 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshIdleTTL <= 0 || c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
 		bad("REFRESH_TOKEN_IDLE_TTL must be positive and at most REFRESH_TOKEN_ABSOLUTE_TTL")
+	}
+	if c.RevocationPollInterval < 100*time.Millisecond || c.RevocationPollInterval > time.Minute {
+		bad("REVOCATION_POLL_INTERVAL must be between 100ms and 1m, not %s", c.RevocationPollInterval)
 	}
 	if c.RefreshGrace < 0 || c.RefreshGrace > time.Minute {
 		bad("REFRESH_TOKEN_GRACE must be between 0 and 1m, not %s", c.RefreshGrace)

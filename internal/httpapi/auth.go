@@ -80,7 +80,7 @@ type limitCheck struct {
 }
 
 func (s *Server) byIP(ctx context.Context, l ratelimit.Limit) limitCheck {
-	return limitCheck{l, client(ctx).IP.String()}
+	return limitCheck{l, ratelimit.ClientKey(client(ctx).IP)}
 }
 
 func byAccount(l ratelimit.Limit, email string) limitCheck {
@@ -138,6 +138,9 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 // LogoutAll revokes every session of the caller.
 func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
 	if err := s.deps.Accounts.LogoutAll(ctx, principal(ctx), client(ctx)); err != nil {
+		if errors.Is(err, auth.ErrNotFound) {
+			return nil, auth.ErrInvalidToken // the account behind the token is gone
+		}
 		return nil, err
 	}
 	return api.LogoutAll204Response{}, nil

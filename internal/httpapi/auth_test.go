@@ -413,6 +413,9 @@ func TestRevocation_RedisDownUsesPostgres_BothDownFailsClosed(t *testing.T) {
 	if res.StatusCode != 503 || decodeProblem(t, body).Code != "service_unavailable" {
 		t.Fatalf("Redis and PostgreSQL down: got %d %s, want 503", res.StatusCode, body)
 	}
+	if r := login(t, s, live.Email, live.Password); r.StatusCode() != 503 {
+		t.Fatalf("login with PostgreSQL down: %d %s, want 503", r.StatusCode(), r.Body)
+	}
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS true`, db)); err != nil {
 		t.Fatal(err)
 	}
@@ -550,5 +553,119 @@ func TestRefresh_IdleAndAbsoluteExpiry(t *testing.T) {
 	}
 	if !idleEqualsAbsolute {
 		t.Fatal("idle expiry must be capped at the absolute expiry")
+	}
+}
+
+// TestRevocation_RedisRestoredFromAnOldSnapshot: Redis comes back with data
+// from before a logout (a snapshot, a failover to a lagging replica): the
+// markers are gone but the cache looks warm. Each instance's own poll of
+// PostgreSQL still refuses the token.
+func TestRevocation_RedisRestoredFromAnOldSnapshot(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{Env: map[string]string{"REVOCATION_POLL_INTERVAL": "200ms"}})
+	a, b := s.NewUser(), s.NewUser()
+	if me(t, s, a.Tokens.AccessToken) != 200 {
+		t.Fatal("warm-up")
+	}
+	rdb := s.Redis.Client()
+	if err := rdb.Save(ctx).Err(); err != nil { // the snapshot, taken before the logout
+		t.Fatal(err)
+	}
+	if _, err := a.Client.LogoutWithResponse(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // one poll interval and then some
+	s.Redis.Stop()
+	s.Redis.Start() // loads the old snapshot: epoch present, marker absent
+	if n, err := rdb.Exists(ctx, "gatehouse:rv:epoch").Result(); err != nil || n != 1 {
+		t.Fatalf("the snapshot should hold the epoch: %d %v", n, err)
+	}
+	if me(t, s, a.Tokens.AccessToken) != 401 {
+		t.Fatal("a token logged out before Redis was restored from an old snapshot is accepted")
+	}
+	if me(t, s, b.Tokens.AccessToken) != 200 {
+		t.Fatal("a live token is refused")
+	}
+}
+
+func TestRefresh_ConcurrentWithoutGraceExactlyOneWins(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{Env: map[string]string{"REFRESH_TOKEN_GRACE": "0s"}})
+	u := s.NewUser()
+	var wg sync.WaitGroup
+	codes := make([]int, 20)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = refresh(t, s, u.Tokens.RefreshToken).StatusCode()
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, c := range codes {
+		if c == 200 {
+			ok++
+		} else if c != 401 {
+			t.Errorf("status %d", c)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d refreshes of one token succeeded without a grace window, want 1: %v", ok, codes)
+	}
+}
+
+// TestRefresh_SessionBehindTheUsersTokenVersionIsDead: a session opened by
+// a login that raced a logout-all (or a reset) carries the old version; its
+// refresh token must not revive it.
+func TestRefresh_SessionBehindTheUsersTokenVersionIsDead(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	pool := apitest.Pool(t, s.DatabaseURL)
+	if _, err := pool.Exec(ctx, `UPDATE users SET token_version = token_version + 1, tokens_revoked_at = now() WHERE email = $1`, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	if r := refresh(t, s, u.Tokens.RefreshToken); r.StatusCode() != 401 {
+		t.Fatalf("refresh of a session behind the user's token version: %d %s", r.StatusCode(), r.Body)
+	}
+}
+
+func TestLockout_ParallelGuessesAreAllCounted(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	var wg sync.WaitGroup
+	codes := make([]int, 10)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = login(t, s, u.Email, fmt.Sprintf("parallel guess number %d", i)).StatusCode()
+		}()
+	}
+	wg.Wait()
+	checked := 0
+	for _, c := range codes {
+		if c == 401 {
+			checked++
+		}
+	}
+	if checked != 5 {
+		t.Fatalf("%d of 10 parallel guesses were checked, want the 5 free ones: %v", checked, codes)
+	}
+}
+
+func TestRegister_EmailTooLongOnceNormalised(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	// U+FB2C is one character that NFC turns into three.
+	email := strings.Repeat("\uFB2C", 100) + "@example.com"
+	res, err := s.Client.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode() != 422 || !strings.Contains(string(res.Body), `"email"`) {
+		t.Fatalf("got %d %s", res.StatusCode(), res.Body)
 	}
 }

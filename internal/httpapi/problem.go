@@ -101,8 +101,12 @@ func mapError(err error) *problem {
 		return errUnauthorized(api.ProblemCodeInvalidToken, "The access token is invalid, expired or revoked.")
 	case errors.Is(err, auth.ErrUnavailable):
 		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
-			detail: "Authentication state cannot be checked right now; retry shortly.", cause: err,
+			detail: "A service this request depends on is unavailable right now; retry shortly.", cause: err,
 			headers: map[string]string{"Retry-After": "1"}}
+	case errors.Is(err, auth.ErrInvalidEmail):
+		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
+		p.fields = []api.FieldError{{Field: "email", Code: "max_length", Message: "must be at most 254 characters long once normalised"}}
+		return p
 	}
 	return &problem{status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
 		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: err}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
@@ -56,10 +57,23 @@ func NewHasher(p Params, slots int) (*Hasher, error) {
 	return h, nil
 }
 
+// MaxWait bounds how long a request queues for a hashing slot before it is
+// answered 503: under a login storm, waiting longer only piles requests up.
+const MaxWait = 5 * time.Second
+
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		return nil
+	default:
+	}
+	t := time.NewTimer(MaxWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 	}

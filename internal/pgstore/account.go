@@ -50,14 +50,14 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []auth.Mail) error
 func (s *Store) withTxRaw(ctx context.Context, fn func(tx pgx.Tx, q *db.Queries) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return unavailable(fmt.Errorf("begin: %w", err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fn(tx, s.q.WithTx(tx)); err != nil {
-		return err
+		return unavailable(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return unavailable(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
@@ -81,6 +81,10 @@ func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, k
 		}
 		if _, err := q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: id, Keep: keep, Reason: ptr("password_changed")}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		// The caller's session moves to the new version and lives on.
+		if err := q.SetSessionTokenVersion(ctx, db.SetSessionTokenVersionParams{ID: keep, TokenVersion: v}); err != nil {
+			return fmt.Errorf("keep session: %w", err)
 		}
 		return s.enqueue(ctx, tx, mails)
 	})

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
@@ -31,23 +35,31 @@ func New(pool *pgxpool.Pool) *Store {
 
 // withTx runs fn in a transaction, committed when fn returns nil.
 func (s *Store) withTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(s.q.WithTx(tx)); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return s.withTxRaw(ctx, func(_ pgx.Tx, q *db.Queries) error { return fn(q) })
 }
 
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return auth.ErrNotFound
+	}
+	return unavailable(err)
+}
+
+// unavailable marks errors that mean "PostgreSQL cannot be reached right
+// now" (connection refused or lost, timeouts) so they become 503, not 500.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, auth.ErrUnavailable) {
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300") {
+		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err) // connection exception, shutdown, starting up, too many connections
 	}
 	return err
 }
@@ -104,7 +116,7 @@ func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
 	}
 	roles, err := s.q.ListUserRoles(ctx, id)
 	if err != nil {
-		return auth.User{}, fmt.Errorf("roles of %s: %w", id, err)
+		return auth.User{}, unavailable(fmt.Errorf("roles of %s: %w", id, err))
 	}
 	out := toUser(u)
 	out.Roles = roles
@@ -123,7 +135,8 @@ func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string) error 
 
 // Permissions lists what the user's roles allow.
 func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error) {
-	return s.q.ListUserPermissions(ctx, id)
+	p, err := s.q.ListUserPermissions(ctx, id)
+	return p, unavailable(err)
 }
 
 // CreateSession opens a session with its first refresh token.
@@ -133,10 +146,14 @@ func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 		if !n.Client.IP.IsValid() {
 			ip = nil
 		}
-		if _, err := q.CreateSession(ctx, db.CreateSessionParams{
+		_, err := q.CreateSession(ctx, db.CreateSessionParams{
 			ID: n.ID, UserID: n.UserID, UserAgent: truncate(n.Client.UserAgent, 512), IP: ip,
-			IdleExpiresAt: n.IdleExpiresAt, ExpiresAt: n.ExpiresAt,
-		}); err != nil {
+			IdleExpiresAt: n.IdleExpiresAt, ExpiresAt: n.ExpiresAt, TokenVersion: n.TokenVersion,
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return auth.ErrInvalidCredentials // revoked, disabled or deleted since the password check
+		}
+		if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
 		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: n.RefreshHash, SessionID: n.ID}); err != nil {
@@ -160,18 +177,24 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 		if err != nil {
 			return fmt.Errorf("find refresh token: %w", err)
 		}
-		res.UserID, res.SessionID, res.TokenVersion = row.UserID, row.SessionID, row.TokenVersion
-		if row.RevokedAt != nil || !r.Now.Before(row.ExpiresAt) || !r.Now.Before(row.IdleExpiresAt) || row.DisabledAt != nil || row.DeletedAt != nil {
+		res.UserID, res.SessionID, res.TokenVersion, res.ExpiresAt = row.UserID, row.SessionID, row.TokenVersion, row.ExpiresAt
+		if row.RevokedAt != nil || !r.Now.Before(row.ExpiresAt) || !r.Now.Before(row.IdleExpiresAt) ||
+			row.DisabledAt != nil || row.DeletedAt != nil || row.SessionTokenVersion < row.TokenVersion {
 			res.Outcome = auth.Refused
 			return nil
 		}
 		switch {
 		case row.UsedAt == nil:
-			if err := q.MarkRefreshTokenUsed(ctx, db.MarkRefreshTokenUsedParams{TokenHash: r.Hash, UsedAt: &r.Now}); err != nil {
+			n, err := q.MarkRefreshTokenUsed(ctx, db.MarkRefreshTokenUsedParams{TokenHash: r.Hash, UsedAt: &r.Now})
+			if err != nil {
 				return fmt.Errorf("mark refresh token used: %w", err)
 			}
+			if n != 1 { // cannot happen with the row locked; refuse rather than fork
+				res.Outcome = auth.Refused
+				return nil
+			}
 			res.Outcome = auth.Rotated
-		case r.Now.Sub(*row.UsedAt) <= r.Grace:
+		case r.Grace > 0 && r.Now.Sub(*row.UsedAt) <= r.Grace:
 			res.Outcome = auth.GraceRotated
 		default:
 			if _, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: row.SessionID, Reason: ptr("refresh_token_reuse")}); err != nil {
@@ -198,7 +221,7 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 // RevokeSession records the end of one session.
 func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string) (bool, error) {
 	n, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: id, Reason: &reason})
-	return n > 0, err
+	return n > 0, unavailable(err)
 }
 
 // RevokeUser bumps the token version and revokes every session, together.
@@ -225,7 +248,7 @@ func (s *Store) SessionState(ctx context.Context, id uuid.UUID) (auth.SessionSta
 	}
 	return auth.SessionState{
 		UserID:       r.UserID,
-		Revoked:      r.RevokedAt != nil || !time.Now().Before(r.ExpiresAt),
+		Revoked:      r.RevokedAt != nil || !time.Now().Before(r.ExpiresAt) || r.SessionTokenVersion < r.TokenVersion,
 		TokenVersion: r.TokenVersion,
 		UserActive:   r.DisabledAt == nil && r.DeletedAt == nil,
 	}, nil
@@ -235,11 +258,11 @@ func (s *Store) SessionState(ctx context.Context, id uuid.UUID) (auth.SessionSta
 func (s *Store) RevocationsSince(ctx context.Context, since time.Time) (auth.Revocations, error) {
 	sessions, err := s.q.RecentlyRevokedSessions(ctx, since)
 	if err != nil {
-		return auth.Revocations{}, fmt.Errorf("recent session revocations: %w", err)
+		return auth.Revocations{}, unavailable(fmt.Errorf("recent session revocations: %w", err))
 	}
 	users, err := s.q.RecentlyBumpedUsers(ctx, since)
 	if err != nil {
-		return auth.Revocations{}, fmt.Errorf("recent token revocations: %w", err)
+		return auth.Revocations{}, unavailable(fmt.Errorf("recent token revocations: %w", err))
 	}
 	r := auth.Revocations{Sessions: sessions, Users: make(map[uuid.UUID]int64, len(users))}
 	for _, u := range users {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,18 @@ var Default = Policies{
 func AccountKey(email string) string {
 	sum := sha256.Sum256([]byte(email))
 	return hex.EncodeToString(sum[:16])
+}
+
+// ClientKey is the limiter key of a client address. An IPv6 host usually
+// holds a whole /64, so IPv6 clients are counted per /64, not per address.
+func ClientKey(ip netip.Addr) string {
+	if ip.Is6() && !ip.Is4In6() {
+		p, err := ip.Prefix(64)
+		if err == nil {
+			return p.String()
+		}
+	}
+	return ip.Unmap().String()
 }
 
 // PolicyHeader is the RateLimit-Policy value of l (IETF httpapi draft).

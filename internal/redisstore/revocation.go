@@ -110,27 +110,38 @@ func (l *Lockout) key(account string) string {
 	return l.prefix + "lo:" + hex.EncodeToString(sum[:16])
 }
 
-// Failures returns the count of consecutive failures and the time of the last.
-func (l *Lockout) Failures(ctx context.Context, account string) (int, time.Time, error) {
-	v, err := l.c.HMGet(ctx, l.key(account), "n", "last").Result()
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("read login failures: %w", err)
-	}
-	n, _ := strconv.Atoi(fmt.Sprint(v[0]))
-	ms, _ := strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
-	return n, time.UnixMilli(ms), nil
-}
-
-var recordFailure = redis.NewScript(`
+// attempt decides and counts a login attempt in one step, so parallel
+// guesses cannot all pass the check before any of them is counted.
+// ARGV: now (ms), free failures, max delay (ms), block after, cool-down (ms).
+// Returns the milliseconds to wait, or 0 when the attempt may proceed (and
+// is then counted as a failure until a success resets the count).
+var attempt = redis.NewScript(`
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+local now = tonumber(ARGV[1])
+local wait = 0
+if n >= tonumber(ARGV[4]) then
+  wait = last + tonumber(ARGV[5]) - now
+elseif n >= tonumber(ARGV[2]) then
+  local e = n - tonumber(ARGV[2])
+  local d = tonumber(ARGV[3])
+  if e < 30 then d = math.min(1000 * 2 ^ e, d) end
+  wait = last + d - now
+end
+if wait > 0 then return wait end
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('HSET', KEYS[1], 'last', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 0`)
 
-// RecordFailure counts one more failure; the count expires coolDown after the
-// last one.
-func (l *Lockout) RecordFailure(ctx context.Context, account string, now time.Time, coolDown time.Duration) error {
-	return recordFailure.Run(ctx, l.c, []string{l.key(account)}, now.UnixMilli(), coolDown.Milliseconds()).Err()
+// Attempt implements auth.Lockout.
+func (l *Lockout) Attempt(ctx context.Context, account string, now time.Time, p auth.LockoutPolicy) (time.Duration, error) {
+	ms, err := attempt.Run(ctx, l.c, []string{l.key(account)}, now.UnixMilli(), p.FreeFailures,
+		p.MaxDelay.Milliseconds(), p.BlockAfter, p.CoolDown.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("login attempt: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // Reset clears the count (successful login, password reset).
