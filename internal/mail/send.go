@@ -116,8 +116,15 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("smtp client: %w", err)
 	}
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+	if err := client.DialWithContext(ctx); err != nil {
+		return fmt.Errorf("smtp connect: %w", err)
+	}
+	if err := client.Send(msg); err != nil {
+		_ = client.Close()
 		return fmt.Errorf("smtp send: %w", err)
 	}
+	// The server accepted the message (250 after DATA): it is delivered. A
+	// failing QUIT must not make the job retry and send it a second time.
+	_ = client.Close()
 	return nil
 }
