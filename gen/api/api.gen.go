@@ -164,7 +164,6 @@ const (
 	ProblemCodeMalformedJson        ProblemCode = "malformed_json"
 	ProblemCodeMethodNotAllowed     ProblemCode = "method_not_allowed"
 	ProblemCodeNotFound             ProblemCode = "not_found"
-	ProblemCodeNotImplemented       ProblemCode = "not_implemented"
 	ProblemCodePasswordRejected     ProblemCode = "password_rejected"
 	ProblemCodePayloadTooLarge      ProblemCode = "payload_too_large"
 	ProblemCodeRateLimited          ProblemCode = "rate_limited"
@@ -204,8 +203,6 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeMethodNotAllowed:
 		return true
 	case ProblemCodeNotFound:
-		return true
-	case ProblemCodeNotImplemented:
 		return true
 	case ProblemCodePasswordRejected:
 		return true
@@ -508,7 +505,6 @@ type Problem struct {
 	// | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
 	// | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
 	// | `internal_error` | 500 | An unexpected server error. |
-	// | `not_implemented` | 501 | The operation is not implemented yet. |
 	Code ProblemCode `json:"code"`
 
 	// Detail Human-readable explanation of this occurrence.
@@ -558,7 +554,6 @@ type Problem struct {
 // | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
 // | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
 // | `internal_error` | 500 | An unexpected server error. |
-// | `not_implemented` | 501 | The operation is not implemented yet. |
 type ProblemCode string
 
 // RefreshRequest defines model for RefreshRequest.
@@ -786,9 +781,6 @@ type InvalidRefreshToken = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
-
-// NotImplemented An RFC 9457 problem document.
-type NotImplemented = Problem
 
 // PayloadTooLarge An RFC 9457 problem document.
 type PayloadTooLarge = Problem
@@ -1579,15 +1571,6 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 	Headers NotFoundResponseHeaders
 }
 
-type NotImplementedResponseHeaders struct {
-	XRequestID *string
-}
-type NotImplementedApplicationProblemPlusJSONResponse struct {
-	Body Problem
-
-	Headers NotImplementedResponseHeaders
-}
-
 type PayloadTooLargeResponseHeaders struct {
 	XRequestID *string
 }
@@ -1787,25 +1770,6 @@ func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
-type ListAuditEvents501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ListAuditEvents501ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ListAuditEvents503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -2001,6 +1965,25 @@ func (response VerifyEmail400ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail409ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3183,25 +3166,6 @@ func (response ListRoles500ApplicationProblemPlusJSONResponse) VisitListRolesRes
 	return err
 }
 
-type ListRoles501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ListRoles501ApplicationProblemPlusJSONResponse) VisitListRolesResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ListRoles503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -3318,25 +3282,6 @@ func (response ListUsers500ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type ListUsers501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ListUsers501ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3547,25 +3492,6 @@ func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
-type CreateUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response CreateUser501ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type CreateUser503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -3714,25 +3640,6 @@ func (response DeleteMe500ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type DeleteMe501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response DeleteMe501ApplicationProblemPlusJSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3995,25 +3902,6 @@ func (response UpdateMe500ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
-type UpdateMe501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response UpdateMe501ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type UpdateMe503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -4267,25 +4155,6 @@ func (response ListMySessions500ApplicationProblemPlusJSONResponse) VisitListMyS
 	return err
 }
 
-type ListMySessions501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ListMySessions501ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ListMySessions503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -4396,25 +4265,6 @@ func (response RevokeMySession500ApplicationProblemPlusJSONResponse) VisitRevoke
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type RevokeMySession501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response RevokeMySession501ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4548,25 +4398,6 @@ func (response DeleteUser500ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type DeleteUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response DeleteUser501ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4706,25 +4537,6 @@ func (response GetUser500ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response GetUser501ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4945,25 +4757,6 @@ func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
-type UpdateUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response UpdateUser501ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type UpdateUser503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -5118,25 +4911,6 @@ func (response RestoreUser500ApplicationProblemPlusJSONResponse) VisitRestoreUse
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type RestoreUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response RestoreUser501ApplicationProblemPlusJSONResponse) VisitRestoreUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5338,25 +5112,6 @@ func (response SetUserRoles500ApplicationProblemPlusJSONResponse) VisitSetUserRo
 	return err
 }
 
-type SetUserRoles501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response SetUserRoles501ApplicationProblemPlusJSONResponse) VisitSetUserRolesResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type SetUserRoles503ApplicationProblemPlusJSONResponse struct {
 	ServiceUnavailableApplicationProblemPlusJSONResponse
 }
@@ -5486,25 +5241,6 @@ func (response RevokeUserSessions500ApplicationProblemPlusJSONResponse) VisitRev
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type RevokeUserSessions501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response RevokeUserSessions501ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6770,239 +6506,238 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu2tj/8KhjtM1O7nyRL8iWxPHvmc52kcZpbbSfZbZVjQiQkMaYAlQAtq21mztOcBztP8h8sACRA",
-	"QjdbzqXNzO7s2CZBYGFh3dcPf9ZCNp4wSqjgte6ftRHBEUnhn2fk94xwcRrJHyLCwzSeiJjRWrd2MSIo",
-	"VX/+jqPTR0eIE4LEiKDj16fIeraJjhPOUExRoJ+/jKMAsQE8PElZPyHjZq1eIzd4PElIrVs7GLSjTrjb",
-	"b+zhfdLYGxy0Gg/7D8LGYdQi7UEH7/b3wlq9xsMRGWM5NTGbyPe4SGM6rH38+LFem+AUj4nQCznJUs7S",
-	"6ipeTfDvGUEh/BkNUjZGwZgI3KTkRlyqX1tzJdcxyzia4CFpolfjWKBYoAFL4c+DOOVC/c1ZDZk9+3D6",
-	"gcUvPhzPXp63pi/OWzcvnvx88/IRm76Q/z1h8fOTZxP5zMvOi71fT54d1uq1WM7v94yks1q9RvFYDqUm",
-	"5Cx9jG+eEzoUo1p3v92pV0hRrz2Px7GoLv0FvonH2RjRbNwnqVxjLMiYI0bVYsvr6LT8c0pgeHtKERng",
-	"LBHqlbH6TK3bbsmfYqp/ymcaU0GGJIWpnhPOY0bn8RtXf/6OoziqI8xREnNBItSfoUD+88VMD8ADdwva",
-	"eDfcJw8GjcN+J5IMhRsPwxZpdPp70cHgIW6FbWJIPsFiVKwujmr1muTbOCVRrSvSjNhLHbB0jEWtW8sy",
-	"eLJK/TecpPPWk3GSwmLc2T4IH0aHpDVotHGn39gLd6PGQ7I3aOzjg775273M9qN8mU8Y5QROzQ840hJA",
-	"/hQyKgiFf+LJJIlDLJeyo0/w//eBy3X9adYBA/RxdJkWI/BsPMbprNatHSPgIsRSJFeA8tOKYo5ieo0T",
-	"mOA1TjKivh3Jmdrj1WsREThOat3azzBWMUZPMWWvhsYZF6hPEKZI8xnqEzElhKI2wjRC7VarCbTkAtNQ",
-	"fmMHT+Kd6/aO3ByuyamE1hqSSWCR8Vp3T/K8iAVs6w84QsXkNe2zlHaHWJARyzjpalp27XXKXdEUuWSU",
-	"XIp4TC4FuyLUJakSyJwISdRrksYDvUMIHkYhppQBMTJOfMSd8xGLzvITarBil+qI3Ewku8nPjjBHOEkJ",
-	"jmaoL4ksPzWHvjgTo50J5nzK0mgHZr5Jap+q6clZmQma9Swk/RwqyF0Y40SeIBJdGl53qd9n0UxSRpJZ",
-	"ffzZ+auXHkqXBipRWJNgznCLqJmwYUw3ScQXZqJmJQtJV1oWyJNC+PxXSga1bu1fO4W1saP+yndeqxHU",
-	"K3PtDEmM/Btd0FJ+GqGtwJ1LsF1HWImcHvXKnPx5yTAsE1IfppgOCdoKrNMoB2IpwohR0pDs0aP5gcjo",
-	"FWVT6hwIcxjkOUBbgZ+5gjpitEcDOAOv9YkIQDwFcJBnj8c4ToLtZk/urmWf/aeh5XPj9NE8GuvHdwpb",
-	"Dqh8wuggicPbSvbQet09BVJumi2JSEKkgt5KCRcsJVIZbnsORD5a6Sh4xlokrXdW0Zw7ei53PieHxTk5",
-	"Kea/8ITk65Q7QOSmXgrsleTwR4SjKCWcK3ErqeGhnT2MRb5jysSIpAiHIcuosDmRIzGKufuJe1WCFqUe",
-	"O+sys15INHuBm5cpZks4msZiBEIlzNKUUIHkAoiSM+529EnC6JAjwXoUl+i8FVjz1eJCKNXMsjQkhp1j",
-	"irD6AhIjLPcnYVPeo/JZNiGpUt1bgZnfZk8/bMNLJt6CnUCi9aVAhQMpE5fXZjiLEeETMzRjWVoh44Cl",
-	"BCVsOIzpEMX0/nXbbpkTQXEUs16BEZ11boobjR0kuSNkaUpCgfqZ8PCeUXZ6BmhGRB1UhRiRHuUkvVYi",
-	"U/JNPMyU3YO0TyDdVcOg9jqC7SZ6w5X7nsT0SnInjOfYkfAeMLQ5PBhRMpW6UB0e0GA0emu9FGySa5+w",
-	"tB9HkZKXt2bXQT6Ko21ibp07TS8OFAEh2JXiE01IOo7BxbxXgWmx6RNrtgu5s1jWppgShyEIaWPgKANL",
-	"smUsuNLNCQ6vFJEKyiBXhFFCIo62gnx+wXZzYxxxSgVJKU4ep6kK79yaK2I90iWBoRxNijJKbiYklKYM",
-	"/BmxEJTEYmtkfFcbY991aNQEkT7jZp5LvBlnVZvgDB85pGVrf0jKk0dAP46wFvEkQhmNiNGGSoCcPqoj",
-	"SuRyUiKylCqKboo3gGFPUhIRKmKc8DsyiLLdQ2u8krnqSmrwMwqxHlMt2O9fy7WrbrA765U8YPuVTTDO",
-	"c7k2NMBx4vhC1mck24DgoXyqQ0HwpxAnaDoiYGflGrFHbZ9LlJToNGV0aGwvY5vFHEUxx/1EOWfGo9ig",
-	"htLkPiODlPDRhYnS3JnpUjWgPySj/1gJzZiIjPZHF/GdHuI+OM+Z3aq85653czZ/iVBll72OUnLNrhR7",
-	"TK1glvTfe7RgWmd+2srPlWKIKaIMSR9BqkgGpi16Dv+P8BDHdJMs95KJJyyjdzPhpTE4gFEs3nrJ1Hq0",
-	"YxSbSPWd3O87s9hewWIvmUBm1gvZqlje5lhJu3MRI8oiJzcxl9Z1/q1N2jkvmTiVWzYmVJC7b3VsjTXf",
-	"CDaeavGw9DbmipEoFg1yDVnEu5o9bXeP3eku3Wn78U3t9zKq6I23frvJ7X+NZwnD0QVjz3E6JHfa/4ka",
-	"61IwdpnAaEviz4IxBA8uViDDmAuS3vV4ty3XR6+6mMCyza8ubdPRIqAJuQnBpxGQkpTG+Hcc8fgP6TuP",
-	"wcOuTGSTzHBO0us4JG8ovsZxIq2ZO/EDV8NdZtZ4JY7QjwAzkPGEpTiNkxmy3jiS9ns6QwkWJL1vp8hi",
-	"EU0L5E5+IZP41rsRvwhFZEJoRGg4Q1uvGRfDlJz//FyaBmckivm2sjhSgsOR/CraCjxzgTjfcSZGyvCV",
-	"4iWXPRysZxQmjJNIaeQpnknTmGpmVA64NGLU/veoCjEWyT9pzzTRmbVbG7RFLhh7gelM/5bfMregzfXL",
-	"hIVXStm5sXHLnLfZUT2OtsCH8mUZSuPaTM4YGmM6M94JDMGPys6D/sKApeiw1UKchIxG/N79uY4VPz/W",
-	"s8nXsJDXSyuGBD8W5BLkVIW0hgip2b4qCZ23fQQ07xqBEFO01/kslPItZyGxnLVtKNFQngPaCuzPBNtH",
-	"aIpjgQI4kI3jgSBpkJMLvaIoAMIE9R4N3N0M0Jhgyss86jkRWI6KUjIhIE4Uj/eoYvLK8T/DgswpGVKa",
-	"cIxjGtMh+j1jApvQs5kzyqiIExQLVYvA0dbp44snKB8UqS+hQUySiKMoxQOx7Za/9Gows0Y86dWO0n+3",
-	"jsS/9zoLy73qxaQbr1kShzP/3NWMJ/CEyrpMwT2W6lxKjrtN9fd/t1tH038ftJbNtdjq6jTPNRkFU4yh",
-	"cyQinUmSK+fRnsJexykGM+VVLW951R0k+xsqTylL4z9u434AY/niSo4AegcxmzyKs6XiMy9IHYUjTIfE",
-	"pMa3FxSvLIjOrROMM7ZKXqDyJcbkrMKgOfVA5Qi+L8wxv9rKHbxEzfLQa8WcNmQKeqm6VpypKO7JSgxe",
-	"EPIlcxcrZQaXvF+lmDPICtkljPoEpyp7nH/gE9LsjTvfhSRz1rYZ9TiPsmgrsL+Wx9ecQp066uMomSEe",
-	"DymJ6j1qld0Y9i4CdjpQ19XhOPUQxPCUljWyBspuejRwJU5QR1iHlHMpMoyvCUfeMHZFp757965h2/R+",
-	"9YSLJySXhCOcJARKkM6enKCDB/utkvr5QTEPpFz+3XPPa6+2RA3dSRlMUib3TTosj6mIxeyWOsFQ8zIl",
-	"HyChVJVhlEwLog8gpQTBfqXnq2ewOuQ8PZCH7saECDeDoEYHakvi8lr3t/wD0qnnI5ZKAQC2Qa1bo2R6",
-	"aamKsaTNEEr9TAGqQAnBXKD2vtzYFIeCpBxixLWP7z+NDup07NiKXqlFpSWxlTJZldSEAPplylRMwa7w",
-	"lb+rhEc5EW84Sc9YQnhdakAs5laFATcDD10qm3VZpEofAP+2OVMtdk7+yJ0t0w+q+fdqPJuQVO5Fr7Z4",
-	"p1YrPtOf29hGvs2JhHIiLdzIKlXlRlZ/6+zmE2UD45QgyPLTYd0kTxbbEJvdQ13AXuweZAL9B06XKzg5",
-	"2drHeoUf1FDWUY7DKyin9/GEemgOG2w0ELrxPd5UKNRs1JQkScOqDlaFIWr3uggbIydSNAPVbTgHq9/Z",
-	"GVxjN0oprBStXCCUskuOQltBZU15LS4l0x71qQhXmkNctiTEgu0mChSfBdBNwhHB4ahH2WBAaCR9Lpjq",
-	"JoNkbyjPJhOWChK9IFGML2An7xDBzYoBL8dyxEtgjkUHzZwSsLYwR/YH5Yc+Sah/3zZE8yUgWALSS1hi",
-	"knoXfi9Bf532MQQLyhQLwGj1zWdzsf98YTDMcRiSiTaZSqHoUJ6phERDyEUhNtDnUa4G4h4xR9qEIxHk",
-	"d1kmpNVMcAKlmIIjlomQjSHpM0ml7yJiZbPlUrHyWTTKxpg2UoIjCHDrJ5vexqiiTem3fMj3+YOsLw+o",
-	"3EqzzDPdmQRmozOhCIulW50T66MU68uffyGfKU8TPqTf9041Gsf0zSTSNo3VO4WjKJZUwslra+oDnHBS",
-	"ySMYS5FRooUP0uo3IQMBzQlSD2dU+SigKscxtQdul/fMlL1UNy0QaUYCUxdTFDxCYE/5URyRa5LOTHrh",
-	"CAUw8QARqt6JRRGZ0kTpM5YQDKUbSkdXuYWW6qW25DZgqTFCzEkjppxQHov4miQzOEJ5+1qu9Yvex87+",
-	"XoXJTIn9tVXkXI62QbdUmBCsKoXyslqVNtGNn1uUTLer9fLVpao2vPJXXpKppO8kwTMkn2i6U4fGyAkW",
-	"gqTy6f/+7b97vZtWq9Hr3bSf9Ho3D568//6/vEeoyoBZFIvH11qLlE8nJ2GWxmLWSElCrjEVCNL11ROO",
-	"Q/VOeYh3UnSM8GRCpMeNSHPYRIFkliaEQZs8C1UoNfAc+boclqWgK+Y1Q6LpiCHpGkVHKKBZkgSQbMGU",
-	"0dmYZbyIo+dh5xkXqn243NwoX1fJUdUGWZmOcj6iSyyc3kh5eqG1x7cEpVH5/COtvuWuDjakwSckjAdx",
-	"iPQYTfSapFy+j6RcUbENfiWXzkmYEqHMbVMdGbI0Ume9suuKokuaO+u1eFIl/EkSSwVx+trwdU73PKkI",
-	"PIKiOAL9J1WC6pPONUpzFWLblkJ5EqePzEFzdFSIM5XmJAWfLv0Oz4Asi7msWFbMEe6zTLjL1jbprbhK",
-	"fuASD/URXPJ4Sb/AF/Ths46LsyrYR+czDnELFnUY/P1CYfE85mK5eoX28KV6tpBAhYDCaYpnq2peOZlb",
-	"ad8TJ2S3qvJ116pbf4pYjpeJTIOQeapZ1kUHoJFzAe9hEydg5NUY+eDoBzJjStxx6X5l1Kk9UbY7aGGu",
-	"PZ1uHm7qUTfe1J8h3Z1fR5QhID+PVVA6k6p8C9OZ9UId8QkOCe/RmIZJFpFo+0i+NWbgsfWhmIFE+WSV",
-	"YC5+UgeZUYFjapfuGp0vJVxKBpkxQ1Gw1+mgqpum/K/8MNqhtvl0f7jsvFV2u7Qvfi4j4VV1x84IzxKw",
-	"tEP5gDSipf1WlIRUtSwxPQslm2TEUmmLY86oEkeRKlFV2raoHwnkDgRSU7FMBEdaU5hC/FzN+FRBgoWc",
-	"06U6z+73n7IphCVVK5xcDBKMXdVRTNE4TpLYSubrgRWEBIhf7dz9WSM0G0saZ1JayRVY1JyzHfplZ3re",
-	"Lcijhrc75F+YQarBMrzOwAucXnmawKzKZDPWkTzP1XYtqeHAZxUjQtcxWh9t3GCt174JvE8t8Oo6vl0l",
-	"OB4TLsUVxOWluIIHkWBomGIqmuiRIhuijKrKT6P+y24FxMklm/ggWSDQH5QY6GBvqX4c45tT9cFOq2RH",
-	"1GsZjX/PiP67NKzKksScx4WS/JFO+d1OiKxnIdQlYaElMx0DW0C+UbcRrmU6lFa6cIUQNnjsVzOvKMlz",
-	"9ipCW7LB+yzyKC0VcqxiCYWjmJIi8qPUl1FaZsJBXSowK+wuf6F4XP4rT6z53UcdoPeRuxStNd8FNvAP",
-	"NjeI9dQNYZGbSYIpNlu1eDNMKgGIVF8Y1XrC0iETdzNWP5se85423yqfEpzIQSpEht+jlExYKproJROI",
-	"0GuSsIlycUs8J42QpZ6HGvNEPfsRAq6JGM3mRrzAtFKBLWXlxBxlE5+KLC3XDFw3E5u/8pN85tXDpz46",
-	"IelCI3Gi6oiXrl6ZpTDTKF716bIsMd8yo/gW9uzdT16Wexx19vfbh2iS9ZM4RFdkpsoWHrZ2H2x7QkzJ",
-	"0LYSH0ePzo89FqJ0Yq/dB+Ez3kevfE7/T2QG6HRjLMKRjm8GV3EUmPI+LfagaAJCmTweUr/ZfKXqHMxc",
-	"Xv302juPTHnR5jEeD72P3fhlWUHAOupjTg72sjTJY/QTKR/ocLksknNV1JNfUsRRU6sD8efs7Xl1UpDc",
-	"e0f6SJLynAi1rw/22759vSIzvnKwQPJSJUpQXocc0DfZPE5Q1UZEYAipQd5jgocxhcJXaY8gA3BWnXoy",
-	"v+h1godEdXjkVaPKCLUDcnmlpfQic/TA6oBS6EMKycALSptLF6DIF+FreUBK99Mn2MIWvFO0rQzcCFab",
-	"NlYDOzUV5LTSR2U50zmBKAMMaBPDv5HXhBLuEZPmL6sqCq/3uarb6Z0aG8b0q3MyF5umulb8O3778NVt",
-	"rO1VjiqP6TCRVqTurZx/Vr8ABvct8nUOguFzlCyIDKy8JnC1+JHd4RORMJFOIoBoUPj/GWBogNOPAlUw",
-	"epyJUYB4yCYKpNOwe45UokPEvDtNY0Hyn1SZY027heZJ9QPmUvPV6jWd55N/vmZXoDCyKBbqaZ8mM3l0",
-	"H7dLXXG4t//AIL2iiIXZ2Jt2Mr7FCin7E/nox6LCYXUrXun7mBsIDxoSr643xUflkcGnaiTkmuQhtiM0",
-	"AeAbgRhNZlJiS6c+MCvmjve8aHGWv+YJnhf1GAs4HqDtvAv6ZEfGjgJWP/P04uI1Ug8gueF+BarrQvyx",
-	"0VKVga5SKyEKQwGJd3ZC19uUvAJ/iUkva7V2QzlR+BcJ3KRQGjdSMiDARkuFhylpgbXVi3CndheXyRaL",
-	"86uEEargouyHK3gWoDNSuT6O+imm4UiyaSyaPdqjf8ED6C+zLX9BZ5H0pv/q0b8ajUb+n3zWgUNEf6G9",
-	"Vgv9hRYCus4FV2wiNWQJrTEftYyqyWdU4BAAQZKZDYqpx6nWiMmhOp3SUBZSZD8TumKseBdt+WocoSqt",
-	"IbdFB0w4VKCr+jRePCqF6bZCwzaVZWZ6TlE7LLKN/kIvma8LIC+GNy+7lez5275ejHk18qhaIm9GL9CZ",
-	"YORdPfJaIE9mrAIBAcba02Plal1+nWWiXBycMwMRIxYBPhmA4hla7etxgL/gDQ7bJwcoICpAvqghzIA5",
-	"hB4Mc1iezkJAPnedZkQb4i8ftIy4qJEWS7F7M0S1RVwO1N61WdVpNM/7ywtu8labwTD7nsNTLVkzIzkt",
-	"iXBigEjVns5FvYoul9rtEDmvqgYvRQ4bHWmrgPkZsFQHZZIcLihLiSn1VKWhlfyr/ni5QdKsRCEPrdwc",
-	"maVkpbV6cPTyw3OiQfyKALAfzs8UYuaFR4AiX6amCzfjnP31MG1sPJvyR0qgtI4QnhTtAvMRplfAwC24",
-	"v5zwcAT1vJ4Pt6DXL2R9PfXoL7QP2+I06bvt+BZSp+meR77mebRlNeFvF0R08M/gg6AXHbQ0G7rNlpY2",
-	"bAi8anZ3KRiLHMRyAFyA9ArOtK8av9SzVm76s9ESbZSgqpQGSybHwXVhaX2gI3PLlktN5v7WzkozvxeF",
-	"dB5+1lysc1/3kB8howIYWIae8XlKGhjsdiEFdxFzjHhbGkCdVh490p3kUDWQWgBllfQc3COxTgDAnZjP",
-	"eD3TNeNfXSzlW3L8H1MNtFIY66yCcPt3zd2d2Wj0m86Rf2Pp+6r3WKAcSkqhZNPBxO+qCcpq1M9ZLPF2",
-	"j0hpKm0kiA8UriavRgqdN/+cL7WrQrYYdeUslRXUXZas0n2D9vTcb84jR7kCt1JAns4gsKBSIHlKq444",
-	"UxdWBWjEkoirCKSLsOsh3zoVvbBbt6zlvVUdr77DycchyifM+1Dk2cxNnpRJY11JCdcMkp7XFSETboNk",
-	"ecLPt+gH0J6or1XCwNXGgNluw3PpQKUTtQEBMWAOOvKcdhrwrLie5txLshCRUhQLPQOIHQv1MwHgLzX+",
-	"astctcMgSsjlneaX0QRA7qEyX+8iiTQKzhrzXaXVIW+qyOlusYanZJaLS7lL3oW9K0OwTTFXVne+iNVn",
-	"77YQuB96w0naOJZ/W2f6vj4Dp4MAegqsA1Bab3VrHT4szsGC87zBJgMjIT51h8E5UfWMt3Tf/JWYUC7I",
-	"pN8oVOBDK8C8rJJrQQehIhUp/crKMdXKfRQFB/RunZ3Kh71XjaQ/4SG2Et4THKe+Ljop3+d568/eXTga",
-	"4AhJxwLqQo51PAbciy7SKC8qE2UPamWkqulLfTpjOh9jTEG1VVSRfhVtHbZKgDOHrZYvWWfc//W+6epo",
-	"/a4/G7gk8KEv8SzFPqphjiNdYCCVbROdC6YuRIG2SJLM/MlC+eqlSRmaMJvakuWlJQ4LlNfhDO7smJek",
-	"PsZUvcarlzB/gk7jLy5W8+m6b6Vu9gkJ1U6t4pWbMTv1zQWLTRHVUIu5uecgLynTRpZ1oZr3q0urzExT",
-	"+fxpYIpwNI5pzEWKBUuL6xfMBCuT0g/cflZzGNCuyi8l5I7RRFePKz7Ps80jNqUFoGXM8yyNlz/X7j5/",
-	"Z11p4Z1a+ZNzeuvzTyzioaV0W9HGXx4QdXtpFWjGik3CS3pVRHFnbqoApDikDxx7aE69R2EiFtUpiwwF",
-	"eZjP1ZPSJAdBu84h9ZnchlN0mKDEH77dtKpEDHKUY6Vb83LPoyMj3s8RVhs0yUH2fWp7XLUA3sV4NNO+",
-	"N9PRYqMKX3+PAhxKjRd04c4QfVNIj36PArOXQbeQmf1ZRaAemeSk867a+aCLOBuIRi7+nUePqsJZzkFf",
-	"jqlKg6zEopqoxWQFh3kTXW+Le0tv5y2tHsesNj1uJopZ3U4pPDSGxrlkCn3JdV6RWfz0xEiIZ+8uahW7",
-	"y7a21Z3zc1NzdYM41KNr+wXoreruYilq76NxTDNBuLphCSpHjXfYozGo6jzZ/B3PsUIMjBfgCJm6VCui",
-	"KRWjKv4BdoGzAjpKWcg5CUdCTBTOUkwHrLqveeUdQDIUCDQlTEydiu0iBUKlplvXccFpLEY9Ch1kjSS+",
-	"JpHj16jIPUQJod3R9hZ4vRQNr5s4vs1cci+SQcPchpDfrEqjPOwzxhQr0KW6fbhU1K9HoQhXzwP0FyyR",
-	"IqivRSKVvNujPfqvf6HHusxd/qjiv4CuwvkgS1TpWl6Jqa5VCzRIVwAUpHmdfFeOEATBB85oj/7ZA5HV",
-	"q3XRn71aHMl/9Gr/9z//26t9rKMeCDL9x6Ie0X7oIwwGY8qBAhTiNI11pVNeU7UFqC0I1AAEM/Qf+HYT",
-	"vXYaMrg0dnoUgthNSPrrm4/hF1bvQHAEe4QC+3eoj8MrTzOFukc176ZQhOaCTZRRoqw5ZaY00Qm8qnI1",
-	"DHzJLooYWC79LE4ixNKedoHkKsdN9Kqo14YEkLq8Tr4xAphudX9Z0GntoZcMnShgtwC2Vp4+1UGGCI0m",
-	"LKaACr+jfhfUkfnnjmRh+2eoogm2c+ibKzKTllWPbgU7TUDjg9qbnQ/TK95Ut14rBBmnacKwFxTNFMyl",
-	"CkUV5/xmarbfb8ljy7s7O9PptJkOwgaJYsHSJkuHO+kglP/J57ZN0W2PmupulezSkHYKyy+Yh2oXNNEP",
-	"eU0qBDKhmrVHg5BFJEBjMu6TFG1xosRPYJXCBkip521zjyCjKIAKWyVNVYl2UO/R6SgOR0AQKRChhlgd",
-	"xTGeacO/iQJVQieZY9V64B51q71Vm5GodqVCRXVeraT34SxP01ibYU523Zx5uMVevljPjxum5cpsXZCN",
-	"LvLMaY8KfKWPpoJRzJVmUe3tHcU+JhbQY49Kgg0JlewvbXJKEBQ9TmNO9Jfx2HwMTyYEp2rZcJoLiRKA",
-	"OFSFfoY3YTPks+5juhxQk/cIQPwhbgNTVJ1B6tD1aMx5Rgxpjx3VIX+pr2BTedjXr84vUPUKirwdC1vB",
-	"PZCh3wPhvv/eVirff6/01bN3F7rIVo1uuiG3AuhsDLbruuh4IGUJcvTxOZHrFrcK/aFTwXXHoBz2isyU",
-	"GINfQeoECzRPPDSLNTnaUC1KScImenxjvGJIH3nopl8O5AwGBpFTBUXRqcrkQG4ukodT7aY8UuqMSPFK",
-	"CchmjqYsBegULORYjIZacuv+CvhTKc5XNOTZV+0b4DqAEx0xKUxQnh/RrACXTrNM6OsFYg15UlRsqh59",
-	"/Wuj7bVisw3n73iPKtQm/V3zJa6MbNvc01CMqiDTWA0q1wUTJ9eE9qi+9SEWeVwUWRkmKIrQxjxUJHqr",
-	"FmNd2N6j+r4gxfb7rV3kK5E0p6bIdoNAOraMmGtiNyqpniT7RmT0GEsZnpcs6lYmrq6StmrHjc2oWprA",
-	"FpWEiQUv9Tf5jNAtOEI6Jq3g51QjU7DdtGdvQZUBfQDeQvU4qTuxTTShR0GzBD8+Lvgang62jxA2qLV2",
-	"7fsMxLkU/K1dVFTOO3aBorZZQRf99j4oTmaYi3+5U2D1ALXPqlZtXTOO5vqyoeoi4tnWao+qWFLxQEpQ",
-	"mn+PRE306lpHn9S9ZXbJDVgwHAV7ncNAG9bQJFKqFZd2XqXseqDPiD4xBnDUKr7u0UVX0+jrlwpLR4Oh",
-	"lqqxt3h+V0qPTnEstusoKF8Eo43J/NeBvuXF/o33nhe9QXBzgzFqjP2miQT/x1UCO7d7QN6yCaF4Ejdn",
-	"eJzoGeS/A9FbV9cMnE/xcEhS9OZUvRex0NwekMQh0WENFXKrvTiVrmSWJtqdknaZHFRZ1mCT6Zf4jny2",
-	"aKMqvKtavXZNUlVeUWs3W82WfExPrdat7TZbzV2o3xEjcG79qkP+ZUiEDwZLGsJK7lb6xnUEz+hGUFbA",
-	"HPJMur5aEx33KPxTWih2uz5kREFUXJFZEz3KUqUVpDWsnDtjRBKha2L6TLKv0TaGqaSOgiFeluzjGhBE",
-	"HcLTqNat/UjEs+mVgkVQhhmQptNqLYBt9sA1q9743zT4gcY80AgHObCBhjGoXb1Of7r8fXzz9h3+5e3x",
-	"4XT6w5OD04ztXr/9448HFzdPTy6m//lhNkzP965qGpkAAAk0/ACgDgDGQK3d/v2X419+ujlJB2/PLx9c",
-	"zN79/PTV8MEovH6NJ/GLJJ2eYvw6fPrmjNU+vl8ZPBnAAuYgJ2vXpCmZa1+RyTdUTs4d9x53O9BS6/72",
-	"vm4h0f9ormrIYRI0E4Hsm7lsVKvXBB7yAkdAjuy9sXQeQz9XLir45+pR6WhMpckOnRp1JejZRIW10CBO",
-	"BEmr4J7gL6t20aCA+tSxg7lon+glqMmg6L9Velo7QLyLgr1WCzkdeVr6Gmwf1ZaXt+MdgdZqI7cVTUpx",
-	"t7/sCJWUm3xxge1QOTSScAUYJAeZouegDoGPIYpHdpRTDoD9S55Ul5XJB8sgK8lM75lU3roDsT9TAhtg",
-	"a53bVHYH7fAQPyCNTn8vauyRh4PGIT7oN9phJ9ole4N9fNCHuv9atwZUNZH8rgPVmR+eJamUxRMGVNJ5",
-	"M13xnmXfTB0k0Q3NFU4AucGhSDRxlTXsQQjWXZnucip/n09lVVFpXXhWSuSuR2NlzYMJ4lShAcDJ7u7u",
-	"Yem+nU6rs99o7TZa7YtWqwv/+3UenWPVEewh8cKk0aL5mrvgVp/q3ipThQTn+lN9f1d1qPIzvxVw04oR",
-	"rARDARi96uG0k+n5drU7F+2D7t6+poGF4axMPsjjmK++16nQWitqk85gFzf2+vthYy86II2Hgwe4cdhv",
-	"he2oQ3YHe1hVzskvScOp3d5tPrjtrQgWbvGq59uuE6y9YH/ESYJ39psttPWfdvsIPY9pdoNuHh5cHuxt",
-	"oydxSgbsZqe9uwtGX5nspfNXkJ5mSbKYsK0qYXUSvjb8/vvv/3+9582QjYE6GHjB29dliL9PDgYP8MN+",
-	"4zBsye1uDxq4099thHuR+dOhIX778GFzv91st1rNw8MS+dXkbeKq3zikC7M02XnY3Jd0eV/kAjUeUKdV",
-	"wvNRIzibrLZxP2ockAeDxl4+ccVBkoEO1DU7q5lWc5CZvZcOAzQRGzgmCthde6vYXT/gvLUDXmkvf8W5",
-	"Mw5e2l3+0pO8i/CWFqF8a4XJle7Jh9dWmJ7nSu2SDeqm+X5zEFE+Ogaq3DJnNywjFH5dtkLFaAeOyw4E",
-	"uSKD+uaroYOSafBcnKRnEtOrArDdFI/0ScLoECA9q954D6JHedcxtJIClIBKXZiKdTwmKOi0OgEiMdSq",
-	"TPGsYoF2DpETFQDbsRXsqLi4igg6EBDGNgWISY/tWG2yKo71DyyaradnjCzCEXZE0crHcX7P10c3cwy1",
-	"rxW12LmNWrSuWamdDpx9VaEzNzGJfdC/IyyZgFAFI2GXOayvodYQXuX7WnxiSz/TRMdzMIshSqiuN499",
-	"ywdQ2ltKufYKEuG1ali+YOw5tCvDe/urSEfP5U7y5U5nlZer9yrCu4fL3y1fvb55zxvyFP6CC3X9iyPo",
-	"xGiunFOe+nw5d8Ioz8Y6em9VSXiZXGXwUg1QUgBkm9S9ZLInIIJMkZ96TyU16nkoyLypMmZkMCChQJRN",
-	"ff72PMSEXAQvwkPoUSdTsQUjlgFwykJTSsrtI9U8WAW58clQqwDnLsJTl+HUrjs/7NEXB7+/e0jOWuKX",
-	"3ex0n71+gM8Poyft4dPOh9WlqacyaCUxuufpi3OKJYtKyX+IXLitHbURg8gRDW917K1c5A2RAezBClku",
-	"KsAfWSAjAFlXlc4W/gNIA4iJI2yya3VdnaFyxG42DspvetTJKFYPfBt5UW0KqJqrmAJ8tgaPQVsGCwqo",
-	"Ue9R9+rgelHSx1JThm0MtG3o6QQrTRT2mLqaTVlto5gOdXjOh0AzLSUKrcumc3PPzGsYXxOqekZVGASj",
-	"sARcc+Qx8AAqBX5dSv30aGGFantzLdQdqPHoUSfPs31ncxLgf+7DgrRBG2qGcCOWcoL60FEwQ1zgSbLG",
-	"lYQO4uhKcrF1O/PS7U6qkdmzUf/HMH4VP3vy6+Ozi5/PT/npWEx+PTk9OB2Ln8MrHj8/edYi/zmWz/z0",
-	"tv1zPPi5SWbP/ojencav4tM/fv3w5MOrd493fz1/dtgMOwntj5+0ov88S9zmFtVF5OsZ6uwfdlr2H83k",
-	"Ho5/7qRvD24uWpPne/TXw+lPbf7swejR7uCH/fCXh/hxZ/jmIH7V+v1sz+2qMVdkfyrb121n8xi+z9lw",
-	"SCIU06bBIFMlfNDbp0GGQkAcKN0ZeSJ/2ThhVKTM116TTPGMo4CyBtTvBkdwCAH+SyXBLNHlRgrNK0uu",
-	"C3+d4uEYL/wyTDyowxF9enHxeqfdbKnVVD8Jv174yY/3GMM4VRLjxI08rRTJAJvjJRNvTdn+N4/ic1gc",
-	"dilX4QhYsBnLzQuWifn2xZlVQGTKdCqdkkWEpY4UfIi5PLVsUfhQGk3JjylRkYrYZ3yskKpbKzGnVr6K",
-	"fa2lFctE89bhwc/KMqWoXTlSx4YGjdRuwdLbvSoPNXCSLOcj5wbVHAGiqFAkEeT5bD6y58Qo+WSscZwk",
-	"K3HHY2dJwNAKUvRvzivOVi7nEiOTdgZw5ct8VgHNwgsY9IxXMHpWC/SK+Jr0qGk4XRzWneoeRJYqeEEB",
-	"oKz3H+J177/5rOFd/1U8nyW06w3Z1+ESiypW01cS37VnvDCw6138tyDvpw3ymn4EP8utIe3grdvEeH3f",
-	"rSNOBM9jtfkjUESZLlKxkNv+CkK4PSq19zxcuGp6bCOi04peYICFj3LyTkYp5gRRBi5kxqH12Pjjvz94",
-	"t0vODsUvbQgDP8TnnejJ3vDpwYefWsmvuzfrpdZuJ3r3/BfrAFtouIqjEktUTJRvIeJP57CdQ0uNc3p1",
-	"dFid8xXDwtqxWmBwaxi4CsRMV98OAZ0k0AEgD3ip74RGepLKWdM1yKpj02k7UbiOIkup1HKvl/enlGSG",
-	"tMRUSQ3CMNmB0F8pNa44XStzwtIlePDlMqxupKa+CkBOKce/ht7bEFNEGVwETNK8ZdxjCEI96d2S/Va/",
-	"812k2V2ihmsILAfA+SuO0PbHb3dvGaVtt31R2l/Efnb6kL3u4PO96MnB8Onhh5/aUh2cPLj+oUVf7EPy",
-	"sCN+Oci+8CjtSzK1kb2+hWo/f6jWlhLf7PvPosHzRlDsgVpTWrM4NKtocgUJv8BHAAXJ7eo1qSKJiZNU",
-	"auCa6IIhfM3iSCdMpUKGvu8ckJlwNMLXeXqS1+0s69LwiAXwHBcdp2Yluru+5GmU/IK5HgDyOwCgYMta",
-	"169HNT3vJdGpa8WPI4yes2uSYKhu33j6s3xPwGeJwkjbBy77MNv6j6qv06uH21q+BV++FuFsDk7hvkjx",
-	"tlAK52hrCxrfSI48bq7YqqD/qDsslZEE0BcxR4DBA8KaMtGjOV553tBWXD8Z3DKvcffutDMNqLahLpbS",
-	"NZFZkjgIQNcmAdi0Gprk30sI8Z/oFs9qp9EZwVFDlQKZRCW4grxueud1+acNVmStJQNomCWrcSa8eD7H",
-	"UgBnCc6hM49c+CU5Vev78jOVj7+3+znuUyhXMPw9QtlC8f/WbLFWs4XFNb5mC4OMaESdhpu2ZR0w4RJZ",
-	"p5l9pe5eLcYs8ImvqS/3DVDjM3XkKgy06Yjx8l14XODUtJNCk+MkJYP4Bm2VEYJLvY7SWp3T22iyFt6O",
-	"Uf/1OAsmDbE8cB9geuoouzNRAt03Ffn0vJkcrDkRuGsm5vrC1tIcDFKjty3VoImuJtZsENSFEwpNLPN2",
-	"LbXtVfpU8xbEgfJyNtJa607/njpszczV8J+z1dbTxtlutPcvWofd3aKNswCXVr2ODtCz+tV8T7GMeqyw",
-	"fj1AxeXvt7utDlBwjX5fv1uqLdvf8vMIxsH7Avq3OCQ2sK+eUEduabtjtlQyjp9srYv2XrHxS8iWv9Zp",
-	"ydXmr+WdsikOyRJSaqBUDy3VB9dpHlaU072shl4VOlnN2B5KlRbja54t9c7WyOzZh9MPLH7x4Xj28rw1",
-	"fXHeunnx5Oebl4/Y9IX87wmLn588m8hnXnZe7P168uzwVi3Vq9tuFSTkhX22IDC+Ndjeu81nuQ0+my/T",
-	"Joyx+dTP7z/Wl8USVXorilMSimRWz227ZKYMj8LXwTSP8LmNE3kwsWQHgpMWNNEbmsRXpARRGwuNVSjn",
-	"ANei5gD0Pfqj9KEBlRa+PiIp4OCGIwLdEjBcwAkYbvoKl4q5eYjsW6nnhxm3igpDTE1msEfh2vJ5Mci5",
-	"kUyPxdqjS03W9aoS1da94ZsJba4iZ5XK0rrlR/kCesomE+Vg2jUTCdNJ44xmPMOJVTpRq4jVlQVSseC1",
-	"wqDt24VB/cgOrYvWw27nVibB6hSebxRUZrC+aitv3Hwlt8gYKE3kE8V4HWB7jzp6Ayl6tXGl7ONzjQLp",
-	"K4+Rruwgr6JS9caB4yLv/BlHH0vwPO4DK+7B50kW3l117rVWiASfmGuu/0klQV+ecaCCoiXrQAlPrec9",
-	"BkI5KLRjrjOBkGoVc6O4QYHPqdn/jhfpSXB8Q0YHcTquAMoq9GRvuWITHS+6jcFqqFyrPRUjt/MUbQVL",
-	"1bV+sY9d+PylbZg9alf6rKnjHwGFX5ANVTNuJhlpJnXXusRjzR35RRwbL0u8lWz8Jrg+ueAqySrFYGg8",
-	"8+Xr9G+k2bgUanWRUPoEfUM/EqGP7ibq3v5hMaq7xaa+CHP0wsuCf8s+sB+JWH5eJ1iEIx9mBaZDbUZI",
-	"ppCe444uuq1cSSctdDc9EjGi7qWTHn6PaogaLAAnv+urh4JUPNy/wVAs6kUG15R6qAnlqA1Y5K/pxoYq",
-	"2L8N4RNsN9Ebc6EnVTDveZ0kH7Epd5oYi3jHwtCFql/GFC6WyE2rjBNeButRtVErRDnIeCJmSF3jtD0n",
-	"mrF6Am4d0Whu6LyLYWMJkJ/09VorntvS9aD3Wa38N5baQPS7BhDa+1+axNaTtWX1p/LKv/nYX5upqkTJ",
-	"MtXnca53Crfsz9ok88JaCl5uDdKO9IiEV55W+DqqOtKgLXpUO1VHvo5+6QDOOEpyDJbbuNJmTDPVHq36",
-	"1GhVl1rrr2rEvejhccgCF7qooALcblGfrwBL5SbaJ5+j+NYKx4PRsIn2Q03Ky1Ud93qNkunlek2Lqwfd",
-	"nWXdVyuismm+ef5fURfjYrmo2EbKRR/2zELBaAo0l5SlLfDvoarUDONWrjXhRkR5vAIFj6kuQCkDkNiQ",
-	"NAqMhunCHX2q1y1ry+9hlFJQXed4T5Y13Bo8OzdEvPdqtnstwjFWYl4WojcvN3J1A571yl6jdei8Anbk",
-	"Yb9D9gYHuPEwbEvrdnfQwPv9B43wMGqT3cE+fqCA06OEXHoG3W20H4C1umcGrcLbJ5iLS8ksXjPXvHhH",
-	"cHovjVrti/aDwp3IaWTqYnzr2XXfASK18W64Tx4MGof9TtTQ5Gopj+Bg8BC3wjZZTKT9i3ar2+rYRLJg",
-	"6Du788nUeui86pApv6apESbxTrvZuS0e/Ya9CX3IVi+SMTLpk6q1v5/RDZUu4zxTwNdWLZDOXZTeMvBU",
-	"cJHnYL6uKZQMz8KRurcvYVygiMgVwj2PYzzr0T7xWd5VLbKHKBOXA5ZRF7JUqac81EVuYi7qyGm2A4MJ",
-	"8DIcxBhlWsn5Hs1TU1a+Ko7uSS0piuaKaW29pN87jXwaZ8/nPSmSfRZDUk1o6dl5Irf573lE1Xab87P2",
-	"WV12Pp30s3Ut+pwk8oWBb7giZKJuyYs1Sk7e1AgZZXMbqP7xDSdpUKpmU18NFh/djR+1uzU3qISaLhVb",
-	"79zJl1Y+dFB/84Wlc29R6vLPO71uA50/HTu3dGRJIlbKAFVTNR1hARf5yQOoosRoy+B8mw6OMMkiEm3r",
-	"U9eji5uJvuBD96OqS93giWt9q2T8p1QyGo31TVZ+TSX4PwKY11wxuST/jY1XIdm77ma5624WW11lztLi",
-	"xgT4TbNHF1XeB5lOfAZ1nVhwM+nOHS9Y9Cij0od5BN9QIF5gRXmtrCOEi9kYrCzpqyiQrB6F+xQRoeoJ",
-	"uBlHW1u9XNj0al0EUYtVRP2Klf09unbSG9RBVY/0qKNIPlFPvkox3V2V3DIbkbc6mSj/inAc0TimxdQ/",
-	"U6p9XT03727Mr1bzLW5UK63zWxL+k+jAb3n+r7yWXif9V6+l/zOOPu7omMJ8XK83FOJ7GHE2MFXR/la6",
-	"dXWjv3RMMHalitOMATAmmE5HcULqaoxQM6EVigTNHqsopPH0FdblUsdrRX0Jo92hL+6siN18872+eN9r",
-	"76Ld/gLLdvN44DcF9PeX51piSAfGCkatLtgNYJi3jOuMTBIc6iJd7eCpduYcOUxdN8eJQFu5f4LTFM9Q",
-	"Ssbs2nhauhm5BBamgK1W0AkL66HMzXwAaQa/qvQtre4nfZ5427nVB/5ZPCVXBtZz6K/3aySUFfraV+It",
-	"fV2aqUBiW1dHQVXD7hcZH1RCJBYcwjmw1r+dtvrm/XwuaDkNmlhRl6DRinjlqkBzSl3mRRgagHGuP/Sc",
-	"DQutCbdMgRqcjkhKuqXsYvUmgiLfqBK98ozYdX1c31VgXTZH2RQxmuvXElLk15V9Ugl4ACq7bSngWqnf",
-	"x/NumfmW+P2iD3oZDtVfx1G5Q2hh7GNEcCJGc+t39R3VrxkXw5Sc//wcTu8ZiWKuz7HCAyI4HBX6LcGC",
-	"0HDWREGn1VIBiR5V84J+COjOm9QhVhCgLQArh7uFTPBjJp+I2FQecCYQodckYRMAJ/flbp+qRdzV3IK5",
-	"cSPkhqkaRi/mcsxr3XbzoWWKZJMamHhRXHmw1TwoPfgRIE4SMZqtGZ3Xi5uLxhqRCaGR/LIia/PO5eab",
-	"pFin2Z5PMQIf7tYymkoGgjNQdwkOlykXIXI2pS4pIQO1AVoeC5QQzKE3p0RS4MMlyNXyFIAYVRMzQtUA",
-	"/cqjIg9GPnDsKGF9CO0TuZNIK3fesTwGsH+en684IfpqILBxQI5nlOb3AfXl35m6Tt2UxfMmUqe7Rymz",
-	"lgyXt2MkfY8+5kQqczwkRT3jkAjnWykB0FNAxmaiR5cd1ufSgyb87rDVJa5a8XJy8/U5hrpFQSy3oHkP",
-	"F9SZOciP9ckSPoCS0ZUZwbo3X/JdiClkipFI8WAQh2jLK8nz07et8F3myOVY6DyxZhFpxaM+TjANSaqv",
-	"oeKEQvLWMFmPQuP2anL8jOAo3ghvfG2i/AwKgwVzduvzS3IjoEU8JurG5aXCeS4VHyyg4qakuGQyODBH",
-	"CN9NoGtGXHBE4fX02hjoZX8oxAmKCPC7NAxr9VqWJrVubSTEpLuzk8gHRoyL7r7cYWnJ6U9Ug5I2BmPC",
-	"hjGta79Je1HwW5aJevniyfyqGacixUG8l3SsVwuybZB6c0rhxo255fVs6l5xY4xVtBWUa/v/73/+N9i2",
-	"Z6GLiz0A+tbtA8qYVeXD+uabJnos7c58hoiCN4hNCu575a6VnUPr+ocS+j73zAGifPXKtRFiRGbq4gjV",
-	"yqv87wIA01w90HThs31fuHBvJFDdJ4oxGylJyDWm4E/LFZduK/CMlmsXZZ87jMxLctjcb+FuqfURze7V",
-	"r7zO+kkcoisy05jiCk6j5LZvPTt/9RK9I330E5mhcyLsbZfv1j6+//j/AgAA//8=",
+	"7L2Lctu2tjf+Khidb6Z2/5IsyZfE9uyZv5tL6zS3xk6y2yqfCZGQxJgCVAK0rLaZOU9zHuw8yTdYCyAJ",
+	"ErrYVm7dmdmdHdskCCwsrPv64a9GKCZTwRlXsnH0V2PMaMRS+Ocr9kfGpDqN9A8Rk2EaT1UseOOocT5m",
+	"JMU/fyfJ6cNjIhkjaszIyctTUnq2TU4SKUjMSWCev4ijgIghPDxNxSBhk3aj2WDXdDJNWOOocTDsRr1w",
+	"d9Dao/ustTc86LTuD+6FrcOow7rDHt0d7IWNZkOGYzahempqPtXvSZXGfNT48OFDszGlKZ0wZRbyIEul",
+	"SOureDGlf2SMhPBnMkzFhAQTpmibs2t1gb8uzZVdxSKTZEpHrE1eTGJFYkWGIoU/D+NUKvybsxo2f/L+",
+	"9L2In70/mT8/68yenXWunz3+5fr5QzF7pv97LOKnD55M9TPPe8/2fnvw5LDRbMR6fn9kLJ03mg1OJ3oo",
+	"nJCz9Am9fsr4SI0bR/vdXrNGimbjaTyJVX3pz+h1PMkmhGeTAUv1GmPFJpIIjoutrqPX8c8pgeHLU4rY",
+	"kGaJwlcm+JnGUbejf4q5+SmfacwVG7EUpnrGpIwFX8RvEv/8nSRx1CRUkiSWikVkMCeB/uezuRlABu4W",
+	"dOluuM/uDVuHg16kGYq27ocd1uoN9qKD4X3aCbvMknxK1bhYXRw1mg3Nt3HKosaRSjNWXupQpBOqGkeN",
+	"LIMn69R/LVm6aD2ZZCksxp3tvfB+dMg6w1aX9gatvXA3at1ne8PWPj0Y2L99lNl+0C/LqeCSwan5gUZG",
+	"AuifQsEV4/BPOp0mcUj1UnbMCf7/3ku9rr/sOmCAAY0u0mIEmU0mNJ03jhonBLiIiJToFZD8tJJYkphf",
+	"0QQmeEWTjOG3Iz3T8njNRsQUjZPGUeMXGKsYo49M2W+QSSYVGTBCOTF8RgZMzRjjpEsoj0i302kDLaWi",
+	"PNTf2KHTeOequ6M3RxpyotC6gWRSVGWycbSneV7FCrb1BxqRYvKG9lnKj0ZUsbHIJDsytDwqr1PviqHI",
+	"heDsQsUTdqHEJeMuSVEgS6Y0Ua9YGg/NDhF4mISUcwHEyCTzEXfBR0p01p/AwYpdahJ2PdXspj87ppLQ",
+	"JGU0mpOBJrL+1AL60kyNd6ZUyplIox2Y+SapfYrT07OyE7TrWUr6BVTQuzChiT5BLLqwvO5SfyCiuaaM",
+	"JjN+/MnZi+ceSlcGqlDYkGDBcMuomYhRzDdJxGd2onYlS0lXWRbIk0L4/J+UDRtHjf/aKayNHfyr3HmJ",
+	"I+ArC+0MTYz8G0egpfw0IluBO5dgu0koipw+98qc/HnNMCJTWh+mlI8Y2QpKp1EPJFJCieCspdmjz/MD",
+	"kfFLLmbcORD2MOhzQLYCP3MFTSJ4nwdwBl6aExGAeArgIM8fTWicBNvtvt7dkn3275aRz63Th4tobB7f",
+	"KWw5oPIDwYdJHN5Wsoel191ToOWm3ZKIJUwr6K2USSVSppXhtudA5KNVjoJnrGXSemcdzblj5nLnc3JY",
+	"nJMHxfyXnpB8nXoHmN7UC0W9khz+SGgUpUxKFLeaGh7alYcpke+ECzVmKaFhKDKuypwoiRrH0v3ER1WC",
+	"JUo9ctZlZ72UaOUFbl6m2C2RZBarMQiVMEtTxhXRC2AoZ9ztGLBE8JEkSvQ5rdB5KyjN14gLhapZZGnI",
+	"LDvHnFD8AlFjqvcnETPZ5/pZMWUpqu6twM5vs6cftuG5UG/ATmDRzaVAjQO5UBdXdrgSI8In5mQusrRG",
+	"xqFIGUnEaBTzEYn5x9dtu1VOBMVRzHoNRnTWuSlutHaQ5o5QpCkLFRlkysN7VtmZGZA5U01QFWrM+lyy",
+	"9ApFpuabeJSh3UOMT6DdVcug5XUE223yWqL7nsT8UnMnjOfYkfAeMLQ9PJRwNtO6EA8PaDAevSm9FGyS",
+	"ax+LdBBHEcrLW7PrMB/F0TaxLJ07Qy8JFAEheKTFJ5mydBKDi/lRBWaJTR+XZruUO4tlbYopaRiCkLYG",
+	"DhpYmi1jJVE3JzS8RCIVlCGuCOOMRZJsBfn8gu32xjjilCuWcpo8SlMM79yaK2Iz0gWDoRxNSjLOrqcs",
+	"1KYM/JmIEJTEcmtkclcbY991aHCCxJxxO88V3oyzqk1who8c2rItf0jLk4dAP0moEfEsIhmPmNWGKEBO",
+	"HzYJZ3o5KVNZypGim+INYNgHKYsYVzFN5B0ZBG33sDRexVx1JTX4GYVYj7kR7B9fy3XrbrA767U84PIr",
+	"m2Ccp3ptZEjjxPGFSp/RbAOCh8uZCQXBn0KakNmYgZ2Va8Q+L/tcqqJEZ6ngI2t7WdssliSKJR0k6JxZ",
+	"j2KDGsqQ+xUbpkyOz22U5s5Ml+KA/pCM+WMtNGMjMsYfXcZ3ZoiPwXnO7NblPXe9m7P5K4SquuxNkrIr",
+	"cYnsMSsFs7T/3ucF0zrzM1Z+rhRDygkXRPsIWkUKMG3JU/h/Qkc05ptkuedCPRYZv5sJr43BIYxS4q3n",
+	"AtdjHKPYRqrv5H7fmcX2ChZ7LhSxs17KVsXyNsdKxp2LBEOLnF3HUlvX+bc2aee8pPNE0OhciKc0HbE7",
+	"7fUUx7pQQlwkMNqKAKQSgsCDyyXIKJaKpXfd327J9jWrLiawap/rS9t0uABowq5DMGoV5KS0NfadJDL+",
+	"UztPE3CxahPZJDOcsfQqDtlrTq9onGh1did+kDjcRVYar8IR5hFgBjaZipSmcTInpTeOtQGXzklCFUs/",
+	"tlVcYhFDC+JOfimT+Na7EcOYRGzKeMR4OCdbL4VUo5Sd/fJU64ZXLIrlNqqclNFwrL9KtgLPXCDQc5Kp",
+	"MVo+2sjOnSkJ5hMJEyG1X69F8ozOtW3EDTOiB6a1GO5/n2OMqcj+aIXWJq9Ku7VBZXQuxDPK5+a38pbB",
+	"ZWOvXSQivMTYlBscLdlzZXbEx8kWGNG+MHNl3DKTC0EmlM+teQpDyOOq9Wi+MBQpOex0iGSh4JH86AZ9",
+	"rxRAPTGzydewlNcrK4YML1XsAuRUjbSWCKndvjoJnbd9BLTvWoEQc7LX+yyU8i1nKbGctW0o0lydA9kK",
+	"yp8Jto/JjMaKBHAgWydDxdIgJxd5wUkAhAmafR64uxmQCaNcVnnUcyKoHpWkbMpAnCCP9zkyee34v6KK",
+	"LagZQU04oTGP+Yj8kQlFbezRzplkXMUJiRUmoyXZOn10/pjkgxL8EhnGLIkkiVI6VNtu/UO/ATNrxdN+",
+	"4zj9V+dY/Wuvt7Tep1lMuvVSJHE4988dZzyFJzDsPgP/SKtzLTnuNtU//tXtHM/+ddBZNddiq+vTPDNk",
+	"VAIZwwTJVTrXJEfvoTyFvZ5TDWTrazre+po7SPbXXJ9SkcZ/3iZbAIzlCyw4AugtOO25G7+FDvoz1iTh",
+	"mPIRs7nR7SXVC0vCMzeJxlhbJa9Q+BKDMqXKkAUFIdUQrs/PXVxu4w5eoWZ16BsFHTZkCnqpeqNAQ1Hd",
+	"kVUYvCDkc+EuVssMqXm/TjFnkDXSC5QMGE0xfZh/4BPS7LU736Ukc9a2GfW4iLJkKyh/LQ+wOJUaTTKg",
+	"UTInMh5xFjX7vFR3Ydm7iNiYSM2RicfgQxDEQS1rZQ3UXfR54EqcoEmoiSnmUmQUXzFJvHHMmk59+/Zt",
+	"q2zT+9UTLZ7QXBKOaZIwqEF59fgBObi336monx+QeSDm/q++e177jRVq6E7KYJoKvW/aYXnEVazmt9QJ",
+	"lpoXKXsPGYW6DONsVhB9CDkFiPainq+fwfqQi/RAHruZMKbcEDKODtTWxJWNo9/zD2inXo5FqgUA2AaN",
+	"owZns4uSqpho2oyg1stWICqSMCoV6e7rjU1pqFgqIUjY+PDu0+igXq8cWzErLVFpRWylSlaUmhBBvUgF",
+	"xhTKJZ76d7X4mGTqtWTpK5Ew2dQakKqFZUHAzcBDF2izropUmQPg3zZnqsXO6R+ls2XmQZx/vyGzKUv1",
+	"XvQby3dqveoj87mNbeSbnEgkJ9LSjaxTVW9k/bfObj5GG5imjECal4+aNnq+3IbY7B6aCuZi9yAV5D9w",
+	"Jl/tJOUaH5o1fsChSkc5Di+hntrHE/jQAjbYaCB043u8qVCo3agZS5JWqTwUKwNw944ItUZOhDQD1W05",
+	"h+Lvyik8azdqKYyKVi8Qapk1R5GtoLamvBiTs1mf+1SEK80hLlsRYsF2mwTIZwG0E0jCaDjuczEcMh5p",
+	"nwumuskg2Wsus+lUpIpFz1gU03PYyTtEcLNiwIuJHvECmGPZQbOnBKwtKkn5g/pDnyTUv182RPMlEFgC",
+	"MUtYYZJ6F/5Rgv6m8MoSLKhSLACj1TefzcX+84XBMCdhyKbGZKqEokN9phIWjdhEz1cMzXnUq4G4RyyJ",
+	"MeFYBAk+kSltNTOaQC2ekkRkKhQTSPpMU+27qBhttlwq1j5LxtmE8lbKaAQBbvNk29sZU/Sp/J4P+S5/",
+	"UAz0AdVbaZf5yrSmgNnoTCiiauVW58T6oMX66uef6Weq04QPmfe9U40mMX89jYxNU2qeoVEUayrR5GVp",
+	"6kOaSFbLI1hLUXBmhA8x6jdhQwXV6VoPZxx9FFCVk5iXB+5W98zWPdQ3LVBpxgJbGFFUvEFgD/0oSdgV",
+	"S+c2vXBMAph4QBjHd2JVRKYMUQZCJIxC7h51dJ1beKVgZktvA9UaI6SStWIuGZexiq9YMocjlPcv5Vq/",
+	"aH7r7e/VmMzWWF+Vqlyr0TZolwkTRrFUJK+rxLSJ6fzb4my2XS+Yri8V+7CqX3nOZpq+04TOiX6i7U4d",
+	"OuOmVCmW6qf/7+//t9+/7nRa/f5193G/f33v8bvv/4/3CNUZMIti9ejKaJHq6ZQszNJYzVspS9gV5Urv",
+	"K1f1E05DfKc6xFstOsZ0OmXa4yasPWqTQDNLG8KgbZmFGEoNPEe+qYcVKeiKRd1wZDYWRLtG0TEJeJYk",
+	"ASRbKBd8PhGZLOLoedh5LhX2j1a72/TrmBzFPrjadND5iC6ocprj9OmF3g7fElCjysVHGr/lrg42pCWn",
+	"LIyHcUjMGG3ykqVSv0+0XMHYhrzUS5csTJlCc9uWx4UijfCs13YdKbqiu6/ZiKd1wj9IYq0gTl9avs7p",
+	"nicVgUdIFEeg/7RKwEbZXKO01yF22VKoTuL0oT1ojo4KaYZpTlbw6crvyAzIspzLimXFktCByJS7bGOT",
+	"3oqr9Acu6MgcwRWPV/QLfMEcvtJxcVYF++h8xiFuwaIOg79bKiyexlKtVq/QH7xSzxYSqBBQNE3pfF3N",
+	"qydzK+37wAnZrat83bWa3o8iluNlItshYp9qV3XRAWjkXMB72MQJGHk1Rj44+YHNBYo7qd2vjDu1J2i7",
+	"gxaWxtM5ysNNfe7GmwZzYtqzm4QLAuSXMQalM63Ktyifl15oEjmlIZN9HvMwySIWbR/rtyYCPLYBFDOw",
+	"KJ8sCubiJzzIgisa83LtptX5WsKlbJhZM5QEe70eqbtp6H/lh7EcaltM9/urzltttyv74ucyFl7Wd+wV",
+	"k1kClnaoH9BGtLbfipKQupZltmi9YpOMRaptcSoFR3EUYY0iatuifiTQOxBoTSUyFRwbTWErsXM141MF",
+	"CVV6Thd4nt3v/yRmEJbEXii9GKKEuGySmJNJnCRxKZlvBkYMARC/xrn7q8F4NtE0zrS00isoUXPBdpiX",
+	"nel5tyCPGt7ukH9hBqlBS/A6A89oeunpAiqVptqxjvV5rvfraA0HPqsaM34To/Xhxg3WZuObwPvUAq9p",
+	"4tt1gtMJk1pcQVxeiyt4kChBRinlqk0eItkIFxwrP636r7oVECfXbOLD5IBAf1BhoIO9lfpxQq9P8YO9",
+	"TsWOaDYyHv+RMfN3bVhVJYk9j0sl+UOT8rudELmZhdDUhIWevHQCbAH5RtNHdiPTobLSpSuEsMEjv5p5",
+	"wVmes8cIbcUGH4jIo7Qw5FgHkwnHMWdF5AfVl1VadsJBUyuwUthd/wJ5XP8rT6z53UcToPeRuxKttd8F",
+	"NvAPtjCI9ZMbwmLX04Ryardq+WbYVAIQqbk0qvVYpCOh7masfjY95j1tvlX+xGiiB6kRGX5PUjYVqWqT",
+	"50IRxq9YIqbo4lZ4ThshKz0PHPMBPvsBAq6JGs8XRrzAtMLAFlo5sSTZ1KciK8u1AzftxBav/EE+8/rh",
+	"w49OWbrUSJxiHfHK1aNZCjON4nWfrsoS+y07im9hT97+7GW5R1Fvf797SKbZIIlDcsnmWLZwv7N7b9sT",
+	"YkpGZSvxUfTw7MRjIWon9sp9ED7jffTS5/T/zOYATzahKhyb+GZwGUeBLe8zYg+KJiCUKeMR95vNl1jn",
+	"YOfy4ueX3nlk6EXbx2Q88j527ZdlBQGbZEAlO9jL0iSP0U+1fOCj1bJIzxWpp7+ExMGpNYH4C/b2rD4p",
+	"SO69ZQOiSXnGFO7rvf2ub18v2VyuHSzQvFSLElTXoQf0TTaPE9S1EVMUQmqQ95jSUcyh8FXbI8QiXNWn",
+	"niwuep3SEcMOj7xqFI3QckAur7TUXmQOH1cfUAt9SCFZfDltc5kCFP0ifC0PSJmG6oSWwOXuFG2rIveB",
+	"1WaM1aCcmgpyWpmjsprpnECURYYrE8O/kVeMM+kRk/Yv6yoKr/e5rtvpnZoYxfyrczKXm6amVvw7efvw",
+	"1W2s7XWOqoz5KNFWpGmuW3xWvwAG9y3yZY6C4HOUShgJFL0mcLXkcbnDJ2Jhop1EQFHg8P9zAFEAp58E",
+	"WDB6kqlxQGQopojSaNk9h6owIWJ5NEtjxfKfsMyxYdxC+yT+QKXWfI1mw+T59J+vxCUojCyKFT7t02Q2",
+	"j+7jdq0rDvf271moTxKJMJt4007Wt1gjZf9AP/qhqHBY34pHfR9Li+HAQ+bV9bb4qDoy+FSthF2xPMR2",
+	"TKaAfKKI4MlcS2zt1Ad2xdLxnpctruSveYLnRT3GEo4HbDPvgj7ZkSlHAeuf+en8/CXBB4jecL8CNXUh",
+	"/thopcrAVKlVIGWhgMQ7O2XqbSpegb/EpJ91Oruhnij8iwVuUiiNWykbMmCjlcLDlrTA2ppFuNO4i6tk",
+	"S4nz64RRWHBR9cMRnwPoTDDXJ8kgpTwcazaNVbvP+/xveID8bbflb+gs0t70333+d6vVyv/Tzzp4eORv",
+	"stfpkL/JUkTPheh6bYJDVuD68lGrsIpyzhUNAREimZdREc049RoxPVSvVxmqBBU4yJSpGCveJVu+Gkeo",
+	"SmvpbTEBEwkV6FifJotHtTDdRjhkW1lmp+cUtcMiu+Rv8lz4ugDyYnj7slvJnr/t68VYVCNP6iXydvQC",
+	"ngdG3jUj3wjlx45VtMDDWHtmrFyt66+LTFWLg3NmYGosIgCoAlQ0S6t9Mw7wF7whYfv0AAVGAcgXHMIO",
+	"mGOowTCH1eksRWRz12lHLGO85YNWIfcM1F4ldm+HqLeI64G6u2VWdRrN8/7ygpu81WYwzL7n8NRL1uxI",
+	"TksinBggUr2nc1mvosul5XaInFexwQvJUYbH2SpwXoYiNUGZJMeLyVJmSz2xNLSWfzUfrzZI2pUg9Mza",
+	"zZFZytZaqwdILT88DwyKWxEA9uO52ULMvPAIYMSr1HTxRpyzfzNQkzKgSfUjFVRSRwhPi3aBxRDDa4Cg",
+	"FtxfTXg4gnpRz4db0OsXsr6eevI32YdtcZr03Xb8ElSj7Z4nvuZ5slVqwt8uiOgAYMEHQS86cFll7C54",
+	"s2S7u+DWNYxgXyF9pd2s2q9XRrorI7zUBSwYITmGqQsp6sMLWVhxXOkP93dl1vrwvQiSi7CPFuJU+xp/",
+	"/OAWFVg0n0tjIJxu5/u7U15gbZePLRRU5WEe0/IN6f20BCVVy6MB4v9NPHV3Yj4r85Up7v7qgh7fstj/",
+	"MWU7a8WbXtWwSP+pSbZXZdzwTSezv7H0xyrMWKIcKkqhYnzBxO+qCapK089ZIvG2eWhpqo0ZcOQLn1DW",
+	"Q3rOm38tltp1IVuMunY6qRR9XZVVMg1+5em531xEjmqpbK3SO51DBABzFXnuqUmkwKuFAjIWSSQxVOhi",
+	"oXrId5PSW9itWxbd3qrg1ty24+MQdN7yhhF9NnOTJxXaqkYp4ZpB2kW6ZGwqy2hWnjjxLQr3jcvo62mw",
+	"wKIxoGuXcbRMRNEJr4CAGAoHx3ZB3wu4QNJMc+F1RoRpKUqVmQEEeRX+zAChC8dfb5nrtgJECbu40/wy",
+	"ngAcOZTQm11kkYGrucF81+lJyLsfcrqXWMNT2yrVhd4l78LeVrHSZlSi1Z0vYv3Zu7X+7odeS5a2TvTf",
+	"bjJ9X0OAU+oPxf+lA1BZb31rHT4szsGS87zBbgArIT51K8AZw8LDW7pv/pJJqOsTk2nCFEYojALM6x+l",
+	"EXQQ08GQ5ldWN4kr91EUHNC7tWCiD/tRNZL5hIfYKLynNE597W5avi/y1p+8PXc0wDHRjgUUcJyY6Au4",
+	"F0fEwLFgyqg8aCl1VM8zmtMZ88VgYIipVlNF5lWyddipIMMcdjq+rJp1/2/2TVdHm3f9absVgQ9z3WIl",
+	"9lEPcxybSgCtbNvkTAm8ugL6F1ky92f19KsXNrdng2q4JatrQBwWqK7DGdzZMS9JfYyJTcHr1xp/gpbg",
+	"Ly5W8+naZLVu9gkJ7HvG6ORmzE6DMb/cFMHOVyotIn1e+2WMrNLVV96vriwHs93fi6dBOaHRJOaxVClV",
+	"Ii2A8u0Ea5MyD9x+VgsYsFw+X8mcnZCpKfNGPs/TwmMx4wXyZCzzdIqXP2/cJv62dPmAd2rVTy5ogs8/",
+	"sYyHVtJtTRt/dUDUbXpFdIs1u3lXNJWo4nbTFJGeJCQLHHtoQWFGYSIWZSTLDAV9mM/wSW2Sg6C9ySH1",
+	"mdyWU0yYoMIfvt0slXNYiCfHSi/Nyz2Pjox4t0BYbdAkB9n3qe1x7NW7i/Fop/3RTMcSG9X4+nsS0FBr",
+	"vOAIbncwdzr0+fcksHsZHBUyczCvCdRjm0V03sWdD46IFEPVysW/8+hxXTjrOZhrDLGGp5RGxImWmKzg",
+	"MG+i601xw+TtvKX145j17sTNRDHr26mFhwG7ONNMYa4jzksni58eWwnx5O15o2Z3la1tvB18YWquaaGB",
+	"+vzGfgF5g21YIiXdfTKJeaaYxLtwoMTTeod9HoOqzutRvpM5qIfF2wLAH1tAWopoasWIVTrALnBWQEeh",
+	"hZyTcKzUFAGRYj4U9X3NS+QAO6GAiqmAV5rE6xFBtCicbtPEBWexGvc5tHq1kviKRY5fg5F7iBJCX2LZ",
+	"W5DNSjS8aeP4ZebSe5EMW/bagvwOTB7lYZ8J5RTRkZrlw4VRvz6HalkzD9BfsEROoBCWqFTzbp/3+X/9",
+	"F3lk6tH1jxj/BRgUKYdZgjVmeckkXoAVGDStACjI84L2Iz1CEATvpeB9/lcfRFa/cUT+6jfiSP+j3/jf",
+	"//6ffuNDk/RBkJk/FoWD5Yc+wGAwph4oICFN09iUJOXFT1sAr0JADUAww/xBbrfJS6dzQmpjp8/xfnxI",
+	"8Zs7amsX5h/DHpHAuUR/QMNLT9cD3niZtz0goaUSUzRK0JpDM6VN8Bp/zNUI8CWPSCTAchlkcRIRkfaN",
+	"C6RXOWmTF0VhNSSA8Jox/cYY8LTxpqmg19kjzwV5gAhsAWytPn3Y6kUYj6Yi5gDfvoO/C5rE/nNHs3D5",
+	"Zyh3CbZzjJpLNteWVZ9vBTttgM2DIpmd97NL2cb7iRHqxelusOwF1S0Fc2FFJ3LO77a4+t2WPrbyaGdn",
+	"Npu102HYYlGsRNoW6WgnHYb6P/3ctq2O7XNbho3JLoM9h6B7wSL4uaBNfsiLRyGQCWWnfR6EImIBmbDJ",
+	"gKVkSzIUP0GpZjUgqJ637Y1vgpMASmFRmmItddDs89k4DsdAEC0QodgXj+KEzo3h3yYB1rpp5li3cLfP",
+	"3bJs7AdS9fZRKH3Oy4rMPrzK0zSlzbAnu2nPPNw3rl9s5seN8moJtamcJud55rTPFb00RxPxDnOlWZRl",
+	"e0cpH5MSImOfa4KNGNfsr21yzghUJ85iycyX6cR+jE6njKa4bDjNhUQJQBxiRZ7lTdgM/az7mKnbM+Q9",
+	"BrR9iNvAFLGFBw9dn8dSZsyS9sRRHfqX5rIszMO+fHF2Tup3ReR9U7QU3AMZ+j0Q7vvvy0rl++9RXz15",
+	"e26qYXF027a4FUALYrDdNNXBQy1LiKOPz5het7pV6I+cKmla+/Swl2yOYgx+BakTqsgi8dAu1uRoQ1wU",
+	"SsI2eXRtvWJIH3noZl4O9AyGFjoTg6LkFDM5kJuL9OHE3dRHCs+IFq+cgWyWZCZSwDihSo8leGgkt2mE",
+	"gD9V4nxF51z5UnSLMAe4n2OhhQnJ8yOGFeB6YJEpcw9AbLBJitJKbKY3v7ba3ii2suH8nexzhFcy37Vf",
+	"kmhkl809g5mIlZPWasBcF0ycXTHe5+Z6hljlcVFSyjBBUYQx5qF00FteGJsK9D43F/sg2+93domvltGe",
+	"miLbDQLppGTEXLFyRxE2D5XvriWPqJbhefW26TmSeOlvqcjb2ozYewS2qCZMrGSlEclnhG7BETIxacSJ",
+	"w46jYLtdnn0JUwzoAzgU2IyEtxfbaEKfg2YJfnxU8DU8HWwfE2rhZctF6nMQ51rwd3ZJUeLu2AVIbbuC",
+	"I/L7u6A4mWEu/vVOgdUD1H5Vt2qbhnEM11cNVRe6rmyt9jnGkooHUkbS/HssapMXVyb6hBeMlUtuwIKR",
+	"JNjrHQbGsIZujkpRt7bzavXRQ3NGzImxyKClKuk+X3aHjLknqbB0DGpppWx6S+aXmvT5jMZqu0mC6o0t",
+	"xpjMfx2Y61jKv/FeyGI2CK5YsEaNtd8MkeD/zLX3ud0D8lZMGafTuD2nk8TMIP8diN4m3gdwNqOjEUvJ",
+	"61N8LxKhhflP4pCZsAaG3BrPTrUrmaWJcae0XaYHRcsabDLzktzRzxb9ToV31Wg2rliK5RWNbrvT7ujH",
+	"zNQaR43ddqe9C/U7agzOrV916L+MmPLhVWlDGOVurcHbRPCsbgRlBcyhz6Trq7XJSZ/DP7WFUu6rh4wo",
+	"iIpLNm+Th1mKWkFbw+jcWSOSKVMTMxCafa22sUyldRQM8bxiHzeAIHgIT6PGUeNHpp7MLhG/AA0zIE2v",
+	"01mCr+zBVcYm9t8NSoEBJzBQBDkCgcEbaFy+TH+++GNy/eYt/fXNyeFs9sPjg9NM7F69+fPPe+fXPz04",
+	"n/37h/koPdu7bBgIAUAOMDgBAA8AYACNbvePX09+/fn6QTp8c3Zx73z+9pefXozujcOrl3QaP0vS2Sml",
+	"L8OfXr8SjQ/v1kY5hq7+BRDHxjVpa+baRzL5hsrJuePeuF0OtDSOfn/XLEHG/2jvVMjxDAwTgeybu2zU",
+	"aDYUHcmi4V+PXNguUaxaANgoFzL0U3RRwT/HR7WjMdMmO7RUNFHQiymGtcgwThRL6yic4C9jX2dQYHKa",
+	"2MFCWE7yHNRkUDTKop42DpA8IsFep0Oc1jkjfS0ID/bP5X1zx6C1usTtGdNS3G0EOyYV5aZfXGI71A6N",
+	"JlyB2ihBppg54CHwMUTxyA465YCsv+JJvFVMP1hFQ0nmZs+08jatgoM5CmzAl3WuPdkddsNDeo+1eoO9",
+	"qLXH7g9bh/Rg0OqGvWiX7Q336cEAqvwbRw2gqo3kHzmYmvnhWZFKWT5hgA9dNNM1b8T1zdSB/NzQXOEE",
+	"sGsaqsQQF61hD5SvaZ90l1P7+2IqY0Vl6WaySiL3ZjRGax5MEKcKDZBIdnd3DysX4/Q6vf1WZ7fV6Z53",
+	"Okfwv98W0TnG1l0PiZcmjZbN117atv5U99aZKiQ4bz7Vd3dVh5if+b3AhUZGKCUYCmTndQ9nOZmeb1e3",
+	"d949ONrbNzQogS2jyQd5HPvVdyYV2uhEXdYb7tLW3mA/bO1FB6x1f3iPtg4HnbAb9djucI9i5Zz+kjac",
+	"ut3d9r3bXl9QAhhe93yX6wQbz8SfcZLQnf12h2z9u9s9Jk9jnl2T6/sHFwd72+RxnLKhuN7p7u6C0Vcl",
+	"e+X8FaTnWZIsJ2ynTliThG+Mvv/++//f7Hk7FBOgDgVe8HZxWeLvs4PhPXp/0DoMO3q7u8MW7Q12W+Fe",
+	"ZP90aInfPbzf3u+2u51O+/CwQn6cfJm4+BuHdGGWJjv32/uaLu+KXKAB7ul1KsA7OIKzybiN+1HrgN0b",
+	"tvbyiSMHaQY6wPtw1jOtFkAoe28HBgwhMXRMFLC79taxu36geWsHvNJd/YpzuRu8tLv6pcd5z+AtLUL9",
+	"1hrf8VxiXTEm3Xzd7w4GyQfH0tS0d8hasibh11VzUo13gO93IFoVWZw1XzEc1D6DC+JkL5OYXxYQ6bYK",
+	"ZMASwUcAoll3q/sQBsr7fOdMYRzW5CBs6TmdMBL0Or2AsBiKTmZ0XjMle4fEce/BCOwEOxjgxtCeA7pg",
+	"jUwAdfQYgfVuqeJ8/iCi+c0UhhUqNKKOTFn7XC1u3vrgpoChiLWm33q30W+li00ap0NnXzEG5mYYqQ9s",
+	"d0w1EzCOwA3leoWbq5obSKHqDSk++WOeaZOTBSjBEO7DC8Vj3/IBBvaW4qq7hkQwt/2fC/HUXt2/191f",
+	"R8x5rlPSL/d667xcv8kQ3j1c/W71svPNu9CQcPBXTuCFK46gU+OFcg5d7sVy7oHgMpuYMHyp3MHL5JiK",
+	"Sw0kSAFJbXPwmskegwiy1Xr4HmYnmnlMx76JqS82HLJQES5mPsd5EUZBLoKXIRD0uZNy2IIRq5AzVaGp",
+	"JeX2MXYB1mFlfDK0VElzF+Fp6mkaV70f9vizgz/e3mevOurX3ex0X7y8R88Oo8fd0U+99+tLU0+Jz1pi",
+	"dM/T4OZUPRYlj7c1Y9Y4Zg8sMMHXKEg+qwXlyJI3JupWLe+GmAD1wHmsli14Zf9ioQLgt1g0W3gOID4g",
+	"Gk6ozas1TV0GZofdPBwU3vS5k0usS4gu8QLPFGgylzEHhGuD70K2LFwTUKPZ5+7tvs2imE+ktgDbWnTb",
+	"0M0JZp0qDDi8PQ3NvHHMRyYw5wOJmVVShKX7oHP70M5rFF8xjt2iGAChJKxgyxx7LEJAM4FfV5I+fV6Y",
+	"rcZAvREwDlR39LmT4dm+s/0JCD0fw+QswzU0LOHGIpWMDKCXYE6kotPkBrcGOqCgawnSzu3sUbcvqcHm",
+	"T8aDH8P4Rfzk8W+PXp3/cnYqTydq+tuD04PTifolvJTx0wdPOuzfJ/qZn990f4mHv7TZ/Mmf0dvT+EV8",
+	"+udv7x+/f/H20e5vZ08O22Ev4YPJ40707yeJ29aC/UO+bqHe/mGvU/6jndz9yS+99M3B9Xln+nSP/3Y4",
+	"+7krn9wbP9wd/rAf/nqfPuqNXh/ELzp/vNpz+2nsLdafylh2G9k8lvJTMRqxiMS8bWHCsHgPuvoMDlAI",
+	"WAOVax0f6F+2HgiuUuFrrElmdC5JwEULKneDYziEgNCF6a+S6HJjhPaVFTd6v0zpaEKXfhkmHjThiP50",
+	"fv5yp9vu4Grqn4RfL/3kh48YvTDX+T9wY05rxTDASHku1BtbsP/NBfkcFke5iKvwHEqAGavNC5GpxfbF",
+	"q1LpkC3QqfVIFiGZJkHgEHu/adWi8AEp2mIfW5yiFbHP+FgjSXejlByufB2D3Egrkan2rQODX1KYrxra",
+	"EyMLGFpuvjLbvS4PtWiSrOYj55LTHPuhqE1kEWT4ynxUnpPg7JOxxkmSrMUdj5wlAUMj6uc/nFecrVzN",
+	"JVYm7QzhVpbFrAKaRRZI5ZmsofOsFxlW8RXrc9tqujwOPDPdhyJFnFIFuKkfPybsXlHzWePB/ttyPkss",
+	"2Bvjb8I9E3WUpq8kIFye8dJIsHfx36LCnzYqbDsR/Cx3A2kHb90mKOz7bpNIpmQe3M0fgfLJdJmKhaz2",
+	"VxDz7XOtvRchwtXzaRsRnaXoBQXk9ign73ScUskIF+BCZhKajq0//se9t7vs1aH6tQtx4/v0rBc93hv9",
+	"dPD+507y2+71zXJxtxO9e/67b4AtDFDFcYUlaibKP1+qfDkO2xk00zin10SH8ZyvGRY2jtUSg9sAwNXA",
+	"ZY7MBQ7QQwK1//qAVzpOeGQmic6aqT7GXk2n4QQRHVWWcq3lXq7uTKnIDG2JYTENoTDZoTJfqbSsOP0q",
+	"C8LSFQTv1TKsaaWmQevXU8ohqqHrNqSccAF39bI0bxb3GIJQSXq36oBSp/NdpNldooY3EFgOdPNXHKEd",
+	"TN7s3jJK2+36orS/qv3s9L542aNne9Hjg9FPh+9/7mp18ODe1Q8d/mwfso099etB9oVHaZ+zWRnT61uo",
+	"9vOHastS4pt9/1k0eN4CSj0ga6g1i0OzjiZHMPglPgIoSFkud9Mqktk4Sa1ork3OBaFXIo5MwlQrZOj4",
+	"zqGYmSRjepWnJ2WznGVdGR4pQTvHRa+pXYnpq694GhW/YKEHQPwOACjYqtb161FDz4+S6DRV4icRJU/F",
+	"FUso1LVvPP1ZvSHgs0RhtO0D93HYbf2PKsgzq4cLVb4FX74W4WwPTuG+aPG2VArnOGtLWt5Yjjlub8Gq",
+	"4f7gNZNoJAHoRSwJoO+AsOZC9XmOVJ63shU3RAa3zGvcvS/tlYFS21D/SuUmxyxJHOyfK5sAbJdamfTf",
+	"K9jwn+iizXqP0StGoxaWAtlEJbiCsmm75k29aBmmqLSWDEBhVqzGmfDy+ZxoAZwlNAfNPHaBl/RUS9/X",
+	"n6l9/F25k+NjCuUaer9HKJfw+/9T2yxK2+9rs7DghlZmGcTostACblohtAzXrtWga+RRCT/ia2qtfQ3U",
+	"+ExNtQhjNhsLWb13Tiqa2o5Q6FOcpmwYX5OtKshvpV1Rm50L2hNt+sHb9Om/4WbJpCEoB34ATA/PpDsT",
+	"lMy+qeinF83k4IYTgetiYmkuR63MwYItejtLLSDoevKpjGO6dEKhDUreriu2u06rad5FOER3ZSPdse70",
+	"P1KTrJ05Dv85u2U9nZjdVnf/vHN4tFt0Yhb40Niu6GA1468Wu3xV4GKE6/VgDVe/3z3q9ICCN2jZ9fuX",
+	"xkT9PT+PoOXfFei9xSEpY/OaCfX0lnZ7dks14/jJ1jnv7hUbv4Js+Wu9jl5t/lre7JrSkK0gpcE69dAS",
+	"P3iT/l+knGlHtfSq0anUT+2hVGUxvv7XSvtrg82fvD99L+Jn70/mz886s2dnnetnj3+5fv5QzJ7p/x6L",
+	"+OmDJ1P9zPPes73fHjw5vFVX9PpGWA3MeGmrLAiMbz2y6xtvJUPeZ7xlxhaxxhv+/O5Dc1V0DxNOUZyy",
+	"UCXzZm6kJXO0IArvg/I85ua2MuThvYpBB25T0CaveRJfsgpcbKwMbqCeA1xImoPB9/mP2qsFhFj4+pil",
+	"gEkbjhn0L8BwgWRggZnrVGp24yEpX+W8OPC3VdT8UW5zdX0Od30vigoujC16TM8+X2l73qxOELfutdxM",
+	"sHEdgYm6xyiJH/UL5CcxnaLLV65iSIRJ42Y8kxlNSsUMjZp8XFuyFAu+UWCye7vApB9loXPeuX/Uu5Vu",
+	"X5/Ci7V7bQY311HVjVusrZZp9cpEPlHU1QGZ9+iV15A0x42r5AOfGkRGX8GK9kmHeV0TVgAHjq+781cc",
+	"fahA5bgPrLkHnyd9d3cd+K2P8zNoeYw3VtQ8SkGjsD2avhqm2bF3hEC0so5/UVxLIBeUw38ni8wfuKKh",
+	"4MM4ndRQWhGS2FsJ2CYny644KPUq3qjzkxK3qZNsBSv1rnlxQF1M+pUdjn1eLqK5obJ+CBR+xjZUKLiZ",
+	"PJ+d1F1L/k4Md+S3W2y84u9WQu6bBNpY4wVyCpnMfTkt8xttyK0EIl0mXT5Bb82PTJkzuInasP+w8M/d",
+	"wj5fhIF47mXBf2Sv1I9MrT6vU6rCsQ/XgfKRsQc0U2hfbscUptYubNM2s5t5iATDW9u0z93nBveFKkCR",
+	"P/LVDEG6Gm6nECRWzSLLacshcEI5sgFV+Wum+L8OhV/GxQm22+S1ve6SIwh6Xksox2ImnUa/IgKxNJiA",
+	"Nb6Uw7ULuY2USSarCDhYP7RG3IFNpmpO8JKj7QXxhfVzWzcRjfb+yrtYKCUB8rO5fGrNc1u5PPNjVvT+",
+	"g6U2EP2uLn13/0uT2GayZVn9qfzkb17vZ1NgKBNW6TCPu7tTOEp/NaaZF/RRyWofjHFtxyy89PR9N0nd",
+	"tQWx3+fGzTn2ta9rl2wuSZIDjtzGubVj2qn2ed3LJes6uUYR1YPZRcOKQxa4twTdfLjEoblYk1VKMoyX",
+	"vECD3SjSDdp/E712hpQX67rSzQZns4ubdeitH892lvWx+u7QOPnmi/9j5CKyjZaLPqCVpYLRViOuKN1a",
+	"4qhDCaUdxq3uasPFf/p4BQgeifd8VNE2yvgriLwiTHGLOdU3Lf3KrxvUUhBvLfxIJjJcjjs/s0T86BVf",
+	"H7VQxZp7eemE2bzcWjXdZqVX9lqdQ+cVMAgPBz22NzygrfthV5upu8MW3R/ca4WHUZftDvfpPcQHjxJ2",
+	"4Rl0t9W9B2bnnh20juKeUKkuNLN47VX74h0x2L006nTPu/cKvyCnka0d8a1n130HiNSlu+E+uzdsHQ56",
+	"UcuQq4Om/cHwPu2EXbacSPvn3c5Rp1cmUgltvbe7mEyd+86rDpny24haYRLvdNu928Kub9gtMIds/UIS",
+	"K5M+qVr7kqFyYgnxH1lIq5vpCEh5LsscWVAluHhyuFhpFNpCZuEY75lLhFQkYnqFcC/hhM77fMB8JnRd",
+	"HewRLtTFUGTcBdpEPZMHn9h1LFWTOC1iYPkAyoODc4I2kp7v8SJ9U0oFxdFH0i9I0VzD3FjBmPdOI5/q",
+	"2PO5QUiyz2IR4oSWv/RcqMd6m7/ws4b7Zg/CjQ/dqoPmpGhL93EvSLSeW/SAS8ameD1bbEBa8p46yLra",
+	"ayjNj68lS4NK6RZ+NVh+Bjd+Zu5Wko+5KlMXdbMDpF9a+/RAsckXlvK8RV3HV3wM3UYsf8pyYZ3EimSl",
+	"PsxYCTQbUwVXwemThJFUsmXxom0DQZhkEYu2zfHp8+W9LF/w6fkRqyk3eHQ63+rv/lPq76zq+Sb0PksF",
+	"+I+A7rRQ3q1I9lJrsGs+bbop3aabssVbrUVaQOjDb9p9vqzwO8hMli9omuC7mzZ2bgmhqs8F1+7BQ/gG",
+	"ojqBXeO1e44JLWZjwZO0G4CoSX0OV+sRxvEJuFvF2D/9XGr0G0cEPPt1ZPaaheV9fuMML8j1ukLoc0cj",
+	"fKImbUzD3F0n3DJin7fM2Ej4mvgM0STmxdQ/U175pgpr0TWJX60KW97wVFnnt4zzJ1Fm35LaX0opt8lw",
+	"r1/K/Vccfdgx7vpixKbXHGJglEgxtEW5/pasmyo5f8GTEuISS6qsJp8wymfjOGFNHCM03FQK14GKjjFS",
+	"Z51oRDFc6QqtqfhgtDv0V70qwiLfvKEv3hvaO+92v8Bi0zzU9k2TfEWC2Rx97VKU4jzrS2iL6eQtPnrF",
+	"pgkNTY2ocbmwvzUHd8IbwSRTZCv3GGia0jlJ2URcWd/HdKdW8JwQe2gN4b60isdengaoU/CrWv/L+p7L",
+	"5wllnZUagz+L7+IKs2aOzvTuBmlQBMj6SvyXr0vFFGBZN1U2kIvf/SJDbyhEYiUhwAJr/cepnW/+yJ3R",
+	"vwxAXU3vgWoqQoHrYoGh3stLBwzY3UIP5akYFeoPbvQBfTYbs5QdVVJpddT3IrmGWU3N7OWyMmlw4UsX",
+	"e3ExI4LnirKCyvd1ZWgw2wxYUretRLtRnvPRohs9vmU5P82JrWJI+qsPahevLA0rjBlN1HhhHai52Pel",
+	"kGqUsrNfnsIxfMWiWJoDiZAtjIbjQuMkVDEeztsk6HU66Ov3Oc4L6uqhXWvaBDc8IFuA8AwXsti4wlw/",
+	"EYmZPqlCEcavWCKmgOjsS1T+hIu4qwEEc5NWWo1SHMYs5mIiG0fd9v2ScZBNG2B0RXHtwU77oPLgB0Ch",
+	"SNR4fsMItlncQgjLiE0Zj/SXkaztO/PtJinWa3cXU4zBh48aGU81A8EZaLoEhxtoizCymHGXlJCl2QAt",
+	"TxRJGJXQ41EhKfDhCrhffQpAHuLErHS06Kj6qOiDkQ8cO9rUHMLyidxJtN256FieAEK6zM9XnDBznwpY",
+	"HSCQM87zS1QG+u8C76C25dWyTfB09zkXpSXDjdeUaG9gQCXTWpmOWFFON2LK+VbKAGAS4ISF6vNVh/Wp",
+	"9mmZvDvWb4Wr1rzR2X59gelcoiDVW9D+CLd62Tnojw3YCj6AisW1GaF02bjmu5ByyKYSldLhMA7JlleS",
+	"56dvG5E7FsjlWJlcqmERbVeTAU0oD1lq7u6RjEOC0zJZn0Mn73py/BWjUbwR3vjaRPkrqEtVwtmtzy/J",
+	"rYBW8YThNbUrhfNCKt5bQsVNSXHNZHBgjgm9m0A3jLjkiMLr6ZW1tKuOTUgTEjHg9wmDnsUsTRpHjbFS",
+	"06OdnUQ/MBZSHe3rHdaWnPlEPUxYhslLxCjmTeMAGXcIfisy1aze1pffz+FUbTgw4ZqOzXo9cBnZ255S",
+	"uKZgYXW3mLn3glhjlWwF1dLy//3v/wm2y7MwJbEe1PESZDsas1j0aq4LaZNH2u7MZ0g4uHXUZre+R7+r",
+	"6uWVMPMrkOXSMweIuzVrWPtqzOaIto8toehIFxiFFq+97UIV+75w7sK4YxcDMmYrZQm7ohwcY73iCsS7",
+	"Z7Rcu6B97jCyrMhheymAu6Wljxh2r3/lZTZI4pBcsrnBb0Z8hYr/vfXk7MVz8pYNyM9sTs6YKm+7frfx",
+	"4d2H/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
 	"github.com/gatehouse/gatehouse/internal/token"
+	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 // Options adjust what configuration does not cover (tests raise limits).
@@ -75,7 +76,7 @@ func (a *App) Stop(ctx context.Context) error {
 
 // New builds the service on an open pool and Redis client.
 func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, o Options) (*App, error) {
-	accounts, keys, outbox, err := newAccounts(cfg, log, pool, rdb, true)
+	accounts, keys, outbox, store, err := newAccounts(cfg, log, pool, rdb, true)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +89,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		Authenticator:      accounts,
 		Accounts:           accounts,
 		Credentials:        accounts,
+		Users:              user.NewService(store, accounts),
 		Limiter:            redisstore.NewLimiter(rdb, cfg.RedisKeyPrefix),
 		RateLimits:         limits,
 		SigningKeys:        keys,
@@ -111,21 +113,21 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 // NewAccounts builds the authentication service alone (commands), with an
 // outbox that records mails for the serving instances to send.
 func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*auth.Service, error) {
-	a, _, _, err := newAccounts(cfg, log, pool, rdb, false)
+	a, _, _, _, err := newAccounts(cfg, log, pool, rdb, false)
 	return a, err
 }
 
-func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool) (*auth.Service, []token.JWK, *mailer.Client, error) {
+func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool) (*auth.Service, []token.JWK, *mailer.Client, *pgstore.Store, error) {
 	keys, err := signingKeys(cfg, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	const leeway = 30 * time.Second // clock skew tolerated between instances
 	issuer, err := token.NewIssuer(token.Config{
 		Keys: keys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL, Leeway: leeway,
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	slots := cfg.HashConcurrency
 	if slots == 0 {
@@ -135,16 +137,16 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		MemoryKiB: cfg.Argon2MemoryKiB, Time: cfg.Argon2Time, Threads: 1, SaltLen: 16, KeyLen: 32,
 	}, slots)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	policy, err := password.NewPolicy(cfg.PasswordMinLength)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	store := pgstore.New(pool)
 	outbox, err := newOutbox(cfg, log, pool, store, work)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	store.SetOutbox(outbox)
 	set := auth.DefaultSettings
@@ -162,7 +164,7 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		Leeway:    leeway,
 		PollEvery: cfg.RevocationPollInterval,
 	})
-	return svc, issuer.Keys(), outbox, nil
+	return svc, issuer.Keys(), outbox, store, nil
 }
 
 // newOutbox builds the mail outbox; with work, this instance also sends.

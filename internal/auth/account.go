@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 
+	"github.com/google/uuid"
+
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 // purposeReset is the one_time_tokens.purpose of password reset tokens.
@@ -133,3 +136,34 @@ func (s *Service) ResendVerification(ctx context.Context, email string, c Client
 	s.audit(ctx, Event{Action: "user.email.verification_resent", SubjectID: &u.ID, Client: c})
 	return nil
 }
+
+// HashPassword hashes a password that passed the policy.
+func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
+	return s.hasher.Hash(ctx, pw)
+}
+
+// VerifyPassword checks a user's password (ErrInvalidCredentials when wrong).
+func (s *Service) VerifyPassword(ctx context.Context, u User, pw string) error {
+	ok, _, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		return err
+	}
+	if !ok {
+		return ErrInvalidCredentials
+	}
+	return nil
+}
+
+// PublishUserRevocation spreads a revocation of every token of a user,
+// already recorded in PostgreSQL, to every instance.
+func (s *Service) PublishUserRevocation(ctx context.Context, id uuid.UUID, version int64) {
+	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, id, version, s.cacheTTL) })
+}
+
+// PublishSessionRevocation spreads a session revocation, already recorded.
+func (s *Service) PublishSessionRevocation(ctx context.Context, sid uuid.UUID) {
+	s.cacheSessionRevoked(ctx, sid)
+}
+
+// Audit records a security event (best effort: a failure is logged).
+func (s *Service) Audit(ctx context.Context, e Event) { s.audit(ctx, e) }

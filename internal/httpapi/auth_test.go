@@ -568,6 +568,12 @@ func TestRevocation_RedisRestoredFromAnOldSnapshot(t *testing.T) {
 		t.Fatal("warm-up")
 	}
 	rdb := s.Redis.Client()
+	for deadline := time.Now().Add(5 * time.Second); rdb.Exists(ctx, "gatehouse:rv:epoch").Val() != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation cache never warmed up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := rdb.Save(ctx).Err(); err != nil { // the snapshot, taken before the logout
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/requestid"
+	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 // problem is an error that knows the RFC 9457 answer it deserves. Handlers and
@@ -39,12 +40,6 @@ func (p *problem) Unwrap() error { return p.cause }
 func newProblem(status int, code api.ProblemCode, detail string) *problem {
 	return &problem{status: status, code: code, detail: detail}
 }
-
-// Problems used by more than one place.
-var (
-	errNotImplemented = newProblem(http.StatusNotImplemented, api.ProblemCodeNotImplemented,
-		"This operation is part of the v1 contract but is not available on this server yet.")
-)
 
 func errUnauthorized(code api.ProblemCode, detail string) *problem {
 	p := newProblem(http.StatusUnauthorized, code, detail)
@@ -91,6 +86,14 @@ func mapError(err error) *problem {
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		return newProblem(http.StatusForbidden, api.ProblemCodeEmailNotVerified,
 			"Verify your email address first: follow the link we sent, or ask for a new one with /api/v1/auth/email/resend.")
+	case errors.Is(err, auth.ErrEmailTaken):
+		return newProblem(http.StatusConflict, api.ProblemCodeEmailTaken, "Another account uses this email address.")
+	case errors.Is(err, user.ErrConflict):
+		return newProblem(http.StatusConflict, api.ProblemCodeConflict, "The account is not in a state that allows this; read it and try again.")
+	case errors.Is(err, user.ErrUnknownRole):
+		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
+		p.fields = []api.FieldError{{Field: "roles", Code: "unknown_role", Message: "names a role that does not exist; GET /api/v1/roles lists them"}}
+		return p
 	case errors.Is(err, auth.ErrNotFound):
 		return newProblem(http.StatusNotFound, api.ProblemCodeNotFound, "No such resource.")
 	case errors.Is(err, password.ErrBusy):

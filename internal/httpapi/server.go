@@ -30,6 +30,7 @@ type Deps struct {
 	Authenticator Authenticator
 	Accounts      Accounts
 	Credentials   Credentials
+	Users         Users
 	Limiter       ratelimit.Limiter
 	RateLimits    ratelimit.Policies
 	SigningKeys   []token.JWK

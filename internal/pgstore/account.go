@@ -142,13 +142,27 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, ma
 }
 
 // VerifyEmail consumes a verification token and marks the address it was
-// sent to verified, if it is still the account's address.
+// sent to verified, if it is still the account's address; or, for an email
+// change, makes the new address the account's (ErrEmailTaken if another
+// account took it meanwhile).
 func (s *Store) VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error) {
 	var uid uuid.UUID
 	err := s.withTx(ctx, func(q *db.Queries) error {
 		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeVerify, MaxAttempts: maxTokenAttempts})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return auth.ErrInvalidOneTimeToken
+			c, cerr := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeEmailChange, MaxAttempts: maxTokenAttempts})
+			if errors.Is(cerr, pgx.ErrNoRows) {
+				return auth.ErrInvalidOneTimeToken
+			}
+			if cerr != nil {
+				return fmt.Errorf("consume token: %w", cerr)
+			}
+			if c.Email == nil {
+				return auth.ErrInvalidOneTimeToken
+			}
+			uid = c.UserID
+			now := time.Now()
+			return uniqueEmail(q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: uid, Email: *c.Email, EmailVerifiedAt: &now}))
 		}
 		if err != nil {
 			return fmt.Errorf("consume token: %w", err)

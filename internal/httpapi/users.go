@@ -1,0 +1,264 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/user"
+)
+
+// Users is what the HTTP layer asks of account management.
+type Users interface {
+	UpdateMe(ctx context.Context, p auth.Principal, name, email *string, c auth.Client) (auth.User, error)
+	DeleteMe(ctx context.Context, p auth.Principal, password string, c auth.Client) error
+	MySessions(ctx context.Context, p auth.Principal, before uuid.UUID, limit int) ([]user.Session, error)
+	RevokeMySession(ctx context.Context, p auth.Principal, sid uuid.UUID, c auth.Client) error
+	List(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]auth.User, error)
+	Get(ctx context.Context, id uuid.UUID) (auth.User, error)
+	Create(ctx context.Context, p auth.Principal, n user.NewAccount, c auth.Client) (auth.User, error)
+	Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch user.Changes, c auth.Client) (auth.User, error)
+	Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error
+	Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) (auth.User, error)
+	SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, roles []string, c auth.Client) (auth.User, error)
+	RevokeSessions(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error
+	Roles(ctx context.Context) ([]user.Role, error)
+	Audit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error)
+}
+
+func emailPtr(e *openapi_types.Email) *string {
+	if e == nil {
+		return nil
+	}
+	s := string(*e)
+	return &s
+}
+
+// UpdateMe changes the caller's profile.
+func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
+	u, err := s.deps.Users.UpdateMe(ctx, principal(ctx), r.Body.Name, emailPtr(r.Body.Email), client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateMe200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+}
+
+// DeleteMe soft-deletes the caller's account.
+func (s *Server) DeleteMe(ctx context.Context, r api.DeleteMeRequestObject) (api.DeleteMeResponseObject, error) {
+	if err := s.deps.Users.DeleteMe(ctx, principal(ctx), r.Body.Password, client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.DeleteMe204Response{}, nil
+}
+
+// ListMySessions lists the caller's live sessions, the current one marked.
+func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {
+	p := principal(ctx)
+	scope := "sessions:" + p.UserID.String()
+	before, err := decodeCursor(r.Params.Cursor, scope)
+	if err != nil {
+		return nil, err
+	}
+	limit := pageLimit(r.Params.Limit)
+	rows, err := s.deps.Users.MySessions(ctx, p, before, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	rows, next := page(rows, limit, func(x user.Session) uuid.UUID { return x.ID }, scope)
+	out := make([]api.Session, 0, len(rows))
+	for _, x := range rows {
+		ip := ""
+		if x.IP.IsValid() {
+			ip = x.IP.String()
+		}
+		out = append(out, api.Session{Id: x.ID, UserAgent: x.UserAgent, Ip: ip, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt,
+			IdleExpiresAt: x.IdleExpiresAt, ExpiresAt: x.ExpiresAt, Current: x.ID == p.SessionID})
+	}
+	return api.ListMySessions200JSONResponse{Data: out, Meta: listMeta(ctx, limit, next)}, nil
+}
+
+// RevokeMySession ends one of the caller's sessions.
+func (s *Server) RevokeMySession(ctx context.Context, r api.RevokeMySessionRequestObject) (api.RevokeMySessionResponseObject, error) {
+	if err := s.deps.Users.RevokeMySession(ctx, principal(ctx), r.Id, client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.RevokeMySession204Response{}, nil
+}
+
+func listMeta(ctx context.Context, limit int, next *string) api.ListMeta {
+	return api.ListMeta{RequestId: meta(ctx).RequestId, Limit: limit, NextCursor: next}
+}
+
+func timeScope(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func strScope(s *string) string {
+	if s == nil {
+		return "\x00"
+	}
+	return *s
+}
+
+// ListUsers lists users, newest first.
+func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
+	q := r.Params
+	f := user.Filter{Role: q.Role, CreatedAfter: q.CreatedAfter, CreatedBefore: q.CreatedBefore}
+	if q.Email != nil {
+		f.EmailPrefix = auth.NormalizeEmail(*q.Email)
+	}
+	var status *string
+	if q.Status != nil {
+		st := user.Status(*q.Status)
+		f.Status = &st
+		status = (*string)(q.Status)
+	}
+	scope := fmt.Sprintf("users\x00%s\x00%s\x00%s\x00%s\x00%s", f.EmailPrefix, strScope(f.Role), strScope(status), timeScope(f.CreatedAfter), timeScope(f.CreatedBefore))
+	before, err := decodeCursor(q.Cursor, scope)
+	if err != nil {
+		return nil, err
+	}
+	limit := pageLimit(q.Limit)
+	rows, err := s.deps.Users.List(ctx, f, before, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	rows, next := page(rows, limit, func(u auth.User) uuid.UUID { return u.ID }, scope)
+	out := make([]api.User, 0, len(rows))
+	for _, u := range rows {
+		out = append(out, toUser(u))
+	}
+	return api.ListUsers200JSONResponse{Data: out, Meta: listMeta(ctx, limit, next)}, nil
+}
+
+// CreateUser creates an account.
+func (s *Server) CreateUser(ctx context.Context, r api.CreateUserRequestObject) (api.CreateUserResponseObject, error) {
+	n := user.NewAccount{Email: string(r.Body.Email), Password: r.Body.Password, Name: r.Body.Name}
+	if r.Body.Roles != nil {
+		n.Roles = *r.Body.Roles
+	}
+	if r.Body.EmailVerified != nil {
+		n.Verified = *r.Body.EmailVerified
+	}
+	u, err := s.deps.Users.Create(ctx, principal(ctx), n, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	loc := "/api/v1/users/" + u.ID.String()
+	return api.CreateUser201JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.CreateUser201ResponseHeaders{Location: &loc}}, nil
+}
+
+// GetUser reads any user, deleted ones included.
+func (s *Server) GetUser(ctx context.Context, r api.GetUserRequestObject) (api.GetUserResponseObject, error) {
+	u, err := s.deps.Users.Get(ctx, r.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetUser200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+}
+
+// UpdateUser applies an administrator's changes.
+func (s *Server) UpdateUser(ctx context.Context, r api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
+	ch := user.Changes{Name: r.Body.Name, Email: emailPtr(r.Body.Email), EmailVerified: r.Body.EmailVerified, Disabled: r.Body.Disabled}
+	u, err := s.deps.Users.Update(ctx, principal(ctx), r.Id, ch, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateUser200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+}
+
+// DeleteUser soft-deletes a user.
+func (s *Server) DeleteUser(ctx context.Context, r api.DeleteUserRequestObject) (api.DeleteUserResponseObject, error) {
+	if err := s.deps.Users.Delete(ctx, principal(ctx), r.Id, client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.DeleteUser204Response{}, nil
+}
+
+// RestoreUser undoes a soft delete.
+func (s *Server) RestoreUser(ctx context.Context, r api.RestoreUserRequestObject) (api.RestoreUserResponseObject, error) {
+	u, err := s.deps.Users.Restore(ctx, principal(ctx), r.Id, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.RestoreUser200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+}
+
+// SetUserRoles replaces a user's roles.
+func (s *Server) SetUserRoles(ctx context.Context, r api.SetUserRolesRequestObject) (api.SetUserRolesResponseObject, error) {
+	u, err := s.deps.Users.SetRoles(ctx, principal(ctx), r.Id, r.Body.Roles, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.SetUserRoles200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+}
+
+// RevokeUserSessions ends every session of a user.
+func (s *Server) RevokeUserSessions(ctx context.Context, r api.RevokeUserSessionsRequestObject) (api.RevokeUserSessionsResponseObject, error) {
+	if err := s.deps.Users.RevokeSessions(ctx, principal(ctx), r.Id, client(ctx)); err != nil {
+		return nil, err
+	}
+	return api.RevokeUserSessions204Response{}, nil
+}
+
+// ListRoles lists the roles and their permissions.
+func (s *Server) ListRoles(ctx context.Context, _ api.ListRolesRequestObject) (api.ListRolesResponseObject, error) {
+	roles, err := s.deps.Users.Roles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Role, 0, len(roles))
+	for _, r := range roles {
+		perms := make([]api.Permission, 0, len(r.Permissions))
+		for _, p := range r.Permissions {
+			perms = append(perms, api.Permission(p))
+		}
+		out = append(out, api.Role{Name: r.Name, Description: r.Description, Permissions: perms})
+	}
+	return api.ListRoles200JSONResponse{Data: out, Meta: meta(ctx)}, nil
+}
+
+// ListAuditEvents lists security events, newest first.
+func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
+	q := r.Params
+	f := user.AuditFilter{ActorID: (*uuid.UUID)(q.ActorId), SubjectID: (*uuid.UUID)(q.SubjectId), Action: q.Action, Since: q.Since, Until: q.Until}
+	idScope := func(id *uuid.UUID) string {
+		if id == nil {
+			return ""
+		}
+		return id.String()
+	}
+	scope := fmt.Sprintf("audit\x00%s\x00%s\x00%s\x00%s\x00%s", idScope(f.ActorID), idScope(f.SubjectID), strScope(f.Action), timeScope(f.Since), timeScope(f.Until))
+	before, err := decodeCursor(q.Cursor, scope)
+	if err != nil {
+		return nil, err
+	}
+	limit := pageLimit(q.Limit)
+	rows, err := s.deps.Users.Audit(ctx, f, before, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	rows, next := page(rows, limit, func(e user.AuditEvent) uuid.UUID { return e.ID }, scope)
+	out := make([]api.AuditEvent, 0, len(rows))
+	for _, e := range rows {
+		a := api.AuditEvent{Id: e.ID, Action: e.Action, ActorId: e.ActorID, SubjectId: e.SubjectID, UserAgent: e.UserAgent,
+			RequestId: e.RequestID, Details: e.Details, CreatedAt: e.CreatedAt}
+		if e.IP != nil {
+			ip := e.IP.String()
+			a.Ip = &ip
+		}
+		if a.Details == nil {
+			a.Details = map[string]any{}
+		}
+		out = append(out, a)
+	}
+	return api.ListAuditEvents200JSONResponse{Data: out, Meta: listMeta(ctx, limit, next)}, nil
+}
