@@ -15,10 +15,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
+	"github.com/riverqueue/river"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/mailer"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -192,6 +194,10 @@ func newOutbox(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *p
 	return mailer.NewClient(pool, w, mailer.ClientConfig{
 		Log: log, Workers: cfg.MailWorkers, RetryBase: cfg.MailRetryBase, RescueAfter: cfg.MailRescueAfter, MaxAttempts: 25,
 		AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
+		Register: func(ws *river.Workers) {
+			river.AddWorker(ws, &jobs.PruneAuditWorker{Store: store, Retention: cfg.AuditRetention, Log: log})
+		},
+		Periodic: []*river.PeriodicJob{jobs.PruneAuditPeriodically(time.Hour)},
 	})
 }
 

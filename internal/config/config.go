@@ -52,6 +52,8 @@ type Config struct {
 	ResetTokenTTL        time.Duration `env:"RESET_TOKEN_TTL" envDefault:"1h"`
 	VerifyTokenTTL       time.Duration `env:"VERIFY_TOKEN_TTL" envDefault:"24h"`
 	RequireVerifiedEmail bool          `env:"REQUIRE_VERIFIED_EMAIL" envDefault:"false"`
+	// AuditRetention is how long audit events are kept (pruned hourly).
+	AuditRetention time.Duration `env:"AUDIT_RETENTION" envDefault:"2160h"`
 
 	TrustedProxiesRaw  []string `env:"TRUSTED_PROXIES"`
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
@@ -212,6 +214,9 @@ func (c *Config) validate() error {
 	}
 	if c.ResetTokenTTL < time.Minute || c.ResetTokenTTL > 24*time.Hour || c.VerifyTokenTTL < time.Minute || c.VerifyTokenTTL > 7*24*time.Hour {
 		bad("RESET_TOKEN_TTL must be within 1m..24h and VERIFY_TOKEN_TTL within 1m..168h")
+	}
+	if c.AuditRetention < time.Hour {
+		bad("AUDIT_RETENTION must be at least 1h, not %s", c.AuditRetention)
 	}
 	if c.BodyLimitBytes < 1024 {
 		bad("BODY_LIMIT_BYTES must be at least 1024")

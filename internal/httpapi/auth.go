@@ -26,6 +26,7 @@ type Accounts interface {
 	Logout(ctx context.Context, p auth.Principal, c auth.Client) error
 	LogoutAll(ctx context.Context, p auth.Principal, c auth.Client) error
 	Me(ctx context.Context, p auth.Principal) (auth.User, error)
+	Audit(ctx context.Context, e auth.Event)
 }
 
 // withClient records where the request comes from (address as trusted by
@@ -61,6 +62,7 @@ func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
 			continue
 		}
 		if !d.Allowed {
+			s.deps.Accounts.Audit(ctx, auth.Event{Action: "rate_limit.blocked", Client: client(ctx), Details: map[string]any{"limit": lc.limit.Name}})
 			p := newProblem(http.StatusTooManyRequests, api.ProblemCodeRateLimited,
 				"Too many requests; retry after "+strconv.Itoa(d.RetryAfterSeconds())+" seconds.")
 			p.headers = map[string]string{

@@ -173,6 +173,10 @@ type ClientConfig struct {
 	// AttemptTimeout bounds one delivery attempt (less than RescueAfter).
 	AttemptTimeout time.Duration
 	MaxAttempts    int
+	// Register adds other workers (maintenance) to a working client, and
+	// Periodic their schedules.
+	Register func(*river.Workers)
+	Periodic []*river.PeriodicJob
 }
 
 // Client is the outbox: it inserts jobs (in the caller's transaction) and,
@@ -195,7 +199,11 @@ func NewClient(pool *pgxpool.Pool, w *Worker, c ClientConfig) (*Client, error) {
 	if w != nil && c.Workers > 0 {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, w)
+		if c.Register != nil {
+			c.Register(workers)
+		}
 		cfg.Workers = workers
+		cfg.PeriodicJobs = c.Periodic
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: c.Workers}}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)

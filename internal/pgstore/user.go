@@ -259,4 +259,3 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 	n, err := s.q.PruneAuditEvents(ctx, before)
 	return n, unavailable(err)
 }
-
