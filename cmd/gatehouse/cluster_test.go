@@ -304,3 +304,60 @@ func TestCluster_MailOfAKilledWorkerIsSentByAnother(t *testing.T) {
 		t.Fatalf("%d mails after the crash, want exactly 1", len(got))
 	}
 }
+
+// TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere: a change made
+// on one instance refuses the admin's existing token on the next request to
+// any instance.
+func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 2)
+	ctx := context.Background()
+	pool := apitest.Pool(t, nodes[0].env["DATABASE_URL"])
+	newAdmin := func() (string, openapi_types.UUID) {
+		email := apitest.NewEmail("clusteradmin")
+		if r, err := nodes[0].c.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password}); err != nil || r.StatusCode() != 202 {
+			t.Fatalf("register: %v", err)
+		}
+		var id openapi_types.UUID
+		if err := pool.QueryRow(ctx, `WITH u AS (UPDATE users SET email_verified_at = now() WHERE email = $1 RETURNING id)
+			INSERT INTO user_roles (user_id, role) SELECT id, 'admin' FROM u RETURNING user_id`, email).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		l, err := nodes[1].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
+		if err != nil || l.JSON200 == nil {
+			t.Fatalf("login: %v", err)
+		}
+		return l.JSON200.Data.AccessToken, id
+	}
+	boss, _ := newAdmin()
+	yes := true
+	for name, act := range map[string]func(id openapi_types.UUID) int{
+		"demoted": func(id openapi_types.UUID) int {
+			r, _ := nodes[0].c.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"user"}}, bearer(boss))
+			return r.StatusCode()
+		},
+		"disabled": func(id openapi_types.UUID) int {
+			r, _ := nodes[0].c.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &yes}, bearer(boss))
+			return r.StatusCode()
+		},
+		"deleted": func(id openapi_types.UUID) int {
+			r, _ := nodes[0].c.DeleteUserWithResponse(ctx, id, bearer(boss))
+			return r.StatusCode()
+		},
+	} {
+		tok, id := newAdmin()
+		for i, n := range nodes {
+			if r, _ := n.c.ListUsersWithResponse(ctx, nil, bearer(tok)); r.StatusCode() != 200 {
+				t.Fatalf("%s: instance %d refuses the admin before: %d", name, i, r.StatusCode())
+			}
+		}
+		if st := act(id); st != 200 && st != 204 {
+			t.Fatalf("%s: %d", name, st)
+		}
+		for i, n := range nodes {
+			if r, _ := n.c.ListUsersWithResponse(ctx, nil, bearer(tok)); r.StatusCode() != 401 {
+				t.Fatalf("%s admin: instance %d answered %d, want 401", name, i, r.StatusCode())
+			}
+		}
+	}
+}
