@@ -21,6 +21,10 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 test: ## run the whole test suite with the race detector on real PostgreSQL and Redis
 	REDIS_SERVER="$$($(DEV) redis-server-path)" $(DEV) exec -- $(GO) test -race -count=1 -timeout 30m ./...
 
+.PHONY: bench
+bench: ## measure the performance goals (throughput, latency, memory, deep pages) and print each next to its goal
+	$(DEV) exec -- $(GO) run ./bench
+
 .PHONY: build
 build: ## build bin/gatehouse
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gatehouse

@@ -8,6 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/app"
@@ -59,6 +63,10 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	setMemoryLimit(cfg, log)
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 	if err := a.Start(ctx); err != nil {
 		return fmt.Errorf("start mail workers: %w", err)
 	}
@@ -90,4 +98,37 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// servePprof serves Go's profiler on a loopback address, for operators
+// chasing a performance problem.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("profiler serving", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Warn("profiler stopped", "error", err)
+	}
+}
+
+// setMemoryLimit gives the garbage collector a soft memory limit, unless the
+// operator set GOMEMLIMIT: argon2id allocates ARGON2_MEMORY_KIB per hash, and
+// with the default GC pacing those short-lived blocks let the heap double
+// during a login storm. The default leaves room for every hashing slot twice
+// over plus 64 MiB for everything else.
+func setMemoryLimit(cfg config.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	slots := cfg.HashConcurrency
+	if slots == 0 {
+		slots = runtime.NumCPU()
+	}
+	limit := int64(64<<20) + 2*int64(slots)*int64(cfg.Argon2MemoryKiB)<<10
+	debug.SetMemoryLimit(limit)
+	log.Debug("soft memory limit set", "bytes", limit)
 }

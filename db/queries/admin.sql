@@ -9,7 +9,7 @@ WHERE u.deleted_at IS NULL
   AND (sqlc.narg(disabled)::boolean IS NULL OR (u.disabled_at IS NOT NULL) = sqlc.narg(disabled)::boolean)
   AND u.email LIKE sqlc.arg(email_pattern)
   AND (sqlc.narg(role)::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = sqlc.narg(role)::text))
-  AND (sqlc.narg(created_after)::timestamptz IS NULL OR u.created_at > sqlc.narg(created_after)::timestamptz)
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR u.created_at >= sqlc.narg(created_after)::timestamptz)
   AND (sqlc.narg(created_before)::timestamptz IS NULL OR u.created_at < sqlc.narg(created_before)::timestamptz)
 ORDER BY u.id DESC
 LIMIT sqlc.arg(max_rows);
@@ -22,7 +22,7 @@ WHERE u.deleted_at IS NOT NULL
   AND u.id < sqlc.arg(before_id)
   AND u.email LIKE sqlc.arg(email_pattern)
   AND (sqlc.narg(role)::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = sqlc.narg(role)::text))
-  AND (sqlc.narg(created_after)::timestamptz IS NULL OR u.created_at > sqlc.narg(created_after)::timestamptz)
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR u.created_at >= sqlc.narg(created_after)::timestamptz)
   AND (sqlc.narg(created_before)::timestamptz IS NULL OR u.created_at < sqlc.narg(created_before)::timestamptz)
 ORDER BY u.id DESC
 LIMIT sqlc.arg(max_rows);

@@ -8,19 +8,31 @@ INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, expires_at)
 VALUES (sqlc.arg(token_hash), sqlc.arg(user_id), sqlc.arg(purpose), sqlc.narg(email), sqlc.arg(expires_at));
 
 -- name: PeekOneTimeToken :one
--- A usable token and its account, without consuming it.
+-- A usable token and its account, without consuming it. Reset and
+-- verification tokens are bound to the address they were sent to: they die
+-- when the account's address changes, and on disabled or deleted accounts.
 SELECT t.user_id, t.email AS token_email, u.email AS user_email
 FROM one_time_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = sqlc.arg(token_hash) AND t.purpose = sqlc.arg(purpose)
   AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < sqlc.arg(max_attempts)
-  AND u.deleted_at IS NULL;
+  AND u.deleted_at IS NULL AND u.disabled_at IS NULL
+  AND (t.purpose = 'email_change' OR t.email = u.email);
 
 -- name: ConsumeOneTimeToken :one
--- Single use: of concurrent consumers exactly one gets the row.
-UPDATE one_time_tokens SET used_at = now()
-WHERE token_hash = sqlc.arg(token_hash) AND purpose = sqlc.arg(purpose)
-  AND used_at IS NULL AND expires_at > now() AND attempts < sqlc.arg(max_attempts)
-RETURNING user_id, email;
+-- Single use: of concurrent consumers exactly one gets the row. Same
+-- binding as PeekOneTimeToken.
+UPDATE one_time_tokens t SET used_at = now()
+FROM users u
+WHERE t.token_hash = sqlc.arg(token_hash) AND t.purpose = sqlc.arg(purpose)
+  AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < sqlc.arg(max_attempts)
+  AND u.id = t.user_id AND u.deleted_at IS NULL AND u.disabled_at IS NULL
+  AND (t.purpose = 'email_change' OR t.email = u.email)
+RETURNING t.user_id, t.email;
 
 -- name: FailOneTimeToken :exec
 UPDATE one_time_tokens SET attempts = attempts + 1 WHERE token_hash = sqlc.arg(token_hash);
+
+-- name: CancelAllOneTimeTokens :exec
+-- Every pending reset, verification and email-change token of the user dies:
+-- its credentials or address just changed.
+UPDATE one_time_tokens SET used_at = now() WHERE user_id = sqlc.arg(user_id) AND used_at IS NULL;

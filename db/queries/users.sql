@@ -27,3 +27,12 @@ SELECT id, token_version FROM users WHERE tokens_revoked_at > sqlc.arg(since)::t
 -- name: SetEmailVerified :execrows
 UPDATE users SET email_verified_at = now(), updated_at = now()
 WHERE id = sqlc.arg(id) AND email = sqlc.arg(email) AND deleted_at IS NULL AND email_verified_at IS NULL;
+
+-- name: GetLiveUserWithRoles :one
+SELECT u.*, ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles
+FROM users u WHERE u.id = sqlc.arg(id) AND u.deleted_at IS NULL;
+
+-- name: UserMailable :one
+-- Whether a mail to this address for this account should still go out.
+SELECT EXISTS (SELECT 1 FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL AND disabled_at IS NULL
+  AND (sqlc.arg(any_address)::boolean OR email = sqlc.arg(email)));

@@ -680,7 +680,11 @@ type TokensTokenType string
 
 // UpdateMeRequest At least one field. Fields left out are unchanged.
 type UpdateMeRequest struct {
-	// Email An email address (compared case-insensitively).
+	// CurrentPassword The current password; required to change `email`.
+	CurrentPassword *string `json:"current_password,omitempty"`
+
+	// Email New email address. It takes effect only when the link mailed to it is
+	// followed (`verifyEmail`); needs `current_password`.
 	Email *openapi_types.Email `json:"email,omitempty"`
 
 	// Name New display name.
@@ -3625,6 +3629,34 @@ func (response DeleteMe422ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 	return err
 }
 
+type DeleteMe429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMe429ApplicationProblemPlusJSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMe500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3883,6 +3915,34 @@ func (response UpdateMe422ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
+type UpdateMe429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe429ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateMe500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -4031,6 +4091,34 @@ func (response ChangePassword422ApplicationProblemPlusJSONResponse) VisitChangeP
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6506,238 +6594,240 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu2tjf+Khidb6Z2/5IsyZfE9uyZv5tL6zS3xk6y2yqfCZGQxJgCVAK0rLaZOU9zHuw8yTdYCyAJ",
-	"ErrYVm7dmdmdHdskCCwsrPv64a9GKCZTwRlXsnH0V2PMaMRS+Ocr9kfGpDqN9A8Rk2EaT1UseOOocT5m",
-	"JMU/fyfJ6cNjIhkjaszIyctTUnq2TU4SKUjMSWCev4ijgIghPDxNxSBhk3aj2WDXdDJNWOOocTDsRr1w",
-	"d9Dao/ustTc86LTuD+6FrcOow7rDHt0d7IWNZkOGYzahempqPtXvSZXGfNT48OFDszGlKZ0wZRbyIEul",
-	"SOureDGlf2SMhPBnMkzFhAQTpmibs2t1gb8uzZVdxSKTZEpHrE1eTGJFYkWGIoU/D+NUKvybsxo2f/L+",
-	"9L2In70/mT8/68yenXWunz3+5fr5QzF7pv97LOKnD55M9TPPe8/2fnvw5LDRbMR6fn9kLJ03mg1OJ3oo",
-	"nJCz9Am9fsr4SI0bR/vdXrNGimbjaTyJVX3pz+h1PMkmhGeTAUv1GmPFJpIIjoutrqPX8c8pgeHLU4rY",
-	"kGaJwlcm+JnGUbejf4q5+SmfacwVG7EUpnrGpIwFX8RvEv/8nSRx1CRUkiSWikVkMCeB/uezuRlABu4W",
-	"dOluuM/uDVuHg16kGYq27ocd1uoN9qKD4X3aCbvMknxK1bhYXRw1mg3Nt3HKosaRSjNWXupQpBOqGkeN",
-	"LIMn69R/LVm6aD2ZZCksxp3tvfB+dMg6w1aX9gatvXA3at1ne8PWPj0Y2L99lNl+0C/LqeCSwan5gUZG",
-	"AuifQsEV4/BPOp0mcUj1UnbMCf7/3ku9rr/sOmCAAY0u0mIEmU0mNJ03jhonBLiIiJToFZD8tJJYkphf",
-	"0QQmeEWTjOG3Iz3T8njNRsQUjZPGUeMXGKsYo49M2W+QSSYVGTBCOTF8RgZMzRjjpEsoj0i302kDLaWi",
-	"PNTf2KHTeOequ6M3RxpyotC6gWRSVGWycbSneV7FCrb1BxqRYvKG9lnKj0ZUsbHIJDsytDwqr1PviqHI",
-	"heDsQsUTdqHEJeMuSVEgS6Y0Ua9YGg/NDhF4mISUcwHEyCTzEXfBR0p01p/AwYpdahJ2PdXspj87ppLQ",
-	"JGU0mpOBJrL+1AL60kyNd6ZUyplIox2Y+SapfYrT07OyE7TrWUr6BVTQuzChiT5BLLqwvO5SfyCiuaaM",
-	"JjN+/MnZi+ceSlcGqlDYkGDBcMuomYhRzDdJxGd2onYlS0lXWRbIk0L4/J+UDRtHjf/aKayNHfyr3HmJ",
-	"I+ArC+0MTYz8G0egpfw0IluBO5dgu0koipw+98qc/HnNMCJTWh+mlI8Y2QpKp1EPJFJCieCspdmjz/MD",
-	"kfFLLmbcORD2MOhzQLYCP3MFTSJ4nwdwBl6aExGAeArgIM8fTWicBNvtvt7dkn3275aRz63Th4tobB7f",
-	"KWw5oPIDwYdJHN5Wsoel191ToOWm3ZKIJUwr6K2USSVSppXhtudA5KNVjoJnrGXSemcdzblj5nLnc3JY",
-	"nJMHxfyXnpB8nXoHmN7UC0W9khz+SGgUpUxKFLeaGh7alYcpke+ECzVmKaFhKDKuypwoiRrH0v3ER1WC",
-	"JUo9ctZlZ72UaOUFbl6m2C2RZBarMQiVMEtTxhXRC2AoZ9ztGLBE8JEkSvQ5rdB5KyjN14gLhapZZGnI",
-	"LDvHnFD8AlFjqvcnETPZ5/pZMWUpqu6twM5vs6cftuG5UG/ATmDRzaVAjQO5UBdXdrgSI8In5mQusrRG",
-	"xqFIGUnEaBTzEYn5x9dtu1VOBMVRzHoNRnTWuSlutHaQ5o5QpCkLFRlkysN7VtmZGZA5U01QFWrM+lyy",
-	"9ApFpuabeJSh3UOMT6DdVcug5XUE223yWqL7nsT8UnMnjOfYkfAeMLQ9PJRwNtO6EA8PaDAevSm9FGyS",
-	"ax+LdBBHEcrLW7PrMB/F0TaxLJ07Qy8JFAEheKTFJ5mydBKDi/lRBWaJTR+XZruUO4tlbYopaRiCkLYG",
-	"DhpYmi1jJVE3JzS8RCIVlCGuCOOMRZJsBfn8gu32xjjilCuWcpo8SlMM79yaK2Iz0gWDoRxNSjLOrqcs",
-	"1KYM/JmIEJTEcmtkclcbY991aHCCxJxxO88V3oyzqk1who8c2rItf0jLk4dAP0moEfEsIhmPmNWGKEBO",
-	"HzYJZ3o5KVNZypGim+INYNgHKYsYVzFN5B0ZBG33sDRexVx1JTX4GYVYj7kR7B9fy3XrbrA767U84PIr",
-	"m2Ccp3ptZEjjxPGFSp/RbAOCh8uZCQXBn0KakNmYgZ2Va8Q+L/tcqqJEZ6ngI2t7WdssliSKJR0k6JxZ",
-	"j2KDGsqQ+xUbpkyOz22U5s5Ml+KA/pCM+WMtNGMjMsYfXcZ3ZoiPwXnO7NblPXe9m7P5K4SquuxNkrIr",
-	"cYnsMSsFs7T/3ucF0zrzM1Z+rhRDygkXRPsIWkUKMG3JU/h/Qkc05ptkuedCPRYZv5sJr43BIYxS4q3n",
-	"AtdjHKPYRqrv5H7fmcX2ChZ7LhSxs17KVsXyNsdKxp2LBEOLnF3HUlvX+bc2aee8pPNE0OhciKc0HbE7",
-	"7fUUx7pQQlwkMNqKAKQSgsCDyyXIKJaKpXfd327J9jWrLiawap/rS9t0uABowq5DMGoV5KS0NfadJDL+",
-	"UztPE3CxahPZJDOcsfQqDtlrTq9onGh1did+kDjcRVYar8IR5hFgBjaZipSmcTInpTeOtQGXzklCFUs/",
-	"tlVcYhFDC+JOfimT+Na7EcOYRGzKeMR4OCdbL4VUo5Sd/fJU64ZXLIrlNqqclNFwrL9KtgLPXCDQc5Kp",
-	"MVo+2sjOnSkJ5hMJEyG1X69F8ozOtW3EDTOiB6a1GO5/n2OMqcj+aIXWJq9Ku7VBZXQuxDPK5+a38pbB",
-	"ZWOvXSQivMTYlBscLdlzZXbEx8kWGNG+MHNl3DKTC0EmlM+teQpDyOOq9Wi+MBQpOex0iGSh4JH86AZ9",
-	"rxRAPTGzydewlNcrK4YML1XsAuRUjbSWCKndvjoJnbd9BLTvWoEQc7LX+yyU8i1nKbGctW0o0lydA9kK",
-	"yp8Jto/JjMaKBHAgWydDxdIgJxd5wUkAhAmafR64uxmQCaNcVnnUcyKoHpWkbMpAnCCP9zkyee34v6KK",
-	"LagZQU04oTGP+Yj8kQlFbezRzplkXMUJiRUmoyXZOn10/pjkgxL8EhnGLIkkiVI6VNtu/UO/ATNrxdN+",
-	"4zj9V+dY/Wuvt7Tep1lMuvVSJHE4988dZzyFJzDsPgP/SKtzLTnuNtU//tXtHM/+ddBZNddiq+vTPDNk",
-	"VAIZwwTJVTrXJEfvoTyFvZ5TDWTrazre+po7SPbXXJ9SkcZ/3iZbAIzlCyw4AugtOO25G7+FDvoz1iTh",
-	"mPIRs7nR7SXVC0vCMzeJxlhbJa9Q+BKDMqXKkAUFIdUQrs/PXVxu4w5eoWZ16BsFHTZkCnqpeqNAQ1Hd",
-	"kVUYvCDkc+EuVssMqXm/TjFnkDXSC5QMGE0xfZh/4BPS7LU736Ukc9a2GfW4iLJkKyh/LQ+wOJUaTTKg",
-	"UTInMh5xFjX7vFR3Ydm7iNiYSM2RicfgQxDEQS1rZQ3UXfR54EqcoEmoiSnmUmQUXzFJvHHMmk59+/Zt",
-	"q2zT+9UTLZ7QXBKOaZIwqEF59fgBObi336monx+QeSDm/q++e177jRVq6E7KYJoKvW/aYXnEVazmt9QJ",
-	"lpoXKXsPGYW6DONsVhB9CDkFiPainq+fwfqQi/RAHruZMKbcEDKODtTWxJWNo9/zD2inXo5FqgUA2AaN",
-	"owZns4uSqpho2oyg1stWICqSMCoV6e7rjU1pqFgqIUjY+PDu0+igXq8cWzErLVFpRWylSlaUmhBBvUgF",
-	"xhTKJZ76d7X4mGTqtWTpK5Ew2dQakKqFZUHAzcBDF2izropUmQPg3zZnqsXO6R+ls2XmQZx/vyGzKUv1",
-	"XvQby3dqveoj87mNbeSbnEgkJ9LSjaxTVW9k/bfObj5GG5imjECal4+aNnq+3IbY7B6aCuZi9yAV5D9w",
-	"Jl/tJOUaH5o1fsChSkc5Di+hntrHE/jQAjbYaCB043u8qVCo3agZS5JWqTwUKwNw944ItUZOhDQD1W05",
-	"h+Lvyik8azdqKYyKVi8Qapk1R5GtoLamvBiTs1mf+1SEK80hLlsRYsF2mwTIZwG0E0jCaDjuczEcMh5p",
-	"nwumuskg2Wsus+lUpIpFz1gU03PYyTtEcLNiwIuJHvECmGPZQbOnBKwtKkn5g/pDnyTUv182RPMlEFgC",
-	"MUtYYZJ6F/5Rgv6m8MoSLKhSLACj1TefzcX+84XBMCdhyKbGZKqEokN9phIWjdhEz1cMzXnUq4G4RyyJ",
-	"MeFYBAk+kSltNTOaQC2ekkRkKhQTSPpMU+27qBhttlwq1j5LxtmE8lbKaAQBbvNk29sZU/Sp/J4P+S5/",
-	"UAz0AdVbaZf5yrSmgNnoTCiiauVW58T6oMX66uef6Weq04QPmfe9U40mMX89jYxNU2qeoVEUayrR5GVp",
-	"6kOaSFbLI1hLUXBmhA8x6jdhQwXV6VoPZxx9FFCVk5iXB+5W98zWPdQ3LVBpxgJbGFFUvEFgD/0oSdgV",
-	"S+c2vXBMAph4QBjHd2JVRKYMUQZCJIxC7h51dJ1beKVgZktvA9UaI6SStWIuGZexiq9YMocjlPcv5Vq/",
-	"aH7r7e/VmMzWWF+Vqlyr0TZolwkTRrFUJK+rxLSJ6fzb4my2XS+Yri8V+7CqX3nOZpq+04TOiX6i7U4d",
-	"OuOmVCmW6qf/7+//t9+/7nRa/f5193G/f33v8bvv/4/3CNUZMIti9ejKaJHq6ZQszNJYzVspS9gV5Urv",
-	"K1f1E05DfKc6xFstOsZ0OmXa4yasPWqTQDNLG8KgbZmFGEoNPEe+qYcVKeiKRd1wZDYWRLtG0TEJeJYk",
-	"ASRbKBd8PhGZLOLoedh5LhX2j1a72/TrmBzFPrjadND5iC6ocprj9OmF3g7fElCjysVHGr/lrg42pCWn",
-	"LIyHcUjMGG3ykqVSv0+0XMHYhrzUS5csTJlCc9uWx4UijfCs13YdKbqiu6/ZiKd1wj9IYq0gTl9avs7p",
-	"nicVgUdIFEeg/7RKwEbZXKO01yF22VKoTuL0oT1ojo4KaYZpTlbw6crvyAzIspzLimXFktCByJS7bGOT",
-	"3oqr9Acu6MgcwRWPV/QLfMEcvtJxcVYF++h8xiFuwaIOg79bKiyexlKtVq/QH7xSzxYSqBBQNE3pfF3N",
-	"qydzK+37wAnZrat83bWa3o8iluNlItshYp9qV3XRAWjkXMB72MQJGHk1Rj44+YHNBYo7qd2vjDu1J2i7",
-	"gxaWxtM5ysNNfe7GmwZzYtqzm4QLAuSXMQalM63Ktyifl15oEjmlIZN9HvMwySIWbR/rtyYCPLYBFDOw",
-	"KJ8sCubiJzzIgisa83LtptX5WsKlbJhZM5QEe70eqbtp6H/lh7EcaltM9/urzltttyv74ucyFl7Wd+wV",
-	"k1kClnaoH9BGtLbfipKQupZltmi9YpOMRaptcSoFR3EUYY0iatuifiTQOxBoTSUyFRwbTWErsXM141MF",
-	"CVV6Thd4nt3v/yRmEJbEXii9GKKEuGySmJNJnCRxKZlvBkYMARC/xrn7q8F4NtE0zrS00isoUXPBdpiX",
-	"nel5tyCPGt7ukH9hBqlBS/A6A89oeunpAiqVptqxjvV5rvfraA0HPqsaM34To/Xhxg3WZuObwPvUAq9p",
-	"4tt1gtMJk1pcQVxeiyt4kChBRinlqk0eItkIFxwrP636r7oVECfXbOLD5IBAf1BhoIO9lfpxQq9P8YO9",
-	"TsWOaDYyHv+RMfN3bVhVJYk9j0sl+UOT8rudELmZhdDUhIWevHQCbAH5RtNHdiPTobLSpSuEsMEjv5p5",
-	"wVmes8cIbcUGH4jIo7Qw5FgHkwnHMWdF5AfVl1VadsJBUyuwUthd/wJ5XP8rT6z53UcToPeRuxKttd8F",
-	"NvAPtjCI9ZMbwmLX04Ryardq+WbYVAIQqbk0qvVYpCOh7masfjY95j1tvlX+xGiiB6kRGX5PUjYVqWqT",
-	"50IRxq9YIqbo4lZ4ThshKz0PHPMBPvsBAq6JGs8XRrzAtMLAFlo5sSTZ1KciK8u1AzftxBav/EE+8/rh",
-	"w49OWbrUSJxiHfHK1aNZCjON4nWfrsoS+y07im9hT97+7GW5R1Fvf797SKbZIIlDcsnmWLZwv7N7b9sT",
-	"YkpGZSvxUfTw7MRjIWon9sp9ED7jffTS5/T/zOYATzahKhyb+GZwGUeBLe8zYg+KJiCUKeMR95vNl1jn",
-	"YOfy4ueX3nlk6EXbx2Q88j527ZdlBQGbZEAlO9jL0iSP0U+1fOCj1bJIzxWpp7+ExMGpNYH4C/b2rD4p",
-	"SO69ZQOiSXnGFO7rvf2ub18v2VyuHSzQvFSLElTXoQf0TTaPE9S1EVMUQmqQ95jSUcyh8FXbI8QiXNWn",
-	"niwuep3SEcMOj7xqFI3QckAur7TUXmQOH1cfUAt9SCFZfDltc5kCFP0ifC0PSJmG6oSWwOXuFG2rIveB",
-	"1WaM1aCcmgpyWpmjsprpnECURYYrE8O/kVeMM+kRk/Yv6yoKr/e5rtvpnZoYxfyrczKXm6amVvw7efvw",
-	"1W2s7XWOqoz5KNFWpGmuW3xWvwAG9y3yZY6C4HOUShgJFL0mcLXkcbnDJ2Jhop1EQFHg8P9zAFEAp58E",
-	"WDB6kqlxQGQopojSaNk9h6owIWJ5NEtjxfKfsMyxYdxC+yT+QKXWfI1mw+T59J+vxCUojCyKFT7t02Q2",
-	"j+7jdq0rDvf271moTxKJMJt4007Wt1gjZf9AP/qhqHBY34pHfR9Li+HAQ+bV9bb4qDoy+FSthF2xPMR2",
-	"TKaAfKKI4MlcS2zt1Ad2xdLxnpctruSveYLnRT3GEo4HbDPvgj7ZkSlHAeuf+en8/CXBB4jecL8CNXUh",
-	"/thopcrAVKlVIGWhgMQ7O2XqbSpegb/EpJ91Oruhnij8iwVuUiiNWykbMmCjlcLDlrTA2ppFuNO4i6tk",
-	"S4nz64RRWHBR9cMRnwPoTDDXJ8kgpTwcazaNVbvP+/xveID8bbflb+gs0t70333+d6vVyv/Tzzp4eORv",
-	"stfpkL/JUkTPheh6bYJDVuD68lGrsIpyzhUNAREimZdREc049RoxPVSvVxmqBBU4yJSpGCveJVu+Gkeo",
-	"SmvpbTEBEwkV6FifJotHtTDdRjhkW1lmp+cUtcMiu+Rv8lz4ugDyYnj7slvJnr/t68VYVCNP6iXydvQC",
-	"ngdG3jUj3wjlx45VtMDDWHtmrFyt66+LTFWLg3NmYGosIgCoAlQ0S6t9Mw7wF7whYfv0AAVGAcgXHMIO",
-	"mGOowTCH1eksRWRz12lHLGO85YNWIfcM1F4ldm+HqLeI64G6u2VWdRrN8/7ygpu81WYwzL7n8NRL1uxI",
-	"TksinBggUr2nc1mvosul5XaInFexwQvJUYbH2SpwXoYiNUGZJMeLyVJmSz2xNLSWfzUfrzZI2pUg9Mza",
-	"zZFZytZaqwdILT88DwyKWxEA9uO52ULMvPAIYMSr1HTxRpyzfzNQkzKgSfUjFVRSRwhPi3aBxRDDa4Cg",
-	"FtxfTXg4gnpRz4db0OsXsr6eevI32YdtcZr03Xb8ElSj7Z4nvuZ5slVqwt8uiOgAYMEHQS86cFll7C54",
-	"s2S7u+DWNYxgXyF9pd2s2q9XRrorI7zUBSwYITmGqQsp6sMLWVhxXOkP93dl1vrwvQiSi7CPFuJU+xp/",
-	"/OAWFVg0n0tjIJxu5/u7U15gbZePLRRU5WEe0/IN6f20BCVVy6MB4v9NPHV3Yj4r85Up7v7qgh7fstj/",
-	"MWU7a8WbXtWwSP+pSbZXZdzwTSezv7H0xyrMWKIcKkqhYnzBxO+qCapK089ZIvG2eWhpqo0ZcOQLn1DW",
-	"Q3rOm38tltp1IVuMunY6qRR9XZVVMg1+5em531xEjmqpbK3SO51DBABzFXnuqUmkwKuFAjIWSSQxVOhi",
-	"oXrId5PSW9itWxbd3qrg1ty24+MQdN7yhhF9NnOTJxXaqkYp4ZpB2kW6ZGwqy2hWnjjxLQr3jcvo62mw",
-	"wKIxoGuXcbRMRNEJr4CAGAoHx3ZB3wu4QNJMc+F1RoRpKUqVmQEEeRX+zAChC8dfb5nrtgJECbu40/wy",
-	"ngAcOZTQm11kkYGrucF81+lJyLsfcrqXWMNT2yrVhd4l78LeVrHSZlSi1Z0vYv3Zu7X+7odeS5a2TvTf",
-	"bjJ9X0OAU+oPxf+lA1BZb31rHT4szsGS87zBbgArIT51K8AZw8LDW7pv/pJJqOsTk2nCFEYojALM6x+l",
-	"EXQQ08GQ5ldWN4kr91EUHNC7tWCiD/tRNZL5hIfYKLynNE597W5avi/y1p+8PXc0wDHRjgUUcJyY6Au4",
-	"F0fEwLFgyqg8aCl1VM8zmtMZ88VgYIipVlNF5lWyddipIMMcdjq+rJp1/2/2TVdHm3f9absVgQ9z3WIl",
-	"9lEPcxybSgCtbNvkTAm8ugL6F1ky92f19KsXNrdng2q4JatrQBwWqK7DGdzZMS9JfYyJTcHr1xp/gpbg",
-	"Ly5W8+naZLVu9gkJ7HvG6ORmzE6DMb/cFMHOVyotIn1e+2WMrNLVV96vriwHs93fi6dBOaHRJOaxVClV",
-	"Ii2A8u0Ea5MyD9x+VgsYsFw+X8mcnZCpKfNGPs/TwmMx4wXyZCzzdIqXP2/cJv62dPmAd2rVTy5ogs8/",
-	"sYyHVtJtTRt/dUDUbXpFdIs1u3lXNJWo4nbTFJGeJCQLHHtoQWFGYSIWZSTLDAV9mM/wSW2Sg6C9ySH1",
-	"mdyWU0yYoMIfvt0slXNYiCfHSi/Nyz2Pjox4t0BYbdAkB9n3qe1x7NW7i/Fop/3RTMcSG9X4+nsS0FBr",
-	"vOAIbncwdzr0+fcksHsZHBUyczCvCdRjm0V03sWdD46IFEPVysW/8+hxXTjrOZhrDLGGp5RGxImWmKzg",
-	"MG+i601xw+TtvKX145j17sTNRDHr26mFhwG7ONNMYa4jzksni58eWwnx5O15o2Z3la1tvB18YWquaaGB",
-	"+vzGfgF5g21YIiXdfTKJeaaYxLtwoMTTeod9HoOqzutRvpM5qIfF2wLAH1tAWopoasWIVTrALnBWQEeh",
-	"hZyTcKzUFAGRYj4U9X3NS+QAO6GAiqmAV5rE6xFBtCicbtPEBWexGvc5tHq1kviKRY5fg5F7iBJCX2LZ",
-	"W5DNSjS8aeP4ZebSe5EMW/bagvwOTB7lYZ8J5RTRkZrlw4VRvz6HalkzD9BfsEROoBCWqFTzbp/3+X/9",
-	"F3lk6tH1jxj/BRgUKYdZgjVmeckkXoAVGDStACjI84L2Iz1CEATvpeB9/lcfRFa/cUT+6jfiSP+j3/jf",
-	"//6ffuNDk/RBkJk/FoWD5Yc+wGAwph4oICFN09iUJOXFT1sAr0JADUAww/xBbrfJS6dzQmpjp8/xfnxI",
-	"8Zs7amsX5h/DHpHAuUR/QMNLT9cD3niZtz0goaUSUzRK0JpDM6VN8Bp/zNUI8CWPSCTAchlkcRIRkfaN",
-	"C6RXOWmTF0VhNSSA8Jox/cYY8LTxpqmg19kjzwV5gAhsAWytPn3Y6kUYj6Yi5gDfvoO/C5rE/nNHs3D5",
-	"Zyh3CbZzjJpLNteWVZ9vBTttgM2DIpmd97NL2cb7iRHqxelusOwF1S0Fc2FFJ3LO77a4+t2WPrbyaGdn",
-	"Npu102HYYlGsRNoW6WgnHYb6P/3ctq2O7XNbho3JLoM9h6B7wSL4uaBNfsiLRyGQCWWnfR6EImIBmbDJ",
-	"gKVkSzIUP0GpZjUgqJ637Y1vgpMASmFRmmItddDs89k4DsdAEC0QodgXj+KEzo3h3yYB1rpp5li3cLfP",
-	"3bJs7AdS9fZRKH3Oy4rMPrzK0zSlzbAnu2nPPNw3rl9s5seN8moJtamcJud55rTPFb00RxPxDnOlWZRl",
-	"e0cpH5MSImOfa4KNGNfsr21yzghUJ85iycyX6cR+jE6njKa4bDjNhUQJQBxiRZ7lTdgM/az7mKnbM+Q9",
-	"BrR9iNvAFLGFBw9dn8dSZsyS9sRRHfqX5rIszMO+fHF2Tup3ReR9U7QU3AMZ+j0Q7vvvy0rl++9RXz15",
-	"e26qYXF027a4FUALYrDdNNXBQy1LiKOPz5het7pV6I+cKmla+/Swl2yOYgx+BakTqsgi8dAu1uRoQ1wU",
-	"SsI2eXRtvWJIH3noZl4O9AyGFjoTg6LkFDM5kJuL9OHE3dRHCs+IFq+cgWyWZCZSwDihSo8leGgkt2mE",
-	"gD9V4nxF51z5UnSLMAe4n2OhhQnJ8yOGFeB6YJEpcw9AbLBJitJKbKY3v7ba3ii2suH8nexzhFcy37Vf",
-	"kmhkl809g5mIlZPWasBcF0ycXTHe5+Z6hljlcVFSyjBBUYQx5qF00FteGJsK9D43F/sg2+93domvltGe",
-	"miLbDQLppGTEXLFyRxE2D5XvriWPqJbhefW26TmSeOlvqcjb2ozYewS2qCZMrGSlEclnhG7BETIxacSJ",
-	"w46jYLtdnn0JUwzoAzgU2IyEtxfbaEKfg2YJfnxU8DU8HWwfE2rhZctF6nMQ51rwd3ZJUeLu2AVIbbuC",
-	"I/L7u6A4mWEu/vVOgdUD1H5Vt2qbhnEM11cNVRe6rmyt9jnGkooHUkbS/HssapMXVyb6hBeMlUtuwIKR",
-	"JNjrHQbGsIZujkpRt7bzavXRQ3NGzImxyKClKuk+X3aHjLknqbB0DGpppWx6S+aXmvT5jMZqu0mC6o0t",
-	"xpjMfx2Y61jKv/FeyGI2CK5YsEaNtd8MkeD/zLX3ud0D8lZMGafTuD2nk8TMIP8diN4m3gdwNqOjEUvJ",
-	"61N8LxKhhflP4pCZsAaG3BrPTrUrmaWJcae0XaYHRcsabDLzktzRzxb9ToV31Wg2rliK5RWNbrvT7ujH",
-	"zNQaR43ddqe9C/U7agzOrV916L+MmPLhVWlDGOVurcHbRPCsbgRlBcyhz6Trq7XJSZ/DP7WFUu6rh4wo",
-	"iIpLNm+Th1mKWkFbw+jcWSOSKVMTMxCafa22sUyldRQM8bxiHzeAIHgIT6PGUeNHpp7MLhG/AA0zIE2v",
-	"01mCr+zBVcYm9t8NSoEBJzBQBDkCgcEbaFy+TH+++GNy/eYt/fXNyeFs9sPjg9NM7F69+fPPe+fXPz04",
-	"n/37h/koPdu7bBgIAUAOMDgBAA8AYACNbvePX09+/fn6QTp8c3Zx73z+9pefXozujcOrl3QaP0vS2Sml",
-	"L8OfXr8SjQ/v1kY5hq7+BRDHxjVpa+baRzL5hsrJuePeuF0OtDSOfn/XLEHG/2jvVMjxDAwTgeybu2zU",
-	"aDYUHcmi4V+PXNguUaxaANgoFzL0U3RRwT/HR7WjMdMmO7RUNFHQiymGtcgwThRL6yic4C9jX2dQYHKa",
-	"2MFCWE7yHNRkUDTKop42DpA8IsFep0Oc1jkjfS0ID/bP5X1zx6C1usTtGdNS3G0EOyYV5aZfXGI71A6N",
-	"JlyB2ihBppg54CHwMUTxyA465YCsv+JJvFVMP1hFQ0nmZs+08jatgoM5CmzAl3WuPdkddsNDeo+1eoO9",
-	"qLXH7g9bh/Rg0OqGvWiX7Q336cEAqvwbRw2gqo3kHzmYmvnhWZFKWT5hgA9dNNM1b8T1zdSB/NzQXOEE",
-	"sGsaqsQQF61hD5SvaZ90l1P7+2IqY0Vl6WaySiL3ZjRGax5MEKcKDZBIdnd3DysX4/Q6vf1WZ7fV6Z53",
-	"Okfwv98W0TnG1l0PiZcmjZbN117atv5U99aZKiQ4bz7Vd3dVh5if+b3AhUZGKCUYCmTndQ9nOZmeb1e3",
-	"d949ONrbNzQogS2jyQd5HPvVdyYV2uhEXdYb7tLW3mA/bO1FB6x1f3iPtg4HnbAb9djucI9i5Zz+kjac",
-	"ut3d9r3bXl9QAhhe93yX6wQbz8SfcZLQnf12h2z9u9s9Jk9jnl2T6/sHFwd72+RxnLKhuN7p7u6C0Vcl",
-	"e+X8FaTnWZIsJ2ynTliThG+Mvv/++//f7Hk7FBOgDgVe8HZxWeLvs4PhPXp/0DoMO3q7u8MW7Q12W+Fe",
-	"ZP90aInfPbzf3u+2u51O+/CwQn6cfJm4+BuHdGGWJjv32/uaLu+KXKAB7ul1KsA7OIKzybiN+1HrgN0b",
-	"tvbyiSMHaQY6wPtw1jOtFkAoe28HBgwhMXRMFLC79taxu36geWsHvNJd/YpzuRu8tLv6pcd5z+AtLUL9",
-	"1hrf8VxiXTEm3Xzd7w4GyQfH0tS0d8hasibh11VzUo13gO93IFoVWZw1XzEc1D6DC+JkL5OYXxYQ6bYK",
-	"ZMASwUcAoll3q/sQBsr7fOdMYRzW5CBs6TmdMBL0Or2AsBiKTmZ0XjMle4fEce/BCOwEOxjgxtCeA7pg",
-	"jUwAdfQYgfVuqeJ8/iCi+c0UhhUqNKKOTFn7XC1u3vrgpoChiLWm33q30W+li00ap0NnXzEG5mYYqQ9s",
-	"d0w1EzCOwA3leoWbq5obSKHqDSk++WOeaZOTBSjBEO7DC8Vj3/IBBvaW4qq7hkQwt/2fC/HUXt2/191f",
-	"R8x5rlPSL/d667xcv8kQ3j1c/W71svPNu9CQcPBXTuCFK46gU+OFcg5d7sVy7oHgMpuYMHyp3MHL5JiK",
-	"Sw0kSAFJbXPwmskegwiy1Xr4HmYnmnlMx76JqS82HLJQES5mPsd5EUZBLoKXIRD0uZNy2IIRq5AzVaGp",
-	"JeX2MXYB1mFlfDK0VElzF+Fp6mkaV70f9vizgz/e3mevOurX3ex0X7y8R88Oo8fd0U+99+tLU0+Jz1pi",
-	"dM/T4OZUPRYlj7c1Y9Y4Zg8sMMHXKEg+qwXlyJI3JupWLe+GmAD1wHmsli14Zf9ioQLgt1g0W3gOID4g",
-	"Gk6ozas1TV0GZofdPBwU3vS5k0usS4gu8QLPFGgylzEHhGuD70K2LFwTUKPZ5+7tvs2imE+ktgDbWnTb",
-	"0M0JZp0qDDi8PQ3NvHHMRyYw5wOJmVVShKX7oHP70M5rFF8xjt2iGAChJKxgyxx7LEJAM4FfV5I+fV6Y",
-	"rcZAvREwDlR39LmT4dm+s/0JCD0fw+QswzU0LOHGIpWMDKCXYE6kotPkBrcGOqCgawnSzu3sUbcvqcHm",
-	"T8aDH8P4Rfzk8W+PXp3/cnYqTydq+tuD04PTifolvJTx0wdPOuzfJ/qZn990f4mHv7TZ/Mmf0dvT+EV8",
-	"+udv7x+/f/H20e5vZ08O22Ev4YPJ40707yeJ29aC/UO+bqHe/mGvU/6jndz9yS+99M3B9Xln+nSP/3Y4",
-	"+7krn9wbP9wd/rAf/nqfPuqNXh/ELzp/vNpz+2nsLdafylh2G9k8lvJTMRqxiMS8bWHCsHgPuvoMDlAI",
-	"WAOVax0f6F+2HgiuUuFrrElmdC5JwEULKneDYziEgNCF6a+S6HJjhPaVFTd6v0zpaEKXfhkmHjThiP50",
-	"fv5yp9vu4Grqn4RfL/3kh48YvTDX+T9wY05rxTDASHku1BtbsP/NBfkcFke5iKvwHEqAGavNC5GpxfbF",
-	"q1LpkC3QqfVIFiGZJkHgEHu/adWi8AEp2mIfW5yiFbHP+FgjSXejlByufB2D3Egrkan2rQODX1KYrxra",
-	"EyMLGFpuvjLbvS4PtWiSrOYj55LTHPuhqE1kEWT4ynxUnpPg7JOxxkmSrMUdj5wlAUMj6uc/nFecrVzN",
-	"JVYm7QzhVpbFrAKaRRZI5ZmsofOsFxlW8RXrc9tqujwOPDPdhyJFnFIFuKkfPybsXlHzWePB/ttyPkss",
-	"2Bvjb8I9E3WUpq8kIFye8dJIsHfx36LCnzYqbDsR/Cx3A2kHb90mKOz7bpNIpmQe3M0fgfLJdJmKhaz2",
-	"VxDz7XOtvRchwtXzaRsRnaXoBQXk9ign73ScUskIF+BCZhKajq0//se9t7vs1aH6tQtx4/v0rBc93hv9",
-	"dPD+507y2+71zXJxtxO9e/67b4AtDFDFcYUlaibKP1+qfDkO2xk00zin10SH8ZyvGRY2jtUSg9sAwNXA",
-	"ZY7MBQ7QQwK1//qAVzpOeGQmic6aqT7GXk2n4QQRHVWWcq3lXq7uTKnIDG2JYTENoTDZoTJfqbSsOP0q",
-	"C8LSFQTv1TKsaaWmQevXU8ohqqHrNqSccAF39bI0bxb3GIJQSXq36oBSp/NdpNldooY3EFgOdPNXHKEd",
-	"TN7s3jJK2+36orS/qv3s9L542aNne9Hjg9FPh+9/7mp18ODe1Q8d/mwfso099etB9oVHaZ+zWRnT61uo",
-	"9vOHastS4pt9/1k0eN4CSj0ga6g1i0OzjiZHMPglPgIoSFkud9Mqktk4Sa1ork3OBaFXIo5MwlQrZOj4",
-	"zqGYmSRjepWnJ2WznGVdGR4pQTvHRa+pXYnpq694GhW/YKEHQPwOACjYqtb161FDz4+S6DRV4icRJU/F",
-	"FUso1LVvPP1ZvSHgs0RhtO0D93HYbf2PKsgzq4cLVb4FX74W4WwPTuG+aPG2VArnOGtLWt5Yjjlub8Gq",
-	"4f7gNZNoJAHoRSwJoO+AsOZC9XmOVJ63shU3RAa3zGvcvS/tlYFS21D/SuUmxyxJHOyfK5sAbJdamfTf",
-	"K9jwn+iizXqP0StGoxaWAtlEJbiCsmm75k29aBmmqLSWDEBhVqzGmfDy+ZxoAZwlNAfNPHaBl/RUS9/X",
-	"n6l9/F25k+NjCuUaer9HKJfw+/9T2yxK2+9rs7DghlZmGcTostACblohtAzXrtWga+RRCT/ia2qtfQ3U",
-	"+ExNtQhjNhsLWb13Tiqa2o5Q6FOcpmwYX5OtKshvpV1Rm50L2hNt+sHb9Om/4WbJpCEoB34ATA/PpDsT",
-	"lMy+qeinF83k4IYTgetiYmkuR63MwYItejtLLSDoevKpjGO6dEKhDUreriu2u06rad5FOER3ZSPdse70",
-	"P1KTrJ05Dv85u2U9nZjdVnf/vHN4tFt0Yhb40Niu6GA1468Wu3xV4GKE6/VgDVe/3z3q9ICCN2jZ9fuX",
-	"xkT9PT+PoOXfFei9xSEpY/OaCfX0lnZ7dks14/jJ1jnv7hUbv4Js+Wu9jl5t/lre7JrSkK0gpcE69dAS",
-	"P3iT/l+knGlHtfSq0anUT+2hVGUxvv7XSvtrg82fvD99L+Jn70/mz886s2dnnetnj3+5fv5QzJ7p/x6L",
-	"+OmDJ1P9zPPes73fHjw5vFVX9PpGWA3MeGmrLAiMbz2y6xtvJUPeZ7xlxhaxxhv+/O5Dc1V0DxNOUZyy",
-	"UCXzZm6kJXO0IArvg/I85ua2MuThvYpBB25T0CaveRJfsgpcbKwMbqCeA1xImoPB9/mP2qsFhFj4+pil",
-	"gEkbjhn0L8BwgWRggZnrVGp24yEpX+W8OPC3VdT8UW5zdX0Od30vigoujC16TM8+X2l73qxOELfutdxM",
-	"sHEdgYm6xyiJH/UL5CcxnaLLV65iSIRJ42Y8kxlNSsUMjZp8XFuyFAu+UWCye7vApB9loXPeuX/Uu5Vu",
-	"X5/Ci7V7bQY311HVjVusrZZp9cpEPlHU1QGZ9+iV15A0x42r5AOfGkRGX8GK9kmHeV0TVgAHjq+781cc",
-	"fahA5bgPrLkHnyd9d3cd+K2P8zNoeYw3VtQ8SkGjsD2avhqm2bF3hEC0so5/UVxLIBeUw38ni8wfuKKh",
-	"4MM4ndRQWhGS2FsJ2CYny644KPUq3qjzkxK3qZNsBSv1rnlxQF1M+pUdjn1eLqK5obJ+CBR+xjZUKLiZ",
-	"PJ+d1F1L/k4Md+S3W2y84u9WQu6bBNpY4wVyCpnMfTkt8xttyK0EIl0mXT5Bb82PTJkzuInasP+w8M/d",
-	"wj5fhIF47mXBf2Sv1I9MrT6vU6rCsQ/XgfKRsQc0U2hfbscUptYubNM2s5t5iATDW9u0z93nBveFKkCR",
-	"P/LVDEG6Gm6nECRWzSLLacshcEI5sgFV+Wum+L8OhV/GxQm22+S1ve6SIwh6Xksox2ImnUa/IgKxNJiA",
-	"Nb6Uw7ULuY2USSarCDhYP7RG3IFNpmpO8JKj7QXxhfVzWzcRjfb+yrtYKCUB8rO5fGrNc1u5PPNjVvT+",
-	"g6U2EP2uLn13/0uT2GayZVn9qfzkb17vZ1NgKBNW6TCPu7tTOEp/NaaZF/RRyWofjHFtxyy89PR9N0nd",
-	"tQWx3+fGzTn2ta9rl2wuSZIDjtzGubVj2qn2ed3LJes6uUYR1YPZRcOKQxa4twTdfLjEoblYk1VKMoyX",
-	"vECD3SjSDdp/E712hpQX67rSzQZns4ubdeitH892lvWx+u7QOPnmi/9j5CKyjZaLPqCVpYLRViOuKN1a",
-	"4qhDCaUdxq3uasPFf/p4BQgeifd8VNE2yvgriLwiTHGLOdU3Lf3KrxvUUhBvLfxIJjJcjjs/s0T86BVf",
-	"H7VQxZp7eemE2bzcWjXdZqVX9lqdQ+cVMAgPBz22NzygrfthV5upu8MW3R/ca4WHUZftDvfpPcQHjxJ2",
-	"4Rl0t9W9B2bnnh20juKeUKkuNLN47VX74h0x2L006nTPu/cKvyCnka0d8a1n130HiNSlu+E+uzdsHQ56",
-	"UcuQq4Om/cHwPu2EXbacSPvn3c5Rp1cmUgltvbe7mEyd+86rDpny24haYRLvdNu928Kub9gtMIds/UIS",
-	"K5M+qVr7kqFyYgnxH1lIq5vpCEh5LsscWVAluHhyuFhpFNpCZuEY75lLhFQkYnqFcC/hhM77fMB8JnRd",
-	"HewRLtTFUGTcBdpEPZMHn9h1LFWTOC1iYPkAyoODc4I2kp7v8SJ9U0oFxdFH0i9I0VzD3FjBmPdOI5/q",
-	"2PO5QUiyz2IR4oSWv/RcqMd6m7/ws4b7Zg/CjQ/dqoPmpGhL93EvSLSeW/SAS8ameD1bbEBa8p46yLra",
-	"ayjNj68lS4NK6RZ+NVh+Bjd+Zu5Wko+5KlMXdbMDpF9a+/RAsckXlvK8RV3HV3wM3UYsf8pyYZ3EimSl",
-	"PsxYCTQbUwVXwemThJFUsmXxom0DQZhkEYu2zfHp8+W9LF/w6fkRqyk3eHQ63+rv/lPq76zq+Sb0PksF",
-	"+I+A7rRQ3q1I9lJrsGs+bbop3aabssVbrUVaQOjDb9p9vqzwO8hMli9omuC7mzZ2bgmhqs8F1+7BQ/gG",
-	"ojqBXeO1e44JLWZjwZO0G4CoSX0OV+sRxvEJuFvF2D/9XGr0G0cEPPt1ZPaaheV9fuMML8j1ukLoc0cj",
-	"fKImbUzD3F0n3DJin7fM2Ej4mvgM0STmxdQ/U175pgpr0TWJX60KW97wVFnnt4zzJ1Fm35LaX0opt8lw",
-	"r1/K/Vccfdgx7vpixKbXHGJglEgxtEW5/pasmyo5f8GTEuISS6qsJp8wymfjOGFNHCM03FQK14GKjjFS",
-	"Z51oRDFc6QqtqfhgtDv0V70qwiLfvKEv3hvaO+92v8Bi0zzU9k2TfEWC2Rx97VKU4jzrS2iL6eQtPnrF",
-	"pgkNTY2ocbmwvzUHd8IbwSRTZCv3GGia0jlJ2URcWd/HdKdW8JwQe2gN4b60isdengaoU/CrWv/L+p7L",
-	"5wllnZUagz+L7+IKs2aOzvTuBmlQBMj6SvyXr0vFFGBZN1U2kIvf/SJDbyhEYiUhwAJr/cepnW/+yJ3R",
-	"vwxAXU3vgWoqQoHrYoGh3stLBwzY3UIP5akYFeoPbvQBfTYbs5QdVVJpddT3IrmGWU3N7OWyMmlw4UsX",
-	"e3ExI4LnirKCyvd1ZWgw2wxYUretRLtRnvPRohs9vmU5P82JrWJI+qsPahevLA0rjBlN1HhhHai52Pel",
-	"kGqUsrNfnsIxfMWiWJoDiZAtjIbjQuMkVDEeztsk6HU66Ov3Oc4L6uqhXWvaBDc8IFuA8AwXsti4wlw/",
-	"EYmZPqlCEcavWCKmgOjsS1T+hIu4qwEEc5NWWo1SHMYs5mIiG0fd9v2ScZBNG2B0RXHtwU77oPLgB0Ch",
-	"SNR4fsMItlncQgjLiE0Zj/SXkaztO/PtJinWa3cXU4zBh48aGU81A8EZaLoEhxtoizCymHGXlJCl2QAt",
-	"TxRJGJXQ41EhKfDhCrhffQpAHuLErHS06Kj6qOiDkQ8cO9rUHMLyidxJtN256FieAEK6zM9XnDBznwpY",
-	"HSCQM87zS1QG+u8C76C25dWyTfB09zkXpSXDjdeUaG9gQCXTWpmOWFFON2LK+VbKAGAS4ISF6vNVh/Wp",
-	"9mmZvDvWb4Wr1rzR2X59gelcoiDVW9D+CLd62Tnojw3YCj6AisW1GaF02bjmu5ByyKYSldLhMA7JlleS",
-	"56dvG5E7FsjlWJlcqmERbVeTAU0oD1lq7u6RjEOC0zJZn0Mn73py/BWjUbwR3vjaRPkrqEtVwtmtzy/J",
-	"rYBW8YThNbUrhfNCKt5bQsVNSXHNZHBgjgm9m0A3jLjkiMLr6ZW1tKuOTUgTEjHg9wmDnsUsTRpHjbFS",
-	"06OdnUQ/MBZSHe3rHdaWnPlEPUxYhslLxCjmTeMAGXcIfisy1aze1pffz+FUbTgw4ZqOzXo9cBnZ255S",
-	"uKZgYXW3mLn3glhjlWwF1dLy//3v/wm2y7MwJbEe1PESZDsas1j0aq4LaZNH2u7MZ0g4uHXUZre+R7+r",
-	"6uWVMPMrkOXSMweIuzVrWPtqzOaIto8toehIFxiFFq+97UIV+75w7sK4YxcDMmYrZQm7ohwcY73iCsS7",
-	"Z7Rcu6B97jCyrMhheymAu6Wljxh2r3/lZTZI4pBcsrnBb0Z8hYr/vfXk7MVz8pYNyM9sTs6YKm+7frfx",
-	"4d2H/xcAAP//",
+	"7L2Lctu2tjf+Khidb6Z2/5IsybdYnj3zd52kdZqLazvJbqt8JkRCEmMKUAnQstpm5jzNebDzJN9gASAB",
+	"ErrZyq07M7uzY5sEgYWFdV8//FUL2XjCKKGC17p/1UYERySFf16QPzLCxVkkf4gID9N4ImJGa93a1Yig",
+	"VP35O47OHh8jTggSI4JOzs+Q9WwTnSScoZiiQD9/HUcBYgN4eJKyfkLGzVq9Ru7weJKQWrd2MGhHnXC3",
+	"39jD+6SxNzhoNR71D8PGUdQi7UEH7/b3wlq9xsMRGWM5NTGbyPe4SGM6rH348KFem+AUj4nQCznNUs7S",
+	"6ipeTfAfGUEh/BkNUjZGwZgI3KTkTlyrX1tzJbcxyzia4CFpolfjWKBYoAFL4c+DOOVC/c1ZDZk9e3/2",
+	"nsUv3p/MXl62pi8uW3cvnv5y9/Ixm76Q/z1l8fPTZxP5zMvOi73fTp8d1eq1WM7vj4yks1q9RvFYDqUm",
+	"5Cx9jO+eEzoUo1p3v92pV0hRrz2Px7GoLv0FvovH2RjRbNwnqVxjLMiYI0bVYsvr6LT8c0pgeHtKERng",
+	"LBHqlbH6TK3bbsmfYqp/ymcaU0GGJIWpXhLOY0bn8RtXf/6OoziqI8xREnNBItSfoUD+88VMD8ADdwva",
+	"eDfcJ4eDxlG/E0mGwo1HYYs0Ov296GDwCLfCNjEkn2AxKlYXR7V6TfJtnJKo1hVpRuylDlg6xqLWrWUZ",
+	"PFml/mtO0nnryThJYTHubA/DR9ERaQ0abdzpN/bC3ajxiOwNGvv4oG/+9lFm+0G+zCeMcgKn5gccaQkg",
+	"fwoZFYTCP/FkksQhlkvZ0Sf4/3vP5br+MuuAAfo4uk6LEXg2HuN0VuvWThBwEWIpkitA+WlFMUcxvcUJ",
+	"TPAWJxlR347kTO3x6rWICBwntW7tFxirGKOnmLJXQ+OMC9QnCFOk+Qz1iZgSQlEbYRqhdqvVBFpygWko",
+	"v7GDJ/HObXtHbg7X5FRCaw3JJLDIeK27J3lexAK29QccoWLymvZZSrtDLMiIZZx0NS279jrlrmiKXDNK",
+	"rkU8JteC3RDqklQJZE6EJOotSeOB3iEED6MQU8qAGBknPuLO+YhFZ/kJNVixS3VE7iaS3eRnR5gjnKQE",
+	"RzPUl0SWn5pDX5yJ0c4Ecz5labQDM98ktc/U9OSszATNehaSfg4V5C6McSJPEImuDa+71O+zaCYpI8ms",
+	"Pv7s8tVLD6VLA5UorEkwZ7hF1EzYMKabJOILM1GzkoWkKy0L5EkhfP5PSga1bu2/dgprY0f9le+cqxHU",
+	"K3PtDEmM/Btd0FJ+GqGtwJ1LsF1HWImcHvXKnPx5yTAsE1IfppgOCdoKrNMoB2IpwohR0pDs0aP5gcjo",
+	"DWVT6hwIcxjkOUBbgZ+5gjpitEcDOAPn+kQEIJ4COMizJ2McJ8F2syd317LP/t3Q8rlx9ngejfXjO4Ut",
+	"B1Q+ZXSQxOF9JXtove6eAik3zZZEJCFSQW+lhAuWEqkMtz0HIh+tdBQ8Yy2S1juraM4dPZcHn5Oj4pyc",
+	"FvNfeELydcodIHJTrwX2SnL4I8JRlBLOlbiV1PDQzh7GIt8JZWJEUoTDkGVU2JzIkRjF3P3ER1WCFqWe",
+	"OOsys15INHuBm5cpZks4msZiBEIlzNKUUIHkAoiSM+529EnC6JAjwXoUl+i8FVjz1eJCKNXMsjQkhp1j",
+	"irD6AhIjLPcnYVPeo/JZNiGpUt1bgZnfZk8/bMNLJt6AnUCi9aVAhQMpE9e3ZjiLEeETMzRjWVoh44Cl",
+	"BCVsOIzpEMX04+u23TInguIoZr0CIzrr3BQ3GjtIckfI0pSEAvUz4eE9o+z0DNCMiDqoCjEiPcpJeqtE",
+	"puSbeJgpuwdpn0C6q4ZB7XUE2030miv3PYnpjeROGM+xI+E9YGhzeDCiZCp1oTo8oMFo9MZ6Kdgk1z5l",
+	"aT+OIiUv782ug3wUR9vE3Dp3ml4cKAJCsCvFJ5qQdByDi/lRBabFpk+t2S7kzmJZm2JKHIYgpI2Bowws",
+	"yZax4Eo3Jzi8UUQqKINcEUYJiTjaCvL5BdvNjXHEGRUkpTh5kqYqvHNvroj1SNcEhnI0KcoouZuQUJoy",
+	"8GfEQlASi62R8UNtjH3XoVETRPqMm3ku8WacVW2CM3zkkJat/SEpTx4D/TjCWsSTCGU0IkYbKgFy9riO",
+	"KJHLSYnIUqoouineAIY9TUlEqIhxwh/IIMp2D63xSuaqK6nBzyjEeky1YP/4Wq5ddYPdWa/kAduvbIJx",
+	"nsu1oQGOE8cXsj4j2QYED+VTHQqCP4U4QdMRATsr14g9avtcoqREpymjQ2N7Gdss5iiKOe4nyjkzHsUG",
+	"NZQm9wUZpISPrkyU5sFMl6oB/SEZ/cdKaMZEZLQ/uojv9BAfg/Oc2a3Ke+56N2fzlwhVdtnrKCW37Eax",
+	"x9QKZkn/vUcLpnXmp638XCmGmCLKkPQRpIpkYNqi5/D/CA9xTDfJci+ZeMoy+jATXhqDAxjF4q2XTK1H",
+	"O0axiVQ/yP1+MIvtFSz2kglkZr2QrYrlbY6VtDsXMaIscnIXc2ld59/apJ1zjmcJw9EVY89xOiQP2uuJ",
+	"GutaMHadwGhLApCCMQQPLpYgw5gLkj50f9uW7atXXUxg2T5Xl7bpcAHQhNyFYNQKyElJa+w7jnj8p3Se",
+	"xuBiVSaySWa4JOltHJLXFN/iOJHq7EH8wNVw15k1Xokj9CPADGQ8YSlO42SGrDeOpQGXzlCCBUk/tlVs",
+	"sYimBXInv5BJfOvdiGGMIjIhNCI0nKGtc8bFMCWXvzyXuuGCRDHfVionJTgcya+ircAzFwj0nGRipCwf",
+	"aWTnzhQH8wmFCePSr5cieYpn0jaimhmVBya1mNr/HlUxpiL7IxVaE11Yu7VBZXTF2AtMZ/q3/J7BZW2v",
+	"XScsvFGxKTc4atlzNjuqx9EWGNG+MHNpXJvJGUNjTGfGPIUh+HHZetRfGLAUHbVaiJOQ0Yh/dIO+YwVQ",
+	"T/Rs8jUs5PXSiiHDiwW5BjlVIa0hQmq2r0pC520fAc27RiDEFO11PgulfMtZSCxnbRuKNJfngLYC+zPB",
+	"9jGa4ligAA5k42QgSBrk5EKvKAqAMEG9RwN3NwM0JpjyMo96TgSWo6KUTAiIE8XjPaqYvHL8L7Agc2pG",
+	"lCYc45jGdIj+yJjAJvZo5owyKuIExUIloznaOnty9RTlgyL1JTSISRJxFKV4ILbd+odeDWbWiCe92nH6",
+	"r9ax+NdeZ2G9T72YdOOcJXE4889dzXgCT6iw+xT8I6nOpeR42FT/+Fe7dTz910Fr2VyLra5O81KTUTDF",
+	"GDpILtKZJLnyHuwp7HWcaiBTX9Py1tc8QLK/pvKUsjT+8z7ZAmAsX2DBEUBvwWnP3fgt5aC/IHUUjjAd",
+	"EpMb3V5QvbAgPLNONMbYKnmFwpcYlLEqQ+YUhJRDuD4/d365jTt4iZrlodcKOmzIFPRSda1AQ1HdkZUY",
+	"vCDkS+YuVsoMLnm/SjFnkBXSCxj1CU5V+jD/wCek2Wt3vgtJ5qxtM+pxHmXRVmB/LQ+wOJUaddTHUTJD",
+	"PB5SEtV71Kq7MOxdRGx0pKar4zHqIQjiKC1rZA3UXfRo4EqcoI6wjinmUmQY3xKOvHHMik59+/Ztw7bp",
+	"/eoJF09ILglHOEkI1KBcPD1FB4f7rZL6+UExD8Tc/9Vzz2uvtkQNPUgZTFIm9006LE+oiMXsnjrBUPM6",
+	"Je8ho1CVYZRMC6IPIKcA0V6l56tnsDrkPD2Qx27GhAg3hKxGB2pL4vJa9/f8A9Kp5yOWSgEAtkGtW6Nk",
+	"em2pirGkzRBqvUwFokAJwVyg9r7c2BSHgqQcgoS1D+8+jQ7qdOzYil6pRaUlsZUyWZXUhAjqdcpUTMEu",
+	"8ZS/q8THOBGvOUkvWEJ4XWpALOaWBQE3Aw9dK5t1WaRKHwD/tjlTLXZO/sidLdMPqvn3ajybkFTuRa+2",
+	"eKdWqz7Sn9vYRr7JiYRyIi3cyCpV5UZWf+vs5lNlA+OUIEjz0mHdRM8X2xCb3UNdwVzsHqSC/AdO56ud",
+	"pFztQ73CD2oo6yjH4Q3UU/t4Qj00hw02Ggjd+B5vKhRqNmpKkqRhlYeqygC1e12EjZETKZqB6jacg9Xv",
+	"7BSesRulFFaKVi4QapklR6GtoLKmvBiTkmmP+lSEK80hLlsSYsF2EwWKzwJoJ+CI4HDUo2wwIDSSPhdM",
+	"dZNBsteUZ5MJSwWJXpAoxlewkw+I4GbFgNdjOeI1MMeig2ZOCVhbmCP7g/JDnyTUv28bovkSECwB6SUs",
+	"MUm9C/8oQX9deGUIFpQpFoDR6pvP5mL/+cJgmJMwJBNtMpVC0aE8UwmJhmQs58sG+jzK1UDcI+ZIm3Ak",
+	"ggQfy4S0mglOoBZPcMQyEbIxJH0mqfRdRKxstlwqVj6LRtkY00ZKcAQBbv1k09sZU/Sp/J4P+S5/kPXl",
+	"AZVbaZZ5oVtTwGx0JhRhsXSrc2J9kGJ9+fMv5DPlacKH9PveqUbjmL6eRNqmsZpncBTFkko4ObemPsAJ",
+	"J5U8grEUGSVa+CCtfhMyEFCdLvVwRpWPAqpyHFN74HZ5z0zdQ3XTApFmJDCFEUXFGwT2lB/FEbkl6cyk",
+	"F45RABMPEKHqnVgUkSlNlD5jCcGQu1c6usottFQwsyW3AUuNEWJOGjHlhPJYxLckmcERyvuXcq1fNL91",
+	"9vcqTGZqrG+tKtdytA3aZcKEYFUqktdVqrSJ7vzbomS6XS2Yri5V9WGVv/KSTCV9JwmeIflE0506dMZN",
+	"sBAklU//39//b69312o1er279tNe7+7w6bvv/4/3CFUZMIti8eRWa5Hy6eQkzNJYzBopScgtpkLuKxXV",
+	"E45D9U55iLdSdIzwZEKkx41Ic9hEgWSWJoRBmzwLVSg18Bz5uhyWpaAr5nXDoemIIekaRccooFmSBJBs",
+	"wZTR2ZhlvIij52HnGReqf7Tc3SZfV8lR1QdXmY5yPqJrLJzmOHl6obfDtwSlUfn8I62+5a4ONqTBJySM",
+	"B3GI9BhNdE5SLt9HUq6o2Aa/kUvnJEyJUOa2KY8LWRqps17ZdUXRJd199Vo8qRL+NImlgjg7N3yd0z1P",
+	"KgKPoCiOQP9JlaAaZXON0lyF2LalUJ7E2WNz0BwdFeJMpTlJwadLv8MzIMtiLiuWFXOE+ywT7rK1TXov",
+	"rpIfuMZDfQSXPF7SL/AFffis4+KsCvbR+YxD3IJFHQZ/t1BYPI+5WK5eoT94qZ4tJFAhoHCa4tmqmldO",
+	"5l7a99QJ2a2qfN216t6PIpbjZSLTIWKeapZ10QFo5FzAe9jECRh5NUY+OPqBzJgSd1y6Xxl1ak+U7Q5a",
+	"mGtPp5uHm3rUjTf1Z0i3Z9cRZQjIz2MVlM6kKt/CdGa9UEd8gkPCezSmYZJFJNo+lm+NGXhsfShmIFE+",
+	"WSWYi5/UQWZU4JjatZtG50sJl5JBZsxQFOx1Oqjqpin/Kz+MdqhtPt0fLTtvld0u7Yufy0h4U92xC8Kz",
+	"BCztUD4gjWhpvxUlIVUtS0zReskmGbFU2uKYM6rEUaRqFJW2LepHArkDgdRULBPBsdYUphI7VzM+VZBg",
+	"Ied0rc6z+/2f2BTCkqoXSi4GCcZu6iimaBwnSWwl8/XACkMAxK927v6qEZqNJY0zKa3kCixqztkO/bIz",
+	"Pe8W5FHD+x3yL8wg1WgJXmfgBU5vPF1AVmmqGetYnudqv47UcOCzihGh6xitjzdusNZr3wTepxZ4dR3f",
+	"rhIcjwmX4gri8lJcwYNIMDRMMRVN9FiRDVFGVeWnUf9ltwLi5JJNfJgcEOgPSgx0sLdUP47x3Zn6YKdV",
+	"siPqtYzGf2RE/10aVmVJYs7jQkn+WKf87idE1rMQ6pKw0JOXjoEtIN+o+8jWMh1KK124QggbPPGrmVeU",
+	"5Dl7FaEt2eB9FnmUlgo5VsFkwlFMSRH5UerLKC0z4aAuFZgVdpe/UDwu/5Un1vzuow7Q+8hditaa7wIb",
+	"+AebG8T6yQ1hkbtJgik2W7V4M0wqAYhUXxjVesrSIRMPM1Y/mx7znjbfKn8iOJGDVIgMv0cpmbBUNNFL",
+	"JhChtyRhE+XilnhOGiFLPQ815ql69gMEXBMxms2NeIFppQJbysqJOcomPhVZWq4ZuG4mNn/lp/nMq4dP",
+	"fXRC0oVG4kTVES9dvTJLYaZRvOrTZVlivmVG8S3s2dufvSz3JOrs77eP0CTrJ3GIbshMlS08au0ebntC",
+	"TMnQthKfRI8vTzwWonRib90H4TPeR298Tv/PZAbwZGMswpGObwY3cRSY8j4t9qBoAkKZPB5Sv9l8o+oc",
+	"zFxe/XzunUemvGjzGI+H3sfu/LKsIGAd9TEnB3tZmuQx+omUD3S4XBbJuSrqyS8p4qip1YH4c/b2sjop",
+	"SO69JX0kSXlJhNrXw/22b19vyIyvHCyQvFSJEpTXIQf0TTaPE1S1EREYQmqQ95jgYUyh8FXaI8ggXFWn",
+	"nswvep3gIVEdHnnVqDJC7YBcXmkpvcgcPq46oBT6kEIy+HLS5tIFKPJF+FoekNIN1Qm2wOUeFG0rI/eB",
+	"1aaN1cBOTQU5rfRRWc50TiDKIMPZxPBv5C2hhHvEpPnLqorC632u6nZ6p8aGMf3qnMzFpqmuFf+O3z98",
+	"dR9re5WjymM6TKQVqZvr5p/VL4DBfYs8z1EQfI6ShZGAldcErhY/tjt8IhIm0kkEFAUK/z8DEAVw+lGg",
+	"CkZPMjEKEA/ZRKE0GnbPoSp0iJh3p2ksSP6TKnOsabfQPKl+wFxqvlq9pvN88s+37AYURhbFQj3t02Qm",
+	"j+7jdqkrjvb2Dw3UJ4pYmI29aSfjW6yQsj+Vj34oKhxWt+KVvo+5wXCgIfHqelN8VB4ZfKpGQm5JHmI7",
+	"RhNAPhGI0WQmJbZ06gOzYu54z4sWZ/lrnuB5UY+xgOMB28y7oE92ZOwoYPUzP11dnSP1AJIb7legui7E",
+	"HxstVRnoKrUSpCwUkHhnJ3S9Tckr8JeY9LJWazeUE4V/kcBNCqVxIyUDAmy0VHiYkhZYW70Id2p3cZls",
+	"sTi/ShihCi7KfrjC5wA6I5Xr46ifYhqOJJvGotmjPfo3PID+NtvyN3QWSW/67x79u9Fo5P/JZx08PPQ3",
+	"2mu10N9oIaLnXHS9JlJDluD68lHLsIp8RgUOAREimdmoiHqcao2YHKrTKQ1lQQX2M6Erxop30ZavxhGq",
+	"0hpyW3TAhEMFuqpP48WjUphuKzhkU1lmpucUtcMi2+hv9JL5ugDyYnjzslvJnr/t68WYVyOPqiXyZvQC",
+	"ngdG3tUjr4XyY8YqWuBhrD09Vq7W5ddZJsrFwTkzEDFiEQBUASqaodW+Hgf4C97gsH1ygAKjAOSLGsIM",
+	"mGOowTBH5eksRGRz12lGtDHe8kHLkHsaaq8UuzdDVFvE5UDtXZtVnUbzvL+84CZvtRkMs+85PNWSNTOS",
+	"05IIJwaIVO3pXNSr6HKp3Q6R86pq8FLksOFxtgqclwFLdVAmyfFispSYUk9VGlrJv+qPlxskzUoU9MzK",
+	"zZFZSlZaqwdILT88pxrFrQgA+/HcTCFmXngEMOJlarp4I87ZXw/UxAY0KX+khErqCOFJ0S4wH2J4BRDU",
+	"gvvLCQ9HUM/r+XALev1C1tdTj/5G+7AtTpO+245vQTWa7nnka55HW1YT/nZBRAcACz4IetGBy7Kxu+BN",
+	"y3Z3wa0rGMG+QvpSu1m5X89GurMRXqoCFoyQHMPUhRT14YXMrTgu9Yf7uzIrffheBMl52Edzcap9jT9+",
+	"cIsSLJrPpdEQTvfz/d0pz7G27WMLBVV5mEe3fEN6P7WgpCp5NED8X8dTdyfmszIvdHH3Vxf0+JbF/o8p",
+	"21kp3nRRwSL9pybZLmzc8E0ns7+x9McqzFigHEpKoWR8wcQfqgnKStPPWSzxtnlIaSqNGXDkC5+QV0N6",
+	"zpt/zZfaVSFbjLpyOsmKvi7LKukGP3t67jfnkaNcKlup9E5nEAFQuYo891RHnKmrhQI0YknEVajQxUL1",
+	"kG+d0lvYrXsW3d6r4FbftuPjEOW85Q0j8mzmJk/KpFWtpIRrBkkX6YaQCbfRrDxx4nsU7muX0dfTYIBF",
+	"Y0DXtnG0dETRCa+AgBgwB8d2Tt8LuEBcT3PudUaISCmKhZ4BBHmF+pkAQpcaf7VlrtoKECXk+kHzy2gC",
+	"cORQQq93kUQarmaN+a7Sk5B3P+R0t1jDU9vKxbXcJe/C3pax0qaYK6s7X8Tqs3dr/d0PveYkbZzIv60z",
+	"fV9DgFPqD8X/1gEorbe6tQ4fFudgwXneYDeAkRCfuhXgkqjCw3u6b/6SSajrY+NJQoSKUGgFmNc/ci3o",
+	"IKajQppfWd2kWrmPouCAPqwFU/mwH1Uj6U94iK2E9wTHqa/dTcr3ed76s7dXjgY4RtKxgAKOEx19Afei",
+	"izQci0oZ2YNaqaNqnlGfzpjOBwNTmGoVVaRfRVtHrRIyzFGr5cuqGfd/vW+6Olq/60/bLQl86OsWS7GP",
+	"apjjWFcCSGXbRJeCqasroH+RJDN/Vk++em1yeyaoprZkeQ2IwwLldTiDOzvmJamPMVVT8Oq1xp+gJfh+",
+	"rU7HBa6DYBqXzS60XbMNao53Lb3OUtbkTMB1QRyRwYCEOtWeNynCrSVjBd4pmDJLenTAVHgTbbkXaR3r",
+	"WymCMg3K3t0Do0+frvFXWhs+sac6uVW8dTOGtEbNX2xcqV5ezA3Gfl7Nps1G6zIv71eXFriZfvb508AU",
+	"4Wgc05iLFAuWFtD/ZoKVSekH7j+rOdxsn6MSV5+giS5c10fJJLpHbEoLLM2Y5wkibyhp7cb3t9Z1Ct6p",
+	"lT85p60//8QiHlpKtxW9luUhXreNV+F1rNifvKRNRhT3taYKu4pD+sOx8OaUmhRGb1EYs8j0kYf5Uj0p",
+	"nQxQHescUp8TYThFBz5K/OHbTatAxYBWOX6HNS/3PDoy4t0cYbVBJwNk36f2MFT34UPMYTPtj2YMW2xU",
+	"4evvUYBDEd+SoAv3VehbKnr0exSYvQy6hczszyoC9djkRZ131c4HXcTZQDRy8e88elwVznIO+mJGVZVk",
+	"JUbVRC0mKzjMm7p7U6j6+/l/q0dmq/2Wm4nLVrdTCg8N33EpmUJfsJwXgxY/PTUS4tnbq1rFkrT9B3Xf",
+	"+dxkY92AHfXo2p4OeqMay1iK2vtoHNNMEK5u94GiVePv9mgMqjqvsPmO5zAlxtIECCNTEmvFaKViVHVH",
+	"wC5wVkBHKZs/J+FIiImCeIrpgFX3NS/6AzSIAvymBMepU8ldpPCv1HTrOtI5jcWoR6F5rZHEtyRyPDWV",
+	"i4C4J3Ra2v4Pr5fi+3WTmbCZS+5FMmiYixjyWz1plAeyxphihfdUtw+XimP2KNT/6nmA/oIlUgSlvUik",
+	"knd7tEf/67/QE11hL39UEW0AduF8kCWqai4vAlVXegUaHywACtK8RL8rRwiC4D1ntEf/6oHI6tW66K9e",
+	"LY7kP3q1//3v/+nVPtRRDwSZ/mNRCmk/9AEGgzHlQAEKcZrGusgqL+faAsAYBGoAwjP6D3y7ic6dXhAu",
+	"jZ0eVTf+Q9GCvnUXfmG1LQTHsEcosH+H+ji88fRxqDs880YORWgu2EQZJcqaU2ZKE53Cqyr7xMA77qKI",
+	"geXSz+IkQiztaadOrnLcRK+KUnFIaamL0+QbI0AIV3dnBZ3WHnrJ0KnClAtga+XpU81riNBowmIKgPQ7",
+	"6ndBHZl/7kgWtn+GAp5gO0fduSEzaVn16Faw0wQgQCj72Xk/veFNdeOyAq9x+jUMe0G9TsFcqkZVcc7v",
+	"plz83ZY8try7szOdTpvpIGyQKBYsbbJ0uJMOQvmffG7b1Pv2qCksV+k7jaanYASDeYB6QRP9kJfDQmgW",
+	"Cml7NAhZRAI0JuM+SdEWJ0r8BFYVboCUet42d9gxigIo7lXSVFWHB/UenY7icAQEkQIRypfVURzjmTb8",
+	"myhQ1XuSOVYtRe5Rt9BcdTiJakMsFHPnhVJ6Hy7yxJO1GeZk182ZhxvU5Yv1/LhhWi4K17Xg6CrPBfeo",
+	"8tZBSwKCY640i0Jz7yj2MbEwJntUEmxIqGR/aZNTgqDechpzor+Mx+ZjeDIhOFXLhtNcSJQAxKGqMTS8",
+	"CZshn3Uf05WImrzHcH8ARKJgiqopSR26Ho05z4gh7YmjOuQv9fVfKrN8/uryClVvv8g7wbAVrgQZ+j0Q",
+	"7vvvbaXy/fdKXz17e6Xre9XophFzK4CmymC7ruudB1KWIEcfXxK5bnGvYCY6E1w3K8phb8hMiTH4FSSD",
+	"sEDzxEOzWJOjDdWilCRsoid3xiuGhJiHbvrlQM5gYMBAVZgXnancFGQbI3k41W7KI6XOiBSvlIBs5mjK",
+	"UkBtwUKOxWioJbdu7YA/lSKXRS+gfc27wcwDJNMRk8IE5RkfzQpw4THLhL7ZINZoK0WxqIIH0L822l4r",
+	"Nttw/o73qAKM0t81X+LKyLbNPY0CqWpBjdWgsncwcXJLaI/qCydikUd6kZUzgzIPbcxDMaS3YDLWNfU9",
+	"qq8qUmy/39pFvupMc2qK/D0IpBPLiLkldo+Uaoeyb+NFT7CU4Xk9uu6i4uoaY6ts3diMqpsKbFFJmFjw",
+	"UmuVzwjdgiOko+wK+U71UAXbTXv2Fkoa0AeQNVR7lYpPmmhCj4JmCX58UvA1PB1sHyNsAHPtsvsZiHMp",
+	"+Fu7qCjad+wCRW2zgi76/V1QnMwwF/9yp8DqAWpfVK3aumYczfVlQ9UF47Ot1R5VsaTigZSgNP8eiZro",
+	"1a2OPqkr0+wiIrBgOAr2OkeBNqyhP6VUpi7tvErF90CfEX1iDNapVffdo4tuxdE3PxWWjsZhLRWCb/H8",
+	"mpYeneJYbNdRUL6DRhuT+a8DfcGM/RvvFTN6g+DSCGPUGPtNEwn+T1/kn9s9IG/ZhFA8iZszPE70DPLf",
+	"geitqxsOLqd4OCQpen2m3otYaC4uSOKQ6LCGCrnVXpxJVzJLE+1OSbtMDqosa7DJ9Et8Rz5bdHAV3lWt",
+	"XrslqSoYqbWbrWZLPqanVuvWdput5i5UJIkROLd+1SH/MiTCh8AlDWEldyst6zqCZ3QjKCtgDnkmXV+t",
+	"iU56FP4pLRQbKQByvCAqbsisiR5nqdIK0hpWzp0xIonQVT59JtnXaBvDVFJHwRAvS/ZxDQiiDuFZVOvW",
+	"fiTi2fRGITIowwxI02m1FiBGe5CiVVv+7xp3QcMtaHCFHFNBIyjUbs7Tn6//GN+9eYt/fXNyNJ3+8PTg",
+	"LGO7t2/+/PPw6u6n06vpv3+YDdPLvZuaBkUALASNfACABwBvUGu3//j15Nef707TwZvL68Or2dtffno1",
+	"PByFt+d4Er9I0ukZxufhT68vWO3Du5VxmwGnYA5os3ZNmpK59hWZfEPl5Nxx7xC3Ay217u/v6hYI/o/m",
+	"logcoUEzkUouuWxUq9cEHvICwkCOXNguUSwaAEHJ5zL0c+Wign+uHpWOxlSa7NAkUleCnk1UWAsN4kSQ",
+	"tIorCv6y6lQNCpRRHTuYCzSKXqoUWdH6q/S0doB4FwV7rRZymgG19DWwQqojMO8EPAat1UZuF5yU4m5r",
+	"2zEqKTf54gLboXJoJOEKHEoOMkXPQR0CH0MUj+wopxzuCljypLonTT5YxndJZnrPpPLWzY/9mRLYgJjr",
+	"XOSyO2iHR/iQNDr9vaixRx4NGkf4oN9oh51ol+wN9vFBH/oWat0aUNVE8rsOSmh+eJakUhZPGABR5810",
+	"xTt+fTN1QEw3NFc4AeQOhyLRxFXWsAecWDeEusup/H0+lVWNqHXXWimRux6NlTUPJohTVwfYKru7u0el",
+	"q346rc5+o7XbaLWvWq0u/O+3eXSOVTOyh8QLk0aL5muuoVt9qnurTBUSnOtP9d1D1aHKz/xeIF0rRrAS",
+	"DAVW9aqH006m59vV7ly1D7p7+5oGFny0Mvkgj2O++k6nQmutqE06g13c2Ovvh4296IA0Hg0OceOo3wrb",
+	"UYfsDvawqgWUX5KGU7u92zy874UMFmTyqufbrnysvWB/xkmCd/abLbT173b7GD2PaXaH7h4dXB/sbaOn",
+	"cUoG7G6nvbsLRl+Z7KXzV5CeZkmymLCtKmF1Er42/P777/9/vefNkI2BOhh4wduXZoi/Tw4Gh/hRv3EU",
+	"tuR2twcN3OnvNsK9yPzpyBC/ffSoud9utlut5tFRifxq8jZx1W8c0oVZmuw8au5LurwrcoEaiqjTKkEJ",
+	"qRGcTVbbuB81DsjhoLGXT1xxkGSgA3XDz2qm1RxQaO99x4CKxAaOiQJ2194qdtcPOG9WgVfay19xrquD",
+	"l3aXv/Q074K8p0Uo31rhO55ruUvGpJuv+91BVfngWJqS9g5ZLWsSfl02J8VoB/h+B6JVkUGO85X3QTU3",
+	"uCBO9hIqqPJ6KlMF0icJo0OABa261T0IA+WdyzMiVBxW5yBMMT0eExR0Wp0AkRiKTqZ4VjElO0fIce/B",
+	"CGwFOyrArUJ7DoyEMTIBptJjBFb7v4rz+QOLZuspDCNUcIQdmbLyuZrfjvbBTQFDWW5Fv3Xuo9+sq1pq",
+	"ZwNnX1UMzM0wYh988AhLJiBUQVHY9Qrrq5o1pFD5zhef/NHPNNHJHNxjCPepK9Jj3/IB2Pae4qq9gkQ4",
+	"V53TV4w9h75peG9/FTHnuSBKvtzprPJy9W5GePdo+bvl69s370JDwsFfOaGukHEEnRjNlXPK5Z4v504Z",
+	"5dlYh+Gtcgcvk6tUXKpBTgqQbZODl0z2FESQqdZT76nsRD2P6Zg3nUJVyqY+x3ke6kIughdhKvSok3LY",
+	"ghHLIDploSkl5fax6musAuX4ZKhVSfMQ4anraWq3nR/26IuDP94+Ihct8etudrbPzg/x5VH0tD38qfN+",
+	"dWnqKfFZSYzueVr2nKrHouTxvmbMCsfs1EAtfI2C5LNaUI4seaOjbuVObIgJYA9AyXLZAp7IAqECcL6q",
+	"aLbwHEB8QDQcYZNXq+u6DJUddvNwUHjTo04usSoh2sgLpVPg49zEFDC7NWIN2jIAVECNeo+69xXXi2I+",
+	"lpoCbGPRbUN/Kph1ojDg1H1wyswbxXSoA3M+2JtpKUVo3XCd24dmXsP4llBVv68CIBiFJbScY49FCPgs",
+	"8OtS0qdHC7NVG6hrQf1AdUePOhme7Qfbn4A59DFMThuAomYIN2IpJ6gPvQQzxAWeJGvcg+jAnK4kSFv3",
+	"s0fdTqsamT0b9X8M41fxs6e/Pbm4+uXyjJ+NxeS307ODs7H4Jbzh8fPTZy3y7xP5zM9v2r/Eg1+aZPbs",
+	"z+jtWfwqPvvzt/dP3796+2T3t8tnR82wk9D++Gkr+vezxG3UUR1Rvv6nzv5Rp2X/0Uzu0fiXTvrm4O6q",
+	"NXm+R387mv7c5s8OR493Bz/sh78+wk86w9cH8avWHxd7boeQuZf7UxnLbmuex1J+zoZDEqGYNg3wmSre",
+	"gz5FjWwUAnpC6aLKU/nLximjImU+DIxkimccBZQ1oHI3OIZDCJhjKv1liS43RmheWXJH+XmKh2O88Msw",
+	"8aAOR/Snq6vznXazpVZT/ST8euEnP3zE6MWZkhinbsxppRgGGCkvmXhjCva/uSCfw+Kwi7gKz8GCAFlu",
+	"XrBMzLcvLqzSIVOgU+n6LEIydaSgUMyNrWWLwgcNaYp9THGKVMQ+42OFJN1aKTm18lUMci2tWCaa9w4M",
+	"fklhvnJojw0NBKrdfKW3e1UeauAkWc5HzrWtOZpFUZtIIsjw2Xxkz4lR8slY4yRJVuKOJ86SgKEVjuk/",
+	"nFecrVzOJUYm7Qzgnpn5rAKahRfY6xmv4A2tFhkW8S3pUdNqujgOPNXdhyxVyKsCkGA/fkzYvXTns8aD",
+	"/ff/fJZYsDfGX4ebM6q4U19JQNie8cJIsHfx36LCnzYqbDoR/Cy3hrSDt+4TFPZ9t444ETwP7uaPQPlk",
+	"ukjFQlb7K4j59qjU3vMw7qr5tI2ITit6gQGLPsrJOxmlmBNEGbiQGYemY+OP/3H4dpdcHIlf2xA3foQv",
+	"O9HTveFPB+9/biW/7d6tl4u7n+jd89/mA2yhoTeOSyxRMVH++VLly3HYLqGZxjm9OjqszvmKYWHtWC0w",
+	"uDWkXQUup6uvpIAeEqj9lwe81HFCIz1J5azp6mPVq+k0nCiMSpGlVGq58+WdKSWZIS0xVUyDMEx2IPRX",
+	"Si0rTr/KnLB0CZN8uQyrG6mp7x+QU8pBt6HrNsQUUQa3D5M0bxb3GIJQSfqw6gCr0/kh0uwhUcM1BJYD",
+	"Rv0VR2j74ze794zSttu+KO2vYj87e8TOO/hyL3p6MPzp6P3PbakOTg9vf2jRF/uQbeyIXw+yLzxK+5JM",
+	"bZSyb6Hazx+qtaXEN/v+s2jwvAUUe2DjlNYsDs0qmlzB2y/wEUBBcrvcTapIYuIklaK5JrpiCN+yONIJ",
+	"U6mQoeM7B5cmHI3wbZ6e5HU7y7o0PGKBVcdFr6lZie6rL3kaJb9grgeA/A4AKNiy1vXrUU3Pj5Lo1FXi",
+	"JxFGz9ktSTDUtW88/Vm+8+CzRGGk7QM3jJht/Y8qyNOrhytivgVfvhbhbA5O4b5I8bZQCuc4awta3kiO",
+	"om7u9arg/qiLM5WRBKAXMUeAvgPCmjLRozn2et7KVtx5Gdwzr/HwvrQLDaW2of6V0t2UWZI42D+3JgHY",
+	"tFqZ5N9LaPef6OrQao/RBcFRQ5UCmUQluIK8brrmdb2oDVNkrSUDUJglq3EmvHg+J1IAZwnOQTOPXeAl",
+	"OVXr+/IzlY+/szs5PqZQrtxH4BHK1o0E/6ltFtb2+9osDLihkVkaA9sWWsBNS4SW5tqVGnS1PLLwI76m",
+	"1trXQI3P1FSrYMymI8bLN+lxgVPTEQp9ipOUDOI7tFW+j6fUrijNzjntiSb94G369N/Zs2DSEJQDPwCm",
+	"p86kOxMlmX1TkU/Pm8nBmhOBC3Birq97Lc3BgC16O0sNIOhq8snGMV04odAEJe/XFdtepdU07yIcKHdl",
+	"I92x7vQ/UpOsmbka/nN2y3o6MduN9v5V66i7W3RiFvjQql3RwWpWv5rv8pWBixVcrwdruPz9drfVAQqu",
+	"0bLr9y+1ifp7fh5By78r0HuLQ2Jj8+oJdeSWtjtmSyXj+MnWumrvFRu/hGz5a52WXG3+Wt7smuKQLCGl",
+	"xjr10FJ9cJ3+X0U53Y5q6FWhk9VP7aFUaTG+/tdS+2uNzJ69P3vP4hfvT2YvL1vTF5etuxdPf7l7+ZhN",
+	"X8j/nrL4+emziXzmZefF3m+nz47u1RW9uhFWATNe2CoLAuNbj+zqxptlyPuMt0zbIsZ4Uz+/+1BfFt1T",
+	"CacoTkkoklk9N9KSmbIgCu8D0zzm5rYy5OG9kkEHblPQRK9pEt+QElxsLDRuoJwDXLGag8H36I/SqwWE",
+	"WPj6iKSASRuOCPQvwHABJ2CB6QtiKnbjEbIvp54f+Nsqav4wNbm6HoXby+dFBefGFj2mZ48utT3XqxNU",
+	"W/eabybYuIrAVLpHK4kf5QvoJzaZKJfPrmJImE7jZjTjGU6sYoZaRT6uLFmKBa8VmGzfLzDpR1loXbUe",
+	"dTv30u2rU3i+dq/MYH0dVd64+dpqkVYvTeQTRV0dkHmPXnkNSXO1caV84HONyOgrWJE+6SCva1IVwIHj",
+	"6+78FUcfSlA57gMr7sHnSd89XAd+6+P8DFpexRtLal5JQa2wPZq+HKbZMXeEQLSyin9RXEvA55TDf8eL",
+	"zB+4oiGjgzgdV1BaFSSxtxKwiU4WXXFg9Squ1fmJkdvUibaCpXpXv9jHLib90g7HHrWLaNZU1o+Bwi/I",
+	"hgoFN5PnM5N6aMnfieaO/HaLjVf83UvIfct/ffaGDcVhaDzz5cL0b6QBuBTAdJFU+gQ9OT8Soc/uJmrK",
+	"/sPCRg8LF30RhuWVlwX/kT1WPxKx/LxOsAhHPjwITIfajpBMIX3AHV3QWrnojZbvNFQoRD1avYUQfMmI",
+	"EXUXnPTkDZgMFgBN3wXMBLBKLPSumPcoXNkDNyDWi9ypKbLQ09WluliY16Duoke3PAD7NtpOUEf6Josc",
+	"orsUbkDxAGEK1zLkvWBIMHbjzGNMMJ2O4oRsN9Frc80oNbe4qIJHPmJTjd5u2hH162pdU+sCOxt6J+Zo",
+	"kJL8Hj1VkeWrkVpoZRngdZZqg6u6R6ZEqoxAXgKZcO01vqAVww3IkPFEzJC6/Wn7wYGXdWS/uar0Iaab",
+	"JSF/1rdyrSiYSvekfsxS53+wWgKiPzTW0d7/0lSSnqytjD5VAOGfHg74BxrjSpYsU+6e+MGOfSXyJPOi",
+	"aApebizSsYIRCW88jfR1VI0VaD2p/cZjHx6A9HFnHCU5gst9ogXlO5ylpl/mMMyNGqg7p1A1O1B0ADlk",
+	"gYtgVNwEbsWo6wE8KYlSjYsOO/g035pVK8pO20TzYvXS7MWxiXqNkun1ei2PqycInGV9rEZG4NJvwY1v",
+	"8lSxm5SnPsSbhQLVlIUuqaFbEPmAWlYzjFtm18yt80CheKoLV8qwJzYQjoLAYbrKSEuDdWvw8nsfpfRU",
+	"10euUYe3btXdi9mlIeJHL737qBVDxrzMa1j05uXWsW77s17Za7SOnFfAAD3qd8je4AA3HoVtaRbvDhp4",
+	"v3/YCI+iNtkd7ONDBdQeJeTaM+huo30IZu6eGbQKp59gLq4ls3jtY/PiA8HwvTRqta/ah4UfktPIFPH4",
+	"1rPrvgNEauPdcJ8cDhpH/U7U0ORqKVfiYPAIt8I2WUyk/at2q9vq2ESyYO87u/PJ1HrkvOqQKb8WqhEm",
+	"8U672bkv/v2G3RB9yFav6DEy6ZOqwy8ZsyjmEFDjhbRaT0dA7nlRCs+gW8ENoIP5SqPQFjwLR+rCv4Rx",
+	"gSIiVwgXRI7xrEf7xGd6V9XBHqJMXA9YRl3EU6Vn8ngduYu5qCOnVw8sJoDbcABnlG0l53s8T99YObk4",
+	"+kj6RVE01zBrKxj93lnkUx17PvdJkeyzWJJqQotfesnEU7nNX/hZU/tmDsLah27ZQXNy5dbF6HMy3lcG",
+	"xuGGkIm6Jy/WaDl5cyOkv819oPrH15ykQamGTn01WHwGN35mHtYboZJ/ukBtvQMkX1r59EDVzxeWe75H",
+	"gc1XfAzdjjh/DnhuwcqS7K88zKokazrCAu7kkydJRW7RlgHuNp0cYZJFJNrWx6dHFzcVfcGn50dV1rrB",
+	"o9P6Vgj5n1IIaVTPN6H3WUrxfwSYrbnybkn2HBuDXfJp3c2R110kAXW9OEuLuwzgN80eXVSBH2Q6qxjU",
+	"ddDezcM717Vg0aOMSvfgMXxDwWuBXeO1e44RLmZjUKykG6Dgq3oU7jhEhKon4JIbbf/0cqnRq3URePar",
+	"yOwVK/zvkVEGuV5VCD3qaIRP1C2v0jcP1wn3jPTnvUsmgr4iUEY0jmkx9c+Ux15XYc27r/KrVWGLO89K",
+	"6/yW4f4kyuxbTf2XUlOvM+Or19T/FUcfdrS7Ph866zWFGBhGnA1MdbS/N25dJaeibSZeVi4syxvxisqy",
+	"uhoj1NxkhetARevqMONEKzjJpa7QiooPRntAo9tFERb55g198d7Q3lW7/QVW7+ahtm+a5CsSzProS5fC",
+	"ivOsLqENuJa3aOmCTBIc6nJl7XKpRuMcZUtdzcaJQFu5x4DTFM9QSsbs1vg+uk24BKylQKBWEO4Lq3/M",
+	"LXYA/wW/qjQire65fJ5Q1qXVof1ZfBdXmNVzmKx3a6RBFVLZV+K/fF0qpkAtW1fZQC5+94sMvSkhEgsO",
+	"ARZY6z9O7XzzRx4Mw6aRAit6D1RTEQpcFZRN6b28dECjDs71UJ6zYaH+4Gol0GfTEUlJt5RKq8LvF8k1",
+	"ldWUzG6XlXEN0G/dsEbZFDGaK8oSPOLXlaFR2WYA9bpvJdpaec4n865W+Zbl/DQntgzm6a8+qNyAszCs",
+	"MCI4EaO5daD6huVzxsUwJZe/PIdjeEGimOsDqbBzCA5HhcZJsCA0nDVR0Gm1lK/fo2peUI8PLW6TOrjh",
+	"AdoCqG24GcfEFWbyiYhN5UllAhF6SxI2gbYxX6LyJ7WIhxpAMDdupNUwVcPoxVyPea3bbj6yjINsUgOj",
+	"K4orD7aaB6UHPwAcSCJGszUj2Hpxc7FEIzIhNJJfVmRtPphvN0mxTrM9n2IEPtytZTSVDARnoO4SHK4C",
+	"LsLIbEpdUkKWZgO0PBEoIZhDb0iJpMCHS3CX5SkAeagmZqSjgamVR0UejHzg2NGm+hDaJ3InkXbnvGN5",
+	"Yho+9fmKE6IvtgGrAwRyRml+m01f/p2py8BNeTVvInW6e5Qya8lw9ThG0hvoY06kVsZDUpTTDYlwvpUS",
+	"QPoEXGcmenTZYX0ufVrCHw66XOKqFa/WNl+fYzpbFMRyC5of4Xo1Mwf5sT5ZwgdQsbgyI1i3vku+CzFV",
+	"7coixYNBHKItryTPT9+2glCZI5djoXOpmkWkXY36OME0JKm+RIkTCglOw2Q9Cs3Pq8nxC4KjeCO88bWJ",
+	"8guoSxXM2a3PL8mNgBbxmKj7gpcK57lUPFxAxU1J8ZfQYo6j2THCDxPomhEXHFF4Pb01lnbZsQlxgiIC",
+	"/D4m0OuYpUmtWxsJMenu7CTygRHjorsvd1hacvoT1TChjVeYsGFM69oB0u4Q/JZlol6+NjG/KMWp2nDw",
+	"2iUd69V6YBti3ZxSuC9ibnU3m7oXtBhjFW0F5dLy//3v/wm27VnoklgP/LuFna+MWVX0qu9taaIn0u7M",
+	"Z6gQHBA22a3vld9V9vKsywtK2PHcMweIu9Urlx6IEZmpaw9UK6lypAuwSAOc33Qxo31fuHLx9FUXg2LM",
+	"RkoScospOMZyxSWsfc9ouXZR9rnDyLwkh83tDO6WWh/R7F79ynnWT+IQ3ZCZBtJWkBQl/3vr2eWrl+gt",
+	"6aOfyQxdEmFvu3y39uHdh/8XAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

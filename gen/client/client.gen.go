@@ -676,7 +676,11 @@ type TokensTokenType string
 
 // UpdateMeRequest At least one field. Fields left out are unchanged.
 type UpdateMeRequest struct {
-	// Email An email address (compared case-insensitively).
+	// CurrentPassword The current password; required to change `email`.
+	CurrentPassword *string `json:"current_password,omitempty"`
+
+	// Email New email address. It takes effect only when the link mailed to it is
+	// followed (`verifyEmail`); needs `current_password`.
 	Email *openapi_types.Email `json:"email,omitempty"`
 
 	// Name New display name.
@@ -1291,14 +1295,17 @@ type ClientInterface interface {
 
 	// UpdateMeWithBody Update my account
 	//
-	// Changes the name and/or the email address. A new email address does not take
-	// effect at once: a verification link is sent to it, and the address changes
-	// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-	// response shows the current address.
+	// Changes the name and/or the email address. A new email address needs
+	// `current_password` and does not take effect at once: a confirmation link is
+	// sent to it, and the address changes when that link is used
+	// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+	// account took the address meanwhile). Until then the response shows the
+	// current address, and whether the new address is free is not revealed.
 	//
-	// Problems: `409 email_taken` when another account uses the new address;
-	// `422 validation_failed` (including an empty object); `400 malformed_json`;
-	// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+	// `invalid_token`; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1307,14 +1314,17 @@ type ClientInterface interface {
 
 	// UpdateMe Update my account
 	//
-	// Changes the name and/or the email address. A new email address does not take
-	// effect at once: a verification link is sent to it, and the address changes
-	// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-	// response shows the current address.
+	// Changes the name and/or the email address. A new email address needs
+	// `current_password` and does not take effect at once: a confirmation link is
+	// sent to it, and the address changes when that link is used
+	// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+	// account took the address meanwhile). Until then the response shows the
+	// current address, and whether the new address is free is not revealed.
 	//
-	// Problems: `409 email_taken` when another account uses the new address;
-	// `422 validation_failed` (including an empty object); `400 malformed_json`;
-	// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+	// `invalid_token`; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2090,14 +2100,17 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 
 // UpdateMeWithBody Update my account
 //
-// Changes the name and/or the email address. A new email address does not take
-// effect at once: a verification link is sent to it, and the address changes
-// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-// response shows the current address.
+// Changes the name and/or the email address. A new email address needs
+// `current_password` and does not take effect at once: a confirmation link is
+// sent to it, and the address changes when that link is used
+// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+// account took the address meanwhile). Until then the response shows the
+// current address, and whether the new address is free is not revealed.
 //
-// Problems: `409 email_taken` when another account uses the new address;
-// `422 validation_failed` (including an empty object); `400 malformed_json`;
-// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+// `invalid_token`; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2116,14 +2129,17 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 
 // UpdateMe Update my account
 //
-// Changes the name and/or the email address. A new email address does not take
-// effect at once: a verification link is sent to it, and the address changes
-// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-// response shows the current address.
+// Changes the name and/or the email address. A new email address needs
+// `current_password` and does not take effect at once: a confirmation link is
+// sent to it, and the address changes when that link is used
+// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+// account took the address meanwhile). Until then the response shows the
+// current address, and whether the new address is free is not revealed.
 //
-// Problems: `409 email_taken` when another account uses the new address;
-// `422 validation_failed` (including an empty object); `400 malformed_json`;
-// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+// `invalid_token`; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4104,14 +4120,17 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateMeWithBodyWithResponse Update my account
 	//
-	// Changes the name and/or the email address. A new email address does not take
-	// effect at once: a verification link is sent to it, and the address changes
-	// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-	// response shows the current address.
+	// Changes the name and/or the email address. A new email address needs
+	// `current_password` and does not take effect at once: a confirmation link is
+	// sent to it, and the address changes when that link is used
+	// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+	// account took the address meanwhile). Until then the response shows the
+	// current address, and whether the new address is free is not revealed.
 	//
-	// Problems: `409 email_taken` when another account uses the new address;
-	// `422 validation_failed` (including an empty object); `400 malformed_json`;
-	// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+	// `invalid_token`; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4120,14 +4139,17 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateMeWithResponse Update my account
 	//
-	// Changes the name and/or the email address. A new email address does not take
-	// effect at once: a verification link is sent to it, and the address changes
-	// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-	// response shows the current address.
+	// Changes the name and/or the email address. A new email address needs
+	// `current_password` and does not take effect at once: a confirmation link is
+	// sent to it, and the address changes when that link is used
+	// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+	// account took the address meanwhile). Until then the response shows the
+	// current address, and whether the new address is free is not revealed.
 	//
-	// Problems: `409 email_taken` when another account uses the new address;
-	// `422 validation_failed` (including an empty object); `400 malformed_json`;
-	// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+	// `invalid_token`; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6068,6 +6090,14 @@ type DeleteMeResponse422Headers struct {
 	XRequestID *string
 }
 
+// DeleteMeResponse429Headers the declared response headers of an HTTP 429 response for DeleteMe
+type DeleteMeResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // DeleteMeResponse500Headers the declared response headers of an HTTP 500 response for DeleteMe
 type DeleteMeResponse500Headers struct {
 	XRequestID *string
@@ -6091,6 +6121,8 @@ type DeleteMeResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6105,6 +6137,8 @@ type DeleteMeResponse struct {
 	Headers415 *DeleteMeResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *DeleteMeResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMeResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6134,6 +6168,11 @@ func (r DeleteMeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r DeleteMeResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -6290,6 +6329,14 @@ type UpdateMeResponse422Headers struct {
 	XRequestID *string
 }
 
+// UpdateMeResponse429Headers the declared response headers of an HTTP 429 response for UpdateMe
+type UpdateMeResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // UpdateMeResponse500Headers the declared response headers of an HTTP 500 response for UpdateMe
 type UpdateMeResponse500Headers struct {
 	XRequestID *string
@@ -6317,6 +6364,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6333,6 +6382,8 @@ type UpdateMeResponse struct {
 	Headers415 *UpdateMeResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *UpdateMeResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateMeResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdateMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6372,6 +6423,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r UpdateMeResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -6439,6 +6495,14 @@ type ChangePasswordResponse422Headers struct {
 	XRequestID *string
 }
 
+// ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
+type ChangePasswordResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // ChangePasswordResponse500Headers the declared response headers of an HTTP 500 response for ChangePassword
 type ChangePasswordResponse500Headers struct {
 	XRequestID *string
@@ -6462,6 +6526,8 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6476,6 +6542,8 @@ type ChangePasswordResponse struct {
 	Headers415 *ChangePasswordResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *ChangePasswordResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangePasswordResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ChangePasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6505,6 +6573,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON415() *UnsupportedMedia
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8271,14 +8344,17 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 
 // UpdateMeWithBodyWithResponse Update my account
 //
-// Changes the name and/or the email address. A new email address does not take
-// effect at once: a verification link is sent to it, and the address changes
-// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-// response shows the current address.
+// Changes the name and/or the email address. A new email address needs
+// `current_password` and does not take effect at once: a confirmation link is
+// sent to it, and the address changes when that link is used
+// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+// account took the address meanwhile). Until then the response shows the
+// current address, and whether the new address is free is not revealed.
 //
-// Problems: `409 email_taken` when another account uses the new address;
-// `422 validation_failed` (including an empty object); `400 malformed_json`;
-// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+// `invalid_token`; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8293,14 +8369,17 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 
 // UpdateMeWithResponse Update my account
 //
-// Changes the name and/or the email address. A new email address does not take
-// effect at once: a verification link is sent to it, and the address changes
-// when that link is used (`POST /api/v1/auth/email/verify`). Until then the
-// response shows the current address.
+// Changes the name and/or the email address. A new email address needs
+// `current_password` and does not take effect at once: a confirmation link is
+// sent to it, and the address changes when that link is used
+// (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
+// account took the address meanwhile). Until then the response shows the
+// current address, and whether the new address is free is not revealed.
 //
-// Problems: `409 email_taken` when another account uses the new address;
-// `422 validation_failed` (including an empty object); `400 malformed_json`;
-// `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
+// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// (including an empty object); `400 malformed_json`; `401 unauthorized` or
+// `invalid_token`; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10590,6 +10669,13 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10664,6 +10750,37 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteMeResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteMeResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10839,6 +10956,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10923,6 +11047,37 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers UpdateMeResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers UpdateMeResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11000,6 +11155,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11074,6 +11236,37 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangePasswordResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ChangePasswordResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {

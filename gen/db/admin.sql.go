@@ -174,7 +174,7 @@ WHERE u.deleted_at IS NOT NULL
   AND u.id < $1
   AND u.email LIKE $2
   AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = $3::text))
-  AND ($4::timestamptz IS NULL OR u.created_at > $4::timestamptz)
+  AND ($4::timestamptz IS NULL OR u.created_at >= $4::timestamptz)
   AND ($5::timestamptz IS NULL OR u.created_at < $5::timestamptz)
 ORDER BY u.id DESC
 LIMIT $6
@@ -253,7 +253,7 @@ WHERE u.deleted_at IS NULL
   AND ($2::boolean IS NULL OR (u.disabled_at IS NOT NULL) = $2::boolean)
   AND u.email LIKE $3
   AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = $4::text))
-  AND ($5::timestamptz IS NULL OR u.created_at > $5::timestamptz)
+  AND ($5::timestamptz IS NULL OR u.created_at >= $5::timestamptz)
   AND ($6::timestamptz IS NULL OR u.created_at < $6::timestamptz)
 ORDER BY u.id DESC
 LIMIT $7

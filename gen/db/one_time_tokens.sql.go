@@ -12,6 +12,17 @@ import (
 	"github.com/google/uuid"
 )
 
+const cancelAllOneTimeTokens = `-- name: CancelAllOneTimeTokens :exec
+UPDATE one_time_tokens SET used_at = now() WHERE user_id = $1 AND used_at IS NULL
+`
+
+// Every pending reset, verification and email-change token of the user dies:
+// its credentials or address just changed.
+func (q *Queries) CancelAllOneTimeTokens(ctx context.Context, userID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, cancelAllOneTimeTokens, userID)
+	return err
+}
+
 const cancelOneTimeTokens = `-- name: CancelOneTimeTokens :exec
 UPDATE one_time_tokens SET used_at = now()
 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL
@@ -29,10 +40,13 @@ func (q *Queries) CancelOneTimeTokens(ctx context.Context, arg CancelOneTimeToke
 }
 
 const consumeOneTimeToken = `-- name: ConsumeOneTimeToken :one
-UPDATE one_time_tokens SET used_at = now()
-WHERE token_hash = $1 AND purpose = $2
-  AND used_at IS NULL AND expires_at > now() AND attempts < $3
-RETURNING user_id, email
+UPDATE one_time_tokens t SET used_at = now()
+FROM users u
+WHERE t.token_hash = $1 AND t.purpose = $2
+  AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < $3
+  AND u.id = t.user_id AND u.deleted_at IS NULL AND u.disabled_at IS NULL
+  AND (t.purpose = 'email_change' OR t.email = u.email)
+RETURNING t.user_id, t.email
 `
 
 type ConsumeOneTimeTokenParams struct {
@@ -46,7 +60,8 @@ type ConsumeOneTimeTokenRow struct {
 	Email  *string
 }
 
-// Single use: of concurrent consumers exactly one gets the row.
+// Single use: of concurrent consumers exactly one gets the row. Same
+// binding as PeekOneTimeToken.
 func (q *Queries) ConsumeOneTimeToken(ctx context.Context, arg ConsumeOneTimeTokenParams) (ConsumeOneTimeTokenRow, error) {
 	row := q.db.QueryRow(ctx, consumeOneTimeToken, arg.TokenHash, arg.Purpose, arg.MaxAttempts)
 	var i ConsumeOneTimeTokenRow
@@ -92,7 +107,8 @@ SELECT t.user_id, t.email AS token_email, u.email AS user_email
 FROM one_time_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = $1 AND t.purpose = $2
   AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < $3
-  AND u.deleted_at IS NULL
+  AND u.deleted_at IS NULL AND u.disabled_at IS NULL
+  AND (t.purpose = 'email_change' OR t.email = u.email)
 `
 
 type PeekOneTimeTokenParams struct {
@@ -107,7 +123,9 @@ type PeekOneTimeTokenRow struct {
 	UserEmail  string
 }
 
-// A usable token and its account, without consuming it.
+// A usable token and its account, without consuming it. Reset and
+// verification tokens are bound to the address they were sent to: they die
+// when the account's address changes, and on disabled or deleted accounts.
 func (q *Queries) PeekOneTimeToken(ctx context.Context, arg PeekOneTimeTokenParams) (PeekOneTimeTokenRow, error) {
 	row := q.db.QueryRow(ctx, peekOneTimeToken, arg.TokenHash, arg.Purpose, arg.MaxAttempts)
 	var i PeekOneTimeTokenRow

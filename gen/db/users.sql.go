@@ -67,6 +67,46 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 	return i, err
 }
 
+const getLiveUserWithRoles = `-- name: GetLiveUserWithRoles :one
+SELECT u.id, u.email, u.email_verified_at, u.password_hash, u.name, u.disabled_at, u.token_version, u.created_at, u.updated_at, u.deleted_at, u.tokens_revoked_at, ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles
+FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL
+`
+
+type GetLiveUserWithRolesRow struct {
+	ID              uuid.UUID
+	Email           string
+	EmailVerifiedAt *time.Time
+	PasswordHash    string
+	Name            *string
+	DisabledAt      *time.Time
+	TokenVersion    int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	DeletedAt       *time.Time
+	TokensRevokedAt *time.Time
+	Roles           []string
+}
+
+func (q *Queries) GetLiveUserWithRoles(ctx context.Context, id uuid.UUID) (GetLiveUserWithRolesRow, error) {
+	row := q.db.QueryRow(ctx, getLiveUserWithRoles, id)
+	var i GetLiveUserWithRolesRow
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.EmailVerifiedAt,
+		&i.PasswordHash,
+		&i.Name,
+		&i.DisabledAt,
+		&i.TokenVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DeletedAt,
+		&i.TokensRevokedAt,
+		&i.Roles,
+	)
+	return i, err
+}
+
 const getUserByEmail = `-- name: GetUserByEmail :one
 SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE email = $1 AND deleted_at IS NULL
 `
@@ -173,4 +213,23 @@ type UpdatePasswordHashParams struct {
 func (q *Queries) UpdatePasswordHash(ctx context.Context, arg UpdatePasswordHashParams) error {
 	_, err := q.db.Exec(ctx, updatePasswordHash, arg.PasswordHash, arg.ID)
 	return err
+}
+
+const userMailable = `-- name: UserMailable :one
+SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL AND disabled_at IS NULL
+  AND ($2::boolean OR email = $3))
+`
+
+type UserMailableParams struct {
+	ID         uuid.UUID
+	AnyAddress bool
+	Email      string
+}
+
+// Whether a mail to this address for this account should still go out.
+func (q *Queries) UserMailable(ctx context.Context, arg UserMailableParams) (bool, error) {
+	row := q.db.QueryRow(ctx, userMailable, arg.ID, arg.AnyAddress, arg.Email)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }

@@ -35,6 +35,7 @@ type Server struct {
 	HTTP    *http.Client
 	logs    *syncBuffer
 	mailDir string
+	mailbox *SMTP
 
 	mu      sync.Mutex
 	secrets map[string]string // value → what it is
@@ -74,6 +75,8 @@ type Options struct {
 	Authenticator httpapi.Authenticator
 	// Deps, when set, may change the HTTP dependencies.
 	Deps func(*httpapi.Deps)
+	// Mailbox, when set, receives the server's mail over SMTP.
+	Mailbox *SMTP
 	// DatabaseURL and Redis, when set, are shared instead of fresh ones
 	// (several instances of one deployment).
 	DatabaseURL string
@@ -107,6 +110,11 @@ func NewServer(t testing.TB, o Options) *Server {
 	env := TestEnv(dbURL, rd.URL())
 	mailDir := t.TempDir()
 	env["MAIL_DIR"] = mailDir
+	if o.Mailbox != nil {
+		for k, v := range o.Mailbox.Env() {
+			env[k] = v
+		}
+	}
 	for k, v := range o.Env {
 		env[k] = v
 	}
@@ -145,7 +153,7 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("build client: %v", err)
 	}
-	srv := &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs, secrets: map[string]string{}, mailDir: env["MAIL_DIR"]}
+	srv := &Server{t: t, URL: ts.URL, DatabaseURL: dbURL, Redis: rd, Accounts: a.Accounts, Client: c, HTTP: hc, logs: logs, secrets: map[string]string{}, mailDir: env["MAIL_DIR"], mailbox: o.Mailbox}
 	t.Cleanup(srv.checkLogs) // runs after the server has stopped
 	return srv
 }

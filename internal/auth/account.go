@@ -28,13 +28,8 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
-	if err != nil {
+	if err := s.VerifyPassword(ctx, u, current); err != nil {
 		return err
-	}
-	if !ok {
-		s.audit(ctx, Event{Action: "user.password.change_failed", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c, Details: map[string]any{"reason": "wrong_current_password"}})
-		return ErrInvalidCredentials
 	}
 	if err := s.CheckPassword(next, u.Email); err != nil {
 		return err
@@ -142,14 +137,25 @@ func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
 	return s.hasher.Hash(ctx, pw)
 }
 
-// VerifyPassword checks a user's password (ErrInvalidCredentials when wrong).
+// VerifyPassword checks a signed-in user's password before a sensitive
+// change (ErrInvalidCredentials when wrong). It counts against the same
+// lockout as login, so a stolen access token cannot be used to guess it.
 func (s *Service) VerifyPassword(ctx context.Context, u User, pw string) error {
+	if wait := s.lockedFor(ctx, u.Email); wait > 0 {
+		return &LockedError{RetryAfter: wait}
+	}
 	ok, _, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
 	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
 		return err
 	}
 	if !ok {
+		s.audit(ctx, Event{Action: "user.password.check_failed", ActorID: &u.ID, SubjectID: &u.ID})
 		return ErrInvalidCredentials
+	}
+	if s.lockout != nil {
+		if err := s.lockout.Reset(ctx, u.Email); err != nil {
+			s.log.WarnContext(ctx, "reset login failures", "error", err)
+		}
 	}
 	return nil
 }

@@ -105,6 +105,7 @@ type Service struct {
 	cacheTTL time.Duration
 	rebuild  singleflight.Group
 	local    *localRevocations
+	verified *token.VerifiedCache
 	// pollEvery is how often the local copy of revocations is refreshed.
 	pollEvery time.Duration
 }
@@ -140,6 +141,7 @@ func NewService(d Deps) *Service {
 		// ACCESS_TOKEN_TTL cannot let markers expire before their tokens.
 		cacheTTL:  max(d.Tokens.TTL(), time.Hour) + d.Leeway + time.Minute,
 		local:     newLocalRevocations(),
+		verified:  token.NewVerifiedCache(d.Tokens, 10000),
 		pollEvery: cmp.Or(d.PollEvery, 2*time.Second),
 	}
 }
@@ -406,7 +408,7 @@ func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) er
 // revocation, in Redis when it can answer and in PostgreSQL otherwise. It
 // fails closed (ErrUnavailable) when neither can.
 func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, error) {
-	sub, err := s.tokens.Verify(raw)
+	sub, err := s.verified.Verify(raw)
 	if err != nil {
 		return Principal{}, ErrInvalidToken
 	}

@@ -25,6 +25,9 @@ var (
 	// ErrInvalidOneTimeToken covers unknown, used, superseded, expired and
 	// exhausted reset and verification tokens.
 	ErrInvalidOneTimeToken = errors.New("invalid one-time token")
+	// ErrForbidden refuses an action on a user with permissions the caller
+	// lacks, or granting permissions the caller lacks.
+	ErrForbidden = errors.New("forbidden")
 	// ErrInvalidEmail refuses an address that is too long once normalised.
 	ErrInvalidEmail = errors.New("invalid email")
 	// ErrEmailNotVerified refuses the login of an unverified account when

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -83,6 +84,9 @@ type Config struct {
 	// RateLimits overrides limits: "login-ip=30/1m,register-account=5/1h".
 	RateLimits    ratelimit.Policies `env:"-"`
 	RateLimitsRaw string             `env:"RATE_LIMITS"`
+
+	// PprofAddr, when set, serves Go's profiler there (a loopback address).
+	PprofAddr string `env:"PPROF_ADDR"`
 
 	BodyLimitBytes  int64         `env:"BODY_LIMIT_BYTES" envDefault:"1048576"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
@@ -214,6 +218,12 @@ func (c *Config) validate() error {
 	}
 	if c.ResetTokenTTL < time.Minute || c.ResetTokenTTL > 24*time.Hour || c.VerifyTokenTTL < time.Minute || c.VerifyTokenTTL > 7*24*time.Hour {
 		bad("RESET_TOKEN_TTL must be within 1m..24h and VERIFY_TOKEN_TTL within 1m..168h")
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if a, perr := netip.ParseAddr(host); err != nil || (host != "localhost" && (perr != nil || !a.IsLoopback())) {
+			bad("PPROF_ADDR must be a loopback address such as 127.0.0.1:6060, not %q", c.PprofAddr)
+		}
 	}
 	if c.AuditRetention < time.Hour {
 		bad("AUDIT_RETENTION must be at least 1h, not %s", c.AuditRetention)

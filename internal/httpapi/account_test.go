@@ -19,11 +19,7 @@ const newPassword = "a brand new passphrase for tests"
 func withSMTP(t *testing.T, extra map[string]string) (*apitest.Server, *apitest.SMTP) {
 	t.Helper()
 	mailbox := apitest.StartSMTP(t)
-	env := mailbox.Env()
-	for k, v := range extra {
-		env[k] = v
-	}
-	return apitest.NewServer(t, apitest.Options{Env: env}), mailbox
+	return apitest.NewServer(t, apitest.Options{Env: extra, Mailbox: mailbox}), mailbox
 }
 
 func forgot(t *testing.T, s *apitest.Server, email string) *client.ForgotPasswordResponse {

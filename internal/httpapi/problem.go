@@ -86,6 +86,9 @@ func mapError(err error) *problem {
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		return newProblem(http.StatusForbidden, api.ProblemCodeEmailNotVerified,
 			"Verify your email address first: follow the link we sent, or ask for a new one with /api/v1/auth/email/resend.")
+	case errors.Is(err, auth.ErrForbidden):
+		return newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
+			"You cannot manage a user, or grant a role, with permissions you do not hold yourself.")
 	case errors.Is(err, auth.ErrEmailTaken):
 		return newProblem(http.StatusConflict, api.ProblemCodeEmailTaken, "Another account uses this email address.")
 	case errors.Is(err, user.ErrConflict):

@@ -15,7 +15,7 @@ import (
 
 // Users is what the HTTP layer asks of account management.
 type Users interface {
-	UpdateMe(ctx context.Context, p auth.Principal, name, email *string, c auth.Client) (auth.User, error)
+	UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error)
 	DeleteMe(ctx context.Context, p auth.Principal, password string, c auth.Client) error
 	MySessions(ctx context.Context, p auth.Principal, before uuid.UUID, limit int) ([]user.Session, error)
 	RevokeMySession(ctx context.Context, p auth.Principal, sid uuid.UUID, c auth.Client) error
@@ -41,7 +41,7 @@ func emailPtr(e *openapi_types.Email) *string {
 
 // UpdateMe changes the caller's profile.
 func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
-	u, err := s.deps.Users.UpdateMe(ctx, principal(ctx), r.Body.Name, emailPtr(r.Body.Email), client(ctx))
+	u, err := s.deps.Users.UpdateMe(ctx, principal(ctx), r.Body.Name, emailPtr(r.Body.Email), r.Body.CurrentPassword, client(ctx))
 	if err != nil {
 		return nil, err
 	}

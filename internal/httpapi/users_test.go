@@ -38,18 +38,33 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	if err != nil || res.JSON200 == nil || res.JSON200.Data.Name == nil || *res.JSON200.Data.Name != name {
 		t.Fatalf("update name: %v %s", err, res.Body)
 	}
-	// Email change: refused when taken, otherwise confirmed by the new address first.
-	taken := openapi_types.Email(other.Email)
-	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &taken}); r.StatusCode() != 409 {
-		t.Fatalf("taken email: %d %s", r.StatusCode(), r.Body)
-	}
+	// Email change: needs the password, and is confirmed by the new address first.
 	newEmail := apitest.NewEmail("moved")
 	s.Secret("raw email", newEmail)
 	ne := openapi_types.Email(newEmail)
-	r, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne})
+	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne}); r.StatusCode() != 401 {
+		t.Fatalf("email change without the password: %d %s", r.StatusCode(), r.Body)
+	}
+	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: ptr("not the password")}); r.StatusCode() != 401 {
+		t.Fatalf("email change with a wrong password: %d %s", r.StatusCode(), r.Body)
+	}
+	// A taken address is not revealed here; its confirmation says 409.
+	taken := openapi_types.Email(other.Email)
+	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &taken, CurrentPassword: &u.Password}); r.StatusCode() != 200 {
+		t.Fatalf("change to a taken address: %d %s", r.StatusCode(), r.Body)
+	}
+	takenMail := mailbox.WaitForSubject(other.Email, "Confirm your new email address", 1, 10*time.Second)[0]
+	s.Secret("email change token", takenMail.Token())
+	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: takenMail.Token()}); v.StatusCode() != 409 {
+		t.Fatalf("confirming a taken address: %d %s", v.StatusCode(), v.Body)
+	}
+	r, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: &u.Password})
 	if err != nil || r.JSON200 == nil || string(r.JSON200.Data.Email) != u.Email {
 		t.Fatalf("email change must wait for confirmation: %v %s", err, r.Body)
 	}
+	// A reset link sent to the old address before the change must die with it.
+	forgot(t, s, u.Email)
+	oldReset := mailbox.WaitForSubject(u.Email, "Reset", 1, 10*time.Second)[0].Token()
 	m := mailbox.WaitForSubject(newEmail, "Confirm your new email address", 1, 10*time.Second)[0]
 	s.Secret("email change token", m.Token())
 	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: m.Token()}); v.StatusCode() != 204 {
@@ -57,6 +72,9 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	}
 	if got, _ := u.Client.GetMeWithResponse(ctx); got.JSON200 == nil || string(got.JSON200.Data.Email) != newEmail || !got.JSON200.Data.EmailVerified {
 		t.Fatalf("email after confirmation: %s", got.Body)
+	}
+	if r := reset(t, s, oldReset, newPassword); r.StatusCode() != 400 {
+		t.Fatalf("a reset link of the old address still works: %d", r.StatusCode())
 	}
 
 	// Sessions: both listed, the current one marked; the other can be ended.
@@ -201,6 +219,53 @@ func TestAdmin_UserLifecycle(t *testing.T) {
 	}
 	if r, _ := a.GetUserWithResponse(ctx, uuid.New()); r.StatusCode() != 404 {
 		t.Fatalf("unknown user: %d", r.StatusCode())
+	}
+}
+
+// TestAdmin_NoOneManagesAUserMorePowerfulThanThemselves: a helpdesk role
+// with users:read and users:write can manage ordinary users, but neither
+// create an administrator nor touch one.
+func TestAdmin_NoOneManagesAUserMorePowerfulThanThemselves(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	admin := s.NewAdmin()
+	adminID := userID(t, s, admin.Tokens.AccessToken)
+	pool := apitest.Pool(t, s.DatabaseURL)
+	helper := s.NewUser()
+	if _, err := pool.Exec(ctx, `INSERT INTO roles (name, description) VALUES ('helpdesk', 'Support staff');
+		INSERT INTO role_permissions (role, permission) VALUES ('helpdesk', 'users:read'), ('helpdesk', 'users:write');`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO user_roles (user_id, role) SELECT id, 'helpdesk' FROM users WHERE email = $1`, helper.Email); err != nil {
+		t.Fatal(err)
+	}
+	h := s.WithToken(s.Login(helper.Email, helper.Password).AccessToken)
+	if r, _ := h.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password, Roles: &[]string{"admin"}}); r.StatusCode() != 403 {
+		t.Fatalf("users:write created an admin: %d %s", r.StatusCode(), r.Body)
+	}
+	if r, _ := h.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password}); r.StatusCode() != 201 {
+		t.Fatalf("users:write creating an ordinary user: %d %s", r.StatusCode(), r.Body)
+	}
+	evil := openapi_types.Email(apitest.NewEmail("evil"))
+	yes := true
+	if r, _ := h.UpdateUserWithResponse(ctx, adminID, client.UpdateUserJSONRequestBody{Email: &evil, EmailVerified: &yes}); r.StatusCode() != 403 {
+		t.Fatalf("users:write changed an admin's email: %d %s", r.StatusCode(), r.Body)
+	}
+	if r, _ := h.UpdateUserWithResponse(ctx, adminID, client.UpdateUserJSONRequestBody{Disabled: &yes}); r.StatusCode() != 403 {
+		t.Fatalf("users:write disabled an admin: %d %s", r.StatusCode(), r.Body)
+	}
+	if me(t, s, admin.Tokens.AccessToken) != 200 {
+		t.Fatal("the admin was affected")
+	}
+	// An administrator's change of a user's address ends its sessions.
+	u := s.NewUser()
+	uid := userID(t, s, u.Tokens.AccessToken)
+	moved := openapi_types.Email(apitest.NewEmail("moved"))
+	if r, _ := admin.Client.UpdateUserWithResponse(ctx, uid, client.UpdateUserJSONRequestBody{Email: &moved}); r.JSON200 == nil {
+		t.Fatalf("admin email change: %s", r.Body)
+	}
+	if me(t, s, u.Tokens.AccessToken) != 401 {
+		t.Fatal("sessions survived an administrator's change of the address")
 	}
 }
 
@@ -519,3 +584,36 @@ func TestSoftDelete_HotQueriesUseThePartialIndexes(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPasswordChecks_AreThrottledLikeLogin: a stolen access token cannot be
+// used to guess the password through the change or delete operations.
+func TestPasswordChecks_AreThrottledLikeLogin(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	codes := []int{}
+	for i := range 7 {
+		r, _ := u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: fmt.Sprintf("guess number %d", i), NewPassword: newPassword})
+		codes = append(codes, r.StatusCode())
+	}
+	if fmt.Sprint(codes[:5]) != "[401 401 401 401 401]" || codes[5] != 429 {
+		t.Fatalf("change-password guesses: %v", codes)
+	}
+	if r, _ := u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}); r.StatusCode() != 429 {
+		t.Fatalf("delete during lockout: %d", r.StatusCode())
+	}
+}
+
+func TestResetToken_DiesWhenTheAccountIsDisabled(t *testing.T) {
+	t.Parallel()
+	s, mailbox := withSMTP(t, nil)
+	admin := s.NewAdmin()
+	u := s.NewUser()
+	forgot(t, s, u.Email)
+	tok := mailbox.WaitForSubject(u.Email, "Reset", 1, 10*time.Second)[0].Token()
+	yes := true
+	admin.Client.UpdateUserWithResponse(ctx, userID(t, s, u.Tokens.AccessToken), client.UpdateUserJSONRequestBody{Disabled: &yes})
+	if r := reset(t, s, tok, newPassword); r.StatusCode() != 400 {
+		t.Fatalf("reset on a disabled account: %d", r.StatusCode())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -47,6 +48,10 @@ const (
 	PurposeReset       = "password_reset"
 	PurposeEmailChange = "email_change"
 )
+
+// ErrNotMailable means a token mail no longer applies: the account is gone or
+// disabled, or its address is no longer the one the mail was meant for.
+var ErrNotMailable = errors.New("account no longer takes this mail")
 
 // TokenStore records one-time tokens (hash only).
 type TokenStore interface {
@@ -101,6 +106,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 			return err
 		}
 		if err := w.tokens.IssueOneTimeToken(ctx, a.UserID, purpose, a.To, hash, w.now().Add(ttl)); err != nil {
+			if errors.Is(err, ErrNotMailable) {
+				return river.JobCancel(err) // the account or its address changed: the mail is moot
+			}
 			return fmt.Errorf("issue %s token: %w", purpose, err)
 		}
 		d.Link, d.Expires = w.link(path, tok), words(ttl)

@@ -86,6 +86,9 @@ func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, k
 		if err := q.SetSessionTokenVersion(ctx, db.SetSessionTokenVersionParams{ID: keep, TokenVersion: v}); err != nil {
 			return fmt.Errorf("keep session: %w", err)
 		}
+		if err := q.CancelAllOneTimeTokens(ctx, id); err != nil {
+			return fmt.Errorf("cancel tokens: %w", err)
+		}
 		return s.enqueue(ctx, tx, mails)
 	})
 	return v, err
@@ -136,6 +139,9 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, ma
 		if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: uid, Reason: ptr("password_reset")}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
+		if err := q.CancelAllOneTimeTokens(ctx, uid); err != nil {
+			return fmt.Errorf("cancel tokens: %w", err)
+		}
 		return s.enqueue(ctx, tx, mails)
 	})
 	return uid, v, err
@@ -162,7 +168,11 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error
 			}
 			uid = c.UserID
 			now := time.Now()
-			return uniqueEmail(q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: uid, Email: *c.Email, EmailVerifiedAt: &now}))
+			if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: uid, Email: *c.Email, EmailVerifiedAt: &now}); err != nil {
+				return uniqueEmail(err)
+			}
+			// Links sent to the old address must not work any more.
+			return q.CancelAllOneTimeTokens(ctx, uid)
 		}
 		if err != nil {
 			return fmt.Errorf("consume token: %w", err)
@@ -189,8 +199,17 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error
 
 // IssueOneTimeToken stores the hash of a new token, cancelling the older
 // tokens of the same purpose (the mailer calls it when it sends the mail).
+// It refuses (mailer.ErrNotMailable) when the account is no longer live or,
+// for reset and verification, no longer has this address.
 func (s *Store) IssueOneTimeToken(ctx context.Context, userID uuid.UUID, purpose, email string, hash []byte, expiresAt time.Time) error {
 	return s.withTx(ctx, func(q *db.Queries) error {
+		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: purpose == mailer.PurposeEmailChange})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return mailer.ErrNotMailable
+		}
 		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: userID, Purpose: purpose}); err != nil {
 			return fmt.Errorf("cancel older tokens: %w", err)
 		}

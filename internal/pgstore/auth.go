@@ -58,7 +58,7 @@ func unavailable(err error) error {
 		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300") {
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300" || pe.Code == "57014") {
 		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err) // connection exception, shutdown, starting up, too many connections
 	}
 	return err
@@ -85,7 +85,7 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 			return auth.ErrEmailTaken // ON CONFLICT DO NOTHING: a live account has it
 		}
 		if err != nil {
-			return fmt.Errorf("create user: %w", err)
+			return uniqueEmail(fmt.Errorf("create user: %w", err))
 		}
 		for _, r := range n.Roles {
 			if err := q.AddUserRole(ctx, db.AddUserRoleParams{UserID: u.ID, Role: r}); err != nil {
@@ -108,19 +108,13 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, error
 	return toUser(u), nil
 }
 
-// UserByID finds a live account with its roles.
+// UserByID finds a live account with its roles, in one query.
 func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
-	u, err := s.q.GetUserByID(ctx, id)
+	r, err := s.q.GetLiveUserWithRoles(ctx, id)
 	if err != nil {
 		return auth.User{}, notFound(err)
 	}
-	roles, err := s.q.ListUserRoles(ctx, id)
-	if err != nil {
-		return auth.User{}, unavailable(fmt.Errorf("roles of %s: %w", id, err))
-	}
-	out := toUser(u)
-	out.Roles = roles
-	return out, nil
+	return fromRow(r.ID, r.Email, r.EmailVerifiedAt, r.PasswordHash, r.Name, r.DisabledAt, r.TokenVersion, r.CreatedAt, r.UpdatedAt, r.DeletedAt, r.Roles), nil
 }
 
 // SetPasswordHash replaces the stored hash.

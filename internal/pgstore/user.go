@@ -21,8 +21,13 @@ var _ user.Store = (*Store)(nil)
 // uniqueEmail turns the violation of the live-email index into the domain error.
 func uniqueEmail(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" {
-		return auth.ErrEmailTaken
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505":
+			return auth.ErrEmailTaken
+		case "23514": // the email length check: an address NFC made too long
+			return auth.ErrInvalidEmail
+		}
 	}
 	return unavailable(err)
 }
@@ -113,6 +118,10 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, c user.Changes) (int64
 			if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: id, Email: *c.Email, EmailVerifiedAt: verified}); err != nil {
 				return uniqueEmail(err)
 			}
+			// A new address ends every session and kills every pending link.
+			if v, err = revokeAll(ctx, q, id, "email_changed"); err != nil {
+				return err
+			}
 		} else if c.EmailVerified != nil {
 			var verified *time.Time
 			if *c.EmailVerified {
@@ -157,6 +166,9 @@ func revokeAll(ctx context.Context, q *db.Queries, id uuid.UUID, reason string) 
 	}
 	if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: id, Reason: &reason}); err != nil {
 		return 0, fmt.Errorf("revoke sessions: %w", err)
+	}
+	if err := q.CancelAllOneTimeTokens(ctx, id); err != nil {
+		return 0, fmt.Errorf("cancel tokens: %w", err)
 	}
 	return v, nil
 }
@@ -258,4 +270,27 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.U
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	n, err := s.q.PruneAuditEvents(ctx, before)
 	return n, unavailable(err)
+}
+
+// Permissions of a user (for the rule that no one manages a user with
+// permissions they lack themselves).
+func (s *Store) TargetPermissions(ctx context.Context, id uuid.UUID) ([]string, error) {
+	return s.Permissions(ctx, id)
+}
+
+// RolePermissions lists the permissions the given roles grant.
+func (s *Store) RolePermissions(ctx context.Context, roles []string) ([]string, error) {
+	all, err := s.ListRoles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range all {
+		for _, want := range roles {
+			if r.Name == want {
+				out = append(out, r.Permissions...)
+			}
+		}
+	}
+	return out, nil
 }

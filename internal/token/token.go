@@ -32,6 +32,7 @@ type Subject struct {
 	SessionID    uuid.UUID
 	TokenVersion int64
 	Permissions  []string
+	ExpiresAt    time.Time
 }
 
 // Issuer signs with the first key and verifies with all of them, so keys can
@@ -141,8 +142,11 @@ func (i *Issuer) Verify(raw string) (Subject, error) {
 	if err != nil || c.SessionID == uuid.Nil || c.ID == "" {
 		return Subject{}, fmt.Errorf("%w: missing subject, session or id", ErrInvalid)
 	}
-	return Subject{UserID: uid, SessionID: c.SessionID, TokenVersion: c.TokenVersion, Permissions: c.Permissions}, nil
+	return Subject{UserID: uid, SessionID: c.SessionID, TokenVersion: c.TokenVersion, Permissions: c.Permissions, ExpiresAt: c.ExpiresAt.Time}, nil
 }
+
+// Leeway is the clock skew tolerated on expiry.
+func (i *Issuer) Leeway() time.Duration { return i.leeway }
 
 // key picks the verification key named by the token, refusing tokens that
 // try to bring their own key or are not access tokens.

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -112,6 +113,36 @@ type Store interface {
 	ListRoles(ctx context.Context) ([]Role, error)
 	ListAudit(ctx context.Context, f AuditFilter, before uuid.UUID, limit int) ([]AuditEvent, error)
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+	TargetPermissions(ctx context.Context, id uuid.UUID) ([]string, error)
+	RolePermissions(ctx context.Context, roles []string) ([]string, error)
+}
+
+// covers reports whether the caller holds every permission in perms: no one
+// manages a user more powerful than themselves, or grants what they lack.
+func covers(p auth.Principal, perms []string) bool { return p.Has(perms...) }
+
+// guard refuses to act on a user whose permissions the caller lacks.
+func (s *Service) guard(ctx context.Context, p auth.Principal, id uuid.UUID) error {
+	perms, err := s.store.TargetPermissions(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !covers(p, perms) {
+		return auth.ErrForbidden
+	}
+	return nil
+}
+
+// mayGrant refuses roles that carry permissions the caller lacks.
+func (s *Service) mayGrant(ctx context.Context, p auth.Principal, roles []string) error {
+	perms, err := s.store.RolePermissions(ctx, roles)
+	if err != nil {
+		return err
+	}
+	if !covers(p, perms) {
+		return auth.ErrForbidden
+	}
+	return nil
 }
 
 // Auth is what management needs of authentication.
@@ -138,22 +169,26 @@ func event(action string, actor auth.Principal, subject uuid.UUID, c auth.Client
 	return auth.Event{Action: action, ActorID: &actor.UserID, SubjectID: &subject, Client: c, Details: details}
 }
 
-// UpdateMe changes the caller's name now and, for a new email, sends a
-// confirmation link to it: the address changes only when it is followed.
-func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email *string, c auth.Client) (auth.User, error) {
+// UpdateMe changes the caller's name now and, for a new email (which needs
+// the current password), sends a confirmation link to it: the address
+// changes only when it is followed. Whether the new address is free is not
+// revealed here; the confirmation says so.
+func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error) {
 	u, err := s.store.GetUser(ctx, p.UserID)
 	if err != nil {
 		return auth.User{}, err
 	}
 	if email != nil {
 		e := auth.NormalizeEmail(*email)
+		if utf8.RuneCountInString(e) > 254 {
+			return auth.User{}, auth.ErrInvalidEmail
+		}
 		if e != u.Email {
-			taken, err := s.store.EmailInUse(ctx, e)
-			if err != nil {
-				return auth.User{}, err
+			if currentPassword == nil {
+				return auth.User{}, auth.ErrInvalidCredentials
 			}
-			if taken {
-				return auth.User{}, auth.ErrEmailTaken
+			if err := s.auth.VerifyPassword(ctx, u, *currentPassword); err != nil {
+				return auth.User{}, err
 			}
 			if err := s.store.EnqueueMail(ctx, auth.Mail{Kind: mail.EmailChange, UserID: u.ID, To: e}); err != nil {
 				return auth.User{}, err
@@ -233,6 +268,9 @@ type NewAccount struct {
 // Create makes an account (409 when the address is taken).
 func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c auth.Client) (auth.User, error) {
 	email := auth.NormalizeEmail(n.Email)
+	if utf8.RuneCountInString(email) > 254 {
+		return auth.User{}, auth.ErrInvalidEmail
+	}
 	if err := s.auth.CheckPassword(n.Password, email); err != nil {
 		return auth.User{}, err
 	}
@@ -241,6 +279,14 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c 
 		roles = []string{auth.RoleUser}
 	}
 	if err := s.checkRoles(ctx, roles); err != nil {
+		return auth.User{}, err
+	}
+	// Granting roles is assigning them: it needs roles:assign, and only
+	// permissions the caller holds.
+	if !slices.Equal(roles, []string{auth.RoleUser}) && !p.Has("roles:assign") {
+		return auth.User{}, auth.ErrForbidden
+	}
+	if err := s.mayGrant(ctx, p, roles); err != nil {
 		return auth.User{}, err
 	}
 	hash, err := s.auth.HashPassword(ctx, n.Password)
@@ -285,8 +331,14 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch
 	if u.DeletedAt != nil {
 		return auth.User{}, auth.ErrNotFound // restore it first
 	}
+	if err := s.guard(ctx, p, id); err != nil {
+		return auth.User{}, err
+	}
 	if ch.Email != nil {
 		e := auth.NormalizeEmail(*ch.Email)
+		if utf8.RuneCountInString(e) > 254 {
+			return auth.User{}, auth.ErrInvalidEmail
+		}
 		ch.Email = &e
 	}
 	v, err := s.store.Update(ctx, id, ch)
@@ -328,6 +380,9 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c 
 	if u.DeletedAt != nil {
 		return auth.ErrNotFound
 	}
+	if err := s.guard(ctx, p, id); err != nil {
+		return err
+	}
 	return s.delete(ctx, p, id, c)
 }
 
@@ -340,6 +395,9 @@ func (s *Service) Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c
 	}
 	if u.DeletedAt == nil {
 		return auth.User{}, ErrConflict
+	}
+	if err := s.guard(ctx, p, id); err != nil {
+		return auth.User{}, err
 	}
 	if err := s.store.Restore(ctx, id); err != nil {
 		return auth.User{}, err
@@ -361,6 +419,12 @@ func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, 
 	if u.DeletedAt != nil {
 		return auth.User{}, auth.ErrNotFound
 	}
+	if err := s.guard(ctx, p, id); err != nil {
+		return auth.User{}, err
+	}
+	if err := s.mayGrant(ctx, p, roles); err != nil {
+		return auth.User{}, err
+	}
 	v, err := s.store.SetRoles(ctx, id, roles)
 	if err != nil {
 		return auth.User{}, err
@@ -378,6 +442,9 @@ func (s *Service) RevokeSessions(ctx context.Context, p auth.Principal, id uuid.
 	}
 	if u.DeletedAt != nil {
 		return auth.ErrNotFound
+	}
+	if err := s.guard(ctx, p, id); err != nil {
+		return err
 	}
 	if err := s.auth.RevokeUser(ctx, id, "revoked_by_admin"); err != nil {
 		return err
