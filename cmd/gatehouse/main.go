@@ -29,6 +29,7 @@ commands:
   serve                  serve the API on PORT (default 5500)
   migrate up|down|status apply, roll back (one step) or list database migrations
   create-admin --email E make E an administrator (password read from standard input)
+  keygen [--out FILE]    write a new Ed25519 signing key (PKCS#8 PEM)
   version                print the version
   help                   print this help
 
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		return createAdmin(ctx, cfg, args[1:], stdin, stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/apitest"
+	"github.com/gatehouse/gatehouse/internal/token"
 )
 
 var binary string
@@ -185,5 +186,28 @@ func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
 			t.Fatal("timed out waiting")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestKeygen_WritesAKeyTheServerLoads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "k.pem")
+	if out, err := gatehouse(t, nil, "keygen", "--out", file); err != nil || !strings.Contains(out, "kid") {
+		t.Fatalf("keygen: %v %s", err, out)
+	}
+	first, _ := os.ReadFile(file)
+	if out, err := gatehouse(t, nil, "keygen", "--out", file); err != nil || !strings.Contains(out, "left unchanged") {
+		t.Fatalf("second keygen: %v %s", err, out)
+	}
+	again, _ := os.ReadFile(file)
+	if string(first) != string(again) {
+		t.Fatal("keygen overwrote an existing key")
+	}
+	if _, err := token.LoadKeyFile(file); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v", st.Mode().Perm())
 	}
 }
