@@ -25,9 +25,14 @@ type Redis struct {
 	cmd    *exec.Cmd
 }
 
+// quietRedis stops go-redis from printing every failed dial while a test has
+// stopped its Redis on purpose (its logger is process-wide).
+var quietRedis sync.Once
+
 // StartRedis starts a private, empty, non-persistent Redis for the test.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	quietRedis.Do(func() { redis.SetLogger(silentLogger{}) })
 	// Unix socket paths are limited to ~100 bytes: keep the folder short.
 	dir, err := os.MkdirTemp("", "ghr")
 	if err != nil {
@@ -116,3 +121,7 @@ func (r *Redis) Client() redis.UniversalClient {
 	r.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+type silentLogger struct{}
+
+func (silentLogger) Printf(context.Context, string, ...any) {}
