@@ -43,7 +43,7 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 		return err
 	}
 	defer pool.Close()
-	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL})
+	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL, SentinelMaster: cfg.RedisSentinelMaster, Cluster: cfg.RedisCluster})
 	if err != nil {
 		return err
 	}

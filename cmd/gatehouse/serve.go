@@ -38,7 +38,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL})
+	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL, SentinelMaster: cfg.RedisSentinelMaster, Cluster: cfg.RedisCluster})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,10 @@ type Config struct {
 	DBMaxConns     int32  `env:"DB_MAX_CONNS" envDefault:"20"`
 	RedisURL       string `env:"REDIS_URL"`
 	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"gatehouse:"`
+	// RedisSentinelMaster follows a Sentinel-managed master: REDIS_URL then
+	// names a Sentinel. RedisCluster treats REDIS_URL as a Cluster seed node.
+	RedisSentinelMaster string `env:"REDIS_SENTINEL_MASTER"`
+	RedisCluster        bool   `env:"REDIS_CLUSTER" envDefault:"false"`
 
 	PublicURL string `env:"PUBLIC_URL" envDefault:"http://localhost:5500"`
 
