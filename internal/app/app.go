@@ -98,6 +98,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		PostgresCheck:      pool.Ping,
 		RedisCheck:         func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) },
 		Production:         cfg.Production(),
+		PublicURL:          cfg.PublicURL,
 		BodyLimitBytes:     cfg.BodyLimitBytes,
 		TrustedProxies:     cfg.TrustedProxies,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,

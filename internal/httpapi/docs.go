@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/swaggest/swgui"
 	"github.com/swaggest/swgui/v5emb"
@@ -19,6 +21,10 @@ func (s *Server) registerDocs(e *echo.Echo) error {
 	doc, err := apigen.GetSpec()
 	if err != nil {
 		return fmt.Errorf("load embedded spec: %w", err)
+	}
+	// Swagger UI's "Try it out" calls the first server: make it this one.
+	if u := strings.TrimRight(s.deps.PublicURL, "/"); u != "" && (len(doc.Servers) == 0 || doc.Servers[0].URL != u) {
+		doc.Servers = append(openapi3.Servers{{URL: u, Description: "This server (PUBLIC_URL)"}}, doc.Servers...)
 	}
 	specJSON, err := json.Marshal(doc)
 	if err != nil {

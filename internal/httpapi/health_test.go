@@ -66,9 +66,16 @@ func TestDocs_ServeTheContractAndSwaggerUI(t *testing.T) {
 	var doc struct {
 		OpenAPI string         `json:"openapi"`
 		Paths   map[string]any `json:"paths"`
+		Servers []struct {
+			URL string `json:"url"`
+		} `json:"servers"`
 	}
 	if res.StatusCode != 200 || json.Unmarshal(b, &doc) != nil || doc.OpenAPI != "3.0.3" || doc.Paths["/api/v1/auth/login"] == nil {
 		t.Fatalf("/openapi.json: %d %.200s", res.StatusCode, b)
+	}
+	// Swagger UI tries calls against the first server: this one.
+	if len(doc.Servers) < 2 || doc.Servers[0].URL != "http://gatehouse.test" || doc.Servers[1].URL != "http://localhost:5500" {
+		t.Fatalf("servers of the served spec: %+v", doc.Servers)
 	}
 	res, b = send(t, s, "GET", "/docs/", "", "", "")
 	if res.StatusCode != 200 || !strings.Contains(string(b), "swagger-ui") || !strings.Contains(string(b), "/openapi.json") {

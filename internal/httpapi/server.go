@@ -39,6 +39,7 @@ type Deps struct {
 	RedisCheck    Check
 
 	Production         bool
+	PublicURL          string
 	BodyLimitBytes     int64
 	TrustedProxies     []netip.Prefix
 	CORSAllowedOrigins []string
