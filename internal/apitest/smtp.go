@@ -46,6 +46,9 @@ type SMTP struct {
 	// delivery in flight, before the message is handed over).
 	Stall   chan struct{}
 	stalled int
+	// Reject, when set, refuses every recipient with a permanent 550 that
+	// quotes the address (as real servers do).
+	Reject bool
 }
 
 // StartSMTP starts the server; it stops when the test ends.
@@ -151,6 +154,10 @@ func (x *session) Logout() error                               { return nil }
 func (x *session) Mail(from string, _ *smtp.MailOptions) error { x.from = from; return nil }
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	x.s.mu.Lock()
+	if x.s.Reject {
+		x.s.mu.Unlock()
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: Recipient address rejected"}
+	}
 	stall := x.s.Stall
 	if stall != nil {
 		x.s.stalled++
@@ -161,6 +168,13 @@ func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	x.to = to
 	return nil
+}
+
+// SetReject makes the server refuse every recipient (or accept again).
+func (s *SMTP) SetReject(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Reject = on
 }
 
 // Stalled is how many deliveries reached RCPT while Stall was set.

@@ -20,7 +20,7 @@ type Credentials interface {
 // ChangePassword replaces the caller's password.
 func (s *Server) ChangePassword(ctx context.Context, r api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
 	if err := s.deps.Credentials.ChangePassword(ctx, principal(ctx), r.Body.CurrentPassword, r.Body.NewPassword, client(ctx)); err != nil {
-		return nil, err
+		return nil, selfGone(err)
 	}
 	return api.ChangePassword204Response{}, nil
 }

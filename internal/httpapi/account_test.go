@@ -317,3 +317,22 @@ func TestRegister_TakenAddressMailsItsOwner(t *testing.T) {
 		t.Fatal("the owner's password changed")
 	}
 }
+
+// TestMail_RefusedRecipientNeverLogged: an SMTP refusal quotes the address;
+// the retries River logs must not.
+func TestMail_RefusedRecipientNeverLogged(t *testing.T) {
+	t.Parallel()
+	mailbox := apitest.StartSMTP(t)
+	mailbox.SetReject(true)
+	s := apitest.NewServer(t, apitest.Options{Mailbox: mailbox})
+	email := apitest.NewEmail("refused")
+	s.Register(email, apitest.Password) // the verification mail is refused, and retried
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.Logs(), "Recipient address rejected") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery attempt logged:\n%s", s.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The log scan at the end of the test fails if the address appears.
+}

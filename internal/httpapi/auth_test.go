@@ -416,6 +416,12 @@ func TestRevocation_RedisDownUsesPostgres_BothDownFailsClosed(t *testing.T) {
 	if r := login(t, s, live.Email, live.Password); r.StatusCode() != 503 {
 		t.Fatalf("login with PostgreSQL down: %d %s, want 503", r.StatusCode(), r.Body)
 	}
+	if r := forgot(t, s, live.Email); r.StatusCode() != 503 {
+		t.Fatalf("forgot with PostgreSQL down: %d %s, want 503", r.StatusCode(), r.Body)
+	}
+	if r := reset(t, s, strings.Repeat("A", 43), newPassword); r.StatusCode() != 503 {
+		t.Fatalf("reset with PostgreSQL down: %d %s, want 503", r.StatusCode(), r.Body)
+	}
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS true`, db)); err != nil {
 		t.Fatal(err)
 	}

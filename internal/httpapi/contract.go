@@ -50,13 +50,14 @@ type operation struct {
 // schema (400, 413, 415, 422). It is the only authorization check in the
 // service; handlers never check permissions.
 type contract struct {
-	ops     map[string]*operation // "METHOD /echo/:path"
-	auth    Authenticator
-	schemas []openapi3.SchemaValidationOption
+	ops       map[string]*operation // "METHOD /echo/:path"
+	auth      Authenticator
+	schemas   []openapi3.SchemaValidationOption
+	bodyLimit int64
 }
 
-func newContract(doc *openapi3.T, authn Authenticator) (*contract, error) {
-	c := &contract{ops: map[string]*operation{}, auth: authn, schemas: doc.GetSchemaValidationOptions()}
+func newContract(doc *openapi3.T, authn Authenticator, bodyLimit int64) (*contract, error) {
+	c := &contract{ops: map[string]*operation{}, auth: authn, schemas: doc.GetSchemaValidationOptions(), bodyLimit: bodyLimit}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			o, err := prepareOperation(doc, path, item, method, op)
@@ -177,8 +178,15 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 		// Normalised, so every later reader agrees on what it got.
 		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 		// Read the body here, under the body limit, so an oversized body is a
-		// 413 and not a parse error; then hand it on.
-		body, err := io.ReadAll(req.Body)
+		// 413 and not a parse error; then hand it on. Only operations that take
+		// a body are limited (and declare 413); others never read theirs.
+		if req.ContentLength > k.bodyLimit {
+			return fromHTTPError(echo.ErrStatusRequestEntityTooLarge)
+		}
+		body, err := io.ReadAll(io.LimitReader(req.Body, k.bodyLimit+1))
+		if err == nil && int64(len(body)) > k.bodyLimit {
+			return fromHTTPError(echo.ErrStatusRequestEntityTooLarge)
+		}
 		if err != nil {
 			if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
 				return fromHTTPError(echo.ErrStatusRequestEntityTooLarge)
@@ -192,7 +200,7 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	if err := checkParameters(c); err != nil {
+	if err := checkParameters(c, op); err != nil {
 		return err
 	}
 	params := map[string]string{}
@@ -222,15 +230,20 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 	return validationProblem(err)
 }
 
-// checkParameters refuses query and path values that are not valid UTF-8 or
-// hold control characters: no field of the contract takes them.
-func checkParameters(c echo.Context) error {
+// checkParameters refuses values of the operation's declared query and path
+// parameters that are not valid UTF-8 or hold control characters: no
+// parameter of the contract takes them. Undeclared parameters are ignored.
+func checkParameters(c echo.Context, op *operation) error {
 	var fields []api.FieldError
 	bad := func(v string) bool {
 		return !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
 	}
-	for name, vals := range c.QueryParams() {
-		for _, v := range vals {
+	for _, pref := range op.route.Operation.Parameters {
+		if pref.Value == nil || pref.Value.In != openapi3.ParameterInQuery {
+			continue
+		}
+		name := pref.Value.Name
+		for _, v := range c.QueryParams()[name] {
 			if bad(v) {
 				fields = append(fields, api.FieldError{Field: name, Code: "invalid_characters", Message: "must be valid UTF-8 text without control characters"})
 				break

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -240,5 +241,62 @@ func TestSecurityHeaders_OnEveryResponse(t *testing.T) {
 				t.Errorf("%s: no %s header", path, h)
 			}
 		}
+	}
+}
+
+// TestBadInput_EveryOperationWithABody walks the contract: each operation
+// that takes a JSON body answers malformed, mistyped, oversized and
+// unexpected bodies with its documented problem.
+func TestBadInput_EveryOperationWithABody(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := `{"x":"` + strings.Repeat("y", 2<<20) + `"}`
+	n := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil {
+				continue
+			}
+			n++
+			url := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, uuid.NewString())
+			for _, tc := range []struct {
+				name, ct, body string
+				status         int
+				code           string
+			}{
+				{"malformed", "application/json", `{"a":`, 400, "malformed_json"},
+				{"array", "application/json", `[]`, 422, "validation_failed"},
+				{"null", "application/json", `null`, 422, "validation_failed"},
+				{"unknown field", "application/json", `{"definitely_not_a_field":1}`, 422, "validation_failed"},
+				{"wrong type", "application/json", `{"email":1,"password":1,"token":1,"name":1,"roles":1,"refresh_token":1,"current_password":1,"new_password":1}`, 422, "validation_failed"},
+				{"text", "text/plain", `{}`, 415, "unsupported_media_type"},
+				{"oversized", "application/json", big, 413, "payload_too_large"},
+			} {
+				res, b := send(t, s, method, url, "admin", tc.ct, tc.body)
+				if res.StatusCode != tc.status || decodeProblem(t, b).Code != tc.code {
+					t.Errorf("%s %s, %s: %d %.200s, want %d %s", method, path, tc.name, res.StatusCode, b, tc.status, tc.code)
+				}
+			}
+		}
+	}
+	if n < 13 {
+		t.Fatalf("walked %d operations with a body, want 13", n)
+	}
+}
+
+// TestInput_OnlyWhatAnOperationTakesIsChecked: undeclared query parameters
+// and bodies sent to operations without one are ignored, not refused.
+func TestInput_OnlyWhatAnOperationTakesIsChecked(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	if res, b := send(t, s, "GET", "/health/live?x=%01", "", "", ""); res.StatusCode != 200 {
+		t.Fatalf("undeclared parameter: %d %s", res.StatusCode, b)
+	}
+	if res, b := send(t, s, "GET", "/health/live", "", "text/plain", strings.Repeat("y", 2<<20)); res.StatusCode != 200 {
+		t.Fatalf("body on an operation without one: %d %s", res.StatusCode, b)
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -47,6 +48,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if res.Status >= 500 {
 			level = slog.LevelError
+		}
+		if cause, _ := c.Get(causeKey).(error); errors.Is(cause, errClientGone) {
+			level = slog.LevelInfo
 		}
 		if cause, ok := c.Get(causeKey).(error); ok {
 			attrs = append(attrs, slog.String("error", cause.Error()))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +81,10 @@ func mapError(err error) *problem {
 		return errUnauthorized(api.ProblemCodeInvalidCredentials, "The email or password is incorrect.")
 	case errors.Is(err, auth.ErrInvalidRefreshToken):
 		return errUnauthorized(api.ProblemCodeInvalidRefreshToken, "The refresh token is invalid, expired or revoked; log in again.")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer, and it is no fault.
+		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
+			detail: "The request was cancelled.", cause: errClientGone}
 	case errors.Is(err, auth.ErrInvalidOneTimeToken):
 		return newProblem(http.StatusBadRequest, api.ProblemCodeInvalidOneTimeToken,
 			"The link is invalid, expired, already used or replaced by a newer one; request a new one.")
@@ -141,6 +146,9 @@ func fromHTTPError(he *echo.HTTPError) *problem {
 	return &problem{status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
 		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he}
 }
+
+// errClientGone marks a request whose client disconnected.
+var errClientGone = errors.New("client disconnected")
 
 // causeKey is where the error handler leaves the internal cause of a 5xx for
 // the access log, so the error is logged once, with its request.

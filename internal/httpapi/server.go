@@ -7,7 +7,6 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -62,7 +61,7 @@ func New(deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := newContract(doc, deps.Authenticator)
+	k, err := newContract(doc, deps.Authenticator, deps.BodyLimitBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +80,7 @@ func New(deps Deps) (*echo.Echo, error) {
 			MaxAge:        600,
 		}))
 	}
-	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", deps.BodyLimitBytes)), k.middleware)
+	e.Use(k.middleware)
 
 	if err := s.registerDocs(e); err != nil {
 		return nil, err

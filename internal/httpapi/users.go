@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,6 +32,15 @@ type Users interface {
 	Audit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error)
 }
 
+// selfGone answers a caller whose own account no longer exists (deleted
+// between its token's check and this query) like an invalid token.
+func selfGone(err error) error {
+	if errors.Is(err, auth.ErrNotFound) {
+		return auth.ErrInvalidToken
+	}
+	return err
+}
+
 func emailPtr(e *openapi_types.Email) *string {
 	if e == nil {
 		return nil
@@ -43,7 +53,7 @@ func emailPtr(e *openapi_types.Email) *string {
 func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
 	u, err := s.deps.Users.UpdateMe(ctx, principal(ctx), r.Body.Name, emailPtr(r.Body.Email), r.Body.CurrentPassword, client(ctx))
 	if err != nil {
-		return nil, err
+		return nil, selfGone(err)
 	}
 	return api.UpdateMe200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
 }
@@ -51,7 +61,7 @@ func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api
 // DeleteMe soft-deletes the caller's account.
 func (s *Server) DeleteMe(ctx context.Context, r api.DeleteMeRequestObject) (api.DeleteMeResponseObject, error) {
 	if err := s.deps.Users.DeleteMe(ctx, principal(ctx), r.Body.Password, client(ctx)); err != nil {
-		return nil, err
+		return nil, selfGone(err)
 	}
 	return api.DeleteMe204Response{}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 )
 
@@ -118,7 +120,12 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		return river.JobCancel(err) // a template error will not fix itself
 	}
 	m.ID = fmt.Sprintf("%d.%s@gatehouse", job.ID, a.Mail)
-	return w.send.Send(ctx, m)
+	if err := w.send.Send(ctx, m); err != nil {
+		// SMTP servers quote the recipient in their refusals; River logs the
+		// error and keeps it in the job row. Neither gets the raw address.
+		return errors.New(strings.ReplaceAll(err.Error(), a.To, logging.MaskEmail(a.To)))
+	}
+	return nil
 }
 
 // link builds a link from PUBLIC_URL, never from a request's Host header.

@@ -101,7 +101,7 @@ func (s *Store) PeekOneTimeToken(ctx context.Context, hash []byte, purpose strin
 		return auth.OneTimeToken{}, auth.ErrInvalidOneTimeToken
 	}
 	if err != nil {
-		return auth.OneTimeToken{}, fmt.Errorf("find token: %w", err)
+		return auth.OneTimeToken{}, unavailable(fmt.Errorf("find token: %w", err))
 	}
 	t := auth.OneTimeToken{UserID: r.UserID, UserEmail: r.UserEmail}
 	if r.TokenEmail != nil {
@@ -112,7 +112,7 @@ func (s *Store) PeekOneTimeToken(ctx context.Context, hash []byte, purpose strin
 
 // FailOneTimeToken counts a failed use.
 func (s *Store) FailOneTimeToken(ctx context.Context, hash []byte) error {
-	return s.q.FailOneTimeToken(ctx, hash)
+	return unavailable(s.q.FailOneTimeToken(ctx, hash))
 }
 
 // ResetPassword consumes the token (one atomic UPDATE: of concurrent callers

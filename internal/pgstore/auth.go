@@ -58,7 +58,7 @@ func unavailable(err error) error {
 		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300" || pe.Code == "57014") {
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300" || pe.Code == "57014" || pe.Code == "40P01" || pe.Code == "40001") {
 		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err) // connection exception, shutdown, starting up, too many connections
 	}
 	return err

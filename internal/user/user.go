@@ -174,7 +174,7 @@ func event(action string, actor auth.Principal, subject uuid.UUID, c auth.Client
 // changes only when it is followed. Whether the new address is free is not
 // revealed here; the confirmation says so.
 func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error) {
-	u, err := s.store.GetUser(ctx, p.UserID)
+	u, err := s.self(ctx, p)
 	if err != nil {
 		return auth.User{}, err
 	}
@@ -207,7 +207,7 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 
 // DeleteMe soft-deletes the caller's account after checking its password.
 func (s *Service) DeleteMe(ctx context.Context, p auth.Principal, pw string, c auth.Client) error {
-	u, err := s.store.GetUser(ctx, p.UserID)
+	u, err := s.self(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -225,6 +225,15 @@ func (s *Service) delete(ctx context.Context, p auth.Principal, id uuid.UUID, c 
 	s.auth.PublishUserRevocation(ctx, id, v)
 	s.auth.Audit(ctx, event("user.deleted", p, id, c, nil))
 	return nil
+}
+
+// self is the caller's own, live account.
+func (s *Service) self(ctx context.Context, p auth.Principal) (auth.User, error) {
+	u, err := s.store.GetUser(ctx, p.UserID)
+	if err == nil && u.DeletedAt != nil {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return u, err
 }
 
 // MySessions lists the caller's live sessions.
