@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 
 	"github.com/google/uuid"
@@ -10,15 +9,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/token"
 )
 
 // purposeReset is the one_time_tokens.purpose of password reset tokens.
 const purposeReset = "password_reset"
 
-func hashOneTimeToken(t string) []byte {
-	sum := sha256.Sum256([]byte(t))
-	return sum[:]
-}
+func hashOneTimeToken(t string) []byte { return token.HashOpaque(t) }
 
 // ChangePassword replaces the caller's password. Every other session ends
 // and every access token dies (token version); the caller's session lives on

@@ -3,8 +3,6 @@ package auth
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -287,7 +285,7 @@ func (s *Service) lockedFor(ctx context.Context, email string) time.Duration {
 }
 
 func (s *Service) openSession(ctx context.Context, u User, c Client) (Tokens, uuid.UUID, error) {
-	refresh, hash, err := newRefreshToken()
+	refresh, hash, err := token.NewOpaque()
 	if err != nil {
 		return Tokens{}, uuid.Nil, err
 	}
@@ -325,7 +323,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 	if !ok {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
-	next, nextHash, err := newRefreshToken()
+	next, nextHash, err := token.NewOpaque()
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -507,17 +505,6 @@ func (s *Service) audit(ctx context.Context, e Event) {
 	}
 }
 
-// newRefreshToken returns a 256-bit opaque token and its SHA-256.
-func newRefreshToken() (string, []byte, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", nil, fmt.Errorf("refresh token: %w", err)
-	}
-	t := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(t))
-	return t, sum[:], nil
-}
-
 // hashRefreshToken returns the SHA-256 of a well-formed refresh token.
 func hashRefreshToken(t string) ([]byte, bool) {
 	if len(t) != 43 {
@@ -526,8 +513,7 @@ func hashRefreshToken(t string) ([]byte, bool) {
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(t); err != nil {
 		return nil, false
 	}
-	sum := sha256.Sum256([]byte(t))
-	return sum[:], true
+	return token.HashOpaque(t), true
 }
 
 func ptrIf(ok bool, id uuid.UUID) *uuid.UUID {

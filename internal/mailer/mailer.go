@@ -11,9 +11,6 @@ package mailer
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +28,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/token"
 )
 
 // Args is the job of one mail. It names the mail, the account and the
@@ -103,7 +101,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		purpose, path, ttl = PurposeReset, "/reset-password", w.cfg.ResetTTL
 	}
 	if purpose != "" {
-		tok, hash, err := newToken()
+		tok, hash, err := token.NewOpaque()
 		if err != nil {
 			return err
 		}
@@ -145,23 +143,6 @@ func words(d time.Duration) string {
 		return fmt.Sprintf("%d hours", int(h))
 	}
 	return fmt.Sprintf("%d minutes", int(d.Minutes()))
-}
-
-// newToken returns a 256-bit random token and its SHA-256.
-func newToken() (string, []byte, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", nil, fmt.Errorf("one-time token: %w", err)
-	}
-	t := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(t))
-	return t, sum[:], nil
-}
-
-// HashToken is the stored form of a one-time token.
-func HashToken(t string) []byte {
-	sum := sha256.Sum256([]byte(t))
-	return sum[:]
 }
 
 // RetryPolicy backs off exponentially: base, 2·base, 4·base ... at most max.

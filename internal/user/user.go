@@ -133,6 +133,20 @@ func (s *Service) guard(ctx context.Context, p auth.Principal, id uuid.UUID) err
 	return nil
 }
 
+// manage loads a user an administrator is about to change: it must exist,
+// be live (deleted ones are restored first) and hold no permission the
+// caller lacks.
+func (s *Service) manage(ctx context.Context, p auth.Principal, id uuid.UUID) (auth.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		return auth.User{}, err
+	}
+	if u.DeletedAt != nil {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return u, s.guard(ctx, p, id)
+}
+
 // mayGrant refuses roles that carry permissions the caller lacks.
 func (s *Service) mayGrant(ctx context.Context, p auth.Principal, roles []string) error {
 	perms, err := s.store.RolePermissions(ctx, roles)
@@ -333,14 +347,7 @@ func (s *Service) checkRoles(ctx context.Context, roles []string) error {
 
 // Update applies an administrator's changes. Disabling ends every session.
 func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch Changes, c auth.Client) (auth.User, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return auth.User{}, err
-	}
-	if u.DeletedAt != nil {
-		return auth.User{}, auth.ErrNotFound // restore it first
-	}
-	if err := s.guard(ctx, p, id); err != nil {
+	if _, err := s.manage(ctx, p, id); err != nil {
 		return auth.User{}, err
 	}
 	if ch.Email != nil {
@@ -382,14 +389,7 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch
 
 // Delete soft-deletes a user and ends every session.
 func (s *Service) Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return err
-	}
-	if u.DeletedAt != nil {
-		return auth.ErrNotFound
-	}
-	if err := s.guard(ctx, p, id); err != nil {
+	if _, err := s.manage(ctx, p, id); err != nil {
 		return err
 	}
 	return s.delete(ctx, p, id, c)
@@ -421,14 +421,8 @@ func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, 
 	if err := s.checkRoles(ctx, roles); err != nil {
 		return auth.User{}, err
 	}
-	u, err := s.store.GetUser(ctx, id)
+	u, err := s.manage(ctx, p, id)
 	if err != nil {
-		return auth.User{}, err
-	}
-	if u.DeletedAt != nil {
-		return auth.User{}, auth.ErrNotFound
-	}
-	if err := s.guard(ctx, p, id); err != nil {
 		return auth.User{}, err
 	}
 	if err := s.mayGrant(ctx, p, roles); err != nil {
@@ -445,14 +439,7 @@ func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, 
 
 // RevokeSessions ends every session of a user.
 func (s *Service) RevokeSessions(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return err
-	}
-	if u.DeletedAt != nil {
-		return auth.ErrNotFound
-	}
-	if err := s.guard(ctx, p, id); err != nil {
+	if _, err := s.manage(ctx, p, id); err != nil {
 		return err
 	}
 	if err := s.auth.RevokeUser(ctx, id, "revoked_by_admin"); err != nil {
