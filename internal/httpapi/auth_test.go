@@ -681,3 +681,24 @@ func TestRegister_EmailTooLongOnceNormalised(t *testing.T) {
 		t.Fatalf("got %d %s", res.StatusCode(), res.Body)
 	}
 }
+
+// TestLogin_RehashesWhenTheParametersChange: a hash made with weaker
+// argon2id parameters is replaced at the next successful login.
+func TestLogin_RehashesWhenTheParametersChange(t *testing.T) {
+	t.Parallel()
+	dbURL := apitest.DatabaseURL(t)
+	weak := apitest.NewServer(t, apitest.Options{DatabaseURL: dbURL, Env: map[string]string{"ARGON2_TIME": "1"}})
+	email := apitest.NewEmail("rehash")
+	weak.Register(email, apitest.Password)
+	strong := apitest.NewServer(t, apitest.Options{DatabaseURL: dbURL, Env: map[string]string{"ARGON2_TIME": "2"}})
+	strong.Secret("raw email", email)
+	strong.Login(email, apitest.Password)
+	var hash string
+	if err := apitest.Pool(t, dbURL).QueryRow(ctx, `SELECT password_hash FROM users WHERE email = $1`, email).Scan(&hash); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hash, "m=4096,t=2,p=1") {
+		t.Fatalf("the hash was not upgraded: %.40s", hash)
+	}
+	strong.Login(email, apitest.Password) // and it still verifies
+}

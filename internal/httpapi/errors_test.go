@@ -300,3 +300,36 @@ func TestInput_OnlyWhatAnOperationTakesIsChecked(t *testing.T) {
 		t.Fatalf("body on an operation without one: %d %s", res.StatusCode, b)
 	}
 }
+
+func TestCORSAndProductionHeaders(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{Authenticator: tokenTable{}, Deps: func(d *httpapi.Deps) {
+		d.CORSAllowedOrigins = []string{"https://app.example.com"}
+		d.Production = true
+	}})
+	req, _ := http.NewRequest(http.MethodOptions, s.URL+"/api/v1/auth/login", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	res, err := http.DefaultClient.Do(req) // a preflight is not an operation of the contract
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("preflight from an allowed origin: %d %v", res.StatusCode, res.Header)
+	}
+	req.Header.Set("Origin", "https://evil.example")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin allowed: %v", res.Header)
+	}
+	res, _ = send(t, s, "GET", "/health/live", "", "", "")
+	if !strings.HasPrefix(res.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatalf("no HSTS in production: %v", res.Header)
+	}
+}
