@@ -702,3 +702,18 @@ func TestLogin_RehashesWhenTheParametersChange(t *testing.T) {
 	}
 	strong.Login(email, apitest.Password) // and it still verifies
 }
+
+// TestRedisDown_LoginStillWorks: rate limits and lockout live in Redis; when
+// it is down they let requests through (logged) rather than lock everyone out.
+func TestRedisDown_LoginStillWorks(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	s.Redis.Stop()
+	if r := login(t, s, u.Email, u.Password); r.JSON200 == nil {
+		t.Fatalf("login with Redis down: %d %s", r.StatusCode(), r.Body)
+	}
+	if !strings.Contains(s.Logs(), "rate limit not enforced") || !strings.Contains(s.Logs(), "login lockout not enforced") {
+		t.Fatal("the unenforced limits must be logged")
+	}
+}
