@@ -59,12 +59,6 @@ UPDATE users SET deleted_at = NULL, updated_at = now() WHERE id = sqlc.arg(id);
 -- name: DeleteUserRoles :exec
 DELETE FROM user_roles WHERE user_id = sqlc.arg(user_id);
 
--- name: CountRoles :one
-SELECT count(*) FROM roles WHERE name = ANY(sqlc.arg(names)::text[]);
-
--- name: EmailInUse :one
-SELECT EXISTS (SELECT 1 FROM users WHERE email = sqlc.arg(email) AND deleted_at IS NULL);
-
 -- name: ListUserSessions :many
 SELECT * FROM sessions
 WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL AND expires_at > now() AND idle_expires_at > now()

@@ -12,17 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const countRoles = `-- name: CountRoles :one
-SELECT count(*) FROM roles WHERE name = ANY($1::text[])
-`
-
-func (q *Queries) CountRoles(ctx context.Context, names []string) (int64, error) {
-	row := q.db.QueryRow(ctx, countRoles, names)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const deleteUserRoles = `-- name: DeleteUserRoles :exec
 DELETE FROM user_roles WHERE user_id = $1
 `
@@ -30,17 +19,6 @@ DELETE FROM user_roles WHERE user_id = $1
 func (q *Queries) DeleteUserRoles(ctx context.Context, userID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, deleteUserRoles, userID)
 	return err
-}
-
-const emailInUse = `-- name: EmailInUse :one
-SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND deleted_at IS NULL)
-`
-
-func (q *Queries) EmailInUse(ctx context.Context, email string) (bool, error) {
-	row := q.db.QueryRow(ctx, emailInUse, email)
-	var exists bool
-	err := row.Scan(&exists)
-	return exists, err
 }
 
 const getAnyUser = `-- name: GetAnyUser :one

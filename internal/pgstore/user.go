@@ -89,12 +89,6 @@ func (s *Store) UpdateName(ctx context.Context, id uuid.UUID, name *string) erro
 	return unavailable(s.q.UpdateUserName(ctx, db.UpdateUserNameParams{ID: id, Name: name}))
 }
 
-// EmailInUse reports whether a live account holds the address.
-func (s *Store) EmailInUse(ctx context.Context, email string) (bool, error) {
-	b, err := s.q.EmailInUse(ctx, email)
-	return b, unavailable(err)
-}
-
 // Update applies an administrator's changes in one transaction.
 func (s *Store) Update(ctx context.Context, id uuid.UUID, c user.Changes) (int64, error) {
 	var v int64

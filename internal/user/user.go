@@ -99,7 +99,6 @@ type Store interface {
 	// GetUser finds any user, deleted ones included.
 	GetUser(ctx context.Context, id uuid.UUID) (auth.User, error)
 	UpdateName(ctx context.Context, id uuid.UUID, name *string) error
-	EmailInUse(ctx context.Context, email string) (bool, error)
 	// Update applies c in one transaction; when it disables the user it also
 	// revokes every session and returns the new token version (else 0).
 	Update(ctx context.Context, id uuid.UUID, c Changes) (int64, error)
