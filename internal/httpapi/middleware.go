@@ -37,7 +37,14 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		req, res := c.Request(), c.Response()
+		cause, _ := c.Get(causeKey).(error)
 		level := slog.LevelInfo
+		if res.Status >= 500 && !errors.Is(cause, errClientGone) {
+			level = slog.LevelError
+		}
+		if !s.log.Enabled(req.Context(), level) {
+			return nil // spare the attributes on every request when the line is filtered out
+		}
 		attrs := []slog.Attr{
 			slog.String("method", req.Method),
 			slog.String("route", c.Path()),
@@ -46,13 +53,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("ip", c.RealIP()),
 		}
-		if res.Status >= 500 {
-			level = slog.LevelError
-		}
-		if cause, _ := c.Get(causeKey).(error); errors.Is(cause, errClientGone) {
-			level = slog.LevelInfo
-		}
-		if cause, ok := c.Get(causeKey).(error); ok {
+		if cause != nil {
 			attrs = append(attrs, slog.String("error", cause.Error()))
 		}
 		s.log.LogAttrs(req.Context(), level, "request", attrs...)
