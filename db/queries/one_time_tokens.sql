@@ -4,8 +4,8 @@ UPDATE one_time_tokens SET used_at = now()
 WHERE user_id = sqlc.arg(user_id) AND purpose = sqlc.arg(purpose) AND used_at IS NULL;
 
 -- name: InsertOneTimeToken :exec
-INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, expires_at)
-VALUES (sqlc.arg(token_hash), sqlc.arg(user_id), sqlc.arg(purpose), sqlc.narg(email), sqlc.arg(expires_at));
+INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, expires_at, session_id)
+VALUES (sqlc.arg(token_hash), sqlc.arg(user_id), sqlc.arg(purpose), sqlc.narg(email), sqlc.arg(expires_at), sqlc.narg(session_id));
 
 -- name: PeekOneTimeToken :one
 -- A usable token and its account, without consuming it. Reset and
@@ -26,8 +26,8 @@ FROM users u
 WHERE t.token_hash = sqlc.arg(token_hash) AND t.purpose = sqlc.arg(purpose)
   AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < sqlc.arg(max_attempts)
   AND u.id = t.user_id AND u.deleted_at IS NULL AND u.disabled_at IS NULL
-  AND (t.purpose = 'email_change' OR t.email = u.email)
-RETURNING t.user_id, t.email;
+  AND (t.purpose IN ('email_change', 'email_revert') OR t.email = u.email)
+RETURNING t.user_id, t.email, t.session_id, u.email AS user_email;
 
 -- name: FailOneTimeToken :exec
 UPDATE one_time_tokens SET attempts = attempts + 1 WHERE token_hash = sqlc.arg(token_hash);

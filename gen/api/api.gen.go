@@ -462,6 +462,11 @@ type LivenessStatus string
 
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
+	// DeviceToken The `device_token` of this client's last successful login of this account,
+	// if it has one. An invalid or expired one is ignored (the client then counts
+	// as a new one).
+	DeviceToken *string `json:"device_token,omitempty"`
+
 	// Email An email address (compared case-insensitively).
 	Email openapi_types.Email `json:"email"`
 
@@ -661,6 +666,12 @@ type TokenResponse struct {
 type Tokens struct {
 	// AccessToken JWT access token; send as `Authorization: Bearer <access_token>`.
 	AccessToken string `json:"access_token"`
+
+	// DeviceToken Returned by `login` only: proof that this client logged in to this account.
+	// Keep it with the client (it is not a credential) and send it with the next
+	// `login` of the same account; that login is then throttled apart from
+	// clients that never logged in, and sends no "new sign-in" mail. Valid 180 days.
+	DeviceToken *string `json:"device_token,omitempty"`
 
 	// ExpiresIn Seconds until the access token expires (900).
 	//
@@ -1681,15 +1692,23 @@ type ListAuditEventsResponseObject interface {
 	VisitListAuditEventsResponse(w http.ResponseWriter) error
 }
 
-type ListAuditEvents200JSONResponse AuditEventListResponse
+type ListAuditEvents200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListAuditEvents200JSONResponse struct {
+	Body    AuditEventListResponse
+	Headers ListAuditEvents200ResponseHeaders
+}
 
 func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3134,15 +3153,23 @@ type ListRolesResponseObject interface {
 	VisitListRolesResponse(w http.ResponseWriter) error
 }
 
-type ListRoles200JSONResponse RoleListResponse
+type ListRoles200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListRoles200JSONResponse struct {
+	Body    RoleListResponse
+	Headers ListRoles200ResponseHeaders
+}
 
 func (response ListRoles200JSONResponse) VisitListRolesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3235,15 +3262,23 @@ type ListUsersResponseObject interface {
 	VisitListUsersResponse(w http.ResponseWriter) error
 }
 
-type ListUsers200JSONResponse UserListResponse
+type ListUsers200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListUsers200JSONResponse struct {
+	Body    UserListResponse
+	Headers ListUsers200ResponseHeaders
+}
 
 func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3356,7 +3391,8 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	Location *string
+	CacheControl string
+	Location     *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3371,6 +3407,7 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
 	}
@@ -3740,15 +3777,23 @@ type GetMeResponseObject interface {
 	VisitGetMeResponse(w http.ResponseWriter) error
 }
 
-type GetMe200JSONResponse UserResponse
+type GetMe200ResponseHeaders struct {
+	CacheControl string
+}
+
+type GetMe200JSONResponse struct {
+	Body    UserResponse
+	Headers GetMe200ResponseHeaders
+}
 
 func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3822,15 +3867,23 @@ type UpdateMeResponseObject interface {
 	VisitUpdateMeResponse(w http.ResponseWriter) error
 }
 
-type UpdateMe200JSONResponse UserResponse
+type UpdateMe200ResponseHeaders struct {
+	CacheControl string
+}
+
+type UpdateMe200JSONResponse struct {
+	Body    UserResponse
+	Headers UpdateMe200ResponseHeaders
+}
 
 func (response UpdateMe200JSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4207,15 +4260,23 @@ type ListMySessionsResponseObject interface {
 	VisitListMySessionsResponse(w http.ResponseWriter) error
 }
 
-type ListMySessions200JSONResponse SessionListResponse
+type ListMySessions200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListMySessions200JSONResponse struct {
+	Body    SessionListResponse
+	Headers ListMySessions200ResponseHeaders
+}
 
 func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4555,15 +4616,23 @@ type GetUserResponseObject interface {
 	VisitGetUserResponse(w http.ResponseWriter) error
 }
 
-type GetUser200JSONResponse UserResponse
+type GetUser200ResponseHeaders struct {
+	CacheControl string
+}
+
+type GetUser200JSONResponse struct {
+	Body    UserResponse
+	Headers GetUser200ResponseHeaders
+}
 
 func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4695,15 +4764,23 @@ type UpdateUserResponseObject interface {
 	VisitUpdateUserResponse(w http.ResponseWriter) error
 }
 
-type UpdateUser200JSONResponse UserResponse
+type UpdateUser200ResponseHeaders struct {
+	CacheControl string
+}
+
+type UpdateUser200JSONResponse struct {
+	Body    UserResponse
+	Headers UpdateUser200ResponseHeaders
+}
 
 func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4910,15 +4987,23 @@ type RestoreUserResponseObject interface {
 	VisitRestoreUserResponse(w http.ResponseWriter) error
 }
 
-type RestoreUser200JSONResponse UserResponse
+type RestoreUser200ResponseHeaders struct {
+	CacheControl string
+}
+
+type RestoreUser200JSONResponse struct {
+	Body    UserResponse
+	Headers RestoreUser200ResponseHeaders
+}
 
 func (response RestoreUser200JSONResponse) VisitRestoreUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5069,15 +5154,23 @@ type SetUserRolesResponseObject interface {
 	VisitSetUserRolesResponse(w http.ResponseWriter) error
 }
 
-type SetUserRoles200JSONResponse UserResponse
+type SetUserRoles200ResponseHeaders struct {
+	CacheControl string
+}
+
+type SetUserRoles200JSONResponse struct {
+	Body    UserResponse
+	Headers SetUserRoles200ResponseHeaders
+}
 
 func (response SetUserRoles200JSONResponse) VisitSetUserRolesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6632,240 +6725,253 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu2tjf+Khidb6Z2/5IsyZfE9uyZv5tL6zS3xk6y2yqfCZGQxJgCVAK0rLaZOU9zHuw8yTdYCyBB",
-	"ErrYVm7dmdmdHdskCCwsrPv64a9GKCZTwRlXsnH0V2PMaMRS+Ocr9kfGpDqN9A8Rk2EaT1UseOOocT5m",
-	"JMU/fyfJ6cNjIhkjaszIyctT4jzbJieJFCTmJDDPX8RRQMQQHp6mYpCwSbvRbLBrOpkmrHHUOBh2o164",
-	"O2jt0X3W2hsedFr3B/fC1mHUYd1hj+4O9sJGsyHDMZtQPTU1n+r3pEpjPmp8+PCh2ZjSlE6YMgt5kKVS",
-	"pPVVvJjSPzJGQvgzGaZiQoIJU7TN2bW6wF87c2VXscgkmdIRa5MXk1iRWJGhSOHPwziVCv9WWg2bP3l/",
-	"+l7Ez96fzJ+fdWbPzjrXzx7/cv38oZg90/89FvHTB0+m+pnnvWd7vz14cthoNmI9vz8yls4bzQanEz0U",
-	"Tqi09Am9fsr4SI0bR/vdXrNGimbjaTyJVX3pz+h1PMkmhGeTAUv1GmPFJpIIjoutrqPX8c8pgeHdKUVs",
-	"SLNE4SsT/EzjqNvRP8Xc/JTPNOaKjVgKUz1jUsaCL+I3iX/+TpI4ahIqSRJLxSIymJNA//PZ3Awgg/IW",
-	"dOluuM/uDVuHg16kGYq27ocd1uoN9qKD4X3aCbvMknxK1bhYXRw1mg3Nt3HKosaRSjPmLnUo0glVjaNG",
-	"lsGTdeq/lixdtJ5MshQWU57tvfB+dMg6w1aX9gatvXA3at1ne8PWPj0Y2L99lNl+0C/LqeCSwan5gUZG",
-	"AuifQsEV4/BPOp0mcUj1UnbMCf7/3ku9rr/sOmCAAY0u0mIEmU0mNJ03jhonBLiIiJToFZD8tJJYkphf",
-	"0QQmeEWTjOG3Iz1Td7xmI2KKxknjqPELjFWM0Uem7DfIJJOKDBihnBg+IwOmZoxx0iWUR6Tb6bSBllJR",
-	"Hupv7NBpvHPV3dGbIw05UWjdQDIpqjLZONrTPK9iBdv6A41IMXlD+yzlRyOq2Fhkkh0ZWh6569S7Yihy",
-	"ITi7UPGEXShxyXiZpCiQJVOaqFcsjYdmhwg8TELKuQBiZJL5iLvgIw6d9SdwsGKXmoRdTzW76c+OqSQ0",
-	"SRmN5mSgiaw/tYC+NFPjnSmVcibSaAdmvklqn+L09KzsBO16lpJ+ARX0Lkxook8Qiy4sr5epPxDRXFNG",
-	"kxk//uTsxXMPpSsDVShsSLBguGXUTMQo5psk4jM7UbuSpaSrLAvkSSF8/k/Kho2jxn/tFNbGDv5V7rzE",
-	"EfCVhXaGJkb+jSPQUn4aka2gPJdgu0koipw+98qc/HnNMCJTWh+mlI8Y2Qqc06gHEimhRHDW0uzR5/mB",
-	"yPglFzNeOhD2MOhzQLYCP3MFTSJ4nwdwBl6aExGAeArgIM8fTWicBNvtvt5dxz77d8vI59bpw0U0No/v",
-	"FLYcUPmB4MMkDm8r2UPn9fIp0HLTbknEEqYV9FbKpBIp08pw23Mg8tEqR8Ez1jJpvbOO5twxc7nzOTks",
-	"zsmDYv5LT0i+Tr0DTG/qhaJeSQ5/JDSKUiYliltNDQ/t3GEc8p1wocYsJTQMRcaVy4mSqHEsy5/4qErQ",
-	"odSj0rrsrJcSzV3g5mWK3RJJZrEag1AJszRlXBG9AIZyprwdA5YIPpJEiT6nFTpvBc58jbhQqJpFlobM",
-	"snPMCcUvEDWmen8SMZN9rp8VU5ai6t4K7Pw2e/phG54L9QbsBBbdXArUOJALdXFlh3MYET4xJ3ORpTUy",
-	"DkXKSCJGo5iPSMw/vm7brXIiKI5i1mswYmmdm+JGawdp7ghFmrJQkUGmPLxnlZ2ZAZkz1QRVocaszyVL",
-	"r1Bkar6JRxnaPcT4BNpdtQzqriPYbpPXEt33JOaXmjthvJIdCe8BQ9vDQwlnM60L8fCABuPRG+elYJNc",
-	"+1ikgziKUF7eml2H+SglbRNL59wZekmgCAjBIy0+yZSlkxhczI8qMB02fezMdil3FsvaFFPSMAQhbQ0c",
-	"NLA0W8ZKom5OaHiJRCooQ8oijDMWSbIV5PMLttsb44hTrljKafIoTTG8c2uuiM1IFwyGKmlSknF2PWWh",
-	"NmXgz0SEoCSWWyOTu9oY+2WHBidIzBm381zhzZRWtQnO8JFDW7buh7Q8eQj0k4QaEc8ikvGIWW2IAuT0",
-	"YZNwppeTMpWlHCm6Kd4Ahn2QsohxFdNE3pFB0HYPnfEq5mpZUoOfUYj1mBvB/vG1XLfuBpdnvZYH7L6y",
-	"CcZ5qtdGhjROSr6Q8xnNNiB4uJyZUBD8KaQJmY0Z2Fm5Ruxz1+dSFSU6SwUfWdvL2maxJFEs6SBB58x6",
-	"FBvUUIbcr9gwZXJ8bqM0d2a6FAf0h2TMH2uhGRuRMf7oMr4zQ3wMzivNbl3eK693czZ/hVBVl71JUnYl",
-	"LpE9Zk4wS/vvfV4wbWl+xsrPlWJIOeGCaB9Bq0gBpi15Cv9P6IjGfJMs91yoxyLjdzPhtTE4hFEc3nou",
-	"cD3GMYptpPpO7vedWWyvYLHnQhE766VsVSxvc6xk3LlIMLTI2XUstXWdf2uTds5LOk8Ejc6FeErTEbvT",
-	"Xk9xrAslxEUCo60IQCohCDy4XIKMYqlYetf97Tq2r1l1MYFV+1xf2qbDBUATdh2CUasgJ6Wtse8kkfGf",
-	"2nmagItVm8gmmeGMpVdxyF5zekXjRKuzO/GDxOEuMme8CkeYR4AZ2GQqUprGyZw4bxxrAy6dk4Qqln5s",
-	"q9hhEUMLUp78UibxrXcjhjGJ2JTxiPFwTrZeCqlGKTv75anWDa9YFMttVDkpo+FYf5VsBZ65QKDnJFNj",
-	"tHy0kZ07UxLMJxImQmq/XovkGZ1r24gbZkQPTGsx3P8+xxhTkf3RCq1NXjm7tUFldC7EM8rn5rfylsFl",
-	"Y69dJCK8xNhUOTjq2HMuO+LjZAuMaF+YuTKuy+RCkAnlc2uewhDyuGo9mi8MRUoOOx0iWSh4JD+6Qd9z",
-	"AqgnZjb5GpbyemXFkOGlil2AnKqR1hIhtdtXJ2HpbR8B7btWIMSc7PU+C6V8y1lKrNLaNhRprs6BbAXu",
-	"Z4LtYzKjsSIBHMjWyVCxNMjJRV5wEgBhgmafB+XdDMiEUS6rPOo5EVSPSlI2ZSBOkMf7HJm8dvxfUcUW",
-	"1IygJpzQmMd8RP7IhKI29mjnTDKu4oTECpPRkmydPjp/TPJBCX6JDGOWRJJEKR2q7XL9Q78BM2vF037j",
-	"OP1X51j9a6+3tN6nWUy69VIkcTj3zx1nPIUnMOw+A/9Iq3MtOe421T/+1e0cz/510Fk112Kr69M8M2RU",
-	"AhnDBMlVOtckR+/BncJer1QNZOtrOt76mjtI9tdcn1KRxn/eJlsAjOULLJQE0Ftw2nM3fgsd9GesScIx",
-	"5SNmc6PbS6oXloRnbhKNsbZKXqHwJQZlnMqQBQUh1RCuz89dXG5THrxCzerQNwo6bMgU9FL1RoGGoroj",
-	"qzB4QcjnorxYLTOk5v06xUqDrJFeoGTAaIrpw/wDn5Bmr8vzXUqy0to2ox4XUZZsBe7X8gBLqVKjSQY0",
-	"SuZExiPOomafO3UXlr2LiI2J1ByZeAw+BEEc1LJW1kDdRZ8HZYkTNAk1McVcioziKyaJN45Z06lv375t",
-	"uTa9Xz3R4gnNJeGYJgmDGpRXjx+Qg3v7nYr6+QGZB2Lu/+qXz2u/sUIN3UkZTFOh9007LI+4itX8ljrB",
-	"UvMiZe8ho1CXYZzNCqIPIacA0V7U8/UzWB9ykR7IYzcTxlQ5hIyjA7U1cWXj6Pf8A9qpl2ORagEAtkHj",
-	"qMHZ7MJRFRNNmxHUetkKREUSRqUi3X29sSkNFUslBAkbH959Gh3U67mxFbNSh0orYitVsqLUhAjqRSow",
-	"puCWeOrf1eJjkqnXkqWvRMJkU2tAqhaWBQE3Aw9doM26KlJlDoB/20pTLXZO/yhLW2YexPn3GzKbslTv",
-	"Rb+xfKfWqz4yn9vYRr7JiURyIi3dyDpV9UbWf1vazcdoA9OUEUjz8lHTRs+X2xCb3UNTwVzsHqSC/AfO",
-	"5KtLSbnGh2aNH3Ao5yjH4SXUU/t4Ah9awAYbDYRufI83FQq1GzVjSdJyykOxMgB374hQa+RESDNQ3ZZz",
-	"KP7OTeFZu1FLYVS0eoFQy6w5imwFtTXlxZiczfrcpyLK0hzishUhFmy3SYB8FkA7gSSMhuM+F8Mh45H2",
-	"uWCqmwySveYym05Fqlj0jEUxPYedvEMENysGvJjoES+AOZYdNHtKwNqikrgf1B/6JKH+fdcQzZdAYAnE",
-	"LGGFSepd+EcJ+pvCK0uwoEqxAIxW33w2F/vPFwbDnIQhmxqTqRKKDvWZSlg0YhM9XzE051GvBuIesSTG",
-	"hGMRJPhEprTVzGgCtXhKEpGpUEwg6TNNte+iYrTZcqlY+ywZZxPKWymjEQS4zZNtb2dM0afyez7ku/xB",
-	"MdAHVG+lXeYr05oCZmNpQhFVK7c6J9YHLdZXP/9MP1OdJnzIvO+dajSJ+etpZGwap3mGRlGsqUSTl87U",
-	"hzSRrJZHsJai4MwIH2LUb8KGCqrTtR7OOPoooConMXcH7lb3zNY91DctUGnGAlsYUVS8QWAP/ShJ2BVL",
-	"5za9cEwCmHhAGMd3YlVEpgxRBkIkjELuHnV0nVt4pWBmS28D1RojpJK1Yi4Zl7GKr1gyhyOU9y/lWr9o",
-	"fuvt79WYzNZYXzlVrtVoG7TLhAmjWCqS11Vi2sR0/m1xNtuuF0zXl4p9WNWvPGczTd9pQudEP9EuTx06",
-	"46ZUKZbqp//v7/+337/udFr9/nX3cb9/fe/xu+//j/cI1Rkwi2L16MpokerplCzM0ljNWylL2BXlSu8r",
-	"V/UTTkN8pzrEWy06xnQ6ZdrjJqw9apNAM0sbwqBtmYUYSg08R76phxUp6IpF3XBkNhZEu0bRMQl4liQB",
-	"JFsoF3w+EZks4uh52HkuFfaPVrvb9OuYHMU+uNp00PmILqgqNcfp0wu9Hb4loEaVi480fqu8OtiQlpyy",
-	"MB7GITFjtMlLlkr9PtFyBWMb8lIvXbIwZQrNbVseF4o0wrNe23Wk6IruvmYjntYJ/yCJtYI4fWn5Oqd7",
-	"nlQEHiFRHIH+0yoBG2VzjdJeh9iupVCdxOlDe9BKOiqkGaY5WcGnK78jMyDLci4rlhVLQgciU+VlG5v0",
-	"VlylP3BBR+YIrni8ol/gC+bwOceltCrYx9JnSsQtWLTE4O+WCounsVSr1Sv0B6/Us4UEKgQUTVM6X1fz",
-	"6sncSvs+KIXs1lW+5bWa3o8iluNlItshYp9qV3XRAWjkXMB72KQUMPJqjHxw8gObCxR3UrtfGS/VnqDt",
-	"DlpYGk/nKA839Xk53jSYE9Oe3SRcECC/jDEonWlVvkX53HmhSeSUhkz2eczDJItYtH2s35oI8NgGUMzA",
-	"onyyKJiLn/AgC65ozN3aTavztYRL2TCzZigJ9no9UnfT0P/KD6MbaltM9/urzltttyv74ucyFl7Wd+wV",
-	"k1kClnaoH9BGtLbfipKQupZltmi9YpOMRaptcSoFR3EUYY0iatuifiTQOxBoTSUyFRwbTWErsXM141MF",
-	"CVV6Thd4nsvf/0nMICyJvVB6MUQJcdkkMSeTOEliJ5lvBkYMARC/xrn7q8F4NtE0zrS00itwqLlgO8zL",
-	"pel5tyCPGt7ukH9hBqlBS/A6A89oeunpAnJKU+1Yx/o81/t1tIYDn1WNGb+J0fpw4wZrs/FN4H1qgdc0",
-	"8e06wemESS2uIC6vxRU8SJQgo5Ry1SYPkWyEC46Vn1b9V90KiJNrNvFhckCgP6gw0MHeSv04oden+MFe",
-	"p2JHNBsZj//ImPm7NqyqksSex6WS/KFJ+d1OiNzMQmhqwkJPXjoBtoB8o+kju5HpUFnp0hVC2OCRX828",
-	"4CzP2WOEtmKDD0TkUVoYcqyDyYTjmLMi8oPqyyotO+GgqRWYE3bXv0Ae1//KE2t+99EE6H3krkRr7XeB",
-	"DfyDLQxi/VQOYbHraUI5tVu1fDNsKgGI1Fwa1Xos0pFQdzNWP5se85423yp/YjTRg9SIDL8nKZuKVLXJ",
-	"c6EI41csEVN0cSs8p42QlZ4HjvkAn/0AAddEjecLI15gWmFgC62cWJJs6lORleXagZt2YotX/iCfef3w",
-	"4UenLF1qJE6xjnjl6tEshZlG8bpPV2WJ/ZYdxbewJ29/9rLco6i3v989JNNskMQhuWRzLFu439m9t+0J",
-	"MSUj10p8FD08O/FYiNqJvSo/CJ/xPnrpc/p/ZnOAJ5tQFY5NfDO4jKPAlvcZsQdFExDKlPGI+83mS6xz",
-	"sHN58fNL7zwy9KLtYzIeeR+79suygoBNMqCSHexlaZLH6KdaPvDRalmk54rU019C4uDUmkD8BXt7Vp8U",
-	"JPfesgHRpDxjCvf13n7Xt6+XbC7XDhZoXqpFCarr0AP6JpvHCeraiCkKITXIe0zpKOZQ+KrtEWIRrupT",
-	"TxYXvU7piGGHR141ikaoG5DLKy21F5nDx9UH1EIfUkgWX07bXKYARb8IX8sDUqahOqEOuNydom1V5D6w",
-	"2oyxGripqSCnlTkqq5muFIiyyHAuMfwbecU4kx4xaf+yrqLwep/rup3eqYlRzL86J3O5aWpqxb+Ttw9f",
-	"3cbaXueoypiPEm1Fmua6xWf1C2Bw3yJf5igIPkfJwUig6DWBqyWP3Q6fiIWJdhIBRYHD/88BRAGcfhJg",
-	"wehJpsYBkaGYIkqjZfccqsKEiOXRLI0Vy3/CMseGcQvtk/gDlVrzNZoNk+fTf74Sl6AwsihW+LRPk9k8",
-	"uo/bta443Nu/Z6E+SSTCbOJNO1nfYo2U/QP96IeiwmF9Kx71fSwthgMPmVfX2+Kj6sjgU7USdsXyENsx",
-	"mQLyiSKCJ3MtsbVTH9gVy5L3vGxxjr/mCZ4X9RhLOB6wzbwL+mRHxo0C1j/z0/n5S4IPEL3hfgVq6kL8",
-	"sdFKlYGpUqtAykIBiXd2ytTbVLwCf4lJP+t0dkM9UfgXC8pJoTRupWzIgI1WCg9b0gJraxbhTuMurpIt",
-	"DufXCaOw4KLqhyM+B9CZYK5PkkFKeTjWbBqrdp/3+d/wAPnbbsvf0Fmkvem/+/zvVquV/6efLeHhkb/J",
-	"XqdD/iZLET0Xouu1CQ5ZgevLR63CKso5VzQERIhk7qIimnHqNWJ6qF6vMpQDFTjIlKkYK94lW74aR6hK",
-	"a+ltMQETCRXoWJ8mi0e1MN1GOGRbWWanVypqh0V2yd/kufB1AeTF8PblciV7/ravF2NRjTypl8jb0Qt4",
-	"Hhh514x8I5QfO1bRAg9j7ZmxcrWuvy4yVS0OzpmBqbGIAKAKUNEsrfbNOMBf8IaE7dMDFBgFIF9wCDtg",
-	"jqEGwxxWp7MUka28Tjuii/GWD1qF3DNQe5XYvR2i3iKuB+ruuqxaajTP+8sLbvJWm8Ew+57DUy9ZsyOV",
-	"WhLhxACR6j2dy3oVy1zqtkPkvIoNXkgOFx5nq8B5GYrUBGWSHC8mS5kt9cTS0Fr+1Xy82iBpV4LQM2s3",
-	"R2YpW2utHiC1/PA8MChuRQDYj+dmCzHzwiOAEa9Ss4w3Ujr7NwM1cQFNqh+poJKWhPC0aBdYDDG8Bghq",
-	"wf3VhEdJUC/q+SgX9PqFrK+nnvxN9mFbSk365XZ8B6rRds8TX/M82XKa8LcLIpYAsOCDoBdLcFkudhe8",
-	"6djuZXDrGkawr5C+0m5W7ddzke5chJe6gAUjJMcwLUOK+vBCFlYcV/rD/V2ZtT58L4LkIuyjhTjVvsYf",
-	"P7hFBRbN59IYCKfb+f7lKS+wtt1jCwVVeZjHtHxDej91oKRqeTRA/L+Jp16emM/KfGWKu7+6oMe3LPZ/",
-	"TNnOWvGmVzUs0n9qku2Vixu+6WT2N5b+WIUZS5RDRSlUjC+Y+F01QVVp+jlLJN42Dy1NtTEDjnzhE8p6",
-	"SK/05l+LpXZdyBajrp1OcqKvq7JKpsHPnV75m4vIUS2VrVV6p3OIAGCuIs89NYkUeLVQQMYiiSSGCstY",
-	"qB7y3aT0FnbrlkW3tyq4Nbft+DgEnbe8YUSfzdzkSYW2qlFKlM0g7SJdMjaVLpqVJ058i8J94zL6ehos",
-	"sGgM6NoujpaJKJbCKyAghqKEY7ug7wVcIGmmufA6I8K0FKXKzACCvAp/ZoDQheOvt8x1WwGihF3caX4Z",
-	"TwCOHErozS6yyMDV3GC+6/Qk5N0POd0d1vDUtkp1oXfJu7C3Vay0GZVodeeLWH/25Vr/8odeS5a2TvTf",
-	"bjJ9X0NAqdQfiv+dA1BZb31rS3xYnIMl53mD3QBWQnzqVoAzhoWHt3Tf/CWTUNcnJtOEKYxQGAWY1z9K",
-	"I+ggpoMhza+sbhJX7qMoOKB3a8FEH/ajaiTzCQ+xUXhPaZz62t20fF/krT95e17SAMdEOxZQwHFioi/g",
-	"XhwRA8eCKSN3UCd1VM8zmtMZ88VgYIipVlNF5lWyddipIMMcdjq+rJp1/2/2zbKONu/603YrAh/musVK",
-	"7KMe5jg2lQBa2bbJmRJ4dQX0L7Jk7s/q6VcvbG7PBtVwS1bXgJRYoLqO0uClHfOS1MeY2BS8fq3xJ2gJ",
-	"vl2r03GB66CEwWVzC21v2Aa1wLvWXmcla3Kq4LogSdhwyEKTas+bFOHWkgmCdyqBZkmfDwWGN8lW+SKt",
-	"Y3MrRVClQdW7u2P06dM1/mprwyf2sJMb462bMaQNav5y4wp7eam0GPt5NZsxG53LvLxfXVngZvvZF0+D",
-	"ckKjScxjqVKqRFpA/9sJ1iZlHrj9rBZws3uOKlx9QqamcN0cJZvoHosZL7A0Y5kniLyhpBs3vr91rlPw",
-	"Tq36yQVt/fknlvHQSrqt6bWsDvGW23gRr2PN/uQVbTKquK81RewqCemPkoW3oNSkMHqLwphlpo8+zGf4",
-	"pHYyQHXc5JD6nAjLKSbwUeEP3246BSoWtKrkdzjzKp/Hkox4t0BYbdDJANn3qT0M7D68izlsp/3RjGGH",
-	"jWp8/T0JaKjiKxYcwX0V5paKPv+eBHYvg6NCZg7mNYF6bPOipXdx54MjIsVQtXLxX3r0uC6c9RzMxYxY",
-	"leQkRnGiDpMVHOZN3b0pVP3t/L/1I7P1fsvNxGXr26mFh4HvONNMYS5YzotBi58eWwnx5O15o2ZJuv4D",
-	"3ne+MNnYtGBHfX5jT4e8wcYykZLuPpnEPFNM4u0+ULRq/d0+j0FV5xU238kcpsRamgBhZEtinRitVoxY",
-	"dwTsAmcFdBTa/DkJx0pNEeIp5kNR39e86A/QIArwmwocp0klHxHEv8LpNk2kcxarcZ9D81oria9YVPLU",
-	"MBcBcU/otHT9H9msxPebNjPhMpfei2TYshcx5Ld68igPZE0op4j31HQPF8Yx+xzqf808QH/BEjmB0l6i",
-	"Us27fd7n//Vf5JGpsNc/YkQbgF2kHGYJVs3lRaB4pVdg8MECoCDPS/SP9AhBELyXgvf5X30QWf3GEfmr",
-	"34gj/Y9+43//+3/6jQ9N0gdBZv5YlEK6D32AwWBMPVBAQpqmsSmyysu5tgAwhoAagPCM+YPcbpOXpV4Q",
-	"qY2dPscb/6Fowdy6C79w2haCY9gjEri/IwMaXnr6OPAOz7yRAwktlZiiUYLWHJopbfIAXsXskwDv+IhE",
-	"AiyXQRYnERFp3zh1epWTNnlRlIpDSgsvTtNvjAEhHO/OCnqdPfJckAeIKRfA1urTh81rhPFoKmIOgPQ7",
-	"+LugSew/dzQLuz9DAU+wnaPuXLK5tqz6fCvYaQMQIJT97LyfXco23riM4DWlfg3LXlCvUzAX1qgi5/xu",
-	"y8XfbeljK492dmazWTsdhi0WxUqkbZGOdtJhqP/Tz23bet8+t4XlmL4zaHoIIxgsAtQL2uSHvBwWQrNQ",
-	"SNvnQSgiFpAJmwxYSrYkQ/ETOFW4AUH1vG3vsBOcBFDci9IUq8ODZp/PxnE4BoJogQjly3gUJ3RuDP82",
-	"CbB6TzPHuqXIfV4uNMcOJ1VviIVi7rxQyuzDqzzx5GyGPdlNe+bhBnX9YjM/bpRXi8JNLTg5z3PBfY7e",
-	"OmhJQHDMlWZRaO4dxT0mDsZkn2uCjRjX7K9tcs4I1FvOYsnMl+nEfoxOp4ymuGw4zYVECUAcYo2h5U3Y",
-	"DP1s+TFTiWjIewz3B0AkCqaITUl46Po8ljJjlrQnJdWhf2mu/8LM8ssXZ+ekfvtF3glGnXAlyNDvgXDf",
-	"f+8qle+/R3315O25qe/F0W0j5lYATZXBdtPUOw+1LCElfXzG9LrVrYKZ5FRJ06yoh71kcxRj8CtIBlFF",
-	"FomHdrGmkjbERaEkbJNH19YrhoSYh27m5UDPYGjBQDHMS04xNwXZxkgfTtxNfaTwjGjxyhnIZklmIgXU",
-	"Fqr0WIKHRnKb1g74UyVyWfQCute8W8w8QDIdCy1MSJ7xMawAFx6LTJmbDWKDtlIUiyI8gPm11fZGsbmG",
-	"83eyzxEwynzXfkmike2aewYFEmtBrdWA2TuYOLtivM/NhROxyiO9xMmZQZmHMeahGNJbMBmbmvo+N1cV",
-	"Idvvd3aJrzrTnpoifw8C6cQxYq6Y2yOF7VDubbzkEdUyPK9HN11UEq8xdsrWrc2I3VRgi2rCxEpWWqt8",
-	"RugWHCETZUfkO+yhCrbb7uwdlDSgDyBrYHsVxidtNKHPQbMEPz4q+BqeDraPCbWAuW7Z/RzEuRb8nV1S",
-	"FO2X7AKktl3BEfn9XVCczDAX/3qnwOoBar+qW7VNwziG66uGahmMz7VW+xxjScUDKSNp/j0WtcmLKxN9",
-	"wivT3CIisGAkCfZ6h4ExrKE/pVKmru28WsX30JwRc2Is1qlT993ny27FMTc/FZaOwWGtFIJvyfyalj6f",
-	"0VhtN0lQvYPGGJP5rwNzwYz7G+8VM2aD4NIIa9RY+80QCf7PXOSf2z0gb8WUcTqN23M6ScwM8t+B6G3i",
-	"DQdnMzoasZS8PsX3IhHaiwuSOGQmrIEht8azU+1KZmli3Cltl+lB0bIGm8y8JHf0s0UHV+FdNZqNK5Zi",
-	"wUij2+60O/oxM7XGUWO33WnvQkWSGoNz61cd+i8jpnwIXNoQRrlba1k3ETyrG0FZAXPoM1n21drkpM/h",
-	"n9pCcZECIMcLouKSzdvkYZaiVtDWMDp31ohkylT5DIRmX6ttLFNpHQVDPK/Yxw0gCB7C06hx1PiRqSez",
-	"S0RkQMMMSNPrdJYgRnuQorEt/3eDu2DgFgy4Qo6pYBAUGpcv058v/phcv3lLf31zcjib/fD44DQTu1dv",
-	"/vzz3vn1Tw/OZ//+YT5Kz/YuGwYUAbAQDPIBAB4AvEGj2/3j15Nff75+kA7fnF3cO5+//eWnF6N74/Dq",
-	"JZ3Gz5J0dkrpy/Cn169E48O7tXGbAadgAWizcU3amrn2kUy+oXJy7pTvEHcDLY2j3981HRD8H+0tETlC",
-	"g2EiTC6V2ajRbCg6kgWEgR65sF2iWLUAglIuZOin6KKCf46Pakdjpk12aBJpoqAXUwxrkWGcKJbWcUXB",
-	"X8ZO1aBAGTWxg4VAo+Q5psiK1l/U08YBkkck2Ot0SKkZ0EhfCyuEHYF5J+AxaK0uKXfBaSlebm07JhXl",
-	"pl9cYjvUDo0mXIFDKUGmmDngIfAxRPHIDjrlcFfAiifxnjT9YBXfJZmbPdPK2zQ/DuYosAExt3SRy+6w",
-	"Gx7Se6zVG+xFrT12f9g6pAeDVjfsRbtsb7hPDwbQt9A4agBVbST/qIQSmh+eFamU5RMGQNRFM13zjl/f",
-	"TEsgphuaK5wAdk1DlRjiojXsASc2DaHl5dT+vpjKWCPq3LVWSeTejMZozYMJUqqrA2yV3d3dw8pVP71O",
-	"b7/V2W11uuedzhH877dFdI6xGdlD4qVJo2XztdfQrT/VvXWmCgnOm0/13V3VIeZnfi+QrpERnARDgVW9",
-	"7uF0k+n5dnV7592Do719QwMHPhpNPsjj2K++M6nQRifqst5wl7b2Bvthay86YK37w3u0dTjohN2ox3aH",
-	"exRrAfWXtOHU7e627932QgYHMnnd8+1WPjaeiT/jJKE7++0O2fp3t3tMnsY8uybX9w8uDva2yeM4ZUNx",
-	"vdPd3QWjr0r2yvkrSM+zJFlO2E6dsCYJ3xh9//33/7/Z83YoJkAdCrzg7UuzxN9nB8N79P6gdRh29HZ3",
-	"hy3aG+y2wr3I/unQEr97eL+93213O5324WGF/Dh5l7j4mxLpwixNdu639zVd3hW5QANF1OtUoIRwhNIm",
-	"4zbuR60Ddm/Y2ssnjhykGegAb/hZz7RaAArtve8YUJHEsGSigN21t47d9QPNm1Xgle7qV0rX1cFLu6tf",
-	"epx3Qd7SItRvrfEdz7XcFWOynK/7vYSq8qFkaWral8jqWJPw66o5qcY7wPc7EK2KLHKcr7wPqrnBBSll",
-	"L6GCKq+nslUgA5YIPgJY0Lpb3YcwUN65PGcK47AmB2GL6emEkaDX6QWExVB0MqPzminZOyQl9x6MwE6w",
-	"gwFuDO2VYCSskQkwlR4jsN7/VZzPH0Q0v5nCsEKFRrQkU9Y+V4vb0T6UU8BQllvTb73b6DfnqpbG6bC0",
-	"rxgDK2cYqQ8+eEw1EzCOUBRuvcLNVc0NpFD1zhef/DHPtMnJAtxjCPfhFemxb/kAbHtLcdVdQyK8xM7p",
-	"cyGeQt80vLe/jpjzXBClX+711nm5fjcjvHu4+t3q9e2fW2CWZCLkKvxFF3j7TElGqvFCEYne+mIR+UBw",
-	"mU1MBN+plPCeD8zipQYfpcDntul7zZ+PQXrZQj98DxMbzTwcZN8s1bhyMfP53IsAG3LpvQyOoc9L2Yot",
-	"GLGKv1OVt1rIbh9jS2QdY8cnfp0inLvIXVOK07jq/bDHnx388fY+e9VRv+5mp/vi5T16dhg97o5+6r1f",
-	"XxB7qoPWksB7nm6/UsFkUS15WwtojRP6wKI0fI0y6MuRJW9MwK7axA3hBOrBNlktW8CJWSJUAAkY620L",
-	"pwPEBwTSCbUpuaYp6cDEcjmFBzU7fV5KQ9YlRJd4UXgKaJ3LmAPctwG7IVsWuwqo0ezz8lXHzaIOUKS2",
-	"dtsag9vQ2goWoSpsP7xKDi3EccxHJqbnQ8yZVbKLzuXYuWlp5zWKrxjH0n+MnVASVoB2jj3GJEC7wK8r",
-	"+aI+LyxeY9veCCUICkP6vJQc2r6z6QpwRR/DWnWxKxqWcGORSkYG0IYwJ1LRaXKDKxRLCKlrCdLO7UzZ",
-	"cpNWg82fjAc/hvGL+Mnj3x69Ov/l7FSeTtT0twenB6cT9Ut4KeOnD5502L9P9DM/v+n+Eg9/abP5kz+j",
-	"t6fxi/j0z9/eP37/4u2j3d/Onhy2w17CB5PHnejfT5Jyjw82U/lap3r7h72O+0c7ufuTX3rpm4Pr8870",
-	"6R7/7XD2c1c+uTd+uDv8YT/89T591Bu9PohfdP54tVduLrJXen8qO7vc1ecxsp+K0YhFJOZti5mGdX/Q",
-	"4mhAkUIAXqjccflA/7L1QHCVCh98RjKjc0kCLlpQ9BscwyEEuDLMnDmiqxxetK+suN78ZUpHE7r0yzDx",
-	"oAlH9Kfz85c73XYHV1P/JPx66Sc/fMTAxylKjAflcNVa4Q8wUp4L9cbW+n/zXj6HxeHWfxWeg4Mestq8",
-	"EJlabF+8cqqObG1PrWG0iOY0CaKo2MteqxaFD1XS1gnZuhatiH3Gxxr5vRtl83Dl6xjkRlqJTLVvHVP8",
-	"kiKE1aigGFn0VLdvy2z3ujzUokmymo9KN77mQBhFWSOLIDno8pE7J8HZJ2ONkyRZizselZYEDI0QqP9w",
-	"Xilt5WousTJpZwhX1CxmFdAssoBtz2QNqmi9oLKKr1if2y7V5SHkmWlcFCmCtioAkf344eTyfT2fNZTs",
-	"vzros4SRvemBJly6UYes+kpiye6MlwaRvYv/FlD+akwy2//g59YbCEp46zbxZN93m0QyJfO4cP4IFG2m",
-	"y7Qz5NK/gnBxn2vFvwhZr57F24jUdQIfFBDwo5y803FKJSNcgPeZSWh1tq78H/fe7rJXh+rXLoSc79Oz",
-	"XvR4b/TTwfufO8lvu9c3ywDeTmrv+e8QArYwgB/HFZaoWTf/fIH0JWWqVN6IYrbJBJbxnK8ZUTY+2RJb",
-	"3QDp1UB6jsxFGNC5Ah0H+oBX+lx4ZCaJfp6pecYO0VKbCyJjqizlWkG+XN0PU5EZ2ojDEh5CYbJDZb5S",
-	"aZQpdcksiGhXkNBXy7CmlZrm1gM9pRzqG3p9Q8oJF3DnMUvzFnWPDQn1q3erSXD6q+8ize4ScLyBwCpB",
-	"YH/Fwd3B5M3uLQO83a4vwPur2s9O74uXPXq2Fz0+GP10+P7nrlYHD+5d/dDhz/YhUdlTvx5kX3iA9zmb",
-	"udho36K8nz/K60qJb67BZ9HgeeMp9YDVodYsDs06mhxB9Zf4CKAgpVtkp1UksyGWWqlem5wLQq9EHJlc",
-	"q1bI0GeeQ1ozScb0Ks9syqaboF0ZWXEgsuOiw9WuxHTzVzyNil+w0AMgfgcAFGxV6/r1qKHnR8mRmtr0",
-	"k4iSp+KKJRSq6TeeOa3etPBZAjja9oF7Tey2/keVAZrVw8U03+I2X0/cBpm1cF+0eFsqhXN0tyWNdizH",
-	"bre3idXQhvC6TjSSAGojlgQwf0BYc6H6PEd8zxvoips2g1umRO7eDffKALhtqGumciNmliQlxKErmzts",
-	"Ow1U+u8VjP1PdGFpvbPpFaNRC6uIbI4TXEHZtL36ptTUBUdy1pIBFM2K1ZQmvHw+J1oAZwnNoTqPy3BP",
-	"eqrO9/Vnah9/5/aPfEyhXLsFwSOUnXsQ/lObO5zt9zV3WEhFK7MM8rYrtICbVggtw7VrtQUbeeSgVnxN",
-	"Db2vgRqfqZUXwdNmYyGr9/dJRVPbhwrdkdOUDeNrslW9BajSJKnNzgVNkTb94G019d8UtGTSEJQDPwCm",
-	"h2eyPBOUzL6p6KcXzeTghhOBa3diaS6ZrczBQjx6+1ktDOl68slFT106odAGJW/Xi9tdp8E1710coruy",
-	"kZ7c8vQ/UmuunTkO/zl7dD39n91Wd/+8c3i0W/R/FqjU2CRZQojGXy12+apwyQgS7EE4rn6/e9TpAQVv",
-	"0Cjs9y+Nifp7fh5By78rMIOLQ+IiApsJ9fSWdnt2SzXj+MnWOe/uFRu/gmz5a72OXm3+Wt5im9KQrSCl",
-	"QVj10BI/eJOuY6ScaYK19KrRyeni9lCqshhf122l6bbB5k/en74X8bP3J/PnZ53Zs7PO9bPHv1w/fyhm",
-	"z/R/j0X89MGTqX7mee/Z3m8Pnhzeqhd7fSOsBqG8tEEXBMa3ztz1jTfHkPcZb5mxRazxhj+/+9BcFd3D",
-	"hFMUpyxUybyZG2nJHC2IwvugPI+5lbsg8vBexaADtylok9c8iS9ZBaQ2VgatUM8BLnbNIej7/Eft1QIu",
-	"LXx9zFJAwg3HDFofYLhAMrDAzLU0NbvxkLhXYi8O/G0V5YKU21xdn8Od6Yuiggtjix7Ts89X2p43KzHE",
-	"rXstNxNsXEdgou4xSuJH/QL5SUyn6PK5VQyJMGncjGcyo4lTzNCoyce1JUux4BsFJru3C0z6sR065537",
-	"R71b6fb1KbxYu9dmcHMdVd24xdpqmVavTOQTRV1L0PYevfIakua4cZV84FODA+krWNE+6TCva8Li4aDk",
-	"6+78FUcfKgA95QfW3IPPk767uw781gL6GbQ8xhsrah6loFHYHk1fDdPs2JtJIFpZR90oLkOQCyrpv5NF",
-	"5g9c0VDwYZxOatiwCITsrQRsk5NlFys4bY43ahqlpNwPSraClXrXvDigZST8lc2Rfe4W0dxQWT8ECj9j",
-	"GyoU3Eyez07qriV/J4Y78js1Nl7xdysh9y3/9dl7PZDDyGTuy4WZ32gDcCVs6jKp9AnaeX5kypzdTdSU",
-	"/YeFje4WLvoiDMtzLwv+I9uzfmRq9XmdUhWOfVASlI+MHaGZQvuAO6agtXa9HK/epIjYR31ev/sQfMlI",
-	"MLyBTnvyFoeGKgDEPwK4BbBKHMywWPY5XBQE9y42i9ypLbIw0zWlulTZ16Duos+3PLD+LlBP0CTm/owc",
-	"GLwSbiDxkFAOl0HkbWRECXFZmseEUT4bxwnbbpPX9nJTbu+OwYJHORYzgxlvOxnN67iumXNtnovaE0sy",
-	"TFl+ex9WZPlqpJZaWRbuXaTG4KrvkS2RquKeV/ApyvaaXNKKUQ7IsMlUzQneObV958DLTWS/vSD1Lqab",
-	"IyF/NneBrSmYKrezfsxS53+wWgKi3zXW0d3/0lSSmayrjD5VAOGfHg74BxrjKEtWKXdP/GDHvYh5mnmx",
-	"O5WsNhaZWMGYhZeeHvwmqccKjJ40fuOxD0pA+7hzSZIc/OU20YLqzdFa069yGBZGDfCmK1LPDhQdQCWy",
-	"wPUzGDeBuziaZgBPSqJS42LCDj7Nd8OqFbTTNtG8WL+qe3lsotngbHZxs5bH9RMEpWV9rEZG4NJvwY1v",
-	"8hTZTctTH1jOUoFqy0JX1NAtiXxALasdplxm186t8wABQPGalypiiouhg+g5wlQZGWlw0xq8/LZJLT3x",
-	"0sob1OHdtOru2fzMEvGjl9591Ioha17mNSxm83Lr2LT9Oa/stTqHpVfAAD0c9Nje8IC27oddbRbvDlt0",
-	"f3CvFR5GXbY73Kf3EB4+StiFZ9DdVvcemLl7dtA6iH9CpbrQzOK1j+2Ld4Tg99Ko0z3v3iv8kJxGtojH",
-	"t57d8jtApC7dDffZvWHrcNCLWoZcHXQlDob3aSfssuVE2j/vdo46PZdIDth+b3cxmTr3S6+WyJRfRtUK",
-	"k3in2+7dFnV/w26IOWTrV/RYmfRJ1eGXDHcUSwioyUJa3UxHQO55WQrPAmPBvaPDxUqj0BYyC8d4zWAi",
-	"pCIR0yuEaykndN7nA+YzvevqYI9woS6GIuNlsFTUM3m8jl3HUjVJqVcPLCaA2yhh1aBtped7vEjfODm5",
-	"OPpI+gUpmmuYGysY895p5FMdez73CUn2WSxJnNDyl54L9Vhv8xd+1nDf7EG48aFbddBKuXLnOvYFGe9z",
-	"C+NwydgUb+eLDVpO3twI6W97C6n58bVkaVCpocOvBsvP4MbPzN16IzD5ZwrUbnaA9Etrnx6o+vnCcs+3",
-	"KLD5io9huSPOnwNeWLCyIvurDzOWZM3GVMFNgPokYeSWbFnMb9vJESZZxKJtc3z6fHlT0Rd8en7EstYN",
-	"Hp3Ot0LI/5RCSKt6vgm9z1KK/yPAbC2Udyuy59Qa7JpPm+UcebOMJICXmou0uAYBftPu82UV+EFmsopB",
-	"0wTty3n40k0vVPW54No9eAjfQHgtsGu8ds8xocVsLIqVdgMQvqrP4WZFwjg+AffjGPunn0uNfuOIgGe/",
-	"jsxes8L/FhllkOt1hdDnJY3wibrlMX1zd51wy0h/3rtkI+hrAmVEk5gXU/9MeeybKqxFt2R+tSpseedZ",
-	"ZZ3fMtyfRJl9q6n/UmrqTWZ8/Zr6v+Low45x1xdDZ73mEAOjRIqhrY7298bdVMlhtM3Gy6qFZXkjXlFZ",
-	"1sQxQsNNTrgOVLSpDrNONMJJrnSF1lR8MNodGt1eFWGRb97QF+8N7Z13u19g9W4eavumSb4iwWyOvnYp",
-	"nDjP+hLagmt5i5ZesWlCQ1OubFwubDTOUbbwVjfJFNnKPQaapnROUjYRV9b3MW3CFWAtBIFaQ7gvrf6x",
-	"F+AB/Bf8qtaItL7n8nlCWWdOh/Zn8V3KwqyZw2S9u0EaFJHKvhL/5etSMQVq2U2VDeTid7/I0BsKkVhJ",
-	"CLDAWv9xauebP3JnGDaDFFjTe6CailDguqBsqPfy0gGDOrjQQ3kqRoX6g1uZQJ/NxixlR5VUWh1+v0iu",
-	"YVZTM7tbViYNQL9zORsXMyJ4rigr8IhfV4YGs80A6nXbSrQb5TkfLbpa5VuW89Oc2CqYp7/6oHYDztKw",
-	"wpjRRI0X1oGay5lfCqlGKTv75Skcw1csiqU5kIidw2g4LjROQhXj4bxNgl6ng75+n+O8oB4fWtymTXDD",
-	"A7IFUNtwM46NK8z1E5GY6ZMqFGH8iiViCm1jvkTlT7iIuxpAMDdppdUoxWHMYi4msnHUbd93jINs2gCj",
-	"K4prD3baB5UHPwAcSKLG8xtGsM3iFmKJRmzKeKS/jGRt35lvN0mxXru7mGIMPnzUyHiqGQjOQLNMcLhF",
-	"uAgjixkvkxKyNBug5YkiCaMSekMqJAU+XIG7rE8ByEOcmJWOFqZWHxV9MPKB45I2NYfQPZE7ibY7Fx3L",
-	"E9vwac5XnDBzsQ1YHSCQM87z22wG+u8C7xG35dWyTfB09zkXzpLh1nJKtDcwoJJprUxHrCinGzFV+lbK",
-	"AOkTcJ2F6vNVh/Wp9mmZvDvocoWr1ryV2359gensUJDqLbj1aVp2462Zg/7YgK3gA6hYXJsRnAvjNd+F",
-	"lGO7skrpcBiHZMsryfPTt40QKgvkcqxMLtWwiLaryYAmlIcsNZcoScYhwWmZrM+h+Xk9Of6K0SjeCG98",
-	"baL8FdSlKlHarc8vya2AVvGE4VXDK4XzQireW0LFTUnx59BiTqP5MaF3E+iGEZccUXg9vbKWdtWxCWlC",
-	"Igb8PmHQ65ilSeOoMVZqerSzk+gHxkKqo329w9qSM5+ohwldvMJEjGLeNA6QcYfgtyJTzeq1iflFKaWq",
-	"jRJeu6Zjs14P7EKs21MK90UsrO4Ws/IFLdZYJVtBtbT8f//7f4JtdxamJNYD/+5g56Mxi0Wv5t6WNnmk",
-	"7c58hojgQKjNbn2PflfVy3MuL6hgx0vPHCDu1qxdeqDGbI7XHmArKTrSBVikBc5vlzGjfV84L+PpYxcD",
-	"MmYrZQm7ohwcY73iCta+Z7Rcu6B9XmJkWZHD9naG8pY6HzHsXv/Ky2yQxCG5ZHMDpI2QFBX/e+vJ2Yvn",
-	"5C0bkJ/ZnJwx5W67frfx4d2H/xcAAP//",
+	"7H2Lctu2tvarYHTOTO3+kizJl8Ty7Pl/10lap7nVdpLdljkmREISYwpQCdCydpuZ8zTnwc6T/IO1ABK8",
+	"6GY7t93M7M6ObRIEFhbWDWt9689GICZTwRlXstH/szFmNGQJ/POEBmN2IrhKRPxCnCuRMP3rkMkgiaYq",
+	"ErzRbxzHMzqXxOeiJfUT/hFRY0YGIpyTsYhDSWgQiJQrElJFiRpTRbgggR6bTOicXDE2bTeaDXZDJ9OY",
+	"NfoNO1Sj2UjYH2mUsLDRV0nKmg0ZjNmE6lkwnk4a/d/zh981G2o+1e9LlUR81Pjwodk4Y3+kTKrTsDrx",
+	"izEjCf75O0lOHx0RyRjM/fjVKXGebZPjWAoSceKb5y+j0CdiCA9PEzGI2aS4goNhN+wFu4PWHt1nrb3h",
+	"Qaf1cPAgaB2GHdYd9ujuYC9ouKspz/xDszGlCZ0wZfciTaRIqqt4OaV/pIwE8GcyTMSE+BOmaJuzG3WJ",
+	"v3bmyq4jkUoypSPWJi8nkSKRIkORwJ+HUSIV/q2wGjZ/+v70vYievz+evzjvzJ6fd26eP/nl5sUjMXuu",
+	"/3siomcnT6f6mRe953u/nTw9bDQbkZ7fHylL5o1mg9OJHgonVFj6hN48Y3ykxo3+frdXt4nPokmkqkt/",
+	"Tm+iSTohPJ0MWKLXGCk2kURwXGx5Hb1O/ZxiGN6dUsiGNI0VvjLBzzT63Y7+KeLmp2ymEVdsxBKY6jmT",
+	"MhJ8Eb9J/PN3kkRhk1BJ4kgqFpLBnPj6n8/nZgDpF7egS3eDffZg2Doc9ELNULT1MOiwVm+wFx4MH9JO",
+	"0GWW5FOqxvnqonDpMRqKZEJVo99IU3iySv3XkiWL1pNKlsBiirN9EDwMD1ln2OrS3qC1F+yGrYdsb9ja",
+	"pwcD+7ePMtsP+mU5FVwyODU/0NBIAP1TILhiHP5Jp9M4Cqheyo45wf/nvdTr+tOuAwYY0PAyyUeQ6WRC",
+	"k7kWewS4iIiE6BWQ7LSSSJKIX9MYJnhN45Tht0M9U3e8ZiNkikZxo9/4BcbKx/CQKb0GmaRSkQEjlBPD",
+	"Z2TA1IwxTrqE8pB0O5020FIqygP9jR06jXauuzt6c6QhJwqtDSSToiqVjf6e5nkVKdjWH2hI8skb2qcJ",
+	"74+oYmORStY3tOy769S7YihyKTi7VNGEXSpxxXiRpCiQJVOaqNcsiYZmhwg8TALKuQBipJLVEXfBRxw6",
+	"60/gYPkuNQm7mWp2058dU0lonDAazslAE1l/agF9aarGO1Mq5Uwk4Q7M/D6pfYrT07OyE7TrWUr6BVTQ",
+	"uzChsT5BLLy0vF6kPijtSBJNZvz40/OXL2ooXRqoRGFDggXDLaNmLEYRv08iPrcTtStZSrrSskCe5MLn",
+	"PxM2bPQb/7GTG0w7+Fe58wpHwFcW2hmaGNk3+rmdVKER2fKLc/G3m4SiyPF4rczJntcMI1Kl9WFC+YiR",
+	"Ld85jXogkRBKBGctzR4ezw5Eyq+4mPHCgbCHQZ8DsuXXM5ffJIJ73Icz8MqcCB/Ekw8Hef54QqPY3257",
+	"encdE/OfLSOfW6ePFtHYPL6T23JA5RPBh3EU3FayB87rxVOg5abdkpDFTCvorYSBlamV4XbNgchGKx2F",
+	"mrGWSeuddTTnjpnLnc/JYX5OTvL5Lz0h2Tr1DjC9qZeK1kpy+COhYZgwKVHcamrU0M4dxiHfMRdqzJLM",
+	"fXA4URI1jmTxEx9VCTqUelxYl531UqK5C7x/mWK3RJJZpMYgVII0SRhXRC+AoZwpbseAxYKPJFHC47RE",
+	"5y3fma8RFwpVs0iTgFl2jjih+AV06mgci5n0uH5WTFmCqnvLt/O739MP2/BCqDdgJ7BwcylQ4UAu1OW1",
+	"Hc5hRPjEnMxFmlTIOBQJI7EYjSI+IhH/+Lptt8yJoDjyWa/BiIV13hc3WjtIc0cgkoQFigxSVcN7VtmZ",
+	"GZA5U01QFWrMPC5Zco0iU/NNNErR7iHGJ9DuqmVQdx3+dpu8lui+xxG/0twJ4xXsSHgPGNoeHko4m2ld",
+	"iIcHNBgP3zgv+ffJtU9EMojCEOXlrdl1mI1S0DaRdM6doZcEioAQ7GvxSaYsmUTgYn5Ugemw6RNntku5",
+	"M1/WfTElDQIQ0tbAQQNLs2WkJOrmmAZXSKScMqQowjhjoSRbfjY/f7t9bxxxyhVLOI0fJwmGd27NFZEZ",
+	"6ZLBUAVNSlLObqYs0KYM/JmIAJTEcmtkclcbY7/o0OAEiTnjdp4rvJnCqu6DM+rIoS1b90NanjwC+klC",
+	"jYhnIUl5yKw2RAFy+qhJONPLSZhKE44UvS/eAIY9SVjIuIpoLO/IIGi7B854JXO1KKnBz8jFesSNYP/4",
+	"Wq5bdYOLs17LA3ZfuQ/GeabXRoY0igu+kPMZzTYgeLicmVAQ/CmgMZmNGdhZmUb0uOtzqZISnSWCj6zt",
+	"ZW2zSJIwknQQo3NmPYp71FCG3GdsmDA5vrBRmjszXYID1odkzB8roRkbkTH+6DK+M0N8DM4rzG5d3iuu",
+	"9/5s/hKhyi57kyTsWlwhe8ycYJb23z2eM21hfsbKz5RiQDnhgmgfQatIAaYteQb/T+iIRvw+We6FUE9E",
+	"yu9mwmtjcAijOLz1QuB6jGMU2Uj1ndzvO7PYXs5iL4QidtZL2Spf3v2xknHnQsHQImc3kdTWdfat+7Rz",
+	"XtF5LGh4IcQzmozYnfZ6imNdKiEuYxhtRQBSCUHgweUSZBRJxZK77m/XsX3NqvMJrNrn6tLuO1wANGE3",
+	"ARi1Cu6ktDX2nSQy+pd2nibgYlUmcp/McM6S6yhgrzm9plGs1dmd+EHicJepM16JI8wjwAxsMhUJTaJ4",
+	"Tpw3jrQBl8xJTBVLPrZV7LCIoQUpTn4pk9St914MYxKyKeMh48GcbL0SUo0Sdv7LM60bzlgYyW1UOQmj",
+	"wVh/lWz5NXOBQM9xqsZo+WgjO3OmJJhPJIiF1H69FskzOte2ETfMiB6Y1mK4/x7HGFN++6MVWpucObt1",
+	"j8roQojnlM/Nb+Utg8vGXruMRXCFsalicNSx51x2xMfJFhjRdWHm0rgukwtBJpTPrXkKQ8ijsvVovjAU",
+	"CTnsdIhkgeCh/OgGfc8JoB6b2WRrWMrrpRXDDS9V7BLkVIW0lgiJ3b4qCQtv1xHQvmsFQsTJXu+zUKpu",
+	"OUuJVVjbPUWay3MgW777GX/7iMxopIgPB7J1PFQs8TNykZec+EAYv+lxv7ibPpkwymWZR2tOBNWjkoRN",
+	"GYgT5HGPI5NXjv8ZVWxBzghqwgmNeMRH5I9UKGpjj3bOJOUqikmk8DJakq3TxxdPSDYowS+RYcTiUJIw",
+	"oUO1Xcx/8Bows1Y09RpHyT86R+ofe72l+T7NfNKtVyKOgnn93HHGU3gCw+4z8I+0OteS425T/eMf3c7R",
+	"7B8HnVVzzbe6Os1zQ0YlkDFMkFwlc01y9B7cKez1CtlANr+mU5tfcwfJ/prrUyqS6F+3uS0AxqoLLBQE",
+	"0Ftw2jM3fgsd9OesSYIx5SNm70a3l2QvLAnPbBKNsbZKlqHwJQZlnMyQBQkh5RBunZ+7ON2mOHiJmuWh",
+	"Nwo63JMpWEvVjQINeXZHWmLwnJAvRHGxWmZIzftVihUGWeN6gZIBowleH2Yf+IQ0e12c71KSFdZ2P+px",
+	"EWXJlu9+LQuwFDI1mmRAw3hOZDTiLGx63Mm7sOydR2xMpKZv4jH4EARxUMtaWQN5Fx73ixLHbxJqYoqZ",
+	"FBlF10yS2jhmRae+ffu25dr09eqJ5k9oLgnGNI4Z5KCcPTkhBw/2OyX18wMyD8Tc/+EVz6vXWKGG7qQM",
+	"ponQ+6YdlsdcRWp+S51gqXmZsPdwo1CVYZzNcqIP4U4Bor2o56tnsDrkIj2QxW4mjKliCBlHB2pr4spG",
+	"//fsA9qpl2ORaAEAtkGj3+BsdumoiommzQhyvWwGoiIxo1KR7r7e2IQGiiUSgoSND+8+jQ7q9dzYilmp",
+	"Q6UVsZUyWVFqQgT1MhEYU3BTPPXvKvExydRryZIzETPZ1BqQqoVpQcDNwEOXaLOuilSZA1C/bYWp5jun",
+	"f5SFLTMP4vy9hkynLNF74TWW79R62Ufmc/e2kW8yIpGMSEs3skpVvZHV3xZ28wnawDRhBK55+ahpo+fL",
+	"bYj73UOTwZzvHlwF1R84c19duJRrfGhW+AGHco5yFFxBPnUdT+BDC9jgXgOh977H9xUKtRs1Y3HcctJD",
+	"MTMAd69PqDVyQqQZqG7LORR/517hWbtRS2FUtHqBkMusOYps+ZU1ZcmYnM08XqciitIc4rIlIeZvt4mP",
+	"fOZDOYEkjAZjj4vhkPFQ+1ww1fsMkr3mMp1ORaJY+JyFEb2AnbxDBDfNB7yc6BEvgTmWHTR7SsDaopK4",
+	"H9Qf+iSh/n3XEM2WQGAJxCxhhUlau/CPEvQ3iVeWYH6ZYj4YrXXzub/Yf7YwGOY4CNjUmEylUHSgz1TM",
+	"whGb6PmKoTmPejUQ94gkMSYcC+GCT6RKW82MxpCLpyQRqQrEBC59pon2XVSENlsmFSufJeN0QnkrYTSE",
+	"ALd5sl1bGZPXqfyeDZlXoYmBPqB6K+0yz0xpCpiNhQmFVK3c6oxYH7RYX/38c/1MeZrwIfN+7VTDScRf",
+	"T0Nj0zjFMzQMI00lGr9ypj6ksWSVewRrKQrOjPAhRv3GbKggO13r4ZSjjwKqchJxd+Buec9s3kN103yV",
+	"pMy3iRF5xhsE9tCPkoRds2RurxeOiA8T9wnj+E6k8siUIcpAiJhRuLtHHV3lFl5KmNnS20C1xgioZK2I",
+	"S8ZlpKJrFs/hCGX1S5nWz4vfevt7FSazOdbXTpZrOdoG5TJBzCimimR5lXhtYir/tjibbVcTpqtLxTqs",
+	"8ldesJmm7zSmc6KfaBenDpVxU6oUS/TT//X7f3neTafT8ryb7hPPu3nw5N33/1l7hKoMmIaRenxttEj5",
+	"dEoWpEmk5q2ExeyacqX3lavqCacBvlMe4q0WHWM6nTLtcRPWHrWJr5mlDWHQtkwDDKX6NUe+qYcVCeiK",
+	"RdVwZDYWRLtG4RHxeRrHPly2UC74fCJSmcfRs7DzXCqsHy1Xt+nX8XIU6+Aq00HnI7ykqlAcp08v1HbU",
+	"LQE1qlx8pPFbxdXBhrTklAXRMAqIGaNNXrFE6vexthdiG/JKL12yIGEKzW2bHheIJMSzXtl1pOiK6r5m",
+	"I5pWCX8SR1pBnL6yfJ3RPbtUBB4hYRSC/tMqAQtlM43SXofYrqVQnsTpI3vQCjoqoClec7KcT1d+R6ZA",
+	"luVcli8rkoQORKqKyzY26a24Sn/gko7MEVzxeEm/wBfM4XOOS2FVsI+FzxSIm7NogcHfLRUWzyKpVqtX",
+	"qA9eqWdzCZQLKJokdL6u5tWTuZX2PSmE7NZVvsW1mtqPPJZTy0S2QsQ+1S7rogPQyJmAr2GTQsCoVmNk",
+	"g5Mf2FyguJPa/Up5IfcEbXfQwtJ4Ov0s3OTxYrxpMCemPLsJOAKa/DLCoHSqVfkW5XPnhSaRUxow6fGI",
+	"B3EasnD7SL81EeCxDSCZgYXZZFEw5z/hQRZc0Yi7uZtW52sJl7Bhas1Q4u/1eqTqpqH/lR1GN9S2mO4P",
+	"V523ym6X9qWey1hwVd2xMybTGCztQD+gjWhtv+UpIVUty2zSeskmGYtE2+JUCo7iKMQcRdS2ef6Ir3fA",
+	"15pKpMo/MprCZmJnaqZOFcRU6Tld4nkufv8nMYOwJNZC6cUQJcRVk0ScTKI4jpzLfDMwYgiA+DXOXY4w",
+	"kWpppVdQDzHhbod5uTC92i3Iooa3O+RfmEFq0BJqnYHnNLmqqQJyUlPtWEf6PFfrdbSGA59VjRnfxGh9",
+	"dO8Ga7PxTeB9aoHXNPHtKsHphEktriAur8UVPEiUIKOEctUmj5BshAuOmZ9W/ZfdCoiTazapw+SAQL9f",
+	"YqCDvZX6cUJvTvGDvU7Jjmg2Uh79kTLzd21YlSWJPY9LJfkjc+V3OyGymYXQ1ISFmrxkAmwB942mjmwj",
+	"06G00qUrhLDB43o185Kz7M4eI7QlG3wgwhqlhSHHKphMMI44yyM/qL6s0rIT9ptagTlhd/0L5HH9r+xi",
+	"rd59NAH6OnKXorX2u8AG9YMtDGL9VAxhsZtpTDm1W7V8M+xVAhCpuTSq9UQkI6HuZqx+Nj1We9rqVvkT",
+	"o7EepEJk+D1J2FQkqk1eCEUYv2axmKKLW+I5bYSs9DxwzBN89gMEXGM1ni+MeIFphYEttHIiSdJpnYos",
+	"LdcO3LQTW7zyk2zm1cOHH52yZKmROMU84pWrR7MUZhpG6z5dliX2W3aUuoU9fftzLcs9Dnv7+91DMk0H",
+	"cRSQKzbHtIWHnd0H2zUhpnjkWomPw0fnxzUWonZir4sPwmdqH72qc/p/ZnOAJ5tQFYxNfNO/ikLfpvcZ",
+	"sQdJExDKlNGI15vNV5jnYOfy8udXtfNI0Yu2j8loVPvYTb0sywnYJAMq2cFemsRZjH6q5QMfrZZFeq5I",
+	"Pf0lJA5OrQnEX7C359VJweXeWzYgmpTnTOG+Ptjv1u3rFZvLtYMFmpcqUYLyOvSAdZPN4gRVbcQUhZAa",
+	"3HtM6SjikPiq7RFiEa6qU48XJ71O6YhhhUeWNYpGqBuQyzIttReZwcdVB9RCH66QLL6ctrlMAop+Eb6W",
+	"BaRMQXVMHXC5O0Xbysh9YLUZY9V3r6b8jFbmqKxmukIgyiLDucSo38hrxpmsEZP2L+sqilrvc123s3Zq",
+	"YhTx2ynnkEFlR5aYWd0E333EoAxGkgQQkv1O4pZDSF3KYRpjUUL2mEn5bno8GmqpNaaSaEudHHM3FzNL",
+	"iuNQvhONuNA/boFzj8Ff7RkSGEx6XHO2RXUwkCOu59d7WPT8PO+m19WO34PHC3y+z+hsLzfRDQG/k7cP",
+	"493G61hHZMmIj2JtTZsiw8Uy6ws46HWLfJWhQdQ5jA5WBEXvEVxOeeRWOoUsiLWzDGgSHP5/DmASEPwg",
+	"PibOHqdq7BMZiCmiVdpjn0F2mFC57M+SSLHsJ0z3bBj32D6JP1CpLYBGs2HuO/Wfr8UVKM40jBQ+XafR",
+	"bT5BHbdrnXm4t//AQp6SUATppPb6zfpYa6QunOhHP+SZHut7M5kgMVgWPGC1No9NwiqPDL5lK2bXLAs1",
+	"HpEpIMAoIng815rL3+v1fLtiWYgiLFuc47fWXCLkeSlLOB4w3moX9MmOjBsNrX7mp4uLVwQfIHrD6w0J",
+	"kx9THyMuZVuYbL0StC4k0tTOTpm8o5J3VJ9q46Wdzm6gJwr/Yn7xciyJWgkbMmCjlcLDpvbA2pp52Ne4",
+	"zatki8P5VcIoTDwpxyMQpwToTPDOU5JBQnkw1mwaqbbHPf4XPED+stvyF1RYRXxE/vL4X61WK/tPP1vA",
+	"BSR/kb1Oh/xFliKbLkQZbBMcsgRbmI1ahpeUc65oAMgY8dxFhzTjVHPl9FC9XmkoBzJxkCqTOZe/S7bq",
+	"cj0hO6+lt8UEjiRk4mOenswf1cJ0G2GhbYadnV4huR8W2SV/kReirhoiKwqwLxcz+rO362pSFtUKkGqp",
+	"gB09hymCkXfNyBuhHdmxcigAGGvPjJWpdf11kapyknTGDEyNRQhAXYAOZ2m1b8YB/oI3JGyfHiDHagD5",
+	"gkPYATMsORjmsDydpch0xXXaEV2su2zQMvSggRws3WHYIaql8nqg7q7LqoWC+6zOPuem2qw7GGa/5vBU",
+	"U/fsSIXSTDgxQKRqbeuyms0il7plIRmvYqEbksOFCdrK8W6G2naH4FSc4eakCbMpr5giW7mHNh8vF4ra",
+	"lSAEz9pFomnC1lprDaBcdnhODJpdHgivx7WzCalZAhbAqZepWcRdKZz9zcBdXGCX8kdK6KwFITzNyyYW",
+	"Qy2vAQabc3/54qcgqBfVvhQTm+uFbB22APmL7MO2FMAKirAEDmSlRREgdSACZMsBI9jOiVgAAoMPgl4s",
+	"wIa5GGbwpmO7F0G+K1jJdQUFpbK7ct2ii/jnIt1UBSwYIRmWaxFatQ43ZWHmdalOvr46tYJHUIukuQgD",
+	"aiFed10BVD3IRwkers6lMVBWt4uBFKe8wNp2jy0klmXhLlP6DmkOiQOpVblPhM4Hm3jqxYnVWZlnJsn9",
+	"q8sw+Hab/7dJX1or3nRWwWT9d71sPHPx0+/7Uv8bS3+sBJUlyqGkFErGF0z8rpqgrDTrOUvEteUuWppq",
+	"YwYc+dwnlNWQXuHNPxdL7aqQzUdd+1rNib6uul0zhY7u9IrfXESOcspwJeM9mUMEAO9ssju4JpECWyz5",
+	"pr8VhAqLmLA15NskBRl265bJx7dKPDZdh+o4BJ23rHBGn83M5EmEtqpRShTNIO0iXTE2lS6qV02c+BYF",
+	"DMZlrKvtsACrEaCMu3hiJqJYCK+AgBiKAp7vgvofcIGkmebCtk6EaSlKlZkBBHkV/swAqQzHX2+Z65ZE",
+	"hDG7vNP8Uh4DLDuUEphdZKGB7dlgvuvUZmRVIBndHdaoyfGV6lLvUu3C3pYx42bU3Dhmi1h/9sWah+KH",
+	"XkuWtI713zaZfl1hRKHkAYognANQWm91awt8mJ+DJef5HqsirIT41CUR5wwTMG/pvtWnjkJ+o5hMY6Yw",
+	"QmEUYJYHKo2gg5gOhjS/svxRXHkdRcEBvVspKvqwH1UjmU/UEBuF95RGSV3Zn5bvi7z1p28vChrgiGjH",
+	"AhJZjk30BdyLPjGwNHhl5A7qXB3VVNYty5c4M/DwyBcmLMDjeZ9MEwHqyQpmk9RgIOe1jSsKCRNtj//M",
+	"2FRL7LzjC76zhVKcC0WoA861DRY0LNZ9ibMb5fFsMqgiJZ1kmQVHOKs4C7qiyE2EUjELCZ3SRIFx6/HA",
+	"XElhf0+o48gW0Mw+r6dGvAYcuWjEWxH3GgSMYAIIEaT7sENCOjeYftWrXCMAI74Ydw7h+yra3rxKtg47",
+	"JRCiw06n7uLSRlg2+2bRDDLv1t+Mrogtmc6epfBSNZJ0ZJIttD3TJtClFXIAWZAmLJ7XX5zqVy/t9amN",
+	"WyLXr043Kpyy8joKgxd2rJakdWcf68/XT2v/BNXnt6uqO8ohRJQwEIBuTveGFXcLAhjasS9dTJ0q6Ewl",
+	"CRsOWWCyGbJ6WGiQM0GcWCXQ8vP4UGAEmWwVe7YdmQYofpkGZQf6jgG+T1djrg26Os2CoAFGyN6Lr2Ia",
+	"NCy3X7FsnErbziFLnDSWudM3rvarK3MpLXTC4mlQTmg4iXgkVUKVSPIuE3aClUmZB24/qwXc7J6jElcf",
+	"k6mpkTBHyeYSjMWM57Ctkczu4GqjdRtjLLx1OnfUTq38yQUIEtknlvHQSrqt6RiujqIXK8YRGmbNUvgV",
+	"FVkqbw2cIEyahBumghG9IJsn9yvy3KNl1qU+zOf4pPbjQHVsckjr/DTLKSa2VOKPut10coAsPlrBtXPm",
+	"VTyPBRnxboGwukc/DmTfp3bisND1Lh6HnfZH8zccNqrw9ffEp4GKrpnfh9YopiGKx78nvt1Lv5/LzMG8",
+	"IlCP7NVz4V3ceb9PpBiqVib+C48eVYWznoPpAYqJX87dM07UYbKcw2pvR9/kqv52Lvb6we9qae/9hL6r",
+	"26mFh0GKOddMYXp5Z/m2+U9PrIR4+vaiUbEkXf8BW+svvM9tWlwtj2/sTBrfR9v23X0yiXiqmMRGUpAX",
+	"bEMKHo9AVWdJTN/JDBHHWpqAlmWzjp0wuFaMmNoF7AJnBXQU2vwZCcdKTRFNLOJDUd3XLK8SgEdynKUS",
+	"8qu5re8ThFrD6TaNJ6kdUI9DnWQrjq61J+lQGq97ILQMRb2u/yObpSuUpr38cZlL70U8bNmeH1kDWXBC",
+	"MVY4oZwitFjTPVwYKvY4pFibeYD+giVyAtnTRCWadz3u8f/4D/LYFHPoH/HSwCl4gMTELM8Wu8f5BorO",
+	"BwryrBqkr0fwff+9FNzjf3ogsrxGn/zpNaJQ/8Nr/O9//4/X+NAkHggy88c829R96AMMBmPqgXwS0CSJ",
+	"TB5bljG3BdhEBNQARMDMH+R2m7wqlB1Jbex4HG4+2pAXYho8wy+cChn/CPaI+O7vyIAGVzUlQ9guNqsZ",
+	"MpECJaZolKA1h2ZKm5zAq3jBJ8A77pNQgOUySKM4JCLxjFOnVzlpk5d5Nj4EJrBHn35jDGD02KbN73X2",
+	"yAtBThC+0Iet1acP6yQJ4+FURBx6H+zg7/wmsf/c0Szs/gw5Uv52BvB0xebasvL4lr/TBsxJyKzaeT+7",
+	"km1s7o04SYXSIMtekBKVMxemASPn/G4z8t9t6WMr+zs7s9msnQyDFgsjJZK2SEY7yTDQ/+nntm1Ktcdt",
+	"7j5GgwxwIyJW+ouwG/02+SHLOIZYEeQqe9wPRMh8MmGTAUvIlmQofnwn0dknqJ63bbtEwYkP+dMoTTEB",
+	"3296fDaOgjEQRAtEyBDHozihc2P4t4mPCZKaOdbN9vZ4MZcfi+lUtfYa8uWzXDSzD2fZ3Z6zGfZkN+2Z",
+	"h3ol/WIzO26Ul/PuTbo9uciu2z2O3jpoSQALzZRmnstfO4p7TBw4U49rgo0Y1+zPoKyKQErrLJLMfJlO",
+	"7MfodMpogsuG05xLFB/EIaZxWt6EzdDPFh8zyZ6GvEfQqgIiUTBFrH/DQ+fxSMqUWdIeF1SH/qXpNIeX",
+	"969enl+QaqOVrOiQOhFhkKHfA+G+/95VKt9/j/rq6dsLk0KNo9ua3y0f6nf97aZJKR9qWUIK+vjcxE9v",
+	"Ey8mp0qaulg97BWboxiDX8F9G1VkkXho52sqaENcFErCNnl8Y71iuHOsoZt52dczGFrcWYykk1O8/oML",
+	"3VAfTtxNfaTwjMRYgadlsyQzkQBAEFV6LMEDI7lN9Qz8qRS5zMtOnSTSDJ4RQHPHQgsTkl2qGVaA3toi",
+	"VaaJRmSAffJ8XESiML+22t4oNtdw/k56HLHJzHftlyQa2a65ZwBHMd3WWg14QQoTZ9eMe9z0NolUFukl",
+	"zrUkZNIYYx7yTWtzUiNTtuBx0xUL2X6/s0vqEmDtqclTJEAgHTtGzDVzy9Cw4sxt/EweUy3Ds5R/U6gm",
+	"sWO2UxlgbUYsWANbVBMmUrJUvVZnhG7BETJRdgRZxDI1f7vtzt4B5AP6AIgLVrBhfNJGEzwOmsX/8XHO",
+	"1/C0v31EqMVmdisb5iDOteDv7JK8LqJgFyC17Qr65Pd3fn4yg0z8650CqweofVa1apuGcQzXlw3VIu6j",
+	"a616HGNJ+QMJI0n2PRa2yctrE33C7nxunhZYMJL4e71D3xjWUAJUqgTQdl4lqX5ozog5MRZW10mt9/iy",
+	"BkymyVhu6RjI31Ku/ZbMOgJ5fEYjtd0kfrndkTEms1/7ppeR+5vabkZmg6A/iTVqrP1miAT/J/EOLbN7",
+	"QN6KKeN0GrXndBKbGWS/A9HbxGYa5zM6GrGEvD7F90IR2B4ZcRQwE9bAkFvj+al2JdMkNu6Utsv0oGhZ",
+	"g01mXpI7+tm8SC73rhrNxjVLMCen0W132h39mJlao9/YbXfau5D0pcbg3NarDv2XEVOLbiNR7lbQEUwE",
+	"z+pGUFbAHPpMFn21Njn2OPxTWyguKAVco4OouGLzNnmUJqgVtDWMzp01IpkyiVQDodnXahvLVFpHwRAv",
+	"SvZxAwiCh/A0bPQbPzL1dHaF4B9omAFpep3OEnDyGlByRID43UB8GGQPg+ORwXcYsI7G1avk58s/Jjdv",
+	"3tJf3xwfzmY/PDk4TcXu9Zt//evBxc1PJxezf/4wHyXne1cNg78BsBsGZAOwNQBJo9Ht/vHr8a8/35wk",
+	"wzfnlw8u5m9/+enl6ME4uH5Fp9HzOJmdUvoq+On1mWh8eLc2RDhAYizABzeuSVsz1z6SqW6ojJw7xXb1",
+	"bqCl0f/9XdPpt/CjbUiSgYEYJsLLpSIbNZoNRUcyR8vQI+e2SxipFqCdyoUM/QxdVPDP8VHtaMy0yQ51",
+	"OE0U9GKKYS0yjGLFkiqELfjLWAzs54C2JnawENOWvMArsry6GvW0cYBkn/h7nQ4p1Fsa6WuRDrDoMiu2",
+	"PAKt1SXFQkMtxYvVg0ekpNz0i0tsh8qh0YTLIU8lyBQzBzwEdQyRP7KDTjm0pVjxJLbk0w+WoYTiudkz",
+	"rbxNfelgjgIbwJkLPYN2h93gkD5grd5gL2ztsYfD1iE9GLS6QS/cZXvDfXowgNKQRr8BVLWR/H4BkDY7",
+	"PCuuUpZPGLB3F810zXbSdTMt4OXe01zhBLAbGqh4bjNK0IKp4GCbmtvicip/X0xlTMN12vqVLnI3ozFa",
+	"82CCFFIXAcZnd3f3sNRVqtfp7bc6u61O96LT6cP/fltE5wjrvWtIvPTSaNl8bcfD9ae6t85U4YJz86m+",
+	"u6s6xPuZ33NQdWQE54Ihh0Vf93C6l+nZdnV7F92D/t6+oYGDVI4mH9zj2K++M1ehjU7YZb3hLm3tDfaD",
+	"1l54wFoPhw9o63DQCbphj+0O9yimW+ovacOp291tP7ht7w8HnXvd8+0mlzaei39FcUx39tsdsvXPbveI",
+	"PIt4ekNuHh5cHuxtkydRwobiZqe7uwtGX5nspfOXk56ncbycsJ0qYc0lfGP0/fff/z+z5+1ATIA6FHih",
+	"tvTPEn+fHQwf0IeD1mHQ0dvdHbZob7DbCvZC+6dDS/zu4cP2frfd7XTah4cl8uPkXeLibwqkC9Ik3nnY",
+	"3td0eZffBRrUq16nhFqFIxQ2GbdxP2wdsAfD1l42ceQgzUAH2ExqPdNqAf54bWttAOASw4KJUuqqckKD",
+	"MWudCK4SEa9qqwIPm2dfCEj7wg/vrWPH/UCz+iJ4pbv6lUKnRXhpd/VLT7LC1VtamPqtNb5T01G+ZJwW",
+	"7/9+LwDhfChYrnovC9vkWKfw67J5qsY7cI52IPoVWtDDunRBSMAHl6ZwGwoZWVl+ls0qGbBY8BEg2lbd",
+	"dA/CSlmx+ZwpjOuaOw1b/0AnjPi9Ts8nLIIklhmdV0zT3iEphAvAqOz4Oxgwx1BhAfnDGq2AsFpjVFZL",
+	"9vLz/oMI55spICukaEgLMmrtc7q4gvBD8UoZMqkr+rJ3G33pdBlqnA4L+4oxteKNJa1Dvh5TzQSMI3qI",
+	"m/+wueraQKqV2xXVyTPzTJscL4DshvAhdveP6pYPmMy3FFfdNSTCKyx2vxDiGZS6w3v764i5mt5m+uVe",
+	"b52Xq21F4d3D1e9eCPGc8vmZ7fX+uQVmQSbC3Ud9Egc2TirISDVeKCLR+18sIk8El+nE3Ag4mRe15wNv",
+	"BRMDaZNDy9t0AM2fT0B62cRBfA8vSppZeMm+WciZ5WLWt1dfCAdTLSYDgQxCfcutRELUGQgcmEKh7F46",
+	"hp67AtPo09G4Wjt3BL8qZkQYbBGPZ6VN280sQAbBsjwRUYk4NNEOCorF41v+q9c/PDs9uXx99mwn5aFo",
+	"AR1aOKf/Cx/5R7vd9u3t1wNIwt8ms7GQZhuaRG8YCz0+ZglrmubBhdb9Shbmglf+PEQCFRpw1QVHFoGX",
+	"ZGpxGTSJxwvXSlswYhmLqqzItPbaPsLy4CreVJ1ec7Kl7qLQTM5U47r3wx5/fvDH24fsrKN+3U1P98Wr",
+	"B/T8MHzSHf3Ue7++hqtJ41pLte3VVL4WMlvztNbbmpZriL4Ti1jyNQr3L0dIvzGR1TKggZEFVZyf1UIb",
+	"vM0l0hrQwTExOvcO4dDDjQeh9sQ3Te4NZgAU71ohuSqTbaaFfEVCdEktIlUOM3UVcWgBYICfyJbFcQNq",
+	"ND1ebH/ezBM2RWKT7K0w24Yyb1OTlRnV2F4STe9xxEcm+FqHHjUrXQM7DfMzm93OS4tSjjUaGOSiJCiB",
+	"Th3VWOkAcwS/Ll3seRy+nl1AxpuDZkESj8cLF3nbm7oFHn8EJXFGi/U1N5TBgBNzEUVLYMJOJZOtV7NF",
+	"Zouq3Pr64WkiUMFCiHNRSZ3HSzV1Jma3pFDOBS8uVsm1Pf62wFnSJGDaOrmpAyU3hGaNURaPBQxFbtMn",
+	"WOJxJEPlQXxKCoC2A8jFhIxShnfeBWwJzDjAq1siDFaZmHHIx8cTgd+Akoo8JRMKo4wBEDobp3WrFFAw",
+	"JPOxCK0U8nGhooDVXjKAGLmDxizWVjZGYbf9x8Pd68fvz96yp8fnL578tnf1w2nnDY9+Wfm74yzDv+pS",
+	"uphADXsIxyKRjAyg9mhOpKLTeIMWvQUE7rWUcud2/max+LXB5k/Hgx+D6GX09Mlvj88ufjk/lacTNf3t",
+	"5PTgdKJ+Ca5k9OzkaYf981g/8/Ob7i/R8Jc2mz/9V/j2NHoZnf7rt/dP3r98+3j3t/Onh+2gF/PB5Ekn",
+	"/OfTuFjYhxWUdfWSvf3DXsf9o53cw8kvveTNwc1FZ/psj/92OPu5K58+GD/aHf6wH/z6kD7ujV4fRC87",
+	"f5ztFSsK+7ZK8RM5w8Vq6RpP+JmVKW2LRYnJvmCyG7C5AABtVkX7Sh52PKNzSXwuWpDp7x/B2QMYSLwu",
+	"d9Rg8U7BvlK4K6hm0r9K6GhCl34ZJu43QRj9dHHxaqfb7uBqqp+EXy/95MeMTp6i6jkpxqjXilGCwftC",
+	"qDe2wOdbiOFzWK9u0mfu3juoTKtNVZGqxbbqmZNqmDvqpSrxPOTaJIhOZZuJl63TOrRemxxok9m0UVdn",
+	"yK5xqb/RFT6ufB3nzkgrkar2rQP/X1IYvxy6FyOLSu0Wa5rtXpeHWjSOV/NRIaCRxYTyXGYWQkaAy0fu",
+	"nARnn4w1juN4Le54XFgSMDRCS/+b80phK1dziZVJO0NogbaYVR6jzZy1w0hlBQJuvZsfFV0zj1t/Y/k9",
+	"z8xUK4sEwbAVgHN//DufYj+4z3rfU9+a7rPc9dTe4TWhqVMVCvArufBxZ7z0pqd28d9ufb4ak8wWPdVz",
+	"6waCEt66zaVP3XebRDIls8ub7BHI1E6WaWdIoPkKrh48rhX/IsTS6lX7vUhdJ/BBobNImJF3Ok6oZIQL",
+	"8D5TCfgG1pX/48HbXXZ2qH7twvXFQ3reC5/sjX46eP9zJ/5t92aza/rbSe29+h51GA5DlJ+jEktUrJt/",
+	"f4H0JV0nq6z6zGyTuaTAc77m7YTxyZbY6gagtILM1TcNhqBcDcqM9AEvFbfx0EwS/TxT6IBl4YXaNkQc",
+	"Rny3Nnm1ugiuJDO0EYd5e4TCZIfKfKVUHbf4/jS/HSl1mFgtw5pWappuMnpKWQsFKPAPKCdcQE99xHUD",
+	"XIoaGxKS1u+WOOSAKtxFmt0l4LiBwCq0FviKg7uDyZvdWwZ4u926AO+vaj89fShe9ej5XvjkYPTT4fuf",
+	"u1odnDy4/qHDn+/DpXdP/XqQfuEB3hds5mJOfovyfv4oryslvrkGn0WDZ9XmtAahErVmfmjW0eTYrGSJ",
+	"jwAKUrqZsJBbZEMslXzaNrkQhF6LKDT39lohA7hE1iqASTKm19lFrmy6l/0rIytO64EoL2u3KzEQHiVP",
+	"o+QXLPQASL0DAAq2rHXr9aih50cIw2QFKcchJc/ENYsplNDc+81puYPNZwngaNsH+kXZbf1b5eqa1UPD",
+	"r29xm68nboPMmrsvWrwtlcIZpOOS6lqW9cTIU2NKEGPYBhmNJMDXiSQBoC8Q1pCWknXSyKpm8w7G/i2v",
+	"RO5eAntmUBvvqVSu1Gk4jeMCzNi1vTtsO1WT+u+l3iWfqBF0tZzxjNGwhRlp9o4TXEHZtAAdJvnYRURz",
+	"1pIC/tSK1RQmvHw+x1oApzFNcmjyAsabnqrzff2ZysffuUVjH1MoV7rL1Ahlp7/MxykC+/tVdDnsVFfR",
+	"ZXFZrQw0HRJcIQjcuUIImlOwFraAkW8O9M3XhArwGqjxmfAAEIER6w+K2cxS0cTmREIK5zRhw+iGbJW7",
+	"tZUqrbUZu6Cy2l5n1Nar13d0WzJpCPKBXwHTs2fcnQlK+rqp6KcXzeRgw4lAe7RImmbgpTlYnNjaoniL",
+	"ZbyevHMhmJdOKLBBztsV9HfXqZLPCqCH6P7cS2F/cfofqb7fzhyH/5yF/jVF5N1Wd/+ic9jfzYvIc2h7",
+	"rLQuwMzjrxa7kGXMdUQar4FJL3+/2+/0gIIboA3U+6vG5P09O49gNbzLgcfzQ+LCipsJ9fSWdnt2SzXj",
+	"1JOtc9Hdyzd+Bdmy13odvdrstaxOP6EBW0FKA9NcQ0v84CbQBUg5U0lv6VWhkwMFUUOp0mLqSvdLlfsN",
+	"Nn/6/vS9iJ6/P56/OO/Mnp93bp4/+eXmxSMxe67/eyKiZydPp/qZF73ne7+dPD28FaDD+kZdBYd9aZU/",
+	"CIxv5f2fzxh0HI06YzA1to01BvHndx+aq6KPeCEWRgkLVDxvZkZfPEeLJPeOKM9igsWKnyz8WDIQwa3z",
+	"2+Q1j6MrVkLOjpSBUNVzgIbeWV8Mj/+ovW4Ay4avj1kC8NzBmEGNDwznSwYWnWlHVrFDD4nTLHxJYHIr",
+	"T2ek3N4lelx/eXtR1HJh7LPGlPX4Slt2sxRI3LrX8n6CoesIYNRlRun8qF8gP4npFF1SN8siFuaaOeWp",
+	"TGnsJFs0KvJ2bUmVL3ijwGn3doHTesCZzkXnYb93K1thfQovthYqM9hc55U3brH2W2YllCbyiaLChX4b",
+	"NXrqNVzq48bdu5JqNp4ZgNu6pBztJw+z3C1MkPYL/vfOn1H4oYQ8VnxgzX38PFeUd9ej30qmP4OlgDHV",
+	"kqmAktQo/RproRw62rEtlyAiW4X/ybu8yAXVAt/lFanoHgeCD6NkUgG9RoT32mzHNjle1jHGgWzYqMia",
+	"kmL9NNnyV+pu8+KAFlt8rKwk9ribKLShwn8EFH7O7ikZ8n7uMu2k7prWeGy4I2sWdO9ZjbcSct/u+D57",
+	"PQtyGJnM6+77zG+0EbkSD3qZVPoEJUs/MmXO7n3kzf3NQll3C2F9EcbpRS0Lfjm3ZF+wCPiRqdXnf0pV",
+	"MK6DcqF8ZOwSDugWPNwxScCVPpy83HIWQd08Xm0SC/5tKBjidSh6xSzAFlXQOaQPcCdg5ThgiJH0OHRU",
+	"gwa1OdhVlphipmvSm6myr0GuCkBeVfqfuAhkfpOYRkNZB4VSCIREQ0I5IH9lpXdECXFVmMeEUT4bRzHb",
+	"bpPXtgs0t022MElUjsXMNNew1Z/mdVzXzOkv6sKRRZIME5a1OcUsNpNXdlEP/JVXM7pIZzkWWds2MpKm",
+	"WYTpRlxpOlEALdnyXbywlvm13yT7hHIyFmmyjdU38FIGw2bxz8qv4wN+k+xmr29oidpeHyIxRmmV72pT",
+	"5YiwnTTcGZnGHke1YDpoh3s8g8iZlbBetuBxQzEtqvoWfYaZVkOtiGd59B4PKHTPU8vKf4pBNjaZqjnB",
+	"5obbdw6mbaKLbSfuu5jSjsb62TSdXFNRlNqAf8z0+n9jMwGIftf4VXf/SzMRzGQ/pnHwqQJE/+7hnn9D",
+	"Zwtl0ypjqyY+tJNHFv5sTNNakGgly8VxJhY0ZsFVDY5Ek1RjQcZuMXGBozo4DCIVncscFO1W0SA7pp2q",
+	"trxWOYQLo0LYopFUb5DyKrYCWYYZJNkUmkg1zQA111alvCoTVqrTpBtmSqHdfB8FuGUTZlXsqdngbHa5",
+	"Wdnu+pdIhWV9rGLcIq7ut+DV31aeIrtpeVoH+LRUoNrU5hV5m0siW5CPbYcppna2M8/CR6Rp7E9WRYLO",
+	"caAQAUqYzDYjDTbN+8zaJGvpid2WN8j93DTT8/n83BLxo6d7ftQsNWuuZnlTZvMya9uUrjqv7LU6h4VX",
+	"wKA9HPTY3vCAth4GXW1m7w5bdH/woBUchl22O9ynD7CvSRizy5pBd1vdB2A279lBq91nYirVpWaWWnvb",
+	"vnjH3jG1NOp0L7oPcr8mo5FNHKtbz27xHSBSl+4G++zBsHU46IUtQ64OuiYHw4e0E3TZciLtX3Q7/U7P",
+	"JZLTJaa3u5hMnYeFVwtkyrootoI42um2e7dtF3PPbo05ZOtnkVmZ9FX7N18yBFgkIWAqc+m3mc6BXIVl",
+	"V74WLA4acA8XK6Fc+8g0GGO/3VhIZYB4oT/zhM49PmB1pnxVvewRLtTlUKS8CEaNeiuLx7KbSKomKdSv",
+	"ggUGEDQF/Ca01fR8jxbpL+cONwo/kr5CimYaa2OFZd47DetU0V6dO4Yk+yyWKU5o+UsvhHqit/kLP2u4",
+	"b/YgbHzoVh20Qm6FydJckiFxYaFNrhibYpvayCBIZQW/kC5h23GbH19LlvilvE38qr/8DN77mblbfQ9e",
+	"FpukyM0OkH5p7dMDmWZfWK7CLRKyvuJjWKwSrc8ZWJjgtCJbQB9mTOGbjamClrj6JGFkmWzZngq2GimI",
+	"05CF2+b4eHx5YdwXfHp+xFTqezw6nW/Jt3+X5Furev5m1SH/DkK0rpzkR4CyWyg/V2RbUOsAaL5vFnMq",
+	"mkW0Ds3yDFrV2LY18Ju2x5dVkfipuUX1m+ZSoZi3UWh5RpXHBdfuxiP4BkLYgZ1Ua0cdEZrPxt5wa7cC",
+	"IeI8Di2LCeP4BDSKM/aUl0khr9EnEHlYRwesWaVyixt00BNVBePxgob5RIgUeL10dx1z224rtp7PRvjX",
+	"BKMJJxHPp/6Z7u03VYCL2k9/tSpxeTVmaZ3fbvS/SuX4rUbkS6kRMZkA69eI/BmFH3ZMOGEx3N1rDjE6",
+	"SqQY2mz/+nrRTZUmRgNtPK+c2JgVp+aZjU0cIzDc5IQTQeWb7ETr5CME7EpXbU1FCqPdofjzLA/bfPPW",
+	"vnhvbe+i2/0Cs9GzUOA3zfQRNNPXIuiNKNEujxPXWl/iW4C92qSvMzaNaWDS741LiMX8GdIedgmVTJGt",
+	"zKOhSULnJGETaHoJvpkpxS+B6yEQ3BrKYmn2lG2oChCA8KtKod76ntXnCd2dOygIn8W3KgrHZgaV926D",
+	"a2REK/xK/KuvS2XlyIWbKi/IZdj9IkONKEQiJSEABGv9psZWqLFv/tKdoRgN+mhFj4Kqy0Of6wIzoh7N",
+	"Ui8MkulCD+qZGOXqFDq9gX6cjVnC+qWryGpLj/xyEm+F9eFx0/ykafrhNHzkYkYEzxRvCXL167rhwtt6",
+	"APa7bWbgRvfEjxe1a/p2S/xpTmwZILg+e6PSVWtp2GPMaKzGC/NyT8YsuJLklZBqlLDzX57BMTxjYSTN",
+	"gUS8K0aDca7BYqoYD+Zt4vc6HYxFeBznBfURUAI6bUKYwCdbAN8P3bZs3GOunwjFTJ9UoQjj1ywWUyir",
+	"rLvo/QkXcVeDCuYmrbQaJTiMWczlRDb63fZDx9hIpw0w4sKo8mCnfVB68APo8liN5xtG7M3iFuITh2zK",
+	"eKi/jGRt35lv75NivXZ3McUYfLjfSHmiGQjOQLNIcOhMnofNxYwXSQm3UvdAy2NFYkYl1OqUSAp8uALL",
+	"XZ8CkIc4MSsdLfS1Pir6YGQDRwVtag6heyJ3Ym3HLjqWx7Yg2pyvKGamWRZYHSCQU86zDlkD/XcB02E2",
+	"3V22CZ5uj3PhLLlJpNAONFV0QCXTWpmOWJ6OOGKq8K2EAdovYMUL5fFVh/WZ9pGZvDuQe4mr1uz0b7++",
+	"wBR3KEj1Ftz6NC3rom3moD82YCv4ADI+12aELIcU+S6gHMv5VUKHwyggW7WSPDt92whZtEAuR8rcHRsW",
+	"0XY1GdCY8oAlpjGbZBwudC2TeRzAAdaT42eMhtG98MbXJsrPIK9XicJufX5JbgW0iiYM25evFM4Lqfhg",
+	"CRXvS4q/AAgGGs6PCL2bQDeMuOSIwuvJtbW0y45NQGMSMuD3CYPa0zSJG/3GWKlpf2cn1g+MhVT9fb3D",
+	"2pIzn6iGHV2M0ViMIt40DpBxh+C3IlXNcivWrPlSIUul0ANC07FZzad22zbYUwo9aBZmx4tZsemTNVbJ",
+	"ll9Ozf/f//4ff9udhUkprmkp4fTjQGMWk4ZNL6g2eaztzmyGiHBCqL19+x79rrKX5zREKfWjkDVzgDhe",
+	"s9JIRY3ZHFupYGkvOtI5wKttxtEu4sbXfeGi2KMDq0qQMVsJi9k15eAY6xWX+nfUjJZpF7TPC4wsS3LY",
+	"dnwpbqnzEcPu1a+8SgdxFJArNjdg+gjZUvK/t56ev3xB3rIB+ZnNyTlT7rbrdxsf3n34/wEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

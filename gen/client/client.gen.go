@@ -458,6 +458,11 @@ type LivenessStatus string
 
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
+	// DeviceToken The `device_token` of this client's last successful login of this account,
+	// if it has one. An invalid or expired one is ignored (the client then counts
+	// as a new one).
+	DeviceToken *string `json:"device_token,omitempty"`
+
 	// Email An email address (compared case-insensitively).
 	Email openapi_types.Email `json:"email"`
 
@@ -657,6 +662,12 @@ type TokenResponse struct {
 type Tokens struct {
 	// AccessToken JWT access token; send as `Authorization: Bearer <access_token>`.
 	AccessToken string `json:"access_token"`
+
+	// DeviceToken Returned by `login` only: proof that this client logged in to this account.
+	// Keep it with the client (it is not a credential) and send it with the next
+	// `login` of the same account; that login is then throttled apart from
+	// clients that never logged in, and sends no "new sign-in" mail. Valid 180 days.
+	DeviceToken *string `json:"device_token,omitempty"`
 
 	// ExpiresIn Seconds until the access token expires (900).
 	//
@@ -1018,7 +1029,12 @@ type ClientInterface interface {
 	// VerifyEmailWithBody Verify an email address with a verification token
 	//
 	// Consumes the token from a verification email and marks the address as
-	// verified. For a pending email change, the new address takes effect now.
+	// verified. For a pending email change, the new address takes effect now:
+	// every other session of the account ends (the session that asked for the
+	// change lives on through its refresh token; its access tokens must be
+	// refreshed), and the old address is told, with a link
+	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+	// here, gives the account its old address back and ends every session.
 	//
 	// Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 	// already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -1031,7 +1047,12 @@ type ClientInterface interface {
 	// VerifyEmail Verify an email address with a verification token
 	//
 	// Consumes the token from a verification email and marks the address as
-	// verified. For a pending email change, the new address takes effect now.
+	// verified. For a pending email change, the new address takes effect now:
+	// every other session of the account ends (the session that asked for the
+	// change lives on through its refresh token; its access tokens must be
+	// refreshed), and the old address is told, with a link
+	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+	// here, gives the account its old address back and ends every session.
 	//
 	// Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 	// already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -1050,8 +1071,16 @@ type ClientInterface interface {
 	// wrong password, disabled or deleted account), so that the answer reveals
 	// nothing; `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
-	// when the account is temporarily locked after repeated failures (see
+	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
+	//
+	// Device tokens: a successful login returns a `device_token`. Store it with the
+	// client (it is not a credential: it proves only that this client logged in
+	// to this account before) and send it with the next login of the same account.
+	// Wrong passwords are throttled per account for clients without one, and per
+	// device for clients with one, so a stranger guessing the password cannot
+	// lock out the owner's known devices. A login without a valid device token
+	// also mails the owner a "new sign-in" notice.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1067,8 +1096,16 @@ type ClientInterface interface {
 	// wrong password, disabled or deleted account), so that the answer reveals
 	// nothing; `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
-	// when the account is temporarily locked after repeated failures (see
+	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
+	//
+	// Device tokens: a successful login returns a `device_token`. Store it with the
+	// client (it is not a credential: it proves only that this client logged in
+	// to this account before) and send it with the next login of the same account.
+	// Wrong passwords are throttled per account for clients without one, and per
+	// device for clients with one, so a stranger guessing the password cannot
+	// lock out the owner's known devices. A login without a valid device token
+	// also mails the owner a "new sign-in" notice.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1302,8 +1339,14 @@ type ClientInterface interface {
 	// account took the address meanwhile). Until then the response shows the
 	// current address, and whether the new address is free is not revealed.
 	//
+	// The old address is told of every email change asked for. Requests with
+	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+	// per address asked for (`email-change-address`, 3 an hour).
+	//
 	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// `429 rate_limited` over the email-change limits; `429 account_locked` after
+	// repeated wrong passwords (counted per user: only the signed-in user can
+	// cause it); `422 validation_failed`
 	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
 	// `invalid_token`; `503 service_unavailable`.
 	//
@@ -1321,8 +1364,14 @@ type ClientInterface interface {
 	// account took the address meanwhile). Until then the response shows the
 	// current address, and whether the new address is free is not revealed.
 	//
+	// The old address is told of every email change asked for. Requests with
+	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+	// per address asked for (`email-change-address`, 3 an hour).
+	//
 	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// `429 rate_limited` over the email-change limits; `429 account_locked` after
+	// repeated wrong passwords (counted per user: only the signed-in user can
+	// cause it); `422 validation_failed`
 	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
 	// `invalid_token`; `503 service_unavailable`.
 	//
@@ -1613,7 +1662,12 @@ func (c *Client) ResendVerification(ctx context.Context, body ResendVerification
 // VerifyEmailWithBody Verify an email address with a verification token
 //
 // Consumes the token from a verification email and marks the address as
-// verified. For a pending email change, the new address takes effect now.
+// verified. For a pending email change, the new address takes effect now:
+// every other session of the account ends (the session that asked for the
+// change lives on through its refresh token; its access tokens must be
+// refreshed), and the old address is told, with a link
+// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+// here, gives the account its old address back and ends every session.
 //
 // Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 // already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -1636,7 +1690,12 @@ func (c *Client) VerifyEmailWithBody(ctx context.Context, contentType string, bo
 // VerifyEmail Verify an email address with a verification token
 //
 // Consumes the token from a verification email and marks the address as
-// verified. For a pending email change, the new address takes effect now.
+// verified. For a pending email change, the new address takes effect now:
+// every other session of the account ends (the session that asked for the
+// change lives on through its refresh token; its access tokens must be
+// refreshed), and the old address is told, with a link
+// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+// here, gives the account its old address back and ends every session.
 //
 // Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 // already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -1665,8 +1724,16 @@ func (c *Client) VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBod
 // wrong password, disabled or deleted account), so that the answer reveals
 // nothing; `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
-// when the account is temporarily locked after repeated failures (see
+// when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
+//
+// Device tokens: a successful login returns a `device_token`. Store it with the
+// client (it is not a credential: it proves only that this client logged in
+// to this account before) and send it with the next login of the same account.
+// Wrong passwords are throttled per account for clients without one, and per
+// device for clients with one, so a stranger guessing the password cannot
+// lock out the owner's known devices. A login without a valid device token
+// also mails the owner a "new sign-in" notice.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1692,8 +1759,16 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // wrong password, disabled or deleted account), so that the answer reveals
 // nothing; `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
-// when the account is temporarily locked after repeated failures (see
+// when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
+//
+// Device tokens: a successful login returns a `device_token`. Store it with the
+// client (it is not a credential: it proves only that this client logged in
+// to this account before) and send it with the next login of the same account.
+// Wrong passwords are throttled per account for clients without one, and per
+// device for clients with one, so a stranger guessing the password cannot
+// lock out the owner's known devices. A login without a valid device token
+// also mails the owner a "new sign-in" notice.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2107,8 +2182,14 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // account took the address meanwhile). Until then the response shows the
 // current address, and whether the new address is free is not revealed.
 //
+// The old address is told of every email change asked for. Requests with
+// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+// per address asked for (`email-change-address`, 3 an hour).
+//
 // Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// `429 rate_limited` over the email-change limits; `429 account_locked` after
+// repeated wrong passwords (counted per user: only the signed-in user can
+// cause it); `422 validation_failed`
 // (including an empty object); `400 malformed_json`; `401 unauthorized` or
 // `invalid_token`; `503 service_unavailable`.
 //
@@ -2136,8 +2217,14 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 // account took the address meanwhile). Until then the response shows the
 // current address, and whether the new address is free is not revealed.
 //
+// The old address is told of every email change asked for. Requests with
+// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+// per address asked for (`email-change-address`, 3 an hour).
+//
 // Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// `429 rate_limited` over the email-change limits; `429 account_locked` after
+// repeated wrong passwords (counted per user: only the signed-in user can
+// cause it); `422 validation_failed`
 // (including an empty object); `400 malformed_json`; `401 unauthorized` or
 // `invalid_token`; `503 service_unavailable`.
 //
@@ -3833,7 +3920,12 @@ type ClientWithResponsesInterface interface {
 	// VerifyEmailWithBodyWithResponse Verify an email address with a verification token
 	//
 	// Consumes the token from a verification email and marks the address as
-	// verified. For a pending email change, the new address takes effect now.
+	// verified. For a pending email change, the new address takes effect now:
+	// every other session of the account ends (the session that asked for the
+	// change lives on through its refresh token; its access tokens must be
+	// refreshed), and the old address is told, with a link
+	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+	// here, gives the account its old address back and ends every session.
 	//
 	// Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 	// already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -3846,7 +3938,12 @@ type ClientWithResponsesInterface interface {
 	// VerifyEmailWithResponse Verify an email address with a verification token
 	//
 	// Consumes the token from a verification email and marks the address as
-	// verified. For a pending email change, the new address takes effect now.
+	// verified. For a pending email change, the new address takes effect now:
+	// every other session of the account ends (the session that asked for the
+	// change lives on through its refresh token; its access tokens must be
+	// refreshed), and the old address is told, with a link
+	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+	// here, gives the account its old address back and ends every session.
 	//
 	// Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 	// already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -3865,8 +3962,16 @@ type ClientWithResponsesInterface interface {
 	// wrong password, disabled or deleted account), so that the answer reveals
 	// nothing; `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
-	// when the account is temporarily locked after repeated failures (see
+	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
+	//
+	// Device tokens: a successful login returns a `device_token`. Store it with the
+	// client (it is not a credential: it proves only that this client logged in
+	// to this account before) and send it with the next login of the same account.
+	// Wrong passwords are throttled per account for clients without one, and per
+	// device for clients with one, so a stranger guessing the password cannot
+	// lock out the owner's known devices. A login without a valid device token
+	// also mails the owner a "new sign-in" notice.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3882,8 +3987,16 @@ type ClientWithResponsesInterface interface {
 	// wrong password, disabled or deleted account), so that the answer reveals
 	// nothing; `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
-	// when the account is temporarily locked after repeated failures (see
+	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
+	//
+	// Device tokens: a successful login returns a `device_token`. Store it with the
+	// client (it is not a credential: it proves only that this client logged in
+	// to this account before) and send it with the next login of the same account.
+	// Wrong passwords are throttled per account for clients without one, and per
+	// device for clients with one, so a stranger guessing the password cannot
+	// lock out the owner's known devices. A login without a valid device token
+	// also mails the owner a "new sign-in" notice.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4127,8 +4240,14 @@ type ClientWithResponsesInterface interface {
 	// account took the address meanwhile). Until then the response shows the
 	// current address, and whether the new address is free is not revealed.
 	//
+	// The old address is told of every email change asked for. Requests with
+	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+	// per address asked for (`email-change-address`, 3 an hour).
+	//
 	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// `429 rate_limited` over the email-change limits; `429 account_locked` after
+	// repeated wrong passwords (counted per user: only the signed-in user can
+	// cause it); `422 validation_failed`
 	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
 	// `invalid_token`; `503 service_unavailable`.
 	//
@@ -4146,8 +4265,14 @@ type ClientWithResponsesInterface interface {
 	// account took the address meanwhile). Until then the response shows the
 	// current address, and whether the new address is free is not revealed.
 	//
+	// The old address is told of every email change asked for. Requests with
+	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+	// per address asked for (`email-change-address`, 3 an hour).
+	//
 	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-	// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+	// `429 rate_limited` over the email-change limits; `429 account_locked` after
+	// repeated wrong passwords (counted per user: only the signed-in user can
+	// cause it); `422 validation_failed`
 	// (including an empty object); `400 malformed_json`; `401 unauthorized` or
 	// `invalid_token`; `503 service_unavailable`.
 	//
@@ -4423,6 +4548,11 @@ func (r GetJwksResponse) ContentType() string {
 	return ""
 }
 
+// ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
+type ListAuditEventsResponse200Headers struct {
+	CacheControl string
+}
+
 // ListAuditEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAuditEvents
 type ListAuditEventsResponse400Headers struct {
 	XRequestID *string
@@ -4464,6 +4594,8 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAuditEventsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ListAuditEventsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5707,6 +5839,11 @@ func (r RegisterResponse) ContentType() string {
 	return ""
 }
 
+// ListRolesResponse200Headers the declared response headers of an HTTP 200 response for ListRoles
+type ListRolesResponse200Headers struct {
+	CacheControl string
+}
+
 // ListRolesResponse401Headers the declared response headers of an HTTP 401 response for ListRoles
 type ListRolesResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5741,6 +5878,8 @@ type ListRolesResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRolesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListRolesResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
@@ -5805,6 +5944,11 @@ func (r ListRolesResponse) ContentType() string {
 	return ""
 }
 
+// ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
+type ListUsersResponse200Headers struct {
+	CacheControl string
+}
+
 // ListUsersResponse400Headers the declared response headers of an HTTP 400 response for ListUsers
 type ListUsersResponse400Headers struct {
 	XRequestID *string
@@ -5846,6 +5990,8 @@ type ListUsersResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListUsersResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ListUsersResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5919,7 +6065,8 @@ func (r ListUsersResponse) ContentType() string {
 
 // CreateUserResponse201Headers the declared response headers of an HTTP 201 response for CreateUser
 type CreateUserResponse201Headers struct {
-	Location *string
+	CacheControl string
+	Location     *string
 }
 
 // CreateUserResponse400Headers the declared response headers of an HTTP 400 response for CreateUser
@@ -6242,6 +6389,11 @@ func (r DeleteMeResponse) ContentType() string {
 	return ""
 }
 
+// GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
+type GetMeResponse200Headers struct {
+	CacheControl string
+}
+
 // GetMeResponse401Headers the declared response headers of an HTTP 401 response for GetMe
 type GetMeResponse401Headers struct {
 	WWWAuthenticate *string
@@ -6269,6 +6421,8 @@ type GetMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMeResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMeResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -6324,6 +6478,11 @@ func (r GetMeResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// UpdateMeResponse200Headers the declared response headers of an HTTP 200 response for UpdateMe
+type UpdateMeResponse200Headers struct {
+	CacheControl string
 }
 
 // UpdateMeResponse400Headers the declared response headers of an HTTP 400 response for UpdateMe
@@ -6398,6 +6557,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateMeResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *UpdateMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6647,6 +6808,11 @@ func (r ChangePasswordResponse) ContentType() string {
 	return ""
 }
 
+// ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
+type ListMySessionsResponse200Headers struct {
+	CacheControl string
+}
+
 // ListMySessionsResponse400Headers the declared response headers of an HTTP 400 response for ListMySessions
 type ListMySessionsResponse400Headers struct {
 	XRequestID *string
@@ -6681,6 +6847,8 @@ type ListMySessionsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMySessionsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ListMySessionsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6969,6 +7137,11 @@ func (r DeleteUserResponse) ContentType() string {
 	return ""
 }
 
+// GetUserResponse200Headers the declared response headers of an HTTP 200 response for GetUser
+type GetUserResponse200Headers struct {
+	CacheControl string
+}
+
 // GetUserResponse400Headers the declared response headers of an HTTP 400 response for GetUser
 type GetUserResponse400Headers struct {
 	XRequestID *string
@@ -7017,6 +7190,8 @@ type GetUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *GetUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7095,6 +7270,11 @@ func (r GetUserResponse) ContentType() string {
 	return ""
 }
 
+// UpdateUserResponse200Headers the declared response headers of an HTTP 200 response for UpdateUser
+type UpdateUserResponse200Headers struct {
+	CacheControl string
+}
+
 // UpdateUserResponse400Headers the declared response headers of an HTTP 400 response for UpdateUser
 type UpdateUserResponse400Headers struct {
 	XRequestID *string
@@ -7171,6 +7351,8 @@ type UpdateUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *UpdateUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7277,6 +7459,11 @@ func (r UpdateUserResponse) ContentType() string {
 	return ""
 }
 
+// RestoreUserResponse200Headers the declared response headers of an HTTP 200 response for RestoreUser
+type RestoreUserResponse200Headers struct {
+	CacheControl string
+}
+
 // RestoreUserResponse400Headers the declared response headers of an HTTP 400 response for RestoreUser
 type RestoreUserResponse400Headers struct {
 	XRequestID *string
@@ -7332,6 +7519,8 @@ type RestoreUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RestoreUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RestoreUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7417,6 +7606,11 @@ func (r RestoreUserResponse) ContentType() string {
 	return ""
 }
 
+// SetUserRolesResponse200Headers the declared response headers of an HTTP 200 response for SetUserRoles
+type SetUserRolesResponse200Headers struct {
+	CacheControl string
+}
+
 // SetUserRolesResponse400Headers the declared response headers of an HTTP 400 response for SetUserRoles
 type SetUserRolesResponse400Headers struct {
 	XRequestID *string
@@ -7486,6 +7680,8 @@ type SetUserRolesResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetUserRolesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *SetUserRolesResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7959,7 +8155,12 @@ func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context
 // VerifyEmailWithBodyWithResponse Verify an email address with a verification token
 //
 // Consumes the token from a verification email and marks the address as
-// verified. For a pending email change, the new address takes effect now.
+// verified. For a pending email change, the new address takes effect now:
+// every other session of the account ends (the session that asked for the
+// change lives on through its refresh token; its access tokens must be
+// refreshed), and the old address is told, with a link
+// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+// here, gives the account its old address back and ends every session.
 //
 // Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 // already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -7978,7 +8179,12 @@ func (c *ClientWithResponses) VerifyEmailWithBodyWithResponse(ctx context.Contex
 // VerifyEmailWithResponse Verify an email address with a verification token
 //
 // Consumes the token from a verification email and marks the address as
-// verified. For a pending email change, the new address takes effect now.
+// verified. For a pending email change, the new address takes effect now:
+// every other session of the account ends (the session that asked for the
+// change lives on through its refresh token; its access tokens must be
+// refreshed), and the old address is told, with a link
+// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
+// here, gives the account its old address back and ends every session.
 //
 // Problems: `400 invalid_one_time_token` when the token is unknown, expired or
 // already used (`400 malformed_json` for a malformed body); `422 validation_failed`.
@@ -8003,8 +8209,16 @@ func (c *ClientWithResponses) VerifyEmailWithResponse(ctx context.Context, body 
 // wrong password, disabled or deleted account), so that the answer reveals
 // nothing; `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
-// when the account is temporarily locked after repeated failures (see
+// when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
+//
+// Device tokens: a successful login returns a `device_token`. Store it with the
+// client (it is not a credential: it proves only that this client logged in
+// to this account before) and send it with the next login of the same account.
+// Wrong passwords are throttled per account for clients without one, and per
+// device for clients with one, so a stranger guessing the password cannot
+// lock out the owner's known devices. A login without a valid device token
+// also mails the owner a "new sign-in" notice.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8026,8 +8240,16 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // wrong password, disabled or deleted account), so that the answer reveals
 // nothing; `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
-// when the account is temporarily locked after repeated failures (see
+// when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
+//
+// Device tokens: a successful login returns a `device_token`. Store it with the
+// client (it is not a credential: it proves only that this client logged in
+// to this account before) and send it with the next login of the same account.
+// Wrong passwords are throttled per account for clients without one, and per
+// device for clients with one, so a stranger guessing the password cannot
+// lock out the owner's known devices. A login without a valid device token
+// also mails the owner a "new sign-in" notice.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8379,8 +8601,14 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 // account took the address meanwhile). Until then the response shows the
 // current address, and whether the new address is free is not revealed.
 //
+// The old address is told of every email change asked for. Requests with
+// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+// per address asked for (`email-change-address`, 3 an hour).
+//
 // Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// `429 rate_limited` over the email-change limits; `429 account_locked` after
+// repeated wrong passwords (counted per user: only the signed-in user can
+// cause it); `422 validation_failed`
 // (including an empty object); `400 malformed_json`; `401 unauthorized` or
 // `invalid_token`; `503 service_unavailable`.
 //
@@ -8404,8 +8632,14 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 // account took the address meanwhile). Until then the response shows the
 // current address, and whether the new address is free is not revealed.
 //
+// The old address is told of every email change asked for. Requests with
+// `email` are rate limited per account (`email-change-account`, 5 an hour) and
+// per address asked for (`email-change-address`, 3 an hour).
+//
 // Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
-// `429 account_locked` after repeated wrong passwords; `422 validation_failed`
+// `429 rate_limited` over the email-change limits; `429 account_locked` after
+// repeated wrong passwords (counted per user: only the signed-in user can
+// cause it); `422 validation_failed`
 // (including an empty object); `400 malformed_json`; `401 unauthorized` or
 // `invalid_token`; `503 service_unavailable`.
 //
@@ -8826,6 +9060,16 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAuditEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ListAuditEventsResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10307,6 +10551,16 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRolesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListRolesResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -10418,6 +10672,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListUsersResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ListUsersResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10569,6 +10833,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateUserResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10913,6 +11184,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMeResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetMeResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -11042,6 +11323,16 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateMeResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers UpdateMeResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11406,6 +11697,16 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMySessionsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ListMySessionsResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11775,6 +12076,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetUserResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers GetUserResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11941,6 +12252,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateUserResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers UpdateUserResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12126,6 +12447,16 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers RestoreUserResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers RestoreUserResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12295,6 +12626,16 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers SetUserRolesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers SetUserRolesResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {

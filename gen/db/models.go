@@ -32,6 +32,7 @@ type OneTimeToken struct {
 	ExpiresAt time.Time
 	UsedAt    *time.Time
 	Attempts  int32
+	SessionID *uuid.UUID
 }
 
 type Permission struct {

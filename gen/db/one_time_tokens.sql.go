@@ -45,8 +45,8 @@ FROM users u
 WHERE t.token_hash = $1 AND t.purpose = $2
   AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < $3
   AND u.id = t.user_id AND u.deleted_at IS NULL AND u.disabled_at IS NULL
-  AND (t.purpose = 'email_change' OR t.email = u.email)
-RETURNING t.user_id, t.email
+  AND (t.purpose IN ('email_change', 'email_revert') OR t.email = u.email)
+RETURNING t.user_id, t.email, t.session_id, u.email AS user_email
 `
 
 type ConsumeOneTimeTokenParams struct {
@@ -56,8 +56,10 @@ type ConsumeOneTimeTokenParams struct {
 }
 
 type ConsumeOneTimeTokenRow struct {
-	UserID uuid.UUID
-	Email  *string
+	UserID    uuid.UUID
+	Email     *string
+	SessionID *uuid.UUID
+	UserEmail string
 }
 
 // Single use: of concurrent consumers exactly one gets the row. Same
@@ -65,7 +67,12 @@ type ConsumeOneTimeTokenRow struct {
 func (q *Queries) ConsumeOneTimeToken(ctx context.Context, arg ConsumeOneTimeTokenParams) (ConsumeOneTimeTokenRow, error) {
 	row := q.db.QueryRow(ctx, consumeOneTimeToken, arg.TokenHash, arg.Purpose, arg.MaxAttempts)
 	var i ConsumeOneTimeTokenRow
-	err := row.Scan(&i.UserID, &i.Email)
+	err := row.Scan(
+		&i.UserID,
+		&i.Email,
+		&i.SessionID,
+		&i.UserEmail,
+	)
 	return i, err
 }
 
@@ -79,8 +86,8 @@ func (q *Queries) FailOneTimeToken(ctx context.Context, tokenHash []byte) error 
 }
 
 const insertOneTimeToken = `-- name: InsertOneTimeToken :exec
-INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, expires_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO one_time_tokens (token_hash, user_id, purpose, email, expires_at, session_id)
+VALUES ($1, $2, $3, $4, $5, $6)
 `
 
 type InsertOneTimeTokenParams struct {
@@ -89,6 +96,7 @@ type InsertOneTimeTokenParams struct {
 	Purpose   string
 	Email     *string
 	ExpiresAt time.Time
+	SessionID *uuid.UUID
 }
 
 func (q *Queries) InsertOneTimeToken(ctx context.Context, arg InsertOneTimeTokenParams) error {
@@ -98,6 +106,7 @@ func (q *Queries) InsertOneTimeToken(ctx context.Context, arg InsertOneTimeToken
 		arg.Purpose,
 		arg.Email,
 		arg.ExpiresAt,
+		arg.SessionID,
 	)
 	return err
 }

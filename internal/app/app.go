@@ -102,6 +102,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		BodyLimitBytes:     cfg.BodyLimitBytes,
 		TrustedProxies:     cfg.TrustedProxies,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		Secret:             []byte(cfg.ServerSecret),
 	}
 	if o.Deps != nil {
 		o.Deps(&deps)
@@ -166,6 +167,7 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		Settings:  set,
 		Leeway:    leeway,
 		PollEvery: cfg.RevocationPollInterval,
+		Secret:    []byte(cfg.ServerSecret),
 	})
 	return svc, issuer.Keys(), outbox, store, nil
 }

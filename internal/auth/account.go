@@ -90,8 +90,11 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 	}
 	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, uid, v, s.cacheTTL) })
 	if s.lockout != nil {
-		if err := s.lockout.Reset(ctx, t.UserEmail); err != nil {
-			s.log.WarnContext(ctx, "reset login failures", "error", err)
+		// The owner proved control of the address: guesses so far are moot.
+		for _, b := range []Bucket{{Account: s.AccountKey(t.UserEmail)}, recheckBucket(uid)} {
+			if err := s.lockout.Reset(ctx, b); err != nil {
+				s.log.WarnContext(ctx, "reset login failures", "error", err)
+			}
 		}
 	}
 	s.audit(ctx, Event{Action: "user.password.reset", ActorID: &uid, SubjectID: &uid, Client: c})
@@ -99,12 +102,23 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 }
 
 // VerifyEmail confirms an address with a verification token.
+// It also completes an email change (every session but the one that asked
+// for it ends) and undoes one from the old address (every session ends).
 func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) error {
-	uid, err := s.store.VerifyEmail(ctx, hashOneTimeToken(token))
+	r, err := s.store.VerifyEmail(ctx, hashOneTimeToken(token))
 	if err != nil {
 		return err
 	}
-	s.audit(ctx, Event{Action: "user.email.verified", ActorID: &uid, SubjectID: &uid, Client: c})
+	uid := r.UserID
+	action := "user.email.verified"
+	if r.Changed {
+		s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, uid, r.TokenVersion, s.cacheTTL) })
+		action = "user.email.changed"
+		if r.Reverted {
+			action = "user.email.change_reverted"
+		}
+	}
+	s.audit(ctx, Event{Action: action, ActorID: &uid, SubjectID: &uid, Client: c})
 	return nil
 }
 
@@ -135,27 +149,33 @@ func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
 }
 
 // VerifyPassword checks a signed-in user's password before a sensitive
-// change (ErrInvalidCredentials when wrong). It counts against the same
-// lockout as login, so a stolen access token cannot be used to guess it.
+// change (ErrInvalidCredentials when wrong). Its failures count in a bucket
+// of the user's own, which only a holder of the user's access token can
+// reach: a stolen token cannot be used to guess the password, and a
+// stranger guessing at the login cannot block these checks.
 func (s *Service) VerifyPassword(ctx context.Context, u User, pw string) error {
-	if wait := s.lockedFor(ctx, u.Email); wait > 0 {
-		return &LockedError{RetryAfter: wait}
+	p := s.set.Lockout
+	p.AlertAfter = noAlert
+	chk, err := s.begin(ctx, recheckBucket(u.ID), p)
+	if err != nil {
+		return err
 	}
 	ok, _, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
 	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		s.end(ctx, chk, CheckAbandoned)
 		return err
 	}
 	if !ok {
+		s.end(ctx, chk, CheckFailed)
 		s.audit(ctx, Event{Action: "user.password.check_failed", ActorID: &u.ID, SubjectID: &u.ID})
 		return ErrInvalidCredentials
 	}
-	if s.lockout != nil {
-		if err := s.lockout.Reset(ctx, u.Email); err != nil {
-			s.log.WarnContext(ctx, "reset login failures", "error", err)
-		}
-	}
+	s.end(ctx, chk, CheckSucceeded)
 	return nil
 }
+
+// recheckBucket counts the failed password re-checks of a signed-in user.
+func recheckBucket(id uuid.UUID) Bucket { return Bucket{Account: "u:" + id.String()} }
 
 // PublishUserRevocation spreads a revocation of every token of a user,
 // already recorded in PostgreSQL, to every instance.

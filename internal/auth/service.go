@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/gatehouse/gatehouse/internal/keyed"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -32,14 +34,14 @@ type Settings struct {
 	RefreshIdleTTL     time.Duration // 7 days: unused refresh tokens expire
 	RefreshAbsoluteTTL time.Duration // 30 days: a session ends whatever its use
 	RefreshGrace       time.Duration // seconds: a just-used refresh token may be presented again
-	// Lockout: after FreeFailures consecutive failed logins for one email, each
-	// further attempt waits 2^(n-FreeFailures) s (at most MaxDelay); after
-	// BlockAfter failures, password login is blocked until the counter cools
-	// down (CoolDown after the last failure) or the password is reset.
-	FreeFailures int
-	MaxDelay     time.Duration
-	BlockAfter   int
-	CoolDown     time.Duration
+	// Lockout bounds wrong guesses in the bucket every unknown client of an
+	// account shares, and in the bucket of a signed-in user's password
+	// re-checks. DeviceLockout bounds them per known device; a device that
+	// reaches its BlockAfter is no longer trusted and counts as unknown.
+	Lockout       LockoutPolicy
+	DeviceLockout LockoutPolicy
+	// DeviceTTL is how long a device token is honoured.
+	DeviceTTL time.Duration
 	// RequireVerifiedEmail refuses password login until the address is verified.
 	RequireVerifiedEmail bool
 }
@@ -49,33 +51,10 @@ var DefaultSettings = Settings{
 	RefreshIdleTTL:     7 * 24 * time.Hour,
 	RefreshAbsoluteTTL: 30 * 24 * time.Hour,
 	RefreshGrace:       10 * time.Second,
-	FreeFailures:       5,
-	MaxDelay:           15 * time.Minute,
-	BlockAfter:         100,
-	CoolDown:           24 * time.Hour,
+	Lockout:            LockoutPolicy{FreeFailures: 5, MaxDelay: 15 * time.Minute, BlockAfter: 100, CoolDown: 24 * time.Hour, AlertAfter: 5},
+	DeviceLockout:      LockoutPolicy{FreeFailures: 10, MaxDelay: time.Second, BlockAfter: 10, CoolDown: 24 * time.Hour, AlertAfter: noAlert},
+	DeviceTTL:          180 * 24 * time.Hour,
 }
-
-// LockoutPolicy are the thresholds of Settings, for the Lockout store.
-type LockoutPolicy struct {
-	FreeFailures int
-	MaxDelay     time.Duration
-	BlockAfter   int
-	CoolDown     time.Duration
-}
-
-// Lockout counts consecutive failed logins per account key, shared by all
-// instances. Attempt decides and counts in one atomic step: it returns how
-// long the account must wait, or zero and counts the attempt as a failure
-// until Reset (a success) clears it.
-type Lockout interface {
-	Attempt(ctx context.Context, key string, now time.Time, p LockoutPolicy) (time.Duration, error)
-	Reset(ctx context.Context, key string) error
-}
-
-// LockedError refuses a login of an account under lockout.
-type LockedError struct{ RetryAfter time.Duration }
-
-func (e *LockedError) Error() string { return fmt.Sprintf("account locked for %s", e.RetryAfter) }
 
 // PasswordRejectedError refuses a password the policy forbids.
 type PasswordRejectedError struct{ *password.Rejection }
@@ -86,6 +65,16 @@ type Tokens struct {
 	AccessExpiresIn  time.Duration
 	Refresh          string
 	RefreshExpiresIn time.Duration
+	// Device is the device token of a password login: the client presents it
+	// at its next login to be counted in a lockout bucket of its own.
+	Device string
+}
+
+// LoginRequest is a password login.
+type LoginRequest struct {
+	Email, Password string
+	// DeviceToken is what an earlier login of this client returned, if any.
+	DeviceToken string
 }
 
 // Service implements registration, login, refresh, logout and the check of
@@ -106,6 +95,9 @@ type Service struct {
 	verified *token.VerifiedCache
 	// pollEvery is how often the local copy of revocations is refreshed.
 	pollEvery time.Duration
+	accounts  keyed.Key // email → lockout and rate-limit key
+	successor keyed.Key // refresh token → its successor
+	devices   *token.Devices
 }
 
 // Deps are the collaborators of a Service.
@@ -123,6 +115,8 @@ type Deps struct {
 	Leeway time.Duration
 	// PollEvery is how often the local copy of revocations is refreshed.
 	PollEvery time.Duration
+	// Secret is the server secret the keyed hashes and device tokens derive from.
+	Secret []byte
 }
 
 // NewService returns a Service.
@@ -141,7 +135,26 @@ func NewService(d Deps) *Service {
 		local:     newLocalRevocations(),
 		verified:  token.NewVerifiedCache(d.Tokens, 10000),
 		pollEvery: cmp.Or(d.PollEvery, 2*time.Second),
+		accounts:  keyed.Derive(d.Secret, "account"),
+		successor: keyed.Derive(d.Secret, "refresh successor"),
+		devices:   token.NewDevices(keyed.Derive(d.Secret, "device"), cmp.Or(d.Settings.DeviceTTL, DefaultSettings.DeviceTTL)),
 	}
+}
+
+// AccountKey is the keyed hash of an email that names its lockout and
+// rate-limit counters, whether or not an account has it.
+func (s *Service) AccountKey(email string) string {
+	return s.accounts.Hex(NormalizeEmail(email))
+}
+
+// LoginKey is the rate-limit key of a login: the account's, shared by
+// unknown clients, or its own for a client with a valid device token.
+func (s *Service) LoginKey(email, deviceToken string) string {
+	acct := s.AccountKey(email)
+	if dev, ok := s.devices.Verify(acct, deviceToken, s.now()); ok {
+		return acct + ":" + dev
+	}
+	return acct
 }
 
 // maxEmailLength bounds a normalised address (RFC 5321's 254).
@@ -202,22 +215,60 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 	return nil
 }
 
-// Login checks a password and opens a session.
-func (s *Service) Login(ctx context.Context, email, pw string, c Client) (Tokens, error) {
-	email = NormalizeEmail(email)
-	masked := logging.MaskEmail(email)
-	if wait := s.lockedFor(ctx, email); wait > 0 {
-		s.audit(ctx, Event{Action: "user.login.locked", Client: c, Details: map[string]any{"email": masked}})
-		return Tokens{}, &LockedError{RetryAfter: wait}
+// Login checks a password and opens a session. A client with a valid
+// device token for the account is throttled in a bucket of its own; every
+// other client shares the account's bucket, so a stranger's guesses cannot
+// keep the owner's known devices out.
+func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Tokens, error) {
+	email := NormalizeEmail(r.Email)
+	acct := s.accounts.Hex(email)
+	device, known := s.devices.Verify(acct, r.DeviceToken, s.now())
+	var chk *check
+	var err error
+	if known {
+		chk, err = s.begin(ctx, Bucket{Account: acct, Device: device}, s.set.DeviceLockout)
+		var locked *LockedError
+		if errors.As(err, &locked) {
+			known, device = false, "" // too many failures from it: no longer trusted
+		} else if err != nil {
+			return Tokens{}, err
+		}
 	}
+	if !known {
+		if chk, err = s.begin(ctx, Bucket{Account: acct}, s.set.Lockout); err != nil {
+			var locked *LockedError
+			if errors.As(err, &locked) {
+				// One event per account and MaxDelay: refusals cost no row each.
+				if first, ferr := s.lockout.First(ctx, "locked:"+acct, max(locked.RetryAfter, s.set.Lockout.MaxDelay)); first || ferr != nil {
+					s.audit(ctx, Event{Action: "user.login.locked", Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
+				}
+			}
+			return Tokens{}, err
+		}
+	}
+	t, err := s.login(ctx, email, r.Password, c, chk, known)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if t.Device, _, err = s.devices.Issue(acct, device, s.now()); err != nil {
+		return Tokens{}, err
+	}
+	return t, nil
+}
+
+// login is Login once the check may go ahead; it ends chk with the result.
+func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *check, known bool) (Tokens, error) {
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			s.end(ctx, chk, CheckAbandoned)
 			return Tokens{}, err
 		}
+		s.end(ctx, chk, CheckFailed) // unknown addresses are counted alike: lockout reveals nothing
 		return Tokens{}, s.loginFailed(ctx, email, nil, "unknown_email", c)
 	}
 	if err != nil {
+		s.end(ctx, chk, CheckAbandoned)
 		return Tokens{}, err
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
@@ -228,14 +279,20 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (Tokens
 		ok, err = false, s.hasher.VerifyDummy(ctx, pw)
 	}
 	if err != nil {
+		s.end(ctx, chk, CheckAbandoned)
 		return Tokens{}, err
 	}
 	if !ok {
+		if s.end(ctx, chk, CheckFailed) {
+			s.alertGuessing(ctx, u)
+		}
 		return Tokens{}, s.loginFailed(ctx, email, &u.ID, "wrong_password", c)
 	}
 	if u.DisabledAt != nil {
+		s.end(ctx, chk, CheckFailed)
 		return Tokens{}, s.loginFailed(ctx, email, &u.ID, "disabled", c)
 	}
+	s.end(ctx, chk, CheckSucceeded)
 	if s.set.RequireVerifiedEmail && u.EmailVerifiedAt == nil {
 		// Only after a correct password: this reveals nothing to a guesser.
 		s.audit(ctx, Event{Action: "user.login.unverified", SubjectID: &u.ID, Client: c})
@@ -248,17 +305,35 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (Tokens
 			}
 		}
 	}
-	if s.lockout != nil {
-		if err := s.lockout.Reset(ctx, email); err != nil {
-			s.log.WarnContext(ctx, "reset login failures", "error", err)
-		}
+	var mails []Mail
+	if !known {
+		// The owner hears of every sign-in from a client that never signed in before.
+		mails = append(mails, Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
 	}
-	t, sid, err := s.openSession(ctx, u, c)
+	t, sid, err := s.openSession(ctx, u, c, mails...)
 	if err != nil {
 		return Tokens{}, err
 	}
-	s.audit(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"session_id": sid}})
+	s.audit(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
+		Details: map[string]any{"session_id": sid, "known_device": known}})
 	return t, nil
+}
+
+// alertGuessing tells the owner, once per episode, that someone is trying
+// passwords on the account.
+func (s *Service) alertGuessing(ctx context.Context, u User) {
+	if err := s.store.EnqueueMail(context.WithoutCancel(ctx), Mail{Kind: mail.LoginAttempts, UserID: u.ID, To: u.Email}); err != nil {
+		s.log.ErrorContext(ctx, "enqueue login-attempts mail", "error", err)
+	}
+	s.audit(ctx, Event{Action: "user.login.guessing_alerted", SubjectID: &u.ID})
+}
+
+func mailClient(c Client, at time.Time) *MailClient {
+	mc := &MailClient{UserAgent: c.UserAgent, At: at.UTC()}
+	if c.IP.IsValid() {
+		mc.IP = c.IP.String()
+	}
+	return mc
 }
 
 func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, reason string, c Client) error {
@@ -266,25 +341,7 @@ func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, 
 	return ErrInvalidCredentials
 }
 
-// lockedFor returns how long password login of email must wait, counting
-// the attempt when it may go ahead. When the counters cannot be reached it
-// lets the attempt through (logged): the per-account rate limit and the
-// bounded hasher remain, and locking everyone out would be worse.
-func (s *Service) lockedFor(ctx context.Context, email string) time.Duration {
-	if s.lockout == nil {
-		return 0
-	}
-	wait, err := s.lockout.Attempt(ctx, email, s.now(), LockoutPolicy{
-		FreeFailures: s.set.FreeFailures, MaxDelay: s.set.MaxDelay, BlockAfter: s.set.BlockAfter, CoolDown: s.set.CoolDown,
-	})
-	if err != nil {
-		s.log.WarnContext(ctx, "login lockout not enforced", "error", err)
-		return 0
-	}
-	return wait
-}
-
-func (s *Service) openSession(ctx context.Context, u User, c Client) (Tokens, uuid.UUID, error) {
+func (s *Service) openSession(ctx context.Context, u User, c Client, mails ...Mail) (Tokens, uuid.UUID, error) {
 	refresh, hash, err := token.NewOpaque()
 	if err != nil {
 		return Tokens{}, uuid.Nil, err
@@ -293,7 +350,7 @@ func (s *Service) openSession(ctx context.Context, u User, c Client) (Tokens, uu
 	sid := newID()
 	if err := s.store.CreateSession(ctx, NewSession{
 		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
-		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL),
+		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL), Mails: mails,
 	}); err != nil {
 		return Tokens{}, uuid.Nil, err
 	}
@@ -306,38 +363,47 @@ func (s *Service) openSession(ctx context.Context, u User, c Client) (Tokens, uu
 }
 
 func (s *Service) issue(ctx context.Context, uid, sid uuid.UUID, version int64) (Tokens, error) {
+	return s.issueAt(ctx, uid, sid, version, time.Time{}, "")
+}
+
+// issueAt issues an access token; a non-zero at and a non-empty jti make it
+// the same token every time.
+func (s *Service) issueAt(ctx context.Context, uid, sid uuid.UUID, version int64, at time.Time, jti string) (Tokens, error) {
 	perms, err := s.store.Permissions(ctx, uid)
 	if err != nil {
 		return Tokens{}, err
 	}
-	access, err := s.tokens.Issue(token.Subject{UserID: uid, SessionID: sid, TokenVersion: version, Permissions: perms})
+	access, err := s.tokens.Issue(token.Subject{UserID: uid, SessionID: sid, TokenVersion: version, Permissions: perms, IssuedAt: at, ID: jti})
 	if err != nil {
 		return Tokens{}, err
 	}
 	return Tokens{Access: access, AccessExpiresIn: s.tokens.TTL()}, nil
 }
 
-// Refresh rotates a refresh token into a new token pair.
+// Refresh rotates a refresh token into a new token pair. The successor of
+// a refresh token is derived from it with a keyed hash, and the access token
+// from the moment the parent was used: a refresh replayed within the grace
+// window (two tabs at once) gets the very same pair, so the session stays
+// one chain. Only hashes are stored; without the server secret a refresh
+// token says nothing about its successor.
 func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens, error) {
 	hash, ok := hashRefreshToken(refresh)
 	if !ok {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
-	next, nextHash, err := token.NewOpaque()
-	if err != nil {
-		return Tokens{}, err
-	}
-	res, err := s.store.Refresh(ctx, RefreshRequest{Hash: hash, NewHash: nextHash, Now: s.now(), Grace: s.set.RefreshGrace, IdleTTL: s.set.RefreshIdleTTL})
+	next := base64.RawURLEncoding.EncodeToString(s.successor.Sum([]byte("refresh"), []byte(refresh)))
+	res, err := s.store.Refresh(ctx, RefreshRequest{Hash: hash, NewHash: token.HashOpaque(next), Now: s.now().Truncate(time.Microsecond), Grace: s.set.RefreshGrace, IdleTTL: s.set.RefreshIdleTTL})
 	if err != nil {
 		return Tokens{}, err
 	}
 	switch res.Outcome {
 	case Rotated, GraceRotated:
-		t, err := s.issue(ctx, res.UserID, res.SessionID, res.TokenVersion)
+		jti := hex.EncodeToString(s.successor.Sum([]byte("jti"), []byte(refresh))[:16])
+		t, err := s.issueAt(ctx, res.UserID, res.SessionID, res.TokenVersion, res.RotatedAt, jti)
 		if err != nil {
 			return Tokens{}, err
 		}
-		t.Refresh, t.RefreshExpiresIn = next, min(s.set.RefreshIdleTTL, res.ExpiresAt.Sub(s.now()))
+		t.Refresh, t.RefreshExpiresIn = next, min(s.set.RefreshIdleTTL, res.ExpiresAt.Sub(res.RotatedAt)).Truncate(time.Second)
 		return t, nil
 	case ReuseRevoked:
 		s.cacheSessionRevoked(ctx, res.SessionID)

@@ -40,6 +40,21 @@ type Mail struct {
 	Kind   mail.Kind
 	UserID uuid.UUID
 	To     string
+	// Client, for mails that report a sign-in, says where it came from.
+	Client *MailClient
+	// NewEmail, for a notice to the old address of an email change, is the
+	// address asked for.
+	NewEmail string
+	// KeepSession, for an email change, is the session that asked for it: it
+	// lives on when the change completes, every other session ends.
+	KeepSession *uuid.UUID
+}
+
+// MailClient is where an event reported by mail came from.
+type MailClient struct {
+	IP        string
+	UserAgent string
+	At        time.Time
 }
 
 // OneTimeToken is a usable reset or verification token.
@@ -91,6 +106,16 @@ type NewSession struct {
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
 	RefreshHash   []byte
+	Mails         []Mail // sent only if the session is opened
+}
+
+// EmailConfirmation is what a consumed address token did.
+type EmailConfirmation struct {
+	UserID uuid.UUID
+	// Changed: the account's address changed (an email change, or its undo),
+	// and sessions ended at TokenVersion.
+	Changed, Reverted bool
+	TokenVersion      int64
 }
 
 // RefreshOutcome says what a refresh did.
@@ -101,7 +126,8 @@ const (
 	// Rotated: the token was live; it is now used and NewHash replaces it.
 	Rotated RefreshOutcome = iota + 1
 	// GraceRotated: the token was used moments ago (two tabs refreshing at
-	// once); NewHash joins the session as a sibling.
+	// once); its successor, NewHash, is already stored: the caller gets the
+	// same pair as the first.
 	GraceRotated
 	// ReuseRevoked: a used token came back after the grace window: the session
 	// is revoked, since the token was likely stolen.
@@ -125,6 +151,7 @@ type RefreshResult struct {
 	SessionID    uuid.UUID
 	TokenVersion int64
 	ExpiresAt    time.Time // the session's absolute expiry
+	RotatedAt    time.Time // when the presented token was first used
 }
 
 // SessionState is what an access-token check needs from the record.
@@ -185,8 +212,8 @@ type Store interface {
 	// ResetPassword consumes a reset token and sets the password, bumping the
 	// token version and revoking every session, in one transaction.
 	ResetPassword(ctx context.Context, token []byte, hash string, mails ...Mail) (uuid.UUID, int64, error)
-	// VerifyEmail consumes a verification token and marks the address verified.
-	VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error)
+	// VerifyEmail consumes a verification, email-change or revert token.
+	VerifyEmail(ctx context.Context, token []byte) (EmailConfirmation, error)
 }
 
 // CacheState is what the revocation cache knows about a token's session and user.

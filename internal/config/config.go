@@ -24,6 +24,10 @@ const (
 	EnvTest        = "test"
 )
 
+// DevelopmentServerSecret is the SERVER_SECRET of development and tests. It
+// is public, so production refuses it.
+const DevelopmentServerSecret = "gatehouse development secret: never use it in production"
+
 // Config is every setting of the service. Field tags name the environment
 // variable and its default; .env.example lists the same.
 type Config struct {
@@ -78,6 +82,11 @@ type Config struct {
 	// RevocationPollInterval is how often each instance re-reads recent
 	// revocations from PostgreSQL, on top of the instant Redis path.
 	RevocationPollInterval time.Duration `env:"REVOCATION_POLL_INTERVAL" envDefault:"2s"`
+
+	// ServerSecret keys the HMACs of rate-limit and lockout keys, cursors,
+	// device tokens and refresh-token successors. Every instance needs the
+	// same one; unset, a fixed development value is used (refused in production).
+	ServerSecret string `env:"SERVER_SECRET"`
 
 	PasswordMinLength int    `env:"PASSWORD_MIN_LENGTH" envDefault:"15"`
 	Argon2MemoryKiB   uint32 `env:"ARGON2_MEMORY_KIB" envDefault:"19456"`
@@ -196,6 +205,11 @@ func (c *Config) validate() error {
 	default:
 		bad("LOG_FORMAT must be json or text, not %q", c.LogFormat)
 	}
+	if c.ServerSecret == "" {
+		c.ServerSecret = DevelopmentServerSecret
+	} else if len(c.ServerSecret) < 32 {
+		bad("SERVER_SECRET must be at least 32 characters (e.g. `openssl rand -base64 32`)")
+	}
 	if c.PasswordMinLength < 8 {
 		bad("PASSWORD_MIN_LENGTH must be at least 8 (NIST SP 800-63B), not %d", c.PasswordMinLength)
 	}
@@ -278,6 +292,9 @@ func (c *Config) productionErrors() []error {
 	}
 	if u, err := url.Parse(c.PublicURL); err == nil && (u.Scheme != "https" || isLocalHost(u.Hostname())) {
 		errs = append(errs, fmt.Errorf("PUBLIC_URL must be a public https URL in production, not %q (links in mails are built from it)", c.PublicURL))
+	}
+	if c.ServerSecret == DevelopmentServerSecret {
+		errs = append(errs, errors.New("SERVER_SECRET must be set in production (at least 32 random characters, the same on every instance): with the public development value anyone could forge device tokens and cursors"))
 	}
 	if c.SMTPTLS == "none" {
 		errs = append(errs, errors.New("SMTP_TLS=none is refused in production: credentials and reset links would travel in clear text"))

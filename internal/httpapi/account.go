@@ -29,7 +29,7 @@ func (s *Server) ChangePassword(ctx context.Context, r api.ChangePasswordRequest
 // the rate limits are the same either way.
 func (s *Server) ForgotPassword(ctx context.Context, r api.ForgotPasswordRequestObject) (api.ForgotPasswordResponseObject, error) {
 	email := string(r.Body.Email)
-	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.ForgotIP), byAccount(s.deps.RateLimits.ForgotAccount, email)); err != nil {
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.ForgotIP), s.byAccount(s.deps.RateLimits.ForgotAccount, email)); err != nil {
 		return nil, err
 	}
 	if err := s.deps.Credentials.ForgotPassword(ctx, email, client(ctx)); err != nil {
@@ -60,7 +60,7 @@ func (s *Server) VerifyEmail(ctx context.Context, r api.VerifyEmailRequestObject
 // ResendVerification mails a new verification link to an unverified account.
 func (s *Server) ResendVerification(ctx context.Context, r api.ResendVerificationRequestObject) (api.ResendVerificationResponseObject, error) {
 	email := string(r.Body.Email)
-	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.ResendIP), byAccount(s.deps.RateLimits.ResendAccount, email)); err != nil {
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.ResendIP), s.byAccount(s.deps.RateLimits.ResendAccount, email)); err != nil {
 		return nil, err
 	}
 	if err := s.deps.Credentials.ResendVerification(ctx, email, client(ctx)); err != nil {

@@ -171,8 +171,8 @@ func TestForgot_SMTPDownWhenRequested_DeliveredOnceWhenBack(t *testing.T) {
 	mailbox.Start()
 	m := mailbox.WaitForSubject(u.Email, "Reset", 1, 20*time.Second)[0]
 	time.Sleep(500 * time.Millisecond)
-	if n := len(mailbox.WaitFor(u.Email, 2, time.Second)); n != 2 {
-		t.Fatalf("%d mails, want exactly 2 (verification, reset)", n)
+	if n := len(mailbox.WaitFor(u.Email, 3, time.Second)); n != 3 {
+		t.Fatalf("%d mails, want exactly 3 (verification, new sign-in, reset)", n)
 	}
 	if r := reset(t, s, m.Token(), newPassword); r.StatusCode() != 204 {
 		t.Fatalf("the token of the delayed mail: %d %s", r.StatusCode(), r.Body)
@@ -299,8 +299,8 @@ func TestEmailVerification(t *testing.T) {
 		t.Fatal("resend")
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(mailbox.WaitFor(email, 2, time.Second)); n != 2 {
-		t.Fatalf("%d mails after resend to a verified address, want 2", n)
+	if n := len(mailbox.WaitFor(email, 3, time.Second)); n != 3 {
+		t.Fatalf("%d mails after resend to a verified address, want 3 (two verifications, a new sign-in)", n)
 	}
 }
 

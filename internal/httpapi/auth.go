@@ -21,12 +21,15 @@ import (
 // Accounts is what the HTTP layer asks of the authentication service.
 type Accounts interface {
 	Register(ctx context.Context, email, password string, name *string, c auth.Client) error
-	Login(ctx context.Context, email, password string, c auth.Client) (auth.Tokens, error)
+	Login(ctx context.Context, r auth.LoginRequest, c auth.Client) (auth.Tokens, error)
 	Refresh(ctx context.Context, refreshToken string, c auth.Client) (auth.Tokens, error)
 	Logout(ctx context.Context, p auth.Principal, c auth.Client) error
 	LogoutAll(ctx context.Context, p auth.Principal, c auth.Client) error
 	Me(ctx context.Context, p auth.Principal) (auth.User, error)
 	Audit(ctx context.Context, e auth.Event)
+	// AccountKey and LoginKey name an account's rate-limit counters.
+	AccountKey(email string) string
+	LoginKey(email, deviceToken string) string
 }
 
 // withClient records where the request comes from (address as trusted by
@@ -62,7 +65,11 @@ func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
 			continue
 		}
 		if !d.Allowed {
-			s.deps.Accounts.Audit(ctx, auth.Event{Action: "rate_limit.blocked", Client: client(ctx), Details: map[string]any{"limit": lc.limit.Name}})
+			// One audit event per limit key and window: an anonymous flood must
+			// not turn into as many rows.
+			if first, err := s.deps.Limiter.First(ctx, "audited:"+lc.limit.Name+":"+lc.key, lc.limit.Period); first || err != nil {
+				s.deps.Accounts.Audit(ctx, auth.Event{Action: "rate_limit.blocked", Client: client(ctx), Details: map[string]any{"limit": lc.limit.Name}})
+			}
 			p := newProblem(http.StatusTooManyRequests, api.ProblemCodeRateLimited,
 				"Too many requests; retry after "+strconv.Itoa(d.RetryAfterSeconds())+" seconds.")
 			p.headers = map[string]string{
@@ -85,14 +92,14 @@ func (s *Server) byIP(ctx context.Context, l ratelimit.Limit) limitCheck {
 	return limitCheck{l, ratelimit.ClientKey(client(ctx).IP)}
 }
 
-func byAccount(l ratelimit.Limit, email string) limitCheck {
-	return limitCheck{l, ratelimit.AccountKey(auth.NormalizeEmail(email))}
+func (s *Server) byAccount(l ratelimit.Limit, email string) limitCheck {
+	return limitCheck{l, s.deps.Accounts.AccountKey(email)}
 }
 
 // Register creates an account; the answer is the same for a taken email.
 func (s *Server) Register(ctx context.Context, r api.RegisterRequestObject) (api.RegisterResponseObject, error) {
 	email := string(r.Body.Email)
-	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.RegisterIP), byAccount(s.deps.RateLimits.RegisterAccount, email)); err != nil {
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.RegisterIP), s.byAccount(s.deps.RateLimits.RegisterAccount, email)); err != nil {
 		return nil, err
 	}
 	if err := s.deps.Accounts.Register(ctx, email, r.Body.Password, r.Body.Name, client(ctx)); err != nil {
@@ -106,11 +113,14 @@ func (s *Server) Register(ctx context.Context, r api.RegisterRequestObject) (api
 
 // Login checks the password and returns a token pair.
 func (s *Server) Login(ctx context.Context, r api.LoginRequestObject) (api.LoginResponseObject, error) {
-	email := string(r.Body.Email)
-	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.LoginIP), byAccount(s.deps.RateLimits.LoginAccount, email)); err != nil {
+	email, device := string(r.Body.Email), deref(r.Body.DeviceToken)
+	// Known devices are counted apart from everyone else: a stranger
+	// hammering the account cannot use up its owner's quota.
+	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.LoginIP),
+		limitCheck{s.deps.RateLimits.LoginAccount, s.deps.Accounts.LoginKey(email, device)}); err != nil {
 		return nil, err
 	}
-	t, err := s.deps.Accounts.Login(ctx, email, r.Body.Password, client(ctx))
+	t, err := s.deps.Accounts.Login(ctx, auth.LoginRequest{Email: email, Password: r.Body.Password, DeviceToken: device}, client(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +176,7 @@ func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMe
 	if err != nil {
 		return nil, err
 	}
-	return api.GetMe200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+	return api.GetMe200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetMe200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 func toJWK(k token.JWK) api.JWK {
@@ -178,6 +188,7 @@ func tokenResponse(ctx context.Context, t auth.Tokens) api.TokenResponse {
 		Data: api.Tokens{
 			AccessToken: t.Access, RefreshToken: t.Refresh, TokenType: api.Bearer,
 			ExpiresIn: int(t.AccessExpiresIn.Seconds()), RefreshExpiresIn: int(t.RefreshExpiresIn.Seconds()),
+			DeviceToken: nonEmpty(t.Device),
 		},
 		Meta: meta(ctx),
 	}
@@ -203,3 +214,20 @@ func toUser(u auth.User) api.User {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// noStore is the Cache-Control of every response that holds account data.
+const noStore = "no-store"
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,39 +1,38 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 
 	"github.com/google/uuid"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/keyed"
 )
 
 // maxUUID starts a newest-first listing: every id sorts below it.
 var maxUUID = uuid.UUID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// Cursors are opaque: the last id of the page and a checksum that binds it to
-// the listing and its filters. A cursor edited by hand, or replayed with
-// other filters, is refused with 400 instead of silently paging elsewhere.
-func encodeCursor(last uuid.UUID, scope string) string {
+// cursors are opaque: the last id of the page and a MAC, keyed with the
+// server secret, that binds it to the listing and its filters. A cursor
+// edited or forged by hand, or replayed with other filters, is refused with
+// 400 instead of silently paging elsewhere.
+type cursors struct{ key keyed.Key }
+
+func (k cursors) encode(last uuid.UUID, scope string) string {
 	b := make([]byte, 0, 24)
 	b = append(b, last[:]...)
-	b = append(b, cursorSum(last, scope)...)
+	b = append(b, k.sum(last, scope)...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func cursorSum(id uuid.UUID, scope string) []byte {
-	h := sha256.New()
-	h.Write([]byte("gatehouse cursor v1\x00" + scope + "\x00"))
-	h.Write(id[:])
-	return h.Sum(nil)[:8]
+func (k cursors) sum(id uuid.UUID, scope string) []byte {
+	return k.key.Sum([]byte(scope), id[:])[:8]
 }
 
-// decodeCursor returns where the page starts: after the cursor's id, or at
-// the top without one.
-func decodeCursor(c *string, scope string) (uuid.UUID, error) {
+// decode returns where the page starts: after the cursor's id, or at the
+// top without one.
+func (k cursors) decode(c *string, scope string) (uuid.UUID, error) {
 	if c == nil || *c == "" {
 		return maxUUID, nil
 	}
@@ -42,7 +41,7 @@ func decodeCursor(c *string, scope string) (uuid.UUID, error) {
 		return uuid.Nil, badCursor()
 	}
 	id, _ := uuid.FromBytes(b[:16])
-	if subtle.ConstantTimeCompare(b[16:], cursorSum(id, scope)) != 1 {
+	if !keyed.Equal(b[16:], k.sum(id, scope)) {
 		return uuid.Nil, badCursor()
 	}
 	return id, nil
@@ -63,11 +62,11 @@ func pageLimit(l *int) int {
 }
 
 // page trims a limit+1 fetch to limit and returns the next cursor, if any.
-func page[T any](rows []T, limit int, id func(T) uuid.UUID, scope string) ([]T, *string) {
+func page[T any](k cursors, rows []T, limit int, id func(T) uuid.UUID, scope string) ([]T, *string) {
 	if len(rows) <= limit {
 		return rows, nil
 	}
 	rows = rows[:limit]
-	next := encodeCursor(id(rows[limit-1]), scope)
+	next := k.encode(id(rows[limit-1]), scope)
 	return rows, &next
 }

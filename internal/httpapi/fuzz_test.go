@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
@@ -82,6 +83,8 @@ type allowAll struct{}
 func (allowAll) Allow(context.Context, ratelimit.Limit, string) (ratelimit.Decision, error) {
 	return ratelimit.Decision{Allowed: true}, nil
 }
+
+func (allowAll) First(context.Context, string, time.Duration) (bool, error) { return true, nil }
 
 type acceptAll struct{ httpapi.Credentials }
 

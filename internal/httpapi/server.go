@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/keyed"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
@@ -42,6 +43,8 @@ type Deps struct {
 	BodyLimitBytes     int64
 	TrustedProxies     []netip.Prefix
 	CORSAllowedOrigins []string
+	// Secret is the server secret; cursors are keyed with it.
+	Secret []byte
 }
 
 // Server implements the generated strict server interface.
@@ -49,13 +52,14 @@ type Server struct {
 	log          *slog.Logger
 	deps         Deps
 	healthFlight singleflight.Group
+	cursors      cursors
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
 
 // New builds the Echo instance serving the whole API, its docs and health.
 func New(deps Deps) (*echo.Echo, error) {
-	s := &Server{log: deps.Log, deps: deps}
+	s := &Server{log: deps.Log, deps: deps, cursors: cursors{keyed.Derive(deps.Secret, "cursor")}}
 
 	doc, err := LoadSpec()
 	if err != nil {

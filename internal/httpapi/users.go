@@ -51,11 +51,20 @@ func emailPtr(e *openapi_types.Email) *string {
 
 // UpdateMe changes the caller's profile.
 func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
+	if r.Body.Email != nil {
+		// Each request may mail a confirmation to any address: bounded per
+		// account and per address asked for.
+		rl := s.deps.RateLimits
+		if err := s.limit(ctx, limitCheck{rl.EmailChangeAccount, principal(ctx).UserID.String()},
+			s.byAccount(rl.EmailChangeAddress, string(*r.Body.Email))); err != nil {
+			return nil, err
+		}
+	}
 	u, err := s.deps.Users.UpdateMe(ctx, principal(ctx), r.Body.Name, emailPtr(r.Body.Email), r.Body.CurrentPassword, client(ctx))
 	if err != nil {
 		return nil, selfGone(err)
 	}
-	return api.UpdateMe200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+	return api.UpdateMe200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.UpdateMe200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // DeleteMe soft-deletes the caller's account.
@@ -70,7 +79,7 @@ func (s *Server) DeleteMe(ctx context.Context, r api.DeleteMeRequestObject) (api
 func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {
 	p := principal(ctx)
 	scope := "sessions:" + p.UserID.String()
-	before, err := decodeCursor(r.Params.Cursor, scope)
+	before, err := s.cursors.decode(r.Params.Cursor, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +88,7 @@ func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequest
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page(rows, limit, func(x user.Session) uuid.UUID { return x.ID }, scope)
+	rows, next := page(s.cursors, rows, limit, func(x user.Session) uuid.UUID { return x.ID }, scope)
 	out := make([]api.Session, 0, len(rows))
 	for _, x := range rows {
 		ip := ""
@@ -89,7 +98,7 @@ func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequest
 		out = append(out, api.Session{Id: x.ID, UserAgent: x.UserAgent, Ip: ip, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt,
 			IdleExpiresAt: x.IdleExpiresAt, ExpiresAt: x.ExpiresAt, Current: x.ID == p.SessionID})
 	}
-	return api.ListMySessions200JSONResponse{Data: out, Meta: listMeta(ctx, limit, next)}, nil
+	return api.ListMySessions200JSONResponse{Body: api.SessionListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListMySessions200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // RevokeMySession ends one of the caller's sessions.
@@ -132,7 +141,7 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 		status = (*string)(q.Status)
 	}
 	scope := fmt.Sprintf("users\x00%s\x00%s\x00%s\x00%s\x00%s", f.EmailPrefix, strScope(f.Role), strScope(status), timeScope(f.CreatedAfter), timeScope(f.CreatedBefore))
-	before, err := decodeCursor(q.Cursor, scope)
+	before, err := s.cursors.decode(q.Cursor, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -141,12 +150,12 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page(rows, limit, func(u auth.User) uuid.UUID { return u.ID }, scope)
+	rows, next := page(s.cursors, rows, limit, func(u auth.User) uuid.UUID { return u.ID }, scope)
 	out := make([]api.User, 0, len(rows))
 	for _, u := range rows {
 		out = append(out, toUser(u))
 	}
-	return api.ListUsers200JSONResponse{Data: out, Meta: listMeta(ctx, limit, next)}, nil
+	return api.ListUsers200JSONResponse{Body: api.UserListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListUsers200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // CreateUser creates an account.
@@ -163,7 +172,7 @@ func (s *Server) CreateUser(ctx context.Context, r api.CreateUserRequestObject) 
 		return nil, err
 	}
 	loc := "/api/v1/users/" + u.ID.String()
-	return api.CreateUser201JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.CreateUser201ResponseHeaders{Location: &loc}}, nil
+	return api.CreateUser201JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.CreateUser201ResponseHeaders{Location: &loc, CacheControl: noStore}}, nil
 }
 
 // GetUser reads any user, deleted ones included.
@@ -172,7 +181,7 @@ func (s *Server) GetUser(ctx context.Context, r api.GetUserRequestObject) (api.G
 	if err != nil {
 		return nil, err
 	}
-	return api.GetUser200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+	return api.GetUser200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetUser200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // UpdateUser applies an administrator's changes.
@@ -182,7 +191,7 @@ func (s *Server) UpdateUser(ctx context.Context, r api.UpdateUserRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateUser200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+	return api.UpdateUser200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.UpdateUser200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // DeleteUser soft-deletes a user.
@@ -199,7 +208,7 @@ func (s *Server) RestoreUser(ctx context.Context, r api.RestoreUserRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.RestoreUser200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+	return api.RestoreUser200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.RestoreUser200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // SetUserRoles replaces a user's roles.
@@ -208,7 +217,7 @@ func (s *Server) SetUserRoles(ctx context.Context, r api.SetUserRolesRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return api.SetUserRoles200JSONResponse{Data: toUser(u), Meta: meta(ctx)}, nil
+	return api.SetUserRoles200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.SetUserRoles200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // RevokeUserSessions ends every session of a user.
@@ -233,7 +242,7 @@ func (s *Server) ListRoles(ctx context.Context, _ api.ListRolesRequestObject) (a
 		}
 		out = append(out, api.Role{Name: r.Name, Description: r.Description, Permissions: perms})
 	}
-	return api.ListRoles200JSONResponse{Data: out, Meta: meta(ctx)}, nil
+	return api.ListRoles200JSONResponse{Body: api.RoleListResponse{Data: out, Meta: meta(ctx)}, Headers: api.ListRoles200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // ListAuditEvents lists security events, newest first.
@@ -247,7 +256,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 		return id.String()
 	}
 	scope := fmt.Sprintf("audit\x00%s\x00%s\x00%s\x00%s\x00%s", idScope(f.ActorID), idScope(f.SubjectID), strScope(f.Action), timeScope(f.Since), timeScope(f.Until))
-	before, err := decodeCursor(q.Cursor, scope)
+	before, err := s.cursors.decode(q.Cursor, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +265,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page(rows, limit, func(e user.AuditEvent) uuid.UUID { return e.ID }, scope)
+	rows, next := page(s.cursors, rows, limit, func(e user.AuditEvent) uuid.UUID { return e.ID }, scope)
 	out := make([]api.AuditEvent, 0, len(rows))
 	for _, e := range rows {
 		a := api.AuditEvent{Id: e.ID, Action: e.Action, ActorId: e.ActorID, SubjectId: e.SubjectID, UserAgent: e.UserAgent,
@@ -270,5 +279,5 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 		}
 		out = append(out, a)
 	}
-	return api.ListAuditEvents200JSONResponse{Data: out, Meta: listMeta(ctx, limit, next)}, nil
+	return api.ListAuditEvents200JSONResponse{Body: api.AuditEventListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListAuditEvents200ResponseHeaders{CacheControl: noStore}}, nil
 }

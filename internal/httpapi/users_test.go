@@ -70,12 +70,26 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: m.Token()}); v.StatusCode() != 204 {
 		t.Fatalf("confirm new email: %d %s", v.StatusCode(), v.Body)
 	}
+	// The change ends every other session; the one that asked lives on
+	// through its refresh token (its access tokens died with the version).
+	if me(t, s, second.AccessToken) != 401 || refresh(t, s, second.RefreshToken).StatusCode() != 401 {
+		t.Fatal("another session survived the email change")
+	}
+	if me(t, s, u.Tokens.AccessToken) != 401 {
+		t.Fatal("an access token from before the email change still works")
+	}
+	fresh := refresh(t, s, u.Tokens.RefreshToken)
+	if fresh.JSON200 == nil {
+		t.Fatalf("the session that asked for the change must live on: %d %s", fresh.StatusCode(), fresh.Body)
+	}
+	u.Tokens, u.Client = fresh.JSON200.Data, s.WithToken(fresh.JSON200.Data.AccessToken)
 	if got, _ := u.Client.GetMeWithResponse(ctx); got.JSON200 == nil || string(got.JSON200.Data.Email) != newEmail || !got.JSON200.Data.EmailVerified {
 		t.Fatalf("email after confirmation: %s", got.Body)
 	}
 	if r := reset(t, s, oldReset, newPassword); r.StatusCode() != 400 {
 		t.Fatalf("a reset link of the old address still works: %d", r.StatusCode())
 	}
+	second = s.Login(newEmail, u.Password) // a second device again
 
 	// Sessions: both listed, the current one marked; the other can be ended.
 	list, err := u.Client.ListMySessionsWithResponse(ctx, nil)

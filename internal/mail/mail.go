@@ -23,10 +23,17 @@ const (
 	PasswordResetDone Kind = "password_reset_done"
 	EmailInUse        Kind = "email_in_use"
 	EmailChange       Kind = "email_change"
+	NewSignIn         Kind = "new_sign_in"
+	LoginAttempts     Kind = "login_attempts"
+	// EmailChangeNotice and EmailChanged go to the old address of an email
+	// change: when it is asked for, and when it is done.
+	EmailChangeNotice Kind = "email_change_notice"
+	EmailChanged      Kind = "email_changed"
 )
 
 // Kinds lists every mail.
-var Kinds = []Kind{VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange}
+var Kinds = []Kind{VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange,
+	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged}
 
 //go:embed templates
 var templates embed.FS
@@ -39,6 +46,10 @@ type Data struct {
 	Expires  string // how long Link works, in words
 	ResetURL string // where to start a password reset
 	Subject  string
+	// NewEmail is the address an email change asked for (notices to the old one).
+	NewEmail string
+	// IP, UserAgent and When describe a reported sign-in.
+	IP, UserAgent, When string
 }
 
 // Message is a rendered mail.

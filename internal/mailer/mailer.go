@@ -37,6 +37,14 @@ type Args struct {
 	Mail   mail.Kind `json:"mail"`
 	UserID uuid.UUID `json:"user_id"`
 	To     string    `json:"to"`
+	// NewEmail is the address asked for, in notices of an email change.
+	NewEmail string `json:"new_email,omitempty"`
+	// KeepSession is the session that asked for an email change.
+	KeepSession *uuid.UUID `json:"keep_session,omitempty"`
+	// IP, UserAgent and At say where and when a reported sign-in happened.
+	IP        string     `json:"ip,omitempty"`
+	UserAgent string     `json:"user_agent,omitempty"`
+	At        *time.Time `json:"at,omitempty"`
 }
 
 // Kind is River's job kind.
@@ -47,7 +55,11 @@ const (
 	PurposeVerify      = "email_verify"
 	PurposeReset       = "password_reset"
 	PurposeEmailChange = "email_change"
+	PurposeEmailRevert = "email_revert"
 )
+
+// RevertTTL is how long the old address of an email change can undo it.
+const RevertTTL = 7 * 24 * time.Hour
 
 // ErrNotMailable means a token mail no longer applies: the account is gone or
 // disabled, or its address is no longer the one the mail was meant for.
@@ -55,7 +67,17 @@ var ErrNotMailable = errors.New("account no longer takes this mail")
 
 // TokenStore records one-time tokens (hash only).
 type TokenStore interface {
-	IssueOneTimeToken(ctx context.Context, userID uuid.UUID, purpose, email string, hash []byte, expiresAt time.Time) error
+	IssueOneTimeToken(ctx context.Context, t NewToken) error
+}
+
+// NewToken is a one-time token to record (its hash only).
+type NewToken struct {
+	UserID      uuid.UUID
+	Purpose     string
+	Email       string // the address it is sent to
+	Hash        []byte
+	ExpiresAt   time.Time
+	KeepSession *uuid.UUID // email change: the session that lives on
 }
 
 // Config is what links and messages need.
@@ -89,7 +111,11 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return w.cfg.AttemptT
 // Work delivers the mail of a job.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	a := job.Args
-	d := mail.Data{Product: w.cfg.Product, To: a.To, ResetURL: w.link("/forgot-password", "")}
+	d := mail.Data{Product: w.cfg.Product, To: a.To, ResetURL: w.link("/forgot-password", ""),
+		NewEmail: a.NewEmail, IP: a.IP, UserAgent: a.UserAgent}
+	if a.At != nil {
+		d.When = a.At.UTC().Format("2 January 2006 at 15:04 UTC")
+	}
 	var purpose, path string
 	var ttl time.Duration
 	switch a.Mail {
@@ -97,6 +123,8 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		purpose, path, ttl = PurposeVerify, "/verify-email", w.cfg.VerifyTTL
 	case mail.EmailChange:
 		purpose, path, ttl = PurposeEmailChange, "/verify-email", w.cfg.VerifyTTL
+	case mail.EmailChanged:
+		purpose, path, ttl = PurposeEmailRevert, "/undo-email-change", RevertTTL
 	case mail.PasswordReset:
 		purpose, path, ttl = PurposeReset, "/reset-password", w.cfg.ResetTTL
 	}
@@ -105,7 +133,8 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		if err != nil {
 			return err
 		}
-		if err := w.tokens.IssueOneTimeToken(ctx, a.UserID, purpose, a.To, hash, w.now().Add(ttl)); err != nil {
+		if err := w.tokens.IssueOneTimeToken(ctx, NewToken{UserID: a.UserID, Purpose: purpose, Email: a.To, Hash: hash,
+			ExpiresAt: w.now().Add(ttl), KeepSession: a.KeepSession}); err != nil {
 			if errors.Is(err, ErrNotMailable) {
 				return river.JobCancel(err) // the account or its address changed: the mail is moot
 			}

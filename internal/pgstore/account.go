@@ -13,6 +13,7 @@ import (
 
 	db "github.com/gatehouse/gatehouse/gen/db"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/mailer"
 )
 
@@ -39,7 +40,11 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []auth.Mail) error
 		return errors.New("no outbox configured for mails")
 	}
 	for _, m := range mails {
-		if _, err := s.outbox.InsertTx(ctx, tx, mailer.Args{Mail: m.Kind, UserID: m.UserID, To: m.To}, nil); err != nil {
+		a := mailer.Args{Mail: m.Kind, UserID: m.UserID, To: m.To, NewEmail: m.NewEmail, KeepSession: m.KeepSession}
+		if c := m.Client; c != nil {
+			a.IP, a.UserAgent, a.At = c.IP, c.UserAgent, &c.At
+		}
+		if _, err := s.outbox.InsertTx(ctx, tx, a, nil); err != nil {
 			return fmt.Errorf("enqueue %s mail: %w", m.Kind, err)
 		}
 	}
@@ -147,63 +152,91 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, ma
 	return uid, v, err
 }
 
-// VerifyEmail consumes a verification token and marks the address it was
-// sent to verified, if it is still the account's address; or, for an email
-// change, makes the new address the account's (ErrEmailTaken if another
-// account took it meanwhile).
-func (s *Store) VerifyEmail(ctx context.Context, token []byte) (uuid.UUID, error) {
-	var uid uuid.UUID
-	err := s.withTx(ctx, func(q *db.Queries) error {
-		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeVerify, MaxAttempts: maxTokenAttempts})
-		if errors.Is(err, pgx.ErrNoRows) {
-			c, cerr := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeEmailChange, MaxAttempts: maxTokenAttempts})
-			if errors.Is(cerr, pgx.ErrNoRows) {
+// VerifyEmail consumes a token sent by mail to confirm an address:
+//   - verification: marks the address it was sent to verified, if it is
+//     still the account's address;
+//   - email change: makes the new address the account's (ErrEmailTaken if
+//     another account took it meanwhile), ends every session but the one
+//     that asked for the change, and tells the old address, with a link
+//     that undoes the change;
+//   - revert (that link): gives the account its old address back and ends
+//     every session.
+func (s *Store) VerifyEmail(ctx context.Context, token []byte) (auth.EmailConfirmation, error) {
+	var out auth.EmailConfirmation
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		var r db.ConsumeOneTimeTokenRow
+		var purpose string
+		for _, purpose = range []string{mailer.PurposeVerify, mailer.PurposeEmailChange, mailer.PurposeEmailRevert} {
+			var err error
+			r, err = q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: purpose, MaxAttempts: maxTokenAttempts})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("consume token: %w", err)
+			}
+			if purpose == mailer.PurposeEmailRevert {
 				return auth.ErrInvalidOneTimeToken
 			}
-			if cerr != nil {
-				return fmt.Errorf("consume token: %w", cerr)
-			}
-			if c.Email == nil {
-				return auth.ErrInvalidOneTimeToken
-			}
-			uid = c.UserID
-			now := time.Now()
-			if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: uid, Email: *c.Email, EmailVerifiedAt: &now}); err != nil {
-				return uniqueEmail(err)
-			}
-			// Links sent to the old address must not work any more.
-			return q.CancelAllOneTimeTokens(ctx, uid)
 		}
-		if err != nil {
-			return fmt.Errorf("consume token: %w", err)
-		}
-		uid = r.UserID
 		if r.Email == nil {
 			return auth.ErrInvalidOneTimeToken
 		}
-		n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: uid, Email: *r.Email})
-		if err != nil {
-			return fmt.Errorf("mark verified: %w", err)
+		out.UserID = r.UserID
+		if purpose == mailer.PurposeVerify {
+			n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: r.UserID, Email: *r.Email})
+			if err != nil {
+				return fmt.Errorf("mark verified: %w", err)
+			}
+			if n == 0 && r.UserEmail != *r.Email {
+				return auth.ErrInvalidOneTimeToken // the address changed since the mail was sent
+			}
+			return nil
 		}
-		if n == 0 {
-			// Already verified, or the address changed since the mail was sent.
-			var u db.User
-			if u, err = q.GetUserByID(ctx, uid); err != nil || u.Email != *r.Email {
-				return auth.ErrInvalidOneTimeToken
+		now := time.Now()
+		if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: r.UserID, Email: *r.Email, EmailVerifiedAt: &now}); err != nil {
+			return uniqueEmail(err)
+		}
+		out.Changed, out.Reverted = true, purpose == mailer.PurposeEmailRevert
+		var err error
+		if out.TokenVersion, err = q.BumpTokenVersion(ctx, r.UserID); err != nil {
+			return notFound(err)
+		}
+		keep := r.SessionID
+		if out.Reverted || keep == nil {
+			_, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: r.UserID, Reason: ptr("email_reverted")})
+		} else {
+			_, err = q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: r.UserID, Keep: *keep, Reason: ptr("email_changed")})
+			if err == nil {
+				// The session that asked for the change moves to the new version.
+				err = q.SetSessionTokenVersion(ctx, db.SetSessionTokenVersionParams{ID: *keep, TokenVersion: out.TokenVersion})
 			}
 		}
-		return nil
+		if err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		// Links sent to the old address (or, on a revert, the new one) die.
+		if err := q.CancelAllOneTimeTokens(ctx, r.UserID); err != nil {
+			return fmt.Errorf("cancel tokens: %w", err)
+		}
+		if out.Reverted {
+			return nil
+		}
+		return s.enqueue(ctx, tx, []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}})
 	})
-	return uid, err
+	return out, err
 }
 
 // IssueOneTimeToken stores the hash of a new token, cancelling the older
 // tokens of the same purpose (the mailer calls it when it sends the mail).
 // It refuses (mailer.ErrNotMailable) when the account is no longer live or,
 // for reset and verification, no longer has this address.
-func (s *Store) IssueOneTimeToken(ctx context.Context, userID uuid.UUID, purpose, email string, hash []byte, expiresAt time.Time) error {
+func (s *Store) IssueOneTimeToken(ctx context.Context, t mailer.NewToken) error {
+	userID, purpose, email := t.UserID, t.Purpose, t.Email
 	return s.withTx(ctx, func(q *db.Queries) error {
-		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: purpose == mailer.PurposeEmailChange})
+		// A change and its undo are sent to an address the account does not have.
+		anyAddress := purpose == mailer.PurposeEmailChange || purpose == mailer.PurposeEmailRevert
+		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: anyAddress})
 		if err != nil {
 			return err
 		}
@@ -213,6 +246,6 @@ func (s *Store) IssueOneTimeToken(ctx context.Context, userID uuid.UUID, purpose
 		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: userID, Purpose: purpose}); err != nil {
 			return fmt.Errorf("cancel older tokens: %w", err)
 		}
-		return q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: hash, UserID: userID, Purpose: purpose, Email: &email, ExpiresAt: expiresAt})
+		return q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: t.Hash, UserID: userID, Purpose: purpose, Email: &email, ExpiresAt: t.ExpiresAt, SessionID: t.KeepSession})
 	})
 }

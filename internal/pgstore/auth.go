@@ -135,7 +135,7 @@ func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 
 // CreateSession opens a session with its first refresh token.
 func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
-	return s.withTx(ctx, func(q *db.Queries) error {
+	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var ip = &n.Client.IP
 		if !n.Client.IP.IsValid() {
 			ip = nil
@@ -153,7 +153,7 @@ func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: n.RefreshHash, SessionID: n.ID}); err != nil {
 			return fmt.Errorf("store refresh token: %w", err)
 		}
-		return nil
+		return s.enqueue(ctx, tx, n.Mails)
 	})
 }
 
@@ -187,9 +187,11 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 				res.Outcome = auth.Refused
 				return nil
 			}
-			res.Outcome = auth.Rotated
+			res.Outcome, res.RotatedAt = auth.Rotated, r.Now
 		case r.Grace > 0 && r.Now.Sub(*row.UsedAt) <= r.Grace:
-			res.Outcome = auth.GraceRotated
+			// The successor was stored by the first use: hand out the same one.
+			res.Outcome, res.RotatedAt = auth.GraceRotated, *row.UsedAt
+			return nil
 		default:
 			if _, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: row.SessionID, Reason: ptr("refresh_token_reuse")}); err != nil {
 				return fmt.Errorf("revoke session: %w", err)

@@ -5,8 +5,6 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -32,6 +30,9 @@ type Decision struct {
 // Limiter counts requests against limits.
 type Limiter interface {
 	Allow(ctx context.Context, l Limit, key string) (Decision, error)
+	// First reports whether key was not seen in the last ttl, and marks it
+	// seen: at most one audit event per limit key and window.
+	First(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
 // Policies are the limits of the rate-limited operations.
@@ -41,6 +42,8 @@ type Policies struct {
 	RefreshIP                   Limit
 	ForgotIP, ForgotAccount     Limit
 	ResendIP, ResendAccount     Limit
+	// Email changes: per account asking, and per address asked for.
+	EmailChangeAccount, EmailChangeAddress Limit
 }
 
 // Default are the limits in force unless configured otherwise.
@@ -54,13 +57,9 @@ var Default = Policies{
 	ForgotAccount:   Limit{"forgot-account", 5, time.Hour},
 	ResendIP:        Limit{"resend-ip", 20, time.Hour},
 	ResendAccount:   Limit{"resend-account", 5, time.Hour},
-}
 
-// AccountKey turns a normalised email into a limiter key that does not store
-// the address itself in Redis.
-func AccountKey(email string) string {
-	sum := sha256.Sum256([]byte(email))
-	return hex.EncodeToString(sum[:16])
+	EmailChangeAccount: Limit{"email-change-account", 5, time.Hour},
+	EmailChangeAddress: Limit{"email-change-address", 3, time.Hour},
 }
 
 // ClientKey is the limiter key of a client address. An IPv6 host usually
@@ -103,7 +102,7 @@ func (p *Policies) Set(l Limit) bool {
 
 func (p *Policies) all() []*Limit {
 	return []*Limit{&p.LoginIP, &p.LoginAccount, &p.RegisterIP, &p.RegisterAccount, &p.RefreshIP,
-		&p.ForgotIP, &p.ForgotAccount, &p.ResendIP, &p.ResendAccount}
+		&p.ForgotIP, &p.ForgotAccount, &p.ResendIP, &p.ResendAccount, &p.EmailChangeAccount, &p.EmailChangeAddress}
 }
 
 // Parse reads overrides such as "login-ip=30/1m,register-account=5/1h".

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
@@ -14,6 +15,7 @@ import (
 // shares the same counters.
 type Limiter struct {
 	l      *redis_rate.Limiter
+	rdb    redis.UniversalClient
 	prefix string
 }
 
@@ -21,7 +23,7 @@ var _ ratelimit.Limiter = (*Limiter)(nil)
 
 // NewLimiter returns a limiter on c whose keys start with prefix.
 func NewLimiter(c redis.UniversalClient, prefix string) *Limiter {
-	return &Limiter{l: redis_rate.NewLimiter(c), prefix: prefix}
+	return &Limiter{l: redis_rate.NewLimiter(c), rdb: c, prefix: prefix}
 }
 
 // Allow counts one request for key under l.
@@ -33,4 +35,13 @@ func (r *Limiter) Allow(ctx context.Context, l ratelimit.Limit, key string) (rat
 	return ratelimit.Decision{
 		Allowed: res.Allowed > 0, Remaining: res.Remaining, RetryAfter: res.RetryAfter, ResetAfter: res.ResetAfter,
 	}, nil
+}
+
+// First implements ratelimit.Limiter with SET NX.
+func (r *Limiter) First(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := r.rdb.SetNX(ctx, r.prefix+"once:"+key, "1", ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("once %s: %w", key, err)
+	}
+	return ok, nil
 }

@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -89,62 +87,4 @@ func (r *Revocations) Rebuild(ctx context.Context, rv auth.Revocations, ttl time
 // Invalidate marks the cache cold.
 func (r *Revocations) Invalidate(ctx context.Context) error {
 	return r.c.Del(ctx, r.epochKey()).Err()
-}
-
-// Lockout counts consecutive failed logins per account in Redis. Keys hold a
-// hash of the email, never the address.
-type Lockout struct {
-	c      redis.UniversalClient
-	prefix string
-}
-
-var _ auth.Lockout = (*Lockout)(nil)
-
-// NewLockout returns the failure counters on c.
-func NewLockout(c redis.UniversalClient, prefix string) *Lockout {
-	return &Lockout{c: c, prefix: prefix}
-}
-
-func (l *Lockout) key(account string) string {
-	sum := sha256.Sum256([]byte(account))
-	return l.prefix + "lo:" + hex.EncodeToString(sum[:16])
-}
-
-// attempt decides and counts a login attempt in one step, so parallel
-// guesses cannot all pass the check before any of them is counted.
-// ARGV: now (ms), free failures, max delay (ms), block after, cool-down (ms).
-// Returns the milliseconds to wait, or 0 when the attempt may proceed (and
-// is then counted as a failure until a success resets the count).
-var attempt = redis.NewScript(`
-local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-local now = tonumber(ARGV[1])
-local wait = 0
-if n >= tonumber(ARGV[4]) then
-  wait = last + tonumber(ARGV[5]) - now
-elseif n >= tonumber(ARGV[2]) then
-  local e = n - tonumber(ARGV[2])
-  local d = tonumber(ARGV[3])
-  if e < 30 then d = math.min(1000 * 2 ^ e, d) end
-  wait = last + d - now
-end
-if wait > 0 then return wait end
-redis.call('HINCRBY', KEYS[1], 'n', 1)
-redis.call('HSET', KEYS[1], 'last', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 0`)
-
-// Attempt implements auth.Lockout.
-func (l *Lockout) Attempt(ctx context.Context, account string, now time.Time, p auth.LockoutPolicy) (time.Duration, error) {
-	ms, err := attempt.Run(ctx, l.c, []string{l.key(account)}, now.UnixMilli(), p.FreeFailures,
-		p.MaxDelay.Milliseconds(), p.BlockAfter, p.CoolDown.Milliseconds()).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("login attempt: %w", err)
-	}
-	return time.Duration(ms) * time.Millisecond, nil
-}
-
-// Reset clears the count (successful login, password reset).
-func (l *Lockout) Reset(ctx context.Context, account string) error {
-	return l.c.Del(ctx, l.key(account)).Err()
 }

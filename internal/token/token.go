@@ -33,6 +33,11 @@ type Subject struct {
 	TokenVersion int64
 	Permissions  []string
 	ExpiresAt    time.Time
+	// IssuedAt and ID, when set, replace the clock and the random token id:
+	// the same subject then always gives the same token (Ed25519 signatures
+	// are deterministic), as a refresh replayed within its grace window must.
+	IssuedAt time.Time
+	ID       string
 }
 
 // Issuer signs with the first key and verifies with all of them, so keys can
@@ -98,10 +103,16 @@ func (i *Issuer) Keys() []JWK {
 
 // Issue signs an access token for s.
 func (i *Issuer) Issue(s Subject) (string, error) {
-	now := i.now()
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
-		return "", fmt.Errorf("token id: %w", err)
+	now, id := i.now(), s.ID
+	if !s.IssuedAt.IsZero() {
+		now = s.IssuedAt
+	}
+	if id == "" {
+		jti := make([]byte, 16)
+		if _, err := rand.Read(jti); err != nil {
+			return "", fmt.Errorf("token id: %w", err)
+		}
+		id = hex.EncodeToString(jti)
 	}
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -111,7 +122,7 @@ func (i *Issuer) Issue(s Subject) (string, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(i.ttl)),
-			ID:        hex.EncodeToString(jti),
+			ID:        id,
 		},
 		SessionID:    s.SessionID,
 		TokenVersion: s.TokenVersion,

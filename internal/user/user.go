@@ -203,7 +203,12 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 			if err := s.auth.VerifyPassword(ctx, u, *currentPassword); err != nil {
 				return auth.User{}, err
 			}
-			if err := s.store.EnqueueMail(ctx, auth.Mail{Kind: mail.EmailChange, UserID: u.ID, To: e}); err != nil {
+			// The confirmation goes to the new address; the old one hears of the
+			// request, so a hijacked session cannot move the account quietly.
+			keep := p.SessionID
+			if err := s.store.EnqueueMail(ctx,
+				auth.Mail{Kind: mail.EmailChange, UserID: u.ID, To: e, KeepSession: &keep},
+				auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: e}); err != nil {
 				return auth.User{}, err
 			}
 			s.auth.Audit(ctx, event("user.email.change_requested", p, u.ID, c, map[string]any{"new_email": logging.MaskEmail(e)}))
