@@ -42,3 +42,23 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 	)
 	return err
 }
+
+const settleAuditEvent = `-- name: SettleAuditEvent :exec
+UPDATE audit_events
+SET subject_id = $1,
+    details = details || jsonb_build_object('result', $2::text)
+WHERE id = $3
+`
+
+type SettleAuditEventParams struct {
+	SubjectID *uuid.UUID
+	Result    string
+	ID        uuid.UUID
+}
+
+// Completes an event recorded before what it led to was known: a mail asked
+// for by address names its account and result only when the outbox works it.
+func (q *Queries) SettleAuditEvent(ctx context.Context, arg SettleAuditEventParams) error {
+	_, err := q.db.Exec(ctx, settleAuditEvent, arg.SubjectID, arg.Result, arg.ID)
+	return err
+}

@@ -99,7 +99,13 @@ func EmptyDatabaseURL(t testing.TB) string {
 // Pool opens a pool on url, closed when the test ends.
 func Pool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgstore.Connect(context.Background(), url, 8)
+	return tracedPool(t, url, nil)
+}
+
+// tracedPool is Pool with tracer, when not nil, on every connection.
+func tracedPool(t testing.TB, url string, tracer pgx.QueryTracer) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgstore.Connect(context.Background(), url, 8, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
 	if err != nil {
 		t.Fatalf("connect to test database: %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -81,6 +83,8 @@ type Options struct {
 	// (several instances of one deployment).
 	DatabaseURL string
 	Redis       *Redis
+	// Statements, when set, records the SQL the server runs for requests.
+	Statements *Statements
 }
 
 // TestEnv is the configuration every test server starts from: cheap
@@ -102,7 +106,11 @@ func NewServer(t testing.TB, o Options) *Server {
 	if dbURL == "" {
 		dbURL = DatabaseURL(t)
 	}
-	pool := Pool(t, dbURL)
+	var tracer pgx.QueryTracer
+	if o.Statements != nil {
+		tracer = o.Statements
+	}
+	pool := tracedPool(t, dbURL, tracer)
 	rd := o.Redis
 	if rd == nil {
 		rd = StartRedis(t)

@@ -44,26 +44,12 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	return nil
 }
 
-// ForgotPassword mails a reset link to a live, enabled account. The answer
-// is the same whether or not one exists.
+// ForgotPassword queues a reset mail for the address; the outbox sends it
+// if a live, enabled account has the address. The request does the same work
+// for every address (one event, one job), so neither its answer nor its
+// duration tells whether one does.
 func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
-	email = NormalizeEmail(email)
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		s.audit(ctx, Event{Action: "user.password.reset_requested", Client: c, Details: map[string]any{"email": logging.MaskEmail(email), "account": "none"}})
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if u.DisabledAt != nil {
-		return nil
-	}
-	if err := s.store.EnqueueMail(ctx, Mail{Kind: mail.PasswordReset, UserID: u.ID, To: u.Email}); err != nil {
-		return err
-	}
-	s.audit(ctx, Event{Action: "user.password.reset_requested", SubjectID: &u.ID, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
-	return nil
+	return s.requestMail(ctx, mail.PasswordReset, "user.password.reset_requested", email, c)
 }
 
 // ResetPassword sets a new password with a reset token: single use, every
@@ -122,25 +108,22 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) error
 	return nil
 }
 
-// ResendVerification mails a new verification link to a live, unverified
-// account; the answer is the same for every address.
+// ResendVerification queues a verification mail for the address; the outbox
+// sends a fresh link if a live, enabled, unverified account has it. Like
+// ForgotPassword, the same work for every address.
 func (s *Service) ResendVerification(ctx context.Context, email string, c Client) error {
+	return s.requestMail(ctx, mail.VerifyEmail, "user.email.verification_requested", email, c)
+}
+
+// requestMail records the request and queues its mail, together, without
+// looking the address up (the worker does, and completes the event with the
+// account and the result).
+func (s *Service) requestMail(ctx context.Context, kind mail.Kind, action, email string, c Client) error {
 	email = NormalizeEmail(email)
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
+	if c.RequestID == "" {
+		c = ClientFrom(ctx, c)
 	}
-	if err != nil {
-		return err
-	}
-	if u.EmailVerifiedAt != nil || u.DisabledAt != nil {
-		return nil
-	}
-	if err := s.store.EnqueueMail(ctx, Mail{Kind: mail.VerifyEmail, UserID: u.ID, To: u.Email}); err != nil {
-		return err
-	}
-	s.audit(ctx, Event{Action: "user.email.verification_resent", SubjectID: &u.ID, Client: c})
-	return nil
+	return s.store.RequestMail(ctx, Mail{Kind: kind, To: email}, Event{Action: action, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
 }
 
 // HashPassword hashes a password that passed the policy.

@@ -202,6 +202,11 @@ type Store interface {
 
 	// EnqueueMail records mails in the outbox.
 	EnqueueMail(ctx context.Context, mails ...Mail) error
+	// RequestMail records e and queues a mail asked for by address (m.To;
+	// m.UserID unused) in one transaction, without looking the address up:
+	// the outbox finds the account, if any, when it works the mail, so the
+	// request does the same work for every address.
+	RequestMail(ctx context.Context, m Mail, e Event) error
 	// ChangePassword stores a new hash, bumps the token version and revokes
 	// every session but keep, with the mails, in one transaction.
 	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, mails ...Mail) (int64, error)

@@ -1,12 +1,17 @@
 package httpapi_test
 
 import (
+	"context"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/gatehouse/gatehouse/gen/client"
@@ -335,4 +340,190 @@ func TestMail_RefusedRecipientNeverLogged(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The log scan at the end of the test fails if the address appears.
+}
+
+// TestForgotAndResend_SameWorkForEveryAddress: what a request does must not
+// depend on whether the address has an account (or which state it is in),
+// or its duration tells. Every address gets the same SQL statements, in the
+// same order, and the same outbox job.
+func TestForgotAndResend_SameWorkForEveryAddress(t *testing.T) {
+	t.Parallel()
+	stmts := apitest.NewStatements()
+	s := apitest.NewServer(t, apitest.Options{Statements: stmts})
+	pool := apitest.Pool(t, s.DatabaseURL)
+	account := func(state, update string) string {
+		u := s.NewUser()
+		if update != "" {
+			if _, err := pool.Exec(ctx, `UPDATE users SET `+update+` WHERE email = $1`, u.Email); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return u.Email
+	}
+	addresses := []struct{ state, email string }{
+		{"no account", apitest.NewEmail("nobody")},
+		{"unverified", account("unverified", "")},
+		{"verified", account("verified", "email_verified_at = now()")},
+		{"disabled", account("disabled", "disabled_at = now()")},
+		{"deleted", account("deleted", "deleted_at = now()")},
+	}
+	ops := map[string]func(email string, edit client.RequestEditorFn) (int, error){
+		"forgot": func(email string, edit client.RequestEditorFn) (int, error) {
+			r, err := s.Client.ForgotPasswordWithResponse(ctx, client.ForgotPasswordJSONRequestBody{Email: openapi_types.Email(email)}, edit)
+			if err != nil {
+				return 0, err
+			}
+			return r.StatusCode(), nil
+		},
+		"resend": func(email string, edit client.RequestEditorFn) (int, error) {
+			r, err := s.Client.ResendVerificationWithResponse(ctx, client.ResendVerificationJSONRequestBody{Email: openapi_types.Email(email)}, edit)
+			if err != nil {
+				return 0, err
+			}
+			return r.StatusCode(), nil
+		},
+	}
+	for name, op := range ops {
+		var want, wantJobs []string
+		for i, a := range addresses {
+			var lastJob int64
+			if err := pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM river_job`).Scan(&lastJob); err != nil {
+				t.Fatal(err)
+			}
+			// River sends an insert notification at most every 100 ms; waiting
+			// longer makes every request's insert send one.
+			time.Sleep(150 * time.Millisecond)
+			id := fmt.Sprintf("same-work-%s-%d", name, i)
+			status, err := op(a.email, func(_ context.Context, r *http.Request) error {
+				r.Header.Set("X-Request-ID", id)
+				return nil
+			})
+			if err != nil || status != http.StatusAccepted {
+				t.Fatalf("%s %s: %d %v", name, a.state, status, err)
+			}
+			got, jobs := stmts.Of(id), jobsSince(t, pool, lastJob)
+			if len(got) == 0 {
+				t.Fatalf("%s %s: no statement recorded", name, a.state)
+			}
+			if i == 0 {
+				t.Logf("%s for %s: %s; jobs: %v", name, a.state, strings.Join(got, "; "), jobs)
+				want, wantJobs = got, jobs
+				continue
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %s runs other statements than %s:\n%s\n  vs\n%s", name, a.state, addresses[0].state,
+					strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if !slices.Equal(jobs, wantJobs) {
+				t.Errorf("%s: %s enqueues %v, %s %v", name, a.state, jobs, addresses[0].state, wantJobs)
+			}
+		}
+	}
+}
+
+// jobsSince describes the outbox jobs after id: kind, mail and argument
+// names (the values differ: address, audit event).
+func jobsSince(t *testing.T, pool *pgxpool.Pool, id int64) []string {
+	t.Helper()
+	rows, err := pool.Query(ctx, `SELECT kind, args FROM river_job WHERE id > $1 ORDER BY id`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		var kind string
+		var args map[string]any
+		if err := rows.Scan(&kind, &args); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %v %v", kind, args["mail"], slices.Sorted(maps.Keys(args))))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent: the request
+// records the same event for every address; the worker that takes the job
+// finds the account, mails it only when it takes the mail, and completes the
+// event with the account and the result.
+func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
+	t.Parallel()
+	s, mailbox := withSMTP(t, nil)
+	admin := s.NewAdmin() // verified
+	adminID := userID(t, s, admin.Tokens.AccessToken)
+	live := s.NewUser() // unverified
+	liveID := userID(t, s, live.Tokens.AccessToken)
+	disabled := s.NewUser()
+	disabledID := userID(t, s, disabled.Tokens.AccessToken)
+	yes := true
+	if r, err := admin.Client.UpdateUserWithResponse(ctx, disabledID, client.UpdateUserJSONRequestBody{Disabled: &yes}); err != nil || r.StatusCode() != 200 {
+		t.Fatalf("disable: %v", err)
+	}
+	nobody := apitest.NewEmail("nobody")
+	resend := func(email string) {
+		r, err := s.Client.ResendVerificationWithResponse(ctx, client.ResendVerificationJSONRequestBody{Email: openapi_types.Email(email)})
+		if err != nil || r.StatusCode() != 202 {
+			t.Fatalf("resend: %v", err)
+		}
+	}
+	for _, e := range []string{nobody, live.Email, disabled.Email} {
+		if r := forgot(t, s, e); r.StatusCode() != 202 {
+			t.Fatalf("forgot: %d", r.StatusCode())
+		}
+	}
+	for _, e := range []string{nobody, live.Email, disabled.Email, admin.Email} {
+		resend(e)
+	}
+
+	type outcome struct {
+		subject *openapi_types.UUID
+		result  string
+	}
+	want := map[string][]outcome{
+		"user.password.reset_requested": {{nil, "no_account"}, {&liveID, "mailed"}, {&disabledID, "disabled"}},
+		"user.email.verification_requested": {
+			{nil, "no_account"}, {&liveID, "mailed"}, {&disabledID, "disabled"}, {&adminID, "already_verified"},
+		},
+	}
+	for action, w := range want {
+		var events []client.AuditEvent
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			r, err := admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(action)})
+			if err != nil || r.JSON200 == nil {
+				t.Fatalf("audit: %v", err)
+			}
+			events = r.JSON200.Data
+			settled := len(events) == len(w)
+			for _, e := range events {
+				settled = settled && e.Details["result"] != nil
+			}
+			if settled {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s events not completed: %s", action, r.Body)
+			}
+		}
+		slices.Reverse(events) // oldest first, as requested
+		for i, e := range events {
+			if (e.SubjectId == nil) != (w[i].subject == nil) || (e.SubjectId != nil && *e.SubjectId != *w[i].subject) ||
+				e.Details["result"] != w[i].result || e.ActorId != nil || e.RequestId == nil || e.Ip == nil {
+				t.Errorf("%s #%d: subject %v, details %v, actor %v; want subject %v, result %s",
+					action, i+1, e.SubjectId, e.Details, e.ActorId, w[i].subject, w[i].result)
+			}
+			if m, _ := e.Details["email"].(string); !strings.Contains(m, "***") {
+				t.Errorf("%s #%d: email %q is not masked", action, i+1, m)
+			}
+		}
+	}
+	mailbox.WaitForSubject(live.Email, "Reset your gatehouse password", 1, 10*time.Second)
+	mailbox.WaitForSubject(live.Email, "Confirm your email address", 2, 10*time.Second)
+	// Settled without a mail: whatever these have now is all they get.
+	for _, e := range []string{disabled.Email, admin.Email} {
+		if n := len(mailbox.WaitFor(e, 1, 10*time.Second)); n != 1 {
+			t.Errorf("%d mails, want only the verification of the registration", n)
+		}
+	}
 }

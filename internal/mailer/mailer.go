@@ -7,6 +7,12 @@
 // Jobs never hold a secret. A mail that carries a one-time token (reset,
 // verification) creates the token when it is sent, storing only its hash; a
 // retry creates a fresh token, which cancels the one of a failed attempt.
+//
+// A mail asked for by address (forgot password, resend verification) is
+// queued without looking the address up, so that the request does the same
+// work whether or not an account has it (else its duration would tell). The
+// worker looks the address up and sends only if a live account takes the
+// mail; otherwise the job ends having sent nothing.
 package mailer
 
 import (
@@ -35,7 +41,7 @@ import (
 // address, nothing secret.
 type Args struct {
 	Mail   mail.Kind `json:"mail"`
-	UserID uuid.UUID `json:"user_id"`
+	UserID uuid.UUID `json:"user_id,omitzero"`
 	To     string    `json:"to"`
 	// NewEmail is the address asked for, in notices of an email change.
 	NewEmail string `json:"new_email,omitempty"`
@@ -45,6 +51,11 @@ type Args struct {
 	IP        string     `json:"ip,omitempty"`
 	UserAgent string     `json:"user_agent,omitempty"`
 	At        *time.Time `json:"at,omitempty"`
+	// Requested marks a mail asked for by address (To, normalised), with no
+	// account yet: the worker finds it, and records the account and the
+	// result in the request's audit event (AuditID).
+	Requested bool      `json:"requested,omitzero"`
+	AuditID   uuid.UUID `json:"audit_id,omitzero"`
 }
 
 // Kind is River's job kind.
@@ -65,9 +76,32 @@ const RevertTTL = 7 * 24 * time.Hour
 // disabled, or its address is no longer the one the mail was meant for.
 var ErrNotMailable = errors.New("account no longer takes this mail")
 
-// TokenStore records one-time tokens (hash only).
-type TokenStore interface {
+// Results of a requested mail, as its audit event records them.
+const (
+	ResultMailed          = "mailed"
+	ResultNoAccount       = "no_account"
+	ResultDisabled        = "disabled"
+	ResultAlreadyVerified = "already_verified"
+)
+
+// Recipient is the live account that holds an address.
+type Recipient struct {
+	ID       uuid.UUID
+	Email    string
+	Verified bool
+	Disabled bool
+}
+
+// Store records one-time tokens (hash only) and finds the accounts of
+// requested mails.
+type Store interface {
 	IssueOneTimeToken(ctx context.Context, t NewToken) error
+	// Recipient finds the live account of a normalised address; false when
+	// none has it.
+	Recipient(ctx context.Context, email string) (Recipient, bool, error)
+	// SettleRequest completes the audit event of a requested mail with the
+	// account (nil: none) and the result.
+	SettleRequest(ctx context.Context, auditID uuid.UUID, subject *uuid.UUID, result string) error
 }
 
 // NewToken is a one-time token to record (its hash only).
@@ -93,7 +127,7 @@ type Config struct {
 // Worker renders and sends one mail per job.
 type Worker struct {
 	river.WorkerDefaults[Args]
-	tokens TokenStore
+	store  Store
 	render *mail.Renderer
 	send   mail.Sender
 	cfg    Config
@@ -101,8 +135,8 @@ type Worker struct {
 }
 
 // NewWorker returns the mail worker.
-func NewWorker(tokens TokenStore, r *mail.Renderer, s mail.Sender, c Config) *Worker {
-	return &Worker{tokens: tokens, render: r, send: s, cfg: c, now: time.Now}
+func NewWorker(store Store, r *mail.Renderer, s mail.Sender, c Config) *Worker {
+	return &Worker{store: store, render: r, send: s, cfg: c, now: time.Now}
 }
 
 // Timeout bounds one delivery attempt.
@@ -111,6 +145,13 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return w.cfg.AttemptT
 // Work delivers the mail of a job.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	a := job.Args
+	if a.Requested {
+		var send bool
+		var err error
+		if a, send, err = w.resolve(ctx, a); err != nil || !send {
+			return err
+		}
+	}
 	d := mail.Data{Product: w.cfg.Product, To: a.To, ResetURL: w.link("/forgot-password", ""),
 		NewEmail: a.NewEmail, IP: a.IP, UserAgent: a.UserAgent}
 	if a.At != nil {
@@ -133,7 +174,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		if err != nil {
 			return err
 		}
-		if err := w.tokens.IssueOneTimeToken(ctx, NewToken{UserID: a.UserID, Purpose: purpose, Email: a.To, Hash: hash,
+		if err := w.store.IssueOneTimeToken(ctx, NewToken{UserID: a.UserID, Purpose: purpose, Email: a.To, Hash: hash,
 			ExpiresAt: w.now().Add(ttl), KeepSession: a.KeepSession}); err != nil {
 			if errors.Is(err, ErrNotMailable) {
 				return river.JobCancel(err) // the account or its address changed: the mail is moot
@@ -153,6 +194,43 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		return errors.New(strings.ReplaceAll(err.Error(), a.To, logging.MaskEmail(a.To)))
 	}
 	return nil
+}
+
+// resolve finds the account of a mail asked for by address and decides
+// whether it gets the mail: a reset goes to a live, enabled account, a
+// verification to a live, enabled, unverified one. The decision is recorded
+// in the request's audit event ("mailed" once it is handed to delivery); a
+// retry decides again, on the account as it is then.
+func (w *Worker) resolve(ctx context.Context, a Args) (Args, bool, error) {
+	if a.Mail != mail.PasswordReset && a.Mail != mail.VerifyEmail {
+		return a, false, river.JobCancel(fmt.Errorf("mail %s cannot be requested by address", a.Mail))
+	}
+	r, found, err := w.store.Recipient(ctx, a.To)
+	if err != nil {
+		return a, false, fmt.Errorf("find the account of a requested %s mail: %w", a.Mail, err)
+	}
+	var subject *uuid.UUID
+	result := ResultMailed
+	switch {
+	case !found:
+		result = ResultNoAccount
+	case r.Disabled:
+		subject, result = &r.ID, ResultDisabled
+	case a.Mail == mail.VerifyEmail && r.Verified:
+		subject, result = &r.ID, ResultAlreadyVerified
+	default:
+		subject = &r.ID
+	}
+	if a.AuditID != uuid.Nil {
+		if err := w.store.SettleRequest(ctx, a.AuditID, subject, result); err != nil {
+			return a, false, fmt.Errorf("record the result of a requested %s mail: %w", a.Mail, err)
+		}
+	}
+	if result != ResultMailed {
+		return a, false, nil
+	}
+	a.UserID, a.To = r.ID, r.Email
+	return a, true, nil
 }
 
 // link builds a link from PUBLIC_URL, never from a request's Host header.

@@ -72,6 +72,50 @@ func (s *Store) EnqueueMail(ctx context.Context, mails ...auth.Mail) error {
 	return s.withTxRaw(ctx, func(tx pgx.Tx, _ *db.Queries) error { return s.enqueue(ctx, tx, mails) })
 }
 
+// RequestMail records the event and queues the mail asked for by address
+// (m.To, no account), in one transaction: the same two inserts for every
+// address. The outbox's worker finds the account and settles the event.
+func (s *Store) RequestMail(ctx context.Context, m auth.Mail, e auth.Event) error {
+	if s.outbox == nil {
+		return errors.New("no outbox configured for mails")
+	}
+	p, err := auditParams(e)
+	if err != nil {
+		return err
+	}
+	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		if err := q.InsertAuditEvent(ctx, p); err != nil {
+			return fmt.Errorf("record %s: %w", e.Action, err)
+		}
+		args := mailer.Args{Mail: m.Kind, To: m.To, Requested: true, AuditID: p.ID}
+		if _, err := s.outbox.InsertTx(ctx, tx, args, nil); err != nil {
+			return fmt.Errorf("enqueue requested %s mail: %w", m.Kind, err)
+		}
+		return nil
+	})
+}
+
+// Recipient finds the live account of a normalised address (the mailer
+// asks, for a mail requested by address).
+func (s *Store) Recipient(ctx context.Context, email string) (mailer.Recipient, bool, error) {
+	u, err := s.q.GetUserByEmail(ctx, email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return mailer.Recipient{}, false, nil
+	}
+	if err != nil {
+		return mailer.Recipient{}, false, unavailable(fmt.Errorf("find account: %w", err))
+	}
+	return mailer.Recipient{ID: u.ID, Email: u.Email, Verified: u.EmailVerifiedAt != nil, Disabled: u.DisabledAt != nil}, true, nil
+}
+
+// SettleRequest completes the audit event of a requested mail.
+func (s *Store) SettleRequest(ctx context.Context, auditID uuid.UUID, subject *uuid.UUID, result string) error {
+	if err := s.q.SettleAuditEvent(ctx, db.SettleAuditEventParams{ID: auditID, SubjectID: subject, Result: result}); err != nil {
+		return unavailable(fmt.Errorf("settle audit event: %w", err))
+	}
+	return nil
+}
+
 // ChangePassword sets the hash, bumps the token version, revokes every other
 // session and enqueues the mails, together.
 func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, mails ...auth.Mail) (int64, error) {

@@ -269,17 +269,26 @@ func (s *Store) RevocationsSince(ctx context.Context, since time.Time) (auth.Rev
 
 // Audit records a security event.
 func (s *Store) Audit(ctx context.Context, e auth.Event) error {
+	p, err := auditParams(e)
+	if err != nil {
+		return err
+	}
+	return s.q.InsertAuditEvent(ctx, p)
+}
+
+// auditParams is the row of an event, with a new id.
+func auditParams(e auth.Event) (db.InsertAuditEventParams, error) {
 	details := e.Details
 	if details == nil {
 		details = map[string]any{}
 	}
 	b, err := json.Marshal(details)
 	if err != nil {
-		return fmt.Errorf("encode audit details: %w", err)
+		return db.InsertAuditEventParams{}, fmt.Errorf("encode audit details: %w", err)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return err
+		return db.InsertAuditEventParams{}, err
 	}
 	p := db.InsertAuditEventParams{ID: id, Action: e.Action, ActorID: e.ActorID, SubjectID: e.SubjectID, Details: b}
 	if e.Client.IP.IsValid() {
@@ -292,7 +301,7 @@ func (s *Store) Audit(ctx context.Context, e auth.Event) error {
 	if e.Client.RequestID != "" {
 		p.RequestID = &e.Client.RequestID
 	}
-	return s.q.InsertAuditEvent(ctx, p)
+	return p, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -12,8 +12,9 @@ import (
 )
 
 // Connect opens a pool with bounded size and timeouts. It does not wait for
-// the database: readiness reports whether it answers.
-func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+// the database: readiness reports whether it answers. Each of adjust may
+// change the configuration first (tests attach a query tracer).
+func Connect(ctx context.Context, url string, maxConns int32, adjust ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
@@ -28,6 +29,9 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	cfg.ConnConfig.RuntimeParams["application_name"] = "gatehouse"
 	// A runaway query must not hold a connection (and a request) forever.
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "10000"
+	for _, f := range adjust {
+		f(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
