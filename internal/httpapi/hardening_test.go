@@ -341,11 +341,26 @@ func TestCacheControl_AccountDataIsNeverStored(t *testing.T) {
 	s := apitest.NewServer(t, apitest.Options{})
 	admin := s.NewAdmin()
 	for name, do := range map[string]func() (*http.Response, error){
-		"GET /users/me":          func() (*http.Response, error) { r, err := admin.Client.GetMeWithResponse(ctx); return r.HTTPResponse, err },
-		"GET /users/me/sessions": func() (*http.Response, error) { r, err := admin.Client.ListMySessionsWithResponse(ctx, nil); return r.HTTPResponse, err },
-		"GET /users":             func() (*http.Response, error) { r, err := admin.Client.ListUsersWithResponse(ctx, nil); return r.HTTPResponse, err },
-		"GET /roles":             func() (*http.Response, error) { r, err := admin.Client.ListRolesWithResponse(ctx); return r.HTTPResponse, err },
-		"GET /audit-events":      func() (*http.Response, error) { r, err := admin.Client.ListAuditEventsWithResponse(ctx, nil); return r.HTTPResponse, err },
+		"GET /users/me": func() (*http.Response, error) {
+			r, err := admin.Client.GetMeWithResponse(ctx)
+			return r.HTTPResponse, err
+		},
+		"GET /users/me/sessions": func() (*http.Response, error) {
+			r, err := admin.Client.ListMySessionsWithResponse(ctx, nil)
+			return r.HTTPResponse, err
+		},
+		"GET /users": func() (*http.Response, error) {
+			r, err := admin.Client.ListUsersWithResponse(ctx, nil)
+			return r.HTTPResponse, err
+		},
+		"GET /roles": func() (*http.Response, error) {
+			r, err := admin.Client.ListRolesWithResponse(ctx)
+			return r.HTTPResponse, err
+		},
+		"GET /audit-events": func() (*http.Response, error) {
+			r, err := admin.Client.ListAuditEventsWithResponse(ctx, nil)
+			return r.HTTPResponse, err
+		},
 	} {
 		res, err := do()
 		if err != nil {
