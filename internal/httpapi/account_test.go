@@ -422,10 +422,11 @@ func TestForgotAndResend_SameWorkForEveryAddress(t *testing.T) {
 }
 
 // jobsSince describes the outbox jobs after id: kind, mail and argument
-// names (the values differ: address, audit event).
+// names (the values differ: address, audit event). Periodic maintenance
+// jobs, which River inserts on its own schedule, are left out.
 func jobsSince(t *testing.T, pool *pgxpool.Pool, id int64) []string {
 	t.Helper()
-	rows, err := pool.Query(ctx, `SELECT kind, args FROM river_job WHERE id > $1 ORDER BY id`, id)
+	rows, err := pool.Query(ctx, `SELECT kind, args FROM river_job WHERE id > $1 AND kind = 'mail' ORDER BY id`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,8 +523,9 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 	mailbox.WaitForSubject(live.Email, "Confirm your email address", 2, 10*time.Second)
 	// Settled without a mail: whatever these have now is all they get.
 	for _, e := range []string{disabled.Email, admin.Email} {
-		if n := len(mailbox.WaitFor(e, 1, 10*time.Second)); n != 1 {
-			t.Errorf("%d mails, want only the verification of the registration", n)
+		mailbox.WaitFor(e, 2, 10*time.Second) // the verification, and the new sign-in of the fixture's login
+		if n := count(mailbox, e, "Reset") + count(mailbox, e, "Confirm"); n != 1 {
+			t.Errorf("%d reset and verification mails, want only the verification of the registration", n)
 		}
 	}
 }
