@@ -324,8 +324,10 @@ type ChangePasswordRequest struct {
 
 	// NewPassword New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	NewPassword string `json:"new_password"`
 }
 
@@ -355,8 +357,10 @@ type CreateUserRequest struct {
 
 	// Password New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
 	// Roles Names of existing roles to grant. Default none.
@@ -371,7 +375,9 @@ type DeleteMeRequest struct {
 
 // FieldError One invalid field of the request body.
 type FieldError struct {
-	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`, `too_short`.
+	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
+	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
+	// `contains_email` or `predictable`.
 	Code string `json:"code"`
 
 	// Field The offending field, e.g. `email`.
@@ -568,8 +574,10 @@ type RegisterRequest struct {
 
 	// Password New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 }
 
@@ -583,8 +591,10 @@ type ResendVerificationRequest struct {
 type ResetPasswordRequest struct {
 	// Password New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
 	// Token The token from the password reset email.

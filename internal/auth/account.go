@@ -28,7 +28,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err := s.VerifyPassword(ctx, u, current); err != nil {
 		return err
 	}
-	if err := s.CheckPassword(next, u.Email); err != nil {
+	if err := s.CheckPassword(ctx, next, u.Email, u.Name); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -74,7 +74,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 	if err != nil {
 		return err
 	}
-	if err := s.CheckPassword(pw, t.UserEmail); err != nil {
+	if err := s.CheckPassword(ctx, pw, t.UserEmail, nil); err != nil {
 		if ferr := s.store.FailOneTimeToken(ctx, h); ferr != nil {
 			s.log.WarnContext(ctx, "count failed token use", "error", ferr)
 		}

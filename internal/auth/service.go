@@ -152,16 +152,26 @@ func NormalizeEmail(email string) string {
 	return strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
 }
 
-// CheckPassword applies the policy for the account with email.
-func (s *Service) CheckPassword(pw, email string) error {
-	if err := s.policy.Check(pw, NormalizeEmail(email)); err != nil {
-		var r *password.Rejection
-		if errors.As(err, &r) {
-			return &PasswordRejectedError{r}
-		}
-		return err
+// CheckPassword applies the policy for the account with email and display
+// name (nil when unknown). The strength estimate costs up to tens of
+// milliseconds of CPU, so it runs within the hasher's bound on concurrent work.
+func (s *Service) CheckPassword(ctx context.Context, pw, email string, name *string) error {
+	var err error
+	if berr := s.hasher.Bounded(ctx, func() { err = s.policy.Check(pw, NormalizeEmail(email), deref(name)) }); berr != nil {
+		return berr
 	}
-	return nil
+	var r *password.Rejection
+	if errors.As(err, &r) {
+		return &PasswordRejectedError{r}
+	}
+	return err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // Register creates an account, or does nothing visible when the email is
@@ -171,7 +181,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 	if utf8.RuneCountInString(email) > maxEmailLength {
 		return ErrInvalidEmail
 	}
-	if err := s.CheckPassword(pw, email); err != nil {
+	if err := s.CheckPassword(ctx, pw, email, name); err != nil {
 		return err
 	}
 	// Hash even when the email turns out to be taken: both answers take the
@@ -476,7 +486,7 @@ func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool
 	} else if !errors.Is(err, ErrNotFound) {
 		return User{}, false, err
 	}
-	if err := s.CheckPassword(pw, email); err != nil {
+	if err := s.CheckPassword(ctx, pw, email, nil); err != nil {
 		return User{}, false, err
 	}
 	hash, err := s.hasher.Hash(ctx, pw)

@@ -160,7 +160,7 @@ func (s *Service) mayGrant(ctx context.Context, p auth.Principal, roles []string
 
 // Auth is what management needs of authentication.
 type Auth interface {
-	CheckPassword(pw, email string) error
+	CheckPassword(ctx context.Context, pw, email string, name *string) error
 	HashPassword(ctx context.Context, pw string) (string, error)
 	VerifyPassword(ctx context.Context, u auth.User, pw string) error
 	RevokeUser(ctx context.Context, id uuid.UUID, reason string) error
@@ -293,7 +293,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c 
 	if utf8.RuneCountInString(email) > 254 {
 		return auth.User{}, auth.ErrInvalidEmail
 	}
-	if err := s.auth.CheckPassword(n.Password, email); err != nil {
+	if err := s.auth.CheckPassword(ctx, n.Password, email, n.Name); err != nil {
 		return auth.User{}, err
 	}
 	roles := n.Roles
