@@ -275,7 +275,10 @@ type AdminUpdateUserRequest struct {
 	// Disabled `true` disables the user and revokes every session; `false` enables it again.
 	Disabled *bool `json:"disabled,omitempty"`
 
-	// Email An email address (compared case-insensitively).
+	// Email An email address (compared case-insensitively). Outside development, an
+	// address at an IP literal (`user@[127.0.0.1]`), at localhost or at a name
+	// without a dot (`a@b`) is refused with `422 validation_failed` (field `email`,
+	// code `ip_literal` or `local_domain`).
 	Email *openapi_types.Email `json:"email,omitempty"`
 
 	// EmailVerified Set or clear the verified state of the (new) email address.
@@ -346,7 +349,10 @@ type CheckStatus string
 
 // CreateUserRequest defines model for CreateUserRequest.
 type CreateUserRequest struct {
-	// Email An email address (compared case-insensitively).
+	// Email An email address (compared case-insensitively). Outside development, an
+	// address at an IP literal (`user@[127.0.0.1]`), at localhost or at a name
+	// without a dot (`a@b`) is refused with `422 validation_failed` (field `email`,
+	// code `ip_literal` or `local_domain`).
 	Email openapi_types.Email `json:"email"`
 
 	// EmailVerified Mark the email address as already verified; no verification email is sent then.
@@ -377,7 +383,8 @@ type DeleteMeRequest struct {
 type FieldError struct {
 	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
 	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
-	// `contains_email` or `predictable`.
+	// `contains_email` or `predictable`; for an email the server refuses:
+	// `max_length`, `ip_literal` or `local_domain`.
 	Code string `json:"code"`
 
 	// Field The offending field, e.g. `email`.
@@ -566,7 +573,10 @@ type RefreshRequest struct {
 
 // RegisterRequest defines model for RegisterRequest.
 type RegisterRequest struct {
-	// Email An email address (compared case-insensitively).
+	// Email An email address (compared case-insensitively). Outside development, an
+	// address at an IP literal (`user@[127.0.0.1]`), at localhost or at a name
+	// without a dot (`a@b`) is refused with `422 validation_failed` (field `email`,
+	// code `ip_literal` or `local_domain`).
 	Email openapi_types.Email `json:"email"`
 
 	// Name Display name.
@@ -690,7 +700,10 @@ type UpdateMeRequest struct {
 	CurrentPassword *string `json:"current_password,omitempty"`
 
 	// Email New email address. It takes effect only when the link mailed to it is
-	// followed (`verifyEmail`); needs `current_password`.
+	// followed (`verifyEmail`); needs `current_password`. Outside development, an
+	// address at an IP literal, at localhost or at a name without a dot is refused
+	// with `422 validation_failed` (field `email`, code `ip_literal` or
+	// `local_domain`).
 	Email *openapi_types.Email `json:"email,omitempty"`
 
 	// Name New display name.

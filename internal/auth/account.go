@@ -47,7 +47,10 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 // ForgotPassword mails a reset link to a live, enabled account. The answer
 // is the same whether or not one exists.
 func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
-	email = NormalizeEmail(email)
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return nil // no account may hold it: answered like an unknown address, and nothing is mailed
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		s.audit(ctx, Event{Action: "user.password.reset_requested", Client: c, Details: map[string]any{"email": logging.MaskEmail(email), "account": "none"}})
@@ -111,7 +114,10 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) error
 // ResendVerification mails a new verification link to a live, unverified
 // account; the answer is the same for every address.
 func (s *Service) ResendVerification(ctx context.Context, email string, c Client) error {
-	email = NormalizeEmail(email)
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return nil // as for an unknown address
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		return nil

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
@@ -42,6 +41,9 @@ type Settings struct {
 	CoolDown     time.Duration
 	// RequireVerifiedEmail refuses password login until the address is verified.
 	RequireVerifiedEmail bool
+	// AllowLocalEmailDomains lets accounts use addresses at IP literals,
+	// localhost and names without a dot (development only; see ParseEmail).
+	AllowLocalEmailDomains bool
 }
 
 // DefaultSettings are DESIGN.md's numbers.
@@ -177,9 +179,9 @@ func deref(s *string) string {
 // Register creates an account, or does nothing visible when the email is
 // taken: the caller answers the same either way.
 func (s *Service) Register(ctx context.Context, email, pw string, name *string, c Client) error {
-	email = NormalizeEmail(email)
-	if utf8.RuneCountInString(email) > maxEmailLength {
-		return ErrInvalidEmail
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return err
 	}
 	if err := s.CheckPassword(ctx, pw, email, name); err != nil {
 		return err
@@ -469,9 +471,9 @@ func (s *Service) rebuildCache() {
 // CreateAdmin makes email an administrator: a new, verified account with the
 // given password, or an existing account granted the admin role.
 func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool, error) {
-	email = NormalizeEmail(email)
-	if utf8.RuneCountInString(email) > maxEmailLength {
-		return User{}, false, ErrInvalidEmail
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return User{}, false, err
 	}
 	if u, err := s.store.UserByEmail(ctx, email); err == nil {
 		// Anyone can register an address; only its verified owner may be promoted.
