@@ -275,7 +275,10 @@ type AdminUpdateUserRequest struct {
 	// Disabled `true` disables the user and revokes every session; `false` enables it again.
 	Disabled *bool `json:"disabled,omitempty"`
 
-	// Email An email address (compared case-insensitively).
+	// Email An email address (compared case-insensitively). Outside development, an
+	// address at an IP literal (`user@[127.0.0.1]`), at localhost or at a name
+	// without a dot (`a@b`) is refused with `422 validation_failed` (field `email`,
+	// code `ip_literal` or `local_domain`).
 	Email *openapi_types.Email `json:"email,omitempty"`
 
 	// EmailVerified Set or clear the verified state of the (new) email address.
@@ -324,8 +327,10 @@ type ChangePasswordRequest struct {
 
 	// NewPassword New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	NewPassword string `json:"new_password"`
 }
 
@@ -344,7 +349,10 @@ type CheckStatus string
 
 // CreateUserRequest defines model for CreateUserRequest.
 type CreateUserRequest struct {
-	// Email An email address (compared case-insensitively).
+	// Email An email address (compared case-insensitively). Outside development, an
+	// address at an IP literal (`user@[127.0.0.1]`), at localhost or at a name
+	// without a dot (`a@b`) is refused with `422 validation_failed` (field `email`,
+	// code `ip_literal` or `local_domain`).
 	Email openapi_types.Email `json:"email"`
 
 	// EmailVerified Mark the email address as already verified; no verification email is sent then.
@@ -355,8 +363,10 @@ type CreateUserRequest struct {
 
 	// Password New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
 	// Roles Names of existing roles to grant. Default none.
@@ -371,7 +381,10 @@ type DeleteMeRequest struct {
 
 // FieldError One invalid field of the request body.
 type FieldError struct {
-	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`, `too_short`.
+	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
+	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
+	// `contains_email` or `predictable`; for an email the server refuses:
+	// `max_length`, `ip_literal` or `local_domain`.
 	Code string `json:"code"`
 
 	// Field The offending field, e.g. `email`.
@@ -565,7 +578,10 @@ type RefreshRequest struct {
 
 // RegisterRequest defines model for RegisterRequest.
 type RegisterRequest struct {
-	// Email An email address (compared case-insensitively).
+	// Email An email address (compared case-insensitively). Outside development, an
+	// address at an IP literal (`user@[127.0.0.1]`), at localhost or at a name
+	// without a dot (`a@b`) is refused with `422 validation_failed` (field `email`,
+	// code `ip_literal` or `local_domain`).
 	Email openapi_types.Email `json:"email"`
 
 	// Name Display name.
@@ -573,8 +589,10 @@ type RegisterRequest struct {
 
 	// Password New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 }
 
@@ -588,8 +606,10 @@ type ResendVerificationRequest struct {
 type ResetPasswordRequest struct {
 	// Password New password. Beyond these bounds the server applies its policy: at least
 	// 15 characters by default, no composition rules (any characters, spaces
-	// included); common or breached passwords and passwords that contain the email
-	// address are refused with `422 password_rejected`.
+	// included); common or breached passwords, passwords that contain the email
+	// address and passwords the zxcvbn strength estimator finds easy to guess
+	// (sequences, keyboard runs, repeats, common words and names alone) are refused
+	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
 	// Token The token from the password reset email.
@@ -691,7 +711,10 @@ type UpdateMeRequest struct {
 	CurrentPassword *string `json:"current_password,omitempty"`
 
 	// Email New email address. It takes effect only when the link mailed to it is
-	// followed (`verifyEmail`); needs `current_password`.
+	// followed (`verifyEmail`); needs `current_password`. Outside development, an
+	// address at an IP literal, at localhost or at a name without a dot is refused
+	// with `422 validation_failed` (field `email`, code `ip_literal` or
+	// `local_domain`).
 	Email *openapi_types.Email `json:"email,omitempty"`
 
 	// Name New display name.

@@ -156,6 +156,7 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	set := auth.DefaultSettings
 	set.RefreshIdleTTL, set.RefreshAbsoluteTTL, set.RefreshGrace = cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL, cfg.RefreshGrace
 	set.RequireVerifiedEmail = cfg.RequireVerifiedEmail
+	set.AllowLocalEmailDomains = cfg.AppEnv == config.EnvDevelopment
 	svc := auth.NewService(auth.Deps{
 		Store:     store,
 		Cache:     redisstore.NewRevocations(rdb, cfg.RedisKeyPrefix),

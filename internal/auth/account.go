@@ -28,7 +28,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err := s.VerifyPassword(ctx, u, current); err != nil {
 		return err
 	}
-	if err := s.CheckPassword(next, u.Email); err != nil {
+	if err := s.CheckPassword(ctx, next, u.Email, u.Name); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -60,7 +60,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 	if err != nil {
 		return err
 	}
-	if err := s.CheckPassword(pw, t.UserEmail); err != nil {
+	if err := s.CheckPassword(ctx, pw, t.UserEmail, nil); err != nil {
 		if ferr := s.store.FailOneTimeToken(ctx, h); ferr != nil {
 			s.log.WarnContext(ctx, "count failed token use", "error", ferr)
 		}
@@ -117,9 +117,13 @@ func (s *Service) ResendVerification(ctx context.Context, email string, c Client
 
 // requestMail records the request and queues its mail, together, without
 // looking the address up (the worker does, and completes the event with the
-// account and the result).
+// account and the result). An address no account may hold is answered alike
+// and mails nothing.
 func (s *Service) requestMail(ctx context.Context, kind mail.Kind, action, email string, c Client) error {
-	email = NormalizeEmail(email)
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return nil
+	}
 	if c.RequestID == "" {
 		c = ClientFrom(ctx, c)
 	}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
@@ -44,6 +43,9 @@ type Settings struct {
 	DeviceTTL time.Duration
 	// RequireVerifiedEmail refuses password login until the address is verified.
 	RequireVerifiedEmail bool
+	// AllowLocalEmailDomains lets accounts use addresses at IP literals,
+	// localhost and names without a dot (development only; see ParseEmail).
+	AllowLocalEmailDomains bool
 }
 
 // DefaultSettings are DESIGN.md's numbers.
@@ -165,26 +167,36 @@ func NormalizeEmail(email string) string {
 	return strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
 }
 
-// CheckPassword applies the policy for the account with email.
-func (s *Service) CheckPassword(pw, email string) error {
-	if err := s.policy.Check(pw, NormalizeEmail(email)); err != nil {
-		var r *password.Rejection
-		if errors.As(err, &r) {
-			return &PasswordRejectedError{r}
-		}
-		return err
+// CheckPassword applies the policy for the account with email and display
+// name (nil when unknown). The strength estimate costs up to tens of
+// milliseconds of CPU, so it runs within the hasher's bound on concurrent work.
+func (s *Service) CheckPassword(ctx context.Context, pw, email string, name *string) error {
+	var err error
+	if berr := s.hasher.Bounded(ctx, func() { err = s.policy.Check(pw, NormalizeEmail(email), deref(name)) }); berr != nil {
+		return berr
 	}
-	return nil
+	var r *password.Rejection
+	if errors.As(err, &r) {
+		return &PasswordRejectedError{r}
+	}
+	return err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // Register creates an account, or does nothing visible when the email is
 // taken: the caller answers the same either way.
 func (s *Service) Register(ctx context.Context, email, pw string, name *string, c Client) error {
-	email = NormalizeEmail(email)
-	if utf8.RuneCountInString(email) > maxEmailLength {
-		return ErrInvalidEmail
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return err
 	}
-	if err := s.CheckPassword(pw, email); err != nil {
+	if err := s.CheckPassword(ctx, pw, email, name); err != nil {
 		return err
 	}
 	// Hash even when the email turns out to be taken: both answers take the
@@ -525,9 +537,9 @@ func (s *Service) rebuildCache() {
 // CreateAdmin makes email an administrator: a new, verified account with the
 // given password, or an existing account granted the admin role.
 func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool, error) {
-	email = NormalizeEmail(email)
-	if utf8.RuneCountInString(email) > maxEmailLength {
-		return User{}, false, ErrInvalidEmail
+	email, err := s.ParseEmail(email)
+	if err != nil {
+		return User{}, false, err
 	}
 	if u, err := s.store.UserByEmail(ctx, email); err == nil {
 		// Anyone can register an address; only its verified owner may be promoted.
@@ -542,7 +554,7 @@ func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool
 	} else if !errors.Is(err, ErrNotFound) {
 		return User{}, false, err
 	}
-	if err := s.CheckPassword(pw, email); err != nil {
+	if err := s.CheckPassword(ctx, pw, email, nil); err != nil {
 		return User{}, false, err
 	}
 	hash, err := s.hasher.Hash(ctx, pw)

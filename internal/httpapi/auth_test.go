@@ -273,13 +273,18 @@ func TestRegister_PasswordPolicy(t *testing.T) {
 		"too short pw":                    "too_short",
 		"my " + email + " is my password": "contains_email",
 		"zzzzzzzzzzzzzzzzzzzz":            "repetitive",
-	} {
+		"123456789012345":                 "predictable",
+		"qwertyuiopasdfghjkl":             "predictable",
+	} { // five: the register-account limit
 		res, err := s.Client.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: pw})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.StatusCode() != 422 || !strings.Contains(string(res.Body), `"password_rejected"`) || !strings.Contains(string(res.Body), `"`+code+`"`) {
 			t.Errorf("%q: %d %s", pw, res.StatusCode(), res.Body)
+		}
+		if code == "predictable" && !strings.Contains(string(res.Body), "add a few more unrelated words") {
+			t.Errorf("%q: the message does not say what to do: %s", pw, res.Body)
 		}
 	}
 }

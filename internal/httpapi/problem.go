@@ -70,6 +70,12 @@ func mapError(err error) *problem {
 			detail:  "Too many failed logins for this account; retry after " + secs + " seconds, or reset the password.",
 			headers: map[string]string{"Retry-After": secs}}
 	}
+	var badEmail *auth.InvalidEmailError
+	if errors.As(err, &badEmail) {
+		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
+		p.fields = []api.FieldError{{Field: "email", Code: badEmail.Code, Message: badEmail.Message}}
+		return p
+	}
 	var rejected *auth.PasswordRejectedError
 	if errors.As(err, &rejected) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodePasswordRejected, "The password is not acceptable; see errors for why.")

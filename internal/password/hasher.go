@@ -81,6 +81,18 @@ func (h *Hasher) acquire(ctx context.Context) error {
 
 func (h *Hasher) release() { <-h.slots }
 
+// Bounded runs fn in a hashing slot. Other CPU-heavy password work (the
+// policy's strength estimate) shares the bound, so a flood of requests cannot
+// run more of it at once than there are slots.
+func (h *Hasher) Bounded(ctx context.Context, fn func()) error {
+	if err := h.acquire(ctx); err != nil {
+		return err
+	}
+	defer h.release()
+	fn()
+	return nil
+}
+
 // Hash returns the PHC string of password (NFC-normalised).
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {

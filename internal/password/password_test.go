@@ -86,6 +86,15 @@ func TestHasher_BoundsConcurrentHashes(t *testing.T) {
 	if _, err := h.Hash(ctx, "x"); !errors.Is(err, ErrBusy) {
 		t.Fatalf("got %v, want ErrBusy", err)
 	}
+	// Other work run in the bound (the strength estimate) waits alike.
+	ran := false
+	if err := h.Bounded(ctx, func() { ran = true }); !errors.Is(err, ErrBusy) || ran {
+		t.Fatalf("Bounded with every slot taken: %v, ran=%v", err, ran)
+	}
+	h.release()
+	if err := h.Bounded(context.Background(), func() { ran = true }); err != nil || !ran {
+		t.Fatalf("Bounded with a free slot: %v, ran=%v", err, ran)
+	}
 }
 
 func TestPolicy(t *testing.T) {
@@ -97,29 +106,68 @@ func TestPolicy(t *testing.T) {
 		t.Fatal("a minimum below 8 was accepted")
 	}
 	for _, tc := range []struct {
-		pw, email, code string
+		name, pw, email, user, code string
 	}{
-		{"correct horse battery staple", "alice@example.com", ""},
-		{"ünïcödé pässwörd with spaces", "alice@example.com", ""},
-		{strings.Repeat("long ", 12) + "enough and 64+ chars are fine", "a@example.com", ""},
-		{"short one", "alice@example.com", "too_short"},
-		{strings.Repeat("x", 257), "alice@example.com", "too_long"},
-		{"aaaaaaaaaaaaaaaaaaaa", "alice@example.com", "repetitive"},
-		{"my alice@example.com password", "alice@example.com", "contains_email"},
-		{"horses are alice's friends", "alice@example.com", "contains_email"},
+		{"passphrase", "correct horse battery staple", "alice@example.com", "", ""},
+		{"unicode passphrase", "ünïcödé pässwörd with spaces", "alice@example.com", "", ""},
+		{"long passphrase", "a sentence long enough to be memorable, and more than 64 characters", "a@example.com", "", ""},
+		{"mixed symbols", "Tr0ub4dor&3 horse staple", "alice@example.com", "", ""},
+		{"short", "short one", "alice@example.com", "", "too_short"},
+		{"too long", strings.Repeat("x", 257), "alice@example.com", "", "too_long"},
+		{"common", "1qaz2wsx3edc4rfv", "alice@example.com", "", "common"},
+		{"one character", "aaaaaaaaaaaaaaaaaaaa", "alice@example.com", "", "repetitive"},
+		{"whole email", "my alice@example.com password", "alice@example.com", "", "contains_email"},
+		{"email name part", "horses are alice's friends", "alice@example.com", "", "contains_email"},
+		{"digits", "123456789012345", "alice@example.com", "", "predictable"},
+		{"common word and digits", "password1234567890", "alice@example.com", "", "predictable"},
+		{"keyboard run", "qwertyuiopasdfghjkl", "alice@example.com", "", "predictable"},
+		{"keyboard columns", "zaq12wsxcde34rfv", "alice@example.com", "", "predictable"},
+		{"alphabet", "abcdefghijklmnopqr", "alice@example.com", "", "predictable"},
+		{"repeated word", "iloveyouiloveyou", "alice@example.com", "", "predictable"},
+		{"repeated pattern", "abcabcabcabcabcabc", "alice@example.com", "", "predictable"},
+		{"repeated pattern past 32 characters", strings.Repeat("hello", 20), "alice@example.com", "", "predictable"},
+		{"email pieces run together", "mariacallas1923", "maria.callas@example.com", "", "predictable"},
+		{"same, another account", "mariacallas1923", "alice@example.com", "", ""},
+		{"display name", "GraceHopper1906", "alice@example.com", "Grace Hopper", "predictable"},
+		{"same, another name", "GraceHopper1906", "alice@example.com", "Ada Lovelace", ""},
 	} {
-		err := p.Check(tc.pw, tc.email)
-		var r *Rejection
-		switch {
-		case tc.code == "" && err != nil:
-			t.Errorf("%q refused: %v", tc.pw, err)
-		case tc.code != "" && (!errors.As(err, &r) || r.Code != tc.code):
-			t.Errorf("%q: got %v, want %s", tc.pw, err, tc.code)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.Check(tc.pw, tc.email, tc.user)
+			var r *Rejection
+			switch {
+			case tc.code == "" && err != nil:
+				t.Errorf("%q refused: %v", tc.pw, err)
+			case tc.code != "" && (!errors.As(err, &r) || r.Code != tc.code):
+				t.Errorf("%q: got %v, want %s", tc.pw, err, tc.code)
+			}
+		})
 	}
 	p8, _ := NewPolicy(8)
 	var r *Rejection
-	if err := p8.Check("Password1", "bob@example.com"); !errors.As(err, &r) || r.Code != "common" {
+	if err := p8.Check("Password1", "bob@example.com", ""); !errors.As(err, &r) || r.Code != "common" {
 		t.Fatalf("a common password passed: %v", err)
+	}
+}
+
+// BenchmarkPolicy_Check is the cost the policy adds to every register,
+// reset and change: mostly the strength estimate. The worst case is a long
+// run of l33t symbols (every substitution combination is tried), which the
+// 32-character bound keeps near the cost of one argon2id hash.
+func BenchmarkPolicy_Check(b *testing.B) {
+	p, err := NewPolicy(15)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, pw string }{
+		{"passphrase", "correct horse battery staple"},
+		{"refused sequence", "123456789012345"},
+		{"random 20", "kq8Zr2Lm0vXp3Yt7Wn1B"},
+		{"symbols 256", strings.Repeat("4@8({[<369!|70$5+%2", 14)[:256]},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				_ = p.Check(bc.pw, "alice.smith@example.com", "Alice Smith")
+			}
+		})
 	}
 }

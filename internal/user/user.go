@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -160,7 +159,8 @@ func (s *Service) mayGrant(ctx context.Context, p auth.Principal, roles []string
 
 // Auth is what management needs of authentication.
 type Auth interface {
-	CheckPassword(pw, email string) error
+	ParseEmail(raw string) (string, error)
+	CheckPassword(ctx context.Context, pw, email string, name *string) error
 	HashPassword(ctx context.Context, pw string) (string, error)
 	VerifyPassword(ctx context.Context, u auth.User, pw string) error
 	RevokeUser(ctx context.Context, id uuid.UUID, reason string) error
@@ -192,9 +192,9 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 		return auth.User{}, err
 	}
 	if email != nil {
-		e := auth.NormalizeEmail(*email)
-		if utf8.RuneCountInString(e) > 254 {
-			return auth.User{}, auth.ErrInvalidEmail
+		e, err := s.auth.ParseEmail(*email)
+		if err != nil {
+			return auth.User{}, err
 		}
 		if e != u.Email {
 			if currentPassword == nil {
@@ -294,11 +294,11 @@ type NewAccount struct {
 
 // Create makes an account (409 when the address is taken).
 func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c auth.Client) (auth.User, error) {
-	email := auth.NormalizeEmail(n.Email)
-	if utf8.RuneCountInString(email) > 254 {
-		return auth.User{}, auth.ErrInvalidEmail
+	email, err := s.auth.ParseEmail(n.Email)
+	if err != nil {
+		return auth.User{}, err
 	}
-	if err := s.auth.CheckPassword(n.Password, email); err != nil {
+	if err := s.auth.CheckPassword(ctx, n.Password, email, n.Name); err != nil {
 		return auth.User{}, err
 	}
 	roles := n.Roles
@@ -355,9 +355,9 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch
 		return auth.User{}, err
 	}
 	if ch.Email != nil {
-		e := auth.NormalizeEmail(*ch.Email)
-		if utf8.RuneCountInString(e) > 254 {
-			return auth.User{}, auth.ErrInvalidEmail
+		e, err := s.auth.ParseEmail(*ch.Email)
+		if err != nil {
+			return auth.User{}, err
 		}
 		ch.Email = &e
 	}
