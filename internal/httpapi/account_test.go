@@ -390,9 +390,6 @@ func TestForgotAndResend_SameWorkForEveryAddress(t *testing.T) {
 			if err := pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM river_job`).Scan(&lastJob); err != nil {
 				t.Fatal(err)
 			}
-			// River sends an insert notification at most every 100 ms; waiting
-			// longer makes every request's insert send one.
-			time.Sleep(150 * time.Millisecond)
 			id := fmt.Sprintf("same-work-%s-%d", name, i)
 			status, err := op(a.email, func(_ context.Context, r *http.Request) error {
 				r.Header.Set("X-Request-ID", id)
@@ -401,7 +398,10 @@ func TestForgotAndResend_SameWorkForEveryAddress(t *testing.T) {
 			if err != nil || status != http.StatusAccepted {
 				t.Fatalf("%s %s: %d %v", name, a.state, status, err)
 			}
-			got, jobs := stmts.Of(id), jobsSince(t, pool, lastJob)
+			// River wakes its workers with a NOTIFY at most every 100 ms,
+			// whichever request comes first; that says nothing of the address.
+			got := slices.DeleteFunc(stmts.Of(id), func(s string) bool { return strings.HasPrefix(s, "PGNotifyMany") })
+			jobs := jobsSince(t, pool, lastJob)
 			if len(got) == 0 {
 				t.Fatalf("%s %s: no statement recorded", name, a.state)
 			}
@@ -522,10 +522,12 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 	mailbox.WaitForSubject(live.Email, "Reset your gatehouse password", 1, 10*time.Second)
 	mailbox.WaitForSubject(live.Email, "Confirm your email address", 2, 10*time.Second)
 	// Settled without a mail: whatever these have now is all they get.
+	time.Sleep(500 * time.Millisecond) // the jobs of the others were taken with the live one's
 	for _, e := range []string{disabled.Email, admin.Email} {
-		mailbox.WaitFor(e, 2, 10*time.Second) // the verification, and the new sign-in of the fixture's login
-		if n := count(mailbox, e, "Reset") + count(mailbox, e, "Confirm"); n != 1 {
-			t.Errorf("%d reset and verification mails, want only the verification of the registration", n)
+		// At most the verification of the registration (the disabled account's
+		// may have been cancelled by the disabling): no reset, no second one.
+		if r, v := count(mailbox, e, "Reset"), count(mailbox, e, "Confirm"); r != 0 || v > 1 {
+			t.Errorf("%d reset and %d verification mails, want none and at most the registration's", r, v)
 		}
 	}
 }
