@@ -34,5 +34,14 @@ UPDATE one_time_tokens SET attempts = attempts + 1 WHERE token_hash = sqlc.arg(t
 
 -- name: CancelAllOneTimeTokens :exec
 -- Every pending reset, verification and email-change token of the user dies:
--- its credentials or address just changed.
-UPDATE one_time_tokens SET used_at = now() WHERE user_id = sqlc.arg(user_id) AND used_at IS NULL;
+-- its credentials or address just changed. The undo link of an email change
+-- survives: whoever took the account over must not be able to cancel it.
+UPDATE one_time_tokens SET used_at = now()
+WHERE user_id = sqlc.arg(user_id) AND used_at IS NULL AND purpose <> 'email_revert';
+
+-- name: EmailReserved :one
+-- Whether an address is held for the undo of another account's email
+-- change: nobody else may take it while the undo link works.
+SELECT EXISTS (SELECT 1 FROM one_time_tokens
+  WHERE purpose = 'email_revert' AND email = sqlc.arg(email) AND used_at IS NULL AND expires_at > now()
+    AND user_id <> sqlc.arg(user_id));

@@ -34,5 +34,9 @@ FROM users u WHERE u.id = sqlc.arg(id) AND u.deleted_at IS NULL;
 
 -- name: UserMailable :one
 -- Whether a mail to this address for this account should still go out.
+-- With a token version, also only while nothing revoked the account's
+-- tokens since the mail was asked for (an email change asked for before a
+-- password change or reset must not go on after it).
 SELECT EXISTS (SELECT 1 FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL AND disabled_at IS NULL
-  AND (sqlc.arg(any_address)::boolean OR email = sqlc.arg(email)));
+  AND (sqlc.arg(any_address)::boolean OR email = sqlc.arg(email))
+  AND (sqlc.narg(token_version)::bigint IS NULL OR token_version = sqlc.narg(token_version)));

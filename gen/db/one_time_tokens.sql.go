@@ -13,11 +13,13 @@ import (
 )
 
 const cancelAllOneTimeTokens = `-- name: CancelAllOneTimeTokens :exec
-UPDATE one_time_tokens SET used_at = now() WHERE user_id = $1 AND used_at IS NULL
+UPDATE one_time_tokens SET used_at = now()
+WHERE user_id = $1 AND used_at IS NULL AND purpose <> 'email_revert'
 `
 
 // Every pending reset, verification and email-change token of the user dies:
-// its credentials or address just changed.
+// its credentials or address just changed. The undo link of an email change
+// survives: whoever took the account over must not be able to cancel it.
 func (q *Queries) CancelAllOneTimeTokens(ctx context.Context, userID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, cancelAllOneTimeTokens, userID)
 	return err
@@ -74,6 +76,26 @@ func (q *Queries) ConsumeOneTimeToken(ctx context.Context, arg ConsumeOneTimeTok
 		&i.UserEmail,
 	)
 	return i, err
+}
+
+const emailReserved = `-- name: EmailReserved :one
+SELECT EXISTS (SELECT 1 FROM one_time_tokens
+  WHERE purpose = 'email_revert' AND email = $1 AND used_at IS NULL AND expires_at > now()
+    AND user_id <> $2)
+`
+
+type EmailReservedParams struct {
+	Email  *string
+	UserID uuid.UUID
+}
+
+// Whether an address is held for the undo of another account's email
+// change: nobody else may take it while the undo link works.
+func (q *Queries) EmailReserved(ctx context.Context, arg EmailReservedParams) (bool, error) {
+	row := q.db.QueryRow(ctx, emailReserved, arg.Email, arg.UserID)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const failOneTimeToken = `-- name: FailOneTimeToken :exec

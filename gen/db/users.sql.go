@@ -217,18 +217,28 @@ func (q *Queries) UpdatePasswordHash(ctx context.Context, arg UpdatePasswordHash
 
 const userMailable = `-- name: UserMailable :one
 SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL AND disabled_at IS NULL
-  AND ($2::boolean OR email = $3))
+  AND ($2::boolean OR email = $3)
+  AND ($4::bigint IS NULL OR token_version = $4))
 `
 
 type UserMailableParams struct {
-	ID         uuid.UUID
-	AnyAddress bool
-	Email      string
+	ID           uuid.UUID
+	AnyAddress   bool
+	Email        string
+	TokenVersion *int64
 }
 
 // Whether a mail to this address for this account should still go out.
+// With a token version, also only while nothing revoked the account's
+// tokens since the mail was asked for (an email change asked for before a
+// password change or reset must not go on after it).
 func (q *Queries) UserMailable(ctx context.Context, arg UserMailableParams) (bool, error) {
-	row := q.db.QueryRow(ctx, userMailable, arg.ID, arg.AnyAddress, arg.Email)
+	row := q.db.QueryRow(ctx, userMailable,
+		arg.ID,
+		arg.AnyAddress,
+		arg.Email,
+		arg.TokenVersion,
+	)
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 // LockoutPolicy bounds wrong password guesses in one bucket: after
@@ -88,6 +90,7 @@ func (s *Service) begin(ctx context.Context, b Bucket, p LockoutPolicy) (*check,
 	}
 	c := &check{bucket: b, id: uuid.NewString(), policy: p}
 	deadline := s.now().Add(busyWait)
+	pause := 10 * time.Millisecond
 	for {
 		wait, busy, err := s.lockout.Begin(ctx, b, c.id, s.now(), p)
 		if err != nil {
@@ -101,13 +104,16 @@ func (s *Service) begin(ctx context.Context, b Bucket, p LockoutPolicy) (*check,
 			return c, nil
 		}
 		if s.now().After(deadline) {
-			return nil, &LockedError{RetryAfter: time.Second}
+			// Not a lockout: the account's checks are queued up (a login
+			// storm). Answered like the hasher's own overload, 503.
+			return nil, password.ErrBusy
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 200*time.Millisecond)
 	}
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -54,8 +55,10 @@ var DefaultSettings = Settings{
 	RefreshAbsoluteTTL: 30 * 24 * time.Hour,
 	RefreshGrace:       10 * time.Second,
 	Lockout:            LockoutPolicy{FreeFailures: 5, MaxDelay: 15 * time.Minute, BlockAfter: 100, CoolDown: 24 * time.Hour, AlertAfter: 5},
-	DeviceLockout:      LockoutPolicy{FreeFailures: 10, MaxDelay: time.Second, BlockAfter: 10, CoolDown: 24 * time.Hour, AlertAfter: noAlert},
-	DeviceTTL:          180 * 24 * time.Hour,
+	// A device that failed 10 times stays untrusted for as long as its token
+	// lives, and its owner hears of it.
+	DeviceLockout: LockoutPolicy{FreeFailures: 10, MaxDelay: time.Second, BlockAfter: 10, CoolDown: 180 * 24 * time.Hour, AlertAfter: 10},
+	DeviceTTL:     180 * 24 * time.Hour,
 }
 
 // PasswordRejectedError refuses a password the policy forbids.
@@ -153,7 +156,7 @@ func (s *Service) AccountKey(email string) string {
 // unknown clients, or its own for a client with a valid device token.
 func (s *Service) LoginKey(email, deviceToken string) string {
 	acct := s.AccountKey(email)
-	if dev, ok := s.devices.Verify(acct, deviceToken, s.now()); ok {
+	if dev, ok := s.devices.ForAddress(acct, deviceToken, s.now()); ok {
 		return acct + ":" + dev
 	}
 	return acct
@@ -234,9 +237,19 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Tokens, error) {
 	email := NormalizeEmail(r.Email)
 	acct := s.accounts.Hex(email)
-	device, known := s.devices.Verify(acct, r.DeviceToken, s.now())
+	// The account is read first, for every address alike: a device token is
+	// bound to the account and its password, not only to the address.
+	u, err := s.store.UserByEmail(ctx, email)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Tokens{}, err
+	}
+	var device string
+	known := false
+	if found {
+		device, known = s.devices.Verify(acct, deviceBinding(u), r.DeviceToken, s.now())
+	}
 	var chk *check
-	var err error
 	if known {
 		chk, err = s.begin(ctx, Bucket{Account: acct, Device: device}, s.set.DeviceLockout)
 		var locked *LockedError
@@ -258,30 +271,33 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Tokens, 
 			return Tokens{}, err
 		}
 	}
-	t, err := s.login(ctx, email, r.Password, c, chk, known)
+	t, u, err := s.login(ctx, email, r.Password, c, chk, known, u, found)
 	if err != nil {
 		return Tokens{}, err
 	}
-	if t.Device, _, err = s.devices.Issue(acct, device, s.now()); err != nil {
+	if t.Device, _, err = s.devices.Issue(acct, deviceBinding(u), device, s.now()); err != nil {
 		return Tokens{}, err
 	}
 	return t, nil
 }
 
+// deviceBinding is what a device token is bound to besides the address: the
+// account and its password hash (a password change or reset, which changes
+// the hash, forgets every device).
+func deviceBinding(u User) string {
+	sum := sha256.Sum256([]byte(u.PasswordHash))
+	return u.ID.String() + ":" + hex.EncodeToString(sum[:8])
+}
+
 // login is Login once the check may go ahead; it ends chk with the result.
-func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *check, known bool) (Tokens, error) {
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
+func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *check, known bool, u User, found bool) (Tokens, User, error) {
+	if !found {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			s.end(ctx, chk, CheckAbandoned)
-			return Tokens{}, err
+			return Tokens{}, u, err
 		}
 		s.end(ctx, chk, CheckFailed) // unknown addresses are counted alike: lockout reveals nothing
-		return Tokens{}, s.loginFailed(ctx, email, nil, "unknown_email", c)
-	}
-	if err != nil {
-		s.end(ctx, chk, CheckAbandoned)
-		return Tokens{}, err
+		return Tokens{}, u, s.loginFailed(ctx, email, nil, "unknown_email", c)
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
 	if errors.Is(err, password.ErrMalformedHash) {
@@ -292,28 +308,30 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 	}
 	if err != nil {
 		s.end(ctx, chk, CheckAbandoned)
-		return Tokens{}, err
+		return Tokens{}, u, err
 	}
 	if !ok {
 		if s.end(ctx, chk, CheckFailed) {
 			s.alertGuessing(ctx, u)
 		}
-		return Tokens{}, s.loginFailed(ctx, email, &u.ID, "wrong_password", c)
+		return Tokens{}, u, s.loginFailed(ctx, email, &u.ID, "wrong_password", c)
 	}
 	if u.DisabledAt != nil {
 		s.end(ctx, chk, CheckFailed)
-		return Tokens{}, s.loginFailed(ctx, email, &u.ID, "disabled", c)
+		return Tokens{}, u, s.loginFailed(ctx, email, &u.ID, "disabled", c)
 	}
 	s.end(ctx, chk, CheckSucceeded)
 	if s.set.RequireVerifiedEmail && u.EmailVerifiedAt == nil {
 		// Only after a correct password: this reveals nothing to a guesser.
 		s.audit(ctx, Event{Action: "user.login.unverified", SubjectID: &u.ID, Client: c})
-		return Tokens{}, ErrEmailNotVerified
+		return Tokens{}, u, ErrEmailNotVerified
 	}
 	if rehash {
 		if h, err := s.hasher.Hash(ctx, pw); err == nil {
 			if err := s.store.SetPasswordHash(ctx, u.ID, h); err != nil {
 				s.log.WarnContext(ctx, "rehash password", "error", err)
+			} else {
+				u.PasswordHash = h
 			}
 		}
 	}
@@ -324,11 +342,11 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 	}
 	t, sid, err := s.openSession(ctx, u, c, mails...)
 	if err != nil {
-		return Tokens{}, err
+		return Tokens{}, u, err
 	}
 	s.audit(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
 		Details: map[string]any{"session_id": sid, "known_device": known}})
-	return t, nil
+	return t, u, nil
 }
 
 // alertGuessing tells the owner, once per episode, that someone is trying

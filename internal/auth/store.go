@@ -45,6 +45,10 @@ type Mail struct {
 	// NewEmail, for a notice to the old address of an email change, is the
 	// address asked for.
 	NewEmail string
+	// TokenVersion, when set, is the account's token version when the mail
+	// was asked for: the mail is moot once it changed (an email change asked
+	// for before a password change or reset).
+	TokenVersion *int64
 	// KeepSession, for an email change, is the session that asked for it: it
 	// lives on when the change completes, every other session ends.
 	KeepSession *uuid.UUID

@@ -443,7 +443,25 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	if !strings.Contains(done.Text, "http://gatehouse.test/undo-email-change?token=") || done.Token() == "" {
 		t.Fatalf("the change notice to the old address:\n%s", done.Text)
 	}
-	// Undoing it from the old address: the address is back, every session ends.
+	// Whoever asked keeps a session and knows the password: changing it, or
+	// registering the freed address, must not defeat the undo.
+	attacker := s.WithToken(mine.JSON200.Data.AccessToken)
+	if r, err := attacker.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: u.Password, NewPassword: newPassword}); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("change password after the email change: %v %d", err, r.StatusCode())
+	}
+	mine = refresh(t, s, mine.JSON200.Data.RefreshToken)
+	if mine.JSON200 == nil {
+		t.Fatalf("refresh after the password change: %s", mine.Body)
+	}
+	res, err := s.Client.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(u.Email), Password: "another passphrase for the freed address"})
+	if err != nil || res.StatusCode() != 202 {
+		t.Fatalf("register the old address: %v %d", err, res.StatusCode())
+	}
+	if login(t, s, u.Email, "another passphrase for the freed address").StatusCode() != 401 {
+		t.Fatal("the old address was taken by a new account during the undo window")
+	}
+	// Undoing it from the old address: the address is back, every session
+	// ends, and a reset link follows (the password may have been changed).
 	s.Secret("undo token", done.Token())
 	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}); v.StatusCode() != 204 {
 		t.Fatalf("undo: %d %s", v.StatusCode(), v.Body)
@@ -451,12 +469,82 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	if me(t, s, mine.JSON200.Data.AccessToken) != 401 || refresh(t, s, mine.JSON200.Data.RefreshToken).StatusCode() != 401 {
 		t.Fatal("a session survived the undo")
 	}
-	back := s.Login(u.Email, u.Password)
+	resetMail := mailbox.WaitForSubject(u.Email, "Reset your gatehouse password", 1, 10*time.Second)[0]
+	if r := reset(t, s, resetMail.Token(), "the owner's passphrase once more"); r.StatusCode() != 204 {
+		t.Fatalf("reset after the undo: %d %s", r.StatusCode(), r.Body)
+	}
+	back := s.Login(u.Email, "the owner's passphrase once more")
 	got, _ := s.WithToken(back.AccessToken).GetMeWithResponse(ctx)
 	if got.JSON200 == nil || string(got.JSON200.Data.Email) != u.Email || !got.JSON200.Data.EmailVerified {
 		t.Fatalf("after the undo: %s", got.Body)
 	}
 	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}); v.StatusCode() != 400 {
 		t.Fatalf("the undo link works twice: %d", v.StatusCode())
+	}
+}
+
+// TestEmailChange_APasswordChangeCancelsAChangeNotYetMailed: a change asked
+// for while mail is down, then a password change (as the notice to the old
+// address advises): the confirmation never goes out.
+func TestEmailChange_APasswordChangeCancelsAChangeNotYetMailed(t *testing.T) {
+	t.Parallel()
+	s, mailbox := withSMTP(t, nil)
+	u := s.NewUser()
+	mailbox.WaitFor(u.Email, 2, 10*time.Second) // verification, new sign-in
+	mailbox.Stop()
+	moved := apitest.NewEmail("hijack")
+	s.Secret("raw email", moved)
+	e := openapi_types.Email(moved)
+	if r, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &e, CurrentPassword: &u.Password}); err != nil || r.StatusCode() != 200 {
+		t.Fatalf("change: %v %d", err, r.StatusCode())
+	}
+	time.Sleep(500 * time.Millisecond) // a few failed deliveries
+	if r, err := u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: u.Password, NewPassword: newPassword}); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("change password: %v %d", err, r.StatusCode())
+	}
+	mailbox.Start()
+	mailbox.WaitForSubject(u.Email, "Your gatehouse password was changed", 1, 20*time.Second)
+	time.Sleep(time.Second)
+	if n := count(mailbox, moved, "Confirm your new email address"); n != 0 {
+		t.Fatalf("the confirmation of a change asked for before the password change went out (%d)", n)
+	}
+}
+
+// TestDeviceToken_ForgottenWithTheAccountAndItsPassword: a token collected
+// by an earlier holder of the address, or from before a password change,
+// is an unknown client's.
+func TestDeviceToken_ForgottenWithTheAccountAndItsPassword(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{RateLimits: generous()})
+	guesses := func(email, device string) []int {
+		var codes []int
+		for i := range 6 {
+			codes = append(codes, loginFrom(t, s, "127.0.0.1", email, fmt.Sprintf("guess %d", i), device).StatusCode())
+		}
+		return codes
+	}
+	const unknown = "[401 401 401 401 401 429]"
+
+	// Farmed: register the address first, collect a token, delete the account.
+	email := apitest.NewEmail("farmed")
+	s.Register(email, apitest.Password)
+	farmed := deviceOf(t, login(t, s, email, apitest.Password))
+	early := s.WithToken(s.Login(email, apitest.Password).AccessToken)
+	if r, err := early.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: apitest.Password}); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("delete: %v %d", err, r.StatusCode())
+	}
+	s.Register(email, "the real owner's passphrase")
+	if got := fmt.Sprint(guesses(email, farmed)); got != unknown {
+		t.Fatalf("guesses with a farmed device token: %s, want %s", got, unknown)
+	}
+
+	// From before a password change.
+	u := s.NewUser()
+	old := deviceOf(t, login(t, s, u.Email, u.Password))
+	if r, err := u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: u.Password, NewPassword: newPassword}); err != nil || r.StatusCode() != 204 {
+		t.Fatalf("change password: %v %d", err, r.StatusCode())
+	}
+	if got := fmt.Sprint(guesses(u.Email, old)); got != unknown {
+		t.Fatalf("guesses with a device token from before the password change: %s, want %s", got, unknown)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,7 +57,7 @@ func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api
 		// account and per address asked for.
 		rl := s.deps.RateLimits
 		if err := s.limit(ctx, limitCheck{rl.EmailChangeAccount, principal(ctx).UserID.String()},
-			s.byAccount(rl.EmailChangeAddress, string(*r.Body.Email))); err != nil {
+			s.byAccount(rl.EmailChangeAddress, mailbox(string(*r.Body.Email)))); err != nil {
 			return nil, err
 		}
 	}
@@ -280,4 +281,15 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 		out = append(out, a)
 	}
 	return api.ListAuditEvents200JSONResponse{Body: api.AuditEventListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListAuditEvents200ResponseHeaders{CacheControl: noStore}}, nil
+}
+
+// mailbox is the address without a "+tag" in its local part: most providers
+// deliver user+1@ and user+2@ to one mailbox, which must share one limit.
+func mailbox(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok {
+		return email
+	}
+	local, _, _ = strings.Cut(local, "+")
+	return local + "@" + domain
 }

@@ -47,6 +47,9 @@ type Args struct {
 	NewEmail string `json:"new_email,omitempty"`
 	// KeepSession is the session that asked for an email change.
 	KeepSession *uuid.UUID `json:"keep_session,omitempty"`
+	// TokenVersion, when set, cancels the mail if the account's tokens were
+	// revoked since it was asked for.
+	TokenVersion *int64 `json:"token_version,omitempty"`
 	// IP, UserAgent and At say where and when a reported sign-in happened.
 	IP        string     `json:"ip,omitempty"`
 	UserAgent string     `json:"user_agent,omitempty"`
@@ -112,6 +115,8 @@ type NewToken struct {
 	Hash        []byte
 	ExpiresAt   time.Time
 	KeepSession *uuid.UUID // email change: the session that lives on
+	// TokenVersion, when set, must still be the account's.
+	TokenVersion *int64
 }
 
 // Config is what links and messages need.
@@ -175,7 +180,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 			return err
 		}
 		if err := w.store.IssueOneTimeToken(ctx, NewToken{UserID: a.UserID, Purpose: purpose, Email: a.To, Hash: hash,
-			ExpiresAt: w.now().Add(ttl), KeepSession: a.KeepSession}); err != nil {
+			ExpiresAt: w.now().Add(ttl), KeepSession: a.KeepSession, TokenVersion: a.TokenVersion}); err != nil {
 			if errors.Is(err, ErrNotMailable) {
 				return river.JobCancel(err) // the account or its address changed: the mail is moot
 			}

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -40,7 +41,7 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []auth.Mail) error
 		return errors.New("no outbox configured for mails")
 	}
 	for _, m := range mails {
-		a := mailer.Args{Mail: m.Kind, UserID: m.UserID, To: m.To, NewEmail: m.NewEmail, KeepSession: m.KeepSession}
+		a := mailer.Args{Mail: m.Kind, UserID: m.UserID, To: m.To, NewEmail: m.NewEmail, KeepSession: m.KeepSession, TokenVersion: m.TokenVersion}
 		if c := m.Client; c != nil {
 			a.IP, a.UserAgent, a.At = c.IP, c.UserAgent, &c.At
 		}
@@ -237,11 +238,14 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte) (auth.EmailConfir
 			}
 			return nil
 		}
+		out.Changed, out.Reverted = true, purpose == mailer.PurposeEmailRevert
+		if err := checkNotReserved(ctx, q, *r.Email, r.UserID); err != nil {
+			return err
+		}
 		now := time.Now()
 		if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: r.UserID, Email: *r.Email, EmailVerifiedAt: &now}); err != nil {
 			return uniqueEmail(err)
 		}
-		out.Changed, out.Reverted = true, purpose == mailer.PurposeEmailRevert
 		var err error
 		if out.TokenVersion, err = q.BumpTokenVersion(ctx, r.UserID); err != nil {
 			return notFound(err)
@@ -264,11 +268,40 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte) (auth.EmailConfir
 			return fmt.Errorf("cancel tokens: %w", err)
 		}
 		if out.Reverted {
-			return nil
+			// The account is back with its owner, who may not know the password
+			// any more: a reset link goes to the address, with the undo done.
+			if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: mailer.PurposeEmailRevert}); err != nil {
+				return fmt.Errorf("cancel undo tokens: %w", err)
+			}
+			return s.enqueue(ctx, tx, []auth.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}})
+		}
+		// The old address stays reserved for the undo from now on, before its
+		// mail is even sent: a placeholder no one can present (the hash of
+		// nothing known) holds it until the mailed token replaces it.
+		placeholder := make([]byte, 32)
+		if _, err := rand.Read(placeholder); err != nil {
+			return err
+		}
+		if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
+			Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL)}); err != nil {
+			return fmt.Errorf("reserve the old address: %w", err)
 		}
 		return s.enqueue(ctx, tx, []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}})
 	})
 	return out, err
+}
+
+// checkNotReserved refuses (ErrEmailTaken) an address held for the undo of
+// another account's email change.
+func checkNotReserved(ctx context.Context, q *db.Queries, email string, owner uuid.UUID) error {
+	reserved, err := q.EmailReserved(ctx, db.EmailReservedParams{Email: &email, UserID: owner})
+	if err != nil {
+		return fmt.Errorf("check reservation: %w", err)
+	}
+	if reserved {
+		return auth.ErrEmailTaken
+	}
+	return nil
 }
 
 // IssueOneTimeToken stores the hash of a new token, cancelling the older
@@ -280,7 +313,7 @@ func (s *Store) IssueOneTimeToken(ctx context.Context, t mailer.NewToken) error 
 	return s.withTx(ctx, func(q *db.Queries) error {
 		// A change and its undo are sent to an address the account does not have.
 		anyAddress := purpose == mailer.PurposeEmailChange || purpose == mailer.PurposeEmailRevert
-		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: anyAddress})
+		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: anyAddress, TokenVersion: t.TokenVersion})
 		if err != nil {
 			return err
 		}

@@ -80,6 +80,9 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 			now := time.Now()
 			verified = &now
 		}
+		if err := checkNotReserved(ctx, q, n.Email, uuid.Nil); err != nil {
+			return err
+		}
 		u, err := q.CreateUser(ctx, db.CreateUserParams{ID: n.ID, Email: n.Email, PasswordHash: n.PasswordHash, Name: n.Name, EmailVerifiedAt: verified})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return auth.ErrEmailTaken // ON CONFLICT DO NOTHING: a live account has it

@@ -109,6 +109,9 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, c user.Changes) (int64
 			if c.EmailVerified != nil && *c.EmailVerified {
 				verified = &now
 			}
+			if err := checkNotReserved(ctx, q, *c.Email, id); err != nil {
+				return err
+			}
 			if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: id, Email: *c.Email, EmailVerifiedAt: verified}); err != nil {
 				return uniqueEmail(err)
 			}

@@ -42,11 +42,13 @@ func (l *Lockout) keys(b auth.Bucket) []string {
 // check that finds no slot free is told to retry (-1) rather than refused,
 // since it may well carry the right password. A check in flight is
 // forgotten after ARGV[7] ms (an instance that crashed mid-check).
-// ARGV: now (ms), free failures, max delay (ms), block after, cool-down (ms),
+// Times come from Redis's clock, so instances with skewed clocks agree.
+// ARGV: (unused), free failures, max delay (ms), block after, cool-down (ms),
 // check id, in-flight timeout (ms).
 // Returns 0 (go ahead), -1 (busy: retry shortly) or the ms to wait.
 var begin = redis.NewScript(`
-local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local free, block = tonumber(ARGV[2]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[7]))
 local p = redis.call('ZCARD', KEYS[2])
@@ -73,7 +75,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return 0`)
 
 // finish records the outcome of a check that begin let through.
-// ARGV: check id, outcome (f: failed, s: succeeded, x: abandoned), now (ms),
+// ARGV: check id, outcome (f: failed, s: succeeded, x: abandoned), (unused),
 // cool-down (ms), alert at (failures).
 // Returns the failures now counted, and 1 when this failure is the first to
 // reach the alert threshold since the bucket was last clear.
@@ -85,8 +87,9 @@ if ARGV[2] == 's' then
 elseif ARGV[2] ~= 'f' then
   return {tonumber(redis.call('HGET', KEYS[1], 'n') or '0'), 0}
 end
+local t = redis.call('TIME')
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-redis.call('HSET', KEYS[1], 'last', ARGV[3])
+redis.call('HSET', KEYS[1], 'last', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local alert = 0
 if n >= tonumber(ARGV[5]) and redis.call('HSETNX', KEYS[1], 'alerted', '1') == 1 then alert = 1 end

@@ -207,7 +207,7 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 			// request, so a hijacked session cannot move the account quietly.
 			keep := p.SessionID
 			if err := s.store.EnqueueMail(ctx,
-				auth.Mail{Kind: mail.EmailChange, UserID: u.ID, To: e, KeepSession: &keep},
+				auth.Mail{Kind: mail.EmailChange, UserID: u.ID, To: e, KeepSession: &keep, TokenVersion: &u.TokenVersion},
 				auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: e}); err != nil {
 				return auth.User{}, err
 			}
