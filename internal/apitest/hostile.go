@@ -16,10 +16,10 @@ type HostileBody struct {
 // HostileBodies returns one body of each hostile shape, each filling at most
 // size bytes: arrays and objects nested as deep as the size allows (524,288
 // levels in 1 MiB), very many small objects (131,000), one very long array
-// (524,000 elements), very many unknown keys (61,000), 995 unknown keys as
-// long as the size allows (just under the server's limit of 1,000 values,
-// so they reach the schema validator), one very long string and one long run
-// of escapes. The tests, the fuzz seeds and `make bench` send the same ones.
+// (524,000 elements), very many unknown keys (61,000), 995 unknown keys with
+// values as long as the size allows (just under the server's limit of 1,000
+// values, so they reach the schema validator), one very long string and one
+// long run of escapes. The tests, the fuzz seeds and `make bench` send the same ones.
 func HostileBodies(size int) []HostileBody {
 	const login = `{"email":"a@example.com","password":"correct horse battery staple",`
 	var out []HostileBody
@@ -66,17 +66,17 @@ func HostileBodies(size int) []HostileBody {
 	fill(func(i int) string { return fmt.Sprintf(`"field_%06d":0`, i) }, "}")
 	add("many unknown keys")
 
-	keys := min(995, (size-len(login)-1)/16)
-	keyLen := (size-len(login)-1)/keys - len(`,"":0`)
+	keys := min(995, (size-len(login)-1)/24)
+	valueLen := (size-len(login)-1)/keys - len(`,"k000":""`)
 	b.WriteString(login)
 	for i := range keys {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `"%0*d":0`, keyLen, i)
+		fmt.Fprintf(&b, `"k%03d":"%s"`, i, strings.Repeat("v", valueLen))
 	}
 	b.WriteString("}")
-	add("long unknown keys")
+	add("unknown keys, long values")
 
 	rest := size - len(`{"email":"a@example.com","password":""}`)
 	b.WriteString(`{"email":"a@example.com","password":"` + strings.Repeat("a", rest) + `"}`)

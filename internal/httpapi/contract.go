@@ -194,11 +194,12 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 			return &problem{status: http.StatusBadRequest, code: api.ProblemCodeBadRequest, detail: "The request body could not be read.", cause: err}
 		}
 		if len(body) > 0 {
-			if err := checkStrictJSON(body); errors.Is(err, errTooManyValues) {
+			var beyond *beyondLimitError
+			if err := checkStrictJSON(body); errors.As(err, &beyond) {
 				// Refused before the schema validator, which would decode
 				// every value and report every unknown key.
-				p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "The request body is too large in structure: "+err.Error()+".")
-				p.fields = []api.FieldError{{Field: "", Code: "max_values", Message: fmt.Sprintf("must hold at most %d values in all", maxJSONValues)}}
+				p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "The request body is beyond what any operation accepts; see errors.")
+				p.fields = []api.FieldError{{Field: beyond.field, Code: beyond.code, Message: beyond.message}}
 				return p
 			} else if err != nil {
 				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "The request body is not acceptable JSON: "+err.Error()+".")

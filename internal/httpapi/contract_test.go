@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -197,7 +198,7 @@ func TestContract_AuthenticationComesBeforeValidation(t *testing.T) {
 }
 
 // TestContract_RequestBodiesFitTheJSONLimits: the body limits of the strict
-// JSON check (nesting depth, number of values) must leave room for the
+// JSON check (nesting depth, number of values, key length) must leave room for the
 // largest body every operation accepts, so that they only ever refuse what
 // no schema would take. A schema that has no bound (an array without
 // maxItems, an object open to any key) fails here and needs a decision.
@@ -248,6 +249,9 @@ func bounds(ref *openapi3.SchemaRef) (depth, values int, err error) {
 		}
 		values = 1
 		for name, p := range s.Properties {
+			if len(strconv.Quote(name)) > httpapi.MaxJSONKeyBytes {
+				return 0, 0, fmt.Errorf("the field %q is longer than a key may be", name)
+			}
 			d, v, err := bounds(p)
 			if err != nil {
 				return 0, 0, fmt.Errorf("%s: %w", name, err)

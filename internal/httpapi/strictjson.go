@@ -25,12 +25,26 @@ const (
 	// key as an error of its own, so a body of half a million values would
 	// cost a hundred times its size in memory; it is refused first.
 	maxJSONValues = 1000
+	// maxJSONKeyBytes is how long a key may be, as written (quotes and
+	// escapes included). The longest field of the contract has 16
+	// characters; the validator quotes every unknown key back in its own
+	// error, so 995 keys of 1 KiB cost it 18 times their size.
+	maxJSONKeyBytes = 128
 )
 
-// errTooManyValues is a body that holds more than maxJSONValues values: no
-// schema of the contract accepts it, so it is answered like a body that breaks
-// the schema (422), as soon as the limit is passed.
-var errTooManyValues = fmt.Errorf("it holds more than %d values; no operation accepts that many", maxJSONValues)
+// beyondLimitError is a body past one of the limits above that is not (yet)
+// malformed: no schema of the contract accepts it, so it is answered like a
+// body that breaks the schema (422), as soon as the limit is passed.
+type beyondLimitError struct {
+	field, code, message string // the field error of the problem
+}
+
+func (e *beyondLimitError) Error() string {
+	if e.field == "" {
+		return "the body " + e.message
+	}
+	return fmt.Sprintf("%q %s", e.field, e.message)
+}
 
 // checkStrictJSON refuses what encoding/json would quietly accept: invalid
 // UTF-8 (and lone surrogate escapes, which it turns into U+FFFD), duplicate
@@ -39,10 +53,11 @@ var errTooManyValues = fmt.Errorf("it holds more than %d values; no operation ac
 // must never decode to the same password.
 //
 // It also bounds the structure: nesting deeper than maxJSONDepth is refused
-// as soon as it is seen, and so is a body of more than maxJSONValues values
-// (errTooManyValues). It reads the body once, token by token,
-// without recursion, and builds a field path only for the error it reports,
-// so its cost is linear in the size of the body whatever the shape.
+// as soon as it is seen, and so are more than maxJSONValues values and a key
+// longer than maxJSONKeyBytes (a *beyondLimitError). It reads the body once,
+// token by token, without recursion, and builds a field path only for the
+// error it reports, so its cost is linear in the size of the body whatever
+// the shape.
 func checkStrictJSON(body []byte) error {
 	if !utf8.Valid(body) {
 		return errors.New("it is not valid UTF-8")
@@ -61,6 +76,9 @@ func checkStrictJSON(body []byte) error {
 			}
 			if !isName(dec) {
 				values++
+			} else if len(raw) > maxJSONKeyBytes {
+				return &beyondLimitError{field: dottedPath(dec.StackPointer().Parent()), code: "max_key_length",
+					message: fmt.Sprintf("must not hold a key longer than %d bytes; no operation has such a field", maxJSONKeyBytes)}
 			}
 			// A NUL can only be written as an escape (a raw one is a syntax
 			// error), so only strings with escapes need unquoting.
@@ -91,7 +109,8 @@ func checkStrictJSON(body []byte) error {
 		if values > maxJSONValues {
 			// Refused at once: reading on to the end would let a body of
 			// unknown keys fill the duplicate-key index for nothing.
-			return errTooManyValues
+			return &beyondLimitError{code: "max_values",
+				message: fmt.Sprintf("must hold at most %d values in all; no operation takes that many", maxJSONValues)}
 		}
 		if dec.StackDepth() == 0 {
 			break // the first value is complete

@@ -45,6 +45,7 @@ func TestStrictJSON_AcceptsWhatEncodingJSONReadsTheSame(t *testing.T) {
 		`{"a":"\ufffd"}`, // U+FFFD itself is a character like any other
 		nested(httpapi.MaxJSONDepth),
 		values(httpapi.MaxJSONValues),
+		`{"` + strings.Repeat("k", httpapi.MaxJSONKeyBytes-2) + `":1}`,
 	} {
 		if err := httpapi.CheckStrictJSON([]byte(body)); err != nil {
 			t.Errorf("%.60q refused: %v", body, err)
@@ -81,16 +82,19 @@ func TestStrictJSON_RefusesWhatCouldBeReadTwoWays(t *testing.T) {
 	}
 }
 
-func TestStrictJSON_RefusesMoreValuesThanAnyOperationTakes(t *testing.T) {
+func TestStrictJSON_RefusesWhatNoOperationTakes(t *testing.T) {
 	t.Parallel()
-	for _, body := range []string{
-		values(httpapi.MaxJSONValues + 1),
-		unknownKeys(httpapi.MaxJSONValues),
+	longKey := `"` + strings.Repeat("k", httpapi.MaxJSONKeyBytes-1) + `"`
+	for _, tc := range []struct{ body, code string }{
+		{values(httpapi.MaxJSONValues + 1), "max_values"},
+		{unknownKeys(httpapi.MaxJSONValues), "max_values"},
 		// Refused at the limit, without reading on.
-		values(500_000)[:200_000],
+		{values(500_000)[:200_000], "max_values"},
+		{`{"email":"a@example.com",` + longKey + `:1}`, "max_key_length"},
+		{`{"a":{"b":[{` + longKey + `:1}]}}`, "max_key_length"},
 	} {
-		if err := httpapi.CheckStrictJSON([]byte(body)); !errors.Is(err, httpapi.ErrTooManyValues) {
-			t.Errorf("%.60q: got %v, want ErrTooManyValues", body, err)
+		if got := httpapi.BeyondLimit(httpapi.CheckStrictJSON([]byte(tc.body))); got != tc.code {
+			t.Errorf("%.60q: got %q, want %q", tc.body, got, tc.code)
 		}
 	}
 }
