@@ -280,17 +280,37 @@ func checkParameters(c echo.Context, op *operation) error {
 	return p
 }
 
-// readBody reads up to limit+1 bytes of the body. When the client announced
-// the length, the buffer is allocated once at that size instead of doubling
-// its way up from 512 bytes.
+// readBody reads up to limit+1 bytes of the body. The buffer doubles as data
+// arrives, as io.ReadAll's does, so memory follows the bytes actually sent
+// (a client that announces 1 MiB and sends nothing holds 512 bytes); but it
+// never grows past the announced length plus the one byte that shows the
+// end, where io.ReadAll would double once more: a 1 MiB body costs about
+// 2 MiB of allocations instead of 4.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
-	size := int64(bytes.MinRead)
-	if r.ContentLength > 0 {
-		size += min(r.ContentLength, limit)
+	want := limit + 1
+	if r.ContentLength >= 0 {
+		want = min(want, r.ContentLength+1)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	return buf.Bytes(), err
+	buf := make([]byte, 0, min(want, bytes.MinRead))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return buf, nil // the caller answers 413
+			}
+			if int64(len(buf)) >= want {
+				want = limit + 1 // longer than announced: read on to the limit
+			}
+			buf = slices.Grow(buf, int(min(int64(len(buf)), want-int64(len(buf)))))
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func hasBody(r *http.Request) bool {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -167,5 +170,54 @@ func shape(t *testing.T, body []byte) (maxDepth, values int) {
 			continue
 		}
 		key = inObject[len(inObject)-1]
+	}
+}
+
+// TestRequestBody_ReadToTheLimitWhateverTheFraming: the body reader, which
+// grows its buffer no further than the announced length, still reads every
+// byte up to the limit, whether the length is announced, unknown (chunked)
+// or understated.
+func TestRequestBody_ReadToTheLimitWhateverTheFraming(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 16
+	e, err := httpapi.New(httpapi.Deps{
+		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authenticator:  tokenTable{},
+		Limiter:        allowAll{},
+		Credentials:    acceptAll{},
+		BodyLimitBytes: limit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A body of exactly n bytes the schema refuses with 422 when read whole.
+	body := func(n int) string {
+		pad := n - len(`{"email":"a@example.com","x":""}`)
+		return `{"email":"a@example.com","x":"` + strings.Repeat("a", pad) + `"}`
+	}
+	for _, tc := range []struct {
+		name      string
+		body      string
+		announced int64 // -1: unknown
+		status    int
+	}{
+		{"announced, at the limit", body(limit), limit, 422},
+		{"announced, small", body(100), 100, 422},
+		{"unknown, at the limit", body(limit), -1, 422},
+		{"unknown, past the limit", body(limit + 1), -1, 413},
+		{"understated, within the limit", body(5000), 10, 422},
+		{"understated, past the limit", body(limit + 1), 10, 413},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/auth/password/forgot", io.MultiReader(strings.NewReader(tc.body)))
+		req.ContentLength = tc.announced
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("%s: status %d, want %d: %.200s", tc.name, rec.Code, tc.status, rec.Body)
+		}
+		if tc.status == 422 && !strings.Contains(rec.Body.String(), `"field":"x"`) {
+			t.Errorf("%s: the body was not read whole: %.200s", tc.name, rec.Body)
+		}
 	}
 }
