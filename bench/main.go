@@ -30,6 +30,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/token"
@@ -76,7 +77,20 @@ func run(dur time.Duration, nUsers int) error {
 	if err := migrate(ctx, dbURL); err != nil {
 		return err
 	}
+	// 0. Hostile request bodies cost time and memory in proportion to their
+	// size, whatever their shape: measured on a server of their own, so its
+	// memory starts where a fresh process's does.
 	srv, err := startServer(dbURL)
+	if err != nil {
+		return err
+	}
+	err = hostileBodies(srv)
+	srv.stop()
+	if err != nil {
+		return err
+	}
+
+	srv, err = startServer(dbURL)
 	if err != nil {
 		return err
 	}
@@ -334,18 +348,96 @@ func hashRate(d time.Duration) float64 {
 	return float64(n.Load()) / time.Since(start).Seconds()
 }
 
-func peakRSS(pid int) (int64, error) {
+func peakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one memory figure of /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmHWM")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// hostileBodies sends each hostile body shape, at the default body limit,
+// to POST /api/v1/auth/login without a token, one request at a time, and
+// reports the slowest answer, the bytes the server allocated per request
+// (from its runtime statistics) as a multiple of the body size, and its peak
+// resident memory with how far it rose above where it stood before.
+func hostileBodies(srv *server) error {
+	const limit, n = 1 << 20, 10 // BODY_LIMIT_BYTES's default
+	const maxTime, maxAlloc, maxRSS = 100 * time.Millisecond, 12, 64 << 20
+	c := &http.Client{Timeout: 30 * time.Second}
+	pid := srv.cmd.Process.Pid
+	for _, hb := range apitest.HostileBodies(limit) {
+		// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			return fmt.Errorf("reset peak RSS: %w", err)
+		}
+		base, err := procStatus(pid, "VmRSS:")
+		if err != nil {
+			return err
+		}
+		before, err := srv.totalAlloc()
+		if err != nil {
+			return err
+		}
+		var worst time.Duration
+		for range n {
+			req, _ := http.NewRequest(http.MethodPost, srv.url+"/api/v1/auth/login", bytes.NewReader(hb.Body))
+			req.Header.Set("Content-Type", "application/json")
+			t0 := time.Now()
+			res, err := c.Do(req)
+			if err != nil {
+				return fmt.Errorf("hostile body %s: %w", hb.Name, err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			worst = max(worst, time.Since(t0))
+			if res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusUnprocessableEntity {
+				return fmt.Errorf("hostile body %s: status %d, want 400 or 422", hb.Name, res.StatusCode)
+			}
+		}
+		after, err := srv.totalAlloc()
+		if err != nil {
+			return err
+		}
+		peak, err := procStatus(pid, "VmHWM:")
+		if err != nil {
+			return err
+		}
+		alloc := float64(after-before) / n / float64(len(hb.Body))
+		report("hostile 1 MiB body: "+hb.Name, fmt.Sprintf("< %d ms, alloc < %dx, RSS < +%d MiB", maxTime.Milliseconds(), maxAlloc, maxRSS>>20),
+			fmt.Sprintf("%s, alloc %.1fx, RSS %.0f MiB (%+.1f)", ms(worst), alloc, float64(peak)/(1<<20), float64(peak-base)/(1<<20)),
+			worst < maxTime && alloc < maxAlloc && peak-base < maxRSS)
+	}
+	return nil
+}
+
+// totalAlloc is the server's cumulative bytes allocated, read from the
+// runtime statistics its profiler prints.
+func (s *server) totalAlloc() (uint64, error) {
+	res, err := http.Get(s.pprof + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# TotalAlloc = "); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, errors.New("no TotalAlloc in the heap profile")
 }
 
 func freshDatabase(ctx context.Context, base, name string) (string, error) {
@@ -386,6 +478,8 @@ type server struct {
 	url string
 	cmd *exec.Cmd
 	dir string
+	// pprof serves the server's memory statistics (PPROF_ADDR).
+	pprof string
 }
 
 func startServer(dbURL string) (*server, error) {
@@ -403,14 +497,17 @@ func startServer(dbURL string) (*server, error) {
 	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	pprofPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "PORT="+strconv.Itoa(port), "LOG_LEVEL=error",
+		"PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort),
 		"JWT_SIGNING_KEY_FILES="+keyFile, "MAIL_DIR="+filepath.Join(dir, "mail"), "REDIS_KEY_PREFIX=bench:"+uuid.NewString()+":",
 		"RATE_LIMITS=login-ip=100000000/1s,login-account=100000000/1s,register-ip=1000/1s,"+
 			"forgot-ip=1000000/1s,forgot-account=1000000/1s,resend-ip=1000000/1s,resend-account=1000000/1s")
@@ -418,7 +515,7 @@ func startServer(dbURL string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{url: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, dir: dir}
+	s := &server{url: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, dir: dir, pprof: fmt.Sprintf("http://127.0.0.1:%d", pprofPort)}
 	for i := 0; ; i++ {
 		res, err := http.Get(s.url + "/health/ready")
 		if err == nil {
@@ -433,6 +530,15 @@ func startServer(dbURL string) (*server, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *server) stop() {

@@ -3,12 +3,16 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 
 	"github.com/gatehouse/gatehouse/internal/apitest"
@@ -191,4 +195,79 @@ func TestContract_AuthenticationComesBeforeValidation(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("got %d %s, want 401", res.StatusCode, b)
 	}
+}
+
+// TestContract_RequestBodiesFitTheJSONLimits: the body limits of the strict
+// JSON check (nesting depth, number of values, key length) must leave room for the
+// largest body every operation accepts, so that they only ever refuse what
+// no schema would take. A schema that has no bound (an array without
+// maxItems, an object open to any key) fails here and needs a decision.
+func TestContract_RequestBodiesFitTheJSONLimits(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			mt := op.RequestBody.Value.Content.Get("application/json")
+			if mt == nil {
+				continue
+			}
+			bodies++
+			depth, values, err := bounds(mt.Schema)
+			if err != nil {
+				t.Errorf("%s %s: %v", method, path, err)
+				continue
+			}
+			if depth > httpapi.MaxJSONDepth || values > httpapi.MaxJSONValues {
+				t.Errorf("%s %s accepts bodies %d deep with %d values, beyond the limits (%d, %d)",
+					method, path, depth, values, httpapi.MaxJSONDepth, httpapi.MaxJSONValues)
+			}
+		}
+	}
+	if bodies == 0 {
+		t.Fatal("no operation with a JSON body: the walk is broken")
+	}
+}
+
+// bounds returns the deepest nesting and the most values a value of the
+// schema can hold.
+func bounds(ref *openapi3.SchemaRef) (depth, values int, err error) {
+	s := ref.Value
+	if len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 || s.Not != nil {
+		return 0, 0, errors.New("composed schemas are not handled by this test; extend it")
+	}
+	switch {
+	case s.Type.Is("object"):
+		if s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has || s.AdditionalProperties.Schema != nil {
+			return 0, 0, errors.New("an object open to unknown keys has no bound")
+		}
+		values = 1
+		for name, p := range s.Properties {
+			if len(strconv.Quote(name)) > httpapi.MaxJSONKeyBytes {
+				return 0, 0, fmt.Errorf("the field %q is longer than a key may be", name)
+			}
+			d, v, err := bounds(p)
+			if err != nil {
+				return 0, 0, fmt.Errorf("%s: %w", name, err)
+			}
+			depth, values = max(depth, d), values+v
+		}
+		return depth + 1, values, nil
+	case s.Type.Is("array"):
+		if s.MaxItems == nil {
+			return 0, 0, errors.New("an array without maxItems has no bound")
+		}
+		d, v, err := bounds(s.Items)
+		if err != nil {
+			return 0, 0, fmt.Errorf("items: %w", err)
+		}
+		return d + 1, 1 + int(*s.MaxItems)*v, nil
+	}
+	return 0, 1, nil
 }

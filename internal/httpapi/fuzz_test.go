@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -34,6 +35,9 @@ func FuzzRequestBody(f *testing.F) {
 		{"application/json", `{"email":"` + strings.Repeat("a", 300) + `@x.io","password":1e400}`},
 	} {
 		f.Add(seed.ct, seed.body)
+	}
+	for _, hb := range apitest.HostileBodies(1 << 12) {
+		f.Add("application/json", string(hb.Body))
 	}
 	e, err := httpapi.New(httpapi.Deps{
 		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),

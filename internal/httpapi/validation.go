@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -102,10 +103,9 @@ func schemaErrors(err error, prefix string) []api.FieldError {
 	}
 	path := se.JSONPointer()
 	// An unknown property is reported on its parent object; name the property.
-	var unknown string
 	if se.SchemaField == "properties" {
-		if _, err := fmt.Sscanf(se.Reason, "property %q is unsupported", &unknown); err == nil {
-			path = append(path, unknown)
+		if name, ok := unsupportedProperty(se.Reason); ok {
+			path = append(path, name)
 		}
 	}
 	field := strings.Join(path, ".")
@@ -114,6 +114,21 @@ func schemaErrors(err error, prefix string) []api.FieldError {
 	}
 	code, msg := describe(se)
 	return []api.FieldError{{Field: field, Code: code, Message: msg}}
+}
+
+// unsupportedProperty reads the name out of kin-openapi's reason
+// `property "x" is unsupported` (written with %q). It runs once for every
+// unknown key of a body, so it avoids fmt.Sscanf, which reads rune by rune.
+func unsupportedProperty(reason string) (string, bool) {
+	q, ok := strings.CutPrefix(reason, "property ")
+	if !ok {
+		return "", false
+	}
+	if q, ok = strings.CutSuffix(q, " is unsupported"); !ok {
+		return "", false
+	}
+	name, err := strconv.Unquote(q)
+	return name, err == nil
 }
 
 // describe says what is wrong with a value in terms of the schema rule it

@@ -52,6 +52,21 @@ func TestIssueVerify_RoundTrip(t *testing.T) {
 	}
 }
 
+// Verify refuses tokens longer than MaxLen unread: the tokens the issuer
+// signs, with every permission of the contract, must stay well below it.
+func TestIssue_TokensStayWellBelowMaxLen(t *testing.T) {
+	i := newIssuer(t)
+	s := subject
+	s.Permissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read"}
+	raw, err := i.Issue(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > MaxLen/2 {
+		t.Fatalf("an access token is %d bytes, more than half of MaxLen (%d)", len(raw), MaxLen)
+	}
+}
+
 func TestVerify_KeyRotation(t *testing.T) {
 	old, _ := GenerateKey()
 	next, _ := GenerateKey()
@@ -151,6 +166,7 @@ func TestVerify_RefusesEveryAttack(t *testing.T) {
 		"not a JWT":             "opaque-token",
 		"empty":                 "",
 		"crit header":           sign(jwt.SigningMethodEdDSA, key.private, valid(), map[string]any{"crit": []string{"exp"}}),
+		"longer than any token": sign(jwt.SigningMethodEdDSA, key.private, with("pad", strings.Repeat("x", MaxLen)), nil),
 	} {
 		if _, err := i.Verify(raw); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: accepted or wrong error: %v", name, err)

@@ -1,0 +1,23 @@
+package httpapi
+
+import "errors"
+
+// Exported for the tests of package httpapi_test, which can use apitest
+// (apitest imports httpapi, so httpapi's own tests cannot).
+var CheckStrictJSON = checkStrictJSON
+
+const (
+	MaxJSONDepth    = maxJSONDepth
+	MaxJSONValues   = maxJSONValues
+	MaxJSONKeyBytes = maxJSONKeyBytes
+)
+
+// BeyondLimit returns the field error code of a body past a structure limit,
+// or "".
+func BeyondLimit(err error) string {
+	var e *beyondLimitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return ""
+}
