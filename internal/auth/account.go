@@ -35,7 +35,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	v, err := s.store.ChangePassword(ctx, u.ID, hash, p.SessionID, Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})
+	v, err := s.store.ChangePassword(ctx, u.ID, hash, p.SessionID, notices(u, Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})...)
 	if err != nil {
 		return err
 	}
@@ -177,3 +177,13 @@ func (s *Service) PublishSessionRevocation(ctx context.Context, sid uuid.UUID) {
 
 // Audit records a security event (best effort: a failure is logged).
 func (s *Service) Audit(ctx context.Context, e Event) { s.audit(ctx, e) }
+
+// notices returns the account notices to send to u: none while its address
+// is unverified. Anyone can register someone else's address; the account's
+// own activity must not become a way to mail that address at will.
+func notices(u User, mails ...Mail) []Mail {
+	if u.EmailVerifiedAt == nil {
+		return nil
+	}
+	return mails
+}

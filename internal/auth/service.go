@@ -338,7 +338,7 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 	var mails []Mail
 	if !known {
 		// The owner hears of every sign-in from a client that never signed in before.
-		mails = append(mails, Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
+		mails = notices(u, Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
 	}
 	t, sid, err := s.openSession(ctx, u, c, mails...)
 	if err != nil {
@@ -352,6 +352,9 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 // alertGuessing tells the owner, once per episode, that someone is trying
 // passwords on the account.
 func (s *Service) alertGuessing(ctx context.Context, u User) {
+	if len(notices(u, Mail{})) == 0 {
+		return
+	}
 	if err := s.store.EnqueueMail(context.WithoutCancel(ctx), Mail{Kind: mail.LoginAttempts, UserID: u.ID, To: u.Email}); err != nil {
 		s.log.ErrorContext(ctx, "enqueue login-attempts mail", "error", err)
 	}

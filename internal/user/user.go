@@ -206,9 +206,11 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 			// The confirmation goes to the new address; the old one hears of the
 			// request, so a hijacked session cannot move the account quietly.
 			keep := p.SessionID
-			if err := s.store.EnqueueMail(ctx,
-				auth.Mail{Kind: mail.EmailChange, UserID: u.ID, To: e, KeepSession: &keep, TokenVersion: &u.TokenVersion},
-				auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: e}); err != nil {
+			mails := []auth.Mail{{Kind: mail.EmailChange, UserID: u.ID, To: e, KeepSession: &keep, TokenVersion: &u.TokenVersion}}
+			if u.EmailVerifiedAt != nil { // no notices to an address nobody proved to own
+				mails = append(mails, auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: e})
+			}
+			if err := s.store.EnqueueMail(ctx, mails...); err != nil {
 				return auth.User{}, err
 			}
 			s.auth.Audit(ctx, event("user.email.change_requested", p, u.ID, c, map[string]any{"new_email": logging.MaskEmail(e)}))
