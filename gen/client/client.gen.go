@@ -489,7 +489,7 @@ type Meta struct {
 	RequestId string `json:"request_id"`
 }
 
-// Permission A permission a role grants; operations declare the one they need as a `bearerAuth` scope.
+// Permission A permission a role grants; operations list the ones they need in their `x-permissions` extension.
 type Permission string
 
 // Problem An RFC 9457 problem document.
