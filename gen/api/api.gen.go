@@ -373,7 +373,9 @@ type CreateUserRequest struct {
 	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
-	// Roles Names of existing roles to grant. Default none.
+	// Roles Names of existing roles to grant. Omitted or empty, the user gets `["user"]`.
+	// Any other set needs `roles:assign` besides `users:write`, and only roles
+	// whose permissions the caller holds can be granted.
 	Roles *[]string `json:"roles,omitempty"`
 }
 
@@ -515,7 +517,7 @@ type Problem struct {
 	// | `payload_too_large` | 413 | The body exceeds the size limit. |
 	// | `unsupported_media_type` | 415 | The body is not `application/json`. |
 	// | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-	// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+	// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 	// | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 	// | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 	// | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -564,7 +566,7 @@ type Problem struct {
 // | `payload_too_large` | 413 | The body exceeds the size limit. |
 // | `unsupported_media_type` | 415 | The body is not `application/json`. |
 // | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 // | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 // | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 // | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -838,9 +840,14 @@ type UnprocessableEntity = Problem
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// WrongPassword An RFC 9457 problem document.
+type WrongPassword = Problem
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -864,7 +871,9 @@ type ListAuditEventsParams struct {
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -888,7 +897,9 @@ type ListUsersParams struct {
 
 // ListMySessionsParams defines parameters for ListMySessions.
 type ListMySessionsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -1665,6 +1676,15 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers UnsupportedMediaTypeResponseHeaders
+}
+
+type WrongPasswordResponseHeaders struct {
+	XRequestID *string
+}
+type WrongPasswordApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers WrongPasswordResponseHeaders
 }
 
 type GetJwksRequestObject struct {
@@ -3670,6 +3690,25 @@ func (response DeleteMe401ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 	return err
 }
 
+type DeleteMe403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMe403ApplicationProblemPlusJSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMe413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }
@@ -3953,6 +3992,25 @@ func (response UpdateMe401ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
+type UpdateMe403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe403ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateMe409ApplicationProblemPlusJSONResponse struct {
 	ConflictApplicationProblemPlusJSONResponse
 }
@@ -4103,12 +4161,32 @@ type ChangePasswordResponseObject interface {
 	VisitChangePasswordResponse(w http.ResponseWriter) error
 }
 
-type ChangePassword204Response struct {
+type ChangePassword200ResponseHeaders struct {
+	CacheControl *string
+	Pragma       *string
 }
 
-func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
-	w.WriteHeader(204)
-	return nil
+type ChangePassword200JSONResponse struct {
+	Body    TokenResponse
+	Headers ChangePassword200ResponseHeaders
+}
+
+func (response ChangePassword200JSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Pragma != nil {
+		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ChangePassword400ApplicationProblemPlusJSONResponse struct {
@@ -4148,6 +4226,25 @@ func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangeP
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6748,260 +6845,272 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu2tj/8KhidM7PtfpIsyXYSy7PnO66TtE5zq+00uy1zTIiEJMYUoBKgZbXNzHma82DnSf6DtQAS",
-	"vOhmK5d2Z2Z3dmyTIC4L675+649GICZTwRlXstH/ozFmNGQJ/POUBmN2KrhKRPxSXCiRMP3rkMkgiaYq",
-	"ErzRb5zEMzqXxOeiJfUT/jFRY0YGIpyTsYhDSWgQiJQrElJFiRpTRbgggR6bTOicXDM2bTeaDXZLJ9OY",
-	"NfoNO1Sj2UjYb2mUsLDRV0nKmg0ZjNmE6lkwnk4a/V/zh981G2o+1e9LlUR81Pjwodk4Z7+lTKqzsDrx",
-	"yzEjCf75H5KcPT4mkjGY+8nrM+I82yYnsRQk4sQ3z19FoU/EEB6eJmIQs0lxBQ+G3bAX7A9aB/SQtQ6G",
-	"DzqtR4OHQeso7LDusEf3BwdBw11NeeYfmo0pTeiEKXsWaSJFUl3Fqyn9LWUkgD+TYSImxJ8wRduc3aor",
-	"/LUzV3YTiVSSKR2xNnk1iRSJFBmKBP48jBKp8G+F1bD5s/dn70X04v3J/OVFZ/bionP74umPty8fi9kL",
-	"/d9TET0/fTbVz7zsvTj45fTZUaPZiPT8fktZMm80G5xO9FA4ocLSJ/T2OeMjNW70D7u9ukN8Hk0iVV36",
-	"C3obTdIJ4elkwBK9xkixiSSC42LL6+h16ucUw/DulEI2pGms8JUJfqbR73b0TxE3P2UzjbhiI5bAVC+Y",
-	"lJHgi+hN4p//IUkUNgmVJI6kYiEZzImv//libgaQfvEIunQ/OGQPh62jQS/UBEVbj4IOa/UGB+GD4SPa",
-	"CbrMbvmUqnG+uihceo2GIplQ1eg30hSerO7+G8mSRetJJUtgMcXZPgwehUesM2x1aW/QOgj2w9YjdjBs",
-	"HdIHA/u3jzLbD/plORVcMrg139LQcAD9UyC4Yhz+SafTOAqoXsqeucH/33up1/WHXQcMMKDhVZKPINPJ",
-	"hCZzzfYIUBERCdErINltJZEkEb+hMUzwhsYpw2+HeqbueM1GyBSN4ka/8SOMlY/hIVF6DTJJpSIDRign",
-	"hs7IgKkZY5x0CeUh6XY6bdhLqSgP9Df26DTau+nu6cORZjuRaW3AmRRVqWz0DzTNq0jBsX5LQ5JP3ux9",
-	"mvD+iCo2FqlkfbOXfXed+lTMjlwJzq5UNGFXSlwzXtxSZMiSKb2pNyyJhuaECDxMAsq5gM1IJavb3AUf",
-	"cfZZfwIHy0+pSdjtVJOb/uyYSkLjhNFwTgZ6k/WnFuwvTdV4b0qlnIkk3IOZb3O3z3B6elZ2gnY9S7d+",
-	"wS7oU5jQWN8gFl5ZWi/uPgjtSBK9zfjxZxevXtbsdGmg0g6bLVgw3LLdjMUo4tvcxBd2onYlS7eutCzg",
-	"Jznz+c+EDRv9xn/s5QrTHv5V7r3GEfCVhXqG3ozsG/1cT6rsEdnxi3Pxd5uEIsvxeC3PyZ7XBCNSpeVh",
-	"QvmIkR3fuY16IJEQSgRnLU0eHs8uRMqvuZjxwoWwl0HfA7Lj1xOX3ySCe9yHO/Da3Agf2JMPF3n+ZEKj",
-	"2N9te/p0HRXzXy3Dn1tnjxftsXl8L9flYJdPBR/GUXBXzh44rxdvgeab9khCFjMtoHcSBlqmFoa7NRci",
-	"G610FWrGWsat99aRnHtmLve+J0f5PTnN57/0hmTr1CfA9KFeKVrLyeGPhIZhwqREdqt3o2bv3GGc7Tvh",
-	"Qo1ZkpkPDiVKosaRLH7iowpBZ6eeFNZlZ71009wFbp+n2CORZBapMTCVIE0SxhXRC2DIZ4rHMWCx4CNJ",
-	"lPA4Le3zju/M17ALhaJZpEnALDlHnFD8Ahp1NI7FTHpcPyumLEHRvePb+W339sMxvBTqJ9ATWLg5F6hQ",
-	"IBfq6sYO5xAifGJO5iJNKts4FAkjsRiNIj4iEf/4sm2/TIkgOPJZr0GIhXVuixqtHqSpIxBJwgJFBqmq",
-	"oT0r7MwMyJypJogKNWYelyy5QZap6SYapaj3EGMTaHPVEqi7Dn+3Td5INN/jiF9r6oTxCnokvAcEbS8P",
-	"JZzNtCzEywMSjIc/OS/526TapyIZRGGI/PLO5DrMRilIm0g6987sl4QdASbY1+yTTFkyicDE/KgM0yHT",
-	"p85sl1JnvqxtESUNAmDSVsFBBUuTZaQkyuaYBte4SfnOkCIL44yFkuz42fz83fbWKOKMK5ZwGj9JEnTv",
-	"3JkqIjPSFYOhCpKUpJzdTlmgVRn4MxEBCInl2sjkvjrGYdGgwQkSc8ftPFdYM4VVbYMy6rZDa7buhzQ/",
-	"eQz7Jwk1LJ6FJOUhs9IQGcjZ4ybhTC8nYSpNOO7otmgDCPY0YSHjKqKxvCeBoO4eOOOV1NUipwY7I2fr",
-	"ETeM/eNLuW7VDC7Oei0L2H1lG4TzXK+NDGkUF2wh5zOabIDxcDkzriD4U0BjMhsz0LMyiehx1+ZSJSE6",
-	"SwQfWd3L6maRJGEk6SBG48xaFFuUUGa7z9kwYXJ8ab009ya6BAesd8mYP1ZcM9YjY+zRZXRnhvgYlFeY",
-	"3bq0V1zv9nT+0kaVTfYmSdiNuEbymDnOLG2/ezwn2sL8jJafCcWAcsIF0TaCFpECVFvyHP6f0BGN+DZJ",
-	"7qVQT0XK76fCa2VwCKM4tPVS4HqMYRRZT/W9zO97k9hBTmIvhSJ21kvJKl/e9kjJmHOhYKiRs9tIau06",
-	"+9Y29ZzXdB4LGl4K8ZwmI3avs57iWFdKiKsYRlvhgFRCEHhwOQcZRVKx5L7n23V0X7PqfAKrzrm6tG27",
-	"C2BP2G0ASq2CmJTWxv4hiYx+18bTBEysykS2SQwXLLmJAvaG0xsaxVqc3YseJA53lTrjlSjCPALEwCZT",
-	"kdAkiufEeeNYK3DJnMRUseRja8UOiZi9IMXJLyWSuvVuRTEmIZsyHjIezMnOayHVKGEXPz7XsuGchZHc",
-	"RZGTMBqM9VfJjl8zF3D0nKRqjJqPVrIzY0qC+kSCWEht12uWPKNzrRtxQ4xogWkphufvcfQx5dEfLdDa",
-	"5Nw5rS0Ko0shXlA+N7+Vd3QuG33tKhbBNfqmis5RR59zyREfJzugRNe5mUvjukQuBJlQPrfqKQwhj8va",
-	"o/nCUCTkqNMhkgWCh/KjK/Q9x4F6YmaTrWEprZdWDBFeqtgV8KnK1tpNSOzxVbew8HbdBtp3LUOIODno",
-	"fZadqlvO0s0qrG1LnubyHMiO737G3z0mMxop4sOFbJ0MFUv8bLvIK0582Bi/6XG/eJo+mTDKZZlGa24E",
-	"1aOShE0ZsBOkcY8jkVeu/zlVbEHOCErCCY14xEfkt1Qoan2Pds4k5SqKSaQwGC3JztmTy6ckG5Tgl8gw",
-	"YnEoSZjQodot5j94DZhZK5p6jePkn51j9c+D3tJ8n2Y+6dZrEUfBvH7uOOMpPIFu9xnYR1qca85xv6n+",
-	"9s9u53j2zwedVXPNj7o6zQuzjUogYRgnuUrmesvRenCncNArZAPZ/JpObX7NPTj7G65vqUii3+8SLQDC",
-	"qnMsFBjQWzDaMzN+Bw30F6xJgjHlI2Zjo7tLsheWuGc28cZYXSXLUPgSnTJOZsiChJCyC7fOzl2cblMc",
-	"vLSb5aE3cjpsSRWs3dWNHA15dkdaIvB8I1+K4mI1z5Ca9qs7VhhkjfACJQNGEwwfZh/4hHv2pjjfpVtW",
-	"WNt2xOOinSU7vvu1zMFSyNRokgEN4zmR0YizsOlxJ+/CknfusTGemr7xx+BD4MRBKWt5DeRdeNwvchy/",
-	"SajxKWZcZBTdMElq/ZgVmfr27duWq9PXiyeaP6GpJBjTOGaQg3L+9JQ8eHjYKYmfb5F4wOf+T694X73G",
-	"CjF0L2EwTYQ+N22wPOEqUvM7ygS7m1cJew8RhSoP42yWb/oQYgrg7UU5X72D1SEXyYHMdzNhTBVdyDg6",
-	"7LbeXNno/5p9QBv1ciwSzQBAN2j0G5zNrhxRMdF7M4JcL5uBqEjMqFSke6gPNqGBYokEJ2Hjw7tPI4N6",
-	"Pde3Ylbq7NIK30p5W5Frggf1KhHoU3BTPPXvKv4xydQbyZJzETPZ1BKQqoVpQUDNQENXqLOu8lSZC1B/",
-	"bIWp5ienf5SFIzMP4vy9hkynLNFn4TWWn9R62Ufmc1s7yJ+yTSLZJi09yOqu6oOs/rZwmk9RB6YJIxDm",
-	"5aOm9Z4v1yG2e4Ymgzk/PQgF1V84E68uBOUaH5oVesChnKscBdeQT11HE/jQAjLYqiN062e8LVeoPagZ",
-	"i+OWkx6KmQF4en1CrZIT4p6B6LaUQ/F3bgjP6o2aC6Og1QuEXGZNUWTHr6wpS8bkbObxOhFR5Obgly0x",
-	"MX+3TXykMx/KCSRhNBh7XAyHjIfa5oKpbtNJ9obLdDoViWLhCxZG9BJO8h4e3DQf8GqiR7wC4lh20ewt",
-	"AW2LSuJ+UH/ok7j6D11FNFsCgSUQs4QVKmntwj+K098kXtkN88s75oPSWjef7fn+s4XBMCdBwKZGZSq5",
-	"ogN9p2IWjthEz1cMzX3UqwG/RySJUeFYCAE+kSqtNTMaQy6ekkSkKhATCPpME227qAh1towrVj5LxumE",
-	"8lbCaAgObvNku7YyJq9T+TUbMq9CEwN9QfVR2mWem9IUUBsLEwqpWnnU2WZ90Gx99fMv9DPlacKHzPu1",
-	"Uw0nEX8zDY1O4xTP0DCM9C7R+LUz9SGNJavEEaymKDgzzIcY8RuzoYLsdC2HU442CojKScTdgbvlM7N5",
-	"D9VD81WSMt8mRuQZb+DYQztKEnbDkrkNLxwTHybuE8bxnUjlnimzKQMhYkYhdo8yukotvJQws6OPgWqJ",
-	"EVDJWhGXjMtIRTcsnu+2yatUyShkJGQ3LBZTTdhNQrnH7ftUEcrJ2WsSR4olNNYXUrLkv37t9h62O+1O",
-	"u/sOCgHAeU7jsZBQK0Mhj5FOmMftRaAkFNoIpf818CFqk7Bham8K8Q96PVKVRmQHBR3mV/pNj2v2TPxo",
-	"emUm5OvP+fDxq1BMaMRtVm9WmZXpM3lZX+/woHJ9bPb4jZO/W/YjwuKCmFFMgskyRjEgZGoadzib7VZT",
-	"wauHiBVm5a+8ZDNNOdOYzmEL28WpQ83flCrFEv30f//635532+m0PO+2+9Tzbh8+fffNf9Yyh+rVSsNI",
-	"Pbkx8rHMdyQL0iRS81bCYnZDudIUy1WVd9EA3ykP8VYzxTGdThlnYZOw9qhNgHra4OBtyzRAJ7Ffw8ya",
-	"eliRgBRcVOdHZmNBtNEXHhOfp3HsQxiJcsHnE5HKPEKQOdTnUmFlbLluT7+OYV+s8KtMB82q8IqqQtmf",
-	"5ktQtVK3BNQV5GJmhd8qrg4OpCWnLIiGUUDMGG3ymiVSv49Vy+C1kdd66ZIFCVNoSNjEv0AkIXKxyqnj",
-	"jq6oW2w2oml140/jSIu+s9eWrrN9z8KlQCMkjEKQ7FrYYQlwJivb62y2qwOVJ3H22F60gvQNaIoBXJbT",
-	"6crvyBS2ZTmV5cuKJKEDkariso22fSeq0h+4oiNzBVc8XpKc8AVz+ZzrUlgVnGPhM4XNzUm0QODvljKL",
-	"55FUqxUHqHxeqUHkHChnUDRJ6HxdnUJP5k56xWnBGbmuWlFcq6lqyb1UtURka1/sU+2yLHoAukbG4GvI",
-	"pOAKq5UY2eDkWzYXyO6kNixTXsiqQasE9AtpbLh+5kjzeNGTNpgTU3jeBIQEvf0yQnd7qpWUHcrnzgtN",
-	"Iqc0YNLjEQ/iNGTh7rF+ayLAFh1AmgYLs8nKZv5Pc4sFVzTibkpqporwsPA0I7/fBjcDTqRKYOsIkyqa",
-	"UCUSMoz0qhmVc6IEGaVMSo/vSH3IPGCySa7ZfCBoEpIk5bJp4riyaSeL39Bf1BJYEhoLznaBwxq1BRUb",
-	"1FuqFvBxbgBLOpdkNp7DaDO9RiVIKEo6iuvnXEwaj1axhApBlkin/iKw4LpKVOdMpjGYOYF+QFswWnnO",
-	"83GqigCzFQMltWksEm0IUal3VnPMEBNEUSHIk3dQl9PCVKTKPzbCzKbBZ5KwTlrFVOk5XSHLKX7/ezED",
-	"nzAWounFECXEdZNEnEyiOI6cTAozMAI4gIQwlnUO75FqhqpXUI/v4R6HebkwvdojyFy2d+NDX62BT2QN",
-	"GBCOWhvzBU2ua4rLnIxnO9axZqbVMjC9DeAKUWPGN7EYHm/dWmg2vkqbr9KmTjEXJshYogmYtxhiRErL",
-	"CngQtiOhXLXJYzxZwgXHnGerHpbNTogQ6X2oQ6OBEJdfovEHByv1pwm9PcMP9jolPbPZSHn0W8rM37Xi",
-	"XWbjlmUsFaOPTbD7bhx8Mw2yqTcWqlGTCdAmRNpNBeVGqmVppUtXCA6zJ/Uy/hVnWbYKMumSjTYQYY3G",
-	"gM72KoxSMI44y32eqDtYjcFO2G9q7cEJOOlfII37bfJUJB6vCU70iZ8Fm/ULkE4u+Ej/G++j/pe+ogok",
-	"I2QJGkYhr1DygJSZJiyMAgWKy7FxPBhG7jBAvMCy73F/Qm+vYjgJ/YWlQgvva4WMTTitjkRKsRW7Vzjf",
-	"WpVpocv5+6LDmd1OY8qpJa/lBGQDf3CwzaU+6KciGQl1PwNsO4rPHdSDWg5Rt8rvGY31IJVNht9rUSAS",
-	"1SYvhSKMg9qFbpvSPdFa60prGsc8xWc/QHgkVuP5Qv806OLohka1OJIkndZpHqXl2oGbdmKLV36azbzK",
-	"MPCjU5YstSqmmPW/cvVox8BMw2jdp8v8z37LjlK3sGdvf6gluSdh7/Cwe0Sm6SCOAi30McnoUWf/4W6N",
-	"2zQeuWbFk/DxxUmNSdFsBMlN8UH4TO2j13WOrB/YHMAEJ1QFYxON8K+j0LfJuIZVQ4oTBB5kNOL1dtY1",
-	"ZiXZubz64XXtPFL0DNnHZDSqfey2npflG9gkAyrZg4M0ibOI2lTzBz5azYv0XHH39Jdwc3BqTdj8BWd7",
-	"UZ0UhOLfsgHRW3nBFJ7rw8Nu3bles7lc2wGmaani+SqvQw9YN9nM91WVoExRcBNDlHJKRxGHNHWtQxGL",
-	"R1ederw4RX1KRwzrsbIcb9TtXSdzlhfdbDhgj9UBNdOHgK9Fg9R6okkX0y/C1zInq4E/iKkDBXkvD3IZ",
-	"ZxM0TWMG+G4g2c/2ylyV1URXcK5aHEd3M+oP8oZxJmvYpP3LuoKi1l2xrp+idmpiFPG7CeeQQR1WlkZd",
-	"PQTffcRggkaSBBBm+IfEI4cwkZTDNMYSouwxU6DR9Hg01FxrTCXR1gU54W7mdJbCyqHYLhpxoX/cAW8Q",
-	"BjS0wU1gMOlxTdkWg8U4D1yDuveoaFB73m2vq+3ph08WmNKfTUlprjArzAb+Q97dNX0XS2kdliUjPoq1",
-	"BWBKghfzrC/gotct8nWG3VJn5DrILhQtXjCT5bFblwjMGoBfOErtOQC/mAVECfFvW/lA0ifsVmmKQT09",
-	"u/8Z0o6JA8n+LIkUy37CLO2Gse3tk/gDlVoVaDQbJk1B//lGXIMETcNI4dN1ot2mAdWRvRaeRweHDy1S",
-	"MQlFkE5qY8vWQFwj4+hUP/ohT9Ba36zJOIqBoOEBq1V+bO5keWQwjFsxu2GZk/qYTAG4SRHB47kWYf5B",
-	"r+fbFcuCC2TZ4hyjuyZClqeTLSF9gGasXdAnuzuuH736me8vL18TfIDoA6/XKExaW310oZQkZZJsS4jY",
-	"kP9WOztl0gVLZlJ9hpyXdjr7gZ4o/Iv5xchvErUSNmRARiu5iM3Ig7U184CBsZ9XMRmH8qsbozBfrOxM",
-	"QXgh2GeCAX1JBgnlwViTaaTaHvf4n/AA+dMey59QGBnxEfnT43+2Wq3sP/1sAc6T/EkOOh3yJ1kKSLwQ",
-	"HLRNcMgS2mg2ahkVVs65ogEA2sRzF9TVjFMTRviTHPR6paEcpNNBqkzCa/4u2alL0Yak2pY+FuP1klBA",
-	"g+m1Mn9UM9NdRHO3nlo7vUJNDiyyS/4kL0VdEVNWy2NfLhbiZG/XlZItKvEh1QofO3qOLgYj75uRNwIp",
-	"s2PlCB4w1oEZK5Pv+usiVeXahowYmBqLEPD1ANTR7tWhGQfoC96QcHx6gBxiBfgLDmEHzCAgYZij8nSW",
-	"AkoW12lHdCEqs0HLiKEGKbQUI7JDVBEu9EDdfZdUCzgZGTxGTk21ybIwzGHN5alm3NqRChXVcGNgk6ol",
-	"6ctKrYtU6lZzZbSK9am4HS66104OUzXUSjx4qeIM7ipNmM1Ux8z2SpKF+Xi5vtuuBJGz1q7tThO21lpr",
-	"cCCzy3NqQChzL349HKXNI8+yC6ELQnk3i3BJhbu/GSaTi8dU/kgJVLnAhKd5tdNihPQ1MJxz6i+76guM",
-	"elHJWrEeoZ7J1kGCkD/JIRxLAWOkiCbiIM1a8A9Sh/1BdhwMkd18Ewv4ffBBkIsFtD8XehDedHT3IjZ/",
-	"BeK8rg6oVC1bLjd2gTpdgKoqgwUlJINgLiIi18EdLSyYKMFb1BeVV2BEagFwF0G3LYTZr6tbrMfmKaE6",
-	"1pk0BoHubs6Q4pQXaNvutYWsyczvZRArIFKUOEh4lWAoNCzZxGQvTqxOyzw3tSlfc1O+mNyUr3kgX/NA",
-	"vpysw7W8fucVHOu/a8j33O05se10kK+37t84+2qJ8lBSGkrKOWzvfTWFslJVT/wirq1i1HurlV1w9Dhe",
-	"66rLt/DmH4tlX1VU5aOuHX913PSrwrCmft2dXvGbi7ajXC9RKfdJ5uAhwuBeFqxtEimwc55v2haCK7kI",
-	"9V2zfZvUX8Bp3bHy4k5VF6aZXB2FoHGf1UNq9pGpxInQVhcysqKarE3oa8am0gVrrIkj3KF6y7gU6grb",
-	"LG52BM0jXJhI43EuuN9AeRyKAkz7grJOMJGlmebCbn2EaZan2QvMAIIACn9mAECJ46+3zHXrwcKYXd1r",
-	"fimPoduGMjq1PkUWGjS2Dea7TmFaVgKX7btDGjXVA1Jd6VOqXdjbMhTojJrQdLaI9WdfLPgqfuiNZEnr",
-	"RP9tk+nXVYUV6r2gAsy5AKX1Vo+2QIf5PVhyn7dYEmY5xKeuB7tgmF18R/O+Pi8aknfFZBozhR4sIwCz",
-	"JGdpGB34/NDl/RdLjsaV1+0oOCjuhzCAPo6PKpHMJ2o2G5n3lEZJXc2z5u+LvDnP3l4WJMAx0bYPZDyd",
-	"GO8cWEB9YtDGMKToDuqEFmvKipcl1pybrh9IF8ZtxON5n0wTAeLJMmaT/WI6iWhNXBQya9oe/4GxqebY",
-	"eSMvfGcHuTgXilAHc3EXNF9YrPsSZ7fK49lkUERKOslSUI5xVnHmlEeWmwilYhYSOqWJAuXW44EJWWLb",
-	"ZqgQyxbQzD6vp0a8Bly5aMRbEfcaBJRgAsA/pPuoQ0I6lwsyrS0DjPhiOFFEZa1Ie/Mq2TnqlLDljjqd",
-	"usC29cBt9s2iGmTerY+cr/A9mobNJfdj1dN4bLJytD7TJtB8G5JFWZAmLJ7XB9b1q1c2vG792kj1q/PS",
-	"CresvI7C4IUTq93SuruPsCLr12x8AlCRu5UUH+fIUEoYZFc3+X/DcuMFPpaXbFYOXJ4paDgoCRsOWWCy",
-	"XTIwAOh7NkH4byVQ8/P4UGCEgewUW3Eem75WfnkP/Du4f5d4eknR0Zs7eF07f7WHl9Q5eIHLfTwP76fD",
-	"BtG6aJ1QRBgbIx+2YmaZlkHLVW+E+6DSNhjKkoONUeF0Mq396sp8YQvms3galBMaTiIeSZWA4ynre2Qn",
-	"WJmUeeDus1pwEV0WULqQJ2Rq6oAMF7BpMmMx4zmQeCSz8HKtL3RjbJy3Ti+p2qmVP7kA0yj7xDIaWrlv",
-	"a9q0q8MoRaQPBCtbE8JkRaWkypvVJwjcKSF4WtD/FySq5SZRnla3TDHWl/kCn9QmKEi9TS5pnYlpKcW4",
-	"xUr0UXeaTnqbRewsWKXOvIr3scAj3i1gVls0QYH3fWr7E6v/72Ms2Wl/NFPJIaMKXX9DfBpAvWQfmnWZ",
-	"Fl0e/4b49iz9fs4zB/MKQz22WRWFd/Hk/T6RYqhaGfsvPHpcZc56DqYrNeY0OmkVOFGHyHIKqw38/5Rr",
-	"KXfzDqzvt6+iAmzHa189Ts08DMLXhSYKnClmHWojNf/pqeUQz95eNipKsGv6wDIWpyo0LdKjxze2g43Z",
-	"ps2S7iGZRDxVTGJrQ8cH73HKK31SoVsmukq0dankksR5oBO4JCCc0E7J9m6s1BSBLSM+FNUDzXKFASkq",
-	"h/wrgZCbDJQ+QdRPnGzTWL9aBfU4lCe34uhGW7/OFmOgCtzhUGXv2mxOhA3DPk0bVnOpSh9CPGzZ9lNZ",
-	"L3MwnNG/OaGcIspl071V6N72OJQNmHmA4IIlcgIVAUQlmmg97vH/+A/yxFQq6R8x0OFU80CybZY7jo1M",
-	"fYOK6sMO8qzUqa9H8H3/vRTc4394wKu8Rp/84TWiUP/Da/zf//yv1/jQJB5wMPPHPIPafegDDAZj6oF8",
-	"EtAkiUxuZpYFuoM13cD/wWtn/iB32+R1oaZOai3H4xCtaUOuE2DeY/im7ZR/+cdwRsR3f0cGNLiuqYfD",
-	"zuVZQZzxbigxRW0E1TjUT9rkFF5Fahdg0fdJKEBlGaRRHIJxYnRCNWaTNnmVl5qAMwXbxeo3xtAXBTuG",
-	"+r3OAXkpyCki6fpwtPraYREwYTyciohDG549/J3fJPafezGU0Oc/Q96fv5sh8l2zuVapPL7j77UB/hiy",
-	"Bffez65lGzJSMRTLC3Vvlrwg7poTF6a2I+X8aqtM3u3oayv7e3uz2aydDIMWCyMlkrZIRnvJMND/6ed2",
-	"bZmAx209CnqwDIYwgif7i2CE/Tb5NsuiB/8W5N8DeEDIfDJhkwFLyI5k2BPcd5L3fYJyedd27hWc+FAT",
-	"gGwUi0r8psdn4ygYw4ZoTghVD3gVJ3RuNP428THpVxPHuhUMHi/WpzjFR0VgAagByfIrzTmcZ/FI5zDs",
-	"zW7aOw/FePrFZnbdKC/XkpgSEnKZZTF4HD0MIB4BtzqTlnl9Su0o7jVxkLW1kAjJiHFN/gxqBgmkac8i",
-	"ycyX6cR+jE6njCa4bLjNOUfxgR1iarKlTTgM/WzxMZPAbLb3GLomgfcMpojFnXjpPB5JmTK7tScF0aF/",
-	"aZqeoqvi9auLS1Lt+ZVV1FLHiw089BvYuG++cYXKN9+gvHr29tKUBeDotqB9x4fidH+3acokhpqXkIIg",
-	"vjA+37v4uMmZkqboWw97zebIxuBXECOkiixiD+18TQVpiItCTtgmT26tOQxx0pp9My/7egZDC4GO3n9y",
-	"hl4iCEKH+nLiaeorhXckxvJSzZslmYkE4NKo0mMJHhjObSrC4E8lb2teU+0kRmdIwYDfPhaamZAsEGhI",
-	"YQTAbKky/ZwiA3OW55gjNIz5tZX2RrC5GvM/tPIUKNvq8DoLOUrUrl09z2BfYwq51RqcREl2w7jHTZut",
-	"SGXeaeKEUiFByWjxkENdm2cdmVIcj5sGjUj2h519UpfUbW/Na1cl9Lgj6fB9q/n2ya/v/JzWAuxOCMxA",
-	"kpAFMU00B3ce/yPXkPXLH96hoIfCzNI2tcmJozzdMI87xZ00liJnso42Win0dPTZTE/1eFmF3YEqCYw0",
-	"lPTbPvk1LwJ95x8b6tUEa9Vi6XEOULy7LucljA+F1nf0wIECz66NHWUi0uySUQMN3I3HldAnmCgSDUlR",
-	"J8ckq2LdEFVOyQ1Kx+zPvsdROrbdY3WgZYFwAG4Ky1XR2Zx5DbXE9bj/3ZP8wsPT/u4xobZ/gjudOco5",
-	"/6CzT/IaqEzWabIEFQ9I67yqwjfNLTFXvKyVF1GJXdXc4+gxyx9IGEmy77GwTV7dGB8bdsV1c/1AXdPT",
-	"7h35xopAD3WxlEcrtZWqGINeZNmDPRCnNsbjyxofmuaeuVpnoPZLxTI7MuvE5/EZjdRuk/jlNoNGc85+",
-	"7Zsegu5varsImgO6dMnTKqtmk+D/ZImCQbiIKeN0GrXndBKbGWS/AznTxCZWFzM6GrGEvDnD90IR2N5U",
-	"cRQw47xBx2LjxZk2mNMkNrajVkL1oGhGgAJqXpJ7+tm8yjU3JRvNxg1LMGmq0W132h39mJlao9/Yb3fa",
-	"+5CVp8ZgwtfLSf2XEVOLwsUoZCo4J8ZPaRUBkMxAHPqeFQ3TNjnRt/6aca2OufAyeOO13X3N5m3yOE1Q",
-	"BGrVHy1ZqzEzZTLdBkKTrxWtlqi0QIYhXpaMgQZsCF7Cs7DRb3zH1LPZNcL4oBYKW9PrdJY0BalpBoJY",
-	"Lr8asB6D0WMQeTIgHgO707h+nfxw9dvk9qe39OefTo5ms2+fPjhLxf7NT7///vDy9vvTy9m/vp2PkouD",
-	"64ZB0gEAHQOXAyg5gInT6HZ/+/nk5x9uT5PhTxdXDy/nb3/8/tXo4Ti4eU2n0Ys4mZ1R+jr4/s25aHx4",
-	"t3ZrDgC3WdCXw9hhbU1ch7hNdUNl27l3ZgpmTG26405q9H9913T6HH1nG4FlsD6GiDD6VySjRrOh6Ejm",
-	"uDd65FxRCyPVAixuuZCgn6M9Ds4IfFRbVTNtn0AhXRN1ADFF5x0ZRrFiSRVgHZwDWM3v53DrxlGyEHGd",
-	"vMQYZg6PgJLDWHuyr+VKhxQKpg33tZglWDWdVUsfa9us0yXFSmHNxYvlv8dliaVfXKIoVS6N3rgckFsC",
-	"TzFzwEtQRxD5I3vogYB2UCuexFa4+sEyKFg8N2emBbIpEB/MkWFD64BCr779YTc4og9Zqzc4CFsH7NGw",
-	"dUQfDFrdoBfus4PhIX0wgNquRr8Bu2rjFf0CXHp2eVYEjJZPGJDhF810nT5mC2ZaQHPf0lzhBlilzqT8",
-	"oAZT6dJgot/F5VT+vniXMU/aaadbCldvtsdouoAKUsgtBUCu/f39o1I3x16nd9jq7Lc63ctOpw//+2XR",
-	"PkcI2FCzxUtDY8vmazsNrz/Vg3WmCmHczaf67r7iEKNQv+YtP5AQnDBK3rRj3cvppgxkx9XtXXYf9A8O",
-	"zR44fTRQ5YNolf3qOxPwbXTCLusN92nrYHAYtA7CB6z1aPiQto4GnaAb9tj+8IBiPqz+klacut399sO7",
-	"9txyekese7/d7N/GC/F7FMd077DdITv/6naPyfOIp7fk9tGDqwcHu+RplLChuN3r7u+D0lfe9tL9y7ee",
-	"p3G8fGM71Y01qQaN0TfffPNf5szbgZjA7lCghdraXbv5h+zB8CF9NGgdBR193N1hi/YG+63gILR/OrKb",
-	"3z161D7strudTvvoqLT9OHl3c/E3ha0L0iTee9Q+1PvyLo94Gvy6XqeEP4cjFA4Zj/EwbD1gD4etg2zi",
-	"SEGagB5gE8f1VKsF3TFqlK0ThNITw4KKUupmdkqDMWudCq4SEa9qZwYPm2dfCsjLww8frKPHfUuzGjV4",
-	"pbv6lUKHY3hpf/VLT7PK8ztqmPqtNb5zgdrOG6e6u6ScFqOcv777UNBW9fkVjsbRSOHXjXfNRsG/kv3F",
-	"oGEVNVY13oOrtQfev9AimtaleELRBFg5hTAwZNFlOXU2nWbAYsFHALFdtdw9cKtlABJzptCvY2I6tmaF",
-	"Thjxe52eT1gE2TszOq9oq70jUvAggJ7Z8fcwYICu0gKaj9VjAfK5Rs+sVoLmLOBbEc43k0mWb9GQFtjW",
-	"2ld3cWHqh2IsHbLfKyK0dxcR6jT8a5wNC+eKMetixJbWdQsYU00EjCMikJv4sbk024DRlTsH1rE480yb",
-	"nCxocyAwDj+jcxLVLR9A4u/IwbprMInXCGBxKcRzgK+A9w7X4Xw1bUb1y73eOi9XO3zDu0er370U4gXl",
-	"c7NO+dl5aIFlQuynPnsFexgWWKgaL2SR6BBYzCJPBZfpxEREnJST2vuBUdHEwFTl7ThsOoSmz6fAvWzG",
-	"JL6HgaJm5nGybxbynLmY9W3oDyGeqgWAwJCBqe+41WOIJAW+BFPclcXlY2h/L7D0IR2Nq/WOx/CrYkaI",
-	"wQvyeFaOttvMfGbgP8szMJWIQ+MAoSBYPL7jv37z7fOz06s358/3Uh6KFuxDC+f0/8NH/tlut30b/XsI",
-	"hRO7ZDYW0hxDk+gDY6HHxyxhTdPH390H6H7qzAVTHniIG1TohVnnL1kESJSJxWVwQx4vhNV2YMQyvlxZ",
-	"kGnptXu8KBm8Tq45aWL3EWgmWaxx0/v2gL948NvbR+y8o37eT88OxeuH9OIofNodfd97v76Eq8lfW0u0",
-	"HdRUKxdSevN83rtqm2uwvlOLQvRXZO5fDpP+yThbyzgZhhdUsbtWM20wQJdwa4D+x4zw3GCESw9BEELt",
-	"jW+a3CPMgCjGmiG5LONtJrJa4RBdUosyl0PHXUccepIYMDeyY7EZYTeaHkcYOSdubjNVRWKrCywz24XS",
-	"fFNHlynV2OkZVe9xxEfGH1uHCDcrhcHNRZTZObAwm5dmpRzratDvRUlQApI7rtHSAboMfl2K9Xkcvp7F",
-	"JOPNgfBsSNWN7e1uahZ4/DGUMRop1tfUUEb6TkxsipaQwp3qM1tjaAsDF1Um9vXD00SggAWv56IySAhe",
-	"u3WQxo23pLjRRSYvVja2Pf62QFkYNchrG6cOPOQQugtHmYsWcFG5TR9hicdxGyoP4lNSAFwlwKgmiIRS",
-	"zgcxGRcYzSXC4A+KGYdCBLwR+A2oJclTUrFeCk8wdA5Oy1YpoMhL5mMRWim+5EJFAauNOwAbuYfELNbD",
-	"NkZht/3bo/2bJ+/P37JnJxcvn/5ycP3tWecnHv248ncnWWlD1aR00bAa9hKORSIZGUDR1ZxIRafxBt3y",
-	"C/D6awnlzt3szWLBcoPNn40H3wXRq+jZ01+enF/+eHEmzyZq+svp2YOzifoxuJbR89NnHfavE/3MDz91",
-	"f4yGP7bZ/Nnv4duz6FV09vsv75++f/X2yf4vF8+O2kEv5oPJ0074r2dxsRgTq17ralx7h0e9jvtHO7lH",
-	"kx97yU8Pbi870+cH/Jej2Q9d+ezh+PH+8NvD4OdH9Elv9OZB9Krz2/lBsQq0bytLP5ExXKxwr7GEn1ue",
-	"0rb4spjsDCq7AZAMACdplQOwZGHHMzqXxOeiBSUOPiYuAbQrRtAdMVgMM9hXCuGDagnB64SOJnTpl2Hi",
-	"fhOY0feXl6/3uu0Orqb6Sfj10k9+TIflGYqe06Lbei23JSi8L4X6yVY2fXUxfA7t1U16zc17B0lrtaoq",
-	"UrVYVz13Ui1zQ71U2Z+7XJsEQc+0eK3Y6G1MOSojcNvkSJuzppW6OkV2jTj/RlF9XPk6xp3hViJV7TvH",
-	"Ar5kz74YWaR5t0rVHPe6NNSicbyajgoOjcwnlOdysxCSBFw6cuckOPtkpHESx2tRx5PCkoCgES7+b04r",
-	"haNcTSWWJ+0Nob/hYlJ5gjpz1usmlRXYvvUiP5hbbO2N5XGemSnTFglm2yoA3P/4MZ9is8fPGu+p7zv5",
-	"WWI9tTG8JnRsq8I3/kUCPu6Ml0Z6ahf/Nerzl1HJbNFXPbVuwCjhrbsEfeq+2ySSKZkFb7JHIHk7WSad",
-	"IafmLxB68Dh0H67g0C4KtW+F6zqODwrdgsJse6fjhEpGuADrM5UA7GBN+d8evt1n50fq5y6ELx7Ri174",
-	"9GD0/YP3P3TiX/ZvNwvT341rH9Q3oER3GCIzHZdIoqLd/P0Z0pcUTlZZ9Z05JhOkwHu+ZnTC2GRLdHUD",
-	"KltBU+ubpmFQrgfVRPqCl4r7eGgmiXaeqX2wRVBObR8CSSMmX5u8Xl0EWOIZWonDVD5CYbJDZb5Sqg5c",
-	"HD/NoyOlrjGreVjTck3TIUpPKWuLAvVVAeWEC6KFOWLxASBHjQ4Jeez3Sxxy0CTuw83u43DcgGEV2oX8",
-	"hZ27g8lP+3d08Ha7dQ7en9VhevZIvO7Ri4Pw6YPR90fvf+hqcXD68ObbDn9xCEHvnvr5QfqFO3hfspmL",
-	"E/rVy/v5vbwul/hqGnwWCZ5V29MaVFGUmvmlWUeSYwOiJTYCCEjpZsJCbpF1sVTyadvkUhB6I6LQxO21",
-	"QAZwjQxSkkkypjdZIFc23WD/Ss+K09Qiysv67UoMhEnJ0ijZBQstAFJvAICALUvdejlq9vMjuGGyGpWT",
-	"kJLn4obFFKpqth45LXel+iwOHK37QA84e6z/Vrm6ZvXQxO+r3+av47dBYs3NF83elnLhDMtyScEty/qY",
-	"5KkxLqxFpEyPc1SSAPoikgSAzhBCQyiPZ91PskLavCu5f8eQyP2rYs8NXOWWqudK3cPTOC7ArN3Y2GHb",
-	"KaTUfy/1m/lEzd2rFY7njIYtzEizMU4wBWXT4nCY5GMXEc5ZSwr4WytWU5jw8vmcaAacxjTJ4eQLGHd6",
-	"qs739WcqH3/n1pF9TKZc6QhUw5SdnkAfpy7sa5GXVMSC0Fq+l3WyqFR3ObRY4ItAsCv4orkYayEQGJaX",
-	"34O/FHbAG9iNz4QagKCUWJJQTHAGGCLptAOfJmwY3ZKdcl/AUj221mwX1F/bCEdtVXt978Alkwa/H5ga",
-	"MD177d2ZIPOvm4p+etFMHmw4EcBeiqTp+V+ag8XMrS2dt7jO67FAF4566YQC6/e8W9l/d51a+qxMeogW",
-	"0VbK/4vT/0goAHbmOPznhAOoKTXvtrqHl52j/n5eap7D/GM9dgFyH3+12Kos488j6noNZHz5+91+pwc7",
-	"uAEmQb0Ja7TgX7P7CIrEuxyEPb8kLsS6mVBPH2m3Z49UE079tnUuuwf5wa/Ytuy1XkevNnstq+ZPaMBW",
-	"bKWBrK7ZS/zgJgAHuHOm3t7uV2WfHMCImp0qLaauwL9U399g82fvz96L6MX7k/nLi87sxUXn9sXTH29f",
-	"PhazF/q/pyJ6fvpsqp952Xtx8Mvps6M7wT6sr+dVMOmXYgEAw/gKAvBF6Yep0Wesfog/1+mHjuHy7kNz",
-	"lY8Sw2ZhlLBAxfNmpgfGc1RSchuK8sxzWKwLypyUJZ0RjD+/Td7wOLpmJXzxSBmgWT0HaOWftQ3x+Hfa",
-	"NgdIcfj6mCUAYh6MGVQCwXC+ZKDkmUZzFdX0yBQ7wdhL3Jc7edIj5Tbi6HH95d1Fvs2FHtIa7dbjK9Xb",
-	"zRIl8ejeyO24TNfhySjejBz6Tr9AvhfTKRqubi5GLEwwOuWpTGnspGQ0Kix4beaVL3gj92r3bu7VeqSa",
-	"zmXnUb93J/Vh/R1erEBUZrC5GCwf3GKBuExxKE3kE/mOC+1IakTXGwj948FtXW41G88NDHBd6o42nYdZ",
-	"hhemUfsFk3zvjyj8UIIsKz6w5jl+nkDm/UXr18Lqz6g8IPM0cn4D/QE9t1UH055tUgWu3CpuUN4XRy4o",
-	"M/hHXsqKRnQg+DBKJhW0cITGr02TbJOTZT12HKyHjaqzKSkWXpMdf6U4Ny8OaLE3ysoSZI+7GUYb6gCP",
-	"YYdfsC1lUW4nCGondd98yBNDHVl7pa2nQ96J730NDn52ZoYURibzukCh+Y3WK1diSy/jSp+g1uk7pszd",
-	"3UbC3b+Zw+t+jq4vQl+9rCXBLye89gWzgO+YWn3/p1QF4zoMGMpHRi+B3ruUh3sme7jSuZSX+wsjGpzH",
-	"qx2BweQNBUOgD0WvmUXmogparvQBJwW0HAdFMZIehx500I04R8nKMlrMdE1eNFX2NYL9gXdqGse40GV+",
-	"k5gOTVk3hpJXBPthAGRYVrNHlBDXhXlMGOWzcRSz3TZ5Y1t+c9udDLNL5VjMpIE+MWWj5nVc18zpyOri",
-	"mEWSDBOWNYbF9DeTkHZZjxiWl0G6EGk5iFnbdoCSpvGE6ZFcaWBRQDvZ8V2gsZb5td8kh4RyMhZpsotl",
-	"O/BSht9mgdPKr+MDfpPsZ69vqInaXiAiMUpple5qc+yIsF053BmZJiHHtSg8qId7PMPWmZVAYnbgcbNj",
-	"mlX1LWwNMz2aWhHPEvA9HlBoO6iW1Q0V/W5sMlVzgu0gd+/tX9tEFtu26/dRpR2J9YNp07mmoCj1fP+Y",
-	"efl/YzUBNv2+Lq3u4ZemIpjJfkzl4FP5jP7uHqC/obGFvGmVslXjH9rLPQt/NKZpLbq0kuWqOuMLGrPg",
-	"ugaAokmqviCjtxi/wHEdjgaRis5ljqZ2J2+QHdNOVWteqwzChV4h7G1JqkGlvPytsC3DDMtsCg2pmmaA",
-	"mkhWKfvKuJXqJOmG+VSoN2+jcreswqzyPTUbnM2uNqv3XT+uVFjWx6riLQLyfnVe/dvyUyQ3zU/rkKKW",
-	"MlSbE70iu3OJZwsSue0wxQTQdmZZ+AhRjb3OqhDSOYAUQkcJk/9muMGm2aFZf2nNPbFN9QYZopvmg76Y",
-	"X9hN/OhJoR81l82qq1l2lTm8TNs2Na/OKwetzlHhFVBojwY9djB8QFuPgq5Ws/eHLXo4eNgKjsIu2x8e",
-	"0ofYIyWM2VXNoPut7kNQmw/soNVONjGV6koTS62+bV+8Zx+a2j3qdC+7D3O7Jtsjm15Wt5794juwSV26",
-	"Hxyyh8PW0aAXtsx2ddA0eTB8RDtBly3fpMPLbqff6bmb5HSc6e0v3qbOo8KrhW3KOjK2gjja67Z7d209",
-	"s2Wzxlyy9XPNLE/6S9s3X3ry2CSLnsmNZQ6kLywL+VqUOehcPlwshHLpI9NgTKi2AGIhlUHwhcbWEzr3",
-	"+IDVqfJV8XJAuFBXQ5HyIoo1yq3MH8tuI6mapFD4ChoYYNcUgJ9QV9PzPV4kv5wYbhR+JHmFO5pJrI0F",
-	"lnnvLKwTRQd15hhu2WfRTHFCy196KdRTfcxf+F3Dc7MXYeNLt+qiFXIrTOLmkgyJS4uJcs3YFFveRgZ6",
-	"KqsUhnQJ28fc/PhGssQvpXLiV/3ld3Drd+Z+VUAYLDZ5kptdIP3S2rcHks++sFyFO+Ro/X2uockS2Djl",
-	"ydy7lQkE+n5jot9sTBV03NWXC53NZMf2Z7BlTEGcYi/7lyZ+uLSi7gu+UN9hwvUWb1Pna4ruv0uKrpVG",
-	"/2ZlJX8nvvodQOFtyFTzOpTlORnUmgn6KjSLmRfNIhiIvgUMOuHYrjjwm7bHl5Wf+KmJtfpNE3ooZncU",
-	"OqpR5XHBtVHyGL6BCHmgTdVqW8eE5rOxcXBtfCACncehSTJhHJ+APnRG6/IyxuQ1+gT8E+uIhTXLW+4Q",
-	"ZwfRUZU5Hi8InU8EeIFBqPuLnbs2c7G1gTYOsCbWTTiJeD71zxTd31QmLmp4/ZeVkssrO0vr/Br3/0vK",
-	"y6/FJZ8/RWB7xSV/ROGHPeOHWAyw94aDc48SKYa2TKC+9nRTOYpuROsILGdEZoWueUpkE8cIDIE5fkjQ",
-	"Akxao/UOIOjsSoNuTdkKo92jkPQ89/d8tem+eJvu4LLb/QLT2DMf4ldh9RGE1Rft7MZaO0pch9f2hIBF",
-	"+atNIDtn05gGJpXfGI6IFZDB/WGrUskU2cnsHpokdE4SNoHOm2DBmUr/EsIfotGtIT+WZmLZrq6AQwi/",
-	"qhT9rW9/fR6f34UDsvBZLLAiv2xmeH3vNghJI2TiX8QK+2tJsRw+cVN5BnkR+1+kjxKZSKQkuIlgrV8l",
-	"2wrJ9tWq2qJkBeGWu0Q3xYY0WKqLRGuW2WEQVhfaWc/FKJew0IEOROZszBLWL0U6q61G8tgnBp31fXKz",
-	"CKVpRuI0ouRiRgTPZHEJCvavFS3DZABAF7xr4uFGYegni9pIfQ1Cf8ZckEpzrw18JWUkZLzPY0ZjNV6Y",
-	"CXw6ZsG1JK+FVKOEXfz4HG7mOQsjae4ogm4xGoxzORdTxXgwbxO/1+mgE8PjOHeoyICi02kT/As+2YFO",
-	"A9AYzDpM5vqJUMz05RWKMH7DYjGFQs66OPL3uIj7ql0wN2kZ2CjBYcxiriay0e+2HzkqSTptgKoXRpUH",
-	"O+0HpQc/gMSP1Xi+offfLG4hlHLIpoyH+su4re17k/I2d6zX7i7eMQYf7jdSnmgCgmvRLG44NFHPXfBi",
-	"xotbCRGuLezliSIxoxKqg0pbCnS4AnZe3wJgkTgxyzAtSre+KvpiZANHBQlsLqF7I/dire0uupYntgTb",
-	"3K8oZqavF+gmwKNTzrNmXgP9dwHTYTbBXrYJ3m6Pc+EsuUmk0GY4VXRAJdOCmo5YngA5YqrwrYQBCjHA",
-	"2gvl8VWX9bm2pJm8P+Z8iarWo4Ds6wsUdmcHqT6CO9+mZQ2/zRz0xwZsBR1AjunahJBlrSLdBZQjgIBK",
-	"6HAYBWSnlpNnt28XQZIW8OVImTi0IRGtfZMBjSkPWGJ6yEnGIThsiczjAEewHh8/ZzSMtkIbfzVWfg6Z",
-	"xEoUTuvzc3LLoFU0YdhpfSVzXriLD5fs4ra4+EsAfaDh/JjQ+zF0Q4hLrii8ntxY5bts6wQ0JiEDep8w",
-	"qHZNk7jRb4yVmvb39mL9wFhI1T/UJ6y1PfOJqnPSBTqNxSjiTWMTGQsJfitS1Sx3jc36RBUyXgrtKvQ+",
-	"NqsZ3G6HCXtLoV3Ownx8MSv2p7LqJtnxy8UA//c//+vvurMwScw13S+c1iGo8GKasmlb1SZPtN6ZzRAx",
-	"VQi1Ybtv0BQrG35O75ZS6wxZMwfw9jUrPV/UmM2x6wsWE6OVnKPM2r4h7SKefd0XLovtRLCOBQmzlbCY",
-	"3VAOtrJecanVSM1omXRB/bxAyLLEh21zmuKROh8x5F79yut0EEcBuWZzA/KPIDElk3zn2cWrl+QtG5Af",
-	"2JxcMOUeu3638eHdh/8XAAD//w==",
+	"7L2Lctu21i/+Khh9Z6Z2/5IsybIdy7Pn/7lp0jrNrbbT7LbMMSESklhTgEqAltU2M+dpzoN9T3IGawEk",
+	"eNHNdi7tzszu7NgmQVwW1n391p+NQExngjOuZGPwZ2PCaMgS+OdjGkzYY8FVIuKX4kKJhOlfh0wGSTRT",
+	"keCNQeM0ntOFJD4XLamf8E+ImjAyFOGCTEQcSkKDQKRckZAqStSEKsIFCfTYZEoX5JqxWbvRbLBbOp3F",
+	"rDFo2KEazUbCfk+jhIWNgUpS1mzIYMKmVM+C8XTaGPyaP/yu2VCLmX5fqiTi48b7983GOfs9ZVKdhdWJ",
+	"X04YSfDPX0ly9u0JkYzB3E9fnxHn2TY5jaUgESe+ef4qCn0iRvDwLBHDmE2LKzgcdcNesD9s9ekBa/VH",
+	"h53Wo+FR0DoOO6w76tH9YT9ouKspz/x9szGjCZ0yZc8iTaRIqqt4NaO/p4wE8GcySsSU+FOmaJuzW3WF",
+	"v3bmym4ikUoyo2PWJq+mkSKRIiOR6D97fBQlUpk/vhTErGdAqB0/kkTweEFuaByF9j0SR1JFfEwoD8ko",
+	"ivWUPQ4HPUtEmAYsJJFqe7zRbER6zr+nLFk0mg1Op3rROHZhO6b09jnjYzVpDA66vbqDfR5NI1Xdjhf0",
+	"NpqmU8LT6ZAlet2RYlM9a9wAvTT3pHqd+jnFMLw7pZCNaBorfGWKn2kMuh39U8TNT9lMI67YmCUw1Qsm",
+	"ZST4MhqU+OevJInCJqEStpOFZLggvv7ni4UZQPpFIuvS/eCAHY1ax8NeqImMth4FHdbqDfvh4egR7QRd",
+	"Zrd8RtUkX10UrrxaI5FMqWoMGmkKT1Z3/41kybL1pJIlsJjibI+CR+Ex64xaXdobtvrBfth6xPqj1gE9",
+	"HNq/fZDZvtcvy5ngksFN+oaGhivonwLBFePwTzqbxVFA9VL2zK3+/36Tel1/2nXAAEMaXiX5CDKdTmmy",
+	"0KyQABURkRC9ApLdYH1vIg6XptFs3NA4ZfjtUM/UHa/ZCJmiUdwYNH6EsfIxPCRKr0GmqVRkyAjlxNAZ",
+	"GTI1Z4yTLlzCbqfThr2UivJAf2OPzqK9m+6ePhxpthMZ2RbcSlGVysagr2leRQqO9RsaknzyZu/ThA/G",
+	"VLGJSCUbmL0cuOvUp2J25EpwdqWiKbtS4prx4pYik5ZM6U29YUk0MidE4GESUM4FbEYqWd3mLvmIs8/6",
+	"EzhYfkpNwm5nmtz0ZydUEhonjIYLMtSbrD+1ZH9pqiZ7MyrlXCThHsz8IXf7DKenZ2UnaNezcuuX7II+",
+	"hSmN9Q1i4ZWl9eLugyCPJNHbjB9/dvHqZc1OlwYq7bDZgiXDrdrNWIwj/pCb+MJO1K5k5daVlgX8JGc+",
+	"/ytho8ag8V97uRK1h3+Ve69xBHxlqe6hNyP7xiDXnSp7RHb84lz83SahyHI8Xstzsuc1wYhUaXmYUD5m",
+	"ZMd3bqMeSCSEEsFZS5OHx7MLkfJrLua8cCHsZdD3gOz49cTlN4ngHvfhDrw2N8IH9uTDRV48mdIo9ndR",
+	"MXDUzn+3DH9unX27bI/N43u5fge7/FjwURwFd+XsgfN68RZovmmPJGQx0wJ6J2GgeWphuFtzIbLRSleh",
+	"ZqxV3HpvE8m5Z+Zy73tynN+Tx/n8V96QbJ36BJg+1CtFazk5/JHQMEyYlMhu9W7U7J07jLN9p1yoCUsy",
+	"k8KhREnUJJLFT3xQIejs1JPCuuysV26au8CH5yn2SCSZR2oCTCVIk4RxRfQCGPKZ4nEMWSz4WBIlPE5L",
+	"+7zjO/M17EKhaBZpEjBLzhEnFL+Ahh6NYzEHY4ARMWMJiu4d387vYW8/HMNLoX4CPYGF23OBCgVyoa5u",
+	"7HAOIcInFmQh0qSyjSORMBKL8VjbRBH/8LJtv0yJIDjyWW9AiIV1PhQ1Wj1IU0cgkoQFigxTVUN7VtiZ",
+	"GZAFU00QFWCWSpbcIMvUdBONU9R7iLEJtAlrCdRdh7/bJm8kMyYqv9bUCeMV9Eh4DwjaXh5KOJtrWYiX",
+	"ByQYD39yXvIfkmqfimQYhSHyyzuT6ygbpSBttMGe3TuzXxJ2BJjgQLNPMmPJNAIT84MyTIdMnzqzXUmd",
+	"+bIeiihpEACTtgoOKliaLCMlUTbHNLjGTcp3hhRZGGcslGTHz+bn77YfjCLOuGIJp/GTJEGXz52pIjIj",
+	"XTEYqiBJScrZ7YwFWpWBPxMRgJBYrY1M76tjHBQNGpwgMXfcznONNVNY1UNQRt12aM3W/ZDmJ9/C/klC",
+	"DYtnIUl5yKw0RAZy9m2TcKaXkzCVJhx39KFoAwj2ccJCxlVEY3lPAkHdPXDGK6mrRU4NdkbO1iNuGPuH",
+	"l3LdqhlcnPVGFrD7ykMQznO9NjKiUVywhZzPaLIBxsPl3LiC4E8Bjcl8wkDPyiSix12bS5WE6DwRfGx1",
+	"L6ubRZKEkaTDGI0za1E8oIQy233ORgmTk0vrpbk30SU4YL1Lxvyx4pqxHhljj66iOzPEh6C8wuw2pb3i",
+	"eh9O5y9tVNlkb5KE3YhrJI+548zS9rvHc6ItzM9o+ZlQDCgnXBBtI2gRKUC1Jc/h/wkd04g/JMm9FOqp",
+	"SPn9VHitDI5gFIe2XgpcjzGMIuupvpf5fW8S6+ck9lIoYme9kqzy5T0cKRlzLhQMNXJ2G0mtXWffekg9",
+	"5zVdxIKGl0I8p8mY3eusZzjWlRLiKobR1jgglRAEHlzNQcaRVCy57/l2Hd3XrDqfwLpzri7tod0FsCfs",
+	"NgClVkFMSmtjX0kioz+08TQFE6sykYckhguW3EQBe8PpDY1iLc7uRQ8Sh7tKnfFKFGEeAWJg05lIaBLF",
+	"C+K8caIVuGRBYqpY8qG1YodEzF6Q4uRXEkndeh9EMSYhmzEeMh4syM5rIdU4YRc/Ptey4ZyFkdxFkZMw",
+	"Gkz0V8mOXzMXcPScpmqCmo9WsjNjSoL6RIJYSG3Xa5Y8pwutG3FDjGiBaSmG5+9x9DHl0R8t0Nrk3Dmt",
+	"BxRGl0K8oHxhfivv6Fw2+tpVLIJr9E0VnaOOPueSIz5OdkCJrnMzl8Z1iVwIMqV8YdVTGEKelLVH84WR",
+	"SMhxp0MkCwQP5QdX6HuOA/XUzCZbw0paL60YIrxUsSvgU5WttZuQ2OOrbmHh7boNtO9ahhBx0u99kp2q",
+	"W87KzSqs7YE8zeU5kB3f/Yy/e0LmNFLEhwvZOh0plvjZdpFXnPiwMX7T437xNH0yZZTLMo3W3AiqRyUJ",
+	"mzFgJ0jjHkcir1z/c6rYkpwRlIRTGvGIj8nvqVDU+h7tnEnKVRSTSGEwWpKdsyeXT0k2KMEvkVHE4lCS",
+	"MKEjtVvMf/AaMLNWNPMaJ8m/OifqX/3eyhygZj7p1msRR8Gifu444xk8gW73OdhHWpxrznG/qf7+r/3O",
+	"yfxfh511c82PujrNC7ONSiBhGCe5ShaQNwTWgzuFfq+QDWTzazq1+TX34OxvuL6lIon+uEu0AAjLGk9L",
+	"khfK7sY6m2x5akhx8JL+Uh56KwP5gdSWWuN4K6M4z0RIS4eRb+RLUVyspm+pz6m6Y4VBNnCFUzJkNMFQ",
+	"V/aBj7hnb4rzXbllhbU9DCtftrNkx3e/ljkDClkFTTKkYbwgMhpzFjY97uQIWPLOvQvGqzAwvgN8CBwO",
+	"bXJqXFsmSOnxzOslOPGDCeVjluUQNImfzkKq2Avm61F8dHnpnyJ9oH6/s+9bDywl/U63Ig3evn3bcrXR",
+	"esZK8yc0zQQTGscMsifOnz4mh0cHnRLj/AZJCbzF//KKt9drrGGg92Jjs0ToU9Sq9hOuIrW4Izez+36V",
+	"sN/AF17laJzNc6fkCLzh4KdECVW9kdUhS3wsGyzzOkwZU0XnJ44Ou603VzYGv2Yf0OaonIhEswOQas5H",
+	"G83GVO/LGDKUbN6cIjGjUpHugT7UhAaKJRJcW4337z68N6DXc70BZoXO7qzxBpS3E3kn+PyuEoFWsJuU",
+	"qH9X8ehIpt5IlpyLmMkmCRKtRC1LZAEqBtq5Qi1rnW/FEH79cRWmmp+Y/lEWjss8iPP3GjKdsUSzYK+x",
+	"7JS2yZcxn3uwg/wp2ySSbdLKg6zuqj7I6m8Lp/kUtTaaMAKBST5uWn/vak3iYc/Q5NzmpwfBi/rLZiKs",
+	"hTBS432zQg84VD4kj4JryACuowl86GNf1gc544dy3tmDmrM4bjkJjRjLxtMbEGpVnRD3DAS4pRyKv3OD",
+	"TlZ71NwXZbJeIGTfaooiO35lTVn6IGdzR3I7oqHIxcGTWGJi/m6b+EhnPiTAS8JoMPG4GI0YD7WVAFN9",
+	"SLfOGy7T2UwkioUvWBjRSzjJe/gc03zAq6ke8QqIY9VFs7cEdC4qiftB/aGP4pw+cNXRbAkElkDMEtYo",
+	"prUL/yBuapMqZDfML++YD6pr3Xwe0lv9Vl8NK7s/dATepu65oWBzh5Hpr47BW7Nlz1GKPn4mz4cKwNdt",
+	"UJNQCS6iMY04UQLzxpIpOpfRnGiWdhGYnRsNrQvhlyzusRDhgIQCKNLGYSkP0UvY9DiV11myVVYuZWcJ",
+	"NVZ+2RTxjYOmTc6ta8tMzb6HHls9lGQkmLDgWsLYlMwnETjg+71jUnKrPWCiZXZqMMxpELCZMRRKoYNA",
+	"S5SYhWM21acjRkYa6bsMfqpIEmO46FVGaiJSvY83jMaQO6kkEakKxBSCdLNE2+8qQksl0wkqnyWTdEp5",
+	"K2E0hICEebJdW8mU1xX9mg2ZVxKKoRZPmk7tMs9NKREYS4UJhVStpeNss95rpWb98y/0M+VpwofM+7VT",
+	"DacRfwMWMqj4eakSDcNI7xKNXztTH9FYskrcx9pIgjMjeolRPmM2UlBNoLXQlON1AkVxGnF34G75zGye",
+	"SvXQfJWkzLeJLHmGorlNN+KaSaIN+oUNB50QHybuE8bxnUjlnkSzKUMhYkYh1wI11Cq18FKC044+Bqr1",
+	"pYBK1oq4ZFxGKrph8WK3TV6lSkYhIyG7YbGYacJuEso9bt+nilBOzl6TOFIsobEWR5Il//1rt3fU7rQ7",
+	"7e47KNyAYAeNJ0JCbROFvFM6ZR63F4GSUCiy49P/HvoQZUvYKLU3hfj9Xo9UdTGyg2oe5sP6TY9rOUP8",
+	"aHZlJoQ+E/j4VSimNOKWOWSVdJk2n5dh9g76letjs/1vnHzrst8XFhfEjCLvyzJ8MYBn6lJ3OJvvVlP3",
+	"q4eIFYHlr7xkc005s5guYAvbxalDjeaMKsUS/fT//vV/e95tp9PyvNvuU8+7PXr67uv/VcscqlcrDSP1",
+	"5MYI+jLfkSxIk0gtWgmL2Q3lSlMsV1XeRQN8pzzEW80UJ3Q2Y5yFTcLa4zYB6mmDQ74t0wCd+n4NM2vq",
+	"YUUCIn1ZXSaZTwShWuE+IT5P49hHycEFX0xFKvOIThYAWUiF1c3lOkv9OobpsSKzMh10KoRXVBXKNDVf",
+	"giqjuiWg3iOXMyv8VnF1cCAtOWNBNIoCYsZok9cskfp9rDwHz6VWC070QSVMoRltEzUDkYTIxSqnjju6",
+	"ps602Yhm1Y1/HEda9J29tnSd7XsW3gYaIWEUghahhR2WcWeysr3JZrsKXXkSZ9/ai1aQvgFNMeDOcjpd",
+	"+x2ZwrasprJ8WZEkdChSVVy2sTXvRFX6A1d0bK7gmsdLkhO+YC6fc10Kq4JzLHymsLk5iRYI/N1KZvE8",
+	"kmq94gCV6ms1iJwD5QyKJgldbKpT6MncSa94XHDDb6pWFNdqNPWrmWM6rdfn22VZdAi6Rsbga8iEs/mK",
+	"j7x0fNht8g1bCGR3kpGhSHkhCwptctAvpPFgDDIXsseLPuThghiggCagXOjtlxGGnFKtpOxQvnBeaBI5",
+	"owGTHo94EKchC3dP9FtTAZ6YIaTVsDCbrGzm/zS3WHBFI+6mEGeqCA8LTzPyx21wM+REqgS2jjCpoilV",
+	"IiGjSK+aUbnQ9tI4ZVJ6fEfqQ+YBk01yzRZDQZOQJCmXTRN3l007WfyG/qKWwJLQWHC2CxzWqC2o2KDe",
+	"UvX/nOTuH0kXkswnCxhtrteoBAlFSUdxPfzLSePROpZQIcgS6dRfBBZcV4nqnMk0BjMHjDKwKzlz8qeq",
+	"igCzFR4ltWkiEm0IUal3VnPMEBN6USHIk61Ql9PCVKTKPzHCzJYtZJKwTlrFVOk5XSHLKX7/ezGHaAgW",
+	"DurFECXEdZNEnEyjOI6czBczMAJugIQwboIcoiXVDFWvoB6jxT0O83JherVHkAUs7saHvlgDH8kaMKAp",
+	"tTbmC5pc1xQDOhnqdqwTzUyrZXt6G8ARqCaMb2MxfPvg1kKz8UXafJE2dYq5MKH1Ek3AvMUI47FaVsCD",
+	"sB0J5QrRmRQmU7DpTC2auVNkrI0X/1evgeHQd37b46d8QbBoWzJl6hN9GHNApYzG3CdDppmVRJNSDuZJ",
+	"pJiPdbaA6gRPe3w+EdItfcTDDGgcs8RAegWUkyHDmdpao0x9LZvFEL/V51SHbgQBaL90Bw/7a/W7Kb09",
+	"ww/2OiU9uNlIefR7yszftWFQFjOWpa0U89+atJK7SZjtNNxm0UvNsIzLVORupfqWVrpyheDQe1Kvg7zi",
+	"LMsoQyFSsiGHIqzRaDCqUYXlCiYRZ7lPFnUbq9HYCUNqjxsO1r/AO+i3yVOReLwmdDggfpYCol+A8gTB",
+	"x/rfyC/0vzQLUSC5IevUMDJ5hZIRpOAsYWEUKFCsToxjxAgah0Ejg5EDj/tTensVw0noL6wUqnhHKmRs",
+	"gt11JFKKfNq9wvnWqnRLXeLfFx3i7HYWU04tea0mIBuWh4NtrvSRPxXJWKj7GYgPo5jdQX2p5RB1q/ye",
+	"0VgPUtlk+L0WVSJRbfJSKMI4qIXoVirdE4jbrLPVcczH+Ox7CN/EarJY6j8HWwHd5Ki2R5KkszrNqLRc",
+	"O3DTTmz5yh9nM68yDPzojCUrrZ4ZVpGsXT3aWTDTMNr06TL/s9+yo9Qt7NnbH2pJ7knYOzjoHpNZOoyj",
+	"QCslmPr3qLN/tFvj1o3HrtnzJPz24rTG5Gk2guSm+CB8pvbR6zpH2w9sAYCVU6qCiYmW+NdRaGOHllVD",
+	"oBICI1oBqLcDrzFX0M7l1Q+va+eRoufKPiajce1jt/W8LN/AJhlSyQ77aRJnEb+Z5g98vJ4X6bni7ukv",
+	"4ebg1Jqw+UvO9qI6KUiUecuGRG/lBVN4rkcH3bpzvWYLubGDTtNSxTNXXocesG6ymW+uKkGZouDGhijq",
+	"jI4jDrFhrUMRi29YnXq8vORhRscM6/uymgG0PVwneJZn32w4gKLVATXTh3QMiziq9ViTxKlfhK9lTmAD",
+	"pxFTizZ6Xw93GcsVNE1jpvhuoNvP9sqG2dcSXcH5a3FB3c2oP8gbxpmsYZP2L5sKilp3yqZ+lNqpiXHE",
+	"7yacQwZ1fVmpQ/UQfPcRgzsbSRJAGOQriUcOYSwpR2mMJWnZYyZnoenxaKS51oRKIjhrk1PuVjdkaeYc",
+	"ijejMRf6xx0wUzDgorQghMGkxzVlW0wf49xwDf7eo6LB73m3va6294+eLDH1P5mS0lxjVpgN/Ere3XV+",
+	"F0tpE5YlIz6OtQVgSsyX86zP4KLXLfJ1ZhDXGbkOUhBFixeMY3ni1rkCswYgIY5SewGGullAlBD/tuXY",
+	"3T5ht0pTDOrp2f3PkJtMnMqY8tlPWA/RML4H+6TrC2g0GyaNQv/5RlyDBE3DSOHTdaLd5mDVkb0Wnsf9",
+	"gyOLhk1CEaTT2ti3NRA3SPd6rB99nyfDbW7WZBzFQBrxgNUqPzazuTwyGMatmN2wzIl+QmYABKbQVyI4",
+	"+JZ8u2KsAt1EQXCM7poIXp6/t4L0AeqzdkEf7e64fv7qZ76/vHxN8AGiD7xeozA5hPXRj1ISl0mBL6Gu",
+	"Q3Zq7eyUSeYtmUn1uYle2unsB3qi8C/mFyPTSdRK2IgBGa3lIjZfFtbWzAMaxn5ex2Qcyq9ujMJ8trIz",
+	"BeGqYJ8JJhxIMkwoDyaaTAF63eN/wQPkL3ssf0GhbcTH5C+P/9VqtbL/9LMFeFjyF+l3OuQvshLgeinY",
+	"bJvgkCX02mzUMsqwXHBFAwBIyqDmASTYjFMT5viL9Hu90lAOcu4wVSYdPX+X7NQVUECqZUsfi/F6SShy",
+	"w+R3mT+qmekudgywnmQ7vULdHCyyS/4iL0VdoWFWb2dfLhbLZW/XJZ8uK8Mj1So8O3qOVgcj75uRtwK9",
+	"s2PliDAwVt+Mlcl3/XWRqnLlUUYMTE1ECHiNABJq9+rAjAP0BW9IOD49QA7ZA/wFh7ADZpCiMMxxeTor",
+	"AUqL67QjupCn2aBlBFqDPFuKYdkhqogpeqDuvkuqBdyVDG4lp6baVHYY5qDm8lTz4e1IhQp9uDGwSVWI",
+	"g1Wl+0UqdVOkkVabhqw02YqszH9gSklwj1wIuZ0cC22kNXtwXcUZplqasN02DLmuDhRwpbNC0AGhldzu",
+	"ahr9jlqS071rF1rGJrC7hqhvG+MSpAnbaF9rMEyzi/rYAKjmEYN6KFVbUZJlWkJTj/LJFaG+CnxmOzwx",
+	"F0us/JESIHiB4c/yusfl6P4b4I/nN60cFigIhWVFq8XKpHqGXgdnQ/4iB3AsBXycIhKOg5JsgWtIHW4N",
+	"2XHwb3bzTSxgT8IHQQYXkCpd2Ex407ETin0lKvD8dRWBper5MvyACzLrgqtVmTkoPBl8eBHNuw6qa2np",
+	"VAmapb5apgKBUwvevAx2cGmLiLrK5XpcqRIiaZ35ZNAT7+Z4KU55iWbvXlvIIM18bIYNQ1QqcVAcK4FX",
+	"aLazjXugOLE6jfbcVKl9ydP5bPJ0vuTEfMmJ+XwyMDfyMJ5XMNj/qeHlc7dfykOnnny5df/BmWgrlIeS",
+	"0lBSzmF776splJWqeuIXcW1Fp97bEBLbxMjNTKu6lwtv/rlc9lVFVT7qxrFeJySwLuRrkCzc6RW/uWw7",
+	"yrUjldKnBBP3MJCYBYabRArsBOmbnD1wWxdh6mu2b5taFDitO1ah3KkCxTRCrKMQ9BlktaGafWQqcSK0",
+	"1YWMrKgmaxP6mrGZdIFGa2IWd6hkM96GuiI/i/keQeMTF+LUeLcLPglQHkei0GJgSYkrmMjSTHNpp0nC",
+	"NMvT7AVmAAEHhT8zAE/F8Tdb5qa1cWHMru41v5TH0ClGGZ1anyILDZLgFvPdpEgvKwfM9t0hjZpKCqmu",
+	"9CnVLuxtGcZ2Tk0YPFvE5rMvFr8VP/RGsqR1qv+2zfTrKuQKtW9QDedcgNJ6q0dboMP8Hqy4zw9YHmc5",
+	"xMeujbtgmMl8R/O+PkccEoXFdBYzhR4sIwCzhGppGB34/NC9/jdLxMaV1+0oOCjuh7aAPo4PKpHMJ2o2",
+	"G5n3jEZJXf235u/LvDnP3l4WJMAJ0bYPZFedGu8cWEADYvAGMXzpDuqEMWtKrFcl8ZybjjVIF8ZtxOPF",
+	"gMwSAeLJMmaTaWO64CDOipvF0/b4D4zNNMfOm9DhOzvIxblQhDpNXHZB84XFui9xdqs8nk0GRaSk0yzd",
+	"5QRnFWdOeWS5iVAqZiGhM5ooUG49HpjwKLYhh2q5bAHN7PN6asRrwJWLxrwVca9BQAkmAAFGuo86JKQL",
+	"uSSr2zLAiC+HwkVE4Yq0N6+SneNOCV3yuNOpC6JbD9x23yyqQebd+ij9Gt+jaUBecj9WPY0nJgNI6zNt",
+	"As3kITGVBWnC4kV9EF+/emVD+davjVS/PgeucMvK6ygMXjix2i2tu/tvTPDpMwJYuVt59UmOEaeEgUdy",
+	"Cw22LL1e4mN5yeblIOmZgmaZkrDRiAUmsyYDRoCefVOErlcCNT+PjwRGGMhOsY3sia15Ku+Bfwf37wpP",
+	"Lyk6enMHr2vnr/fwkjoHL3C5D+fh/Xg4KVoXrROKCOlj5MODmFmm3dVq1RuhT6i0zbGyRGRjVDhdeGu/",
+	"ujY32QIbLZ8G5YSG04hHUiXgeMp6dtkJViZlHrj7rJZcRJcFlC7kKZmZmiPDBWxKzkTMeQ6CH8ksvFzr",
+	"C90aJ+it0wetdmrlTy7Bd8o+sYqG1u7bhjbt+jBKEfUEYQs3hHNZUzVqieYriVWbTSIheFrQ/5ckxeUm",
+	"UZ7Ct0ox1pf5Ap/UJihIvW0uaZ2JaSnFuMVK9FF3mk4qncXuLVilzryK97HAI94tYVYPaIIC7/vY9ici",
+	"IdzHWLLT/mCmkkNGFbr+mvg0gNrMAdQWm/ZyHv+a+PYs/UHOM4eLCkM9sVkVhXfx5P0BkWKkWhn7Lzx6",
+	"UmXOeg6mozrmTzppFThRh8hyCqsN/P+Uayl38w5s7revIiQ8jNe+epyaeRi0swtNFDhTzHDURmr+01PL",
+	"IZ69vWxUlGDX9IFlLE9VaFrMV49vbQcbs02bJd0DMo14qphETE/HB+9xyis9fqHTK7pKtHWp5IokfaAT",
+	"uCQgnNBOyfZuotQMEUwjPhLVA83ykrGNQQZ/WGpDYDJQBgTxf3GyTWP9ahXU41AK3YqjG239OluMgSpw",
+	"hwPigGuzORE2DPs0bVjNpSp9CPGoZVunZX34wXBG/+aUcoqIn033VqF72+NQomDmAYILlsgJVB8QlWii",
+	"9bjH/+u/yBNTFaV/xECHUzkEib1Znjo24fUN5C02guBZWdVAj+D7/m9ScI//6QGv8hoD8qfXiEL9D6/x",
+	"P//n/3qN903iAQczf8yztd2H3sNgMKYeyCcBTZLI5IFmGac7WD8O/B+8duYPcrdNXhfq96TWcjwO0Zo2",
+	"5DqZfEb4hVNq5p/AGRHf/R0Z0uC6pvYOu+5nxXfGu6HEDLURVONQP2mTx/AqUrsAiz7DtR2mURyCcWJ0",
+	"QjVh0zZ5lZe1gDMFWx3rNybQ0we73fq9Tp+8FOQxwiP7cLT62mHBMWE8nImIQwupPfyd3yT2n3sxlOvn",
+	"P0Pen7+boRNes4VWqTy+4++1AQgdsgX3fptfyzZkv2Iolhdq7Cx5Qdw1Jy5Mo0fK+dVWtLzb0ddWDvb2",
+	"5vN5OxkFLRZGSiRtkYz3klGg/9PP7dqSBI/b2hf0YBlgaIRR95dhQ/tt8k2WsQ/+Lcj1B6CCkPlkyqZD",
+	"lpAdybCfve8UCvgE5fKu7XkiOPGh/sC2R1EmqWg+iYIJbIjmhFBhgVdxShdG428THxOMNXFsWi3h8WIt",
+	"jFPoVAQxgHqTLL/SnMN5Fo90DsPe7Ka981D4p19sZteN8nLdioVOvsyyGDyOHgYQj4Bgn0nLvBamdhT3",
+	"mjgY+1pIhGTMuCZ/BvWJiLsyjyQzX6ZT+zE6mzGa4LLhNuccxQd2iBnPljbhMPSzxcdMXrTZ3hPo+AXe",
+	"M5giFpLipfN4JGXK7NaeFkSH/qVp2IuuitevLi5JtV9dVr1LHS828NCvYeO+/toVKl9/jfLq2dtLU4KA",
+	"o9vi+R0fCuH93aYpyRhpXkIKgvjC+Hzv4uMmZ0qaAnM97DVbIBuDX0GMkCqyjD208zUVpCEuCjlhmzy5",
+	"teYwxElr9s287OsZjGwzBPT+kzP0EkEQGhoa4WnqK4V3JMZSVs2bJZmLBKDjqNJjCR4Yzm2qz+BPJW9r",
+	"Xr/tJEZnqMnQyWEiNDMhWSDQkMIYEuRT1cTbHxnItzzHHGFozK+ttDeCzdWYv9LKU6Bsm87rLOQoUbt2",
+	"9TyDA44p5FZrcBIl2Q3jHjct4iKVeaeJE0qFBCWjxUMOdW2edWTKfjxumosi2R909kldUre9Na9dldDj",
+	"jqTD963mOyC/vvNzWguwsyYwA0lCFsQ00RzcefzPXEPWL79/h4IeikBL29Qmp47ydMM87hSS0liKnMmW",
+	"oJoKRaWOPpvpqR4vq7A7UHyBkYaSfjsgv+YFp+/8E0O9mmCtWiw9zgGWeNflvITxkdD6jh44UODZtbGj",
+	"TESaXTJqoIHW8bgS+gQTRaIRKerkmGRVrFGiyinvQemY/dn3OErHtnusDswuEA5Ab2FpLDqbM6+hlrge",
+	"9797kl94eNrfPXFqTJzpLFDO+f3OPsnrrTJZp8kSVDwgrfOqCt80t8Rc8bJWXkRodlVzj6PHLH8gYSTJ",
+	"vsfCNnl1Y3xs2NHZzfUDdU1Pu3fsGysCPdTFsiGt1FaqYgxSkmUP9kCc2hiPr2raaRrT5mqdaTtQKpbZ",
+	"kVkXSY/PaaR2m8Qvt8g0mnP2a9/0v3R/U9sB0yqFphma1VNtczRCIT6B5Gtvitb+BwXW6NOQ/rf5czsQ",
+	"Uz8LYzqdcXzTr4NMRCIZGYLLfaEpfqZ1th2I00P+uRaats2LZV8wlm9/69vJ5IZUwZMxpSEzbCu3L9Fx",
+	"1oInUS8UshSHVO7axcitYsfRShwEo3rWQJ8nkVIMQsLUkthExCFKEqpg55qGldh8NLurBuVcNqE0bgaG",
+	"jJ6fVvuwX6gB8MZ4ESW2qkxbfDSJo4yewY8zjm4YlnoZG1irXRXfgp+4ebeGigoBJtzgCHXYGVUT2SSo",
+	"UMOJmFVOtbY50NsBWwiPW+NIWiK7dHmgpTQzAPyfLLFJ0GDEjHE6i9oLOo3NBLPfgTIDM/T4xZyOxywh",
+	"b87wvVAE0uCPxVHAjIcQvdeNF2eXjWYjTWLjoNCWjh4UbVWwcsxLck8/m5dt5/6KRrNxwxLMzGt02512",
+	"Rz9mptYYNPbbnfY+pH6qCfiJ6pUx/ZcxU8tyElCTqQD3GGe41TZB/QMS08y86P1ok1MtWq4Z1zq/i5eE",
+	"YiVSUr/fJt+mCdKZti/RXWLNMqZMOuVQaB5p9TfLubTWB0O8LFmcDdgQvEJnYWPQ+I6pZ/NrxKVCUwe2",
+	"ptfprGgnVNNGCMGJfjXoUwZ0ykBMZchSBkeqcf06+eHq9+ntT2/pzz+dHs/n3zw9PEvF/s1Pf/xxdHn7",
+	"/ePL+b+/WYyTi/51w0BDASKUwX8C2CcAeWp0u7//fPrzD7ePk9FPF1dHl4u3P37/anw0CW5e01n0Ik7m",
+	"Z5S+Dr5/cy4a799t3OgH0JqWdPkxxn5bE9cBblPdUNl27p2ZqiwDtuD4LBuDX981nbZ639l+kxlOlSEi",
+	"5ABFMmo0G4qOZQ7kpEfOrYEwUi0Av5dLCfo5On3A44WPatN9rpkgVGs2kceKGXqIySiKFUuqHQ3AA4Xw",
+	"FH7e38B445a2OCAvMVCe432gemJcCnKglZcOKSAAGBFvQXgQBiAr/z/xuN/vdEmx9F2rCsV69pOyWqRf",
+	"XKGNVy6N3rgcAV8CTzFzwEtQRxD5I3vo5oLug2uexF7h+sEyyl28MGemtT6DeDBcIMOGXh2FlrD7o25w",
+	"TI9Yqzfsh60+ezRqHdPDYasb9MJ91h8d0MMhFBA2Bg3YVRsUGxT6E2SXZ01UcvWEoRXDsplu0jZzyUwL",
+	"7RMeaK5wA6zlYPLKUE2utEUxKRbF5VT+vnyXMRnf6TdeyonYbo/RPgY9t5DADAhz+/v7x6Wmwb1O76DV",
+	"2W91upedzgD+98uyfY4QgaRmi1fGX1fN17Zi33yq/U2mCrkC20/13X3FIYY6f8177CAhOLG6vEvOppfT",
+	"zUvJjqvbu+weDvoHZg+cxjVoV0BI1H71nckqaHTCLuuN9mmrPzwIWv3wkLUejY5o63jYCbphj+2P+hST",
+	"rvWXtOLU7e63j+7asc9p1rLp/XZTzBsvxB9RHNO9g3aH7Py72z0hzyOe3pLbR4dXh/1d8jRK2Ejc7nX3",
+	"90HpK2976f7lW8/TOF69sZ3qxpp8lsb466+/do0s2B0KtNBY0mYQduCAHY6O6KNh6zjo6OPujlq0N9xv",
+	"Bf3Q/unYbn73+FH7oNvudjrt4+PS9uPk3c3F3xS2LkiTeO9R+0Dvy7s8rG4AGXudEqAijlA4ZDzGg7B1",
+	"yI5GrX42caQgTUCH2DN4M9VqSTuaGmXrFLEhxaigopSaZz6mwYS1HguuEhGv6x8ID5tnXwpI/sQP9zfR",
+	"476hWSEkvNJd/0qhrT68tL/+pbyX5R01TP3WBt+5QG3njQMhUFJOi6H0X9+9L2ir+vwKR+NopPDrxrtm",
+	"o2CfZ38x8G5FjVVN9uBq7YGLObQQvXV5xFCZA1ZOIdcAUjWzxE2bszVkseBjwLSvuoc88N1mKCULpkyP",
+	"TbTcbWEUnTLi9zo9n7AIUsTmdFHRVnvHpOCmAj2z4+9hVAr98QV4KqvHAoZ5jZ5ZLTfOWcA3IlxsJ5Ms",
+	"3yr5hjZvf7q8+vl9MWEDSiwqIrR3FxHqdNhsnIEXNuXZaZXQjyJpz7y5lDoiiWBkEk7QzTTaXrJtwfTK",
+	"bTvr2J15pk1Ol/QYySdOolGBxDFHRHDWbtyRm3U3YBivETHlUojngJcC7x1swgVrOlzrl3u9TV42vVk1",
+	"g3rCleZM8O7x+ncvhXhB+cKsU35yflpgnxBsrE+XwgaiBXaqJkvZJToHlrPLx4LLdGpCcE6OE639MoTh",
+	"E4PBlvfC8bJbBx0QIPaBEXV8z3Yztt4n+2YhsZ6L+cDGmm2TkHLFKVxoYPA7brkiwqSBX8FUE2aJIHF0",
+	"AwFwqLVJx5NqgS2CVOlfl9KQ3PJ42BMu5kTwAUl5HF2zGqwv5DLlRpU2BjhBBxxVHrcTz0OwUAutJ2HK",
+	"j6BcLqBxXE4xsxfdVBz1O11SdGAYJ3Dm9cuTk5WIQ+O2ocDwPL7jv37zzfOzx1dvzp/vpTwULTixFi7t",
+	"/4cR/9Vut30bGD+CmqJdgu54s4GatPQuTVjCmuDMloUTgybJzlwwG4iHeJSFlrl1Xp5lWF2ZMF+FxOXx",
+	"QsR5B0YswzyWxa+Wubsny+ok6qSxk0F5HzFs8igbN71v+vzF4e9vH7Hzjvp5Pz07EK+P6MVx+LQ7/r73",
+	"2+ZyuSa1cyOB3K8p5C9ku+ep7nfVkTdg0o8tQNffUQx9PuLkJ+MiLkPIGF5QhbVbL17AbF4hV7DnOxRL",
+	"5GYu9nGaAXu1N75pIk+YHFSM8EG40OMFfl3lEDkHLIA95mCN1xGH1kAG55DsWIhU2I2mxxF80UkpsUnc",
+	"IrGFN5aZ7QKnNiWmmSmADeHRYJhEfGy8yHVgifNShoi5iDI7BxZm89KslJsQInjrKAlKGIsnNbYFoPrV",
+	"ddj3OHw9i/LG22NE2mwDN+y9u60x4/FvocLXyNqBpoYy4L6JRxJaAux3CjPzWPPqot2BfniWCFQFwFe7",
+	"rEIY8jrcEmHjfFxR9+s2CCgW/bY9/rZAWahV5GW/MweldQRNyKPMsQzwxNxmVrHE47gNlQfxKQlhbAVo",
+	"xgmCBJVTpYwigokORBhoTjHnUKODNwK/AWVWebY2lhLiCYbOwWnZKgXEtmU+FqGVumQuVBSw2mgJsJF7",
+	"SMxiqXhjHHbbvz/av3ny2/lb9uz04uXTX/rX35x1fuLRj2t/d5pV/VQNYRcorrEqOWJz0VzocrGRUO7c",
+	"zUou1vI32OLZZPhdEL2Knj395cn55Y8XZ/Jsqma/PD47PJuqH4NrGT1//KzD/n2qn/nhp+6P0ejHNls8",
+	"+yN8exa9is7++OW3p7+9evtk/5eLZ8ftoBfz4fRpJ/z3s7hYp4wF4XXl372D417H/aOd3KPpj73kp8Pb",
+	"y87seZ//cjz/oSufHU2+3R99cxD8/Ig+6Y3fHEavOr+f94sF0gNbdP2RzPYi+EONzf7c8pS2hXnGOgBQ",
+	"7Q22agAQYuvcliVfQDynC0l8LlpQ/eNjTh8gLJvWh7kYLAZH7CuFoEe1uuZ1QsdTuvLLMHG/Cczo+8vL",
+	"13vddgdXU/0k/HrlJz+km/UMRc/jorN9I2crKLwvhfrJFv19cYZ8Cu3VzQfPHREOyNx6VVWkarmueu5k",
+	"IecuhVKyWe4obhLEA9TiteJNaGOiVBmx2+YN23ROrdTVKbIbZCdslYuAK9/EuDPcSqSqfecIxuccjxBj",
+	"2/DBLeA2x70pDbVoHK+no4JDI/Ne5WUOLITUBpeO3DkJzj4aaZzG8UbU8aSwJCBo7NrwD6eVwlGupxLL",
+	"k/ZG0GZ0Oak8QZ05azmVygqi5WbxKky7t/bG6ujU3CAYiAQT0RX0vfjwkapiz9VPGqWqb//6MSNUK8NS",
+	"dSTw9whKOSisq6NRtQHXL5Gpv40yZishaS0C7xYsEt66S2Cq7rtNIpmSWYApewSSzZNVchlygP4GQQeP",
+	"Q/vvCjjzstSAB+G3jsuDQruuMNve2SShkhEuwO7U3KyRwTc3fj96u8/Oj9XPXQhcPKIXvfBpf/z94W8/",
+	"dOJf9m+3Syu4G7/u13eARUcYwpWdlEiiotf88xnS5xTyVlk81ByTCU/gPd8wLmGssRVaukFarkAMDkzX",
+	"PqhhhRI7fcFLFa88NJNEC8/UatjKQKfgFcPHCFTZJq/XV8aWeIZW3zD1kFCY7EiZr5RKZpdHTvO4SKmV",
+	"0noe1rRc07Ro01PKegVB0WFAOeGCaGGOAJWAUlOjPUKQ+n6JTk78+z7c7D6uxi0YVqGHzt/YrTuc/rR/",
+	"R9dut1vn2v1ZHaRnj8TrHr3oh08Px98f//ZDV4uDx0c333T4iwMId/fUz4fpZ+7afcnmLnjuF//up/fv",
+	"ulzii2nwSSR4BkFBa6B2UWrml2YTSY7lwytsBBCQ0jWrIavIOlcqGZ5tcikIvRFRaCL2WiBDgWyGs8ok",
+	"mdCbLIQrm26Yf61Pxen0EuVYF3l5dJ2lUbILlloApN4AAAFblrr1ctTs5wdwwGQ1NachJc/FDYspVAE9",
+	"eMy03Krto7luXB+G1n2gMaI91mYx3U2a6vXQ6IvrMnb/ManGZmOg6eUXl87fx6WDdJxbNpqMVzLoDPt1",
+	"Re0wy/r+5PkyLgxMpMg4oVwZkEOAiokkAWBAhJwRyuNZt6CsJhi+vawm+CMV+J4beNcHKgQsdfZP47gA",
+	"S3hjA4pOSaj+c6k90+DXRg6DY8rk5GCeRIplP2E2mwWotU/iDwguAw1EDa4O2oCNZrEwp1nTtoON05hm",
+	"yUwDTPmdczJLxCiKmYu+iDlYThmmBJlUXMk7tyDtQ7LESv+qGpbodLD6MAVmX6rFpCIWMtlynazvSqVM",
+	"zKHdAlcCEl/DleCZDaEMDMPJL9XfCoTgDezGJ4IfQAhVrBIo5hwDaJZ0GuXPEjaKbslOuYtlqbBbq5xL",
+	"Crlt6KG2PL6+0+WKSYNDDmwAmJ699u5MkPfWTUU/vWwmh1tOJDJQTggqXpqDRXiurcG3KOSbsUAXPH3l",
+	"hDKt9m74Ad1NivKzeusRmioPgiNQnP4HghOwM8fhPyWuQE3NerfVPbjsHA/285r1vCkFFnYXGkTgr5ab",
+	"e+VuCdgjoKbBQfn73UGnBzu4BbhBvW1pdNBfs/sIisS7vGVAfknchgBmQj19pN2ePVJNOPXb1rns9vOD",
+	"X7Nt2Wu9jl5t9loGC5DQgK3ZSgOwXrOX+MFtkBJw50zhvt2vyj45yBM1O1VaTB1SQAkooMEWz347+01E",
+	"L347Xby86MxfXHRuXzz98fblt2L+Qv/3VETPHz+b6Wde9l70f3n87PhO+BGb63mVDgorQQWAYXxBE/is",
+	"9MPU6DNWP8Sf6/RDxwp69765znmI8awwSlig4kUz0wPjBSopBnnTIBcal16xVCfzHpZ0RrC9/DZ5gxWj",
+	"RTR8wNybCa0MUSiF5VmTG49/py1jAMCHr09YApD7wYRBcQ4WoEoGSp5pi1hRTY9N/RGMvcKvuJPnIUIJ",
+	"PYQCPa6/vLvM6bjUdVmj3Xp8rXq7Xe4iHt0b+TC+zE14Moo3I4e+0y+Q78VshoarmyQRCxMlTnkqUxo7",
+	"uRKNCgvemHnlC97K79m9m9+zHvKmc9l5NOjdSX3YfIeXKxCVGWwvBssHt1wgrlIcShP5SJ7bQvOcGtH1",
+	"BmLyeHAPLreajecGtLoup0abzqMs9Qozm/2CSb73ZxS+L2GfFR/Y8Bw/TYTx/qL1S63zJ1QekHkaOb+F",
+	"/oCO06qDac+2VANPahWAKO/iJJdk/n+VV5eiER0IPoqSaQXbHhs51OYvtsnpqo5QTjyqqhjsLy+YpqRY",
+	"C012+p39JsQ2+53uAKtty9UtYyHC3ZPN3O/mK0MaFlOoTmoLlstVyMXJyZrUdI8vTS7aUsv4Fs7wBXug",
+	"BMqHiX/aSd03FfLU0F/WbuzBMyE/GGeFkuosu/VLyPCzYLJIl2S6qAsfmt9ofXctePYqbvkRyqK+Y8rc",
+	"+IfI0PsPc8TdzwH3WejRl7Uk+PmE/T5jFvAdU+vv/4yqYFIHF0P52OhL0MGa8nDPpBtX+v/ycpduhLjz",
+	"eLWvNpjioWCICaLoNbNwY1RB46IBQKqA9lUAAvQ4dHKEnt45oFaW52KmaxKpaV6qhXBhOzXtl1w8Nt+2",
+	"Zch7mpS8NdhVBnDQsvI+ooS4LsxjyiifT6KY7bbJG9s4n9sef5iOKidiLg1KiqkwzSvOeJhlsJXB2SJJ",
+	"RgnL2itjvpzJYLusBxfLKyZd3Lccma1t+6hJ077FdBqvtIEpAKPs+C4mWcv82m+SA0I5mYg02cU6H3gp",
+	"A6WzaHDl1/EBv0n2s9e31JBtRx2RGH20Sncer+rNpE5tBuAW08XQJk2izq+SxW5tbh8RtkWOuzDTsWeV",
+	"Gu3xZXo02YHHzcZrjjewQDnMNExrRTxL/Pd4QKEHqFpVr1R0K7LpTC0I9mbdvbf7cBuR/gZkz/30eEfw",
+	"/WB65m4ob8zHP0Y9wD9Y24BNv6/HrnvwuWkaZrIfUsf4rA23f7xb7B9o6SFHW6fp1TjN9nJnyJ+NWVqL",
+	"3a1kuQbQOMgmLLiuA8ogT6qAsR5nPDRZpQGNYzAhrWdDs9WIp0wi7mtFLsusK66aaDXQgriWQVwQDJbs",
+	"oL5TEu0yddNMmFGEPB7J3YFbT5B1iSVuucSMRokFsq0soKl10iGDJtXQQHGmrTDrgbd9OncqwDSQWjtD",
+	"nVbs3sknaPe96hv0+H2VnLt4DvEjqCP1SDVImdc5FihqlMHVzaAdX9MMUBMZLWXzGSdinepiFLWt3Zdb",
+	"hT0LeMP3UWfK+uo692Szwdn8artq8M2Dm4Vl/RPw8L57+kewH94E0x83rZk87PQf1ZVM/jLbv/3xUXLZ",
+	"vXl7sPjmmL/oXT8//O37zvhpP7w4ok/2gzePolfd388P1GdeMrms9r4I9e34nYF9OwwxY9zY0a7MF9cX",
+	"YcKN+lKG+cWV/0XBWx0vRX/CdFELsbdSw7MVHmty8Ff4+aHYxQ5TTNNvZ34WH7sQICOodgnI9Q9U14TJ",
+	"Ujb8b9scfh/TGlElAS+Lv0Ue/7ZZ+y8WF3YTP3jq/gfNOLZWd5YDaw4vcxoY8ee80m91jguvgKQ6HvZY",
+	"f3RIW4+Cbtjqs/1Rix4Mj1rBcdhl+6MDeoQtscKYXdUMut/qHoH137eDVhuXxVSqK00stW4D++I9247V",
+	"7lGne9k9yt0z2R7ZJOC69ewX34FN6tL94IAdjVrHw17YMtvVQQ/L4egR7QRdtnqTDi67nUGn526S02Cs",
+	"t798mzqPCq8WtilrwNsK4miv2+7dtdPYA+sr5pJtnhFsedLf2k3zuaf4TrMMBLm1zIEks1WJORaeU9vH",
+	"S0E5c4VSNolMgwmh2jyPhVQG+rxNzhSZ0oXHh6wOS7QqXvpaEb0aiZQX4f9RbmXRKXYbSdUkBdwAUIUB",
+	"+quAm4dKs57vyTL55WDsROEHkle4o5nE2lpgmffOwjpR1K/zD+GWfZrUlP76l14K9VQf82d+1/Dc7EXY",
+	"+tKtu2iFDDiTXr8ij+3SQkpdMzbDDueRQe7LgBbAnDKAYL758Y1kiV9KuMev+qvv4IPfmfvVamLqjMlm",
+	"3+4C6Zc2vj2QIvw3zPcqZdL+c66hyZnaOjHV3Lu16VT6fmM69nxCFTRY15cLY2Zkxza2scWmQZyGLNw1",
+	"N8rjq+ueP+ML9R2WxTzgbep8KaT4TymksNLoP6z475/EV78DJNEtmWpeLbg6Q41aM0FfhWYxD61ZBEzS",
+	"t4BBCzHbTgx+0/b4qiJBPzUpI75tVFvMdSs0zaTK44Jro+Rb+AYCjII2VattnRCaz8am82jjAwE8PQ49",
+	"8Qnj+AS0GjVal5cxJq8xIOCf2EQsbFiEeId0IRAdVZnjFgBE4clHAgXCqPj9xc5du2DZCm4bKNsQDyyc",
+	"Rjyf+idKUtpWJpbb8B/cocj+s5KSq+vvS+v8kr70t5SXX0oAP33O0sOVAP4Zhe/3jB9iOT7pGw7OPUqk",
+	"GNlSq3qEgG3lKLoRrSOwnB+ewRHkCeJNHCMwBOb4IUELMEne1juAmN1rDboNZSuMdo9y//Pc3/PFpvvs",
+	"bbr+Zbf7GRb1ZD7EL8LqAwirz9rZjRXRlLgOr4cTAhYJtTaj9ZxBeqbMOO1X0iC6ZJCo2ONZMkV2MruH",
+	"JgldkIRNoWUxWHAGj6WEgoqQnRvIj5X5jbYdNmC1wq88vj7ncYn99Wl8fhcOFM4nscCWoJFtEZBGUNm/",
+	"iQ3295Jhd0KIszkR+5+lfxIZSKQkuIhgpV+k2hqp9sWiekCpinUHtCDVtkDvNWDTy8RqltVhIKiX2ljP",
+	"xTiXrtC2E8TlfMISNihFOatdmvK4Jwac9X1yMwil6eNUKfzI5HAJK/vvFSnDRADAf71r0uFWIegnyzrw",
+	"fQlAf8I8kEpfxC38JGWoeLzPE0ZjNVmaBfx4woJrSV4LqcYJu/jxOdzMcxZG0txRhEVkNJjkci6mivFg",
+	"0SZ+r9NBB4bHce5QHgbl97Mm+BZ8sgNNWqCnonWWLPQToZjryysUYfyGxWJmKwMqMeTvcRH3VbpgbtIy",
+	"sHGCw5jFXE1lY9BtP3JUknTWAEUvjCoPdtqHpQffg8SP1WSxpeffLG4p2H3IZoyH+su4re17k/JD7liv",
+	"3V2+Yww+PGikPNEEBNeiWdzwTqfjut/FnBe3EqJbD7CXp4rEjEooVSxtKdDhmrYc+hYAi8SJWYZpuDtc",
+	"FX0xsoGjggQ2l9C9kXux1naXXctTC0Zh7lcUM9MSEXQT4NEp51kfxKH+u4DpMJtcL9sEb7fHuXCWDCWA",
+	"lGgLZEgl04Kajlme/DhmqvCthAFOPLT9EMrj6y7rc21FY4eM+13XElVtRgHZ15co7M4OUn0Ed75NK8jF",
+	"zkF/bMjW0AHkl25MCFnGKtJdQDlCqaiEjkZRQHZqOXl2+3YRxm4JX46UiUEbEtHaNxnSmPKAJab9pmQc",
+	"AsOWyDwOwCyb8fFzRsPoQWjj78bKzyGLWInCaX16Tm4ZtIqmTKRqE+a8dBePVuziQ3Hxl1C2TMPFCaH3",
+	"Y+iGEFdcUXg9ubHKd9nWCWhMQgb0PmVQep8mcWPQmCg1G+ztxfqBiZBqcKBPWGt75hNVx6QLRR2LcQSV",
+	"5domMhYS/FakqlluuJ212Ctku7Sd3kRa2ax2Yrhg8ahleUh2S6Gd2NJcfDEvtvbLWgjt+OVCgP/5P//X",
+	"33VnYRKYa9oVOa2VUOHFFGXT8a9Nnmi9M5shoksRakN2X6MpVjb8nN5W7WJzI1kzB/D1NSs9sdSELbAr",
+	"FoIzoZWc44ArkUPTOx1H6r6ASGZhpPTFj2KsYUHCbCUsZjeUg62sV+yeXVjb1CWTLqifFwhZlviwbd5V",
+	"PFLnI4bcq195nQ7jKCDXbGHasCBcVskk33l28eolecuG5Ae2IBdMuceu3228f/f+/wUAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

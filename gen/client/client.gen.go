@@ -369,7 +369,9 @@ type CreateUserRequest struct {
 	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
-	// Roles Names of existing roles to grant. Default none.
+	// Roles Names of existing roles to grant. Omitted or empty, the user gets `["user"]`.
+	// Any other set needs `roles:assign` besides `users:write`, and only roles
+	// whose permissions the caller holds can be granted.
 	Roles *[]string `json:"roles,omitempty"`
 }
 
@@ -511,7 +513,7 @@ type Problem struct {
 	// | `payload_too_large` | 413 | The body exceeds the size limit. |
 	// | `unsupported_media_type` | 415 | The body is not `application/json`. |
 	// | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-	// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+	// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 	// | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 	// | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 	// | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -560,7 +562,7 @@ type Problem struct {
 // | `payload_too_large` | 413 | The body exceeds the size limit. |
 // | `unsupported_media_type` | 415 | The body is not `application/json`. |
 // | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 // | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 // | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 // | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -834,9 +836,14 @@ type UnprocessableEntity = Problem
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// WrongPassword An RFC 9457 problem document.
+type WrongPassword = Problem
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -860,7 +867,9 @@ type ListAuditEventsParams struct {
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -884,7 +893,9 @@ type ListUsersParams struct {
 
 // ListMySessionsParams defines parameters for ListMySessions.
 type ListMySessionsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -1054,8 +1065,10 @@ type ClientInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -1072,8 +1085,10 @@ type ClientInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -1321,9 +1336,10 @@ type ClientInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1335,9 +1351,10 @@ type ClientInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1366,7 +1383,8 @@ type ClientInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -1391,7 +1409,8 @@ type ClientInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -1405,14 +1424,18 @@ type ClientInterface interface {
 
 	// ChangePasswordWithBody Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1421,14 +1444,18 @@ type ClientInterface interface {
 
 	// ChangePassword Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1687,8 +1714,10 @@ func (c *Client) ResendVerification(ctx context.Context, body ResendVerification
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -1715,8 +1744,10 @@ func (c *Client) VerifyEmailWithBody(ctx context.Context, contentType string, bo
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -2134,9 +2165,10 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2158,9 +2190,10 @@ func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body 
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2209,7 +2242,8 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -2244,7 +2278,8 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -2268,14 +2303,18 @@ func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, req
 
 // ChangePasswordWithBody Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2294,14 +2333,18 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 
 // ChangePassword Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3945,8 +3988,10 @@ type ClientWithResponsesInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -3963,8 +4008,10 @@ type ClientWithResponsesInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -4220,9 +4267,10 @@ type ClientWithResponsesInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4234,9 +4282,10 @@ type ClientWithResponsesInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4267,7 +4316,8 @@ type ClientWithResponsesInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -4292,7 +4342,8 @@ type ClientWithResponsesInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -4306,14 +4357,18 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4322,14 +4377,18 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithResponse Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6273,6 +6332,11 @@ type DeleteMeResponse401Headers struct {
 	XRequestID      *string
 }
 
+// DeleteMeResponse403Headers the declared response headers of an HTTP 403 response for DeleteMe
+type DeleteMeResponse403Headers struct {
+	XRequestID *string
+}
+
 // DeleteMeResponse413Headers the declared response headers of an HTTP 413 response for DeleteMe
 type DeleteMeResponse413Headers struct {
 	XRequestID *string
@@ -6313,6 +6377,8 @@ type DeleteMeResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *WrongPassword
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -6329,6 +6395,8 @@ type DeleteMeResponse struct {
 	Headers400 *DeleteMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteMeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteMeResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *DeleteMeResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -6351,6 +6419,11 @@ func (r DeleteMeResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r DeleteMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON403() *WrongPassword {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6519,6 +6592,11 @@ type UpdateMeResponse401Headers struct {
 	XRequestID      *string
 }
 
+// UpdateMeResponse403Headers the declared response headers of an HTTP 403 response for UpdateMe
+type UpdateMeResponse403Headers struct {
+	XRequestID *string
+}
+
 // UpdateMeResponse409Headers the declared response headers of an HTTP 409 response for UpdateMe
 type UpdateMeResponse409Headers struct {
 	XRequestID *string
@@ -6566,6 +6644,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *WrongPassword
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -6586,6 +6666,8 @@ type UpdateMeResponse struct {
 	Headers400 *UpdateMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateMeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateMeResponse403Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *UpdateMeResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -6615,6 +6697,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r UpdateMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON403() *WrongPassword {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -6681,6 +6768,12 @@ func (r UpdateMeResponse) ContentType() string {
 	return ""
 }
 
+// ChangePasswordResponse200Headers the declared response headers of an HTTP 200 response for ChangePassword
+type ChangePasswordResponse200Headers struct {
+	CacheControl *string
+	Pragma       *string
+}
+
 // ChangePasswordResponse400Headers the declared response headers of an HTTP 400 response for ChangePassword
 type ChangePasswordResponse400Headers struct {
 	XRequestID *string
@@ -6690,6 +6783,11 @@ type ChangePasswordResponse400Headers struct {
 type ChangePasswordResponse401Headers struct {
 	WWWAuthenticate *string
 	XRequestID      *string
+}
+
+// ChangePasswordResponse403Headers the declared response headers of an HTTP 403 response for ChangePassword
+type ChangePasswordResponse403Headers struct {
+	XRequestID *string
 }
 
 // ChangePasswordResponse413Headers the declared response headers of an HTTP 413 response for ChangePassword
@@ -6728,10 +6826,14 @@ type ChangePasswordResponse503Headers struct {
 type ChangePasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *WrongPassword
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -6744,10 +6846,14 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ChangePasswordResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ChangePasswordResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ChangePasswordResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ChangePasswordResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *ChangePasswordResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -6762,6 +6868,11 @@ type ChangePasswordResponse struct {
 	Headers503 *ChangePasswordResponse503Headers
 }
 
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChangePasswordResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
@@ -6770,6 +6881,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON403() *WrongPassword {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -8180,8 +8296,10 @@ func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -8204,8 +8322,10 @@ func (c *ClientWithResponses) VerifyEmailWithBodyWithResponse(ctx context.Contex
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -8563,9 +8683,10 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, body C
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8583,9 +8704,10 @@ func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, 
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8628,7 +8750,8 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -8659,7 +8782,8 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -8679,14 +8803,18 @@ func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body Upd
 
 // ChangePasswordWithBodyWithResponse Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8701,14 +8829,18 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 
 // ChangePasswordWithResponse Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11004,6 +11136,13 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11076,6 +11215,16 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteMeResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers DeleteMeResponse413Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11294,6 +11443,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11383,6 +11539,16 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateMeResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers UpdateMeResponse409Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11493,8 +11659,12 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 	}
 
 	switch {
-	case rsp.StatusCode == 204:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -11509,6 +11679,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
@@ -11555,6 +11732,23 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ChangePasswordResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Pragma"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Pragma", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Pragma = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ChangePasswordResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11582,6 +11776,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ChangePasswordResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers ChangePasswordResponse413Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {

@@ -10,19 +10,21 @@ import (
 // Credentials is what the HTTP layer asks of the service for password and
 // email lifecycle.
 type Credentials interface {
-	ChangePassword(ctx context.Context, p auth.Principal, current, next string, c auth.Client) error
+	ChangePassword(ctx context.Context, p auth.Principal, current, next string, c auth.Client) (auth.Tokens, error)
 	ForgotPassword(ctx context.Context, email string, c auth.Client) error
 	ResetPassword(ctx context.Context, token, password string, c auth.Client) error
 	VerifyEmail(ctx context.Context, token string, c auth.Client) error
 	ResendVerification(ctx context.Context, email string, c auth.Client) error
 }
 
-// ChangePassword replaces the caller's password.
+// ChangePassword replaces the caller's password and answers with the token
+// pair that continues the caller's session.
 func (s *Server) ChangePassword(ctx context.Context, r api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
-	if err := s.deps.Credentials.ChangePassword(ctx, principal(ctx), r.Body.CurrentPassword, r.Body.NewPassword, client(ctx)); err != nil {
+	t, err := s.deps.Credentials.ChangePassword(ctx, principal(ctx), r.Body.CurrentPassword, r.Body.NewPassword, client(ctx))
+	if err != nil {
 		return nil, selfGone(err)
 	}
-	return api.ChangePassword204Response{}, nil
+	return api.ChangePassword200JSONResponse{Body: tokenResponse(ctx, t), Headers: api.ChangePassword200ResponseHeaders{CacheControl: ptr("no-store"), Pragma: ptr("no-cache")}}, nil
 }
 
 // ForgotPassword mails a reset link when the account exists; the answer and

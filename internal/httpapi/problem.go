@@ -85,6 +85,10 @@ func mapError(err error) *problem {
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return errUnauthorized(api.ProblemCodeInvalidCredentials, "The email or password is incorrect.")
+	case errors.Is(err, auth.ErrWrongPassword):
+		// 403, not 401: the access token is good, and a client that refreshes
+		// and retries on every 401 must not do so here.
+		return newProblem(http.StatusForbidden, api.ProblemCodeInvalidCredentials, "The current password is missing or incorrect.")
 	case errors.Is(err, auth.ErrInvalidRefreshToken):
 		return errUnauthorized(api.ProblemCodeInvalidRefreshToken, "The refresh token is invalid, expired or revoked; log in again.")
 	case errors.Is(err, context.Canceled):

@@ -42,10 +42,10 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	newEmail := apitest.NewEmail("moved")
 	s.Secret("raw email", newEmail)
 	ne := openapi_types.Email(newEmail)
-	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne}); r.StatusCode() != 401 {
+	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne}); r.StatusCode() != 403 {
 		t.Fatalf("email change without the password: %d %s", r.StatusCode(), r.Body)
 	}
-	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: ptr("not the password")}); r.StatusCode() != 401 {
+	if r, _ := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: ptr("not the password")}); r.StatusCode() != 403 {
 		t.Fatalf("email change with a wrong password: %d %s", r.StatusCode(), r.Body)
 	}
 	// A taken address is not revealed here; its confirmation says 409.
@@ -125,7 +125,7 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	}
 
 	// Deletion needs the password, ends everything, frees the address.
-	if d, _ := u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: "not my password at all"}); d.StatusCode() != 401 {
+	if d, _ := u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: "not my password at all"}); d.StatusCode() != 403 || d.HTTPResponse.Header.Get("WWW-Authenticate") != "" {
 		t.Fatalf("delete with a wrong password: %d", d.StatusCode())
 	}
 	if d, _ := u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}); d.StatusCode() != 204 {
@@ -610,7 +610,7 @@ func TestPasswordChecks_AreThrottledLikeLogin(t *testing.T) {
 		r, _ := u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: fmt.Sprintf("guess number %d", i), NewPassword: newPassword})
 		codes = append(codes, r.StatusCode())
 	}
-	if fmt.Sprint(codes[:5]) != "[401 401 401 401 401]" || codes[5] != 429 {
+	if fmt.Sprint(codes[:5]) != "[403 403 403 403 403]" || codes[5] != 429 {
 		t.Fatalf("change-password guesses: %v", codes)
 	}
 	if r, _ := u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}); r.StatusCode() != 429 {

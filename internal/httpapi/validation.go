@@ -42,7 +42,9 @@ func validationProblem(err error) *problem {
 				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "The request body is not valid JSON: "+jsonHint(pe)+".")
 			}
 			if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) {
-				return newProblem(http.StatusBadRequest, api.ProblemCodeBadRequest, "This operation needs a JSON request body.")
+				// malformed_json, not bad_request: the spec keeps bad_request
+				// for query and path parameters.
+				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "This operation needs a JSON request body; the body is empty.")
 			}
 			fields = append(fields, schemaErrors(re.Err, "")...)
 		default:
