@@ -22,6 +22,129 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditAction.
+const (
+	RateLimitBlocked               AuditAction = "rate_limit.blocked"
+	SessionLogout                  AuditAction = "session.logout"
+	SessionRefreshTokenReused      AuditAction = "session.refresh_token_reused"
+	SessionRevoked                 AuditAction = "session.revoked"
+	UserCreated                    AuditAction = "user.created"
+	UserDeleted                    AuditAction = "user.deleted"
+	UserDisabled                   AuditAction = "user.disabled"
+	UserEmailChangeRequested       AuditAction = "user.email.change_requested"
+	UserEmailChangeReverted        AuditAction = "user.email.change_reverted"
+	UserEmailChanged               AuditAction = "user.email.changed"
+	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
+	UserEmailVerified              AuditAction = "user.email.verified"
+	UserEnabled                    AuditAction = "user.enabled"
+	UserLoginFailed                AuditAction = "user.login.failed"
+	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
+	UserLoginLocked                AuditAction = "user.login.locked"
+	UserLoginSucceeded             AuditAction = "user.login.succeeded"
+	UserLoginUnverified            AuditAction = "user.login.unverified"
+	UserLogoutAll                  AuditAction = "user.logout_all"
+	UserPasswordChanged            AuditAction = "user.password.changed"
+	UserPasswordCheckFailed        AuditAction = "user.password.check_failed"
+	UserPasswordReset              AuditAction = "user.password.reset"
+	UserPasswordResetRequested     AuditAction = "user.password.reset_requested"
+	UserRegisterEmailTaken         AuditAction = "user.register.email_taken"
+	UserRegistered                 AuditAction = "user.registered"
+	UserRestored                   AuditAction = "user.restored"
+	UserRolesChanged               AuditAction = "user.roles.changed"
+	UserSessionsRevoked            AuditAction = "user.sessions.revoked"
+	UserUpdated                    AuditAction = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case RateLimitBlocked:
+		return true
+	case SessionLogout:
+		return true
+	case SessionRefreshTokenReused:
+		return true
+	case SessionRevoked:
+		return true
+	case UserCreated:
+		return true
+	case UserDeleted:
+		return true
+	case UserDisabled:
+		return true
+	case UserEmailChangeRequested:
+		return true
+	case UserEmailChangeReverted:
+		return true
+	case UserEmailChanged:
+		return true
+	case UserEmailVerificationRequested:
+		return true
+	case UserEmailVerified:
+		return true
+	case UserEnabled:
+		return true
+	case UserLoginFailed:
+		return true
+	case UserLoginGuessingAlerted:
+		return true
+	case UserLoginLocked:
+		return true
+	case UserLoginSucceeded:
+		return true
+	case UserLoginUnverified:
+		return true
+	case UserLogoutAll:
+		return true
+	case UserPasswordChanged:
+		return true
+	case UserPasswordCheckFailed:
+		return true
+	case UserPasswordReset:
+		return true
+	case UserPasswordResetRequested:
+		return true
+	case UserRegisterEmailTaken:
+		return true
+	case UserRegistered:
+		return true
+	case UserRestored:
+		return true
+	case UserRolesChanged:
+		return true
+	case UserSessionsRevoked:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsResult.
+const (
+	AuditDetailsResultAlreadyVerified AuditDetailsResult = "already_verified"
+	AuditDetailsResultDisabled        AuditDetailsResult = "disabled"
+	AuditDetailsResultMailed          AuditDetailsResult = "mailed"
+	AuditDetailsResultNoAccount       AuditDetailsResult = "no_account"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsResult enum.
+func (e AuditDetailsResult) Valid() bool {
+	switch e {
+	case AuditDetailsResultAlreadyVerified:
+		return true
+	case AuditDetailsResultDisabled:
+		return true
+	case AuditDetailsResultMailed:
+		return true
+	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CheckStatus.
 const (
 	CheckStatusDown CheckStatus = "down"
@@ -34,6 +157,93 @@ func (e CheckStatus) Valid() bool {
 	case CheckStatusDown:
 		return true
 	case CheckStatusUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldErrorCode.
+const (
+	Common            FieldErrorCode = "common"
+	ContainsEmail     FieldErrorCode = "contains_email"
+	Enum              FieldErrorCode = "enum"
+	Format            FieldErrorCode = "format"
+	Invalid           FieldErrorCode = "invalid"
+	InvalidCharacters FieldErrorCode = "invalid_characters"
+	IpLiteral         FieldErrorCode = "ip_literal"
+	LocalDomain       FieldErrorCode = "local_domain"
+	MaxItems          FieldErrorCode = "max_items"
+	MaxLength         FieldErrorCode = "max_length"
+	Maximum           FieldErrorCode = "maximum"
+	MinItems          FieldErrorCode = "min_items"
+	MinLength         FieldErrorCode = "min_length"
+	MinProperties     FieldErrorCode = "min_properties"
+	Minimum           FieldErrorCode = "minimum"
+	Pattern           FieldErrorCode = "pattern"
+	Predictable       FieldErrorCode = "predictable"
+	Repetitive        FieldErrorCode = "repetitive"
+	Required          FieldErrorCode = "required"
+	TooLong           FieldErrorCode = "too_long"
+	TooShort          FieldErrorCode = "too_short"
+	Type              FieldErrorCode = "type"
+	UniqueItems       FieldErrorCode = "unique_items"
+	UnknownField      FieldErrorCode = "unknown_field"
+	UnknownRole       FieldErrorCode = "unknown_role"
+)
+
+// Valid indicates whether the value is a known member of the FieldErrorCode enum.
+func (e FieldErrorCode) Valid() bool {
+	switch e {
+	case Common:
+		return true
+	case ContainsEmail:
+		return true
+	case Enum:
+		return true
+	case Format:
+		return true
+	case Invalid:
+		return true
+	case InvalidCharacters:
+		return true
+	case IpLiteral:
+		return true
+	case LocalDomain:
+		return true
+	case MaxItems:
+		return true
+	case MaxLength:
+		return true
+	case Maximum:
+		return true
+	case MinItems:
+		return true
+	case MinLength:
+		return true
+	case MinProperties:
+		return true
+	case Minimum:
+		return true
+	case Pattern:
+		return true
+	case Predictable:
+		return true
+	case Repetitive:
+		return true
+	case Required:
+		return true
+	case TooLong:
+		return true
+	case TooShort:
+		return true
+	case Type:
+		return true
+	case UniqueItems:
+		return true
+	case UnknownField:
+		return true
+	case UnknownRole:
 		return true
 	default:
 		return false
@@ -240,19 +450,19 @@ func (e TokensTokenType) Valid() bool {
 
 // Defines values for UserStatus.
 const (
-	Active   UserStatus = "active"
-	Deleted  UserStatus = "deleted"
-	Disabled UserStatus = "disabled"
+	UserStatusActive   UserStatus = "active"
+	UserStatusDeleted  UserStatus = "deleted"
+	UserStatusDisabled UserStatus = "disabled"
 )
 
 // Valid indicates whether the value is a known member of the UserStatus enum.
 func (e UserStatus) Valid() bool {
 	switch e {
-	case Active:
+	case UserStatusActive:
 		return true
-	case Deleted:
+	case UserStatusDeleted:
 		return true
-	case Disabled:
+	case UserStatusDisabled:
 		return true
 	default:
 		return false
@@ -292,18 +502,136 @@ type AdminUpdateUserRequest struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// AuditAction What an audit event records. Clients may branch on it; new values may be added
+// in a minor version, so keep a fallback.
+//
+// | action | meaning; `details` keys |
+// |---|---|
+// | `user.registered` | An account was created by registration. |
+// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+// | `session.logout` | A session logged out; `session_id`. |
+// | `user.logout_all` | Every session of the user was ended by the user. |
+// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+// | `user.password.changed` | The password was changed; `kept_session_id`. |
+// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+// | `user.password.reset` | The password was reset with a mailed token. |
+// | `user.email.verified` | The address was verified. |
+// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+// | `user.email.changed` | An email change completed. |
+// | `user.email.change_reverted` | An email change was undone from the old address. |
+// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+// | `user.updated` | An administrator or the user changed fields; `fields`. |
+// | `user.disabled` | An administrator disabled the user. |
+// | `user.enabled` | An administrator enabled the user again. |
+// | `user.deleted` | The user was soft-deleted. |
+// | `user.restored` | An administrator restored a deleted user. |
+// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+// | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+type AuditAction string
+
+// AuditDetails Event-specific details; which keys an action sets is listed with `AuditAction`.
+// Personal data is masked; secrets are never recorded.
+type AuditDetails struct {
+	// By What made the change outside the API, e.g. `create-admin`.
+	By *string `json:"by,omitempty"`
+
+	// Effect What the server did about the event, e.g. `session revoked`.
+	Effect *string `json:"effect,omitempty"`
+
+	// Email The masked address the event is about, e.g. `a***@example.com`.
+	Email *string `json:"email,omitempty"`
+
+	// Fields The fields an update changed.
+	Fields *[]string `json:"fields,omitempty"`
+
+	// From The roles before a change.
+	From *[]string `json:"from,omitempty"`
+
+	// Granted The role `create-admin` granted.
+	Granted *string `json:"granted,omitempty"`
+
+	// KeptSessionId The session a password change kept.
+	KeptSessionId *openapi_types.UUID `json:"kept_session_id,omitempty"`
+
+	// KnownDevice Whether the login came with a valid device token.
+	KnownDevice *bool `json:"known_device,omitempty"`
+
+	// Limit The name of the rate limit that refused requests.
+	Limit *string `json:"limit,omitempty"`
+
+	// NewEmail The masked address an email change asked for.
+	NewEmail *string `json:"new_email,omitempty"`
+
+	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result What the outbox did with a requested mail.
+	Result    *AuditDetailsResult `json:"result,omitempty"`
+	Roles     *[]string           `json:"roles,omitempty"`
+	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
+
+	// To The roles after a change.
+	To *[]string `json:"to,omitempty"`
+}
+
+// AuditDetailsResult What the outbox did with a requested mail.
+type AuditDetailsResult string
+
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
-	// Action What happened, e.g. `user.login.succeeded`.
-	Action string `json:"action"`
+	// Action What an audit event records. Clients may branch on it; new values may be added
+	// in a minor version, so keep a fallback.
+	//
+	// | action | meaning; `details` keys |
+	// |---|---|
+	// | `user.registered` | An account was created by registration. |
+	// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+	// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+	// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+	// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+	// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+	// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+	// | `session.logout` | A session logged out; `session_id`. |
+	// | `user.logout_all` | Every session of the user was ended by the user. |
+	// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+	// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+	// | `user.password.changed` | The password was changed; `kept_session_id`. |
+	// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+	// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+	// | `user.password.reset` | The password was reset with a mailed token. |
+	// | `user.email.verified` | The address was verified. |
+	// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+	// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+	// | `user.email.changed` | An email change completed. |
+	// | `user.email.change_reverted` | An email change was undone from the old address. |
+	// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+	// | `user.updated` | An administrator or the user changed fields; `fields`. |
+	// | `user.disabled` | An administrator disabled the user. |
+	// | `user.enabled` | An administrator enabled the user again. |
+	// | `user.deleted` | The user was soft-deleted. |
+	// | `user.restored` | An administrator restored a deleted user. |
+	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+	Action AuditAction `json:"action"`
 
 	// ActorId The user who acted; `null` for anonymous requests and the system.
 	ActorId   *openapi_types.UUID `json:"actor_id"`
 	CreatedAt time.Time           `json:"created_at"`
 
-	// Details Event-specific details. Personal data is masked; secrets are never recorded.
-	Details map[string]interface{} `json:"details"`
-	Id      openapi_types.UUID     `json:"id"`
+	// Details Event-specific details; which keys an action sets is listed with `AuditAction`.
+	// Personal data is masked; secrets are never recorded.
+	Details AuditDetails       `json:"details"`
+	Id      openapi_types.UUID `json:"id"`
 
 	// Ip Client IP address; `null` when the event did not come from a request.
 	Ip *string `json:"ip"`
@@ -387,11 +715,37 @@ type DeleteMeRequest struct {
 
 // FieldError One invalid field of the request body.
 type FieldError struct {
-	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
-	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
-	// `contains_email` or `predictable`; for an email the server refuses:
-	// `max_length`, `ip_literal` or `local_domain`.
-	Code string `json:"code"`
+	// Code Machine-readable reason. New values may be added in a minor version, so
+	// keep a fallback.
+	//
+	// | code | meaning |
+	// |---|---|
+	// | `required` | A required field is missing. |
+	// | `unknown_field` | The field is not part of the request. |
+	// | `type` | The value has the wrong type (or is null). |
+	// | `format` | The value is not in the field's format (email, uuid, date-time). |
+	// | `pattern` | The value holds characters the field does not take. |
+	// | `enum` | The value is not one of the allowed ones. |
+	// | `min_length` | The value is too short. |
+	// | `max_length` | The value is too long (for an email, also once normalised). |
+	// | `minimum` | The number is too small. |
+	// | `maximum` | The number is too large. |
+	// | `min_items` | The list has too few items. |
+	// | `max_items` | The list has too many items. |
+	// | `unique_items` | The list holds an item twice. |
+	// | `min_properties` | The object needs at least one field. |
+	// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+	// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+	// | `unknown_role` | A role does not exist. |
+	// | `ip_literal` | The email's domain is an IP address. |
+	// | `local_domain` | The email's domain is localhost or has no dot. |
+	// | `too_short` | `password_rejected`: shorter than the minimum. |
+	// | `too_long` | `password_rejected`: longer than the maximum. |
+	// | `common` | `password_rejected`: one of the most common passwords. |
+	// | `repetitive` | `password_rejected`: one character repeated. |
+	// | `contains_email` | `password_rejected`: contains the email or its name part. |
+	// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+	Code FieldErrorCode `json:"code"`
 
 	// Field The offending field, e.g. `email`.
 	Field string `json:"field"`
@@ -399,6 +753,38 @@ type FieldError struct {
 	// Message Human-readable explanation.
 	Message string `json:"message"`
 }
+
+// FieldErrorCode Machine-readable reason. New values may be added in a minor version, so
+// keep a fallback.
+//
+// | code | meaning |
+// |---|---|
+// | `required` | A required field is missing. |
+// | `unknown_field` | The field is not part of the request. |
+// | `type` | The value has the wrong type (or is null). |
+// | `format` | The value is not in the field's format (email, uuid, date-time). |
+// | `pattern` | The value holds characters the field does not take. |
+// | `enum` | The value is not one of the allowed ones. |
+// | `min_length` | The value is too short. |
+// | `max_length` | The value is too long (for an email, also once normalised). |
+// | `minimum` | The number is too small. |
+// | `maximum` | The number is too large. |
+// | `min_items` | The list has too few items. |
+// | `max_items` | The list has too many items. |
+// | `unique_items` | The list holds an item twice. |
+// | `min_properties` | The object needs at least one field. |
+// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+// | `unknown_role` | A role does not exist. |
+// | `ip_literal` | The email's domain is an IP address. |
+// | `local_domain` | The email's domain is localhost or has no dot. |
+// | `too_short` | `password_rejected`: shorter than the minimum. |
+// | `too_long` | `password_rejected`: longer than the maximum. |
+// | `common` | `password_rejected`: one of the most common passwords. |
+// | `repetitive` | `password_rejected`: one character repeated. |
+// | `contains_email` | `password_rejected`: contains the email or its name part. |
+// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+type FieldErrorCode string
 
 // ForgotPasswordRequest defines model for ForgotPasswordRequest.
 type ForgotPasswordRequest struct {
@@ -460,8 +846,10 @@ type ListMeta struct {
 	// Limit The page size that was applied.
 	Limit int `json:"limit"`
 
-	// NextCursor Pass as `cursor` to get the next page; `null` on the last page.
-	NextCursor *string `json:"next_cursor"`
+	// NextCursor Pass as `cursor` to get the next page; absent on the last page. Absent rather
+	// than `null`, so that it has the type of the `cursor` parameter (an optional
+	// string) in generated clients and can be passed back as it is.
+	NextCursor *string `json:"next_cursor,omitempty"`
 
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
@@ -834,6 +1222,9 @@ type TooManyRequests = Problem
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
 
+// UnexpectedProblem An RFC 9457 problem document.
+type UnexpectedProblem = Problem
+
 // UnprocessableEntity An RFC 9457 problem document.
 type UnprocessableEntity = Problem
 
@@ -859,8 +1250,8 @@ type ListAuditEventsParams struct {
 	// SubjectId Only events about this user.
 	SubjectId *openapi_types.UUID `form:"subject_id,omitempty" json:"subject_id,omitempty"`
 
-	// Action Only events with exactly this action, e.g. `user.login.failed`.
-	Action *string `form:"action,omitempty" json:"action,omitempty"`
+	// Action Only events with this action.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
 	// Since Only events at or after this instant (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
@@ -1660,6 +2051,15 @@ type UnauthorizedApplicationProblemPlusJSONResponse struct {
 	Headers UnauthorizedResponseHeaders
 }
 
+type UnexpectedProblemResponseHeaders struct {
+	XRequestID *string
+}
+type UnexpectedProblemApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnexpectedProblemResponseHeaders
+}
+
 type UnprocessableEntityResponseHeaders struct {
 	XRequestID *string
 }
@@ -1694,15 +2094,25 @@ type GetJwksResponseObject interface {
 	VisitGetJwksResponse(w http.ResponseWriter) error
 }
 
-type GetJwks200JSONResponse JWKS
+type GetJwks200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetJwks200JSONResponse struct {
+	Body    JWKS
+	Headers GetJwks200ResponseHeaders
+}
 
 func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1727,6 +2137,27 @@ func (response GetJwks500ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 	return err
 }
 
+type GetJwksdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetJwksdefaultApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
 }
@@ -1737,6 +2168,7 @@ type ListAuditEventsResponseObject interface {
 
 type ListAuditEvents200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListAuditEvents200JSONResponse struct {
@@ -1752,6 +2184,9 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1855,6 +2290,27 @@ func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
+type ListAuditEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListAuditEventsdefaultApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResendVerificationRequestObject struct {
 	Body *ResendVerificationJSONRequestBody
 }
@@ -1863,15 +2319,25 @@ type ResendVerificationResponseObject interface {
 	VisitResendVerificationResponse(w http.ResponseWriter) error
 }
 
-type ResendVerification202JSONResponse AcceptedResponse
+type ResendVerification202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ResendVerification202JSONResponse struct {
+	Body    AcceptedResponse
+	Headers ResendVerification202ResponseHeaders
+}
 
 func (response ResendVerification202JSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2019,6 +2485,27 @@ func (response ResendVerification503ApplicationProblemPlusJSONResponse) VisitRes
 	return err
 }
 
+type ResendVerificationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ResendVerificationdefaultApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyEmailRequestObject struct {
 	Body *VerifyEmailJSONRequestBody
 }
@@ -2027,10 +2514,18 @@ type VerifyEmailResponseObject interface {
 	VisitVerifyEmailResponse(w http.ResponseWriter) error
 }
 
+type VerifyEmail204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type VerifyEmail204Response struct {
+	Headers VerifyEmail204ResponseHeaders
 }
 
 func (response VerifyEmail204Response) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2168,6 +2663,27 @@ func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	return err
 }
 
+type VerifyEmaildefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response VerifyEmaildefaultApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
 }
@@ -2179,6 +2695,7 @@ type LoginResponseObject interface {
 type Login200ResponseHeaders struct {
 	CacheControl *string
 	Pragma       *string
+	XRequestID   *string
 }
 
 type Login200JSONResponse struct {
@@ -2198,6 +2715,9 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -2384,6 +2904,27 @@ func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type LogindefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response LogindefaultApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogoutRequestObject struct {
 }
 
@@ -2391,10 +2932,18 @@ type LogoutResponseObject interface {
 	VisitLogoutResponse(w http.ResponseWriter) error
 }
 
+type Logout204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type Logout204Response struct {
+	Headers Logout204ResponseHeaders
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2459,6 +3008,27 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type LogoutdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogoutAllRequestObject struct {
 }
 
@@ -2466,10 +3036,18 @@ type LogoutAllResponseObject interface {
 	VisitLogoutAllResponse(w http.ResponseWriter) error
 }
 
+type LogoutAll204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type LogoutAll204Response struct {
+	Headers LogoutAll204ResponseHeaders
 }
 
 func (response LogoutAll204Response) VisitLogoutAllResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2534,6 +3112,27 @@ func (response LogoutAll503ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 	return err
 }
 
+type LogoutAlldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response LogoutAlldefaultApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ForgotPasswordRequestObject struct {
 	Body *ForgotPasswordJSONRequestBody
 }
@@ -2542,15 +3141,25 @@ type ForgotPasswordResponseObject interface {
 	VisitForgotPasswordResponse(w http.ResponseWriter) error
 }
 
-type ForgotPassword202JSONResponse AcceptedResponse
+type ForgotPassword202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ForgotPassword202JSONResponse struct {
+	Body    AcceptedResponse
+	Headers ForgotPassword202ResponseHeaders
+}
 
 func (response ForgotPassword202JSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2698,6 +3307,27 @@ func (response ForgotPassword503ApplicationProblemPlusJSONResponse) VisitForgotP
 	return err
 }
 
+type ForgotPassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ForgotPassworddefaultApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResetPasswordRequestObject struct {
 	Body *ResetPasswordJSONRequestBody
 }
@@ -2706,10 +3336,18 @@ type ResetPasswordResponseObject interface {
 	VisitResetPasswordResponse(w http.ResponseWriter) error
 }
 
+type ResetPassword204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type ResetPassword204Response struct {
+	Headers ResetPassword204ResponseHeaders
 }
 
 func (response ResetPassword204Response) VisitResetPasswordResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2828,6 +3466,27 @@ func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPas
 	return err
 }
 
+type ResetPassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ResetPassworddefaultApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshTokensRequestObject struct {
 	Body *RefreshTokensJSONRequestBody
 }
@@ -2839,6 +3498,7 @@ type RefreshTokensResponseObject interface {
 type RefreshTokens200ResponseHeaders struct {
 	CacheControl *string
 	Pragma       *string
+	XRequestID   *string
 }
 
 type RefreshTokens200JSONResponse struct {
@@ -2858,6 +3518,9 @@ func (response RefreshTokens200JSONResponse) VisitRefreshTokensResponse(w http.R
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -3025,6 +3688,27 @@ func (response RefreshTokens503ApplicationProblemPlusJSONResponse) VisitRefreshT
 	return err
 }
 
+type RefreshTokensdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegisterRequestObject struct {
 	Body *RegisterJSONRequestBody
 }
@@ -3033,15 +3717,25 @@ type RegisterResponseObject interface {
 	VisitRegisterResponse(w http.ResponseWriter) error
 }
 
-type Register202JSONResponse AcceptedResponse
+type Register202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type Register202JSONResponse struct {
+	Body    AcceptedResponse
+	Headers Register202ResponseHeaders
+}
 
 func (response Register202JSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3189,6 +3883,27 @@ func (response Register503ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 	return err
 }
 
+type RegisterdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RegisterdefaultApplicationProblemPlusJSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListRolesRequestObject struct {
 }
 
@@ -3198,6 +3913,7 @@ type ListRolesResponseObject interface {
 
 type ListRoles200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListRoles200JSONResponse struct {
@@ -3213,6 +3929,9 @@ func (response ListRoles200JSONResponse) VisitListRolesResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3297,6 +4016,27 @@ func (response ListRoles503ApplicationProblemPlusJSONResponse) VisitListRolesRes
 	return err
 }
 
+type ListRolesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRolesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -3307,6 +4047,7 @@ type ListUsersResponseObject interface {
 
 type ListUsers200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -3322,6 +4063,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3425,6 +4169,27 @@ func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	return err
 }
 
+type ListUsersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateUserRequestObject struct {
 	Body *CreateUserJSONRequestBody
 }
@@ -3436,6 +4201,7 @@ type CreateUserResponseObject interface {
 type CreateUser201ResponseHeaders struct {
 	CacheControl string
 	Location     *string
+	XRequestID   *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3453,6 +4219,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -3633,6 +4402,27 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response CreateUserdefaultApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMeRequestObject struct {
 	Body *DeleteMeJSONRequestBody
 }
@@ -3641,10 +4431,18 @@ type DeleteMeResponseObject interface {
 	VisitDeleteMeResponse(w http.ResponseWriter) error
 }
 
+type DeleteMe204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteMe204Response struct {
+	Headers DeleteMe204ResponseHeaders
 }
 
 func (response DeleteMe204Response) VisitDeleteMeResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -3832,6 +4630,27 @@ func (response DeleteMe503ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 	return err
 }
 
+type DeleteMedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteMedefaultApplicationProblemPlusJSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMeRequestObject struct {
 }
 
@@ -3841,6 +4660,7 @@ type GetMeResponseObject interface {
 
 type GetMe200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type GetMe200JSONResponse struct {
@@ -3856,6 +4676,9 @@ func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) e
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3921,6 +4744,27 @@ func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
+type GetMedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateMeRequestObject struct {
 	Body *UpdateMeJSONRequestBody
 }
@@ -3931,6 +4775,7 @@ type UpdateMeResponseObject interface {
 
 type UpdateMe200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type UpdateMe200JSONResponse struct {
@@ -3946,6 +4791,9 @@ func (response UpdateMe200JSONResponse) VisitUpdateMeResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4153,6 +5001,27 @@ func (response UpdateMe503ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
+type UpdateMedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateMedefaultApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -4164,6 +5033,7 @@ type ChangePasswordResponseObject interface {
 type ChangePassword200ResponseHeaders struct {
 	CacheControl *string
 	Pragma       *string
+	XRequestID   *string
 }
 
 type ChangePassword200JSONResponse struct {
@@ -4183,6 +5053,9 @@ func (response ChangePassword200JSONResponse) VisitChangePasswordResponse(w http
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -4372,6 +5245,27 @@ func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangeP
 	return err
 }
 
+type ChangePassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ChangePassworddefaultApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListMySessionsRequestObject struct {
 	Params ListMySessionsParams
 }
@@ -4382,6 +5276,7 @@ type ListMySessionsResponseObject interface {
 
 type ListMySessions200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListMySessions200JSONResponse struct {
@@ -4397,6 +5292,9 @@ func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4481,6 +5379,27 @@ func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMyS
 	return err
 }
 
+type ListMySessionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListMySessionsdefaultApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeMySessionRequestObject struct {
 	Id SessionId `json:"id"`
 }
@@ -4489,10 +5408,18 @@ type RevokeMySessionResponseObject interface {
 	VisitRevokeMySessionResponse(w http.ResponseWriter) error
 }
 
+type RevokeMySession204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type RevokeMySession204Response struct {
+	Headers RevokeMySession204ResponseHeaders
 }
 
 func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -4595,6 +5522,27 @@ func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevoke
 	return err
 }
 
+type RevokeMySessiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RevokeMySessiondefaultApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -4603,10 +5551,18 @@ type DeleteUserResponseObject interface {
 	VisitDeleteUserResponse(w http.ResponseWriter) error
 }
 
+type DeleteUser204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteUser204Response struct {
+	Headers DeleteUser204ResponseHeaders
 }
 
 func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -4728,6 +5684,27 @@ func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	return err
 }
 
+type DeleteUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -4738,6 +5715,7 @@ type GetUserResponseObject interface {
 
 type GetUser200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type GetUser200JSONResponse struct {
@@ -4753,6 +5731,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4875,6 +5856,27 @@ func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	return err
 }
 
+type GetUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUserRequestObject struct {
 	Id   UserId `json:"id"`
 	Body *UpdateUserJSONRequestBody
@@ -4886,6 +5888,7 @@ type UpdateUserResponseObject interface {
 
 type UpdateUser200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -4901,6 +5904,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5099,6 +6105,27 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -5109,6 +6136,7 @@ type RestoreUserResponseObject interface {
 
 type RestoreUser200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type RestoreUser200JSONResponse struct {
@@ -5124,6 +6152,9 @@ func (response RestoreUser200JSONResponse) VisitRestoreUserResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5265,6 +6296,27 @@ func (response RestoreUser503ApplicationProblemPlusJSONResponse) VisitRestoreUse
 	return err
 }
 
+type RestoreUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RestoreUserdefaultApplicationProblemPlusJSONResponse) VisitRestoreUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SetUserRolesRequestObject struct {
 	Id   UserId `json:"id"`
 	Body *SetUserRolesJSONRequestBody
@@ -5276,6 +6328,7 @@ type SetUserRolesResponseObject interface {
 
 type SetUserRoles200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type SetUserRoles200JSONResponse struct {
@@ -5291,6 +6344,9 @@ func (response SetUserRoles200JSONResponse) VisitSetUserRolesResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5470,6 +6526,27 @@ func (response SetUserRoles503ApplicationProblemPlusJSONResponse) VisitSetUserRo
 	return err
 }
 
+type SetUserRolesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response SetUserRolesdefaultApplicationProblemPlusJSONResponse) VisitSetUserRolesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeUserSessionsRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -5478,10 +6555,18 @@ type RevokeUserSessionsResponseObject interface {
 	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
 }
 
+type RevokeUserSessions204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type RevokeUserSessions204Response struct {
+	Headers RevokeUserSessions204ResponseHeaders
 }
 
 func (response RevokeUserSessions204Response) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -5603,6 +6688,27 @@ func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRev
 	return err
 }
 
+type RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetHealthRequestObject struct {
 }
 
@@ -5610,15 +6716,25 @@ type GetHealthResponseObject interface {
 	VisitGetHealthResponse(w http.ResponseWriter) error
 }
 
-type GetHealth200JSONResponse Health
+type GetHealth200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth200JSONResponse struct {
+	Body    Health
+	Headers GetHealth200ResponseHeaders
+}
 
 func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5643,16 +6759,47 @@ func (response GetHealth500ApplicationProblemPlusJSONResponse) VisitGetHealthRes
 	return err
 }
 
-type GetHealth503JSONResponse Health
+type GetHealth503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth503JSONResponse struct {
+	Body    Health
+	Headers GetHealth503ResponseHeaders
+}
 
 func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHealthdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetHealthdefaultApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5664,15 +6811,25 @@ type GetLivenessResponseObject interface {
 	VisitGetLivenessResponse(w http.ResponseWriter) error
 }
 
-type GetLiveness200JSONResponse Liveness
+type GetLiveness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetLiveness200JSONResponse struct {
+	Body    Liveness
+	Headers GetLiveness200ResponseHeaders
+}
 
 func (response GetLiveness200JSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5697,6 +6854,27 @@ func (response GetLiveness500ApplicationProblemPlusJSONResponse) VisitGetLivenes
 	return err
 }
 
+type GetLivenessdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetLivenessdefaultApplicationProblemPlusJSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadinessRequestObject struct {
 }
 
@@ -5704,15 +6882,25 @@ type GetReadinessResponseObject interface {
 	VisitGetReadinessResponse(w http.ResponseWriter) error
 }
 
-type GetReadiness200JSONResponse Health
+type GetReadiness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness200JSONResponse struct {
+	Body    Health
+	Headers GetReadiness200ResponseHeaders
+}
 
 func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5737,16 +6925,47 @@ func (response GetReadiness500ApplicationProblemPlusJSONResponse) VisitGetReadin
 	return err
 }
 
-type GetReadiness503JSONResponse Health
+type GetReadiness503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness503JSONResponse struct {
+	Body    Health
+	Headers GetReadiness503ResponseHeaders
+}
 
 func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReadinessdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetReadinessdefaultApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6845,272 +8064,306 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu21i/+Khh9Z6Z2/5IsybIdy7Pn/7lp0jrNrbbT7LbMMSESklhTgEqAltU2M+dpzoN9T3IGawEk",
-	"eNHNdi7tzszu7NgmQVwW1n391p+NQExngjOuZGPwZ2PCaMgS+OdjGkzYY8FVIuKX4kKJhOlfh0wGSTRT",
-	"keCNQeM0ntOFJD4XLamf8E+ImjAyFOGCTEQcSkKDQKRckZAqStSEKsIFCfTYZEoX5JqxWbvRbLBbOp3F",
-	"rDFo2KEazUbCfk+jhIWNgUpS1mzIYMKmVM+C8XTaGPyaP/yu2VCLmX5fqiTi48b7983GOfs9ZVKdhdWJ",
-	"X04YSfDPX0ly9u0JkYzB3E9fnxHn2TY5jaUgESe+ef4qCn0iRvDwLBHDmE2LKzgcdcNesD9s9ekBa/VH",
-	"h53Wo+FR0DoOO6w76tH9YT9ouKspz/x9szGjCZ0yZc8iTaRIqqt4NaO/p4wE8GcySsSU+FOmaJuzW3WF",
-	"v3bmym4ikUoyo2PWJq+mkSKRIiOR6D97fBQlUpk/vhTErGdAqB0/kkTweEFuaByF9j0SR1JFfEwoD8ko",
-	"ivWUPQ4HPUtEmAYsJJFqe7zRbER6zr+nLFk0mg1Op3rROHZhO6b09jnjYzVpDA66vbqDfR5NI1Xdjhf0",
-	"NpqmU8LT6ZAlet2RYlM9a9wAvTT3pHqd+jnFMLw7pZCNaBorfGWKn2kMuh39U8TNT9lMI67YmCUw1Qsm",
-	"ZST4MhqU+OevJInCJqEStpOFZLggvv7ni4UZQPpFIuvS/eCAHY1ax8NeqImMth4FHdbqDfvh4egR7QRd",
-	"Zrd8RtUkX10UrrxaI5FMqWoMGmkKT1Z3/41kybL1pJIlsJjibI+CR+Ex64xaXdobtvrBfth6xPqj1gE9",
-	"HNq/fZDZvtcvy5ngksFN+oaGhivonwLBFePwTzqbxVFA9VL2zK3+/36Tel1/2nXAAEMaXiX5CDKdTmmy",
-	"0KyQABURkRC9ApLdYH1vIg6XptFs3NA4ZfjtUM/UHa/ZCJmiUdwYNH6EsfIxPCRKr0GmqVRkyAjlxNAZ",
-	"GTI1Z4yTLlzCbqfThr2UivJAf2OPzqK9m+6ePhxpthMZ2RbcSlGVysagr2leRQqO9RsaknzyZu/ThA/G",
-	"VLGJSCUbmL0cuOvUp2J25EpwdqWiKbtS4prx4pYik5ZM6U29YUk0MidE4GESUM4FbEYqWd3mLvmIs8/6",
-	"EzhYfkpNwm5nmtz0ZydUEhonjIYLMtSbrD+1ZH9pqiZ7MyrlXCThHsz8IXf7DKenZ2UnaNezcuuX7II+",
-	"hSmN9Q1i4ZWl9eLugyCPJNHbjB9/dvHqZc1OlwYq7bDZgiXDrdrNWIwj/pCb+MJO1K5k5daVlgX8JGc+",
-	"/ytho8ag8V97uRK1h3+Ve69xBHxlqe6hNyP7xiDXnSp7RHb84lz83SahyHI8Xstzsuc1wYhUaXmYUD5m",
-	"ZMd3bqMeSCSEEsFZS5OHx7MLkfJrLua8cCHsZdD3gOz49cTlN4ngHvfhDrw2N8IH9uTDRV48mdIo9ndR",
-	"MXDUzn+3DH9unX27bI/N43u5fge7/FjwURwFd+XsgfN68RZovmmPJGQx0wJ6J2GgeWphuFtzIbLRSleh",
-	"ZqxV3HpvE8m5Z+Zy73tynN+Tx/n8V96QbJ36BJg+1CtFazk5/JHQMEyYlMhu9W7U7J07jLN9p1yoCUsy",
-	"k8KhREnUJJLFT3xQIejs1JPCuuysV26au8CH5yn2SCSZR2oCTCVIk4RxRfQCGPKZ4nEMWSz4WBIlPE5L",
-	"+7zjO/M17EKhaBZpEjBLzhEnFL+Ahh6NYzEHY4ARMWMJiu4d387vYW8/HMNLoX4CPYGF23OBCgVyoa5u",
-	"7HAOIcInFmQh0qSyjSORMBKL8VjbRBH/8LJtv0yJIDjyWW9AiIV1PhQ1Wj1IU0cgkoQFigxTVUN7VtiZ",
-	"GZAFU00QFWCWSpbcIMvUdBONU9R7iLEJtAlrCdRdh7/bJm8kMyYqv9bUCeMV9Eh4DwjaXh5KOJtrWYiX",
-	"ByQYD39yXvIfkmqfimQYhSHyyzuT6ygbpSBttMGe3TuzXxJ2BJjgQLNPMmPJNAIT84MyTIdMnzqzXUmd",
-	"+bIeiihpEACTtgoOKliaLCMlUTbHNLjGTcp3hhRZGGcslGTHz+bn77YfjCLOuGIJp/GTJEGXz52pIjIj",
-	"XTEYqiBJScrZ7YwFWpWBPxMRgJBYrY1M76tjHBQNGpwgMXfcznONNVNY1UNQRt12aM3W/ZDmJ9/C/klC",
-	"DYtnIUl5yKw0RAZy9m2TcKaXkzCVJhx39KFoAwj2ccJCxlVEY3lPAkHdPXDGK6mrRU4NdkbO1iNuGPuH",
-	"l3LdqhlcnPVGFrD7ykMQznO9NjKiUVywhZzPaLIBxsPl3LiC4E8Bjcl8wkDPyiSix12bS5WE6DwRfGx1",
-	"L6ubRZKEkaTDGI0za1E8oIQy233ORgmTk0vrpbk30SU4YL1Lxvyx4pqxHhljj66iOzPEh6C8wuw2pb3i",
-	"eh9O5y9tVNlkb5KE3YhrJI+548zS9rvHc6ItzM9o+ZlQDCgnXBBtI2gRKUC1Jc/h/wkd04g/JMm9FOqp",
-	"SPn9VHitDI5gFIe2XgpcjzGMIuupvpf5fW8S6+ck9lIoYme9kqzy5T0cKRlzLhQMNXJ2G0mtXWffekg9",
-	"5zVdxIKGl0I8p8mY3eusZzjWlRLiKobR1jgglRAEHlzNQcaRVCy57/l2Hd3XrDqfwLpzri7tod0FsCfs",
-	"NgClVkFMSmtjX0kioz+08TQFE6sykYckhguW3EQBe8PpDY1iLc7uRQ8Sh7tKnfFKFGEeAWJg05lIaBLF",
-	"C+K8caIVuGRBYqpY8qG1YodEzF6Q4uRXEkndeh9EMSYhmzEeMh4syM5rIdU4YRc/Ptey4ZyFkdxFkZMw",
-	"Gkz0V8mOXzMXcPScpmqCmo9WsjNjSoL6RIJYSG3Xa5Y8pwutG3FDjGiBaSmG5+9x9DHl0R8t0Nrk3Dmt",
-	"BxRGl0K8oHxhfivv6Fw2+tpVLIJr9E0VnaOOPueSIz5OdkCJrnMzl8Z1iVwIMqV8YdVTGEKelLVH84WR",
-	"SMhxp0MkCwQP5QdX6HuOA/XUzCZbw0paL60YIrxUsSvgU5WttZuQ2OOrbmHh7boNtO9ahhBx0u99kp2q",
-	"W87KzSqs7YE8zeU5kB3f/Yy/e0LmNFLEhwvZOh0plvjZdpFXnPiwMX7T437xNH0yZZTLMo3W3AiqRyUJ",
-	"mzFgJ0jjHkcir1z/c6rYkpwRlIRTGvGIj8nvqVDU+h7tnEnKVRSTSGEwWpKdsyeXT0k2KMEvkVHE4lCS",
-	"MKEjtVvMf/AaMLNWNPMaJ8m/OifqX/3eyhygZj7p1msRR8Gifu444xk8gW73OdhHWpxrznG/qf7+r/3O",
-	"yfxfh511c82PujrNC7ONSiBhGCe5ShaQNwTWgzuFfq+QDWTzazq1+TX34OxvuL6lIon+uEu0AAjLGk9L",
-	"khfK7sY6m2x5akhx8JL+Uh56KwP5gdSWWuN4K6M4z0RIS4eRb+RLUVyspm+pz6m6Y4VBNnCFUzJkNMFQ",
-	"V/aBj7hnb4rzXbllhbU9DCtftrNkx3e/ljkDClkFTTKkYbwgMhpzFjY97uQIWPLOvQvGqzAwvgN8CBwO",
-	"bXJqXFsmSOnxzOslOPGDCeVjluUQNImfzkKq2Avm61F8dHnpnyJ9oH6/s+9bDywl/U63Ig3evn3bcrXR",
-	"esZK8yc0zQQTGscMsifOnz4mh0cHnRLj/AZJCbzF//KKt9drrGGg92Jjs0ToU9Sq9hOuIrW4Izez+36V",
-	"sN/AF17laJzNc6fkCLzh4KdECVW9kdUhS3wsGyzzOkwZU0XnJ44Ou603VzYGv2Yf0OaonIhEswOQas5H",
-	"G83GVO/LGDKUbN6cIjGjUpHugT7UhAaKJRJcW4337z68N6DXc70BZoXO7qzxBpS3E3kn+PyuEoFWsJuU",
-	"qH9X8ehIpt5IlpyLmMkmCRKtRC1LZAEqBtq5Qi1rnW/FEH79cRWmmp+Y/lEWjss8iPP3GjKdsUSzYK+x",
-	"7JS2yZcxn3uwg/wp2ySSbdLKg6zuqj7I6m8Lp/kUtTaaMAKBST5uWn/vak3iYc/Q5NzmpwfBi/rLZiKs",
-	"hTBS432zQg84VD4kj4JryACuowl86GNf1gc544dy3tmDmrM4bjkJjRjLxtMbEGpVnRD3DAS4pRyKv3OD",
-	"TlZ71NwXZbJeIGTfaooiO35lTVn6IGdzR3I7oqHIxcGTWGJi/m6b+EhnPiTAS8JoMPG4GI0YD7WVAFN9",
-	"SLfOGy7T2UwkioUvWBjRSzjJe/gc03zAq6ke8QqIY9VFs7cEdC4qiftB/aGP4pw+cNXRbAkElkDMEtYo",
-	"prUL/yBuapMqZDfML++YD6pr3Xwe0lv9Vl8NK7s/dATepu65oWBzh5Hpr47BW7Nlz1GKPn4mz4cKwNdt",
-	"UJNQCS6iMY04UQLzxpIpOpfRnGiWdhGYnRsNrQvhlyzusRDhgIQCKNLGYSkP0UvY9DiV11myVVYuZWcJ",
-	"NVZ+2RTxjYOmTc6ta8tMzb6HHls9lGQkmLDgWsLYlMwnETjg+71jUnKrPWCiZXZqMMxpELCZMRRKoYNA",
-	"S5SYhWM21acjRkYa6bsMfqpIEmO46FVGaiJSvY83jMaQO6kkEakKxBSCdLNE2+8qQksl0wkqnyWTdEp5",
-	"K2E0hICEebJdW8mU1xX9mg2ZVxKKoRZPmk7tMs9NKREYS4UJhVStpeNss95rpWb98y/0M+VpwofM+7VT",
-	"DacRfwMWMqj4eakSDcNI7xKNXztTH9FYskrcx9pIgjMjeolRPmM2UlBNoLXQlON1AkVxGnF34G75zGye",
-	"SvXQfJWkzLeJLHmGorlNN+KaSaIN+oUNB50QHybuE8bxnUjlnkSzKUMhYkYh1wI11Cq18FKC044+Bqr1",
-	"pYBK1oq4ZFxGKrph8WK3TV6lSkYhIyG7YbGYacJuEso9bt+nilBOzl6TOFIsobEWR5Il//1rt3fU7rQ7",
-	"7e47KNyAYAeNJ0JCbROFvFM6ZR63F4GSUCiy49P/HvoQZUvYKLU3hfj9Xo9UdTGyg2oe5sP6TY9rOUP8",
-	"aHZlJoQ+E/j4VSimNOKWOWSVdJk2n5dh9g76letjs/1vnHzrst8XFhfEjCLvyzJ8MYBn6lJ3OJvvVlP3",
-	"q4eIFYHlr7xkc005s5guYAvbxalDjeaMKsUS/fT//vV/e95tp9PyvNvuU8+7PXr67uv/VcscqlcrDSP1",
-	"5MYI+jLfkSxIk0gtWgmL2Q3lSlMsV1XeRQN8pzzEW80UJ3Q2Y5yFTcLa4zYB6mmDQ74t0wCd+n4NM2vq",
-	"YUUCIn1ZXSaZTwShWuE+IT5P49hHycEFX0xFKvOIThYAWUiF1c3lOkv9OobpsSKzMh10KoRXVBXKNDVf",
-	"giqjuiWg3iOXMyv8VnF1cCAtOWNBNIoCYsZok9cskfp9rDwHz6VWC070QSVMoRltEzUDkYTIxSqnjju6",
-	"ps602Yhm1Y1/HEda9J29tnSd7XsW3gYaIWEUghahhR2WcWeysr3JZrsKXXkSZ9/ai1aQvgFNMeDOcjpd",
-	"+x2ZwrasprJ8WZEkdChSVVy2sTXvRFX6A1d0bK7gmsdLkhO+YC6fc10Kq4JzLHymsLk5iRYI/N1KZvE8",
-	"kmq94gCV6ms1iJwD5QyKJgldbKpT6MncSa94XHDDb6pWFNdqNPWrmWM6rdfn22VZdAi6Rsbga8iEs/mK",
-	"j7x0fNht8g1bCGR3kpGhSHkhCwptctAvpPFgDDIXsseLPuThghiggCagXOjtlxGGnFKtpOxQvnBeaBI5",
-	"owGTHo94EKchC3dP9FtTAZ6YIaTVsDCbrGzm/zS3WHBFI+6mEGeqCA8LTzPyx21wM+REqgS2jjCpoilV",
-	"IiGjSK+aUbnQ9tI4ZVJ6fEfqQ+YBk01yzRZDQZOQJCmXTRN3l007WfyG/qKWwJLQWHC2CxzWqC2o2KDe",
-	"UvX/nOTuH0kXkswnCxhtrteoBAlFSUdxPfzLSePROpZQIcgS6dRfBBZcV4nqnMk0BjMHjDKwKzlz8qeq",
-	"igCzFR4ltWkiEm0IUal3VnPMEBN6USHIk61Ql9PCVKTKPzHCzJYtZJKwTlrFVOk5XSHLKX7/ezGHaAgW",
-	"DurFECXEdZNEnEyjOI6czBczMAJugIQwboIcoiXVDFWvoB6jxT0O83JherVHkAUs7saHvlgDH8kaMKAp",
-	"tTbmC5pc1xQDOhnqdqwTzUyrZXt6G8ARqCaMb2MxfPvg1kKz8UXafJE2dYq5MKH1Ek3AvMUI47FaVsCD",
-	"sB0J5QrRmRQmU7DpTC2auVNkrI0X/1evgeHQd37b46d8QbBoWzJl6hN9GHNApYzG3CdDppmVRJNSDuZJ",
-	"pJiPdbaA6gRPe3w+EdItfcTDDGgcs8RAegWUkyHDmdpao0x9LZvFEL/V51SHbgQBaL90Bw/7a/W7Kb09",
-	"ww/2OiU9uNlIefR7yszftWFQFjOWpa0U89+atJK7SZjtNNxm0UvNsIzLVORupfqWVrpyheDQe1Kvg7zi",
-	"LMsoQyFSsiGHIqzRaDCqUYXlCiYRZ7lPFnUbq9HYCUNqjxsO1r/AO+i3yVOReLwmdDggfpYCol+A8gTB",
-	"x/rfyC/0vzQLUSC5IevUMDJ5hZIRpOAsYWEUKFCsToxjxAgah0Ejg5EDj/tTensVw0noL6wUqnhHKmRs",
-	"gt11JFKKfNq9wvnWqnRLXeLfFx3i7HYWU04tea0mIBuWh4NtrvSRPxXJWKj7GYgPo5jdQX2p5RB1q/ye",
-	"0VgPUtlk+L0WVSJRbfJSKMI4qIXoVirdE4jbrLPVcczH+Ox7CN/EarJY6j8HWwHd5Ki2R5KkszrNqLRc",
-	"O3DTTmz5yh9nM68yDPzojCUrrZ4ZVpGsXT3aWTDTMNr06TL/s9+yo9Qt7NnbH2pJ7knYOzjoHpNZOoyj",
-	"QCslmPr3qLN/tFvj1o3HrtnzJPz24rTG5Gk2guSm+CB8pvbR6zpH2w9sAYCVU6qCiYmW+NdRaGOHllVD",
-	"oBICI1oBqLcDrzFX0M7l1Q+va+eRoufKPiajce1jt/W8LN/AJhlSyQ77aRJnEb+Z5g98vJ4X6bni7ukv",
-	"4ebg1Jqw+UvO9qI6KUiUecuGRG/lBVN4rkcH3bpzvWYLubGDTtNSxTNXXocesG6ymW+uKkGZouDGhijq",
-	"jI4jDrFhrUMRi29YnXq8vORhRscM6/uymgG0PVwneJZn32w4gKLVATXTh3QMiziq9ViTxKlfhK9lTmAD",
-	"pxFTizZ6Xw93GcsVNE1jpvhuoNvP9sqG2dcSXcH5a3FB3c2oP8gbxpmsYZP2L5sKilp3yqZ+lNqpiXHE",
-	"7yacQwZ1fVmpQ/UQfPcRgzsbSRJAGOQriUcOYSwpR2mMJWnZYyZnoenxaKS51oRKIjhrk1PuVjdkaeYc",
-	"ijejMRf6xx0wUzDgorQghMGkxzVlW0wf49xwDf7eo6LB73m3va6294+eLDH1P5mS0lxjVpgN/Ere3XV+",
-	"F0tpE5YlIz6OtQVgSsyX86zP4KLXLfJ1ZhDXGbkOUhBFixeMY3ni1rkCswYgIY5SewGGullAlBD/tuXY",
-	"3T5ht0pTDOrp2f3PkJtMnMqY8tlPWA/RML4H+6TrC2g0GyaNQv/5RlyDBE3DSOHTdaLd5mDVkb0Wnsf9",
-	"gyOLhk1CEaTT2ti3NRA3SPd6rB99nyfDbW7WZBzFQBrxgNUqPzazuTwyGMatmN2wzIl+QmYABKbQVyI4",
-	"+JZ8u2KsAt1EQXCM7poIXp6/t4L0AeqzdkEf7e64fv7qZ76/vHxN8AGiD7xeozA5hPXRj1ISl0mBL6Gu",
-	"Q3Zq7eyUSeYtmUn1uYle2unsB3qi8C/mFyPTSdRK2IgBGa3lIjZfFtbWzAMaxn5ex2Qcyq9ujMJ8trIz",
-	"BeGqYJ8JJhxIMkwoDyaaTAF63eN/wQPkL3ssf0GhbcTH5C+P/9VqtbL/9LMFeFjyF+l3OuQvshLgeinY",
-	"bJvgkCX02mzUMsqwXHBFAwBIyqDmASTYjFMT5viL9Hu90lAOcu4wVSYdPX+X7NQVUECqZUsfi/F6SShy",
-	"w+R3mT+qmekudgywnmQ7vULdHCyyS/4iL0VdoWFWb2dfLhbLZW/XJZ8uK8Mj1So8O3qOVgcj75uRtwK9",
-	"s2PliDAwVt+Mlcl3/XWRqnLlUUYMTE1ECHiNABJq9+rAjAP0BW9IOD49QA7ZA/wFh7ADZpCiMMxxeTor",
-	"AUqL67QjupCn2aBlBFqDPFuKYdkhqogpeqDuvkuqBdyVDG4lp6baVHYY5qDm8lTz4e1IhQp9uDGwSVWI",
-	"g1Wl+0UqdVOkkVabhqw02YqszH9gSklwj1wIuZ0cC22kNXtwXcUZplqasN02DLmuDhRwpbNC0AGhldzu",
-	"ahr9jlqS071rF1rGJrC7hqhvG+MSpAnbaF9rMEyzi/rYAKjmEYN6KFVbUZJlWkJTj/LJFaG+CnxmOzwx",
-	"F0us/JESIHiB4c/yusfl6P4b4I/nN60cFigIhWVFq8XKpHqGXgdnQ/4iB3AsBXycIhKOg5JsgWtIHW4N",
-	"2XHwb3bzTSxgT8IHQQYXkCpd2Ex407ETin0lKvD8dRWBper5MvyACzLrgqtVmTkoPBl8eBHNuw6qa2np",
-	"VAmapb5apgKBUwvevAx2cGmLiLrK5XpcqRIiaZ35ZNAT7+Z4KU55iWbvXlvIIM18bIYNQ1QqcVAcK4FX",
-	"aLazjXugOLE6jfbcVKl9ydP5bPJ0vuTEfMmJ+XwyMDfyMJ5XMNj/qeHlc7dfykOnnny5df/BmWgrlIeS",
-	"0lBSzmF776splJWqeuIXcW1Fp97bEBLbxMjNTKu6lwtv/rlc9lVFVT7qxrFeJySwLuRrkCzc6RW/uWw7",
-	"yrUjldKnBBP3MJCYBYabRArsBOmbnD1wWxdh6mu2b5taFDitO1ah3KkCxTRCrKMQ9BlktaGafWQqcSK0",
-	"1YWMrKgmaxP6mrGZdIFGa2IWd6hkM96GuiI/i/keQeMTF+LUeLcLPglQHkei0GJgSYkrmMjSTHNpp0nC",
-	"NMvT7AVmAAEHhT8zAE/F8Tdb5qa1cWHMru41v5TH0ClGGZ1anyILDZLgFvPdpEgvKwfM9t0hjZpKCqmu",
-	"9CnVLuxtGcZ2Tk0YPFvE5rMvFr8VP/RGsqR1qv+2zfTrKuQKtW9QDedcgNJ6q0dboMP8Hqy4zw9YHmc5",
-	"xMeujbtgmMl8R/O+PkccEoXFdBYzhR4sIwCzhGppGB34/NC9/jdLxMaV1+0oOCjuh7aAPo4PKpHMJ2o2",
-	"G5n3jEZJXf235u/LvDnP3l4WJMAJ0bYPZFedGu8cWEADYvAGMXzpDuqEMWtKrFcl8ZybjjVIF8ZtxOPF",
-	"gMwSAeLJMmaTaWO64CDOipvF0/b4D4zNNMfOm9DhOzvIxblQhDpNXHZB84XFui9xdqs8nk0GRaSk0yzd",
-	"5QRnFWdOeWS5iVAqZiGhM5ooUG49HpjwKLYhh2q5bAHN7PN6asRrwJWLxrwVca9BQAkmAAFGuo86JKQL",
-	"uSSr2zLAiC+HwkVE4Yq0N6+SneNOCV3yuNOpC6JbD9x23yyqQebd+ij9Gt+jaUBecj9WPY0nJgNI6zNt",
-	"As3kITGVBWnC4kV9EF+/emVD+davjVS/PgeucMvK6ygMXjix2i2tu/tvTPDpMwJYuVt59UmOEaeEgUdy",
-	"Cw22LL1e4mN5yeblIOmZgmaZkrDRiAUmsyYDRoCefVOErlcCNT+PjwRGGMhOsY3sia15Ku+Bfwf37wpP",
-	"Lyk6enMHr2vnr/fwkjoHL3C5D+fh/Xg4KVoXrROKCOlj5MODmFmm3dVq1RuhT6i0zbGyRGRjVDhdeGu/",
-	"ujY32QIbLZ8G5YSG04hHUiXgeMp6dtkJViZlHrj7rJZcRJcFlC7kKZmZmiPDBWxKzkTMeQ6CH8ksvFzr",
-	"C90aJ+it0wetdmrlTy7Bd8o+sYqG1u7bhjbt+jBKEfUEYQs3hHNZUzVqieYriVWbTSIheFrQ/5ckxeUm",
-	"UZ7Ct0ox1pf5Ap/UJihIvW0uaZ2JaSnFuMVK9FF3mk4qncXuLVilzryK97HAI94tYVYPaIIC7/vY9ici",
-	"IdzHWLLT/mCmkkNGFbr+mvg0gNrMAdQWm/ZyHv+a+PYs/UHOM4eLCkM9sVkVhXfx5P0BkWKkWhn7Lzx6",
-	"UmXOeg6mozrmTzppFThRh8hyCqsN/P+Uayl38w5s7revIiQ8jNe+epyaeRi0swtNFDhTzHDURmr+01PL",
-	"IZ69vWxUlGDX9IFlLE9VaFrMV49vbQcbs02bJd0DMo14qphETE/HB+9xyis9fqHTK7pKtHWp5IokfaAT",
-	"uCQgnNBOyfZuotQMEUwjPhLVA83ykrGNQQZ/WGpDYDJQBgTxf3GyTWP9ahXU41AK3YqjG239OluMgSpw",
-	"hwPigGuzORE2DPs0bVjNpSp9CPGoZVunZX34wXBG/+aUcoqIn033VqF72+NQomDmAYILlsgJVB8QlWii",
-	"9bjH/+u/yBNTFaV/xECHUzkEib1Znjo24fUN5C02guBZWdVAj+D7/m9ScI//6QGv8hoD8qfXiEL9D6/x",
-	"P//n/3qN903iAQczf8yztd2H3sNgMKYeyCcBTZLI5IFmGac7WD8O/B+8duYPcrdNXhfq96TWcjwO0Zo2",
-	"5DqZfEb4hVNq5p/AGRHf/R0Z0uC6pvYOu+5nxXfGu6HEDLURVONQP2mTx/AqUrsAiz7DtR2mURyCcWJ0",
-	"QjVh0zZ5lZe1gDMFWx3rNybQ0we73fq9Tp+8FOQxwiP7cLT62mHBMWE8nImIQwupPfyd3yT2n3sxlOvn",
-	"P0Pen7+boRNes4VWqTy+4++1AQgdsgX3fptfyzZkv2Iolhdq7Cx5Qdw1Jy5Mo0fK+dVWtLzb0ddWDvb2",
-	"5vN5OxkFLRZGSiRtkYz3klGg/9PP7dqSBI/b2hf0YBlgaIRR95dhQ/tt8k2WsQ/+Lcj1B6CCkPlkyqZD",
-	"lpAdybCfve8UCvgE5fKu7XkiOPGh/sC2R1EmqWg+iYIJbIjmhFBhgVdxShdG428THxOMNXFsWi3h8WIt",
-	"jFPoVAQxgHqTLL/SnMN5Fo90DsPe7Ka981D4p19sZteN8nLdioVOvsyyGDyOHgYQj4Bgn0nLvBamdhT3",
-	"mjgY+1pIhGTMuCZ/BvWJiLsyjyQzX6ZT+zE6mzGa4LLhNuccxQd2iBnPljbhMPSzxcdMXrTZ3hPo+AXe",
-	"M5giFpLipfN4JGXK7NaeFkSH/qVp2IuuitevLi5JtV9dVr1LHS828NCvYeO+/toVKl9/jfLq2dtLU4KA",
-	"o9vi+R0fCuH93aYpyRhpXkIKgvjC+Hzv4uMmZ0qaAnM97DVbIBuDX0GMkCqyjD208zUVpCEuCjlhmzy5",
-	"teYwxElr9s287OsZjGwzBPT+kzP0EkEQGhoa4WnqK4V3JMZSVs2bJZmLBKDjqNJjCR4Yzm2qz+BPJW9r",
-	"Xr/tJEZnqMnQyWEiNDMhWSDQkMIYEuRT1cTbHxnItzzHHGFozK+ttDeCzdWYv9LKU6Bsm87rLOQoUbt2",
-	"9TyDA44p5FZrcBIl2Q3jHjct4iKVeaeJE0qFBCWjxUMOdW2edWTKfjxumosi2R909kldUre9Na9dldDj",
-	"jqTD963mOyC/vvNzWguwsyYwA0lCFsQ00RzcefzPXEPWL79/h4IeikBL29Qmp47ydMM87hSS0liKnMmW",
-	"oJoKRaWOPpvpqR4vq7A7UHyBkYaSfjsgv+YFp+/8E0O9mmCtWiw9zgGWeNflvITxkdD6jh44UODZtbGj",
-	"TESaXTJqoIHW8bgS+gQTRaIRKerkmGRVrFGiyinvQemY/dn3OErHtnusDswuEA5Ab2FpLDqbM6+hlrge",
-	"9797kl94eNrfPXFqTJzpLFDO+f3OPsnrrTJZp8kSVDwgrfOqCt80t8Rc8bJWXkRodlVzj6PHLH8gYSTJ",
-	"vsfCNnl1Y3xs2NHZzfUDdU1Pu3fsGysCPdTFsiGt1FaqYgxSkmUP9kCc2hiPr2raaRrT5mqdaTtQKpbZ",
-	"kVkXSY/PaaR2m8Qvt8g0mnP2a9/0v3R/U9sB0yqFphma1VNtczRCIT6B5Gtvitb+BwXW6NOQ/rf5czsQ",
-	"Uz8LYzqdcXzTr4NMRCIZGYLLfaEpfqZ1th2I00P+uRaats2LZV8wlm9/69vJ5IZUwZMxpSEzbCu3L9Fx",
-	"1oInUS8UshSHVO7axcitYsfRShwEo3rWQJ8nkVIMQsLUkthExCFKEqpg55qGldh8NLurBuVcNqE0bgaG",
-	"jJ6fVvuwX6gB8MZ4ESW2qkxbfDSJo4yewY8zjm4YlnoZG1irXRXfgp+4ebeGigoBJtzgCHXYGVUT2SSo",
-	"UMOJmFVOtbY50NsBWwiPW+NIWiK7dHmgpTQzAPyfLLFJ0GDEjHE6i9oLOo3NBLPfgTIDM/T4xZyOxywh",
-	"b87wvVAE0uCPxVHAjIcQvdeNF2eXjWYjTWLjoNCWjh4UbVWwcsxLck8/m5dt5/6KRrNxwxLMzGt02512",
-	"Rz9mptYYNPbbnfY+pH6qCfiJ6pUx/ZcxU8tyElCTqQD3GGe41TZB/QMS08y86P1ok1MtWq4Z1zq/i5eE",
-	"YiVSUr/fJt+mCdKZti/RXWLNMqZMOuVQaB5p9TfLubTWB0O8LFmcDdgQvEJnYWPQ+I6pZ/NrxKVCUwe2",
-	"ptfprGgnVNNGCMGJfjXoUwZ0ykBMZchSBkeqcf06+eHq9+ntT2/pzz+dHs/n3zw9PEvF/s1Pf/xxdHn7",
-	"/ePL+b+/WYyTi/51w0BDASKUwX8C2CcAeWp0u7//fPrzD7ePk9FPF1dHl4u3P37/anw0CW5e01n0Ik7m",
-	"Z5S+Dr5/cy4a799t3OgH0JqWdPkxxn5bE9cBblPdUNl27p2ZqiwDtuD4LBuDX981nbZ639l+kxlOlSEi",
-	"5ABFMmo0G4qOZQ7kpEfOrYEwUi0Av5dLCfo5On3A44WPatN9rpkgVGs2kceKGXqIySiKFUuqHQ3AA4Xw",
-	"FH7e38B445a2OCAvMVCe432gemJcCnKglZcOKSAAGBFvQXgQBiAr/z/xuN/vdEmx9F2rCsV69pOyWqRf",
-	"XKGNVy6N3rgcAV8CTzFzwEtQRxD5I3vo5oLug2uexF7h+sEyyl28MGemtT6DeDBcIMOGXh2FlrD7o25w",
-	"TI9Yqzfsh60+ezRqHdPDYasb9MJ91h8d0MMhFBA2Bg3YVRsUGxT6E2SXZ01UcvWEoRXDsplu0jZzyUwL",
-	"7RMeaK5wA6zlYPLKUE2utEUxKRbF5VT+vnyXMRnf6TdeyonYbo/RPgY9t5DADAhz+/v7x6Wmwb1O76DV",
-	"2W91upedzgD+98uyfY4QgaRmi1fGX1fN17Zi33yq/U2mCrkC20/13X3FIYY6f8177CAhOLG6vEvOppfT",
-	"zUvJjqvbu+weDvoHZg+cxjVoV0BI1H71nckqaHTCLuuN9mmrPzwIWv3wkLUejY5o63jYCbphj+2P+hST",
-	"rvWXtOLU7e63j+7asc9p1rLp/XZTzBsvxB9RHNO9g3aH7Py72z0hzyOe3pLbR4dXh/1d8jRK2Ejc7nX3",
-	"90HpK2976f7lW8/TOF69sZ3qxpp8lsb466+/do0s2B0KtNBY0mYQduCAHY6O6KNh6zjo6OPujlq0N9xv",
-	"Bf3Q/unYbn73+FH7oNvudjrt4+PS9uPk3c3F3xS2LkiTeO9R+0Dvy7s8rG4AGXudEqAijlA4ZDzGg7B1",
-	"yI5GrX42caQgTUCH2DN4M9VqSTuaGmXrFLEhxaigopSaZz6mwYS1HguuEhGv6x8ID5tnXwpI/sQP9zfR",
-	"476hWSEkvNJd/0qhrT68tL/+pbyX5R01TP3WBt+5QG3njQMhUFJOi6H0X9+9L2ir+vwKR+NopPDrxrtm",
-	"o2CfZ38x8G5FjVVN9uBq7YGLObQQvXV5xFCZA1ZOIdcAUjWzxE2bszVkseBjwLSvuoc88N1mKCULpkyP",
-	"TbTcbWEUnTLi9zo9n7AIUsTmdFHRVnvHpOCmAj2z4+9hVAr98QV4KqvHAoZ5jZ5ZLTfOWcA3IlxsJ5Ms",
-	"3yr5hjZvf7q8+vl9MWEDSiwqIrR3FxHqdNhsnIEXNuXZaZXQjyJpz7y5lDoiiWBkEk7QzTTaXrJtwfTK",
-	"bTvr2J15pk1Ol/QYySdOolGBxDFHRHDWbtyRm3U3YBivETHlUojngJcC7x1swgVrOlzrl3u9TV42vVk1",
-	"g3rCleZM8O7x+ncvhXhB+cKsU35yflpgnxBsrE+XwgaiBXaqJkvZJToHlrPLx4LLdGpCcE6OE639MoTh",
-	"E4PBlvfC8bJbBx0QIPaBEXV8z3Yztt4n+2YhsZ6L+cDGmm2TkHLFKVxoYPA7brkiwqSBX8FUE2aJIHF0",
-	"AwFwqLVJx5NqgS2CVOlfl9KQ3PJ42BMu5kTwAUl5HF2zGqwv5DLlRpU2BjhBBxxVHrcTz0OwUAutJ2HK",
-	"j6BcLqBxXE4xsxfdVBz1O11SdGAYJ3Dm9cuTk5WIQ+O2ocDwPL7jv37zzfOzx1dvzp/vpTwULTixFi7t",
-	"/4cR/9Vut30bGD+CmqJdgu54s4GatPQuTVjCmuDMloUTgybJzlwwG4iHeJSFlrl1Xp5lWF2ZMF+FxOXx",
-	"QsR5B0YswzyWxa+Wubsny+ok6qSxk0F5HzFs8igbN71v+vzF4e9vH7Hzjvp5Pz07EK+P6MVx+LQ7/r73",
-	"2+ZyuSa1cyOB3K8p5C9ku+ep7nfVkTdg0o8tQNffUQx9PuLkJ+MiLkPIGF5QhbVbL17AbF4hV7DnOxRL",
-	"5GYu9nGaAXu1N75pIk+YHFSM8EG40OMFfl3lEDkHLIA95mCN1xGH1kAG55DsWIhU2I2mxxF80UkpsUnc",
-	"IrGFN5aZ7QKnNiWmmSmADeHRYJhEfGy8yHVgifNShoi5iDI7BxZm89KslJsQInjrKAlKGIsnNbYFoPrV",
-	"ddj3OHw9i/LG22NE2mwDN+y9u60x4/FvocLXyNqBpoYy4L6JRxJaAux3CjPzWPPqot2BfniWCFQFwFe7",
-	"rEIY8jrcEmHjfFxR9+s2CCgW/bY9/rZAWahV5GW/MweldQRNyKPMsQzwxNxmVrHE47gNlQfxKQlhbAVo",
-	"xgmCBJVTpYwigokORBhoTjHnUKODNwK/AWVWebY2lhLiCYbOwWnZKgXEtmU+FqGVumQuVBSw2mgJsJF7",
-	"SMxiqXhjHHbbvz/av3ny2/lb9uz04uXTX/rX35x1fuLRj2t/d5pV/VQNYRcorrEqOWJz0VzocrGRUO7c",
-	"zUou1vI32OLZZPhdEL2Knj395cn55Y8XZ/Jsqma/PD47PJuqH4NrGT1//KzD/n2qn/nhp+6P0ejHNls8",
-	"+yN8exa9is7++OW3p7+9evtk/5eLZ8ftoBfz4fRpJ/z3s7hYp4wF4XXl372D417H/aOd3KPpj73kp8Pb",
-	"y87seZ//cjz/oSufHU2+3R99cxD8/Ig+6Y3fHEavOr+f94sF0gNbdP2RzPYi+EONzf7c8pS2hXnGOgBQ",
-	"7Q22agAQYuvcliVfQDynC0l8LlpQ/eNjTh8gLJvWh7kYLAZH7CuFoEe1uuZ1QsdTuvLLMHG/Cczo+8vL",
-	"13vddgdXU/0k/HrlJz+km/UMRc/jorN9I2crKLwvhfrJFv19cYZ8Cu3VzQfPHREOyNx6VVWkarmueu5k",
-	"IecuhVKyWe4obhLEA9TiteJNaGOiVBmx2+YN23ROrdTVKbIbZCdslYuAK9/EuDPcSqSqfecIxuccjxBj",
-	"2/DBLeA2x70pDbVoHK+no4JDI/Ne5WUOLITUBpeO3DkJzj4aaZzG8UbU8aSwJCBo7NrwD6eVwlGupxLL",
-	"k/ZG0GZ0Oak8QZ05azmVygqi5WbxKky7t/bG6ujU3CAYiAQT0RX0vfjwkapiz9VPGqWqb//6MSNUK8NS",
-	"dSTw9whKOSisq6NRtQHXL5Gpv40yZishaS0C7xYsEt66S2Cq7rtNIpmSWYApewSSzZNVchlygP4GQQeP",
-	"Q/vvCjjzstSAB+G3jsuDQruuMNve2SShkhEuwO7U3KyRwTc3fj96u8/Oj9XPXQhcPKIXvfBpf/z94W8/",
-	"dOJf9m+3Syu4G7/u13eARUcYwpWdlEiiotf88xnS5xTyVlk81ByTCU/gPd8wLmGssRVaukFarkAMDkzX",
-	"PqhhhRI7fcFLFa88NJNEC8/UatjKQKfgFcPHCFTZJq/XV8aWeIZW3zD1kFCY7EiZr5RKZpdHTvO4SKmV",
-	"0noe1rRc07Ro01PKegVB0WFAOeGCaGGOAJWAUlOjPUKQ+n6JTk78+z7c7D6uxi0YVqGHzt/YrTuc/rR/",
-	"R9dut1vn2v1ZHaRnj8TrHr3oh08Px98f//ZDV4uDx0c333T4iwMId/fUz4fpZ+7afcnmLnjuF//up/fv",
-	"ulzii2nwSSR4BkFBa6B2UWrml2YTSY7lwytsBBCQ0jWrIavIOlcqGZ5tcikIvRFRaCL2WiBDgWyGs8ok",
-	"mdCbLIQrm26Yf61Pxen0EuVYF3l5dJ2lUbILlloApN4AAAFblrr1ctTs5wdwwGQ1NachJc/FDYspVAE9",
-	"eMy03Krto7luXB+G1n2gMaI91mYx3U2a6vXQ6IvrMnb/ManGZmOg6eUXl87fx6WDdJxbNpqMVzLoDPt1",
-	"Re0wy/r+5PkyLgxMpMg4oVwZkEOAiokkAWBAhJwRyuNZt6CsJhi+vawm+CMV+J4beNcHKgQsdfZP47gA",
-	"S3hjA4pOSaj+c6k90+DXRg6DY8rk5GCeRIplP2E2mwWotU/iDwguAw1EDa4O2oCNZrEwp1nTtoON05hm",
-	"yUwDTPmdczJLxCiKmYu+iDlYThmmBJlUXMk7tyDtQ7LESv+qGpbodLD6MAVmX6rFpCIWMtlynazvSqVM",
-	"zKHdAlcCEl/DleCZDaEMDMPJL9XfCoTgDezGJ4IfQAhVrBIo5hwDaJZ0GuXPEjaKbslOuYtlqbBbq5xL",
-	"Crlt6KG2PL6+0+WKSYNDDmwAmJ699u5MkPfWTUU/vWwmh1tOJDJQTggqXpqDRXiurcG3KOSbsUAXPH3l",
-	"hDKt9m74Ad1NivKzeusRmioPgiNQnP4HghOwM8fhPyWuQE3NerfVPbjsHA/285r1vCkFFnYXGkTgr5ab",
-	"e+VuCdgjoKbBQfn73UGnBzu4BbhBvW1pdNBfs/sIisS7vGVAfknchgBmQj19pN2ePVJNOPXb1rns9vOD",
-	"X7Nt2Wu9jl5t9loGC5DQgK3ZSgOwXrOX+MFtkBJw50zhvt2vyj45yBM1O1VaTB1SQAkooMEWz347+01E",
-	"L347Xby86MxfXHRuXzz98fblt2L+Qv/3VETPHz+b6Wde9l70f3n87PhO+BGb63mVDgorQQWAYXxBE/is",
-	"9MPU6DNWP8Sf6/RDxwp69765znmI8awwSlig4kUz0wPjBSopBnnTIBcal16xVCfzHpZ0RrC9/DZ5gxWj",
-	"RTR8wNybCa0MUSiF5VmTG49/py1jAMCHr09YApD7wYRBcQ4WoEoGSp5pi1hRTY9N/RGMvcKvuJPnIUIJ",
-	"PYQCPa6/vLvM6bjUdVmj3Xp8rXq7Xe4iHt0b+TC+zE14Moo3I4e+0y+Q78VshoarmyQRCxMlTnkqUxo7",
-	"uRKNCgvemHnlC97K79m9m9+zHvKmc9l5NOjdSX3YfIeXKxCVGWwvBssHt1wgrlIcShP5SJ7bQvOcGtH1",
-	"BmLyeHAPLreajecGtLoup0abzqMs9Qozm/2CSb73ZxS+L2GfFR/Y8Bw/TYTx/qL1S63zJ1QekHkaOb+F",
-	"/oCO06qDac+2VANPahWAKO/iJJdk/n+VV5eiER0IPoqSaQXbHhs51OYvtsnpqo5QTjyqqhjsLy+YpqRY",
-	"C012+p39JsQ2+53uAKtty9UtYyHC3ZPN3O/mK0MaFlOoTmoLlstVyMXJyZrUdI8vTS7aUsv4Fs7wBXug",
-	"BMqHiX/aSd03FfLU0F/WbuzBMyE/GGeFkuosu/VLyPCzYLJIl2S6qAsfmt9ofXctePYqbvkRyqK+Y8rc",
-	"+IfI0PsPc8TdzwH3WejRl7Uk+PmE/T5jFvAdU+vv/4yqYFIHF0P52OhL0MGa8nDPpBtX+v/ycpduhLjz",
-	"eLWvNpjioWCICaLoNbNwY1RB46IBQKqA9lUAAvQ4dHKEnt45oFaW52KmaxKpaV6qhXBhOzXtl1w8Nt+2",
-	"Zch7mpS8NdhVBnDQsvI+ooS4LsxjyiifT6KY7bbJG9s4n9sef5iOKidiLg1KiqkwzSvOeJhlsJXB2SJJ",
-	"RgnL2itjvpzJYLusBxfLKyZd3Lccma1t+6hJ077FdBqvtIEpAKPs+C4mWcv82m+SA0I5mYg02cU6H3gp",
-	"A6WzaHDl1/EBv0n2s9e31JBtRx2RGH20Sncer+rNpE5tBuAW08XQJk2izq+SxW5tbh8RtkWOuzDTsWeV",
-	"Gu3xZXo02YHHzcZrjjewQDnMNExrRTxL/Pd4QKEHqFpVr1R0K7LpTC0I9mbdvbf7cBuR/gZkz/30eEfw",
-	"/WB65m4ob8zHP0Y9wD9Y24BNv6/HrnvwuWkaZrIfUsf4rA23f7xb7B9o6SFHW6fp1TjN9nJnyJ+NWVqL",
-	"3a1kuQbQOMgmLLiuA8ogT6qAsR5nPDRZpQGNYzAhrWdDs9WIp0wi7mtFLsusK66aaDXQgriWQVwQDJbs",
-	"oL5TEu0yddNMmFGEPB7J3YFbT5B1iSVuucSMRokFsq0soKl10iGDJtXQQHGmrTDrgbd9OncqwDSQWjtD",
-	"nVbs3sknaPe96hv0+H2VnLt4DvEjqCP1SDVImdc5FihqlMHVzaAdX9MMUBMZLWXzGSdinepiFLWt3Zdb",
-	"hT0LeMP3UWfK+uo692Szwdn8artq8M2Dm4Vl/RPw8L57+kewH94E0x83rZk87PQf1ZVM/jLbv/3xUXLZ",
-	"vXl7sPjmmL/oXT8//O37zvhpP7w4ok/2gzePolfd388P1GdeMrms9r4I9e34nYF9OwwxY9zY0a7MF9cX",
-	"YcKN+lKG+cWV/0XBWx0vRX/CdFELsbdSw7MVHmty8Ff4+aHYxQ5TTNNvZ34WH7sQICOodgnI9Q9U14TJ",
-	"Ujb8b9scfh/TGlElAS+Lv0Ue/7ZZ+y8WF3YTP3jq/gfNOLZWd5YDaw4vcxoY8ee80m91jguvgKQ6HvZY",
-	"f3RIW4+Cbtjqs/1Rix4Mj1rBcdhl+6MDeoQtscKYXdUMut/qHoH137eDVhuXxVSqK00stW4D++I9247V",
-	"7lGne9k9yt0z2R7ZJOC69ewX34FN6tL94IAdjVrHw17YMtvVQQ/L4egR7QRdtnqTDi67nUGn526S02Cs",
-	"t798mzqPCq8WtilrwNsK4miv2+7dtdPYA+sr5pJtnhFsedLf2k3zuaf4TrMMBLm1zIEks1WJORaeU9vH",
-	"S0E5c4VSNolMgwmh2jyPhVQG+rxNzhSZ0oXHh6wOS7QqXvpaEb0aiZQX4f9RbmXRKXYbSdUkBdwAUIUB",
-	"+quAm4dKs57vyTL55WDsROEHkle4o5nE2lpgmffOwjpR1K/zD+GWfZrUlP76l14K9VQf82d+1/Dc7EXY",
-	"+tKtu2iFDDiTXr8ij+3SQkpdMzbDDueRQe7LgBbAnDKAYL758Y1kiV9KuMev+qvv4IPfmfvVamLqjMlm",
-	"3+4C6Zc2vj2QIvw3zPcqZdL+c66hyZnaOjHV3Lu16VT6fmM69nxCFTRY15cLY2Zkxza2scWmQZyGLNw1",
-	"N8rjq+ueP+ML9R2WxTzgbep8KaT4TymksNLoP6z475/EV78DJNEtmWpeLbg6Q41aM0FfhWYxD61ZBEzS",
-	"t4BBCzHbTgx+0/b4qiJBPzUpI75tVFvMdSs0zaTK44Jro+Rb+AYCjII2VattnRCaz8am82jjAwE8PQ49",
-	"8Qnj+AS0GjVal5cxJq8xIOCf2EQsbFiEeId0IRAdVZnjFgBE4clHAgXCqPj9xc5du2DZCm4bKNsQDyyc",
-	"Rjyf+idKUtpWJpbb8B/cocj+s5KSq+vvS+v8kr70t5SXX0oAP33O0sOVAP4Zhe/3jB9iOT7pGw7OPUqk",
-	"GNlSq3qEgG3lKLoRrSOwnB+ewRHkCeJNHCMwBOb4IUELMEne1juAmN1rDboNZSuMdo9y//Pc3/PFpvvs",
-	"bbr+Zbf7GRb1ZD7EL8LqAwirz9rZjRXRlLgOr4cTAhYJtTaj9ZxBeqbMOO1X0iC6ZJCo2ONZMkV2MruH",
-	"JgldkIRNoWUxWHAGj6WEgoqQnRvIj5X5jbYdNmC1wq88vj7ncYn99Wl8fhcOFM4nscCWoJFtEZBGUNm/",
-	"iQ3295Jhd0KIszkR+5+lfxIZSKQkuIhgpV+k2hqp9sWiekCpinUHtCDVtkDvNWDTy8RqltVhIKiX2ljP",
-	"xTiXrtC2E8TlfMISNihFOatdmvK4Jwac9X1yMwil6eNUKfzI5HAJK/vvFSnDRADAf71r0uFWIegnyzrw",
-	"fQlAf8I8kEpfxC38JGWoeLzPE0ZjNVmaBfx4woJrSV4LqcYJu/jxOdzMcxZG0txRhEVkNJjkci6mivFg",
-	"0SZ+r9NBB4bHce5QHgbl97Mm+BZ8sgNNWqCnonWWLPQToZjryysUYfyGxWJmKwMqMeTvcRH3VbpgbtIy",
-	"sHGCw5jFXE1lY9BtP3JUknTWAEUvjCoPdtqHpQffg8SP1WSxpeffLG4p2H3IZoyH+su4re17k/JD7liv",
-	"3V2+Yww+PGikPNEEBNeiWdzwTqfjut/FnBe3EqJbD7CXp4rEjEooVSxtKdDhmrYc+hYAi8SJWYZpuDtc",
-	"FX0xsoGjggQ2l9C9kXux1naXXctTC0Zh7lcUM9MSEXQT4NEp51kfxKH+u4DpMJtcL9sEb7fHuXCWDCWA",
-	"lGgLZEgl04Kajlme/DhmqvCthAFOPLT9EMrj6y7rc21FY4eM+13XElVtRgHZ15co7M4OUn0Ed75NK8jF",
-	"zkF/bMjW0AHkl25MCFnGKtJdQDlCqaiEjkZRQHZqOXl2+3YRxm4JX46UiUEbEtHaNxnSmPKAJab9pmQc",
-	"AsOWyDwOwCyb8fFzRsPoQWjj78bKzyGLWInCaX16Tm4ZtIqmTKRqE+a8dBePVuziQ3Hxl1C2TMPFCaH3",
-	"Y+iGEFdcUXg9ubHKd9nWCWhMQgb0PmVQep8mcWPQmCg1G+ztxfqBiZBqcKBPWGt75hNVx6QLRR2LcQSV",
-	"5domMhYS/FakqlluuJ212Ctku7Sd3kRa2ax2Yrhg8ahleUh2S6Gd2NJcfDEvtvbLWgjt+OVCgP/5P//X",
-	"33VnYRKYa9oVOa2VUOHFFGXT8a9Nnmi9M5shoksRakN2X6MpVjb8nN5W7WJzI1kzB/D1NSs9sdSELbAr",
-	"FoIzoZWc44ArkUPTOx1H6r6ASGZhpPTFj2KsYUHCbCUsZjeUg62sV+yeXVjb1CWTLqifFwhZlviwbd5V",
-	"PFLnI4bcq195nQ7jKCDXbGHasCBcVskk33l28eolecuG5Ae2IBdMuceu3228f/f+/wUAAP//",
+	"7L2Jchu3ti78KiieWxUpP0mR1GCJql3/URw7keMplhzvJPRVg90g2VETYBpoUUziqvs098HOk9zCWgAa",
+	"PXDQYMfOVtXZdWKqG41hYc3rW382QjGdCc64ko3+n40JoxFL4T8f03DCHguuUpG8FGdKpEz/HDEZpvFM",
+	"xYI3+o2TZE4XkgRctKR+IjgmasLIUEQLMhFJJAkNQ5FxRSKqKFETqggXJNRjkyldkEvGZu1Gs8Gu6XSW",
+	"sEa/YYdqNBsp+z2LUxY1+irNWLMhwwmbUj0LxrNpo/9r/vD7ZkMtZvp9qdKYjxsfPjQbb9jvGZPqNKpO",
+	"/HzCSIp//kqS02+bRDKuiOCEXbF0QVImZ4JLdkwkY7Cmk9enxBujTU4SKUjMBzyYMkXbZrSLOAqIGBHK",
+	"CeNXLBEzRiiPSFD+O5mlYpiwaXvAC+s/GHWjXrg7bO3RfdbaGx10WofDR2HrKOqw7qhHd4d7YcPfi/K6",
+	"PzQbM5rSKVP2JLNUirS6B69m9PeMkRD+TEapmBJcCmfX6gJ/hrnq5c9SdhWLTJIZHbM2eTWNFYkVGYlU",
+	"/3nAR3EqlfnjS0HMevqE2vFjSQRPFuSKJnFk3yNJLFXMx7BFozjRUx5wIJNZKqIsZBGJFW5RrOf8e8bS",
+	"RaPZ4HSqF41jF7ZjSq+fMz5Wk0Z/v9urI4vn8TRW1e14Qa/jaTYlPJsOWarXHSs21bPGDdBL80+q16mf",
+	"UwLD+1OK2IhmicJXpviZRr/b0f+KufmXm2nMFRuzFKZ6xqSMBV9GwRL//JUkcdQkVMJ2sogMFyTQ//li",
+	"YQaQQfGSdeluuM8ejVpHw16kiYy2DsMOa/WGe9HB6JB2wi6zWz6japKvLo5WXsyRSKdUNfqNLIMnq7v/",
+	"VrJ02XoyyVJYTHG2j8LD6Ih1Rq0u7Q1be+Fu1Dpke6PWPj0Y2r99lNl+0C8jI4Cb9A2NDE/R/woFV4zD",
+	"f9LZLIlDqpeyY+71//eb1Ov6064DBhjS6CLNR5DZdErThWakBKiIiJToFRB3g/W9iTlcmkazcUWTjOG3",
+	"Iz1Tf7xmI2KKxkmj3/gRxsrHGCBRDhpkmklFhpolEUNnZMjUnDFOunAJu51OG/ZSKspD/Y0dOot3rro7",
+	"+nCk2U5kZDfgVoqqTDb6e5rmVazgWL+hEcknb/Y+S3l/TBWbiEyyvtnLvr9OfSpmRy4EZxcqnrILJS4Z",
+	"L24psnjJlN7UK5bGI3NCBB4mIeVcwGZkktVt7pKPePusP4GD5afUJOx6pslNf3ZCJaFJymi0IEO9yfpT",
+	"S/aXZmqyM6NSzkUa7cDM73O3T3F6elZ2gnY9K7d+yS7oU5jSRN8gFl1YWi/uPqgBsSR6m/Hjz85evazZ",
+	"6dJApR02W7BkuFW7mYhxzO9zE1/YidqVrNy60rKAn+TM53+lbNToN/5rJ1fBdvCvcuc1joCvLNVc9Ga4",
+	"b/RzzauyR2QrKM4l2G4SiixnwGt5jnteE4zIlJaHKeVjRrYC7zbqgURKKBGctTR5DLi7EBm/5GLOCxfC",
+	"XgZ9D8hWUE9cQZMIrVfBHXhtbkSAahRc5MWTKY2TYBsVA09p/XfL8OfW6bfL9tg8vpNrh7DLjwUfJXF4",
+	"W84eeq8Xb4Hmm/ZIIpYwLaC3UgZ6qxaG2zUXwo1Wugo1Y63i1jubSM4dM5c735Oj/J48zue/8oa4deoT",
+	"YPpQLxSt5eTwR0KjKGVSIrvVu1Gzd/4w3vadcKEmLHUGiUeJkqhJLIuf+KhC0NupJ4V12Vmv3DR/gffP",
+	"U+yRSDKP1QSYSpilqbaO9AIY8pnicQxZIvhYEiUGnJb2eSvw5mvYhULRLLI0ZJacY04ofgHNRJokYg7G",
+	"ACNixlIU3VuBnd/93n44hpdC/QR6AotuzgUqFMiFuriyw3mECJ9YkIXI0so2jkTKSCLGY20Txfzjy7bd",
+	"MiWC4MhnvQEhFtZ5X9Ro9SBNHaFIUxYqMsxUDe1ZYWdmQBZMNUFUgFkqWXqFLFPTTTzOUO8hxibQJqwl",
+	"UH8dwXabvJXMmKj8UlMnjFfQI+E9IGh7eSjhbK5lIV4ekGA8+sl7KbhPqn0q0mEcRcgvb02uIzdKQdpo",
+	"g93dO7NfEnYEmGBfs08yY+k0BhPzozJMj0yferNdSZ35su6LKGkYApO2Cg4qWJosYyVRNic0vMRNyneG",
+	"FFkYZyySZCtw8wu22/dGEadcsZTT5Emaosvn1lQRm5EuGAxVkKQk4+x6xkKtysCfiQhBSKzWRqZ31TH2",
+	"iwYNTpCYO27nucaaKazqPiijbju0Zut/SPOTb2H/JKGGxbOIZDxiVhoiAzn9tkk408tJmcpSjjt6X7QB",
+	"BPs4ZRHjKqaJvCOBoO4eeuOV1NUipwY7I2frMTeM/eNLuW7VDC7OeiML2H/lPgjnuV4bGdE4KdhC3mc0",
+	"2QDj4XJuXEHwp5AmZD5hoGc5iTjgvs2lSkJ0ngo+trqX1c1iSaJY0mGCxpm1KO5RQpntfsNGKZOTc+ul",
+	"uTPRpThgvUvG/LHimrEeGWOPrqI7M8THoLzC7DalveJ670/nL21U2WRvkpRdiUskj7nnzNL2+4DnRFuY",
+	"n9HynVAMKSdcEG0jaBEpQLUlz+H/EzqmMb9Pknsp1FOR8bup8FoZHMEoHm29FLgeYxjF1lN9J/P7ziS2",
+	"l5PYS6GInfVKssqXd3+kZMy5SDDUyNl1LLV27b51n3rOa7pIBI3OhXhO0zG701nPcKwLJcRFAqOtcUAq",
+	"IQg8uJqDjGOpWHrX8+16uq9ZdT6BdedcXdp9uwtgT9h1CEqtgpiU1sa+kkTGf2jjaQomVmUi90kMZyy9",
+	"ikP2ltMrGidanN2JHiQOd5F545UowjwCxMCmM5HSNE4WxHvjWCtw6YIkVLH0Y2vFHomYvSDFya8kkrr1",
+	"3otiTCI2YzxiPFyQrddCqnHKzn58rmXDGxbFchtFTspoONFfJVtBzVzA0XOSqQlqPlrJdsaUBPWJhImQ",
+	"2q7XLHlOF1o34oYY0QLTUgzPf8DRx5RHf7RAa5M33mndozA6F+IF5Qvzq7ylc9noaxeJCC/RN1V0jnr6",
+	"nE+O+DjZAiW6zs1cGtcnciHIlPKFVU9hCHlc1h7NF0YiJUedDpEsFDySH12h73kO1BMzG7eGlbReWjFE",
+	"eKliF8CnKltrNyG1x1fdwsLbdRto37UMIeZkr/e37FTdclZuVmFt9+RpLs+BbAX+Z4LtYzKnsSIBXMjW",
+	"yUixNHDbRV5xEsDGBM0BD4qnGZApo1yWabTmRlA9KknZjAE7QRofcCTyyvV/QxVbkjOCknBKYx7zMfk9",
+	"E4pa36OdM8m4ihMSKwxGS7J1+uT8KXGDEvwSGcUsiSSJUjpS28X8h0EDZtaKZ4PGcfqvzrH6115vZQ5Q",
+	"M59067VI4nBRP3ec8QyeQLf7HOwjLc4157jbVH//127neP6vg866ueZHXZ3mmdlGJZAwjJNcpQvIGwLr",
+	"wZ/CXq+QDWTzazq1+TV34Oxvub6lIo3/uE20AAjLGk9LkhfK7sY6m2x5akhx8JL+Uh76RgbyPakttcbx",
+	"jYziPBMhKx1GvpEvRXGxmr6lPqfqjhUG2cAVTsmQ0RRDXe4Dn3DP3hbnu3LLCmu7H1a+bGfJVuB/zTkD",
+	"ClkFTTKkUbIgMh5zFjUH3MsRsOSdexeMV6FvfAf4EDgc2uTEuLZMkHLAnddLcBKEE8rHzOUQNEmQzSKq",
+	"2AsW6FECdHnpf8X6QIO9zm5gPbCU7HW6FWnw7t27lq+N1jNWmj+haSac0CRhkD3x5uljcvBov1NinN8g",
+	"KYG3+F+D4u0dNNYw0DuxMeu6tkf9cYIG5840JJNYEVpwmmsOH+tPHBec4XFk/J2jmEmgINTqEzGWf0eg",
+	"4Qzn/+RvCzQsCE4QLZ2cJTmfSwIuF8gtvl58JUmw3+kFTULJKFNZyog+pu0+kSpOkgF3OcgkEmE2ZVw1",
+	"iRSEkjCJ9UUOKQfriAT6vaCSx3yfhtJbPkuF5iba5HvCVawWt5Sq9v5fpOw3IK+qZOVsnjvHRxCVAX85",
+	"akpVyVAdskTZbjB3ElPGVNEJj6PDrdckIRv9X90HlBAXciJSLZZAu/I+2mg2pnpfxpApZ/M3FUkYlYp0",
+	"9zVzSWmoWCrBxdr48P7je6V6Pd8rZVbo7c4ar1R5O1GGg+/5IhXIUvzkWP1bxbMomXorWfpGJEw2SZhq",
+	"ZX5ZQhVwU6CdC9T21/n4DAOuP67CVPMT0/+UheMyD+L8Bw2ZzViqWdSgseyUbpK3ZT53bwf5k9sk4jZp",
+	"5UFWd1UfZPXXwmk+ReuBpoxAgJyPmzbusFqjvd8zNLnf+elBEK3+splIfyGc2fjQrNADDpUPyePwEjLR",
+	"62gCH/rUl/Vezvi+nMj2oOYsSVpeYi3mVODp9Qm1KneEewaKpKUcir/5wU9rxWjui7qhXiBkgWuKIltB",
+	"ZU0ujZWzuadBeqKhyMXBo11iYsF2mwRIZwEIYkkYDScDLkYjxiNtrcJU71dqymw2E6li0QsWxfQcTvIO",
+	"ClyWD3gx1SNeAHGsumj2loDuTyXxP6g/9EmCJPu+WeSWQGAJxCxhjYFUu/CPEi4xKWt2w4LyjgVgQtXN",
+	"5z6jJu/01bCy+2NngtgUUj8lwdxhZPqrc0GsWr/jKUWfPqPsYyWC1G1Qk1AJrsox1VaPwPzFdIqqP5q1",
+	"zdIuArPzo/J1qSQlz89YiKhPIgEUafMBtKIP3urmgFN56ZL+XNmenSXU+gVlkzgwjsI2eWNdrGZq9j2M",
+	"HOihJCPhhIWXEsamZD6JIRC01zsiJffuPSb8ulODYU7CkM2MoVAyuUItURIWjdkU6kNHRhrpuwz+0lgS",
+	"Y7joVcZqIjK9j1eMJpDDqyQRmQrFFILFs1QbbSpGS8XpBJXPkkk2pbyljS8IjJkn27UVdXl9269uyLwe",
+	"Vgy1eNJ0apf5xpS0gbFUmFBE1Vo6dpv1QSs1659/oZ8pTxM+ZN6vnWo0jflb8NSAip+XzNEIPQU0ee1N",
+	"fUQTySr2srWRBGdG9BKjfCZspKCqRWuhGcfrBIriNOb+wN3ymdl8qeqhBSrNWGATqvJMWXObrsQlk6a6",
+	"2IQlj0kAEw8I4/hOrHKPttmUoRAJo5DzgxpqlVp4KdFuSx8D1fpSSCVrxVwyLmMVX7Fksd0mrzIl44iR",
+	"iEF9Mtr9lA+4fZ+Cf+b0NUlixVKaaHEkWfrfv3Z7j9qddqfdfQ8FRBB0o8lESKixo5D/TKdswO1FoCQS",
+	"imwF9L+HAUR7UzbK7E0hwV6vR6q6GNlCNQ/zsoPmgGs5Q4J4dmEmhL47+PhFJKY05pY5uIpOp83n5cC9",
+	"/b3K9bFVJ1de3n85/gCLCxNGkfe5THMMJJv66C3O5tvVEpLqIWJlavkrL9lcU84soQvYwnZx6lArPKNK",
+	"sVQ//b9//d+DwXWn0xoMrrtPB4PrR0/ff/2/aplD9WplUaxOQvxueRrvJnj2VD+kiZVrZhZqjt0mj8Er",
+	"JKFuf5hSHk6I4CRWx+BPAd3a/JHpLWBaKeeEkmnMsQJT0zx4mC4Zm2nNnSbJkIaX7QEf8L8IhUmRvyCM",
+	"F/PxMQlQh5ABuWQLSf4a8L9arRb8T78AVNm2OqSmnL/ICXexvzmVxisAFdH4HHrM2qRmgLZfqEL+Im+8",
+	"FzD5Tdpgt94iW7KjtwzqPPMvb6k8aTOKI5CtiiXJduG7EClryyzEaBvMHgPtxP14TALDLC5icF+joRmx",
+	"qzhkQc1w9g7lY+Evx2SK07e3igQpo1rZrBnExlP/IpCjKg2ggdtYlrL8JoPAjnG78cXyt2q+kHFXagFT",
+	"tTUeTj/Uo9lPDFlIM1ONsaTso+YT44yBZnRBE6bVaP0hrQGJOWeYzDjF3AY6RJldiAabjAc7rjkEPbTI",
+	"FM7ZJpeYZG6RqeJpleckMnVBk0S//MQXA5aFYG4hlYTxCEnW/lqeRSHb8iJlepfMnGZ4Zf28Tj3kDCpR",
+	"lC0TtV/GXYZwS4XS2GjEQhVUvw2P292ESeOEtZjFpcSp/YJcsSVOiTTi1w5ZoAHzt2MSXLKZuthgLBZe",
+	"Xvi3AENMLawXTMmYXjGtZ/pBI0+frRsTAve24tUOi6XlwO8LvKF60bRiDKVAWaKCFV+oXT9+BsQltQSL",
+	"gUZ/IPhU279S595d0ePUXhT/NbT2yqss1DvdbbH4MTzP0mesAoN/XPYJzuYXNQzFH7d2OK0NYWL7iulc",
+	"OR5RN5uMR6BEpmKK1TxJ5KS8P6gRN1YQaS0WRYhIyZbWWfCBFvwl2HbiiQJt1vFokTAZ4LvjlOobrH8e",
+	"LoKiLMGoZv2Hjc2Gqdi4TSaFQyug8B/FHbU6bu1ormCgzJxwV/nyN83fPMUYVN3Cl7ECocBcIK4sRqpl",
+	"yxOKshtql+s/aP+o1VBTeF2ZMGxwiXrKo8wSGnrz/kqCPx92LxVTfR5KFHfQcj+fW9bsh+aabJkosAPm",
+	"6VHtYS6YT4j+3eTXWkGZJ1UJHkIJmnngki3ADJnHPBLz7WMSwO846UbT4SmVFKpGs7FUQ7J/K2kxxZ+d",
+	"i7miXBR/y9WB4u9lGd5oNoqS2HvciFfvkToxWfgznI0doiyOan7PRUvljyUZUf93+2uRXdf9WubGxWfK",
+	"TLTur8teubIb6TMs+0/DRuw/nbFrh+KFf5pLlVMJXjf3b/9q2R/LN6PhJ2BaAq+B8zKGiymiq1ouT7St",
+	"0pIzFurdI8ZwONbqaThB8wE0WBBkkIcXO7gkNEY9wyhoD/hrlkrBaYLIZZC7IkFNkixM9fs0Za5UT1tI",
+	"tnBqSq99D0KvU3YhDBdLDK8pjVDJNZJHGEPdwI81CWuP2yUZUjIUD2pNXNDklnw0z9kHUwWVYSgquwLH",
+	"AH7TT6TWHGijz9a7K84B+g2dm86GMp+DLBw9A/td+vXXX/+38Ti3QzEtf7jepkehVv9pk7xIOUFiJ57z",
+	"BwC/SiBitUub0utTfLabJxbSNKUL+HwqpktyRfWVsCmM1Hz6ll/u1XzZqAjLP16iHmJe2OQ4S/r3SkQy",
+	"QnMt1hCzfr3te2jqMbeaDd/CraPZvOwR7duQTplVkDFOi+/m+XhVJ0yyPJ2X6+GMGPZELJj5ZTm7ybY5",
+	"rXWjm0BLyqdTgzeie7To6zZtQWjBHWDvV12koEkCpwFuskJU9lewF5GpobgG9mLOyUkusCnangYyteKV",
+	"iwvjb2g0G54gMhWIuceuTlZgakT/z/u6V0WyX0vCSqy6/ph9fu+3f6mzD0RjXZBBsjBLY7VopSxhV5Qb",
+	"j181UEGdu3BlZMDzLH5o6pdEupRRoGo/EVokg3nPsyQJjHNN8MVUZDLXZ11O/UIqNq1jI/p1rPxCkL/K",
+	"1hlN54KqwhFqEQDAVXXnGOXaxtqFW83kQ7OxIZXEs+rWoI+VnL62HMHtjKtpQkFp3YqhmBq71N2q9ibb",
+	"4UdPy5M4/dYxQD/UBU64KJ/DRt+RGRDjajqoyv/isk1ix63OXX/ggo7NFVjzeClMBV8wxO8RdGFVcI6F",
+	"zxQ2NyeiAgm+X3lZn8dSrY/SOa6xljaRA3yo8rVNAnh6MrcK4j0u5F5vGsMrrtU46C5mXp7C+uB5RVge",
+	"QGDPRVOWiOnlH3npJYy2yTdsIZAhSUaGIuOF0ldMgIFgnjTpQn2XrzngxYTN4YIYdNgmACPr7Zcx1hlk",
+	"WlhsUb7wXmgSOaMhkwMe8zDJIhZtH+u3pgLSnoZQS8kiN1nZzP/T3GLBFTWJ1AY3Ilc+osLTjPxxHV4N",
+	"OZEqha0jTKp4Cs6LUaxXzahcECUI2OkDviX1IfOQyaY2uYaCphFJMy6bxr0um3ay+A39Ra1wSUITwdk2",
+	"GFVGy8IoIgYJq8lWx3mulaQLSeYT4+EApUOQSJQCgn467XLSOFzHEioEWSKd+ovAwssqUb0BvUmzWvAs",
+	"QBIHZ17RbFUQMwvrU4pRTkSqtVOt/SHHjBDFAXQ8r8IWA6da3IlMBcfGfrW56tZqbtdJq4QqPaeLaY1d",
+	"9b2YQ+qxMV5ZeEmUEJdNEnMyjZMk9sodzcCIsgwSwuTk5KjemWaoegX1sN7+cZiXC9OrPQKXHXw7PvQQ",
+	"ev9EoXeDlF2b0PGCppc1CHAeLIkd61gz0ypWm94GyLpTk2WWYX14/tt7D803Gw/S5kHarDJdSzQB8xYj",
+	"LH7QsgKNSb0dKeUKIfkVVtCx6UwtmnmgZcyUJMGvgwbWHrwP2gN+whcEkTolUwaUDsNNfSplPOYBGTLN",
+	"rCTGNGR/nsaKBQiuCFD+8PSAzydC+nh3eJghTRKWmi4QIeVkyJy3CfH8rfpaNkvBT6XPqQ7SHqo96twS",
+	"a/S7FZZzs5Hx+PeMmb9rw6AsZixLWynmvzW1hLeTMDfTcJvFlFCGAS4Dw3gj1be00pUrhOy5J/U6yCvO",
+	"XBkxCpGSDTkUUY1GgynE1V4M4STmLE+ARN2mTV7WZxqR+kSjAa/PNAKh5vKMqnlFdkNspH9J9YEL+fnl",
+	"HzZ26R7WVvqMpqq0H/ZlSOs272B9Qk3twhY20NDWq4v7Iq8pvppj6So7ha8gs3ZKFdkyeKXacm4S5/hw",
+	"AxohVpoM3t9chriB83osRS+ZHUTrcLVzyrNDENoXE0Zc+Hwa84sEiLTythKCQHGce5Zer3oWNNEtk6Zl",
+	"1kwTKQgERbneDK2RRtvet+NpPm3TAMR+eUqTxPvy8icREspbD3A4+yyUZsLRCkFGbI7dRfwlLX8cEDMK",
+	"zyPHqntFmOiG/hNR8zgsTCm/fC4dCm63EQC0JmUWXzZXu7Lh9srrC2iQn+d0QbbA9HDNXyB/DP9qOr5s",
+	"lwa+yEkMb92Kfhg5uP3b86etQ6j3QTLFdkUeuZavqJYt5lZXSwrdlDxtF5cLVPSVJKjxgpeKe046+2JB",
+	"LV76akFz10fMtQKRMwRbC6pHqCkz6uNlALcZxYtuCNgfQV+CpQMYJL78fSRr+z4qTUvf9m7yVABiOOhY",
+	"TpdziQtsxhTYPiuHcoflUvDyeYDyKE3Wz7JB7GOeaWDQByGWo3mvY3Epi+JQoSm8ZLiClklWKJklpXK7",
+	"nEzhxGqzUiBoKpJcDaK1H8zLILINi0N57v3DIJrknYTwaVSn8GH73z6XMI950te1Ucn/y7uFjWa5zDW/",
+	"Ftre9khdL8grYLbk12g2kDTAI2ppAX71zxVUAncsteEcU09ZpxiViuusz8PkidXZXUurLr4v1lyw61lC",
+	"ObVK1Wq1yR4sqDPNlWUYT0U6FupubtH7cUfcwmiv1YvrVvk9o4kepLLJ8Lu+6iDQX2rea/qkRTXaIZQG",
+	"rfNQ45iP8dkPUCGUqMliaYkGeMgw7wqdVbEk2azOH1Barh24aSe2fOWP3cyrajJ+dMbSlb6+GQLmrV09",
+	"ehdhplG86dNlrd9+y45St7Bn736oJbknUW9/v3tEZtkwiUPINQOUk8PO7qPtmmBiMvadfU+ib89Oam99",
+	"mF4VH4TP1D56WRde+oEtyOm3x2RKVTgxBTnBpdZhDI6VEWKQJwC1N9rsrfd+XiIchZ3Lqx9e184jw3iN",
+	"fUzG49rHrut5Wb6BTTKkkh3sZWniispmmj/w8XpepOeKu6e/hJuDU2vC5i8527PqpKAW+x0bEr2VZ0zh",
+	"uT7a79ad6yVbyI3DUpqWPtREsAvr0APWTdZFpKp2I1MU8rWwwyIdxxzya0E1tq3cqlNfkQ4yo2OGUKYO",
+	"Hg09bpF3EA5SrNnweidWB9RMHyp+bXNFrWYYnBD9InztmNChbUYJWS7UNVY8wT+kVGvS0CeRmzgplNVg",
+	"QaJyBiSWvSORu0/mmvQW5UTMUOIMOBLTtlbkx4yzFPYtNCU/WskxPhytMrGIaGtaLwVwnVzi26rOi6tj",
+	"ztWGnFRaOzbw6zwDd462ynTthSiEY/Gs68nqinEma5i2/cumYqs2pLFpLKN2amIc89upCpgMlWPMVbc9",
+	"8B8xDT9jac7+K4kECAm+Uo6yxOQR2cdMkk5zwOORJT7BNbFyH1bO4XtxNBvHHDKzoVLKwA1B6QAMJgdc",
+	"3zPbTGW7Ql/d3mHR6T4YXPe6rcHg+tGTJe72v01laq5x7ZkN/ErePnx9G2/lJgxUxnycsJbD9l7OQT+D",
+	"q123yNfOKV3naPZatFD0B4CDWh77AMMgOiCLjaMOsQBfiVlAnJLguuX5vgPCrpWmGLQa/MR6bJljckWM",
+	"O939C3OpG8b/b5/0/fF55rr+85W4BHmeRbHCp+sUDQ/TrUL2WpQf7e0/qoCALXfSboBv8Fg/+iFHf9jc",
+	"yHIcxfSS4SGrVcUslE95ZHBOtxJ2xZI8/dvUvWG8QnCI7wR2xbKQe7dqcZ7juyaLJgesWEH64MeqXdAn",
+	"uzt+rL36me/Pz19bfDl94PX6jQHNqM9AKKEWGMynvIU00pketHZ2yqDXlIy2ejCOQdbp7IZ6ovBfLChm",
+	"h6VxK2UjBmS0lotYgBhYWzNPKjDW/Dom41F+dWMUAjiUAxrYJwj22RVW+0XVxUiFOZb6kIULW/h9Oclf",
+	"ZK/TWedJXdrlM/dLF9qGulHL7V3lgisaQmca1+MburOacWpSDf4ie71eaSivZekwUwZ/KX+XbNUhhkGc",
+	"pKWPxda1AbqoiRPlj2pmuo0N3W00N3cPe4ClsMgu+Yu8FHUIrw7otOzBNvqTfbsObWUZ/impwp96YR7T",
+	"JgxG3vVL4zbtNmbHyltxwFh7Ziwn3/XXRaaW+cWnTE1EBI3yTAgHx9l3hatqgm9IOD49QN4rBfgLDuE5",
+	"eLGXIwxzVJ7Oys6QxXW68FOxhB8HLbf+NC0/S3kkeRis3KpCD9Td9Um10PDC9bnIqakWuwmG2a+5PFUA",
+	"qGrtn70xsElVbPlVmOmlOIuX6Y+02jRkpclWOHz1vok/Ooe6K+jYyptQjbRmD460vLggS9l2G4ZcB8AL",
+	"eKIOgbcPEdwimFEVN2pLLQExcgGlMii83TVst7UxIHyWso32taZ5pLuoj0uoBs0lPSwthJqDFhnFqazw",
+	"l2KPpQKfuVkjJ7+JU/kjpU7MBYY/y4E+l7dV36Dxc37TytGXglBYhtJahOKrZ+h1fUTIX2QfjqXQmKTY",
+	"gsRrT2s7hpC6hiFky2s84sUyC03/4IMdLP310I79foXlmFGxoX+lL3odBGYJtryM++539/S7WlWZOUZm",
+	"bN/mYqlvXY+kpViBpZ4Y9fBwld4jtV1zl/V7W9qbvw6qt76hTwmhuc58Mm3rbud4KU55iWbvX1uHLgAO",
+	"F8OGId0y9drnVZKfwNd2E/dAcWJ1Gu0bU+/9kCv72eTKPuSlPuSlfj5VEBt5GN9Uml//U4PdeqV3jOg/",
+	"3LqHW1dbSbxUeSgpDSXlnNnC6rtoCmWlqp74RVILYar3NoLkcjHys8Or7uXCm38ul31VUZWPunHk2QsJ",
+	"rAtAG+h2f3rFby7bjnL9ZgWqJMXkeQwkujA1BHGDKVM0MAmN4LYu9gev2b6b1IPCad2yEvRWVaBnbGn8",
+	"xWAdWjBUzT6cSpwKbXUhIyuqydqEvmRsJn0ku5qYxS3qvY23YRXqRAzAMT6Gnk1q9n0SoDyORKG3+xJM",
+	"VzCRpZnmckANxjE9F2cAAQdFDL5ConeqCK6xcpmb1qdHCbu40/wyngBWozI6tT5FwHMciZTdYL6bFMo7",
+	"FB637x5p1FQzSnWhT6l2Ye/K/UMB25JKlS9i89kXC9CLH3orWdo6GecwqxtNv65KvVB/DhXp3gUorbd6",
+	"tAU6zO/Bivt8jyXqlkN86vr0M4bVRLc07+vrtKBYxwAOggfLCEBX1CQNowOfH7rXv7BiKFx53Y6Cg+Ju",
+	"8OLo4/ioEsl8omazkXnPaJzWYaBo/r7Mm/Ps3XlBAhwTbftArteJ8c6BBdQnptEbhi/9Qb0wZg0Qyaok",
+	"njdMZSm3dGHcRjxZ9MksFSCeLGM2mTYGsRYbC/hZPO0B/4GxGcD5YuDGZedsIRfnQhFKclfeNmi+sFj/",
+	"Jc6u1YC7yaCIlHTq0l2OcVaJc8ojy02FUoDJCxVTWrkdcJuEBi9gxbpbQNN9HsooBg24cvGYt2I+aCC6",
+	"EIGeN6R72CERXZhktWpagWGAMV/egxRbuVakvXmVbB11Sm39jjqduiC69cDd7JtFNci8Wx+lX+N7fDWj",
+	"v2cV92PV03hsMoC0PtMmZ0qkgPQMuEEsWdQH8QFs0YbyrV8bqX59DlzhlpXXURi8cGK1W1p399+a4NNn",
+	"1FHgdhAnx3lZohIWLcwre7gh/MkSH8tLNi8HSU+x3k8SRBVEE8WBEyUxv8xhilHzG/CRMBV/WwH49hdP",
+	"YJ7bx7buuLwHwS3cvys8vaTo6M0dvL6dv97DS+ocvMDlPp6H99M1BtC6aJ1QRKheIx/uxcwyuKGrVW+H",
+	"/WuedohQxqiwaMDL9PC1wFAWU275NOha7OPKpMwDt5/VCqhAywJKF/KEzEwFlOECNiVnIuY87z4eexjg",
+	"dfR548YYPhJj7dTKn1zS0MR9YhUNrd23DW3a9WGUIvIY9unaEFJtDXJDGT+6SSQETwv6/5KkOA+K0KXw",
+	"rVKM9WU+wye1CYqwvje4pHUmpqUU4xYr0UfdaXqpdLZZZcEq9eZVvI8FHvF+CbO6RxMUeN+ntj8Rjegu",
+	"xpKd9kczlTwyqtD11ySgIVT39qE2BHtztwf8aw8/tJ/zzOGiwlCPbVZF4V2DAd8voL6XHj2uMmfsViyN",
+	"ktoupFXgRItAoha9ui7w/1OupdzOO7C5376KUnQ/XvvqcQKOKSJ+nmmiMGjUoJlrIzX/11PLIZ69O29U",
+	"lGDf9IFlLE9VaNomhwN+YzvYmG3aLOnuk2nMM8UkNrHzfPADDlVMhXRH0MGNq0Rbl0quSNIHOoFLAsIJ",
+	"7RS3dxOlZtiyL+ajGlRXl5eM/eNdv69S/3eTgdIvNCFqGutXq6ADDtXTrSS+0tavt8UYqAJ3OKD++Dab",
+	"F2HDsE/ThtV8qtKHkIxaZg4uCxINZ/RvTimn2OKu6d8qdG8POJQomHmA4IIl2jZRKtVEO+AD/l//RZ6Y",
+	"qij9T9PlJq8cgsRel6ee8YilJDA9HgODqmDLqvp6hCAIfpOCD/ifA+BVg0af/DloxJH+j0Hjf/7P/x00",
+	"PjTJADiY+WOere0/9AEGgzH1QAEJaZrGJg/UZZxumd5Omv+D1878QW63yetCNaHUWs6AQ7Smjc0UMJ8R",
+	"fvCqAINjOCMS+L+58rlSJeCAF0oBjXdDiRlqI7EBSIVLtVUoDjRAEpxtt8ljGBOvgQBT33V4HGZxEoHV",
+	"YpRFNWHTNnmV17sYoGuVpaD9TDTRmVZWQa+zR14K8hgbhQZw5vo+Yl00YTyaiZgrSbaCHfwtaBL7nzua",
+	"tv1/Q0JgsO3AfS/ZQutaA74V7LShJTCkEe78Nr+UbUiLxRgtLxTfWbqDgGxOdZhfjyT1qy11eb+l77Ps",
+	"7+zM5/N2OgpbLIqVSNsiHe+ko1D/Tz+3bWsVBtwWxaBry7RIxcrKYFmX1KBNvnGp/OD4giKAATd99KcM",
+	"YGO2JENs/8CrIAgICuztpnF1CU4CKExA/oqVLUFzwLGzgd4QzSKh9ALv6JQuLLa0hReKJdm4jGLAi0Uy",
+	"XgVUEWsBClFc4qU5hzcuUOkdhr3yTcsMoCJQv9h095DyckGLbSJ67tIbBhxdD8oh0DgxmhfJ1I7i3x+v",
+	"27SWHpGrd5UIbaKtmnksmfkyndqP0dmM0RSXDdc8ZzUB8ElMhba0CYcRc4STyh8zCdNme4/J75lQ2EBN",
+	"TxErTPHSDXgsZcbs1p4UZIr+8TnoQiZL7fWrs3NS6K5sxLIpMqaeexuY69ewcV9/7Uubr79GQfbs3bmp",
+	"TcDRbY3/VgD1+sF209RqjDQvIQUJfWacwbdxfpNTJU0dvB4W+3akpjQegodUkWXsoZ2vqSAmcVHICdvk",
+	"ybW1kyGAWrNv5uVAz2Bk24JjWICcovsIotORvpx4mvpKuc5Qmoo005ZkLlLAdaVKjyV4aFi6KUuDP5Xc",
+	"sHmZuZcx7fqHAi7YRGhmQlyE0JDCGDLnM9XE2x8bPNY8+Rwx4szPVg2w3Qw9VforrVVhpxT8rtfNDdsA",
+	"5gqg6YiLueVWnfAyKNkV4wNuOl7EyrmtiRdjhcwlo95DcnVtAnZs6oEGHLOuDdnvd3ZJXba3vTWvfV1x",
+	"wD1Jh+9blbhPfn0f5LQWHuNxamYgScTChKaag3uP/5mrzvrlD+9RA4Dq0NI2tcmJp1VdsQH3KkwBm8wx",
+	"2RKOYqHa1FN0nQI74GXdFqDPTAiipPj2ya95Jer74NhQryZYqy/LAefQyWnb57yE8ZHQipAeOFTg8rVB",
+	"JScizS4Z/RApQA64EvoEU0Vi6CLpKeuYfVUsXqKqhGIX5CcYDDhKx7Z/rB4GvsqbLEjDviDCZdyJWuIO",
+	"ePDdk/zCY4O17WOv+MSbzgLlXLDX2SV5IZaTda49CJDWm6pu3zS3xFzxsrpebHDg6+wDjq60/IHUb0fC",
+	"ojZ5dWXboJgGJXkSIKhretq9o8CYF+i6LtYTQVe5crmMbW9q2IM9EK9oZsCXV824xpm5WmcacJeqaLZM",
+	"GQ1RYsDnNFbbTRLoDX2uZ9d6DbmLRqV2Pwdk6/TJ+dPCL0a+G40kSulIbTulEC+BtHqquRSS0NDAa8TS",
+	"3RRtFvQLrDGgES00H3LxzbyTOQls69KJSCUjQ/DFLzTFz7TOtoVddzT5aaGZ91bzxgrsr4GdTG5hFVwc",
+	"0CAK2VZueBYa+jQtHGuBSSt/7WLkl7fjaCUOguE+a7nP01gpBrFiaklsIpIIJQlVsHNNw0psoprdVdMY",
+	"TjahZm4GFo6en1b7Fij/sKEWBpKwx6URSoymSezoGRw84/iKoeVjjGOtdlWcDkHqJ+QaKipEnnCDY9Rh",
+	"Z1RNZNO0CoMTMaucam2zT2zvWXjcGkfSEtm5zwMtpZkB4P/JEpsEDUbMGKezuL2g08RM0P0GygzMcMDP",
+	"5nQ8Zil5e4rvRSIEZRuQTEJmXIfo1m68OD1vNBtZmhjPhbZ09KBoxIKVY16SO/rZvJ47d2Q0mg2DoNro",
+	"N7rtTrujHzNTa/Qbu+1Oexch6ybgQKpXxvRfxkwtS1ZATaaCL2S85FbbBPUPSEwz86JbpE1OtGi5ZFzr",
+	"/D6sE4qVWEn9fpt8m6VIZ9q+RD+KNcuYxcscCs0jXWdPw7m01gdDvCxZnA3YELxCp1Gj3/iOqWfzS4TP",
+	"QlMHtqbX6SB8AliN4EIsVXpCjNxmC1gMpV8NSJbBxjJIWA4Ay8BdNS5fpz9c/D69/ukd/fmnk6P5/Jun",
+	"B6eZ2L366Y8/Hp1ff//4fP7vbxbj9GzvsmEQrAC4ysBUAToVYFE1ut3ffz75+Yfrx+nop7OLR+eLdz9+",
+	"/2r8aBJevaaz+EWSzk8pfR1+//aNaHx4/8H4y+gGIE9n6DyrekGNsd9uAFybFhB6NN90Wza6eXzHPHka",
+	"4Sf2ca/r3nBnsnNqar4clIMDnF/35ltXv2cxNXx/aqP/6/tmw+AdID2gMucQvQwdIxMqUnKj2VB0LHPI",
+	"Kz1ybpBEsWpBcxy59E49R4dU3rRdNjXxaj4MlaRNZPMW7ImM4gTBUUtNDsE7Zluuu5aHxlO4tOsheYlB",
+	"/ByLBDUks1Gyr/WnDimgExgtwwIEIUSBgyY4HvBgr9MlxbJ8ra0Ua+2Py5qZfnGFQVC5t3rj8g45Etia",
+	"mQPewzqiyB/ZQU9b40Nz7ZOgrcCDZTzAZGHOTCueBo0Ben/HEvvA+glFjd1RNzyij1irN9yLWnvscNQ6",
+	"ogfDVjfsRbtsb7RPD4ZQ3NjoN2BXbcCuX+hf5O7vmojp6gnbZpG1M30UHkZHrDNqdWlv2NoLd6PWIdsb",
+	"tfQM7d+WzLTQXume5poDEaBpW5xsXc/aJXuIZQCbccBCS7Q1e4mm+Ei5NHOTRA2Ye7u7u0fF1LJGr9Pb",
+	"b3V2W53ueafTh//7Zdl+xoiCUrOVK2PAq+ZrTPobTHVvk6lCvsLNp/r+rpIXw62/5r3uKh1w8352m15C",
+	"PzfGHVe3d9496O/tmz3wWszZrqW/5lHK9yazodGJuqw32qWtveF+2NqLDljrcPSIto6GnbAb9djuaI9i",
+	"4rf+ktbRut3d9qMieE2/cTDqRr1wd9jao/ustTc66LQOh4/C1lHUYd1Rj+4O98Jie7ON77Gf5t54If6I",
+	"k4Tu7Lc7ZOvf3e4xeR7z7JpcHx5cHOxtk6dxykbieqe7uwv6ZXnbSzcx33qeJcnqje1UN9bk1DTGpWay",
+	"jbxjZm2Rut38fXYwekQPh62jsKOPuztq0d5wtxXuRfZPR3bzu0eH7f1uu9vptI+OStuPk/c3F38pbF2Y",
+	"pcnOYXtf78v7PLRvICp7ndKJ4pntR60D9mjU2nOzRHLR1HIQoaqyOcOq9qCrUeJOMOwkRgW9o6TPPabh",
+	"hLUeIyz7OoUOHjbPvhSQbaqP4A464d4mOuE31JVswivdTZRBD3IBXtpd/9JTB8Rwa211f5PvnKHu89YD",
+	"O7hXRbeYMvDr+w8FzVeTTYEiPO0Wfm68bzYK7gb3FwNjV9R+1WQHru8OeMwjC4xcly8NFUhgtBVyKiAl",
+	"1SWo2ty0IUsEH0P/nKq3awCuaIfGsmAKfaHGEWELwOiUkaDX6QWExbbzQUXz7R2RgtcNdNZOsINBNgwv",
+	"FGC4rE4M/VJqdNZqWXXOZr4R0eJmcs/yxpKrq7Exx1he5f2hmJgCpSQVMd27jZj+Mwdxb5yCUznj7rRK",
+	"KE+xtGfeXEodsUTQNQkn6GdU3Vx63oDXhiGbKRat5LLmmTY5WdLPLJ84iUcFEsdcGMHZ/RnZt2Go3Q14",
+	"1muElzkX4jmAy8B7+5swKwdB84JFMT3XaqF+udfb5OVZKrQdrnnkE640e4N3j9a/ey7EC8oXZp3yC2fp",
+	"BQ4O4dv6zDRCx6bdg+PoarKUY6OvYznHfiy4zKYmqOmlk9HaL0NiQ2rg7vLWfwN38dvkKTBTmw3t91Fv",
+	"On+efbNQw8DFvG+j97YnWrm4F3gKyJgtvzIUEelsl3b0Hpv4chJfQUoBlDVl40m1lhnxwPTPpYwvH4kA",
+	"9oSLORG8TzKexJesBlYNGV25c7aNqk7QpUnVgOcd+m1QG8rO9SRMpRdUJoY0ScrZfJbXmOKuvU6XFP0x",
+	"xq3u/Kh5HrgSSdS03d81zx3wreD122+enz6+ePvm+U7GI9GCE2vh0v5/GPFf7XY7sKkGj6B8a5tggMNs",
+	"oCYtvUsTlrImhAdk4cT0fP25YOIVj/Ao8cj9OHrJabUMFs3pE6tAzwa8EMPfghHLiJplDUCL/e3jZSUp",
+	"dQqBl6x6F03ApKw2rnrf7PEXB7+/O2RvOurn3ex0X7x+RM+Ooqfd8fe93zZXDWqyaDfSCfZqMBMKhQV+",
+	"VcHfJ9g6G8iJxxZQ7UuUhP8UifaTcbqXAYMMO6qCGK6XcOCgWCHaoPsLlsbkDgXsnDkDDm+ZTtOEEzHj",
+	"qxi2hRjwgBdERpVJ5Uy4AO2ZQ3NexhyaMRpUS7JlAXGxN96AI9SmlydkU/ZFasusLD/dzhtNqNwgStkV",
+	"owmaTZOYj41fvg4ac15K+zG8QLpzYJGbl+bm3MSFwS9KSVhC1DyusbAAwxF+LuU2DDh83YXuk5sjgtoU",
+	"Ej+XYfumJt2Afwv13Ebc9zU1lNsrmCAzoaX2DF4Zbp5AsLpEu68fnqUCtREAlFlWDw7JOn5BuHHzrqjy",
+	"9ttBFEu82wP+rkBZqNjkRd4zD5NX75ot9LbVmoLbdDmWDjhuQ+VBfEpCboIC7OoUIaHK+W9GF8LsFSIM",
+	"EKuYc6jIwhuB34Ciujw3HwtH8QQj7+C0eJcCEhZkPhahlSp0LlQcstr4E7CROwjtIjBAYxx1278f7l49",
+	"+e3NO/bs5Ozl01/2Lr857fzE4x/X/nbiaryq7gAfFrCxKuNlc+2g0NNkI72gcztfQRG5ocEWzybD78L4",
+	"Vfzs6S9P3pz/eHYqT6dq9svj04PTqfoxvJTx88fPOuzfJ/qZH37q/hiPfmyzxbM/onen8av49I9ffnv6",
+	"26t3T3Z/OXt21A57CR9On3aifz9LilXpWP5fV+zf2z/qdfw/2skdTn/spT8dXJ93Zs/3+C9H8x+68tmj",
+	"ybe7o2/2w58P6ZPe+O1B/Krz+5u9Yjl835bYfyLnRRHqo8Zz8dzylLYF9caqD7AuDJJuCIBx63zGJY9I",
+	"MqcLSQIuWlDrFWCiJuBpmy6guRgshqHsK4XwUrWW6nVKx1O68ssw8aAJzOj78/PXO912B1dT/ST8vOaT",
+	"n6GP+xRl1uNiPGQjTzco6y+F+snWhj64gb48pdmvLchdMB6S4XoNWWRquYr8xstoz50ppcTF3EvfJAg6",
+	"qaV6xY/SxqS7Miy8zUG3qcFal6zTnzdIM7lRUgmufBOz1jBJkan7NGVvEcH658ajxNg2NvGBCgzFbUrG",
+	"LZok60m54E1yrsO8aodFkCbjk7I/J8HZJ6POkyTZiECfFJYEdwq7kzyQ68cm1wI1rSdUy5l3RtBfeDm1",
+	"PkGDxXV3y2QFPHazkCkWslhjb3WAdG7AQkSKpR0KWsx8/GBpsdny3xoore/7/CmDpCsjo3Uk8GXERT3A",
+	"49UB0dqY/0Nw9EEr3lwrtuXNtBZv+wZcGt66TWy07rtNIpmSLsbpHoEKknSVdgLZdl9A3GvAteJThWJf",
+	"liBzLyzfc3lRaM4Xue2dTVIqGeEC/A6aoTYcWHvj90fvdtmbI/VzF2Jnh/SsFz3dG39/8NsPneSX3eub",
+	"JdfcTmTs1XefRkcoghMel0ji42h3/3ye+M9J/FAuK8BQiomQIavZMDRmLPMV5pKBdq9gmvZNm1CojYfS",
+	"Xc1jSpX0PDKTRGvf1IDZimOvkB6TKBAZt01er6+4L7EtrcRinjHBfuojZb5SKsVfnj+Qh+ZKvdvWs9Gm",
+	"ZdymJ6SekmtOBsXMIeWEC6JVGkTEBVisGh0aUjXulnHoZYHchaHexdt9A55ZaNr1BUcWhtOfdm8ZXeh2",
+	"66ILP6v97PRQvO7Rs73o6cH4+6PffuhqifT40dU3Hf5iH5I+eurng+wzjy68ZHMfrfshxPAFhxh89vJg",
+	"FH2BioND1KE1kOIorPO7uokCgWgIK6wjkMvS92lASp/1bFUyvNvkXBB6JeLI5KpoPQDq/R2eNJNkQq9c",
+	"8oJs+gkuax1aXkerOIfuydEe6myskkW01PYh9aYPyPWysK8X32Y/P4L3y9XtnUSUPBdXLKFQaXjv2QLl",
+	"lpSfzG/mO5C0ygUNYO2xNou5ptKAcURGTV2Xsf+PKTUwGwPNfR9sxwfRcQN/Gl6l3KbTN2mljHAw2yug",
+	"EJhrsZYnq/nAWrEi45RyZfBkAXwrlgQwWBHES6gBd43ZHMQBfHsZxMEnwit4Y5C076neubh9T7MkKSDA",
+	"XtmwulcDr/9c6oTX/7WRA4uZamDZn6exYu5fmEpqscDtk/gPhOuCXs0GqQyt30azWBvYrOmQxMZZQl0m",
+	"YR9T/ueczFIxihPmA91iAqRXbS5BLBZX8t6vu/2YXLnSKrCGK3vNAj+z0tqHOtk718laUHzL7FxnrUqB",
+	"rHdlCswQbtYaZgjPbAgIY/hcfpe/KCiXt7AbfxOIC4JkY3FSsc4A0A99BJJZykbxNdkq9ykuwWZoZXsJ",
+	"TIYNN+WMZm0v4xWTBg8oWD8wPctt/Jkgy6+bin562UwObjiR2GDyYduI0hwshn8twontM7EZ5/XbY6yc",
+	"kNPnb4fO0t0E8sShWYzQSLsXlJbi9D8SWIudOQ7/d6K21CCCdFvd/fPOUX83RwTJ2w4h8EahBRD+tNzQ",
+	"LffDwS4wNS1syt/v9js92MEbQMfUW9VG9f3V3UfQX97nTWHyS+K3fDET6ukj7fbskWrCqd+2znl3Lz/4",
+	"NdvmXut19Grdaw50JaUhW7OVpoVGzV7iB2+CQ4M7h++5/arsk4frU7NTpcXU4bA0Gx6eP/r+fzv9TcQv",
+	"fjtZvDzrzF+cda5fPP3x+uW3Yv5C/++piJ8/fjbTz7zsvdj75fGzo1uh82yuXlZ65KxEcQGG8QDf8qCW",
+	"KiQFTy3Ff9eppZ7N9/5Dc523FuOWUZyyUCWLplM/kwXqRga52SDfGh9qsSrQuWtLqipYmkGbvMX6+GKb",
+	"FcBsnQmtg1Eo/Oeue9qAf5dSDAvj1ycshV4u4YRBHSCW20sGuqXpt1vRiI9MqSOMvcKRu5Un/gJmCYR8",
+	"B1x/eXuZl3epr7hGqR7wtVr1zZKF8ejeyvtxHm8iClCqGvH3nX6BfC9mMzTT/XycRJhsgIxnMqOJl5bT",
+	"qHD+jXlmvuAbOZq7t3M01+OYdc47h/3erbSWzXd4ud5SmcHNpW/54JbL4VX6Smkin8hVXujKViMx30Lu",
+	"BR7cRxCXz03Tg7r0LW2xj1yWH5YSBAVPwM6fcfQhKOrzxQc2PMcvLJJ8d4n+gObwxeosyLONenEDtQW9",
+	"01V32o5tEQru6irQXN6VUC6p8Pkqr59Hl0Eo+ChOp5WWLNh/qDZDt01OVnU49OKOVX1kdzkkBCVFtAey",
+	"tdfZbUIMe6/T7SOeQLmQbixEtH28WYzDfGVIo2KG3nEtJEMZZ6E4OVlT/zHgS3PXbqjcfAtn+ILdU4rw",
+	"/cS57aTumux7YujPtc/8PHN9PxpzB+QJlwT+EBr+B/B5vBpkuqgLE5tftKa/tu3EKob9CSowv2PKMJ37",
+	"yEH9D/N83s3j+VlYEOe1JPgPCO/+YznPd0ytZzszqsJJHRQY5WOjKXJAR+LRjsnjr3Ty13ZdMXYIIK4D",
+	"Hpgi8YtZoalRJBjiPSl6ySyaJVXQabAPcFmgdxagbgcc2scqQWKV4zW6TC4zXVOhQPNKUESj3Krpl+jD",
+	"fQa2j1LehKzkHsM2cACz6aqHiRLisjCPKaN8PokTtt0mb7mKEwRwUH6et5yIuTQIWKaGPi9o5ZHL0Sxj",
+	"f8aSjFLGLFYWZoSaHM3zeuzKvCDbhxXNgT/btvGpNP3WAnguqPRtK4BebQU+5GXL/Bw0yT6hnExElm5j",
+	"DR+85DBPLdho+XV8IGiSXff6DW0D2wJPpEYTr9LdgFctBlJnMAAol2k7bNOC0dpR6WK7NnuVCNvTzl+Y",
+	"abG3yoAY8GUWBNmCx83Ga0bbtyBozHQ4bcXcVdQMeEihm7daVYtY9OOy6UwtCHZZ376zv/YmmsRbEHl3",
+	"s2A8efuD6X6/oZgzH/8UhTb/YCUHNv2uLtLu/uem4JjJfpaqzWdtpv7j/ZAPdm1Ju0RGuk7BrPFS7uTe",
+	"pz8bs6y2KYaS5Zpe45GcsPCyDoGIPKnCoA8445HJlQ5pkoDBbF1JmpvHPGMS0cwr6oB03fPVRGufFpq8",
+	"DNCFEOdkC9WskkYhMz+LiRn9a8Bjud33C3VcN3ni1yHNaJxaePbKAppaFR6yAceqX05m2ua0kRbbz3ur",
+	"AjoGCeMzVKXF9q2csHbfq87YAb+rbnUbVy1+BFWzHqkGo/O65QJFjRwC6gza9jbNADUR8FKyqPHa1mlM",
+	"Rj+8sb/4RuHtAor+XbSospq8zh/cbHA2v7gZwMTmQezCsv4JEKvfPf0j3I2uwumPm9ZAH3T2DutKoH+Z",
+	"7V7/eJied6/e7S++OeIvepfPD377vjN+uhedPaJPdsO3h/Gr7u9v9tVnXgK9DM6j2MDCc/QD+/YYomPc",
+	"2Pm2zBfXF1XDjXooq36IlzzolZ9lXBy9J9NFLWrrSsXSlkutqSxZEUyByjE7TLH4pO28SgG29EH+U225",
+	"k6s9qCUKk3tv2O5NK1MCTNZFTQh8SsENqlNuWovyYnFmN/GjF6R81Dx662Nwmd3m8JyLxEhd75W9Vueo",
+	"8AoIyKNhj+2NDmjrMOxGrT22O2rR/eGjVngUddnuaJ8+wjaaUcIuagbdbXUfga9jzw5abXaaUKkuNLHU",
+	"Oknsi3dsVVq7R53uefdR7oxye2RT2+vWs1t8BzapS3fDffZo1Doa9qKW2a4O+pMORoe0E3bZ6k3aP+92",
+	"+p2ev0leU9Le7vJt6hwWXi1s05gqNhGZZK0wiXe67d5G3UnvWScyN2rzpHbLgP4zPVD/7Cz1qctmkTeW",
+	"a5AnuSrJy0I6a9N/KZBzrivLJpFZOCFUEkoSIZVpFNImp4pM6WLAh6wOf7oqwva0jn0xEhkvNstB2eji",
+	"few6lqpJClgjoOUDUGIB6BTtAT3f42Uy0oMDi6OPJBNxR51UvLFQNO/pO/R+kwQo8/yXnOa0t/6ll0I9",
+	"1bTyj77uSDr2Lt743q+764WETlOksiIt89wC8F0yNpOANhAbqFWHDwPGqoFPDMw/30qWBqWyFfxqsJoN",
+	"3Pu1vVuhNaZhmZqQm91h/dLGFxgS7f9T0xdLuekPnKCQAnjjVG9z9ddmB2oWg3UV8wlVmubgfmMslmzZ",
+	"Zni2WD1MsohF2+ZSD/hq3ITP+E5/h/Vt93ihOw8VUf8pFVFWID6E+R/Y+c3zKm/My/Nq49UJl9TaaPoG",
+	"Notplc0iwp2+fAy6ndrOp/BLe8BXFRkHmcmACpomxl5M3Sy0GKdqwAXXFuG38A0EogY9slbPPCY0n43N",
+	"TtOWHwI9D3gGSZGM4xPQmN3omwPHDweNPgEH1CbSaMMi5ltkv4HEqoo6v5Injo4/EYQaZlvcXdrdtmGn",
+	"BZ6wAdgNARyjaczzqf9NOXc3FcX5a73z7kF/b/8W2CCflXBeDRtSWudDNt5/lph+KCH+0lPw7q+E+M84",
+	"+rBjHD/LcazfcnDoUiLFyJZq1gOb3FR8o+vYOn/LVRYORSUvs2jiGKEhT8/3DMqHKZWw7hhsKbHWfN1Q",
+	"pMNod0ApeZM72B4s2M/egt0773Y/w4o857R9kJGfk4z8Bwc1EMiBEt+reH+yx6Jk1+aFv2GQ5Cwdg/9K",
+	"GvwrB5c9jq8geVuRLWfl0TSlC5Kyqbiy9qpBryohZCOc8wZia2WWsAHIQhxv+GnA12cOL7E2/x7H6pkH",
+	"HPa32JtLICNvkHKBgONfiMX5ZYnOW8F42hSf3c/SCYwMJFYSHGKw0gdh+rGE6YP9+NkIcywaogVhegNk",
+	"d9P/YJk0d3lLpivCUovyuRjnQh06iYOUnk9YyvqlIHq1ZWIeVsd8Bn2N/TxcaZoqVqq2nPgvtW/4sqKg",
+	"mGcC2OC3Td29UYbDk2UdeR/yG/6zM50qrZpv4JgqN1BBljJhNFGTpen8jycsvJTktZBqnLKzH58Dc3jD",
+	"olgaNoHwuYyGk1zCJ1QxHi7aJOh1OugxGnCcO5SXAmrIrAnOnIBsQfc0aPNsvVML/UQk5pp/CEUYv2KJ",
+	"mNnKokqKwve4iLuqmzA3aXnoOMVhzGIuprLR77YPPWUsmzVAxY3iyoOd9kHpwQ9wXRM1WdwwwmMWt7QF",
+	"TMRmjEf6y7it98cY7nSb7nPbe+3u8m1n8OF+I+OppkK4mc3iqXU6HT9WI+a8eB4QCr2HAzlRJGFUQr10",
+	"6VyAmO/tZD5a0y19m0Ha4N5Y2WMEJVx5fcHd2uKCMmOYic9ZdhJtryxjLycWC8jwiThhptUzKIkg7jLO",
+	"XX/nof67gOkwW+0j2wS51IBz4e06lEJTom3IIZVM6zx0zPJM6TFThW+lDNqxQFMvoQZ8HdN5Hl8xjv2v",
+	"7sZ2SoS9GRG6ry8xubwdpPoI/m6u8JEo1m6DXu+QrSFFyIffmBZdhj2Sfkg5gmmplI5GcUi2aoWi40Hb",
+	"COG6RMTFyqRtGCrVlhgZ0oTykKWms7lkHHIpLJ0POEBzbSYS3zAaxfdCnl+aVHwDVQ9KFE7rHyIUraxT",
+	"8ZSJTG0i55YexaMVR3FfAvElwFDQaHFM6BcvG82FWsFq4PX0ypqEZQs8pAmJGNzbKQM0lyxNGv3GRKlZ",
+	"f2cn0Q9MhFT9fU1k2gAwn6h66f0uFokYxwBWoi11Y7fDryJTzRyMI2WSee2QC4luba+Jo7Y/qr2jzlgy",
+	"alle6LgNtH5dWgMl5sU2zK7X4lZQLsD6n//zf4NtfxamaqOmr6PXgxJtIKzLMN2Z2+SJNkXcDBEnkVAb",
+	"Nv8aHQRld4TXBLRd7AIpa+YAju9mpXmomrAFtg9FmEH03eQtRJTIm+l4PdLqvoBQoFGsNAOLEyxZRMJs",
+	"pSxhV5SDB0ev2D+7qLYNnZOSaLIVCFmW5Intclo8Uu8jhtyrX3mdDZM4JJdsYRrHIfBjyVG09ezs1Uvy",
+	"jg3JD2xBzpjyj12/2/jw/sP/CwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

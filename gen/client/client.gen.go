@@ -18,6 +18,129 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditAction.
+const (
+	RateLimitBlocked               AuditAction = "rate_limit.blocked"
+	SessionLogout                  AuditAction = "session.logout"
+	SessionRefreshTokenReused      AuditAction = "session.refresh_token_reused"
+	SessionRevoked                 AuditAction = "session.revoked"
+	UserCreated                    AuditAction = "user.created"
+	UserDeleted                    AuditAction = "user.deleted"
+	UserDisabled                   AuditAction = "user.disabled"
+	UserEmailChangeRequested       AuditAction = "user.email.change_requested"
+	UserEmailChangeReverted        AuditAction = "user.email.change_reverted"
+	UserEmailChanged               AuditAction = "user.email.changed"
+	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
+	UserEmailVerified              AuditAction = "user.email.verified"
+	UserEnabled                    AuditAction = "user.enabled"
+	UserLoginFailed                AuditAction = "user.login.failed"
+	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
+	UserLoginLocked                AuditAction = "user.login.locked"
+	UserLoginSucceeded             AuditAction = "user.login.succeeded"
+	UserLoginUnverified            AuditAction = "user.login.unverified"
+	UserLogoutAll                  AuditAction = "user.logout_all"
+	UserPasswordChanged            AuditAction = "user.password.changed"
+	UserPasswordCheckFailed        AuditAction = "user.password.check_failed"
+	UserPasswordReset              AuditAction = "user.password.reset"
+	UserPasswordResetRequested     AuditAction = "user.password.reset_requested"
+	UserRegisterEmailTaken         AuditAction = "user.register.email_taken"
+	UserRegistered                 AuditAction = "user.registered"
+	UserRestored                   AuditAction = "user.restored"
+	UserRolesChanged               AuditAction = "user.roles.changed"
+	UserSessionsRevoked            AuditAction = "user.sessions.revoked"
+	UserUpdated                    AuditAction = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case RateLimitBlocked:
+		return true
+	case SessionLogout:
+		return true
+	case SessionRefreshTokenReused:
+		return true
+	case SessionRevoked:
+		return true
+	case UserCreated:
+		return true
+	case UserDeleted:
+		return true
+	case UserDisabled:
+		return true
+	case UserEmailChangeRequested:
+		return true
+	case UserEmailChangeReverted:
+		return true
+	case UserEmailChanged:
+		return true
+	case UserEmailVerificationRequested:
+		return true
+	case UserEmailVerified:
+		return true
+	case UserEnabled:
+		return true
+	case UserLoginFailed:
+		return true
+	case UserLoginGuessingAlerted:
+		return true
+	case UserLoginLocked:
+		return true
+	case UserLoginSucceeded:
+		return true
+	case UserLoginUnverified:
+		return true
+	case UserLogoutAll:
+		return true
+	case UserPasswordChanged:
+		return true
+	case UserPasswordCheckFailed:
+		return true
+	case UserPasswordReset:
+		return true
+	case UserPasswordResetRequested:
+		return true
+	case UserRegisterEmailTaken:
+		return true
+	case UserRegistered:
+		return true
+	case UserRestored:
+		return true
+	case UserRolesChanged:
+		return true
+	case UserSessionsRevoked:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsResult.
+const (
+	AuditDetailsResultAlreadyVerified AuditDetailsResult = "already_verified"
+	AuditDetailsResultDisabled        AuditDetailsResult = "disabled"
+	AuditDetailsResultMailed          AuditDetailsResult = "mailed"
+	AuditDetailsResultNoAccount       AuditDetailsResult = "no_account"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsResult enum.
+func (e AuditDetailsResult) Valid() bool {
+	switch e {
+	case AuditDetailsResultAlreadyVerified:
+		return true
+	case AuditDetailsResultDisabled:
+		return true
+	case AuditDetailsResultMailed:
+		return true
+	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CheckStatus.
 const (
 	CheckStatusDown CheckStatus = "down"
@@ -30,6 +153,93 @@ func (e CheckStatus) Valid() bool {
 	case CheckStatusDown:
 		return true
 	case CheckStatusUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldErrorCode.
+const (
+	Common            FieldErrorCode = "common"
+	ContainsEmail     FieldErrorCode = "contains_email"
+	Enum              FieldErrorCode = "enum"
+	Format            FieldErrorCode = "format"
+	Invalid           FieldErrorCode = "invalid"
+	InvalidCharacters FieldErrorCode = "invalid_characters"
+	IpLiteral         FieldErrorCode = "ip_literal"
+	LocalDomain       FieldErrorCode = "local_domain"
+	MaxItems          FieldErrorCode = "max_items"
+	MaxLength         FieldErrorCode = "max_length"
+	Maximum           FieldErrorCode = "maximum"
+	MinItems          FieldErrorCode = "min_items"
+	MinLength         FieldErrorCode = "min_length"
+	MinProperties     FieldErrorCode = "min_properties"
+	Minimum           FieldErrorCode = "minimum"
+	Pattern           FieldErrorCode = "pattern"
+	Predictable       FieldErrorCode = "predictable"
+	Repetitive        FieldErrorCode = "repetitive"
+	Required          FieldErrorCode = "required"
+	TooLong           FieldErrorCode = "too_long"
+	TooShort          FieldErrorCode = "too_short"
+	Type              FieldErrorCode = "type"
+	UniqueItems       FieldErrorCode = "unique_items"
+	UnknownField      FieldErrorCode = "unknown_field"
+	UnknownRole       FieldErrorCode = "unknown_role"
+)
+
+// Valid indicates whether the value is a known member of the FieldErrorCode enum.
+func (e FieldErrorCode) Valid() bool {
+	switch e {
+	case Common:
+		return true
+	case ContainsEmail:
+		return true
+	case Enum:
+		return true
+	case Format:
+		return true
+	case Invalid:
+		return true
+	case InvalidCharacters:
+		return true
+	case IpLiteral:
+		return true
+	case LocalDomain:
+		return true
+	case MaxItems:
+		return true
+	case MaxLength:
+		return true
+	case Maximum:
+		return true
+	case MinItems:
+		return true
+	case MinLength:
+		return true
+	case MinProperties:
+		return true
+	case Minimum:
+		return true
+	case Pattern:
+		return true
+	case Predictable:
+		return true
+	case Repetitive:
+		return true
+	case Required:
+		return true
+	case TooLong:
+		return true
+	case TooShort:
+		return true
+	case Type:
+		return true
+	case UniqueItems:
+		return true
+	case UnknownField:
+		return true
+	case UnknownRole:
 		return true
 	default:
 		return false
@@ -236,19 +446,19 @@ func (e TokensTokenType) Valid() bool {
 
 // Defines values for UserStatus.
 const (
-	Active   UserStatus = "active"
-	Deleted  UserStatus = "deleted"
-	Disabled UserStatus = "disabled"
+	UserStatusActive   UserStatus = "active"
+	UserStatusDeleted  UserStatus = "deleted"
+	UserStatusDisabled UserStatus = "disabled"
 )
 
 // Valid indicates whether the value is a known member of the UserStatus enum.
 func (e UserStatus) Valid() bool {
 	switch e {
-	case Active:
+	case UserStatusActive:
 		return true
-	case Deleted:
+	case UserStatusDeleted:
 		return true
-	case Disabled:
+	case UserStatusDisabled:
 		return true
 	default:
 		return false
@@ -288,18 +498,136 @@ type AdminUpdateUserRequest struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// AuditAction What an audit event records. Clients may branch on it; new values may be added
+// in a minor version, so keep a fallback.
+//
+// | action | meaning; `details` keys |
+// |---|---|
+// | `user.registered` | An account was created by registration. |
+// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+// | `session.logout` | A session logged out; `session_id`. |
+// | `user.logout_all` | Every session of the user was ended by the user. |
+// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+// | `user.password.changed` | The password was changed; `kept_session_id`. |
+// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+// | `user.password.reset` | The password was reset with a mailed token. |
+// | `user.email.verified` | The address was verified. |
+// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+// | `user.email.changed` | An email change completed. |
+// | `user.email.change_reverted` | An email change was undone from the old address. |
+// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+// | `user.updated` | An administrator or the user changed fields; `fields`. |
+// | `user.disabled` | An administrator disabled the user. |
+// | `user.enabled` | An administrator enabled the user again. |
+// | `user.deleted` | The user was soft-deleted. |
+// | `user.restored` | An administrator restored a deleted user. |
+// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+// | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+type AuditAction string
+
+// AuditDetails Event-specific details; which keys an action sets is listed with `AuditAction`.
+// Personal data is masked; secrets are never recorded.
+type AuditDetails struct {
+	// By What made the change outside the API, e.g. `create-admin`.
+	By *string `json:"by,omitempty"`
+
+	// Effect What the server did about the event, e.g. `session revoked`.
+	Effect *string `json:"effect,omitempty"`
+
+	// Email The masked address the event is about, e.g. `a***@example.com`.
+	Email *string `json:"email,omitempty"`
+
+	// Fields The fields an update changed.
+	Fields *[]string `json:"fields,omitempty"`
+
+	// From The roles before a change.
+	From *[]string `json:"from,omitempty"`
+
+	// Granted The role `create-admin` granted.
+	Granted *string `json:"granted,omitempty"`
+
+	// KeptSessionId The session a password change kept.
+	KeptSessionId *openapi_types.UUID `json:"kept_session_id,omitempty"`
+
+	// KnownDevice Whether the login came with a valid device token.
+	KnownDevice *bool `json:"known_device,omitempty"`
+
+	// Limit The name of the rate limit that refused requests.
+	Limit *string `json:"limit,omitempty"`
+
+	// NewEmail The masked address an email change asked for.
+	NewEmail *string `json:"new_email,omitempty"`
+
+	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result What the outbox did with a requested mail.
+	Result    *AuditDetailsResult `json:"result,omitempty"`
+	Roles     *[]string           `json:"roles,omitempty"`
+	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
+
+	// To The roles after a change.
+	To *[]string `json:"to,omitempty"`
+}
+
+// AuditDetailsResult What the outbox did with a requested mail.
+type AuditDetailsResult string
+
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
-	// Action What happened, e.g. `user.login.succeeded`.
-	Action string `json:"action"`
+	// Action What an audit event records. Clients may branch on it; new values may be added
+	// in a minor version, so keep a fallback.
+	//
+	// | action | meaning; `details` keys |
+	// |---|---|
+	// | `user.registered` | An account was created by registration. |
+	// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+	// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+	// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+	// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+	// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+	// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+	// | `session.logout` | A session logged out; `session_id`. |
+	// | `user.logout_all` | Every session of the user was ended by the user. |
+	// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+	// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+	// | `user.password.changed` | The password was changed; `kept_session_id`. |
+	// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+	// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+	// | `user.password.reset` | The password was reset with a mailed token. |
+	// | `user.email.verified` | The address was verified. |
+	// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+	// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+	// | `user.email.changed` | An email change completed. |
+	// | `user.email.change_reverted` | An email change was undone from the old address. |
+	// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+	// | `user.updated` | An administrator or the user changed fields; `fields`. |
+	// | `user.disabled` | An administrator disabled the user. |
+	// | `user.enabled` | An administrator enabled the user again. |
+	// | `user.deleted` | The user was soft-deleted. |
+	// | `user.restored` | An administrator restored a deleted user. |
+	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+	Action AuditAction `json:"action"`
 
 	// ActorId The user who acted; `null` for anonymous requests and the system.
 	ActorId   *openapi_types.UUID `json:"actor_id"`
 	CreatedAt time.Time           `json:"created_at"`
 
-	// Details Event-specific details. Personal data is masked; secrets are never recorded.
-	Details map[string]interface{} `json:"details"`
-	Id      openapi_types.UUID     `json:"id"`
+	// Details Event-specific details; which keys an action sets is listed with `AuditAction`.
+	// Personal data is masked; secrets are never recorded.
+	Details AuditDetails       `json:"details"`
+	Id      openapi_types.UUID `json:"id"`
 
 	// Ip Client IP address; `null` when the event did not come from a request.
 	Ip *string `json:"ip"`
@@ -383,11 +711,37 @@ type DeleteMeRequest struct {
 
 // FieldError One invalid field of the request body.
 type FieldError struct {
-	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
-	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
-	// `contains_email` or `predictable`; for an email the server refuses:
-	// `max_length`, `ip_literal` or `local_domain`.
-	Code string `json:"code"`
+	// Code Machine-readable reason. New values may be added in a minor version, so
+	// keep a fallback.
+	//
+	// | code | meaning |
+	// |---|---|
+	// | `required` | A required field is missing. |
+	// | `unknown_field` | The field is not part of the request. |
+	// | `type` | The value has the wrong type (or is null). |
+	// | `format` | The value is not in the field's format (email, uuid, date-time). |
+	// | `pattern` | The value holds characters the field does not take. |
+	// | `enum` | The value is not one of the allowed ones. |
+	// | `min_length` | The value is too short. |
+	// | `max_length` | The value is too long (for an email, also once normalised). |
+	// | `minimum` | The number is too small. |
+	// | `maximum` | The number is too large. |
+	// | `min_items` | The list has too few items. |
+	// | `max_items` | The list has too many items. |
+	// | `unique_items` | The list holds an item twice. |
+	// | `min_properties` | The object needs at least one field. |
+	// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+	// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+	// | `unknown_role` | A role does not exist. |
+	// | `ip_literal` | The email's domain is an IP address. |
+	// | `local_domain` | The email's domain is localhost or has no dot. |
+	// | `too_short` | `password_rejected`: shorter than the minimum. |
+	// | `too_long` | `password_rejected`: longer than the maximum. |
+	// | `common` | `password_rejected`: one of the most common passwords. |
+	// | `repetitive` | `password_rejected`: one character repeated. |
+	// | `contains_email` | `password_rejected`: contains the email or its name part. |
+	// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+	Code FieldErrorCode `json:"code"`
 
 	// Field The offending field, e.g. `email`.
 	Field string `json:"field"`
@@ -395,6 +749,38 @@ type FieldError struct {
 	// Message Human-readable explanation.
 	Message string `json:"message"`
 }
+
+// FieldErrorCode Machine-readable reason. New values may be added in a minor version, so
+// keep a fallback.
+//
+// | code | meaning |
+// |---|---|
+// | `required` | A required field is missing. |
+// | `unknown_field` | The field is not part of the request. |
+// | `type` | The value has the wrong type (or is null). |
+// | `format` | The value is not in the field's format (email, uuid, date-time). |
+// | `pattern` | The value holds characters the field does not take. |
+// | `enum` | The value is not one of the allowed ones. |
+// | `min_length` | The value is too short. |
+// | `max_length` | The value is too long (for an email, also once normalised). |
+// | `minimum` | The number is too small. |
+// | `maximum` | The number is too large. |
+// | `min_items` | The list has too few items. |
+// | `max_items` | The list has too many items. |
+// | `unique_items` | The list holds an item twice. |
+// | `min_properties` | The object needs at least one field. |
+// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+// | `unknown_role` | A role does not exist. |
+// | `ip_literal` | The email's domain is an IP address. |
+// | `local_domain` | The email's domain is localhost or has no dot. |
+// | `too_short` | `password_rejected`: shorter than the minimum. |
+// | `too_long` | `password_rejected`: longer than the maximum. |
+// | `common` | `password_rejected`: one of the most common passwords. |
+// | `repetitive` | `password_rejected`: one character repeated. |
+// | `contains_email` | `password_rejected`: contains the email or its name part. |
+// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+type FieldErrorCode string
 
 // ForgotPasswordRequest defines model for ForgotPasswordRequest.
 type ForgotPasswordRequest struct {
@@ -456,8 +842,10 @@ type ListMeta struct {
 	// Limit The page size that was applied.
 	Limit int `json:"limit"`
 
-	// NextCursor Pass as `cursor` to get the next page; `null` on the last page.
-	NextCursor *string `json:"next_cursor"`
+	// NextCursor Pass as `cursor` to get the next page; absent on the last page. Absent rather
+	// than `null`, so that it has the type of the `cursor` parameter (an optional
+	// string) in generated clients and can be passed back as it is.
+	NextCursor *string `json:"next_cursor,omitempty"`
 
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
@@ -830,6 +1218,9 @@ type TooManyRequests = Problem
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
 
+// UnexpectedProblem An RFC 9457 problem document.
+type UnexpectedProblem = Problem
+
 // UnprocessableEntity An RFC 9457 problem document.
 type UnprocessableEntity = Problem
 
@@ -855,8 +1246,8 @@ type ListAuditEventsParams struct {
 	// SubjectId Only events about this user.
 	SubjectId *openapi_types.UUID `form:"subject_id,omitempty" json:"subject_id,omitempty"`
 
-	// Action Only events with exactly this action, e.g. `user.login.failed`.
-	Action *string `form:"action,omitempty" json:"action,omitempty"`
+	// Action Only events with this action.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
 	// Since Only events at or after this instant (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
@@ -4575,8 +4966,18 @@ type ClientWithResponsesInterface interface {
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 }
 
+// GetJwksResponse200Headers the declared response headers of an HTTP 200 response for GetJwks
+type GetJwksResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetJwksResponse500Headers the declared response headers of an HTTP 500 response for GetJwks
 type GetJwksResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetJwksResponseDefaultHeaders the declared response headers of an HTTP default response for GetJwks
+type GetJwksResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -4587,8 +4988,14 @@ type GetJwksResponse struct {
 	JSON200 *JWKS
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetJwksResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetJwksResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetJwksResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4599,6 +5006,11 @@ func (r GetJwksResponse) GetJSON200() *JWKS {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetJwksResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetJwksResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -4633,6 +5045,7 @@ func (r GetJwksResponse) ContentType() string {
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
 type ListAuditEventsResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListAuditEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAuditEvents
@@ -4661,6 +5074,11 @@ type ListAuditEventsResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListAuditEventsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditEvents
+type ListAuditEventsResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListAuditEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4676,6 +5094,8 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAuditEventsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4688,6 +5108,8 @@ type ListAuditEventsResponse struct {
 	Headers500 *ListAuditEventsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListAuditEventsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAuditEventsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4720,6 +5142,11 @@ func (r ListAuditEventsResponse) GetApplicationproblemJSON503() *ServiceUnavaila
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ListAuditEventsResponse) GetBody() []byte {
 	return r.Body
@@ -4747,6 +5174,11 @@ func (r ListAuditEventsResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// ResendVerificationResponse202Headers the declared response headers of an HTTP 202 response for ResendVerification
+type ResendVerificationResponse202Headers struct {
+	XRequestID *string
 }
 
 // ResendVerificationResponse400Headers the declared response headers of an HTTP 400 response for ResendVerification
@@ -4787,6 +5219,11 @@ type ResendVerificationResponse503Headers struct {
 	XRequestID *string
 }
 
+// ResendVerificationResponseDefaultHeaders the declared response headers of an HTTP default response for ResendVerification
+type ResendVerificationResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ResendVerificationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4806,6 +5243,10 @@ type ResendVerificationResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ResendVerificationResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResendVerificationResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -4820,6 +5261,8 @@ type ResendVerificationResponse struct {
 	Headers500 *ResendVerificationResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ResendVerificationResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResendVerificationResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -4862,6 +5305,11 @@ func (r ResendVerificationResponse) GetApplicationproblemJSON503() *ServiceUnava
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ResendVerificationResponse) GetBody() []byte {
 	return r.Body
@@ -4889,6 +5337,11 @@ func (r ResendVerificationResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// VerifyEmailResponse204Headers the declared response headers of an HTTP 204 response for VerifyEmail
+type VerifyEmailResponse204Headers struct {
+	XRequestID *string
 }
 
 // VerifyEmailResponse400Headers the declared response headers of an HTTP 400 response for VerifyEmail
@@ -4926,6 +5379,11 @@ type VerifyEmailResponse503Headers struct {
 	XRequestID *string
 }
 
+// VerifyEmailResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyEmail
+type VerifyEmailResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type VerifyEmailResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4943,6 +5401,10 @@ type VerifyEmailResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *VerifyEmailResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *VerifyEmailResponse400Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -4957,6 +5419,8 @@ type VerifyEmailResponse struct {
 	Headers500 *VerifyEmailResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyEmailResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyEmailResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4994,6 +5458,11 @@ func (r VerifyEmailResponse) GetApplicationproblemJSON503() *ServiceUnavailable 
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r VerifyEmailResponse) GetBody() []byte {
 	return r.Body
@@ -5027,6 +5496,7 @@ func (r VerifyEmailResponse) ContentType() string {
 type LoginResponse200Headers struct {
 	CacheControl *string
 	Pragma       *string
+	XRequestID   *string
 }
 
 // LoginResponse400Headers the declared response headers of an HTTP 400 response for Login
@@ -5077,6 +5547,11 @@ type LoginResponse503Headers struct {
 	XRequestID *string
 }
 
+// LoginResponseDefaultHeaders the declared response headers of an HTTP default response for Login
+type LoginResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type LoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5100,6 +5575,8 @@ type LoginResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *LoginResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5120,6 +5597,8 @@ type LoginResponse struct {
 	Headers500 *LoginResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LoginResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *LoginResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5172,6 +5651,11 @@ func (r LoginResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LoginResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r LoginResponse) GetBody() []byte {
 	return r.Body
@@ -5201,6 +5685,11 @@ func (r LoginResponse) ContentType() string {
 	return ""
 }
 
+// LogoutResponse204Headers the declared response headers of an HTTP 204 response for Logout
+type LogoutResponse204Headers struct {
+	XRequestID *string
+}
+
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5217,6 +5706,11 @@ type LogoutResponse503Headers struct {
 	XRequestID *string
 }
 
+// LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
+type LogoutResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type LogoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5226,12 +5720,18 @@ type LogoutResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *LogoutResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *LogoutResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *LogoutResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -5247,6 +5747,11 @@ func (r LogoutResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r LogoutResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5278,6 +5783,11 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// LogoutAllResponse204Headers the declared response headers of an HTTP 204 response for LogoutAll
+type LogoutAllResponse204Headers struct {
+	XRequestID *string
+}
+
 // LogoutAllResponse401Headers the declared response headers of an HTTP 401 response for LogoutAll
 type LogoutAllResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5294,6 +5804,11 @@ type LogoutAllResponse503Headers struct {
 	XRequestID *string
 }
 
+// LogoutAllResponseDefaultHeaders the declared response headers of an HTTP default response for LogoutAll
+type LogoutAllResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type LogoutAllResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5303,12 +5818,18 @@ type LogoutAllResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *LogoutAllResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutAllResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *LogoutAllResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutAllResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *LogoutAllResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -5324,6 +5845,11 @@ func (r LogoutAllResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r LogoutAllResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LogoutAllResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5353,6 +5879,11 @@ func (r LogoutAllResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// ForgotPasswordResponse202Headers the declared response headers of an HTTP 202 response for ForgotPassword
+type ForgotPasswordResponse202Headers struct {
+	XRequestID *string
 }
 
 // ForgotPasswordResponse400Headers the declared response headers of an HTTP 400 response for ForgotPassword
@@ -5393,6 +5924,11 @@ type ForgotPasswordResponse503Headers struct {
 	XRequestID *string
 }
 
+// ForgotPasswordResponseDefaultHeaders the declared response headers of an HTTP default response for ForgotPassword
+type ForgotPasswordResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ForgotPasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5412,6 +5948,10 @@ type ForgotPasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ForgotPasswordResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ForgotPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5426,6 +5966,8 @@ type ForgotPasswordResponse struct {
 	Headers500 *ForgotPasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ForgotPasswordResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ForgotPasswordResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5468,6 +6010,11 @@ func (r ForgotPasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailab
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ForgotPasswordResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ForgotPasswordResponse) GetBody() []byte {
 	return r.Body
@@ -5495,6 +6042,11 @@ func (r ForgotPasswordResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// ResetPasswordResponse204Headers the declared response headers of an HTTP 204 response for ResetPassword
+type ResetPasswordResponse204Headers struct {
+	XRequestID *string
 }
 
 // ResetPasswordResponse400Headers the declared response headers of an HTTP 400 response for ResetPassword
@@ -5527,6 +6079,11 @@ type ResetPasswordResponse503Headers struct {
 	XRequestID *string
 }
 
+// ResetPasswordResponseDefaultHeaders the declared response headers of an HTTP default response for ResetPassword
+type ResetPasswordResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ResetPasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5542,6 +6099,10 @@ type ResetPasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ResetPasswordResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResetPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5554,6 +6115,8 @@ type ResetPasswordResponse struct {
 	Headers500 *ResetPasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ResetPasswordResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResetPasswordResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -5584,6 +6147,11 @@ func (r ResetPasswordResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ResetPasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5619,6 +6187,7 @@ func (r ResetPasswordResponse) ContentType() string {
 type RefreshTokensResponse200Headers struct {
 	CacheControl *string
 	Pragma       *string
+	XRequestID   *string
 }
 
 // RefreshTokensResponse400Headers the declared response headers of an HTTP 400 response for RefreshTokens
@@ -5664,6 +6233,11 @@ type RefreshTokensResponse503Headers struct {
 	XRequestID *string
 }
 
+// RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
+type RefreshTokensResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5685,6 +6259,8 @@ type RefreshTokensResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RefreshTokensResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5703,6 +6279,8 @@ type RefreshTokensResponse struct {
 	Headers500 *RefreshTokensResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RefreshTokensResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RefreshTokensResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5750,6 +6328,11 @@ func (r RefreshTokensResponse) GetApplicationproblemJSON503() *ServiceUnavailabl
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RefreshTokensResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RefreshTokensResponse) GetBody() []byte {
 	return r.Body
@@ -5777,6 +6360,11 @@ func (r RefreshTokensResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// RegisterResponse202Headers the declared response headers of an HTTP 202 response for Register
+type RegisterResponse202Headers struct {
+	XRequestID *string
 }
 
 // RegisterResponse400Headers the declared response headers of an HTTP 400 response for Register
@@ -5817,6 +6405,11 @@ type RegisterResponse503Headers struct {
 	XRequestID *string
 }
 
+// RegisterResponseDefaultHeaders the declared response headers of an HTTP default response for Register
+type RegisterResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RegisterResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5836,6 +6429,10 @@ type RegisterResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RegisterResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RegisterResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5850,6 +6447,8 @@ type RegisterResponse struct {
 	Headers500 *RegisterResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RegisterResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RegisterResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5892,6 +6491,11 @@ func (r RegisterResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RegisterResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RegisterResponse) GetBody() []byte {
 	return r.Body
@@ -5924,6 +6528,7 @@ func (r RegisterResponse) ContentType() string {
 // ListRolesResponse200Headers the declared response headers of an HTTP 200 response for ListRoles
 type ListRolesResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListRolesResponse401Headers the declared response headers of an HTTP 401 response for ListRoles
@@ -5947,6 +6552,11 @@ type ListRolesResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
+type ListRolesResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListRolesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5960,6 +6570,8 @@ type ListRolesResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListRolesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5970,6 +6582,8 @@ type ListRolesResponse struct {
 	Headers500 *ListRolesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListRolesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListRolesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5995,6 +6609,11 @@ func (r ListRolesResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ListRolesResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListRolesResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6029,6 +6648,7 @@ func (r ListRolesResponse) ContentType() string {
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListUsersResponse400Headers the declared response headers of an HTTP 400 response for ListUsers
@@ -6057,6 +6677,11 @@ type ListUsersResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
+type ListUsersResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListUsersResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6072,6 +6697,8 @@ type ListUsersResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListUsersResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6084,6 +6711,8 @@ type ListUsersResponse struct {
 	Headers500 *ListUsersResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUsersResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListUsersResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6114,6 +6743,11 @@ func (r ListUsersResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ListUsersResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListUsersResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6149,6 +6783,7 @@ func (r ListUsersResponse) ContentType() string {
 type CreateUserResponse201Headers struct {
 	CacheControl string
 	Location     *string
+	XRequestID   *string
 }
 
 // CreateUserResponse400Headers the declared response headers of an HTTP 400 response for CreateUser
@@ -6197,6 +6832,11 @@ type CreateUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// CreateUserResponseDefaultHeaders the declared response headers of an HTTP default response for CreateUser
+type CreateUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type CreateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6220,6 +6860,8 @@ type CreateUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6240,6 +6882,8 @@ type CreateUserResponse struct {
 	Headers500 *CreateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateUserResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6292,6 +6936,11 @@ func (r CreateUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateUserResponse) GetBody() []byte {
 	return r.Body
@@ -6319,6 +6968,11 @@ func (r CreateUserResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// DeleteMeResponse204Headers the declared response headers of an HTTP 204 response for DeleteMe
+type DeleteMeResponse204Headers struct {
+	XRequestID *string
 }
 
 // DeleteMeResponse400Headers the declared response headers of an HTTP 400 response for DeleteMe
@@ -6370,6 +7024,11 @@ type DeleteMeResponse503Headers struct {
 	XRequestID *string
 }
 
+// DeleteMeResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteMe
+type DeleteMeResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type DeleteMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6391,6 +7050,10 @@ type DeleteMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteMeResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *DeleteMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6409,6 +7072,8 @@ type DeleteMeResponse struct {
 	Headers500 *DeleteMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteMeResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteMeResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6456,6 +7121,11 @@ func (r DeleteMeResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r DeleteMeResponse) GetBody() []byte {
 	return r.Body
@@ -6488,6 +7158,7 @@ func (r DeleteMeResponse) ContentType() string {
 // GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
 type GetMeResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // GetMeResponse401Headers the declared response headers of an HTTP 401 response for GetMe
@@ -6506,6 +7177,11 @@ type GetMeResponse503Headers struct {
 	XRequestID *string
 }
 
+// GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
+type GetMeResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6517,6 +7193,8 @@ type GetMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetMeResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6525,6 +7203,8 @@ type GetMeResponse struct {
 	Headers500 *GetMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMeResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMeResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6545,6 +7225,11 @@ func (r GetMeResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r GetMeResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6579,6 +7264,7 @@ func (r GetMeResponse) ContentType() string {
 // UpdateMeResponse200Headers the declared response headers of an HTTP 200 response for UpdateMe
 type UpdateMeResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // UpdateMeResponse400Headers the declared response headers of an HTTP 400 response for UpdateMe
@@ -6635,6 +7321,11 @@ type UpdateMeResponse503Headers struct {
 	XRequestID *string
 }
 
+// UpdateMeResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateMe
+type UpdateMeResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type UpdateMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6660,6 +7351,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateMeResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6682,6 +7375,8 @@ type UpdateMeResponse struct {
 	Headers500 *UpdateMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateMeResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateMeResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6739,6 +7434,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r UpdateMeResponse) GetBody() []byte {
 	return r.Body
@@ -6772,6 +7472,7 @@ func (r UpdateMeResponse) ContentType() string {
 type ChangePasswordResponse200Headers struct {
 	CacheControl *string
 	Pragma       *string
+	XRequestID   *string
 }
 
 // ChangePasswordResponse400Headers the declared response headers of an HTTP 400 response for ChangePassword
@@ -6823,6 +7524,11 @@ type ChangePasswordResponse503Headers struct {
 	XRequestID *string
 }
 
+// ChangePasswordResponseDefaultHeaders the declared response headers of an HTTP default response for ChangePassword
+type ChangePasswordResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ChangePasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6846,6 +7552,8 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ChangePasswordResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6866,6 +7574,8 @@ type ChangePasswordResponse struct {
 	Headers500 *ChangePasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ChangePasswordResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ChangePasswordResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6918,6 +7628,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailab
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ChangePasswordResponse) GetBody() []byte {
 	return r.Body
@@ -6950,6 +7665,7 @@ func (r ChangePasswordResponse) ContentType() string {
 // ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
 type ListMySessionsResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListMySessionsResponse400Headers the declared response headers of an HTTP 400 response for ListMySessions
@@ -6973,6 +7689,11 @@ type ListMySessionsResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListMySessionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListMySessions
+type ListMySessionsResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListMySessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6986,6 +7707,8 @@ type ListMySessionsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListMySessionsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6996,6 +7719,8 @@ type ListMySessionsResponse struct {
 	Headers500 *ListMySessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMySessionsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListMySessionsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7021,6 +7746,11 @@ func (r ListMySessionsResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ListMySessionsResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -7052,6 +7782,11 @@ func (r ListMySessionsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeMySessionResponse204Headers the declared response headers of an HTTP 204 response for RevokeMySession
+type RevokeMySessionResponse204Headers struct {
+	XRequestID *string
+}
+
 // RevokeMySessionResponse400Headers the declared response headers of an HTTP 400 response for RevokeMySession
 type RevokeMySessionResponse400Headers struct {
 	XRequestID *string
@@ -7078,6 +7813,11 @@ type RevokeMySessionResponse503Headers struct {
 	XRequestID *string
 }
 
+// RevokeMySessionResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeMySession
+type RevokeMySessionResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RevokeMySessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7091,6 +7831,10 @@ type RevokeMySessionResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeMySessionResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RevokeMySessionResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7101,6 +7845,8 @@ type RevokeMySessionResponse struct {
 	Headers500 *RevokeMySessionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeMySessionResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RevokeMySessionResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7126,6 +7872,11 @@ func (r RevokeMySessionResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r RevokeMySessionResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -7155,6 +7906,11 @@ func (r RevokeMySessionResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// DeleteUserResponse204Headers the declared response headers of an HTTP 204 response for DeleteUser
+type DeleteUserResponse204Headers struct {
+	XRequestID *string
 }
 
 // DeleteUserResponse400Headers the declared response headers of an HTTP 400 response for DeleteUser
@@ -7188,6 +7944,11 @@ type DeleteUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
+type DeleteUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7203,6 +7964,10 @@ type DeleteUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteUserResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *DeleteUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7215,6 +7980,8 @@ type DeleteUserResponse struct {
 	Headers500 *DeleteUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteUserResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7245,6 +8012,11 @@ func (r DeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r DeleteUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -7279,6 +8051,7 @@ func (r DeleteUserResponse) ContentType() string {
 // GetUserResponse200Headers the declared response headers of an HTTP 200 response for GetUser
 type GetUserResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // GetUserResponse400Headers the declared response headers of an HTTP 400 response for GetUser
@@ -7312,6 +8085,11 @@ type GetUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
+type GetUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type GetUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7329,6 +8107,8 @@ type GetUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7343,6 +8123,8 @@ type GetUserResponse struct {
 	Headers500 *GetUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetUserResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7380,6 +8162,11 @@ func (r GetUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r GetUserResponse) GetBody() []byte {
 	return r.Body
@@ -7412,6 +8199,7 @@ func (r GetUserResponse) ContentType() string {
 // UpdateUserResponse200Headers the declared response headers of an HTTP 200 response for UpdateUser
 type UpdateUserResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // UpdateUserResponse400Headers the declared response headers of an HTTP 400 response for UpdateUser
@@ -7465,6 +8253,11 @@ type UpdateUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// UpdateUserResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUser
+type UpdateUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type UpdateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7490,6 +8283,8 @@ type UpdateUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7512,6 +8307,8 @@ type UpdateUserResponse struct {
 	Headers500 *UpdateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateUserResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7569,6 +8366,11 @@ func (r UpdateUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r UpdateUserResponse) GetBody() []byte {
 	return r.Body
@@ -7601,6 +8403,7 @@ func (r UpdateUserResponse) ContentType() string {
 // RestoreUserResponse200Headers the declared response headers of an HTTP 200 response for RestoreUser
 type RestoreUserResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // RestoreUserResponse400Headers the declared response headers of an HTTP 400 response for RestoreUser
@@ -7639,6 +8442,11 @@ type RestoreUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// RestoreUserResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreUser
+type RestoreUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RestoreUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7658,6 +8466,8 @@ type RestoreUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RestoreUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7674,6 +8484,8 @@ type RestoreUserResponse struct {
 	Headers500 *RestoreUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RestoreUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RestoreUserResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7716,6 +8528,11 @@ func (r RestoreUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable 
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RestoreUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RestoreUserResponse) GetBody() []byte {
 	return r.Body
@@ -7748,6 +8565,7 @@ func (r RestoreUserResponse) ContentType() string {
 // SetUserRolesResponse200Headers the declared response headers of an HTTP 200 response for SetUserRoles
 type SetUserRolesResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // SetUserRolesResponse400Headers the declared response headers of an HTTP 400 response for SetUserRoles
@@ -7796,6 +8614,11 @@ type SetUserRolesResponse503Headers struct {
 	XRequestID *string
 }
 
+// SetUserRolesResponseDefaultHeaders the declared response headers of an HTTP default response for SetUserRoles
+type SetUserRolesResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type SetUserRolesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7819,6 +8642,8 @@ type SetUserRolesResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *SetUserRolesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7839,6 +8664,8 @@ type SetUserRolesResponse struct {
 	Headers500 *SetUserRolesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SetUserRolesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetUserRolesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7891,6 +8718,11 @@ func (r SetUserRolesResponse) GetApplicationproblemJSON503() *ServiceUnavailable
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetUserRolesResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r SetUserRolesResponse) GetBody() []byte {
 	return r.Body
@@ -7918,6 +8750,11 @@ func (r SetUserRolesResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// RevokeUserSessionsResponse204Headers the declared response headers of an HTTP 204 response for RevokeUserSessions
+type RevokeUserSessionsResponse204Headers struct {
+	XRequestID *string
 }
 
 // RevokeUserSessionsResponse400Headers the declared response headers of an HTTP 400 response for RevokeUserSessions
@@ -7951,6 +8788,11 @@ type RevokeUserSessionsResponse503Headers struct {
 	XRequestID *string
 }
 
+// RevokeUserSessionsResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeUserSessions
+type RevokeUserSessionsResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RevokeUserSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7966,6 +8808,10 @@ type RevokeUserSessionsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeUserSessionsResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RevokeUserSessionsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7978,6 +8824,8 @@ type RevokeUserSessionsResponse struct {
 	Headers500 *RevokeUserSessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeUserSessionsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RevokeUserSessionsResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -8010,6 +8858,11 @@ func (r RevokeUserSessionsResponse) GetApplicationproblemJSON503() *ServiceUnava
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RevokeUserSessionsResponse) GetBody() []byte {
 	return r.Body
@@ -8039,8 +8892,23 @@ func (r RevokeUserSessionsResponse) ContentType() string {
 	return ""
 }
 
+// GetHealthResponse200Headers the declared response headers of an HTTP 200 response for GetHealth
+type GetHealthResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetHealthResponse500Headers the declared response headers of an HTTP 500 response for GetHealth
 type GetHealthResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetHealthResponse503Headers the declared response headers of an HTTP 503 response for GetHealth
+type GetHealthResponse503Headers struct {
+	XRequestID *string
+}
+
+// GetHealthResponseDefaultHeaders the declared response headers of an HTTP default response for GetHealth
+type GetHealthResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -8053,8 +8921,16 @@ type GetHealthResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetHealthResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetHealthResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetHealthResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetHealthResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8070,6 +8946,11 @@ func (r GetHealthResponse) GetApplicationproblemJSON500() *InternalError {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r GetHealthResponse) GetJSON503() *Health {
 	return r.JSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetHealthResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -8101,8 +8982,18 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// GetLivenessResponse200Headers the declared response headers of an HTTP 200 response for GetLiveness
+type GetLivenessResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetLivenessResponse500Headers the declared response headers of an HTTP 500 response for GetLiveness
 type GetLivenessResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetLivenessResponseDefaultHeaders the declared response headers of an HTTP default response for GetLiveness
+type GetLivenessResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -8113,8 +9004,14 @@ type GetLivenessResponse struct {
 	JSON200 *Liveness
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetLivenessResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetLivenessResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetLivenessResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8125,6 +9022,11 @@ func (r GetLivenessResponse) GetJSON200() *Liveness {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetLivenessResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetLivenessResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -8156,8 +9058,23 @@ func (r GetLivenessResponse) ContentType() string {
 	return ""
 }
 
+// GetReadinessResponse200Headers the declared response headers of an HTTP 200 response for GetReadiness
+type GetReadinessResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetReadinessResponse500Headers the declared response headers of an HTTP 500 response for GetReadiness
 type GetReadinessResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetReadinessResponse503Headers the declared response headers of an HTTP 503 response for GetReadiness
+type GetReadinessResponse503Headers struct {
+	XRequestID *string
+}
+
+// GetReadinessResponseDefaultHeaders the declared response headers of an HTTP default response for GetReadiness
+type GetReadinessResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -8170,8 +9087,16 @@ type GetReadinessResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReadinessResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetReadinessResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReadinessResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetReadinessResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8187,6 +9112,11 @@ func (r GetReadinessResponse) GetApplicationproblemJSON500() *InternalError {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r GetReadinessResponse) GetJSON503() *Health {
 	return r.JSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetReadinessResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -9138,9 +10068,26 @@ func ParseGetJwksResponse(rsp *http.Response) (*GetJwksResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetJwksResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetJwksResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9151,6 +10098,16 @@ func ParseGetJwksResponse(rsp *http.Response) (*GetJwksResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetJwksResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9212,6 +10169,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -9223,6 +10187,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -9282,6 +10253,16 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListAuditEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9357,9 +10338,26 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers ResendVerificationResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers ResendVerificationResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9451,6 +10449,16 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ResendVerificationResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9522,9 +10530,26 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers VerifyEmailResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers VerifyEmailResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9595,6 +10620,16 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers VerifyEmailResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9684,6 +10719,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -9702,6 +10744,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 				return nil, err
 			}
 			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -9815,6 +10864,16 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers LoginResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9858,9 +10917,26 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers LogoutResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers LogoutResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -9898,6 +10974,16 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers LogoutResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9941,9 +11027,26 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers LogoutAllResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers LogoutAllResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -9981,6 +11084,16 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers LogoutAllResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10056,9 +11169,26 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers ForgotPasswordResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers ForgotPasswordResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10150,6 +11280,16 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ForgotPasswordResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10214,9 +11354,26 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers ResetPasswordResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers ResetPasswordResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10277,6 +11434,16 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ResetPasswordResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10359,6 +11526,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10377,6 +11551,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -10480,6 +11661,16 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10555,9 +11746,26 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RegisterResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers RegisterResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10649,6 +11857,16 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RegisterResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10703,6 +11921,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10714,6 +11939,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -10763,6 +11995,16 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListRolesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10824,6 +12066,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10835,6 +12084,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -10894,6 +12150,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListUsersResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10983,6 +12249,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11001,6 +12274,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 				return nil, err
 			}
 			headers.Location = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
@@ -11100,6 +12380,16 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers CreateUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11185,9 +12475,26 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteMeResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers DeleteMeResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11306,6 +12613,16 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers DeleteMeResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11353,6 +12670,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11364,6 +12688,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -11403,6 +12734,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers GetMeResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11499,6 +12840,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11510,6 +12858,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -11640,6 +12995,16 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers UpdateMeResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11729,6 +13094,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11747,6 +13119,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 				return nil, err
 			}
 			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -11867,6 +13246,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ChangePasswordResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11921,6 +13310,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11932,6 +13328,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -11981,6 +13384,16 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListMySessionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12038,9 +13451,26 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeMySessionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers RevokeMySessionResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12098,6 +13528,16 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RevokeMySessionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12162,9 +13602,26 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteUserResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers DeleteUserResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12232,6 +13689,16 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers DeleteUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12300,6 +13767,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12311,6 +13785,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12380,6 +13861,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers GetUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12476,6 +13967,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12487,6 +13985,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12596,6 +14101,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers UpdateUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12671,6 +14186,13 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12682,6 +14204,13 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12761,6 +14290,16 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RestoreUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12850,6 +14389,13 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12861,6 +14407,13 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12960,6 +14513,16 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers SetUserRolesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -13024,9 +14587,26 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeUserSessionsResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers RevokeUserSessionsResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -13094,6 +14674,16 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RevokeUserSessionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -13134,9 +14724,26 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetHealthResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetHealthResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -13147,6 +14754,26 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetHealthResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers GetHealthResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -13180,9 +14807,26 @@ func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) 
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetLivenessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetLivenessResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -13193,6 +14837,16 @@ func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetLivenessResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -13233,9 +14887,26 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReadinessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetReadinessResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -13246,6 +14917,26 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReadinessResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers GetReadinessResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil

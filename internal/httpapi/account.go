@@ -37,10 +37,10 @@ func (s *Server) ForgotPassword(ctx context.Context, r api.ForgotPasswordRequest
 	if err := s.deps.Credentials.ForgotPassword(ctx, email, client(ctx)); err != nil {
 		return nil, err
 	}
-	return api.ForgotPassword202JSONResponse{
+	return api.ForgotPassword202JSONResponse{Body: api.AcceptedResponse{
 		Data: api.Accepted{Message: "If an account uses this address, a password reset link is on its way."},
 		Meta: meta(ctx),
-	}, nil
+	}}, nil
 }
 
 // ResetPassword sets a new password with the token from the mail.
@@ -68,8 +68,8 @@ func (s *Server) ResendVerification(ctx context.Context, r api.ResendVerificatio
 	if err := s.deps.Credentials.ResendVerification(ctx, email, client(ctx)); err != nil {
 		return nil, err
 	}
-	return api.ResendVerification202JSONResponse{
+	return api.ResendVerification202JSONResponse{Body: api.AcceptedResponse{
 		Data: api.Accepted{Message: "If an unverified account uses this address, a new verification link is on its way."},
 		Meta: meta(ctx),
-	}, nil
+	}}, nil
 }

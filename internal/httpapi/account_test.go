@@ -505,14 +505,14 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 	for action, w := range want {
 		var events []client.AuditEvent
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			r, err := admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(action)})
+			r, err := admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(client.AuditAction(action))})
 			if err != nil || r.JSON200 == nil {
 				t.Fatalf("audit: %v", err)
 			}
 			events = r.JSON200.Data
 			settled := len(events) == len(w)
 			for _, e := range events {
-				settled = settled && e.Details["result"] != nil
+				settled = settled && e.Details.Result != nil
 			}
 			if settled {
 				break
@@ -524,12 +524,12 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 		slices.Reverse(events) // oldest first, as requested
 		for i, e := range events {
 			if (e.SubjectId == nil) != (w[i].subject == nil) || (e.SubjectId != nil && *e.SubjectId != *w[i].subject) ||
-				e.Details["result"] != w[i].result || e.ActorId != nil || e.RequestId == nil || e.Ip == nil {
+				e.Details.Result == nil || string(*e.Details.Result) != w[i].result || e.ActorId != nil || e.RequestId == nil || e.Ip == nil {
 				t.Errorf("%s #%d: subject %v, details %v, actor %v; want subject %v, result %s",
 					action, i+1, e.SubjectId, e.Details, e.ActorId, w[i].subject, w[i].result)
 			}
-			if m, _ := e.Details["email"].(string); !strings.Contains(m, "***") {
-				t.Errorf("%s #%d: email %q is not masked", action, i+1, m)
+			if e.Details.Email == nil || !strings.Contains(*e.Details.Email, "***") {
+				t.Errorf("%s #%d: email %v is not masked", action, i+1, e.Details.Email)
 			}
 		}
 	}

@@ -105,10 +105,10 @@ func (s *Server) Register(ctx context.Context, r api.RegisterRequestObject) (api
 	if err := s.deps.Accounts.Register(ctx, email, r.Body.Password, r.Body.Name, client(ctx)); err != nil {
 		return nil, err
 	}
-	return api.Register202JSONResponse{
+	return api.Register202JSONResponse{Body: api.AcceptedResponse{
 		Data: api.Accepted{Message: "If the address can be registered, the account is created and a verification email is on its way."},
 		Meta: meta(ctx),
-	}, nil
+	}}, nil
 }
 
 // Login checks the password and returns a token pair.
@@ -164,7 +164,7 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 	for _, k := range s.deps.SigningKeys {
 		keys = append(keys, toJWK(k))
 	}
-	return api.GetJwks200JSONResponse{Keys: keys}, nil
+	return api.GetJwks200JSONResponse{Body: api.JWKS{Keys: keys}}, nil
 }
 
 // GetMe returns the caller's account.
@@ -195,12 +195,12 @@ func tokenResponse(ctx context.Context, t auth.Tokens) api.TokenResponse {
 }
 
 func toUser(u auth.User) api.User {
-	status := api.Active
+	status := api.UserStatusActive
 	switch {
 	case u.DeletedAt != nil:
-		status = api.Deleted
+		status = api.UserStatusDeleted
 	case u.DisabledAt != nil:
-		status = api.Disabled
+		status = api.UserStatusDisabled
 	}
 	roles := u.Roles
 	if roles == nil {

@@ -70,7 +70,7 @@ func TestAuthFlow_RegisterLoginRefreshReuseLogout(t *testing.T) {
 	if err != nil || got.JSON200 == nil {
 		t.Fatalf("me: %v %s", err, got.Body)
 	}
-	if string(got.JSON200.Data.Email) != strings.ToLower(email) || got.JSON200.Data.Status != client.Active ||
+	if string(got.JSON200.Data.Email) != strings.ToLower(email) || got.JSON200.Data.Status != client.UserStatusActive ||
 		len(got.JSON200.Data.Roles) != 1 || got.JSON200.Data.Roles[0] != "user" || got.JSON200.Data.EmailVerified {
 		t.Fatalf("me: %+v", got.JSON200.Data)
 	}

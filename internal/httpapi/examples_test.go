@@ -3,8 +3,13 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,4 +167,75 @@ func toString(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestSpec_AuditActionsAreTheOnesTheCodeRecords: the AuditAction enum lists
+// exactly the actions the code records, and so does the README.
+func TestSpec_AuditActionsAreTheOnesTheCodeRecords(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enum []string
+	for _, v := range doc.Components.Schemas["AuditAction"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	action := regexp.MustCompile(`["` + "`" + `]((?:user|session|rate_limit)\.[a-z_]+(?:\.[a-z_]+)*)["` + "`" + `]`)
+	found := func(texts ...[]byte) []string {
+		var out []string
+		for _, b := range texts {
+			for _, m := range action.FindAllSubmatch(b, -1) {
+				out = append(out, string(m[1]))
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	var sources [][]byte
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		sources = append(sources, b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(enum)
+	if code := found(sources...); !slices.Equal(code, enum) {
+		t.Errorf("the code records %v,\nthe AuditAction enum lists %v", code, enum)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed := found(readme); !slices.Equal(listed, enum) {
+		t.Errorf("the README lists %v,\nthe AuditAction enum lists %v", listed, enum)
+	}
+}
+
+// TestSpec_EveryResponseIsDeclaredFully: every response of every operation
+// declares the X-Request-ID the server always sends, and every operation has
+// a default problem response, so generated clients type unexpected statuses.
+func TestSpec_EveryResponseIsDeclaredFully(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Responses.Default() == nil || op.Responses.Default().Value.Content.Get("application/problem+json") == nil {
+				t.Errorf("%s %s has no default problem response", method, path)
+			}
+			for status, res := range op.Responses.Map() {
+				if res.Value.Headers["X-Request-ID"] == nil {
+					t.Errorf("%s %s: response %s does not declare X-Request-ID", method, path, status)
+				}
+			}
+		}
+	}
 }

@@ -73,13 +73,13 @@ func mapError(err error) *problem {
 	var badEmail *auth.InvalidEmailError
 	if errors.As(err, &badEmail) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
-		p.fields = []api.FieldError{{Field: "email", Code: badEmail.Code, Message: badEmail.Message}}
+		p.fields = []api.FieldError{{Field: "email", Code: api.FieldErrorCode(badEmail.Code), Message: badEmail.Message}}
 		return p
 	}
 	var rejected *auth.PasswordRejectedError
 	if errors.As(err, &rejected) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodePasswordRejected, "The password is not acceptable; see errors for why.")
-		p.fields = []api.FieldError{{Field: "password", Code: rejected.Code, Message: rejected.Message}}
+		p.fields = []api.FieldError{{Field: "password", Code: api.FieldErrorCode(rejected.Code), Message: rejected.Message}}
 		return p
 	}
 	switch {

@@ -115,7 +115,7 @@ func schemaErrors(err error, prefix string) []api.FieldError {
 		field = strings.TrimSuffix(prefix+"."+field, ".")
 	}
 	code, msg := describe(se)
-	return []api.FieldError{{Field: field, Code: code, Message: msg}}
+	return []api.FieldError{{Field: field, Code: api.FieldErrorCode(code), Message: msg}}
 }
 
 // describe says what is wrong with a value in terms of the schema rule it
