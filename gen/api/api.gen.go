@@ -918,7 +918,8 @@ type Problem struct {
 	// Detail Human-readable explanation of this occurrence.
 	Detail *string `json:"detail,omitempty"`
 
-	// Errors Field-level details; present only on `422` problems.
+	// Errors Field-level details; on `422` problems, and on `400 bad_request` for
+	// parameters. At most 100: a request with more problems lists the first 100.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
 	// Instance The request path.
@@ -1088,7 +1089,7 @@ type Tokens struct {
 	// Example: 900
 	ExpiresIn int `json:"expires_in"`
 
-	// RefreshExpiresIn Seconds until the refresh token expires.
+	// RefreshExpiresIn Seconds until the refresh token expires (when unused; at the latest the session's absolute expiry).
 	RefreshExpiresIn int `json:"refresh_expires_in"`
 
 	// RefreshToken Opaque refresh token for `refreshTokens`; single use. Store it securely.
@@ -1456,7 +1457,7 @@ func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
 
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
@@ -1606,7 +1607,7 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
@@ -1711,7 +1712,7 @@ func (w *ServerInterfaceWrapper) ListMySessions(ctx echo.Context) error {
 
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
@@ -1949,7 +1950,9 @@ type BadRequestApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type ConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1958,7 +1961,9 @@ type ConflictApplicationProblemPlusJSONResponse struct {
 }
 
 type EmailNotVerifiedResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type EmailNotVerifiedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1985,7 +1990,9 @@ type InternalErrorApplicationProblemPlusJSONResponse struct {
 }
 
 type InvalidCredentialsResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type InvalidCredentialsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1994,7 +2001,9 @@ type InvalidCredentialsApplicationProblemPlusJSONResponse struct {
 }
 
 type InvalidRefreshTokenResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type InvalidRefreshTokenApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2032,7 +2041,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 type TooManyRequestsResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
@@ -2061,7 +2070,9 @@ type UnexpectedProblemApplicationProblemPlusJSONResponse struct {
 }
 
 type UnprocessableEntityResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type UnprocessableEntityApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2320,7 +2331,9 @@ type ResendVerificationResponseObject interface {
 }
 
 type ResendVerification202ResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type ResendVerification202JSONResponse struct {
@@ -2335,6 +2348,12 @@ func (response ResendVerification202JSONResponse) VisitResendVerificationRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2411,6 +2430,12 @@ func (response ResendVerification422ApplicationProblemPlusJSONResponse) VisitRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2560,6 +2585,12 @@ func (response VerifyEmail409ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2617,6 +2648,12 @@ func (response VerifyEmail422ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2693,9 +2730,11 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
-	CacheControl *string
-	Pragma       *string
-	XRequestID   *string
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type Login200JSONResponse struct {
@@ -2715,6 +2754,12 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -2754,6 +2799,12 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2773,6 +2824,12 @@ func (response Login403ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2830,6 +2887,12 @@ func (response Login422ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3142,7 +3205,9 @@ type ForgotPasswordResponseObject interface {
 }
 
 type ForgotPassword202ResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type ForgotPassword202JSONResponse struct {
@@ -3157,6 +3222,12 @@ func (response ForgotPassword202JSONResponse) VisitForgotPasswordResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3233,6 +3304,12 @@ func (response ForgotPassword422ApplicationProblemPlusJSONResponse) VisitForgotP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3420,6 +3497,12 @@ func (response ResetPassword422ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3496,9 +3579,11 @@ type RefreshTokensResponseObject interface {
 }
 
 type RefreshTokens200ResponseHeaders struct {
-	CacheControl *string
-	Pragma       *string
-	XRequestID   *string
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type RefreshTokens200JSONResponse struct {
@@ -3518,6 +3603,12 @@ func (response RefreshTokens200JSONResponse) VisitRefreshTokensResponse(w http.R
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -3557,6 +3648,12 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3614,6 +3711,12 @@ func (response RefreshTokens422ApplicationProblemPlusJSONResponse) VisitRefreshT
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3718,7 +3821,9 @@ type RegisterResponseObject interface {
 }
 
 type Register202ResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type Register202JSONResponse struct {
@@ -3733,6 +3838,12 @@ func (response Register202JSONResponse) VisitRegisterResponse(w http.ResponseWri
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3809,6 +3920,12 @@ func (response Register422ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4299,6 +4416,12 @@ func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4356,6 +4479,12 @@ func (response CreateUser422ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4556,6 +4685,12 @@ func (response DeleteMe422ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4774,8 +4909,10 @@ type UpdateMeResponseObject interface {
 }
 
 type UpdateMe200ResponseHeaders struct {
-	CacheControl string
-	XRequestID   *string
+	CacheControl    string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type UpdateMe200JSONResponse struct {
@@ -4791,6 +4928,12 @@ func (response UpdateMe200JSONResponse) VisitUpdateMeResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4870,6 +5013,12 @@ func (response UpdateMe409ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4927,6 +5076,12 @@ func (response UpdateMe422ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5171,6 +5326,12 @@ func (response ChangePassword422ApplicationProblemPlusJSONResponse) VisitChangeP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6002,6 +6163,12 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6059,6 +6226,12 @@ func (response UpdateUser422ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6250,6 +6423,12 @@ func (response RestoreUser409ApplicationProblemPlusJSONResponse) VisitRestoreUse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6480,6 +6659,12 @@ func (response SetUserRoles422ApplicationProblemPlusJSONResponse) VisitSetUserRo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -8064,306 +8249,315 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Jchu3ti78KiieWxUpP0mR1GCJql3/URw7keMplhzvJPRVg90g2VETYBpoUUziqvs098HOk9zCWgAa",
-	"PXDQYMfOVtXZdWKqG41hYc3rW382QjGdCc64ko3+n40JoxFL4T8f03DCHguuUpG8FGdKpEz/HDEZpvFM",
-	"xYI3+o2TZE4XkgRctKR+IjgmasLIUEQLMhFJJAkNQ5FxRSKqKFETqggXJNRjkyldkEvGZu1Gs8Gu6XSW",
-	"sEa/YYdqNBsp+z2LUxY1+irNWLMhwwmbUj0LxrNpo/9r/vD7ZkMtZvp9qdKYjxsfPjQbb9jvGZPqNKpO",
-	"/HzCSIp//kqS02+bRDKuiOCEXbF0QVImZ4JLdkwkY7Cmk9enxBujTU4SKUjMBzyYMkXbZrSLOAqIGBHK",
-	"CeNXLBEzRiiPSFD+O5mlYpiwaXvAC+s/GHWjXrg7bO3RfdbaGx10WofDR2HrKOqw7qhHd4d7YcPfi/K6",
-	"PzQbM5rSKVP2JLNUirS6B69m9PeMkRD+TEapmBJcCmfX6gJ/hrnq5c9SdhWLTJIZHbM2eTWNFYkVGYlU",
-	"/3nAR3EqlfnjS0HMevqE2vFjSQRPFuSKJnFk3yNJLFXMx7BFozjRUx5wIJNZKqIsZBGJFW5RrOf8e8bS",
-	"RaPZ4HSqF41jF7ZjSq+fMz5Wk0Z/v9urI4vn8TRW1e14Qa/jaTYlPJsOWarXHSs21bPGDdBL80+q16mf",
-	"UwLD+1OK2IhmicJXpviZRr/b0f+KufmXm2nMFRuzFKZ6xqSMBV9GwRL//JUkcdQkVMJ2sogMFyTQ//li",
-	"YQaQQfGSdeluuM8ejVpHw16kiYy2DsMOa/WGe9HB6JB2wi6zWz6japKvLo5WXsyRSKdUNfqNLIMnq7v/",
-	"VrJ02XoyyVJYTHG2j8LD6Ih1Rq0u7Q1be+Fu1Dpke6PWPj0Y2r99lNl+0C8jI4Cb9A2NDE/R/woFV4zD",
-	"f9LZLIlDqpeyY+71//eb1Ov6064DBhjS6CLNR5DZdErThWakBKiIiJToFRB3g/W9iTlcmkazcUWTjOG3",
-	"Iz1Tf7xmI2KKxkmj3/gRxsrHGCBRDhpkmklFhpolEUNnZMjUnDFOunAJu51OG/ZSKspD/Y0dOot3rro7",
-	"+nCk2U5kZDfgVoqqTDb6e5rmVazgWL+hEcknb/Y+S3l/TBWbiEyyvtnLvr9OfSpmRy4EZxcqnrILJS4Z",
-	"L24psnjJlN7UK5bGI3NCBB4mIeVcwGZkktVt7pKPePusP4GD5afUJOx6pslNf3ZCJaFJymi0IEO9yfpT",
-	"S/aXZmqyM6NSzkUa7cDM73O3T3F6elZ2gnY9K7d+yS7oU5jSRN8gFl1YWi/uPqgBsSR6m/Hjz85evazZ",
-	"6dJApR02W7BkuFW7mYhxzO9zE1/YidqVrNy60rKAn+TM53+lbNToN/5rJ1fBdvCvcuc1joCvLNVc9Ga4",
-	"b/RzzauyR2QrKM4l2G4SiixnwGt5jnteE4zIlJaHKeVjRrYC7zbqgURKKBGctTR5DLi7EBm/5GLOCxfC",
-	"XgZ9D8hWUE9cQZMIrVfBHXhtbkSAahRc5MWTKY2TYBsVA09p/XfL8OfW6bfL9tg8vpNrh7DLjwUfJXF4",
-	"W84eeq8Xb4Hmm/ZIIpYwLaC3UgZ6qxaG2zUXwo1Wugo1Y63i1jubSM4dM5c735Oj/J48zue/8oa4deoT",
-	"YPpQLxSt5eTwR0KjKGVSIrvVu1Gzd/4w3vadcKEmLHUGiUeJkqhJLIuf+KhC0NupJ4V12Vmv3DR/gffP",
-	"U+yRSDKP1QSYSpilqbaO9AIY8pnicQxZIvhYEiUGnJb2eSvw5mvYhULRLLI0ZJacY04ofgHNRJokYg7G",
-	"ACNixlIU3VuBnd/93n44hpdC/QR6AotuzgUqFMiFuriyw3mECJ9YkIXI0so2jkTKSCLGY20Txfzjy7bd",
-	"MiWC4MhnvQEhFtZ5X9Ro9SBNHaFIUxYqMsxUDe1ZYWdmQBZMNUFUgFkqWXqFLFPTTTzOUO8hxibQJqwl",
-	"UH8dwXabvJXMmKj8UlMnjFfQI+E9IGh7eSjhbK5lIV4ekGA8+sl7KbhPqn0q0mEcRcgvb02uIzdKQdpo",
-	"g93dO7NfEnYEmGBfs08yY+k0BhPzozJMj0yferNdSZ35su6LKGkYApO2Cg4qWJosYyVRNic0vMRNyneG",
-	"FFkYZyySZCtw8wu22/dGEadcsZTT5Emaosvn1lQRm5EuGAxVkKQk4+x6xkKtysCfiQhBSKzWRqZ31TH2",
-	"iwYNTpCYO27nucaaKazqPiijbju0Zut/SPOTb2H/JKGGxbOIZDxiVhoiAzn9tkk408tJmcpSjjt6X7QB",
-	"BPs4ZRHjKqaJvCOBoO4eeuOV1NUipwY7I2frMTeM/eNLuW7VDC7OeiML2H/lPgjnuV4bGdE4KdhC3mc0",
-	"2QDj4XJuXEHwp5AmZD5hoGc5iTjgvs2lSkJ0ngo+trqX1c1iSaJY0mGCxpm1KO5RQpntfsNGKZOTc+ul",
-	"uTPRpThgvUvG/LHimrEeGWOPrqI7M8THoLzC7DalveJ670/nL21U2WRvkpRdiUskj7nnzNL2+4DnRFuY",
-	"n9HynVAMKSdcEG0jaBEpQLUlz+H/EzqmMb9Pknsp1FOR8bup8FoZHMEoHm29FLgeYxjF1lN9J/P7ziS2",
-	"l5PYS6GInfVKssqXd3+kZMy5SDDUyNl1LLV27b51n3rOa7pIBI3OhXhO0zG701nPcKwLJcRFAqOtcUAq",
-	"IQg8uJqDjGOpWHrX8+16uq9ZdT6BdedcXdp9uwtgT9h1CEqtgpiU1sa+kkTGf2jjaQomVmUi90kMZyy9",
-	"ikP2ltMrGidanN2JHiQOd5F545UowjwCxMCmM5HSNE4WxHvjWCtw6YIkVLH0Y2vFHomYvSDFya8kkrr1",
-	"3otiTCI2YzxiPFyQrddCqnHKzn58rmXDGxbFchtFTspoONFfJVtBzVzA0XOSqQlqPlrJdsaUBPWJhImQ",
-	"2q7XLHlOF1o34oYY0QLTUgzPf8DRx5RHf7RAa5M33mndozA6F+IF5Qvzq7ylc9noaxeJCC/RN1V0jnr6",
-	"nE+O+DjZAiW6zs1cGtcnciHIlPKFVU9hCHlc1h7NF0YiJUedDpEsFDySH12h73kO1BMzG7eGlbReWjFE",
-	"eKliF8CnKltrNyG1x1fdwsLbdRto37UMIeZkr/e37FTdclZuVmFt9+RpLs+BbAX+Z4LtYzKnsSIBXMjW",
-	"yUixNHDbRV5xEsDGBM0BD4qnGZApo1yWabTmRlA9KknZjAE7QRofcCTyyvV/QxVbkjOCknBKYx7zMfk9",
-	"E4pa36OdM8m4ihMSKwxGS7J1+uT8KXGDEvwSGcUsiSSJUjpS28X8h0EDZtaKZ4PGcfqvzrH6115vZQ5Q",
-	"M59067VI4nBRP3ec8QyeQLf7HOwjLc4157jbVH//127neP6vg866ueZHXZ3mmdlGJZAwjJNcpQvIGwLr",
-	"wZ/CXq+QDWTzazq1+TV34Oxvub6lIo3/uE20AAjLGk9LkhfK7sY6m2x5akhx8JL+Uh76RgbyPakttcbx",
-	"jYziPBMhKx1GvpEvRXGxmr6lPqfqjhUG2cAVTsmQ0RRDXe4Dn3DP3hbnu3LLCmu7H1a+bGfJVuB/zTkD",
-	"ClkFTTKkUbIgMh5zFjUH3MsRsOSdexeMV6FvfAf4EDgc2uTEuLZMkHLAnddLcBKEE8rHzOUQNEmQzSKq",
-	"2AsW6FECdHnpf8X6QIO9zm5gPbCU7HW6FWnw7t27lq+N1jNWmj+haSac0CRhkD3x5uljcvBov1NinN8g",
-	"KYG3+F+D4u0dNNYw0DuxMeu6tkf9cYIG5840JJNYEVpwmmsOH+tPHBec4XFk/J2jmEmgINTqEzGWf0eg",
-	"4Qzn/+RvCzQsCE4QLZ2cJTmfSwIuF8gtvl58JUmw3+kFTULJKFNZyog+pu0+kSpOkgF3OcgkEmE2ZVw1",
-	"iRSEkjCJ9UUOKQfriAT6vaCSx3yfhtJbPkuF5iba5HvCVawWt5Sq9v5fpOw3IK+qZOVsnjvHRxCVAX85",
-	"akpVyVAdskTZbjB3ElPGVNEJj6PDrdckIRv9X90HlBAXciJSLZZAu/I+2mg2pnpfxpApZ/M3FUkYlYp0",
-	"9zVzSWmoWCrBxdr48P7je6V6Pd8rZVbo7c4ar1R5O1GGg+/5IhXIUvzkWP1bxbMomXorWfpGJEw2SZhq",
-	"ZX5ZQhVwU6CdC9T21/n4DAOuP67CVPMT0/+UheMyD+L8Bw2ZzViqWdSgseyUbpK3ZT53bwf5k9sk4jZp",
-	"5UFWd1UfZPXXwmk+ReuBpoxAgJyPmzbusFqjvd8zNLnf+elBEK3+splIfyGc2fjQrNADDpUPyePwEjLR",
-	"62gCH/rUl/Vezvi+nMj2oOYsSVpeYi3mVODp9Qm1KneEewaKpKUcir/5wU9rxWjui7qhXiBkgWuKIltB",
-	"ZU0ujZWzuadBeqKhyMXBo11iYsF2mwRIZwEIYkkYDScDLkYjxiNtrcJU71dqymw2E6li0QsWxfQcTvIO",
-	"ClyWD3gx1SNeAHGsumj2loDuTyXxP6g/9EmCJPu+WeSWQGAJxCxhjYFUu/CPEi4xKWt2w4LyjgVgQtXN",
-	"5z6jJu/01bCy+2NngtgUUj8lwdxhZPqrc0GsWr/jKUWfPqPsYyWC1G1Qk1AJrsox1VaPwPzFdIqqP5q1",
-	"zdIuArPzo/J1qSQlz89YiKhPIgEUafMBtKIP3urmgFN56ZL+XNmenSXU+gVlkzgwjsI2eWNdrGZq9j2M",
-	"HOihJCPhhIWXEsamZD6JIRC01zsiJffuPSb8ulODYU7CkM2MoVAyuUItURIWjdkU6kNHRhrpuwz+0lgS",
-	"Y7joVcZqIjK9j1eMJpDDqyQRmQrFFILFs1QbbSpGS8XpBJXPkkk2pbyljS8IjJkn27UVdXl9269uyLwe",
-	"Vgy1eNJ0apf5xpS0gbFUmFBE1Vo6dpv1QSs1659/oZ8pTxM+ZN6vnWo0jflb8NSAip+XzNEIPQU0ee1N",
-	"fUQTySr2srWRBGdG9BKjfCZspKCqRWuhGcfrBIriNOb+wN3ymdl8qeqhBSrNWGATqvJMWXObrsQlk6a6",
-	"2IQlj0kAEw8I4/hOrHKPttmUoRAJo5DzgxpqlVp4KdFuSx8D1fpSSCVrxVwyLmMVX7Fksd0mrzIl44iR",
-	"iEF9Mtr9lA+4fZ+Cf+b0NUlixVKaaHEkWfrfv3Z7j9qddqfdfQ8FRBB0o8lESKixo5D/TKdswO1FoCQS",
-	"imwF9L+HAUR7UzbK7E0hwV6vR6q6GNlCNQ/zsoPmgGs5Q4J4dmEmhL47+PhFJKY05pY5uIpOp83n5cC9",
-	"/b3K9bFVJ1de3n85/gCLCxNGkfe5THMMJJv66C3O5tvVEpLqIWJlavkrL9lcU84soQvYwnZx6lArPKNK",
-	"sVQ//b9//d+DwXWn0xoMrrtPB4PrR0/ff/2/aplD9WplUaxOQvxueRrvJnj2VD+kiZVrZhZqjt0mj8Er",
-	"JKFuf5hSHk6I4CRWx+BPAd3a/JHpLWBaKeeEkmnMsQJT0zx4mC4Zm2nNnSbJkIaX7QEf8L8IhUmRvyCM",
-	"F/PxMQlQh5ABuWQLSf4a8L9arRb8T78AVNm2OqSmnL/ICXexvzmVxisAFdH4HHrM2qRmgLZfqEL+Im+8",
-	"FzD5Tdpgt94iW7KjtwzqPPMvb6k8aTOKI5CtiiXJduG7EClryyzEaBvMHgPtxP14TALDLC5icF+joRmx",
-	"qzhkQc1w9g7lY+Evx2SK07e3igQpo1rZrBnExlP/IpCjKg2ggdtYlrL8JoPAjnG78cXyt2q+kHFXagFT",
-	"tTUeTj/Uo9lPDFlIM1ONsaTso+YT44yBZnRBE6bVaP0hrQGJOWeYzDjF3AY6RJldiAabjAc7rjkEPbTI",
-	"FM7ZJpeYZG6RqeJpleckMnVBk0S//MQXA5aFYG4hlYTxCEnW/lqeRSHb8iJlepfMnGZ4Zf28Tj3kDCpR",
-	"lC0TtV/GXYZwS4XS2GjEQhVUvw2P292ESeOEtZjFpcSp/YJcsSVOiTTi1w5ZoAHzt2MSXLKZuthgLBZe",
-	"Xvi3AENMLawXTMmYXjGtZ/pBI0+frRsTAve24tUOi6XlwO8LvKF60bRiDKVAWaKCFV+oXT9+BsQltQSL",
-	"gUZ/IPhU279S595d0ePUXhT/NbT2yqss1DvdbbH4MTzP0mesAoN/XPYJzuYXNQzFH7d2OK0NYWL7iulc",
-	"OR5RN5uMR6BEpmKK1TxJ5KS8P6gRN1YQaS0WRYhIyZbWWfCBFvwl2HbiiQJt1vFokTAZ4LvjlOobrH8e",
-	"LoKiLMGoZv2Hjc2Gqdi4TSaFQyug8B/FHbU6bu1ormCgzJxwV/nyN83fPMUYVN3Cl7ECocBcIK4sRqpl",
-	"yxOKshtql+s/aP+o1VBTeF2ZMGxwiXrKo8wSGnrz/kqCPx92LxVTfR5KFHfQcj+fW9bsh+aabJkosAPm",
-	"6VHtYS6YT4j+3eTXWkGZJ1UJHkIJmnngki3ADJnHPBLz7WMSwO846UbT4SmVFKpGs7FUQ7J/K2kxxZ+d",
-	"i7miXBR/y9WB4u9lGd5oNoqS2HvciFfvkToxWfgznI0doiyOan7PRUvljyUZUf93+2uRXdf9WubGxWfK",
-	"TLTur8teubIb6TMs+0/DRuw/nbFrh+KFf5pLlVMJXjf3b/9q2R/LN6PhJ2BaAq+B8zKGiymiq1ouT7St",
-	"0pIzFurdI8ZwONbqaThB8wE0WBBkkIcXO7gkNEY9wyhoD/hrlkrBaYLIZZC7IkFNkixM9fs0Za5UT1tI",
-	"tnBqSq99D0KvU3YhDBdLDK8pjVDJNZJHGEPdwI81CWuP2yUZUjIUD2pNXNDklnw0z9kHUwWVYSgquwLH",
-	"AH7TT6TWHGijz9a7K84B+g2dm86GMp+DLBw9A/td+vXXX/+38Ti3QzEtf7jepkehVv9pk7xIOUFiJ57z",
-	"BwC/SiBitUub0utTfLabJxbSNKUL+HwqpktyRfWVsCmM1Hz6ll/u1XzZqAjLP16iHmJe2OQ4S/r3SkQy",
-	"QnMt1hCzfr3te2jqMbeaDd/CraPZvOwR7duQTplVkDFOi+/m+XhVJ0yyPJ2X6+GMGPZELJj5ZTm7ybY5",
-	"rXWjm0BLyqdTgzeie7To6zZtQWjBHWDvV12koEkCpwFuskJU9lewF5GpobgG9mLOyUkusCnangYyteKV",
-	"iwvjb2g0G54gMhWIuceuTlZgakT/z/u6V0WyX0vCSqy6/ph9fu+3f6mzD0RjXZBBsjBLY7VopSxhV5Qb",
-	"j181UEGdu3BlZMDzLH5o6pdEupRRoGo/EVokg3nPsyQJjHNN8MVUZDLXZ11O/UIqNq1jI/p1rPxCkL/K",
-	"1hlN54KqwhFqEQDAVXXnGOXaxtqFW83kQ7OxIZXEs+rWoI+VnL62HMHtjKtpQkFp3YqhmBq71N2q9ibb",
-	"4UdPy5M4/dYxQD/UBU64KJ/DRt+RGRDjajqoyv/isk1ix63OXX/ggo7NFVjzeClMBV8wxO8RdGFVcI6F",
-	"zxQ2NyeiAgm+X3lZn8dSrY/SOa6xljaRA3yo8rVNAnh6MrcK4j0u5F5vGsMrrtU46C5mXp7C+uB5RVge",
-	"QGDPRVOWiOnlH3npJYy2yTdsIZAhSUaGIuOF0ldMgIFgnjTpQn2XrzngxYTN4YIYdNgmACPr7Zcx1hlk",
-	"WlhsUb7wXmgSOaMhkwMe8zDJIhZtH+u3pgLSnoZQS8kiN1nZzP/T3GLBFTWJ1AY3Ilc+osLTjPxxHV4N",
-	"OZEqha0jTKp4Cs6LUaxXzahcECUI2OkDviX1IfOQyaY2uYaCphFJMy6bxr0um3ay+A39Ra1wSUITwdk2",
-	"GFVGy8IoIgYJq8lWx3mulaQLSeYT4+EApUOQSJQCgn467XLSOFzHEioEWSKd+ovAwssqUb0BvUmzWvAs",
-	"QBIHZ17RbFUQMwvrU4pRTkSqtVOt/SHHjBDFAXQ8r8IWA6da3IlMBcfGfrW56tZqbtdJq4QqPaeLaY1d",
-	"9b2YQ+qxMV5ZeEmUEJdNEnMyjZMk9sodzcCIsgwSwuTk5KjemWaoegX1sN7+cZiXC9OrPQKXHXw7PvQQ",
-	"ev9EoXeDlF2b0PGCppc1CHAeLIkd61gz0ypWm94GyLpTk2WWYX14/tt7D803Gw/S5kHarDJdSzQB8xYj",
-	"LH7QsgKNSb0dKeUKIfkVVtCx6UwtmnmgZcyUJMGvgwbWHrwP2gN+whcEkTolUwaUDsNNfSplPOYBGTLN",
-	"rCTGNGR/nsaKBQiuCFD+8PSAzydC+nh3eJghTRKWmi4QIeVkyJy3CfH8rfpaNkvBT6XPqQ7SHqo96twS",
-	"a/S7FZZzs5Hx+PeMmb9rw6AsZixLWynmvzW1hLeTMDfTcJvFlFCGAS4Dw3gj1be00pUrhOy5J/U6yCvO",
-	"XBkxCpGSDTkUUY1GgynE1V4M4STmLE+ARN2mTV7WZxqR+kSjAa/PNAKh5vKMqnlFdkNspH9J9YEL+fnl",
-	"HzZ26R7WVvqMpqq0H/ZlSOs272B9Qk3twhY20NDWq4v7Iq8pvppj6So7ha8gs3ZKFdkyeKXacm4S5/hw",
-	"AxohVpoM3t9chriB83osRS+ZHUTrcLVzyrNDENoXE0Zc+Hwa84sEiLTythKCQHGce5Zer3oWNNEtk6Zl",
-	"1kwTKQgERbneDK2RRtvet+NpPm3TAMR+eUqTxPvy8icREspbD3A4+yyUZsLRCkFGbI7dRfwlLX8cEDMK",
-	"zyPHqntFmOiG/hNR8zgsTCm/fC4dCm63EQC0JmUWXzZXu7Lh9srrC2iQn+d0QbbA9HDNXyB/DP9qOr5s",
-	"lwa+yEkMb92Kfhg5uP3b86etQ6j3QTLFdkUeuZavqJYt5lZXSwrdlDxtF5cLVPSVJKjxgpeKe046+2JB",
-	"LV76akFz10fMtQKRMwRbC6pHqCkz6uNlALcZxYtuCNgfQV+CpQMYJL78fSRr+z4qTUvf9m7yVABiOOhY",
-	"TpdziQtsxhTYPiuHcoflUvDyeYDyKE3Wz7JB7GOeaWDQByGWo3mvY3Epi+JQoSm8ZLiClklWKJklpXK7",
-	"nEzhxGqzUiBoKpJcDaK1H8zLILINi0N57v3DIJrknYTwaVSn8GH73z6XMI950te1Ucn/y7uFjWa5zDW/",
-	"Ftre9khdL8grYLbk12g2kDTAI2ppAX71zxVUAncsteEcU09ZpxiViuusz8PkidXZXUurLr4v1lyw61lC",
-	"ObVK1Wq1yR4sqDPNlWUYT0U6FupubtH7cUfcwmiv1YvrVvk9o4kepLLJ8Lu+6iDQX2rea/qkRTXaIZQG",
-	"rfNQ45iP8dkPUCGUqMliaYkGeMgw7wqdVbEk2azOH1Barh24aSe2fOWP3cyrajJ+dMbSlb6+GQLmrV09",
-	"ehdhplG86dNlrd9+y45St7Bn736oJbknUW9/v3tEZtkwiUPINQOUk8PO7qPtmmBiMvadfU+ib89Oam99",
-	"mF4VH4TP1D56WRde+oEtyOm3x2RKVTgxBTnBpdZhDI6VEWKQJwC1N9rsrfd+XiIchZ3Lqx9e184jw3iN",
-	"fUzG49rHrut5Wb6BTTKkkh3sZWniispmmj/w8XpepOeKu6e/hJuDU2vC5i8527PqpKAW+x0bEr2VZ0zh",
-	"uT7a79ad6yVbyI3DUpqWPtREsAvr0APWTdZFpKp2I1MU8rWwwyIdxxzya0E1tq3cqlNfkQ4yo2OGUKYO",
-	"Hg09bpF3EA5SrNnweidWB9RMHyp+bXNFrWYYnBD9InztmNChbUYJWS7UNVY8wT+kVGvS0CeRmzgplNVg",
-	"QaJyBiSWvSORu0/mmvQW5UTMUOIMOBLTtlbkx4yzFPYtNCU/WskxPhytMrGIaGtaLwVwnVzi26rOi6tj",
-	"ztWGnFRaOzbw6zwDd462ynTthSiEY/Gs68nqinEma5i2/cumYqs2pLFpLKN2amIc89upCpgMlWPMVbc9",
-	"8B8xDT9jac7+K4kECAm+Uo6yxOQR2cdMkk5zwOORJT7BNbFyH1bO4XtxNBvHHDKzoVLKwA1B6QAMJgdc",
-	"3zPbTGW7Ql/d3mHR6T4YXPe6rcHg+tGTJe72v01laq5x7ZkN/ErePnx9G2/lJgxUxnycsJbD9l7OQT+D",
-	"q123yNfOKV3naPZatFD0B4CDWh77AMMgOiCLjaMOsQBfiVlAnJLguuX5vgPCrpWmGLQa/MR6bJljckWM",
-	"O939C3OpG8b/b5/0/fF55rr+85W4BHmeRbHCp+sUDQ/TrUL2WpQf7e0/qoCALXfSboBv8Fg/+iFHf9jc",
-	"yHIcxfSS4SGrVcUslE95ZHBOtxJ2xZI8/dvUvWG8QnCI7wR2xbKQe7dqcZ7juyaLJgesWEH64MeqXdAn",
-	"uzt+rL36me/Pz19bfDl94PX6jQHNqM9AKKEWGMynvIU00pketHZ2yqDXlIy2ejCOQdbp7IZ6ovBfLChm",
-	"h6VxK2UjBmS0lotYgBhYWzNPKjDW/Dom41F+dWMUAjiUAxrYJwj22RVW+0XVxUiFOZb6kIULW/h9Oclf",
-	"ZK/TWedJXdrlM/dLF9qGulHL7V3lgisaQmca1+MburOacWpSDf4ie71eaSivZekwUwZ/KX+XbNUhhkGc",
-	"pKWPxda1AbqoiRPlj2pmuo0N3W00N3cPe4ClsMgu+Yu8FHUIrw7otOzBNvqTfbsObWUZ/impwp96YR7T",
-	"JgxG3vVL4zbtNmbHyltxwFh7Ziwn3/XXRaaW+cWnTE1EBI3yTAgHx9l3hatqgm9IOD49QN4rBfgLDuE5",
-	"eLGXIwxzVJ7Oys6QxXW68FOxhB8HLbf+NC0/S3kkeRis3KpCD9Td9Um10PDC9bnIqakWuwmG2a+5PFUA",
-	"qGrtn70xsElVbPlVmOmlOIuX6Y+02jRkpclWOHz1vok/Ooe6K+jYyptQjbRmD460vLggS9l2G4ZcB8AL",
-	"eKIOgbcPEdwimFEVN2pLLQExcgGlMii83TVst7UxIHyWso32taZ5pLuoj0uoBs0lPSwthJqDFhnFqazw",
-	"l2KPpQKfuVkjJ7+JU/kjpU7MBYY/y4E+l7dV36Dxc37TytGXglBYhtJahOKrZ+h1fUTIX2QfjqXQmKTY",
-	"gsRrT2s7hpC6hiFky2s84sUyC03/4IMdLP310I79foXlmFGxoX+lL3odBGYJtryM++539/S7WlWZOUZm",
-	"bN/mYqlvXY+kpViBpZ4Y9fBwld4jtV1zl/V7W9qbvw6qt76hTwmhuc58Mm3rbud4KU55iWbvX1uHLgAO",
-	"F8OGId0y9drnVZKfwNd2E/dAcWJ1Gu0bU+/9kCv72eTKPuSlPuSlfj5VEBt5GN9Uml//U4PdeqV3jOg/",
-	"3LqHW1dbSbxUeSgpDSXlnNnC6rtoCmWlqp74RVILYar3NoLkcjHys8Or7uXCm38ul31VUZWPunHk2QsJ",
-	"rAtAG+h2f3rFby7bjnL9ZgWqJMXkeQwkujA1BHGDKVM0MAmN4LYu9gev2b6b1IPCad2yEvRWVaBnbGn8",
-	"xWAdWjBUzT6cSpwKbXUhIyuqydqEvmRsJn0ku5qYxS3qvY23YRXqRAzAMT6Gnk1q9n0SoDyORKG3+xJM",
-	"VzCRpZnmckANxjE9F2cAAQdFDL5ConeqCK6xcpmb1qdHCbu40/wyngBWozI6tT5FwHMciZTdYL6bFMo7",
-	"FB637x5p1FQzSnWhT6l2Ye/K/UMB25JKlS9i89kXC9CLH3orWdo6GecwqxtNv65KvVB/DhXp3gUorbd6",
-	"tAU6zO/Bivt8jyXqlkN86vr0M4bVRLc07+vrtKBYxwAOggfLCEBX1CQNowOfH7rXv7BiKFx53Y6Cg+Ju",
-	"8OLo4/ioEsl8omazkXnPaJzWYaBo/r7Mm/Ps3XlBAhwTbftArteJ8c6BBdQnptEbhi/9Qb0wZg0Qyaok",
-	"njdMZSm3dGHcRjxZ9MksFSCeLGM2mTYGsRYbC/hZPO0B/4GxGcD5YuDGZedsIRfnQhFKclfeNmi+sFj/",
-	"Jc6u1YC7yaCIlHTq0l2OcVaJc8ojy02FUoDJCxVTWrkdcJuEBi9gxbpbQNN9HsooBg24cvGYt2I+aCC6",
-	"EIGeN6R72CERXZhktWpagWGAMV/egxRbuVakvXmVbB11Sm39jjqduiC69cDd7JtFNci8Wx+lX+N7fDWj",
-	"v2cV92PV03hsMoC0PtMmZ0qkgPQMuEEsWdQH8QFs0YbyrV8bqX59DlzhlpXXURi8cGK1W1p399+a4NNn",
-	"1FHgdhAnx3lZohIWLcwre7gh/MkSH8tLNi8HSU+x3k8SRBVEE8WBEyUxv8xhilHzG/CRMBV/WwH49hdP",
-	"YJ7bx7buuLwHwS3cvys8vaTo6M0dvL6dv97DS+ocvMDlPp6H99M1BtC6aJ1QRKheIx/uxcwyuKGrVW+H",
-	"/WuedohQxqiwaMDL9PC1wFAWU275NOha7OPKpMwDt5/VCqhAywJKF/KEzEwFlOECNiVnIuY87z4eexjg",
-	"dfR548YYPhJj7dTKn1zS0MR9YhUNrd23DW3a9WGUIvIY9unaEFJtDXJDGT+6SSQETwv6/5KkOA+K0KXw",
-	"rVKM9WU+wye1CYqwvje4pHUmpqUU4xYr0UfdaXqpdLZZZcEq9eZVvI8FHvF+CbO6RxMUeN+ntj8Rjegu",
-	"xpKd9kczlTwyqtD11ySgIVT39qE2BHtztwf8aw8/tJ/zzOGiwlCPbVZF4V2DAd8voL6XHj2uMmfsViyN",
-	"ktoupFXgRItAoha9ui7w/1OupdzOO7C5376KUnQ/XvvqcQKOKSJ+nmmiMGjUoJlrIzX/11PLIZ69O29U",
-	"lGDf9IFlLE9VaNomhwN+YzvYmG3aLOnuk2nMM8UkNrHzfPADDlVMhXRH0MGNq0Rbl0quSNIHOoFLAsIJ",
-	"7RS3dxOlZtiyL+ajGlRXl5eM/eNdv69S/3eTgdIvNCFqGutXq6ADDtXTrSS+0tavt8UYqAJ3OKD++Dab",
-	"F2HDsE/ThtV8qtKHkIxaZg4uCxINZ/RvTimn2OKu6d8qdG8POJQomHmA4IIl2jZRKtVEO+AD/l//RZ6Y",
-	"qij9T9PlJq8cgsRel6ee8YilJDA9HgODqmDLqvp6hCAIfpOCD/ifA+BVg0af/DloxJH+j0Hjf/7P/x00",
-	"PjTJADiY+WOere0/9AEGgzH1QAEJaZrGJg/UZZxumd5Omv+D1878QW63yetCNaHUWs6AQ7Smjc0UMJ8R",
-	"fvCqAINjOCMS+L+58rlSJeCAF0oBjXdDiRlqI7EBSIVLtVUoDjRAEpxtt8ljGBOvgQBT33V4HGZxEoHV",
-	"YpRFNWHTNnmV17sYoGuVpaD9TDTRmVZWQa+zR14K8hgbhQZw5vo+Yl00YTyaiZgrSbaCHfwtaBL7nzua",
-	"tv1/Q0JgsO3AfS/ZQutaA74V7LShJTCkEe78Nr+UbUiLxRgtLxTfWbqDgGxOdZhfjyT1qy11eb+l77Ps",
-	"7+zM5/N2OgpbLIqVSNsiHe+ko1D/Tz+3bWsVBtwWxaBry7RIxcrKYFmX1KBNvnGp/OD4giKAATd99KcM",
-	"YGO2JENs/8CrIAgICuztpnF1CU4CKExA/oqVLUFzwLGzgd4QzSKh9ALv6JQuLLa0hReKJdm4jGLAi0Uy",
-	"XgVUEWsBClFc4qU5hzcuUOkdhr3yTcsMoCJQv9h095DyckGLbSJ67tIbBhxdD8oh0DgxmhfJ1I7i3x+v",
-	"27SWHpGrd5UIbaKtmnksmfkyndqP0dmM0RSXDdc8ZzUB8ElMhba0CYcRc4STyh8zCdNme4/J75lQ2EBN",
-	"TxErTPHSDXgsZcbs1p4UZIr+8TnoQiZL7fWrs3NS6K5sxLIpMqaeexuY69ewcV9/7Uubr79GQfbs3bmp",
-	"TcDRbY3/VgD1+sF209RqjDQvIQUJfWacwbdxfpNTJU0dvB4W+3akpjQegodUkWXsoZ2vqSAmcVHICdvk",
-	"ybW1kyGAWrNv5uVAz2Bk24JjWICcovsIotORvpx4mvpKuc5Qmoo005ZkLlLAdaVKjyV4aFi6KUuDP5Xc",
-	"sHmZuZcx7fqHAi7YRGhmQlyE0JDCGDLnM9XE2x8bPNY8+Rwx4szPVg2w3Qw9VforrVVhpxT8rtfNDdsA",
-	"5gqg6YiLueVWnfAyKNkV4wNuOl7EyrmtiRdjhcwlo95DcnVtAnZs6oEGHLOuDdnvd3ZJXba3vTWvfV1x",
-	"wD1Jh+9blbhPfn0f5LQWHuNxamYgScTChKaag3uP/5mrzvrlD+9RA4Dq0NI2tcmJp1VdsQH3KkwBm8wx",
-	"2RKOYqHa1FN0nQI74GXdFqDPTAiipPj2ya95Jer74NhQryZYqy/LAefQyWnb57yE8ZHQipAeOFTg8rVB",
-	"JScizS4Z/RApQA64EvoEU0Vi6CLpKeuYfVUsXqKqhGIX5CcYDDhKx7Z/rB4GvsqbLEjDviDCZdyJWuIO",
-	"ePDdk/zCY4O17WOv+MSbzgLlXLDX2SV5IZaTda49CJDWm6pu3zS3xFzxsrpebHDg6+wDjq60/IHUb0fC",
-	"ojZ5dWXboJgGJXkSIKhretq9o8CYF+i6LtYTQVe5crmMbW9q2IM9EK9oZsCXV824xpm5WmcacJeqaLZM",
-	"GQ1RYsDnNFbbTRLoDX2uZ9d6DbmLRqV2Pwdk6/TJ+dPCL0a+G40kSulIbTulEC+BtHqquRSS0NDAa8TS",
-	"3RRtFvQLrDGgES00H3LxzbyTOQls69KJSCUjQ/DFLzTFz7TOtoVddzT5aaGZ91bzxgrsr4GdTG5hFVwc",
-	"0CAK2VZueBYa+jQtHGuBSSt/7WLkl7fjaCUOguE+a7nP01gpBrFiaklsIpIIJQlVsHNNw0psoprdVdMY",
-	"TjahZm4GFo6en1b7Fij/sKEWBpKwx6URSoymSezoGRw84/iKoeVjjGOtdlWcDkHqJ+QaKipEnnCDY9Rh",
-	"Z1RNZNO0CoMTMaucam2zT2zvWXjcGkfSEtm5zwMtpZkB4P/JEpsEDUbMGKezuL2g08RM0P0GygzMcMDP",
-	"5nQ8Zil5e4rvRSIEZRuQTEJmXIfo1m68OD1vNBtZmhjPhbZ09KBoxIKVY16SO/rZvJ47d2Q0mg2DoNro",
-	"N7rtTrujHzNTa/Qbu+1Oexch6ybgQKpXxvRfxkwtS1ZATaaCL2S85FbbBPUPSEwz86JbpE1OtGi5ZFzr",
-	"/D6sE4qVWEn9fpt8m6VIZ9q+RD+KNcuYxcscCs0jXWdPw7m01gdDvCxZnA3YELxCp1Gj3/iOqWfzS4TP",
-	"QlMHtqbX6SB8AliN4EIsVXpCjNxmC1gMpV8NSJbBxjJIWA4Ay8BdNS5fpz9c/D69/ukd/fmnk6P5/Jun",
-	"B6eZ2L366Y8/Hp1ff//4fP7vbxbj9GzvsmEQrAC4ysBUAToVYFE1ut3ffz75+Yfrx+nop7OLR+eLdz9+",
-	"/2r8aBJevaaz+EWSzk8pfR1+//aNaHx4/8H4y+gGIE9n6DyrekGNsd9uAFybFhB6NN90Wza6eXzHPHka",
-	"4Sf2ca/r3nBnsnNqar4clIMDnF/35ltXv2cxNXx/aqP/6/tmw+AdID2gMucQvQwdIxMqUnKj2VB0LHPI",
-	"Kz1ybpBEsWpBcxy59E49R4dU3rRdNjXxaj4MlaRNZPMW7ImM4gTBUUtNDsE7Zluuu5aHxlO4tOsheYlB",
-	"/ByLBDUks1Gyr/WnDimgExgtwwIEIUSBgyY4HvBgr9MlxbJ8ra0Ua+2Py5qZfnGFQVC5t3rj8g45Etia",
-	"mQPewzqiyB/ZQU9b40Nz7ZOgrcCDZTzAZGHOTCueBo0Ben/HEvvA+glFjd1RNzyij1irN9yLWnvscNQ6",
-	"ogfDVjfsRbtsb7RPD4ZQ3NjoN2BXbcCuX+hf5O7vmojp6gnbZpG1M30UHkZHrDNqdWlv2NoLd6PWIdsb",
-	"tfQM7d+WzLTQXume5poDEaBpW5xsXc/aJXuIZQCbccBCS7Q1e4mm+Ei5NHOTRA2Ye7u7u0fF1LJGr9Pb",
-	"b3V2W53ueafTh//7Zdl+xoiCUrOVK2PAq+ZrTPobTHVvk6lCvsLNp/r+rpIXw62/5r3uKh1w8352m15C",
-	"PzfGHVe3d9496O/tmz3wWszZrqW/5lHK9yazodGJuqw32qWtveF+2NqLDljrcPSIto6GnbAb9djuaI9i",
-	"4rf+ktbRut3d9qMieE2/cTDqRr1wd9jao/ustTc66LQOh4/C1lHUYd1Rj+4O98Jie7ON77Gf5t54If6I",
-	"k4Tu7Lc7ZOvf3e4xeR7z7JpcHx5cHOxtk6dxykbieqe7uwv6ZXnbSzcx33qeJcnqje1UN9bk1DTGpWay",
-	"jbxjZm2Rut38fXYwekQPh62jsKOPuztq0d5wtxXuRfZPR3bzu0eH7f1uu9vptI+OStuPk/c3F38pbF2Y",
-	"pcnOYXtf78v7PLRvICp7ndKJ4pntR60D9mjU2nOzRHLR1HIQoaqyOcOq9qCrUeJOMOwkRgW9o6TPPabh",
-	"hLUeIyz7OoUOHjbPvhSQbaqP4A464d4mOuE31JVswivdTZRBD3IBXtpd/9JTB8Rwa211f5PvnKHu89YD",
-	"O7hXRbeYMvDr+w8FzVeTTYEiPO0Wfm68bzYK7gb3FwNjV9R+1WQHru8OeMwjC4xcly8NFUhgtBVyKiAl",
-	"1SWo2ty0IUsEH0P/nKq3awCuaIfGsmAKfaHGEWELwOiUkaDX6QWExbbzQUXz7R2RgtcNdNZOsINBNgwv",
-	"FGC4rE4M/VJqdNZqWXXOZr4R0eJmcs/yxpKrq7Exx1he5f2hmJgCpSQVMd27jZj+Mwdxb5yCUznj7rRK",
-	"KE+xtGfeXEodsUTQNQkn6GdU3Vx63oDXhiGbKRat5LLmmTY5WdLPLJ84iUcFEsdcGMHZ/RnZt2Go3Q14",
-	"1muElzkX4jmAy8B7+5swKwdB84JFMT3XaqF+udfb5OVZKrQdrnnkE640e4N3j9a/ey7EC8oXZp3yC2fp",
-	"BQ4O4dv6zDRCx6bdg+PoarKUY6OvYznHfiy4zKYmqOmlk9HaL0NiQ2rg7vLWfwN38dvkKTBTmw3t91Fv",
-	"On+efbNQw8DFvG+j97YnWrm4F3gKyJgtvzIUEelsl3b0Hpv4chJfQUoBlDVl40m1lhnxwPTPpYwvH4kA",
-	"9oSLORG8TzKexJesBlYNGV25c7aNqk7QpUnVgOcd+m1QG8rO9SRMpRdUJoY0ScrZfJbXmOKuvU6XFP0x",
-	"xq3u/Kh5HrgSSdS03d81zx3wreD122+enz6+ePvm+U7GI9GCE2vh0v5/GPFf7XY7sKkGj6B8a5tggMNs",
-	"oCYtvUsTlrImhAdk4cT0fP25YOIVj/Ao8cj9OHrJabUMFs3pE6tAzwa8EMPfghHLiJplDUCL/e3jZSUp",
-	"dQqBl6x6F03ApKw2rnrf7PEXB7+/O2RvOurn3ex0X7x+RM+Ooqfd8fe93zZXDWqyaDfSCfZqMBMKhQV+",
-	"VcHfJ9g6G8iJxxZQ7UuUhP8UifaTcbqXAYMMO6qCGK6XcOCgWCHaoPsLlsbkDgXsnDkDDm+ZTtOEEzHj",
-	"qxi2hRjwgBdERpVJ5Uy4AO2ZQ3NexhyaMRpUS7JlAXGxN96AI9SmlydkU/ZFasusLD/dzhtNqNwgStkV",
-	"owmaTZOYj41fvg4ac15K+zG8QLpzYJGbl+bm3MSFwS9KSVhC1DyusbAAwxF+LuU2DDh83YXuk5sjgtoU",
-	"Ej+XYfumJt2Afwv13Ebc9zU1lNsrmCAzoaX2DF4Zbp5AsLpEu68fnqUCtREAlFlWDw7JOn5BuHHzrqjy",
-	"9ttBFEu82wP+rkBZqNjkRd4zD5NX75ot9LbVmoLbdDmWDjhuQ+VBfEpCboIC7OoUIaHK+W9GF8LsFSIM",
-	"EKuYc6jIwhuB34Ciujw3HwtH8QQj7+C0eJcCEhZkPhahlSp0LlQcstr4E7CROwjtIjBAYxx1278f7l49",
-	"+e3NO/bs5Ozl01/2Lr857fzE4x/X/nbiaryq7gAfFrCxKuNlc+2g0NNkI72gcztfQRG5ocEWzybD78L4",
-	"Vfzs6S9P3pz/eHYqT6dq9svj04PTqfoxvJTx88fPOuzfJ/qZH37q/hiPfmyzxbM/onen8av49I9ffnv6",
-	"26t3T3Z/OXt21A57CR9On3aifz9LilXpWP5fV+zf2z/qdfw/2skdTn/spT8dXJ93Zs/3+C9H8x+68tmj",
-	"ybe7o2/2w58P6ZPe+O1B/Krz+5u9Yjl835bYfyLnRRHqo8Zz8dzylLYF9caqD7AuDJJuCIBx63zGJY9I",
-	"MqcLSQIuWlDrFWCiJuBpmy6guRgshqHsK4XwUrWW6nVKx1O68ssw8aAJzOj78/PXO912B1dT/ST8vOaT",
-	"n6GP+xRl1uNiPGQjTzco6y+F+snWhj64gb48pdmvLchdMB6S4XoNWWRquYr8xstoz50ppcTF3EvfJAg6",
-	"qaV6xY/SxqS7Miy8zUG3qcFal6zTnzdIM7lRUgmufBOz1jBJkan7NGVvEcH658ajxNg2NvGBCgzFbUrG",
-	"LZok60m54E1yrsO8aodFkCbjk7I/J8HZJ6POkyTZiECfFJYEdwq7kzyQ68cm1wI1rSdUy5l3RtBfeDm1",
-	"PkGDxXV3y2QFPHazkCkWslhjb3WAdG7AQkSKpR0KWsx8/GBpsdny3xoore/7/CmDpCsjo3Uk8GXERT3A",
-	"49UB0dqY/0Nw9EEr3lwrtuXNtBZv+wZcGt66TWy07rtNIpmSLsbpHoEKknSVdgLZdl9A3GvAteJThWJf",
-	"liBzLyzfc3lRaM4Xue2dTVIqGeEC/A6aoTYcWHvj90fvdtmbI/VzF2Jnh/SsFz3dG39/8NsPneSX3eub",
-	"JdfcTmTs1XefRkcoghMel0ji42h3/3ye+M9J/FAuK8BQiomQIavZMDRmLPMV5pKBdq9gmvZNm1CojYfS",
-	"Xc1jSpX0PDKTRGvf1IDZimOvkB6TKBAZt01er6+4L7EtrcRinjHBfuojZb5SKsVfnj+Qh+ZKvdvWs9Gm",
-	"ZdymJ6SekmtOBsXMIeWEC6JVGkTEBVisGh0aUjXulnHoZYHchaHexdt9A55ZaNr1BUcWhtOfdm8ZXeh2",
-	"66ILP6v97PRQvO7Rs73o6cH4+6PffuhqifT40dU3Hf5iH5I+eurng+wzjy68ZHMfrfshxPAFhxh89vJg",
-	"FH2BioND1KE1kOIorPO7uokCgWgIK6wjkMvS92lASp/1bFUyvNvkXBB6JeLI5KpoPQDq/R2eNJNkQq9c",
-	"8oJs+gkuax1aXkerOIfuydEe6myskkW01PYh9aYPyPWysK8X32Y/P4L3y9XtnUSUPBdXLKFQaXjv2QLl",
-	"lpSfzG/mO5C0ygUNYO2xNou5ptKAcURGTV2Xsf+PKTUwGwPNfR9sxwfRcQN/Gl6l3KbTN2mljHAw2yug",
-	"EJhrsZYnq/nAWrEi45RyZfBkAXwrlgQwWBHES6gBd43ZHMQBfHsZxMEnwit4Y5C076neubh9T7MkKSDA",
-	"XtmwulcDr/9c6oTX/7WRA4uZamDZn6exYu5fmEpqscDtk/gPhOuCXs0GqQyt30azWBvYrOmQxMZZQl0m",
-	"YR9T/ueczFIxihPmA91iAqRXbS5BLBZX8t6vu/2YXLnSKrCGK3vNAj+z0tqHOtk718laUHzL7FxnrUqB",
-	"rHdlCswQbtYaZgjPbAgIY/hcfpe/KCiXt7AbfxOIC4JkY3FSsc4A0A99BJJZykbxNdkq9ykuwWZoZXsJ",
-	"TIYNN+WMZm0v4xWTBg8oWD8wPctt/Jkgy6+bin562UwObjiR2GDyYduI0hwshn8twontM7EZ5/XbY6yc",
-	"kNPnb4fO0t0E8sShWYzQSLsXlJbi9D8SWIudOQ7/d6K21CCCdFvd/fPOUX83RwTJ2w4h8EahBRD+tNzQ",
-	"LffDwS4wNS1syt/v9js92MEbQMfUW9VG9f3V3UfQX97nTWHyS+K3fDET6ukj7fbskWrCqd+2znl3Lz/4",
-	"NdvmXut19Grdaw50JaUhW7OVpoVGzV7iB2+CQ4M7h++5/arsk4frU7NTpcXU4bA0Gx6eP/r+fzv9TcQv",
-	"fjtZvDzrzF+cda5fPP3x+uW3Yv5C/++piJ8/fjbTz7zsvdj75fGzo1uh82yuXlZ65KxEcQGG8QDf8qCW",
-	"KiQFTy3Ff9eppZ7N9/5Dc523FuOWUZyyUCWLplM/kwXqRga52SDfGh9qsSrQuWtLqipYmkGbvMX6+GKb",
-	"FcBsnQmtg1Eo/Oeue9qAf5dSDAvj1ycshV4u4YRBHSCW20sGuqXpt1vRiI9MqSOMvcKRu5Un/gJmCYR8",
-	"B1x/eXuZl3epr7hGqR7wtVr1zZKF8ejeyvtxHm8iClCqGvH3nX6BfC9mMzTT/XycRJhsgIxnMqOJl5bT",
-	"qHD+jXlmvuAbOZq7t3M01+OYdc47h/3erbSWzXd4ud5SmcHNpW/54JbL4VX6Smkin8hVXujKViMx30Lu",
-	"BR7cRxCXz03Tg7r0LW2xj1yWH5YSBAVPwM6fcfQhKOrzxQc2PMcvLJJ8d4n+gObwxeosyLONenEDtQW9",
-	"01V32o5tEQru6irQXN6VUC6p8Pkqr59Hl0Eo+ChOp5WWLNh/qDZDt01OVnU49OKOVX1kdzkkBCVFtAey",
-	"tdfZbUIMe6/T7SOeQLmQbixEtH28WYzDfGVIo2KG3nEtJEMZZ6E4OVlT/zHgS3PXbqjcfAtn+ILdU4rw",
-	"/cS57aTumux7YujPtc/8PHN9PxpzB+QJlwT+EBr+B/B5vBpkuqgLE5tftKa/tu3EKob9CSowv2PKMJ37",
-	"yEH9D/N83s3j+VlYEOe1JPgPCO/+YznPd0ytZzszqsJJHRQY5WOjKXJAR+LRjsnjr3Ty13ZdMXYIIK4D",
-	"Hpgi8YtZoalRJBjiPSl6ySyaJVXQabAPcFmgdxagbgcc2scqQWKV4zW6TC4zXVOhQPNKUESj3Krpl+jD",
-	"fQa2j1LehKzkHsM2cACz6aqHiRLisjCPKaN8PokTtt0mb7mKEwRwUH6et5yIuTQIWKaGPi9o5ZHL0Sxj",
-	"f8aSjFLGLFYWZoSaHM3zeuzKvCDbhxXNgT/btvGpNP3WAnguqPRtK4BebQU+5GXL/Bw0yT6hnExElm5j",
-	"DR+85DBPLdho+XV8IGiSXff6DW0D2wJPpEYTr9LdgFctBlJnMAAol2k7bNOC0dpR6WK7NnuVCNvTzl+Y",
-	"abG3yoAY8GUWBNmCx83Ga0bbtyBozHQ4bcXcVdQMeEihm7daVYtY9OOy6UwtCHZZ376zv/YmmsRbEHl3",
-	"s2A8efuD6X6/oZgzH/8UhTb/YCUHNv2uLtLu/uem4JjJfpaqzWdtpv7j/ZAPdm1Ju0RGuk7BrPFS7uTe",
-	"pz8bs6y2KYaS5Zpe45GcsPCyDoGIPKnCoA8445HJlQ5pkoDBbF1JmpvHPGMS0cwr6oB03fPVRGufFpq8",
-	"DNCFEOdkC9WskkYhMz+LiRn9a8Bjud33C3VcN3ni1yHNaJxaePbKAppaFR6yAceqX05m2ua0kRbbz3ur",
-	"AjoGCeMzVKXF9q2csHbfq87YAb+rbnUbVy1+BFWzHqkGo/O65QJFjRwC6gza9jbNADUR8FKyqPHa1mlM",
-	"Rj+8sb/4RuHtAor+XbSospq8zh/cbHA2v7gZwMTmQezCsv4JEKvfPf0j3I2uwumPm9ZAH3T2DutKoH+Z",
-	"7V7/eJied6/e7S++OeIvepfPD377vjN+uhedPaJPdsO3h/Gr7u9v9tVnXgK9DM6j2MDCc/QD+/YYomPc",
-	"2Pm2zBfXF1XDjXooq36IlzzolZ9lXBy9J9NFLWrrSsXSlkutqSxZEUyByjE7TLH4pO28SgG29EH+U225",
-	"k6s9qCUKk3tv2O5NK1MCTNZFTQh8SsENqlNuWovyYnFmN/GjF6R81Dx662Nwmd3m8JyLxEhd75W9Vueo",
-	"8AoIyKNhj+2NDmjrMOxGrT22O2rR/eGjVngUddnuaJ8+wjaaUcIuagbdbXUfga9jzw5abXaaUKkuNLHU",
-	"Oknsi3dsVVq7R53uefdR7oxye2RT2+vWs1t8BzapS3fDffZo1Doa9qKW2a4O+pMORoe0E3bZ6k3aP+92",
-	"+p2ev0leU9Le7vJt6hwWXi1s05gqNhGZZK0wiXe67d5G3UnvWScyN2rzpHbLgP4zPVD/7Cz1qctmkTeW",
-	"a5AnuSrJy0I6a9N/KZBzrivLJpFZOCFUEkoSIZVpFNImp4pM6WLAh6wOf7oqwva0jn0xEhkvNstB2eji",
-	"few6lqpJClgjoOUDUGIB6BTtAT3f42Uy0oMDi6OPJBNxR51UvLFQNO/pO/R+kwQo8/yXnOa0t/6ll0I9",
-	"1bTyj77uSDr2Lt743q+764WETlOksiIt89wC8F0yNpOANhAbqFWHDwPGqoFPDMw/30qWBqWyFfxqsJoN",
-	"3Pu1vVuhNaZhmZqQm91h/dLGFxgS7f9T0xdLuekPnKCQAnjjVG9z9ddmB2oWg3UV8wlVmubgfmMslmzZ",
-	"Zni2WD1MsohF2+ZSD/hq3ITP+E5/h/Vt93ihOw8VUf8pFVFWID6E+R/Y+c3zKm/My/Nq49UJl9TaaPoG",
-	"Notplc0iwp2+fAy6ndrOp/BLe8BXFRkHmcmACpomxl5M3Sy0GKdqwAXXFuG38A0EogY9slbPPCY0n43N",
-	"TtOWHwI9D3gGSZGM4xPQmN3omwPHDweNPgEH1CbSaMMi5ltkv4HEqoo6v5Injo4/EYQaZlvcXdrdtmGn",
-	"BZ6wAdgNARyjaczzqf9NOXc3FcX5a73z7kF/b/8W2CCflXBeDRtSWudDNt5/lph+KCH+0lPw7q+E+M84",
-	"+rBjHD/LcazfcnDoUiLFyJZq1gOb3FR8o+vYOn/LVRYORSUvs2jiGKEhT8/3DMqHKZWw7hhsKbHWfN1Q",
-	"pMNod0ApeZM72B4s2M/egt0773Y/w4o857R9kJGfk4z8Bwc1EMiBEt+reH+yx6Jk1+aFv2GQ5Cwdg/9K",
-	"GvwrB5c9jq8geVuRLWfl0TSlC5Kyqbiy9qpBryohZCOc8wZia2WWsAHIQhxv+GnA12cOL7E2/x7H6pkH",
-	"HPa32JtLICNvkHKBgONfiMX5ZYnOW8F42hSf3c/SCYwMJFYSHGKw0gdh+rGE6YP9+NkIcywaogVhegNk",
-	"d9P/YJk0d3lLpivCUovyuRjnQh06iYOUnk9YyvqlIHq1ZWIeVsd8Bn2N/TxcaZoqVqq2nPgvtW/4sqKg",
-	"mGcC2OC3Td29UYbDk2UdeR/yG/6zM50qrZpv4JgqN1BBljJhNFGTpen8jycsvJTktZBqnLKzH58Dc3jD",
-	"olgaNoHwuYyGk1zCJ1QxHi7aJOh1OugxGnCcO5SXAmrIrAnOnIBsQfc0aPNsvVML/UQk5pp/CEUYv2KJ",
-	"mNnKokqKwve4iLuqmzA3aXnoOMVhzGIuprLR77YPPWUsmzVAxY3iyoOd9kHpwQ9wXRM1WdwwwmMWt7QF",
-	"TMRmjEf6y7it98cY7nSb7nPbe+3u8m1n8OF+I+OppkK4mc3iqXU6HT9WI+a8eB4QCr2HAzlRJGFUQr10",
-	"6VyAmO/tZD5a0y19m0Ha4N5Y2WMEJVx5fcHd2uKCMmOYic9ZdhJtryxjLycWC8jwiThhptUzKIkg7jLO",
-	"XX/nof67gOkwW+0j2wS51IBz4e06lEJTom3IIZVM6zx0zPJM6TFThW+lDNqxQFMvoQZ8HdN5Hl8xjv2v",
-	"7sZ2SoS9GRG6ry8xubwdpPoI/m6u8JEo1m6DXu+QrSFFyIffmBZdhj2Sfkg5gmmplI5GcUi2aoWi40Hb",
-	"COG6RMTFyqRtGCrVlhgZ0oTykKWms7lkHHIpLJ0POEBzbSYS3zAaxfdCnl+aVHwDVQ9KFE7rHyIUraxT",
-	"8ZSJTG0i55YexaMVR3FfAvElwFDQaHFM6BcvG82FWsFq4PX0ypqEZQs8pAmJGNzbKQM0lyxNGv3GRKlZ",
-	"f2cn0Q9MhFT9fU1k2gAwn6h66f0uFokYxwBWoi11Y7fDryJTzRyMI2WSee2QC4luba+Jo7Y/qr2jzlgy",
-	"alle6LgNtH5dWgMl5sU2zK7X4lZQLsD6n//zf4NtfxamaqOmr6PXgxJtIKzLMN2Z2+SJNkXcDBEnkVAb",
-	"Nv8aHQRld4TXBLRd7AIpa+YAju9mpXmomrAFtg9FmEH03eQtRJTIm+l4PdLqvoBQoFGsNAOLEyxZRMJs",
-	"pSxhV5SDB0ev2D+7qLYNnZOSaLIVCFmW5Intclo8Uu8jhtyrX3mdDZM4JJdsYRrHIfBjyVG09ezs1Uvy",
-	"jg3JD2xBzpjyj12/2/jw/sP/CwAA//8=",
+	"7L2Jchu3ti78KiieWxUpl6RIarBE1a7/KI69o8RTLDneO6GvGuwGyY6aANNAi2ISV92nuQ92nuQvrAWg",
+	"0QMHTYntraqz68RUNxrDwprXt/5ohGI6E5xxJRv9PxoTRiOWwn8+peGEPRVcpSJ5Jc6USJn+OWIyTOOZ",
+	"igVv9BsnyZwuJAm4aEn9RHBM1ISRoYgWZCKSSBIahiLjikRUUaImVBEuSKjHJlO6IJeMzdqNZoNd0+ks",
+	"YY1+ww7VaDZS9lsWpyxq9FWasWZDhhM2pXoWjGfTRv+X/OEPzYZazPT7UqUxHzc+fmw23lLFXsTTWFUn",
+	"/l7PJJYkYSNFxAhn9lsmFCWUR7AIyULBI0kyruKExPD4fCISRuiYxpxsnT47fz7g7iMEN4+MYqYXHqV0",
+	"pLb7JBg0Blmnsxsm8BCnUwb/ZoPGcfoP/FPKpjTmMR/jX46V+d1MAX8N2gNe2KlBIxHjmLfiGQzVOzpW",
+	"/zjoNPx9mtLrF4yP1aTR7+0frNyjNyKJw0V1p84nzGzMDJ7A3WJExeOJYlIRXBdsIBw109sXS6JPT//9",
+	"HvbpN7dPMKTZkOP5sm06Y1yR4YKkVLEWjMciImYspXpRkghO2BVLF4RyOWcpETxksCg75zmVdjErd/23",
+	"f+x2jue32HX8zmlUv99mGl9Jcvptk0i9GjfllMmZ4JIdE8lw0idvTok3RpucJFKQmA94MGWKts1oF3EU",
+	"6MOjnDB+xRIxY0DrQfnvZJaKYcKm5ZUfjLpRL9wdtvboPmvtjQ46rcPhk7B1FHVYd9Sju8O98Eb78LHZ",
+	"mNGUTpmyPCdLpUire/J6Rn/LGAnhz2SUiinBpXF2rS7w58AS5ixlV7HIJJnRMWuT15qaYkVGItV/HvBR",
+	"nEpl/vhKELO+PqF2/FgTSLIgVzSJI/seSWKpYj6GLRvFiZ7ygAPVz1IRZSGLSKxwy2I9598yli4azYYm",
+	"5Ea/gWMv2579bq+OTJYwr5f0Op5mU8Kz6VBT74jEik2BrGED9NL8k+t16ucEN6MwpYiNaJYofGUk0ilV",
+	"jX4j5mq312jqCevvNvrdTqfZmMbc/MtNPeaKjZle5XVrLFr5r7CaMyZlLPgyopf4568kiaMmoRJ2nEX6",
+	"Hgf6P18uzAAyKEqMLt0N99mTUeto2Is0XdLWYdhhrd5wLzoYHdJO2GX2VGZUTfINiKOVUsZtQJbBk96B",
+	"7dZe63eSpcuWl0mWwtqKk38SHkZHrDNqdWlv2NoLd6PWIdsbtfbpwdD+7a+Y/Ec9FnIWuIrf0MgwKf2v",
+	"UHDFOPwnnc2SOARGumMYxf/+Vepl/mGXBQMMaXSR5iPIbDql6ULrDATIkIiU6AURxwL0xYs53LpGs3FF",
+	"k4zhtyM9U3+8ZiNiisZJo9/4EcbKxxggVQ8aZJpJRYaaxxFDl2TI1JwxTrpwi7udThu2VirKQ/2NHTqL",
+	"d666O/qspNld5Iw3YH+Kqkw2+nv6jqhYwSl/QyOST97sfZby/pgqNhGZZH2zl31/nfpUzI5cCM4uVDxl",
+	"F0pcMl7cUpQZkim9qVcsjUfmhAg8TELKuYDNyCSr29wlH/H2WX8CB8tPqUnY9UxTn/7shEpCk5TRaEGG",
+	"epP1p5bsL83UZGdGpZyLNNqBmd/nbp/i9PSs7ATtelZu/ZJd0KcwpYm+UCy6sLRe3H3QeGNJ9Dbjx78/",
+	"e/2qZqdLA5V22Oof9cOt2k1QSu5zE1/aidqVrNy60rKAn+S86H+lbNToN/5rJ7c2dvCvcucNjoCvLFWF",
+	"9Ga4b/RzI6OyR2QrKM4l2G4SiixnwGt5jnteE4zIwB5IKR8zshV4t1EPJFJCieCspcljwN2FyPglF3Ne",
+	"uBD2Muh7QLaCeuIKmkRoRQ3uwBtzIwLUy+AiL55NaZwE26hZePbZv1qGP7dOv122x+bxnVzdhF1+Kvgo",
+	"icPbcvbQe714CzTftEcSsYRp8b2VMjDRtGzcrrkQbrTSVagZaxW33tlEkO6Yudz5nhzl9+RpPv+VN8St",
+	"U5+AtveSC0VrOTn8kdAoSpmUyG71btTsnT+Mt30nXKgJS53t7VGiRNus8IkHFYLeTj0rrMvOeuWm+Qu8",
+	"f55ij0SSeawmwFTCLE21uaUXwJDPFI9jyBLBx5IoMeC0tM9bgTdfwy7QqpQiS0NmyTnmhOIX0GymSSLm",
+	"YE2w3EolW4GdX83tL7g2Vl5996Bv7Ldya3+jl83jH5t3YTtw/q+E+gkUFBbdnP1USJ8LdXFlh/NuAHxi",
+	"QRYiSyvnNxIpI4kYj7U1F/OHF6q75SsAEiuf9QY3oLDO+7oGVgHTZBmKNGWhIsNM1RC9lbJmBmTBVNP6",
+	"yQZcsvQKebUm2HicocJFjG2ijW97M/x1BNtt8k4yY1zzS30tYLyCAgvvwU2yt5YSzuZaCOOtBdHJo5+8",
+	"l4Iv4ro8F+kwjiKUELe+JyM3SkG+xtLjNOagJBwFsP2+FhhkxtJpDCb3g4oI734892a78lrky7qv20DD",
+	"EMSSVelQpdT3IVYStZGEhpe4SfnOkCLT5oxFkmwFbn7Bdvve9LZTrljKafIsTdFLdmuqiM1IFwyGKugO",
+	"JOPsesZCrbzBn4kIQSyu1r+md9Wq9osmHE6QGOZi57nGfius6j4oo247tC7vf0gzsm9h/yShRrawiGQ8",
+	"YmnBq3z6bZNwppeTMpWlHHf0vmgDCPZpyiLGVUwTeUcCQWsl9MYrKehFEQGWVS5PYm4kysOL127V8C/O",
+	"eiOb33/lPgjnhV4bGdE4KVh/3mc02QDjwRiE3jT4U0gTMp8w0CydKB5w38pUJek9TwUfW23TaqOxJFEs",
+	"6TBBc9TaUF+CaDTn/JaNUiYn59YhdmdqT3HAeu+X+WPFC2adX8b0X0XwZoiHIPnC7DYl+uJ678+8Km1U",
+	"2TvSJCm7EpdIl3PPb5hJFg14flsK8zMGlZPGIeWEC6LNMS2bBSjz5AX8fwzRfhG0/kqo5yLjd7OWtN49",
+	"glE8on4lcCON8Rvb4MSdXCx3pu29nLZfCUXsrFfSc768+6NhY7JHgqHxw65jqQ0Z96371Oze0EUiaHQu",
+	"xAuajtmdznqGY10oIS4SGG2Nk1kJQeDB1axrHEsFsb07nW/X0/bNqvMJrDvn6tLu2yUEe8KuQ1DjMQtE",
+	"659fSSLj35nJddgKKhO5T2I4Y+lVHLJ3nF7RONEC/E70IHG4i8wbr0QR5hEgBjadiZSmcbIg3hvHWmVN",
+	"FyShiqUPbQd4JGL2ghQnv5JI6tZ7L6YAidiM8YjxcEG23gipxik7+/GFFkpvWRTLbZR1KaPhRH+VbAU1",
+	"cwFn3kmmJqjrlTJTtMJIwkRIm0UzpwutDXJDjGhzavGJ5z/g6EfMI3xakrbJW++07jFycC7ES8oX5ld5",
+	"ywCC0VAvEhFeohuw6AD3NFifHPFxsgVmQ10ooTSuT+RCkCnlC6uQwxDyuKwvmy+MREqOOh2bAfbgJkzP",
+	"c5KfmNm4Nayk9dKKIYpPFbswOU+lrbWbYNOoaraw8HbdBtp3LUOIOdnr/S07VbeclZtVWNs9RRPKcyBb",
+	"gf+ZYPuYzGmsSAAXsnUyUiwN3HaR15wEsDFBc8CD4mkGZMool2UarbkRVI9KUjZjwE6QxgccifzTUYK9",
+	"LaimyJyZbEslcMOMn16lC0i6AnXeT5zZ69Umu1RSlQ4P9grJSp1KstLHu+nn77gmb5HGv98mogEnYs2d",
+	"JZkdZc9knRW1PG+mOHhJ8JeHvpFJe0/yvtacvZEZm6dpZKXDyDfylSguVpudUp9TdccKg2zgNadkyGiK",
+	"cUD3gb9wz94V57tyywprux8euGxnyVbgf82Z74WUiyYZ0ihZEBmPOYuaA+4lUFjyzv0Bxg/QN9Y+PgQu",
+	"gjY5MV4wE8EdcOcgE5wE4YTyMXMJFk0SZLOIKvaSBXqUAL1j+l+xPtBgr7MbWGctJXudboWNvn//vuWr",
+	"cfVZfzR/QtNMOKFJwiC15O3zp+TgyX5nu5gP+A2SEjiW/zEo3t5B44Zpxndia9brbY/+YeIN587GIpNY",
+	"EVrwt2uREOtPHBf86HFkXKWjmEmgKFSPEzGWf0eM4gzn/+xvi1EsCE4QTYacRTnnRQK+C8jsvl58JUmw",
+	"3+kFTULJKFNZyog+pu0+kSpOkgF3GeAkEmE2ZVw1iRSEkjCJ9cUOKQczgwT6vaCSRX6fFsc7PkuF5i7a",
+	"dnrGVawWt5Sylh9cpOxXIK+qpOVsnvvVRxDQAVc7qjBVSVEdskTZbjB3ElPGVNF/j6MDF9AkIRv9X9wH",
+	"lBAXciJSLaagXsL7qNZy9L6MIa3QJrsqkjAqFenua2aT0lCxVIKTtPHxw8O7d3o9371jVujtzhr3Tnk7",
+	"UaaD9/giFchS/Exi/VvFRSeZeidZ+lYkTDZJmGqteFn2GXBXoJ0LVJvXOcsMQ64/rsJU8xPT/5SF4zIP",
+	"4vwHDZnNWKpZ1KCx7JRukuRmPndvB/mT2yTiNmnlQVZ3VR9k9dfCaT7HeiCaMgKxdT5u2sjBag33fs/Q",
+	"mBL56UH8rf6ymSSBQiS08bFZoQccKh+Sx+ElZPHX0QQ+9Fdf1ns54/vyxtqDmrMkaXlZyJiOgafXJ9Sq",
+	"4BHuGSiWlnIo/ubHTa1Vo7kv6op6gZAyrymKbAWVNbmcX87mnkbpiYYiFwfXcImJBdttEiCdBSCIJWE0",
+	"nAy4GI0Yj7R5C1P9IqJV77jMZjORKha9ZFFMz4GE7qA5ZvmAF1M94gVQ5aobbq8nGCFUEv+D+kN/SZhj",
+	"37fP3BIILIGYJayx1GoX/iABD5PfZzcsKO9YALZc3XzuM+7xXt9JqzQ8dPaKTfT10ygM80Bpszp/xdoT",
+	"O5429tdnwT1U8krdBjUJleBshOJnJTDZM52izYH2dbO0i8Bl/YB+XfpLyQU1FiLqk0gARdpUAm1hgL+5",
+	"OeBUXrpERVedaWcJJZ1B2TYPTM1xm7y1TlIzNfse+v71UJKRcMLCSwljUzKfxBDK2esdkZKD9h6LMtyp",
+	"wTAnYchmxkIp2XqhFmUJi8ZsCmXBIyMG9V1WpqjdWEx6lbGaiEzv4xWjCSQ8K0lEpkIxhXDvLNXWoorR",
+	"RHLKSOWzZJJNKW9pqw9CW+bJdrGwEM3jihsiL1L8xX0iL9gXQy0nNd3aZb81hYhgtRUmGFG1lq7d5n3U",
+	"2tX651/qZ8rThA+Z92unGk1j/g5cSGBr5IWONEKXBU3eeFMf0USyiuFujTXBmdEBiNGCEZcgU6AOZxyv",
+	"F2is05j7A3fLZ2hzvqqHGKg0Y4FNCsuzfc3tuhKXTJoicxNoPCYBTDwgjOM7scp98WZThkIkjEL6EKrK",
+	"VerhpWTBLX0MVCtuIZWsFXPJuIxVfMWSxXabvM6UjCNGIgZl6uiAoHzA7fsUHEWnb0gSK5bSRIsnydL/",
+	"/qXbe9LutDvt7gco+4IwGk0mQkJlJIXkcTplA24vBiWRUGQroP89DCB+m7JRZm8OCfZ6PVJVCskW6puY",
+	"1B40B1zLHRLEswszIXQqwscvIjGlMbfMwkUqnFnhe/H2KtfH1gpdeUUT5cgJLC5MGEVe6NL0MTRsyuK3",
+	"OJtvVwt/qoeI5cXlr7xic005s4QuYAtLNx8qwmdUKZbqp//PL/9nMLjudFqDwXX3+WBw/eT5h6//V6OO",
+	"OVSvVhbF6iTE79bidlBOqH5IEyvXzC3UHLxNnoJ7SgKwyDClPJwQwUmsjsGxA0q++SPTW8C0dcAJJdOY",
+	"Y92spnlwdV0yNtMmBE2SIQ0v2wM+4H8SCpMif0JgLubjYxKgTiEDcskWkvw54H+2Wi34n34BqLJtdUpN",
+	"OX+SE+6ieYAykaI8Gi4IPoeuuzapGaDtlxeRP8lb7wXMo5M2fK23yBZa6S2D6tz8y1sqTzyN4ghkrWJJ",
+	"sl34LgQQ2zILQ8YiM3sMnRP34zEJDLO4iMGvjhZvxK7ikAU1w9k7lI+FvxyTKU7f3ioSpIxq5bNmEBsh",
+	"/ZNAnq00uBZuY1nK8psMAjzG7cYXy9+q+ULGXZ0KTNUWyDh9UY9mPzFkIc1MKcuSmpmaT4wzBprSBU2Y",
+	"Vqv1h7RGJOacYV7kFLMV6BBleCG+a3IY7LjmEPTQIlM4Z5suYhLSRaaKp1Wek8jUBU0S/fIzXwxYFoLZ",
+	"glQSxiMkWftreRaFxM2LlOldMnOa4ZX1U0T1kDMo41G2uNd+GXcZ4kAVSmOjEQtVUP02PG53EyaNE9Zi",
+	"FpcSp/YLcsWWOKXSiF87ZIEGzN+OSXDJZupig7FYeHnh3wKMfbWwyjMlY3rFtN7pR7M8/bZuTKgetnXK",
+	"dlgEBAB+X+AN1YumFWWoo8oSFaz4Qu368TMgLqklWIyA+gPBp9r+lTr37ooep/ai+K+h9VdeZaFY7G6L",
+	"xY/heZY+YxUY/OOyT3A2v6hhKP64tcNpbQiT81dM58rxiLrZZDwCJTIVU6xISiIn5f1BjbixgkhrsShC",
+	"REq2tM6CD7TgL8G2E08UaLOOR4uEyQDfHadU32D983ARFGUJhlvrP2xsOMzqxm0y6FBaAYX/KO6o1XFr",
+	"R3NFD2XmhLvKl79p/uYpxqDqFr6MVRQF5gIBbzFSLVtiUZTdUHFe/0H7R62GmnL5yoRhg0vUUx5lltDQ",
+	"m/dXEgILsHupmOrzUKK4g5b7+dyyZj8012TLRIEdME94ag9zwXwC6FsmY9YKyjxNCiC3Ziw1D1yyBZgh",
+	"85hHYr59TAL4HSfdaDrAt5JC1Wg2lmpI9m8lLab4s/N1V5SL4m+5OlD8vSzDG81GURJ7jxvx6j1SJyYL",
+	"f4azsUOUxVHN77loqfyxJCPq/25/LbLrul/L3Lj4TJmJ1v112StXdiN9hmX/adiI/aczdu1QvPBPc6ly",
+	"KsHr5v7tXy37Y/lmNPyUSkvgNXiDxnAxhYBVy+WZtlVacsZCvXvEGA7HWj0NJ2g+gAYLgkwyBRqkgcBC",
+	"Y9QzjIL2gL9hqRScJgitCEk1EtQkycJUv09T5soNtYVki7+m9Nr3IPQ6ZRfCcLHE8JrSCJVcI3mEMdQN",
+	"Cl2TsPa4XZIhJUPxoNbEBU1uyUfzLHwwVVAZhsK4K3AM4Df91GjNgTb6bL274hywKdHZ6Wwo8zlID9Iz",
+	"sN+lX3/99X8bD3Q7FNPyh+ttehRq9Z82uIiUEyR24jl/AOetlPtTu7QpvT7FZ7u5S46mKYUAj5YKS5AH",
+	"9ZWwyZfUfPqWX+7VfNmoCMs/XqIeYl7Y5DhL+vdKlDlCcy3WELN+ve17aDYCTms2fIO3joTzSk40d0M6",
+	"ZVZfxvgxvpvnDVZ9Mkk9ECDkrOjhjFT2JC5Y/WWxu8kuOiV2o4tBS7qo04o3ugZo4Ndt2oLQgnfAXre6",
+	"QEKTBE4h3GSFqPuv4DYiU0NxDdzGnJMTZGBitD2FZGqlLRcXxv3QaDY8uWRqG3MHXp3owJSN/h/3dc2K",
+	"t+CmFK3EKuaA2eb3zhuWugJBcNaFJCQLszRWi1bKEnZFufEHVsMa1DkTV8YNPL/jx6Z+SaRL2Qgq/hOh",
+	"BTYY/zxLksC43gRfTEUmc23XQQovpGLTDZiMHg0LvxDWsbKTRi26oKpwwFpeADbZBtcgyjWVtdtitZqP",
+	"zcbtSCqeVfcR3bXk9I3lJm4bXcETylzroQzF1Ji47kaW7vve/gZ758dpy3M6/dbxUj+oBu69KJ9S2fvd",
+	"O9zguzIDwl5NU1VNo7grJpflPmhIf++Cjs3tKqPRrnm9FC+DCZh75t2dwqKBCgqfLZxFTpEF8v6wki+8",
+	"iKVaHy50DGotoSOzKSlQNQx2k8CintutgotPC8nqm8YWi0s3jsOLmZdPsT7IX5HaBxBwdHS+RF9Y/pFX",
+	"XkZtm3zDFgJZoWRkKDJeKLLFRB0IMkqTT9V3Ca0DXsxoHS6IAStuAqK83n4ZY2FGpsXUFuUL74UmkTMa",
+	"MjngMQ+TLGLR9rF+ayogL2wIVZsscpOVzfw/Lbg5V9RkmhtMjlwLigpPM/L7dXg15ESqFLaOMKniKThV",
+	"RrFeNaNyQZQg4D8Y8C2pD5mHTDa1KTgUNI1ImnHZNG5/2bSTxW/oL2rNTxKaCM62wdgz6h5GNzF4Wc1G",
+	"O86T0SRdSDKfGM8LaD+CRKIUqPTzjZeTxuE6DlEhyBLp1F8EFl5WieotKHCaUYPHA5JNOPPKc6sqALOQ",
+	"SaXY6USkWk3Waijy1wiBKkDZ9Gp5MaCrJavIVHBs7GqbzG+t+U20z4QqPcWLaY35952YQ6q2sbFZeEmU",
+	"EJdNEnMyjZMk9uoszcCIAQ7ixaQS5d0RMs1u9YLq2yP4p2NeLkyv9kRcNvXt2NJjhsBflCFgcNxr805e",
+	"0vSyBuXPA2KxYx1r3lrF49PbAMmCarLMYq3PIvj23jMImo1H4fMofFaZ1CWagHmLERaLaNGBVq3ejpRy",
+	"hQ0jFFYgsulMLZp5PGjMlCTBL4MG1mp8CNoDfsIXBGFgJVMG/w+jYn0qZTzmARkyzawkhl5kf57GigUI",
+	"oAmNJuDpAZ9PhPShBfEwQ5okLDXddELKyZA5pxh2m7DKbdk+BneaPqe6bgpQHVPnLlmj7q0w4ZuNjMe/",
+	"Zcz8XZsNZTFjWdpKqf+tqcW8nYS5mcLbLGayMozDGcTLG2nCpZWuXCEk+T2rV0lec+bKsFGIlAzSoYhq",
+	"FBzMfK52CgknMWd53iaqOm3yqj4hitTnQw14fUIUCDWXDlVNf7IbYhMSllRruMikXy5jQ6zuYS70saWq",
+	"tB/2ZchGN+9gPUdNrccWtnfRtq0LTyOvKb6aAzUrO4WvICF4ShXZMpi02uxuEudycQMaIVaaDN7fXIa4",
+	"gfP6NUUvmR1E63C1c8qTWBA3GvNaXJR/GvOLBIi08rYSgkAxoXuWXq96FjTRLZNNZtZMEymwXRLXm6E1",
+	"0mjb+3Y8zadt2tPYL09pknhfXv4kYlF56wEOZ5+FUlY4WiHIiM2x942/pOWPA1RH4XnkWHWvCBOE0X8i",
+	"ah6HhSnll89lbcHtNgKA1mT24svmalc23F55fQENrPicLsgWWCKuNRGkueFfTT+i7dLAFzmJ4a1b0Wwl",
+	"75zw7vx56xDqo5BMse2bR67lK6pli7nV1RJMNyVP28XlAhV9JQlqvODi4p4D0L5YUIuXvlrQ3PURc61A",
+	"5AzB1s7qEWrKsvp4GcDnRvGiGwL2R9CXYOkABnswfx/J2r6PStPSt72bPBUARw86ltPlXH4FmzEFts/K",
+	"odxhuUzBfB6gPEqTnLRsEPuYZxoYvEWIMWne61hcyqI4VGgZLxmuoGWSFUpmSancLud8OLHarBRUmkIq",
+	"V7Np7QfzMohsw+JQnnv/MIgwOVYMPo3qFD5s/9vnEuYxT/q6Hj35f3m3sNEslwXn10Lb2x6p6wV5Bd+W",
+	"/BrNBpIG+EstLcCv/rmCSuCOpTbMZOpP6xSjUjGidYGYdLYaZaiqGS4rHvmuWDrCrmcJ5bRGydqgfMQe",
+	"PKg7zZXVJM9FOhbqbl7U+3FX3MKor9Wb61b5HaOJHqSy6fC7ZgUg8F9p3my6/kU12iNUPK1zaOOYT/HZ",
+	"j1D4lKjJYmmlCTjUMH0MnVmxJNmszl9QWq4duGkntnzlT93Mq2o0fnTG0pWuwRki+a1dPTojYaZRvOnT",
+	"ZavAfsuOUrew79//UEtyz6Le/n73iMyyYRKHkDIHKDKHnd0n2zVRz2TsOwOfRd+endRyhTC9Kj4In6l9",
+	"9LIudvUDW5DTb4/JlKpwYuqKgkut45hOn7ZjqLhkHEqItFm8kbP0EtE+7NRe//CmdloZBn/sYzIe1z52",
+	"Xc/68v1skiGV7GAvSxNXOjfT7IKP18+2dNR66ri3+sO4dTjTJhzNkpM/q84RKt/fsyHRG33GFJ76k/1u",
+	"3alfsoXcOOSlKW1NslB5VXr4uqm7YFfVBmWKQooa9hal45hDSjGo2bbnYHUhK1JeZnTMEI8VfGNzW+ON",
+	"nO1e21Y2G16L0epstHSBimnbg1TrOwbgRb8IUz0mdGh7uEIaEHX9R0/wDynVKj20E+Um2gtlSFjQqZwl",
+	"i3gFeJvcJ3OVfotyImYo2gYc6XJbWxRjxlkKmx6aEimtbRlnktbdWES0Wa+XAgBdLlFwVYPS1ZH0ah9b",
+	"Kq1BHfh1soEjAlulWxNcX33XClFkJJx6Gr1inMkaaWH/sqm8rI21bBpkqZ2aGMf8djoKZo/l4IHVYwj8",
+	"R0yf3FgaWvhKIkFCgrSUoywxiVf2MZPV1BzweGSJUXBNvNzHC3TAbRzt2TGHzHaoNDO4UVB6AYPJAdeX",
+	"1nby2a7QGxy6Hw0YDK573dZgcP3k2ZI4wN+mqzXX+BzNBn4lbx9mv40bdRNuLGM+TljLoZ0vZ8ef4FWv",
+	"W/Qb5z2v84h7bXsoOi7Aky6PfQhmkEuQBshRmVmAU8csKE5JcN3ynPQBYddKUxCaM36hArZRMikvxu/v",
+	"/oW56Q0TqLBP+oGDvBJA//lKXILqkEWxwqfrVBwPrK9yDbTWcLS3/6SC7rbcm7wBfsRT/ejHHF1jc+vP",
+	"cRjTX4iHNTHBTt1NN6BN5U+BW72VsCuW5Pn1gkMwKrCrljbwQoK9Tof4DT7JSKQDnrckb5MTha6ZbqfT",
+	"94AWIMQ1FSlzgxpgH3TqpvhGKTyzai+9gMD63KMcjmTFRQR3X5nPdPYOPyUp7ucsVD/73fn5G4trqOlx",
+	"tW63f3Tk6XZ7nc5m2p2BXKnPCylhXhiosrzPPN4iPWBdLLuaVmuwkEq2cj20yyDrdHZDvW74LxYUM/7S",
+	"uJWyEYNLs945U+KhFn4I1t7Mcz+MU2Udi/XufXXjFMKDlONO2DkLjtGV6fsl+sWAkjn1+siSiy4Vru6f",
+	"RN/mNQ7vpZ1+8/BBoXWwG7Xc4lkuuKIh9GpKFn6HZjNOTUbIn2Sv1ysN5bUtHmbKwIrl75KtOiA8CGcB",
+	"GdsqSQDRNeG8/FEtSraPiWTMBd1zL76HywuL7JI/yStRB2Ts8HzLgQajTdq367B8lsH8kirKrxeNM43z",
+	"YORdv9By0/57dqy8VQuMtWfGctqO/rrI1LLwxZSpiYigZ6WJtOE4+64MWk3wDQnHpwfIe+kA+8IhPD88",
+	"9nOFYY7K01nZHba4ThclLAJC4KDl9r+m7W8p3SePVpZbmeiBurs+qRYaorg+KDk11SKDwTD7NZenCi9W",
+	"rSS1NwY2qdp7YBWmfikc5hWKIK02DVlpshUOf79vwsQu7uHKg7bytmwjbeeAPzOvTclStt2GIdfhTANM",
+	"rgOa7kOgvQiVVUUl21JLILJc3K/cNMDuGjag27hhQJayjfa1po+ru6hPSxgZzSXtZC1AnwOqAZWpfHLF",
+	"5l8FPnOzDmN+d7HyR0rd2AsMf5bj10rE2Clkwm3c/D2/aeUgWUEoLAMfLiJM1jP0uj4z5E+yD8dSaFxT",
+	"bFHjtai2HWVIXUMZsuU1pvFCzoU2mPDBDhaSeyDefgfPcmjPE+GgxfjSt9GsRXYtofOX2xv4/W79rmdV",
+	"Zo4BNNu7vVg4XtdDaykSZalnSj34YKU3TW0D62WNCOvJ1fMA+AjU9Q2fSsDjdcaj6ad4OzdUccpLDAn/",
+	"2jqsCnA/GTYMWbGp19exkqMGnsibOEuKE6vTaN8a9IDHlOZPJqX5MX34MX3406ld2cjf+rbSh/5LzTnQ",
+	"K71jYsXjrXu8dbWV50uVh5LSUFLOma3Lv4umUFaq6olfJLUAuXpvI6gBECM/ib/qXC+8+ce6BKhcFq51",
+	"MHpf3TgFwAuYFDzP++syAUz/An8xxRks27xyyW4FJifFiggMwrp8AQiIB1OmaGCyVKF2othfv2azb1IC",
+	"DGd7P8W/tyr8PWNLQ1cGdtPi8mre4/TpVGiTDblgUcfW9vclYzPpgyrWhHvujiZgPBerAFBigDTy0R1t",
+	"Hrvv3wBFdOTMUlflX4M2DOa2NLNeDvXCOGZk4wwgeKKIgfpI9MYVYV9usupbgiFECbu40+wzngDGqDLa",
+	"uz5ywCEdiZTdfjWbgDQ4MCl3SB5ZlaAYaopfpbrQJ1y77PflPreA2Eqlypd467UVwQ6K330nWdo6GedY",
+	"wmsXV5cOU4eIUMA6APQD76qVtqNKFwUSz6/YCs5xj3AIlhf9zVgIZwxL1W7plKgvAoRKMAO6CX43I7Zd",
+	"xZw0HBY8lRgU+Mwq7XDldTsKbpW7QeyjZ+ZBRaH5RM1mo5iY0TitQ/rRkmSZD+r79+cFWXNMtMUG+Xsn",
+	"xqcIdlufmC6MGIT1B/WCsT6v6xwd1CLsrMrMestUlnJLKMb7xZNFn8xSAZLRcn2TPmVgnLH7hp+a1R7w",
+	"HxibAcY1xp9cytUWigguFKEk90hugwIPq/df4uxaDbibDEpnSacuh+kYZ5W42AJy7FQoBUDVUJ+ndfQB",
+	"t5mG8ALCJbgFNN3noWhn0IA7GI95K+aDBmJsEehIRbqHHRLRhazPEKumhhiGGfPlLYYzruKkqniYV8nW",
+	"UafUlPNIc727tBiuTT2wfsmbTbmo37k5G2wgLUuOi7qNL8W+koQOpUgyxfDVkqOgsrTd7v7uQecuq1tC",
+	"/K9n9Les4hGuOn+PTYqaVgvb5EyJFKDcAfqLJYv2JlmqiK5qsy9s6AGv+PqkzQJLKa+rMHiB+mrPt47R",
+	"vTPxwU+ohcjtsIOO8wJfJSwe4IoCojXib4kb7BWbl+PYp1g5KwnCiKJd6CDEkphf5rjkqDIP+EiY2tmt",
+	"AMIvi2cwz+1jW8Ff3oPgFh76Fc54UvTF5z543xWz3glP6nzwwMEfzgn/13UC0Xp5nQaA2NxG9j2EMWtw",
+	"g1cbKQ772zztcNqMcWbRwDe0WNbCtVlMyeWzomuh0CtzNA/c2yRXIIdaflG6vSdkZgoPDcuwKVYTMedG",
+	"8KES4zoEPEgbHR+otXaq5SksaX/kPnEDAly7rbfzM6wPohWxBbEHoKq70OtBFdfArZSx6ZtEQih9GX7o",
+	"khrT1ainLpt0lTmiucoZPvmx2TCA4rfnFnVmvyVK4yMtkV4doXhZmLZ9b8FT4E2zyAkKzOrDEiZ6j24B",
+	"4Ml/s08A4cfuYsC6VTyU+eoRWeVOfE0CGkI5fx9qsBIxJjFvD/jXHpBxP2few0WFsx/b/JzCu6Y3Rb/Q",
+	"jaL06HFVSmA7d2l063YhQQcnWkQ0tqj6dSkkP+XK1O08NptHgKqwZPcT/6keJwAqI9bwmSYKg5IPBsRJ",
+	"htXX+K/nln98//68UdHVfWsTlrE86aVpm7EO+I19E8Zy1tZUd59MY54pptVkKTNto/No4JpZECrJ2+dP",
+	"D5/09snW9+/PyTfaYnxqxN+bFHKcmdwmVF5KhJmYxZzrF5OxSGM1mQ74VgC1xcF2k2BW8lZA1f/+da70",
+	"L6jNxhJgumkWmTRIdj0LsD6bRdgH1AsdDTgUMhZyesGKMZ61mEOoY3kdDpAw3F+Q0GjpuWOdKDXDrqcx",
+	"HwnbaJZiAwKUmQ2XkK9NB4jiGiiHNDEjyP7OzjhWk2zYDsV0x73g/Vesd1w2Ku1V88FjaTrrwK7QvGUp",
+	"NoGAPK5+oTFc0zhf9L4OOEBFtJL4Sp+IR14Y7oW4EECc+Wa2F6fG4GnTBqf9G6UJMBm1zBxcLjH6bdA7",
+	"P6WcYhvSps9RMLAz4FDmZOYBAh+WaFv3qVRf2AEf8P/6L/LMVFrqf5rOY3k1IqTHu+KSjEcsJYHpwxsY",
+	"CBlbqtnXIwRB8KsUfMD/GACfHjT65I9BI470fwwa//N//9+g8bFJBsC9zR/zmgf/oY8wGIypBwpISNM0",
+	"NtnULm97y/Tb07IPvMjmD3K7Td4Uyp2l1iUHHKKYbWxwg9cBfvAqjYNjOCMS+L+5Et1StfGAF8qNjXNN",
+	"iRlqdbGBkgaGslUoQDaoOZxtt/WllyLFeybAO+O68A6zOInAsDQqupqwaZu8zmvmTLcBlaWgRU400Zn2",
+	"gkGvs0deCfIUmzkHcOb6wiPIA2E8momYK0m2gh38TbMK8587mrb9f0NabbDtINUv2ULrrJoL7bShXzwk",
+	"4+78Or+UbUgux0wHXijotXQHaQ051WGVCpLUL7Zc7sOWve7z+bydjsIWi2Il0rZIxzvpKNT/089t24qg",
+	"AbeFdcj9TBtrrN4OlnWyDtrkG1cQAz47KKUZ8EDb+AGZMsDI2pIM+60EXh1OQFBZ2W4aT6vgJIDyHpQt",
+	"WAwXNAccu83oDdHiAQqc8I5O6cIi+lsstViSjYuTBrxYZOdVURaBZaB6zKUvm3N46wL43mHYK9+0zACq",
+	"jPWLTXcPKS9XodlGz+cuSWjA0TukHNyWUyHyyrbaUfz7A6SF2claPEWupl4ijpO2HeexZObLdGo/Rmcz",
+	"RlNcNlzznNUEwCexoMDSJhxGzBE7L3/MlB2Y7T0mv2VCYVNLPUWsWsdLN+AgduzWnhRkiv7xBeiBRjC/",
+	"eX12Tgod8I1KYoAMqBduAeb6NWzc11/70ubrr1GQaQUCK3xwdAtY4ikIV1Y1GXBS0E7OTCziNsEYcqqk",
+	"QfHQw2IvpdQAe0BgnCqyjD208zUVxCQuCjlhmzy7tt4JSB2o2TfzcqBngJ3DMaE/TsFDGUuTpgGlp3ia",
+	"+kq5bn2aijTTlmQuUsC0pkqPJXhoWLppkQl/KnnOcxwMr+7A9XQGEMSJ0MyEuIC2IYUx1J9kqom3Pzbg",
+	"03kJBwJimp+tGmA7zHpmxFdabcPuVfhdr8MmtmbNlV/TtRwrNKw64eUhsyvGB9x0IYqVDXO0iZchAPl/",
+	"xrSBEoXaMobYVNUNONYuGLLf7+ySupoJe2ve+MrogHuSDt+35kCf/PIhyGktPMbj1MxAkoiFCU01B/ce",
+	"/yM3G/TLHz+gBgAV5qVtapMTT6u6YgPuVakDEKNjsiXQ2ELFuqdJOw15wMvKM+A8mohXSbPuk1/yavYP",
+	"wbGhXk2wViGXA86hu962z3kJ4yOhFSE9cKjAK29jmk5Eml0y+iFSgBxwJfQJporE0NnXswYwh7FYAkhV",
+	"CbIzyE8wGHCUjm3/WL1mIipvbSMN+4IAq3Hxaok74ME/n+UXHptebh97JVzedBYo54K9zi7JyxmdrHM9",
+	"moC03lZ1+6a5JeaKl9V1VwbXLJjAA47eykLTGb83E/LEvEWUNrxQ0hpNDb10skBnTQT79LPsoOmt5gIs",
+	"ahYU4kAv7YUeuvUGcnEDNDbz361gdR5BFY8nEKQ0BYWvr2yrLNPEKs/0hTnqXe0dBcb6weBHsWgQGpGW",
+	"a+JsR2zDvSy9eJVxA768NM71Ws61TruMYqnclqmVI0oM+JzGaru5ZFOIvydbp8/On5PqLlmFKUrpSG07",
+	"nRXvqLRqtLmzktDQIAzF0l1kbbX0C5w7oBEt9Ktz0f8Bd3QW2G7XE5FKRoYQzVnoCznTKuUWNmrTt0PL",
+	"9LwdpzdWYH8N7GRyA7DgfYKegshVc7u40AOuaaGxCzJE+WsXIx/BA0crMTgMIFunyjyNlWKQSUEtiU1E",
+	"EqGgowp2rmk4naV8u6uml6hsQmHsDAwwPT99GRYonrEHI4YisS2ykZmMpkns6Bl8b+P4iqFhZmx3rRVW",
+	"/EFB6mfdGyoqxC5xg2NUsWdUTWTTdJeEEzGrnGpluE9su3J43Npu0hLZuc+iLaWZAeD/yRIXBwVLzBin",
+	"s7i9oNPETND9BrpWExnC2ZyOxywl707xvUiEYAsAeFPIjFfXeGJenp5X/C56ULSxwQgzL8kd/WwO6pD7",
+	"WRrNhkGzbvQb3Xan3dGPmak1+o3ddqe9i/ChE/Dt1euK+i9jppal8iAXrKC1GVZnlWHQToHEtKwpem3a",
+	"5ERLvkvGtUniQ+ih1IuV1O+3ybdZinSmzV9081irkVns4qHQPNI1gzacSyulMMSrkkHcgA3BK3QaNfqN",
+	"fzL1/fwSoQrREoOt6XU61mVmkinL5dyQZWFzZywi3S8GkNDgEBrUQQc2aKAFG5dv0h8ufpte//Se/vun",
+	"k6P5/JvnB6eZ2L366fffn5xff/f0fP6vbxbj9GzvsmHgAQEV0GAAAvQfAP01ut3f/n3y7x+un6ajn84u",
+	"npwv3v/43evxk0l49YbO4pdJOj+l9E343bu3ovHxw0fjL6QbQOadofOw6qA2voh2A6AxtYDQo/mW5bLR",
+	"zeM75snTCD+xj3td94Y7k51TU9jp4GNc8491b75zRboWNsh3dTf6v3xoNgzoCdID6poOLtHQMTKhIiU3",
+	"mg1FxzKHDNQj5/ZSFKsWdDmTS+/UC/SXgbMQH21q4tV8GMrFjWvZ4t2RUZwgZk+pLy447xAMKMi75BpH",
+	"5tJGueQVpoHkcEuowJmNkv169CAADDeYaIhD4vBHjgc82Ot0SRF7Q2srRUCN47LiqF9cYa9U7q3euLyX",
+	"mQS2ZhGN4B7WEUX+yA46Ahsfm2ufBG0FHixjryYLc2ZaLzaQK8MFygzosuyn1zV2R93wiD5hrd5wL2rt",
+	"scNR64geDFvdsBftsr3RPj0YQgVzo9+AXbWh1X6h05y7vzeLk6+ev203XDvxJ+FhdMQ6o1aX9oatvXA3",
+	"ah2yvVFLT9j+bcnEC33xHmbqORYJ2uXFudc1QV+yw1jbsxl/LHTRXLO16EcYKVcdYqobAN90d3f3qJiG",
+	"2eh1evutzm6r0z3vdPrwfz8v294YgZFqdvYmof1V0zfuiRvMfG+TmUPGy51n/uGuUhuj6L/kzVMrDdfz",
+	"BqmbXmA/M8sdZrd33j3o7+2bLfG6ktom2b/kwecPJhem0Ym6rDfapa294X7Y2osOWOtw9IS2joadsBv1",
+	"2O5oj2LJhf6S1u+63d32kyK6Vb9xMOpGvXB32Nqj+6y1NzrotA6HT8LWUdRh3VGP7g73wmITy40vvV9w",
+	"0ngpfo+ThO7stztk61/d7jF5EfPsmlwfHlwc7G2T53HKRuJ6p7u7C7ppedtL9zTfep4lyeqN7VQ31iRp",
+	"Ncal3uWNvCNzLYqF3fx9djB6Qg+HraOwo4+7O2rR3nC3Fe5F9k9HdvO7R4ft/W672+m0j45K24+T9zcX",
+	"fylsXZilyc5he1/vy4c8Y8PAA/c6pRPFM9uPWgfsyai152aJ5KKp5SBCNWdzdlbtNFqjAJ5gRE2MCjpL",
+	"SRd8SsMJaz3F9hrrlEF42Dz7SkDusz6CO+iTe5vok99QV9MNr3Q3USQ9TBZ4aXf9S88dUsutNd39Tb5z",
+	"hnrTOw8N5V6V5GImyC8fPha0Zk02BYrwNGP4ufGh2Si4KtxfDMpnUXNWkx24vjsQDIgsgH1d6QAUDoLB",
+	"V0iVgYRolx5tkxuHLBF8DH3Qqp6yAXjZXdLIgil08xonhq3qpFNGgl6nFxAW2w42Fa25d0QKHjvQdzvB",
+	"DsYPMXJSwOmz+jT0varRd6u4Czmb+UZEi5vJPcsbS26yxsYcYzkMxMdivhFUbVXEdO82YvqPvPlG4xT8",
+	"5ZmX4lOEgYulPfPmUuqIJaIySjhBP1Hu5tLzBrw2DNlMsWgllzXPtMnJkr6U+cRJPCqQOOYRCc5KTNk5",
+	"XtdyU/fgx2aj7Nfd+GXz+F/PybsbMMs3CHx1LsQLgL2C9/Y34ZIOHOsli2J6rvVR/XKvt8nLs1SEmoKH",
+	"CXvGlear8O7R+nfPhXhJ+cKsU37msqQgOiAkXp/pSOjY9AtyokRNlooKdNAsFxVPBZfZ1ERxvPREWvtl",
+	"SBZJDRBn3js2Typsk+fAxW1evx+EajonpH2zULrDxbxvMyJsU80yVAAwMxBuW36tOGJlgm/H1G67dKUk",
+	"voI0DahUzMaTKlACIhXqn0tZdD5GCuwJF3MieJ9kPIkvWQ3gI3JYLvhiKjLpYgcmUj1BPyxVA24nnicK",
+	"AMSFnoQp3oTq45AmSTk71DI5U6+51+mSohPJxAKc8zevYFAiiYzrjAKzH/Ct4M27b16cPr149/bFTsYj",
+	"0YITa+HS/j8Y8R/tdjuw6RtPoCJzm2BUxmygJi29SxOWsibENGThxPR8/blgMhuP8CjxyP3chJKnbRlg",
+	"o1NkVsExDnghL2ILRixj/ZZVD61vbB8vq8Sq00S85Oe7qCAmBbpx1ftmj788+O39IXvbUf/ezU73xZsn",
+	"9Owoet4df9f7dXOdpCYreyNlZK8Gn6VQEuPXw9yPy/tWJsoGcuKphXr8HCXhlyLRfjKRgjKUmWFHVXjV",
+	"9RIOPCMrRBu0B8OirtyTgR0AZsDhLdNpmhgoZtEVY80QuB7wgsioMqmcCRdAh3PQ4MuYQzdfg7dLtixU",
+	"NzZXHXAEAfZyr2wJiEhtOaHlp9t5gyCVW2Ipu2I0QXttEvOxCSbUgfbOS6lUhhdIdw4scvPS3JybYDa4",
+	"aykJS1i/xzWmHaDLws+lhIwBh6+7fIPk5ljFNi3HT8DYvqktOeDfAkSDEfd9TQ3lNjgmMk5oqY2OV42e",
+	"Zz2sRl3o64dnqUBtBMCrlkE8QAKUj/Fg3M0rgBv8tj1F1Ib2gL8vUBYqNjluw8xDC9e7ZrEbbJGy4DYF",
+	"kaUDjttQeRCfkpBQoQBVP0WwunJOodGFMOWGCAMRLeYcqgPxRuA3oDw0r3fAemk8wcg7OC3epYAsC5mP",
+	"RWgFWIILFYesNmgGbOQOQruI9dEYR932b4e7V89+ffuefX9y9ur5z3uX35x2fuLxj2t/O3ElhFU/hA9Y",
+	"2liVprO5dlDoPbWRXtC5nZOiiM7SYIvvJ8N/hvHr+PvnPz97e/7j2ak8narZz09PD06n6sfwUsYvnn7f",
+	"Yf860c/88FP3x3j0Y5stvv89en8av45Pf//51+e/vn7/bPfns++P2mEv4cPp8070r++TIhgDInjUAW70",
+	"9o96Hf+PdnKH0x976U8H1+ed2Ys9/vPR/Ieu/P7J5Nvd0Tf74b8P6bPe+N1B/Lrz29u9IgpE3yJL/EVe",
+	"kyKcT43L5IXlKW3bbgAracC6MBjfIUBZrnNWl1wxyZwuJAm4aEHtYIDJr4D0b9pI52KwGA6zrxTCXGvL",
+	"bN+kdDylKycC6wiawJu+Oz9/s9Ntd3Bx1RnAzzebwX+Kp2gTn/8pitKnxfjQRp5/sCFeCfWTrYh+9E59",
+	"frq8X0aSe4Y86Nf1irvI1HLN/a1XvJD7eEpJoHnUokkQpVcrGxX3ThsTGMt9NGy5gc0C1ypunVq/QcrO",
+	"jRJ0cOWbWNuGd4tM3aeFfYuI3pcbnxNj2wnKR/4wFLcpGbdokqwn5YKTy3k08wItFkGOkU/K/pwEZ38Z",
+	"dZ4kyUYE+qywJLhT2M7pkVwfmlwL1LSeUC1n3hlBX/zl1PoM7SjXHDSTFbTtzULIWLNkbdDVAeO5Qd8R",
+	"KVbxKOjJ9fDB4+ewGW9yqfX3BY6LU/k7gsYrI8V1JPB5xIk9hPjVAeLaHIjHYPGjOv4ZqOO2hJ7Wdka4",
+	"gXiAt24TK677bpNIZtriFtqbQRlQukotgrTHzyAOOOBa46o2zViWqXQvssZzAVJooxq57Z1NUioZ4QL8",
+	"MJqTN1xbjcZvT97vsrdH6t9diCUe0rNe9Hxv/N3Brz90kp93r2+W5XQ7WVWjRL5xjmHEKD0ukcTDqJVf",
+	"Pk/8chJhlMuSMJRiIobIajYMFRqXwAo7zfTRqOAs903DZ8BfgPJwzWNKaA08MpNEN4Mp5LNV7R5YAyaV",
+	"IPh3m7xZj+pQYltae8aEb0JhsiNlvlKCe1ieT5GHKktdNtez0aZl3KZ7r56SayMJBfMh5YQLonUpBP0G",
+	"2Lka5R1SV+6W+ullxdyFod7F+38Dnllor/gZR1qG0592bxlt6Xbroi3/VvvZ6aF406Nne9Hzg/F3R7/+",
+	"0NUS6emTq286/OU+JMH01L8Psk882vKKzf0OBY8hl8eQy32HXHyu92irfYb6jAOTojUNEFCHyFnIJnoN",
+	"Im2sMNpAXZC+j8ehw8hy4lUS88s2OReEXok4MilFWj0BLAmHds8kmdArl2Mim34e0loHn9cSMc5Rq3Ik",
+	"kTrTr2SoLTXJSL1FBupGWQep1yrMfj6AN9CVeZ5ElLwQVyyhUKd670kd5Z7Gf5kf0XeoaU0QOojbY20W",
+	"U4KlAXqJjPa8rqLjiylFMRsD3eEf/YuPMutz8C/iHc5tXH2FVwon1xJgBb4Hc+0+82RGH8wuVmScUq4k",
+	"atIAeBdLArjHCJwn1IC7JqEOtwO+vQy34y8C4XhrgPzvqRC/uH3PsyQpoC5f2fwGD7pB/7nUlbX/SyMH",
+	"8zNl6rI/T2PF3L8w1di2IrBP4j8QIk/r8AbdsY/egEazWLTarOmSx8ZZQl2maR9LQuaczFIxihPmg0tj",
+	"gqyHiiBBHhdX8sEvCH9IcVBpW1sjDrzGtZ9YzfdjAfedC7htTw7L7Fx3xUrltndlCswQbtYaZgjPbIhy",
+	"ZPhcfpc/K3yidxLh9P8WZCIEpsfitWIdCiCO+sA5s5SN4muyVe6wX4J30Vr+EjgXG36rdXnUd+FfMWnw",
+	"CIPZBdOz3MafCbL8uqnop2/kfFkxkdgATWLXmtIcbM+QWmAe2+ZmM87rN+tZOSFnSNwOVKi7CTSPg1kZ",
+	"oXX4EOBCxdU8EMaQXQgO/wmBDdUA2XRb3f3zzlF/NweyyZuzIV5MoTMa/rTc/i73AcN+VjWtu8rf7/Y7",
+	"PdjQGyAe1Rv7RjH+xd1W0G4+5A2s8ivkt6cyE+rpE+727AlrOqrfts55dy+ngzXb5l7rdfRq3WsOKyil",
+	"IVuzlaahT81e4gdvAp+EO4fvuf2q7JMHR1WzU6XF1MEHNRtehw2MlPx6+quIX/56snh11pm/POtcv3z+",
+	"4/Wrb8X8pf7fcxG/ePr9TD/zqvdy7+en3x/dClRqc+Wz0sBrJfgQ8I9H1KFHpVUhKXhKK/67Tmn1LMIP",
+	"H5vrnMgY5Y3ilIUqWTSdcposUHMyWOoG7Nm4dos1pc6LXFJkwQ4N2uQdoisUGx8BTPFMaA2NAmwEd10k",
+	"B/yfKcUgOn59wlLormRaTBEEa5AMNE/Tkb2iLx+ZQlkYe4V/eSvPzwaoHQiQD7j+8vYy5/NSF3aNyj3g",
+	"a3Xum+V049G9k/fj095EFKBUNeLvn/oF8p2YzdCI97OXEmFyJzKeyYwmXhJTo8L5N+aZ+YJv5P/u3s7/",
+	"XQ+/1znvHPZ7t9JaNt/h5XpLZQY3l77lg1suh1fpK6WJ/EUe/EKPyBqJ+Q4yVfDgHkBcvjBtSOqS3bQ9",
+	"P3I5kVjxERT8BDt/xNHHoKjeFx/Y8ByXWJ11SLJfpoR/xAb5bHUY5OFG3biBGoO+7Krzbcc2QwbndhUv",
+	"Me+ZKpcUZn2VozGggyEUfBSn00rTJOwQVpvf3CYnq/qveuHRqn6yuxxghJIidgjZ2uvsNiHUvtfp9hGd",
+	"olz/OBYi2j7eLCJivjKkUTG/8bgW4KOM2lGcnKwp2xnwpZl/N1R2voUzfMnuKcH6fsLxdlJ3TZU+MfTn",
+	"mvt+mpnSD8bcAcfEpdA/BpK/AD6PV4NMF3VBZfOL1vzXdl5ZxbD/gsLZfzJlmM59ZPD+h3lC7+YB/SQs",
+	"ivNaEvwCgsFfLOf5J1Pr2c6MqnBSByyHPfXAjAOsLR7tmCqIQlCxTU7AzitGGgGLeMADU9t/MSv09YoE",
+	"Q/QwRS+ZxUalCnrx9QF8DfTOAmLzgEODZyVIrHL0T5dwZqZr6jtoXsCL2KZbNR1NffDYwLYSy/vwldxl",
+	"2KgRQFtd0TdRQlwW5jFllM8nccK22+QdV3GCuBvKz5KXEzGXBk/NQB/kdcg8cqmkZSTZWJJRyphFXsPE",
+	"VZNKel6PhJrX0fsgtTmMbNu2Jpam5WAAzwWVVooFCLWtwAdQbZmfgybZJ5STicjSbayAhJccgq6Fri2/",
+	"jg8ETbLrXr+hbWCbVIrUaOJVuhvwqsVA6gwGgHgzjcFt9jJaOypdbNcm2RJh2zr6CzNNMFcZEAO+zIIg",
+	"W6YFJWy8ZrR9C6nHTA/iVsxdPdKAhxT67atVlZxFvy6bztSCCGhOsX1n/+1NNIl3IPLuZsF48vYH8PBs",
+	"LObMx/+KMqUvWMmBTb+ry7S7/6kpOGayD6XaPFb73Lt9/MU7QB8N6pJaixx8nWZb4x7dyd1efzRmWW1T",
+	"GSXLpdjGFTph4WUdYpXpMV1A8x9wxiOT0h3SJAFL3fqwtBiJecYkgvJX9BBQc12KnlYREPmiDOiGSP1k",
+	"C/W7kiojMz+7ihnFb8Bjud33C5lsf2tK/DqtGY1T22WgsoCm1sGHbMCxWJuTmTZ2bcjHtvrfqoDUQV77",
+	"DHV4sX0r76/d96oXeMDvqtTdxkeMH0GdsEeqUfG83LxAUSMH5DsDBt00A9SE4ks5rcZdXKeqGcX0xo7q",
+	"G8XZC80g7qK+lfXzdY7oZoOz+cXNcEE2j6YXlvUlIAX/8/nv4W50FU5/3LR0/aCzd1hXuf7zbPf6x8P0",
+	"vHv1fn/xzRF/2bt8cfDrd53x873o7Al9thu+O4xfd397u68+8cr1ZSgsxT4sXoQB2LfHEB3jxq7TZb64",
+	"vhYebtRjNfyKGTyGcR61zk81XI9OnemiFgN4pdppa77WlMesiPFA+ZsdplhB03bOrgD7ViF3qvaVypUi",
+	"1CGFKSAwTPmm5TUB5hSjngSuruAGJTY3Lah5uTizm/jgVTUPmu5vXR8uAd0cnvPcGJnsvbLX6hwVXgHx",
+	"eTTssb3RAW0dht2otcd2Ry26P3zSCo+iLtsd7dMn2KQ2SthFzaC7re4TcMHs2UGrrYQTKtWFJpZa3419",
+	"8Y6NgGv3qNM97z7JfWRuj2wGft16dovvwCZ16W64z56MWkfDXtQy29VBN9fB6JB2wi5bvUn7591Ov9Pz",
+	"N8lr+dvbXb5NncPCq4VtGlPFJiKTrBUm8U633duo9+89a0zmRm2ee28Z0H9m+v2XnUw/dUk28sZyDdI5",
+	"V+WeWYBwwdlyWPBck5ZNIrNwQqgklCRCKtMNp01OFZnSxYAPWR2aeVWE7WkN/GIkMl7sCIWy0YUh2XUs",
+	"VZMUkFrABgD0ywJsLloLer7Hy2Skh/EWRw8kE3FHnVS8sVA07+k79GGTvCzz/OecfbW3/qVXQj3XtPJF",
+	"X3ckHXsXb3zv1931Qp6pqaVZkS16blEVLxmbSYBMiA1+rkPXAVPWYGIG5p/vJEuDUnUNfjVYzQbu/dre",
+	"rVocs8NM6crN7rB+aeMLDPUA/6lZlaWU+UdOUMhMvHEGurn6a5MWNYvB8o/5hCpNc3C/MURMtmzHR1tx",
+	"HyZZxKJtc6kHfDX4wyd8p/+JZXj3eKE7j4Vb/ymFW1YgPtY4P7Lzm6d73piX50XRq/NAqbXR9A1sFrM9",
+	"m0V8QH35GLT0te194Zf2gK+qhQ4yk5gVNE0EvphRWuijT9WAC64twm/hG4guDnpkrZ55TGg+G5s0py0/",
+	"RO8e8AxyNRnHJ+iY2tZvwcDxw0GjT8ABtYk02rDW+hZJeSCxqqLOLzCKo+O/CAcOczHuLu1u25XW4mPY",
+	"8OyG8JfRNOb51P+mVMCbiuL8td5596C/t38LCJNPSjivRjcprfM/J0nwUUw/VjZ/CQl691fZ/Eccfdwx",
+	"jp/lKODvODh0KZFiZCtI6/FXbiq+0XVsnb/l4g8H9pJXfzRxjNCQp+d7BuXDVHBYdwz2CVlrvm4o0mG0",
+	"O4CpvM0dbI8W7Cdvwe6dd7ufYKGgc9o+yshPSUZ+wUENxJegxPcq3p/ssVDftVnjbxmkQEvH4L+SBqbL",
+	"YX6P4ytI7VZky1l5NE3pgqRsKq6svWpAtkow34hJvYHYWplDbHC8EIwcfhrw9XnFS6zNv8exeubhm/0t",
+	"9uYSZMsbpFwgavpnYnF+XqLzVmijNsVn95N0AiMDiZUEhxis9FGYPpQwfbQfPxlhjiVFtCBMbwBPb5o4",
+	"LJPmLm/JtHZYalG+EONcqENfepDS8wlLWb8URK/2wczD6pjPoK+xn4crTafMSk2XE/+lHhSfVxQU80wA",
+	"4Py2qbs3ynB4tqzN8mN+w392plOl//YNHFPlLjDIUiaMJmqyNJ3/6YSFl5K8EVKNU3b24wtgDm9ZFEvD",
+	"JhDll9Fwkkv4hCrGw0WbBL1OBz1GA45zh+JTADOZNcGZE5At6D0Hvbutd2qhn4jEXPMPoQjjVywRM1t3",
+	"VElR+A4XcVd1E+YmLQ8dpziMWczFVDb63fahp4xlswaouFFcebDTPig9+BGua6ImixtGeMzilvaxidiM",
+	"8Uh/Gbf1/hjDnW7TfW57r91dvu0MPtxvZDzVVAg3s1k8tU6n48dqxJwXzwNCofdwICeKJIxKqKYunQsQ",
+	"872dzIN1DtO3GaQN7o2VPUZQwpXXF9ytLS4oM4aZ+JxlJ9H2yjL2cmIhigyfiBNm+neDkgjiLuPcNe0e",
+	"6r8LmA6z1T6yTZBLDTgX3q5DoTQl2oYcUsm0zkPHLM+UHjNV+FbKoKcMdCYTasDXMZ0X8RXj2MTrbmyn",
+	"RNibEaH7+hKTy9tBqo/g7+YKD0Sxdhv0eodsDSlCPvzGtOgy7JH0Q8oR40uldDSKQ7JVKxQdD9pGZNkl",
+	"Ii5WJm3DUKm2xMiQJpSHLDXt6iXjkEth6XzAATFsM5H4ltEovhfy/Nyk4luoelCicFpfiFC0sk7FUyYy",
+	"tYmcW3oUT1YcxX0JxFcAUkGjxTGhn71sNBdqBauB19MraxKWLfCQJiRicG+nDLBesjRp9BsTpWb9nZ1E",
+	"PzARUvX3NZFpFT42dGRP5IP7atVx7/ffSMQ4BnQTbbwbUx5+FZlq5ugdKZPM6y9dyH1re80ptUlSbYJ1",
+	"xpJRy7JHx4Cgl+7SsigxL/a1dj0kt4JyTdb//N//F2z7szCFHDX9Kr3emmgWYamGaXfdJs+0deJmiIiO",
+	"hNpI+tfoMyh7KLzmpu1id0tZMwfwhTcrTVHVhC2wLSoCIqI7J29+okTeBsjr/Vb3BQQtjWKleVqcYBUj",
+	"0morZQm7ohycOnrF/tlFte31nOBEK65A27IkYmz31uKReh8xN6D6lTfZMIlDcskWpiEeQlSWfEdb35+9",
+	"fkXesyH5gS3IGVP+set3Gx8/fPz/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

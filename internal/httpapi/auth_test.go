@@ -722,3 +722,30 @@ func TestRedisDown_LoginStillWorks(t *testing.T) {
 		t.Fatal("the unenforced limits must be logged")
 	}
 }
+
+// TestRateLimitedOperations_TellTheQuotaLeft: a rate-limited operation
+// answers with the RateLimit fields of its tightest limit, success or not;
+// other operations send none.
+func TestRateLimitedOperations_TellTheQuotaLeft(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	body := `{"email":"` + u.Email + `","password":"` + u.Password + `"}`
+	res, b := send(t, s, "POST", "/api/v1/auth/login", "", "application/json", body)
+	if res.StatusCode != 200 {
+		t.Fatalf("login: %d %s", res.StatusCode, b)
+	}
+	// login-account (10 a minute) is tighter than login-ip (30), and this
+	// client already logged in once.
+	if p, r := res.Header.Get("RateLimit-Policy"), res.Header.Get("RateLimit"); !strings.HasPrefix(p, `"login-account";q=10;w=60`) || !strings.HasPrefix(r, `"login-account";r=8;t=`) {
+		t.Fatalf("login: RateLimit-Policy %q, RateLimit %q", p, r)
+	}
+	res, b = send(t, s, "POST", "/api/v1/auth/login", "", "application/json", `{"email":"`+u.Email+`","password":"not the password at all"}`)
+	if res.StatusCode != 401 || res.Header.Get("RateLimit") == "" {
+		t.Fatalf("failed login: %d %v %s", res.StatusCode, res.Header, b)
+	}
+	res, _ = send(t, s, "GET", "/api/v1/users/me", u.Tokens.AccessToken, "", "")
+	if res.StatusCode != 200 || res.Header.Get("RateLimit") != "" || res.Header.Get("RateLimit-Policy") != "" {
+		t.Fatalf("an operation without limits: %d %v", res.StatusCode, res.Header)
+	}
+}

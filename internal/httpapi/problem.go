@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -157,6 +158,13 @@ func fromHTTPError(he *echo.HTTPError) *problem {
 		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he}
 }
 
+// maxFieldErrors is the contract's maxItems of a problem's errors: a body
+// with thousands of unknown fields gets a bounded answer.
+const maxFieldErrors = 100
+
+// maxInstance is the contract's maxLength of a problem's instance.
+const maxInstance = 2048
+
 // errClientGone marks a request whose client disconnected.
 var errClientGone = errors.New("client disconnected")
 
@@ -185,9 +193,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		body.Detail = &p.detail
 	}
 	instance := c.Request().URL.Path
+	if len(instance) > maxInstance { // the contract bounds it; paths are not
+		instance = strings.ToValidUTF8(instance[:maxInstance], "")
+	}
 	body.Instance = &instance
 	if len(p.fields) > 0 {
-		body.Errors = &p.fields
+		fields := p.fields[:min(len(p.fields), maxFieldErrors)] // the contract's maxItems
+		body.Errors = &fields
 	}
 	h := c.Response().Header()
 	for k, v := range p.headers {

@@ -365,6 +365,10 @@ func TestListUsers_EveryUserExactlyOnceWhileOthersComeAndGo(t *testing.T) {
 			seen[u.Id]++
 		}
 		if res.JSON200.Meta.NextCursor == nil {
+			// Left out, not null: it has the type of the cursor parameter.
+			if strings.Contains(string(res.Body), "next_cursor") {
+				t.Fatalf("the last page names next_cursor: %s", res.Body)
+			}
 			break
 		}
 		cursor = res.JSON200.Meta.NextCursor
