@@ -63,8 +63,9 @@ lint: ## go vet and golangci-lint on the hand-written code
 	$(TOOL) golangci-lint run ./...
 
 .PHONY: lint-spec
-lint-spec: node_modules ## lint api/openapi.yaml with Redocly
+lint-spec: node_modules ## lint api/openapi.yaml with Redocly, and with Spectral's OpenAPI and OWASP API Security rules
 	npx --no-install redocly lint --format=stylish api/openapi.yaml
+	npx --no-install spectral lint --ruleset .spectral.yaml --fail-severity warn api/openapi.yaml
 
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -56,3 +56,16 @@ WHERE user_id = sqlc.arg(user_id) AND id <> sqlc.arg(keep) AND revoked_at IS NUL
 
 -- name: SetSessionTokenVersion :exec
 UPDATE sessions SET token_version = sqlc.arg(token_version) WHERE id = sqlc.arg(id);
+
+-- name: RenewSession :one
+-- The session that changed the password moves to the new token version and
+-- lives on; no row when it was revoked meanwhile.
+UPDATE sessions SET token_version = sqlc.arg(token_version), last_used_at = now(),
+    idle_expires_at = LEAST(sqlc.arg(idle_expires_at)::timestamptz, expires_at)
+WHERE id = sqlc.arg(id) AND revoked_at IS NULL
+RETURNING expires_at;
+
+-- name: SpendSessionRefreshTokens :exec
+-- The refresh tokens a session holds stop working when it gets a new one.
+UPDATE refresh_tokens SET used_at = now()
+WHERE session_id = sqlc.arg(session_id) AND used_at IS NULL;

@@ -22,6 +22,129 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditAction.
+const (
+	RateLimitBlocked               AuditAction = "rate_limit.blocked"
+	SessionLogout                  AuditAction = "session.logout"
+	SessionRefreshTokenReused      AuditAction = "session.refresh_token_reused"
+	SessionRevoked                 AuditAction = "session.revoked"
+	UserCreated                    AuditAction = "user.created"
+	UserDeleted                    AuditAction = "user.deleted"
+	UserDisabled                   AuditAction = "user.disabled"
+	UserEmailChangeRequested       AuditAction = "user.email.change_requested"
+	UserEmailChangeReverted        AuditAction = "user.email.change_reverted"
+	UserEmailChanged               AuditAction = "user.email.changed"
+	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
+	UserEmailVerified              AuditAction = "user.email.verified"
+	UserEnabled                    AuditAction = "user.enabled"
+	UserLoginFailed                AuditAction = "user.login.failed"
+	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
+	UserLoginLocked                AuditAction = "user.login.locked"
+	UserLoginSucceeded             AuditAction = "user.login.succeeded"
+	UserLoginUnverified            AuditAction = "user.login.unverified"
+	UserLogoutAll                  AuditAction = "user.logout_all"
+	UserPasswordChanged            AuditAction = "user.password.changed"
+	UserPasswordCheckFailed        AuditAction = "user.password.check_failed"
+	UserPasswordReset              AuditAction = "user.password.reset"
+	UserPasswordResetRequested     AuditAction = "user.password.reset_requested"
+	UserRegisterEmailTaken         AuditAction = "user.register.email_taken"
+	UserRegistered                 AuditAction = "user.registered"
+	UserRestored                   AuditAction = "user.restored"
+	UserRolesChanged               AuditAction = "user.roles.changed"
+	UserSessionsRevoked            AuditAction = "user.sessions.revoked"
+	UserUpdated                    AuditAction = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case RateLimitBlocked:
+		return true
+	case SessionLogout:
+		return true
+	case SessionRefreshTokenReused:
+		return true
+	case SessionRevoked:
+		return true
+	case UserCreated:
+		return true
+	case UserDeleted:
+		return true
+	case UserDisabled:
+		return true
+	case UserEmailChangeRequested:
+		return true
+	case UserEmailChangeReverted:
+		return true
+	case UserEmailChanged:
+		return true
+	case UserEmailVerificationRequested:
+		return true
+	case UserEmailVerified:
+		return true
+	case UserEnabled:
+		return true
+	case UserLoginFailed:
+		return true
+	case UserLoginGuessingAlerted:
+		return true
+	case UserLoginLocked:
+		return true
+	case UserLoginSucceeded:
+		return true
+	case UserLoginUnverified:
+		return true
+	case UserLogoutAll:
+		return true
+	case UserPasswordChanged:
+		return true
+	case UserPasswordCheckFailed:
+		return true
+	case UserPasswordReset:
+		return true
+	case UserPasswordResetRequested:
+		return true
+	case UserRegisterEmailTaken:
+		return true
+	case UserRegistered:
+		return true
+	case UserRestored:
+		return true
+	case UserRolesChanged:
+		return true
+	case UserSessionsRevoked:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsResult.
+const (
+	AuditDetailsResultAlreadyVerified AuditDetailsResult = "already_verified"
+	AuditDetailsResultDisabled        AuditDetailsResult = "disabled"
+	AuditDetailsResultMailed          AuditDetailsResult = "mailed"
+	AuditDetailsResultNoAccount       AuditDetailsResult = "no_account"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsResult enum.
+func (e AuditDetailsResult) Valid() bool {
+	switch e {
+	case AuditDetailsResultAlreadyVerified:
+		return true
+	case AuditDetailsResultDisabled:
+		return true
+	case AuditDetailsResultMailed:
+		return true
+	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CheckStatus.
 const (
 	CheckStatusDown CheckStatus = "down"
@@ -34,6 +157,99 @@ func (e CheckStatus) Valid() bool {
 	case CheckStatusDown:
 		return true
 	case CheckStatusUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldErrorCode.
+const (
+	Common            FieldErrorCode = "common"
+	ContainsEmail     FieldErrorCode = "contains_email"
+	Enum              FieldErrorCode = "enum"
+	Format            FieldErrorCode = "format"
+	Invalid           FieldErrorCode = "invalid"
+	InvalidCharacters FieldErrorCode = "invalid_characters"
+	IpLiteral         FieldErrorCode = "ip_literal"
+	LocalDomain       FieldErrorCode = "local_domain"
+	MaxItems          FieldErrorCode = "max_items"
+	MaxKeyLength      FieldErrorCode = "max_key_length"
+	MaxLength         FieldErrorCode = "max_length"
+	MaxValues         FieldErrorCode = "max_values"
+	Maximum           FieldErrorCode = "maximum"
+	MinItems          FieldErrorCode = "min_items"
+	MinLength         FieldErrorCode = "min_length"
+	MinProperties     FieldErrorCode = "min_properties"
+	Minimum           FieldErrorCode = "minimum"
+	Pattern           FieldErrorCode = "pattern"
+	Predictable       FieldErrorCode = "predictable"
+	Repetitive        FieldErrorCode = "repetitive"
+	Required          FieldErrorCode = "required"
+	TooLong           FieldErrorCode = "too_long"
+	TooShort          FieldErrorCode = "too_short"
+	Type              FieldErrorCode = "type"
+	UniqueItems       FieldErrorCode = "unique_items"
+	UnknownField      FieldErrorCode = "unknown_field"
+	UnknownRole       FieldErrorCode = "unknown_role"
+)
+
+// Valid indicates whether the value is a known member of the FieldErrorCode enum.
+func (e FieldErrorCode) Valid() bool {
+	switch e {
+	case Common:
+		return true
+	case ContainsEmail:
+		return true
+	case Enum:
+		return true
+	case Format:
+		return true
+	case Invalid:
+		return true
+	case InvalidCharacters:
+		return true
+	case IpLiteral:
+		return true
+	case LocalDomain:
+		return true
+	case MaxItems:
+		return true
+	case MaxKeyLength:
+		return true
+	case MaxLength:
+		return true
+	case MaxValues:
+		return true
+	case Maximum:
+		return true
+	case MinItems:
+		return true
+	case MinLength:
+		return true
+	case MinProperties:
+		return true
+	case Minimum:
+		return true
+	case Pattern:
+		return true
+	case Predictable:
+		return true
+	case Repetitive:
+		return true
+	case Required:
+		return true
+	case TooLong:
+		return true
+	case TooShort:
+		return true
+	case Type:
+		return true
+	case UniqueItems:
+		return true
+	case UnknownField:
+		return true
+	case UnknownRole:
 		return true
 	default:
 		return false
@@ -240,19 +456,19 @@ func (e TokensTokenType) Valid() bool {
 
 // Defines values for UserStatus.
 const (
-	Active   UserStatus = "active"
-	Deleted  UserStatus = "deleted"
-	Disabled UserStatus = "disabled"
+	UserStatusActive   UserStatus = "active"
+	UserStatusDeleted  UserStatus = "deleted"
+	UserStatusDisabled UserStatus = "disabled"
 )
 
 // Valid indicates whether the value is a known member of the UserStatus enum.
 func (e UserStatus) Valid() bool {
 	switch e {
-	case Active:
+	case UserStatusActive:
 		return true
-	case Deleted:
+	case UserStatusDeleted:
 		return true
-	case Disabled:
+	case UserStatusDisabled:
 		return true
 	default:
 		return false
@@ -292,18 +508,136 @@ type AdminUpdateUserRequest struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// AuditAction What an audit event records. Clients may branch on it; new values may be added
+// in a minor version, so keep a fallback.
+//
+// | action | meaning; `details` keys |
+// |---|---|
+// | `user.registered` | An account was created by registration. |
+// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+// | `session.logout` | A session logged out; `session_id`. |
+// | `user.logout_all` | Every session of the user was ended by the user. |
+// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+// | `user.password.changed` | The password was changed; `kept_session_id`. |
+// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+// | `user.password.reset` | The password was reset with a mailed token. |
+// | `user.email.verified` | The address was verified. |
+// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+// | `user.email.changed` | An email change completed. |
+// | `user.email.change_reverted` | An email change was undone from the old address. |
+// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+// | `user.updated` | An administrator or the user changed fields; `fields`. |
+// | `user.disabled` | An administrator disabled the user. |
+// | `user.enabled` | An administrator enabled the user again. |
+// | `user.deleted` | The user was soft-deleted. |
+// | `user.restored` | An administrator restored a deleted user. |
+// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+// | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+type AuditAction string
+
+// AuditDetails Event-specific details; which keys an action sets is listed with `AuditAction`.
+// Personal data is masked; secrets are never recorded.
+type AuditDetails struct {
+	// By What made the change outside the API, e.g. `create-admin`.
+	By *string `json:"by,omitempty"`
+
+	// Effect What the server did about the event, e.g. `session revoked`.
+	Effect *string `json:"effect,omitempty"`
+
+	// Email The masked address the event is about, e.g. `a***@example.com`.
+	Email *string `json:"email,omitempty"`
+
+	// Fields The fields an update changed.
+	Fields *[]string `json:"fields,omitempty"`
+
+	// From The roles before a change.
+	From *[]string `json:"from,omitempty"`
+
+	// Granted The role `create-admin` granted.
+	Granted *string `json:"granted,omitempty"`
+
+	// KeptSessionId The session a password change kept.
+	KeptSessionId *openapi_types.UUID `json:"kept_session_id,omitempty"`
+
+	// KnownDevice Whether the login came with a valid device token.
+	KnownDevice *bool `json:"known_device,omitempty"`
+
+	// Limit The name of the rate limit that refused requests.
+	Limit *string `json:"limit,omitempty"`
+
+	// NewEmail The masked address an email change asked for.
+	NewEmail *string `json:"new_email,omitempty"`
+
+	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result What the outbox did with a requested mail.
+	Result    *AuditDetailsResult `json:"result,omitempty"`
+	Roles     *[]string           `json:"roles,omitempty"`
+	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
+
+	// To The roles after a change.
+	To *[]string `json:"to,omitempty"`
+}
+
+// AuditDetailsResult What the outbox did with a requested mail.
+type AuditDetailsResult string
+
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
-	// Action What happened, e.g. `user.login.succeeded`.
-	Action string `json:"action"`
+	// Action What an audit event records. Clients may branch on it; new values may be added
+	// in a minor version, so keep a fallback.
+	//
+	// | action | meaning; `details` keys |
+	// |---|---|
+	// | `user.registered` | An account was created by registration. |
+	// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+	// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+	// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+	// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+	// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+	// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+	// | `session.logout` | A session logged out; `session_id`. |
+	// | `user.logout_all` | Every session of the user was ended by the user. |
+	// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+	// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+	// | `user.password.changed` | The password was changed; `kept_session_id`. |
+	// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+	// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+	// | `user.password.reset` | The password was reset with a mailed token. |
+	// | `user.email.verified` | The address was verified. |
+	// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+	// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+	// | `user.email.changed` | An email change completed. |
+	// | `user.email.change_reverted` | An email change was undone from the old address. |
+	// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+	// | `user.updated` | An administrator or the user changed fields; `fields`. |
+	// | `user.disabled` | An administrator disabled the user. |
+	// | `user.enabled` | An administrator enabled the user again. |
+	// | `user.deleted` | The user was soft-deleted. |
+	// | `user.restored` | An administrator restored a deleted user. |
+	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+	Action AuditAction `json:"action"`
 
 	// ActorId The user who acted; `null` for anonymous requests and the system.
 	ActorId   *openapi_types.UUID `json:"actor_id"`
 	CreatedAt time.Time           `json:"created_at"`
 
-	// Details Event-specific details. Personal data is masked; secrets are never recorded.
-	Details map[string]interface{} `json:"details"`
-	Id      openapi_types.UUID     `json:"id"`
+	// Details Event-specific details; which keys an action sets is listed with `AuditAction`.
+	// Personal data is masked; secrets are never recorded.
+	Details AuditDetails       `json:"details"`
+	Id      openapi_types.UUID `json:"id"`
 
 	// Ip Client IP address; `null` when the event did not come from a request.
 	Ip *string `json:"ip"`
@@ -373,7 +707,9 @@ type CreateUserRequest struct {
 	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
-	// Roles Names of existing roles to grant. Default none.
+	// Roles Names of existing roles to grant. Omitted or empty, the user gets `["user"]`.
+	// Any other set needs `roles:assign` besides `users:write`, and only roles
+	// whose permissions the caller holds can be granted.
 	Roles *[]string `json:"roles,omitempty"`
 }
 
@@ -385,11 +721,39 @@ type DeleteMeRequest struct {
 
 // FieldError One invalid field of the request body.
 type FieldError struct {
-	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
-	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
-	// `contains_email` or `predictable`; for an email the server refuses:
-	// `max_length`, `ip_literal` or `local_domain`.
-	Code string `json:"code"`
+	// Code Machine-readable reason. New values may be added in a minor version, so
+	// keep a fallback.
+	//
+	// | code | meaning |
+	// |---|---|
+	// | `required` | A required field is missing. |
+	// | `unknown_field` | The field is not part of the request. |
+	// | `type` | The value has the wrong type (or is null). |
+	// | `format` | The value is not in the field's format (email, uuid, date-time). |
+	// | `pattern` | The value holds characters the field does not take. |
+	// | `enum` | The value is not one of the allowed ones. |
+	// | `min_length` | The value is too short. |
+	// | `max_length` | The value is too long (for an email, also once normalised). |
+	// | `minimum` | The number is too small. |
+	// | `maximum` | The number is too large. |
+	// | `min_items` | The list has too few items. |
+	// | `max_items` | The list has too many items. |
+	// | `unique_items` | The list holds an item twice. |
+	// | `min_properties` | The object needs at least one field. |
+	// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+	// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+	// | `unknown_role` | A role does not exist. |
+	// | `ip_literal` | The email's domain is an IP address. |
+	// | `local_domain` | The email's domain is localhost or has no dot. |
+	// | `too_short` | `password_rejected`: shorter than the minimum. |
+	// | `too_long` | `password_rejected`: longer than the maximum. |
+	// | `common` | `password_rejected`: one of the most common passwords. |
+	// | `repetitive` | `password_rejected`: one character repeated. |
+	// | `contains_email` | `password_rejected`: contains the email or its name part. |
+	// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+	// | `max_values` | The body holds more values than any operation accepts (1,000). |
+	// | `max_key_length` | The body has a key longer than any field name (128 bytes). |
+	Code FieldErrorCode `json:"code"`
 
 	// Field The offending field, e.g. `email`.
 	Field string `json:"field"`
@@ -397,6 +761,40 @@ type FieldError struct {
 	// Message Human-readable explanation.
 	Message string `json:"message"`
 }
+
+// FieldErrorCode Machine-readable reason. New values may be added in a minor version, so
+// keep a fallback.
+//
+// | code | meaning |
+// |---|---|
+// | `required` | A required field is missing. |
+// | `unknown_field` | The field is not part of the request. |
+// | `type` | The value has the wrong type (or is null). |
+// | `format` | The value is not in the field's format (email, uuid, date-time). |
+// | `pattern` | The value holds characters the field does not take. |
+// | `enum` | The value is not one of the allowed ones. |
+// | `min_length` | The value is too short. |
+// | `max_length` | The value is too long (for an email, also once normalised). |
+// | `minimum` | The number is too small. |
+// | `maximum` | The number is too large. |
+// | `min_items` | The list has too few items. |
+// | `max_items` | The list has too many items. |
+// | `unique_items` | The list holds an item twice. |
+// | `min_properties` | The object needs at least one field. |
+// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+// | `unknown_role` | A role does not exist. |
+// | `ip_literal` | The email's domain is an IP address. |
+// | `local_domain` | The email's domain is localhost or has no dot. |
+// | `too_short` | `password_rejected`: shorter than the minimum. |
+// | `too_long` | `password_rejected`: longer than the maximum. |
+// | `common` | `password_rejected`: one of the most common passwords. |
+// | `repetitive` | `password_rejected`: one character repeated. |
+// | `contains_email` | `password_rejected`: contains the email or its name part. |
+// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+// | `max_values` | The body holds more values than any operation accepts (1,000). |
+// | `max_key_length` | The body has a key longer than any field name (128 bytes). |
+type FieldErrorCode string
 
 // ForgotPasswordRequest defines model for ForgotPasswordRequest.
 type ForgotPasswordRequest struct {
@@ -458,8 +856,10 @@ type ListMeta struct {
 	// Limit The page size that was applied.
 	Limit int `json:"limit"`
 
-	// NextCursor Pass as `cursor` to get the next page; `null` on the last page.
-	NextCursor *string `json:"next_cursor"`
+	// NextCursor Pass as `cursor` to get the next page; absent on the last page. Absent rather
+	// than `null`, so that it has the type of the `cursor` parameter (an optional
+	// string) in generated clients and can be passed back as it is.
+	NextCursor *string `json:"next_cursor,omitempty"`
 
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
@@ -493,7 +893,7 @@ type Meta struct {
 	RequestId string `json:"request_id"`
 }
 
-// Permission A permission a role grants; operations declare the one they need as a `bearerAuth` scope.
+// Permission A permission a role grants; operations list the ones they need in their `x-permissions` extension.
 type Permission string
 
 // Problem An RFC 9457 problem document.
@@ -515,7 +915,7 @@ type Problem struct {
 	// | `payload_too_large` | 413 | The body exceeds the size limit. |
 	// | `unsupported_media_type` | 415 | The body is not `application/json`. |
 	// | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-	// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+	// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 	// | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 	// | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 	// | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -528,7 +928,8 @@ type Problem struct {
 	// Detail Human-readable explanation of this occurrence.
 	Detail *string `json:"detail,omitempty"`
 
-	// Errors Field-level details; present only on `422` problems.
+	// Errors Field-level details; on `422` problems, and on `400 bad_request` for
+	// parameters. At most 100: a request with more problems lists the first 100.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
 	// Instance The request path.
@@ -564,7 +965,7 @@ type Problem struct {
 // | `payload_too_large` | 413 | The body exceeds the size limit. |
 // | `unsupported_media_type` | 415 | The body is not `application/json`. |
 // | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 // | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 // | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 // | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -698,7 +1099,7 @@ type Tokens struct {
 	// Example: 900
 	ExpiresIn int `json:"expires_in"`
 
-	// RefreshExpiresIn Seconds until the refresh token expires.
+	// RefreshExpiresIn Seconds until the refresh token expires (when unused; at the latest the session's absolute expiry).
 	RefreshExpiresIn int `json:"refresh_expires_in"`
 
 	// RefreshToken Opaque refresh token for `refreshTokens`; single use. Store it securely.
@@ -832,15 +1233,23 @@ type TooManyRequests = Problem
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
 
+// UnexpectedProblem An RFC 9457 problem document.
+type UnexpectedProblem = Problem
+
 // UnprocessableEntity An RFC 9457 problem document.
 type UnprocessableEntity = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// WrongPassword An RFC 9457 problem document.
+type WrongPassword = Problem
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -852,8 +1261,8 @@ type ListAuditEventsParams struct {
 	// SubjectId Only events about this user.
 	SubjectId *openapi_types.UUID `form:"subject_id,omitempty" json:"subject_id,omitempty"`
 
-	// Action Only events with exactly this action, e.g. `user.login.failed`.
-	Action *string `form:"action,omitempty" json:"action,omitempty"`
+	// Action Only events with this action.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
 	// Since Only events at or after this instant (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
@@ -864,7 +1273,9 @@ type ListAuditEventsParams struct {
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -888,7 +1299,9 @@ type ListUsersParams struct {
 
 // ListMySessionsParams defines parameters for ListMySessions.
 type ListMySessionsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -1054,7 +1467,7 @@ func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
 
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
@@ -1204,7 +1617,7 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
@@ -1309,7 +1722,7 @@ func (w *ServerInterfaceWrapper) ListMySessions(ctx echo.Context) error {
 
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
@@ -1547,7 +1960,9 @@ type BadRequestApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type ConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1556,7 +1971,9 @@ type ConflictApplicationProblemPlusJSONResponse struct {
 }
 
 type EmailNotVerifiedResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type EmailNotVerifiedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1583,7 +2000,9 @@ type InternalErrorApplicationProblemPlusJSONResponse struct {
 }
 
 type InvalidCredentialsResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type InvalidCredentialsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1592,7 +2011,9 @@ type InvalidCredentialsApplicationProblemPlusJSONResponse struct {
 }
 
 type InvalidRefreshTokenResponseHeaders struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type InvalidRefreshTokenApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1630,7 +2051,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 type TooManyRequestsResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
@@ -1649,8 +2070,19 @@ type UnauthorizedApplicationProblemPlusJSONResponse struct {
 	Headers UnauthorizedResponseHeaders
 }
 
-type UnprocessableEntityResponseHeaders struct {
+type UnexpectedProblemResponseHeaders struct {
 	XRequestID *string
+}
+type UnexpectedProblemApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnexpectedProblemResponseHeaders
+}
+
+type UnprocessableEntityResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 type UnprocessableEntityApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -1667,6 +2099,15 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Headers UnsupportedMediaTypeResponseHeaders
 }
 
+type WrongPasswordResponseHeaders struct {
+	XRequestID *string
+}
+type WrongPasswordApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers WrongPasswordResponseHeaders
+}
+
 type GetJwksRequestObject struct {
 }
 
@@ -1674,15 +2115,25 @@ type GetJwksResponseObject interface {
 	VisitGetJwksResponse(w http.ResponseWriter) error
 }
 
-type GetJwks200JSONResponse JWKS
+type GetJwks200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetJwks200JSONResponse struct {
+	Body    JWKS
+	Headers GetJwks200ResponseHeaders
+}
 
 func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1707,6 +2158,27 @@ func (response GetJwks500ApplicationProblemPlusJSONResponse) VisitGetJwksRespons
 	return err
 }
 
+type GetJwksdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetJwksdefaultApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
 }
@@ -1717,6 +2189,7 @@ type ListAuditEventsResponseObject interface {
 
 type ListAuditEvents200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListAuditEvents200JSONResponse struct {
@@ -1732,6 +2205,9 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1835,6 +2311,27 @@ func (response ListAuditEvents503ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
+type ListAuditEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListAuditEventsdefaultApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResendVerificationRequestObject struct {
 	Body *ResendVerificationJSONRequestBody
 }
@@ -1843,15 +2340,33 @@ type ResendVerificationResponseObject interface {
 	VisitResendVerificationResponse(w http.ResponseWriter) error
 }
 
-type ResendVerification202JSONResponse AcceptedResponse
+type ResendVerification202ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type ResendVerification202JSONResponse struct {
+	Body    AcceptedResponse
+	Headers ResendVerification202ResponseHeaders
+}
 
 func (response ResendVerification202JSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1925,6 +2440,12 @@ func (response ResendVerification422ApplicationProblemPlusJSONResponse) VisitRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -1999,6 +2520,27 @@ func (response ResendVerification503ApplicationProblemPlusJSONResponse) VisitRes
 	return err
 }
 
+type ResendVerificationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ResendVerificationdefaultApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyEmailRequestObject struct {
 	Body *VerifyEmailJSONRequestBody
 }
@@ -2007,10 +2549,18 @@ type VerifyEmailResponseObject interface {
 	VisitVerifyEmailResponse(w http.ResponseWriter) error
 }
 
+type VerifyEmail204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type VerifyEmail204Response struct {
+	Headers VerifyEmail204ResponseHeaders
 }
 
 func (response VerifyEmail204Response) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2045,6 +2595,12 @@ func (response VerifyEmail409ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2102,6 +2658,12 @@ func (response VerifyEmail422ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2148,6 +2710,27 @@ func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	return err
 }
 
+type VerifyEmaildefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response VerifyEmaildefaultApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
 }
@@ -2157,8 +2740,11 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
-	CacheControl *string
-	Pragma       *string
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type Login200JSONResponse struct {
@@ -2178,6 +2764,15 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -2214,6 +2809,12 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2233,6 +2834,12 @@ func (response Login403ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2290,6 +2897,12 @@ func (response Login422ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2364,6 +2977,27 @@ func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type LogindefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response LogindefaultApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogoutRequestObject struct {
 }
 
@@ -2371,10 +3005,18 @@ type LogoutResponseObject interface {
 	VisitLogoutResponse(w http.ResponseWriter) error
 }
 
+type Logout204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type Logout204Response struct {
+	Headers Logout204ResponseHeaders
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2439,6 +3081,27 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type LogoutdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogoutAllRequestObject struct {
 }
 
@@ -2446,10 +3109,18 @@ type LogoutAllResponseObject interface {
 	VisitLogoutAllResponse(w http.ResponseWriter) error
 }
 
+type LogoutAll204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type LogoutAll204Response struct {
+	Headers LogoutAll204ResponseHeaders
 }
 
 func (response LogoutAll204Response) VisitLogoutAllResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2514,6 +3185,27 @@ func (response LogoutAll503ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 	return err
 }
 
+type LogoutAlldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response LogoutAlldefaultApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ForgotPasswordRequestObject struct {
 	Body *ForgotPasswordJSONRequestBody
 }
@@ -2522,15 +3214,33 @@ type ForgotPasswordResponseObject interface {
 	VisitForgotPasswordResponse(w http.ResponseWriter) error
 }
 
-type ForgotPassword202JSONResponse AcceptedResponse
+type ForgotPassword202ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type ForgotPassword202JSONResponse struct {
+	Body    AcceptedResponse
+	Headers ForgotPassword202ResponseHeaders
+}
 
 func (response ForgotPassword202JSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2604,6 +3314,12 @@ func (response ForgotPassword422ApplicationProblemPlusJSONResponse) VisitForgotP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2678,6 +3394,27 @@ func (response ForgotPassword503ApplicationProblemPlusJSONResponse) VisitForgotP
 	return err
 }
 
+type ForgotPassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ForgotPassworddefaultApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResetPasswordRequestObject struct {
 	Body *ResetPasswordJSONRequestBody
 }
@@ -2686,10 +3423,18 @@ type ResetPasswordResponseObject interface {
 	VisitResetPasswordResponse(w http.ResponseWriter) error
 }
 
+type ResetPassword204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type ResetPassword204Response struct {
+	Headers ResetPassword204ResponseHeaders
 }
 
 func (response ResetPassword204Response) VisitResetPasswordResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -2762,6 +3507,12 @@ func (response ResetPassword422ApplicationProblemPlusJSONResponse) VisitResetPas
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2808,6 +3559,27 @@ func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPas
 	return err
 }
 
+type ResetPassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ResetPassworddefaultApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshTokensRequestObject struct {
 	Body *RefreshTokensJSONRequestBody
 }
@@ -2817,8 +3589,11 @@ type RefreshTokensResponseObject interface {
 }
 
 type RefreshTokens200ResponseHeaders struct {
-	CacheControl *string
-	Pragma       *string
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type RefreshTokens200JSONResponse struct {
@@ -2838,6 +3613,15 @@ func (response RefreshTokens200JSONResponse) VisitRefreshTokensResponse(w http.R
 	}
 	if response.Headers.Pragma != nil {
 		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -2874,6 +3658,12 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2931,6 +3721,12 @@ func (response RefreshTokens422ApplicationProblemPlusJSONResponse) VisitRefreshT
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3005,6 +3801,27 @@ func (response RefreshTokens503ApplicationProblemPlusJSONResponse) VisitRefreshT
 	return err
 }
 
+type RefreshTokensdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegisterRequestObject struct {
 	Body *RegisterJSONRequestBody
 }
@@ -3013,15 +3830,33 @@ type RegisterResponseObject interface {
 	VisitRegisterResponse(w http.ResponseWriter) error
 }
 
-type Register202JSONResponse AcceptedResponse
+type Register202ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type Register202JSONResponse struct {
+	Body    AcceptedResponse
+	Headers Register202ResponseHeaders
+}
 
 func (response Register202JSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3095,6 +3930,12 @@ func (response Register422ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3169,6 +4010,27 @@ func (response Register503ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 	return err
 }
 
+type RegisterdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RegisterdefaultApplicationProblemPlusJSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListRolesRequestObject struct {
 }
 
@@ -3178,6 +4040,7 @@ type ListRolesResponseObject interface {
 
 type ListRoles200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListRoles200JSONResponse struct {
@@ -3193,6 +4056,9 @@ func (response ListRoles200JSONResponse) VisitListRolesResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3277,6 +4143,27 @@ func (response ListRoles503ApplicationProblemPlusJSONResponse) VisitListRolesRes
 	return err
 }
 
+type ListRolesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRolesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -3287,6 +4174,7 @@ type ListUsersResponseObject interface {
 
 type ListUsers200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -3302,6 +4190,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3405,6 +4296,27 @@ func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	return err
 }
 
+type ListUsersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateUserRequestObject struct {
 	Body *CreateUserJSONRequestBody
 }
@@ -3416,6 +4328,7 @@ type CreateUserResponseObject interface {
 type CreateUser201ResponseHeaders struct {
 	CacheControl string
 	Location     *string
+	XRequestID   *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3433,6 +4346,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -3510,6 +4426,12 @@ func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3567,6 +4489,12 @@ func (response CreateUser422ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3613,6 +4541,27 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response CreateUserdefaultApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMeRequestObject struct {
 	Body *DeleteMeJSONRequestBody
 }
@@ -3621,10 +4570,18 @@ type DeleteMeResponseObject interface {
 	VisitDeleteMeResponse(w http.ResponseWriter) error
 }
 
+type DeleteMe204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteMe204Response struct {
+	Headers DeleteMe204ResponseHeaders
 }
 
 func (response DeleteMe204Response) VisitDeleteMeResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -3666,6 +4623,25 @@ func (response DeleteMe401ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMe403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMe403ApplicationProblemPlusJSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3719,6 +4695,12 @@ func (response DeleteMe422ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3793,6 +4775,27 @@ func (response DeleteMe503ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 	return err
 }
 
+type DeleteMedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteMedefaultApplicationProblemPlusJSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMeRequestObject struct {
 }
 
@@ -3802,6 +4805,7 @@ type GetMeResponseObject interface {
 
 type GetMe200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type GetMe200JSONResponse struct {
@@ -3817,6 +4821,9 @@ func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) e
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3882,6 +4889,27 @@ func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
+type GetMedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateMeRequestObject struct {
 	Body *UpdateMeJSONRequestBody
 }
@@ -3891,7 +4919,10 @@ type UpdateMeResponseObject interface {
 }
 
 type UpdateMe200ResponseHeaders struct {
-	CacheControl string
+	CacheControl    string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 type UpdateMe200JSONResponse struct {
@@ -3907,6 +4938,15 @@ func (response UpdateMe200JSONResponse) VisitUpdateMeResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3953,6 +4993,25 @@ func (response UpdateMe401ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
+type UpdateMe403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe403ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateMe409ApplicationProblemPlusJSONResponse struct {
 	ConflictApplicationProblemPlusJSONResponse
 }
@@ -3964,6 +5023,12 @@ func (response UpdateMe409ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4021,6 +5086,12 @@ func (response UpdateMe422ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4095,6 +5166,27 @@ func (response UpdateMe503ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
+type UpdateMedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateMedefaultApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -4103,12 +5195,36 @@ type ChangePasswordResponseObject interface {
 	VisitChangePasswordResponse(w http.ResponseWriter) error
 }
 
-type ChangePassword204Response struct {
+type ChangePassword200ResponseHeaders struct {
+	CacheControl *string
+	Pragma       *string
+	XRequestID   *string
 }
 
-func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
-	w.WriteHeader(204)
-	return nil
+type ChangePassword200JSONResponse struct {
+	Body    TokenResponse
+	Headers ChangePassword200ResponseHeaders
+}
+
+func (response ChangePassword200JSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Pragma != nil {
+		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ChangePassword400ApplicationProblemPlusJSONResponse struct {
@@ -4148,6 +5264,25 @@ func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangeP
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4201,6 +5336,12 @@ func (response ChangePassword422ApplicationProblemPlusJSONResponse) VisitChangeP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4275,6 +5416,27 @@ func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangeP
 	return err
 }
 
+type ChangePassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ChangePassworddefaultApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListMySessionsRequestObject struct {
 	Params ListMySessionsParams
 }
@@ -4285,6 +5447,7 @@ type ListMySessionsResponseObject interface {
 
 type ListMySessions200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type ListMySessions200JSONResponse struct {
@@ -4300,6 +5463,9 @@ func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4384,6 +5550,27 @@ func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMyS
 	return err
 }
 
+type ListMySessionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListMySessionsdefaultApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeMySessionRequestObject struct {
 	Id SessionId `json:"id"`
 }
@@ -4392,10 +5579,18 @@ type RevokeMySessionResponseObject interface {
 	VisitRevokeMySessionResponse(w http.ResponseWriter) error
 }
 
+type RevokeMySession204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type RevokeMySession204Response struct {
+	Headers RevokeMySession204ResponseHeaders
 }
 
 func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -4498,6 +5693,27 @@ func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevoke
 	return err
 }
 
+type RevokeMySessiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RevokeMySessiondefaultApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -4506,10 +5722,18 @@ type DeleteUserResponseObject interface {
 	VisitDeleteUserResponse(w http.ResponseWriter) error
 }
 
+type DeleteUser204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type DeleteUser204Response struct {
+	Headers DeleteUser204ResponseHeaders
 }
 
 func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -4631,6 +5855,27 @@ func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	return err
 }
 
+type DeleteUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -4641,6 +5886,7 @@ type GetUserResponseObject interface {
 
 type GetUser200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type GetUser200JSONResponse struct {
@@ -4656,6 +5902,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4778,6 +6027,27 @@ func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	return err
 }
 
+type GetUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUserRequestObject struct {
 	Id   UserId `json:"id"`
 	Body *UpdateUserJSONRequestBody
@@ -4789,6 +6059,7 @@ type UpdateUserResponseObject interface {
 
 type UpdateUser200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -4804,6 +6075,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4899,6 +6173,12 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4956,6 +6236,12 @@ func (response UpdateUser422ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5002,6 +6288,27 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -5012,6 +6319,7 @@ type RestoreUserResponseObject interface {
 
 type RestoreUser200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type RestoreUser200JSONResponse struct {
@@ -5027,6 +6335,9 @@ func (response RestoreUser200JSONResponse) VisitRestoreUserResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5122,6 +6433,12 @@ func (response RestoreUser409ApplicationProblemPlusJSONResponse) VisitRestoreUse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5168,6 +6485,27 @@ func (response RestoreUser503ApplicationProblemPlusJSONResponse) VisitRestoreUse
 	return err
 }
 
+type RestoreUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RestoreUserdefaultApplicationProblemPlusJSONResponse) VisitRestoreUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SetUserRolesRequestObject struct {
 	Id   UserId `json:"id"`
 	Body *SetUserRolesJSONRequestBody
@@ -5179,6 +6517,7 @@ type SetUserRolesResponseObject interface {
 
 type SetUserRoles200ResponseHeaders struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 type SetUserRoles200JSONResponse struct {
@@ -5194,6 +6533,9 @@ func (response SetUserRoles200JSONResponse) VisitSetUserRolesResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5327,6 +6669,12 @@ func (response SetUserRoles422ApplicationProblemPlusJSONResponse) VisitSetUserRo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5373,6 +6721,27 @@ func (response SetUserRoles503ApplicationProblemPlusJSONResponse) VisitSetUserRo
 	return err
 }
 
+type SetUserRolesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response SetUserRolesdefaultApplicationProblemPlusJSONResponse) VisitSetUserRolesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeUserSessionsRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -5381,10 +6750,18 @@ type RevokeUserSessionsResponseObject interface {
 	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
 }
 
+type RevokeUserSessions204ResponseHeaders struct {
+	XRequestID *string
+}
+
 type RevokeUserSessions204Response struct {
+	Headers RevokeUserSessions204ResponseHeaders
 }
 
 func (response RevokeUserSessions204Response) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -5506,6 +6883,27 @@ func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRev
 	return err
 }
 
+type RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RevokeUserSessionsdefaultApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetHealthRequestObject struct {
 }
 
@@ -5513,15 +6911,25 @@ type GetHealthResponseObject interface {
 	VisitGetHealthResponse(w http.ResponseWriter) error
 }
 
-type GetHealth200JSONResponse Health
+type GetHealth200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth200JSONResponse struct {
+	Body    Health
+	Headers GetHealth200ResponseHeaders
+}
 
 func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5546,16 +6954,47 @@ func (response GetHealth500ApplicationProblemPlusJSONResponse) VisitGetHealthRes
 	return err
 }
 
-type GetHealth503JSONResponse Health
+type GetHealth503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetHealth503JSONResponse struct {
+	Body    Health
+	Headers GetHealth503ResponseHeaders
+}
 
 func (response GetHealth503JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHealthdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetHealthdefaultApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5567,15 +7006,25 @@ type GetLivenessResponseObject interface {
 	VisitGetLivenessResponse(w http.ResponseWriter) error
 }
 
-type GetLiveness200JSONResponse Liveness
+type GetLiveness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetLiveness200JSONResponse struct {
+	Body    Liveness
+	Headers GetLiveness200ResponseHeaders
+}
 
 func (response GetLiveness200JSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5600,6 +7049,27 @@ func (response GetLiveness500ApplicationProblemPlusJSONResponse) VisitGetLivenes
 	return err
 }
 
+type GetLivenessdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetLivenessdefaultApplicationProblemPlusJSONResponse) VisitGetLivenessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadinessRequestObject struct {
 }
 
@@ -5607,15 +7077,25 @@ type GetReadinessResponseObject interface {
 	VisitGetReadinessResponse(w http.ResponseWriter) error
 }
 
-type GetReadiness200JSONResponse Health
+type GetReadiness200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness200JSONResponse struct {
+	Body    Health
+	Headers GetReadiness200ResponseHeaders
+}
 
 func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5640,16 +7120,47 @@ func (response GetReadiness500ApplicationProblemPlusJSONResponse) VisitGetReadin
 	return err
 }
 
-type GetReadiness503JSONResponse Health
+type GetReadiness503ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetReadiness503JSONResponse struct {
+	Body    Health
+	Headers GetReadiness503ResponseHeaders
+}
 
 func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReadinessdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetReadinessdefaultApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6748,259 +8259,316 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2JctvGlj/8Kl2cqYqUj6RIarOouvWNLNuJHG+RZPsmgUdoAk0SFtjNoBuimMRV8zTzYPMk/+pzuoHG",
-	"wkWLt8RVN3UtCWj0cvrs53f+bARiMhWccSUb/T8bY0ZDlsA/j2kwZseCq0TEL8SZEgnTvw6ZDJJoqiLB",
-	"G/3GUTyjc0l8LlpSP+EfEjVmZCDCORmLOJSEBoFIuSIhVZSoMVWECxLoscmEzsklY9N2o9lg13QyjVmj",
-	"37BDNZqNhP2eRgkLG32VpKzZkMGYTaieBePppNH/LX/4XbOh5lP9vlRJxEeNDx+ajVP2e8qkOgmrEz8f",
-	"M5Lgn7+T5OTRIZGMwdyPXp0Q59k2OYqlIBEnvnn+Igp9Iobw8DQRg5hNiivYG3bDXrA9aO3QXdbaGe51",
-	"Wg8G+0HrIOyw7rBHtwc7QcNdTXnmH5qNKU3ohCl7FmkiRVJdxcsp/T1lJIA/k2EiJsSfMEXbnF2rC/y1",
-	"M1d2FYlUkikdsTZ5OYkUiRQZigT+PIwSqfBvhdWw+dP3J+9F9Pz90fzFWWf2/Kxz/fzJz9cvHonZc/3f",
-	"ExE9O3461c+86D3f+fX46UGj2Yj0/H5PWTJvNBucTvRQOKHC0if0+hnjIzVu9He7vbpDfBZNIlVd+nN6",
-	"HU3SCeHpZMASvcZIsYkkguNiy+vodernFMPw7pRCNqRprPCVCX6m0e929E8RNz9lM424YiOWwFTPmJSR",
-	"4IvoTeKfv5MkCpuEShJHUrGQDObE1/98PjcDSL94BF26Heyy/WHrYNALNUHR1oOgw1q9wU64N3xAO0GX",
-	"2S2fUjXOVxeFS6/RUCQTqhr9RprCk9Xdfy1Zsmg9qWQJLKY42/3gQXjAOsNWl/YGrZ1gO2w9YDvD1i7d",
-	"G9i/fZTZftAvy6ngksGteUhDwwH0T4HginH4J51O4yigeilb5gb/f++lXtefdh0wwICGF0k+gkwnE5rM",
-	"NdsjQEVEJESvgGS3lUSSRPyKxjDBKxqnDL8d6pm64zUbIVM0ihv9xs8wVj6Gh0TpNcgklYoMGKGcGDoj",
-	"A6ZmjHHSJZSHpNvptGEvpaI80N/YotNo66q7pQ9Hmu1EpnUDzqSoSmWjv6NpXkUKjvUhDUk+ebP3acL7",
-	"I6rYWKSS9c1e9t116lMxO3IhOLtQ0YRdKHHJeHFLkSFLpvSmXrEkGpoTIvAwCSjnAjYjlaxucxd8xNln",
-	"/QkcLD+lJmHXU01u+rNjKgmNE0bDORnoTdafWrC/NFXjrSmVciaScAtmfp+7fYLT07OyE7TrWbr1C3ZB",
-	"n8KExvoGsfDC0npx90FoR5LobcaPPz17+aJmp0sDlXbYbMGC4ZbtZixGEb/PTXxuJ2pXsnTrSssCfpIz",
-	"n/9M2LDRb/zHVq4wbeFf5dYrHAFfWahn6M3IvtHP9aTKHpENvzgXf7NJKLIcj9fynOx5TTAiVVoeJpSP",
-	"GNnwnduoBxIJoURw1tLk4fHsQqT8kosZL1wIexn0PSAbfj1x+U0iuMd9uAOvzI3wgT35cJHnjyc0iv3N",
-	"tqdP11Ex/90y/Ll18mjRHpvHt3JdDnb5WPBhHAW35eyB83rxFmi+aY8kZDHTAnojYaBlamG4WXMhstFK",
-	"V6FmrGXcemsdybll5nLne3KQ35PjfP5Lb0i2Tn0CTB/qhaK1nBz+SGgYJkxKZLd6N2r2zh3G2b4jLtSY",
-	"JZn54FCiJGocyeInPqoQdHbqcWFddtZLN81d4P3zFHskkswiNQamEqRJwrgiegEM+UzxOAYsFnwkiRIe",
-	"p6V93vCd+Rp2oVA0izQJmCXniBOKX0CjjsaxmEmP62fFlCUoujd8O7/7vf1wDC+EegN6AgtvzgUqFMiF",
-	"uriywzmECJ+Yk7lIk8o2DkXCSCxGo4iPSMQ/vmzbLlMiCI581msQYmGd90WNVg/S1BGIJGGBIoNU1dCe",
-	"FXZmBmTOVBNEhRozj0uWXCHL1HQTjVLUe4ixCbS5agnUXYe/2SavJZrvccQvNXXCeAU9Et4DgraXhxLO",
-	"ZloW4uUBCcbDN85L/n1S7RORDKIwRH55a3IdZqMUpE0knXtn9kvCjgAT7Gv2SaYsmURgYn5UhumQ6RNn",
-	"tkupM1/WfRElDQJg0lbBQQVLk2WkJMrmmAaXuEn5zpAiC+OMhZJs+Nn8/M32vVHECVcs4TR+nCTo3rk1",
-	"VURmpAsGQxUkKUk5u56yQKsy8GciAhASy7WRyV11jN2iQYMTJOaO23musGYKq7oPyqjbDq3Zuh/S/OQR",
-	"7J8k1LB4FpKUh8xKQ2QgJ4+ahDO9nISpNOG4o/dFG0CwxwkLGVcRjeUdCQR198AZr6SuFjk12Bk5W4+4",
-	"YewfX8p1q2ZwcdZrWcDuK/dBOM/02siQRnHBFnI+o8kGGA+XM+MKgj8FNCazMQM9K5OIHndtLlUSorNE",
-	"8JHVvaxuFkkSRpIOYjTOrEVxjxLKbPcpGyZMjs+tl+bORJfggPUuGfPHimvGemSMPbqM7swQH4PyCrNb",
-	"l/aK670/nb+0UWWTvUkSdiUukTxmjjNL2+8ez4m2MD+j5WdCMaCccEG0jaBFpADVljyD/yd0RCN+nyT3",
-	"QqgnIuV3U+G1MjiEURzaeiFwPcYwiqyn+k7m951JbCcnsRdCETvrpWSVL+/+SMmYc6FgqJGz60hq7Tr7",
-	"1n3qOa/oPBY0PBfiGU1G7E5nPcWxLpQQFzGMtsIBqYQg8OByDjKKpGLJXc+36+i+ZtX5BFadc3Vp9+0u",
-	"gD1h1wEotQpiUlob+04SGf2hjacJmFiVidwnMZyx5CoK2GtOr2gUa3F2J3qQONxF6oxXogjzCBADm0xF",
-	"QpMonhPnjUOtwCVzElPFko+tFTskYvaCFCe/lEjq1nsvijEJ2ZTxkPFgTjZeCalGCTv7+ZmWDacsjOQm",
-	"ipyE0WCsv0o2/Jq5gKPnKFVj1Hy0kp0ZUxLUJxLEQmq7XrPkGZ1r3YgbYkQLTEsxPH+Po48pj/5ogdYm",
-	"p85p3aMwOhfiOeVz81t5S+ey0dcuYhFcom+q6Bx19DmXHPFxsgFKdJ2buTSuS+RCkAnlc6uewhDysKw9",
-	"mi8MRUIOOh0iWSB4KD+6Qt9zHKhHZjbZGpbSemnFEOGlil0An6psrd2ExB5fdQsLb9dtoH3XMoSIk53e",
-	"Z9mpuuUs3azC2u7J01yeA9nw3c/4m4dkRiNFfLiQraOhYomfbRd5yYkPG+M3Pe4XT9MnE0a5LNNozY2g",
-	"elSSsCkDdoI07nEk8sr1P6WKLcgZQUk4oRGP+Ij8ngpFre/RzpmkXEUxiRQGoyXZOHl8/oRkgxL8EhlG",
-	"LA4lCRM6VJvF/AevATNrRVOvcZj8q3Oo/rXTW5rv08wn3Xol4iiY188dZzyFJ9DtPgP7SItzzTnuNtXf",
-	"/9XtHM7+tddZNdf8qKvTPDPbqAQShnGSq2SutxytB3cKO71CNpDNr+nU5tfcgbO/5vqWiiT64zbRAiCs",
-	"OsdCgQG9BaM9M+M30EB/zpokGFM+YjY2urkke2GJe+Ym3hirq2QZCl+iU8bJDFmQEFJ24dbZuYvTbYqD",
-	"l3azPPSNnA73pArW7uqNHA15dkdaIvB8I1+I4mI1z5Ca9qs7VhhkjfACJQNGEwwfZh/4hHv2ujjfpVtW",
-	"WNv9iMdFO0s2fPdrmYOlkKnRJAMaxnMioxFnYdPjTt6FJe/cY2M8NX3jj8GHwImDUtbyGsi78Lhf5Dh+",
-	"k1DjU8y4yCi6YpLU+jErMvXt27ctV6evF080f0JTSTCmccwgB+X0yTHZ29/tlMTPQyQe8Ln/yyveV6+x",
-	"QgzdSRhME6HPTRssj7mK1PyWMsHu5kXC3kNEocrDOJvlmz6EmAJ4e1HOV+9gdchFciDz3UwYU0UXMo4O",
-	"u603Vzb6v2Uf0Ea9HItEMwDQDRr9BmezC0dUTPTejCDXy2YgKhIzKhXp7uqDTWigWCLBSdj48O7TyKBe",
-	"z/WtmJU6u7TCt1LeVuSa4EG9SAT6FNwUT/27in9MMvVasuRUxEw2tQSkamFaEFAz0NAF6qyrPFXmAtQf",
-	"W2Gq+cnpH2XhyMyDOH+vIdMpS/RZeI3lJ7Ve9pH53L0d5Jtsk0i2SUsPsrqr+iCrvy2c5hPUgWnCCIR5",
-	"+ahpvefLdYj7PUOTwZyfHoSC6i+ciVcXgnKND80KPeBQzlWOgkvIp66jCXxoARncqyP03s/4vlyh9qBm",
-	"LI5bTnooZgbg6fUJtUpOiHsGottSDsXfuSE8qzdqLoyCVi8Qcpk1RZENv7KmLBmTs5nH60REkZuDX7bE",
-	"xPzNNvGRznwoJ5CE0WDscTEcMh5qmwumep9OstdcptOpSBQLn7Mwoudwknfw4Kb5gBcTPeIFEMeyi2Zv",
-	"CWhbVBL3g/pDn8TVv+sqotkSCCyBmCWsUElrF/5RnP4m8cpumF/eMR+U1rr53J/vP1sYDHMUBGxqVKaS",
-	"KzrQdypm4YhN9HzF0NxHvRrwe0SSGBWOhRDgE6nSWjOjMeTiKUlEqgIxgaDPNNG2i4pQZ8u4YuWzZJxO",
-	"KG8ljIbg4DZPtmsrY/I6ld+yIfMqNDHQF1QfpV3mqSlNAbWxMKGQqpVHnW3WB83WVz//XD9TniZ8yLxf",
-	"O9VwEvHX09DoNE7xDA3DSO8SjV85Ux/SWLJKHMFqioIzw3yIEb8xGyrITtdyOOVoo4ConETcHbhbPjOb",
-	"91A9NF8lKfNtYkSe8QaOPbSjJGFXLJnb8MIh8WHiPmEc34lU7pkymzIQImYUYvcoo6vUwksJMxv6GKiW",
-	"GAGVrBVxybiMVHTF4vlmm7xMlYxCRkJ2xWIx1YTdJJR73L5PFaGcnLwicaRYQmN9ISVL/uu3bm+/3Wl3",
-	"2t13UAgAznMaj4WEWhkKeYx0wjxuLwIlodBGKP2vgQ9Rm4QNU3tTiL/T65GqNCIbKOgwv9JvelyzZ+JH",
-	"0wszIV9/zoePX4RiQiNus3qzyqxMn8nL+nq7O5XrY7PHr5z83bIfERYXxIxiEkyWMYoBIVPTuMHZbLOa",
-	"Cl49RKwwK3/lBZtpypnGdA5b2C5OHWr+plQpluin//u3//a8606n5XnX3Seed73/5N33/1nLHKpXKw0j",
-	"9fjKyMcy35EsSJNIzVsJi9kV5UpTLFdV3kUDfKc8xFvNFMd0OmWchU3C2qM2Aeppg4O3LdMAncR+DTNr",
-	"6mFFAlJwUZ0fmY0F0UZfeEh8nsaxD2EkygWfT0Qq8whB5lCfS4WVseW6Pf06hn2xwq8yHTSrwguqCmV/",
-	"mi9B1UrdElBXkIuZFX6ruDo4kJacsiAaRgExY7TJK5ZI/T5WLYPXRl7qpUsWJEyhIWET/wKRhMjFKqeO",
-	"O7qibrHZiKbVjT+OIy36Tl5Zus72PQuXAo2QMApBsmthhyXAmaxsr7PZrg5UnsTJI3vRCtI3oCkGcFlO",
-	"pyu/I1PYluVUli8rkoQORKqKyzba9q2oSn/ggo7MFVzxeElywhfM5XOuS2FVcI6FzxQ2NyfRAoG/W8os",
-	"nkVSrVYcoPJ5pQaRc6CcQdEkofN1dQo9mVvpFccFZ+S6akVxraaqJfdS1RKRrX2xT7XLsmgPdI2MwdeQ",
-	"ScEVVisxssHJQzYXyO6kNixTXsiqQasE9AtpbLh+5kjzeNGTNpgTU3jeBIQEvf0yQnd7qpWUDcrnzgtN",
-	"Iqc0YNLjEQ/iNGTh5qF+ayLAFh1AmgYLs8nKZv5Pc4sFVzTibkpqporwsPA0I39cB1cDTqRKYOsIkyqa",
-	"UCUSMoz0qhmVc6IEGaVMSo9vSH3IPGCySS7ZfCBoEpIk5bJp4riyaSeL39Bf1BJYEhoLzjaBwxq1BRUb",
-	"1FuqFvBhbgBLOpdkNp7DaDO9RiVIKEo6iuvnXEwaD1axhApBlkin/iKw4LJKVKdMpjGYOYF+QFswWnnO",
-	"83GqigCzFQMltWksEm0IUal3VnPMEBNEUSHIk3dQl9PCVKTKPzTCzKbBZ5KwTlrFVOk5XSDLKX7/RzED",
-	"nzAWounFECXEZZNEnEyiOI6cTAozMAI4gIQwlnUO75FqhqpXUI/v4R6HebkwvdojyFy2t+ND36yBT2QN",
-	"GBCOWhvzOU0ua4rLnIxnO9ahZqbVMjC9DeAKUWPGb2IxPLp3a6HZ+CZtvkmbOsVcmCBjiSZg3mKIESkt",
-	"K+BB2I6EctUmj/BkCRccc56telg2OyFCpPehDo0GQlx+icb3dlbqTxN6fYIf7HVKemazkfLo95SZv2vF",
-	"u8zGLctYKkYfmWD37Tj4zTTIpt5YqEZNJkCbEGk3FZQ3Ui1LK126QnCYPa6X8S85y7JVkEmXbLSBCGs0",
-	"BnS2V2GUgnHEWe7zRN3Bagx2wn5Taw9OwEn/Amncb5MnIvF4TXCiT/ws2KxfgHRywUf633gf9b/0FVUg",
-	"GSFL0DAKeYGSB6TMNGFhFChQXA6N48EwcocB4gWWfY/7E3p9EcNJ6C8sFVp4XytkbMJpdSRSiq3YvcL5",
-	"1qpMC13OPxYdzux6GlNOLXktJyAb+IODbS71QT8RyUiouxlg96P43EI9qOUQdav8kdFYD1LZZPi9FgUi",
-	"UW3yQijCOKhd6LYp3ROtta60pnHMY3z2A4RHYjWeL/RPgy6ObmhUiyNJ0mmd5lFarh24aSe2eOXH2cyr",
-	"DAM/OmXJUqtiiln/K1ePdgzMNIzWfbrM/+y37Ch1C3v69qdaknsc9nZ3uwdkmg7iKNBCH5OMHnS29zdr",
-	"3KbxyDUrHoePzo5qTIpmI0iuig/CZ2ofvaxzZP3E5gAmOKEqGJtohH8Zhb5NxjWsGlKcIPAgoxGvt7Mu",
-	"MSvJzuXlT69q55GiZ8g+JqNR7WPX9bws38AmGVDJ9nbSJM4ialPNH/hoNS/Sc8Xd01/CzcGpNWHzF5zt",
-	"WXVSEIp/ywZEb+UZU3iu+7vdunO9ZHO5tgNM01LF81Vehx6wbrKZ76sqQZmi4CaGKOWUjiIOaepahyIW",
-	"j6469XhxivqUjhjWY2U53qjbu07mLC+62XDAHqsDaqYPAV+LBqn1RJMupl+Er2VOVgN/EFMHCvJOHuQy",
-	"ziZomsYM8N1Asp/tlbkqq4mu4Fy1OI7uZtQf5BXjTNawSfuXdQVFrbtiXT9F7dTEKOK3E84hgzqsLI26",
-	"egi++4jBBI0kCSDM8J3EI4cwkZTDNMYSouwxU6DR9Hg01FxrTCXR1gU54m7mdJbCyqHYLhpxoX/cAG8Q",
-	"BjS0wU1gMOlxTdkWg8U4D1yDuvegaFB73nWvq+3p/ccLTOnPpqQ0V5gVZgO/k7d3Td/GUlqHZcmIj2Jt",
-	"AZiS4MU86wu46HWLfJVht9QZuQ6yC0WLF8xkeejWJYYsiGmCCEKaeNWYzQH6BXxKxMc096NUjX0iAzFF",
-	"bFl77TOAHRP+kf1ZEimW/YTJ2Q1j0tsn8QcqtQbQaDZMdoL+85W4BMGZhpHCp+skus3+qaN2LTMPdnb3",
-	"LUAxCUWQTmpDytYuXCPR6Fg/+iHPy1rfmskYiUGe4QGr1XlsymR5ZLCHWzG7Yplv+pBMAa9JEcHjuZZc",
-	"/k6v59sVy4LnY9niHFu7JjCWZ5EtoXhAZKxd0Ce7Mq77vPqZH8/PXxF8gOgDr1ckTDZbfVChlBtlcmtL",
-	"QNiQ9lY7O2WyBEvWUX1inJd2OtuBnij8i/nFgG8StRI2ZEBGK5mHTcSDtTXzOIExm1fxFofyqxujME2s",
-	"7ENBVCHYZ4JxfEkGCeXBWJNppNoe9/hf8AD5yx7LX1APGfER+cvjf7Varew//WwBxZP8RXY6HfIXWYpD",
-	"vBATtE1wyBLIaDZqGQxWzrmiAeDYxHMXy9WMUxM9+Ivs9HqloRyA00GqTJ5r/i7ZqMvMhlzalj4W4+yS",
-	"UDeDWbUyf1Qz000EcbcOWju9QikOLLJL/iIvRF3tUlbCY18u1t9kb9dVkC2q7CHVwh47eg4qBiNvm5Fv",
-	"hE1mx8qBO2CsHTNWJtb110WqyiUNGTEwNRYhwOoBlqPdq10zDtAXvCHh+PQAObIK8Bccwg6YIT/CMAfl",
-	"6SzFkSyu047oIlNmg5aBQg1AaCk0ZIeoAlvogbrbLqkW4DEyVIycmmpzZGGY3ZrLU020tSMVCqnhxsAm",
-	"VSvRl1VYF6nULeLKaBXLUnE7XFCvjRydaqh1d3BOxRnKVZowm6COCe2V3Arz8XJZt10JAmatXdKdJmyt",
-	"tdbAP2aX59hgT+bO+3oUSps+niUVQvOD8m4WUZIKd/9mUEwuDFP5IyUs5QITnuZFTouB0deAbs6pv+yh",
-	"LzDqRZVqxTKEeiZbhwRC/iK7cCwFaJEiiIgDMGsxP0gd5AfZcKBDNvNNLMD2wQdBLhZA/lzEQXjT0d2L",
-	"kPwVZPO68p9SkWy5ytjF53RxqaoMFpSQDHm5CIRch3K0sE6ihGpRX0teQQ+pxb1dhNi2EF2/rlyxHpKn",
-	"BOZYZ9IY4Lnb+UCKU16gbbvXFpIlM3eXAaqAAFHiAOBVYqDQp+QmlnpxYnVa5qkpSfmWkvLFpKR8S//4",
-	"lv7x5SQbruXsO63AV/9dI72nbquJ+84C+Xbr/sFJV0uUh5LSUFLOYXvvqimUlap64hdxbfGi3lut7IKj",
-	"J/cZyKrLt/Dmn4tlX1VU5aOuHXZ1vPOroq+mbN2dXvGbi7ajXCZRqfJJ5uAhwpheFqNtEimwYZ5vuhWC",
-	"K7mI8F2zfTcpu4DTumXBxa2KLUwPuToKQeM+K4PU7CNTiROhrS5kZEU1WZvQl4xNpYvRWBNHuEXRlnEp",
-	"1NWzWbjsCHpGuOiQxuNccL+B8jgUBXT2BdWcYCJLM82FTfoI0yxPsxeYAQQBFP7MAHcSx19vmeuWgYUx",
-	"u7jT/FIeQ5MNZXRqfYosNCBsN5jvOvVoWeVbtu8OadQUDUh1oU+pdmFvywigM2oi0tki1p99sc6r+KHX",
-	"kiWtI/23m0y/rhisUOYFhV/OBSitt3q0BTrM78GS+3yPlWCWQ3zqMrAzhknFtzTv69OhIWdXTKYxU+jB",
-	"MgIwy22WhtGBzw9d3l9ZTjSuvG5HwUFxN2AB9HF8VIlkPlGz2ci8pzRK6kqdNX9f5M15+va8IAEOibZ9",
-	"INHpyHjnwALqEwMyhiFFd1AntFhTTbwsn+bUNPtAujBuIx7P+2SaCBBPljGbpBfTQERr4qKQUNP2+E+M",
-	"TTXHzvt34TsbyMW5UIQ6UIuboPnCYt2XOLtWHs8mgyJS0kmWeXKIs4ozpzyy3EQoFbOQ0ClNFCi3Hg9M",
-	"yBK7NUNhWLaAZvZ5PTXiNeDKRSPeirjXIKAEE8D7Id0HHRLSuVyQYG0ZYMQXo4giGGtF2ptXycZBpwQp",
-	"d9Dp1AW2rQfuZt8sqkHm3frI+Qrfo+nTXHI/Vj2NhyYZR+szbQI9tyFHlAVpwuJ5fWBdv3phw+vWr41U",
-	"vzodrXDLyusoDF44sdotrbv7iCayfqnGJ8ASuV0l8WEOCKWEAXR1c/5vWGW8wMfygs3KgcsTBX0GJWHD",
-	"IQtMtkuGAQDtziaI+q0Ean4eHwqMMJCNYgfOQ9POyi/vgX8L9+8STy8pOnpzB69r56/28JI6By9wuY/n",
-	"4f10kCBaF60TioheY+TDvZhZplPQctUbUT6otH2FspxgY1Q4DUxrv7oyTdhi+CyeBuWEhpOIR1Il4HjK",
-	"2h3ZCVYmZR64/awWXESXBZQu5BGZmvIfwwVsmsxYzHiOHx7JLLxc6wu9MSTOW6eFVO3Uyp9cAGWUfWIZ",
-	"Da3ctzVt2tVhlCLAB2KUrYlcsqJAUuU96hPE65QQPC3o/wsS1XKTKE+rW6YY68t8hk9qExSk3k0uaZ2J",
-	"aSnFuMVK9FF3mk56mwXqLFilzryK97HAI94tYFb3aIIC7/vU9icW/d/FWLLT/mimkkNGFbr+nvg0gDLJ",
-	"PvToMp25PP498e1Z+v2cZw7mFYZ6aLMqCu/iyft9IsVQtTL2X3j0sMqc9RxMM2rMaXTSKnCiDpHlFFYb",
-	"+H+Taym38w6s77evggHcj9e+epyaeRhgrzNNFDjTPJU8/+mJ5RBP3543Kkqwa/rAMhanKjQtwKPHb2wH",
-	"G7NNmyXdXTKJeKqYxI6GkPJuvSEej0BUZ/l538kMwMwqyQDbaBPqHQ++FoyYtQjkAncFZBSaK9kWjpWa",
-	"IqxlxIeieq5ZyjDgROWAfyUIcpOI0ieI+YnTbRojWGuiHofi5FYcXWkj2NlpjFeBVxxq7F3TzQm0YfSn",
-	"aaNrLnHps4iHLdt8KutkDvYzujknlFPEuGy6lwu93B6H6gEzD5BfsEROoDCAqETTrsc9/h//QR6bOiX9",
-	"I8Y7nFoeyLnNUsixjalvMFF92EGeFTr19Qi+77+Xgnv8Tw9Yltfokz+9RhTqf3iN//uf//UaH5rEA0Zm",
-	"/pgnUrsPfYDBYEw9kE8CmiSRSdHMkkE3sKIbxAA478wf5GabvCpU1Emt7HgcgjZtSHkCxHuM4rSd4i//",
-	"EM6I+O7vyIAGlzXVcNi3PCuHM04OJaaolKA2h2pKmxzDq4gBJ8Cw75NQgOYySKM4BBvFqIZqzCZt8jIv",
-	"NAGfCjaL1W+MoSsK9gv1e50d8kKQY8TR9eFo9e3DEmDCeDgVEYcmPFv4O79J7D+3Yiigz3+G9D9/M8Pj",
-	"u2RzrVl5fMPfagP4MSQNbr2fXco2JKZiRJYXqt4seUH4NScuzHBHyvnNFpu829DXVva3tmazWTsZBi0W",
-	"RkokbZGMtpJhoP/Tz23aagGP27IUdGQZBGGETvYXgQj7bfIwS6YHNxek4QN0QMh8MmGTAUvIhmTIfnwn",
-	"h98nKJ43bd9ewYkPpQHITbG2xG96fDaOgjFsiGaIUPyAV3FC50bxbxMfc381caxbyODxYpkK1omqKqwA",
-	"lIJkaZbmHE6zsKRzGPZmN+2dh1I8/WIzu26Ul0tKTCUJOc+SGTyOjgaQkoBanQnNvEyldhT3mji42h7X",
-	"GzZiXJM/g4pBAtnas0gy82U6sR+j0ymjCS4bbnPOUXxgh5ihbGkTDkM/W3zM5DGb7T2EnkngRIMpYmkn",
-	"XjqPR1KmzG7tUUF06F+alqfosXj18uycVDt+ZfW01HFmAw/9Hjbu++9dofL99yivnr49N9UBOLotZ9/w",
-	"oTTd32yaaomh5iWkII/PjOv3Nq5ucqKkKfnWw16yObIx+BWECqkii9hDO19TQRriopATtsnja2sVQ7i0",
-	"Zt/My76ewdACoGMQgJygswhi0aG+nHia+krhHYmxuFTzZklmIgGwNKr0WIIHhnObwjD4U8npmldUO/nR",
-	"GU4woLePhWYmJIsHGlIYASxbqkw3p8iAnOWp5ggMY35tpb0RbK7i/J30OEJJmu/aL0lUsl11zyBfYya5",
-	"1RqcfEl2xbjHTZOtSGVOauJEVCFPySjzkEpdm24dmYocj5v2jEj2u51tUpfbbW9Nnt0BDOnIUWKumFth",
-	"icWUji7YJo+p5uFZNYupwYRT8LhT9GJ1RqzFBF1Ub0ykZKkws04J3YArZAIEiImLFZj+ZtudvYOfCvsD",
-	"mEpYnImuVetNgMwnRvwfHud0DU/7m4eE2iYBbtHOHNi5ZvydbZKX/BT0Atxtu4I++e2dn9/MIGP/+qRA",
-	"64HdPq1qtU1DOIbqy4pqEabX1VY9jr6k/IGEkST7Hgvb5OWV8T5hm1g3Cw40GEn8nd6BbxRr9N0Wi1y0",
-	"nlepFzFwPvbGWHx3p2rE48s6AZpul7mmY7DnS2UkGzJrTefxGY3UZpP45b57RpnMfu2bpnrub2rb6pkD",
-	"gkZZVqmx+pvZJPg/ieG/TO8BfiumjNNp1J7TSWxmkP0OWG8TuzqdzehoxBLy+gTfC0VgmzXFUcCMWwNd",
-	"bo3nJ9qUTJPYmFNaL9ODomYNOpl5SW7pZ/P6z9y6ajQbVyzBdKJGt91pd/RjZmqNfmO73WlvQ76aGoNx",
-	"Wy869F9GTC0KpCLfrQB/GA+elY0grIA49J0s2mptcuRx+KfWUFy8FUw41Kziks3b5FGaoFTQ2jAad1aJ",
-	"ZMrkgA2EJl8rbSxRaRkFQ7wo6ccN2BC8hCdho9/4gamns0vEtUHFDLam1+ks6ZJR0x0DwU1+M+g1BrTG",
-	"QNRkyDQGh6Zx+Sr56eL3yfWbt/SXN0cHs9nDJ3snqdi+evPHH/vn1z8en8/+/XA+Ss52LhsGWgYQZQx+",
-	"DMDGAEhMo9v9/ZejX366Pk6Gb84u9s/nb3/+8eVofxxcvaLT6HmczE4ofRX8+PpUND68W7tXBaC9LGhU",
-	"YUyTtiauXdymuqGy7dw6MaUkpmrbcbQ0+r+9azqNf36wnbEynBtDRBgXK5JRo9lQdCRzIBg9cq67hJFq",
-	"ATi1XEjQz9BEBfscH9WGxkyr7FBi1kRGL6bo1iLDKFYsqSKOg72Mde5+jj9ufAcLIcjJC4zu5cABKKeN",
-	"AST7xN/pdEihlNhwXwvigfXEWR3xIUitLinW0GouXiyMPSQl4aZfXKI7VC6N3rgcoVoCTzFzwEtQRxD5",
-	"I1tolEN/pBVPYm9Y/WAZJSuemzPTwtuUTg/myLABS7/QvG572A0O6D5r9QY7YWuHPRi2DujeoNUNeuE2",
-	"2xnu0r0BVD01+g3YVevJ7xfww7PLsyKUsnzCAJW+aKbrNPZaMNMCvPk9zRVuALumgYrnNhkGNZhK2wIT",
-	"Fy4up/L3xbuMGcROf9lSIPdme4zaPKgghaxLQKja3t4+KLU37HV6u63OdqvTPe90+vC/Xxftc4RQBjVb",
-	"vDRotGy+tvXu+lPdWWeqEOC8+VTf3VUcYnzmt7wHBhKCE2DIu1isezndYHp2XN3eeXevv7Nr9sBpLIEq",
-	"H8Rx7FffmVBooxN2WW+4TVs7g92gtRPusdaD4T5tHQw6QTfsse3hDsVMUf0lrTh1u9vt/ds2oXKaKax7",
-	"v9282MZz8UcUx3Rrt90hG//udg/Js4in1+T6wd7F3s4meRIlbCiut7rb26D0lbe9dP/yredpHC/f2E51",
-	"Y00QvjH6/vvv/8uceTsQE9gdCrRQW9VqN3+X7Q336YNB6yDo6OPuDlu0N9huBTuh/dOB3fzuwYP2brfd",
-	"7XTaBwel7cfJu5uLvylsXZAm8daD9q7el3d5LNAAuvU6JUA2HKFwyHiMu2Frj+0PWzvZxJGCNAHtYVfD",
-	"9VSrBe0iapStI8SWE8OCilJq73VMgzFrHQuuEhGv6u8FD5tnXwjIWMMP76yjxz2kWfUWvNJd/Uqh5S+8",
-	"tL36pSdZTfYtNUz91hrfOUNt57VT91xSTovxv98KGE8fCpqrPsvCMTnaKfy6rJ6q8Rbcoy3wfoUWz7Mu",
-	"0xFqB8CkKURDIZksSy2zWSUDFgs+AoDpqpnugVspw1GYM4V+XRPTsKUbdMKI3+v0fMIiSGKZ0XlFNe0d",
-	"kIK7AJTKjr+FDnN0FRZAbazSCoDHNUpltSAyv+8PRTi/mQCyTIqGtMCj1r6ni+szPxRDypAEXpGXvdvI",
-	"S6fdXeNkWDhX9KkVI5a0Dit/TDURMI7AOG7+w81F1w24WrlvXh0/M8+0ydECkH9wH0pNbiSqWz5ApN+S",
-	"XXXX4AivEMfhXIhngOIA7+2uw+Zqmmzql3u9dV6u9reGdw9Wv3suxHPK52ad8rMzzAJPhNhHfRIHdvAr",
-	"8Eg1Xsgi0fpfzCKPBZfpxEQEnMyL2vuBUcHEoDXlzShsOoCmzyfAvWziIL6HgZJm5l6ybxbSfbmY9W3o",
-	"C5GOqnVwwJCBqW+4RVQIqASOA1PjlMWlY2j+LrACIB2Nq2V/h/CrYkaEgc3xeFaVtdnMHGTgLMsTEZWI",
-	"Q+PtoCBYPL7hv3r98NnJ8cXr02dbKQ9FC/ahhXP6/+Ej/2q3276Nfu1D/cAmmY2FNMfQJPrAWOjxMUtY",
-	"03Sxd/cBen86c8GQPw9xgwqdIOucI4tweTKxuAx1x+OFsNIGjFiGWSsLMi29Ng8X5UTXyTUnW+ouAs3k",
-	"TDWueg93+PO9398+YKcd9ct2erIrXu3Ts4PwSXf0Y+/9+hKuJo1rLdG2U1O0W8hszdNab6tarsH6ji0Y",
-	"z9fI3L8cJv3GeFbLcBGGF1QhrFYzbbA2l3BrAL7HxOjcOoRLDxEPQu2Nb5rcG8wAKMZaIbkq4234yyqH",
-	"6JJasLUcQe0y4tCRw2CakQ0LUQi70fQ4oqk5cWObsCkSm2RvmdkmVKibcrJMqcY+x6h6jyM+Ms7XOmC0",
-	"WSkMbC6izM6Bhdm8NCvlWF6CTi5KghKe2mGNlg4IXvDrUmDP4/D1LAAZ3xwPDpJ4PF4I5G3e1Czw+COo",
-	"5jNSrK+poYxznZhAFC3hZDtFWLbUztbHLSrQ6+uHp4lAAQsuzkXVgB4vlQMan92SGj8Xl7tY4Nf2+NsC",
-	"ZUmTgGlL/KYOSuIQeutGmT8W4EG5TZ9gicdxGyoP4lNSAGojoIkmCAhSzocwGQcYuiXCwPCJGYd8fLwR",
-	"+A0oqchTMrFsCE8wdA5Oy1YpoNZJ5mMRWqlB5EJFAasNMgAbuYPELJaFNkZht/37g+2rx+9P37KnR2cv",
-	"nvy6c/nwpPOGRz+v/N1RluFfNSldUKiGvYRjkUhGBlB7NCdS0Wl8g17xBXD5tYRy53b2ZrFut8HmT8eD",
-	"H4LoZfT0ya+PT89/PjuRJxM1/fX4ZO9kon4OLmX07Phph/37SD/z05vuz9Hw5zabP/0jfHsSvYxO/vj1",
-	"/ZP3L98+3v717OlBO+jFfDB50gn//TQu1iRi8WddqWdv96DXcf9oJ/dg8nMvebN3fd6ZPtvhvx7MfurK",
-	"p/vjR9vDh7vBLw/o497o9V70svP76U6xGLJvCyw/kTFcLPSusYSfWZ7StjCrmOwLKrvBUQwALmiVt69k",
-	"YcczOpfE56IFmf7+Idw9QDjFcLkjBosxBftKIVZQzaR/ldDRhC79MkzcbwIz+vH8/NVWt93B1VQ/Cb9e",
-	"+smP6Z08QdFzXPRRr+WjBIX3hVBvbIHPNxfD59Be3aTP3Lx3AKVWq6oiVYt11VMn1TA31EsF7rnLtUkQ",
-	"+0uL14qN3sb8ojIQtU0OtMlsWqmrU2TXCOrfKISPK1/HuDPcSqSqfWvH/5fkxi+77sXIAq67xZrmuNel",
-	"oRaN49V0VHBoZD6hPJeZhZAR4NKROyfB2ScjjaM4Xos6HheWBASNqOl/c1opHOVqKrE8aWsI3f0Wk8pj",
-	"1JmzTi+prKDXrRf5UdEV87i1N5bHeWamWlkkiPOuAHf+48d8iq0OP2u8p77r4meJ9dTG8JrQr6yKYviV",
-	"BHzcGS+N9NQu/lvU56tRyWzRUz213oBRwlu3CfrUfbdJJFMyC95kj0CmdrJMOkMCzVcQevA49N6twLEu",
-	"CrXfC9d1HB8UmuaE2fZOxwmVjHAB1mcqAd/AmvK/77/dZqcH6pcuhC8e0LNe+GRn9OPe+5868a/b1zcL",
-	"09+Oa+/Ut19EdxgCFB2WSKKi3fz9GdKXFE5WWfWZOSYTpMB7vmZ0wthkS3R1g61aARXrm95ZUK4GZUb6",
-	"gpeK23hoJol2nil0wLLwQm0b4ikjNF2bvFpdBFfiGVqJw7w9QmGyQ2W+UqqOWxw/zaMjpeYpq3lY03JN",
-	"0yhJTynrDgIF/gHlhAuihTlC0gEuRY0OCUnrd0scckAV7sLN7uJwvAHDKnTN+Iqdu4PJm+1bOni73ToH",
-	"7y9qNz15IF716NlO+GRv9OPB+5+6Whwc71897PDnuxD07qlf9tIv3MH7gs1cuMxvXt7P7+V1ucQ30+Cz",
-	"SPCs2pzWgGui1MwvzTqSHPvwLLERQEBKNxMWcousi6WST9sm54LQKxGFJm6vBTKAS2TIikySMb3KArmy",
-	"6Qb7V3pWnN4OUV7WbldiIDxKlkbJLlhoAZB6AwAEbFnq1stRs58fwQ2TFaQchZQ8E1csplBCc++R03Jz",
-	"ps/iwNG6D7RCs8f6j8rVNauHXnbf/DZfj98GiTU3XzR7W8qFM0jHJdW1LGvnkafGlCDGsMM3KkmArxNJ",
-	"AkBf2IRGKI9nTUCyqtm8Obd/y5DI3UtgTw1q4z2VypWaaKdxXIAZu7Kxw7ZTNan/Xmq78ol6nFfLGU8Z",
-	"DVuYkWZjnGAKyqYF6DDJxy4imrOWFPCnVqymMOHl8znSDDiNaZKjqhcw3vRUne/rz1Q+/s4tGvuYTLnS",
-	"GKeGKTutcT5OEdg/r6LLIae6ii6Ly2p5oGnu4DJBoM4VTNDcgrWwBQx/c6BvviZUgNewG58JDwARGLH+",
-	"oJjNLBVNbE4kpHBOEzaMrslGuRdeqdJaq7ELKqttOKO2Xr2+X96SSYOTD+wKmJ694+5MkNPXTUU/vWgm",
-	"ezecCPSfi6Tpc1+ag8WJrS2Kt1jG6/E7F4J56YQC6+S8XUF/d50q+awAeojmz70U9hen/5Hq++3McfjP",
-	"WehfU0TebXV3zzsH/e28iDyHtsdK6wLMPP5qsQlZxlxHpPEamPTy97v9Tg928AZoA/X2qlF5f8vuI2gN",
-	"73Lg8fySuLDiZkI9faTdnj1STTj129Y57+7kB79i27LXeh292uy1rE4/oQFbsZUGprlmL/GDN4EuwJ0z",
-	"lfR2vyr75EBB1OxUaTF1pfulyv0Gmz99f/JeRM/fH81fnHVmz88618+f/Hz94pGYPdf/PRHRs+OnU/3M",
-	"i97znV+Pnx7cCtBhfaWugsO+tMofGMa38v7Ppww6hkadMpga3cYqg/jzuw/NVd5HDIiFUcICFc+bmdIX",
-	"z1Ejya0jyjOfYLHiJ3M/lhREMOv8NnnN4+iSlZCzI2UgVPUcoFd91hfD4z9oqxvAsuHrY5YAPHcwZlDj",
-	"A8P5koFGZzqpVfTQA+L0wV/imNzI0xkpt7FEj+svby7yWi70fdaosh5fqcveLAUSj+61vB9n6DoMGGWZ",
-	"ETo/6BfIj2I6RZPUzbKIhQkzpzyVKY2dZItGhd+uzanyBd/Icdq9neO0HnCmc9550O/dSldYf4cXawuV",
-	"Gdxc5pUPbrH0W6YllCbyibzChX4bNXLqNQT18eDuXUg1G88MwG1dUo62k4dZ7hYmSPsF+3vrzyj8UEIe",
-	"Kz6w5jl+nhDl3eXot5Lpz6ApoE+1pCogJzVCv0ZbKLuOtmzLJfDIVuF/8i4vckG1wHd5RSqax4HgwyiZ",
-	"VECvEeG9NtuxTY6WdYxxIBtuVGRNSbF+mmz4K2W3eXFAiy0+VlYSe9xNFLqhwH8EO/yc3VMy5P3EMu2k",
-	"7prWeGSoI2sWdO9Zjbdict9ifJ+9ngUpjEzmdfE+8xutRK7Eg17GlT5BydIPTJm7ex95c/8wV9bdXFhf",
-	"hHJ6XkuCX06U7AtmAT8wtfr+T6kKxnVQLpSPjF4CnWQpD7dMEnClDycvd8tFUDePV/vbgn0bCoZ4HYpe",
-	"MguwRRV0DukD3AloOQ4YYiQ9Dh3VoLduDnaVJaaY6Zr0ZqrsawS73W7U9D9xEcj8JjGNhrIOCiUXCImG",
-	"hHJA/spK74gS4rIwjwmjfDaOYrbZJq9tA2tum2xhkqgci5lprmGrP83ruK6Z01/UhSOLJBkmLGtzills",
-	"Jq/svB74K69mdJHOciyytm1kJE2zCNPxt9J0ogBasuG7eGEt82u/SXYJ5WQs0mQTq2/gpQyGzeKflV/H",
-	"B/wm2c5ev6Emant9iMQopVW6q02VI8J20nBnZBp7HNaC6aAe7vEMImdWwnrZgMfNjmlW1bfoM8y0GmpF",
-	"PMuj93hAoXueWlb+U3SysclUzQk2N9y8szPtJrLYNhG/iyrtSKyfTNPJNQVFqYP5x0yv/xurCbDpd/Vf",
-	"dXe/NBXBTPZjKgefykH0d3f3/A2NLeRNq5StGv/QVu5Z+LMxTWtBopUsF8cZX9CYBZc1OBJNUvUFGb3F",
-	"+AUO6+AwiFR0LnNQtFt5g+yYdqpa81plEC70CmGLRlKNIOVVbIVtGWaQZFNoItU0A9SErUp5VcatVCdJ",
-	"b5gphXrzfRTgllWYVb6nZoOz2cXNynbXDyIVlvWxinGLuLrfnFf/WH6K5Kb5aR3g01KGalObV+RtLvFs",
-	"QT62HaaY2tnOLAsfkaaxP1kVCTrHgUIEKGEy2ww3uGneZ9YmWXNP7LZ8g9zPm2Z6Pp+f2U386OmeHzVL",
-	"zaqrWd6UObxM2zalq84rO63OQeEVUGgPBj22M9yjrQdBV6vZ28MW3R3st4KDsMu2h7t0H/uahDG7qBl0",
-	"u9XdB7V5xw5a7T4TU6kuNLHU6tv2xTv2jqndo073vLuf2zXZHtnEsbr1bBffgU3q0u1gl+0PWweDXtgy",
-	"29VB02Rv+IB2gi5bvkm7591Ov9NzN8npEtPbXrxNnQeFVwvblHVRbAVxtNVt927bLuaezRpzydbPIrM8",
-	"6au2b75kCLBIgsNU5tzvZjIHchWWhXwtWBw04B4uFkK59JFpMMZ+u7GQygDxQn/mCZ17fMDqVPmqeNkh",
-	"XKiLoUh5EYwa5Vbmj2XXkVRNUqhfBQ0MIGgK+E2oq+n5Hi6SX04MNwo/krzCHc0k1o0FlnnvJKwTRTt1",
-	"5hhu2WfRTHFCy196IdQTfcxf+F3Dc7MX4caXbtVFK+RWmCzNJRkS5xba5JKxKbapjQyCVFbwC+kSth23",
-	"+fG1ZIlfytvEr/rL7+C935m71fdgsNgkRd7sAumX1r49kGn2heUq3CIh6yu+hsUq0fqcgYUJTiuyBfRl",
-	"xhS+2ZgqaImrbxJ6lsmG7algq5GCOA1ZuGmuj8eXF8Z9wbfnB0ylvser0/mWfPtPSb61oucfVh3yd2Ci",
-	"deUkPwCU3UL+uSLbgloDQNN9s5hT0SyidWiSZ9Cqxratgd+0Pb6sisRPTRTVb5qgQjFvo9DyjCqPC67N",
-	"jUfwDYSwAz2pVo86JDSfjY1wa7MCIeI8Di2LCeP4BDSKM/qUl3Ehr9En4HlYRwasWaVyiwg6yImqgPF4",
-	"QcJ8IkQKDC/dXcbcttuKreezHv41wWjCScTzqX+muP1NBeCi9tNfrUhcXo1ZWue3iP5XKRy/1Yh8KTUi",
-	"JhNg/RqRP6Pww5ZxJyyGu3vNwUdHiRRDm+1fXy96U6GJ3kDrzysnNmbFqXlmYxPHCAw1Oe5EEPkmO9Ea",
-	"+QgBu9JUW1OQwmh3KP48zd0236y1L95a2znvdr/AbPTMFfhNMn0EyfS1MHrDSrTJ4/i11uf4FmCvNunr",
-	"lE1jGpj0e2MSYjF/hrSHXUIlU2Qjs2hoktA5SdgEml6CbWZK8UvgeggEt4awWJo9ZRuqAgQg/KpSqLe+",
-	"ZfV5XHdnDgrCZ7GtisyxmUHlvbtBGBnRCr8S++rrElk5cuFNhRfkMmx/ka5GZCKRkuAAgrV+E2MrxNg3",
-	"e+nOUIwGfbQiR0HU5a7PdYEZUY5mqRcGyXShBfVMjHJxCp3eQD7Oxixh/VIostrSIw9OYlRYXx43zU+a",
-	"ph9Ow0cuZkTwTPCWIFe/rggXRusB2O+2mYE3ihM/XtSu6VuU+NPc2DJAcH32RqWr1lK3x5jRWI0X5uUe",
-	"j1lwKckrIdUoYWc/P4NreMrCSJoLiXhXjAbjXILFVDEezNvE73U66IvwOM4L6iOgBHTaBDeBTzYAvh+6",
-	"bVm/x1w/EYqZvqlCEcavWCymUFZZF+j9ERdxV4UK5iYttxolOIxZzMVENvrd9gNH2UinDVDiwqjyYKe9",
-	"V3rwA8jyWI3nN/TYm8UtxCcO2ZTxUH8Zt7V9Z7q9zx3rtbuLd4zBh/uNlCeagOAONIsbDp3Jc7e5mPHi",
-	"VkJU6h728kiRmFEJtTqlLQU6XIHlrm8B8EOcmOWOFvpaXxV9MbKBo4I0NZfQvZFbsdZjF13LI1sQbe5X",
-	"FDPTLAu0DmDIKedZh6yB/ruA6TCb7i7bBG+3x7lwltwkUmgDmio6oJJpqUxHLE9HHDFV+FbCAO0XsOKF",
-	"8viqy/pM28hM3h3IvURVa3b6t19foIo7O0j1Edz6Ni3rom3moD82YCvoADI+1yaELIcU6S6gHMv5VUKH",
-	"wyggG7WcPLt9mwhZtIAvR8rEjg2JaL2aDGhMecAS05hNMg4BXUtkHgdwgPX4+CmjYXQvtPG1sfJTyOtV",
-	"onBan5+TWwatognD9uUrmfPCXdxfsov3xcVfAAQDDeeHhN6NoRtCXHJF4fXkymraZcMmoDEJGdD7hEHt",
-	"aZrEjX5jrNS0v7UV6wfGQqr+rj5hrcmZT1Tdji7GaCxGEW8aA8iYQ/BbkapmuRVr1nypkKVS6AGh97FZ",
-	"zad22zbYWwo9aBZmx4tZsemTVVbJhl9Ozf+///lff9OdhUkprmkp4fTjQGUWk4ZNL6g2eaz1zmyGiHBC",
-	"qI2+fY92V9nKcxqilPpRyJo5gB+vWWmkosZsjq1UsLQXDekc4NU242gXcePrvnBe7NGBVSVImK2ExeyK",
-	"cjCM9YpL/TtqRsukC+rnBUKWJT5sO74Uj9T5iCH36ldepYM4CsglmxswfYRsKdnfG0/PXr4gb9mA/MTm",
-	"5Iwp99j1u40P7z78vwAAAP//",
+	"7L2Jchu3ti78KiieWxUpl6RIarBE1a7/KI69o8RTLDneO6GvGuwGyY6aANNAi2ISV92nuQ92nuQvrAWg",
+	"0QMHTYntraqz68RUNxrDwprXt/5ohGI6E5xxJRv9PxoTRiOWwn8+peGEPRVcpSJ5Jc6USJn+OWIyTOOZ",
+	"igVv9BsnyZwuJAm4aEn9RHBM1ISRoYgWZCKSSBIahiLjikRUUaImVBEuSKjHJlO6IJeMzdqNZoNd0+ks",
+	"YY1+ww7VaDZS9lsWpyxq9FWasWZDhhM2pXoWjGfTRv+X/OEPzYZazPT7UqUxHzc+fmw23lLFXsTTWFUn",
+	"/l7PJJYkYSNFxAhn9lsmFCWUR7AIyULBI0kyruKExPD4fCISRuiYxpxsnT47fz7g7iMEN4+MYqYXHqV0",
+	"pLb7JBg0Blmnsxsm8BCnUwb/ZoPGcfoP/FPKpjTmMR/jX46V+d1MAX8N2gNe2KlBIxHjmLfiGQzVOzpW",
+	"/zjoNPx9mtLrF4yP1aTR7+0frNyjNyKJw0V1p84nzGzMDJ7A3WJExeOJYlIRXBdsIBw109sXS6JPT//9",
+	"HvbpN7dPMKTZkOP5sm06Y1yR4YKkVLEWjMciImYspXpRkghO2BVLF4RyOWcpETxksCg75zmVdjErd/23",
+	"f+x2jue32HX8zmlUv99mGl9Jcvptk0i9GjfllMmZ4JIdE8lw0idvTok3RpucJFKQmA94MGWKts1oF3EU",
+	"6MOjnDB+xRIxY0DrQfnvZJaKYcKm5ZUfjLpRL9wdtvboPmvtjQ46rcPhk7B1FHVYd9Sju8O98Eb78LHZ",
+	"mNGUTpmyPCdLpUire/J6Rn/LGAnhz2SUiinBpXF2rS7w58AS5ixlV7HIJJnRMWuT15qaYkVGItV/HvBR",
+	"nEpl/vhKELO+PqF2/FgTSLIgVzSJI/seSWKpYj6GLRvFiZ7ygAPVz1IRZSGLSKxwy2I9598yli4azYYm",
+	"5Ea/gWMv2579bq+OTJYwr5f0Op5mU8Kz6VBT74jEik2BrGED9NL8k+t16ucEN6MwpYiNaJYofGUk0ilV",
+	"jX4j5mq312jqCevvNvrdTqfZmMbc/MtNPeaKjZle5XVrLFr5r7CaMyZlLPgyopf4568kiaMmoRJ2nEX6",
+	"Hgf6P18uzAAyKEqMLt0N99mTUeto2Is0XdLWYdhhrd5wLzoYHdJO2GX2VGZUTfINiKOVUsZtQJbBk96B",
+	"7dZe63eSpcuWl0mWwtqKk38SHkZHrDNqdWlv2NoLd6PWIdsbtfbpwdD+7a+Y/Ec9FnIWuIrf0MgwKf2v",
+	"UHDFOPwnnc2SOARGumMYxf/+Vepl/mGXBQMMaXSR5iPIbDql6ULrDATIkIiU6AURxwL0xYs53LpGs3FF",
+	"k4zhtyM9U3+8ZiNiisZJo9/4EcbKxxggVQ8aZJpJRYaaxxFDl2TI1JwxTrpwi7udThu2VirKQ/2NHTqL",
+	"d666O/qspNld5Iw3YH+Kqkw2+nv6jqhYwSl/QyOST97sfZby/pgqNhGZZH2zl31/nfpUzI5cCM4uVDxl",
+	"F0pcMl7cUpQZkim9qVcsjUfmhAg8TELKuYDNyCSr29wlH/H2WX8CB8tPqUnY9UxTn/7shEpCk5TRaEGG",
+	"epP1p5bsL83UZGdGpZyLNNqBmd/nbp/i9PSs7ATtelZu/ZJd0KcwpYm+UCy6sLRe3H3QeGNJ9Dbjx78/",
+	"e/2qZqdLA5V22Oof9cOt2k1QSu5zE1/aidqVrNy60rKAn+S86H+lbNToN/5rJ7c2dvCvcucNjoCvLFWF",
+	"9Ga4b/RzI6OyR2QrKM4l2G4SiixnwGt5jnteE4zIwB5IKR8zshV4t1EPJFJCieCspcljwN2FyPglF3Ne",
+	"uBD2Muh7QLaCeuIKmkRoRQ3uwBtzIwLUy+AiL55NaZwE26hZePbZv1qGP7dOv122x+bxnVzdhF1+Kvgo",
+	"icPbcvbQe714CzTftEcSsYRp8b2VMjDRtGzcrrkQbrTSVagZaxW33tlEkO6Yudz5nhzl9+RpPv+VN8St",
+	"U5+AtveSC0VrOTn8kdAoSpmUyG71btTsnT+Mt30nXKgJS53t7VGiRNus8IkHFYLeTj0rrMvOeuWm+Qu8",
+	"f55ij0SSeawmwFTCLE21uaUXwJDPFI9jyBLBx5IoMeC0tM9bgTdfwy7QqpQiS0NmyTnmhOIX0GymSSLm",
+	"YE2w3EolW4GdX83tL7g2Vl5996Bv7Ldya3+jl83jH5t3YTtw/q+E+gkUFBbdnP1USJ8LdXFlh/NuAHxi",
+	"QRYiSyvnNxIpI4kYj7U1F/OHF6q75SsAEiuf9QY3oLDO+7oGVgHTZBmKNGWhIsNM1RC9lbJmBmTBVNP6",
+	"yQZcsvQKebUm2HicocJFjG2ijW97M/x1BNtt8k4yY1zzS30tYLyCAgvvwU2yt5YSzuZaCOOtBdHJo5+8",
+	"l4Iv4ro8F+kwjiKUELe+JyM3SkG+xtLjNOagJBwFsP2+FhhkxtJpDCb3g4oI734892a78lrky7qv20DD",
+	"EMSSVelQpdT3IVYStZGEhpe4SfnOkCLT5oxFkmwFbn7Bdvve9LZTrljKafIsTdFLdmuqiM1IFwyGKugO",
+	"JOPsesZCrbzBn4kIQSyu1r+md9Wq9osmHE6QGOZi57nGfius6j4oo247tC7vf0gzsm9h/yShRrawiGQ8",
+	"YmnBq3z6bZNwppeTMpWlHHf0vmgDCPZpyiLGVUwTeUcCQWsl9MYrKehFEQGWVS5PYm4kysOL127V8C/O",
+	"eiOb33/lPgjnhV4bGdE4KVh/3mc02QDjwRiE3jT4U0gTMp8w0CydKB5w38pUJek9TwUfW23TaqOxJFEs",
+	"6TBBc9TaUF+CaDTn/JaNUiYn59YhdmdqT3HAeu+X+WPFC2adX8b0X0XwZoiHIPnC7DYl+uJ678+8Km1U",
+	"2TvSJCm7EpdIl3PPb5hJFg14flsK8zMGlZPGIeWEC6LNMS2bBSjz5AX8fwzRfhG0/kqo5yLjd7OWtN49",
+	"glE8on4lcCON8Rvb4MSdXCx3pu29nLZfCUXsrFfSc768+6NhY7JHgqHxw65jqQ0Z96371Oze0EUiaHQu",
+	"xAuajtmdznqGY10oIS4SGG2Nk1kJQeDB1axrHEsFsb07nW/X0/bNqvMJrDvn6tLu2yUEe8KuQ1DjMQtE",
+	"659fSSLj35nJddgKKhO5T2I4Y+lVHLJ3nF7RONEC/E70IHG4i8wbr0QR5hEgBjadiZSmcbIg3hvHWmVN",
+	"FyShiqUPbQd4JGL2ghQnv5JI6tZ7L6YAidiM8YjxcEG23gipxik7+/GFFkpvWRTLbZR1KaPhRH+VbAU1",
+	"cwFn3kmmJqjrlTJTtMJIwkRIm0UzpwutDXJDjGhzavGJ5z/g6EfMI3xakrbJW++07jFycC7ES8oX5ld5",
+	"ywCC0VAvEhFeohuw6AD3NFifHPFxsgVmQ10ooTSuT+RCkCnlC6uQwxDyuKwvmy+MREqOOh2bAfbgJkzP",
+	"c5KfmNm4Nayk9dKKIYpPFbswOU+lrbWbYNOoaraw8HbdBtp3LUOIOdnr/S07VbeclZtVWNs9RRPKcyBb",
+	"gf+ZYPuYzGmsSAAXsnUyUiwN3HaR15wEsDFBc8CD4mkGZMool2UarbkRVI9KUjZjwE6QxgccifzTUYK9",
+	"LaimyJyZbEslcMOMn16lC0i6AnXeT5zZ69Umu1RSlQ4P9grJSp1KstLHu+nn77gmb5HGv98mogEnYs2d",
+	"JZkdZc9knRW1PG+mOHhJ8JeHvpFJe0/yvtacvZEZm6dpZKXDyDfylSguVpudUp9TdccKg2zgNadkyGiK",
+	"cUD3gb9wz94V57tyywprux8euGxnyVbgf82Z74WUiyYZ0ihZEBmPOYuaA+4lUFjyzv0Bxg/QN9Y+PgQu",
+	"gjY5MV4wE8EdcOcgE5wE4YTyMXMJFk0SZLOIKvaSBXqUAL1j+l+xPtBgr7MbWGctJXudboWNvn//vuWr",
+	"cfVZfzR/QtNMOKFJwiC15O3zp+TgyX5nu5gP+A2SEjiW/zEo3t5B44Zpxndia9brbY/+YeIN587GIpNY",
+	"EVrwt2uREOtPHBf86HFkXKWjmEmgKFSPEzGWf0eM4gzn/+xvi1EsCE4QTYacRTnnRQK+C8jsvl58JUmw",
+	"3+kFTULJKFNZyog+pu0+kSpOkgF3GeAkEmE2ZVw1iRSEkjCJ9cUOKQczgwT6vaCSRX6fFsc7PkuF5i7a",
+	"dnrGVawWt5Sylh9cpOxXIK+qpOVsnvvVRxDQAVc7qjBVSVEdskTZbjB3ElPGVNF/j6MDF9AkIRv9X9wH",
+	"lBAXciJSLaagXsL7qNZy9L6MIa3QJrsqkjAqFenua2aT0lCxVIKTtPHxw8O7d3o9371jVujtzhr3Tnk7",
+	"UaaD9/giFchS/Exi/VvFRSeZeidZ+lYkTDZJmGqteFn2GXBXoJ0LVJvXOcsMQ64/rsJU8xPT/5SF4zIP",
+	"4vwHDZnNWKpZ1KCx7JRukuRmPndvB/mT2yTiNmnlQVZ3VR9k9dfCaT7HeiCaMgKxdT5u2sjBag33fs/Q",
+	"mBL56UH8rf6ymSSBQiS08bFZoQccKh+Sx+ElZPHX0QQ+9Fdf1ns54/vyxtqDmrMkaXlZyJiOgafXJ9Sq",
+	"4BHuGSiWlnIo/ubHTa1Vo7kv6op6gZAyrymKbAWVNbmcX87mnkbpiYYiFwfXcImJBdttEiCdBSCIJWE0",
+	"nAy4GI0Yj7R5C1P9IqJV77jMZjORKha9ZFFMz4GE7qA5ZvmAF1M94gVQ5aobbq8nGCFUEv+D+kN/SZhj",
+	"37fP3BIILIGYJayx1GoX/iABD5PfZzcsKO9YALZc3XzuM+7xXt9JqzQ8dPaKTfT10ygM80Bpszp/xdoT",
+	"O5429tdnwT1U8krdBjUJleBshOJnJTDZM52izYH2dbO0i8Bl/YB+XfpLyQU1FiLqk0gARdpUAm1hgL+5",
+	"OeBUXrpERVedaWcJJZ1B2TYPTM1xm7y1TlIzNfse+v71UJKRcMLCSwljUzKfxBDK2esdkZKD9h6LMtyp",
+	"wTAnYchmxkIp2XqhFmUJi8ZsCmXBIyMG9V1WpqjdWEx6lbGaiEzv4xWjCSQ8K0lEpkIxhXDvLNXWoorR",
+	"RHLKSOWzZJJNKW9pqw9CW+bJdrGwEM3jihsiL1L8xX0iL9gXQy0nNd3aZb81hYhgtRUmGFG1lq7d5n3U",
+	"2tX651/qZ8rThA+Z92unGk1j/g5cSGBr5IWONEKXBU3eeFMf0USyiuFujTXBmdEBiNGCEZcgU6AOZxyv",
+	"F2is05j7A3fLZ2hzvqqHGKg0Y4FNCsuzfc3tuhKXTJoicxNoPCYBTDwgjOM7scp98WZThkIkjEL6EKrK",
+	"VerhpWTBLX0MVCtuIZWsFXPJuIxVfMWSxXabvM6UjCNGIgZl6uiAoHzA7fsUHEWnb0gSK5bSRIsnydL/",
+	"/qXbe9LutDvt7gco+4IwGk0mQkJlJIXkcTplA24vBiWRUGQroP89DCB+m7JRZm8OCfZ6PVJVCskW6puY",
+	"1B40B1zLHRLEswszIXQqwscvIjGlMbfMwkUqnFnhe/H2KtfH1gpdeUUT5cgJLC5MGEVe6NL0MTRsyuK3",
+	"OJtvVwt/qoeI5cXlr7xic005s4QuYAtLNx8qwmdUKZbqp//PL/9nMLjudFqDwXX3+WBw/eT5h6//V6OO",
+	"OVSvVhbF6iTE79bidlBOqH5IEyvXzC3UHLxNnoJ7SgKwyDClPJwQwUmsjsGxA0q++SPTW8C0dcAJJdOY",
+	"Y92spnlwdV0yNtMmBE2SIQ0v2wM+4H8SCpMif0JgLubjYxKgTiEDcskWkvw54H+2Wi34n34BqLJtdUpN",
+	"OX+SE+6ieYAykaI8Gi4IPoeuuzapGaDtlxeRP8lb7wXMo5M2fK23yBZa6S2D6tz8y1sqTzyN4ghkrWJJ",
+	"sl34LgQQ2zILQ8YiM3sMnRP34zEJDLO4iMGvjhZvxK7ikAU1w9k7lI+FvxyTKU7f3ioSpIxq5bNmEBsh",
+	"/ZNAnq00uBZuY1nK8psMAjzG7cYXy9+q+ULGXZ0KTNUWyDh9UY9mPzFkIc1MKcuSmpmaT4wzBprSBU2Y",
+	"Vqv1h7RGJOacYV7kFLMV6BBleCG+a3IY7LjmEPTQIlM4Z5suYhLSRaaKp1Wek8jUBU0S/fIzXwxYFoLZ",
+	"glQSxiMkWftreRaFxM2LlOldMnOa4ZX1U0T1kDMo41G2uNd+GXcZ4kAVSmOjEQtVUP02PG53EyaNE9Zi",
+	"FpcSp/YLcsWWOKXSiF87ZIEGzN+OSXDJZupig7FYeHnh3wKMfbWwyjMlY3rFtN7pR7M8/bZuTKgetnXK",
+	"dlgEBAB+X+AN1YumFWWoo8oSFaz4Qu368TMgLqklWIyA+gPBp9r+lTr37ooep/ai+K+h9VdeZaFY7G6L",
+	"xY/heZY+YxUY/OOyT3A2v6hhKP64tcNpbQiT81dM58rxiLrZZDwCJTIVU6xISiIn5f1BjbixgkhrsShC",
+	"REq2tM6CD7TgL8G2E08UaLOOR4uEyQDfHadU32D983ARFGUJhlvrP2xsOMzqxm0y6FBaAYX/KO6o1XFr",
+	"R3NFD2XmhLvKl79p/uYpxqDqFr6MVRQF5gIBbzFSLVtiUZTdUHFe/0H7R62GmnL5yoRhg0vUUx5lltDQ",
+	"m/dXEgILsHupmOrzUKK4g5b7+dyyZj8012TLRIEdME94ag9zwXwC6FsmY9YKyjxNCiC3Ziw1D1yyBZgh",
+	"85hHYr59TAL4HSfdaDrAt5JC1Wg2lmpI9m8lLab4s/N1V5SL4m+5OlD8vSzDG81GURJ7jxvx6j1SJyYL",
+	"f4azsUOUxVHN77loqfyxJCPq/25/LbLrul/L3Lj4TJmJ1v112StXdiN9hmX/adiI/aczdu1QvPBPc6ly",
+	"KsHr5v7tXy37Y/lmNPyUSkvgNXiDxnAxhYBVy+WZtlVacsZCvXvEGA7HWj0NJ2g+gAYLgkwyBRqkgcBC",
+	"Y9QzjIL2gL9hqRScJgitCEk1EtQkycJUv09T5soNtYVki7+m9Nr3IPQ6ZRfCcLHE8JrSCJVcI3mEMdQN",
+	"Cl2TsPa4XZIhJUPxoNbEBU1uyUfzLHwwVVAZhsK4K3AM4Df91GjNgTb6bL274hywKdHZ6Wwo8zlID9Iz",
+	"sN+lX3/99X8bD3Q7FNPyh+ttehRq9Z82uIiUEyR24jl/AOetlPtTu7QpvT7FZ7u5S46mKYUAj5YKS5AH",
+	"9ZWwyZfUfPqWX+7VfNmoCMs/XqIeYl7Y5DhL+vdKlDlCcy3WELN+ve17aDYCTms2fIO3joTzSk40d0M6",
+	"ZVZfxvgxvpvnDVZ9Mkk9ECDkrOjhjFT2JC5Y/WWxu8kuOiV2o4tBS7qo04o3ugZo4Ndt2oLQgnfAXre6",
+	"QEKTBE4h3GSFqPuv4DYiU0NxDdzGnJMTZGBitD2FZGqlLRcXxv3QaDY8uWRqG3MHXp3owJSN/h/3dc2K",
+	"t+CmFK3EKuaA2eb3zhuWugJBcNaFJCQLszRWi1bKEnZFufEHVsMa1DkTV8YNPL/jx6Z+SaRL2Qgq/hOh",
+	"BTYY/zxLksC43gRfTEUmc23XQQovpGLTDZiMHg0LvxDWsbKTRi26oKpwwFpeADbZBtcgyjWVtdtitZqP",
+	"zcbtSCqeVfcR3bXk9I3lJm4bXcETylzroQzF1Ji47kaW7vve/gZ758dpy3M6/dbxUj+oBu69KJ9S2fvd",
+	"O9zguzIDwl5NU1VNo7grJpflPmhIf++Cjs3tKqPRrnm9FC+DCZh75t2dwqKBCgqfLZxFTpEF8v6wki+8",
+	"iKVaHy50DGotoSOzKSlQNQx2k8CintutgotPC8nqm8YWi0s3jsOLmZdPsT7IX5HaBxBwdHS+RF9Y/pFX",
+	"XkZtm3zDFgJZoWRkKDJeKLLFRB0IMkqTT9V3Ca0DXsxoHS6IAStuAqK83n4ZY2FGpsXUFuUL74UmkTMa",
+	"MjngMQ+TLGLR9rF+ayogL2wIVZsscpOVzfw/Lbg5V9RkmhtMjlwLigpPM/L7dXg15ESqFLaOMKniKThV",
+	"RrFeNaNyQZQg4D8Y8C2pD5mHTDa1KTgUNI1ImnHZNG5/2bSTxW/oL2rNTxKaCM62wdgz6h5GNzF4Wc1G",
+	"O86T0SRdSDKfGM8LaD+CRKIUqPTzjZeTxuE6DlEhyBLp1F8EFl5WieotKHCaUYPHA5JNOPPKc6sqALOQ",
+	"SaXY6USkWk3Waijy1wiBKkDZ9Gp5MaCrJavIVHBs7GqbzG+t+U20z4QqPcWLaY35952YQ6q2sbFZeEmU",
+	"EJdNEnMyjZMk9uoszcCIAQ7ixaQS5d0RMs1u9YLq2yP4p2NeLkyv9kRcNvXt2NJjhsBflCFgcNxr805e",
+	"0vSyBuXPA2KxYx1r3lrF49PbAMmCarLMYq3PIvj23jMImo1H4fMofFaZ1CWagHmLERaLaNGBVq3ejpRy",
+	"hQ0jFFYgsulMLZp5PGjMlCTBL4MG1mp8CNoDfsIXBGFgJVMG/w+jYn0qZTzmARkyzawkhl5kf57GigUI",
+	"oAmNJuDpAZ9PhPShBfEwQ5okLDXddELKyZA5pxh2m7DKbdk+BneaPqe6bgpQHVPnLlmj7q0w4ZuNjMe/",
+	"Zcz8XZsNZTFjWdpKqf+tqcW8nYS5mcLbLGayMozDGcTLG2nCpZWuXCEk+T2rV0lec+bKsFGIlAzSoYhq",
+	"FBzMfK52CgknMWd53iaqOm3yqj4hitTnQw14fUIUCDWXDlVNf7IbYhMSllRruMikXy5jQ6zuYS70saWq",
+	"tB/2ZchGN+9gPUdNrccWtnfRtq0LTyOvKb6aAzUrO4WvICF4ShXZMpi02uxuEudycQMaIVaaDN7fXIa4",
+	"gfP6NUUvmR1E63C1c8qTWBA3GvNaXJR/GvOLBIi08rYSgkAxoXuWXq96FjTRLZNNZtZMEymwXRLXm6E1",
+	"0mjb+3Y8zadt2tPYL09pknhfXv4kYlF56wEOZ5+FUlY4WiHIiM2x942/pOWPA1RH4XnkWHWvCBOE0X8i",
+	"ah6HhSnll89lbcHtNgKA1mT24svmalc23F55fQENrPicLsgWWCKuNRGkueFfTT+i7dLAFzmJ4a1b0Wwl",
+	"75zw7vx56xDqo5BMse2bR67lK6pli7nV1RJMNyVP28XlAhV9JQlqvODi4p4D0L5YUIuXvlrQ3PURc61A",
+	"5AzB1s7qEWrKsvp4GcDnRvGiGwL2R9CXYOkABnswfx/J2r6PStPSt72bPBUARw86ltPlXH4FmzEFts/K",
+	"odxhuUzBfB6gPEqTnLRsEPuYZxoYvEWIMWne61hcyqI4VGgZLxmuoGWSFUpmSanc9u8yyihLA15fwalI",
+	"mZVgsP/6aueV7xSKACTZ6jY7nU5hyEu2KHE9HFabP5CH4p8qYEYBl4Y92Or2DslwoewsvUCQE/7NStmn",
+	"KfdylaXWyjEvg2JhpoRah/cPg1uTI9rg06j04cP2v31eZh7zdATXSSj/L49XNJrl4uX88jaaDf9C6gV5",
+	"Zen2kjSaDSRg8OpaioVffeoDxcURj1kBnqP5R34+taEyU0Nbp9yVCiqtG8ek5NUodFXtdlkBzHfF8hd2",
+	"PUsopzWK4gYlMJYsQGVrrqyIeS7SsVB38wTfj8vlFo6JWt2/bpXfMZroQSqbDr9rdgZKyystX0znwqhG",
+	"A4aqrXVOeRzzKT77EYq3EjVZLK2WAacgpsChQy6WJJvV+TxKy7UDN+3Elq/8qZt51RTAj85YutK9OUM0",
+	"wrWrR4cqzDSKN326bNnYb9lR6hb2/fsfaknuWdTb3+8ekVk2TOIQ2C0g4Rx2dp9s10Ruk7Hv0HwWfXt2",
+	"UssVwvSq+CB8pvbRy7r42w9sQU6/PSZTqsKJqY0KLrWeZrqV2q6n4pJxKIPSpv1GDt9LRCyxU3v9w5va",
+	"aWUYwLKPyXhc+9h1PevL97NJhlSyg70sTVz530yzCz5eP9vSUeup497qD+PW4UybcDRLTv6sOkeo3n/P",
+	"hkRv9BlTeOpP9rt1p37JFnLjsJ2mtDUJT+VV6eHrpu4CdlU7mikKaXbYH5WOYw5p0WAq2L6J1YWsSNuZ",
+	"0TFDTFnw781tnTpytnttvdlseG1Sq7PR0gWqvm0fVa2zGZAa/SJM9ZjQoe1DC6lM1PVQPcE/pFSbJdAS",
+	"lZuINZRSYVGqctY4Yi7gbXKfzM2SLcqJmKFoG3Cky21tFY0Z18qdFk+mzEtrjMYhpvVPFpEhDS/1UgBk",
+	"zCU7rmqyujoboNqLl0rrFAj8Wt/AEYGtNK5JEFh91wqRcCScehq9YpzJGmlh/7KpvKyNF20aKKqdmhjH",
+	"/HY6CmbA5QCI1WMI/EdMr99YGlr4SiJBQpK3lKMsMclj9jGTmdUc8HhkiVFwTbzcxzx04HMcbfIxh+x8",
+	"qJYz2FdQPgKDyQEHk8F0I9qu0Bscuh/RGAyue93WYHD95NmSWMbfpqs11/hNzQZ+JW+fKnAbV/Am3FjG",
+	"fJywlkNsX86OP8GrXrfoNy4CUOfV91oPUXS+QDRAHvsw0iCXIJWRozKzAMeUWVCckuC65QUaAsKulaYg",
+	"NGf8YgtsBWXSdkzswv0L8+sbJthin/SDH3k1g/7zlbgE1SGLYoVP16k4HuBg5RporeFob/9JBaFuuUd8",
+	"AwyMp/rRjzlCyObWn+MwpkcSD2vimp26m26Ap8qfgtBAK2FXLMlrBASHgFpgVy1t8IgEe50O8ZuUkpFI",
+	"Bzxvq94mJwrdS91Op++BRUCYDrwodlADToSO6RTfKIWYVu2lF9RYnz+VQ6qsuIjgsizzmc7e4ackxf28",
+	"i+pnvzs/f2OxGTU9rtbt9o+OPN1ur9PZTLszsDH1uS0l3A4Dt5b3ysdbpAesi8dXU4MNnlPJVq6Hpxlk",
+	"nc5uqNcN/8WCYtZiGrdSNmJwadY7Z0o81EIowdqbef6KcaqsY7Heva9unEKIk3LsDLt/wTE6qAEfZqAY",
+	"FDOnXh8dcxGywtX9k+jbvMZpv7Rbce7jLLQ/dqOW21TLBVc0hH5TycLvMm3Gqclq+ZPs9XqlobzWy8NM",
+	"GWi0/F2yVQfmByE5IGNb6QlAwMahmz+qRcn2MZGMucSBPBLhYQvDIrvkT/JK1IExO0zicrDEaJP27To8",
+	"omVQxaSKVOxFFE3zPxh51y8W3bSHoB0rbzcDY+2ZsZy2o78uMrUsBDNlaiIi6LtpooU4zr4r5VYTfEPC",
+	"8ekB8n5AwL5wCC+WgD1pYZij8nRWdrgtrtNFOougFjhouYWxaV1cSlnKI67ldix6oO6uT6qFpi6ul0tO",
+	"TbXoZjDMfs3lqUKkVath7Y2BTar2T1jVF6AU0vOKXZBWm4asNNkK10Ogb0LdLnbjSpy28tZyI23ngD8z",
+	"r6/JUrbdhiHXYWUD1K8Dy+5DskAR7quKrLallsB8ubBMufGB3TVsordx04MsZRvta00vWndRn5ZwPppL",
+	"WuJakEEHtgMqU/nkig3MCnzmZl3S/A5p5Y+UOsoXGP4sx+CViBNUyObbuIF9ftPKgb6CUFgGoFxEyaxn",
+	"6HW9csifZB+OpdB8p9hmx2uzbbvikLqmOGTLa67jhc0LrTzhgx0shveAyP0upOXAnyfCQYvxpW+jWYtO",
+	"W+owUG7R4Pfs9Tu3VZk5htds//li8XtdH7ClaJqlvi/1AIqV/jq1TbiXNVOsJ1fPA+CjaNc3rSqBp9cZ",
+	"j6Yn5O3cUMUpLzEk/Gvr8DbA/WTYMGT2pl5vykqeHXgib+IsKU6sTqN9axAQHtOyP5m07McU6McU6E+n",
+	"/mYjf+vbSi/9LzXnQK/0jokVj7fu8dbVVs8vVR5KSkNJOWcWW+AumkJZqaonfpHUgvzqvY2gjkGM/EKE",
+	"qnO98OYf6xKgclm41sHofXXjFAAvYFLwPO+vywQwPRj8xRRnsGzzymXHFaifFKs6MAjr8gUgIB5MmaKB",
+	"SWOE+g8/u//025rNvkkZM5zt/RQw36p4+YwtDV0Z6FCLLax5j9OnU6FNNuSCRR1b29+XjM2kDwxZE+65",
+	"OyKC8VysAnGJAZbJR6i0ufi+fwMU0ZEzSx1SQQ1iMpjb0sx6OVwN45hVjjOA4IkiBq4k0RtXhK65yapv",
+	"CegQJeziTrPPeAI4qcpo7/rIAUt1JFJ2+9VsAjThALHcIXlkVYKTqCnglepCn3Dtst+Xe/UC6iyVKl/i",
+	"rddWBGwofvedZGnrZJzjIa9dXF06TB2qQwGvARAcvKtW2o4qXRRIPL9iKzjHPUI6WF70N+M5nDEst7ul",
+	"U6K+kBGq2QxwKPjdjNh2VX/ScFjwVGJQ4DOrFsSV1+0ouFXu1iYAPTMPKgrNJ2o2G8XEjMZpHVqRliTL",
+	"fFDfvz8vyJpjoi02yN87MT5FsNv6xHSSxCCsP6gXjPV5XefooBYlaFVm1lumspRbQjHeL54s+mSWCpCM",
+	"luub9CkDRY0dRPzUrPaA/8DYDHC6Mf7kUq62UERwoQgluUdyGxR4WL3/EmfXasDdZFA6Szp1OUzHOKvE",
+	"xRaQY6dCKQDbhhpDraMPuM00hBcQ8sEtoOk+D4VHgwbcwXjMWzEfNBAnjEBXLdI97JCILmR9hlg1NcQw",
+	"zJgvb5OccRUnVcXDvEq2jjqlxqJHmuvdpU1ybeqB9UvebMpF/c7N2eAbaVlyXNRtfCn2lSR0KEWSKYav",
+	"lhwFlaXtdvd3Dzp3Wd0S4n89o79lFY9w1fl7bFLUtFrYJmdKpABHD/BlLFm0N8lSRYRYm31hQw94xdcn",
+	"bRZYSnldhcEL1Fd7vnWM7p2JD35CbVBuh390nBcpK2ExDVcUEK0Rf0vcYK/YvBzHPsXqX0kQChXtQgeD",
+	"lsT8MsdWR5V5wEfC1P9uBRB+WTyDeW4fWxSC8h4Et/DQr3DGk6IvPvfB+66Y9U54UueDBw7+cE74v66b",
+	"idbL6zQAxBc3su8hjFmDfbzaSHH45eZphzVnjDOLaL6hxbIWcs7iYi6fFV0L516Zo3ng3ia5Av3U8ovS",
+	"7T0hM1N4aFiGTbGaiDk3gg+VGNfl4EFaAflgs7VTLU9hSQsn94kbEODabb2dn2F9EK2Ij4h9DFXdhV4P",
+	"DLkGMqaMr98kEkLpyzBQl9SYrkZuddmkq8wRzVXO8MmPzYYBRb89t6gz+y1RGh9pifTqCMXLwrQtiAue",
+	"Am+aRU5QYFYfljDRe3QLAE/+m30CCKF2FwPWreKhzFePyCp34msS0BAgCfpQg5WIMYl5e8C/9sCY+znz",
+	"Hi4qnP3Y5ucU3jX9NfqFjhqlR4+rUgJb0kujW7cLCTo40SIqs+0MUJdC8lOuTN3OY7N5BKgKrXY/8Z/q",
+	"cQIoNOIln2miMEj/YECcZFh9jf96bvnH9+/PGxVd3bc2YRnLk16atqHsgN/YN2EsZ21NdffJNOaZYlpN",
+	"ljLTNjqPBq4hB6GSvH3+9PBJb59sff/+nHyjLcanRvy9SSHHmcltQuWlRKiMWcy5fjEZizRWk+mAbwVQ",
+	"WxxsNwlmJW8FVP3vX+dK/4LabCwBapxmkUmDZNezAOuzWYS9TL3Q0YBDIWMhpxesGONZizmEOpbX4QAJ",
+	"w/0FCY2WnjvWiVIz7Nwa85GwzXIpNlFAmdlwCfnadIAorgF6SBMzguzv7IxjNcmG7VBMd9wL3n/Fesdl",
+	"o9IiNh88lqY7EOwKzduuYiMLyOPqF5rbNY3zRe/rgAOQRCuJr/SJeOSF4V6ICwFMm29me3FqDJ42bXDa",
+	"v1GaAJNRy8zB5RKj3wa981PKKbZSbfocBQM7Aw5lTmYeIPBhibb9oEr1hR3wAf+v/yLPTKWl/qfpnpZX",
+	"I0J6vCsuyXjEUhKYXsKBgcGxpZp9PUIQBL9KwQf8jwHw6UGjT/4YNOJI/8eg8T//9/8NGh+bZADc2/wx",
+	"r3nwH/oIg8GYeqCAhDRNY5NN7fK2t0zPQC37wIts/iC32+RNodxZal1ywCGK2cYmPXgd4Aev0jg4hjMi",
+	"gf+bK9EtVRsPeKHc2DjXlJihVhcbOGxgKFuFAmSD/MPZdltfeilSvGcCvDOuk/Awi5MIDEujoqsJm7bJ",
+	"67xmznRMUFkKWuREE51pkRj0OnvklSBPsSF1AGeuLzyCPBDGo5mIuZJkK9jB3zSrMP+5o2nb/zek1Qbb",
+	"Dhb+ki20zqq50E4bet5DMu7Or/NL2Ybkcsx04IWCXkt3kNaQUx1WqSBJ/WLL5T5s2es+n8/b6ShssShW",
+	"Im2LdLyTjkL9P/3ctq0IGnBbWIfcz7TixurtYFk37qBNvnEFMeCzg1KaAQ+0jR+QKQOcry3JsGdM4NXh",
+	"BASVle2m8bQKTgIo70HZgsVwQXPAsWOO3hAtHqDACe/olC5sVwKLBxdLsnFx0oAXi+y8KsoisAxUj7n0",
+	"ZXMOb10A3zsMe+WblhlAlbF+senuIeXlKjTbrPrcJQkNOHqHlIMMcypEXtlWO4p/f4C0MDtZi6fI1dRL",
+	"xKLStuM8lsx8mU7tx+hsxmiKy4ZrnrOaAPgkFhRY2oTDiDni/+WPmbIDs73H5LdMKGzMqaeIVet46QYc",
+	"xI7d2pOCTNE/vgA90AjmN6/Pzkmhi79RSQyQAfXCLcBcv4aN+/prX9p8/TUKMq1AYIUPjm4BSzwF4cqq",
+	"JgNOCtrJmYlF3CYYQ06VNCgeeljsB5UaYA8IjFNFlrGHdr6mgpjERSEnbJNn19Y7AakDNftmXg70DLD7",
+	"OSb0xyl4KGNp0jSg9BRPU18p13FQU5Fm2pLMRQq43FTpsQQPDUs3bT7hTyXPeY6D4dUduL7UAOQ4EZqZ",
+	"EBfQNqQwhvqTTDXx9scGQDsv4UBQT/OzVQNsl1zPjPhKq23YgQu/63UJxfayufJrOq9jhYZVJ7w8ZHbF",
+	"+ICbTkqxsmGONvEyBCD/z5g2UKJQW8YQm6q6AcfaBUP2+51dUlczYW/NG18ZHXBP0uH71hzok18+BDmt",
+	"hcd4nJoZSBKxMKGp5uDe43/kZoN++eMH1ACgwry0TW1y4mlVV2zAvSp1AJN0TLYEfFuoWPc0aachD3hZ",
+	"eQasShPxKmnWffJLXs3+ITg21KsJ1irkcsA5dAjc9jkvYXwktCKkBw4VeOVtTNOJSLNLRj9ECpADroQ+",
+	"wVSRGLoTe9YA5jAWSwCpKsGOBvkJBgOO0rHtH6vXEEXl7XmkYV8QYDUuXi1xBzz457P8wmPjzu1jr4TL",
+	"m84C5Vyw19kleTmjk3WuzxSQ1tuqbt80t8Rc8bK67srgmgUTeMDRW1lonOP3l0KemLe50oYXSlqjqaGX",
+	"ThborImApX6WHTTu1VyARc2CQhzopb3QQ7feQC5ugMZm/rsVrM4jqOLxBIKUpqDw9ZVt92UaceWZvjBH",
+	"vau9o8BYPxj8KBYNQjPVck2c7eptuJelF68ybsCXl8a5ftG51mmXUSyV2zK1ckSJAZ/TWG03l2wK8fdk",
+	"6/TZ+XNS3SWrMEUpHaltp7PiHZVWjTZ3VhIaGoShWLqLrK2WfoFzBzSihZ57Lvo/4I7OAtuxeyJSycgQ",
+	"ojkLfSFnWqXcwmZz+nZomZ63FPXGCuyvgZ1MbgAWvE/QFxG5am4XF/rYNS28d0GGKH/tYuQjeOBoJQaH",
+	"AWTrVJmnsVIMMimoJbGJSCIUdFTBzjUNp7OUb3fV9EOVTSiMnYEBpuenL8MCxTP2kcRQJLZ2NjKT0TSJ",
+	"HT2D720cXzE0zIztrrXCij8oSP2se0NFhdglbnCMKvaMqolsmg6ZcCJmlVOtDPeJbbkOj1vbTVoiO/dZ",
+	"tKU0MwD8P1ni4qBgiRnjdBa3F3SamAm630DXaiJDOJvT8Zil5N0pvheJEGwBAG8KmfHqGk/My9Pzit9F",
+	"D4o2Nhhh5iW5o5/NQR1yP0uj2TCI3I1+o9vutDv6MTO1Rr+x2+60dxFcdAK+vXpdUf9lzNSyVB7kghW0",
+	"NsPqrDIM2imQmJY1Ra9Nm5xoyXfJuDZJfAg9lHqxkvr9Nvk2S5HOtPmLbh5rNTKLvzwUmke6htaGc2ml",
+	"FIZ4VTKIG7AheIVOo0a/8U+mvp9fIlQhWmKwNb1Ox7rMTDJluZwbsixs7oxFpPvFABIaHEKDOujABg20",
+	"YOPyTfrDxW/T65/e03//dHI0n3/z/OA0E7tXP/3++5Pz6++ens//9c1inJ7tXTYMPCCgAhoMQID+A6C/",
+	"Rrf7279P/v3D9dN09NPZxZPzxfsfv3s9fjIJr97QWfwySeenlL4Jv3v3VjQ+fvho/IV0A8i8M3QeVh3U",
+	"xhfRbgA0phYQejTfslw2unl8xzx5GuEn9nGv695wZ7Jzago7HXyMa2Cy7s13rkjXwgb5ru5G/5cPzYYB",
+	"PUF6QF3TwSUaOkYmVKTkRrOh6FjmkIF65NxeimLVgk5tcumdeoH+MnAW4qNNTbyaD0O5uHEtW7w7MooT",
+	"xOwp9fYF5x2CAQV5p1/jyFza7Je8wjSQHG4JFTizUbJfjx4EoOcGEw1xSBz+yPGAB3udLilib2htpQio",
+	"cVxWHPWLK+yVyr3VG5f3Y5PA1iyiEdzDOqLIH9lBR2DjY3Ptk6CtwINl7NVkYc5M68UGcmW4QJkBnaL9",
+	"9LrG7qgbHtEnrNUb7kWtPXY4ah3Rg2GrG/aiXbY32qcHQ6hgbvQbsKs2tNovdMtz9/dmcfLV87ctk2sn",
+	"/iQ8jI5YZ9Tq0t6wtRfuRq1Dtjdq6Qnbvy2ZeKG338NMPcciQbu8OPe6Ru5Ldhhrezbjj4VOoGu2Fv0I",
+	"I+WqQ0x1A+Cb7u7uHhXTMBu9Tm+/1dltdbrnnU4f/u/nZdsbIzBSzc7eJLS/avrGPXGDme9tMnPIeLnz",
+	"zD/cVWpjFP2XvAFspWl83uR10wvsZ2a5w+z2zrsH/b19syVeZ1Xb6PuXPPj8weTCNDpRl/VGu7S1N9wP",
+	"W3vRAWsdjp7Q1tGwE3ajHtsd7VEsudBf0vpdt7vbflJEt+o3DkbdqBfuDlt7dJ+19kYHndbh8EnYOoo6",
+	"rDvq0d3hXlhsxLnxpfcLThovxe9xktCd/XaHbP2r2z0mL2KeXZPrw4OLg71t8jxO2Uhc73R3d0E3LW97",
+	"6Z7mW8+zJFm9sZ3qxpokrca41H+9kXeVrkWxsJu/zw5GT+jhsHUUdvRxd0ct2hvutsK9yP7pyG5+9+iw",
+	"vd9tdzud9tFRaftx8v7m4i+FrQuzNNk5bO/rffmQZ2wYeOBep3SieGb7UeuAPRm19twskVw0tRxEqOZs",
+	"zs6q3VJrFMATjKiJUUFnKemCT2k4Ya2n2CJknTIID5tnXwnIfdZHcAd9cm8TffIb6mq64ZXuJoqkh8kC",
+	"L+2uf+m5Q2q5taa7v8l3zlBveuehodyrklzMBPnlw8eC1qzJpkARnmYMPzc+NBsFV4X7i0H5LGrOarID",
+	"13cHggGRBbCvKx2AwkEw+AqpMpAQ7dKjbXLjkCWCj6GXW9VTNgAvu0saWTCFbl7jxLBVnXTKSNDr9ALC",
+	"YtuFp6I1945IwWMH+m4n2MH4IUZOCjh9Vp+G3l01+m4VdyFnM9+IaHEzuWd5Y8lN1tiYYyyHgfhYzDeC",
+	"qq2KmO7dRkz/kTffaJyCvzzzUnyKMHCxtGfeXEodsURURgkn6CfK3Vx63oDXQt8ZFq3ksuaZNjlZ0lsz",
+	"nziJRwUSxzwiwVmJKTvH61pu6h782GyU/bobv2we/+s5eXcDZvkGga/OhXgBsFfw3v4mXNKBY71kUUzP",
+	"tT6qX+71Nnl5lopQU/AwYc+40nwV3j1a/+65EC8pX5h1ys9clhREB4TE6zMdCR2bbkJOlKjJUlGBDprl",
+	"ouKp4DKbmiiOl55Ia78MySKpAeLM+9/mSYVt8hy4uM3r94NQTeeEtG8WSne4mPdtRoRtDFqGCgBmBsJt",
+	"y68VR6xM8O2Y2m2XrpTEV5CmAZWK2XhSBUpApEL9cymLzsdIgT3hYk4E75OMJ/ElqwF8RA7LBV9MRSZd",
+	"7MBEqifoh6VqwO3E80QBgLjQkzDFm1B9HNIkKWeHWiZn6jX3Ol1SdCKZWIBz/uYVDEokkXGdUWD2A74V",
+	"vHn3zYvTpxfv3r7YyXgkWnBiLVza/wcj/qPdbgc2feMJVGRuE4zKmA3UpKV3acJS1oSYhiycmJ6vPxdM",
+	"ZuMRHiUeuZ+bUPK0LQNsdIrMKjjGAS/kRWzBiGWs37LqofWN7eNllVh1moiX/HwXFcSkQDeuet/s8ZcH",
+	"v70/ZG876t+72em+ePOEnh1Fz7vj73q/bq6T1GRlb6SM7NXgsxRKYvx6mPtxed/KRNlATjy1UI+foyT8",
+	"UiTaTyZSUIYyM+yoCq+6XsKBZ2SFaIP2YFjUlXsysAPADDi8ZTpNEwPFLLpirBkC1wNeEBlVJpUz4QLo",
+	"cA4afBlz6Ehs8HbJloXqxgaxA44gwF7ulS0BEaktJ7T8dDtvEKRySyxlV4wmaK9NYj42wYQ60N55KZXK",
+	"8ALpzoFFbl6am3MTzAZ3LSVhCev3uMa0A3RZ+LmUkDHg8HWXb5DcHKvYpuX4CRjbN7UlB/xbgGgw4r6v",
+	"qaHcBsdExgkttdHxqtHzrIfVqAt9/fAsFaiNAHjVMogHSIDyMR6Mu3kFcIPftqeI2tAe8PcFykLFJsdt",
+	"mHlo4XrXLHaDLVIW3KYgsnTAcRsqD+JTEhIqFKDqpwhWV84pNLoQptwQYSCixZxDdSDeCPwGlIfm9Q5Y",
+	"L40nGHkHp8W7FJBlIfOxCK0AS3Ch4pDVBs2AjdxBaBexPhrjqNv+7XD36tmvb9+z70/OXj3/ee/ym9PO",
+	"Tzz+ce1vJ66EsOqH8AFLG6vSdDbXDgq9pzbSCzq3c1IU0VkabPH9ZPjPMH4df//852dvz388O5WnUzX7",
+	"+enpwelU/RheyvjF0+877F8n+pkffur+GI9+bLPF979H70/j1/Hp7z//+vzX1++f7f589v1RO+wlfDh9",
+	"3on+9X1SBGNABI86wI3e/lGv4//RTu5w+mMv/eng+rwze7HHfz6a/9CV3z+ZfLs7+mY//PchfdYbvzuI",
+	"X3d+e7tXRIHoW2SJv8hrUoTzqXGZvLA8pW3bDWAlDVgXBuM7BCjLdc7qkismmdOFJAEXLagdDDD51esz",
+	"7InBYjjMvlIIc60ts32T0vGUrpwIrCNoAm/67vz8zU633cHFVWcAP99sBv8pnqJNfP6nKEqfFuNDG3n+",
+	"wYZ4JdRPtiL60Tv1+enyfhlJ7hnyoF/XK+4iU8s197de8ULu4yklgeZRiyZBlF6tbFTcO21MYCz30bDl",
+	"BjYLXKu4dWr9Bik7N0rQwZVvYm0b3i0ydZ8W9i0iel9ufE6MbScoH/nDUNymZNyiSbKelAtOLufRzAu0",
+	"WAQ5Rj4p+3MSnP1l1HmSJBsR6LPCkuBOYTunR3J9aHItUNN6QrWceWcEffGXU+sztKNcc9BMVtC2Nwsh",
+	"Y82StUFXB4znBn1HpFjFo6An18MHj5/DZrzJpdbfFzguTuXvCBqvjBTXkcDnESf2EOJXB4hrcyAeg8WP",
+	"6vhnoI7bEnpa2xnhBuIB3rpNrLjuu00imWmLW2hvBmVA6Sq1CNIeP4M44IBrjavaNGNZptK9yBrPBUih",
+	"jWrktnc2SalkhAvww2hO3nBtNRq/PXm/y94eqX93IZZ4SM960fO98XcHv/7QSX7evb5ZltPtZFWNEvnG",
+	"OYYRo/S4RBIPo1Z++Tzxy0mEUS5LwlCKiRgiq9kwVGhcAivsNNNHo4Kz3DcNnwF/AcrDNY8poTXwyEwS",
+	"3QymkM9WtXtgDZhUguDfbfJmPapDiW1p7RkTvgmFyY6U+UoJ7mF5PkUeqix12VzPRpuWcZvuvXpKro0k",
+	"FMyHlBMuiNalEPQbYOdqlHdIXblb6qeXFXMXhnoX7/8NeGahveJnHGkZTn/avWW0pduti7b8W+1np4fi",
+	"TY+e7UXPD8bfHf36Q1dLpKdPrr7p8Jf7kATTU/8+yD7xaMsrNvc7FDyGXB5DLvcdcvG53qOt9hnqMw5M",
+	"itY0QEAdImchm+g1iLSxwmgDdUH6Ph6HDiPLiVdJzC/b5FwQeiXiyKQUafUEsCQc2j2TZEKvXI6JbPp5",
+	"SGsdfF5LxDhHrcqRROpMv5KhttQkI/UWGagbZR2kXqsw+/kA3kBX5nkSUfJCXLGEQp3qvSd1lHsa/2V+",
+	"RN+hpjVB6CBuj7VZTAmWBuglMtrzuoqOL6YUxWwMdId/9C8+yqzPwb+Idzi3cfUVXimcXEuAFfgezLX7",
+	"zJMZfTC7WJFxSrmSqEkD4F0sCeAeI3CeUAPumoQ63A749jLcjr8IhOOtAfK/p0L84vY9z5KkgLp8ZfMb",
+	"POgG/edSV9b+L40czM+Uqcv+PI0Vc//CVGPbisA+if9AiDytwxt0xz56AxrNYtFqs6ZLHhtnCXWZpn0s",
+	"CZlzMkvFKE6YDy6NCbIeKoIEeVxcyQe/IPwhxUGlbW2NOPAa135iNd+PBdx3LuC2PTkss3PdFSuV296V",
+	"KTBDuFlrmCE8syHKkeFz+V3+rPCJ3kmE0/9bkIkQmB6L14p1KIA46gPnzFI2iq/JVrnDfgneRWv5S+Bc",
+	"bPit1uVR34V/xaTBIwxmF0zPcht/Jsjy66ain76R82XFRGIDNIlda0pzsD1DaoF5bJubzTiv36xn5YSc",
+	"IXE7UKHuJtA8DmZlhNbhQ4ALFVfzQBhDdiE4/CcENlQDZNNtdffPO0f93RzIJm/Ohngxhc5o+NNy+7vc",
+	"Bwz7WdW07ip/v9vv9GBDb4B4VG/sG8X4F3dbQbv5kDewyq+Q357KTKinT7jbsyes6ah+2zrn3b2cDtZs",
+	"m3ut19Grda85rKCUhmzNVpqGPjV7iR+8CXwS7hy+5/arsk8eHFXNTpUWUwcf1Gx4HTYwUvLr6a8ifvnr",
+	"yeLVWWf+8qxz/fL5j9evvhXzl/p/z0X84un3M/3Mq97LvZ+ffn90K1CpzZXPSgOvleBDwD8eUYcelVaF",
+	"pOAprfjvOqXVswg/fGyucyJjlDeKUxaqZNF0ymmyQM3JYKkbsGfj2i3WlDovckmRBTs0aJN3iK5QbHwE",
+	"MMUzoTU0CrAR3HWRHPB/phSD6Pj1CUuhu5JpMUUQrEEy0DxNR/aKvnxkCmVh7BX+5a08PxugdiBAPuD6",
+	"y9vLnM9LXdg1KveAr9W5b5bTjUf3Tt6PT3sTUYBS1Yi/f+oXyHdiNkMj3s9eSoTJnch4JjOaeElMjQrn",
+	"35hn5gu+kf+7ezv/dz38Xue8c9jv3Upr2XyHl+stlRncXPqWD265HF6lr5Qm8hd58As9Imsk5jvIVMGD",
+	"ewBx+cK0IalLdtP2/MjlRGLFR1DwE+z8EUcfg6J6X3xgw3NcYnXWIcl+mRL+ERvks9VhkIcbdeMGagz6",
+	"sqvOtx3bDBmc21W8xLxnqlxSmPVVjsaADoZQ8FGcTitNk7BDWG1+c5ucrOq/6oVHq/rJ7nKAEUqK2CFk",
+	"a6+z24RQ+16n20d0inL941iIaPt4s4iI+cqQRsX8xuNagI8yakdxcrKmbGfAl2b+3VDZ+RbO8CW7pwTr",
+	"+wnH20ndNVX6xNCfa+77aWZKPxhzBxwTl0L/GEj+Avg8Xg0yXdQFlc0vWvNf23llFcP+Cwpn/8mUYTr3",
+	"kcH7H+YJvZsH9JOwKM5rSfALCAZ/sZznn0ytZzszqsJJHbAc9tQDMw6wtni0Y6ogCkHFNjkBO68YaQQs",
+	"4gEPTG3/xazQ1ysSDNHDFL1kFhuVKujF1wfwNdA7C4jNAw4NnpUgscrRP13CmZmuqe+geQEvYptu1XQ0",
+	"9cFjA9tKLO/DV3KXYaNGAG11Rd9ECXFZmMeUUT6fxAnbbpN3XMUJ4m4oP0teTsRcGjw1A32Q1yHzyKWS",
+	"lpFkY0lGKWMWeQ0TV00q6Xk9EmpeR++D1OYwsm3bmlialoMBPBdUWikWINS2Ah9AtWV+Dppkn1BOJiJL",
+	"t7ECEl5yCLoWurb8Oj4QNMmue/2GtoFtUilSo4lX6W7AqxYDqTMYAOLNNAa32cto7ah0sV2bZEuEbevo",
+	"L8w0wVxlQAz4MguCbJkWlLDxmtH2LaQeMz2IWzF39UgDHlLot69WVXIW/bpsOlMLIqA5xfad/bc30STe",
+	"gci7mwXjydsfwMOzsZgzH/8rypS+YCUHNv2uLtPu/qem4JjJPpRq81jtc+/28RfvAH00qEtqLXLwdZpt",
+	"jXt0J3d7/dGYZbVNZZQsl2IbV+iEhZd1iFWmx3QBzX/AGY9MSndIkwQsdevD0mIk5hmTCMpf0UNAzXUp",
+	"elpFQOSLMqAbIvWTLdTvSqqMzPzsKmYUvwGP5XbfL2Sy/a0p8eu0ZjRObZeBygKaWgcfsgHHYm1OZtrY",
+	"tSEf2+p/qwJSB3ntM9ThxfatvL9236te4AG/q1J3Gx8xfgR1wh6pRsXzcvMCRY0ckO8MGHTTDFATii/l",
+	"tBp3cZ2qZhTTGzuqbxRnLzSDuIv6VtbP1zmimw3O5hc3wwXZPJpeWNaXgBT8z+e/h7vRVTj9cdPS9YPO",
+	"3mFd5frPs93rHw/T8+7V+/3FN0f8Ze/yxcGv33XGz/eisyf02W747jB+3f3t7b76xCvXl6GwFPuweBEG",
+	"YN8eQ3SMG7tOl/ni+lp4uFGP1fArZvAYxnnUOj/VcD06daaLWgzglWqnrflaUx6zIsYD5W92mGIFTds5",
+	"uwLsW4XcqdpXKleKUIcUpoDAMOWbltcEmFOMehK4uoIblNjctKDm5eLMbuKDV9U8aLq/dX24BHRzeM5z",
+	"Y2Sy98peq3NUeAXE59Gwx/ZGB7R1GHaj1h7bHbXo/vBJKzyKumx3tE+fYJPaKGEXNYPutrpPwAWzZwet",
+	"thJOqFQXmlhqfTf2xTs2Aq7do073vPsk95G5PbIZ+HXr2S2+A5vUpbvhPnsyah0Ne1HLbFcH3VwHo0Pa",
+	"Cbts9Sbtn3c7/U7P3ySv5W9vd/k2dQ4Lrxa2aUwVm4hMslaYxDvddm+j3r/3rDGZG7V57r1lQP+Z6fdf",
+	"djL91CXZyBvLNUjnXJV7ZgHCBWfLYcFzTVo2iczCCaGSUJIIqUw3nDY5VWRKFwM+ZHVo5lURtqc18IuR",
+	"yHixIxTKRheGZNexVE1SQGoBGwDQLwuwuWgt6PkeL5ORHsZbHD2QTMQddVLxxkLRvKfv0IdN8rLM859z",
+	"9tXe+pdeCfVc08oXfd2RdOxdvPG9X3fXC3mmppZmRbbouUVVvGRsJgEyITb4uQ5dB0xZg4kZmH++kywN",
+	"StU1+NVgNRu492t7t2pxzA4zpSs3u8P6pY0vMNQD/KdmVZZS5h85QSEz8cYZ6Obqr01a1CwGyz/mE6o0",
+	"zcH9xhAx2bIdH23FfZhkEYu2zaUe8NXgD5/wnf4nluHd44XuPBZu/acUblmB+Fjj/MjOb57ueWNenhdF",
+	"r84DpdZG0zewWcz2bBbxAfXlY9DS17b3hV/aA76qFjrITGJW0DQR+GJGaaGPPlUDLri2CL+FbyC6OOiR",
+	"tXrmMaH5bGzSnLb8EL17wDPI1WQcn6Bjalu/BQPHDweNPgEH1CbSaMNa61sk5YHEqoo6v8Aojo7/Ihw4",
+	"zMW4u7S7bVdai49hw7Mbwl9G05jnU/+bUgFvKorz13rn3YP+3v4tIEw+KeG8Gt2ktM7/nCTBRzH9WNn8",
+	"JSTo3V9l8x9x9HHHOH6Wo4C/4+DQpUSKka0grcdfuan4Rtexdf6Wiz8c2Ete/dHEMUJDnp7vGZQPU8Fh",
+	"3THYJ2St+bqhSIfR7gCm8jZ3sD1asJ+8Bbt33u1+goWCzmn7KCM/JRn5BQc1EF+CEt+reH+yx0J912aN",
+	"v2WQAi0dg/9KGpguh/k9jq8gtVuRLWfl0TSlC5Kyqbiy9qoB2SrBfCMm9QZia2UOscHxQjBy+GnA1+cV",
+	"L7E2/x7H6pmHb/a32JtLkC1vkHKBqOmficX5eYnOW6GN2hSf3U/SCYwMJFYSHGKw0kdh+lDC9NF+/GSE",
+	"OZYU0YIwvQE8vWnisEyau7wl09phqUX5QoxzoQ596UFKzycsZf1SEL3aBzMPq2M+g77Gfh6uNJ0yKzVd",
+	"TvyXelB8XlFQzDMBgPPbpu7eKMPh2bI2y4/5Df/ZmU6V/ts3cEyVu8AgS5kwmqjJ0nT+pxMWXkryRkg1",
+	"TtnZjy+AObxlUSwNm0CUX0bDSS7hE6oYDxdtEvQ6HfQYDTjOHYpPAcxk1gRnTkC2oPcc9O623qmFfiIS",
+	"c80/hCKMX7FEzGzdUSVF4TtcxF3VTZibtDx0nOIwZjEXU9nod9uHnjKWzRqg4kZx5cFO+6D04Ee4roma",
+	"LG4Y4TGLW9rHJmIzxiP9ZdzW+2MMd7pN97ntvXZ3+bYz+HC/kfFUUyHczGbx1Dqdjh+rEXNePA8Ihd7D",
+	"gZwokjAqoZq6dC5AzPd2Mg/WOUzfZpA2uDdW9hhBCVdeX3C3trigzBhm4nOWnUTbK8vYy4mFKDJ8Ik6Y",
+	"6d8NSiKIu4xz17R7qP8uYDrMVvvINkEuNeBceLsOhdKUaBtySCXTOg8dszxTesxU4Vspg54y0JlMqAFf",
+	"x3RexFeMYxOvu7GdEmFvRoTu60tMLm8HqT6Cv5srPBDF2m3Q6x2yNaQI+fAb06LLsEfSDylHjC+V0tEo",
+	"DslWrVB0PGgbkWWXiLhYmbQNQ6XaEiNDmlAestS0q5eMQy6FpfMBB8SwzUTiW0aj+F7I83OTim+h6kGJ",
+	"wml9IULRyjoVT5nI1CZybulRPFlxFPclEF8BSAWNFseEfvay0VyoFawGXk+vrElYtsBDmpCIwb2dMsB6",
+	"ydKk0W9MlJr1d3YS/cBESNXf10SmVfjY0JE9kQ/uq1XHvd9/IxHjGNBNtPFuTHn4VWSqmaN3pEwyr790",
+	"Ifet7TWn1CZJtQnWGUtGLcseHQOCXrpLy6LEvNjX2vWQ3ArKNVn/83//X7Dtz8IUctT0q/R6a6JZhKUa",
+	"pt11mzzT1ombISI6Emoj6V+jz6DsofCam7aL3S1lzRzAF96sNEVVE7bAtqgIiIjunLz5iRJ5GyCv91vd",
+	"FxC0NIqV5mlxglWMSKutlCXsinJw6ugV+2cX1bbXc4ITrbgCbcuSiLHdW4tH6n3E3IDqV95kwyQOySVb",
+	"mIZ4CFFZ8h1tfX/2+hV5z4bkB7YgZ0z5x67fbXz88PH/DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -18,6 +18,129 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditAction.
+const (
+	RateLimitBlocked               AuditAction = "rate_limit.blocked"
+	SessionLogout                  AuditAction = "session.logout"
+	SessionRefreshTokenReused      AuditAction = "session.refresh_token_reused"
+	SessionRevoked                 AuditAction = "session.revoked"
+	UserCreated                    AuditAction = "user.created"
+	UserDeleted                    AuditAction = "user.deleted"
+	UserDisabled                   AuditAction = "user.disabled"
+	UserEmailChangeRequested       AuditAction = "user.email.change_requested"
+	UserEmailChangeReverted        AuditAction = "user.email.change_reverted"
+	UserEmailChanged               AuditAction = "user.email.changed"
+	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
+	UserEmailVerified              AuditAction = "user.email.verified"
+	UserEnabled                    AuditAction = "user.enabled"
+	UserLoginFailed                AuditAction = "user.login.failed"
+	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
+	UserLoginLocked                AuditAction = "user.login.locked"
+	UserLoginSucceeded             AuditAction = "user.login.succeeded"
+	UserLoginUnverified            AuditAction = "user.login.unverified"
+	UserLogoutAll                  AuditAction = "user.logout_all"
+	UserPasswordChanged            AuditAction = "user.password.changed"
+	UserPasswordCheckFailed        AuditAction = "user.password.check_failed"
+	UserPasswordReset              AuditAction = "user.password.reset"
+	UserPasswordResetRequested     AuditAction = "user.password.reset_requested"
+	UserRegisterEmailTaken         AuditAction = "user.register.email_taken"
+	UserRegistered                 AuditAction = "user.registered"
+	UserRestored                   AuditAction = "user.restored"
+	UserRolesChanged               AuditAction = "user.roles.changed"
+	UserSessionsRevoked            AuditAction = "user.sessions.revoked"
+	UserUpdated                    AuditAction = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case RateLimitBlocked:
+		return true
+	case SessionLogout:
+		return true
+	case SessionRefreshTokenReused:
+		return true
+	case SessionRevoked:
+		return true
+	case UserCreated:
+		return true
+	case UserDeleted:
+		return true
+	case UserDisabled:
+		return true
+	case UserEmailChangeRequested:
+		return true
+	case UserEmailChangeReverted:
+		return true
+	case UserEmailChanged:
+		return true
+	case UserEmailVerificationRequested:
+		return true
+	case UserEmailVerified:
+		return true
+	case UserEnabled:
+		return true
+	case UserLoginFailed:
+		return true
+	case UserLoginGuessingAlerted:
+		return true
+	case UserLoginLocked:
+		return true
+	case UserLoginSucceeded:
+		return true
+	case UserLoginUnverified:
+		return true
+	case UserLogoutAll:
+		return true
+	case UserPasswordChanged:
+		return true
+	case UserPasswordCheckFailed:
+		return true
+	case UserPasswordReset:
+		return true
+	case UserPasswordResetRequested:
+		return true
+	case UserRegisterEmailTaken:
+		return true
+	case UserRegistered:
+		return true
+	case UserRestored:
+		return true
+	case UserRolesChanged:
+		return true
+	case UserSessionsRevoked:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsResult.
+const (
+	AuditDetailsResultAlreadyVerified AuditDetailsResult = "already_verified"
+	AuditDetailsResultDisabled        AuditDetailsResult = "disabled"
+	AuditDetailsResultMailed          AuditDetailsResult = "mailed"
+	AuditDetailsResultNoAccount       AuditDetailsResult = "no_account"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsResult enum.
+func (e AuditDetailsResult) Valid() bool {
+	switch e {
+	case AuditDetailsResultAlreadyVerified:
+		return true
+	case AuditDetailsResultDisabled:
+		return true
+	case AuditDetailsResultMailed:
+		return true
+	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CheckStatus.
 const (
 	CheckStatusDown CheckStatus = "down"
@@ -30,6 +153,99 @@ func (e CheckStatus) Valid() bool {
 	case CheckStatusDown:
 		return true
 	case CheckStatusUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldErrorCode.
+const (
+	Common            FieldErrorCode = "common"
+	ContainsEmail     FieldErrorCode = "contains_email"
+	Enum              FieldErrorCode = "enum"
+	Format            FieldErrorCode = "format"
+	Invalid           FieldErrorCode = "invalid"
+	InvalidCharacters FieldErrorCode = "invalid_characters"
+	IpLiteral         FieldErrorCode = "ip_literal"
+	LocalDomain       FieldErrorCode = "local_domain"
+	MaxItems          FieldErrorCode = "max_items"
+	MaxKeyLength      FieldErrorCode = "max_key_length"
+	MaxLength         FieldErrorCode = "max_length"
+	MaxValues         FieldErrorCode = "max_values"
+	Maximum           FieldErrorCode = "maximum"
+	MinItems          FieldErrorCode = "min_items"
+	MinLength         FieldErrorCode = "min_length"
+	MinProperties     FieldErrorCode = "min_properties"
+	Minimum           FieldErrorCode = "minimum"
+	Pattern           FieldErrorCode = "pattern"
+	Predictable       FieldErrorCode = "predictable"
+	Repetitive        FieldErrorCode = "repetitive"
+	Required          FieldErrorCode = "required"
+	TooLong           FieldErrorCode = "too_long"
+	TooShort          FieldErrorCode = "too_short"
+	Type              FieldErrorCode = "type"
+	UniqueItems       FieldErrorCode = "unique_items"
+	UnknownField      FieldErrorCode = "unknown_field"
+	UnknownRole       FieldErrorCode = "unknown_role"
+)
+
+// Valid indicates whether the value is a known member of the FieldErrorCode enum.
+func (e FieldErrorCode) Valid() bool {
+	switch e {
+	case Common:
+		return true
+	case ContainsEmail:
+		return true
+	case Enum:
+		return true
+	case Format:
+		return true
+	case Invalid:
+		return true
+	case InvalidCharacters:
+		return true
+	case IpLiteral:
+		return true
+	case LocalDomain:
+		return true
+	case MaxItems:
+		return true
+	case MaxKeyLength:
+		return true
+	case MaxLength:
+		return true
+	case MaxValues:
+		return true
+	case Maximum:
+		return true
+	case MinItems:
+		return true
+	case MinLength:
+		return true
+	case MinProperties:
+		return true
+	case Minimum:
+		return true
+	case Pattern:
+		return true
+	case Predictable:
+		return true
+	case Repetitive:
+		return true
+	case Required:
+		return true
+	case TooLong:
+		return true
+	case TooShort:
+		return true
+	case Type:
+		return true
+	case UniqueItems:
+		return true
+	case UnknownField:
+		return true
+	case UnknownRole:
 		return true
 	default:
 		return false
@@ -236,19 +452,19 @@ func (e TokensTokenType) Valid() bool {
 
 // Defines values for UserStatus.
 const (
-	Active   UserStatus = "active"
-	Deleted  UserStatus = "deleted"
-	Disabled UserStatus = "disabled"
+	UserStatusActive   UserStatus = "active"
+	UserStatusDeleted  UserStatus = "deleted"
+	UserStatusDisabled UserStatus = "disabled"
 )
 
 // Valid indicates whether the value is a known member of the UserStatus enum.
 func (e UserStatus) Valid() bool {
 	switch e {
-	case Active:
+	case UserStatusActive:
 		return true
-	case Deleted:
+	case UserStatusDeleted:
 		return true
-	case Disabled:
+	case UserStatusDisabled:
 		return true
 	default:
 		return false
@@ -288,18 +504,136 @@ type AdminUpdateUserRequest struct {
 	Name *string `json:"name,omitempty"`
 }
 
+// AuditAction What an audit event records. Clients may branch on it; new values may be added
+// in a minor version, so keep a fallback.
+//
+// | action | meaning; `details` keys |
+// |---|---|
+// | `user.registered` | An account was created by registration. |
+// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+// | `session.logout` | A session logged out; `session_id`. |
+// | `user.logout_all` | Every session of the user was ended by the user. |
+// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+// | `user.password.changed` | The password was changed; `kept_session_id`. |
+// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+// | `user.password.reset` | The password was reset with a mailed token. |
+// | `user.email.verified` | The address was verified. |
+// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+// | `user.email.changed` | An email change completed. |
+// | `user.email.change_reverted` | An email change was undone from the old address. |
+// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+// | `user.updated` | An administrator or the user changed fields; `fields`. |
+// | `user.disabled` | An administrator disabled the user. |
+// | `user.enabled` | An administrator enabled the user again. |
+// | `user.deleted` | The user was soft-deleted. |
+// | `user.restored` | An administrator restored a deleted user. |
+// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+// | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+type AuditAction string
+
+// AuditDetails Event-specific details; which keys an action sets is listed with `AuditAction`.
+// Personal data is masked; secrets are never recorded.
+type AuditDetails struct {
+	// By What made the change outside the API, e.g. `create-admin`.
+	By *string `json:"by,omitempty"`
+
+	// Effect What the server did about the event, e.g. `session revoked`.
+	Effect *string `json:"effect,omitempty"`
+
+	// Email The masked address the event is about, e.g. `a***@example.com`.
+	Email *string `json:"email,omitempty"`
+
+	// Fields The fields an update changed.
+	Fields *[]string `json:"fields,omitempty"`
+
+	// From The roles before a change.
+	From *[]string `json:"from,omitempty"`
+
+	// Granted The role `create-admin` granted.
+	Granted *string `json:"granted,omitempty"`
+
+	// KeptSessionId The session a password change kept.
+	KeptSessionId *openapi_types.UUID `json:"kept_session_id,omitempty"`
+
+	// KnownDevice Whether the login came with a valid device token.
+	KnownDevice *bool `json:"known_device,omitempty"`
+
+	// Limit The name of the rate limit that refused requests.
+	Limit *string `json:"limit,omitempty"`
+
+	// NewEmail The masked address an email change asked for.
+	NewEmail *string `json:"new_email,omitempty"`
+
+	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result What the outbox did with a requested mail.
+	Result    *AuditDetailsResult `json:"result,omitempty"`
+	Roles     *[]string           `json:"roles,omitempty"`
+	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
+
+	// To The roles after a change.
+	To *[]string `json:"to,omitempty"`
+}
+
+// AuditDetailsResult What the outbox did with a requested mail.
+type AuditDetailsResult string
+
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
-	// Action What happened, e.g. `user.login.succeeded`.
-	Action string `json:"action"`
+	// Action What an audit event records. Clients may branch on it; new values may be added
+	// in a minor version, so keep a fallback.
+	//
+	// | action | meaning; `details` keys |
+	// |---|---|
+	// | `user.registered` | An account was created by registration. |
+	// | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+	// | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+	// | `user.login.failed` | A login failed; masked `email`, `reason`. |
+	// | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+	// | `user.login.unverified` | A correct password was refused because the address is not verified. |
+	// | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+	// | `session.logout` | A session logged out; `session_id`. |
+	// | `user.logout_all` | Every session of the user was ended by the user. |
+	// | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+	// | `session.revoked` | The user ended one of their sessions; `session_id`. |
+	// | `user.password.changed` | The password was changed; `kept_session_id`. |
+	// | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+	// | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+	// | `user.password.reset` | The password was reset with a mailed token. |
+	// | `user.email.verified` | The address was verified. |
+	// | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+	// | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+	// | `user.email.changed` | An email change completed. |
+	// | `user.email.change_reverted` | An email change was undone from the old address. |
+	// | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+	// | `user.updated` | An administrator or the user changed fields; `fields`. |
+	// | `user.disabled` | An administrator disabled the user. |
+	// | `user.enabled` | An administrator enabled the user again. |
+	// | `user.deleted` | The user was soft-deleted. |
+	// | `user.restored` | An administrator restored a deleted user. |
+	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+	Action AuditAction `json:"action"`
 
 	// ActorId The user who acted; `null` for anonymous requests and the system.
 	ActorId   *openapi_types.UUID `json:"actor_id"`
 	CreatedAt time.Time           `json:"created_at"`
 
-	// Details Event-specific details. Personal data is masked; secrets are never recorded.
-	Details map[string]interface{} `json:"details"`
-	Id      openapi_types.UUID     `json:"id"`
+	// Details Event-specific details; which keys an action sets is listed with `AuditAction`.
+	// Personal data is masked; secrets are never recorded.
+	Details AuditDetails       `json:"details"`
+	Id      openapi_types.UUID `json:"id"`
 
 	// Ip Client IP address; `null` when the event did not come from a request.
 	Ip *string `json:"ip"`
@@ -369,7 +703,9 @@ type CreateUserRequest struct {
 	// with `422 password_rejected`; `errors` says why and what to do.
 	Password string `json:"password"`
 
-	// Roles Names of existing roles to grant. Default none.
+	// Roles Names of existing roles to grant. Omitted or empty, the user gets `["user"]`.
+	// Any other set needs `roles:assign` besides `users:write`, and only roles
+	// whose permissions the caller holds can be granted.
 	Roles *[]string `json:"roles,omitempty"`
 }
 
@@ -381,11 +717,39 @@ type DeleteMeRequest struct {
 
 // FieldError One invalid field of the request body.
 type FieldError struct {
-	// Code Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
-	// `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
-	// `contains_email` or `predictable`; for an email the server refuses:
-	// `max_length`, `ip_literal` or `local_domain`.
-	Code string `json:"code"`
+	// Code Machine-readable reason. New values may be added in a minor version, so
+	// keep a fallback.
+	//
+	// | code | meaning |
+	// |---|---|
+	// | `required` | A required field is missing. |
+	// | `unknown_field` | The field is not part of the request. |
+	// | `type` | The value has the wrong type (or is null). |
+	// | `format` | The value is not in the field's format (email, uuid, date-time). |
+	// | `pattern` | The value holds characters the field does not take. |
+	// | `enum` | The value is not one of the allowed ones. |
+	// | `min_length` | The value is too short. |
+	// | `max_length` | The value is too long (for an email, also once normalised). |
+	// | `minimum` | The number is too small. |
+	// | `maximum` | The number is too large. |
+	// | `min_items` | The list has too few items. |
+	// | `max_items` | The list has too many items. |
+	// | `unique_items` | The list holds an item twice. |
+	// | `min_properties` | The object needs at least one field. |
+	// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+	// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+	// | `unknown_role` | A role does not exist. |
+	// | `ip_literal` | The email's domain is an IP address. |
+	// | `local_domain` | The email's domain is localhost or has no dot. |
+	// | `too_short` | `password_rejected`: shorter than the minimum. |
+	// | `too_long` | `password_rejected`: longer than the maximum. |
+	// | `common` | `password_rejected`: one of the most common passwords. |
+	// | `repetitive` | `password_rejected`: one character repeated. |
+	// | `contains_email` | `password_rejected`: contains the email or its name part. |
+	// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+	// | `max_values` | The body holds more values than any operation accepts (1,000). |
+	// | `max_key_length` | The body has a key longer than any field name (128 bytes). |
+	Code FieldErrorCode `json:"code"`
 
 	// Field The offending field, e.g. `email`.
 	Field string `json:"field"`
@@ -393,6 +757,40 @@ type FieldError struct {
 	// Message Human-readable explanation.
 	Message string `json:"message"`
 }
+
+// FieldErrorCode Machine-readable reason. New values may be added in a minor version, so
+// keep a fallback.
+//
+// | code | meaning |
+// |---|---|
+// | `required` | A required field is missing. |
+// | `unknown_field` | The field is not part of the request. |
+// | `type` | The value has the wrong type (or is null). |
+// | `format` | The value is not in the field's format (email, uuid, date-time). |
+// | `pattern` | The value holds characters the field does not take. |
+// | `enum` | The value is not one of the allowed ones. |
+// | `min_length` | The value is too short. |
+// | `max_length` | The value is too long (for an email, also once normalised). |
+// | `minimum` | The number is too small. |
+// | `maximum` | The number is too large. |
+// | `min_items` | The list has too few items. |
+// | `max_items` | The list has too many items. |
+// | `unique_items` | The list holds an item twice. |
+// | `min_properties` | The object needs at least one field. |
+// | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+// | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+// | `unknown_role` | A role does not exist. |
+// | `ip_literal` | The email's domain is an IP address. |
+// | `local_domain` | The email's domain is localhost or has no dot. |
+// | `too_short` | `password_rejected`: shorter than the minimum. |
+// | `too_long` | `password_rejected`: longer than the maximum. |
+// | `common` | `password_rejected`: one of the most common passwords. |
+// | `repetitive` | `password_rejected`: one character repeated. |
+// | `contains_email` | `password_rejected`: contains the email or its name part. |
+// | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+// | `max_values` | The body holds more values than any operation accepts (1,000). |
+// | `max_key_length` | The body has a key longer than any field name (128 bytes). |
+type FieldErrorCode string
 
 // ForgotPasswordRequest defines model for ForgotPasswordRequest.
 type ForgotPasswordRequest struct {
@@ -454,8 +852,10 @@ type ListMeta struct {
 	// Limit The page size that was applied.
 	Limit int `json:"limit"`
 
-	// NextCursor Pass as `cursor` to get the next page; `null` on the last page.
-	NextCursor *string `json:"next_cursor"`
+	// NextCursor Pass as `cursor` to get the next page; absent on the last page. Absent rather
+	// than `null`, so that it has the type of the `cursor` parameter (an optional
+	// string) in generated clients and can be passed back as it is.
+	NextCursor *string `json:"next_cursor,omitempty"`
 
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
@@ -489,7 +889,7 @@ type Meta struct {
 	RequestId string `json:"request_id"`
 }
 
-// Permission A permission a role grants; operations declare the one they need as a `bearerAuth` scope.
+// Permission A permission a role grants; operations list the ones they need in their `x-permissions` extension.
 type Permission string
 
 // Problem An RFC 9457 problem document.
@@ -511,7 +911,7 @@ type Problem struct {
 	// | `payload_too_large` | 413 | The body exceeds the size limit. |
 	// | `unsupported_media_type` | 415 | The body is not `application/json`. |
 	// | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-	// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+	// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 	// | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 	// | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 	// | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -524,7 +924,8 @@ type Problem struct {
 	// Detail Human-readable explanation of this occurrence.
 	Detail *string `json:"detail,omitempty"`
 
-	// Errors Field-level details; present only on `422` problems.
+	// Errors Field-level details; on `422` problems, and on `400 bad_request` for
+	// parameters. At most 100: a request with more problems lists the first 100.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
 	// Instance The request path.
@@ -560,7 +961,7 @@ type Problem struct {
 // | `payload_too_large` | 413 | The body exceeds the size limit. |
 // | `unsupported_media_type` | 415 | The body is not `application/json`. |
 // | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-// | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+// | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
 // | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
 // | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
 // | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -694,7 +1095,7 @@ type Tokens struct {
 	// Example: 900
 	ExpiresIn int `json:"expires_in"`
 
-	// RefreshExpiresIn Seconds until the refresh token expires.
+	// RefreshExpiresIn Seconds until the refresh token expires (when unused; at the latest the session's absolute expiry).
 	RefreshExpiresIn int `json:"refresh_expires_in"`
 
 	// RefreshToken Opaque refresh token for `refreshTokens`; single use. Store it securely.
@@ -828,15 +1229,23 @@ type TooManyRequests = Problem
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
 
+// UnexpectedProblem An RFC 9457 problem document.
+type UnexpectedProblem = Problem
+
 // UnprocessableEntity An RFC 9457 problem document.
 type UnprocessableEntity = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// WrongPassword An RFC 9457 problem document.
+type WrongPassword = Problem
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -848,8 +1257,8 @@ type ListAuditEventsParams struct {
 	// SubjectId Only events about this user.
 	SubjectId *openapi_types.UUID `form:"subject_id,omitempty" json:"subject_id,omitempty"`
 
-	// Action Only events with exactly this action, e.g. `user.login.failed`.
-	Action *string `form:"action,omitempty" json:"action,omitempty"`
+	// Action Only events with this action.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
 	// Since Only events at or after this instant (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
@@ -860,7 +1269,9 @@ type ListAuditEventsParams struct {
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -884,7 +1295,9 @@ type ListUsersParams struct {
 
 // ListMySessionsParams defines parameters for ListMySessions.
 type ListMySessionsParams struct {
-	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
+	// Cursor Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+	// first page. No example: a cursor is only valid for the listing and filters
+	// that produced it.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Maximum number of items on the page.
@@ -1054,8 +1467,10 @@ type ClientInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -1072,8 +1487,10 @@ type ClientInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -1321,9 +1738,10 @@ type ClientInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1335,9 +1753,10 @@ type ClientInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1366,7 +1785,8 @@ type ClientInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -1391,7 +1811,8 @@ type ClientInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -1405,14 +1826,18 @@ type ClientInterface interface {
 
 	// ChangePasswordWithBody Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1421,14 +1846,18 @@ type ClientInterface interface {
 
 	// ChangePassword Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1687,8 +2116,10 @@ func (c *Client) ResendVerification(ctx context.Context, body ResendVerification
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -1715,8 +2146,10 @@ func (c *Client) VerifyEmailWithBody(ctx context.Context, contentType string, bo
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -2134,9 +2567,10 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2158,9 +2592,10 @@ func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body 
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2209,7 +2644,8 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -2244,7 +2680,8 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -2268,14 +2705,18 @@ func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, req
 
 // ChangePasswordWithBody Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2294,14 +2735,18 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 
 // ChangePassword Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2678,7 +3123,7 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 
 		if params.Limit != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3165,7 +3610,7 @@ func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request,
 
 		if params.Limit != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3478,7 +3923,7 @@ func NewListMySessionsRequest(server string, params *ListMySessionsParams) (*htt
 
 		if params.Limit != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3945,8 +4390,10 @@ type ClientWithResponsesInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -3963,8 +4410,10 @@ type ClientWithResponsesInterface interface {
 	// Consumes the token from a verification email and marks the address as
 	// verified. For a pending email change, the new address takes effect now:
 	// every other session of the account ends (the session that asked for the
-	// change lives on through its refresh token; its access tokens must be
-	// refreshed), and the old address is told, with a link
+	// change lives on through its refresh token, but its access tokens are refused
+	// from now on: unlike `changePassword`, this anonymous request cannot hand that
+	// session a new pair, so its client must call `refreshTokens` on its next
+	// `401 invalid_token`), and the old address is told, with a link
 	// (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 	// here, gives the account its old address back and ends every session.
 	//
@@ -4220,9 +4669,10 @@ type ClientWithResponsesInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4234,9 +4684,10 @@ type ClientWithResponsesInterface interface {
 	// Soft-deletes the authenticated user's account after confirming the password,
 	// and revokes every session. An administrator can restore the account.
 	//
-	// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-	// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-	// invalid body; `503 service_unavailable`.
+	// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+	// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+	// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4267,7 +4718,8 @@ type ClientWithResponsesInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -4292,7 +4744,8 @@ type ClientWithResponsesInterface interface {
 	// `email` are rate limited per account (`email-change-account`, 5 an hour) and
 	// per address asked for (`email-change-address`, 3 an hour).
 	//
-	// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+	// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+	// (403, not 401: the access token is good, so do not refresh and retry);
 	// `429 rate_limited` over the email-change limits; `429 account_locked` after
 	// repeated wrong passwords (counted per user: only the signed-in user can
 	// cause it); `422 validation_failed`
@@ -4306,14 +4759,18 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4322,14 +4779,18 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithResponse Change my password
 	//
-	// Sets a new password after checking the current one, and revokes every other
-	// session; the current session stays logged in.
+	// Sets a new password after checking the current one. Every other session
+	// ends. The caller's session continues, but the access token sent with this
+	// request is refused from now on (every access token issued before the change
+	// is): the answer carries a fresh token pair for the caller's session, to be
+	// used in place of the old one (its refresh token is spent too).
 	//
-	// Problems: `401 invalid_credentials` for a wrong current password
-	// (`unauthorized` or `invalid_token` for a bad access token);
+	// Problems: `403 invalid_credentials` for a wrong current password (403, not
+	// 401: the access token is good, so do not refresh and retry);
+	// `401 unauthorized` or `invalid_token` for a bad access token;
 	// `422 password_rejected` when the new password fails the policy,
 	// `422 validation_failed` for an invalid body; `400 malformed_json`;
-	// `503 service_unavailable`.
+	// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4516,8 +4977,18 @@ type ClientWithResponsesInterface interface {
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 }
 
+// GetJwksResponse200Headers the declared response headers of an HTTP 200 response for GetJwks
+type GetJwksResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetJwksResponse500Headers the declared response headers of an HTTP 500 response for GetJwks
 type GetJwksResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetJwksResponseDefaultHeaders the declared response headers of an HTTP default response for GetJwks
+type GetJwksResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -4528,8 +4999,14 @@ type GetJwksResponse struct {
 	JSON200 *JWKS
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetJwksResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetJwksResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetJwksResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4540,6 +5017,11 @@ func (r GetJwksResponse) GetJSON200() *JWKS {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetJwksResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetJwksResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -4574,6 +5056,7 @@ func (r GetJwksResponse) ContentType() string {
 // ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
 type ListAuditEventsResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListAuditEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAuditEvents
@@ -4602,6 +5085,11 @@ type ListAuditEventsResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListAuditEventsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditEvents
+type ListAuditEventsResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListAuditEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4617,6 +5105,8 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAuditEventsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4629,6 +5119,8 @@ type ListAuditEventsResponse struct {
 	Headers500 *ListAuditEventsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListAuditEventsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAuditEventsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4661,6 +5153,11 @@ func (r ListAuditEventsResponse) GetApplicationproblemJSON503() *ServiceUnavaila
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ListAuditEventsResponse) GetBody() []byte {
 	return r.Body
@@ -4690,6 +5187,13 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
+// ResendVerificationResponse202Headers the declared response headers of an HTTP 202 response for ResendVerification
+type ResendVerificationResponse202Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
 // ResendVerificationResponse400Headers the declared response headers of an HTTP 400 response for ResendVerification
 type ResendVerificationResponse400Headers struct {
 	XRequestID *string
@@ -4707,14 +5211,16 @@ type ResendVerificationResponse415Headers struct {
 
 // ResendVerificationResponse422Headers the declared response headers of an HTTP 422 response for ResendVerification
 type ResendVerificationResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // ResendVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendVerification
 type ResendVerificationResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -4725,6 +5231,11 @@ type ResendVerificationResponse500Headers struct {
 
 // ResendVerificationResponse503Headers the declared response headers of an HTTP 503 response for ResendVerification
 type ResendVerificationResponse503Headers struct {
+	XRequestID *string
+}
+
+// ResendVerificationResponseDefaultHeaders the declared response headers of an HTTP default response for ResendVerification
+type ResendVerificationResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -4747,6 +5258,10 @@ type ResendVerificationResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ResendVerificationResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResendVerificationResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -4761,6 +5276,8 @@ type ResendVerificationResponse struct {
 	Headers500 *ResendVerificationResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ResendVerificationResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResendVerificationResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -4803,6 +5320,11 @@ func (r ResendVerificationResponse) GetApplicationproblemJSON503() *ServiceUnava
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ResendVerificationResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ResendVerificationResponse) GetBody() []byte {
 	return r.Body
@@ -4832,6 +5354,11 @@ func (r ResendVerificationResponse) ContentType() string {
 	return ""
 }
 
+// VerifyEmailResponse204Headers the declared response headers of an HTTP 204 response for VerifyEmail
+type VerifyEmailResponse204Headers struct {
+	XRequestID *string
+}
+
 // VerifyEmailResponse400Headers the declared response headers of an HTTP 400 response for VerifyEmail
 type VerifyEmailResponse400Headers struct {
 	XRequestID *string
@@ -4839,7 +5366,9 @@ type VerifyEmailResponse400Headers struct {
 
 // VerifyEmailResponse409Headers the declared response headers of an HTTP 409 response for VerifyEmail
 type VerifyEmailResponse409Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // VerifyEmailResponse413Headers the declared response headers of an HTTP 413 response for VerifyEmail
@@ -4854,7 +5383,9 @@ type VerifyEmailResponse415Headers struct {
 
 // VerifyEmailResponse422Headers the declared response headers of an HTTP 422 response for VerifyEmail
 type VerifyEmailResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // VerifyEmailResponse500Headers the declared response headers of an HTTP 500 response for VerifyEmail
@@ -4864,6 +5395,11 @@ type VerifyEmailResponse500Headers struct {
 
 // VerifyEmailResponse503Headers the declared response headers of an HTTP 503 response for VerifyEmail
 type VerifyEmailResponse503Headers struct {
+	XRequestID *string
+}
+
+// VerifyEmailResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyEmail
+type VerifyEmailResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -4884,6 +5420,10 @@ type VerifyEmailResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *VerifyEmailResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *VerifyEmailResponse400Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -4898,6 +5438,8 @@ type VerifyEmailResponse struct {
 	Headers500 *VerifyEmailResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyEmailResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyEmailResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4935,6 +5477,11 @@ func (r VerifyEmailResponse) GetApplicationproblemJSON503() *ServiceUnavailable 
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r VerifyEmailResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r VerifyEmailResponse) GetBody() []byte {
 	return r.Body
@@ -4966,8 +5513,11 @@ func (r VerifyEmailResponse) ContentType() string {
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
 type LoginResponse200Headers struct {
-	CacheControl *string
-	Pragma       *string
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // LoginResponse400Headers the declared response headers of an HTTP 400 response for Login
@@ -4977,12 +5527,16 @@ type LoginResponse400Headers struct {
 
 // LoginResponse401Headers the declared response headers of an HTTP 401 response for Login
 type LoginResponse401Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // LoginResponse403Headers the declared response headers of an HTTP 403 response for Login
 type LoginResponse403Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // LoginResponse413Headers the declared response headers of an HTTP 413 response for Login
@@ -4997,14 +5551,16 @@ type LoginResponse415Headers struct {
 
 // LoginResponse422Headers the declared response headers of an HTTP 422 response for Login
 type LoginResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
 type LoginResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -5015,6 +5571,11 @@ type LoginResponse500Headers struct {
 
 // LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResponse503Headers struct {
+	XRequestID *string
+}
+
+// LoginResponseDefaultHeaders the declared response headers of an HTTP default response for Login
+type LoginResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -5041,6 +5602,8 @@ type LoginResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *LoginResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5061,6 +5624,8 @@ type LoginResponse struct {
 	Headers500 *LoginResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LoginResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *LoginResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5113,6 +5678,11 @@ func (r LoginResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LoginResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r LoginResponse) GetBody() []byte {
 	return r.Body
@@ -5142,6 +5712,11 @@ func (r LoginResponse) ContentType() string {
 	return ""
 }
 
+// LogoutResponse204Headers the declared response headers of an HTTP 204 response for Logout
+type LogoutResponse204Headers struct {
+	XRequestID *string
+}
+
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5158,6 +5733,11 @@ type LogoutResponse503Headers struct {
 	XRequestID *string
 }
 
+// LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
+type LogoutResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type LogoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5167,12 +5747,18 @@ type LogoutResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *LogoutResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *LogoutResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *LogoutResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -5188,6 +5774,11 @@ func (r LogoutResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r LogoutResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5219,6 +5810,11 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// LogoutAllResponse204Headers the declared response headers of an HTTP 204 response for LogoutAll
+type LogoutAllResponse204Headers struct {
+	XRequestID *string
+}
+
 // LogoutAllResponse401Headers the declared response headers of an HTTP 401 response for LogoutAll
 type LogoutAllResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5235,6 +5831,11 @@ type LogoutAllResponse503Headers struct {
 	XRequestID *string
 }
 
+// LogoutAllResponseDefaultHeaders the declared response headers of an HTTP default response for LogoutAll
+type LogoutAllResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type LogoutAllResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5244,12 +5845,18 @@ type LogoutAllResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *LogoutAllResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogoutAllResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *LogoutAllResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogoutAllResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *LogoutAllResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -5265,6 +5872,11 @@ func (r LogoutAllResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r LogoutAllResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r LogoutAllResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5296,6 +5908,13 @@ func (r LogoutAllResponse) ContentType() string {
 	return ""
 }
 
+// ForgotPasswordResponse202Headers the declared response headers of an HTTP 202 response for ForgotPassword
+type ForgotPasswordResponse202Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
 // ForgotPasswordResponse400Headers the declared response headers of an HTTP 400 response for ForgotPassword
 type ForgotPasswordResponse400Headers struct {
 	XRequestID *string
@@ -5313,14 +5932,16 @@ type ForgotPasswordResponse415Headers struct {
 
 // ForgotPasswordResponse422Headers the declared response headers of an HTTP 422 response for ForgotPassword
 type ForgotPasswordResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // ForgotPasswordResponse429Headers the declared response headers of an HTTP 429 response for ForgotPassword
 type ForgotPasswordResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -5331,6 +5952,11 @@ type ForgotPasswordResponse500Headers struct {
 
 // ForgotPasswordResponse503Headers the declared response headers of an HTTP 503 response for ForgotPassword
 type ForgotPasswordResponse503Headers struct {
+	XRequestID *string
+}
+
+// ForgotPasswordResponseDefaultHeaders the declared response headers of an HTTP default response for ForgotPassword
+type ForgotPasswordResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -5353,6 +5979,10 @@ type ForgotPasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ForgotPasswordResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ForgotPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5367,6 +5997,8 @@ type ForgotPasswordResponse struct {
 	Headers500 *ForgotPasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ForgotPasswordResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ForgotPasswordResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5409,6 +6041,11 @@ func (r ForgotPasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailab
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ForgotPasswordResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r ForgotPasswordResponse) GetBody() []byte {
 	return r.Body
@@ -5438,6 +6075,11 @@ func (r ForgotPasswordResponse) ContentType() string {
 	return ""
 }
 
+// ResetPasswordResponse204Headers the declared response headers of an HTTP 204 response for ResetPassword
+type ResetPasswordResponse204Headers struct {
+	XRequestID *string
+}
+
 // ResetPasswordResponse400Headers the declared response headers of an HTTP 400 response for ResetPassword
 type ResetPasswordResponse400Headers struct {
 	XRequestID *string
@@ -5455,7 +6097,9 @@ type ResetPasswordResponse415Headers struct {
 
 // ResetPasswordResponse422Headers the declared response headers of an HTTP 422 response for ResetPassword
 type ResetPasswordResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // ResetPasswordResponse500Headers the declared response headers of an HTTP 500 response for ResetPassword
@@ -5465,6 +6109,11 @@ type ResetPasswordResponse500Headers struct {
 
 // ResetPasswordResponse503Headers the declared response headers of an HTTP 503 response for ResetPassword
 type ResetPasswordResponse503Headers struct {
+	XRequestID *string
+}
+
+// ResetPasswordResponseDefaultHeaders the declared response headers of an HTTP default response for ResetPassword
+type ResetPasswordResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -5483,6 +6132,10 @@ type ResetPasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ResetPasswordResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ResetPasswordResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5495,6 +6148,8 @@ type ResetPasswordResponse struct {
 	Headers500 *ResetPasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ResetPasswordResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResetPasswordResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -5525,6 +6180,11 @@ func (r ResetPasswordResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ResetPasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ResetPasswordResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5558,8 +6218,11 @@ func (r ResetPasswordResponse) ContentType() string {
 
 // RefreshTokensResponse200Headers the declared response headers of an HTTP 200 response for RefreshTokens
 type RefreshTokensResponse200Headers struct {
-	CacheControl *string
-	Pragma       *string
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // RefreshTokensResponse400Headers the declared response headers of an HTTP 400 response for RefreshTokens
@@ -5569,7 +6232,9 @@ type RefreshTokensResponse400Headers struct {
 
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // RefreshTokensResponse413Headers the declared response headers of an HTTP 413 response for RefreshTokens
@@ -5584,14 +6249,16 @@ type RefreshTokensResponse415Headers struct {
 
 // RefreshTokensResponse422Headers the declared response headers of an HTTP 422 response for RefreshTokens
 type RefreshTokensResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // RefreshTokensResponse429Headers the declared response headers of an HTTP 429 response for RefreshTokens
 type RefreshTokensResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -5602,6 +6269,11 @@ type RefreshTokensResponse500Headers struct {
 
 // RefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RefreshTokens
 type RefreshTokensResponse503Headers struct {
+	XRequestID *string
+}
+
+// RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
+type RefreshTokensResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -5626,6 +6298,8 @@ type RefreshTokensResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RefreshTokensResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5644,6 +6318,8 @@ type RefreshTokensResponse struct {
 	Headers500 *RefreshTokensResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RefreshTokensResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RefreshTokensResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5691,6 +6367,11 @@ func (r RefreshTokensResponse) GetApplicationproblemJSON503() *ServiceUnavailabl
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RefreshTokensResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RefreshTokensResponse) GetBody() []byte {
 	return r.Body
@@ -5720,6 +6401,13 @@ func (r RefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// RegisterResponse202Headers the declared response headers of an HTTP 202 response for Register
+type RegisterResponse202Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
 // RegisterResponse400Headers the declared response headers of an HTTP 400 response for Register
 type RegisterResponse400Headers struct {
 	XRequestID *string
@@ -5737,14 +6425,16 @@ type RegisterResponse415Headers struct {
 
 // RegisterResponse422Headers the declared response headers of an HTTP 422 response for Register
 type RegisterResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // RegisterResponse429Headers the declared response headers of an HTTP 429 response for Register
 type RegisterResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -5755,6 +6445,11 @@ type RegisterResponse500Headers struct {
 
 // RegisterResponse503Headers the declared response headers of an HTTP 503 response for Register
 type RegisterResponse503Headers struct {
+	XRequestID *string
+}
+
+// RegisterResponseDefaultHeaders the declared response headers of an HTTP default response for Register
+type RegisterResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -5777,6 +6472,10 @@ type RegisterResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RegisterResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RegisterResponse400Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -5791,6 +6490,8 @@ type RegisterResponse struct {
 	Headers500 *RegisterResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RegisterResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RegisterResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5833,6 +6534,11 @@ func (r RegisterResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RegisterResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RegisterResponse) GetBody() []byte {
 	return r.Body
@@ -5865,6 +6571,7 @@ func (r RegisterResponse) ContentType() string {
 // ListRolesResponse200Headers the declared response headers of an HTTP 200 response for ListRoles
 type ListRolesResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListRolesResponse401Headers the declared response headers of an HTTP 401 response for ListRoles
@@ -5888,6 +6595,11 @@ type ListRolesResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
+type ListRolesResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListRolesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5901,6 +6613,8 @@ type ListRolesResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListRolesResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5911,6 +6625,8 @@ type ListRolesResponse struct {
 	Headers500 *ListRolesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListRolesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListRolesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5936,6 +6652,11 @@ func (r ListRolesResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ListRolesResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListRolesResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5970,6 +6691,7 @@ func (r ListRolesResponse) ContentType() string {
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListUsersResponse400Headers the declared response headers of an HTTP 400 response for ListUsers
@@ -5998,6 +6720,11 @@ type ListUsersResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
+type ListUsersResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListUsersResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6013,6 +6740,8 @@ type ListUsersResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListUsersResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6025,6 +6754,8 @@ type ListUsersResponse struct {
 	Headers500 *ListUsersResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUsersResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListUsersResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6055,6 +6786,11 @@ func (r ListUsersResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ListUsersResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListUsersResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6090,6 +6826,7 @@ func (r ListUsersResponse) ContentType() string {
 type CreateUserResponse201Headers struct {
 	CacheControl string
 	Location     *string
+	XRequestID   *string
 }
 
 // CreateUserResponse400Headers the declared response headers of an HTTP 400 response for CreateUser
@@ -6110,7 +6847,9 @@ type CreateUserResponse403Headers struct {
 
 // CreateUserResponse409Headers the declared response headers of an HTTP 409 response for CreateUser
 type CreateUserResponse409Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // CreateUserResponse413Headers the declared response headers of an HTTP 413 response for CreateUser
@@ -6125,7 +6864,9 @@ type CreateUserResponse415Headers struct {
 
 // CreateUserResponse422Headers the declared response headers of an HTTP 422 response for CreateUser
 type CreateUserResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // CreateUserResponse500Headers the declared response headers of an HTTP 500 response for CreateUser
@@ -6135,6 +6876,11 @@ type CreateUserResponse500Headers struct {
 
 // CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
 type CreateUserResponse503Headers struct {
+	XRequestID *string
+}
+
+// CreateUserResponseDefaultHeaders the declared response headers of an HTTP default response for CreateUser
+type CreateUserResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -6161,6 +6907,8 @@ type CreateUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6181,6 +6929,8 @@ type CreateUserResponse struct {
 	Headers500 *CreateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateUserResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6233,6 +6983,11 @@ func (r CreateUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateUserResponse) GetBody() []byte {
 	return r.Body
@@ -6262,6 +7017,11 @@ func (r CreateUserResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMeResponse204Headers the declared response headers of an HTTP 204 response for DeleteMe
+type DeleteMeResponse204Headers struct {
+	XRequestID *string
+}
+
 // DeleteMeResponse400Headers the declared response headers of an HTTP 400 response for DeleteMe
 type DeleteMeResponse400Headers struct {
 	XRequestID *string
@@ -6271,6 +7031,11 @@ type DeleteMeResponse400Headers struct {
 type DeleteMeResponse401Headers struct {
 	WWWAuthenticate *string
 	XRequestID      *string
+}
+
+// DeleteMeResponse403Headers the declared response headers of an HTTP 403 response for DeleteMe
+type DeleteMeResponse403Headers struct {
+	XRequestID *string
 }
 
 // DeleteMeResponse413Headers the declared response headers of an HTTP 413 response for DeleteMe
@@ -6285,14 +7050,16 @@ type DeleteMeResponse415Headers struct {
 
 // DeleteMeResponse422Headers the declared response headers of an HTTP 422 response for DeleteMe
 type DeleteMeResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // DeleteMeResponse429Headers the declared response headers of an HTTP 429 response for DeleteMe
 type DeleteMeResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -6306,6 +7073,11 @@ type DeleteMeResponse503Headers struct {
 	XRequestID *string
 }
 
+// DeleteMeResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteMe
+type DeleteMeResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type DeleteMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6313,6 +7085,8 @@ type DeleteMeResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *WrongPassword
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -6325,10 +7099,16 @@ type DeleteMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteMeResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *DeleteMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteMeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteMeResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *DeleteMeResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -6341,6 +7121,8 @@ type DeleteMeResponse struct {
 	Headers500 *DeleteMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteMeResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteMeResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6351,6 +7133,11 @@ func (r DeleteMeResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r DeleteMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSON403() *WrongPassword {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6381,6 +7168,11 @@ func (r DeleteMeResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r DeleteMeResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteMeResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6415,6 +7207,7 @@ func (r DeleteMeResponse) ContentType() string {
 // GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
 type GetMeResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // GetMeResponse401Headers the declared response headers of an HTTP 401 response for GetMe
@@ -6433,6 +7226,11 @@ type GetMeResponse503Headers struct {
 	XRequestID *string
 }
 
+// GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
+type GetMeResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6444,6 +7242,8 @@ type GetMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetMeResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6452,6 +7252,8 @@ type GetMeResponse struct {
 	Headers500 *GetMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMeResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMeResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6472,6 +7274,11 @@ func (r GetMeResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r GetMeResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6505,7 +7312,10 @@ func (r GetMeResponse) ContentType() string {
 
 // UpdateMeResponse200Headers the declared response headers of an HTTP 200 response for UpdateMe
 type UpdateMeResponse200Headers struct {
-	CacheControl string
+	CacheControl    string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // UpdateMeResponse400Headers the declared response headers of an HTTP 400 response for UpdateMe
@@ -6519,9 +7329,16 @@ type UpdateMeResponse401Headers struct {
 	XRequestID      *string
 }
 
+// UpdateMeResponse403Headers the declared response headers of an HTTP 403 response for UpdateMe
+type UpdateMeResponse403Headers struct {
+	XRequestID *string
+}
+
 // UpdateMeResponse409Headers the declared response headers of an HTTP 409 response for UpdateMe
 type UpdateMeResponse409Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // UpdateMeResponse413Headers the declared response headers of an HTTP 413 response for UpdateMe
@@ -6536,14 +7353,16 @@ type UpdateMeResponse415Headers struct {
 
 // UpdateMeResponse422Headers the declared response headers of an HTTP 422 response for UpdateMe
 type UpdateMeResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // UpdateMeResponse429Headers the declared response headers of an HTTP 429 response for UpdateMe
 type UpdateMeResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -6557,6 +7376,11 @@ type UpdateMeResponse503Headers struct {
 	XRequestID *string
 }
 
+// UpdateMeResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateMe
+type UpdateMeResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type UpdateMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6566,6 +7390,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *WrongPassword
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -6580,12 +7406,16 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateMeResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *UpdateMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateMeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateMeResponse403Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *UpdateMeResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -6600,6 +7430,8 @@ type UpdateMeResponse struct {
 	Headers500 *UpdateMeResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateMeResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateMeResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6615,6 +7447,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r UpdateMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON403() *WrongPassword {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -6652,6 +7489,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r UpdateMeResponse) GetBody() []byte {
 	return r.Body
@@ -6681,6 +7523,13 @@ func (r UpdateMeResponse) ContentType() string {
 	return ""
 }
 
+// ChangePasswordResponse200Headers the declared response headers of an HTTP 200 response for ChangePassword
+type ChangePasswordResponse200Headers struct {
+	CacheControl *string
+	Pragma       *string
+	XRequestID   *string
+}
+
 // ChangePasswordResponse400Headers the declared response headers of an HTTP 400 response for ChangePassword
 type ChangePasswordResponse400Headers struct {
 	XRequestID *string
@@ -6690,6 +7539,11 @@ type ChangePasswordResponse400Headers struct {
 type ChangePasswordResponse401Headers struct {
 	WWWAuthenticate *string
 	XRequestID      *string
+}
+
+// ChangePasswordResponse403Headers the declared response headers of an HTTP 403 response for ChangePassword
+type ChangePasswordResponse403Headers struct {
+	XRequestID *string
 }
 
 // ChangePasswordResponse413Headers the declared response headers of an HTTP 413 response for ChangePassword
@@ -6704,14 +7558,16 @@ type ChangePasswordResponse415Headers struct {
 
 // ChangePasswordResponse422Headers the declared response headers of an HTTP 422 response for ChangePassword
 type ChangePasswordResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
 type ChangePasswordResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 	XRequestID      *string
 }
 
@@ -6725,13 +7581,22 @@ type ChangePasswordResponse503Headers struct {
 	XRequestID *string
 }
 
+// ChangePasswordResponseDefaultHeaders the declared response headers of an HTTP default response for ChangePassword
+type ChangePasswordResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ChangePasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *WrongPassword
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -6744,10 +7609,16 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ChangePasswordResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ChangePasswordResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ChangePasswordResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ChangePasswordResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *ChangePasswordResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -6760,6 +7631,13 @@ type ChangePasswordResponse struct {
 	Headers500 *ChangePasswordResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ChangePasswordResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ChangePasswordResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChangePasswordResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6770,6 +7648,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON403() *WrongPassword {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6800,6 +7683,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6834,6 +7722,7 @@ func (r ChangePasswordResponse) ContentType() string {
 // ListMySessionsResponse200Headers the declared response headers of an HTTP 200 response for ListMySessions
 type ListMySessionsResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // ListMySessionsResponse400Headers the declared response headers of an HTTP 400 response for ListMySessions
@@ -6857,6 +7746,11 @@ type ListMySessionsResponse503Headers struct {
 	XRequestID *string
 }
 
+// ListMySessionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListMySessions
+type ListMySessionsResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type ListMySessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6870,6 +7764,8 @@ type ListMySessionsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListMySessionsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -6880,6 +7776,8 @@ type ListMySessionsResponse struct {
 	Headers500 *ListMySessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMySessionsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListMySessionsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6905,6 +7803,11 @@ func (r ListMySessionsResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ListMySessionsResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -6936,6 +7839,11 @@ func (r ListMySessionsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeMySessionResponse204Headers the declared response headers of an HTTP 204 response for RevokeMySession
+type RevokeMySessionResponse204Headers struct {
+	XRequestID *string
+}
+
 // RevokeMySessionResponse400Headers the declared response headers of an HTTP 400 response for RevokeMySession
 type RevokeMySessionResponse400Headers struct {
 	XRequestID *string
@@ -6962,6 +7870,11 @@ type RevokeMySessionResponse503Headers struct {
 	XRequestID *string
 }
 
+// RevokeMySessionResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeMySession
+type RevokeMySessionResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RevokeMySessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6975,6 +7888,10 @@ type RevokeMySessionResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeMySessionResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RevokeMySessionResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6985,6 +7902,8 @@ type RevokeMySessionResponse struct {
 	Headers500 *RevokeMySessionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeMySessionResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RevokeMySessionResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7010,6 +7929,11 @@ func (r RevokeMySessionResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r RevokeMySessionResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -7039,6 +7963,11 @@ func (r RevokeMySessionResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// DeleteUserResponse204Headers the declared response headers of an HTTP 204 response for DeleteUser
+type DeleteUserResponse204Headers struct {
+	XRequestID *string
 }
 
 // DeleteUserResponse400Headers the declared response headers of an HTTP 400 response for DeleteUser
@@ -7072,6 +8001,11 @@ type DeleteUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
+type DeleteUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7087,6 +8021,10 @@ type DeleteUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteUserResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *DeleteUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7099,6 +8037,8 @@ type DeleteUserResponse struct {
 	Headers500 *DeleteUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteUserResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7129,6 +8069,11 @@ func (r DeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r DeleteUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -7163,6 +8108,7 @@ func (r DeleteUserResponse) ContentType() string {
 // GetUserResponse200Headers the declared response headers of an HTTP 200 response for GetUser
 type GetUserResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // GetUserResponse400Headers the declared response headers of an HTTP 400 response for GetUser
@@ -7196,6 +8142,11 @@ type GetUserResponse503Headers struct {
 	XRequestID *string
 }
 
+// GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
+type GetUserResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type GetUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7213,6 +8164,8 @@ type GetUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7227,6 +8180,8 @@ type GetUserResponse struct {
 	Headers500 *GetUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetUserResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7264,6 +8219,11 @@ func (r GetUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r GetUserResponse) GetBody() []byte {
 	return r.Body
@@ -7296,6 +8256,7 @@ func (r GetUserResponse) ContentType() string {
 // UpdateUserResponse200Headers the declared response headers of an HTTP 200 response for UpdateUser
 type UpdateUserResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // UpdateUserResponse400Headers the declared response headers of an HTTP 400 response for UpdateUser
@@ -7321,7 +8282,9 @@ type UpdateUserResponse404Headers struct {
 
 // UpdateUserResponse409Headers the declared response headers of an HTTP 409 response for UpdateUser
 type UpdateUserResponse409Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // UpdateUserResponse413Headers the declared response headers of an HTTP 413 response for UpdateUser
@@ -7336,7 +8299,9 @@ type UpdateUserResponse415Headers struct {
 
 // UpdateUserResponse422Headers the declared response headers of an HTTP 422 response for UpdateUser
 type UpdateUserResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // UpdateUserResponse500Headers the declared response headers of an HTTP 500 response for UpdateUser
@@ -7346,6 +8311,11 @@ type UpdateUserResponse500Headers struct {
 
 // UpdateUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateUser
 type UpdateUserResponse503Headers struct {
+	XRequestID *string
+}
+
+// UpdateUserResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUser
+type UpdateUserResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -7374,6 +8344,8 @@ type UpdateUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7396,6 +8368,8 @@ type UpdateUserResponse struct {
 	Headers500 *UpdateUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateUserResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7453,6 +8427,11 @@ func (r UpdateUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r UpdateUserResponse) GetBody() []byte {
 	return r.Body
@@ -7485,6 +8464,7 @@ func (r UpdateUserResponse) ContentType() string {
 // RestoreUserResponse200Headers the declared response headers of an HTTP 200 response for RestoreUser
 type RestoreUserResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // RestoreUserResponse400Headers the declared response headers of an HTTP 400 response for RestoreUser
@@ -7510,7 +8490,9 @@ type RestoreUserResponse404Headers struct {
 
 // RestoreUserResponse409Headers the declared response headers of an HTTP 409 response for RestoreUser
 type RestoreUserResponse409Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // RestoreUserResponse500Headers the declared response headers of an HTTP 500 response for RestoreUser
@@ -7520,6 +8502,11 @@ type RestoreUserResponse500Headers struct {
 
 // RestoreUserResponse503Headers the declared response headers of an HTTP 503 response for RestoreUser
 type RestoreUserResponse503Headers struct {
+	XRequestID *string
+}
+
+// RestoreUserResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreUser
+type RestoreUserResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -7542,6 +8529,8 @@ type RestoreUserResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RestoreUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7558,6 +8547,8 @@ type RestoreUserResponse struct {
 	Headers500 *RestoreUserResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RestoreUserResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RestoreUserResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7600,6 +8591,11 @@ func (r RestoreUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable 
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RestoreUserResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RestoreUserResponse) GetBody() []byte {
 	return r.Body
@@ -7632,6 +8628,7 @@ func (r RestoreUserResponse) ContentType() string {
 // SetUserRolesResponse200Headers the declared response headers of an HTTP 200 response for SetUserRoles
 type SetUserRolesResponse200Headers struct {
 	CacheControl string
+	XRequestID   *string
 }
 
 // SetUserRolesResponse400Headers the declared response headers of an HTTP 400 response for SetUserRoles
@@ -7667,7 +8664,9 @@ type SetUserRolesResponse415Headers struct {
 
 // SetUserRolesResponse422Headers the declared response headers of an HTTP 422 response for SetUserRoles
 type SetUserRolesResponse422Headers struct {
-	XRequestID *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
 }
 
 // SetUserRolesResponse500Headers the declared response headers of an HTTP 500 response for SetUserRoles
@@ -7677,6 +8676,11 @@ type SetUserRolesResponse500Headers struct {
 
 // SetUserRolesResponse503Headers the declared response headers of an HTTP 503 response for SetUserRoles
 type SetUserRolesResponse503Headers struct {
+	XRequestID *string
+}
+
+// SetUserRolesResponseDefaultHeaders the declared response headers of an HTTP default response for SetUserRoles
+type SetUserRolesResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -7703,6 +8707,8 @@ type SetUserRolesResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *SetUserRolesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -7723,6 +8729,8 @@ type SetUserRolesResponse struct {
 	Headers500 *SetUserRolesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SetUserRolesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetUserRolesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7775,6 +8783,11 @@ func (r SetUserRolesResponse) GetApplicationproblemJSON503() *ServiceUnavailable
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetUserRolesResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r SetUserRolesResponse) GetBody() []byte {
 	return r.Body
@@ -7802,6 +8815,11 @@ func (r SetUserRolesResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// RevokeUserSessionsResponse204Headers the declared response headers of an HTTP 204 response for RevokeUserSessions
+type RevokeUserSessionsResponse204Headers struct {
+	XRequestID *string
 }
 
 // RevokeUserSessionsResponse400Headers the declared response headers of an HTTP 400 response for RevokeUserSessions
@@ -7835,6 +8853,11 @@ type RevokeUserSessionsResponse503Headers struct {
 	XRequestID *string
 }
 
+// RevokeUserSessionsResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeUserSessions
+type RevokeUserSessionsResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
 type RevokeUserSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7850,6 +8873,10 @@ type RevokeUserSessionsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *RevokeUserSessionsResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RevokeUserSessionsResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -7862,6 +8889,8 @@ type RevokeUserSessionsResponse struct {
 	Headers500 *RevokeUserSessionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeUserSessionsResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RevokeUserSessionsResponseDefaultHeaders
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -7894,6 +8923,11 @@ func (r RevokeUserSessionsResponse) GetApplicationproblemJSON503() *ServiceUnava
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeUserSessionsResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RevokeUserSessionsResponse) GetBody() []byte {
 	return r.Body
@@ -7923,8 +8957,23 @@ func (r RevokeUserSessionsResponse) ContentType() string {
 	return ""
 }
 
+// GetHealthResponse200Headers the declared response headers of an HTTP 200 response for GetHealth
+type GetHealthResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetHealthResponse500Headers the declared response headers of an HTTP 500 response for GetHealth
 type GetHealthResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetHealthResponse503Headers the declared response headers of an HTTP 503 response for GetHealth
+type GetHealthResponse503Headers struct {
+	XRequestID *string
+}
+
+// GetHealthResponseDefaultHeaders the declared response headers of an HTTP default response for GetHealth
+type GetHealthResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -7937,8 +8986,16 @@ type GetHealthResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetHealthResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetHealthResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetHealthResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetHealthResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7954,6 +9011,11 @@ func (r GetHealthResponse) GetApplicationproblemJSON500() *InternalError {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r GetHealthResponse) GetJSON503() *Health {
 	return r.JSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetHealthResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -7985,8 +9047,18 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// GetLivenessResponse200Headers the declared response headers of an HTTP 200 response for GetLiveness
+type GetLivenessResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetLivenessResponse500Headers the declared response headers of an HTTP 500 response for GetLiveness
 type GetLivenessResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetLivenessResponseDefaultHeaders the declared response headers of an HTTP default response for GetLiveness
+type GetLivenessResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -7997,8 +9069,14 @@ type GetLivenessResponse struct {
 	JSON200 *Liveness
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetLivenessResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetLivenessResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetLivenessResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8009,6 +9087,11 @@ func (r GetLivenessResponse) GetJSON200() *Liveness {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetLivenessResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetLivenessResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -8040,8 +9123,23 @@ func (r GetLivenessResponse) ContentType() string {
 	return ""
 }
 
+// GetReadinessResponse200Headers the declared response headers of an HTTP 200 response for GetReadiness
+type GetReadinessResponse200Headers struct {
+	XRequestID *string
+}
+
 // GetReadinessResponse500Headers the declared response headers of an HTTP 500 response for GetReadiness
 type GetReadinessResponse500Headers struct {
+	XRequestID *string
+}
+
+// GetReadinessResponse503Headers the declared response headers of an HTTP 503 response for GetReadiness
+type GetReadinessResponse503Headers struct {
+	XRequestID *string
+}
+
+// GetReadinessResponseDefaultHeaders the declared response headers of an HTTP default response for GetReadiness
+type GetReadinessResponseDefaultHeaders struct {
 	XRequestID *string
 }
 
@@ -8054,8 +9152,16 @@ type GetReadinessResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Health
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReadinessResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetReadinessResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReadinessResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetReadinessResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8071,6 +9177,11 @@ func (r GetReadinessResponse) GetApplicationproblemJSON500() *InternalError {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r GetReadinessResponse) GetJSON503() *Health {
 	return r.JSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetReadinessResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -8180,8 +9291,10 @@ func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -8204,8 +9317,10 @@ func (c *ClientWithResponses) VerifyEmailWithBodyWithResponse(ctx context.Contex
 // Consumes the token from a verification email and marks the address as
 // verified. For a pending email change, the new address takes effect now:
 // every other session of the account ends (the session that asked for the
-// change lives on through its refresh token; its access tokens must be
-// refreshed), and the old address is told, with a link
+// change lives on through its refresh token, but its access tokens are refused
+// from now on: unlike `changePassword`, this anonymous request cannot hand that
+// session a new pair, so its client must call `refreshTokens` on its next
+// `401 invalid_token`), and the old address is told, with a link
 // (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
 // here, gives the account its old address back and ends every session.
 //
@@ -8563,9 +9678,10 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, body C
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8583,9 +9699,10 @@ func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, 
 // Soft-deletes the authenticated user's account after confirming the password,
 // and revokes every session. An administrator can restore the account.
 //
-// Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-// `invalid_token` for a bad access token); `400`/`422` for a malformed or
-// invalid body; `503 service_unavailable`.
+// Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+// access token is good); `401 unauthorized` or `invalid_token` for a bad access
+// token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8628,7 +9745,8 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -8659,7 +9777,8 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 // `email` are rate limited per account (`email-change-account`, 5 an hour) and
 // per address asked for (`email-change-address`, 3 an hour).
 //
-// Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+// Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+// (403, not 401: the access token is good, so do not refresh and retry);
 // `429 rate_limited` over the email-change limits; `429 account_locked` after
 // repeated wrong passwords (counted per user: only the signed-in user can
 // cause it); `422 validation_failed`
@@ -8679,14 +9798,18 @@ func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body Upd
 
 // ChangePasswordWithBodyWithResponse Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8701,14 +9824,18 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 
 // ChangePasswordWithResponse Change my password
 //
-// Sets a new password after checking the current one, and revokes every other
-// session; the current session stays logged in.
+// Sets a new password after checking the current one. Every other session
+// ends. The caller's session continues, but the access token sent with this
+// request is refused from now on (every access token issued before the change
+// is): the answer carries a fresh token pair for the caller's session, to be
+// used in place of the old one (its refresh token is spent too).
 //
-// Problems: `401 invalid_credentials` for a wrong current password
-// (`unauthorized` or `invalid_token` for a bad access token);
+// Problems: `403 invalid_credentials` for a wrong current password (403, not
+// 401: the access token is good, so do not refresh and retry);
+// `401 unauthorized` or `invalid_token` for a bad access token;
 // `422 password_rejected` when the new password fails the policy,
 // `422 validation_failed` for an invalid body; `400 malformed_json`;
-// `503 service_unavailable`.
+// `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9006,9 +10133,26 @@ func ParseGetJwksResponse(rsp *http.Response) (*GetJwksResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetJwksResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetJwksResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9019,6 +10163,16 @@ func ParseGetJwksResponse(rsp *http.Response) (*GetJwksResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetJwksResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9080,6 +10234,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -9091,6 +10252,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -9150,6 +10318,16 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListAuditEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9225,9 +10403,40 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers ResendVerificationResponse202Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers ResendVerificationResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9260,6 +10469,20 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers ResendVerificationResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9285,8 +10508,8 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -9319,6 +10542,16 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ResendVerificationResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9390,9 +10623,26 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers VerifyEmailResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers VerifyEmailResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9405,6 +10655,20 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.Headers400 = &headers
 	case rsp.StatusCode == 409:
 		var headers VerifyEmailResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9435,6 +10699,20 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers VerifyEmailResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9463,6 +10741,16 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers VerifyEmailResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9552,6 +10840,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -9571,6 +10866,27 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			}
 			headers.Pragma = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers LoginResponse400Headers
@@ -9584,6 +10900,20 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers LoginResponse401Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9594,6 +10924,20 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers LoginResponse403Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9624,6 +10968,20 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers LoginResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9649,8 +11007,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -9683,6 +11041,16 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers LoginResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9726,9 +11094,26 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers LogoutResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers LogoutResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -9766,6 +11151,16 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers LogoutResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9809,9 +11204,26 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers LogoutAllResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 401:
 		var headers LogoutAllResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -9849,6 +11261,16 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers LogoutAllResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9924,9 +11346,40 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers ForgotPasswordResponse202Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers ForgotPasswordResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -9959,6 +11412,20 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers ForgotPasswordResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9984,8 +11451,8 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -10018,6 +11485,16 @@ func ParseForgotPasswordResponse(rsp *http.Response) (*ForgotPasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ForgotPasswordResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10082,9 +11559,26 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers ResetPasswordResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers ResetPasswordResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10117,6 +11611,20 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers ResetPasswordResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10145,6 +11653,16 @@ func ParseResetPasswordResponse(rsp *http.Response) (*ResetPasswordResponse, err
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ResetPasswordResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10227,6 +11745,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10246,6 +11771,27 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Pragma = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers RefreshTokensResponse400Headers
@@ -10259,6 +11805,20 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RefreshTokensResponse401Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10289,6 +11849,20 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers RefreshTokensResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10314,8 +11888,8 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -10348,6 +11922,16 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10423,9 +12007,40 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RegisterResponse202Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers RegisterResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -10458,6 +12073,20 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers RegisterResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10483,8 +12112,8 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -10517,6 +12146,16 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RegisterResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10571,6 +12210,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10582,6 +12228,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -10631,6 +12284,16 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListRolesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10692,6 +12355,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10703,6 +12373,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -10762,6 +12439,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListUsersResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -10851,6 +12538,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -10869,6 +12563,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 				return nil, err
 			}
 			headers.Location = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
@@ -10910,6 +12611,20 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateUserResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10940,6 +12655,20 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateUserResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -10968,6 +12697,16 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers CreateUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11003,6 +12742,13 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
@@ -11046,9 +12792,26 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteMeResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers DeleteMeResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11076,6 +12839,16 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteMeResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers DeleteMeResponse413Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11098,6 +12871,20 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers DeleteMeResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11123,8 +12910,8 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -11157,6 +12944,16 @@ func ParseDeleteMeResponse(rsp *http.Response) (*DeleteMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers DeleteMeResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11204,6 +13001,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11215,6 +13019,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -11254,6 +13065,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers GetMeResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11293,6 +13114,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
@@ -11343,6 +13171,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11354,6 +13189,27 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -11383,8 +13239,32 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateMeResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers UpdateMeResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11415,6 +13295,20 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers UpdateMeResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11440,8 +13334,8 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -11474,6 +13368,16 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers UpdateMeResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11493,8 +13397,12 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 	}
 
 	switch {
-	case rsp.StatusCode == 204:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -11509,6 +13417,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
@@ -11552,9 +13467,40 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ChangePasswordResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Pragma"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Pragma", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ChangePasswordResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11582,6 +13528,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ChangePasswordResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers ChangePasswordResponse413Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11604,6 +13560,20 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers ChangePasswordResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -11629,8 +13599,8 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -11663,6 +13633,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ChangePasswordResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11717,6 +13697,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -11728,6 +13715,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -11777,6 +13771,16 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers ListMySessionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11834,9 +13838,26 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeMySessionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers RevokeMySessionResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -11894,6 +13915,16 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RevokeMySessionResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -11958,9 +13989,26 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteUserResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers DeleteUserResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12028,6 +14076,16 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers DeleteUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12096,6 +14154,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12107,6 +14172,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12176,6 +14248,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers GetUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12272,6 +14354,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12283,6 +14372,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12334,6 +14430,20 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers UpdateUserResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12364,6 +14474,20 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers UpdateUserResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12392,6 +14516,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers UpdateUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12467,6 +14601,13 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12478,6 +14619,13 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12529,6 +14677,20 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers RestoreUserResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12557,6 +14719,16 @@ func ParseRestoreUserResponse(rsp *http.Response) (*RestoreUserResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RestoreUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12646,6 +14818,13 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
@@ -12657,6 +14836,13 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -12728,6 +14914,20 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers SetUserRolesResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -12756,6 +14956,16 @@ func ParseSetUserRolesResponse(rsp *http.Response) (*SetUserRolesResponse, error
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers SetUserRolesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12820,9 +15030,26 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers RevokeUserSessionsResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
 		var headers RevokeUserSessionsResponse400Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12890,6 +15117,16 @@ func ParseRevokeUserSessionsResponse(rsp *http.Response) (*RevokeUserSessionsRes
 			headers.XRequestID = &value
 		}
 		response.Headers503 = &headers
+	case true:
+		var headers RevokeUserSessionsResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12930,9 +15167,26 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetHealthResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetHealthResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12943,6 +15197,26 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetHealthResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers GetHealthResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -12976,9 +15250,26 @@ func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) 
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetLivenessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetLivenessResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -12989,6 +15280,16 @@ func ParseGetLivenessResponse(rsp *http.Response) (*GetLivenessResponse, error) 
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetLivenessResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -13029,9 +15330,26 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReadinessResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetReadinessResponse500Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -13042,6 +15360,26 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReadinessResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers GetReadinessResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil

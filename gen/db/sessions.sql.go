@@ -167,6 +167,28 @@ func (q *Queries) RecentlyRevokedSessions(ctx context.Context, since time.Time) 
 	return items, nil
 }
 
+const renewSession = `-- name: RenewSession :one
+UPDATE sessions SET token_version = $1, last_used_at = now(),
+    idle_expires_at = LEAST($2::timestamptz, expires_at)
+WHERE id = $3 AND revoked_at IS NULL
+RETURNING expires_at
+`
+
+type RenewSessionParams struct {
+	TokenVersion  int64
+	IdleExpiresAt time.Time
+	ID            uuid.UUID
+}
+
+// The session that changed the password moves to the new token version and
+// lives on; no row when it was revoked meanwhile.
+func (q *Queries) RenewSession(ctx context.Context, arg RenewSessionParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, renewSession, arg.TokenVersion, arg.IdleExpiresAt, arg.ID)
+	var expires_at time.Time
+	err := row.Scan(&expires_at)
+	return expires_at, err
+}
+
 const revokeOtherSessions = `-- name: RevokeOtherSessions :execrows
 UPDATE sessions SET revoked_at = now(), revoked_reason = $1
 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL
@@ -266,6 +288,17 @@ type SetSessionTokenVersionParams struct {
 
 func (q *Queries) SetSessionTokenVersion(ctx context.Context, arg SetSessionTokenVersionParams) error {
 	_, err := q.db.Exec(ctx, setSessionTokenVersion, arg.TokenVersion, arg.ID)
+	return err
+}
+
+const spendSessionRefreshTokens = `-- name: SpendSessionRefreshTokens :exec
+UPDATE refresh_tokens SET used_at = now()
+WHERE session_id = $1 AND used_at IS NULL
+`
+
+// The refresh tokens a session holds stop working when it gets a new one.
+func (q *Queries) SpendSessionRefreshTokens(ctx context.Context, sessionID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, spendSessionRefreshTokens, sessionID)
 	return err
 }
 

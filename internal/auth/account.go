@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -19,29 +20,43 @@ func hashOneTimeToken(t string) []byte { return token.HashOpaque(t) }
 
 // ChangePassword replaces the caller's password. Every other session ends
 // and every access token dies (token version); the caller's session lives on
-// through its refresh token.
-func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, c Client) error {
+// with the fresh token pair returned.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, c Client) (Tokens, error) {
 	u, err := s.store.UserByID(ctx, p.UserID)
 	if err != nil {
-		return err
+		return Tokens{}, err
 	}
 	if err := s.VerifyPassword(ctx, u, current); err != nil {
-		return err
+		return Tokens{}, err
 	}
 	if err := s.CheckPassword(ctx, next, u.Email, u.Name); err != nil {
-		return err
+		return Tokens{}, err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
-		return err
+		return Tokens{}, err
 	}
-	v, err := s.store.ChangePassword(ctx, u.ID, hash, p.SessionID, notices(u, Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})...)
+	refresh, refreshHash, err := token.NewOpaque()
 	if err != nil {
-		return err
+		return Tokens{}, err
+	}
+	now := s.now()
+	v, expires, err := s.store.ChangePassword(ctx, u.ID, hash,
+		KeptSession{ID: p.SessionID, RefreshHash: refreshHash, IdleExpiresAt: now.Add(s.set.RefreshIdleTTL)},
+		notices(u, Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})...)
+	if err != nil {
+		return Tokens{}, err
 	}
 	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, u.ID, v, s.cacheTTL) })
 	s.audit(ctx, Event{Action: "user.password.changed", ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"kept_session_id": p.SessionID}})
-	return nil
+	// The caller's access token carries the old version and is refused from
+	// now on: the answer carries the pair that continues its session.
+	t, err := s.issue(ctx, u.ID, p.SessionID, v)
+	if err != nil {
+		return Tokens{}, err
+	}
+	t.Refresh, t.RefreshExpiresIn = refresh, min(s.set.RefreshIdleTTL, expires.Sub(now)).Truncate(time.Second)
+	return t, nil
 }
 
 // ForgotPassword queues a reset mail for the address; the outbox sends it
@@ -136,7 +151,7 @@ func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
 }
 
 // VerifyPassword checks a signed-in user's password before a sensitive
-// change (ErrInvalidCredentials when wrong). Its failures count in a bucket
+// change (ErrWrongPassword when wrong). Its failures count in a bucket
 // of the user's own, which only a holder of the user's access token can
 // reach: a stolen token cannot be used to guess the password, and a
 // stranger guessing at the login cannot block these checks.
@@ -155,7 +170,7 @@ func (s *Service) VerifyPassword(ctx context.Context, u User, pw string) error {
 	if !ok {
 		s.end(ctx, chk, CheckFailed)
 		s.audit(ctx, Event{Action: "user.password.check_failed", ActorID: &u.ID, SubjectID: &u.ID})
-		return ErrInvalidCredentials
+		return ErrWrongPassword
 	}
 	s.end(ctx, chk, CheckSucceeded)
 	return nil

@@ -16,6 +16,11 @@ var (
 	// ErrInvalidCredentials covers unknown email, wrong password, disabled and
 	// deleted accounts: one answer for all, so accounts cannot be enumerated.
 	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrWrongPassword: the current password a signed-in user must give to
+	// confirm a sensitive change is missing or wrong. Distinct from
+	// ErrInvalidCredentials because the access token is fine: the answer must
+	// not read as "refresh and retry".
+	ErrWrongPassword = errors.New("wrong current password")
 	// ErrInvalidRefreshToken covers unknown, used, expired and revoked refresh tokens.
 	ErrInvalidRefreshToken = errors.New("invalid refresh token")
 	// ErrNotFound means no live record matched.
@@ -211,9 +216,12 @@ type Store interface {
 	// the outbox finds the account, if any, when it works the mail, so the
 	// request does the same work for every address.
 	RequestMail(ctx context.Context, m Mail, e Event) error
-	// ChangePassword stores a new hash, bumps the token version and revokes
-	// every session but keep, with the mails, in one transaction.
-	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, mails ...Mail) (int64, error)
+	// ChangePassword stores a new hash, bumps the token version, revokes
+	// every session but keep and gives keep the new version and a new refresh
+	// token (spending its old ones), with the mails, in one transaction. It
+	// returns the new token version and keep's absolute expiry; ErrInvalidToken
+	// when keep is no longer live.
+	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep KeptSession, mails ...Mail) (int64, time.Time, error)
 	// PeekOneTimeToken finds a usable token without consuming it.
 	PeekOneTimeToken(ctx context.Context, hash []byte, purpose string) (OneTimeToken, error)
 	// FailOneTimeToken counts a failed use (the token dies after a few).
@@ -248,4 +256,13 @@ type RevocationCache interface {
 	// Invalidate marks the cache cold, so checks go to the record until the
 	// next rebuild. Used when a revocation could not be cached.
 	Invalidate(ctx context.Context) error
+}
+
+// KeptSession is the session a password change keeps: it gets the refresh
+// token whose hash is RefreshHash, and its idle expiry moves to
+// IdleExpiresAt (never past its absolute expiry).
+type KeptSession struct {
+	ID            uuid.UUID
+	RefreshHash   []byte
+	IdleExpiresAt time.Time
 }

@@ -10,19 +10,21 @@ import (
 // Credentials is what the HTTP layer asks of the service for password and
 // email lifecycle.
 type Credentials interface {
-	ChangePassword(ctx context.Context, p auth.Principal, current, next string, c auth.Client) error
+	ChangePassword(ctx context.Context, p auth.Principal, current, next string, c auth.Client) (auth.Tokens, error)
 	ForgotPassword(ctx context.Context, email string, c auth.Client) error
 	ResetPassword(ctx context.Context, token, password string, c auth.Client) error
 	VerifyEmail(ctx context.Context, token string, c auth.Client) error
 	ResendVerification(ctx context.Context, email string, c auth.Client) error
 }
 
-// ChangePassword replaces the caller's password.
+// ChangePassword replaces the caller's password and answers with the token
+// pair that continues the caller's session.
 func (s *Server) ChangePassword(ctx context.Context, r api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
-	if err := s.deps.Credentials.ChangePassword(ctx, principal(ctx), r.Body.CurrentPassword, r.Body.NewPassword, client(ctx)); err != nil {
+	t, err := s.deps.Credentials.ChangePassword(ctx, principal(ctx), r.Body.CurrentPassword, r.Body.NewPassword, client(ctx))
+	if err != nil {
 		return nil, selfGone(err)
 	}
-	return api.ChangePassword204Response{}, nil
+	return api.ChangePassword200JSONResponse{Body: tokenResponse(ctx, t), Headers: api.ChangePassword200ResponseHeaders{CacheControl: ptr("no-store"), Pragma: ptr("no-cache")}}, nil
 }
 
 // ForgotPassword mails a reset link when the account exists; the answer and
@@ -35,10 +37,10 @@ func (s *Server) ForgotPassword(ctx context.Context, r api.ForgotPasswordRequest
 	if err := s.deps.Credentials.ForgotPassword(ctx, email, client(ctx)); err != nil {
 		return nil, err
 	}
-	return api.ForgotPassword202JSONResponse{
+	return api.ForgotPassword202JSONResponse{Body: api.AcceptedResponse{
 		Data: api.Accepted{Message: "If an account uses this address, a password reset link is on its way."},
 		Meta: meta(ctx),
-	}, nil
+	}}, nil
 }
 
 // ResetPassword sets a new password with the token from the mail.
@@ -66,8 +68,8 @@ func (s *Server) ResendVerification(ctx context.Context, r api.ResendVerificatio
 	if err := s.deps.Credentials.ResendVerification(ctx, email, client(ctx)); err != nil {
 		return nil, err
 	}
-	return api.ResendVerification202JSONResponse{
+	return api.ResendVerification202JSONResponse{Body: api.AcceptedResponse{
 		Data: api.Accepted{Message: "If an unverified account uses this address, a new verification link is on its way."},
 		Meta: meta(ctx),
-	}, nil
+	}}, nil
 }

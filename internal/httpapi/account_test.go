@@ -224,8 +224,9 @@ func TestChangePassword(t *testing.T) {
 		}
 		return res
 	}
-	if r := change("not my password", newPassword); r.StatusCode() != 401 || !strings.Contains(string(r.Body), "invalid_credentials") {
-		t.Fatalf("wrong current password: %d %s", r.StatusCode(), r.Body)
+	// 403, not 401: the token is good, and "on 401 refresh and retry" must not fire.
+	if r := change("not my password", newPassword); r.StatusCode() != 403 || !strings.Contains(string(r.Body), "invalid_credentials") || r.HTTPResponse.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("wrong current password: %d %v %s", r.StatusCode(), r.HTTPResponse.Header, r.Body)
 	}
 	if r := change(u.Password, "tiny"); r.StatusCode() != 422 {
 		t.Fatalf("new password too short: %d %s", r.StatusCode(), r.Body)
@@ -234,16 +235,29 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("new password with the email: %d %s", r.StatusCode(), r.Body)
 	}
 	s.Secret("password", newPassword)
-	if r := change(u.Password, newPassword); r.StatusCode() != 204 {
-		t.Fatalf("change: %d %s", r.StatusCode(), r.Body)
+	changed := change(u.Password, newPassword)
+	if changed.JSON200 == nil || changed.HTTPResponse.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("change: %d %s", changed.StatusCode(), changed.Body)
 	}
+	s.Secret("access token", changed.JSON200.Data.AccessToken)
+	s.Secret("refresh token", changed.JSON200.Data.RefreshToken)
 	if me(t, s, other.AccessToken) != 401 || refresh(t, s, other.RefreshToken).StatusCode() != 401 {
 		t.Fatal("another session survived the password change")
 	}
-	// The caller's session continues: its refresh token gives a working pair.
-	r := refresh(t, s, u.Tokens.RefreshToken)
+	// The caller's session continues with the pair of the answer; the access
+	// token it sent is refused like every token issued before the change.
+	if me(t, s, u.Tokens.AccessToken) != 401 {
+		t.Fatal("the access token sent with the change still works")
+	}
+	if me(t, s, changed.JSON200.Data.AccessToken) != 200 {
+		t.Fatal("the access token of the answer does not work")
+	}
+	r := refresh(t, s, changed.JSON200.Data.RefreshToken)
 	if r.JSON200 == nil || me(t, s, r.JSON200.Data.AccessToken) != 200 {
 		t.Fatalf("the caller's session did not continue: %d %s", r.StatusCode(), r.Body)
+	}
+	if sessions := listSessions(t, s, r.JSON200.Data.AccessToken); sessions != 1 {
+		t.Fatalf("%d sessions after the change, want the caller's only", sessions)
 	}
 	if login(t, s, u.Email, u.Password).StatusCode() != 401 || login(t, s, u.Email, newPassword).JSON200 == nil {
 		t.Fatal("the new password is not the one that works")
@@ -492,14 +506,14 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 	for action, w := range want {
 		var events []client.AuditEvent
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			r, err := admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(action)})
+			r, err := admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(client.AuditAction(action))})
 			if err != nil || r.JSON200 == nil {
 				t.Fatalf("audit: %v", err)
 			}
 			events = r.JSON200.Data
 			settled := len(events) == len(w)
 			for _, e := range events {
-				settled = settled && e.Details["result"] != nil
+				settled = settled && e.Details.Result != nil
 			}
 			if settled {
 				break
@@ -511,12 +525,12 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 		slices.Reverse(events) // oldest first, as requested
 		for i, e := range events {
 			if (e.SubjectId == nil) != (w[i].subject == nil) || (e.SubjectId != nil && *e.SubjectId != *w[i].subject) ||
-				e.Details["result"] != w[i].result || e.ActorId != nil || e.RequestId == nil || e.Ip == nil {
+				e.Details.Result == nil || string(*e.Details.Result) != w[i].result || e.ActorId != nil || e.RequestId == nil || e.Ip == nil {
 				t.Errorf("%s #%d: subject %v, details %v, actor %v; want subject %v, result %s",
 					action, i+1, e.SubjectId, e.Details, e.ActorId, w[i].subject, w[i].result)
 			}
-			if m, _ := e.Details["email"].(string); !strings.Contains(m, "***") {
-				t.Errorf("%s #%d: email %q is not masked", action, i+1, m)
+			if e.Details.Email == nil || !strings.Contains(*e.Details.Email, "***") {
+				t.Errorf("%s #%d: email %v is not masked", action, i+1, e.Details.Email)
 			}
 		}
 	}
@@ -531,4 +545,14 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 			t.Errorf("%d reset and %d verification mails, want none and at most the registration's", r, v)
 		}
 	}
+}
+
+// listSessions counts the live sessions the token's user sees.
+func listSessions(t *testing.T, s *apitest.Server, access string) int {
+	t.Helper()
+	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("list sessions: %v %s", err, res.Body)
+	}
+	return len(res.JSON200.Data)
 }

@@ -39,12 +39,25 @@ func withClient(next echo.HandlerFunc) echo.HandlerFunc {
 		ip, _ := netip.ParseAddr(c.RealIP())
 		ua := strings.ToValidUTF8(strings.ReplaceAll(c.Request().UserAgent(), "\x00", ""), "")
 		ctx := auth.WithClient(c.Request().Context(), auth.Client{IP: ip.Unmap(), UserAgent: ua, RequestID: requestid.From(c.Request().Context())})
+		// Handlers return response objects, but the rate limiter, which runs
+		// inside them, has headers to add to whatever they answer.
+		ctx = context.WithValue(ctx, responseHeaderKey{}, c.Response().Header())
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }
 
 func client(ctx context.Context) auth.Client { return auth.ClientFrom(ctx, auth.Client{}) }
+
+// responseHeaderKey holds the headers of the response to the request.
+type responseHeaderKey struct{}
+
+// setResponseHeader adds a header to the answer, whatever it turns out to be.
+func setResponseHeader(ctx context.Context, name, value string) {
+	if h, ok := ctx.Value(responseHeaderKey{}).(http.Header); ok {
+		h.Set(name, value)
+	}
+}
 
 func principal(ctx context.Context) auth.Principal {
 	p, _ := auth.PrincipalFrom(ctx) // the contract middleware put it there
@@ -58,6 +71,15 @@ func meta(ctx context.Context) api.Meta { return api.Meta{RequestId: requestid.F
 // cannot count, the request goes through: availability over throttling; the
 // bounded hasher and the per-account lockout still hold.
 func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
+	// The answer, success or not, tells the client the quota it has left: the
+	// RateLimit fields of the tightest limit that counted the request.
+	tightest, counted := ratelimit.Decision{}, limitCheck{}
+	defer func() {
+		if counted.limit.Name != "" {
+			setResponseHeader(ctx, "RateLimit-Policy", counted.limit.PolicyHeader())
+			setResponseHeader(ctx, "RateLimit", tightest.Header(counted.limit))
+		}
+	}()
 	for _, lc := range checks {
 		d, err := s.deps.Limiter.Allow(ctx, lc.limit, lc.key)
 		if err != nil {
@@ -78,6 +100,9 @@ func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
 				"RateLimit":        d.Header(lc.limit),
 			}
 			return p
+		}
+		if counted.limit.Name == "" || d.Remaining < tightest.Remaining {
+			tightest, counted = d, lc
 		}
 	}
 	return nil
@@ -105,10 +130,10 @@ func (s *Server) Register(ctx context.Context, r api.RegisterRequestObject) (api
 	if err := s.deps.Accounts.Register(ctx, email, r.Body.Password, r.Body.Name, client(ctx)); err != nil {
 		return nil, err
 	}
-	return api.Register202JSONResponse{
+	return api.Register202JSONResponse{Body: api.AcceptedResponse{
 		Data: api.Accepted{Message: "If the address can be registered, the account is created and a verification email is on its way."},
 		Meta: meta(ctx),
-	}, nil
+	}}, nil
 }
 
 // Login checks the password and returns a token pair.
@@ -164,7 +189,7 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 	for _, k := range s.deps.SigningKeys {
 		keys = append(keys, toJWK(k))
 	}
-	return api.GetJwks200JSONResponse{Keys: keys}, nil
+	return api.GetJwks200JSONResponse{Body: api.JWKS{Keys: keys}}, nil
 }
 
 // GetMe returns the caller's account.
@@ -195,12 +220,12 @@ func tokenResponse(ctx context.Context, t auth.Tokens) api.TokenResponse {
 }
 
 func toUser(u auth.User) api.User {
-	status := api.Active
+	status := api.UserStatusActive
 	switch {
 	case u.DeletedAt != nil:
-		status = api.Deleted
+		status = api.UserStatusDeleted
 	case u.DisabledAt != nil:
-		status = api.Disabled
+		status = api.UserStatusDisabled
 	}
 	roles := u.Roles
 	if roles == nil {

@@ -70,7 +70,7 @@ func TestAuthFlow_RegisterLoginRefreshReuseLogout(t *testing.T) {
 	if err != nil || got.JSON200 == nil {
 		t.Fatalf("me: %v %s", err, got.Body)
 	}
-	if string(got.JSON200.Data.Email) != strings.ToLower(email) || got.JSON200.Data.Status != client.Active ||
+	if string(got.JSON200.Data.Email) != strings.ToLower(email) || got.JSON200.Data.Status != client.UserStatusActive ||
 		len(got.JSON200.Data.Roles) != 1 || got.JSON200.Data.Roles[0] != "user" || got.JSON200.Data.EmailVerified {
 		t.Fatalf("me: %+v", got.JSON200.Data)
 	}
@@ -720,5 +720,32 @@ func TestRedisDown_LoginStillWorks(t *testing.T) {
 	}
 	if !strings.Contains(s.Logs(), "rate limit not enforced") || !strings.Contains(s.Logs(), "login lockout not enforced") {
 		t.Fatal("the unenforced limits must be logged")
+	}
+}
+
+// TestRateLimitedOperations_TellTheQuotaLeft: a rate-limited operation
+// answers with the RateLimit fields of its tightest limit, success or not;
+// other operations send none.
+func TestRateLimitedOperations_TellTheQuotaLeft(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	body := `{"email":"` + u.Email + `","password":"` + u.Password + `"}`
+	res, b := send(t, s, "POST", "/api/v1/auth/login", "", "application/json", body)
+	if res.StatusCode != 200 {
+		t.Fatalf("login: %d %s", res.StatusCode, b)
+	}
+	// login-account (10 a minute) is tighter than login-ip (30), and this
+	// client already logged in once.
+	if p, r := res.Header.Get("RateLimit-Policy"), res.Header.Get("RateLimit"); !strings.HasPrefix(p, `"login-account";q=10;w=60`) || !strings.HasPrefix(r, `"login-account";r=8;t=`) {
+		t.Fatalf("login: RateLimit-Policy %q, RateLimit %q", p, r)
+	}
+	res, b = send(t, s, "POST", "/api/v1/auth/login", "", "application/json", `{"email":"`+u.Email+`","password":"not the password at all"}`)
+	if res.StatusCode != 401 || res.Header.Get("RateLimit") == "" {
+		t.Fatalf("failed login: %d %v %s", res.StatusCode, res.Header, b)
+	}
+	res, _ = send(t, s, "GET", "/api/v1/users/me", u.Tokens.AccessToken, "", "")
+	if res.StatusCode != 200 || res.Header.Get("RateLimit") != "" || res.Header.Get("RateLimit-Policy") != "" {
+		t.Fatalf("an operation without limits: %d %v", res.StatusCode, res.Header)
 	}
 }

@@ -38,9 +38,9 @@ type operation struct {
 	route *routers.Route
 	// public is true when the operation declares `security: []`.
 	public bool
-	// alternatives lists, for a protected operation, the permission sets of
-	// which the caller must hold one (OpenAPI security requirements are ORed).
-	alternatives [][]string
+	// permissions lists what a protected operation's `x-permissions`
+	// extension says the caller must hold, every one of them.
+	permissions []string
 	// jsonBody is true when the operation takes a JSON request body.
 	jsonBody bool
 }
@@ -58,9 +58,13 @@ type contract struct {
 
 func newContract(doc *openapi3.T, authn Authenticator, bodyLimit int64) (*contract, error) {
 	c := &contract{ops: map[string]*operation{}, auth: authn, schemas: doc.GetSchemaValidationOptions(), bodyLimit: bodyLimit}
+	known, err := knownPermissions(doc)
+	if err != nil {
+		return nil, err
+	}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			o, err := prepareOperation(doc, path, item, method, op)
+			o, err := prepareOperation(doc, path, item, method, op, known)
 			if err != nil {
 				return nil, err
 			}
@@ -70,7 +74,7 @@ func newContract(doc *openapi3.T, authn Authenticator, bodyLimit int64) (*contra
 	return c, nil
 }
 
-func prepareOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method string, op *openapi3.Operation) (*operation, error) {
+func prepareOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method string, op *openapi3.Operation, known map[string]bool) (*operation, error) {
 	o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
 	security := op.Security
 	if security == nil {
@@ -93,9 +97,21 @@ func prepareOperation(doc *openapi3.T, path string, item *openapi3.PathItem, met
 			if scheme != bearerScheme {
 				return nil, fmt.Errorf("operation %s %s: unsupported security scheme %q", method, path, scheme)
 			}
-			o.alternatives = append(o.alternatives, scopes)
+			// OpenAPI 3.0 allows scopes only for OAuth2 and OpenID Connect:
+			// permissions go in x-permissions.
+			if len(scopes) > 0 {
+				return nil, fmt.Errorf("operation %s %s: %s lists scopes %v: write them as x-permissions", method, path, scheme, scopes)
+			}
 		}
 	}
+	perms, err := operationPermissions(op, known)
+	if err != nil {
+		return nil, fmt.Errorf("operation %s %s (%s): %w", method, path, op.OperationID, err)
+	}
+	if len(perms) > 0 && o.public {
+		return nil, fmt.Errorf("operation %s %s (%s) is public but declares x-permissions %v", method, path, op.OperationID, perms)
+	}
+	o.permissions = perms
 	if rb := op.RequestBody; rb != nil && rb.Value != nil {
 		o.jsonBody = rb.Value.Content.Get("application/json") != nil
 	}
@@ -146,13 +162,62 @@ func (k *contract) authenticate(r *http.Request, op *operation) (auth.Principal,
 		// Anything else means the check could not be made: fail closed.
 		return auth.Principal{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
-	for _, perms := range op.alternatives {
-		if p.Has(perms...) {
-			return p, nil
-		}
+	if p.Has(op.permissions...) {
+		return p, nil
 	}
 	return auth.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
-		"Your account lacks the permission this operation needs: "+strings.Join(slices.Concat(op.alternatives...), ", ")+".")
+		"Your account lacks the permission this operation needs: "+strings.Join(op.permissions, ", ")+".")
+}
+
+// permissionsExtension names the operation extension that lists the
+// permissions an operation needs.
+const permissionsExtension = "x-permissions"
+
+// knownPermissions reads the names the contract allows in x-permissions: the
+// enum of its Permission schema, which the migrations seed one for one (a
+// test of the store compares the two).
+func knownPermissions(doc *openapi3.T) (map[string]bool, error) {
+	ref := doc.Components.Schemas["Permission"]
+	if ref == nil || ref.Value == nil || len(ref.Value.Enum) == 0 {
+		return nil, errors.New("the contract has no Permission enum to check x-permissions against")
+	}
+	known := map[string]bool{}
+	for _, v := range ref.Value.Enum {
+		name, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("permission %v is not a string", v)
+		}
+		known[name] = true
+	}
+	return known, nil
+}
+
+// operationPermissions reads an operation's x-permissions and refuses names
+// the contract does not know: a typo would otherwise lock everyone out of
+// the operation, or worse, go unnoticed.
+func operationPermissions(op *openapi3.Operation, known map[string]bool) ([]string, error) {
+	raw, ok := op.Extensions[permissionsExtension]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s must be a list of permission names, got %T", permissionsExtension, raw)
+	}
+	var perms []string
+	for _, v := range list {
+		name, ok := v.(string)
+		if !ok || !known[name] {
+			return nil, fmt.Errorf("%s names unknown permission %v", permissionsExtension, v)
+		}
+		if !slices.Contains(perms, name) {
+			perms = append(perms, name)
+		}
+	}
+	if len(perms) == 0 {
+		return nil, fmt.Errorf("%s is empty: leave it out for an operation any signed-in user may call", permissionsExtension)
+	}
+	return perms, nil
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer x" header.
@@ -199,7 +264,7 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 				// Refused before the schema validator, which would decode
 				// every value and report every unknown key.
 				p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "The request body is beyond what any operation accepts; see errors.")
-				p.fields = []api.FieldError{{Field: beyond.field, Code: beyond.code, Message: beyond.message}}
+				p.fields = []api.FieldError{{Field: beyond.field, Code: api.FieldErrorCode(beyond.code), Message: beyond.message}}
 				return p
 			} else if err != nil {
 				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "The request body is not acceptable JSON: "+err.Error()+".")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,7 +127,14 @@ func TestContract_EveryOperationEnforcesItsDeclaredSecurity(t *testing.T) {
 			public := len(*op.Security) == 0
 			var scopes []string
 			for _, req := range *op.Security {
-				scopes = append(scopes, req["bearerAuth"]...)
+				if len(req["bearerAuth"]) > 0 {
+					t.Errorf("%s %s lists bearerAuth scopes: OpenAPI 3.0 allows them only for OAuth2", method, path)
+				}
+			}
+			if raw, ok := op.Extensions["x-permissions"].([]any); ok {
+				for _, p := range raw {
+					scopes = append(scopes, p.(string))
+				}
 			}
 			t.Run(op.OperationID, func(t *testing.T) {
 				res, b := send(t, s, method, url, "", ct, body)
@@ -194,6 +202,40 @@ func TestContract_AuthenticationComesBeforeValidation(t *testing.T) {
 	res, b := send(t, s, http.MethodPatch, "/api/v1/users/me", "", "application/json", `{"bogus": 1}`)
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("got %d %s, want 401", res.StatusCode, b)
+	}
+}
+
+// TestContract_PermissionEnumIsWhatTheMigrationsSeed: the names the server
+// accepts in x-permissions (the spec's Permission enum) are exactly the
+// permissions the database knows, which the admin role holds all of.
+func TestContract_PermissionEnumIsWhatTheMigrationsSeed(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	admin := s.NewAdmin()
+	res, err := admin.Client.ListRolesWithResponse(t.Context())
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("list roles: %v %s", err, res.Body)
+	}
+	var seeded []string
+	for _, r := range res.JSON200.Data {
+		if r.Name == "admin" {
+			for _, p := range r.Permissions {
+				seeded = append(seeded, string(p))
+			}
+		}
+	}
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enum []string
+	for _, v := range doc.Components.Schemas["Permission"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	slices.Sort(seeded)
+	slices.Sort(enum)
+	if !slices.Equal(seeded, enum) {
+		t.Fatalf("the migrations seed %v, the contract's Permission enum lists %v", seeded, enum)
 	}
 }
 

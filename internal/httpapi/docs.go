@@ -40,7 +40,8 @@ func (s *Server) registerDocs(e *echo.Echo) error {
 		Title:       "gatehouse API",
 		SwaggerJSON: "/openapi.json",
 		BasePath:    "/docs/",
-		SettingsUI:  map[string]string{"tryItOutEnabled": "true"},
+		// showExtensions shows each operation's x-permissions.
+		SettingsUI: map[string]string{"tryItOutEnabled": "true", "showExtensions": "true"},
 	})
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", echo.WrapHandler(ui))

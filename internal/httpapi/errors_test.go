@@ -39,8 +39,11 @@ func TestErrors_BadInputGetsTheDocumentedProblem(t *testing.T) {
 			body: `email=a@example.com`, status: 415, code: "unsupported_media_type"},
 		{name: "oversized body", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: big, status: 413, code: "payload_too_large"},
+		// bad_request is for parameters; an empty body is unreadable JSON.
 		{name: "missing body", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			status: 400, code: "bad_request"},
+			status: 400, code: "malformed_json"},
+		{name: "missing body, no content type", method: "POST", path: "/api/v1/auth/login",
+			status: 400, code: "malformed_json"},
 		{name: "missing fields", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: `{}`, status: 422, code: "validation_failed",
 			fields: []fieldWant{{"email", "required"}, {"password", "required"}}},

@@ -15,25 +15,25 @@ const checkTimeout = 2 * time.Second
 
 // GetLiveness answers as long as the process serves HTTP.
 func (s *Server) GetLiveness(context.Context, api.GetLivenessRequestObject) (api.GetLivenessResponseObject, error) {
-	return api.GetLiveness200JSONResponse{Status: api.LivenessStatusUp}, nil
+	return api.GetLiveness200JSONResponse{Body: api.Liveness{Status: api.LivenessStatusUp}}, nil
 }
 
 // GetReadiness checks PostgreSQL and Redis.
 func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
 	h := s.health(ctx)
 	if !h.Healthy {
-		return api.GetReadiness503JSONResponse(h), nil
+		return api.GetReadiness503JSONResponse{Body: h}, nil
 	}
-	return api.GetReadiness200JSONResponse(h), nil
+	return api.GetReadiness200JSONResponse{Body: h}, nil
 }
 
 // GetHealth is the same report as readiness, under its historical path.
 func (s *Server) GetHealth(ctx context.Context, _ api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
 	h := s.health(ctx)
 	if !h.Healthy {
-		return api.GetHealth503JSONResponse(h), nil
+		return api.GetHealth503JSONResponse{Body: h}, nil
 	}
-	return api.GetHealth200JSONResponse(h), nil
+	return api.GetHealth200JSONResponse{Body: h}, nil
 }
 
 // health runs the checks once for all the probes that arrive while they run,

@@ -81,6 +81,10 @@ func TestDocs_ServeTheContractAndSwaggerUI(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(string(b), "swagger-ui") || !strings.Contains(string(b), "/openapi.json") {
 		t.Fatalf("/docs/: %d %.300s", res.StatusCode, b)
 	}
+	// Each operation's x-permissions shows in the UI.
+	if !strings.Contains(string(b), `"showExtensions": true`) && !strings.Contains(string(b), `showExtensions: true`) {
+		t.Fatalf("/docs/ does not show extensions: %.2000s", b)
+	}
 	// Assets come from the binary, not a CDN.
 	if strings.Contains(string(b), "cdn") || strings.Contains(string(b), "unpkg") {
 		t.Fatalf("/docs/ loads assets from a CDN: %.500s", b)

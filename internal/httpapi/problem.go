@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -73,18 +74,22 @@ func mapError(err error) *problem {
 	var badEmail *auth.InvalidEmailError
 	if errors.As(err, &badEmail) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
-		p.fields = []api.FieldError{{Field: "email", Code: badEmail.Code, Message: badEmail.Message}}
+		p.fields = []api.FieldError{{Field: "email", Code: api.FieldErrorCode(badEmail.Code), Message: badEmail.Message}}
 		return p
 	}
 	var rejected *auth.PasswordRejectedError
 	if errors.As(err, &rejected) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodePasswordRejected, "The password is not acceptable; see errors for why.")
-		p.fields = []api.FieldError{{Field: "password", Code: rejected.Code, Message: rejected.Message}}
+		p.fields = []api.FieldError{{Field: "password", Code: api.FieldErrorCode(rejected.Code), Message: rejected.Message}}
 		return p
 	}
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return errUnauthorized(api.ProblemCodeInvalidCredentials, "The email or password is incorrect.")
+	case errors.Is(err, auth.ErrWrongPassword):
+		// 403, not 401: the access token is good, and a client that refreshes
+		// and retries on every 401 must not do so here.
+		return newProblem(http.StatusForbidden, api.ProblemCodeInvalidCredentials, "The current password is missing or incorrect.")
 	case errors.Is(err, auth.ErrInvalidRefreshToken):
 		return errUnauthorized(api.ProblemCodeInvalidRefreshToken, "The refresh token is invalid, expired or revoked; log in again.")
 	case errors.Is(err, context.Canceled):
@@ -153,6 +158,13 @@ func fromHTTPError(he *echo.HTTPError) *problem {
 		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he}
 }
 
+// maxFieldErrors is the contract's maxItems of a problem's errors: a body
+// with thousands of unknown fields gets a bounded answer.
+const maxFieldErrors = 100
+
+// maxInstance is the contract's maxLength of a problem's instance.
+const maxInstance = 2048
+
 // errClientGone marks a request whose client disconnected.
 var errClientGone = errors.New("client disconnected")
 
@@ -181,9 +193,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		body.Detail = &p.detail
 	}
 	instance := c.Request().URL.Path
+	if len(instance) > maxInstance { // the contract bounds it; paths are not
+		instance = strings.ToValidUTF8(instance[:maxInstance], "")
+	}
 	body.Instance = &instance
 	if len(p.fields) > 0 {
-		body.Errors = &p.fields
+		fields := p.fields[:min(len(p.fields), maxFieldErrors)] // the contract's maxItems
+		body.Errors = &fields
 	}
 	h := c.Response().Header()
 	for k, v := range p.headers {

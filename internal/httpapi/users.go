@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -249,7 +251,7 @@ func (s *Server) ListRoles(ctx context.Context, _ api.ListRolesRequestObject) (a
 // ListAuditEvents lists security events, newest first.
 func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
 	q := r.Params
-	f := user.AuditFilter{ActorID: (*uuid.UUID)(q.ActorId), SubjectID: (*uuid.UUID)(q.SubjectId), Action: q.Action, Since: q.Since, Until: q.Until}
+	f := user.AuditFilter{ActorID: (*uuid.UUID)(q.ActorId), SubjectID: (*uuid.UUID)(q.SubjectId), Action: (*string)(q.Action), Since: q.Since, Until: q.Until}
 	idScope := func(id *uuid.UUID) string {
 		if id == nil {
 			return ""
@@ -269,14 +271,11 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 	rows, next := page(s.cursors, rows, limit, func(e user.AuditEvent) uuid.UUID { return e.ID }, scope)
 	out := make([]api.AuditEvent, 0, len(rows))
 	for _, e := range rows {
-		a := api.AuditEvent{Id: e.ID, Action: e.Action, ActorId: e.ActorID, SubjectId: e.SubjectID, UserAgent: e.UserAgent,
-			RequestId: e.RequestID, Details: e.Details, CreatedAt: e.CreatedAt}
+		a := api.AuditEvent{Id: e.ID, Action: api.AuditAction(e.Action), ActorId: e.ActorID, SubjectId: e.SubjectID, UserAgent: e.UserAgent,
+			RequestId: e.RequestID, Details: s.auditDetails(ctx, e), CreatedAt: e.CreatedAt}
 		if e.IP != nil {
 			ip := e.IP.String()
 			a.Ip = &ip
-		}
-		if a.Details == nil {
-			a.Details = map[string]any{}
 		}
 		out = append(out, a)
 	}
@@ -292,4 +291,26 @@ func mailbox(email string) string {
 	}
 	local, _, _ = strings.Cut(local, "+")
 	return local + "@" + domain
+}
+
+// auditDetails types an event's details as the contract lists them. A key
+// the contract does not list is left out of the answer and logged, so that
+// the contract is brought up to date.
+func (s *Server) auditDetails(ctx context.Context, e user.AuditEvent) api.AuditDetails {
+	var d api.AuditDetails
+	if len(e.Details) == 0 {
+		return d
+	}
+	b, err := json.Marshal(e.Details)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(&d); err == nil {
+			return d
+		}
+	}
+	s.log.WarnContext(ctx, "audit details the contract does not describe", "action", e.Action, "error", err)
+	d = api.AuditDetails{}
+	_ = json.Unmarshal(b, &d) // what does fit
+	return d
 }

@@ -43,7 +43,9 @@ func validationProblem(err error) *problem {
 				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "The request body is not valid JSON: "+jsonHint(pe)+".")
 			}
 			if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) {
-				return newProblem(http.StatusBadRequest, api.ProblemCodeBadRequest, "This operation needs a JSON request body.")
+				// malformed_json, not bad_request: the spec keeps bad_request
+				// for query and path parameters.
+				return newProblem(http.StatusBadRequest, api.ProblemCodeMalformedJson, "This operation needs a JSON request body; the body is empty.")
 			}
 			fields = append(fields, schemaErrors(re.Err, "")...)
 		default:
@@ -113,7 +115,7 @@ func schemaErrors(err error, prefix string) []api.FieldError {
 		field = strings.TrimSuffix(prefix+"."+field, ".")
 	}
 	code, msg := describe(se)
-	return []api.FieldError{{Field: field, Code: code, Message: msg}}
+	return []api.FieldError{{Field: field, Code: api.FieldErrorCode(code), Message: msg}}
 }
 
 // unsupportedProperty reads the name out of kin-openapi's reason

@@ -119,8 +119,9 @@ func (s *Store) SettleRequest(ctx context.Context, auditID uuid.UUID, subject *u
 
 // ChangePassword sets the hash, bumps the token version, revokes every other
 // session and enqueues the mails, together.
-func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, mails ...auth.Mail) (int64, error) {
+func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep auth.KeptSession, mails ...auth.Mail) (int64, time.Time, error) {
 	var v int64
+	var expires time.Time
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if err := q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: id, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("update password: %w", err)
@@ -129,19 +130,30 @@ func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, k
 		if v, err = q.BumpTokenVersion(ctx, id); err != nil {
 			return notFound(err)
 		}
-		if _, err := q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: id, Keep: keep, Reason: ptr("password_changed")}); err != nil {
+		if _, err := q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: id, Keep: keep.ID, Reason: ptr("password_changed")}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
-		// The caller's session moves to the new version and lives on.
-		if err := q.SetSessionTokenVersion(ctx, db.SetSessionTokenVersionParams{ID: keep, TokenVersion: v}); err != nil {
+		// The caller's session moves to the new version and lives on, with a
+		// new refresh token in place of the ones it held.
+		expires, err = q.RenewSession(ctx, db.RenewSessionParams{ID: keep.ID, TokenVersion: v, IdleExpiresAt: keep.IdleExpiresAt})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return auth.ErrInvalidToken // revoked while the password was checked
+		}
+		if err != nil {
 			return fmt.Errorf("keep session: %w", err)
+		}
+		if err := q.SpendSessionRefreshTokens(ctx, keep.ID); err != nil {
+			return fmt.Errorf("spend refresh tokens: %w", err)
+		}
+		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: keep.RefreshHash, SessionID: keep.ID}); err != nil {
+			return fmt.Errorf("store refresh token: %w", err)
 		}
 		if err := q.CancelAllOneTimeTokens(ctx, id); err != nil {
 			return fmt.Errorf("cancel tokens: %w", err)
 		}
 		return s.enqueue(ctx, tx, mails)
 	})
-	return v, err
+	return v, expires, err
 }
 
 // PeekOneTimeToken finds a usable token without consuming it.

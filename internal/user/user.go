@@ -198,7 +198,7 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 		}
 		if e != u.Email {
 			if currentPassword == nil {
-				return auth.User{}, auth.ErrInvalidCredentials
+				return auth.User{}, auth.ErrWrongPassword
 			}
 			if err := s.auth.VerifyPassword(ctx, u, *currentPassword); err != nil {
 				return auth.User{}, err

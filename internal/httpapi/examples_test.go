@@ -1,0 +1,241 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/gatehouse/gatehouse/internal/apitest"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
+)
+
+// The example data the spec documents ("Examples" in its description): the
+// account its examples act as, and an administrator.
+const (
+	exampleEmail    = "ada@example.com"
+	examplePassword = "correct horse battery staple"
+)
+
+// exampleStatus lists (by lower-cased operationId) the operations whose request example cannot succeed
+// as sent, with the status the spec documents for it: their examples carry
+// a secret that only a mail or an earlier answer can give.
+var exampleStatus = map[string]int{
+	"refreshtokens": http.StatusUnauthorized, // a refresh token comes from a login
+	"resetpassword": http.StatusBadRequest,   // the token comes from the reset mail
+	"verifyemail":   http.StatusBadRequest,   // the token comes from the verification mail
+}
+
+// TestSpec_ExamplesAreValid: every example of the contract, request and
+// response, is valid against its schema.
+func TestSpec_ExamplesAreValid(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(t.Context(), openapi3.EnableExamplesValidation()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSpec_RequestExamplesWork sends the request example of every operation,
+// as written, to a server seeded with the example data the spec documents,
+// and expects success (or the documented status of exampleStatus). Ids in
+// paths are the seeded account's and its session's: the server makes ids.
+func TestSpec_RequestExamplesWork(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	redis := apitest.StartRedis(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			t.Run(op.OperationID, func(t *testing.T) {
+				t.Parallel()
+				sendExample(t, redis, path, method, op)
+			})
+		}
+	}
+}
+
+func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *openapi3.Operation) {
+	s := apitest.NewServer(t, apitest.Options{Redis: redis, Env: map[string]string{"REDIS_KEY_PREFIX": "examples:" + op.OperationID + ":"}})
+	s.Register(exampleEmail, examplePassword)
+	ada := s.Login(exampleEmail, examplePassword)
+	admin := s.NewAdmin()
+	adaID := userID(t, s, ada.AccessToken)
+
+	token := ""
+	switch {
+	case op.Security != nil && len(*op.Security) == 0:
+	case op.Extensions["x-permissions"] != nil:
+		token = admin.Tokens.AccessToken
+	default:
+		token = ada.AccessToken
+	}
+	if strings.EqualFold(op.OperationID, "restoreUser") {
+		if r, err := admin.Client.DeleteUserWithResponse(ctx, adaID); err != nil || r.StatusCode() != http.StatusNoContent {
+			t.Fatalf("delete the user to restore: %v %d", err, r.StatusCode())
+		}
+	}
+
+	target := path
+	query := url.Values{}
+	for _, pref := range op.Parameters {
+		p := pref.Value
+		switch p.In {
+		case openapi3.ParameterInPath:
+			id := adaID.String()
+			if p.Name == "id" && strings.Contains(path, "/sessions/") && !strings.HasSuffix(path, "/revoke") {
+				id = currentSession(t, s, ada.AccessToken)
+			}
+			target = strings.ReplaceAll(target, "{"+p.Name+"}", id)
+		case openapi3.ParameterInQuery:
+			if p.Example != nil {
+				query.Set(p.Name, toString(p.Example))
+			}
+		}
+	}
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+
+	var body []byte
+	if op.RequestBody != nil {
+		mt := op.RequestBody.Value.Content.Get("application/json")
+		if mt == nil || mt.Example == nil {
+			t.Fatalf("%s has a request body without an example", op.OperationID)
+		}
+		var err error
+		if body, err = json.Marshal(mt.Example); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, s.URL+target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := s.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got bytes.Buffer
+	_, _ = got.ReadFrom(res.Body)
+	want, ok := exampleStatus[strings.ToLower(op.OperationID)]
+	if ok && res.StatusCode != want || !ok && (res.StatusCode < 200 || res.StatusCode > 299) {
+		t.Fatalf("%s (%s %s) with the example %s: %d (want %d) %s", op.OperationID, method, target, body, res.StatusCode, want, got.Bytes())
+	}
+}
+
+// currentSession is the id of the session the access token belongs to.
+func currentSession(t *testing.T, s *apitest.Server, access string) string {
+	t.Helper()
+	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("list sessions: %v %s", err, res.Body)
+	}
+	for _, sess := range res.JSON200.Data {
+		if sess.Current {
+			return sess.Id.String()
+		}
+	}
+	t.Fatal("no current session")
+	return ""
+}
+
+func toString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestSpec_AuditActionsAreTheOnesTheCodeRecords: the AuditAction enum lists
+// exactly the actions the code records, and so does the README.
+func TestSpec_AuditActionsAreTheOnesTheCodeRecords(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enum []string
+	for _, v := range doc.Components.Schemas["AuditAction"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	action := regexp.MustCompile(`["` + "`" + `]((?:user|session|rate_limit)\.[a-z_]+(?:\.[a-z_]+)*)["` + "`" + `]`)
+	found := func(texts ...[]byte) []string {
+		var out []string
+		for _, b := range texts {
+			for _, m := range action.FindAllSubmatch(b, -1) {
+				out = append(out, string(m[1]))
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	var sources [][]byte
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		sources = append(sources, b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(enum)
+	if code := found(sources...); !slices.Equal(code, enum) {
+		t.Errorf("the code records %v,\nthe AuditAction enum lists %v", code, enum)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed := found(readme); !slices.Equal(listed, enum) {
+		t.Errorf("the README lists %v,\nthe AuditAction enum lists %v", listed, enum)
+	}
+}
+
+// TestSpec_EveryResponseIsDeclaredFully: every response of every operation
+// declares the X-Request-ID the server always sends, and every operation has
+// a default problem response, so generated clients type unexpected statuses.
+func TestSpec_EveryResponseIsDeclaredFully(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Responses.Default() == nil || op.Responses.Default().Value.Content.Get("application/problem+json") == nil {
+				t.Errorf("%s %s has no default problem response", method, path)
+			}
+			for status, res := range op.Responses.Map() {
+				if res.Value.Headers["X-Request-ID"] == nil {
+					t.Errorf("%s %s: response %s does not declare X-Request-ID", method, path, status)
+				}
+			}
+		}
+	}
+}
