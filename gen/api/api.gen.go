@@ -6995,12 +6995,12 @@ var swaggerSpec = []string{
 	"FDPTLAu0DmDIKedZh6yB/ruA6TCb7i7bBG+3x7lwltwkUmgDmio6oJJpqUxHLE9HHDFV+FbCAO0XsOKF",
 	"8viqy/pM28hM3h3IvURVa3b6t19foIo7O0j1Edz6Ni3rom3moD82YCvoADI+1yaELIcU6S6gHMv5VUKH",
 	"wyggG7WcPLt9mwhZtIAvR8rEjg2JaL2aDGhMecAS05hNMg4BXUtkHgdwgPX4+CmjYXQvtPG1sfJTyOtV",
-	"onBan5+TWwatognD9uUrmfPCXdxfsov3xcVfAAQDDeeHhN6NoRtCXHJF4fXkymraZcMmoDEJGdD7hEHt",
-	"aZrEjX5jrNS0v7UV6wfGQqr+rj5hrcmZT1Tdji7GaCxGEW8aA8iYQ/BbkapmuRVr1nypkKVS6AGh97FZ",
-	"zad22zbYWwo9aBZmx4tZsemTVVbJhl9Ozf+///lff9OdhUkprmkp4fTjQGUWk4ZNL6g2eaz1zmyGiHBC",
-	"qI2+fY92V9nKcxqilPpRyJo5gB+vWWmkosZsjq1UsLQXDekc4NU242gXcePrvnBe7NGBVSVImK2ExeyK",
-	"cjCM9YpL/TtqRsukC+rnBUKWJT5sO74Uj9T5iCH36ldepYM4CsglmxswfYRsKdnfG0/PXr4gb9mA/MTm",
-	"5Iwp99j1u40P7z78vwAAAP//",
+	"onBan5+TWwatognD9uUrmfPCXdxfsov3xcVfAAQDDeeHhN6NoRtCXHJF4fXkymraVVaCf0XgC/i3xHKj",
+	"UATphEE5aprEjX5jqwZg/ZkIaExCBhdGP002Jpo0kpRvZi+OlZr2t7Zi/exYSNXf1dSitUIz3aoL08Ur",
+	"jcUo4k1jTBnTCn4rUtUst3XNGjkVMl4K/ST0mTSrudluCwh746GfzcJMezErNpCyii/Z8Mtp/v/3P//r",
+	"b7qzMOnJNe0pnN4eqBhjArLpK9Umj7UOm80Q0VIItZG879GGK1uMTnOVUm8LWTMH8Ak2K01Z1JjNsS0L",
+	"lgmjUZ6DxdrGHu0iBn3dF86L/T6wQgWJvJWwmF1RDka2XnGpF0gdFVpJhbp+4VLIEk+33WOKR+p8xFyd",
+	"6ldepYM4CsglmxtgfoR/KdnyG0/PXr4gb9mA/MTm5Iwp99j1u40P7z78vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
