@@ -131,7 +131,11 @@ func echoPath(p string) string {
 
 func (k *contract) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		op, ok := k.ops[c.Request().Method+" "+c.Path()]
+		method := c.Request().Method
+		if method == http.MethodHead {
+			method = http.MethodGet // HEAD is the GET it mirrors: same security, same validation
+		}
+		op, ok := k.ops[method+" "+c.Path()]
 		if !ok {
 			return next(c) // not an operation of the contract: docs, 404, 405
 		}

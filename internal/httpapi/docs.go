@@ -1,12 +1,8 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"strings"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/swaggest/swgui"
 	"github.com/swaggest/swgui/v5emb"
@@ -15,23 +11,19 @@ import (
 	apigen "github.com/gatehouse/gatehouse/gen/api"
 )
 
-// registerDocs serves the contract as written (/openapi.yaml), as JSON
-// (/openapi.json) and Swagger UI (/docs) from assets embedded in the binary.
-func (s *Server) registerDocs(e *echo.Echo) error {
-	doc, err := apigen.GetSpec()
+// registerDocs serves the contract as written (/openapi.yaml), the same
+// document as JSON (/openapi.json) and Swagger UI (/docs) from assets
+// embedded in the binary. The spec's first server is relative ("/"), so
+// Swagger UI calls the origin that served it, whatever host, port or proxy
+// that is; PUBLIC_URL is listed next for generated clients.
+func (s *Server) registerDocs(e apigen.EchoRouter) error {
+	// One document in two notations, each encoded once.
+	specYAML, specJSON, err := servedSpec(spec.OpenAPIYAML, s.deps.PublicURL)
 	if err != nil {
-		return fmt.Errorf("load embedded spec: %w", err)
-	}
-	// Swagger UI's "Try it out" calls the first server: make it this one.
-	if u := strings.TrimRight(s.deps.PublicURL, "/"); u != "" && (len(doc.Servers) == 0 || doc.Servers[0].URL != u) {
-		doc.Servers = append(openapi3.Servers{{URL: u, Description: "This server (PUBLIC_URL)"}}, doc.Servers...)
-	}
-	specJSON, err := json.Marshal(doc)
-	if err != nil {
-		return fmt.Errorf("encode spec as JSON: %w", err)
+		return err
 	}
 	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", spec.OpenAPIYAML)
+		return c.Blob(http.StatusOK, "application/yaml", specYAML)
 	})
 	e.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, specJSON)

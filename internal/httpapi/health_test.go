@@ -73,8 +73,9 @@ func TestDocs_ServeTheContractAndSwaggerUI(t *testing.T) {
 	if res.StatusCode != 200 || json.Unmarshal(b, &doc) != nil || doc.OpenAPI != "3.0.3" || doc.Paths["/api/v1/auth/login"] == nil {
 		t.Fatalf("/openapi.json: %d %.200s", res.StatusCode, b)
 	}
-	// Swagger UI tries calls against the first server: this one.
-	if len(doc.Servers) < 2 || doc.Servers[0].URL != "http://gatehouse.test" || doc.Servers[1].URL != "http://localhost:5500" {
+	// Swagger UI tries calls against the first server: the origin that
+	// served the page. PUBLIC_URL comes next, then the file's others.
+	if len(doc.Servers) < 3 || doc.Servers[0].URL != "/" || doc.Servers[1].URL != "http://gatehouse.test" || doc.Servers[2].URL != "http://localhost:5500" {
 		t.Fatalf("servers of the served spec: %+v", doc.Servers)
 	}
 	res, b = send(t, s, "GET", "/docs/", "", "", "")

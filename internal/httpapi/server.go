@@ -86,11 +86,23 @@ func New(deps Deps) (*echo.Echo, error) {
 	}
 	e.Use(k.middleware)
 
-	if err := s.registerDocs(e); err != nil {
+	routes := headWithGet{e}
+	if err := s.registerDocs(routes); err != nil {
 		return nil, err
 	}
-	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
+	api.RegisterHandlers(routes, api.NewStrictHandler(s, nil))
 	return e, nil
+}
+
+// headWithGet registers HEAD wherever it registers GET, with the same
+// handler: RFC 9110 expects HEAD wherever GET works, and the spec need not
+// declare it. The contract treats HEAD as the GET it mirrors (same security,
+// same validation); net/http sends the status and headers and drops the body.
+type headWithGet struct{ *echo.Echo }
+
+func (r headWithGet) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	r.HEAD(path, h, m...)
+	return r.Echo.GET(path, h, m...)
 }
 
 // ipExtractor takes the client address from X-Forwarded-For only when the
