@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +81,11 @@ func startInstance(t *testing.T, shared map[string]string, extraEnv []string) *i
 	t.Helper()
 	{
 		port := freePort(t)
+		for _, kv := range extraEnv { // a test that must know the address first
+			if p, ok := strings.CutPrefix(kv, "PORT="); ok {
+				port, _ = strconv.Atoi(p)
+			}
+		}
 		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}, env: shared}
 		env := map[string]string{}
 		for k, v := range shared {
