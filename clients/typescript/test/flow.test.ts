@@ -61,7 +61,8 @@ test("a user registers, verifies, logs in, refreshes, changes the password and l
     body: { current_password: password, new_password: newPassword },
   });
   assert.ok([200, 204].includes(changed.response.status), JSON.stringify(changed.error));
-  // Today 204 keeps the session; a server that answers 200 hands over a new pair.
+  // A 204 keeps the session but refuses its access token from now on: the
+  // client refreshes once and retries. A 200 hands over the new pair itself.
   const pair = (changed.data as { data?: Tokens } | undefined)?.data;
   if (pair) api.tokens.set(pair);
   assert.equal((await api.GET("/api/v1/users/me")).response.status, 200);
