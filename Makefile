@@ -18,8 +18,8 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 	$(DEV) exec -- bash -c '$(BIN) migrate up && exec $(BIN) serve'
 
 .PHONY: test
-test: ## run the whole test suite with the race detector on real PostgreSQL and Redis
-	REDIS_SERVER="$$($(DEV) redis-server-path)" $(DEV) exec -- $(GO) test -race -count=1 -timeout 30m ./...
+test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" $(DEV) exec -- $(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: bench
 bench: ## measure the performance goals (throughput, latency, memory, deep pages) and print each next to its goal
@@ -30,10 +30,11 @@ build: ## build bin/gatehouse
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gatehouse
 
 .PHONY: generate
-generate: ## regenerate gen/ from api/openapi.yaml, db/migrations and db/queries
+generate: node_modules ## regenerate gen/ and the TypeScript client's types from api/openapi.yaml, db/migrations and db/queries
 	$(TOOL) oapi-codegen -config oapi-codegen.yaml api/openapi.yaml
 	$(TOOL) oapi-codegen -config oapi-codegen.client.yaml api/openapi.yaml
 	$(TOOL) sqlc generate
+	$(TS_TYPES) -o clients/typescript/src/schema.d.ts
 
 .PHONY: check
 check: check-generated lint lint-spec check-breaking ## everything CI checks before the tests
@@ -42,8 +43,11 @@ check: check-generated lint lint-spec check-breaking ## everything CI checks bef
 check-breaking: ## fail on breaking changes of api/openapi.yaml since the released contract api/released/v1.yaml (oasdiff)
 	$(TOOL) oasdiff breaking api/released/v1.yaml api/openapi.yaml --fail-on ERR --deprecation-days-stable 180 --color never
 
+# openapi-typescript: a property with a default stays optional in requests.
+TS_TYPES := npx --no-install openapi-typescript api/openapi.yaml --default-non-nullable false
+
 .PHONY: check-generated
-check-generated: ## fail when gen/ differs from what its sources produce
+check-generated: node_modules ## fail when gen/ or the TypeScript client's types differ from what their sources produce
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	sed 's|^output: .*|output: '$$tmp'/api.gen.go|' oapi-codegen.yaml > $$tmp/server.yaml && \
 	sed 's|^output: .*|output: '$$tmp'/client.gen.go|' oapi-codegen.client.yaml > $$tmp/client.yaml && \
@@ -51,13 +55,16 @@ check-generated: ## fail when gen/ differs from what its sources produce
 	$(TOOL) oapi-codegen -config $$tmp/client.yaml api/openapi.yaml && \
 	cmp -s gen/api/api.gen.go $$tmp/api.gen.go && \
 	cmp -s gen/client/client.gen.go $$tmp/client.gen.go && \
+	$(TS_TYPES) -o $$tmp/schema.d.ts >/dev/null 2>&1 && \
+	cmp -s clients/typescript/src/schema.d.ts $$tmp/schema.d.ts && \
 	$(TOOL) sqlc diff && \
-	echo "gen/ is up to date" || { echo "gen/ is stale: run 'make generate' and commit the result"; exit 1; }
+	echo "gen/ and clients/typescript/src/schema.d.ts are up to date" || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
 
 .PHONY: lint
-lint: ## go vet and golangci-lint on the hand-written code
+lint: node_modules ## go vet and golangci-lint on the hand-written code; tsc on the TypeScript client and its tests
 	$(GO) vet ./...
 	$(TOOL) golangci-lint run ./...
+	npx --no-install tsc -p clients/typescript --noEmit
 
 .PHONY: lint-spec
 lint-spec: node_modules ## lint api/openapi.yaml with Redocly, and with Spectral's OpenAPI and OWASP API Security rules

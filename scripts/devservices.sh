@@ -28,6 +28,9 @@
 #   status             One line per service: running/stopped and its port.
 #   redis-server-path  Print the absolute path of redis-server (installed like `up`
 #                      does if missing).
+#   chromium-path      Print the absolute path of Chromium for the browser tests
+#                      (Debian's chromium package, installed like `up` does if
+#                      missing; prints nothing when it cannot be installed).
 #   help               Show this text.
 #
 # State lives in <repo>/.dev/ (add .dev/ to .gitignore):
@@ -271,6 +274,20 @@ ensure_redis_bin() {
 		return 0
 	fi
 	die "redis-server/redis-cli not found. Install them (Debian/Ubuntu: apt-get install redis-server; Fedora: dnf install redis; macOS: brew install redis), or run your own Redis and set REDIS_URL (and DATABASE_URL) for '$PROG exec'."
+}
+
+# The browser tests drive the distribution's Chromium (no browser download).
+# Not being able to install it is not an error: those tests then skip.
+chromium_path() {
+	local p
+	p=$(abs_cmd chromium) || {
+		apt_install chromium || {
+			say "chromium not found and cannot be installed here: the browser tests will skip"
+			return 0
+		}
+		p=$(abs_cmd chromium) || die "installed chromium, but it is still not on PATH"
+	}
+	printf '%s\n' "$p"
 }
 
 # ------------------------------------------------------------- postgresql ---
@@ -700,6 +717,10 @@ main() {
 		lock
 		ensure_redis_bin
 		printf '%s\n' "$REDIS_SERVER"
+		;;
+	chromium-path)
+		lock
+		chromium_path
 		;;
 	help | -h | --help) usage ;;
 	*)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
+	ghclient "github.com/gatehouse/gatehouse/clients/go"
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/token"
@@ -80,6 +82,11 @@ func startInstance(t *testing.T, shared map[string]string, extraEnv []string) *i
 	t.Helper()
 	{
 		port := freePort(t)
+		for _, kv := range extraEnv { // a test that must know the address first
+			if p, ok := strings.CutPrefix(kv, "PORT="); ok {
+				port, _ = strconv.Atoi(p)
+			}
+		}
 		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}, env: shared}
 		env := map[string]string{}
 		for k, v := range shared {
@@ -127,13 +134,6 @@ func startInstance(t *testing.T, shared map[string]string, extraEnv []string) *i
 	}
 }
 
-func bearer(token string) client.RequestEditorFn {
-	return func(_ context.Context, r *http.Request) error {
-		r.Header.Set("Authorization", "Bearer "+token)
-		return nil
-	}
-}
-
 func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3)
@@ -149,15 +149,15 @@ func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
 	}
 	tok := login.JSON200.Data.AccessToken
 	for i, n := range nodes {
-		if r, err := n.c.GetMeWithResponse(ctx, bearer(tok)); err != nil || r.StatusCode() != 200 {
+		if r, err := n.c.GetMeWithResponse(ctx, ghclient.Bearer(tok)); err != nil || r.StatusCode() != 200 {
 			t.Fatalf("instance %d refuses a token another issued: %v %d\n%s", i, err, r.StatusCode(), n.logs.String())
 		}
 	}
-	if r, err := nodes[2].c.LogoutWithResponse(ctx, bearer(tok)); err != nil || r.StatusCode() != 204 {
+	if r, err := nodes[2].c.LogoutWithResponse(ctx, ghclient.Bearer(tok)); err != nil || r.StatusCode() != 204 {
 		t.Fatalf("logout: %v %d", err, r.StatusCode())
 	}
 	for i, n := range nodes {
-		if r, err := n.c.GetMeWithResponse(ctx, bearer(tok)); err != nil || r.StatusCode() != 401 {
+		if r, err := n.c.GetMeWithResponse(ctx, ghclient.Bearer(tok)); err != nil || r.StatusCode() != 401 {
 			t.Fatalf("instance %d still accepts a token logged out on another: %v %d", i, err, r.StatusCode())
 		}
 	}
@@ -172,7 +172,7 @@ func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
 		t.Fatalf("refresh on instance 1: %s", r1.Body)
 	}
 	for i, n := range nodes {
-		if r, _ := n.c.GetMeWithResponse(ctx, bearer(r1.JSON200.Data.AccessToken)); r.StatusCode() != 200 {
+		if r, _ := n.c.GetMeWithResponse(ctx, ghclient.Bearer(r1.JSON200.Data.AccessToken)); r.StatusCode() != 200 {
 			t.Fatalf("instance %d refuses a refreshed token: %d", i, r.StatusCode())
 		}
 	}
@@ -333,21 +333,21 @@ func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) 
 	yes := true
 	for name, act := range map[string]func(id openapi_types.UUID) int{
 		"demoted": func(id openapi_types.UUID) int {
-			r, _ := nodes[0].c.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"user"}}, bearer(boss))
+			r, _ := nodes[0].c.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"user"}}, ghclient.Bearer(boss))
 			return r.StatusCode()
 		},
 		"disabled": func(id openapi_types.UUID) int {
-			r, _ := nodes[0].c.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &yes}, bearer(boss))
+			r, _ := nodes[0].c.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &yes}, ghclient.Bearer(boss))
 			return r.StatusCode()
 		},
 		"deleted": func(id openapi_types.UUID) int {
-			r, _ := nodes[0].c.DeleteUserWithResponse(ctx, id, bearer(boss))
+			r, _ := nodes[0].c.DeleteUserWithResponse(ctx, id, ghclient.Bearer(boss))
 			return r.StatusCode()
 		},
 	} {
 		tok, id := newAdmin()
 		for i, n := range nodes {
-			if r, _ := n.c.ListUsersWithResponse(ctx, nil, bearer(tok)); r.StatusCode() != 200 {
+			if r, _ := n.c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)); r.StatusCode() != 200 {
 				t.Fatalf("%s: instance %d refuses the admin before: %d", name, i, r.StatusCode())
 			}
 		}
@@ -355,7 +355,7 @@ func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) 
 			t.Fatalf("%s: %d", name, st)
 		}
 		for i, n := range nodes {
-			if r, _ := n.c.ListUsersWithResponse(ctx, nil, bearer(tok)); r.StatusCode() != 401 {
+			if r, _ := n.c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)); r.StatusCode() != 401 {
 				t.Fatalf("%s admin: instance %d answered %d, want 401", name, i, r.StatusCode())
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	gatehouse "github.com/gatehouse/gatehouse/clients/go"
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -171,11 +172,7 @@ func (s *Server) Logs() string { return s.logs.String() }
 
 // WithToken returns a typed client that sends token as its bearer token.
 func (s *Server) WithToken(token string) *client.ClientWithResponses {
-	c, err := client.NewClientWithResponses(s.URL, client.WithHTTPClient(s.HTTP),
-		client.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer "+token)
-			return nil
-		}))
+	c, err := gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithBearer(token))
 	if err != nil {
 		s.t.Fatal(err)
 	}
