@@ -149,7 +149,7 @@ async function problemCodeOf(response: Response): Promise<ProblemCode | undefine
 /** The shape every list operation answers with. */
 export interface Page<T> {
   data: T[];
-  meta: { next_cursor: string | null; limit: number };
+  meta: { next_cursor?: string; limit: number };
 }
 
 /**
@@ -167,7 +167,7 @@ export async function* pages<T>(
       throw Object.assign(new Error(`list page failed: ${problemCode(error) ?? "no problem document"}`), { problem: error });
     }
     yield* data.data;
-    if (data.meta.next_cursor === null) return;
+    if (data.meta.next_cursor === undefined) return;
     cursor = data.meta.next_cursor;
   }
 }

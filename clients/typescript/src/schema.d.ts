@@ -198,8 +198,10 @@ export interface paths {
          * @description Consumes the token from a verification email and marks the address as
          *     verified. For a pending email change, the new address takes effect now:
          *     every other session of the account ends (the session that asked for the
-         *     change lives on through its refresh token; its access tokens must be
-         *     refreshed), and the old address is told, with a link
+         *     change lives on through its refresh token, but its access tokens are refused
+         *     from now on: unlike `changePassword`, this anonymous request cannot hand that
+         *     session a new pair, so its client must call `refreshTokens` on its next
+         *     `401 invalid_token`), and the old address is told, with a link
          *     (`PUBLIC_URL/undo-email-change?token=...`, valid 7 days) whose token, posted
          *     here, gives the account its old address back and ends every session.
          *
@@ -279,9 +281,10 @@ export interface paths {
          * @description Soft-deletes the authenticated user's account after confirming the password,
          *     and revokes every session. An administrator can restore the account.
          *
-         *     Problems: `401 invalid_credentials` for a wrong password (`unauthorized` or
-         *     `invalid_token` for a bad access token); `400`/`422` for a malformed or
-         *     invalid body; `503 service_unavailable`.
+         *     Problems: `403 invalid_credentials` for a wrong password (403, not 401: the
+         *     access token is good); `401 unauthorized` or `invalid_token` for a bad access
+         *     token; `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+         *     malformed or invalid body; `503 service_unavailable`.
          */
         delete: operations["deleteMe"];
         options?: never;
@@ -299,7 +302,8 @@ export interface paths {
          *     `email` are rate limited per account (`email-change-account`, 5 an hour) and
          *     per address asked for (`email-change-address`, 3 an hour).
          *
-         *     Problems: `401 invalid_credentials` for a missing or wrong `current_password`;
+         *     Problems: `403 invalid_credentials` for a missing or wrong `current_password`
+         *     (403, not 401: the access token is good, so do not refresh and retry);
          *     `429 rate_limited` over the email-change limits; `429 account_locked` after
          *     repeated wrong passwords (counted per user: only the signed-in user can
          *     cause it); `422 validation_failed`
@@ -319,14 +323,18 @@ export interface paths {
         get?: never;
         /**
          * Change my password
-         * @description Sets a new password after checking the current one, and revokes every other
-         *     session; the current session stays logged in.
+         * @description Sets a new password after checking the current one. Every other session
+         *     ends. The caller's session continues, but the access token sent with this
+         *     request is refused from now on (every access token issued before the change
+         *     is): the answer carries a fresh token pair for the caller's session, to be
+         *     used in place of the old one (its refresh token is spent too).
          *
-         *     Problems: `401 invalid_credentials` for a wrong current password
-         *     (`unauthorized` or `invalid_token` for a bad access token);
+         *     Problems: `403 invalid_credentials` for a wrong current password (403, not
+         *     401: the access token is good, so do not refresh and retry);
+         *     `401 unauthorized` or `invalid_token` for a bad access token;
          *     `422 password_rejected` when the new password fails the policy,
          *     `422 validation_failed` for an invalid body; `400 malformed_json`;
-         *     `503 service_unavailable`.
+         *     `429 account_locked` after repeated wrong passwords; `503 service_unavailable`.
          */
         put: operations["changePassword"];
         post?: never;
@@ -660,7 +668,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
-         * @description A permission a role grants; operations declare the one they need as a `bearerAuth` scope.
+         * @description A permission a role grants; operations list the ones they need in their `x-permissions` extension.
          * @enum {string}
          */
         Permission: "users:read" | "users:write" | "users:delete" | "roles:read" | "roles:assign" | "sessions:revoke" | "audit:read";
@@ -680,10 +688,17 @@ export interface components {
         ListMeta: {
             /** @description The request's ID, as in the `X-Request-ID` response header. */
             request_id: string;
-            /** @description The page size that was applied. */
+            /**
+             * Format: int32
+             * @description The page size that was applied.
+             */
             limit: number;
-            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
-            next_cursor: string | null;
+            /**
+             * @description Pass as `cursor` to get the next page; absent on the last page. Absent rather
+             *     than `null`, so that it has the type of the `cursor` parameter (an optional
+             *     string) in generated clients and can be passed back as it is.
+             */
+            next_cursor?: string;
         };
         /** @description Acknowledgement of a request that is processed without revealing its outcome. */
         Accepted: {
@@ -744,11 +759,15 @@ export interface components {
             /** @enum {string} */
             token_type: "Bearer";
             /**
+             * Format: int32
              * @description Seconds until the access token expires (900).
              * @example 900
              */
             expires_in: number;
-            /** @description Seconds until the refresh token expires. */
+            /**
+             * Format: int32
+             * @description Seconds until the refresh token expires (when unused; at the latest the session's absolute expiry).
+             */
             refresh_expires_in: number;
             /**
              * @description Returned by `login` only: proof that this client logged in to this account.
@@ -805,12 +824,90 @@ export interface components {
             data: components["schemas"]["Role"][];
             meta: components["schemas"]["Meta"];
         };
+        /**
+         * @description What an audit event records. Clients may branch on it; new values may be added
+         *     in a minor version, so keep a fallback.
+         *
+         *     | action | meaning; `details` keys |
+         *     |---|---|
+         *     | `user.registered` | An account was created by registration. |
+         *     | `user.register.email_taken` | Registration was asked for an address that has an account (the answer did not tell). |
+         *     | `user.login.succeeded` | A login succeeded; `session_id`, `known_device`. |
+         *     | `user.login.failed` | A login failed; masked `email`, `reason`. |
+         *     | `user.login.locked` | Logins of an account were refused while it was locked; masked `email`. |
+         *     | `user.login.unverified` | A correct password was refused because the address is not verified. |
+         *     | `user.login.guessing_alerted` | The owner was mailed about repeated failed logins. |
+         *     | `session.logout` | A session logged out; `session_id`. |
+         *     | `user.logout_all` | Every session of the user was ended by the user. |
+         *     | `session.refresh_token_reused` | A spent refresh token was presented: the session was revoked; `session_id`, `effect`. |
+         *     | `session.revoked` | The user ended one of their sessions; `session_id`. |
+         *     | `user.password.changed` | The password was changed; `kept_session_id`. |
+         *     | `user.password.check_failed` | A signed-in user gave a wrong current password. |
+         *     | `user.password.reset_requested` | A reset mail was asked for; masked `email`, then `result`. |
+         *     | `user.password.reset` | The password was reset with a mailed token. |
+         *     | `user.email.verified` | The address was verified. |
+         *     | `user.email.verification_requested` | A verification mail was asked for; masked `email`, then `result`. |
+         *     | `user.email.change_requested` | An email change was asked for; masked `new_email`. |
+         *     | `user.email.changed` | An email change completed. |
+         *     | `user.email.change_reverted` | An email change was undone from the old address. |
+         *     | `user.created` | An administrator (or `create-admin`) created a user; masked `email`, `roles` (or `granted`, `by`). |
+         *     | `user.updated` | An administrator or the user changed fields; `fields`. |
+         *     | `user.disabled` | An administrator disabled the user. |
+         *     | `user.enabled` | An administrator enabled the user again. |
+         *     | `user.deleted` | The user was soft-deleted. |
+         *     | `user.restored` | An administrator restored a deleted user. |
+         *     | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
+         *     | `user.sessions.revoked` | An administrator ended every session of the user. |
+         *     | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+         * @enum {string}
+         */
+        AuditAction: "user.registered" | "user.register.email_taken" | "user.login.succeeded" | "user.login.failed" | "user.login.locked" | "user.login.unverified" | "user.login.guessing_alerted" | "session.logout" | "user.logout_all" | "session.refresh_token_reused" | "session.revoked" | "user.password.changed" | "user.password.check_failed" | "user.password.reset_requested" | "user.password.reset" | "user.email.verified" | "user.email.verification_requested" | "user.email.change_requested" | "user.email.changed" | "user.email.change_reverted" | "user.created" | "user.updated" | "user.disabled" | "user.enabled" | "user.deleted" | "user.restored" | "user.roles.changed" | "user.sessions.revoked" | "rate_limit.blocked";
+        /**
+         * @description Event-specific details; which keys an action sets is listed with `AuditAction`.
+         *     Personal data is masked; secrets are never recorded.
+         */
+        AuditDetails: {
+            /** @description The masked address the event is about, e.g. `a***@example.com`. */
+            email?: string;
+            /** @description The masked address an email change asked for. */
+            new_email?: string;
+            /** @description Why a login failed, e.g. `invalid_credentials`, `disabled`. */
+            reason?: string;
+            /**
+             * @description What the outbox did with a requested mail.
+             * @enum {string}
+             */
+            result?: "mailed" | "no_account" | "disabled" | "already_verified";
+            /** Format: uuid */
+            session_id?: string;
+            /**
+             * Format: uuid
+             * @description The session a password change kept.
+             */
+            kept_session_id?: string;
+            /** @description Whether the login came with a valid device token. */
+            known_device?: boolean;
+            /** @description What the server did about the event, e.g. `session revoked`. */
+            effect?: string;
+            /** @description The fields an update changed. */
+            fields?: string[];
+            roles?: string[];
+            /** @description The roles before a change. */
+            from?: string[];
+            /** @description The roles after a change. */
+            to?: string[];
+            /** @description The role `create-admin` granted. */
+            granted?: string;
+            /** @description What made the change outside the API, e.g. `create-admin`. */
+            by?: string;
+            /** @description The name of the rate limit that refused requests. */
+            limit?: string;
+        };
         /** @description A security-relevant event. */
         AuditEvent: {
             /** Format: uuid */
             id: string;
-            /** @description What happened, e.g. `user.login.succeeded`. */
-            action: string;
+            action: components["schemas"]["AuditAction"];
             /**
              * Format: uuid
              * @description The user who acted; `null` for anonymous requests and the system.
@@ -826,10 +923,7 @@ export interface components {
             user_agent: string | null;
             /** @description ID of the request that caused the event. */
             request_id: string | null;
-            /** @description Event-specific details. Personal data is masked; secrets are never recorded. */
-            details: {
-                [key: string]: unknown;
-            };
+            details: components["schemas"]["AuditDetails"];
             /** Format: date-time */
             created_at: string;
         };
@@ -965,7 +1059,11 @@ export interface components {
             password: string;
             /** @description Display name. */
             name?: string;
-            /** @description Names of existing roles to grant. Default none. */
+            /**
+             * @description Names of existing roles to grant. Omitted or empty, the user gets `["user"]`.
+             *     Any other set needs `roles:assign` besides `users:write`, and only roles
+             *     whose permissions the caller holds can be granted.
+             */
             roles?: string[];
             /**
              * @description Mark the email address as already verified; no verification email is sent then.
@@ -1003,7 +1101,10 @@ export interface components {
             type: string;
             /** @description Short human-readable summary of the problem type. */
             title: string;
-            /** @description The HTTP status code. */
+            /**
+             * Format: int32
+             * @description The HTTP status code.
+             */
             status: number;
             /** @description Human-readable explanation of this occurrence. */
             detail?: string;
@@ -1012,7 +1113,10 @@ export interface components {
             code: components["schemas"]["ProblemCode"];
             /** @description The request's ID, as in the `X-Request-ID` response header. */
             request_id: string;
-            /** @description Field-level details; present only on `422` problems. */
+            /**
+             * @description Field-level details; on `422` problems, and on `400 bad_request` for
+             *     parameters. At most 100: a request with more problems lists the first 100.
+             */
             errors?: components["schemas"]["FieldError"][];
         };
         /** @description One invalid field of the request body. */
@@ -1020,12 +1124,41 @@ export interface components {
             /** @description The offending field, e.g. `email`. */
             field: string;
             /**
-             * @description Machine-readable reason, e.g. `required`, `unknown_field`, `format`. For
-             *     `password_rejected`: `too_short`, `too_long`, `common`, `repetitive`,
-             *     `contains_email` or `predictable`; for an email the server refuses:
-             *     `max_length`, `ip_literal` or `local_domain`.
+             * @description Machine-readable reason. New values may be added in a minor version, so
+             *     keep a fallback.
+             *
+             *     | code | meaning |
+             *     |---|---|
+             *     | `required` | A required field is missing. |
+             *     | `unknown_field` | The field is not part of the request. |
+             *     | `type` | The value has the wrong type (or is null). |
+             *     | `format` | The value is not in the field's format (email, uuid, date-time). |
+             *     | `pattern` | The value holds characters the field does not take. |
+             *     | `enum` | The value is not one of the allowed ones. |
+             *     | `min_length` | The value is too short. |
+             *     | `max_length` | The value is too long (for an email, also once normalised). |
+             *     | `minimum` | The number is too small. |
+             *     | `maximum` | The number is too large. |
+             *     | `min_items` | The list has too few items. |
+             *     | `max_items` | The list has too many items. |
+             *     | `unique_items` | The list holds an item twice. |
+             *     | `min_properties` | The object needs at least one field. |
+             *     | `invalid` | The value is invalid in another way (e.g. a cursor of another listing). |
+             *     | `invalid_characters` | A query or path parameter is not valid UTF-8 or holds control characters. |
+             *     | `unknown_role` | A role does not exist. |
+             *     | `ip_literal` | The email's domain is an IP address. |
+             *     | `local_domain` | The email's domain is localhost or has no dot. |
+             *     | `too_short` | `password_rejected`: shorter than the minimum. |
+             *     | `too_long` | `password_rejected`: longer than the maximum. |
+             *     | `common` | `password_rejected`: one of the most common passwords. |
+             *     | `repetitive` | `password_rejected`: one character repeated. |
+             *     | `contains_email` | `password_rejected`: contains the email or its name part. |
+             *     | `predictable` | `password_rejected`: easy to guess (sequences, keyboard runs, words and names). |
+             *     | `max_values` | The body holds more values than any operation accepts (1,000). |
+             *     | `max_key_length` | The body has a key longer than any field name (128 bytes). |
+             * @enum {string}
              */
-            code: string;
+            code: "required" | "unknown_field" | "type" | "format" | "pattern" | "enum" | "min_length" | "max_length" | "minimum" | "maximum" | "min_items" | "max_items" | "unique_items" | "min_properties" | "invalid" | "invalid_characters" | "unknown_role" | "ip_literal" | "local_domain" | "too_short" | "too_long" | "common" | "repetitive" | "contains_email" | "predictable" | "max_values" | "max_key_length";
             /** @description Human-readable explanation. */
             message: string;
         };
@@ -1047,7 +1180,7 @@ export interface components {
          *     | `payload_too_large` | 413 | The body exceeds the size limit. |
          *     | `unsupported_media_type` | 415 | The body is not `application/json`. |
          *     | `rate_limited` | 429 | Too many requests; wait `Retry-After` seconds. |
-         *     | `invalid_credentials` | 401 | Wrong email or password (identical for every login failure), or a wrong current password. |
+         *     | `invalid_credentials` | 401, 403 | 401 on `login`: wrong email or password (identical for every login failure). 403 on `changePassword`, `updateMe` and `deleteMe`: a missing or wrong current password (the access token is good). |
          *     | `account_locked` | 429 | Login is temporarily locked after repeated failures; wait `Retry-After` seconds. |
          *     | `email_not_verified` | 403 | Correct password, but the email address must be verified first. |
          *     | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
@@ -1121,8 +1254,8 @@ export interface components {
         };
         /**
          * @description No access token was sent (`unauthorized`), or it is malformed, badly signed,
-         *     expired or revoked (`invalid_token`): log in or refresh. On `deleteMe` and
-         *     `changePassword`, a wrong password gives `invalid_credentials`.
+         *     expired or revoked (`invalid_token`): log in or refresh. A wrong current
+         *     password on `changePassword`, `updateMe` or `deleteMe` is a `403`, never a 401.
          */
         Unauthorized: {
             headers: {
@@ -1139,12 +1272,40 @@ export interface components {
             };
         };
         /**
+         * @description The current password, asked again to confirm this change, is missing or wrong
+         *     (`invalid_credentials`). The access token is good: do not refresh and retry,
+         *     ask the user for the password. No `WWW-Authenticate` header. Repeated wrong
+         *     passwords lock these checks for a while (`429 account_locked`).
+         */
+        WrongPassword: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:gatehouse:problem:invalid_credentials",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "The current password is missing or incorrect.",
+                 *       "instance": "/api/v1/users/me/password",
+                 *       "code": "invalid_credentials",
+                 *       "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
          * @description Login failed (`invalid_credentials`). The answer is identical whether the email
          *     is unknown, the password is wrong or the account is disabled or deleted.
          */
         InvalidCredentials: {
             headers: {
                 "X-Request-ID": components["headers"]["RequestId"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -1169,6 +1330,8 @@ export interface components {
         InvalidRefreshToken: {
             headers: {
                 "X-Request-ID": components["headers"]["RequestId"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -1194,6 +1357,8 @@ export interface components {
         EmailNotVerified: {
             headers: {
                 "X-Request-ID": components["headers"]["RequestId"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -1261,6 +1426,8 @@ export interface components {
         Conflict: {
             headers: {
                 "X-Request-ID": components["headers"]["RequestId"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -1318,6 +1485,8 @@ export interface components {
         UnprocessableEntity: {
             headers: {
                 "X-Request-ID": components["headers"]["RequestId"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -1337,19 +1506,35 @@ export interface components {
                  * @example 42
                  */
                 "Retry-After"?: number;
-                /**
-                 * @description The quota policy that was exceeded (IETF RateLimit header fields draft).
-                 * @example "login-ip";q=10;w=60
-                 */
-                "RateLimit-Policy"?: string;
-                /**
-                 * @description The remaining quota and the seconds until it resets (IETF RateLimit header fields draft).
-                 * @example "login-ip";r=0;t=42
-                 */
-                RateLimit?: string;
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Any status this operation does not list (a proxy's `502`, a future code): still
+         *     a problem document, so a client can read `code` and `request_id`.
+         */
+        UnexpectedProblem: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:gatehouse:problem:internal_error",
+                 *       "title": "Internal Server Error",
+                 *       "status": 500,
+                 *       "detail": "The server hit an unexpected condition; the request id identifies it in the logs.",
+                 *       "instance": "/api/v1/users/me",
+                 *       "code": "internal_error",
+                 *       "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1402,8 +1587,9 @@ export interface components {
     };
     parameters: {
         /**
-         * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
-         * @example eyJjIjoiMjAyNS0wMS0xMFQxNDowMDowMFoiLCJpIjoiN2M4ZCJ9
+         * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+         *     first page. No example: a cursor is only valid for the listing and filters
+         *     that produced it.
          */
         Cursor: string;
         /**
@@ -1430,10 +1616,24 @@ export interface components {
          */
         CacheControlNoStore: "no-store";
         /**
-         * @description The request's ID; see the API description. Also in `request_id` of the problem.
+         * @description The request's ID, sent on every response; see the API description. Also in
+         *     `meta.request_id` of an envelope and `request_id` of a problem.
          * @example 6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c
          */
         RequestId: string;
+        /**
+         * @description The quota policy of the tightest limit that counted this request (IETF
+         *     RateLimit header fields draft): `"<limit name>";q=<requests>;w=<seconds>`.
+         *     Sent by rate-limited operations on every answer once the request was counted.
+         * @example "login-ip";q=30;w=60
+         */
+        RateLimitPolicy: string;
+        /**
+         * @description What is left of that quota and the seconds until it is whole again (IETF
+         *     RateLimit header fields draft): `"<limit name>";r=<remaining>;t=<seconds>`.
+         * @example "login-ip";r=29;t=60
+         */
+        RateLimit: string;
     };
     pathItems: never;
 }
@@ -1462,13 +1662,16 @@ export interface operations {
             /** @description Accepted. A verification email is on its way if the address can be used. */
             202: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     /**
                      * @example {
                      *       "data": {
-                     *         "message": "If the address can be registered, a verification email has been sent."
+                     *         "message": "If the address can be registered, the account is created and a verification email is on its way."
                      *       },
                      *       "meta": {
                      *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
@@ -1485,6 +1688,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     login: {
@@ -1510,6 +1714,9 @@ export interface operations {
             /** @description Logged in. The response must not be cached. */
             200: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
                     /**
                      * @description Always `no-store`; the body holds credentials.
                      * @example no-store
@@ -1549,6 +1756,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     refreshTokens: {
@@ -1572,6 +1780,9 @@ export interface operations {
             /** @description New token pair. The response must not be cached. */
             200: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
                     /**
                      * @description Always `no-store`; the body holds credentials.
                      * @example no-store
@@ -1610,6 +1821,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     logout: {
@@ -1624,6 +1836,7 @@ export interface operations {
             /** @description Logged out. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1631,6 +1844,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     logoutAll: {
@@ -1645,6 +1859,7 @@ export interface operations {
             /** @description Every session is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1652,6 +1867,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     forgotPassword: {
@@ -1675,13 +1891,16 @@ export interface operations {
             /** @description Accepted. A reset email is on its way if the address belongs to an account. */
             202: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     /**
                      * @example {
                      *       "data": {
-                     *         "message": "If the address belongs to an account, a password reset email has been sent."
+                     *         "message": "If an account uses this address, a password reset link is on its way."
                      *       },
                      *       "meta": {
                      *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
@@ -1698,6 +1917,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     resetPassword: {
@@ -1722,6 +1942,7 @@ export interface operations {
             /** @description Password changed; every session is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1732,6 +1953,7 @@ export interface operations {
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     verifyEmail: {
@@ -1755,6 +1977,7 @@ export interface operations {
             /** @description Email address verified. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1766,6 +1989,7 @@ export interface operations {
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     resendVerification: {
@@ -1789,13 +2013,16 @@ export interface operations {
             /** @description Accepted. A verification email is on its way if the address needs one. */
             202: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     /**
                      * @example {
                      *       "data": {
-                     *         "message": "If the address needs verification, a verification email has been sent."
+                     *         "message": "If an unverified account uses this address, a new verification link is on its way."
                      *       },
                      *       "meta": {
                      *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
@@ -1812,6 +2039,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     getJwks: {
@@ -1826,6 +2054,7 @@ export interface operations {
             /** @description The key set. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1847,6 +2076,7 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     getMe: {
@@ -1861,6 +2091,7 @@ export interface operations {
             /** @description The authenticated user. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -1893,6 +2124,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     deleteMe: {
@@ -1916,18 +2148,21 @@ export interface operations {
             /** @description Account deleted; every session is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WrongPassword"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     updateMe: {
@@ -1951,6 +2186,9 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -1982,6 +2220,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WrongPassword"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1989,6 +2228,7 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     changePassword: {
@@ -2010,29 +2250,62 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Password changed; every other session is revoked. */
-            204: {
+            /**
+             * @description Password changed; every other session is revoked. The token pair continues
+             *     the caller's session. The response must not be cached.
+             */
+            200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    /**
+                     * @description Always `no-store`; the body holds credentials.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    /**
+                     * @description Always `no-cache`, for HTTP/1.0 caches.
+                     * @example no-cache
+                     */
+                    Pragma?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImtQcksiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIzZjFjOWE3ZSJ9.cGFzc3dvcmQ",
+                     *         "refresh_token": "Zp3xQ8rT1vW5yB9nM2kL6jH0gF4dS7aE3cU8iO1qR5t",
+                     *         "token_type": "Bearer",
+                     *         "expires_in": 900,
+                     *         "refresh_expires_in": 604800
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WrongPassword"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     listMySessions: {
         parameters: {
             query?: {
                 /**
-                 * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
-                 * @example eyJjIjoiMjAyNS0wMS0xMFQxNDowMDowMFoiLCJpIjoiN2M4ZCJ9
+                 * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+                 *     first page. No example: a cursor is only valid for the listing and filters
+                 *     that produced it.
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /**
@@ -2050,6 +2323,7 @@ export interface operations {
             /** @description A page of sessions. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2080,8 +2354,7 @@ export interface operations {
                      *       ],
                      *       "meta": {
                      *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c",
-                     *         "limit": 20,
-                     *         "next_cursor": null
+                     *         "limit": 20
                      *       }
                      *     }
                      */
@@ -2092,6 +2365,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     revokeMySession: {
@@ -2112,6 +2386,7 @@ export interface operations {
             /** @description Session revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2121,14 +2396,16 @@ export interface operations {
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     listUsers: {
         parameters: {
             query?: {
                 /**
-                 * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
-                 * @example eyJjIjoiMjAyNS0wMS0xMFQxNDowMDowMFoiLCJpIjoiN2M4ZCJ9
+                 * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+                 *     first page. No example: a cursor is only valid for the listing and filters
+                 *     that produced it.
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /**
@@ -2171,6 +2448,7 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2225,6 +2503,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     createUser: {
@@ -2254,6 +2533,7 @@ export interface operations {
             /** @description User created. */
             201: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     /**
                      * @description Path of the new user, `/api/v1/users/{id}`.
@@ -2297,6 +2577,7 @@ export interface operations {
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     getUser: {
@@ -2317,6 +2598,7 @@ export interface operations {
             /** @description The user. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2352,6 +2634,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     deleteUser: {
@@ -2372,6 +2655,7 @@ export interface operations {
             /** @description User deleted; every session is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2382,6 +2666,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     updateUser: {
@@ -2411,6 +2696,7 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2450,6 +2736,7 @@ export interface operations {
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     restoreUser: {
@@ -2470,6 +2757,7 @@ export interface operations {
             /** @description The restored user. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2506,6 +2794,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     setUserRoles: {
@@ -2526,8 +2815,8 @@ export interface operations {
                 /**
                  * @example {
                  *       "roles": [
-                 *         "user",
-                 *         "auditor"
+                 *         "admin",
+                 *         "user"
                  *       ]
                  *     }
                  */
@@ -2538,6 +2827,7 @@ export interface operations {
             /** @description The user with its new roles. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2552,7 +2842,7 @@ export interface operations {
                      *         "email_verified_at": "2025-03-10T08:20:00Z",
                      *         "status": "active",
                      *         "roles": [
-                     *           "auditor",
+                     *           "admin",
                      *           "user"
                      *         ],
                      *         "created_at": "2025-03-10T08:20:00Z",
@@ -2577,6 +2867,7 @@ export interface operations {
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     revokeUserSessions: {
@@ -2597,6 +2888,7 @@ export interface operations {
             /** @description Every session of the user is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2607,6 +2899,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     listRoles: {
@@ -2621,6 +2914,7 @@ export interface operations {
             /** @description Every role. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2630,7 +2924,7 @@ export interface operations {
                      *       "data": [
                      *         {
                      *           "name": "admin",
-                     *           "description": "Full administrative access.",
+                     *           "description": "Full administrative access",
                      *           "permissions": [
                      *             "users:read",
                      *             "users:write",
@@ -2642,17 +2936,8 @@ export interface operations {
                      *           ]
                      *         },
                      *         {
-                     *           "name": "auditor",
-                     *           "description": "Read-only access to users, roles and the audit trail.",
-                     *           "permissions": [
-                     *             "users:read",
-                     *             "roles:read",
-                     *             "audit:read"
-                     *           ]
-                     *         },
-                     *         {
                      *           "name": "user",
-                     *           "description": "A regular account; self-service only.",
+                     *           "description": "A regular account: its own profile and sessions only",
                      *           "permissions": []
                      *         }
                      *       ],
@@ -2668,14 +2953,16 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     listAuditEvents: {
         parameters: {
             query?: {
                 /**
-                 * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the first page.
-                 * @example eyJjIjoiMjAyNS0wMS0xMFQxNDowMDowMFoiLCJpIjoiN2M4ZCJ9
+                 * @description Opaque cursor from `meta.next_cursor` of the previous page. Omit it for the
+                 *     first page. No example: a cursor is only valid for the listing and filters
+                 *     that produced it.
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /**
@@ -2694,10 +2981,10 @@ export interface operations {
                  */
                 subject_id?: string;
                 /**
-                 * @description Only events with exactly this action, e.g. `user.login.failed`.
+                 * @description Only events with this action.
                  * @example user.login.failed
                  */
-                action?: string;
+                action?: components["schemas"]["AuditAction"];
                 /**
                  * @description Only events at or after this instant (RFC 3339).
                  * @example 2025-03-01T00:00:00Z
@@ -2718,6 +3005,7 @@ export interface operations {
             /** @description A page of audit events. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     "Cache-Control": components["headers"]["CacheControlNoStore"];
                     [name: string]: unknown;
                 };
@@ -2757,8 +3045,7 @@ export interface operations {
                      *       ],
                      *       "meta": {
                      *         "request_id": "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d",
-                     *         "limit": 20,
-                     *         "next_cursor": null
+                     *         "limit": 20
                      *       }
                      *     }
                      */
@@ -2770,6 +3057,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     getHealth: {
@@ -2784,6 +3072,7 @@ export interface operations {
             /** @description Every dependency is up. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2809,6 +3098,7 @@ export interface operations {
             /** @description At least one dependency is down. */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2831,6 +3121,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     getLiveness: {
@@ -2845,6 +3136,7 @@ export interface operations {
             /** @description The process is alive. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2857,6 +3149,7 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
     getReadiness: {
@@ -2871,6 +3164,7 @@ export interface operations {
             /** @description Ready to take traffic. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2896,6 +3190,7 @@ export interface operations {
             /** @description Not ready; at least one dependency is down. */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2918,6 +3213,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            default: components["responses"]["UnexpectedProblem"];
         };
     };
 }

@@ -176,7 +176,7 @@ test("an administrator creates users, pages through them, assigns roles and read
     assert.equal(page.data.meta.limit, 2);
     listed.push(...page.data.data.map((u) => u.id));
     pageCount++;
-    if (page.data.meta.next_cursor === null) break;
+    if (page.data.meta.next_cursor === undefined) break;
     cursor = page.data.meta.next_cursor;
   }
   assert.deepEqual(listed, [...created].reverse());
