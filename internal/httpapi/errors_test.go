@@ -96,7 +96,7 @@ func TestErrors_BadInputGetsTheDocumentedProblem(t *testing.T) {
 		{name: "half a million array items", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: values(500_000), status: 422, code: "validation_failed", fields: []fieldWant{{"", "max_values"}}},
 		{name: "1,000 values are read, then refused by the schema", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: unknownKeys(httpapi.MaxJSONValues - 3), status: 422, code: "validation_failed", fields: []fieldWant{{"k996", "unknown_field"}}},
+			body: unknownKeys(httpapi.MaxJSONValues - 3), status: 422, code: "validation_failed", fields: []fieldWant{{"k0", "unknown_field"}}}, // the problem lists the first 100 fields
 		{name: "a key longer than any field", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: `{"email":"a@example.com","password":"x","` + strings.Repeat("k", 1<<10) + `":1}`, status: 422, code: "validation_failed",
 			fields: []fieldWant{{"", "max_key_length"}}},
