@@ -586,3 +586,23 @@ func TestNotices_NeverToAnUnverifiedAddress(t *testing.T) {
 		t.Fatalf("%d mails to an unverified address, want only its verification", len(got))
 	}
 }
+
+// TestLockout_DeviceBucketsBelowTheBlockLiveADay: a device's failures are
+// forgotten a day after the last one unless it got blocked, so failed
+// logins from ever new devices cannot fill Redis for 180 days.
+func TestLockout_DeviceBucketsBelowTheBlockLiveADay(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{RateLimits: generous()})
+	u := s.NewUser()
+	device := deviceOf(t, login(t, s, u.Email, u.Password))
+	loginFrom(t, s, "127.0.0.1", u.Email, "one wrong password", device)
+	keys, err := s.Redis.Client().Keys(ctx, "gatehouse:lo:*:d:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no device bucket: %v %v", keys, err)
+	}
+	for _, k := range keys {
+		if ttl := s.Redis.Client().PTTL(ctx, k).Val(); ttl <= 0 || ttl > 24*time.Hour {
+			t.Errorf("device bucket %s lives %s, want at most a day", k, ttl)
+		}
+	}
+}

@@ -76,7 +76,7 @@ return 0`)
 
 // finish records the outcome of a check that begin let through.
 // ARGV: check id, outcome (f: failed, s: succeeded, x: abandoned), (unused),
-// cool-down (ms), alert at (failures).
+// cool-down (ms), alert at (failures), block after (failures).
 // Returns the failures now counted, and 1 when this failure is the first to
 // reach the alert threshold since the bucket was last clear.
 var finish = redis.NewScript(`
@@ -90,7 +90,11 @@ end
 local t = redis.call('TIME')
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('HSET', KEYS[1], 'last', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+-- Below the block, a day without failures forgets them; a blocked bucket
+-- is kept for its whole cool-down (180 days for a device).
+local ttl = tonumber(ARGV[4])
+if n < tonumber(ARGV[6]) then ttl = math.min(ttl, 86400000) end
+redis.call('PEXPIRE', KEYS[1], ttl)
 local alert = 0
 if n >= tonumber(ARGV[5]) and redis.call('HSETNX', KEYS[1], 'alerted', '1') == 1 then alert = 1 end
 return {n, alert}`)
@@ -113,7 +117,7 @@ func (l *Lockout) Begin(ctx context.Context, b auth.Bucket, id string, now time.
 
 // End implements auth.Lockout.
 func (l *Lockout) End(ctx context.Context, b auth.Bucket, id string, r auth.CheckResult, now time.Time, p auth.LockoutPolicy) (auth.Outcome, error) {
-	res, err := finish.Run(ctx, l.c, l.keys(b), id, string(r), now.UnixMilli(), p.CoolDown.Milliseconds(), p.AlertAfter).Int64Slice()
+	res, err := finish.Run(ctx, l.c, l.keys(b), id, string(r), now.UnixMilli(), p.CoolDown.Milliseconds(), p.AlertAfter, p.BlockAfter).Int64Slice()
 	if err != nil || len(res) != 2 {
 		return auth.Outcome{}, fmt.Errorf("end password check: %w", err)
 	}
