@@ -129,7 +129,7 @@ func (l *Lockout) Reset(ctx context.Context, b auth.Bucket) error {
 	return l.c.Del(ctx, l.keys(b)...).Err()
 }
 
-// First implements auth.Lockout with SET NX.
+// First implements auth.Lockout.
 func (l *Lockout) First(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return l.c.SetNX(ctx, l.prefix+"once:"+key, "1", ttl).Result()
+	return first(ctx, l.c, l.prefix, key, ttl)
 }

@@ -37,9 +37,16 @@ func (r *Limiter) Allow(ctx context.Context, l ratelimit.Limit, key string) (rat
 	}, nil
 }
 
-// First implements ratelimit.Limiter with SET NX.
+// First implements ratelimit.Limiter.
 func (r *Limiter) First(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := r.rdb.SetNX(ctx, r.prefix+"once:"+key, "1", ttl).Result()
+	return first(ctx, r.rdb, r.prefix, key, ttl)
+}
+
+// first reports whether key was not marked in the last ttl, and marks it
+// (SET NX): the rate limiter and the lockout write one audit event per
+// window with it.
+func first(ctx context.Context, c redis.UniversalClient, prefix, key string, ttl time.Duration) (bool, error) {
+	ok, err := c.SetNX(ctx, prefix+"once:"+key, "1", ttl).Result()
 	if err != nil {
 		return false, fmt.Errorf("once %s: %w", key, err)
 	}
