@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
@@ -237,5 +238,46 @@ func TestSpec_EveryResponseIsDeclaredFully(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSpec_ProblemExamplesHaveTheServersTitles: a problem example shows the
+// title the server sends with its code, so a client that displays titles sees
+// in the docs what it will get.
+func TestSpec_ProblemExamplesHaveTheServersTitles(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "api", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			code, okCode := v["code"].(string)
+			title, okTitle := v["title"].(string)
+			if okCode && okTitle && strings.HasPrefix(toString(v["type"]), "urn:gatehouse:problem:") {
+				seen++
+				if want := httpapi.ProblemTitle(code); title != want {
+					t.Errorf("example problem %q has title %q; the server sends %q", code, title, want)
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	if seen < 20 {
+		t.Fatalf("found %d problem examples; the walk is broken", seen)
 	}
 }

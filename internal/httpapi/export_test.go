@@ -1,6 +1,10 @@
 package httpapi
 
-import "errors"
+import (
+	"errors"
+
+	api "github.com/gatehouse/gatehouse/gen/api"
+)
 
 // Exported for the tests of package httpapi_test, which can use apitest
 // (apitest imports httpapi, so httpapi's own tests cannot).
@@ -21,3 +25,6 @@ func BeyondLimit(err error) string {
 	}
 	return ""
 }
+
+// ProblemTitle is the title the server sends with a problem code.
+func ProblemTitle(code string) string { return problemTitle(api.ProblemCode(code), 0) }

@@ -158,6 +158,40 @@ func fromHTTPError(he *echo.HTTPError) *problem {
 		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he}
 }
 
+// problemTitles are the problems' titles, one per code: RFC 9457's title
+// summarises the problem type (here the code) and does not change between
+// occurrences. The spec's examples use the same titles (a test compares them).
+var problemTitles = map[api.ProblemCode]string{
+	api.ProblemCodeBadRequest:           "Bad request",
+	api.ProblemCodeMalformedJson:        "Malformed JSON",
+	api.ProblemCodeValidationFailed:     "Validation failed",
+	api.ProblemCodeUnauthorized:         "Unauthorized",
+	api.ProblemCodeInvalidToken:         "Invalid token",
+	api.ProblemCodeForbidden:            "Forbidden",
+	api.ProblemCodeNotFound:             "Not found",
+	api.ProblemCodeMethodNotAllowed:     "Method not allowed",
+	api.ProblemCodeConflict:             "Conflict",
+	api.ProblemCodeEmailTaken:           "Email address taken",
+	api.ProblemCodePayloadTooLarge:      "Payload too large",
+	api.ProblemCodeUnsupportedMediaType: "Unsupported media type",
+	api.ProblemCodeRateLimited:          "Too many requests",
+	api.ProblemCodeInvalidCredentials:   "Invalid credentials",
+	api.ProblemCodeAccountLocked:        "Account locked",
+	api.ProblemCodeEmailNotVerified:     "Email not verified",
+	api.ProblemCodeInvalidRefreshToken:  "Invalid refresh token",
+	api.ProblemCodeInvalidOneTimeToken:  "Invalid or expired token",
+	api.ProblemCodePasswordRejected:     "Password rejected",
+	api.ProblemCodeServiceUnavailable:   "Service unavailable",
+	api.ProblemCodeInternalError:        "Internal server error",
+}
+
+func problemTitle(code api.ProblemCode, status int) string {
+	if t, ok := problemTitles[code]; ok {
+		return t
+	}
+	return http.StatusText(status)
+}
+
 // maxFieldErrors is the contract's maxItems of a problem's errors: a body
 // with thousands of unknown fields gets a bounded answer.
 const maxFieldErrors = 100
@@ -184,7 +218,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	body := api.Problem{
 		Type:      "urn:gatehouse:problem:" + string(p.code),
-		Title:     http.StatusText(p.status),
+		Title:     problemTitle(p.code, p.status),
 		Status:    p.status,
 		Code:      p.code,
 		RequestId: requestid.From(c.Request().Context()),

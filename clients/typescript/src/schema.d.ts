@@ -1286,7 +1286,7 @@ export interface components {
                 /**
                  * @example {
                  *       "type": "urn:gatehouse:problem:invalid_credentials",
-                 *       "title": "Forbidden",
+                 *       "title": "Invalid credentials",
                  *       "status": 403,
                  *       "detail": "The current password is missing or incorrect.",
                  *       "instance": "/api/v1/users/me/password",
@@ -1527,7 +1527,7 @@ export interface components {
                 /**
                  * @example {
                  *       "type": "urn:gatehouse:problem:internal_error",
-                 *       "title": "Internal Server Error",
+                 *       "title": "Internal server error",
                  *       "status": 500,
                  *       "detail": "The server hit an unexpected condition; the request id identifies it in the logs.",
                  *       "instance": "/api/v1/users/me",

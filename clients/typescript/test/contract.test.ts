@@ -30,7 +30,7 @@ test("the contract checker accepts declared responses and refuses the rest", () 
   const noStore = json({ "Cache-Control": "no-store" });
   assert.deepEqual(c.check("GET", `${base}/api/v1/users/me`, 200, noStore, me), []);
   assert.deepEqual(c.check("GET", `${base}/api/v1/users/${user.id}`, 404, problem, JSON.stringify({
-    type: "urn:gatehouse:problem:not_found", title: "Not Found", status: 404, code: "not_found", request_id: "r1",
+    type: "urn:gatehouse:problem:not_found", title: "Not found", status: 404, code: "not_found", request_id: "r1",
   })), []);
   assert.deepEqual(c.check("POST", `${base}/api/v1/auth/logout`, 204, new Headers({ "X-Request-ID": "r1" }), ""), []);
 
