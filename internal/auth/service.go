@@ -61,8 +61,12 @@ var DefaultSettings = Settings{
 	DeviceTTL:     180 * 24 * time.Hour,
 }
 
-// PasswordRejectedError refuses a password the policy forbids.
-type PasswordRejectedError struct{ *password.Rejection }
+// PasswordRejectedError refuses a password the policy forbids. Field names
+// the request field that carried it, when it is not "password".
+type PasswordRejectedError struct {
+	*password.Rejection
+	Field string
+}
 
 // Tokens are what a login or refresh hands out.
 type Tokens struct {
@@ -180,7 +184,7 @@ func (s *Service) CheckPassword(ctx context.Context, pw, email string, name *str
 	}
 	var r *password.Rejection
 	if errors.As(err, &r) {
-		return &PasswordRejectedError{r}
+		return &PasswordRejectedError{Rejection: r}
 	}
 	return err
 }

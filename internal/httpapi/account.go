@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -21,6 +22,10 @@ type Credentials interface {
 // pair that continues the caller's session.
 func (s *Server) ChangePassword(ctx context.Context, r api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
 	t, err := s.deps.Credentials.ChangePassword(ctx, principal(ctx), r.Body.CurrentPassword, r.Body.NewPassword, client(ctx))
+	var rejected *auth.PasswordRejectedError
+	if errors.As(err, &rejected) {
+		rejected.Field = "new_password" // the field this request names it by
+	}
 	if err != nil {
 		return nil, selfGone(err)
 	}

@@ -231,7 +231,8 @@ func TestChangePassword(t *testing.T) {
 	if r := change(u.Password, "tiny"); r.StatusCode() != 422 {
 		t.Fatalf("new password too short: %d %s", r.StatusCode(), r.Body)
 	}
-	if r := change(u.Password, "this has "+u.Email+" inside"); r.StatusCode() != 422 || !strings.Contains(string(r.Body), "contains_email") {
+	// The rejection names the field of this request, not register's "password".
+	if r := change(u.Password, "this has "+u.Email+" inside"); r.StatusCode() != 422 || !strings.Contains(string(r.Body), `"code":"contains_email","field":"new_password"`) {
 		t.Fatalf("new password with the email: %d %s", r.StatusCode(), r.Body)
 	}
 	s.Secret("password", newPassword)

@@ -80,7 +80,11 @@ func mapError(err error) *problem {
 	var rejected *auth.PasswordRejectedError
 	if errors.As(err, &rejected) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodePasswordRejected, "The password is not acceptable; see errors for why.")
-		p.fields = []api.FieldError{{Field: "password", Code: api.FieldErrorCode(rejected.Code), Message: rejected.Message}}
+		field := "password"
+		if rejected.Field != "" {
+			field = rejected.Field
+		}
+		p.fields = []api.FieldError{{Field: field, Code: api.FieldErrorCode(rejected.Code), Message: rejected.Message}}
 		return p
 	}
 	switch {
