@@ -33,6 +33,7 @@ build: ## build bin/gatehouse
 generate: node_modules ## regenerate gen/ and the TypeScript client's types from api/openapi.yaml, db/migrations and db/queries
 	$(TOOL) oapi-codegen -config oapi-codegen.yaml api/openapi.yaml
 	$(TOOL) oapi-codegen -config oapi-codegen.client.yaml api/openapi.yaml
+	rm -f gen/db/*.sql.go # a query file removed leaves no stale code behind
 	$(TOOL) sqlc generate
 	$(TS_TYPES) -o clients/typescript/src/schema.d.ts
 
@@ -58,6 +59,7 @@ check-generated: node_modules ## fail when gen/ or the TypeScript client's types
 	$(TS_TYPES) -o $$tmp/schema.d.ts >/dev/null 2>&1 && \
 	cmp -s clients/typescript/src/schema.d.ts $$tmp/schema.d.ts && \
 	$(TOOL) sqlc diff && \
+	[ "$$(cd db/queries && ls *.sql)" = "$$(cd gen/db && ls *.sql.go | sed 's/\.go$$//')" ] && \
 	echo "gen/ and clients/typescript/src/schema.d.ts are up to date" || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
 
 .PHONY: lint

@@ -69,3 +69,15 @@ RETURNING expires_at;
 -- The refresh tokens a session holds stop working when it gets a new one.
 UPDATE refresh_tokens SET used_at = now()
 WHERE session_id = sqlc.arg(session_id) AND used_at IS NULL;
+
+-- name: ListUserSessions :many
+SELECT * FROM sessions
+WHERE user_id = sqlc.arg(user_id) AND revoked_at IS NULL AND expires_at > now() AND idle_expires_at > now()
+  AND id < sqlc.arg(before_id)
+ORDER BY id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: RevokeUserSession :execrows
+-- Revokes a session only if it belongs to the user.
+UPDATE sessions SET revoked_at = now(), revoked_reason = sqlc.arg(reason)
+WHERE id = sqlc.arg(id) AND user_id = sqlc.arg(user_id) AND revoked_at IS NULL;

@@ -11,6 +11,59 @@ SELECT * FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL;
 -- name: GetUserByEmail :one
 SELECT * FROM users WHERE email = sqlc.arg(email) AND deleted_at IS NULL;
 
+-- name: GetUserProfile :one
+-- Any user, deleted ones included, with its roles and without its password hash.
+SELECT * FROM user_profiles WHERE id = sqlc.arg(id);
+
+-- name: LockUser :one
+-- Locks a user (deleted ones included) until the transaction ends, so that a
+-- change decided on what is read next cannot be overtaken by another one.
+-- Read the user after this statement: a statement that waited for the lock
+-- still sees the other tables (the roles) as they were when it started.
+SELECT id FROM users WHERE id = sqlc.arg(id) FOR UPDATE;
+
+-- name: SaveUser :one
+-- Writes the fields an administrative change decides, on a locked user.
+-- With end_sessions, also invalidates every access token of the user.
+UPDATE users SET
+  name = sqlc.narg(name),
+  email = sqlc.arg(email),
+  email_verified_at = sqlc.narg(email_verified_at),
+  disabled_at = sqlc.narg(disabled_at),
+  deleted_at = sqlc.narg(deleted_at),
+  token_version = token_version + CASE WHEN sqlc.arg(end_sessions)::boolean THEN 1 ELSE 0 END,
+  tokens_revoked_at = CASE WHEN sqlc.arg(end_sessions)::boolean THEN now() ELSE tokens_revoked_at END,
+  updated_at = CASE WHEN sqlc.arg(changed)::boolean THEN now() ELSE updated_at END
+WHERE id = sqlc.arg(id)
+RETURNING *;
+
+-- name: ListLiveUsers :many
+-- Keyset pagination, newest first: ids are UUIDv7. Pass the last id of the
+-- previous page as before_id (the maximum UUID for the first page). Served by
+-- users_live_id_idx (deleted_at IS NULL).
+SELECT u.* FROM user_profiles u
+WHERE u.deleted_at IS NULL
+  AND u.id < sqlc.arg(before_id)
+  AND (sqlc.narg(disabled)::boolean IS NULL OR (u.disabled_at IS NOT NULL) = sqlc.narg(disabled)::boolean)
+  AND u.email LIKE sqlc.arg(email_pattern)
+  AND (sqlc.narg(role)::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = sqlc.narg(role)::text))
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR u.created_at >= sqlc.narg(created_after)::timestamptz)
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR u.created_at < sqlc.narg(created_before)::timestamptz)
+ORDER BY u.id DESC
+LIMIT sqlc.arg(max_rows);
+
+-- name: ListDeletedUsers :many
+-- As ListLiveUsers, for soft-deleted users (users_deleted_id_idx).
+SELECT u.* FROM user_profiles u
+WHERE u.deleted_at IS NOT NULL
+  AND u.id < sqlc.arg(before_id)
+  AND u.email LIKE sqlc.arg(email_pattern)
+  AND (sqlc.narg(role)::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = sqlc.narg(role)::text))
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR u.created_at >= sqlc.narg(created_after)::timestamptz)
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR u.created_at < sqlc.narg(created_before)::timestamptz)
+ORDER BY u.id DESC
+LIMIT sqlc.arg(max_rows);
+
 -- name: UpdatePasswordHash :exec
 UPDATE users SET password_hash = sqlc.arg(password_hash), updated_at = now()
 WHERE id = sqlc.arg(id);
@@ -28,10 +81,6 @@ SELECT id, token_version FROM users WHERE tokens_revoked_at > sqlc.arg(since)::t
 UPDATE users SET email_verified_at = now(), updated_at = now()
 WHERE id = sqlc.arg(id) AND email = sqlc.arg(email) AND deleted_at IS NULL AND email_verified_at IS NULL;
 
--- name: GetLiveUserWithRoles :one
-SELECT u.*, ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles
-FROM users u WHERE u.id = sqlc.arg(id) AND u.deleted_at IS NULL;
-
 -- name: UserMailable :one
 -- Whether a mail to this address for this account should still go out.
 -- With a token version, also only while nothing revoked the account's
@@ -40,3 +89,8 @@ FROM users u WHERE u.id = sqlc.arg(id) AND u.deleted_at IS NULL;
 SELECT EXISTS (SELECT 1 FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL AND disabled_at IS NULL
   AND (sqlc.arg(any_address)::boolean OR email = sqlc.arg(email))
   AND (sqlc.narg(token_version)::bigint IS NULL OR token_version = sqlc.narg(token_version)));
+
+-- name: UpdateUserEmail :exec
+-- Fails with 23505 when a live account holds the address.
+UPDATE users SET email = sqlc.arg(email), email_verified_at = sqlc.narg(email_verified_at), updated_at = now()
+WHERE id = sqlc.arg(id);

@@ -8,6 +8,7 @@ package db
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -41,6 +42,78 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 		arg.Details,
 	)
 	return err
+}
+
+const listAuditEvents = `-- name: ListAuditEvents :many
+SELECT id, action, actor_id, subject_id, ip, user_agent, request_id, details, created_at FROM audit_events
+WHERE id < $1
+  AND ($2::uuid IS NULL OR actor_id = $2::uuid)
+  AND ($3::uuid IS NULL OR subject_id = $3::uuid)
+  AND ($4::text IS NULL OR action = $4::text)
+  AND ($5::timestamptz IS NULL OR created_at >= $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR created_at < $6::timestamptz)
+ORDER BY id DESC
+LIMIT $7
+`
+
+type ListAuditEventsParams struct {
+	BeforeID  uuid.UUID
+	ActorID   *uuid.UUID
+	SubjectID *uuid.UUID
+	Action    *string
+	Since     *time.Time
+	Until     *time.Time
+	MaxRows   int32
+}
+
+func (q *Queries) ListAuditEvents(ctx context.Context, arg ListAuditEventsParams) ([]AuditEvent, error) {
+	rows, err := q.db.Query(ctx, listAuditEvents,
+		arg.BeforeID,
+		arg.ActorID,
+		arg.SubjectID,
+		arg.Action,
+		arg.Since,
+		arg.Until,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditEvent{}
+	for rows.Next() {
+		var i AuditEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.Action,
+			&i.ActorID,
+			&i.SubjectID,
+			&i.IP,
+			&i.UserAgent,
+			&i.RequestID,
+			&i.Details,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pruneAuditEvents = `-- name: PruneAuditEvents :execrows
+DELETE FROM audit_events WHERE created_at < $1
+`
+
+func (q *Queries) PruneAuditEvents(ctx context.Context, before time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, pruneAuditEvents, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const settleAuditEvent = `-- name: SettleAuditEvent :exec

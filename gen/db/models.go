@@ -87,6 +87,19 @@ type User struct {
 	TokensRevokedAt *time.Time
 }
 
+type UserProfile struct {
+	ID              uuid.UUID
+	Email           string
+	Name            *string
+	EmailVerifiedAt *time.Time
+	DisabledAt      *time.Time
+	DeletedAt       *time.Time
+	TokenVersion    int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	Roles           []string
+}
+
 type UserRole struct {
 	UserID    uuid.UUID
 	Role      string

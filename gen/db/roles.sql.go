@@ -11,18 +11,18 @@ import (
 	"github.com/google/uuid"
 )
 
-const addUserRole = `-- name: AddUserRole :exec
-INSERT INTO user_roles (user_id, role) VALUES ($1, $2)
+const addUserRoles = `-- name: AddUserRoles :exec
+INSERT INTO user_roles (user_id, role) SELECT $1, unnest($2::text[])
 ON CONFLICT DO NOTHING
 `
 
-type AddUserRoleParams struct {
+type AddUserRolesParams struct {
 	UserID uuid.UUID
-	Role   string
+	Roles  []string
 }
 
-func (q *Queries) AddUserRole(ctx context.Context, arg AddUserRoleParams) error {
-	_, err := q.db.Exec(ctx, addUserRole, arg.UserID, arg.Role)
+func (q *Queries) AddUserRoles(ctx context.Context, arg AddUserRolesParams) error {
+	_, err := q.db.Exec(ctx, addUserRoles, arg.UserID, arg.Roles)
 	return err
 }
 
@@ -89,26 +89,19 @@ func (q *Queries) ListUserPermissions(ctx context.Context, userID uuid.UUID) ([]
 	return items, nil
 }
 
-const listUserRoles = `-- name: ListUserRoles :many
-SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role
+const replaceUserRoles = `-- name: ReplaceUserRoles :exec
+WITH gone AS (DELETE FROM user_roles WHERE user_id = $1 AND role <> ALL ($2::text[]))
+INSERT INTO user_roles (user_id, role) SELECT $1, unnest($2::text[])
+ON CONFLICT DO NOTHING
 `
 
-func (q *Queries) ListUserRoles(ctx context.Context, userID uuid.UUID) ([]string, error) {
-	rows, err := q.db.Query(ctx, listUserRoles, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []string{}
-	for rows.Next() {
-		var role string
-		if err := rows.Scan(&role); err != nil {
-			return nil, err
-		}
-		items = append(items, role)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+type ReplaceUserRolesParams struct {
+	UserID uuid.UUID
+	Roles  []string
+}
+
+// Makes roles the user's roles, in one statement.
+func (q *Queries) ReplaceUserRoles(ctx context.Context, arg ReplaceUserRolesParams) error {
+	_, err := q.db.Exec(ctx, replaceUserRoles, arg.UserID, arg.Roles)
+	return err
 }

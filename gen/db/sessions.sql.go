@@ -126,6 +126,52 @@ func (q *Queries) InsertRefreshToken(ctx context.Context, arg InsertRefreshToken
 	return err
 }
 
+const listUserSessions = `-- name: ListUserSessions :many
+SELECT id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason, token_version FROM sessions
+WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() AND idle_expires_at > now()
+  AND id < $2
+ORDER BY id DESC
+LIMIT $3
+`
+
+type ListUserSessionsParams struct {
+	UserID   uuid.UUID
+	BeforeID uuid.UUID
+	MaxRows  int32
+}
+
+func (q *Queries) ListUserSessions(ctx context.Context, arg ListUserSessionsParams) ([]Session, error) {
+	rows, err := q.db.Query(ctx, listUserSessions, arg.UserID, arg.BeforeID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Session{}
+	for rows.Next() {
+		var i Session
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.UserAgent,
+			&i.IP,
+			&i.CreatedAt,
+			&i.LastUsedAt,
+			&i.IdleExpiresAt,
+			&i.ExpiresAt,
+			&i.RevokedAt,
+			&i.RevokedReason,
+			&i.TokenVersion,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const markRefreshTokenUsed = `-- name: MarkRefreshTokenUsed :execrows
 UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
 `
@@ -220,6 +266,26 @@ type RevokeSessionParams struct {
 
 func (q *Queries) RevokeSession(ctx context.Context, arg RevokeSessionParams) (int64, error) {
 	result, err := q.db.Exec(ctx, revokeSession, arg.Reason, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const revokeUserSession = `-- name: RevokeUserSession :execrows
+UPDATE sessions SET revoked_at = now(), revoked_reason = $1
+WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL
+`
+
+type RevokeUserSessionParams struct {
+	Reason *string
+	ID     uuid.UUID
+	UserID uuid.UUID
+}
+
+// Revokes a session only if it belongs to the user.
+func (q *Queries) RevokeUserSession(ctx context.Context, arg RevokeUserSessionParams) (int64, error) {
+	result, err := q.db.Exec(ctx, revokeUserSession, arg.Reason, arg.ID, arg.UserID)
 	if err != nil {
 		return 0, err
 	}

@@ -67,46 +67,6 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 	return i, err
 }
 
-const getLiveUserWithRoles = `-- name: GetLiveUserWithRoles :one
-SELECT u.id, u.email, u.email_verified_at, u.password_hash, u.name, u.disabled_at, u.token_version, u.created_at, u.updated_at, u.deleted_at, u.tokens_revoked_at, ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles
-FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL
-`
-
-type GetLiveUserWithRolesRow struct {
-	ID              uuid.UUID
-	Email           string
-	EmailVerifiedAt *time.Time
-	PasswordHash    string
-	Name            *string
-	DisabledAt      *time.Time
-	TokenVersion    int64
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	DeletedAt       *time.Time
-	TokensRevokedAt *time.Time
-	Roles           []string
-}
-
-func (q *Queries) GetLiveUserWithRoles(ctx context.Context, id uuid.UUID) (GetLiveUserWithRolesRow, error) {
-	row := q.db.QueryRow(ctx, getLiveUserWithRoles, id)
-	var i GetLiveUserWithRolesRow
-	err := row.Scan(
-		&i.ID,
-		&i.Email,
-		&i.EmailVerifiedAt,
-		&i.PasswordHash,
-		&i.Name,
-		&i.DisabledAt,
-		&i.TokenVersion,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.DeletedAt,
-		&i.TokensRevokedAt,
-		&i.Roles,
-	)
-	return i, err
-}
-
 const getUserByEmail = `-- name: GetUserByEmail :one
 SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE email = $1 AND deleted_at IS NULL
 `
@@ -153,6 +113,169 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 	return i, err
 }
 
+const getUserProfile = `-- name: GetUserProfile :one
+SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles FROM user_profiles WHERE id = $1
+`
+
+// Any user, deleted ones included, with its roles and without its password hash.
+func (q *Queries) GetUserProfile(ctx context.Context, id uuid.UUID) (UserProfile, error) {
+	row := q.db.QueryRow(ctx, getUserProfile, id)
+	var i UserProfile
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.EmailVerifiedAt,
+		&i.DisabledAt,
+		&i.DeletedAt,
+		&i.TokenVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Roles,
+	)
+	return i, err
+}
+
+const listDeletedUsers = `-- name: ListDeletedUsers :many
+SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles FROM user_profiles u
+WHERE u.deleted_at IS NOT NULL
+  AND u.id < $1
+  AND u.email LIKE $2
+  AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = $3::text))
+  AND ($4::timestamptz IS NULL OR u.created_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR u.created_at < $5::timestamptz)
+ORDER BY u.id DESC
+LIMIT $6
+`
+
+type ListDeletedUsersParams struct {
+	BeforeID      uuid.UUID
+	EmailPattern  string
+	Role          *string
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	MaxRows       int32
+}
+
+// As ListLiveUsers, for soft-deleted users (users_deleted_id_idx).
+func (q *Queries) ListDeletedUsers(ctx context.Context, arg ListDeletedUsersParams) ([]UserProfile, error) {
+	rows, err := q.db.Query(ctx, listDeletedUsers,
+		arg.BeforeID,
+		arg.EmailPattern,
+		arg.Role,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UserProfile{}
+	for rows.Next() {
+		var i UserProfile
+		if err := rows.Scan(
+			&i.ID,
+			&i.Email,
+			&i.Name,
+			&i.EmailVerifiedAt,
+			&i.DisabledAt,
+			&i.DeletedAt,
+			&i.TokenVersion,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Roles,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listLiveUsers = `-- name: ListLiveUsers :many
+SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles FROM user_profiles u
+WHERE u.deleted_at IS NULL
+  AND u.id < $1
+  AND ($2::boolean IS NULL OR (u.disabled_at IS NOT NULL) = $2::boolean)
+  AND u.email LIKE $3
+  AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = $4::text))
+  AND ($5::timestamptz IS NULL OR u.created_at >= $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR u.created_at < $6::timestamptz)
+ORDER BY u.id DESC
+LIMIT $7
+`
+
+type ListLiveUsersParams struct {
+	BeforeID      uuid.UUID
+	Disabled      *bool
+	EmailPattern  string
+	Role          *string
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	MaxRows       int32
+}
+
+// Keyset pagination, newest first: ids are UUIDv7. Pass the last id of the
+// previous page as before_id (the maximum UUID for the first page). Served by
+// users_live_id_idx (deleted_at IS NULL).
+func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([]UserProfile, error) {
+	rows, err := q.db.Query(ctx, listLiveUsers,
+		arg.BeforeID,
+		arg.Disabled,
+		arg.EmailPattern,
+		arg.Role,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UserProfile{}
+	for rows.Next() {
+		var i UserProfile
+		if err := rows.Scan(
+			&i.ID,
+			&i.Email,
+			&i.Name,
+			&i.EmailVerifiedAt,
+			&i.DisabledAt,
+			&i.DeletedAt,
+			&i.TokenVersion,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Roles,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockUser = `-- name: LockUser :one
+SELECT id FROM users WHERE id = $1 FOR UPDATE
+`
+
+// Locks a user (deleted ones included) until the transaction ends, so that a
+// change decided on what is read next cannot be overtaken by another one.
+// Read the user after this statement: a statement that waited for the lock
+// still sees the other tables (the roles) as they were when it started.
+func (q *Queries) LockUser(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, lockUser, id)
+	var id_2 uuid.UUID
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
 const recentlyBumpedUsers = `-- name: RecentlyBumpedUsers :many
 SELECT id, token_version FROM users WHERE tokens_revoked_at > $1::timestamptz
 `
@@ -180,6 +303,61 @@ func (q *Queries) RecentlyBumpedUsers(ctx context.Context, since time.Time) ([]R
 		return nil, err
 	}
 	return items, nil
+}
+
+const saveUser = `-- name: SaveUser :one
+UPDATE users SET
+  name = $1,
+  email = $2,
+  email_verified_at = $3,
+  disabled_at = $4,
+  deleted_at = $5,
+  token_version = token_version + CASE WHEN $6::boolean THEN 1 ELSE 0 END,
+  tokens_revoked_at = CASE WHEN $6::boolean THEN now() ELSE tokens_revoked_at END,
+  updated_at = CASE WHEN $7::boolean THEN now() ELSE updated_at END
+WHERE id = $8
+RETURNING id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at
+`
+
+type SaveUserParams struct {
+	Name            *string
+	Email           string
+	EmailVerifiedAt *time.Time
+	DisabledAt      *time.Time
+	DeletedAt       *time.Time
+	EndSessions     bool
+	Changed         bool
+	ID              uuid.UUID
+}
+
+// Writes the fields an administrative change decides, on a locked user.
+// With end_sessions, also invalidates every access token of the user.
+func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (User, error) {
+	row := q.db.QueryRow(ctx, saveUser,
+		arg.Name,
+		arg.Email,
+		arg.EmailVerifiedAt,
+		arg.DisabledAt,
+		arg.DeletedAt,
+		arg.EndSessions,
+		arg.Changed,
+		arg.ID,
+	)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.EmailVerifiedAt,
+		&i.PasswordHash,
+		&i.Name,
+		&i.DisabledAt,
+		&i.TokenVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DeletedAt,
+		&i.TokensRevokedAt,
+	)
+	return i, err
 }
 
 const setEmailVerified = `-- name: SetEmailVerified :execrows
@@ -212,6 +390,23 @@ type UpdatePasswordHashParams struct {
 
 func (q *Queries) UpdatePasswordHash(ctx context.Context, arg UpdatePasswordHashParams) error {
 	_, err := q.db.Exec(ctx, updatePasswordHash, arg.PasswordHash, arg.ID)
+	return err
+}
+
+const updateUserEmail = `-- name: UpdateUserEmail :exec
+UPDATE users SET email = $1, email_verified_at = $2, updated_at = now()
+WHERE id = $3
+`
+
+type UpdateUserEmailParams struct {
+	Email           string
+	EmailVerifiedAt *time.Time
+	ID              uuid.UUID
+}
+
+// Fails with 23505 when a live account holds the address.
+func (q *Queries) UpdateUserEmail(ctx context.Context, arg UpdateUserEmailParams) error {
+	_, err := q.db.Exec(ctx, updateUserEmail, arg.Email, arg.EmailVerifiedAt, arg.ID)
 	return err
 }
 

@@ -43,12 +43,12 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	now := s.now()
 	v, expires, err := s.store.ChangePassword(ctx, u.ID, hash,
 		KeptSession{ID: p.SessionID, RefreshHash: refreshHash, IdleExpiresAt: now.Add(s.set.RefreshIdleTTL)},
+		s.event(ctx, Event{Action: "user.password.changed", ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"kept_session_id": p.SessionID}}),
 		notices(u, Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})...)
 	if err != nil {
 		return Tokens{}, err
 	}
 	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, u.ID, v, s.cacheTTL) })
-	s.audit(ctx, Event{Action: "user.password.changed", ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"kept_session_id": p.SessionID}})
 	// The caller's access token carries the old version and is refused from
 	// now on: the answer carries the pair that continues its session.
 	t, err := s.issue(ctx, u.ID, p.SessionID, v)
@@ -85,7 +85,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 	if err != nil {
 		return err
 	}
-	uid, v, err := s.store.ResetPassword(ctx, h, hash, Mail{Kind: mail.PasswordResetDone, UserID: t.UserID, To: t.UserEmail})
+	uid, v, err := s.store.ResetPassword(ctx, h, hash, s.event(ctx, Event{Action: "user.password.reset", ActorID: &t.UserID, SubjectID: &t.UserID, Client: c}),
+		Mail{Kind: mail.PasswordResetDone, UserID: t.UserID, To: t.UserEmail})
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,6 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 			}
 		}
 	}
-	s.audit(ctx, Event{Action: "user.password.reset", ActorID: &uid, SubjectID: &uid, Client: c})
 	return nil
 }
 
@@ -106,20 +106,22 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 // It also completes an email change (every session but the one that asked
 // for it ends) and undoes one from the old address (every session ends).
 func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) error {
-	r, err := s.store.VerifyEmail(ctx, hashOneTimeToken(token))
+	r, err := s.store.VerifyEmail(ctx, hashOneTimeToken(token), func(r EmailConfirmation) Event {
+		action := "user.email.verified"
+		switch {
+		case r.Reverted:
+			action = "user.email.change_reverted"
+		case r.Changed:
+			action = "user.email.changed"
+		}
+		return s.event(ctx, Event{Action: action, ActorID: &r.UserID, SubjectID: &r.UserID, Client: c})
+	})
 	if err != nil {
 		return err
 	}
-	uid := r.UserID
-	action := "user.email.verified"
 	if r.Changed {
-		s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, uid, r.TokenVersion, s.cacheTTL) })
-		action = "user.email.changed"
-		if r.Reverted {
-			action = "user.email.change_reverted"
-		}
+		s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, r.UserID, r.TokenVersion, s.cacheTTL) })
 	}
-	s.audit(ctx, Event{Action: action, ActorID: &uid, SubjectID: &uid, Client: c})
 	return nil
 }
 

@@ -213,8 +213,9 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 		return err
 	}
 	id := newID()
-	u, err := s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
-		Mails: []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}})
+	_, err = s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
+		Mails:  []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}},
+		Events: []Event{s.event(ctx, Event{Action: "user.registered", ActorID: &id, SubjectID: &id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})}})
 	if errors.Is(err, ErrEmailTaken) {
 		// Tell the owner instead; the caller learns nothing.
 		// Failures are logged, not answered: the caller must see no difference.
@@ -227,11 +228,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 		s.audit(ctx, Event{Action: "user.register.email_taken", SubjectID: ptrIf(oerr == nil, owner.ID), Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	s.audit(ctx, Event{Action: "user.registered", ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
-	return nil
+	return err
 }
 
 // Login checks a password and opens a session. A client with a valid
@@ -344,12 +341,10 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 		// The owner hears of every sign-in from a client that never signed in before.
 		mails = notices(u, Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
 	}
-	t, sid, err := s.openSession(ctx, u, c, mails...)
+	t, err := s.openSession(ctx, u, c, known, mails...)
 	if err != nil {
 		return Tokens{}, u, err
 	}
-	s.audit(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
-		Details: map[string]any{"session_id": sid, "known_device": known}})
 	return t, u, nil
 }
 
@@ -378,25 +373,29 @@ func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, 
 	return ErrInvalidCredentials
 }
 
-func (s *Service) openSession(ctx context.Context, u User, c Client, mails ...Mail) (Tokens, uuid.UUID, error) {
+// openSession opens the session of a successful login, recorded with its
+// event and mails.
+func (s *Service) openSession(ctx context.Context, u User, c Client, known bool, mails ...Mail) (Tokens, error) {
 	refresh, hash, err := token.NewOpaque()
 	if err != nil {
-		return Tokens{}, uuid.Nil, err
+		return Tokens{}, err
 	}
 	now := s.now()
 	sid := newID()
 	if err := s.store.CreateSession(ctx, NewSession{
 		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
 		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL), Mails: mails,
+		Events: []Event{s.event(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
+			Details: map[string]any{"session_id": sid, "known_device": known}})},
 	}); err != nil {
-		return Tokens{}, uuid.Nil, err
+		return Tokens{}, err
 	}
 	t, err := s.issue(ctx, u.ID, sid, u.TokenVersion)
 	if err != nil {
-		return Tokens{}, uuid.Nil, err
+		return Tokens{}, err
 	}
 	t.Refresh, t.RefreshExpiresIn = refresh, s.set.RefreshIdleTTL
-	return t, sid, nil
+	return t, nil
 }
 
 func (s *Service) issue(ctx context.Context, uid, sid uuid.UUID, version int64) (Tokens, error) {
@@ -452,28 +451,24 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 
 // Logout revokes the caller's session.
 func (s *Service) Logout(ctx context.Context, p Principal, c Client) error {
-	if _, err := s.store.RevokeSession(ctx, p.SessionID, "logout"); err != nil {
+	e := s.event(ctx, Event{Action: "session.logout", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c, Details: map[string]any{"session_id": p.SessionID}})
+	if _, err := s.store.RevokeSession(ctx, p.SessionID, "logout", e); err != nil {
 		return err
 	}
 	s.cacheSessionRevoked(ctx, p.SessionID)
-	s.audit(ctx, Event{Action: "session.logout", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c, Details: map[string]any{"session_id": p.SessionID}})
 	return nil
 }
 
 // LogoutAll revokes every session of the caller and every access token
 // issued to it.
 func (s *Service) LogoutAll(ctx context.Context, p Principal, c Client) error {
-	if err := s.RevokeUser(ctx, p.UserID, "logout_all"); err != nil {
-		return err
-	}
-	s.audit(ctx, Event{Action: "user.logout_all", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c})
-	return nil
+	return s.RevokeUser(ctx, p.UserID, "logout_all", s.event(ctx, Event{Action: "user.logout_all", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c}))
 }
 
 // RevokeUser ends every session of a user at once, on every instance. The
 // password, disable, delete and role operations call it.
-func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string) error {
-	v, err := s.store.RevokeUser(ctx, id, reason)
+func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...Event) error {
+	v, err := s.store.RevokeUser(ctx, id, reason, events...)
 	if err != nil {
 		return err
 	}
@@ -571,10 +566,9 @@ func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool
 		if u.EmailVerifiedAt == nil {
 			return User{}, false, fmt.Errorf("%s has an account whose address is not verified: verify it (or delete the account) before making it an administrator", logging.MaskEmail(email))
 		}
-		if err := s.store.GrantRole(ctx, u.ID, RoleAdmin); err != nil {
+		if err := s.store.GrantRole(ctx, u.ID, RoleAdmin, s.event(ctx, Event{Action: "user.roles.changed", SubjectID: &u.ID, Details: map[string]any{"granted": RoleAdmin, "by": "create-admin"}})); err != nil {
 			return User{}, false, err
 		}
-		s.audit(ctx, Event{Action: "user.roles.changed", SubjectID: &u.ID, Details: map[string]any{"granted": RoleAdmin, "by": "create-admin"}})
 		return u, false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return User{}, false, err
@@ -586,23 +580,27 @@ func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool
 	if err != nil {
 		return User{}, false, err
 	}
-	u, err := s.store.CreateUser(ctx, NewUser{ID: newID(), Email: email, PasswordHash: hash, Verified: true, Roles: []string{RoleUser, RoleAdmin}})
+	id := newID()
+	u, err := s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Verified: true, Roles: []string{RoleAdmin, RoleUser},
+		Events: []Event{s.event(ctx, Event{Action: "user.created", SubjectID: &id, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{RoleAdmin, RoleUser}, "by": "create-admin"}})}})
 	if err != nil {
 		return User{}, false, err
 	}
-	s.audit(ctx, Event{Action: "user.created", SubjectID: &u.ID, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{RoleUser, RoleAdmin}, "by": "create-admin"}})
 	return u, true, nil
 }
 
-// Me returns the caller's account.
-func (s *Service) Me(ctx context.Context, p Principal) (User, error) {
-	return s.store.UserByID(ctx, p.UserID)
-}
-
-func (s *Service) audit(ctx context.Context, e Event) {
+// event completes e with the request's client when e has none.
+func (s *Service) event(ctx context.Context, e Event) Event {
 	if e.Client.RequestID == "" {
 		e.Client = ClientFrom(ctx, e.Client)
 	}
+	return e
+}
+
+// audit records an event that reports no change of its own (a refused
+// attempt, an alert): best effort, outside any transaction.
+func (s *Service) audit(ctx context.Context, e Event) {
+	e = s.event(ctx, e)
 	if err := s.store.Audit(context.WithoutCancel(ctx), e); err != nil {
 		s.log.ErrorContext(ctx, "write audit event", "action", e.Action, "error", err)
 	}

@@ -96,7 +96,8 @@ type NewUser struct {
 	Name         *string
 	Verified     bool
 	Roles        []string
-	Mails        []Mail // sent only if the account is created
+	Mails        []Mail  // sent only if the account is created
+	Events       []Event // recorded only if the account is created
 }
 
 // Client describes where a request comes from, for sessions and audit.
@@ -115,7 +116,8 @@ type NewSession struct {
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
 	RefreshHash   []byte
-	Mails         []Mail // sent only if the session is opened
+	Mails         []Mail  // sent only if the session is opened
+	Events        []Event // recorded only if the session is opened
 }
 
 // EmailConfirmation is what a consumed address token did.
@@ -194,19 +196,23 @@ type Store interface {
 	UserByEmail(ctx context.Context, email string) (User, error)
 	UserByID(ctx context.Context, id uuid.UUID) (User, error)
 	SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) error
-	GrantRole(ctx context.Context, id uuid.UUID, role string) error
+	// GrantRole adds a role (idempotent), recorded with e.
+	GrantRole(ctx context.Context, id uuid.UUID, role string, e Event) error
 	Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 
 	CreateSession(ctx context.Context, s NewSession) error
 	Refresh(ctx context.Context, r RefreshRequest) (RefreshResult, error)
-	// RevokeSession reports whether the session was live.
-	RevokeSession(ctx context.Context, id uuid.UUID, reason string) (bool, error)
+	// RevokeSession reports whether the session was live. Events are
+	// recorded with the revocation.
+	RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...Event) (bool, error)
 	// RevokeUser revokes every session of the user and bumps its token
-	// version, returning the new version.
-	RevokeUser(ctx context.Context, id uuid.UUID, reason string) (int64, error)
+	// version, returning the new version. Events are recorded with it.
+	RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...Event) (int64, error)
 	SessionState(ctx context.Context, id uuid.UUID) (SessionState, error)
 	RevocationsSince(ctx context.Context, since time.Time) (Revocations, error)
 
+	// Audit records an event that reports no change of its own (a refused
+	// attempt): changes record theirs in their own transaction.
 	Audit(ctx context.Context, e Event) error
 
 	// EnqueueMail records mails in the outbox.
@@ -218,19 +224,21 @@ type Store interface {
 	RequestMail(ctx context.Context, m Mail, e Event) error
 	// ChangePassword stores a new hash, bumps the token version, revokes
 	// every session but keep and gives keep the new version and a new refresh
-	// token (spending its old ones), with the mails, in one transaction. It
+	// token (spending its old ones), with e and the mails, in one transaction. It
 	// returns the new token version and keep's absolute expiry; ErrInvalidToken
 	// when keep is no longer live.
-	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep KeptSession, mails ...Mail) (int64, time.Time, error)
+	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep KeptSession, e Event, mails ...Mail) (int64, time.Time, error)
 	// PeekOneTimeToken finds a usable token without consuming it.
 	PeekOneTimeToken(ctx context.Context, hash []byte, purpose string) (OneTimeToken, error)
 	// FailOneTimeToken counts a failed use (the token dies after a few).
 	FailOneTimeToken(ctx context.Context, hash []byte) error
 	// ResetPassword consumes a reset token and sets the password, bumping the
-	// token version and revoking every session, in one transaction.
-	ResetPassword(ctx context.Context, token []byte, hash string, mails ...Mail) (uuid.UUID, int64, error)
-	// VerifyEmail consumes a verification, email-change or revert token.
-	VerifyEmail(ctx context.Context, token []byte) (EmailConfirmation, error)
+	// token version and revoking every session, with e and the mails, in one
+	// transaction.
+	ResetPassword(ctx context.Context, token []byte, hash string, e Event, mails ...Mail) (uuid.UUID, int64, error)
+	// VerifyEmail consumes a verification, email-change or revert token, and
+	// records the event event makes of what it did, in one transaction.
+	VerifyEmail(ctx context.Context, token []byte, event func(EmailConfirmation) Event) (EmailConfirmation, error)
 }
 
 // CacheState is what the revocation cache knows about a token's session and user.

@@ -25,7 +25,6 @@ type Accounts interface {
 	Refresh(ctx context.Context, refreshToken string, c auth.Client) (auth.Tokens, error)
 	Logout(ctx context.Context, p auth.Principal, c auth.Client) error
 	LogoutAll(ctx context.Context, p auth.Principal, c auth.Client) error
-	Me(ctx context.Context, p auth.Principal) (auth.User, error)
 	Audit(ctx context.Context, e auth.Event)
 	// AccountKey and LoginKey name an account's rate-limit counters.
 	AccountKey(email string) string
@@ -194,7 +193,7 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 
 // GetMe returns the caller's account.
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
-	u, err := s.deps.Accounts.Me(ctx, principal(ctx))
+	u, err := s.deps.Users.Me(ctx, principal(ctx))
 	if errors.Is(err, auth.ErrNotFound) {
 		return nil, auth.ErrInvalidToken // the account behind the token is gone
 	}

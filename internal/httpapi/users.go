@@ -19,6 +19,7 @@ import (
 
 // Users is what the HTTP layer asks of account management.
 type Users interface {
+	Me(ctx context.Context, p auth.Principal) (auth.User, error)
 	UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error)
 	DeleteMe(ctx context.Context, p auth.Principal, password string, c auth.Client) error
 	MySessions(ctx context.Context, p auth.Principal, before uuid.UUID, limit int) ([]user.Session, error)

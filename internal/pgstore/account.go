@@ -119,7 +119,7 @@ func (s *Store) SettleRequest(ctx context.Context, auditID uuid.UUID, subject *u
 
 // ChangePassword sets the hash, bumps the token version, revokes every other
 // session and enqueues the mails, together.
-func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep auth.KeptSession, mails ...auth.Mail) (int64, time.Time, error) {
+func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep auth.KeptSession, e auth.Event, mails ...auth.Mail) (int64, time.Time, error) {
 	var v int64
 	var expires time.Time
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
@@ -151,7 +151,7 @@ func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, k
 		if err := q.CancelAllOneTimeTokens(ctx, id); err != nil {
 			return fmt.Errorf("cancel tokens: %w", err)
 		}
-		return s.enqueue(ctx, tx, mails)
+		return s.record(ctx, tx, q, []auth.Event{e}, mails)
 	})
 	return v, expires, err
 }
@@ -180,7 +180,7 @@ func (s *Store) FailOneTimeToken(ctx context.Context, hash []byte) error {
 // ResetPassword consumes the token (one atomic UPDATE: of concurrent callers
 // exactly one wins), sets the password, bumps the token version, revokes every
 // session and enqueues the mails.
-func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, mails ...auth.Mail) (uuid.UUID, int64, error) {
+func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e auth.Event, mails ...auth.Mail) (uuid.UUID, int64, error) {
 	var uid uuid.UUID
 	var v int64
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
@@ -195,16 +195,10 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, ma
 		if err := q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: uid, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("update password: %w", err)
 		}
-		if v, err = q.BumpTokenVersion(ctx, uid); err != nil {
-			return notFound(err)
+		if v, err = revokeAll(ctx, q, uid, "password_reset"); err != nil {
+			return err
 		}
-		if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: uid, Reason: ptr("password_reset")}); err != nil {
-			return fmt.Errorf("revoke sessions: %w", err)
-		}
-		if err := q.CancelAllOneTimeTokens(ctx, uid); err != nil {
-			return fmt.Errorf("cancel tokens: %w", err)
-		}
-		return s.enqueue(ctx, tx, mails)
+		return s.record(ctx, tx, q, []auth.Event{e}, mails)
 	})
 	return uid, v, err
 }
@@ -218,89 +212,99 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, ma
 //     that undoes the change;
 //   - revert (that link): gives the account its old address back and ends
 //     every session.
-func (s *Store) VerifyEmail(ctx context.Context, token []byte) (auth.EmailConfirmation, error) {
+func (s *Store) VerifyEmail(ctx context.Context, token []byte, event func(auth.EmailConfirmation) auth.Event) (auth.EmailConfirmation, error) {
 	var out auth.EmailConfirmation
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
-		var r db.ConsumeOneTimeTokenRow
-		var purpose string
-		for _, purpose = range []string{mailer.PurposeVerify, mailer.PurposeEmailChange, mailer.PurposeEmailRevert} {
-			var err error
-			r, err = q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: purpose, MaxAttempts: maxTokenAttempts})
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("consume token: %w", err)
-			}
-			if purpose == mailer.PurposeEmailRevert {
-				return auth.ErrInvalidOneTimeToken
-			}
-		}
-		if r.Email == nil {
-			return auth.ErrInvalidOneTimeToken
-		}
-		out.UserID = r.UserID
-		if purpose == mailer.PurposeVerify {
-			n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: r.UserID, Email: *r.Email})
-			if err != nil {
-				return fmt.Errorf("mark verified: %w", err)
-			}
-			if n == 0 && r.UserEmail != *r.Email {
-				return auth.ErrInvalidOneTimeToken // the address changed since the mail was sent
-			}
-			return nil
-		}
-		out.Changed, out.Reverted = true, purpose == mailer.PurposeEmailRevert
-		if err := checkNotReserved(ctx, q, *r.Email, r.UserID); err != nil {
-			return err
-		}
-		now := time.Now()
-		if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: r.UserID, Email: *r.Email, EmailVerifiedAt: &now}); err != nil {
-			return uniqueEmail(err)
-		}
-		var err error
-		if out.TokenVersion, err = q.BumpTokenVersion(ctx, r.UserID); err != nil {
-			return notFound(err)
-		}
-		keep := r.SessionID
-		if out.Reverted || keep == nil {
-			_, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: r.UserID, Reason: ptr("email_reverted")})
-		} else {
-			_, err = q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: r.UserID, Keep: *keep, Reason: ptr("email_changed")})
-			if err == nil {
-				// The session that asked for the change moves to the new version.
-				err = q.SetSessionTokenVersion(ctx, db.SetSessionTokenVersionParams{ID: *keep, TokenVersion: out.TokenVersion})
-			}
-		}
+		mails, err := s.verifyEmail(ctx, q, token, &out)
 		if err != nil {
-			return fmt.Errorf("end sessions: %w", err)
-		}
-		// Links sent to the old address (or, on a revert, the new one) die.
-		if err := q.CancelAllOneTimeTokens(ctx, r.UserID); err != nil {
-			return fmt.Errorf("cancel tokens: %w", err)
-		}
-		if out.Reverted {
-			// The account is back with its owner, who may not know the password
-			// any more: a reset link goes to the address, with the undo done.
-			if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: mailer.PurposeEmailRevert}); err != nil {
-				return fmt.Errorf("cancel undo tokens: %w", err)
-			}
-			return s.enqueue(ctx, tx, []auth.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}})
-		}
-		// The old address stays reserved for the undo from now on, before its
-		// mail is even sent: a placeholder no one can present (the hash of
-		// nothing known) holds it until the mailed token replaces it.
-		placeholder := make([]byte, 32)
-		if _, err := rand.Read(placeholder); err != nil {
 			return err
 		}
-		if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
-			Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL)}); err != nil {
-			return fmt.Errorf("reserve the old address: %w", err)
-		}
-		return s.enqueue(ctx, tx, []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}})
+		return s.record(ctx, tx, q, []auth.Event{event(out)}, mails)
 	})
 	return out, err
+}
+
+// verifyEmail is VerifyEmail's work in q's transaction; it returns the mails
+// to send.
+func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, out *auth.EmailConfirmation) ([]auth.Mail, error) {
+	var r db.ConsumeOneTimeTokenRow
+	var purpose string
+	for _, purpose = range []string{mailer.PurposeVerify, mailer.PurposeEmailChange, mailer.PurposeEmailRevert} {
+		var err error
+		r, err = q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: purpose, MaxAttempts: maxTokenAttempts})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("consume token: %w", err)
+		}
+		if purpose == mailer.PurposeEmailRevert {
+			return nil, auth.ErrInvalidOneTimeToken
+		}
+	}
+	if r.Email == nil {
+		return nil, auth.ErrInvalidOneTimeToken
+	}
+	out.UserID = r.UserID
+	if purpose == mailer.PurposeVerify {
+		n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: r.UserID, Email: *r.Email})
+		if err != nil {
+			return nil, fmt.Errorf("mark verified: %w", err)
+		}
+		if n == 0 && r.UserEmail != *r.Email {
+			return nil, auth.ErrInvalidOneTimeToken // the address changed since the mail was sent
+		}
+		return nil, nil
+	}
+	out.Changed, out.Reverted = true, purpose == mailer.PurposeEmailRevert
+	if err := checkNotReserved(ctx, q, *r.Email, r.UserID); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: r.UserID, Email: *r.Email, EmailVerifiedAt: &now}); err != nil {
+		return nil, uniqueEmail(err)
+	}
+	var err error
+	if out.TokenVersion, err = q.BumpTokenVersion(ctx, r.UserID); err != nil {
+		return nil, notFound(err)
+	}
+	keep := r.SessionID
+	if out.Reverted || keep == nil {
+		_, err = q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: r.UserID, Reason: ptr("email_reverted")})
+	} else {
+		_, err = q.RevokeOtherSessions(ctx, db.RevokeOtherSessionsParams{UserID: r.UserID, Keep: *keep, Reason: ptr("email_changed")})
+		if err == nil {
+			// The session that asked for the change moves to the new version.
+			err = q.SetSessionTokenVersion(ctx, db.SetSessionTokenVersionParams{ID: *keep, TokenVersion: out.TokenVersion})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("end sessions: %w", err)
+	}
+	// Links sent to the old address (or, on a revert, the new one) die.
+	if err := q.CancelAllOneTimeTokens(ctx, r.UserID); err != nil {
+		return nil, fmt.Errorf("cancel tokens: %w", err)
+	}
+	if out.Reverted {
+		// The account is back with its owner, who may not know the password
+		// any more: a reset link goes to the address, with the undo done.
+		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: mailer.PurposeEmailRevert}); err != nil {
+			return nil, fmt.Errorf("cancel undo tokens: %w", err)
+		}
+		return []auth.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}}, nil
+	}
+	// The old address stays reserved for the undo from now on, before its
+	// mail is even sent: a placeholder no one can present (the hash of
+	// nothing known) holds it until the mailed token replaces it.
+	placeholder := make([]byte, 32)
+	if _, err := rand.Read(placeholder); err != nil {
+		return nil, err
+	}
+	if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
+		Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL)}); err != nil {
+		return nil, fmt.Errorf("reserve the old address: %w", err)
+	}
+	return []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}}, nil
 }
 
 // checkNotReserved refuses (ErrEmailTaken) an address held for the undo of

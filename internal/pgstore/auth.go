@@ -90,14 +90,12 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 		if err != nil {
 			return uniqueEmail(fmt.Errorf("create user: %w", err))
 		}
-		for _, r := range n.Roles {
-			if err := q.AddUserRole(ctx, db.AddUserRoleParams{UserID: u.ID, Role: r}); err != nil {
-				return fmt.Errorf("grant role %s: %w", r, err)
-			}
+		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: u.ID, Roles: n.Roles}); err != nil {
+			return fmt.Errorf("grant roles: %w", err)
 		}
 		out = toUser(u)
 		out.Roles = n.Roles
-		return s.enqueue(ctx, tx, n.Mails)
+		return s.record(ctx, tx, q, n.Events, n.Mails)
 	})
 	return out, err
 }
@@ -111,13 +109,13 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, error
 	return toUser(u), nil
 }
 
-// UserByID finds a live account with its roles, in one query.
+// UserByID finds a live account (with its password hash, without roles).
 func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
-	r, err := s.q.GetLiveUserWithRoles(ctx, id)
+	u, err := s.q.GetUserByID(ctx, id)
 	if err != nil {
 		return auth.User{}, notFound(err)
 	}
-	return fromRow(r.ID, r.Email, r.EmailVerifiedAt, r.PasswordHash, r.Name, r.DisabledAt, r.TokenVersion, r.CreatedAt, r.UpdatedAt, r.DeletedAt, r.Roles), nil
+	return toUser(u), nil
 }
 
 // SetPasswordHash replaces the stored hash.
@@ -125,9 +123,14 @@ func (s *Store) SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) 
 	return s.q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: id, PasswordHash: hash})
 }
 
-// GrantRole adds a role (idempotent).
-func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string) error {
-	return s.q.AddUserRole(ctx, db.AddUserRoleParams{UserID: id, Role: role})
+// GrantRole adds a role (idempotent), recorded with e.
+func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string, e auth.Event) error {
+	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: id, Roles: []string{role}}); err != nil {
+			return fmt.Errorf("grant role: %w", err)
+		}
+		return s.record(ctx, tx, q, []auth.Event{e}, nil)
+	})
 }
 
 // Permissions lists what the user's roles allow.
@@ -156,7 +159,7 @@ func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: n.RefreshHash, SessionID: n.ID}); err != nil {
 			return fmt.Errorf("store refresh token: %w", err)
 		}
-		return s.enqueue(ctx, tx, n.Mails)
+		return s.record(ctx, tx, q, n.Events, n.Mails)
 	})
 }
 
@@ -217,16 +220,25 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 	return res, err
 }
 
-// RevokeSession records the end of one session.
-func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string) (bool, error) {
-	n, err := s.q.RevokeSession(ctx, db.RevokeSessionParams{ID: id, Reason: &reason})
-	return n > 0, unavailable(err)
+// RevokeSession records the end of one session, with events.
+func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...auth.Event) (bool, error) {
+	var live bool
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		n, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: id, Reason: &reason})
+		if err != nil {
+			return err
+		}
+		live = n > 0
+		return s.record(ctx, tx, q, events, nil)
+	})
+	return live, err
 }
 
-// RevokeUser bumps the token version and revokes every session, together.
-func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string) (int64, error) {
+// RevokeUser bumps the token version and revokes every session, with
+// events, together.
+func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...auth.Event) (int64, error) {
 	var v int64
-	err := s.withTx(ctx, func(q *db.Queries) error {
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var err error
 		if v, err = q.BumpTokenVersion(ctx, id); err != nil {
 			return notFound(err)
@@ -234,7 +246,7 @@ func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string) (in
 		if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: id, Reason: &reason}); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
-		return nil
+		return s.record(ctx, tx, q, events, nil)
 	})
 	return v, err
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
@@ -38,174 +40,148 @@ func likePrefix(p string) string {
 	return r.Replace(p) + "%"
 }
 
-func fromRow(id uuid.UUID, email string, verified *time.Time, hash string, name *string, disabled *time.Time, version int64,
-	created, updated time.Time, deleted *time.Time, roles []string) auth.User {
-	return auth.User{ID: id, Email: email, EmailVerifiedAt: verified, PasswordHash: hash, Name: name, DisabledAt: disabled,
-		TokenVersion: version, CreatedAt: created, UpdatedAt: updated, DeletedAt: deleted, Roles: roles}
+// profile is a user as lists and administration see it: roles, no hash.
+func profile(p db.UserProfile) auth.User {
+	return auth.User{
+		ID: p.ID, Email: p.Email, Name: p.Name, EmailVerifiedAt: p.EmailVerifiedAt, DisabledAt: p.DisabledAt,
+		DeletedAt: p.DeletedAt, TokenVersion: p.TokenVersion, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Roles: p.Roles,
+	}
 }
 
 // ListUsers lists one page of users, newest first, before the given id.
 func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]auth.User, error) {
 	pattern := likePrefix(strings.ToLower(f.EmailPrefix))
-	var out []auth.User
+	var rows []db.UserProfile
+	var err error
 	if f.Status != nil && *f.Status == user.Deleted {
-		rows, err := s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{BeforeID: before, EmailPattern: pattern, Role: f.Role,
+		rows, err = s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{BeforeID: before, EmailPattern: pattern, Role: f.Role,
 			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
-		if err != nil {
-			return nil, unavailable(fmt.Errorf("list deleted users: %w", err))
+	} else {
+		var disabled *bool
+		if f.Status != nil {
+			disabled = ptr(*f.Status == user.Disabled)
 		}
-		for _, r := range rows {
-			out = append(out, fromRow(r.ID, r.Email, r.EmailVerifiedAt, r.PasswordHash, r.Name, r.DisabledAt, r.TokenVersion, r.CreatedAt, r.UpdatedAt, r.DeletedAt, r.Roles))
-		}
-		return out, nil
+		rows, err = s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
 	}
-	var disabled *bool
-	if f.Status != nil {
-		d := *f.Status == user.Disabled
-		disabled = &d
-	}
-	rows, err := s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
-		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("list users: %w", err))
 	}
+	out := make([]auth.User, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, fromRow(r.ID, r.Email, r.EmailVerifiedAt, r.PasswordHash, r.Name, r.DisabledAt, r.TokenVersion, r.CreatedAt, r.UpdatedAt, r.DeletedAt, r.Roles))
+		out = append(out, profile(r))
 	}
 	return out, nil
 }
 
 // GetUser finds any user, deleted ones included.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (auth.User, error) {
-	r, err := s.q.GetAnyUser(ctx, id)
+	r, err := s.q.GetUserProfile(ctx, id)
 	if err != nil {
 		return auth.User{}, notFound(err)
 	}
-	return fromRow(r.ID, r.Email, r.EmailVerifiedAt, r.PasswordHash, r.Name, r.DisabledAt, r.TokenVersion, r.CreatedAt, r.UpdatedAt, r.DeletedAt, r.Roles), nil
+	return profile(r), nil
 }
 
-// UpdateName sets the display name.
-func (s *Store) UpdateName(ctx context.Context, id uuid.UUID, name *string) error {
-	return unavailable(s.q.UpdateUserName(ctx, db.UpdateUserNameParams{ID: id, Name: name}))
-}
-
-// Update applies an administrator's changes in one transaction.
-func (s *Store) Update(ctx context.Context, id uuid.UUID, c user.Changes) (int64, error) {
-	var v int64
-	err := s.withTx(ctx, func(q *db.Queries) error {
-		u, err := q.GetAnyUserForUpdate(ctx, id)
-		if err != nil {
+// Manage changes user id in one transaction: it locks the user, lets decide
+// apply the rules to what it reads, and writes the edit decide returns with
+// its audit events and mails. The user row is written once, and read back
+// from that write.
+func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Target) (user.Edit, error)) (auth.User, int64, error) {
+	var out auth.User
+	var version int64
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		if _, err := q.LockUser(ctx, id); err != nil {
 			return notFound(err)
 		}
-		now := time.Now()
-		if c.Name != nil {
-			if err := q.UpdateUserName(ctx, db.UpdateUserNameParams{ID: id, Name: c.Name}); err != nil {
+		row, err := q.GetUserProfile(ctx, id)
+		if err != nil {
+			return err
+		}
+		roles, err := q.ListRoles(ctx)
+		if err != nil {
+			return err
+		}
+		t := user.Target{User: profile(row), Roles: make(map[string][]string, len(roles))}
+		for _, r := range roles {
+			t.Roles[r.Name] = r.Permissions
+		}
+		e, err := decide(t)
+		if err != nil {
+			return err
+		}
+		u := e.User
+		if u.Email != row.Email {
+			if err := checkNotReserved(ctx, q, u.Email, id); err != nil {
 				return err
 			}
 		}
-		if c.Email != nil && *c.Email != u.Email {
-			// An administrator's change applies at once; it is verified only if said so.
-			var verified *time.Time
-			if c.EmailVerified != nil && *c.EmailVerified {
-				verified = &now
-			}
-			if err := checkNotReserved(ctx, q, *c.Email, id); err != nil {
-				return err
-			}
-			if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: id, Email: *c.Email, EmailVerifiedAt: verified}); err != nil {
-				return uniqueEmail(err)
-			}
-			// A new address ends every session and kills every pending link.
-			if v, err = revokeAll(ctx, q, id, "email_changed"); err != nil {
-				return err
-			}
-		} else if c.EmailVerified != nil {
-			var verified *time.Time
-			if *c.EmailVerified {
-				verified = cmpOr(u.EmailVerifiedAt, &now)
-			}
-			if err := q.SetUserVerified(ctx, db.SetUserVerifiedParams{ID: id, EmailVerifiedAt: verified}); err != nil {
-				return err
+		rolesChanged := !slices.Equal(u.Roles, row.Roles)
+		saved, err := q.SaveUser(ctx, db.SaveUserParams{ID: id, Name: u.Name, Email: u.Email, EmailVerifiedAt: u.EmailVerifiedAt,
+			DisabledAt: u.DisabledAt, DeletedAt: u.DeletedAt, EndSessions: e.EndSessions != "",
+			Changed: rolesChanged || e.EndSessions != "" || !sameRow(u, t.User)})
+		if err != nil {
+			return uniqueEmail(err)
+		}
+		if rolesChanged {
+			if err := q.ReplaceUserRoles(ctx, db.ReplaceUserRolesParams{UserID: id, Roles: u.Roles}); err != nil {
+				return fmt.Errorf("replace roles: %w", err)
 			}
 		}
-		if c.Disabled != nil {
-			switch {
-			case *c.Disabled && u.DisabledAt == nil:
-				if err := q.SetUserDisabled(ctx, db.SetUserDisabledParams{ID: id, DisabledAt: &now}); err != nil {
-					return err
-				}
-				if v, err = revokeAll(ctx, q, id, "disabled"); err != nil {
-					return err
-				}
-			case !*c.Disabled && u.DisabledAt != nil:
-				if err := q.SetUserDisabled(ctx, db.SetUserDisabledParams{ID: id}); err != nil {
-					return err
-				}
+		if e.EndSessions != "" {
+			if err := endSessions(ctx, q, id, e.EndSessions); err != nil {
+				return err
 			}
+			version = saved.TokenVersion
 		}
-		return nil
+		out = toUser(saved)
+		out.PasswordHash, out.Roles = "", u.Roles
+		return s.record(ctx, tx, q, e.Events, e.Mails)
 	})
-	return v, err
+	return out, version, err
 }
 
-func cmpOr(a, b *time.Time) *time.Time {
-	if a != nil {
-		return a
+// sameRow reports whether the fields SaveUser writes are the same in a and b.
+func sameRow(a, b auth.User) bool {
+	eq := func(x, y *time.Time) bool { return (x == nil) == (y == nil) && (x == nil || x.Equal(*y)) }
+	return a.Email == b.Email && (a.Name == nil) == (b.Name == nil) && (a.Name == nil || *a.Name == *b.Name) &&
+		eq(a.EmailVerifiedAt, b.EmailVerifiedAt) && eq(a.DisabledAt, b.DisabledAt) && eq(a.DeletedAt, b.DeletedAt)
+}
+
+// record writes audit events and mails in the transaction of the change
+// they report: both exist if and only if the change does.
+func (s *Store) record(ctx context.Context, tx pgx.Tx, q *db.Queries, events []auth.Event, mails []auth.Mail) error {
+	for _, e := range events {
+		p, err := auditParams(e)
+		if err != nil {
+			return err
+		}
+		if err := q.InsertAuditEvent(ctx, p); err != nil {
+			return fmt.Errorf("record %s: %w", e.Action, err)
+		}
 	}
-	return b
+	return s.enqueue(ctx, tx, mails)
 }
 
-// revokeAll bumps the token version and revokes every session, in q's transaction.
+// revokeAll bumps the token version and ends every session, in q's transaction.
 func revokeAll(ctx context.Context, q *db.Queries, id uuid.UUID, reason string) (int64, error) {
 	v, err := q.BumpTokenVersion(ctx, id)
 	if err != nil {
 		return 0, notFound(err)
 	}
+	return v, endSessions(ctx, q, id, reason)
+}
+
+// endSessions revokes every session of the user and kills every pending
+// link, in q's transaction; the caller bumps the token version.
+func endSessions(ctx context.Context, q *db.Queries, id uuid.UUID, reason string) error {
 	if _, err := q.RevokeUserSessions(ctx, db.RevokeUserSessionsParams{UserID: id, Reason: &reason}); err != nil {
-		return 0, fmt.Errorf("revoke sessions: %w", err)
+		return fmt.Errorf("revoke sessions: %w", err)
 	}
 	if err := q.CancelAllOneTimeTokens(ctx, id); err != nil {
-		return 0, fmt.Errorf("cancel tokens: %w", err)
+		return fmt.Errorf("cancel tokens: %w", err)
 	}
-	return v, nil
-}
-
-// SoftDelete marks the user deleted and revokes every session, together.
-func (s *Store) SoftDelete(ctx context.Context, id uuid.UUID) (int64, error) {
-	var v int64
-	err := s.withTx(ctx, func(q *db.Queries) error {
-		if err := q.SoftDeleteUser(ctx, id); err != nil {
-			return err
-		}
-		var err error
-		v, err = revokeAll(ctx, q, id, "deleted")
-		return err
-	})
-	return v, err
-}
-
-// Restore undoes a soft delete; ErrEmailTaken when the address was reused.
-func (s *Store) Restore(ctx context.Context, id uuid.UUID) error {
-	return uniqueEmail(s.q.RestoreUser(ctx, id))
-}
-
-// SetRoles replaces the roles and revokes every session, together.
-func (s *Store) SetRoles(ctx context.Context, id uuid.UUID, roles []string) (int64, error) {
-	var v int64
-	err := s.withTx(ctx, func(q *db.Queries) error {
-		if err := q.DeleteUserRoles(ctx, id); err != nil {
-			return err
-		}
-		for _, r := range roles {
-			if err := q.AddUserRole(ctx, db.AddUserRoleParams{UserID: id, Role: r}); err != nil {
-				return fmt.Errorf("grant %s: %w", r, err)
-			}
-		}
-		var err error
-		v, err = revokeAll(ctx, q, id, "roles_changed")
-		return err
-	})
-	return v, err
+	return nil
 }
 
 // ListSessions lists a user's live sessions, newest first.
@@ -225,10 +201,18 @@ func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limi
 	return out, nil
 }
 
-// RevokeOwnSession revokes a session only if it belongs to userID.
-func (s *Store) RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID) (bool, error) {
-	n, err := s.q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: sessionID, UserID: userID, Reason: ptr("revoked_by_owner")})
-	return n > 0, unavailable(err)
+// RevokeOwnSession revokes a session only if it belongs to userID, and
+// records e with it.
+func (s *Store) RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e auth.Event) (bool, error) {
+	var ok bool
+	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: sessionID, UserID: userID, Reason: ptr("revoked_by_owner")})
+		if ok = n > 0; err != nil || !ok {
+			return err
+		}
+		return s.record(ctx, tx, q, []auth.Event{e}, nil)
+	})
+	return ok, err
 }
 
 // ListRoles lists the roles with their permissions.
@@ -267,27 +251,4 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.U
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	n, err := s.q.PruneAuditEvents(ctx, before)
 	return n, unavailable(err)
-}
-
-// Permissions of a user (for the rule that no one manages a user with
-// permissions they lack themselves).
-func (s *Store) TargetPermissions(ctx context.Context, id uuid.UUID) ([]string, error) {
-	return s.Permissions(ctx, id)
-}
-
-// RolePermissions lists the permissions the given roles grant.
-func (s *Store) RolePermissions(ctx context.Context, roles []string) ([]string, error) {
-	all, err := s.ListRoles(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, r := range all {
-		for _, want := range roles {
-			if r.Name == want {
-				out = append(out, r.Permissions...)
-			}
-		}
-	}
-	return out, nil
 }

@@ -5,6 +5,7 @@
 package user
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -90,69 +91,98 @@ type Changes struct {
 	Disabled      *bool
 }
 
+// Target is a user about to be changed, locked until the change commits,
+// with what the rules about whom one may manage need.
+type Target struct {
+	User auth.User // without its password hash
+	// Roles maps every role to the permissions it grants.
+	Roles map[string][]string
+}
+
+// Permissions lists what the target's roles grant.
+func (t Target) Permissions() []string {
+	var out []string
+	for _, r := range t.User.Roles {
+		out = append(out, t.Roles[r]...)
+	}
+	return out
+}
+
+// Edit is what a change writes, in the transaction that locked its target.
+type Edit struct {
+	// User is the target as the change leaves it: its name, email,
+	// email_verified_at, disabled_at, deleted_at and roles are written.
+	User auth.User
+	// EndSessions, when set, ends every session and access token of the
+	// user, for this reason.
+	EndSessions string
+	// Events and Mails are recorded with the change, never without it.
+	Events []auth.Event
+	Mails  []auth.Mail
+}
+
 // Store is the record of accounts for management.
 type Store interface {
 	CreateUser(ctx context.Context, u auth.NewUser) (auth.User, error)
-	EnqueueMail(ctx context.Context, mails ...auth.Mail) error
-	ListUsers(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]auth.User, error)
-	// GetUser finds any user, deleted ones included.
+	// UserByID finds a live user with its password hash.
+	UserByID(ctx context.Context, id uuid.UUID) (auth.User, error)
+	// GetUser finds any user, deleted ones included, without its hash.
 	GetUser(ctx context.Context, id uuid.UUID) (auth.User, error)
-	UpdateName(ctx context.Context, id uuid.UUID, name *string) error
-	// Update applies c in one transaction; when it disables the user it also
-	// revokes every session and returns the new token version (else 0).
-	Update(ctx context.Context, id uuid.UUID, c Changes) (int64, error)
-	// SoftDelete marks the user deleted and revokes every session.
-	SoftDelete(ctx context.Context, id uuid.UUID) (int64, error)
-	Restore(ctx context.Context, id uuid.UUID) error
-	// SetRoles replaces the roles and revokes every session.
-	SetRoles(ctx context.Context, id uuid.UUID, roles []string) (int64, error)
+	ListUsers(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]auth.User, error)
+	// Manage changes a user in one transaction: it locks the user (deleted
+	// ones included), lets decide apply the rules and say what to write, and
+	// writes that with its events and mails. It returns the user as the change
+	// left it and, when the change ended the sessions, the user's new token
+	// version (else 0). decide's error is returned as it is.
+	Manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (auth.User, int64, error)
 	ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]Session, error)
-	RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID) (bool, error)
+	// RevokeOwnSession ends a session of userID's and records e with it; false
+	// when userID has no such live session.
+	RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e auth.Event) (bool, error)
 	ListRoles(ctx context.Context) ([]Role, error)
 	ListAudit(ctx context.Context, f AuditFilter, before uuid.UUID, limit int) ([]AuditEvent, error)
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
-	TargetPermissions(ctx context.Context, id uuid.UUID) ([]string, error)
-	RolePermissions(ctx context.Context, roles []string) ([]string, error)
 }
 
-// covers reports whether the caller holds every permission in perms: no one
-// manages a user more powerful than themselves, or grants what they lack.
-func covers(p auth.Principal, perms []string) bool { return p.Has(perms...) }
+// The rules about whom one may manage. The contract's x-permissions say who
+// may call an operation at all (users:write, roles:assign ...); these say on
+// whom: no one acts on a user more powerful than themselves, or grants a
+// role carrying a permission they lack. They run inside the transaction that
+// locks the target, so a target promoted meanwhile is judged as promoted.
 
-// guard refuses to act on a user whose permissions the caller lacks.
-func (s *Service) guard(ctx context.Context, p auth.Principal, id uuid.UUID) error {
-	perms, err := s.store.TargetPermissions(ctx, id)
-	if err != nil {
-		return err
+// mayManage refuses a deleted target (restore it first) and one holding a
+// permission the caller lacks.
+func mayManage(p auth.Principal, t Target) error {
+	if t.User.DeletedAt != nil {
+		return auth.ErrNotFound
 	}
-	if !covers(p, perms) {
+	return mayActOn(p, t)
+}
+
+// mayActOn refuses a target holding a permission the caller lacks.
+func mayActOn(p auth.Principal, t Target) error {
+	if !p.Has(t.Permissions()...) {
 		return auth.ErrForbidden
 	}
 	return nil
 }
 
-// manage loads a user an administrator is about to change: it must exist,
-// be live (deleted ones are restored first) and hold no permission the
-// caller lacks.
-func (s *Service) manage(ctx context.Context, p auth.Principal, id uuid.UUID) (auth.User, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return auth.User{}, err
+// mayGrant refuses roles carrying a permission the caller lacks.
+func mayGrant(p auth.Principal, all map[string][]string, roles []string) error {
+	for _, r := range roles {
+		if !p.Has(all[r]...) {
+			return auth.ErrForbidden
+		}
 	}
-	if u.DeletedAt != nil {
-		return auth.User{}, auth.ErrNotFound
-	}
-	return u, s.guard(ctx, p, id)
+	return nil
 }
 
-// mayGrant refuses roles that carry permissions the caller lacks.
-func (s *Service) mayGrant(ctx context.Context, p auth.Principal, roles []string) error {
-	perms, err := s.store.RolePermissions(ctx, roles)
-	if err != nil {
-		return err
-	}
-	if !covers(p, perms) {
-		return auth.ErrForbidden
+// known refuses roles that do not exist.
+func known(all map[string][]string, roles []string) error {
+	for _, r := range roles {
+		if _, ok := all[r]; !ok {
+			return ErrUnknownRole
+		}
 	}
 	return nil
 }
@@ -163,23 +193,44 @@ type Auth interface {
 	CheckPassword(ctx context.Context, pw, email string, name *string) error
 	HashPassword(ctx context.Context, pw string) (string, error)
 	VerifyPassword(ctx context.Context, u auth.User, pw string) error
-	RevokeUser(ctx context.Context, id uuid.UUID, reason string) error
 	PublishUserRevocation(ctx context.Context, id uuid.UUID, version int64)
 	PublishSessionRevocation(ctx context.Context, sid uuid.UUID)
-	Audit(ctx context.Context, e auth.Event)
 }
 
 // Service implements account management.
 type Service struct {
 	store Store
 	auth  Auth
+	now   func() time.Time
 }
 
 // NewService returns the management service.
-func NewService(s Store, a Auth) *Service { return &Service{store: s, auth: a} }
+func NewService(s Store, a Auth) *Service { return &Service{store: s, auth: a, now: time.Now} }
 
 func event(action string, actor auth.Principal, subject uuid.UUID, c auth.Client, details map[string]any) auth.Event {
 	return auth.Event{Action: action, ActorID: &actor.UserID, SubjectID: &subject, Client: c, Details: details}
+}
+
+// manage runs one change through the store and makes the revocation it
+// caused known to every instance.
+func (s *Service) manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (auth.User, error) {
+	u, v, err := s.store.Manage(ctx, id, decide)
+	if err != nil {
+		return auth.User{}, err
+	}
+	if v > 0 {
+		s.auth.PublishUserRevocation(ctx, id, v)
+	}
+	return u, nil
+}
+
+// Me returns the caller's own, live account.
+func (s *Service) Me(ctx context.Context, p auth.Principal) (auth.User, error) {
+	u, err := s.store.GetUser(ctx, p.UserID)
+	if err == nil && u.DeletedAt != nil {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return u, err
 }
 
 // UpdateMe changes the caller's name now and, for a new email (which needs
@@ -187,73 +238,80 @@ func event(action string, actor auth.Principal, subject uuid.UUID, c auth.Client
 // changes only when it is followed. Whether the new address is free is not
 // revealed here; the confirmation says so.
 func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error) {
-	u, err := s.self(ctx, p)
-	if err != nil {
-		return auth.User{}, err
-	}
+	var newEmail string
 	if email != nil {
 		e, err := s.auth.ParseEmail(*email)
 		if err != nil {
 			return auth.User{}, err
 		}
-		if e != u.Email {
+		newEmail = e
+	}
+	var asked bool // an email change the password confirmed
+	if name == nil && newEmail == "" {
+		return s.Me(ctx, p)
+	}
+	if newEmail != "" {
+		u, err := s.store.UserByID(ctx, p.UserID)
+		if err != nil {
+			return auth.User{}, err
+		}
+		if newEmail != u.Email {
 			if currentPassword == nil {
 				return auth.User{}, auth.ErrWrongPassword
 			}
 			if err := s.auth.VerifyPassword(ctx, u, *currentPassword); err != nil {
 				return auth.User{}, err
 			}
+			asked = true
+		}
+	}
+	return s.manage(ctx, p.UserID, func(t Target) (Edit, error) {
+		u := t.User
+		if u.DeletedAt != nil {
+			return Edit{}, auth.ErrNotFound
+		}
+		e := Edit{User: u}
+		if asked && newEmail != u.Email {
 			// The confirmation goes to the new address; the old one hears of the
 			// request, so a hijacked session cannot move the account quietly.
 			keep := p.SessionID
-			mails := []auth.Mail{{Kind: mail.EmailChange, UserID: u.ID, To: e, KeepSession: &keep, TokenVersion: &u.TokenVersion}}
+			e.Mails = []auth.Mail{{Kind: mail.EmailChange, UserID: u.ID, To: newEmail, KeepSession: &keep, TokenVersion: &u.TokenVersion}}
 			if u.EmailVerifiedAt != nil { // no notices to an address nobody proved to own
-				mails = append(mails, auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: e})
+				e.Mails = append(e.Mails, auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: newEmail})
 			}
-			if err := s.store.EnqueueMail(ctx, mails...); err != nil {
-				return auth.User{}, err
-			}
-			s.auth.Audit(ctx, event("user.email.change_requested", p, u.ID, c, map[string]any{"new_email": logging.MaskEmail(e)}))
+			e.Events = append(e.Events, event("user.email.change_requested", p, u.ID, c, map[string]any{"new_email": logging.MaskEmail(newEmail)}))
 		}
-	}
-	if name != nil {
-		if err := s.store.UpdateName(ctx, u.ID, name); err != nil {
-			return auth.User{}, err
+		if name != nil {
+			e.User.Name = name
+			e.Events = append(e.Events, event("user.updated", p, u.ID, c, map[string]any{"fields": []string{"name"}}))
 		}
-		s.auth.Audit(ctx, event("user.updated", p, u.ID, c, map[string]any{"fields": []string{"name"}}))
-	}
-	return s.store.GetUser(ctx, u.ID)
+		return e, nil
+	})
 }
 
 // DeleteMe soft-deletes the caller's account after checking its password.
 func (s *Service) DeleteMe(ctx context.Context, p auth.Principal, pw string, c auth.Client) error {
-	u, err := s.self(ctx, p)
+	u, err := s.store.UserByID(ctx, p.UserID)
 	if err != nil {
 		return err
 	}
 	if err := s.auth.VerifyPassword(ctx, u, pw); err != nil {
 		return err
 	}
-	return s.delete(ctx, p, u.ID, c)
+	_, err = s.manage(ctx, u.ID, func(t Target) (Edit, error) {
+		if t.User.DeletedAt != nil {
+			return Edit{}, auth.ErrNotFound
+		}
+		return s.deletion(p, t, c), nil
+	})
+	return err
 }
 
-func (s *Service) delete(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
-	v, err := s.store.SoftDelete(ctx, id)
-	if err != nil {
-		return err
-	}
-	s.auth.PublishUserRevocation(ctx, id, v)
-	s.auth.Audit(ctx, event("user.deleted", p, id, c, nil))
-	return nil
-}
-
-// self is the caller's own, live account.
-func (s *Service) self(ctx context.Context, p auth.Principal) (auth.User, error) {
-	u, err := s.store.GetUser(ctx, p.UserID)
-	if err == nil && u.DeletedAt != nil {
-		return auth.User{}, auth.ErrNotFound
-	}
-	return u, err
+// deletion soft-deletes the target and ends every session.
+func (s *Service) deletion(p auth.Principal, t Target, c auth.Client) Edit {
+	e := Edit{User: t.User, EndSessions: "deleted", Events: []auth.Event{event("user.deleted", p, t.User.ID, c, nil)}}
+	e.User.DeletedAt = ptr(s.now())
+	return e
 }
 
 // MySessions lists the caller's live sessions.
@@ -264,7 +322,7 @@ func (s *Service) MySessions(ctx context.Context, p auth.Principal, before uuid.
 // RevokeMySession ends one of the caller's sessions; another user's session
 // is "not found", never revealed.
 func (s *Service) RevokeMySession(ctx context.Context, p auth.Principal, sid uuid.UUID, c auth.Client) error {
-	ok, err := s.store.RevokeOwnSession(ctx, p.UserID, sid)
+	ok, err := s.store.RevokeOwnSession(ctx, p.UserID, sid, event("session.revoked", p, p.UserID, c, map[string]any{"session_id": sid}))
 	if err != nil {
 		return err
 	}
@@ -272,7 +330,6 @@ func (s *Service) RevokeMySession(ctx context.Context, p auth.Principal, sid uui
 		return auth.ErrNotFound
 	}
 	s.auth.PublishSessionRevocation(ctx, sid)
-	s.auth.Audit(ctx, event("session.revoked", p, p.UserID, c, map[string]any{"session_id": sid}))
 	return nil
 }
 
@@ -303,11 +360,15 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c 
 	if err := s.auth.CheckPassword(ctx, n.Password, email, n.Name); err != nil {
 		return auth.User{}, err
 	}
-	roles := n.Roles
+	roles := slices.Compact(slices.Sorted(slices.Values(n.Roles)))
 	if len(roles) == 0 {
 		roles = []string{auth.RoleUser}
 	}
-	if err := s.checkRoles(ctx, roles); err != nil {
+	all, err := s.roles(ctx)
+	if err != nil {
+		return auth.User{}, err
+	}
+	if err := known(all, roles); err != nil {
 		return auth.User{}, err
 	}
 	// Granting roles is assigning them: it needs roles:assign, and only
@@ -315,7 +376,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c 
 	if !slices.Equal(roles, []string{auth.RoleUser}) && !p.Has("roles:assign") {
 		return auth.User{}, auth.ErrForbidden
 	}
-	if err := s.mayGrant(ctx, p, roles); err != nil {
+	if err := mayGrant(p, all, roles); err != nil {
 		return auth.User{}, err
 	}
 	hash, err := s.auth.HashPassword(ctx, n.Password)
@@ -326,36 +387,33 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c 
 	if err != nil {
 		return auth.User{}, err
 	}
-	nu := auth.NewUser{ID: id, Email: email, PasswordHash: hash, Name: n.Name, Verified: n.Verified, Roles: roles}
+	nu := auth.NewUser{ID: id, Email: email, PasswordHash: hash, Name: n.Name, Verified: n.Verified, Roles: roles,
+		Events: []auth.Event{event("user.created", p, id, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles})}}
 	if !n.Verified {
 		nu.Mails = []auth.Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}
 	}
 	u, err := s.store.CreateUser(ctx, nu)
-	if err != nil {
-		return auth.User{}, err
-	}
-	s.auth.Audit(ctx, event("user.created", p, u.ID, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles}))
-	return s.store.GetUser(ctx, u.ID)
+	u.PasswordHash = ""
+	return u, err
 }
 
-func (s *Service) checkRoles(ctx context.Context, roles []string) error {
-	all, err := s.store.ListRoles(ctx)
+// roles maps every role to its permissions. Roles are fixed by the
+// migrations, so a check against them outside a transaction cannot go stale.
+func (s *Service) roles(ctx context.Context) (map[string][]string, error) {
+	list, err := s.store.ListRoles(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, r := range roles {
-		if !slices.ContainsFunc(all, func(x Role) bool { return x.Name == r }) {
-			return ErrUnknownRole
-		}
+	all := make(map[string][]string, len(list))
+	for _, r := range list {
+		all[r.Name] = r.Permissions
 	}
-	return nil
+	return all, nil
 }
 
-// Update applies an administrator's changes. Disabling ends every session.
+// Update applies an administrator's changes. A new address or disabling
+// ends every session.
 func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch Changes, c auth.Client) (auth.User, error) {
-	if _, err := s.manage(ctx, p, id); err != nil {
-		return auth.User{}, err
-	}
 	if ch.Email != nil {
 		e, err := s.auth.ParseEmail(*ch.Email)
 		if err != nil {
@@ -363,15 +421,22 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch
 		}
 		ch.Email = &e
 	}
-	v, err := s.store.Update(ctx, id, ch)
-	if err != nil {
-		return auth.User{}, err
-	}
-	if v > 0 {
-		s.auth.PublishUserRevocation(ctx, id, v)
-	}
+	return s.manage(ctx, id, func(t Target) (Edit, error) {
+		if err := mayManage(p, t); err != nil {
+			return Edit{}, err
+		}
+		return s.update(p, t, ch, c), nil
+	})
+}
+
+// update is the edit of an administrator's changes.
+func (s *Service) update(p auth.Principal, t Target, ch Changes, c auth.Client) Edit {
+	now := s.now()
+	e := Edit{User: t.User}
+	u := &e.User
 	var fields []string
 	if ch.Name != nil {
+		u.Name = ch.Name
 		fields = append(fields, "name")
 	}
 	if ch.Email != nil {
@@ -380,79 +445,97 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch
 	if ch.EmailVerified != nil {
 		fields = append(fields, "email_verified")
 	}
+	switch {
+	case ch.Email != nil && *ch.Email != u.Email:
+		// An administrator's change applies at once, verified only if said so;
+		// it ends every session and kills every pending link.
+		u.Email, u.EmailVerifiedAt = *ch.Email, nil
+		if ch.EmailVerified != nil && *ch.EmailVerified {
+			u.EmailVerifiedAt = &now
+		}
+		e.EndSessions = "email_changed"
+	case ch.EmailVerified != nil && !*ch.EmailVerified:
+		u.EmailVerifiedAt = nil
+	case ch.EmailVerified != nil && u.EmailVerifiedAt == nil:
+		u.EmailVerifiedAt = &now
+	}
 	if ch.Disabled != nil {
 		action := "user.enabled"
 		if *ch.Disabled {
 			action = "user.disabled"
 		}
-		s.auth.Audit(ctx, event(action, p, id, c, nil))
+		switch {
+		case *ch.Disabled && u.DisabledAt == nil:
+			u.DisabledAt = &now
+			e.EndSessions = cmp.Or(e.EndSessions, "disabled")
+		case !*ch.Disabled:
+			u.DisabledAt = nil
+		}
+		e.Events = append(e.Events, event(action, p, u.ID, c, nil))
 	}
 	if len(fields) > 0 {
-		s.auth.Audit(ctx, event("user.updated", p, id, c, map[string]any{"fields": fields}))
+		e.Events = append(e.Events, event("user.updated", p, u.ID, c, map[string]any{"fields": fields}))
 	}
-	return s.store.GetUser(ctx, id)
+	return e
 }
 
 // Delete soft-deletes a user and ends every session.
 func (s *Service) Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
-	if _, err := s.manage(ctx, p, id); err != nil {
-		return err
-	}
-	return s.delete(ctx, p, id, c)
+	_, err := s.manage(ctx, id, func(t Target) (Edit, error) {
+		if err := mayManage(p, t); err != nil {
+			return Edit{}, err
+		}
+		return s.deletion(p, t, c), nil
+	})
+	return err
 }
 
 // Restore undoes a soft delete (409 when the address was taken meanwhile, or
 // when the user is not deleted).
 func (s *Service) Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) (auth.User, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return auth.User{}, err
-	}
-	if u.DeletedAt == nil {
-		return auth.User{}, ErrConflict
-	}
-	if err := s.guard(ctx, p, id); err != nil {
-		return auth.User{}, err
-	}
-	if err := s.store.Restore(ctx, id); err != nil {
-		return auth.User{}, err
-	}
-	s.auth.Audit(ctx, event("user.restored", p, id, c, nil))
-	return s.store.GetUser(ctx, id)
+	return s.manage(ctx, id, func(t Target) (Edit, error) {
+		if t.User.DeletedAt == nil {
+			return Edit{}, ErrConflict
+		}
+		if err := mayActOn(p, t); err != nil {
+			return Edit{}, err
+		}
+		e := Edit{User: t.User, Events: []auth.Event{event("user.restored", p, t.User.ID, c, nil)}}
+		e.User.DeletedAt = nil
+		return e, nil
+	})
 }
 
 // SetRoles replaces a user's roles; the user's tokens are refused from the
 // next request on, so the new permissions apply at once.
 func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, roles []string, c auth.Client) (auth.User, error) {
-	if err := s.checkRoles(ctx, roles); err != nil {
-		return auth.User{}, err
-	}
-	u, err := s.manage(ctx, p, id)
-	if err != nil {
-		return auth.User{}, err
-	}
-	if err := s.mayGrant(ctx, p, roles); err != nil {
-		return auth.User{}, err
-	}
-	v, err := s.store.SetRoles(ctx, id, roles)
-	if err != nil {
-		return auth.User{}, err
-	}
-	s.auth.PublishUserRevocation(ctx, id, v)
-	s.auth.Audit(ctx, event("user.roles.changed", p, id, c, map[string]any{"from": u.Roles, "to": roles}))
-	return s.store.GetUser(ctx, id)
+	roles = slices.Compact(slices.Sorted(slices.Values(roles))) // the order they are listed in
+	return s.manage(ctx, id, func(t Target) (Edit, error) {
+		if err := known(t.Roles, roles); err != nil {
+			return Edit{}, err
+		}
+		if err := mayManage(p, t); err != nil {
+			return Edit{}, err
+		}
+		if err := mayGrant(p, t.Roles, roles); err != nil {
+			return Edit{}, err
+		}
+		e := Edit{User: t.User, EndSessions: "roles_changed",
+			Events: []auth.Event{event("user.roles.changed", p, t.User.ID, c, map[string]any{"from": t.User.Roles, "to": roles})}}
+		e.User.Roles = roles
+		return e, nil
+	})
 }
 
 // RevokeSessions ends every session of a user.
 func (s *Service) RevokeSessions(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
-	if _, err := s.manage(ctx, p, id); err != nil {
-		return err
-	}
-	if err := s.auth.RevokeUser(ctx, id, "revoked_by_admin"); err != nil {
-		return err
-	}
-	s.auth.Audit(ctx, event("user.sessions.revoked", p, id, c, nil))
-	return nil
+	_, err := s.manage(ctx, id, func(t Target) (Edit, error) {
+		if err := mayManage(p, t); err != nil {
+			return Edit{}, err
+		}
+		return Edit{User: t.User, EndSessions: "revoked_by_admin", Events: []auth.Event{event("user.sessions.revoked", p, t.User.ID, c, nil)}}, nil
+	})
+	return err
 }
 
 // Roles lists the roles.
@@ -462,3 +545,5 @@ func (s *Service) Roles(ctx context.Context) ([]Role, error) { return s.store.Li
 func (s *Service) Audit(ctx context.Context, f AuditFilter, before uuid.UUID, limit int) ([]AuditEvent, error) {
 	return s.store.ListAudit(ctx, f, before, limit)
 }
+
+func ptr[T any](v T) *T { return &v }
