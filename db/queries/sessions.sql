@@ -15,7 +15,7 @@ VALUES (sqlc.arg(token_hash), sqlc.arg(session_id), sqlc.narg(parent_hash));
 -- name: GetRefreshTokenForUpdate :one
 -- Locks the session and the token, so concurrent refreshes of one session
 -- run one at a time and each sees the token as the previous one left it.
-SELECT rt.token_hash, rt.parent_hash, rt.used_at,
+SELECT rt.token_hash, rt.parent_hash, rt.used_at, rt.spent,
        s.id AS session_id, s.user_id, s.idle_expires_at, s.expires_at, s.revoked_at,
        s.token_version AS session_token_version,
        u.token_version, u.disabled_at, u.deleted_at
@@ -66,9 +66,10 @@ WHERE id = sqlc.arg(id) AND revoked_at IS NULL
 RETURNING expires_at;
 
 -- name: SpendSessionRefreshTokens :exec
--- The refresh tokens a session holds stop working when it gets a new one.
-UPDATE refresh_tokens SET used_at = now()
-WHERE session_id = sqlc.arg(session_id) AND used_at IS NULL;
+-- The refresh tokens a session holds stop working when it gets a new one;
+-- those used moments ago lose their grace period too.
+UPDATE refresh_tokens SET used_at = coalesce(used_at, now()), spent = true
+WHERE session_id = sqlc.arg(session_id) AND NOT spent;
 
 -- name: ListUserSessions :many
 SELECT * FROM sessions

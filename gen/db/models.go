@@ -46,6 +46,7 @@ type RefreshToken struct {
 	ParentHash []byte
 	CreatedAt  time.Time
 	UsedAt     *time.Time
+	Spent      bool
 }
 
 type Role struct {

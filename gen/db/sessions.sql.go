@@ -62,7 +62,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 }
 
 const getRefreshTokenForUpdate = `-- name: GetRefreshTokenForUpdate :one
-SELECT rt.token_hash, rt.parent_hash, rt.used_at,
+SELECT rt.token_hash, rt.parent_hash, rt.used_at, rt.spent,
        s.id AS session_id, s.user_id, s.idle_expires_at, s.expires_at, s.revoked_at,
        s.token_version AS session_token_version,
        u.token_version, u.disabled_at, u.deleted_at
@@ -77,6 +77,7 @@ type GetRefreshTokenForUpdateRow struct {
 	TokenHash           []byte
 	ParentHash          []byte
 	UsedAt              *time.Time
+	Spent               bool
 	SessionID           uuid.UUID
 	UserID              uuid.UUID
 	IdleExpiresAt       time.Time
@@ -97,6 +98,7 @@ func (q *Queries) GetRefreshTokenForUpdate(ctx context.Context, tokenHash []byte
 		&i.TokenHash,
 		&i.ParentHash,
 		&i.UsedAt,
+		&i.Spent,
 		&i.SessionID,
 		&i.UserID,
 		&i.IdleExpiresAt,
@@ -358,11 +360,12 @@ func (q *Queries) SetSessionTokenVersion(ctx context.Context, arg SetSessionToke
 }
 
 const spendSessionRefreshTokens = `-- name: SpendSessionRefreshTokens :exec
-UPDATE refresh_tokens SET used_at = now()
-WHERE session_id = $1 AND used_at IS NULL
+UPDATE refresh_tokens SET used_at = coalesce(used_at, now()), spent = true
+WHERE session_id = $1 AND NOT spent
 `
 
-// The refresh tokens a session holds stop working when it gets a new one.
+// The refresh tokens a session holds stop working when it gets a new one;
+// those used moments ago lose their grace period too.
 func (q *Queries) SpendSessionRefreshTokens(ctx context.Context, sessionID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, spendSessionRefreshTokens, sessionID)
 	return err

@@ -242,6 +242,11 @@ func TestChangePassword(t *testing.T) {
 	}
 	s.Secret("access token", changed.JSON200.Data.AccessToken)
 	s.Secret("refresh token", changed.JSON200.Data.RefreshToken)
+	// The refresh token the caller held is spent at once (no grace period
+	// hands out another pair for it), and presenting it ends nothing.
+	if r := refresh(t, s, u.Tokens.RefreshToken); r.StatusCode() != 401 {
+		t.Fatalf("the refresh token held before the change: %d %s", r.StatusCode(), r.Body)
+	}
 	if me(t, s, other.AccessToken) != 401 || refresh(t, s, other.RefreshToken).StatusCode() != 401 {
 		t.Fatal("another session survived the password change")
 	}

@@ -178,7 +178,7 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 			return fmt.Errorf("find refresh token: %w", err)
 		}
 		res.UserID, res.SessionID, res.TokenVersion, res.ExpiresAt = row.UserID, row.SessionID, row.TokenVersion, row.ExpiresAt
-		if row.RevokedAt != nil || !r.Now.Before(row.ExpiresAt) || !r.Now.Before(row.IdleExpiresAt) ||
+		if row.Spent || row.RevokedAt != nil || !r.Now.Before(row.ExpiresAt) || !r.Now.Before(row.IdleExpiresAt) ||
 			row.DisabledAt != nil || row.DeletedAt != nil || row.SessionTokenVersion < row.TokenVersion {
 			res.Outcome = auth.Refused
 			return nil
