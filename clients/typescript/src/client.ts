@@ -29,20 +29,55 @@ export function memoryTokenStore(initial?: Tokens): TokenStore {
   };
 }
 
+/**
+ * Where the client keeps the device token of its last login. It outlives
+ * logouts on purpose: presented at the next login, it lets this device sign in
+ * while strangers' wrong guesses have locked the account, and spares the
+ * owner a "new sign-in" mail. Keep it as long as the device is the user's.
+ */
+export interface DeviceTokenStore {
+  get(): string | undefined;
+  set(token: string | undefined): void;
+}
+
 export interface GatehouseOptions {
   /** The server's origin, e.g. `https://auth.example.com` (paths start with `/api/v1`). */
   baseUrl: string;
   /** Holds the token pair; an empty memory store by default. */
   tokens?: TokenStore;
+  /** Holds the device token between logins; an empty memory store by default. */
+  devices?: DeviceTokenStore;
   /** The fetch every request goes through (tests wrap it); globalThis.fetch by default. */
   fetch?: (request: Request) => Promise<Response>;
-  /** Called once the session is over: a refresh was refused, so the user must log in again. */
+  /**
+   * Called once the session is over: a refresh was refused with
+   * `401 invalid_refresh_token`, so the user must log in again. A refresh that
+   * fails for a passing reason (429, 503) keeps the pair and ends nothing.
+   */
   onSessionEnded?: (problem: Problem | undefined) => void;
 }
 
+type LoginBody = operations["login"]["requestBody"]["content"]["application/json"];
+/** What `login` answers: the token pair, or the problem. */
+export interface LoginAnswer {
+  data?: operations["login"]["responses"][200]["content"]["application/json"];
+  error?: Problem;
+  response: Response;
+}
+
 export type GatehouseClient = Client<paths> & {
-  /** The token pair the client sends; set it after `login`, clear it after `logout`. */
+  /** The token pair the client sends; `login` sets it, `logout` clears it. */
   readonly tokens: TokenStore;
+  /** The device token `login` presents and keeps. */
+  readonly devices: DeviceTokenStore;
+  /**
+   * Logs in with the device token of the last login (unless the body has
+   * one), and keeps the new pair and device token. Answers like
+   * `POST /api/v1/auth/login`.
+   */
+  login(body: LoginBody): Promise<LoginAnswer>;
+  /** Ends the session on the server and forgets the pair (not the device token). */
+  logout(): Promise<void>;
 };
 
 const refreshPath = "/api/v1/auth/refresh";
@@ -53,8 +88,9 @@ const refreshPath = "/api/v1/auth/refresh";
  * server answers `401 invalid_token` (the access token expired or its session
  * changed), the client spends the refresh token once, stores the new pair and
  * sends the request once more; concurrent requests share that one refresh. A
- * refused refresh clears the store and calls `onSessionEnded`; the caller
- * then sees the original 401.
+ * refresh refused with `invalid_refresh_token` clears the store and calls
+ * `onSessionEnded`; the caller then sees the original 401 (as it does when the
+ * refresh fails for a passing reason, with the pair kept for the next call).
  */
 export function createGatehouseClient(options: GatehouseOptions): GatehouseClient {
   const tokens = options.tokens ?? memoryTokenStore();
@@ -78,8 +114,13 @@ export function createGatehouseClient(options: GatehouseOptions): GatehouseClien
           tokens.set({ ...data.data, device_token: data.data.device_token ?? spent.device_token });
           return tokens.get();
         }
-        tokens.set(undefined);
-        options.onSessionEnded?.(isProblem(error) ? error : undefined);
+        if (problemCode(error) === "invalid_refresh_token") {
+          // The session is over (expired, revoked, or the token was spent).
+          tokens.set(undefined);
+          options.onSessionEnded?.(error as Problem);
+        }
+        // Otherwise (429, 503, ...) the refresh token may still be good: keep
+        // the pair, so that a later call tries again.
         return undefined;
       } finally {
         refreshing = undefined;
@@ -113,7 +154,31 @@ export function createGatehouseClient(options: GatehouseOptions): GatehouseClien
   };
 
   const api = createClient<paths>({ baseUrl: options.baseUrl, fetch: authFetch });
-  return Object.assign(api, { tokens });
+  const devices = options.devices ?? memoryDeviceTokenStore();
+  const login = async (body: LoginBody): Promise<LoginAnswer> => {
+    const device_token = body.device_token ?? devices.get();
+    const answer = await plain.POST("/api/v1/auth/login", { body: device_token ? { ...body, device_token } : body });
+    if (answer.data) {
+      tokens.set(answer.data.data);
+      if (answer.data.data.device_token) devices.set(answer.data.data.device_token);
+    }
+    return { data: answer.data, error: isProblem(answer.error) ? answer.error : undefined, response: answer.response };
+  };
+  const logout = async () => {
+    if (tokens.get()) await api.POST("/api/v1/auth/logout");
+    tokens.set(undefined);
+  };
+  return Object.assign(api, { tokens, devices, login, logout }) as GatehouseClient;
+}
+
+function memoryDeviceTokenStore(): DeviceTokenStore {
+  let current: string | undefined;
+  return {
+    get: () => current,
+    set: (t) => {
+      current = t;
+    },
+  };
 }
 
 /** Whether a value is an RFC 9457 problem of this API (what `error` holds on a failed call). */

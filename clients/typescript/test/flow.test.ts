@@ -23,9 +23,10 @@ test("a user registers, verifies, logs in, refreshes, changes the password and l
   const verified = await api.POST("/api/v1/auth/email/verify", { body: { token } });
   assert.equal(verified.response.status, 204, JSON.stringify(verified.error));
 
-  const login = await api.POST("/api/v1/auth/login", { body: { email, password } });
+  const login = await api.login({ email, password });
   assert.ok(login.data, JSON.stringify(login.error));
-  api.tokens.set(login.data.data);
+  assert.equal(api.tokens.get()?.access_token, login.data.data.access_token);
+  assert.equal(api.devices.get(), login.data.data.device_token);
 
   const me = await api.GET("/api/v1/users/me");
   assert.ok(me.data, JSON.stringify(me.error));
@@ -78,10 +79,12 @@ test("a user registers, verifies, logs in, refreshes, changes the password and l
   assert.equal(problemCode(oldLogin.error), "invalid_credentials");
   assert.ok((await newClient().POST("/api/v1/auth/login", { body: { email, password: newPassword } })).data);
 
-  // Logout: the access token it held is refused from then on.
+  // Logout: the access token it held is refused from then on; the device
+  // token stays for the next login.
   const held = api.tokens.get()!;
-  assert.equal((await api.POST("/api/v1/auth/logout")).response.status, 204);
-  api.tokens.set(undefined);
+  await api.logout();
+  assert.equal(api.tokens.get(), undefined);
+  assert.ok(api.devices.get());
   const stale = await newClient().GET("/api/v1/users/me", {
     headers: { Authorization: `Bearer ${held.access_token}` },
   });
@@ -94,15 +97,18 @@ test("a user registers, verifies, logs in, refreshes, changes the password and l
 test("a refused access token is refreshed once and the call retried once", async () => {
   const email = newEmail("retry");
   const calls: string[] = [];
-  const counting = (r: Request) => {
+  const logins: Record<string, unknown>[] = [];
+  const counting = async (r: Request) => {
     calls.push(`${r.method} ${new URL(r.url).pathname}`);
+    if (new URL(r.url).pathname.endsWith("/auth/login")) logins.push(await r.clone().json());
     return globalThis.fetch(r);
   };
   let ended = 0;
   const api = newClient({ fetch: counting, onSessionEnded: () => ended++ });
   assert.equal((await api.POST("/api/v1/auth/register", { body: { email, password } })).response.status, 202);
-  const login = await api.POST("/api/v1/auth/login", { body: { email, password } });
+  const login = await api.login({ email, password });
   assert.ok(login.data);
+  assert.equal(logins[0]!.device_token, undefined);
   // An access token the server refuses (as an expired one would be).
   const spoil = () => {
     const t = api.tokens.get()!;
@@ -134,6 +140,25 @@ test("a refused access token is refreshed once and the call retried once", async
   assert.deepEqual(calls, ["GET /api/v1/users/me", "POST /api/v1/auth/refresh"]);
   assert.equal(api.tokens.get(), undefined);
   assert.equal(ended, 1);
+
+  // A refresh that fails for a passing reason (here a 503) ends nothing: the
+  // pair is kept and the next call refreshes and succeeds.
+  const relogin = await api.login({ email, password });
+  assert.ok(relogin.data, JSON.stringify(relogin.error));
+  assert.equal(logins[1]!.device_token, login.data.data.device_token, "the second login presents the first one's device token");
+  let down = true;
+  const flaky = (r: Request) =>
+    down && new URL(r.url).pathname.endsWith("/auth/refresh")
+      ? Promise.resolve(new Response(JSON.stringify({ type: "urn:gatehouse:problem:service_unavailable", title: "Service unavailable",
+          status: 503, code: "service_unavailable", request_id: "r" }), { status: 503, headers: { "Content-Type": "application/problem+json" } }))
+      : globalThis.fetch(r);
+  const shaky = createGatehouseClient({ baseUrl: env.baseUrl, fetch: flaky, tokens: api.tokens, onSessionEnded: () => ended++ });
+  spoil();
+  assert.equal(problemCode((await shaky.GET("/api/v1/users/me")).error), "invalid_token");
+  assert.ok(api.tokens.get(), "a refresh answered 503 cleared the tokens");
+  assert.equal(ended, 1);
+  down = false;
+  assert.equal((await shaky.GET("/api/v1/users/me")).response.status, 200);
 
   // Other refusals are not retried.
   const plain = createGatehouseClient({ baseUrl: env.baseUrl, fetch: contract.fetch(counting) });
