@@ -64,6 +64,9 @@ func TestErrors_BadInputGetsTheDocumentedProblem(t *testing.T) {
 			status: 400, code: "bad_request", fields: []fieldWant{{"limit", "maximum"}}},
 		{name: "unknown status filter", method: "GET", path: "/api/v1/users?status=sleeping", token: "admin",
 			status: 400, code: "bad_request", fields: []fieldWant{{"status", "enum"}}},
+		// A long enum's message still fits the contract's 500 characters.
+		{name: "unknown audit action filter", method: "GET", path: "/api/v1/audit-events?action=nope", token: "admin",
+			status: 400, code: "bad_request", fields: []fieldWant{{"action", "enum"}}},
 		{name: "malformed id", method: "GET", path: "/api/v1/users/not-a-uuid", token: "admin",
 			status: 400, code: "bad_request", fields: []fieldWant{{"id", "format"}}},
 		{name: "duplicate keys", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",

@@ -196,6 +196,9 @@ func problemTitle(code api.ProblemCode, status int) string {
 	return http.StatusText(status)
 }
 
+// maxMessage is the contract's maxLength of a field error's message.
+const maxMessage = 500
+
 // maxFieldErrors is the contract's maxItems of a problem's errors: a body
 // with thousands of unknown fields gets a bounded answer.
 const maxFieldErrors = 100
@@ -237,6 +240,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	body.Instance = &instance
 	if len(p.fields) > 0 {
 		fields := p.fields[:min(len(p.fields), maxFieldErrors)] // the contract's maxItems
+		for i := range fields {
+			if m := fields[i].Message; len(m) > maxMessage { // messages are written to fit; never break the contract
+				fields[i].Message = strings.ToValidUTF8(m[:maxMessage], "")
+			}
+		}
 		body.Errors = &fields
 	}
 	h := c.Response().Header()

@@ -184,7 +184,13 @@ func describe(se *openapi3.SchemaError) (code, message string) {
 		for i, v := range s.Enum {
 			vals[i] = fmt.Sprint(v)
 		}
-		return "enum", "must be one of: " + strings.Join(vals, ", ")
+		msg := "must be one of: " + strings.Join(vals, ", ")
+		if len(msg) > maxMessage {
+			// A long enum (the audit actions) is named, not listed whole.
+			cut := strings.LastIndex(msg[:maxMessage-60], ", ")
+			msg = fmt.Sprintf("%s, ... (%d values; the contract lists them all)", msg[:cut], len(vals))
+		}
+		return "enum", msg
 	case "minProperties":
 		return "min_properties", fmt.Sprintf("must contain at least %d field(s)", s.MinProps)
 	case "minItems":
