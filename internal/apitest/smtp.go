@@ -105,8 +105,10 @@ func (s *SMTP) Start() {
 
 // Env is the configuration that sends gatehouse's mail here.
 func (s *SMTP) Env() map[string]string {
-	return map[string]string{"MAIL_DRIVER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": fmt.Sprint(s.Port), "SMTP_TLS": "none",
-		"SMTP_FROM": "gatehouse <no-reply@gatehouse.test>"}
+	return map[string]string{
+		"MAIL_DRIVER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": fmt.Sprint(s.Port), "SMTP_TLS": "none",
+		"SMTP_FROM": "gatehouse <no-reply@gatehouse.test>",
+	}
 }
 
 // Mails returns what arrived so far.

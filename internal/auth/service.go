@@ -213,8 +213,10 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 		return err
 	}
 	id := newID()
-	u, err := s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
-		Mails: []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}})
+	u, err := s.store.CreateUser(ctx, NewUser{
+		ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
+		Mails: []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}},
+	})
 	if errors.Is(err, ErrEmailTaken) {
 		// Tell the owner instead; the caller learns nothing.
 		// Failures are logged, not answered: the caller must see no difference.
@@ -348,8 +350,10 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 	if err != nil {
 		return Tokens{}, u, err
 	}
-	s.audit(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
-		Details: map[string]any{"session_id": sid, "known_device": known}})
+	s.audit(ctx, Event{
+		Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
+		Details: map[string]any{"session_id": sid, "known_device": known},
+	})
 	return t, u, nil
 }
 
@@ -444,8 +448,10 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 		return t, nil
 	case ReuseRevoked:
 		s.cacheSessionRevoked(ctx, res.SessionID)
-		s.audit(ctx, Event{Action: "session.refresh_token_reused", SubjectID: &res.UserID, Client: c,
-			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"}})
+		s.audit(ctx, Event{
+			Action: "session.refresh_token_reused", SubjectID: &res.UserID, Client: c,
+			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
+		})
 	}
 	return Tokens{}, ErrInvalidRefreshToken
 }

@@ -294,8 +294,10 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte) (auth.EmailConfir
 		if _, err := rand.Read(placeholder); err != nil {
 			return err
 		}
-		if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
-			Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL)}); err != nil {
+		if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{
+			TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
+			Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL),
+		}); err != nil {
 			return fmt.Errorf("reserve the old address: %w", err)
 		}
 		return s.enqueue(ctx, tx, []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}})

@@ -39,9 +39,12 @@ func likePrefix(p string) string {
 }
 
 func fromRow(id uuid.UUID, email string, verified *time.Time, hash string, name *string, disabled *time.Time, version int64,
-	created, updated time.Time, deleted *time.Time, roles []string) auth.User {
-	return auth.User{ID: id, Email: email, EmailVerifiedAt: verified, PasswordHash: hash, Name: name, DisabledAt: disabled,
-		TokenVersion: version, CreatedAt: created, UpdatedAt: updated, DeletedAt: deleted, Roles: roles}
+	created, updated time.Time, deleted *time.Time, roles []string,
+) auth.User {
+	return auth.User{
+		ID: id, Email: email, EmailVerifiedAt: verified, PasswordHash: hash, Name: name, DisabledAt: disabled,
+		TokenVersion: version, CreatedAt: created, UpdatedAt: updated, DeletedAt: deleted, Roles: roles,
+	}
 }
 
 // ListUsers lists one page of users, newest first, before the given id.
@@ -49,8 +52,10 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 	pattern := likePrefix(strings.ToLower(f.EmailPrefix))
 	var out []auth.User
 	if f.Status != nil && *f.Status == user.Deleted {
-		rows, err := s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{BeforeID: before, EmailPattern: pattern, Role: f.Role,
-			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
+		rows, err := s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{
+			BeforeID: before, EmailPattern: pattern, Role: f.Role,
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit),
+		})
 		if err != nil {
 			return nil, unavailable(fmt.Errorf("list deleted users: %w", err))
 		}
@@ -64,8 +69,10 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 		d := *f.Status == user.Disabled
 		disabled = &d
 	}
-	rows, err := s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
-		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
+	rows, err := s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{
+		BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
+		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit),
+	})
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("list users: %w", err))
 	}
@@ -246,15 +253,19 @@ func (s *Store) ListRoles(ctx context.Context) ([]user.Role, error) {
 
 // ListAudit lists audit events, newest first.
 func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error) {
-	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{BeforeID: before, ActorID: f.ActorID, SubjectID: f.SubjectID,
-		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: int32(limit)})
+	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{
+		BeforeID: before, ActorID: f.ActorID, SubjectID: f.SubjectID,
+		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: int32(limit),
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	out := make([]user.AuditEvent, 0, len(rows))
 	for _, r := range rows {
-		e := user.AuditEvent{ID: r.ID, Action: r.Action, ActorID: r.ActorID, SubjectID: r.SubjectID, IP: r.IP, UserAgent: r.UserAgent,
-			RequestID: r.RequestID, CreatedAt: r.CreatedAt}
+		e := user.AuditEvent{
+			ID: r.ID, Action: r.Action, ActorID: r.ActorID, SubjectID: r.SubjectID, IP: r.IP, UserAgent: r.UserAgent,
+			RequestID: r.RequestID, CreatedAt: r.CreatedAt,
+		}
 		if err := json.Unmarshal(r.Details, &e.Details); err != nil {
 			return nil, fmt.Errorf("decode audit details: %w", err)
 		}
