@@ -452,6 +452,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 			Action: "session.refresh_token_reused", SubjectID: &res.UserID, Client: c,
 			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
 		})
+	case Refused: // answered below, like any token it cannot rotate
 	}
 	return Tokens{}, ErrInvalidRefreshToken
 }

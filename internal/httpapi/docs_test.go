@@ -48,6 +48,7 @@ func orderedYAML(t *testing.T, n *yaml.Node) any {
 			s = append(s, orderedYAML(t, c))
 		}
 		return s
+	default: // a scalar, read below
 	}
 	if tag := n.ShortTag(); tag == "!!str" || tag == "!!timestamp" {
 		return n.Value

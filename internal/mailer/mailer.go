@@ -175,6 +175,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		purpose, path, ttl = PurposeEmailRevert, "/undo-email-change", RevertTTL
 	case mail.PasswordReset:
 		purpose, path, ttl = PurposeReset, "/reset-password", w.cfg.ResetTTL
+	case mail.PasswordChanged, mail.PasswordResetDone, mail.EmailInUse, mail.NewSignIn, mail.LoginAttempts,
+		mail.EmailChangeNotice:
+		// Notices: they carry no link, so no token is issued.
 	}
 	if purpose != "" {
 		tok, hash, err := token.NewOpaque()
