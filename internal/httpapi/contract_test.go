@@ -66,7 +66,7 @@ func send(t *testing.T, s *apitest.Server, method, path, token, contentType, bod
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, s.URL+path, r)
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}

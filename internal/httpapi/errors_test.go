@@ -239,7 +239,7 @@ func TestRequestID_TakenWhenWellFormedElseGenerated(t *testing.T) {
 		{strings.Repeat("a", 129), ""},
 		{"", ""},
 	} {
-		req, _ := http.NewRequest("GET", s.URL+"/health/live", nil)
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/health/live", nil)
 		if tc.sent != "" {
 			req.Header.Set("X-Request-ID", tc.sent)
 		}
@@ -259,7 +259,7 @@ func TestRequestID_TakenWhenWellFormedElseGenerated(t *testing.T) {
 		}
 	}
 	// The id reaches the log line of the request.
-	req, _ := http.NewRequest("GET", s.URL+"/api/v1/nope", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/api/v1/nope", nil)
 	req.Header.Set("X-Request-ID", "trace-me-42")
 	res, err := s.HTTP.Do(req)
 	if err != nil {
@@ -400,7 +400,7 @@ func TestCORSAndProductionHeaders(t *testing.T) {
 		d.CORSAllowedOrigins = []string{"https://app.example.com"}
 		d.Production = true
 	}})
-	req, _ := http.NewRequest(http.MethodOptions, s.URL+"/api/v1/auth/login", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodOptions, s.URL+"/api/v1/auth/login", nil)
 	req.Header.Set("Origin", "https://app.example.com")
 	req.Header.Set("Access-Control-Request-Method", "POST")
 	req.Header.Set("Access-Control-Request-Headers", "content-type")
