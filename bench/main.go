@@ -215,7 +215,7 @@ func addressTiming(target, known string, n int) error {
 	var k, u []time.Duration
 	for range n {
 		order := []string{known, unknown}
-		if rand.IntN(2) == 0 {
+		if rand.IntN(2) == 0 { //nolint:gosec // G404: shuffles the order of timed requests; no secret
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, e := range order {

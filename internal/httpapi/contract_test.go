@@ -309,7 +309,7 @@ func bounds(ref *openapi3.SchemaRef) (depth, values int, err error) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("items: %w", err)
 		}
-		return d + 1, 1 + int(*s.MaxItems)*v, nil
+		return d + 1, 1 + int(*s.MaxItems)*v, nil //nolint:gosec // G115: the spec's maxItems are small
 	}
 	return 0, 1, nil
 }

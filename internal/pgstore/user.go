@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -32,6 +33,19 @@ func uniqueEmail(err error) error {
 	return unavailable(err)
 }
 
+// maxRows converts a page's row count for sqlc's int32 LIMIT parameter. The
+// services ask for a page and one row more; a count beyond int32 is clamped
+// rather than wrapped into a negative LIMIT.
+func maxRows(limit int) int32 {
+	if limit > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	if limit < 0 {
+		return 0
+	}
+	return int32(limit)
+}
+
 // likePrefix escapes a prefix for LIKE.
 func likePrefix(p string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
@@ -54,7 +68,7 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 	if f.Status != nil && *f.Status == user.Deleted {
 		rows, err := s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{
 			BeforeID: before, EmailPattern: pattern, Role: f.Role,
-			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit),
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: maxRows(limit),
 		})
 		if err != nil {
 			return nil, unavailable(fmt.Errorf("list deleted users: %w", err))
@@ -71,7 +85,7 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 	}
 	rows, err := s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{
 		BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
-		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit),
+		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: maxRows(limit),
 	})
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("list users: %w", err))
@@ -217,7 +231,7 @@ func (s *Store) SetRoles(ctx context.Context, id uuid.UUID, roles []string) (int
 
 // ListSessions lists a user's live sessions, newest first.
 func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]user.Session, error) {
-	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: before, MaxRows: int32(limit)})
+	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: before, MaxRows: maxRows(limit)})
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -255,7 +269,7 @@ func (s *Store) ListRoles(ctx context.Context) ([]user.Role, error) {
 func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error) {
 	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{
 		BeforeID: before, ActorID: f.ActorID, SubjectID: f.SubjectID,
-		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: int32(limit),
+		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: maxRows(limit),
 	})
 	if err != nil {
 		return nil, unavailable(err)
