@@ -70,6 +70,10 @@ lint: node_modules ## go vet and golangci-lint on the hand-written code; tsc on 
 check-imports: ## fail when internal/auth, internal/user, internal/account or internal/httpapi depend, even transitively, on a store, gen/db or (domain) httpapi
 	scripts/check-imports.sh
 
+.PHONY: vuln
+vuln: ## report known vulnerabilities reachable from the code (govulncheck; needs vuln.go.dev, so check does not run it)
+	$(TOOL) govulncheck ./...
+
 .PHONY: lint-spec
 lint-spec: node_modules ## lint api/openapi.yaml with Redocly, and with Spectral's OpenAPI and OWASP API Security rules
 	npx --no-install redocly lint --format=stylish api/openapi.yaml
