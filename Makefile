@@ -38,7 +38,7 @@ generate: node_modules ## regenerate gen/ and the TypeScript client's types from
 	$(TS_TYPES) -o clients/typescript/src/schema.d.ts
 
 .PHONY: check
-check: check-generated lint lint-spec check-breaking ## everything CI checks before the tests
+check: check-generated lint check-imports lint-spec check-breaking ## everything CI checks before the tests
 
 .PHONY: check-breaking
 check-breaking: ## fail on breaking changes of api/openapi.yaml since the released contract api/released/v1.yaml (oasdiff)
@@ -67,6 +67,14 @@ lint: node_modules ## go vet and golangci-lint on the hand-written code; tsc on 
 	$(GO) vet ./...
 	$(TOOL) golangci-lint run ./...
 	npx --no-install tsc -p clients/typescript --noEmit
+
+.PHONY: check-imports
+check-imports: ## fail when internal/auth, internal/user, internal/account or internal/httpapi depend, even transitively, on a store, gen/db or (domain) httpapi
+	scripts/check-imports.sh
+
+.PHONY: vuln
+vuln: ## report known vulnerabilities reachable from the code (govulncheck; needs vuln.go.dev, so check does not run it)
+	$(TOOL) govulncheck ./...
 
 .PHONY: lint-spec
 lint-spec: node_modules ## lint api/openapi.yaml with Redocly, and with Spectral's OpenAPI and OWASP API Security rules

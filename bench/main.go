@@ -215,7 +215,7 @@ func addressTiming(target, known string, n int) error {
 	var k, u []time.Duration
 	for range n {
 		order := []string{known, unknown}
-		if rand.IntN(2) == 0 {
+		if rand.IntN(2) == 0 { //nolint:gosec // G404: shuffles the order of timed requests; no secret
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, e := range order {
@@ -489,7 +489,7 @@ func startServer(dbURL string) (*server, error) {
 	}
 	bin := filepath.Join(dir, "gatehouse")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/gatehouse").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build: %v\n%s", err, out)
+		return nil, fmt.Errorf("build: %w\n%s", err, out)
 	}
 	k, _ := token.GenerateKey()
 	pemBytes, _ := token.MarshalKeyPEM(k)
@@ -577,8 +577,11 @@ func (s *server) login(email, pw string) (string, error) {
 			AccessToken string `json:"access_token"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || out.Data.AccessToken == "" {
-		return "", fmt.Errorf("login: %d %v", res.StatusCode, err)
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return "", fmt.Errorf("login: %d: %w", res.StatusCode, err)
+	}
+	if out.Data.AccessToken == "" {
+		return "", fmt.Errorf("login: %d: no access token", res.StatusCode)
 	}
 	return out.Data.AccessToken, nil
 }
@@ -648,8 +651,11 @@ func walk(base, tok string, maxPages int) (first, deep time.Duration, pages int,
 		err = json.NewDecoder(res.Body).Decode(&out)
 		res.Body.Close()
 		lat = append(lat, time.Since(t0))
-		if err != nil || res.StatusCode != 200 {
-			return 0, 0, 0, fmt.Errorf("page %d: %d %v", pages, res.StatusCode, err)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("page %d: %d: %w", pages, res.StatusCode, err)
+		}
+		if res.StatusCode != 200 {
+			return 0, 0, 0, fmt.Errorf("page %d: status %d", pages, res.StatusCode)
 		}
 		if out.Meta.NextCursor == nil {
 			pages++

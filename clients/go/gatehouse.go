@@ -98,7 +98,7 @@ func WithTokenSource(token func(context.Context) (string, error)) client.ClientO
 // (ApplicationproblemJSON401, ...), this reads the one body they all have.
 // It reports false for a success, or a body that is not a problem.
 func ProblemOf(res any) (*Problem, bool) {
-	httpRes, body := parts(res)
+	httpRes, body := parts(res) //nolint:bodyclose // the generated client read and closed this body
 	if httpRes == nil || httpRes.StatusCode < 400 {
 		return nil, false
 	}
@@ -129,6 +129,7 @@ func Check(res any, err error) error {
 	if p, ok := ProblemOf(res); ok {
 		return &ProblemError{Problem: *p}
 	}
+	//nolint:bodyclose // the generated client read and closed this body
 	if httpRes, _ := parts(res); httpRes != nil && httpRes.StatusCode >= 400 {
 		return fmt.Errorf("gatehouse: %s without a problem document", httpRes.Status)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +112,7 @@ func startInstance(t *testing.T, shared map[string]string, extraEnv []string) *i
 		})
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			res, err := http.Get(in.url + "/health/ready")
+			res, err := get(t, in.url+"/health/ready")
 			if err == nil {
 				res.Body.Close()
 				if res.StatusCode == 200 {

@@ -95,7 +95,7 @@ func TestServe_ProductionRefusesUnsafeSettings(t *testing.T) {
 // answer, then the process exits cleanly.
 func TestServe_SIGTERMDrainsInFlightRequests(t *testing.T) {
 	t.Parallel()
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	silent, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestServe_SIGTERMDrainsInFlightRequests(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill() }()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitUntil(t, 10*time.Second, func() bool {
-		res, err := http.Get(base + "/health/live")
+		res, err := get(t, base+"/health/live")
 		if err == nil {
 			res.Body.Close()
 		}
@@ -137,7 +137,7 @@ func TestServe_SIGTERMDrainsInFlightRequests(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := http.Get(base + "/health/ready")
+		res, err := get(t, base+"/health/ready")
 		if err != nil {
 			done <- result{err: err}
 			return
@@ -168,9 +168,18 @@ func TestServe_SIGTERMDrainsInFlightRequests(t *testing.T) {
 	}
 }
 
+// get is http.Get bound to the test's context.
+func get(t *testing.T, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

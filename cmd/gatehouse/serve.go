@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := a.Start(ctx); err != nil {
 		return fmt.Errorf("start mail workers: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr())
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

@@ -54,7 +54,7 @@ type SMTP struct {
 // StartSMTP starts the server; it stops when the test ends.
 func StartSMTP(t testing.TB) *SMTP {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func (s *SMTP) Start() {
 	var l net.Listener
 	var err error
 	for range 50 { // the port may take a moment to free
-		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port)); err == nil {
+		if l, err = (&net.ListenConfig{}).Listen(s.t.Context(), "tcp", fmt.Sprintf("127.0.0.1:%d", s.Port)); err == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -105,8 +105,10 @@ func (s *SMTP) Start() {
 
 // Env is the configuration that sends gatehouse's mail here.
 func (s *SMTP) Env() map[string]string {
-	return map[string]string{"MAIL_DRIVER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": fmt.Sprint(s.Port), "SMTP_TLS": "none",
-		"SMTP_FROM": "gatehouse <no-reply@gatehouse.test>"}
+	return map[string]string{
+		"MAIL_DRIVER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": fmt.Sprint(s.Port), "SMTP_TLS": "none",
+		"SMTP_FROM": "gatehouse <no-reply@gatehouse.test>",
+	}
 }
 
 // Mails returns what arrived so far.

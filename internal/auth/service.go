@@ -213,9 +213,11 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 		return err
 	}
 	id := newID()
-	_, err = s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
+	_, err = s.store.CreateUser(ctx, NewUser{
+		ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
 		Mails:  []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}},
-		Events: []Event{s.event(ctx, Event{Action: "user.registered", ActorID: &id, SubjectID: &id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})}})
+		Events: []Event{s.event(ctx, Event{Action: "user.registered", ActorID: &id, SubjectID: &id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})},
+	})
 	if errors.Is(err, ErrEmailTaken) {
 		// Tell the owner instead; the caller learns nothing.
 		// Failures are logged, not answered: the caller must see no difference.
@@ -385,8 +387,10 @@ func (s *Service) openSession(ctx context.Context, u User, c Client, known bool,
 	if err := s.store.CreateSession(ctx, NewSession{
 		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
 		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL), Mails: mails,
-		Events: []Event{s.event(ctx, Event{Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
-			Details: map[string]any{"session_id": sid, "known_device": known}})},
+		Events: []Event{s.event(ctx, Event{
+			Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
+			Details: map[string]any{"session_id": sid, "known_device": known},
+		})},
 	}); err != nil {
 		return Tokens{}, err
 	}
@@ -443,8 +447,11 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 		return t, nil
 	case ReuseRevoked:
 		s.cacheSessionRevoked(ctx, res.SessionID)
-		s.audit(ctx, Event{Action: "session.refresh_token_reused", SubjectID: &res.UserID, Client: c,
-			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"}})
+		s.audit(ctx, Event{
+			Action: "session.refresh_token_reused", SubjectID: &res.UserID, Client: c,
+			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
+		})
+	case Refused: // answered below, like any token it cannot rotate
 	}
 	return Tokens{}, ErrInvalidRefreshToken
 }
@@ -581,8 +588,10 @@ func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool
 		return User{}, false, err
 	}
 	id := newID()
-	u, err := s.store.CreateUser(ctx, NewUser{ID: id, Email: email, PasswordHash: hash, Verified: true, Roles: []string{RoleAdmin, RoleUser},
-		Events: []Event{s.event(ctx, Event{Action: "user.created", SubjectID: &id, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{RoleAdmin, RoleUser}, "by": "create-admin"}})}})
+	u, err := s.store.CreateUser(ctx, NewUser{
+		ID: id, Email: email, PasswordHash: hash, Verified: true, Roles: []string{RoleAdmin, RoleUser},
+		Events: []Event{s.event(ctx, Event{Action: "user.created", SubjectID: &id, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{RoleAdmin, RoleUser}, "by": "create-admin"}})},
+	})
 	if err != nil {
 		return User{}, false, err
 	}

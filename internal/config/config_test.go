@@ -43,8 +43,10 @@ func TestParse_TrustedProxiesTakeCIDRsAndAddresses(t *testing.T) {
 }
 
 func TestParse_ProductionRefusesUnsafeSettings(t *testing.T) {
-	_, err := Parse(map[string]string{"APP_ENV": "production", "LOG_LEVEL": "DEBUG", "SMTP_TLS": "none",
-		"TRUSTED_PROXIES": "0.0.0.0/0", "CORS_ALLOWED_ORIGINS": "*"})
+	_, err := Parse(map[string]string{
+		"APP_ENV": "production", "LOG_LEVEL": "DEBUG", "SMTP_TLS": "none",
+		"TRUSTED_PROXIES": "0.0.0.0/0", "CORS_ALLOWED_ORIGINS": "*",
+	})
 	if err == nil {
 		t.Fatal("production accepted unsafe settings")
 	}

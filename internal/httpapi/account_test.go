@@ -64,7 +64,11 @@ func TestForgotReset_MailedTokenResetsThePasswordAndEndsEverySession(t *testing.
 		t.Fatalf("no token in the mail:\n%s", m.Raw)
 	}
 	// Following the link (GET) consumes nothing: the API answers no GET there.
-	res, err := http.Get(s.URL + "/api/v1/auth/password/reset?token=" + tok)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/api/v1/auth/password/reset?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,8 +187,14 @@ func TestRegister_ConcurrentCaseVariantsCreateOneAccount(t *testing.T) {
 			case 3:
 				variant = local + "@EXAMPLE.com"
 			}
-			res, err := s.HTTP.Post(s.URL+"/api/v1/auth/register", "application/json",
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+"/api/v1/auth/register",
 				strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, strings.TrimSpace(variant), apitest.Password)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			res, err := s.HTTP.Do(req)
 			if err != nil {
 				t.Error(err)
 				return
@@ -477,7 +483,7 @@ func TestRateLimits_LoginPerAccountAndPerIP(t *testing.T) {
 		s := apitest.NewServer(t, apitest.Options{RateLimits: &limits, Env: map[string]string{"TRUSTED_PROXIES": tc.trusted}})
 		got429 := false
 		for i := range 5 {
-			req, _ := http.NewRequest("POST", s.URL+"/api/v1/auth/login", strings.NewReader(fmt.Sprintf(`{"email":"ip%d@example.com","password":"whatever it is"}`, i)))
+			req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/api/v1/auth/login", strings.NewReader(fmt.Sprintf(`{"email":"ip%d@example.com","password":"whatever it is"}`, i)))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
 			res, err := s.HTTP.Do(req)

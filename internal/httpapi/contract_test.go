@@ -66,7 +66,7 @@ func send(t *testing.T, s *apitest.Server, method, path, token, contentType, bod
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, s.URL+path, r)
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func bounds(ref *openapi3.SchemaRef) (depth, values int, err error) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("items: %w", err)
 		}
-		return d + 1, 1 + int(*s.MaxItems)*v, nil
+		return d + 1, 1 + int(*s.MaxItems)*v, nil //nolint:gosec // G115: the spec's maxItems are small
 	}
 	return 0, 1, nil
 }

@@ -48,6 +48,7 @@ func orderedYAML(t *testing.T, n *yaml.Node) any {
 			s = append(s, orderedYAML(t, c))
 		}
 		return s
+	default: // a scalar, read below
 	}
 	if tag := n.ShortTag(); tag == "!!str" || tag == "!!timestamp" {
 		return n.Value
@@ -256,7 +257,7 @@ func TestHead_AnswersLikeGet(t *testing.T) {
 	sort.Slice(calls, func(i, j int) bool { return calls[i].path+calls[i].token < calls[j].path+calls[j].token })
 
 	do := func(c *http.Client, method string, cl call) (*http.Response, []byte) {
-		req, err := http.NewRequest(method, s.URL+cl.path, nil)
+		req, err := http.NewRequestWithContext(t.Context(), method, s.URL+cl.path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,84 +29,154 @@ func TestErrors_BadInputGetsTheDocumentedProblem(t *testing.T) {
 		code                string
 		fields              []fieldWant
 	}{
-		{name: "malformed JSON", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `{"email": "a@example.com",`, status: 400, code: "malformed_json"},
-		{name: "not JSON at all", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `email=a@example.com`, status: 400, code: "malformed_json"},
-		{name: "wrong content type", method: "POST", path: "/api/v1/auth/login", contentType: "text/plain",
-			body: `{"email":"a@example.com","password":"x"}`, status: 415, code: "unsupported_media_type"},
-		{name: "form content type", method: "POST", path: "/api/v1/auth/register", contentType: "application/x-www-form-urlencoded",
-			body: `email=a@example.com`, status: 415, code: "unsupported_media_type"},
-		{name: "oversized body", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: big, status: 413, code: "payload_too_large"},
+		{
+			name: "malformed JSON", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `{"email": "a@example.com",`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "not JSON at all", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `email=a@example.com`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "wrong content type", method: "POST", path: "/api/v1/auth/login", contentType: "text/plain",
+			body: `{"email":"a@example.com","password":"x"}`, status: 415, code: "unsupported_media_type",
+		},
+		{
+			name: "form content type", method: "POST", path: "/api/v1/auth/register", contentType: "application/x-www-form-urlencoded",
+			body: `email=a@example.com`, status: 415, code: "unsupported_media_type",
+		},
+		{
+			name: "oversized body", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: big, status: 413, code: "payload_too_large",
+		},
 		// bad_request is for parameters; an empty body is unreadable JSON.
-		{name: "missing body", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			status: 400, code: "malformed_json"},
-		{name: "missing body, no content type", method: "POST", path: "/api/v1/auth/login",
-			status: 400, code: "malformed_json"},
-		{name: "missing fields", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+		{
+			name: "missing body", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			status: 400, code: "malformed_json",
+		},
+		{
+			name: "missing body, no content type", method: "POST", path: "/api/v1/auth/login",
+			status: 400, code: "malformed_json",
+		},
+		{
+			name: "missing fields", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: `{}`, status: 422, code: "validation_failed",
-			fields: []fieldWant{{"email", "required"}, {"password", "required"}}},
-		{name: "extra field", method: "POST", path: "/api/v1/auth/register", contentType: "application/json",
+			fields: []fieldWant{{"email", "required"}, {"password", "required"}},
+		},
+		{
+			name: "extra field", method: "POST", path: "/api/v1/auth/register", contentType: "application/json",
 			body: `{"email":"a@example.com","password":"correct horse battery staple","roles":["admin"]}`, status: 422, code: "validation_failed",
-			fields: []fieldWant{{"roles", "unknown_field"}}},
-		{name: "wrong types", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			fields: []fieldWant{{"roles", "unknown_field"}},
+		},
+		{
+			name: "wrong types", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: `{"email": 42, "password": true}`, status: 422, code: "validation_failed",
-			fields: []fieldWant{{"email", "type"}, {"password", "type"}}},
-		{name: "not an email", method: "POST", path: "/api/v1/auth/password/forgot", contentType: "application/json",
+			fields: []fieldWant{{"email", "type"}, {"password", "type"}},
+		},
+		{
+			name: "not an email", method: "POST", path: "/api/v1/auth/password/forgot", contentType: "application/json",
 			body: `{"email":"Alice <alice@example.com>"}`, status: 422, code: "validation_failed",
-			fields: []fieldWant{{"email", "format"}}},
-		{name: "JSON array instead of object", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `[]`, status: 422, code: "validation_failed"},
-		{name: "empty PATCH", method: "PATCH", path: "/api/v1/users/me", token: "plain", contentType: "application/json",
-			body: `{}`, status: 422, code: "validation_failed", fields: []fieldWant{{"", "min_properties"}}},
-		{name: "limit out of range", method: "GET", path: "/api/v1/users?limit=500", token: "admin",
-			status: 400, code: "bad_request", fields: []fieldWant{{"limit", "maximum"}}},
-		{name: "unknown status filter", method: "GET", path: "/api/v1/users?status=sleeping", token: "admin",
-			status: 400, code: "bad_request", fields: []fieldWant{{"status", "enum"}}},
+			fields: []fieldWant{{"email", "format"}},
+		},
+		{
+			name: "JSON array instead of object", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `[]`, status: 422, code: "validation_failed",
+		},
+		{
+			name: "empty PATCH", method: "PATCH", path: "/api/v1/users/me", token: "plain", contentType: "application/json",
+			body: `{}`, status: 422, code: "validation_failed", fields: []fieldWant{{"", "min_properties"}},
+		},
+		{
+			name: "limit out of range", method: "GET", path: "/api/v1/users?limit=500", token: "admin",
+			status: 400, code: "bad_request", fields: []fieldWant{{"limit", "maximum"}},
+		},
+		{
+			name: "unknown status filter", method: "GET", path: "/api/v1/users?status=sleeping", token: "admin",
+			status: 400, code: "bad_request", fields: []fieldWant{{"status", "enum"}},
+		},
 		// A long enum's message still fits the contract's 500 characters.
-		{name: "unknown audit action filter", method: "GET", path: "/api/v1/audit-events?action=nope", token: "admin",
-			status: 400, code: "bad_request", fields: []fieldWant{{"action", "enum"}}},
-		{name: "malformed id", method: "GET", path: "/api/v1/users/not-a-uuid", token: "admin",
-			status: 400, code: "bad_request", fields: []fieldWant{{"id", "format"}}},
-		{name: "duplicate keys", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `{"email":"a@example.com","email":"b@example.com","password":"x"}`, status: 400, code: "malformed_json"},
-		{name: "trailing data", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `{"email":"a@example.com","password":"x"}{"email":"admin@example.com"}`, status: 400, code: "malformed_json"},
-		{name: "invalid UTF-8", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: "{\"email\":\"a@example.com\",\"password\":\"\xff\xfe\"}", status: 400, code: "malformed_json"},
-		{name: "lone surrogate", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `{"email":"a@example.com","password":"\ud800x"}`, status: 400, code: "malformed_json"},
-		{name: "NUL in a string", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `{"email":"a@example.com","password":"abc\u0000def"}`, status: 400, code: "malformed_json"},
-		{name: "UTF-16 charset", method: "POST", path: "/api/v1/auth/login", contentType: "application/json; charset=utf-16",
-			body: `{}`, status: 415, code: "unsupported_media_type"},
-		{name: "control characters in a query", method: "GET", path: "/api/v1/users?email=%00%ff", token: "admin",
-			status: 400, code: "bad_request", fields: []fieldWant{{"email", "invalid_characters"}}},
-		{name: "line break in a name", method: "PATCH", path: "/api/v1/users/me", token: "plain", contentType: "application/json",
-			body: `{"name":"Bob\r\nBcc: victim@example.com"}`, status: 422, code: "validation_failed", fields: []fieldWant{{"name", "pattern"}}},
-		{name: "nesting 16,000 deep, no token", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: nested(16_000), status: 400, code: "malformed_json"},
-		{name: "nesting 100,000 deep, no token", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: nested(100_000), status: 400, code: "malformed_json"},
-		{name: "nesting 33 deep", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: `{"email":"a@example.com","password":"x","x":` + nested(32) + `}`, status: 400, code: "malformed_json"},
-		{name: "nesting 32 deep is read, then refused by the schema", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+		{
+			name: "unknown audit action filter", method: "GET", path: "/api/v1/audit-events?action=nope", token: "admin",
+			status: 400, code: "bad_request", fields: []fieldWant{{"action", "enum"}},
+		},
+		{
+			name: "malformed id", method: "GET", path: "/api/v1/users/not-a-uuid", token: "admin",
+			status: 400, code: "bad_request", fields: []fieldWant{{"id", "format"}},
+		},
+		{
+			name: "duplicate keys", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `{"email":"a@example.com","email":"b@example.com","password":"x"}`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "trailing data", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `{"email":"a@example.com","password":"x"}{"email":"admin@example.com"}`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "invalid UTF-8", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: "{\"email\":\"a@example.com\",\"password\":\"\xff\xfe\"}", status: 400, code: "malformed_json",
+		},
+		{
+			name: "lone surrogate", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `{"email":"a@example.com","password":"\ud800x"}`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "NUL in a string", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `{"email":"a@example.com","password":"abc\u0000def"}`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "UTF-16 charset", method: "POST", path: "/api/v1/auth/login", contentType: "application/json; charset=utf-16",
+			body: `{}`, status: 415, code: "unsupported_media_type",
+		},
+		{
+			name: "control characters in a query", method: "GET", path: "/api/v1/users?email=%00%ff", token: "admin",
+			status: 400, code: "bad_request", fields: []fieldWant{{"email", "invalid_characters"}},
+		},
+		{
+			name: "line break in a name", method: "PATCH", path: "/api/v1/users/me", token: "plain", contentType: "application/json",
+			body: `{"name":"Bob\r\nBcc: victim@example.com"}`, status: 422, code: "validation_failed", fields: []fieldWant{{"name", "pattern"}},
+		},
+		{
+			name: "nesting 16,000 deep, no token", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: nested(16_000), status: 400, code: "malformed_json",
+		},
+		{
+			name: "nesting 100,000 deep, no token", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: nested(100_000), status: 400, code: "malformed_json",
+		},
+		{
+			name: "nesting 33 deep", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: `{"email":"a@example.com","password":"x","x":` + nested(32) + `}`, status: 400, code: "malformed_json",
+		},
+		{
+			name: "nesting 32 deep is read, then refused by the schema", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: `{"email":"a@example.com","password":"x","x":` + nested(31) + `}`, status: 422, code: "validation_failed",
-			fields: []fieldWant{{"x", "unknown_field"}}},
-		{name: "more values than any operation takes", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: unknownKeys(60_000), status: 422, code: "validation_failed", fields: []fieldWant{{"", "max_values"}}},
-		{name: "half a million array items", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: values(500_000), status: 422, code: "validation_failed", fields: []fieldWant{{"", "max_values"}}},
-		{name: "1,000 values are read, then refused by the schema", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
-			body: unknownKeys(httpapi.MaxJSONValues - 3), status: 422, code: "validation_failed", fields: []fieldWant{{"k0", "unknown_field"}}}, // the problem lists the first 100 fields
-		{name: "a key longer than any field", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			fields: []fieldWant{{"x", "unknown_field"}},
+		},
+		{
+			name: "more values than any operation takes", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: unknownKeys(60_000), status: 422, code: "validation_failed", fields: []fieldWant{{"", "max_values"}},
+		},
+		{
+			name: "half a million array items", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: values(500_000), status: 422, code: "validation_failed", fields: []fieldWant{{"", "max_values"}},
+		},
+		{
+			name: "1,000 values are read, then refused by the schema", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
+			body: unknownKeys(httpapi.MaxJSONValues - 3), status: 422, code: "validation_failed", fields: []fieldWant{{"k0", "unknown_field"}},
+		}, // the problem lists the first 100 fields
+		{
+			name: "a key longer than any field", method: "POST", path: "/api/v1/auth/login", contentType: "application/json",
 			body: `{"email":"a@example.com","password":"x","` + strings.Repeat("k", 1<<10) + `":1}`, status: 422, code: "validation_failed",
-			fields: []fieldWant{{"", "max_key_length"}}},
-		{name: "query past 10,000 parameters", method: "GET", path: "/api/v1/users?limit=500" + strings.Repeat("&a=1", 10_000), token: "admin",
-			status: 400, code: "bad_request"},
-		{name: "undecodable query", method: "GET", path: "/api/v1/users?status=deleted&email=%zz", token: "admin",
-			status: 400, code: "bad_request"},
+			fields: []fieldWant{{"", "max_key_length"}},
+		},
+		{
+			name: "query past 10,000 parameters", method: "GET", path: "/api/v1/users?limit=500" + strings.Repeat("&a=1", 10_000), token: "admin",
+			status: 400, code: "bad_request",
+		},
+		{
+			name: "undecodable query", method: "GET", path: "/api/v1/users?status=deleted&email=%zz", token: "admin",
+			status: 400, code: "bad_request",
+		},
 		{name: "unknown route", method: "GET", path: "/api/v1/nope", status: 404, code: "not_found"},
 		{name: "wrong method", method: "GET", path: "/api/v1/auth/login", status: 405, code: "method_not_allowed"},
 	} {
@@ -174,7 +244,7 @@ func TestRequestID_TakenWhenWellFormedElseGenerated(t *testing.T) {
 		{strings.Repeat("a", 129), ""},
 		{"", ""},
 	} {
-		req, _ := http.NewRequest("GET", s.URL+"/health/live", nil)
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/health/live", nil)
 		if tc.sent != "" {
 			req.Header.Set("X-Request-ID", tc.sent)
 		}
@@ -194,7 +264,7 @@ func TestRequestID_TakenWhenWellFormedElseGenerated(t *testing.T) {
 		}
 	}
 	// The id reaches the log line of the request.
-	req, _ := http.NewRequest("GET", s.URL+"/api/v1/nope", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/api/v1/nope", nil)
 	req.Header.Set("X-Request-ID", "trace-me-42")
 	res, err := s.HTTP.Do(req)
 	if err != nil {
@@ -335,7 +405,7 @@ func TestCORSAndProductionHeaders(t *testing.T) {
 		d.CORSAllowedOrigins = []string{"https://app.example.com"}
 		d.Production = true
 	}})
-	req, _ := http.NewRequest(http.MethodOptions, s.URL+"/api/v1/auth/login", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodOptions, s.URL+"/api/v1/auth/login", nil)
 	req.Header.Set("Origin", "https://app.example.com")
 	req.Header.Set("Access-Control-Request-Method", "POST")
 	req.Header.Set("Access-Control-Request-Headers", "content-type")

@@ -123,7 +123,7 @@ func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *op
 			t.Fatal(err)
 		}
 	}
-	req, err := http.NewRequest(method, s.URL+target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+target, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

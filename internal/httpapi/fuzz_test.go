@@ -50,7 +50,7 @@ func FuzzRequestBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, ct, body string) {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/auth/password/forgot", strings.NewReader(body))
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v1/auth/password/forgot", strings.NewReader(body))
 		if strings.ContainsAny(ct, "\r\n") {
 			return // not a header a client can send
 		}

@@ -70,7 +70,7 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 			if r == nil {
 				return
 			}
-			if r == http.ErrAbortHandler {
+			if e, ok := r.(error); ok && errors.Is(e, http.ErrAbortHandler) {
 				panic(r)
 			}
 			stack := make([]byte, 8<<10)

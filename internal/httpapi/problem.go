@@ -67,9 +67,11 @@ func mapError(err error) *problem {
 	var locked *auth.LockedError
 	if errors.As(err, &locked) {
 		secs := strconv.Itoa(max(int(locked.RetryAfter.Seconds()+0.999), 1))
-		return &problem{status: http.StatusTooManyRequests, code: api.ProblemCodeAccountLocked,
+		return &problem{
+			status: http.StatusTooManyRequests, code: api.ProblemCodeAccountLocked,
 			detail:  "Too many failed logins for this account; retry after " + secs + " seconds, or reset the password.",
-			headers: map[string]string{"Retry-After": secs}}
+			headers: map[string]string{"Retry-After": secs},
+		}
 	}
 	var badEmail *auth.InvalidEmailError
 	if errors.As(err, &badEmail) {
@@ -98,8 +100,10 @@ func mapError(err error) *problem {
 		return errUnauthorized(api.ProblemCodeInvalidRefreshToken, "The refresh token is invalid, expired or revoked; log in again.")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer, and it is no fault.
-		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
-			detail: "The request was cancelled.", cause: errClientGone}
+		return &problem{
+			status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
+			detail: "The request was cancelled.", cause: errClientGone,
+		}
 	case errors.Is(err, auth.ErrInvalidOneTimeToken):
 		return newProblem(http.StatusBadRequest, api.ProblemCodeInvalidOneTimeToken,
 			"The link is invalid, expired, already used or replaced by a newer one; request a new one.")
@@ -120,22 +124,28 @@ func mapError(err error) *problem {
 	case errors.Is(err, auth.ErrNotFound):
 		return newProblem(http.StatusNotFound, api.ProblemCodeNotFound, "No such resource.")
 	case errors.Is(err, password.ErrBusy):
-		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
+		return &problem{
+			status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
 			detail: "The server is busy checking passwords; retry shortly.", cause: err,
-			headers: map[string]string{"Retry-After": "1"}}
+			headers: map[string]string{"Retry-After": "1"},
+		}
 	case errors.Is(err, auth.ErrInvalidToken):
 		return errUnauthorized(api.ProblemCodeInvalidToken, "The access token is invalid, expired or revoked.")
 	case errors.Is(err, auth.ErrUnavailable):
-		return &problem{status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
+		return &problem{
+			status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
 			detail: "A service this request depends on is unavailable right now; retry shortly.", cause: err,
-			headers: map[string]string{"Retry-After": "1"}}
+			headers: map[string]string{"Retry-After": "1"},
+		}
 	case errors.Is(err, auth.ErrInvalidEmail):
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
 		p.fields = []api.FieldError{{Field: "email", Code: "max_length", Message: "must be at most 254 characters long once normalised"}}
 		return p
 	}
-	return &problem{status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
-		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: err}
+	return &problem{
+		status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
+		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: err,
+	}
 }
 
 // fromHTTPError covers what Echo itself raises: unknown routes, wrong
@@ -158,8 +168,10 @@ func fromHTTPError(he *echo.HTTPError) *problem {
 	if he.Code >= 400 && he.Code < 500 {
 		return &problem{status: he.Code, code: api.ProblemCodeBadRequest, detail: http.StatusText(he.Code), cause: he}
 	}
-	return &problem{status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
-		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he}
+	return &problem{
+		status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,
+		detail: "The server hit an unexpected condition; the request id identifies it in the logs.", cause: he,
+	}
 }
 
 // problemTitles are the problems' titles, one per code: RFC 9457's title

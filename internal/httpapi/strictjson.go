@@ -77,8 +77,10 @@ func checkStrictJSON(body []byte) error {
 			if !isName(dec) {
 				values++
 			} else if len(raw) > maxJSONKeyBytes {
-				return &beyondLimitError{field: dottedPath(dec.StackPointer().Parent()), code: "max_key_length",
-					message: fmt.Sprintf("must not hold a key longer than %d bytes; no operation has such a field", maxJSONKeyBytes)}
+				return &beyondLimitError{
+					field: dottedPath(dec.StackPointer().Parent()), code: "max_key_length",
+					message: fmt.Sprintf("must not hold a key longer than %d bytes; no operation has such a field", maxJSONKeyBytes),
+				}
 			}
 			// A NUL can only be written as an escape (a raw one is a syntax
 			// error), so only strings with escapes need unquoting.
@@ -109,8 +111,10 @@ func checkStrictJSON(body []byte) error {
 		if values > maxJSONValues {
 			// Refused at once: reading on to the end would let a body of
 			// unknown keys fill the duplicate-key index for nothing.
-			return &beyondLimitError{code: "max_values",
-				message: fmt.Sprintf("must hold at most %d values in all; no operation takes that many", maxJSONValues)}
+			return &beyondLimitError{
+				code:    "max_values",
+				message: fmt.Sprintf("must hold at most %d values in all; no operation takes that many", maxJSONValues),
+			}
 		}
 		if dec.StackDepth() == 0 {
 			break // the first value is complete

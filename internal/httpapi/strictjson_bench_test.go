@@ -45,7 +45,7 @@ func BenchmarkStrictJSON_HostileBodies(b *testing.B) {
 	for _, hb := range apitest.HostileBodies(limit) {
 		b.Run(hb.Name, func(b *testing.B) {
 			measure(b, hb.Body, func() {
-				req := httptest.NewRequest(http.MethodPost, "/api/v1/auth/login", bytes.NewReader(hb.Body))
+				req := httptest.NewRequestWithContext(b.Context(), http.MethodPost, "/api/v1/auth/login", bytes.NewReader(hb.Body))
 				req.Header.Set("Content-Type", "application/json")
 				rec := httptest.NewRecorder()
 				e.ServeHTTP(rec, req)

@@ -208,7 +208,7 @@ func TestRequestBody_ReadToTheLimitWhateverTheFraming(t *testing.T) {
 		{"understated, within the limit", body(5000), 10, 422},
 		{"understated, past the limit", body(limit + 1), 10, 413},
 	} {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/auth/password/forgot", io.MultiReader(strings.NewReader(tc.body)))
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v1/auth/password/forgot", io.MultiReader(strings.NewReader(tc.body)))
 		req.ContentLength = tc.announced
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()

@@ -99,8 +99,10 @@ func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequest
 		if x.IP.IsValid() {
 			ip = x.IP.String()
 		}
-		out = append(out, api.Session{Id: x.ID, UserAgent: x.UserAgent, Ip: ip, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt,
-			IdleExpiresAt: x.IdleExpiresAt, ExpiresAt: x.ExpiresAt, Current: x.ID == p.SessionID})
+		out = append(out, api.Session{
+			Id: x.ID, UserAgent: x.UserAgent, Ip: ip, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt,
+			IdleExpiresAt: x.IdleExpiresAt, ExpiresAt: x.ExpiresAt, Current: x.ID == p.SessionID,
+		})
 	}
 	return api.ListMySessions200JSONResponse{Body: api.SessionListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListMySessions200ResponseHeaders{CacheControl: noStore}}, nil
 }
@@ -272,8 +274,10 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 	rows, next := page(s.cursors, rows, limit, func(e user.AuditEvent) uuid.UUID { return e.ID }, scope)
 	out := make([]api.AuditEvent, 0, len(rows))
 	for _, e := range rows {
-		a := api.AuditEvent{Id: e.ID, Action: api.AuditAction(e.Action), ActorId: e.ActorID, SubjectId: e.SubjectID, UserAgent: e.UserAgent,
-			RequestId: e.RequestID, Details: s.auditDetails(ctx, e), CreatedAt: e.CreatedAt}
+		a := api.AuditEvent{
+			Id: e.ID, Action: api.AuditAction(e.Action), ActorId: e.ActorID, SubjectId: e.SubjectID, UserAgent: e.UserAgent,
+			RequestId: e.RequestID, Details: s.auditDetails(ctx, e), CreatedAt: e.CreatedAt,
+		}
 		if e.IP != nil {
 			ip := e.IP.String()
 			a.Ip = &ip

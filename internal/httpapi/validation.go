@@ -64,7 +64,9 @@ func validationProblem(err error) *problem {
 func flatten(me openapi3.MultiError) []error {
 	var out []error
 	for _, e := range me {
-		if inner, ok := e.(openapi3.MultiError); ok {
+		// Only a list nested directly is split: errors.As would also open a
+		// *RequestError or *SchemaError wrapping a list and lose the field it names.
+		if inner, ok := e.(openapi3.MultiError); ok { //nolint:errorlint // see above
 			out = append(out, flatten(inner)...)
 			continue
 		}

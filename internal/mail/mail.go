@@ -32,8 +32,10 @@ const (
 )
 
 // Kinds lists every mail.
-var Kinds = []Kind{VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange,
-	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged}
+var Kinds = []Kind{
+	VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange,
+	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged,
+}
 
 //go:embed templates
 var templates embed.FS

@@ -14,8 +14,10 @@ func TestRender_EveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range Kinds {
-		m, err := r.Render(k, Data{Product: "gatehouse", To: "alice@example.com", Link: "https://auth.example.com/x?token=abc&y=<1>",
-			Expires: "1 hour", ResetURL: "https://auth.example.com/forgot-password"})
+		m, err := r.Render(k, Data{
+			Product: "gatehouse", To: "alice@example.com", Link: "https://auth.example.com/x?token=abc&y=<1>",
+			Expires: "1 hour", ResetURL: "https://auth.example.com/forgot-password",
+		})
 		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}

@@ -157,8 +157,10 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 			return err
 		}
 	}
-	d := mail.Data{Product: w.cfg.Product, To: a.To, ResetURL: w.link("/forgot-password", ""),
-		NewEmail: a.NewEmail, IP: a.IP, UserAgent: a.UserAgent}
+	d := mail.Data{
+		Product: w.cfg.Product, To: a.To, ResetURL: w.link("/forgot-password", ""),
+		NewEmail: a.NewEmail, IP: a.IP, UserAgent: a.UserAgent,
+	}
 	if a.At != nil {
 		d.When = a.At.UTC().Format("2 January 2006 at 15:04 UTC")
 	}
@@ -173,14 +175,19 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		purpose, path, ttl = PurposeEmailRevert, "/undo-email-change", RevertTTL
 	case mail.PasswordReset:
 		purpose, path, ttl = PurposeReset, "/reset-password", w.cfg.ResetTTL
+	case mail.PasswordChanged, mail.PasswordResetDone, mail.EmailInUse, mail.NewSignIn, mail.LoginAttempts,
+		mail.EmailChangeNotice:
+		// Notices: they carry no link, so no token is issued.
 	}
 	if purpose != "" {
 		tok, hash, err := token.NewOpaque()
 		if err != nil {
 			return err
 		}
-		if err := w.store.IssueOneTimeToken(ctx, NewToken{UserID: a.UserID, Purpose: purpose, Email: a.To, Hash: hash,
-			ExpiresAt: w.now().Add(ttl), KeepSession: a.KeepSession, TokenVersion: a.TokenVersion}); err != nil {
+		if err := w.store.IssueOneTimeToken(ctx, NewToken{
+			UserID: a.UserID, Purpose: purpose, Email: a.To, Hash: hash,
+			ExpiresAt: w.now().Add(ttl), KeepSession: a.KeepSession, TokenVersion: a.TokenVersion,
+		}); err != nil {
 			if errors.Is(err, ErrNotMailable) {
 				return river.JobCancel(err) // the account or its address changed: the mail is moot
 			}

@@ -28,6 +28,10 @@ type Params struct {
 // DefaultParams are OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
 var DefaultParams = Params{MemoryKiB: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
 
+// maxKeyLen bounds the key length a stored hash may ask for: we write 32
+// bytes; anything far beyond is a tampered row.
+const maxKeyLen = 1024
+
 // ErrBusy means every hashing slot stayed taken until the caller gave up.
 var ErrBusy = errors.New("password hashing capacity exhausted")
 
@@ -124,10 +128,10 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, reha
 		return false, false, err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(norm.NFC.String(password)), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(key)))
+	got := argon2.IDKey([]byte(norm.NFC.String(password)), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 	ok = subtle.ConstantTimeCompare(got, key) == 1
 	rehash = p.MemoryKiB != h.params.MemoryKiB || p.Time != h.params.Time || p.Threads != h.params.Threads ||
-		len(salt) != h.params.SaltLen || uint32(len(key)) != h.params.KeyLen
+		len(salt) != h.params.SaltLen || p.KeyLen != h.params.KeyLen
 	return ok, rehash, nil
 }
 
@@ -160,10 +164,15 @@ func decode(s string) (Params, []byte, []byte, error) {
 	if err != nil || len(salt) < 8 {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
+	// A tampered row could also ask argon2 for a key of any length.
 	key, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil || len(key) < 16 {
+	if err != nil {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
-	p.SaltLen, p.KeyLen = len(salt), uint32(len(key))
+	n := len(key)
+	if n < 16 || n > maxKeyLen {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	p.SaltLen, p.KeyLen = len(salt), uint32(n)
 	return p, salt, key, nil
 }

@@ -2,6 +2,7 @@ package password
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync"
@@ -40,9 +41,11 @@ func TestHasher_HashVerifyRehash(t *testing.T) {
 	if ok, rehash, _ := stronger.Verify(ctx, "correct horse battery staple", enc); !ok || !rehash {
 		t.Fatalf("changed parameters must ask for a rehash: ok=%v rehash=%v", ok, rehash)
 	}
-	for _, bad := range []string{"", "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$a2V5", "$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5", "plaintext"} {
+	// A key longer than any we write would have argon2 compute it all.
+	longKey := "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHRzYWx0$" + base64.RawStdEncoding.EncodeToString(make([]byte, maxKeyLen+1))
+	for _, bad := range []string{"", "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$a2V5", "$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5", "plaintext", longKey} {
 		if _, _, err := h.Verify(ctx, "x", bad); !errors.Is(err, ErrMalformedHash) {
-			t.Errorf("Verify(%q) = %v, want ErrMalformedHash", bad, err)
+			t.Errorf("Verify(%.80q) = %v, want ErrMalformedHash", bad, err)
 		}
 	}
 }

@@ -300,8 +300,10 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 	if _, err := rand.Read(placeholder); err != nil {
 		return nil, err
 	}
-	if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
-		Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL)}); err != nil {
+	if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{
+		TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
+		Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL),
+	}); err != nil {
 		return nil, fmt.Errorf("reserve the old address: %w", err)
 	}
 	return []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}}, nil

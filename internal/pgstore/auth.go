@@ -142,7 +142,7 @@ func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 // CreateSession opens a session with its first refresh token.
 func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
-		var ip = &n.Client.IP
+		ip := &n.Client.IP
 		if !n.Client.IP.IsValid() {
 			ip = nil
 		}

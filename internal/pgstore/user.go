@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,19 @@ func uniqueEmail(err error) error {
 	return unavailable(err)
 }
 
+// maxRows converts a page's row count for sqlc's int32 LIMIT parameter. The
+// services ask for a page and one row more; a count beyond int32 is clamped
+// rather than wrapped into a negative LIMIT.
+func maxRows(limit int) int32 {
+	if limit > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	if limit < 0 {
+		return 0
+	}
+	return int32(limit)
+}
+
 // likePrefix escapes a prefix for LIKE.
 func likePrefix(p string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
@@ -54,15 +68,19 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 	var rows []db.UserProfile
 	var err error
 	if f.Status != nil && *f.Status == user.Deleted {
-		rows, err = s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{BeforeID: before, EmailPattern: pattern, Role: f.Role,
-			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
+		rows, err = s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{
+			BeforeID: before, EmailPattern: pattern, Role: f.Role,
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: maxRows(limit),
+		})
 	} else {
 		var disabled *bool
 		if f.Status != nil {
 			disabled = ptr(*f.Status == user.Disabled)
 		}
-		rows, err = s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
-			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: int32(limit)})
+		rows, err = s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{
+			BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: maxRows(limit),
+		})
 	}
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("list users: %w", err))
@@ -117,9 +135,11 @@ func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Targe
 			}
 		}
 		rolesChanged := !slices.Equal(u.Roles, row.Roles)
-		saved, err := q.SaveUser(ctx, db.SaveUserParams{ID: id, Name: u.Name, Email: u.Email, EmailVerifiedAt: u.EmailVerifiedAt,
+		saved, err := q.SaveUser(ctx, db.SaveUserParams{
+			ID: id, Name: u.Name, Email: u.Email, EmailVerifiedAt: u.EmailVerifiedAt,
 			DisabledAt: u.DisabledAt, DeletedAt: u.DeletedAt, EndSessions: e.EndSessions != "",
-			Changed: rolesChanged || e.EndSessions != "" || !sameRow(u, t.User)})
+			Changed: rolesChanged || e.EndSessions != "" || !sameRow(u, t.User),
+		})
 		if err != nil {
 			return uniqueEmail(err)
 		}
@@ -186,7 +206,7 @@ func endSessions(ctx context.Context, q *db.Queries, id uuid.UUID, reason string
 
 // ListSessions lists a user's live sessions, newest first.
 func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]user.Session, error) {
-	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: before, MaxRows: int32(limit)})
+	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: before, MaxRows: maxRows(limit)})
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -230,15 +250,19 @@ func (s *Store) ListRoles(ctx context.Context) ([]user.Role, error) {
 
 // ListAudit lists audit events, newest first.
 func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error) {
-	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{BeforeID: before, ActorID: f.ActorID, SubjectID: f.SubjectID,
-		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: int32(limit)})
+	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{
+		BeforeID: before, ActorID: f.ActorID, SubjectID: f.SubjectID,
+		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: maxRows(limit),
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	out := make([]user.AuditEvent, 0, len(rows))
 	for _, r := range rows {
-		e := user.AuditEvent{ID: r.ID, Action: r.Action, ActorID: r.ActorID, SubjectID: r.SubjectID, IP: r.IP, UserAgent: r.UserAgent,
-			RequestID: r.RequestID, CreatedAt: r.CreatedAt}
+		e := user.AuditEvent{
+			ID: r.ID, Action: r.Action, ActorID: r.ActorID, SubjectID: r.SubjectID, IP: r.IP, UserAgent: r.UserAgent,
+			RequestID: r.RequestID, CreatedAt: r.CreatedAt,
+		}
 		if err := json.Unmarshal(r.Details, &e.Details); err != nil {
 			return nil, fmt.Errorf("decode audit details: %w", err)
 		}

@@ -101,8 +101,10 @@ func (p *Policies) Set(l Limit) bool {
 }
 
 func (p *Policies) all() []*Limit {
-	return []*Limit{&p.LoginIP, &p.LoginAccount, &p.RegisterIP, &p.RegisterAccount, &p.RefreshIP,
-		&p.ForgotIP, &p.ForgotAccount, &p.ResendIP, &p.ResendAccount, &p.EmailChangeAccount, &p.EmailChangeAddress}
+	return []*Limit{
+		&p.LoginIP, &p.LoginAccount, &p.RegisterIP, &p.RegisterAccount, &p.RefreshIP,
+		&p.ForgotIP, &p.ForgotAccount, &p.ResendIP, &p.ResendAccount, &p.EmailChangeAccount, &p.EmailChangeAddress,
+	}
 }
 
 // Parse reads overrides such as "login-ip=30/1m,register-account=5/1h".

@@ -387,8 +387,10 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c 
 	if err != nil {
 		return auth.User{}, err
 	}
-	nu := auth.NewUser{ID: id, Email: email, PasswordHash: hash, Name: n.Name, Verified: n.Verified, Roles: roles,
-		Events: []auth.Event{event("user.created", p, id, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles})}}
+	nu := auth.NewUser{
+		ID: id, Email: email, PasswordHash: hash, Name: n.Name, Verified: n.Verified, Roles: roles,
+		Events: []auth.Event{event("user.created", p, id, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles})},
+	}
 	if !n.Verified {
 		nu.Mails = []auth.Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}
 	}
@@ -520,8 +522,10 @@ func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, 
 		if err := mayGrant(p, t.Roles, roles); err != nil {
 			return Edit{}, err
 		}
-		e := Edit{User: t.User, EndSessions: "roles_changed",
-			Events: []auth.Event{event("user.roles.changed", p, t.User.ID, c, map[string]any{"from": t.User.Roles, "to": roles})}}
+		e := Edit{
+			User: t.User, EndSessions: "roles_changed",
+			Events: []auth.Event{event("user.roles.changed", p, t.User.ID, c, map[string]any{"from": t.User.Roles, "to": roles})},
+		}
 		e.User.Roles = roles
 		return e, nil
 	})
