@@ -898,7 +898,9 @@ type Permission string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
-	// Code Stable machine-readable error code. Clients branch on it.
+	// Code Stable machine-readable error code. Clients branch on it; new codes may be
+	// added in a minor version (for a new feature's problems), so fall back on
+	// `status` for a code you do not know.
 	//
 	// | code | status | meaning |
 	// |---|---|---|
@@ -948,7 +950,9 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
-// ProblemCode Stable machine-readable error code. Clients branch on it.
+// ProblemCode Stable machine-readable error code. Clients branch on it; new codes may be
+// added in a minor version (for a new feature's problems), so fall back on
+// `status` for a code you do not know.
 //
 // | code | status | meaning |
 // |---|---|---|
@@ -2051,7 +2055,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 type TooManyRequestsResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int32
+	RetryAfter      int32
 	XRequestID      *string
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
@@ -2061,7 +2065,7 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 }
 
 type UnauthorizedResponseHeaders struct {
-	WWWAuthenticate *string
+	WWWAuthenticate string
 	XRequestID      *string
 }
 type UnauthorizedApplicationProblemPlusJSONResponse struct {
@@ -2243,9 +2247,7 @@ func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAu
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2471,9 +2473,7 @@ func (response ResendVerification429ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -2928,9 +2928,7 @@ func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3032,9 +3030,7 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3136,9 +3132,7 @@ func (response LogoutAll401ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3345,9 +3339,7 @@ func (response ForgotPassword429ApplicationProblemPlusJSONResponse) VisitForgotP
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3752,9 +3744,7 @@ func (response RefreshTokens429ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -3961,9 +3951,7 @@ func (response Register429ApplicationProblemPlusJSONResponse) VisitRegisterRespo
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4075,9 +4063,7 @@ func (response ListRoles401ApplicationProblemPlusJSONResponse) VisitListRolesRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4228,9 +4214,7 @@ func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4385,9 +4369,7 @@ func (response CreateUser401ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4616,9 +4598,7 @@ func (response DeleteMe401ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4726,9 +4706,7 @@ func (response DeleteMe429ApplicationProblemPlusJSONResponse) VisitDeleteMeRespo
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4840,9 +4818,7 @@ func (response GetMe401ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -4982,9 +4958,7 @@ func (response UpdateMe401ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5117,9 +5091,7 @@ func (response UpdateMe429ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5257,9 +5229,7 @@ func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangeP
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5367,9 +5337,7 @@ func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangeP
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5501,9 +5469,7 @@ func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMyS
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5625,9 +5591,7 @@ func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevoke
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5768,9 +5732,7 @@ func (response DeleteUser401ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -5940,9 +5902,7 @@ func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6113,9 +6073,7 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6373,9 +6331,7 @@ func (response RestoreUser401ApplicationProblemPlusJSONResponse) VisitRestoreUse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6571,9 +6527,7 @@ func (response SetUserRoles401ApplicationProblemPlusJSONResponse) VisitSetUserRo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -6796,9 +6750,7 @@ func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRev
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.WWWAuthenticate != nil {
-		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
-	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -8304,272 +8256,273 @@ var swaggerSpec = []string{
 	"dCAYCfUiEeElmgGLBnBPgvWPI75OtkBtqHMllNr1D7kQZEr5wgrk0IQ8LsvLpoeRSMlRp2MjwD66CtPz",
 	"jOQnZjRuDivPemnG4MWnil2YmKfS0tpFsGFUNUtY+LpuAe23liDEnOz1/paVqpvOysUqzO2evAnlMZCt",
 	"wO8m2D4mcxorEsCFbJ2MFEsDt1zkFScBLEzQHPCguJsBmTLKZfmM1twIqlslKZsxICd4xgccD/mnIwR7",
-	"S1ANkTkz0ZZK4IIZO71KFxB0BeK8Hziz16sNdqmEKh0e7BWClTqVYKUPd5PP33J9vEUa/34bjwbsiFV3",
-	"lkR2lC2TdVrU8riZYuMlxl9u+kYq7T3x+1p19kZqbB6mkZU2I1/Il6I4Wa12Sr1P1RUrNLKB1ZySIaMp",
-	"+gFdB3/hmr0tjnflkhXmdj80cNnKkq3A782p74WQiyYZ0ihZEBmPOYuaA+4FUNjjndsDjB2gb7R9fAlM",
-	"BG1yYqxgxoM74M5AJjgJwgnlY+YCLJokyGYRVewFC3QrAVrH9F+x3tBgr7MbWGMtJXudboWMvnv3ruWL",
-	"cfVRfzR/Q5+ZcEKThEFoyZunj8nBo/3OdjEe8Bs8SmBY/tegeHsHjRuGGd+JrFmrt936j+NvOHc6FpnE",
-	"itCCvV2zhFh3cVywo8eRMZWOYibhRKF4nIix/Ef6KBYEB4gqQ06inPEiAdsFRHZfL76SJNjv9IImoWSU",
-	"qSxlRG/Tdp9IFSfJgLsIcBKJMJsyrppECkJJmMT6YoeUg5pBAv1dUIkiv0+N4y2fpUJTF607PeEqVotb",
-	"cllLDy5S9iscryqn5Wye29VH4NABUzuKMFVOUW2ydLJdY24npoypov0eWwcqoI+EbPR/cR0oIS7kRKSa",
-	"TUG+hNeplnL0uowhrNAGuyqSMCoV6e5rYpPSULFUgpG08eH9xzfv9Hq+ecfM0FudNead8nIiTwfr8UUq",
-	"kKT4kcT6WcVEJ5l6K1n6RiRMNkmYaql4WfQZUFc4OxcoNq8zlhmCXL9dhaHmO6b/lIXtMi/i+AcNmc1Y",
-	"qknUoLFsl24S5Ga6u7eN/MktEnGLtHIjq6uqN7L6tLCbTzEfiKaMgG+dj5vWc7Bawr3fPTSqRL574H+r",
-	"v2wmSKDgCW18aFbOAzaVN8nj8BKi+OvOBL70V1/We9nj+7LG2o2asyRpeVHIGI6Bu9cn1IrgEa4ZCJb2",
-	"5FB85vtNrVajqS/KinqCEDKvTxTZCipzcjG/nM09idJjDUUqDqbhEhELttskwHMWACOWhNFwMuBiNGI8",
-	"0uotDPWL8Fa95TKbzUSqWPSCRTE9hyN0B8kxyxu8mOoWL+BUrrrh9nqCEkIl8TvUHf0lbo59Xz9zUyAw",
-	"BWKmsEZTq534R3F4mPg+u2BBecUC0OXqxnOffo93+k5aoeFjR6/YQF8/jMIQD+Q2q+NXrD6x40lj9xYF",
-	"9wmFsdQtVZNQCWZHSINWAsM+0ylqH6hpN0vrCfTWd+3XBcKUjFFjIaI+iQScTRtUoHUNsDw3B5zKSxey",
-	"6PI07SghuTMoa+mByT5ukzfWXGqGZr9DL4BuSjISTlh4KaFtSuaTGJw6e70jUjLV3mN6hts1aOYkDNnM",
-	"6ColrS/UTC1h0ZhNIUF4ZBiivtXKpLcb3UnPMlYTkel1vGI0gdBnJYnIVCim4PidpVpvVDEqS04sqXRL",
-	"JtmU8pbW/8DJZd5sF1MMUVGuGCTydMVfXBd56r4Yao6pz62d9huTkgj6W2GAEVVrz7VbvA9azlr//gv9",
-	"TnmY0JH5vnao0TTmb8GYBFpHnvJIIzRe0OS1N/QRTSSrqPBWbROcGWmAGHkYEQoyBYJxxvF6gew6jbnf",
-	"cLe8hzb6q7qJgUozFtjwsDzu19yuK3HJpEk3Ny7HYxLAwAPCOH4Tq9wqbxZlKETCKAQSodBcPT28FDa4",
-	"pbeBahEupJK1Yi4Zl7GKr1iy2G6TV5mSccRIxCBhHU0RlA+4/Z6Cyej0NUlixVKaaEYlWfrfv3R7j9qd",
-	"dqfdfQ8JYOBQo8lESMiRpBBGTqdswO3FoCQSimwF9L+HAXhyUzbK7M0hwV6vR6riIdlCyRPD24PmgGsO",
-	"RIJ4dmEGhOZF6PwiElMac0ssnM/CKRi+PW+vcn1s1tCVlz5R9qHA5MKEUaSFLmAfncQmQX6Ls/l2NQWo",
-	"uomYaFzu5SWb65MzS+gClrB08yE3fEaVYql++//88n8Gg+tOpzUYXHefDgbXj56+//p/NeqIQ/VqZVGs",
-	"TkLstxbBg3JC9Uv6sHJN3EJNwdvkMRiqJECMDFPKwwkRnMTqGEw8IO6bH5leAqb1BE4omcYcM2j1mQej",
-	"1yVjM61M0CQZ0vCyPeAD/iehMCjyJ7joYj4+JgFKFzIgl2whyZ8D/mer1YL/9AdwKttWutQn509ywp1f",
-	"D/AmUuRHwwXB99CI1yY1DbT9RCPyJ3njfYARddI6svUS2ZQrvWSQp5v3vKXyENQojoDXKpYk24V+wZXY",
-	"llkYMhaZ0aMTnbiHxyQwxOIiBgs76r4Ru4pDFtQ0Z+9Q3hY+OSZTHL69VSRIGdViaE0j1lf6J4GIW2kQ",
-	"LtzCspTlNxkYeIzLjR+W+6rpIeMuYwWGalNlnOSoW7NdDFlIM5PUsiR7pqaLccZAUrqgCdMCtu5IS0Ri",
-	"zhlGSE4xboEOkYcXPL0mmsG2azZBNy0yhWO2gSMmNF1kqrhb5TGJTF3QJNEfP/HZgCUhGDdIJWE8wiNr",
-	"n5ZHUQjhvEiZXiUzphleWT9YVDc5g4QeZdN8bc+4yuARqpw0NhqxUAXVvuF1u5owaBywZrM4lTi1PcgV",
-	"S+KESsN+bZOFM2B+OybBJZupiw3aYuHlhX8L0AvWwnzPlIzpFdNyp+/X8uTbujYhj9hmLNtmERoA6H2B",
-	"NlQvmhaUIaMqS1Swoofa+WM3wC6pPbDoC/Ubgq7a/pU69+6Kbqf2ovifoR5YnmUhbexuk8XOcD9L3VgB",
-	"Bn9c1gVn84saguK3W9ucloYwTH/FcK4cjagbTcYjECJTMcXcpCRyXN5v1LAby4i0FIssRKRkS8ss+EIL",
-	"fgm2HXuicDbraLRImAzw23FK9Q3Wj4eLoMhL0PFa37HR4TC+G5fJ4ERpART+UVxRK+PWtubSH8rECVeV",
-	"L//S/OYJxiDqFnrGfIoCcQHXtxiplk22KPJuyD2v79D+qMVQkzhfGTAscOn0lFuZJTT0xv2VBBcDrF4q",
-	"pno/lCiuoKV+PrWsWQ9NNdkyVmAbzEOf2sOcMZ8ADpeJnbWMMg+YAvCtGUvNC5dsAWrIPOaRmG8fkwCe",
-	"46AbTQf9VhKoGs3GUgnJ/laSYoqPndW7IlwUn+XiQPF5mYc3mo0iJ/ZeN+zVe6WOTRZ+hr2xTZTZUc3z",
-	"nLVUfizxiPrf7dMiua57WqbGxXfKRLTu12WfXNmF9AmW/dOQEfunU3ZtU7zwp7lU+SnB6+b+9q+WfVi+",
-	"GQ0/uNIe8BrkQaO4mJTAqubyROsqLTljoV49YhSHYy2ehhNUH0CCBUYmmQIJ0oBhoTLqKUZBe8Bfs1QK",
-	"ThMEWYTwGglikmRhqr+nKXOJh1pDsmlgU3rtWxB6nbIJYbhYonhNaYRCruE8wijqBo+uSVh73C7xkJKi",
-	"eFCr4oIkt6TTPB4fVBUUhiFF7goMA9inHyStKdBG3dabK84BpRKNnU6HMt1BoJAege2Xfv311/9tbNHt",
-	"UEzLHdfr9MjU6rs2CImUEzzsxDP+AOJbKQqodmpTen2K73ZzkxxNUwquHs0VlmAQ6ithwzCp6fqWPfdq",
-	"ejYiwvLOS6eHmA822c6S/L0Sb47QXIo1h1l/3vYtNBtBqDUbvsJbd4TznE5Ud0M6ZVZeRos/fptHEFZt",
-	"Mkk9JCBEr+jmDFf2OC5o/WW2u8kqOiF2o4tBS7Kok4o3ugao4Nct2oLQgnXAXrc6R0KTBE4g3GSGKPuv",
-	"oDYiU0NxDdTG7JNjZKBitD2BZGq5LRcXxvzQaDY8vmSyHHMDXh3rwOCN/h/3dc2Kt+CmJ1qJVcQB487v",
-	"nTYsNQUC46xzSUgWZmmsFq2UJeyKcmMPrLo1qDMmrvQbeHbHD039kUiXkhEU/CdCM2xQ/nmWJIExvQm+",
-	"mIpM5tKuAxdeSMWmGxAZ3RqmgCHAY2UljVh0QVVhgzW/AJSyDa5BlEsqa5fFSjUfmo3bHal4Vl1HNNeS",
-	"09eWmrhldKlPyHOthTIUU6PiuhtZuu97+xusne+xLY/p9FtHS32nGpj3onxIZet373CDfmUGB3v1mapK",
-	"GsVVMVEt93GGdH8XdGxuVxmXds3nJX8ZDMDcM+/uFCYNp6DQbWEv8hNZON7vV9KF57FU692FjkCtPehI",
-	"bEoCVA2B3cSxqMd2K+fi40LY+qa+xeLUjeHwYuZFVqx38le49gE4HN05XyIvLO/kpRdb2ybfsIVAUigZ",
-	"GYqMF9JtMWQHnIzSRFb1XWjrgBdjW4cLYmCLm4Atr5dfxpiikWk2tUX5wvugSeSMhkwOeMzDJItYtH2s",
-	"v5oKiBAbQv4mi9xgZTP/p4U554qamHODzpFLQVHhbUZ+vw6vhpxIlcLSESZVPAWjyijWs2ZULogSBOwH",
-	"A74l9SbzkMmmVgWHgqYRSTMum8bsL5t2sNiH7lFLfpLQRHC2DcqeEffQu4nOy2pc2nEelibpQpL5xFhe",
-	"QPoRJBIlR6Ufebz8aByuoxCVA1k6OvUXgYWX1UP1BgQ4TajB4gHBJpx5ibpVEYBZ8KSS73QiUi0mazEU",
-	"6WuEkBUgbHpZvejQ1ZxVZCo4Nnq1Deu32vwm0mdClR7ixbRG/ftezCFo2+jYLLwkSojLJok5mcZJEnsZ",
-	"l6ZhRAMH9mKCivI6CZkmt3pC9YUS/N0xHxeGV7sjLq76dmTpIULgL4oQMIjutXEnL2h6WYP350Gy2LaO",
-	"NW2tIvPpZYCwQTVZprHWRxF8e+8RBM3GA/N5YD6rVOrSmYBxixGmjWjWgVqtXo6UcoWlIxTmIrLpTC2a",
-	"uT9ozJQkwS+DBmZtvA/aA37CFwQBYSVTBgkQvWJ9KmU85gEZMk2sJLpeZH+exooFCKUJJSfg7QGfT4T0",
-	"QQZxM0OaJCw1dXVCysmQOaMY1p2wwm1ZPwZzmt6nuroKkCdTZy5ZI+6tUOGbjYzHv2XM/K7VhjKbsSRt",
-	"Jdf/1mRl3o7D3EzgbRYjWRn64Qz25Y0k4dJMV84Qgvye1IskrzhzCdnIREoK6VBENQIOxkBXa4aEk5iz",
-	"PG4TRZ02eVkfEEXq46EGvD4gCpiaC4eqhj/ZBbEBCUvyNpxn0k+csS5W9zIXettSVVoP+zHEpZtvMLOj",
-	"JutjCwu9aN3WuaeR1hQ/zSGblR3CVxAQPKWKbBl0Wq12N4kzubgGDRMrDQbvb85DXMN5Jpuil8w2omW4",
-	"2jHlQSyIII1xLc7LP435RQKHtPK1EoJAWqF7l16vehck0S0TTWbmTBMpsHAS14uhJdJo2+s7nubDNoVq",
-	"bM9TmiRez8vfRFQqbz5A4ey7kNQKWysEGbE5VsHxp7T8dQDtKLyPFKvuE2GcMPonouZxWBhSfvlc1Bbc",
-	"bsMAaE1kL35srnZlwe2V1xfQAIzP6YJsgSbiihRBmBv+aioTbZcavsiPGN66FWVX8hoKb8+ftg4hUwqP",
-	"KRaA845r+Ypq3mJudTUZ0w3Jk3ZxunCKvpIEJV4wcXHPAGg/LIjFSz8tSO56i7kWIHKCYLNodQs1CVp9",
-	"vAxgc6N40c0B9lvQl2BpAwaFMP8ej7X9HoWmpV97N3kqAJgeZCwny7n4CjZjCnSflU25zXKRgvk4QHiU",
-	"JjhpWSP2NU81MMiL4GPStNeRuJRFcahQM17SXEHKJCuEzJJQue3fZeRR9gx4FQanImWWg8H666ud58BT",
-	"SAKQZKvb7HQ6hSYv2aJE9bBZrf5AHIq/q4AeBVQa1mCr2zskw4Wyo/QcQY75NysJoCbxy+WYWi3HfAyC",
-	"hRkSSh3eHwbBJse2wbdR6MOX7b99WmZe82QEV1Mo/5dHKxrNchpzfnkbzYZ/IfWEvAR1e0kazQYeYLDq",
-	"2hMLT/3TB4KLOzxmBriP5o98f2pdZSabtk64K6VWWjOOCcmrEeiq0u2yBJjvi+kv7HqWUE5rBMUNUmDs",
-	"sQCRrbkyI+apSMdC3c0SfD8ml1sYJmpl/7pZfs9oohupLDo81+QMhJaXmr+YGoZRjQQMWVvrjPLY5mN8",
-	"9wMkbyVqsliaLQNGQQyBQ4NcLEk2q7N5lKZrG27agS2f+WM38qoqgJ3OWLrSvDlDXMK1s0eDKow0ijd9",
-	"u6zZ2L5sK3UTe/buh9oj9yTq7e93j8gsGyZxCOQWMHEOO7uPtms8t8nYN2g+ib49O6mlCmF6VXwRuql9",
-	"9bLO//YDW5DTb4/JlKpwYnKjgkstp5m6pbb+qbhkHNKgtGq/kcH3ErFL7NBe/fC6dlgZOrDsazIe1752",
-	"XU/68vVskiGV7GAvSxOX/jfT5IKP14+2tNV66Li2umNcOhxpE7Zmyc6fVccIefzv2JDohT5jCnf90X63",
-	"btcv2UJu7LbTJ21NwFN5Vrr5uqE7h11Vj2aKQpgdVkql45hDWDSoCraCYnUiK8J2ZnTMEF0W7Htzm7GO",
-	"lO1ei3A2G17B1OpoNHeB/G9bUVXLbAauRn8IQz0mdGgr0kIoE3XVVE/wh5RqtQSKo3LjsYZUKkxKVU4b",
-	"R/QFvE2uy1wt2aKciBmytgHHc7mttaIx41q40+zJpHlpidEYxLT8ySIypOGlngrAjblgx1XlVldHA1Sr",
-	"8lJpjQKBn+sbuENgM41rAgRW37WCJxwPTv0ZvWKcyRpuYX/ZlF/W+os2dRTVDk2MY347GQUj4HIoxOo2",
-	"BP4rpupvLM1Z+ErigYQgbylHWWKCx+xrJjKrOeDxyB5GwfXh5T76oYOh46iTjzlE50O2nEHBgvQRaEwO",
-	"OKgMpi7RduW8wab7Ho3B4LrXbQ0G14+eLPFl/G2yWnON3dQs4Ffy9qECtzEFb0KNZczHCWs57Pbl5PgT",
-	"vOp1k37tPAB1Vn2vCBFF4wt4A+SxDygNfAlCGTkKMwswTJkJxSkJrlueoyEg7FrpE4TqjJ9sgUWhTNiO",
-	"8V24vzC+vmGcLfZN3/mRZzPon6/EJYgOWRQrfLtOxPGgByvXQEsNR3v7jypYdcst4htgYDzWr37IsUI2",
-	"1/4chTHVknhY49fs1N10A0FV7gpcA62EXbEkzxEQHBxqgZ21tM4jEux1OsQvV0pGIh3wvMB6m5woNC91",
-	"O52+BxYBbjqwothGDUwRGqZT/KLkYlq1lp5TY338VA6usuIigsmyTGc6e4efEhf34y6q3X5/fv7aojTq",
-	"87hatts/OvJku71OZzPpzgDI1Me2lHA7DPBaXjUfb5FusM4fXw0NNshOJV25Hp5mkHU6u6GeN/yLBcWo",
-	"xTRupWzE4NKsN86UaKgFU4K5N/P4FWNUWUdivXtfXTiFECdl3xnWAYNtdFADPsxA0Slmdr3eO+Y8ZIWr",
-	"+yfRt3mN0X5p3eLcxlkohOxaLReslguuaAiVp5KFX2/atFMT1fIn2ev1Sk15RZiHmTIgafm3ZKsO1g9c",
-	"cnCMbaYnQAIbg27+qmYl28dEMuYCB3JPhIcyDJPskj/JS1EHy+zQicvOEiNN2q/r8IiWgRaTKmax51E0",
-	"ZQCh5V0/WXTTaoK2rbzwDLS1Z9py0o7uXWRqmQtmytRERFCB03gLsZ19l8qtJviFhO3TDeSVgYB8YROe",
-	"LwGr00IzR+XhrKx1W5yn83QWQS2w0XIxY1PEuBSylHtcy4VZdEPdXf+oFsq7uKou+WmqxTmDZvZrLk8V",
-	"LK2aDWtvDCxStZLCqgoBJZeel+yCZ7VpjpU+tsJVE+gbV7fz3bgUp628yNxI6zlgz8zza7KUbbehyXWo",
-	"2QD662Cz+xAsUIT7qmKsbaklMF/OLVMugWBXDcvpbVz+IEvZRutaU5XWXdTHJZyP5pLiuBZu0IHtgMhU",
-	"3rliKbMCnblZvTS/Vlq5k1Jt+QLBn+VovBJxggrRfBuXss9vWtnRV2AKy6CUi3iZ9QS9rmoO+ZPsw7YU",
-	"yvAUC+54BbdtfRxSVx6HbHlldjy3eaGoJ3TYwWR4D5Lcx/ouO/48Fg5SjM99G81anNpSrYFysQa/eq9f",
-	"w61KzNG9ZivRF5Pf6yqCLcXVLFWAqYdSrFTaqS3HvaysYv1x9SwAPp52ffmqEox6nfJoqkPezgxVHPIS",
-	"RcK/tg5vA8xPhgxDZG/qVamsxNmBJfImxpLiwOok2jcGAeEhLPuTCct+CIF+CIH+dPJvNrK3vqlU1f9S",
-	"Yw70TO8YWPFw6x5uXW32/FLhoSQ0lIRzZrEF7iIplIWq+sMvklqQX722EeQxiJGfiFA1rhe+/GNdAFTO",
-	"C9caGL1eNw4B8BwmBcvz/rpIAFONwZ9McQTLFq+cdlyB+kkxqwOdsC5eABziwZQpGpgwRsj/8KP7T7+t",
-	"WeybpDHD3t5PAvOtkpfP2FLXlYEOtdjCmvY4eToVWmVDKliUsbX+fcnYTPrAkDXunrsjIhjLxSoQlxhg",
-	"mXyEShuL79s3QBAdObXUIRXUICaDui3NqJfD1TCOUeU4AnCeKGLgShK9cEXompvM+paADlHCLu40+own",
-	"gJOqjPSutxywVEciZbefzSZAEw4Qy22Sd6xKcBI1CbxSXegdrp32u3LVXkCdpVLlU7z13IqADcV+30qW",
-	"tk7GOR7y2snVhcPUoToU8BoAwcG7aqXlqJ6LwhHPr9gKynGPkA6WFv3NeA5nDNPtbmmUqE9khGw2AxwK",
-	"djfDtl3WnzQUFiyV6BT4zLIFceZ1KwpmlbuVCUDLzEdlhaaLmsVGNjGjcVqHVqQ5yTIb1LN35wVec0y0",
-	"xgbxeyfGpgh6W5+YmpLohPUb9ZyxPq3rHB3UogStisx6w1SWcntQjPWLJ4s+maUCOKOl+iZ8ykBRYwUR",
-	"PzSrPeA/MDYDnG70P7mQqy1kEVwoQr3qKNsgwMPs/Y84u1YD7gaD3FnSqYthOsZRJc63gBQ7FUoB2Dbk",
-	"GGoZfcBtpCF8gJAPbgJN1z0kHg0acAfjMW/FfNBAnDAC9bVI97BDIrqQ9RFi1dAQQzBjvrxgcsZVnFQF",
-	"D/Mp2TrqlEqMHmmqd5eCybWhB9YuebMhF+U7N2aDb6R5yXFRtvG52FeS0KEUSaYYfloyFFSmttvd3z3o",
-	"3GV2Sw7/qxn9LatYhKvG32MToqbFwjY5UyIFOHqAL2PJor1JlCoixNroC+t6wCu+PmizQFLK8yo0Xjh9",
-	"tftbR+jeGv/gJ1QG5Xb4R8d5krISFtNwRQLRGva3xAz2ks3LfuxTzP6VBKFQUS90MGhJzC9zbHUUmQd8",
-	"JEz+71YA7pfFExjn9rFFISivQXALC/0KYzwp2uJzG7xvillvhCd1Nnig4B/PCP/XVTPRcnmdBID44ob3",
-	"fQxl1mAfr1ZSHH65edthzRnlzCKab6ixrIWcs7iYy0dF18K5V8ZoXri3Qa5AP7X0onR7T8jMJB4akmFD",
-	"rCZizg3jQyHGVTn4KKWAfLDZ2qGWh7CkhJPr4gYHcO2y3s7OsN6JVsRHxIqGqu5CrweGXAMZU8bXbxIJ",
-	"rvRlGKhLckxXI7e6aNJV6oimKmf45odmw4Ci355a1Kn99lAaG2np6NUdFC8K0xYjLlgKvGEWKUGBWL1f",
-	"QkTv0SwANPlvtgkghNpdFFg3i4+lvnqHrHInviYBDQGSoA85WIkYk5i3B/xrD4y5nxPv4aJC2Y9tfE7h",
-	"W1Nfo1+oqFF69bjKJbA4vTSydbsQoIMDLaIy28oAdSEkP+XC1O0sNpt7gKrQavfj/6luJ4BCI17ymT4U",
-	"BukfFIiTDLOv8a+nln48e3feqMjqvrYJ01ge9NK0pWUH/Ma2CaM5a22qu0+mMc8U02KylJnW0Xk0cAU5",
-	"CJXkzdPHh496+2Tr2btz8o3WGB8b9vc6hRhnJrcJlZcSoTJmMef6w2Qs0lhNpgO+FUBucbDdJBiVvBVQ",
-	"9b9/nSv9BKXZWALUOM0iEwbJrmcB5mezCGuZeq6jAYdExkJML2gxxrIWc3B1LM/DgSMM9xc4NGp6blsn",
-	"Ss2wcmvMR8KWzaVYRAF5ZsMF5GvVAby4BughTUwLsr+zM47VJBu2QzHdcR94/4r1istGpURs3ngsTXUg",
-	"WBWal13FQhYQx9UvFLdrGuOLXtcBByCJVhJf6R3xjhe6e8EvBDBtvprt+anRedq0zmn/RukDmIxaZgwu",
-	"lhjtNmidn1JOsZRq06co6NgZcEhzMuMAhg9TtOUHVaov7IAP+H/9F3liMi31n6Z6Wp6NCOHxLrkk4xFL",
-	"SWCqCgcGBsemavZ1C0EQ/CoFH/A/BkCnB40++WPQiCP9j0Hjf/7v/xs0PjTJAKi3+THPefBf+gCNQZu6",
-	"oYCENE1jE03t4ra3TM1AzfvAimx+kNtt8rqQ7iy1LDng4MVsY5EevA7wwMs0Do5hj0jgP3MpuqVs4wEv",
-	"pBsb45oSM5TqYgOHDQRlq5CAbJB/ONtu60svRYr3TIB1xlUSHmZxEoFiaUR0NWHTNnmV58yZigkqS0GK",
-	"nOhDZ0okBr3OHnkpyGMsTR3AnusLjyAPhPFoJmKuJNkKdvCZJhXmnzv6bPt/Q1htsO1g4S/ZQsusmgrt",
-	"tKH6PQTj7vw6v5RtCC7HSAdeSOi15w7CGvJTh1kqeKR+sely77fsdZ/P5+10FLZYFCuRtkU63klHof5P",
-	"v7dtM4IG3CbWIfUzRbkxeztYVpc7aJNvXEIM2OwglWbAA63jB2TKAOdrSzKsGRN4eTgBQWFlu2ksrYKT",
-	"ANJ7kLdgMlzQHHCsmKMXRLMHSHDCOzqlC1uVwOLBxZJsnJw04MUkOy+LsggsA9ljLnzZ7MMb58D3NsNe",
-	"+aYlBpBlrD9suntIeTkLzRarPndBQgOO1iHlIMOcCJFnttW24t8fOFoYnazZU+Ry6iViUWndcR5LZnqm",
-	"U9sZnc0YTXHacM1zUhMAncSEAns2YTNijvh/+Wsm7cAs7zH5LRMKC3PqIWLWOl66AQe2Y5f2pMBT9MPn",
-	"IAcaxvz61dk5KdTzNyKJATKgnrsFiOvXsHBff+1zm6+/RkamBQjM8MHWLWCJJyBcWdFkwElBOjkzvojb",
-	"OGPIqZIGxUM3i/WgUgPsAY5xqsgy8tDO51RgkzgppIRt8uTaWicgdKBm3czHgR4BVj/HgP44BQtlLE2Y",
-	"BqSe4m7qK+UqDupTpIm2JHORAi43VbotwUND0k2ZT/ipZDnPcTC8vANXlxqAHCdCExPiHNrmKIwh/yRT",
-	"Tbz9sQHQzlM4ENTTPLZigK2S66kRX2mxDStwYb9elVAsL5sLv6byOmZoWHHCi0NmV4wPuKmkFCvr5mgT",
-	"L0IA4v+MagMpCrVpDLHJqhtwzF0wx36/s0vqcibsrXntC6MD7nE6/N6qA33yy/sgP2vhMW6nJgaSRCxM",
-	"aKopuPf6H7naoD/+8B4lAMgwLy1Tm5x4UtUVG3AvSx3AJB2RLQHfFjLWPUnaScgDXhaeAavSeLxKknWf",
-	"/JJns78Pjs3p1QfWCuRywDlUCNz2KS9hfCS0IKQbDhVY5a1P07FIs0pGPsQTIAdcCb2DqSIxVCf2tAGM",
-	"YSymAFJVgh0N8h0MBhy5Y9vfVq8gisrL80hDvsDBaky8muMOePDdk/zCY+HO7WMvhcsbzgL5XLDX2SV5",
-	"OqPjda7OFBytN1XZvmluibniZXHdpcE1CyrwgKO1slA4x68vhTQxL3OlFS/ktEZSQyudLJyzJgKW+lF2",
-	"ULhXUwEWNQsCcaCn9lw33XoNsbgBKpv5c8tYnUVQxeMJOClNQuGrK1vuyxTiyiN9YYx6VXtHgdF+0PlR",
-	"TBqEYqrlnDhb1dtQL3tevMy4AV+eGufqRedSp51GMVVuy+TKESUGfE5jtd1csijEX5Ot0yfnT0l1lazA",
-	"FKV0pLadzIp3VFox2txZSWhoEIZi6S6y1lr6Bcod0IgWau457/+Au3MW2IrdE5FKRobgzVnoCznTIuUW",
-	"FpvTt0Pz9LykqNdWYJ8GdjC5AliwPkFdRKSquV5cqGPXtPDeBR6i/LmLkY/gga2VCBw6kK1RZZ7GSjGI",
-	"pKD2iE1EEiGjowpWrmkonT35dlVNPVTZhMTYGShgenz6MiyQPWMdSXRFYmlnwzMZTZPYnWewvY3jK4aK",
-	"mdHdtVRYsQcFqR91b05RwXeJCxyjiD2jaiKbpkIm7IiZ5VQLw31iS67D61Z3k/aQnfsk2p400wD8nyxR",
-	"cRCwxIxxOovbCzpNzADdM5C1mkgQzuZ0PGYpeXuK30UiBF0AwJtCZqy6xhLz4vS8YnfRjaKODUqY+Uju",
-	"6HdzUIfcztJoNgwid6Pf6LY77Y5+zQyt0W/stjvtXQQXnYBtr15W1L+MmVoWyoNUsILWZkidFYZBOoUj",
-	"pnlN0WrTJiea810yrlUSH0IPuV6spP6+Tb7NUjxnWv1FM4/VGpnFXx4KTSNdQWtDubRQCk28LCnEDVgQ",
-	"vEKnUaPf+I6pZ/NLhCpETQyWptfpWJOZCaYsp3NDlIWNnbGIdL8YQEKDQ2hQBx3YoIEWbFy+Tn+4+G16",
-	"/dM7+p+fTo7m82+eHpxmYvfqp99/f3R+/f3j8/m/v1mM07O9y4aBBwRUQIMBCNB/APTX6HZ/+8/Jf364",
-	"fpyOfjq7eHS+ePfj96/Gjybh1Ws6i18k6fyU0tfh92/fiMaH9x+MvZBuAJl3hsbDqoHa2CLaDYDG1AxC",
-	"t+ZrlstaN6/vmDdPI+xiH9e67gu3JzunJrHTwce4AibrvnzrknQtbJBv6m70f3nfbBjQEzwPKGs6uERz",
-	"jpEIFU9yo9lQdCxzyEDdcq4vRbFqQaU2ufROPUd7GRgL8dWmPryaDkO6uDEtW7w7MooTxOwp1fYF4x2C",
-	"AQV5pV9jyFxa7Je8xDCQHG4JBTizULJfjx4EoOcGEw1xSBz+yPGAB3udLilib2hppQiocVwWHPWHK/SV",
-	"yr3VC5fXY5NA1iyiEdzDukORv7KDhsDGh+baN0FagRfL2KvJwuyZlosN5MpwgTwDKkX74XWN3VE3PKKP",
-	"WKs33Itae+xw1DqiB8NWN+xFu2xvtE8PhpDB3Og3YFWta7VfqJbn7u/N/OSrx29LJtcO/FF4GB2xzqjV",
-	"pb1hay/cjVqHbG/U0gO2vy0ZeKG238cZeo5Fgnp5cex1hdyXrDDm9mxGHwuVQNcsLdoRRsplh5jsBsA3",
-	"3d3dPSqGYTZ6nd5+q7Pb6nTPO50+/O/nZcsbIzBSzcrexLW/avjGPHGDke9tMnKIeLnzyN/flWujF/2X",
-	"vABspWh8XuR10wvsR2a5zez2zrsH/b19syReZVVb6PuX3Pn83sTCNDpRl/VGu7S1N9wPW3vRAWsdjh7R",
-	"1tGwE3ajHtsd7VFMudA9afmu291tPyqiW/UbB6Nu1At3h609us9ae6ODTutw+ChsHUUd1h316O5wLywW",
-	"4tz40vsJJ40X4vc4SejOfrtDtv7d7R6T5zHPrsn14cHFwd42eRqnbCSud7q7uyCblpe9dE/zpedZkqxe",
-	"2E51YU2QVmNcqr/eyKtK16JY2MXfZwejR/Rw2DoKO3q7u6MW7Q13W+FeZH86sovfPTps73fb3U6nfXRU",
-	"Wn4cvL+4+KSwdGGWJjuH7X29Lu/ziA0DD9zrlHYU92w/ah2wR6PWnhslHhd9Wg4iFHM2J2fVaqk1AuAJ",
-	"etTEqCCzlGTBxzScsNZjLBGyThiEl827LwXEPustuIM8ubeJPPkNdTnd8El3E0HSw2SBj3bXf/TUIbXc",
-	"WtLd36SfM5Sb3npoKPcqJBcjQX55/6EgNetjUzgRnmQMjxvvm42CqcL9YlA+i5KzmuzA9d0BZ0BkAezr",
-	"UgcgcRAUvkKoDAREu/BoG9w4ZIngY6jlVrWUDcDK7oJGFkyhmdcYMWxWJ50yEvQ6vYCw2FbhqUjNvSNS",
-	"sNiBvNsJdtB/iJ6TAk6flaehdleNvFvFXcjJzDciWtyM71naWDKTNTamGMthID4U440ga6vCpnu3YdN/",
-	"5MU3GqdgL8+8EJ8iDFws7Z43l56OWCIqo4Qd9APlbs49b0Broe4Mi1ZSWfNOm5wsqa2ZD5zEo8IRxzgi",
-	"wVmJKDvD61pq6l780GyU7bobf2xe/+speXcDYvkaga/OhXgOsFfw3f4mVNKBY71gUUzPtTyqP+71Nvl4",
-	"lopQn+Bhwp5wpekqfHu0/ttzIV5QvjDzlJ85LymwDnCJ10c6Ejo21YQcK1GTpawCDTTLWcVjwWU2NV4c",
-	"LzyR1vYMwSKpAeLM69/mQYVt8hSouI3r951QTWeEtF8WUne4mPdtRIQtDFqGCgBiBsxty88VR6xMsO2Y",
-	"3G0XrpTEVxCmAZmK2XhSBUpApEL9uBRF52OkwJpwMSeC90nGk/iS1QA+IoXlgi+mIpPOd2A81RO0w1I1",
-	"4HbgeaAAQFzoQZjkTcg+DmmSlKNDLZEz+Zp7nS4pGpGML8AZf/MMBiWSyJjOKBD7Ad8KXr/95vnp44u3",
-	"b57vZDwSLdixFk7t/4MW/9VutwMbvvEIMjK3CXplzALqo6VXacJS1gSfhizsmB6vPxYMZuMRbiVuuR+b",
-	"ULK0LQNsdILMKjjGAS/ERWxBi2Ws37LooeWN7eNlmVh1kogX/HwXEcSEQDeuet/s8RcHv707ZG866j+7",
-	"2em+eP2Inh1FT7vj73u/bi6T1ERlbySM7NXgsxRSYvx8mPsxed9KRdmATzy2UI+fIyf8UjjaT8ZTUIYy",
-	"M+SoCq+6nsOBZWQFa4PyYJjUlVsysALADCi8JTpN4wPFKLqirxkc1wNeYBlVIpUT4QLocA4afBlzqEhs",
-	"8HbJloXqxgKxA44gwF7slU0BEalNJ7T0dDsvEKRyTSxlV4wmqK9NYj42zoQ60N55KZTK0ALp9oFFblya",
-	"mnPjzAZzLSVhCev3uEa1A3RZeFwKyBhw6N3FGyQ3xyq2YTl+AMb2TXXJAf8WIBoMu+/r01Aug2M844SW",
-	"yuh42eh51MNq1IW+fnmWCpRGALxqGcQDBED5GA/G3LwCuMEv21NEbWgP+LvCyULBJsdtmHlo4XrVLHaD",
-	"TVIW3IYgsnTAcRkqL+JbEgIqFKDqpwhWV44pNLIQhtwQYSCixZxDdiDeCOwD0kPzfAfMl8YdjLyN0+xd",
-	"CoiykHlbhFaAJbhQcchqnWZARu7AtItYH41x1G3/drh79eTXN+/Ys5Ozl09/3rv85rTzE49/XPvsxKUQ",
-	"Vu0QPmBpY1WYzubSQaH21EZyQed2RooiOkuDLZ5Nht+F8av42dOfn7w5//HsVJ5O1eznx6cHp1P1Y3gp",
-	"4+ePn3XYv0/0Oz/81P0xHv3YZotnv0fvTuNX8envP//69NdX757s/nz27Kgd9hI+nD7tRP9+lhTBGBDB",
-	"ow5wo7d/1Ov4P9rBHU5/7KU/HVyfd2bP9/jPR/MfuvLZo8m3u6Nv9sP/HNInvfHbg/hV57c3e0UUiL5F",
-	"lviLrCZFOJ8ak8lzS1PattwAZtKAdmEwvkOAslxnrC6ZYpI5XUgScNGC3MEAg1+9OsMeGyy6w+wnBTfX",
-	"2jTb1ykdT+nKgcA8gibQpu/Pz1/vdNsdnFx1BPD4ZiP4p1iKNrH5nyIrfVz0D21k+Qcd4qVQP9mM6Afr",
-	"1Ocny/tpJLllyIN+XS+4i0wtl9zfeMkLuY2nFASaey2aBFF6tbBRMe+0MYCxXEfDphvYKHAt4taJ9RuE",
-	"7NwoQAdnvom2bWi3yNR9ati38Oh9uf45MbaVoHzkD3PiNj3GLZok649ywcjlLJp5ghaLIMbIP8r+mARn",
-	"f9npPEmSjQ7ok8KU4E5hOaeH4/qxj2vhNK0/qJYy74ygLv7y0/oE9ShXHDSTFbTtzVzImLNkddDVDuO5",
-	"Qd8RKWbxKKjJ9fGdx09hMV7nXOvvcxwXh/J3OI1XeorrjsDn4Sf2EOJXO4hrYyAenMUP4vhnII7bFHpa",
-	"WxnhBuwBvrqNr7iu3yaRzJTFLZQ3gzSgdJVYBGGPn4EfcMC1xFUtmrEsUuleeI1nAqRQRjVyyzubpFQy",
-	"wgXYYTQlb7iyGo3fHr3bZW+O1H+64Es8pGe96One+PuDX3/oJD/vXt8syul2vKpGiHztDMOIUXpcOhIf",
-	"R6z88mnilxMIo1yUhDkpxmOIpGZDV6ExCazQ00wdjQrOct8UfAb8BUgP1zSmhNbAIzNINDOYRD6b1e6B",
-	"NWBQCYJ/t8nr9agOJbKlpWcM+CYUBjtSppcS3MPyeIrcVVmqsrmejDYt4TbVe/WQXBlJSJgPKSdcEC1L",
-	"Ieg3wM7VCO8QunK30E8vKuYuBPUu1v8b0MxCecXP2NMynP60e0tvS7db5235j9rPTg/F6x4924ueHoy/",
-	"P/r1h67mSI8fXX3T4S/2IQimp/5zkH3i3paXbO5XKHhwuTy4XO7b5eJTvQdd7TOUZxyYFK0pgIAyRE5C",
-	"NpFrEGljhdIG4oL0bTwOHUaWA6+SmF+2ybkg9ErEkQkp0uIJYEk4tHsmyYReuRgT2fTjkNYa+LySiHGO",
-	"WpUjidSpfiVFbalKRuo1MhA3yjJIvVRh1vMjWANdmudJRMlzccUSCnmq9x7UUa5p/JfZEX2DmpYEoYK4",
-	"3dZmMSRYGqCXyEjP6zI6vphUFLMwUB3+wb74wLM+B/si3uFcx9VXeCVzciUBVuB7MFfuMw9m9MHsYkXG",
-	"KeVKoiQNgHexJIB7jMB5Qg24KxLqcDug72W4HX8RCMcbA+R/T4n4xeV7miVJAXX5ysY3eNAN+udSVdb+",
-	"L40czM+kqcv+PI0Vc39hqLEtRWDfxD8QIk/L8AbdsY/WgEazmLTarKmSx8ZZQl2kaR9TQuaczFIxihPm",
-	"g0tjgKyHiiCBHxdn8t5PCP+Y7KBStraGHXiFaz+xnO+HBO47J3DbmhyW2LnqipXMbe/KFIgh3Kw1xBDe",
-	"2RDlyNC5/C5/VvhEbyXC6f8tyEQITI/Ja8U8FEAc9YFzZikbxddkq1xhvwTvoqX8JXAu1v1Wa/Kor8K/",
-	"YtBgEQa1C4ZnqY0/EiT5dUPRb9/I+LJiILEBmsSqNaUx2JohtcA8tszNZpTXL9azckBOkbgdqFB3E2ge",
-	"B7MyQu3wY4ALFWfzkTCG7ESw+U8IbKgGyKbb6u6fd476uzmQTV6cDfFiCpXR8NFy/btcBwzrWdWU7ir3",
-	"3+13erCgN0A8qlf2jWD8i7utIN28zwtY5VfIL09lBtTTO9zt2R3W56h+2Trn3b38HKxZNvdZr6Nn6z5z",
-	"WEEpDdmapTQFfWrWEju8CXwSrhx+59arsk4eHFXNSpUmUwcf1Gx4FTbQU/Lr6a8ifvHryeLlWWf+4qxz",
-	"/eLpj9cvvxXzF/q/pyJ+/vjZTL/zsvdi7+fHz45uBSq1ufBZKeC1EnwI6McD6tCD0KrwKHhCK/5dJ7R6",
-	"GuH7D811RmT08kZxykKVLJpOOE0WKDkZLHUD9mxMu8WcUmdFLgmyoIcGbfIW0RWKhY8ApngmtIRGATaC",
-	"uyqSA/5dStGJjr1PWArVlUyJKYJgDZKB5Gkqslfk5SOTKAttr7Avb+Xx2QC1Aw7yAdc9by8zPi81YdeI",
-	"3AO+Vua+WUw3bt1beT827U1YAXJVw/6+0x+Q78Vshkq8H72UCBM7kfFMZjTxgpgaFcq/Mc3MJ3wj+3f3",
-	"dvbvevi9znnnsN+7ldSy+Qovl1sqI7g59y1v3HI+vEpeKQ3kL7LgF2pE1nDMtxCpghv3Edjlc1OGpC7Y",
-	"TevzIxcTiRkfQcFOsPNHHH0IiuJ98YUN93GJ1lmHJPtlcvgHbJDPVoZBGm7EjRuIMWjLrhrfdmwxZDBu",
-	"V/ES85qpckli1lc5GgMaGELBR3E6rRRNwgphtfHNbXKyqv6q5x6tyie7ywFGKClih5Ctvc5uE1zte51u",
-	"H9EpyvmPYyGi7ePNPCKmlyGNivGNx7UAH2XUjuLgZE3azoAvjfy7obDzLezhC3ZPAdb34463g7prqPSJ",
-	"OX+uuO+nGSn90Yg74Ji4EPoHR/IXQOfxapDpos6pbJ5oyX9t5ZVVBPsvSJz9jilDdO4jgvcfZgm9mwX0",
-	"k9AozmuP4BfgDP5iKc93TK0nOzOqwkkdsBzW1AM1DrC2eLRjsiAKTsU2OQE9r+hpBCziAQ9Mbv/FrFDX",
-	"KxIM0cMUvWQWG5UqqMXXB/A1kDsLiM0DDgWelSCxytE/XcCZGa7J76B5Ai9im27VVDT1wWMDW0osr8NX",
-	"MpdhoUYAbXVJ30QJcVkYx5RRPp/ECdtuk7dcxQnibig/Sl5OxFwaPDUDfZDnIfPIhZKWkWRjSUYpYxZ5",
-	"DQNXTSjpeT0Sap5H74PU5jCybVuaWJqSgwG8F1RKKRYg1LYCH0C1ZR4HTbJPKCcTkaXbmAEJHzkEXQtd",
-	"W/4cXwiaZNd9fkPdwBapFKmRxKvnbsCrGgOpUxgA4s0UBrfRy6jtqHSxXRtkS4Qt6+hPzBTBXKVADPgy",
-	"DYJsmRKUsPCa0PYtpB4zNYhbMXf5SAMeUqi3r1Zlchbtumw6UwsioDjF9p3ttzeRJN4Cy7ubBuPx2x/A",
-	"wrMxmzOd/xVpSl+wkAOLfleTaXf/UxNwzGA/lmjzkO1z7/rxF28AfVCoS2ItUvB1km2NeXQnN3v90Zhl",
-	"tUVllCynYhtT6ISFl3WIVabGdAHNf8AZj0xId0iTBDR1a8PSbCTmGZMIyl+RQ0DMdSF6WkRA5IsyoBsi",
-	"9ZMtlO9KoozM/OgqZgS/AY/ldt9PZLL1rSnx87RmNE5tlYHKBJpaBh+yAcdkbU5mWtm1Lh9b6n+rAlIH",
-	"ce0zlOHF9q2sv3bdq1bgAb+rUHcbGzF2gjJhj1S94nm6eeFEjRyQ7wwIdNM0UOOKL8W0GnNxnahmBNMb",
-	"G6pv5GcvFIO4i/hWls/XGaKbDc7mFzfDBdncm16Y1peAFPzd09/D3egqnP64aer6QWfvsC5z/efZ7vWP",
-	"h+l59+rd/uKbI/6id/n84NfvO+One9HZI/pkN3x7GL/q/vZmX33imevLUFiKdVg8DwOQb48gOsKNVafL",
-	"dHF9LjzcqIds+BUjeHDjPEidn6q7Ho0600UtBvBKsdPmfK1Jj1nh44H0N9tMMYOm7YxdAdatQupUrSuV",
-	"C0UoQwqTQGCI8k3TawKMKUY5CUxdwQ1SbG6aUPNicWYX8aNn1XzUcH9r+nAB6GbznOXG8GTvk71W56jw",
-	"CbDPo2GP7Y0OaOsw7EatPbY7atH94aNWeBR12e5onz7CIrVRwi5qGt1tdR+BCWbPNlotJZxQqS70Yam1",
-	"3dgP71gIuHaNOt3z7qPcRubWyEbg181nt/gNLFKX7ob77NGodTTsRS2zXB00cx2MDmkn7LLVi7R/3u30",
-	"Oz1/kbySv73d5cvUOSx8WlimMVVsIjLJWmES73TbvY1q/96zxGRu1Oax95YA/TPD77/sYPqpC7KRN+Zr",
-	"EM65KvbMAoQLzpbDgueStGwSmYUTQiWhJBFSmWo4bXKqyJQuBnzI6tDMqyxsT0vgFyOR8WJFKOSNzg3J",
-	"rmOpmqSA1AI6AKBfFmBzUVvQ4z1exiM9jLc4+kg8EVfUccUbM0Xznb5D7zeJyzLvf87RV3vrP3op1FN9",
-	"Vr7o645Hx97FG9/7dXe9EGdqcmlWRIueW1TFS8ZmEiATYoOf69B1QJU1mJiB+fOtZGlQyq7BXoPVZODe",
-	"r+3dssUxOsykrtzsDuuPNr7AkA/wT42qLIXMP1CCQmTijSPQzdVfG7SoSQymf8wnVOkzB/cbXcRky1Z8",
-	"tBn3YZJFLNo2l3rAV4M/fMJ3+jtMw7vHC915SNz6pyRuWYb4kOP8QM5vHu55Y1qeJ0WvjgOlVkfTN7BZ",
-	"jPZsFvEB9eVjUNLXlveFJ+0BX5ULHWQmMCtoGg98MaK0UEefqgEXXGuE30IfiC4OcmStnHlMaD4aGzSn",
-	"NT9E7x7wDGI1Gcc36Jja0m/BwNHDQaNPwAC1CTfaMNf6FkF5wLGqrM5PMIqj478IBw5jMe7O7W5bldbi",
-	"Y1j37Ibwl9E05vnQ/6ZQwJuy4vyz3nn3oL+3fwsIk0+KOa9GNynN858TJPjAph8ym7+EAL37y2z+I44+",
-	"7BjDz3IU8LccDLqUSDGyGaT1+Cs3Zd9oOrbG33LyhwN7ybM/mthGaI6nZ3sG4cNkcFhzDNYJWau+bsjS",
-	"obU7gKm8yQ1sDxrsJ6/B7p13u59goqAz2j7wyE+JR37BTg3El6DEtyreH++xUN+1UeNvGIRAS0fgv5IG",
-	"psthfo/jKwjtVmTLaXk0TemCpGwqrqy+akC2SjDfiEm9AdtaGUNscLwQjBweDfj6uOIl2ubfY1g98/DN",
-	"/hZ9cwmy5Q1CLhA1/TPROD8v1nkrtFEb4rP7SRqBkYDESoJBDGb6wEw/FjN90B8/GWaOKUW0wExvAE9v",
-	"ijgs4+YubsmUdliqUT4X45ypQ1164NLzCUtZv+REr9bBzN3qGM+gr7EfhytNpcxKTpdj/6UaFJ+XFxTj",
-	"TADg/LahuzeKcHiyrMzyQ3zDPzvSqVJ/+waGqXIVGCQpE0YTNVkazv94wsJLSV4LqcYpO/vxORCHNyyK",
-	"pSETiPLLaDjJOXxCFePhok2CXqeDFqMBx7FD8imAmcyaYMwJyBbUnoPa3dY6tdBvRGKu6YdQhPErloiZ",
-	"zTuqhCh8j5O4q7gJY5OWho5TbMZM5mIqG/1u+9ATxrJZA0TcKK682GkflF78ANc1UZPFDT08ZnJL69hE",
-	"bMZ4pHvGZb0/wnCn23Sfy95rd5cvO4OO+42Mp/oUws1sFnet0+n4vhox58X9AFfoPWzIiSIJoxKyqUv7",
-	"Aof53nbmo1UO07cZuA2ujeU9hlHCldcX3M0tLggzhpj4lGUn0frKMvJyYiGKDJ2IE2bqd4OQCOwu49wV",
-	"7R7q3wUMh9lsH9kmSKUGnAtv1SFRmhKtQw6pZFrmoWOWR0qPmSr0lTKoKQOVyYQa8HVE53l8xTgW8bob",
-	"2Skd7M0Ooet9icrlrSDVW/B3U4WPdGLtMuj5Dtmaowjx8BufRRdhj0c/pBwxvlRKR6M4JFu1TNHRoG1E",
-	"ll3C4mJlwjbMKdWaGBnShPKQpaZcvWQcYinsOR9wQAzbjCW+YTSK7+V4fm5c8Q1kPShR2K0vhClaXqfi",
-	"KROZ2oTPLd2KRyu24r4Y4ksAqaDR4pjQz543mgu1gtTA5+mVVQmrVBl/RVQ/+LfExNVIhNmUcUW2ZqmI",
-	"shCraEhFxwYLLhEhTbYbzUaWJo1+Y6ehBfzYnDK3X1WlP6QJiRiQCmx/qi9FmvG8rYlSs/7ODvQwEVL1",
-	"9/URr2v/vZtz1W3gV/9IxDgGbJVLxq0hAZ6KTDVz7JCUSeZVty5E3rW90phaIarO7Ywlo5Ylzo78QSXf",
-	"pUlZYl6squ0qWG4F5Yyw//m//y/Y9kdh0khqqmV6lT1RKcNEEVNsu02eaN3IjRDxJAm1fvyv0WJRto94",
-	"pVXbxdqasmYMYIlvVkqyqglbYFFWhGNEY1JeekWJvAiRV3murgeETI1ipSlqnGAOJd6UVsoSdkU5mJT0",
-	"jP29i2qL+zm2jTpk4WbJEoOztWOLW+p1Yu5ftZfX2TCJQ3LJFqYcHwJklixXW8/OXr0k79iQ/MAW5Iwp",
-	"f9v1t40P7z/8/wEAAP//",
+	"S1ANkTkz0ZZK4IIZO71KFxB0BeK8Hziz19so+KUSunR4sFcIXupUgpc+3E1ef8v1cRdp/PttPBywQ1b9",
+	"WRLpUbZU1mlVy+Noio2XBIFy0zdSce+J/9eqtzdSa/Owjay0GflCvhTFyWo1VOp9qq5YoZENrOiUDBlN",
+	"0S/oOvgL1+xtcbwrl6wwt/uhictWlmwFfm9OnS+EYDTJkEbJgsh4zFnUHHAvoMIe79w+YOwCfaP940tg",
+	"MmiTE2MVMx7dAXcGM8FJEE4oHzMXcNEkQTaLqGIvWKBbCdBapv+K9YYGe53dwBpvKdnrdCtk9d27dy1f",
+	"rKuPAqT5G/rMhBOaJAxCTd48fUwOHu13tovxgd/gUUoZTab/GjTcDg4aTTRH/2tQvNKDxsqwwPWxyXei",
+	"fdZUbs/Hx3FSnDvFjExiRWjBSK/5SKy7OC4Y3+PI2FdHMZNw7FCmTsRY/iMdGwuCA0Q9I6djzuKRgMED",
+	"wsGvF19JEux3ekGTUDLKVJYyordpu0+kipNkwF3YOIlEmE0ZV00iBaEkTGJ9+0PKQTchgf4uqISe36ea",
+	"8pbPUqFJkFa4nnAVq8UtWbElGhcp+xWOV5UdczbPjfEj8AKBfR7lnio7qTZZOtmuMbcTU8ZU0eiPrQOp",
+	"0EdCNvq/uA6UEBdyIlLNyyDJwutUi0J6XcYQi2gjZBVJGJWKdPc1RUppqFgqwbLa+PD+49uEej3fJmRm",
+	"6K3OGptQeTmR8YPJ+SIVSFL88GP9rGLXk0y9lSx9IxImmyRMtSi9LGQNqC2cnQuUtddZ2AyBrt+uwlDz",
+	"HdN/ysJ2mRdx/IOGzGYs1SRq0Fi2SzeJjDPd3dtG/uQWibhFWrmR1VXVG1l9WtjNp5hERFNGwCHPx03r",
+	"blgtBt/vHhp9I989cNrVXzYTWVBwnzY+NCvnAZvKm+RxeAmh/3VnAl/6qy/rvezxfZlw7UbNWZK0vNBl",
+	"jOHA3esTauX0CNcMpE97cig+852tVvXR1BcFSj1BiLPXJ4psBZU5uUBhzuae2OmxhiIVB3tyiYgF220S",
+	"4DkLgBFLwmg4GXAxGjEeaZ0YhvpFuLjecpnNZiJVLHrBopiewxG6g+SY5Q1eTHWLF3AqV91wez1BU6GS",
+	"+B3qjv4S38i+r8S5KRCYAjFTWKPO1U78o3hJTFCgXbCgvGIBKHx147lPZ8k7fSet0PCxQ15sdLAfe2GI",
+	"B3Kb1UEvVp/Y8aSxewud+4RiX+qWqkmoBFsl5E4rgbGi6RS1D1THm6X1BHrrxwPURc+ULFZjIaI+iQSc",
+	"TRuJoHUNMFc3B5zKSxfn6JI77SghIzQoq/KBSVlukzfWxmqGZr9D14FuSjISTlh4KaFtSuaTGDxBe70j",
+	"UrLv3mNOh9s1aOYkDNnM6ColrS/UTC1h0ZhNIat4ZBiivtXK5MQb3UnPMlYTkel1vGI0gXhpJYnIVCim",
+	"4C2epVpvVDEqS04sqXRLJtmU8pbW/8AzZt5sF/MSUVGuGCRyY8Yvros8318MNcfU59ZO+43JYwT9rTDA",
+	"iKq159ot3gctZ61//4V+pzxM6Mh8XzvUaBrzt2BxAq0jz5OkERovaPLaG/qIJpJVVHirtgnOjDRAjDyM",
+	"sAaZAsE443i9QHadxtxvuFveQxsyVt3EQKUZC2xMWR4sbG7Xlbhk0uSoGz/lMQlg4AFhHL+JVW7KN4sy",
+	"FCJhFKKPUGiunh5eijXc0ttAtQgXUslaMZeMy1jFVyxZbLfJq0zJOGIkYpDljqYIygfcfk/BZHT6miSx",
+	"YilNNKOSLP3vX7q9R+1Ou9PuvoesMfDC0WQiJCRWUog9p1M24PZiUBIJRbYC+t/DANy/KRtl9uaQYK/X",
+	"I1XxkGyh5Ikx8UFzwDUHIkE8uzADQhskdH4RiSmNuSUWzrHhFAzfnrdXuT421ejKy7koO15gcmHCKNJC",
+	"F+WPnmWTVb/F2Xy7mjdU3UTMTi738pLN9cmZJXQBS1i6+ZBQPqNKsVS//X9++T+DwXWn0xoMrrtPB4Pr",
+	"R0/ff/2/GnXEoXq1sihWJyH2Wwv7QTmh+iV9WLkmbqGm4G3yGAxVEnBJhinl4YQITmJ1DCYeEPfNj0wv",
+	"AdN6AieUTGOOabf6zIPR65KxmVYmaJIMaXjZHvAB/5NQGBT5E/x6MR8fkwClCxmQS7aQ5M8B/7PVasF/",
+	"+gM4lW0rXeqT8yc54c4ZCCAVKfKj4YLge2jEa5OaBtp+dhL5k7zxPsAwPGm933qJbJ6WXjJI7s173lJ5",
+	"3GoUR8BrFUuS7UK/4H9syywMGYvM6NHzTtzDYxIYYnERgxkedd+IXcUhC2qas3cobwufHJMpDt/eKhKk",
+	"jGoxtKYR62D9k0CYrjSwGG5hWcrymwwMPMblxg/LfdX0kHGX5gJDtfk1TnLUrdkuhiykmcmEWZJyU9PF",
+	"OGMgKV3QhGkBW3ekJSIx5wzDKqcY7ECHyMML7mETAmHbNZugmxaZwjHbaBMTzy4yVdyt8phEpi5okuiP",
+	"n/hswJIQDDakkjAe4ZG1T8ujKMR9XqRMr5IZ0wyvrB9hqpucQRaQsrnBtmdcZXAbVU4aG41YqIJq3/C6",
+	"XU0YNA5Ys1mcSpzaHuSKJXFCpWG/tsnCGTC/HZPgks3UxQZtsfDywr8F6CprYZJoSsb0imm503d+efJt",
+	"XZuQfGzTnG2ziCcA9L5AG6oXTQvKkIaVJSpY0UPt/LEbYJfUHlh0mPoNQVdt/0qde3dFt1N7UfzPUA8s",
+	"z7KQa3a3yWJnuJ+lbqwAgz8u64Kz+UUNQfHbrW1OS0MY279iOFeORtSNJuMRCJGpmGJCUxI5Lu83atiN",
+	"ZURaikUWIlKypWUWfKEFvwTbjj1ROJt1NFokTAb47Til+gbrx8NFUOQl6J2t79jocBgUjstkwKW0AAr/",
+	"KK6olXFrW3M5E2XihKvKl39pfvMEYxB1Cz1jEkaBuIB/XIxUy2ZoFHk3JKzXd2h/1GKoybavDBgWuHR6",
+	"yq3MEhp64/5KgosBVi8VU70fShRX0FI/n1rWrIemmmwZK7AN5vFS7WHOmE8AvMsE3FpGmUdZAWLXjKXm",
+	"hUu2ADVkHvNIzLePSQDPcdCNpsOLKwlUjWZjqYRkfytJMcXHzupdES6Kz3JxoPi8zMMbzUaRE3uvG/bq",
+	"vVLHJgs/w97YJsrsqOZ5zloqP5Z4RP3v9mmRXNc9LVPj4jtlIlr367JPruxC+gTL/mnIiP3TKbu2KV74",
+	"01yq/JTgdXN/+1fLPizfjIYfkWkPeA1coVFcTB5hVXN5onWVlpyxUK8eMYrDsRZPwwmqDyDBAiOTTIEE",
+	"aRC0UBn1FKOgPeCvWSoFpwkiM0IMjgQxSbIw1d/TlLlsRa0h2dyxKb32LQi9TtmEMFwsUbymNEIh13Ae",
+	"YRR1A2LXJKw9bpd4SElRPKhVcUGSW9JpHsQPqgoKw5BXdwWGAezTj6zWFGijbuvNFecAbYnGTqdDme4g",
+	"mkiPwPZLv/766/82tuh2KKbljut1emRq9V0bWEXKCR524hl/ACauFAVUO7UpvT7Fd7u5SY6mKQVXj+YK",
+	"S4AL9ZWwsZvUdH3Lnns1PRsRYXnnpdNDzAebbGdJ/l4JUkdoLsWaw6w/b/sWmo1w15oNX+GtO8J5Iiiq",
+	"uyGdMisvo8Ufv83DDKs2maQeRxCiV3Rzhit7HBe0/jLb3WQVnRC70cWgJVnUScUbXQNU8OsWbUFowTpg",
+	"r1udI6FJAicQbjJDlP1XUBuRqaG4Bmpj9skxMlAx2p5AMrXclosLY35oNBseXzKpkbkBr451YPBG/4/7",
+	"umbFW3DTE63EKuKAwer3ThuWmgKBcda5JCQLszRWi1bKEnZFubEHVt0a1BkTV/oNPLvjh6b+SKRLyQgK",
+	"/hOhGTYo/zxLksCY3gRfTEUmc2nXIRIvpGLTDYiMbg3zxjD8s7KSRiy6oKqwwZpfALTZBtcgyiWVtcti",
+	"pZoPzcbtjlQ8q64jmmvJ6WtLTdwyunwp5LnWQhmKqVFx3Y0s3fe9/Q3WzvfYlsd0+q2jpb5TDcx7UT6k",
+	"svW7d7hBvzKDg736TFUljeKqmKiW+zhDur8LOja3qwxmu+bzkr8MBmDumXd3CpOGU1DotrAX+YksHO/3",
+	"K+nC81iq9e5CR6DWHnQkNiUBqobAbuJY1GO7lXPxcSG2fVPfYnHqxnB4MfMiK9Y7+Stc+wAcju6cL5EX",
+	"lnfy0outbZNv2EIgKZSMDEXGCzm6GLIDTkZpIqv6LrR1wIuxrcMFMVjHTQCk18svY8zjyDSb2qJ84X3Q",
+	"JHJGQyYHPOZhkkUs2j7WX00FRIgNIemTRW6wspn/02Kjc0VNzLmB9MiloKjwNiO/X4dXQ06kSmHpCJMq",
+	"noJRZRTrWTMqF0QJAvaDAd+SepN5yGRTq4JDQdOIpBmXTWP2l007WOxD96glP0loIjjbBmXPiHvo3UTn",
+	"ZTUu7TgPS5N0Icl8YiwvIP0IEomSo9KPPF5+NA7XUYjKgSwdnfqLwMLL6qF6AwKcJtRg8YBgE8687N6q",
+	"CMAs4lLJdzoRqRaTtRiK9DVCnAsQNr1UYHToas4qMhUcG73ahvVbbX4T6TOhSg/xYlqj/n0v5hC0bXRs",
+	"Fl4SJcRlk8ScTOMkib00TdMwQogDezFBRXlxhUyTWz2h+uoK/u6YjwvDq90RF1d9O7L0ECHwF0UIGBj4",
+	"2riTFzS9rAEJ9HBcbFvHmrZW4fz0MkDYoJos01jrowi+vfcIgmbjgfk8MJ9VKnXpTMC4xQjTRjTrQK1W",
+	"L0dKucJ6EwoTFtl0phbN3B80ZkqS4JdBA7M23gftAT/hC4IospIpAx+IXrE+lTIe84AMmSZWEl0vsj9P",
+	"Y8UCxN+EOhXw9oDPJ0L6yIS4mSFNEpaaYjwh5WTInFEMi1VY4basH4M5Te9TXTEGyJOpM5esEfdWqPDN",
+	"Rsbj3zJmftdqQ5nNWJK2kut/a1I3b8dhbibwNouRrAz9cAYw80aScGmmK2cIQX5P6kWSV5y5rG1kIiWF",
+	"dCiiGgEHY6CrhUbCScxZHreJok6bvKwPiCL18VADXh8QBUzNhUNVw5/sgtiAhCV5G84z6SfOWBere5kL",
+	"vW2pKq2H/Rji0s03mNlRk/WxhdVhtG7r3NNIa4qf5jjPyg7hKwgInlJFtgykrVa7m8SZXFyDhomVBoP3",
+	"N+chruE8k03RS2Yb0TJc7ZjyIBaEnca4Fufln8b8IoFDWvlaCUEgrdC9S69XvQuS6JaJJjNzpokUWG2J",
+	"68XQEmm07fUdT/Nhm+o2tucpTRKv5+VvIpSVNx+gcPZdSGqFrRWCjNgcS+f4U1r+OiB9FN5HilX3iTBO",
+	"GP0TUfM4LAwpv3wuagtut2EAtCayFz82V7uy4PbK6wtoUMnndEG2QBNxlY0gzA1/NeWMtksNX+RHDG/d",
+	"iloteeGFt+dPW4eQKYXHFKvGece1fEU1bzG3upqM6YbkSbs4XThFX0mCEi+YuLhnALQfFsTipZ8WJHe9",
+	"xVwLEDlBsFm0uoWaBK0+XgawuVG86OYA+y3oS7C0AQNdmH+Px9p+j0LT0q+9mzwVgGYPMpaT5Vx8BZsx",
+	"BbrPyqbcZrlIwXwcIDxKE5y0rBH7mqcaGLhG8DFp2utIXMqiOFSoGS9priBlkhVCZkmo3PbvMvIoewa8",
+	"soRTkTLLwWD99dXOc+ApJAFIstVtdjqdQpOXbFGietisVn8gDsXfVYCcAioNa7DV7R2S4ULZUXqOIMf8",
+	"m5UEUJP45XJMrZZjPgbBwgwJpQ7vDwNzkwPg4Nso9OHL9t8+LTOveTKCK0SU/8ujFY1mOY05v7yNZsO/",
+	"kHpCXoK6vSSNZgMPMFh17YmFp/7pA8HFHR4zA9xH80e+P7WuMpNNWyfclVIrrRnHhOTVCHRV6XZZAsz3",
+	"xfQXdj1LKKc1guIGKTD2WIDI1lyZEfNUpGOh7mYJvh+Tyy0ME7Wyf90sv2c00Y1UFh2ea3IGQstLzV9M",
+	"4cOoRgKGrK11Rnls8zG++wGStxI1WSzNlgGjIIbAoUEuliSb1dk8StO1DTftwJbP/LEbeVUVwE5nLF1p",
+	"3pwhmOHa2aNBFUYaxZu+XdZsbF+2lbqJPXv3Q+2RexL19ve7R2SWDZM4BHILwDmHnd1H2zWe22TsGzSf",
+	"RN+endRShTC9Kr4I3dS+elnnf/uBLcjpt8dkSlU4MblRwaWW00yxU1s0VVwyDmlQWrXfyOB7idgldmiv",
+	"fnhdO6wMHVj2NRmPa1+7rid9+Xo2yZBKdrCXpYlL/5tpcsHH60db2mo9dFxb3TEuHY60CVuzZOfPqmOE",
+	"PP53bEj0Qp8xhbv+aL9bt+uXbCE3dtvpk7Ym4Kk8K9183dCdw66qRzNFIcwOy6vSccwhLBpUBVt2sTqR",
+	"FWE7MzpmCEkL9r25zVhHynavlTubDa/KanU0mrtA/rctw6plNgNXoz+EoR4TOrRlbCGUiboSrCf4Q0q1",
+	"WgIVVbnxWEMqFSalKqeNI/oC3ibXZa6WbFFOxAxZ24DjudzWWtGYcS3cafZk0ry0xGgMYlr+ZBEZ0vBS",
+	"TwUwyVyw46oaraujAaqlfKm0RoHAz/UN3CGwmcY1AQKr71rBE44Hp/6MXjHOZA23sL9syi9r/UWbOopq",
+	"hybGMb+djIIRcDleYnUbAv8VUyo4luYsfCXxQEKQt5SjLDHBY/Y1E5nVHPB4ZA+j4Prwch8i0WHVcdTJ",
+	"xxyi8yFbzqBgQfoINCYHHFQGU8xou3LeYNN9j8ZgcN3rtgaD60dPlvgy/jZZrbnGbmoW8Ct5+1CB25iC",
+	"N6HGMubjhLUc4PtycvwJXvW6Sb92HoA6q75XuYii8QW8AfLYR6EGvgShjByFmQUYpsyE4pQE1y3P0RAQ",
+	"dq30CUJ1xk+2wEpSJmzH+C7cXxhf3zDOFvum7/zIsxn0z1fiEkSHLIoVvl0n4njQg5VroKWGo739RxWs",
+	"uuUW8Q0wMB7rVz/kWCGba3+OwpgSSzys8Wt26m66gaAqdwWugVbCrliS5wgIDg61wM5aWucRCfY6HeLX",
+	"OCUjkQ54XpW9TU4Umpe6nU7fA4sANx1YUWyjBqYIDdMpflFyMa1aS8+psT5+KgdXWXERwWRZpjOdvcNP",
+	"iYv7cRfVbr8/P39tURr1eVwt2+0fHXmy3V6ns5l0ZwBk6mNbSrgdBngtL7WPt0g3WOePr4YGG2Snkq5c",
+	"D08zyDqd3VDPG/7FgmLUYhq3UjZicGnWG2dKNNSCKcHcm3n8ijGqrCOx3r2vLpxCiJOy7wyLh8E2OqiB",
+	"KsyA/t061cBJX+tVM34V+GLEqMpS9pV0N3EbJOcRTRIUaaHCME7RxBij620hMouUc8nFvOiVM8eu3j3n",
+	"XHQF2vEn0eRkjddgabXl3MhaKN/sWi2X2ZYLrmgI9bKShV8l27RTE1bzJ9nr9UpNeaWjh5kyKG35t2Sr",
+	"DlcQfIJwj2yqKQAXG4ty/qrmZdvHRDLmIhdyV4iHhQyT7JI/yUtRBx7tMJTL3hojztqv6wCRlkErkyqy",
+	"sufSNMULoeVdP1t10xqItq28XA60tWfacuKW7l1kapkPaMrURERQN9S4K7GdfZdLrib4hYTt0w3k9YyA",
+	"fmITnjMDa+pCM0fl4ays0Fucp3O1FlE1sNFyCWZTerkUM5W7fMvlZHRD3V3/qBaK0rhaNPlpqgVag2b2",
+	"ay5PFa2tmo5rbwwsUrX+w6q6BiWfopdtg2e1aY6VPrbC1UDoG1+7cx65HKutvDSepl9oUM0TfLKUbbeh",
+	"yXXY3oA67MC9+0BXi3hjVZC3LbUEZ8z5hcqFG+yqYRHAjYs2ZCnbaF1raum6i/q4BDTSXFLS1+IdOrQf",
+	"kNnKO1cswFagMzer8uZXeCt3UqqIXyD4sxwOWCJQUSGccOMC/PlNK3saC0xhGZZzEbCznqDX1fohf5J9",
+	"2JZC8aBimSCvTLit6kPqivqQLa84kOe3L5QihQ47mI3vYaL7YONlz6PHwkGM8rlvo1kLlFuqiFAuKeHX",
+	"HPYrz1WJOfr3bP38YvZ9XR2zpcCepbo19ViOlfpAtUXElxWDrD+ungnCB/SuL7pVwnGv015NTcvb2cGK",
+	"Q16iyfjX1gF+gP3LkGEILU692pqVQD8whd7EWlMcWJ1I/cZAMDzEhX8yceEPMdgPMdifTgLQRgbfN0wy",
+	"Hv3kiQhfatCDnukdIzsebt3DratN318qPJSEhpJwziy4wV0khbJQVX/4RVKLMqzXNoJECjHyMyGq1v3C",
+	"l3+si8DKeeFaC6fX68YxCJ7HpmD63l8XimDKQfiTKY5g2eKV854rWEMpppWgF9gFLIBdMZgyRQMTRwkJ",
+	"KH56wem3NYt9kzxq2Nv7yaC+Vfb0GVvqOzPYpRbcWNMeJ0+nQqtsSAWLMrbWvy8Zm0kfmbLG33R3SAZj",
+	"uViFIhMDLpQPkWmTAXz7BgiiI6eWOqiEGshmULelGfVyvBzGMawdRwDeG0UMXkqiF66InXOTWd8SUSJK",
+	"2MWdRp/xBIBalZHe9ZYDmOtIpOz2s9kE6cIhcrlN8o5VCc+iJoNYqgu9w7XTfleuNQywt1SqfIq3nlsR",
+	"MaLY71vJ0tbJOAdkXju5unicOliJAmAEQEh4V620HNVzUTji+RVbQTnuEVPC0qK/GVDijGG+3y2NEvWZ",
+	"lJBOZ5BLwe5m2LZLO5SGwoKlEp0Cn1m6Is68bkXBrHK3OgVomfmorNB0UbPYyCZmNE7r4JI0J1lmg3r2",
+	"7rzAa46J1tgggPDE2BRBb+sTU/kSvcB+o5432Kd1naODWpiiVaFhb5jKUm4PirF+8WTRJ7NUAGe0VN/E",
+	"bxksbCxh4seGtQf8B8ZmABSO/icX87WFLIILRahXnmUbBHiYvf8RZ9dqwN1gkDtLOnVBVMc4qsT5FpBi",
+	"p0IpQPuGJEctow+4DXWEDxBzwk2g6bqHzKdBA+5gPOatmA8aCFRGoMAX6R52SEQXsj5ErRqbYghmzJeX",
+	"ec64ipOq4GE+JVtHnVIh1CNN9e5S1rk29sHaJW825KJ858ZsAJY0LzkuyjY+F/tKEjqUIskUw09LhoLK",
+	"1Ha7+7sHnbvMbsnhfzWjv2UVi3DV+HtsYuS0WNgmZ0qkgIcP+GksWbQ3CZNFiFob/mFdD3jF10eNFkhK",
+	"eV6Fxgunr3Z/6wjdW+Mf/ITqsNwOgOk4z5JWwoIqrshgWsP+lpjBXrJ52Y99iunHkiAWK+qFDoctifll",
+	"Du6OIvOAj4RJQN4KwP2yeALj3D62MAjlNQhuYaFfYYwnRVt8boP3TTHrjfCkzgYPFPzjGeH/unIqWi6v",
+	"kwAQ4Nzwvo+hzBrw5dVKigNQN287sDujnFlI9Q01lrWYdxaYc/mo6Fo8+coYzQv3NsgV8KuWXpRu7wmZ",
+	"mcxHQzJsiNVEzLlhfCjEuDILH6UWkY92WzvU8hCW1JByXdzgAK5d1tvZGdY70YoAjVhSUdVd6PXIlGsw",
+	"a8oA/00iwZW+DIR1SZLrauhYF866Sh3RVOUM3/zQbBhU9ttTizq13x5KYyMtHb26g+KFgdpqyAVLgTfM",
+	"IiUoEKv3S4joPZoFgCb/zTYBxHC7iwLrZvGx1FfvkFXuxNckoCFgIvQhCSwRYxLz9oB/7aFB93PiPVxU",
+	"KPuxjc8pfGsKfPQLJT1Krx5XuQRWx5dGtm4XAnRwoEVYaFuaoC6E5KdcmLqdxWZzD1AV2+1+/D/V7QRU",
+	"agRsPtOHwpQaAAXiJMP0b/zrqaUfz96dNyqyuq9twjSWB700bW3bAb+xbcJozlqb6u6TacwzxbSYLGWm",
+	"dXQeDVxFEEIlefP08eGj3j7ZevbunHyjNcbHhv29TiHGmcltQuWlRKyOWcy5/jAZizRWk+mAbwWQ3Bxs",
+	"NwlGJW8FVP3vX+dKP0FpNpaAdU6zyIRBsutZgAniLMJiqp7raMAhk7IQ0wtajLGsxRxcHcsTgeAIw/0F",
+	"Do2antvWiVIzLB0b85GwdXspVnFAntlwGQFadQAvrkGaSBPTguzv7IxjNcmG7VBMd9wH3r9iveKyUalR",
+	"mzceS1OeCFaF5nVfsZIGxHH1C9X1msb4otd1wAHJopXEV3pHvOOF7l7wCwFOnK9me35qdJ42rXPav1H6",
+	"ACajlhmDiyVGuw1a56eUU6zl2vQpCjp2BhzyrMw4gOHDFG39Q5XqCzvgA/5f/0WemFRP/acp35anQ0J4",
+	"vMtuyXjEUhKYssaBweGxuaJ93UIQBL9KwQf8jwHQ6UGjT/4YNOJI/2PQ+J//+/8GjQ9NMgDqbX7Mky78",
+	"lz5AY9CmbiggIU3T2ERTu7jtLVO0UPM+sCKbH+R2m7wu5FtLLUsOOHgx21glCK8DPPBSnYNj2CMS+M9c",
+	"jnAp3XnAC/nOxrimxAylutjgcQNB2SpkQBvoIc622/rSS5HiPRNgnXGljIdZnESgWBoRXU3YtE1e5Ul7",
+	"pmSDylKQIif60JkajUGvs0deCvIYa2MHsOf6wiPKBGE8momYK0m2gh18pkmF+eeOPtv+3xBWG2w7XPpL",
+	"ttAyq6ZCO20ovw/BuDu/zi9lG4LLMdKBFzKK7bmDsIb81GGaDB6pX2y+3vste93n83k7HYUtFsVKpG2R",
+	"jnfSUaj/0+9t2xyYAbeZfUj9TFVwTB8PlhUGD9rkG5eRAzY7yOUZ8EDr+AGZMgAa25IMi9YEXiJQQFBY",
+	"2W4aS6vgJID8IuQtmI0XNAccS/boBdHsATKs8I5O6cKWRbCAdLEkG2dHDXgxy89L4ywi20D6mgtfNvvw",
+	"xjnwvc2wV75piQGkOesPm+4eUl5Og7PVss9dkNCAo3VIOcwyJ0LkqXW1rfj3B44WRidr9hS5pH6JYFha",
+	"d5zHkpme6dR2RmczRlOcNlzznNQEQCcxocCeTdiMmCMAYf6aSTswy3tMfsuEwsqgeoiYNo+XbsCB7dil",
+	"PSnwFP3wOciBhjG/fnV2TmyNeM1/doxIYpAUqOduAeL6NSzc11/73Obrr5GRaQECM3ywdYuY4gkIV1Y0",
+	"GXBSkE7OjC/iNs4YcqqkgRHRzWJBqtQgi4BjnCqyjDy08zkV2CROCilhmzy5ttYJCB2oWTfzcaBHkCfI",
+	"gZuKnKKFD8I0IPcVd1NfKVfyUJ8iTbQlmYsUgMGp0m0JHhqSbuqMwk8ly3kOxOHlHbjC2IAkORGamBDn",
+	"0DZHYQz5J5lq4u2PDYJ3nsKBqKLmsRUDbJleT434SottWAIM+/XKlGJ921z4NaXfMUPDihNeHDK7YnzA",
+	"TSmnWFk3R5t4EQIQ/2dUG0hRqE1jiE1W3YBj7oI59vudXVKXM2FvzWtfGB1wj9Ph91Yd6JNf3gf5WQuP",
+	"cTs1MZAkYmFCU03Bvdf/yNUG/fGH9ygBQIp7aZna5MSTqq7YgHtp8oBm6YhsCXm3kDLvSdJOQh7wsvAM",
+	"SZ3G41WSrPvklzyd/n1wbE6vPrBWIJcDzqFE4bZPeQnjI6EFId1wqMAqb32ajkWaVTLyIZ4AOeBK6B1M",
+	"FYmhPLKnDWAMYzEFkKoS7mmQ72Aw4Mgd2/62ehVZVF4fSBryBQ5WY+LVHHfAg++e5BceK4duH3spXN5w",
+	"Fsjngr3OLsnTGR2vc4Wu4Gi9qcr2TXNLzBUvi+suDa5ZUIEHHK2Vhco9foErpIl5nS2teCGnNZIaWulk",
+	"4Zw1ETHVj7KDysGaCrCoWRCIAz2157rp1muIxQ1Q2cyfW8bqLIIqHk/ASWkSCl9d2XpjphJYHukLY9Sr",
+	"2jsKjPaDzo9i0iBUcy3nxNmy4oZ62fPiZcYN+PLUOFewOpc67TSKqXJbJleOKDHgcxqr7eaSRSH+mmyd",
+	"Pjl/SqqrZAWmKKUjte1kVryj0orR5s5KQkMDcRRLd5G11tIvUO6ARrRQ9M95/wfcnbPAlgyfiFQyMgRv",
+	"zkJfyJkWKbew2p2+HZqn5zVNvbYC+zSwg8kVwIL1CQozIlXN9eJCIb2mxRcv8BDlz12MfAgRbK1E4NCB",
+	"bI0q8zRWikEkBbVHbCKSCBkdVbByTUPp7Mm3q2oKssomJMbOQAHT49OXYYHsGQtZoisSa0sbnslomsTu",
+	"PIPtbRxfMVTMjO6upcKKPShI/ah7c4oKvktc4BhF7BlVE9k0JTphR8wsp1oY7hNb8x1et7qbtIfs3CfR",
+	"9qSZBuD/ZImKg4AlZozTWdxe0GliBuiegazVRIJwNqfjMUvJ21P8LhIh6AKAHhUyY9U1lpgXp+cVu4tu",
+	"FHVsUMLMR3JHv5ujSuR2lkazYcALGv1Gt91pd/RrZmiNfmO33WnvIrrpBGx79bKi/mXM1LJQHqSCFbg4",
+	"Q+qsMAzSKRwxzWuKVps2OdGc75JxrZL4GH7I9WIl9fdt8m2W4jnT6i+aeazWyCwA9FBoGukqahvKpYVS",
+	"aOJlSSFuwILgFTqNGv3Gd0w9m18iViJqYrA0vU7HmsxMMGU5nRuiLGzsjIXE+8UgIhogRAN76NAODbZh",
+	"4/J1+sPFb9Prn97R//x0cjSff/P04DQTu1c//f77o/Pr7x+fz//9zWKcnu1dNgw+IcASGhBCwB4EpMFG",
+	"t/vbf07+88P143T009nFo/PFux+/fzV+NAmvXtNZ/CJJ56eUvg6/f/tGND68/2DshXQDzL4zNB5WDdTG",
+	"FtFuADanZhC6NV+zXNa6eX3HvHkaYRf7uNZ1X7g92Tk1iZ0Ov8ZVUFn35VuXpGtxi3xTd6P/y/tmw6Cu",
+	"4HlAWdPhNZpzjESoeJIbzYaiY5ljFuqWc30pilULSsXJpXfqOdrLwFiIrzb14dV0GNLFjWnZAu6RUZwg",
+	"aFCpuDAY7xCNKMhLDRtD5tJqw+QlhoHkeE8owJmFkv16+CJAXTegbIhD4vBHjgc82Ot0SRF7Q0srRUCN",
+	"47LgqD9coa9U7q1euLwgnASyZiGV4B7WHYr8lR00BDY+NNe+CdIKvFgGf00WZs+0XGwgV4YL5BlQqtoP",
+	"r2vsjrrhEX3EWr3hXtTaY4ej1hE9GLa6YS/aZXujfXowhAzmRr8Bq2pdq/1CuT53f2/mJ189fluzuXbg",
+	"j8LD6Ih1Rq0u7Q1be+Fu1Dpke6OWHrD9bcnAC8UFP87QcywS1MuLY6+rJL9khTG3ZzP6WChFumZp0Y4w",
+	"Ui47xGQ3AMDq7u7uUTEMs9Hr9PZbnd1Wp3ve6fThfz8vW94YkZlqVvYmrv1VwzfmiRuMfG+TkUPEy51H",
+	"/v6uXBu96L/kFWgrVevzKrObXmA/MsttZrd33j3o7+2bJfFKu9pK47/kzuf3Jham0Ym6rDfapa294X7Y",
+	"2osOWOtw9Ii2joadsBv12O5oj2LKhe5Jy3fd7m77URFeq984GHWjXrg7bO3RfdbaGx10WofDR2HrKOqw",
+	"7qhHd4d7YbES6MaX3k84abwQv8dJQnf22x2y9e9u95g8j3l2Ta4PDy4O9rbJ0zhlI3G9093dBdm0vOyl",
+	"e5ovPc+SZPXCdqoLa4K0GuNSAfhGXta6FsXCLv4+Oxg9oofD1lHY0dvdHbVob7jbCvci+9ORXfzu0WF7",
+	"v9vudjrto6PS8uPg/cXFJ4WlC7M02Tls7+t1eZ9HbBh84l6ntKO4Z/tR64A9GrX23CjxuOjTchChmLM5",
+	"OauWa60RAE/QoyZGBZmlJAs+puGEtR5jjZJ1wiC8bN59KSD2WW/BHeTJvU3kyW+oy+mGT7qbCJIeJgt8",
+	"tLv+o6cOqeXWku7+Jv2codz01kNDuVchuRgJ8sv7DwWpWR+bwonwJGN43HjfbBRMFe4XAzNalJzVZAeu",
+	"7w44AyKLoF+XOgCJg6DwFUJlICDahUfb4MYhSwQfQzG5qqVsAFZ2FzSyYArNvMaIYbM66ZSRoNfpBYTF",
+	"tgxQRWruHZGCxQ7k3U6wg/5D9JwUcPqsPA3Fw2rk3SruQk5mvhHR4mZ8z9LGkpmssTHFWA4D8aEYbwRZ",
+	"WxU23bsNm/4jr/7ROAV7eeaF+BRh4GJp97y59HTEEmEhJeygHyh3c+55A1oLhW9YtJLKmnfa5GRJcc98",
+	"4CQeFY44xhEJzkpE2Rle11JT9+KHZqNs1934Y/P6X0/JuxsQy9cIfHUuxHOAvYLv9jehkg4c6wWLYnqu",
+	"5VH9ca+3ycezVIT6BA8T9oQrTVfh26P1354L8YLyhZmn/Mx5SYF1gEu8PtKR0LEpZ+RYiZosZRVooFnO",
+	"Kh4LLrOp8eJ44Ym0tmcIFkkNEGdegDcPKmyTp0DFbVy/74RqOiOk/bKQusPFvG8jImxl0jJUABAzYG5b",
+	"fq44YmWCbcfkbrtwpSS+gjANyFTMxpMqUAIiFerHpSg6HyMF1oSLORG8TzKexJesBvARKSwXfDEVmXS+",
+	"A+OpnqAdlqoBtwPPAwUA4kIPwiRvQvZxSJOkHB1qiZzJ19zrdEnRiGR8Ac74m2cwKJFExnRGgdgP+Fbw",
+	"+u03z08fX7x983wn45FowY61cGr/H7T4r3a7HdjwjUeQkblN0CtjFlAfLb1KE5ayJvg0ZGHH9Hj9sWAw",
+	"G49wK3HL/diEkqVtGWCjE2RWwTEOeCEuYgtaLGP9lkUPLW9sHy/LxKqTRLzg57uIICYEunHV+2aPvzj4",
+	"7d0he9NR/9nNTvfF60f07Ch62h1/3/t1c5mkJip7I2FkrwafpZAS4+fD3I/J+1YqygZ84rGFevwcOeGX",
+	"wtF+Mp6CMpSZIUdVeNX1HA4sIytYG9Qnw6Su3JKBJQhmQOEt0WkaHyhG0RV9zeC4HvACy6gSqZwIF0CH",
+	"c9Dgy5hDSWSDt0u2LFQ3VqgdcAQB9mKvbAqISG06oaWn23mFIpVrYim7YjRBfW0S87FxJtSB9s5LoVSG",
+	"Fki3Dyxy49LUnBtnNphrKQlLWL/HNaodoMvC41JAxoBD7y7eILk5VrENy/EDMLZvqksO+LcA0WDYfV+f",
+	"hnIdHuMZJ7RUx8fLRs+jHlajLvT1y7NUoDQC4FXLIB4gAMrHeDDm5hXADX7doCJqQ3vA3xVOFgo2OW7D",
+	"zEML16tmsRtskrLgNgSRpQOOy1B5Ed+SEFChAFU/RbC6ckyhkYUw5IYIAxEt5hyyA/FGYB+QHprnO2C+",
+	"NO5g5G2cZu9SQJSFzNsitAIswYWKQ1brNAMycgemXcT6aIyjbvu3w92rJ7++eceenZy9fPrz3uU3p52f",
+	"ePzj2mcnLoWwaofwAUsbq8J0NpcOCsWvNpILOrczUhTRWRps8Wwy/C6MX8XPnv785M35j2en8nSqZj8/",
+	"Pj04naofw0sZP3/8rMP+faLf+eGn7o/x6Mc2Wzz7PXp3Gr+KT3//+denv75692T357NnR+2wl/Dh9Gkn",
+	"+vezpAjGgAgedYAbvf2jXsf/0Q7ucPpjL/3p4Pq8M3u+x38+mv/Qlc8eTb7dHX2zH/7nkD7pjd8exK86",
+	"v73ZK6JA9C2yxF9kNSnC+dSYTJ5bmtK25QYwkwa0C4PxHQKU5TpjdckUk8zpQpKAixbkDgYY/OoVOvbY",
+	"YNEdZj8puLnWptm+Tul4SlcOBOYRNIE2fX9+/nqn2+7g5KojgMc3G8E/xVK0ic3/FFnp46J/aCPLP+gQ",
+	"L4X6yWZEP1inPj9Z3k8jyS1DHvTresFdZGq55P7GS17IbTylINDca9EkiNKrhY2KeaeNAYzlOho23cBG",
+	"gWsRt06s3yBk50YBOjjzTbRtQ7tFpu5Tw76FR+/L9c+Jsa0E5SN/mBO36TFu0SRZf5QLRi5n0cwTtFgE",
+	"MUb+UfbHJDj7y07nSZJsdECfFKYEdwrLOT0c1499XAunaf1BtZR5ZwSF+Zef1ieoR7nqpJmsoG1v5kLG",
+	"nCWrg652GM8N+o5IMYtHQU2uj+88fgqL8TrnWn+f47g4lL/DabzSU1x3BD4PP7GHEL/aQVwbA/HgLH4Q",
+	"xz8Dcdym0NPaygg3YA/w1W18xXX9Nolkpi5vobwZpAGlq8QiCHv8DPyAA64lrmrRjGWRSvfCazwTIIU6",
+	"rpFb3tkkpZIRLsAOoyl5w5XVaPz26N0ue3Ok/tMFX+IhPetFT/fG3x/8+kMn+Xn3+mZRTrfjVTVC5Gtn",
+	"GEaM0uPSkfg4YuWXTxO/nEAY5aIkzEkxHkMkNRu6Co1JYIWeZupoVHCW+6biNOAvQHq4pjEltAYemUGi",
+	"mcEk8tmsdg+sAYNKEPy7TV6vR3UokS0tPWPAN6Ew2JEyvZTgHpbHU+SuylKVzfVktGkJt6neq4fkykhC",
+	"wnxIOeGCaFkKQb8Bdq5GeIfQlbuFfnpRMXchqHex/t+AZhbKK37Gnpbh9KfdW3pbut06b8t/1H52eihe",
+	"9+jZXvT0YPz90a8/dDVHevzo6psOf7EPQTA99Z+D7BP3trxkc79CwYPL5cHlct8uF5/qPehqn6E848Ck",
+	"aE0BBJQhchKyiVyDSBsrlDYQF6Rv43HoMLIceJXE/LJNzgWhVyKOTEiRFk8AS8Kh3TNJJvTKxZjIph+H",
+	"tNbA55VEjHPUqhxJpE71KylqS1UyUq+RgbhRlkHqpQqznh/BGujSPE8iSp6LK5ZQyFO996COck3jv8yO",
+	"6BvUtCQIFcTttjaLIcHSAL1ERnpel9HxxaSimIWB6vAP9sUHnvU52BfxDuc6rr7CK5mTKwmwAt+DuXKf",
+	"eTCjD2YXKzJOKVcSJWkAvIslAdxjBM4TasBdkVCH2wF9L8Pt+ItAON4YIP97SsQvLt/TLEkKqMtXNr7B",
+	"g27QP5eqsvZ/aeRgfiZNXfbnaayY+wtDjW0pAvsm/oEQeVqGN+iOfbQGNJrFpNVmTZU8Ns4S6iJN+5gS",
+	"MudklopRnDAfXBoDZD1UBAn8uDiT935C+MdkB5WytTXswCtc+4nlfD8kcN85gdvW5LDEzlVXrGRue1em",
+	"QAzhZq0hhvDOhihHhs7ld/mzwid6KxFO/29BJkJgekxeK+ahAOKoD5wzS9koviZb5Qr7JXgXLeUvgXOx",
+	"7rdak0d9Ff4VgwaLMKhdMDxLbfyRIMmvG4p++0bGlxUDiQ3QJFatKY3B1gypBeaxZW42o7x+sZ6VA3KK",
+	"xO1AhbqbQPM4mJURaocfA1yoOJuPhDFkJ4LNf0JgQzVANt1Wd/+8c9TfzYFs8uJsiBdTqIyGj5br3+U6",
+	"YFjPqqZ0V7n/br/TgwW9AeJRvbJvBONf3G0F6eZ9XsAqv0J+eSozoJ7e4W7P7rA+R/XL1jnv7uXnYM2y",
+	"uc96HT1b95nDCkppyNYspSnoU7OW2OFN4JNw5fA7t16VdfLgqGpWqjSZOvigZsOrsIGekl9PfxXxi19P",
+	"Fi/POvMXZ53rF09/vH75rZi/0P89FfHzx89m+p2XvRd7Pz9+dnQrUKnNhc9KAa+V4ENAPx5Qhx6EVoVH",
+	"wRNa8e86odXTCN9/aK4zIqOXN4pTFqpk0XTCabJAyclgqRuwZ2PaLeaUOitySZAFPTRok7eIrlAsfAQw",
+	"xTOhJTQKsBHcVZEc8O9Sik507H3CUqiuZEpMEQRrkAwkT1ORvSIvH5lEWWh7hX15K4/PBqgdcJAPuO55",
+	"e5nxeakJu0bkHvC1MvfNYrpx697K+7Fpb8IKkKsa9ved/oB8L2YzVOL96KVEmNiJjGcyo4kXxNSoUP6N",
+	"aWY+4RvZv7u3s3/Xw+91zjuH/d6tpJbNV3i53FIZwc25b3njlvPhVfJKaSB/kQW/UCOyhmO+hUgV3LiP",
+	"wC6fmzIkdcFuWp8fuZhIzPgICnaCnT/i6ENQFO+LL2y4j0u0zjok2S+Twz9gg3y2MgzScCNu3ECMQVt2",
+	"1fi2Y4shg3G7ipeY10yVSxKzvsrRGNDAEAo+itNppWgSVgirjW9uk5NV9Vc992hVPtldDjBCSRE7hGzt",
+	"dXab4Grf63T7iE5Rzn8cCxFtH2/mETG9DGlUjG88rgX4KKN2FAcna9J2Bnxp5N8NhZ1vYQ9fsHsKsL4f",
+	"d7wd1F1DpU/M+XPFfT/NSOmPRtwBx8SF0D84kr8AOo9Xg0wXdU5l80RL/msrr6wi2H9B4ux3TBmicx8R",
+	"vP8wS+jdLKCfhEZxXnsEvwBn8BdLeb5jaj3ZmVEVTuqA5bCmHqhxgLXFox2TBVFwKrbJCeh5RU8jYBEP",
+	"eGBy+y9mhbpekWCIHqboJbPYqFRBLb4+gK+B3FlAbB5wKPCsBIlVjv7pAs7McE1+B80TeBHbdKumoqkP",
+	"HhvYUmJ5Hb6SuQwLNQJoq0v6JkqIy8I4pozy+SRO2HabvOUqThB3Q/lR8nIi5tLgqRnogzwPmUculLSM",
+	"JBtLMkoZs8hrGLhqQknP65FQ8zx6H6Q2h5Ft29LE0pQcDOC9oFJKsQChthX4AKot8zhokn1COZmILN3G",
+	"DEj4yCHoWuja8uf4QtAku+7zG+oGtkilSI0kXj13A17VGEidwgAQb6YwuI1eRm1HpYvt2iBbImxZR39i",
+	"pgjmKgViwJdpEGTLlKCEhdeEtm8h9ZipQdyKuctHGvCQQr19tSqTs2jXZdOZWhABxSm272y/vYkk8RZY",
+	"3t00GI/f/gAWno3ZnOn8r0hT+oKFHFj0u5pMu/ufmoBjBvuxRJuHbJ9714+/eAPog0JdEmuRgq+TbGvM",
+	"ozu52euPxiyrLSqjZDkV25hCJyy8rEOsMjWmC2j+A854ZEK6Q5okoKlbG5ZmIzHPmERQ/oocAmKuC9HT",
+	"IgIiX5QB3RCpn2yhfFcSZWTmR1cxI/gNeCy3+34ik61vTYmfpzWjcWqrDFQm0NQy+JANOCZrczLTyq51",
+	"+dhS/1sVkDqIa5+hDC+2b2X9tetetQIP+F2FutvYiLETlAl7pOoVz9PNCydq5IB8Z0Cgm6aBGld8KabV",
+	"mIvrRDUjmN7YUH0jP3uhGMRdxLeyfL7OEN1scDa/uBkuyObe9MK0vgSk4O+e/h7uRlfh9MdNU9cPOnuH",
+	"dZnrP892r388TM+7V+/2F98c8Re9y+cHv37fGT/di84e0Se74dvD+FX3tzf76hPPXF+GwlKsw+J5GIB8",
+	"ewTREW6sOl2mi+tz4eFGPWTDrxjBgxvnQer8VN31aNSZLmoxgFeKnTbna016zAofD6S/2WaKGTRtZ+wK",
+	"sG4VUqdqXalcKEIZUpgEAkOUb5peE2BMMcpJYOoKbpBic9OEmheLM7uIHz2r5qOG+1vThwtAN5vnLDeG",
+	"J3uf7LU6R4VPgH0eDXtsb3RAW4dhN2rtsd1Ri+4PH7XCo6jLdkf79BEWqY0SdlHT6G6r+whMMHu20Wop",
+	"4YRKdaEPS63txn54x0LAtWvU6Z53H+U2MrdGNgK/bj67xW9gkbp0N9xnj0ato2Evapnl6qCZ62B0SDth",
+	"l61epP3zbqff6fmL5JX87e0uX6bOYeHTwjKNqWITkUnWCpN4p9vubVT7954lJnOjNo+9twTonxl+/2UH",
+	"009dkI28MV+DcM5VsWcWIFxwthwWPJekZZPILJwQKgkliZDKVMNpk1NFpnQx4ENWh2ZeZWF7WgK/GImM",
+	"FytCIW90bkh2HUvVJAWkFtABAP2yAJuL2oIe7/EyHulhvMXRR+KJuKKOK96YKZrv9B16v0lclnn/c46+",
+	"2lv/0Uuhnuqz8kVfdzw69i7e+N6vu+uFOFOTS7MiWvTcoipeMjaTAJkQG/xch64DqqzBxAzMn28lS4NS",
+	"dg32GqwmA/d+be+WLY7RYSZ15WZ3WH+08QWGfIB/alRlKWT+gRIUIhNvHIFurv7aoEVNYjD9Yz6hSp85",
+	"uN/oIiZbtuKjzbgPkyxi0ba51AO+GvzhE77T32Ea3j1e6M5D4tY/JXHLMsSHHOcHcn7zcM8b0/I8KXp1",
+	"HCi1Opq+gc1itGeziA+oLx+Dkr62vC88aQ/4qlzoIDOBWUHTeOCLEaWFOvpUDbjgWiP8FvpAdHGQI2vl",
+	"zGNC89HYoDmt+SF694BnEKvJOL5Bx9SWfgsGjh4OGn0CBqhNuNGGuda3CMoDjlVldX6CURwd/0U4cBiL",
+	"cXdud9uqtBYfw7pnN4S/jKYxz4f+N4UC3pQV55/1zrsH/b39W0CYfFLMeTW6SWme/5wgwQc2/ZDZ/CUE",
+	"6N1fZvMfcfRhxxh+lqOAv+Vg0KVEipHNIK3HX7kp+0bTsTX+lpM/HNhLnv3RxDZCczw92zMIHyaDw5pj",
+	"sE7IWvV1Q5YOrd0BTOVNbmB70GA/eQ1277zb/QQTBZ3R9oFHfko88gt2aiC+BCW+VfH+eI+F+q6NGn/D",
+	"IARaOgL/lTQwXQ7zexxfQWi3IltOy6NpShckZVNxZfVVA7JVgvlGTOoN2NbKGGKD44Vg5PBowNfHFS/R",
+	"Nv8ew+qZh2/2t+ibS5AtbxBygajpn4nG+XmxzluhjdoQn91P0giMBCRWEgxiMNMHZvqxmOmD/vjJMHNM",
+	"KaIFZnoDeHpTxGEZN3dxS6a0w1KN8rkY50wd6tIDl55PWMr6JSd6tQ5m7lbHeAZ9jf04XGkqZVZyuhz7",
+	"L9Wg+Ly8oBhnAgDntw3dvVGEw5NlZZYf4hv+2ZFOlfrbNzBMlavAIEmZMJqoydJw/scTFl5K8lpINU7Z",
+	"2Y/PgTi8YVEsDZlAlF9Gw0nO4ROqGA8XbRL0Oh20GA04jh2STwHMZNYEY05AtqD2HNTuttaphX4jEnNN",
+	"P4QijF+xRMxs3lElROF7nMRdxU0Ym7Q0dJxiM2YyF1PZ6Hfbh54wls0aIOJGceXFTvug9OIHuK6Jmixu",
+	"6OExk1taxyZiM8Yj3TMu6/0Rhjvdpvtc9l67u3zZGXTcb2Q81acQbmazuGudTsf31Yg5L+4HuELvYUNO",
+	"FEkYlZBNXdoXOMz3tjMfrXKYvs3AbXBtLO8xjBKuvL7gbm5xQZgxxMSnLDuJ1leWkZcTC1Fk6EScMFO/",
+	"G4REYHcZ565o91D/LmA4zGb7yDZBKjXgXHirDonSlGgdckgl0zIPHbM8UnrMVKGvlEFNGahMJtSAryM6",
+	"z+MrxrGI193ITulgb3YIXe9LVC5vBanegr+bKnykE2uXQc93yNYcRYiH3/gsugh7PPoh5YjxpVI6GsUh",
+	"2aplio4GbSOy7BIWFysTtmFOqdbEyJAmlIcsNeXqJeMQS2HP+YADYthmLPENo1F8L8fzc+OKbyDrQYnC",
+	"bn0hTNHyOhVPmcjUJnxu6VY8WrEV98UQXwJIBY0Wx4R+9rzRXKgVpAY+T6+sSlilyvgrovrBvyUmrkYi",
+	"zKaMK7I1S0WUhVhFQyo6NlhwiQhpst1oNrI0afQbOw0t4MfmlLn9qir9IU1IxIBUYPtTfSnSjOdtTZSa",
+	"9Xd2oIeJkKq/r494Xfvv3ZyrbgO/+kcixjFgq1wybg0J8FRkqpljh6RMMq+6dSHyru2VxtQKUXVuZywZ",
+	"tSxxduQPKvkuTcoS82JVbVfBcisoZ4T9z//9f8G2PwqTRlJTLdOr7IlKGSaKmGLbbfJE60ZuhIgnSaj1",
+	"43+NFouyfcQrrdou1taUNWMAS3yzUpJVTdgCi7IiHCMak/LSK0rkRYi8ynN1PSBkahQrTVHjBHMo8aa0",
+	"UpawK8rBpKRn7O9dVFvcz7Ft1CELN0uWGJytHVvcUq8Tc/+qvbzOhkkckku2MOX4ECCzZLnaenb26iV5",
+	"x4bkB7YgZ0z5266/bXx4/+H/DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,10 +13,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
@@ -27,14 +30,6 @@ const (
 	examplePassword = "correct horse battery staple"
 )
 
-// exampleStatus lists (by lower-cased operationId) the operations whose request example cannot succeed
-// as sent, with the status the spec documents for it: their examples carry
-// a secret that only a mail or an earlier answer can give.
-var exampleStatus = map[string]int{
-	"refreshtokens": http.StatusUnauthorized, // a refresh token comes from a login
-	"resetpassword": http.StatusBadRequest,   // the token comes from the reset mail
-	"verifyemail":   http.StatusBadRequest,   // the token comes from the verification mail
-}
 
 // TestSpec_ExamplesAreValid: every example of the contract, request and
 // response, is valid against its schema.
@@ -51,8 +46,10 @@ func TestSpec_ExamplesAreValid(t *testing.T) {
 
 // TestSpec_RequestExamplesWork sends the request example of every operation,
 // as written, to a server seeded with the example data the spec documents,
-// and expects success (or the documented status of exampleStatus). Ids in
-// paths are the seeded account's and its session's: the server makes ids.
+// and expects success. Ids in paths are the seeded account's and its
+// session's, and the secrets a mail or a login gives (refresh, reset and
+// verification tokens) are the real ones: the server makes them. Everything
+// else in the example is sent as written.
 func TestSpec_RequestExamplesWork(t *testing.T) {
 	t.Parallel()
 	doc, err := httpapi.LoadSpec()
@@ -71,7 +68,8 @@ func TestSpec_RequestExamplesWork(t *testing.T) {
 }
 
 func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *openapi3.Operation) {
-	s := apitest.NewServer(t, apitest.Options{Redis: redis, Env: map[string]string{"REDIS_KEY_PREFIX": "examples:" + op.OperationID + ":"}})
+	mailbox := apitest.StartSMTP(t)
+	s := apitest.NewServer(t, apitest.Options{Redis: redis, Mailbox: mailbox, Env: map[string]string{"REDIS_KEY_PREFIX": "examples:" + op.OperationID + ":"}})
 	s.Register(exampleEmail, examplePassword)
 	ada := s.Login(exampleEmail, examplePassword)
 	admin := s.NewAdmin()
@@ -118,8 +116,24 @@ func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *op
 		if mt == nil || mt.Example == nil {
 			t.Fatalf("%s has a request body without an example", op.OperationID)
 		}
+		example, ok := mt.Example.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: the request example is not an object", op.OperationID)
+		}
+		example = maps.Clone(example)
+		switch strings.ToLower(op.OperationID) {
+		case "refreshtokens":
+			example["refresh_token"] = ada.RefreshToken
+		case "verifyemail":
+			example["token"] = mailbox.WaitForSubject(exampleEmail, "Confirm your email address", 1, 10*time.Second)[0].Token()
+		case "resetpassword":
+			if r, err := s.Client.ForgotPasswordWithResponse(ctx, client.ForgotPasswordJSONRequestBody{Email: exampleEmail}); err != nil || r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("forgot: %v", err)
+			}
+			example["token"] = mailbox.WaitForSubject(exampleEmail, "Reset your", 1, 10*time.Second)[0].Token()
+		}
 		var err error
-		if body, err = json.Marshal(mt.Example); err != nil {
+		if body, err = json.Marshal(example); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,9 +154,8 @@ func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *op
 	defer res.Body.Close()
 	var got bytes.Buffer
 	_, _ = got.ReadFrom(res.Body)
-	want, ok := exampleStatus[strings.ToLower(op.OperationID)]
-	if ok && res.StatusCode != want || !ok && (res.StatusCode < 200 || res.StatusCode > 299) {
-		t.Fatalf("%s (%s %s) with the example %s: %d (want %d) %s", op.OperationID, method, target, body, res.StatusCode, want, got.Bytes())
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		t.Fatalf("%s (%s %s) with the example %s: %d %s", op.OperationID, method, target, body, res.StatusCode, got.Bytes())
 	}
 }
 

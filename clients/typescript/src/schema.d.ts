@@ -1163,7 +1163,9 @@ export interface components {
             message: string;
         };
         /**
-         * @description Stable machine-readable error code. Clients branch on it.
+         * @description Stable machine-readable error code. Clients branch on it; new codes may be
+         *     added in a minor version (for a new feature's problems), so fall back on
+         *     `status` for a code you do not know.
          *
          *     | code | status | meaning |
          *     |---|---|---|
@@ -1262,9 +1264,9 @@ export interface components {
                 "X-Request-ID": components["headers"]["RequestId"];
                 /**
                  * @description The authentication challenge (RFC 6750).
-                 * @example Bearer error="invalid_token"
+                 * @example Bearer realm="gatehouse", error="invalid_token"
                  */
-                "WWW-Authenticate"?: string;
+                "WWW-Authenticate": string;
                 [name: string]: unknown;
             };
             content: {
@@ -1505,7 +1507,7 @@ export interface components {
                  * @description Seconds to wait before trying again.
                  * @example 42
                  */
-                "Retry-After"?: number;
+                "Retry-After": number;
                 "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                 RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
