@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -21,7 +22,7 @@ func hashOneTimeToken(t string) []byte { return token.HashOpaque(t) }
 // ChangePassword replaces the caller's password. Every other session ends
 // and every access token dies (token version); the caller's session lives on
 // with the fresh token pair returned.
-func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, c Client) (Tokens, error) {
+func (s *Service) ChangePassword(ctx context.Context, p account.Principal, current, next string, c account.Client) (Tokens, error) {
 	u, err := s.store.UserByID(ctx, p.UserID)
 	if err != nil {
 		return Tokens{}, err
@@ -43,8 +44,8 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	now := s.now()
 	v, expires, err := s.store.ChangePassword(ctx, u.ID, hash,
 		KeptSession{ID: p.SessionID, RefreshHash: refreshHash, IdleExpiresAt: now.Add(s.set.RefreshIdleTTL)},
-		s.event(ctx, Event{Action: "user.password.changed", ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"kept_session_id": p.SessionID}}),
-		notices(u, Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})...)
+		s.event(ctx, account.Event{Action: account.ActionPasswordChanged, ActorID: &u.ID, SubjectID: &u.ID, Client: c, Details: map[string]any{"kept_session_id": p.SessionID}}),
+		notices(u, account.Mail{Kind: mail.PasswordChanged, UserID: u.ID, To: u.Email})...)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -63,13 +64,13 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 // if a live, enabled account has the address. The request does the same work
 // for every address (one event, one job), so neither its answer nor its
 // duration tells whether one does.
-func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
-	return s.requestMail(ctx, mail.PasswordReset, "user.password.reset_requested", email, c)
+func (s *Service) ForgotPassword(ctx context.Context, email string, c account.Client) error {
+	return s.requestMail(ctx, mail.PasswordReset, account.ActionPasswordResetRequested, email, c)
 }
 
 // ResetPassword sets a new password with a reset token: single use, every
 // session ends, no automatic login.
-func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client) error {
+func (s *Service) ResetPassword(ctx context.Context, token, pw string, c account.Client) error {
 	h := hashOneTimeToken(token)
 	t, err := s.store.PeekOneTimeToken(ctx, h, purposeReset)
 	if err != nil {
@@ -85,8 +86,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 	if err != nil {
 		return err
 	}
-	uid, v, err := s.store.ResetPassword(ctx, h, hash, s.event(ctx, Event{Action: "user.password.reset", ActorID: &t.UserID, SubjectID: &t.UserID, Client: c}),
-		Mail{Kind: mail.PasswordResetDone, UserID: t.UserID, To: t.UserEmail})
+	uid, v, err := s.store.ResetPassword(ctx, h, hash, s.event(ctx, account.Event{Action: account.ActionPasswordReset, ActorID: &t.UserID, SubjectID: &t.UserID, Client: c}),
+		account.Mail{Kind: mail.PasswordResetDone, UserID: t.UserID, To: t.UserEmail})
 	if err != nil {
 		return err
 	}
@@ -105,16 +106,16 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c Client)
 // VerifyEmail confirms an address with a verification token.
 // It also completes an email change (every session but the one that asked
 // for it ends) and undoes one from the old address (every session ends).
-func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) error {
-	r, err := s.store.VerifyEmail(ctx, hashOneTimeToken(token), func(r EmailConfirmation) Event {
-		action := "user.email.verified"
+func (s *Service) VerifyEmail(ctx context.Context, token string, c account.Client) error {
+	r, err := s.store.VerifyEmail(ctx, hashOneTimeToken(token), func(r EmailConfirmation) account.Event {
+		action := account.ActionEmailVerified
 		switch {
 		case r.Reverted:
-			action = "user.email.change_reverted"
+			action = account.ActionEmailChangeReverted
 		case r.Changed:
-			action = "user.email.changed"
+			action = account.ActionEmailChanged
 		}
-		return s.event(ctx, Event{Action: action, ActorID: &r.UserID, SubjectID: &r.UserID, Client: c})
+		return s.event(ctx, account.Event{Action: action, ActorID: &r.UserID, SubjectID: &r.UserID, Client: c})
 	})
 	if err != nil {
 		return err
@@ -128,23 +129,23 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) error
 // ResendVerification queues a verification mail for the address; the outbox
 // sends a fresh link if a live, enabled, unverified account has it. Like
 // ForgotPassword, the same work for every address.
-func (s *Service) ResendVerification(ctx context.Context, email string, c Client) error {
-	return s.requestMail(ctx, mail.VerifyEmail, "user.email.verification_requested", email, c)
+func (s *Service) ResendVerification(ctx context.Context, email string, c account.Client) error {
+	return s.requestMail(ctx, mail.VerifyEmail, account.ActionVerificationRequested, email, c)
 }
 
 // requestMail records the request and queues its mail, together, without
 // looking the address up (the worker does, and completes the event with the
 // account and the result). An address no account may hold is answered alike
 // and mails nothing.
-func (s *Service) requestMail(ctx context.Context, kind mail.Kind, action, email string, c Client) error {
+func (s *Service) requestMail(ctx context.Context, kind mail.Kind, action account.Action, email string, c account.Client) error {
 	email, err := s.ParseEmail(email)
 	if err != nil {
 		return nil
 	}
 	if c.RequestID == "" {
-		c = ClientFrom(ctx, c)
+		c = account.ClientFrom(ctx, c)
 	}
-	return s.store.RequestMail(ctx, Mail{Kind: kind, To: email}, Event{Action: action, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
+	return s.store.RequestMail(ctx, account.Mail{Kind: kind, To: email}, account.Event{Action: action, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
 }
 
 // HashPassword hashes a password that passed the policy.
@@ -157,7 +158,7 @@ func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
 // of the user's own, which only a holder of the user's access token can
 // reach: a stolen token cannot be used to guess the password, and a
 // stranger guessing at the login cannot block these checks.
-func (s *Service) VerifyPassword(ctx context.Context, u User, pw string) error {
+func (s *Service) VerifyPassword(ctx context.Context, u account.User, pw string) error {
 	p := s.set.Lockout
 	p.AlertAfter = noAlert
 	chk, err := s.begin(ctx, recheckBucket(u.ID), p)
@@ -171,7 +172,7 @@ func (s *Service) VerifyPassword(ctx context.Context, u User, pw string) error {
 	}
 	if !ok {
 		s.end(ctx, chk, CheckFailed)
-		s.audit(ctx, Event{Action: "user.password.check_failed", ActorID: &u.ID, SubjectID: &u.ID})
+		s.audit(ctx, account.Event{Action: account.ActionPasswordCheckFailed, ActorID: &u.ID, SubjectID: &u.ID})
 		return ErrWrongPassword
 	}
 	s.end(ctx, chk, CheckSucceeded)
@@ -193,12 +194,12 @@ func (s *Service) PublishSessionRevocation(ctx context.Context, sid uuid.UUID) {
 }
 
 // Audit records a security event (best effort: a failure is logged).
-func (s *Service) Audit(ctx context.Context, e Event) { s.audit(ctx, e) }
+func (s *Service) Audit(ctx context.Context, e account.Event) { s.audit(ctx, e) }
 
 // notices returns the account notices to send to u: none while its address
 // is unverified. Anyone can register someone else's address; the account's
 // own activity must not become a way to mail that address at will.
-func notices(u User, mails ...Mail) []Mail {
+func notices(u account.User, mails ...account.Mail) []account.Mail {
 	if u.EmailVerifiedAt == nil {
 		return nil
 	}

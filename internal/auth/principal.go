@@ -1,65 +1,10 @@
-// Package auth holds the rules of authentication: who the caller is, what an
-// access token must satisfy, and the errors that tell why a caller is refused.
+// Package auth holds the rules of authentication: login, access tokens,
+// refresh-token rotation, logout and revocation, and the errors that tell why
+// a caller is refused. The model it works on is package account's.
 package auth
 
-import (
-	"context"
-	"errors"
-	"slices"
+import "errors"
 
-	"github.com/google/uuid"
-)
-
-// Principal is the authenticated caller of a request.
-type Principal struct {
-	UserID      uuid.UUID
-	SessionID   uuid.UUID
-	Permissions []string
-}
-
-// Has reports whether the principal holds every permission in perms.
-func (p Principal) Has(perms ...string) bool {
-	for _, want := range perms {
-		if !slices.Contains(p.Permissions, want) {
-			return false
-		}
-	}
-	return true
-}
-
-var (
-	// ErrInvalidToken means the access token is missing, malformed, forged,
-	// expired or revoked. Callers get one answer for all of these.
-	ErrInvalidToken = errors.New("invalid access token")
-	// ErrUnavailable means the token could not be checked (revocation state
-	// unreadable): the request must fail closed.
-	ErrUnavailable = errors.New("authentication state unavailable")
-)
-
-type principalKey struct{}
-
-// WithPrincipal returns ctx carrying p.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// PrincipalFrom returns the principal of an authenticated request.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
-}
-
-type clientKey struct{}
-
-// WithClient returns ctx carrying the client of the request.
-func WithClient(ctx context.Context, c Client) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
-}
-
-// ClientFrom returns the client of the request, or def.
-func ClientFrom(ctx context.Context, def Client) Client {
-	if c, ok := ctx.Value(clientKey{}).(Client); ok {
-		return c
-	}
-	return def
-}
+// ErrInvalidToken means the access token is missing, malformed, forged,
+// expired or revoked. Callers get one answer for all of these.
+var ErrInvalidToken = errors.New("invalid access token")

@@ -9,24 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
-	"golang.org/x/text/unicode/norm"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/keyed"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/token"
-)
-
-// Role names seeded by the migrations.
-const (
-	RoleAdmin = "admin"
-	RoleUser  = "user"
 )
 
 // Settings are the lifetimes and thresholds of authentication.
@@ -153,7 +146,7 @@ func NewService(d Deps) *Service {
 // AccountKey is the keyed hash of an email that names its lockout and
 // rate-limit counters, whether or not an account has it.
 func (s *Service) AccountKey(email string) string {
-	return s.accounts.Hex(NormalizeEmail(email))
+	return s.accounts.Hex(account.NormalizeEmail(email))
 }
 
 // LoginKey is the rate-limit key of a login: the account's, shared by
@@ -166,20 +159,12 @@ func (s *Service) LoginKey(email, deviceToken string) string {
 	return acct
 }
 
-// maxEmailLength bounds a normalised address (RFC 5321's 254).
-const maxEmailLength = 254
-
-// NormalizeEmail is the one form in which emails are stored and compared.
-func NormalizeEmail(email string) string {
-	return strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
-}
-
 // CheckPassword applies the policy for the account with email and display
 // name (nil when unknown). The strength estimate costs up to tens of
 // milliseconds of CPU, so it runs within the hasher's bound on concurrent work.
 func (s *Service) CheckPassword(ctx context.Context, pw, email string, name *string) error {
 	var err error
-	if berr := s.hasher.Bounded(ctx, func() { err = s.policy.Check(pw, NormalizeEmail(email), deref(name)) }); berr != nil {
+	if berr := s.hasher.Bounded(ctx, func() { err = s.policy.Check(pw, account.NormalizeEmail(email), deref(name)) }); berr != nil {
 		return berr
 	}
 	var r *password.Rejection
@@ -198,7 +183,7 @@ func deref(s *string) string {
 
 // Register creates an account, or does nothing visible when the email is
 // taken: the caller answers the same either way.
-func (s *Service) Register(ctx context.Context, email, pw string, name *string, c Client) error {
+func (s *Service) Register(ctx context.Context, email, pw string, name *string, c account.Client) error {
 	email, err := s.ParseEmail(email)
 	if err != nil {
 		return err
@@ -213,21 +198,21 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 		return err
 	}
 	id := newID()
-	_, err = s.store.CreateUser(ctx, NewUser{
-		ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{RoleUser},
-		Mails:  []Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}},
-		Events: []Event{s.event(ctx, Event{Action: "user.registered", ActorID: &id, SubjectID: &id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})},
+	_, err = s.store.CreateUser(ctx, account.NewUser{
+		ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{account.RoleUser},
+		Mails:  []account.Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}},
+		Events: []account.Event{s.event(ctx, account.Event{Action: account.ActionUserRegistered, ActorID: &id, SubjectID: &id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})},
 	})
-	if errors.Is(err, ErrEmailTaken) {
+	if errors.Is(err, account.ErrEmailTaken) {
 		// Tell the owner instead; the caller learns nothing.
 		// Failures are logged, not answered: the caller must see no difference.
 		owner, oerr := s.store.UserByEmail(ctx, email)
 		if oerr == nil {
-			if err := s.store.EnqueueMail(ctx, Mail{Kind: mail.EmailInUse, UserID: owner.ID, To: owner.Email}); err != nil {
+			if err := s.store.EnqueueMail(ctx, account.Mail{Kind: mail.EmailInUse, UserID: owner.ID, To: owner.Email}); err != nil {
 				s.log.ErrorContext(ctx, "enqueue email-in-use mail", "error", err)
 			}
 		}
-		s.audit(ctx, Event{Action: "user.register.email_taken", SubjectID: ptrIf(oerr == nil, owner.ID), Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
+		s.audit(ctx, account.Event{Action: account.ActionRegisterEmailTaken, SubjectID: ptrIf(oerr == nil, owner.ID), Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
 		return nil
 	}
 	return err
@@ -237,14 +222,14 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 // device token for the account is throttled in a bucket of its own; every
 // other client shares the account's bucket, so a stranger's guesses cannot
 // keep the owner's known devices out.
-func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Tokens, error) {
-	email := NormalizeEmail(r.Email)
+func (s *Service) Login(ctx context.Context, r LoginRequest, c account.Client) (Tokens, error) {
+	email := account.NormalizeEmail(r.Email)
 	acct := s.accounts.Hex(email)
 	// The account is read first, for every address alike: a device token is
 	// bound to the account and its password, not only to the address.
 	u, err := s.store.UserByEmail(ctx, email)
 	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, account.ErrNotFound) {
 		return Tokens{}, err
 	}
 	var device string
@@ -268,7 +253,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Tokens, 
 			if errors.As(err, &locked) {
 				// One event per account and MaxDelay: refusals cost no row each.
 				if first, ferr := s.lockout.First(ctx, "locked:"+acct, max(locked.RetryAfter, s.set.Lockout.MaxDelay)); first || ferr != nil {
-					s.audit(ctx, Event{Action: "user.login.locked", Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
+					s.audit(ctx, account.Event{Action: account.ActionLoginLocked, Client: c, Details: map[string]any{"email": logging.MaskEmail(email)}})
 				}
 			}
 			return Tokens{}, err
@@ -287,13 +272,13 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Tokens, 
 // deviceBinding is what a device token is bound to besides the address: the
 // account and its password hash (a password change or reset, which changes
 // the hash, forgets every device).
-func deviceBinding(u User) string {
+func deviceBinding(u account.User) string {
 	sum := sha256.Sum256([]byte(u.PasswordHash))
 	return u.ID.String() + ":" + hex.EncodeToString(sum[:8])
 }
 
 // login is Login once the check may go ahead; it ends chk with the result.
-func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *check, known bool, u User, found bool) (Tokens, User, error) {
+func (s *Service) login(ctx context.Context, email, pw string, c account.Client, chk *check, known bool, u account.User, found bool) (Tokens, account.User, error) {
 	if !found {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			s.end(ctx, chk, CheckAbandoned)
@@ -326,7 +311,7 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 	s.end(ctx, chk, CheckSucceeded)
 	if s.set.RequireVerifiedEmail && u.EmailVerifiedAt == nil {
 		// Only after a correct password: this reveals nothing to a guesser.
-		s.audit(ctx, Event{Action: "user.login.unverified", SubjectID: &u.ID, Client: c})
+		s.audit(ctx, account.Event{Action: account.ActionLoginUnverified, SubjectID: &u.ID, Client: c})
 		return Tokens{}, u, ErrEmailNotVerified
 	}
 	if rehash {
@@ -338,10 +323,10 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 			}
 		}
 	}
-	var mails []Mail
+	var mails []account.Mail
 	if !known {
 		// The owner hears of every sign-in from a client that never signed in before.
-		mails = notices(u, Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
+		mails = notices(u, account.Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
 	}
 	t, err := s.openSession(ctx, u, c, known, mails...)
 	if err != nil {
@@ -352,32 +337,32 @@ func (s *Service) login(ctx context.Context, email, pw string, c Client, chk *ch
 
 // alertGuessing tells the owner, once per episode, that someone is trying
 // passwords on the account.
-func (s *Service) alertGuessing(ctx context.Context, u User) {
-	if len(notices(u, Mail{})) == 0 {
+func (s *Service) alertGuessing(ctx context.Context, u account.User) {
+	if len(notices(u, account.Mail{})) == 0 {
 		return
 	}
-	if err := s.store.EnqueueMail(context.WithoutCancel(ctx), Mail{Kind: mail.LoginAttempts, UserID: u.ID, To: u.Email}); err != nil {
+	if err := s.store.EnqueueMail(context.WithoutCancel(ctx), account.Mail{Kind: mail.LoginAttempts, UserID: u.ID, To: u.Email}); err != nil {
 		s.log.ErrorContext(ctx, "enqueue login-attempts mail", "error", err)
 	}
-	s.audit(ctx, Event{Action: "user.login.guessing_alerted", SubjectID: &u.ID})
+	s.audit(ctx, account.Event{Action: account.ActionLoginGuessingAlerted, SubjectID: &u.ID})
 }
 
-func mailClient(c Client, at time.Time) *MailClient {
-	mc := &MailClient{UserAgent: c.UserAgent, At: at.UTC()}
+func mailClient(c account.Client, at time.Time) *account.MailClient {
+	mc := &account.MailClient{UserAgent: c.UserAgent, At: at.UTC()}
 	if c.IP.IsValid() {
 		mc.IP = c.IP.String()
 	}
 	return mc
 }
 
-func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, reason string, c Client) error {
-	s.audit(ctx, Event{Action: "user.login.failed", SubjectID: id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email), "reason": reason}})
+func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, reason string, c account.Client) error {
+	s.audit(ctx, account.Event{Action: account.ActionLoginFailed, SubjectID: id, Client: c, Details: map[string]any{"email": logging.MaskEmail(email), "reason": reason}})
 	return ErrInvalidCredentials
 }
 
 // openSession opens the session of a successful login, recorded with its
 // event and mails.
-func (s *Service) openSession(ctx context.Context, u User, c Client, known bool, mails ...Mail) (Tokens, error) {
+func (s *Service) openSession(ctx context.Context, u account.User, c account.Client, known bool, mails ...account.Mail) (Tokens, error) {
 	refresh, hash, err := token.NewOpaque()
 	if err != nil {
 		return Tokens{}, err
@@ -387,8 +372,8 @@ func (s *Service) openSession(ctx context.Context, u User, c Client, known bool,
 	if err := s.store.CreateSession(ctx, NewSession{
 		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
 		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL), Mails: mails,
-		Events: []Event{s.event(ctx, Event{
-			Action: "user.login.succeeded", ActorID: &u.ID, SubjectID: &u.ID, Client: c,
+		Events: []account.Event{s.event(ctx, account.Event{
+			Action: account.ActionLoginSucceeded, ActorID: &u.ID, SubjectID: &u.ID, Client: c,
 			Details: map[string]any{"session_id": sid, "known_device": known},
 		})},
 	}); err != nil {
@@ -426,7 +411,7 @@ func (s *Service) issueAt(ctx context.Context, uid, sid uuid.UUID, version int64
 // window (two tabs at once) gets the very same pair, so the session stays
 // one chain. Only hashes are stored; without the server secret a refresh
 // token says nothing about its successor.
-func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, refresh string, c account.Client) (Tokens, error) {
 	hash, ok := hashRefreshToken(refresh)
 	if !ok {
 		return Tokens{}, ErrInvalidRefreshToken
@@ -447,8 +432,8 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 		return t, nil
 	case ReuseRevoked:
 		s.cacheSessionRevoked(ctx, res.SessionID)
-		s.audit(ctx, Event{
-			Action: "session.refresh_token_reused", SubjectID: &res.UserID, Client: c,
+		s.audit(ctx, account.Event{
+			Action: account.ActionRefreshTokenReused, SubjectID: &res.UserID, Client: c,
 			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
 		})
 	case Refused: // answered below, like any token it cannot rotate
@@ -457,8 +442,8 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c Client) (Tokens
 }
 
 // Logout revokes the caller's session.
-func (s *Service) Logout(ctx context.Context, p Principal, c Client) error {
-	e := s.event(ctx, Event{Action: "session.logout", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c, Details: map[string]any{"session_id": p.SessionID}})
+func (s *Service) Logout(ctx context.Context, p account.Principal, c account.Client) error {
+	e := s.event(ctx, account.Event{Action: account.ActionSessionLogout, ActorID: &p.UserID, SubjectID: &p.UserID, Client: c, Details: map[string]any{"session_id": p.SessionID}})
 	if _, err := s.store.RevokeSession(ctx, p.SessionID, "logout", e); err != nil {
 		return err
 	}
@@ -468,13 +453,13 @@ func (s *Service) Logout(ctx context.Context, p Principal, c Client) error {
 
 // LogoutAll revokes every session of the caller and every access token
 // issued to it.
-func (s *Service) LogoutAll(ctx context.Context, p Principal, c Client) error {
-	return s.RevokeUser(ctx, p.UserID, "logout_all", s.event(ctx, Event{Action: "user.logout_all", ActorID: &p.UserID, SubjectID: &p.UserID, Client: c}))
+func (s *Service) LogoutAll(ctx context.Context, p account.Principal, c account.Client) error {
+	return s.RevokeUser(ctx, p.UserID, "logout_all", s.event(ctx, account.Event{Action: account.ActionLogoutAll, ActorID: &p.UserID, SubjectID: &p.UserID, Client: c}))
 }
 
 // RevokeUser ends every session of a user at once, on every instance. The
 // password, disable, delete and role operations call it.
-func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...Event) error {
+func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) error {
 	v, err := s.store.RevokeUser(ctx, id, reason, events...)
 	if err != nil {
 		return err
@@ -510,20 +495,20 @@ func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) er
 // Authenticate checks an access token: signature and claims, then
 // revocation, in Redis when it can answer and in PostgreSQL otherwise. It
 // fails closed (ErrUnavailable) when neither can.
-func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, raw string) (account.Principal, error) {
 	sub, err := s.verified.Verify(raw)
 	if err != nil {
-		return Principal{}, ErrInvalidToken
+		return account.Principal{}, ErrInvalidToken
 	}
-	p := Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
+	p := account.Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
 	if revoked, _ := s.local.revoked(sub.SessionID, sub.UserID, sub.TokenVersion, s.now(), 3*s.pollEvery); revoked {
-		return Principal{}, ErrInvalidToken
+		return account.Principal{}, ErrInvalidToken
 	}
 	st, err := s.cache.Check(ctx, sub.SessionID, sub.UserID)
 	switch {
 	case err == nil && st.Warm:
 		if st.SessionRevoked || sub.TokenVersion < st.MinVersion {
-			return Principal{}, ErrInvalidToken
+			return account.Principal{}, ErrInvalidToken
 		}
 		return p, nil
 	case err == nil:
@@ -532,14 +517,14 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 		s.log.DebugContext(ctx, "revocation cache unavailable, asking PostgreSQL", "error", err)
 	}
 	ss, err := s.store.SessionState(ctx, sub.SessionID)
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, ErrInvalidToken
+	if errors.Is(err, account.ErrNotFound) {
+		return account.Principal{}, ErrInvalidToken
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return account.Principal{}, fmt.Errorf("%w: %w", account.ErrUnavailable, err)
 	}
 	if ss.Revoked || !ss.UserActive || ss.UserID != sub.UserID || sub.TokenVersion < ss.TokenVersion {
-		return Principal{}, ErrInvalidToken
+		return account.Principal{}, ErrInvalidToken
 	}
 	return p, nil
 }
@@ -563,52 +548,52 @@ func (s *Service) rebuildCache() {
 
 // CreateAdmin makes email an administrator: a new, verified account with the
 // given password, or an existing account granted the admin role.
-func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (User, bool, error) {
+func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (account.Profile, bool, error) {
 	email, err := s.ParseEmail(email)
 	if err != nil {
-		return User{}, false, err
+		return account.Profile{}, false, err
 	}
 	if u, err := s.store.UserByEmail(ctx, email); err == nil {
 		// Anyone can register an address; only its verified owner may be promoted.
 		if u.EmailVerifiedAt == nil {
-			return User{}, false, fmt.Errorf("%s has an account whose address is not verified: verify it (or delete the account) before making it an administrator", logging.MaskEmail(email))
+			return account.Profile{}, false, fmt.Errorf("%s has an account whose address is not verified: verify it (or delete the account) before making it an administrator", logging.MaskEmail(email))
 		}
-		if err := s.store.GrantRole(ctx, u.ID, RoleAdmin, s.event(ctx, Event{Action: "user.roles.changed", SubjectID: &u.ID, Details: map[string]any{"granted": RoleAdmin, "by": "create-admin"}})); err != nil {
-			return User{}, false, err
+		if err := s.store.GrantRole(ctx, u.ID, account.RoleAdmin, s.event(ctx, account.Event{Action: account.ActionRolesChanged, SubjectID: &u.ID, Details: map[string]any{"granted": account.RoleAdmin, "by": "create-admin"}})); err != nil {
+			return account.Profile{}, false, err
 		}
-		return u, false, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return User{}, false, err
+		return u.Profile, false, nil
+	} else if !errors.Is(err, account.ErrNotFound) {
+		return account.Profile{}, false, err
 	}
 	if err := s.CheckPassword(ctx, pw, email, nil); err != nil {
-		return User{}, false, err
+		return account.Profile{}, false, err
 	}
 	hash, err := s.hasher.Hash(ctx, pw)
 	if err != nil {
-		return User{}, false, err
+		return account.Profile{}, false, err
 	}
 	id := newID()
-	u, err := s.store.CreateUser(ctx, NewUser{
-		ID: id, Email: email, PasswordHash: hash, Verified: true, Roles: []string{RoleAdmin, RoleUser},
-		Events: []Event{s.event(ctx, Event{Action: "user.created", SubjectID: &id, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{RoleAdmin, RoleUser}, "by": "create-admin"}})},
+	u, err := s.store.CreateUser(ctx, account.NewUser{
+		ID: id, Email: email, PasswordHash: hash, Verified: true, Roles: []string{account.RoleAdmin, account.RoleUser},
+		Events: []account.Event{s.event(ctx, account.Event{Action: account.ActionUserCreated, SubjectID: &id, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{account.RoleAdmin, account.RoleUser}, "by": "create-admin"}})},
 	})
 	if err != nil {
-		return User{}, false, err
+		return account.Profile{}, false, err
 	}
 	return u, true, nil
 }
 
 // event completes e with the request's client when e has none.
-func (s *Service) event(ctx context.Context, e Event) Event {
+func (s *Service) event(ctx context.Context, e account.Event) account.Event {
 	if e.Client.RequestID == "" {
-		e.Client = ClientFrom(ctx, e.Client)
+		e.Client = account.ClientFrom(ctx, e.Client)
 	}
 	return e
 }
 
 // audit records an event that reports no change of its own (a refused
 // attempt, an alert): best effort, outside any transaction.
-func (s *Service) audit(ctx context.Context, e Event) {
+func (s *Service) audit(ctx context.Context, e account.Event) {
 	e = s.event(ctx, e)
 	if err := s.store.Audit(context.WithoutCancel(ctx), e); err != nil {
 		s.log.ErrorContext(ctx, "write audit event", "action", e.Action, "error", err)

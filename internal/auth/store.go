@@ -3,12 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/account"
 )
 
 // Domain errors of authentication. The HTTP layer maps each to one problem.
@@ -23,48 +22,13 @@ var (
 	ErrWrongPassword = errors.New("wrong current password")
 	// ErrInvalidRefreshToken covers unknown, used, expired and revoked refresh tokens.
 	ErrInvalidRefreshToken = errors.New("invalid refresh token")
-	// ErrNotFound means no live record matched.
-	ErrNotFound = errors.New("not found")
-	// ErrEmailTaken means a live account holds the address.
-	ErrEmailTaken = errors.New("email taken")
 	// ErrInvalidOneTimeToken covers unknown, used, superseded, expired and
 	// exhausted reset and verification tokens.
 	ErrInvalidOneTimeToken = errors.New("invalid one-time token")
-	// ErrForbidden refuses an action on a user with permissions the caller
-	// lacks, or granting permissions the caller lacks.
-	ErrForbidden = errors.New("forbidden")
-	// ErrInvalidEmail refuses an address that is too long once normalised.
-	ErrInvalidEmail = errors.New("invalid email")
 	// ErrEmailNotVerified refuses the login of an unverified account when
 	// verification is required (only after a correct password).
 	ErrEmailNotVerified = errors.New("email not verified")
 )
-
-// Mail is a mail to send, recorded in the outbox with the event it reports.
-type Mail struct {
-	Kind   mail.Kind
-	UserID uuid.UUID
-	To     string
-	// Client, for mails that report a sign-in, says where it came from.
-	Client *MailClient
-	// NewEmail, for a notice to the old address of an email change, is the
-	// address asked for.
-	NewEmail string
-	// TokenVersion, when set, is the account's token version when the mail
-	// was asked for: the mail is moot once it changed (an email change asked
-	// for before a password change or reset).
-	TokenVersion *int64
-	// KeepSession, for an email change, is the session that asked for it: it
-	// lives on when the change completes, every other session ends.
-	KeepSession *uuid.UUID
-}
-
-// MailClient is where an event reported by mail came from.
-type MailClient struct {
-	IP        string
-	UserAgent string
-	At        time.Time
-}
 
 // OneTimeToken is a usable reset or verification token.
 type OneTimeToken struct {
@@ -73,51 +37,17 @@ type OneTimeToken struct {
 	UserEmail string // the account's current address
 }
 
-// User is an account as authentication sees it.
-type User struct {
-	ID              uuid.UUID
-	Email           string
-	Name            *string
-	PasswordHash    string
-	EmailVerifiedAt *time.Time
-	DisabledAt      *time.Time
-	DeletedAt       *time.Time
-	TokenVersion    int64
-	Roles           []string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-}
-
-// NewUser is an account to create.
-type NewUser struct {
-	ID           uuid.UUID
-	Email        string
-	PasswordHash string
-	Name         *string
-	Verified     bool
-	Roles        []string
-	Mails        []Mail  // sent only if the account is created
-	Events       []Event // recorded only if the account is created
-}
-
-// Client describes where a request comes from, for sessions and audit.
-type Client struct {
-	IP        netip.Addr
-	UserAgent string
-	RequestID string
-}
-
 // NewSession is a session to open with its first refresh token.
 type NewSession struct {
 	ID            uuid.UUID
 	UserID        uuid.UUID
 	TokenVersion  int64 // the version the password was checked at
-	Client        Client
+	Client        account.Client
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
 	RefreshHash   []byte
-	Mails         []Mail  // sent only if the session is opened
-	Events        []Event // recorded only if the session is opened
+	Mails         []account.Mail  // sent only if the session is opened
+	Events        []account.Event // recorded only if the session is opened
 }
 
 // EmailConfirmation is what a consumed address token did.
@@ -179,55 +109,46 @@ type Revocations struct {
 	Users    map[uuid.UUID]int64 // user → current token version
 }
 
-// Event is an audit record. Details hold no secret and only masked PII.
-type Event struct {
-	Action    string
-	ActorID   *uuid.UUID
-	SubjectID *uuid.UUID
-	Client    Client
-	Details   map[string]any
-}
-
 // Store is the system of record for accounts, sessions and revocations.
 type Store interface {
 	// CreateUser returns ErrEmailTaken when a live account holds the email.
-	CreateUser(ctx context.Context, u NewUser) (User, error)
+	CreateUser(ctx context.Context, u account.NewUser) (account.Profile, error)
 	// UserByEmail finds a live (not deleted) account.
-	UserByEmail(ctx context.Context, email string) (User, error)
-	UserByID(ctx context.Context, id uuid.UUID) (User, error)
+	UserByEmail(ctx context.Context, email string) (account.User, error)
+	UserByID(ctx context.Context, id uuid.UUID) (account.User, error)
 	SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) error
 	// GrantRole adds a role (idempotent), recorded with e.
-	GrantRole(ctx context.Context, id uuid.UUID, role string, e Event) error
+	GrantRole(ctx context.Context, id uuid.UUID, role string, e account.Event) error
 	Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 
 	CreateSession(ctx context.Context, s NewSession) error
 	Refresh(ctx context.Context, r RefreshRequest) (RefreshResult, error)
 	// RevokeSession reports whether the session was live. Events are
 	// recorded with the revocation.
-	RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...Event) (bool, error)
+	RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) (bool, error)
 	// RevokeUser revokes every session of the user and bumps its token
 	// version, returning the new version. Events are recorded with it.
-	RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...Event) (int64, error)
+	RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) (int64, error)
 	SessionState(ctx context.Context, id uuid.UUID) (SessionState, error)
 	RevocationsSince(ctx context.Context, since time.Time) (Revocations, error)
 
 	// Audit records an event that reports no change of its own (a refused
 	// attempt): changes record theirs in their own transaction.
-	Audit(ctx context.Context, e Event) error
+	Audit(ctx context.Context, e account.Event) error
 
 	// EnqueueMail records mails in the outbox.
-	EnqueueMail(ctx context.Context, mails ...Mail) error
+	EnqueueMail(ctx context.Context, mails ...account.Mail) error
 	// RequestMail records e and queues a mail asked for by address (m.To;
 	// m.UserID unused) in one transaction, without looking the address up:
 	// the outbox finds the account, if any, when it works the mail, so the
 	// request does the same work for every address.
-	RequestMail(ctx context.Context, m Mail, e Event) error
+	RequestMail(ctx context.Context, m account.Mail, e account.Event) error
 	// ChangePassword stores a new hash, bumps the token version, revokes
 	// every session but keep and gives keep the new version and a new refresh
 	// token (spending its old ones), with e and the mails, in one transaction. It
 	// returns the new token version and keep's absolute expiry; ErrInvalidToken
 	// when keep is no longer live.
-	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep KeptSession, e Event, mails ...Mail) (int64, time.Time, error)
+	ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep KeptSession, e account.Event, mails ...account.Mail) (int64, time.Time, error)
 	// PeekOneTimeToken finds a usable token without consuming it.
 	PeekOneTimeToken(ctx context.Context, hash []byte, purpose string) (OneTimeToken, error)
 	// FailOneTimeToken counts a failed use (the token dies after a few).
@@ -235,10 +156,10 @@ type Store interface {
 	// ResetPassword consumes a reset token and sets the password, bumping the
 	// token version and revoking every session, with e and the mails, in one
 	// transaction.
-	ResetPassword(ctx context.Context, token []byte, hash string, e Event, mails ...Mail) (uuid.UUID, int64, error)
+	ResetPassword(ctx context.Context, token []byte, hash string, e account.Event, mails ...account.Mail) (uuid.UUID, int64, error)
 	// VerifyEmail consumes a verification, email-change or revert token, and
 	// records the event event makes of what it did, in one transaction.
-	VerifyEmail(ctx context.Context, token []byte, event func(EmailConfirmation) Event) (EmailConfirmation, error)
+	VerifyEmail(ctx context.Context, token []byte, event func(EmailConfirmation) account.Event) (EmailConfirmation, error)
 }
 
 // CacheState is what the revocation cache knows about a token's session and user.

@@ -5,17 +5,18 @@ import (
 	"errors"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
 // Credentials is what the HTTP layer asks of the service for password and
 // email lifecycle.
 type Credentials interface {
-	ChangePassword(ctx context.Context, p auth.Principal, current, next string, c auth.Client) (auth.Tokens, error)
-	ForgotPassword(ctx context.Context, email string, c auth.Client) error
-	ResetPassword(ctx context.Context, token, password string, c auth.Client) error
-	VerifyEmail(ctx context.Context, token string, c auth.Client) error
-	ResendVerification(ctx context.Context, email string, c auth.Client) error
+	ChangePassword(ctx context.Context, p account.Principal, current, next string, c account.Client) (auth.Tokens, error)
+	ForgotPassword(ctx context.Context, email string, c account.Client) error
+	ResetPassword(ctx context.Context, token, password string, c account.Client) error
+	VerifyEmail(ctx context.Context, token string, c account.Client) error
+	ResendVerification(ctx context.Context, email string, c account.Client) error
 }
 
 // ChangePassword replaces the caller's password and answers with the token

@@ -12,6 +12,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/requestid"
@@ -20,12 +21,12 @@ import (
 
 // Accounts is what the HTTP layer asks of the authentication service.
 type Accounts interface {
-	Register(ctx context.Context, email, password string, name *string, c auth.Client) error
-	Login(ctx context.Context, r auth.LoginRequest, c auth.Client) (auth.Tokens, error)
-	Refresh(ctx context.Context, refreshToken string, c auth.Client) (auth.Tokens, error)
-	Logout(ctx context.Context, p auth.Principal, c auth.Client) error
-	LogoutAll(ctx context.Context, p auth.Principal, c auth.Client) error
-	Audit(ctx context.Context, e auth.Event)
+	Register(ctx context.Context, email, password string, name *string, c account.Client) error
+	Login(ctx context.Context, r auth.LoginRequest, c account.Client) (auth.Tokens, error)
+	Refresh(ctx context.Context, refreshToken string, c account.Client) (auth.Tokens, error)
+	Logout(ctx context.Context, p account.Principal, c account.Client) error
+	LogoutAll(ctx context.Context, p account.Principal, c account.Client) error
+	Audit(ctx context.Context, e account.Event)
 	// AccountKey and LoginKey name an account's rate-limit counters.
 	AccountKey(email string) string
 	LoginKey(email, deviceToken string) string
@@ -37,7 +38,7 @@ func withClient(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ip, _ := netip.ParseAddr(c.RealIP())
 		ua := strings.ToValidUTF8(strings.ReplaceAll(c.Request().UserAgent(), "\x00", ""), "")
-		ctx := auth.WithClient(c.Request().Context(), auth.Client{IP: ip.Unmap(), UserAgent: ua, RequestID: requestid.From(c.Request().Context())})
+		ctx := account.WithClient(c.Request().Context(), account.Client{IP: ip.Unmap(), UserAgent: ua, RequestID: requestid.From(c.Request().Context())})
 		// Handlers return response objects, but the rate limiter, which runs
 		// inside them, has headers to add to whatever they answer.
 		ctx = context.WithValue(ctx, responseHeaderKey{}, c.Response().Header())
@@ -46,7 +47,7 @@ func withClient(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func client(ctx context.Context) auth.Client { return auth.ClientFrom(ctx, auth.Client{}) }
+func client(ctx context.Context) account.Client { return account.ClientFrom(ctx, account.Client{}) }
 
 // responseHeaderKey holds the headers of the response to the request.
 type responseHeaderKey struct{}
@@ -58,8 +59,8 @@ func setResponseHeader(ctx context.Context, name, value string) {
 	}
 }
 
-func principal(ctx context.Context) auth.Principal {
-	p, _ := auth.PrincipalFrom(ctx) // the contract middleware put it there
+func principal(ctx context.Context) account.Principal {
+	p, _ := account.PrincipalFrom(ctx) // the contract middleware put it there
 	return p
 }
 
@@ -89,7 +90,7 @@ func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
 			// One audit event per limit key and window: an anonymous flood must
 			// not turn into as many rows.
 			if first, err := s.deps.Limiter.First(ctx, "audited:"+lc.limit.Name+":"+lc.key, lc.limit.Period); first || err != nil {
-				s.deps.Accounts.Audit(ctx, auth.Event{Action: "rate_limit.blocked", Client: client(ctx), Details: map[string]any{"limit": lc.limit.Name}})
+				s.deps.Accounts.Audit(ctx, account.Event{Action: account.ActionRateLimitBlocked, Client: client(ctx), Details: map[string]any{"limit": lc.limit.Name}})
 			}
 			p := newProblem(http.StatusTooManyRequests, api.ProblemCodeRateLimited,
 				"Too many requests; retry after "+strconv.Itoa(d.RetryAfterSeconds())+" seconds.")
@@ -174,7 +175,7 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 // LogoutAll revokes every session of the caller.
 func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
 	if err := s.deps.Accounts.LogoutAll(ctx, principal(ctx), client(ctx)); err != nil {
-		if errors.Is(err, auth.ErrNotFound) {
+		if errors.Is(err, account.ErrNotFound) {
 			return nil, auth.ErrInvalidToken // the account behind the token is gone
 		}
 		return nil, err
@@ -194,7 +195,7 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 // GetMe returns the caller's account.
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
 	u, err := s.deps.Users.Me(ctx, principal(ctx))
-	if errors.Is(err, auth.ErrNotFound) {
+	if errors.Is(err, account.ErrNotFound) {
 		return nil, auth.ErrInvalidToken // the account behind the token is gone
 	}
 	if err != nil {
@@ -218,7 +219,7 @@ func tokenResponse(ctx context.Context, t auth.Tokens) api.TokenResponse {
 	}
 }
 
-func toUser(u auth.User) api.User {
+func toUser(u account.Profile) api.User {
 	status := api.UserStatusActive
 	switch {
 	case u.DeletedAt != nil:

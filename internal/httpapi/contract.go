@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
@@ -26,10 +27,10 @@ import (
 const bearerScheme = "bearerAuth"
 
 // Authenticator checks an access token and returns who presented it. It
-// returns auth.ErrInvalidToken for any token it refuses and auth.ErrUnavailable
+// returns auth.ErrInvalidToken for any token it refuses and account.ErrUnavailable
 // when it cannot decide (the request then fails closed).
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+	Authenticate(ctx context.Context, token string) (account.Principal, error)
 }
 
 // operation is what the contract says about one method and path, prepared
@@ -144,7 +145,7 @@ func (k *contract) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil {
 				return err
 			}
-			c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+			c.SetRequest(c.Request().WithContext(account.WithPrincipal(c.Request().Context(), p)))
 		}
 		if err := k.validateRequest(c, op); err != nil {
 			return err
@@ -153,23 +154,23 @@ func (k *contract) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (k *contract) authenticate(r *http.Request, op *operation) (auth.Principal, error) {
+func (k *contract) authenticate(r *http.Request, op *operation) (account.Principal, error) {
 	token, ok := bearerToken(r.Header.Get(echo.HeaderAuthorization))
 	if !ok {
-		return auth.Principal{}, errUnauthorized(api.ProblemCodeUnauthorized, "This operation needs an access token: send `Authorization: Bearer <token>`.")
+		return account.Principal{}, errUnauthorized(api.ProblemCodeUnauthorized, "This operation needs an access token: send `Authorization: Bearer <token>`.")
 	}
 	p, err := k.auth.Authenticate(r.Context(), token)
 	if err != nil {
-		if errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrUnavailable) {
-			return auth.Principal{}, err
+		if errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, account.ErrUnavailable) {
+			return account.Principal{}, err
 		}
 		// Anything else means the check could not be made: fail closed.
-		return auth.Principal{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+		return account.Principal{}, fmt.Errorf("%w: %w", account.ErrUnavailable, err)
 	}
 	if p.Has(op.permissions...) {
 		return p, nil
 	}
-	return auth.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
+	return account.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
 		"Your account lacks the permission this operation needs: "+strings.Join(op.permissions, ", ")+".")
 }
 

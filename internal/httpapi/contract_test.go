@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
@@ -23,15 +24,15 @@ import (
 
 // tokenTable stands in for access-token verification in these tests of the
 // authorization mechanism: a token names the principal it belongs to.
-type tokenTable map[string]auth.Principal
+type tokenTable map[string]account.Principal
 
-func (tt tokenTable) Authenticate(_ context.Context, token string) (auth.Principal, error) {
+func (tt tokenTable) Authenticate(_ context.Context, token string) (account.Principal, error) {
 	if token == "unavailable" {
-		return auth.Principal{}, auth.ErrUnavailable
+		return account.Principal{}, account.ErrUnavailable
 	}
 	p, ok := tt[token]
 	if !ok {
-		return auth.Principal{}, auth.ErrInvalidToken
+		return account.Principal{}, auth.ErrInvalidToken
 	}
 	return p, nil
 }

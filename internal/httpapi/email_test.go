@@ -9,8 +9,8 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/gatehouse/gatehouse/gen/client"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
-	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
 // TestEmail_LocalDomainsRefusedOutsideDevelopment: an address at an IP
@@ -86,7 +86,7 @@ func TestEmail_LocalDomainsRefusedOutsideDevelopment(t *testing.T) {
 		}
 	}
 	// The command line's create-admin goes through the same rule.
-	if _, _, err := s.Accounts.CreateAdmin(ctx, "root@localhost", apitest.Password); !errors.Is(err, auth.ErrInvalidEmail) {
+	if _, _, err := s.Accounts.CreateAdmin(ctx, "root@localhost", apitest.Password); !errors.Is(err, account.ErrInvalidEmail) {
 		t.Fatalf("create-admin root@localhost: %v", err)
 	}
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
-	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
 
@@ -314,7 +314,7 @@ func TestErrors_NeverLeakInternals(t *testing.T) {
 
 type panicky struct{}
 
-func (panicky) Authenticate(context.Context, string) (auth.Principal, error) {
+func (panicky) Authenticate(context.Context, string) (account.Principal, error) {
 	panic("authenticator exploded: secret=hunter2")
 }
 

@@ -30,7 +30,6 @@ const (
 	examplePassword = "correct horse battery staple"
 )
 
-
 // TestSpec_ExamplesAreValid: every example of the contract, request and
 // response, is valid against its schema.
 func TestSpec_ExamplesAreValid(t *testing.T) {

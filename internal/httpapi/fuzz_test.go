@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
-	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
@@ -92,4 +92,4 @@ func (allowAll) First(context.Context, string, time.Duration) (bool, error) { re
 
 type acceptAll struct{ httpapi.Credentials }
 
-func (acceptAll) ForgotPassword(context.Context, string, auth.Client) error { return nil }
+func (acceptAll) ForgotPassword(context.Context, string, account.Client) error { return nil }

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/requestid"
@@ -73,7 +74,7 @@ func mapError(err error) *problem {
 			headers: map[string]string{"Retry-After": secs},
 		}
 	}
-	var badEmail *auth.InvalidEmailError
+	var badEmail *account.InvalidEmailError
 	if errors.As(err, &badEmail) {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
 		p.fields = []api.FieldError{{Field: "email", Code: api.FieldErrorCode(badEmail.Code), Message: badEmail.Message}}
@@ -110,10 +111,10 @@ func mapError(err error) *problem {
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		return newProblem(http.StatusForbidden, api.ProblemCodeEmailNotVerified,
 			"Verify your email address first: follow the link we sent, or ask for a new one with /api/v1/auth/email/resend.")
-	case errors.Is(err, auth.ErrForbidden):
+	case errors.Is(err, account.ErrForbidden):
 		return newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
 			"You cannot manage a user, or grant a role, with permissions you do not hold yourself.")
-	case errors.Is(err, auth.ErrEmailTaken):
+	case errors.Is(err, account.ErrEmailTaken):
 		return newProblem(http.StatusConflict, api.ProblemCodeEmailTaken, "Another account uses this email address.")
 	case errors.Is(err, user.ErrConflict):
 		return newProblem(http.StatusConflict, api.ProblemCodeConflict, "The account is not in a state that allows this; read it and try again.")
@@ -121,7 +122,7 @@ func mapError(err error) *problem {
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
 		p.fields = []api.FieldError{{Field: "roles", Code: "unknown_role", Message: "names a role that does not exist; GET /api/v1/roles lists them"}}
 		return p
-	case errors.Is(err, auth.ErrNotFound):
+	case errors.Is(err, account.ErrNotFound):
 		return newProblem(http.StatusNotFound, api.ProblemCodeNotFound, "No such resource.")
 	case errors.Is(err, password.ErrBusy):
 		return &problem{
@@ -131,13 +132,13 @@ func mapError(err error) *problem {
 		}
 	case errors.Is(err, auth.ErrInvalidToken):
 		return errUnauthorized(api.ProblemCodeInvalidToken, "The access token is invalid, expired or revoked.")
-	case errors.Is(err, auth.ErrUnavailable):
+	case errors.Is(err, account.ErrUnavailable):
 		return &problem{
 			status: http.StatusServiceUnavailable, code: api.ProblemCodeServiceUnavailable,
 			detail: "A service this request depends on is unavailable right now; retry shortly.", cause: err,
 			headers: map[string]string{"Retry-After": "1"},
 		}
-	case errors.Is(err, auth.ErrInvalidEmail):
+	case errors.Is(err, account.ErrInvalidEmail):
 		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
 		p.fields = []api.FieldError{{Field: "email", Code: "max_length", Message: "must be at most 254 characters long once normalised"}}
 		return p

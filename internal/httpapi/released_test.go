@@ -60,4 +60,3 @@ func TestSpec_NoOperationNeedsMoreThanItsRelease(t *testing.T) {
 		t.Fatalf("compared %d operations; the comparison is broken", checked)
 	}
 }
-

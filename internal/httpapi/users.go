@@ -13,25 +13,26 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/user"
 )
 
 // Users is what the HTTP layer asks of account management.
 type Users interface {
-	Me(ctx context.Context, p auth.Principal) (auth.User, error)
-	UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error)
-	DeleteMe(ctx context.Context, p auth.Principal, password string, c auth.Client) error
-	MySessions(ctx context.Context, p auth.Principal, before uuid.UUID, limit int) ([]user.Session, error)
-	RevokeMySession(ctx context.Context, p auth.Principal, sid uuid.UUID, c auth.Client) error
-	List(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]auth.User, error)
-	Get(ctx context.Context, id uuid.UUID) (auth.User, error)
-	Create(ctx context.Context, p auth.Principal, n user.NewAccount, c auth.Client) (auth.User, error)
-	Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch user.Changes, c auth.Client) (auth.User, error)
-	Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error
-	Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) (auth.User, error)
-	SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, roles []string, c auth.Client) (auth.User, error)
-	RevokeSessions(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error
+	Me(ctx context.Context, p account.Principal) (account.Profile, error)
+	UpdateMe(ctx context.Context, p account.Principal, name, email, currentPassword *string, c account.Client) (account.Profile, error)
+	DeleteMe(ctx context.Context, p account.Principal, password string, c account.Client) error
+	MySessions(ctx context.Context, p account.Principal, before uuid.UUID, limit int) ([]user.Session, error)
+	RevokeMySession(ctx context.Context, p account.Principal, sid uuid.UUID, c account.Client) error
+	List(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]account.Profile, error)
+	Get(ctx context.Context, id uuid.UUID) (account.Profile, error)
+	Create(ctx context.Context, p account.Principal, n user.NewAccount, c account.Client) (account.Profile, error)
+	Update(ctx context.Context, p account.Principal, id uuid.UUID, ch user.Changes, c account.Client) (account.Profile, error)
+	Delete(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) error
+	Restore(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) (account.Profile, error)
+	SetRoles(ctx context.Context, p account.Principal, id uuid.UUID, roles []string, c account.Client) (account.Profile, error)
+	RevokeSessions(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) error
 	Roles(ctx context.Context) ([]user.Role, error)
 	Audit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error)
 }
@@ -39,7 +40,7 @@ type Users interface {
 // selfGone answers a caller whose own account no longer exists (deleted
 // between its token's check and this query) like an invalid token.
 func selfGone(err error) error {
-	if errors.Is(err, auth.ErrNotFound) {
+	if errors.Is(err, account.ErrNotFound) {
 		return auth.ErrInvalidToken
 	}
 	return err
@@ -138,7 +139,7 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 	q := r.Params
 	f := user.Filter{Role: q.Role, CreatedAfter: q.CreatedAfter, CreatedBefore: q.CreatedBefore}
 	if q.Email != nil {
-		f.EmailPrefix = auth.NormalizeEmail(*q.Email)
+		f.EmailPrefix = account.NormalizeEmail(*q.Email)
 	}
 	var status *string
 	if q.Status != nil {
@@ -156,7 +157,7 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 	if err != nil {
 		return nil, err
 	}
-	rows, next := page(s.cursors, rows, limit, func(u auth.User) uuid.UUID { return u.ID }, scope)
+	rows, next := page(s.cursors, rows, limit, func(u account.Profile) uuid.UUID { return u.ID }, scope)
 	out := make([]api.User, 0, len(rows))
 	for _, u := range rows {
 		out = append(out, toUser(u))

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/mailer"
@@ -33,7 +34,7 @@ func (s *Store) SetOutbox(o Outbox) { s.outbox = o }
 
 // enqueue writes mails into the outbox inside tx: they are sent if and only
 // if the transaction commits.
-func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []auth.Mail) error {
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []account.Mail) error {
 	if len(mails) == 0 {
 		return nil
 	}
@@ -69,14 +70,14 @@ func (s *Store) withTxRaw(ctx context.Context, fn func(tx pgx.Tx, q *db.Queries)
 }
 
 // EnqueueMail records mails in the outbox.
-func (s *Store) EnqueueMail(ctx context.Context, mails ...auth.Mail) error {
+func (s *Store) EnqueueMail(ctx context.Context, mails ...account.Mail) error {
 	return s.withTxRaw(ctx, func(tx pgx.Tx, _ *db.Queries) error { return s.enqueue(ctx, tx, mails) })
 }
 
 // RequestMail records the event and queues the mail asked for by address
 // (m.To, no account), in one transaction: the same two inserts for every
 // address. The outbox's worker finds the account and settles the event.
-func (s *Store) RequestMail(ctx context.Context, m auth.Mail, e auth.Event) error {
+func (s *Store) RequestMail(ctx context.Context, m account.Mail, e account.Event) error {
 	if s.outbox == nil {
 		return errors.New("no outbox configured for mails")
 	}
@@ -119,7 +120,7 @@ func (s *Store) SettleRequest(ctx context.Context, auditID uuid.UUID, subject *u
 
 // ChangePassword sets the hash, bumps the token version, revokes every other
 // session and enqueues the mails, together.
-func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep auth.KeptSession, e auth.Event, mails ...auth.Mail) (int64, time.Time, error) {
+func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep auth.KeptSession, e account.Event, mails ...account.Mail) (int64, time.Time, error) {
 	var v int64
 	var expires time.Time
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
@@ -151,7 +152,7 @@ func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, k
 		if err := q.CancelAllOneTimeTokens(ctx, id); err != nil {
 			return fmt.Errorf("cancel tokens: %w", err)
 		}
-		return s.record(ctx, tx, q, []auth.Event{e}, mails)
+		return s.record(ctx, tx, q, []account.Event{e}, mails)
 	})
 	return v, expires, err
 }
@@ -180,7 +181,7 @@ func (s *Store) FailOneTimeToken(ctx context.Context, hash []byte) error {
 // ResetPassword consumes the token (one atomic UPDATE: of concurrent callers
 // exactly one wins), sets the password, bumps the token version, revokes every
 // session and enqueues the mails.
-func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e auth.Event, mails ...auth.Mail) (uuid.UUID, int64, error) {
+func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e account.Event, mails ...account.Mail) (uuid.UUID, int64, error) {
 	var uid uuid.UUID
 	var v int64
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
@@ -198,7 +199,7 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e 
 		if v, err = revokeAll(ctx, q, uid, "password_reset"); err != nil {
 			return err
 		}
-		return s.record(ctx, tx, q, []auth.Event{e}, mails)
+		return s.record(ctx, tx, q, []account.Event{e}, mails)
 	})
 	return uid, v, err
 }
@@ -212,21 +213,21 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e 
 //     that undoes the change;
 //   - revert (that link): gives the account its old address back and ends
 //     every session.
-func (s *Store) VerifyEmail(ctx context.Context, token []byte, event func(auth.EmailConfirmation) auth.Event) (auth.EmailConfirmation, error) {
+func (s *Store) VerifyEmail(ctx context.Context, token []byte, event func(auth.EmailConfirmation) account.Event) (auth.EmailConfirmation, error) {
 	var out auth.EmailConfirmation
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		mails, err := s.verifyEmail(ctx, q, token, &out)
 		if err != nil {
 			return err
 		}
-		return s.record(ctx, tx, q, []auth.Event{event(out)}, mails)
+		return s.record(ctx, tx, q, []account.Event{event(out)}, mails)
 	})
 	return out, err
 }
 
 // verifyEmail is VerifyEmail's work in q's transaction; it returns the mails
 // to send.
-func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, out *auth.EmailConfirmation) ([]auth.Mail, error) {
+func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, out *auth.EmailConfirmation) ([]account.Mail, error) {
 	var r db.ConsumeOneTimeTokenRow
 	var purpose string
 	for _, purpose = range []string{mailer.PurposeVerify, mailer.PurposeEmailChange, mailer.PurposeEmailRevert} {
@@ -291,7 +292,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: mailer.PurposeEmailRevert}); err != nil {
 			return nil, fmt.Errorf("cancel undo tokens: %w", err)
 		}
-		return []auth.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}}, nil
+		return []account.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}}, nil
 	}
 	// The old address stays reserved for the undo from now on, before its
 	// mail is even sent: a placeholder no one can present (the hash of
@@ -306,7 +307,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 	}); err != nil {
 		return nil, fmt.Errorf("reserve the old address: %w", err)
 	}
-	return []auth.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}}, nil
+	return []account.Mail{{Kind: mail.EmailChanged, UserID: r.UserID, To: r.UserEmail, NewEmail: *r.Email}}, nil
 }
 
 // checkNotReserved refuses (ErrEmailTaken) an address held for the undo of
@@ -317,7 +318,7 @@ func checkNotReserved(ctx context.Context, q *db.Queries, email string, owner uu
 		return fmt.Errorf("check reservation: %w", err)
 	}
 	if reserved {
-		return auth.ErrEmailTaken
+		return account.ErrEmailTaken
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
@@ -40,7 +41,7 @@ func (s *Store) withTx(ctx context.Context, fn func(q *db.Queries) error) error 
 
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return auth.ErrNotFound
+		return account.ErrNotFound
 	}
 	return unavailable(err)
 }
@@ -48,32 +49,33 @@ func notFound(err error) error {
 // unavailable marks errors that mean "PostgreSQL cannot be reached right
 // now" (connection refused or lost, timeouts) so they become 503, not 500.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, auth.ErrUnavailable) {
+	if err == nil || errors.Is(err, account.ErrUnavailable) {
 		return err
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", account.ErrUnavailable, err)
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300" || pe.Code == "57014" || pe.Code == "40P01" || pe.Code == "40001") {
-		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err) // connection exception, shutdown, starting up, too many connections
+		return fmt.Errorf("%w: %w", account.ErrUnavailable, err) // connection exception, shutdown, starting up, too many connections
 	}
 	return err
 }
 
-func toUser(u db.User) auth.User {
-	return auth.User{
-		ID: u.ID, Email: u.Email, Name: u.Name, PasswordHash: u.PasswordHash, EmailVerifiedAt: u.EmailVerifiedAt,
-		DisabledAt: u.DisabledAt, DeletedAt: u.DeletedAt, TokenVersion: u.TokenVersion, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
-	}
+// toUser is the account with its password hash, without roles.
+func toUser(u db.User) account.User {
+	return account.User{Profile: account.Profile{
+		ID: u.ID, Email: u.Email, Name: u.Name, EmailVerifiedAt: u.EmailVerifiedAt, DisabledAt: u.DisabledAt,
+		DeletedAt: u.DeletedAt, TokenVersion: u.TokenVersion, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+	}, PasswordHash: u.PasswordHash}
 }
 
 // CreateUser inserts the account and its roles in one transaction.
-func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, error) {
-	var out auth.User
+func (s *Store) CreateUser(ctx context.Context, n account.NewUser) (account.Profile, error) {
+	var out account.Profile
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var verified *time.Time
 		if n.Verified {
@@ -85,7 +87,7 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 		}
 		u, err := q.CreateUser(ctx, db.CreateUserParams{ID: n.ID, Email: n.Email, PasswordHash: n.PasswordHash, Name: n.Name, EmailVerifiedAt: verified})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return auth.ErrEmailTaken // ON CONFLICT DO NOTHING: a live account has it
+			return account.ErrEmailTaken // ON CONFLICT DO NOTHING: a live account has it
 		}
 		if err != nil {
 			return uniqueEmail(fmt.Errorf("create user: %w", err))
@@ -93,7 +95,7 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: u.ID, Roles: n.Roles}); err != nil {
 			return fmt.Errorf("grant roles: %w", err)
 		}
-		out = toUser(u)
+		out = toUser(u).Profile
 		out.Roles = n.Roles
 		return s.record(ctx, tx, q, n.Events, n.Mails)
 	})
@@ -101,19 +103,19 @@ func (s *Store) CreateUser(ctx context.Context, n auth.NewUser) (auth.User, erro
 }
 
 // UserByEmail finds a live account by normalised email.
-func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, error) {
+func (s *Store) UserByEmail(ctx context.Context, email string) (account.User, error) {
 	u, err := s.q.GetUserByEmail(ctx, email)
 	if err != nil {
-		return auth.User{}, notFound(err)
+		return account.User{}, notFound(err)
 	}
 	return toUser(u), nil
 }
 
 // UserByID finds a live account (with its password hash, without roles).
-func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
+func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (account.User, error) {
 	u, err := s.q.GetUserByID(ctx, id)
 	if err != nil {
-		return auth.User{}, notFound(err)
+		return account.User{}, notFound(err)
 	}
 	return toUser(u), nil
 }
@@ -124,12 +126,12 @@ func (s *Store) SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) 
 }
 
 // GrantRole adds a role (idempotent), recorded with e.
-func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string, e auth.Event) error {
+func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string, e account.Event) error {
 	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: id, Roles: []string{role}}); err != nil {
 			return fmt.Errorf("grant role: %w", err)
 		}
-		return s.record(ctx, tx, q, []auth.Event{e}, nil)
+		return s.record(ctx, tx, q, []account.Event{e}, nil)
 	})
 }
 
@@ -221,7 +223,7 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 }
 
 // RevokeSession records the end of one session, with events.
-func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...auth.Event) (bool, error) {
+func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) (bool, error) {
 	var live bool
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		n, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: id, Reason: &reason})
@@ -236,7 +238,7 @@ func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string, 
 
 // RevokeUser bumps the token version and revokes every session, with
 // events, together.
-func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...auth.Event) (int64, error) {
+func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) (int64, error) {
 	var v int64
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var err error
@@ -283,7 +285,7 @@ func (s *Store) RevocationsSince(ctx context.Context, since time.Time) (auth.Rev
 }
 
 // Audit records a security event.
-func (s *Store) Audit(ctx context.Context, e auth.Event) error {
+func (s *Store) Audit(ctx context.Context, e account.Event) error {
 	p, err := auditParams(e)
 	if err != nil {
 		return err
@@ -292,7 +294,7 @@ func (s *Store) Audit(ctx context.Context, e auth.Event) error {
 }
 
 // auditParams is the row of an event, with a new id.
-func auditParams(e auth.Event) (db.InsertAuditEventParams, error) {
+func auditParams(e account.Event) (db.InsertAuditEventParams, error) {
 	details := e.Details
 	if details == nil {
 		details = map[string]any{}
@@ -305,7 +307,7 @@ func auditParams(e auth.Event) (db.InsertAuditEventParams, error) {
 	if err != nil {
 		return db.InsertAuditEventParams{}, err
 	}
-	p := db.InsertAuditEventParams{ID: id, Action: e.Action, ActorID: e.ActorID, SubjectID: e.SubjectID, Details: b}
+	p := db.InsertAuditEventParams{ID: id, Action: string(e.Action), ActorID: e.ActorID, SubjectID: e.SubjectID, Details: b}
 	if e.Client.IP.IsValid() {
 		p.IP = &e.Client.IP
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
-	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 )
 
@@ -22,9 +22,9 @@ func newStore(t *testing.T) (*pgstore.Store, *pgxpool.Pool) {
 }
 
 // newUser creates a live account with roles and returns it.
-func newUser(t *testing.T, s *pgstore.Store, roles ...string) auth.User {
+func newUser(t *testing.T, s *pgstore.Store, roles ...string) account.Profile {
 	t.Helper()
-	u, err := s.CreateUser(t.Context(), auth.NewUser{ID: uuid.Must(uuid.NewV7()), Email: apitest.NewEmail("store"), PasswordHash: "x", Roles: roles})
+	u, err := s.CreateUser(t.Context(), account.NewUser{ID: uuid.Must(uuid.NewV7()), Email: apitest.NewEmail("store"), PasswordHash: "x", Roles: roles})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
-	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/user"
 )
 
@@ -27,9 +27,9 @@ func uniqueEmail(err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505":
-			return auth.ErrEmailTaken
+			return account.ErrEmailTaken
 		case "23514": // the email length check: an address NFC made too long
-			return auth.ErrInvalidEmail
+			return account.ErrInvalidEmail
 		}
 	}
 	return unavailable(err)
@@ -55,15 +55,15 @@ func likePrefix(p string) string {
 }
 
 // profile is a user as lists and administration see it: roles, no hash.
-func profile(p db.UserProfile) auth.User {
-	return auth.User{
+func profile(p db.UserProfile) account.Profile {
+	return account.Profile{
 		ID: p.ID, Email: p.Email, Name: p.Name, EmailVerifiedAt: p.EmailVerifiedAt, DisabledAt: p.DisabledAt,
 		DeletedAt: p.DeletedAt, TokenVersion: p.TokenVersion, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Roles: p.Roles,
 	}
 }
 
 // ListUsers lists one page of users, newest first, before the given id.
-func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]auth.User, error) {
+func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]account.Profile, error) {
 	pattern := likePrefix(strings.ToLower(f.EmailPrefix))
 	var rows []db.UserProfile
 	var err error
@@ -85,7 +85,7 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("list users: %w", err))
 	}
-	out := make([]auth.User, 0, len(rows))
+	out := make([]account.Profile, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, profile(r))
 	}
@@ -93,10 +93,10 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 }
 
 // GetUser finds any user, deleted ones included.
-func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (auth.User, error) {
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (account.Profile, error) {
 	r, err := s.q.GetUserProfile(ctx, id)
 	if err != nil {
-		return auth.User{}, notFound(err)
+		return account.Profile{}, notFound(err)
 	}
 	return profile(r), nil
 }
@@ -105,8 +105,8 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (auth.User, error) {
 // apply the rules to what it reads, and writes the edit decide returns with
 // its audit events and mails. The user row is written once, and read back
 // from that write.
-func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Target) (user.Edit, error)) (auth.User, int64, error) {
-	var out auth.User
+func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Target) (user.Edit, error)) (account.Profile, int64, error) {
+	var out account.Profile
 	var version int64
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if _, err := q.LockUser(ctx, id); err != nil {
@@ -154,15 +154,15 @@ func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Targe
 			}
 			version = saved.TokenVersion
 		}
-		out = toUser(saved)
-		out.PasswordHash, out.Roles = "", u.Roles
+		out = toUser(saved).Profile
+		out.Roles = u.Roles
 		return s.record(ctx, tx, q, e.Events, e.Mails)
 	})
 	return out, version, err
 }
 
 // sameRow reports whether the fields SaveUser writes are the same in a and b.
-func sameRow(a, b auth.User) bool {
+func sameRow(a, b account.Profile) bool {
 	eq := func(x, y *time.Time) bool { return (x == nil) == (y == nil) && (x == nil || x.Equal(*y)) }
 	return a.Email == b.Email && (a.Name == nil) == (b.Name == nil) && (a.Name == nil || *a.Name == *b.Name) &&
 		eq(a.EmailVerifiedAt, b.EmailVerifiedAt) && eq(a.DisabledAt, b.DisabledAt) && eq(a.DeletedAt, b.DeletedAt)
@@ -170,7 +170,7 @@ func sameRow(a, b auth.User) bool {
 
 // record writes audit events and mails in the transaction of the change
 // they report: both exist if and only if the change does.
-func (s *Store) record(ctx context.Context, tx pgx.Tx, q *db.Queries, events []auth.Event, mails []auth.Mail) error {
+func (s *Store) record(ctx context.Context, tx pgx.Tx, q *db.Queries, events []account.Event, mails []account.Mail) error {
 	for _, e := range events {
 		p, err := auditParams(e)
 		if err != nil {
@@ -223,14 +223,14 @@ func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limi
 
 // RevokeOwnSession revokes a session only if it belongs to userID, and
 // records e with it.
-func (s *Store) RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e auth.Event) (bool, error) {
+func (s *Store) RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e account.Event) (bool, error) {
 	var ok bool
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: sessionID, UserID: userID, Reason: ptr("revoked_by_owner")})
 		if ok = n > 0; err != nil || !ok {
 			return err
 		}
-		return s.record(ctx, tx, q, []auth.Event{e}, nil)
+		return s.record(ctx, tx, q, []account.Event{e}, nil)
 	})
 	return ok, err
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/user"
 )
 
@@ -19,7 +19,7 @@ type rulesOnly struct{}
 func (rulesOnly) ParseEmail(raw string) (string, error)                        { return raw, nil }
 func (rulesOnly) CheckPassword(context.Context, string, string, *string) error { return nil }
 func (rulesOnly) HashPassword(context.Context, string) (string, error)         { return "x", nil }
-func (rulesOnly) VerifyPassword(context.Context, auth.User, string) error      { return nil }
+func (rulesOnly) VerifyPassword(context.Context, account.User, string) error   { return nil }
 func (rulesOnly) PublishUserRevocation(context.Context, uuid.UUID, int64)      {}
 func (rulesOnly) PublishSessionRevocation(context.Context, uuid.UUID)          {}
 
@@ -31,8 +31,8 @@ func (rulesOnly) PublishSessionRevocation(context.Context, uuid.UUID)          {
 func TestManage_ARuleSeesTheTargetAsItIsWhenTheChangeCommits(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
-	target := newUser(t, store, auth.RoleUser)
-	agent := auth.Principal{UserID: uuid.New(), Permissions: []string{"users:read", "users:write"}}
+	target := newUser(t, store, account.RoleUser)
+	agent := account.Principal{UserID: uuid.New(), Permissions: []string{"users:read", "users:write"}}
 	svc := user.NewService(store, rulesOnly{})
 
 	locked, release, promoted := make(chan struct{}), make(chan struct{}), make(chan error, 1)
@@ -41,7 +41,7 @@ func TestManage_ARuleSeesTheTargetAsItIsWhenTheChangeCommits(t *testing.T) {
 			close(locked)
 			<-release // hold the lock while the agent's change arrives
 			e := user.Edit{User: tg.User, EndSessions: "roles_changed"}
-			e.User.Roles = []string{auth.RoleAdmin}
+			e.User.Roles = []string{account.RoleAdmin}
 			return e, nil
 		})
 		promoted <- err
@@ -49,7 +49,7 @@ func TestManage_ARuleSeesTheTargetAsItIsWhenTheChangeCommits(t *testing.T) {
 	<-locked
 	disabled := make(chan error, 1)
 	go func() {
-		_, err := svc.Update(t.Context(), agent, target.ID, user.Changes{Disabled: new(true)}, auth.Client{})
+		_, err := svc.Update(t.Context(), agent, target.ID, user.Changes{Disabled: new(true)}, account.Client{})
 		disabled <- err
 	}()
 	waitForLockWaiter(t, pool) // the agent's change waits for the target's row
@@ -57,14 +57,14 @@ func TestManage_ARuleSeesTheTargetAsItIsWhenTheChangeCommits(t *testing.T) {
 	if err := <-promoted; err != nil {
 		t.Fatalf("promote: %v", err)
 	}
-	if err := <-disabled; !errors.Is(err, auth.ErrForbidden) {
+	if err := <-disabled; !errors.Is(err, account.ErrForbidden) {
 		t.Fatalf("the agent's change of a user promoted meanwhile: %v, want forbidden", err)
 	}
 	u, err := store.GetUser(t.Context(), target.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.DisabledAt != nil || !slices.Equal(u.Roles, []string{auth.RoleAdmin}) {
+	if u.DisabledAt != nil || !slices.Equal(u.Roles, []string{account.RoleAdmin}) {
 		t.Fatalf("after both: disabled %v, roles %v", u.DisabledAt, u.Roles)
 	}
 }
@@ -74,12 +74,12 @@ func TestManage_ARuleSeesTheTargetAsItIsWhenTheChangeCommits(t *testing.T) {
 func TestManage_TheAuditEventIsPartOfTheChange(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
-	target := newUser(t, store, auth.RoleUser)
+	target := newUser(t, store, account.RoleUser)
 	_, _, err := store.Manage(t.Context(), target.ID, func(tg user.Target) (user.Edit, error) {
 		e := user.Edit{User: tg.User, EndSessions: "disabled"}
 		e.User.DisabledAt = new(tg.User.CreatedAt)
 		// Details that cannot be encoded: the event cannot be written.
-		e.Events = []auth.Event{{Action: "user.disabled", SubjectID: &tg.User.ID, Details: map[string]any{"x": make(chan int)}}}
+		e.Events = []account.Event{{Action: "user.disabled", SubjectID: &tg.User.ID, Details: map[string]any{"x": make(chan int)}}}
 		return e, nil
 	})
 	if err == nil {
@@ -106,27 +106,27 @@ func TestManage_TheAuditEventIsPartOfTheChange(t *testing.T) {
 func TestManage_WritesTheEditAndReturnsTheRowItWrote(t *testing.T) {
 	t.Parallel()
 	store, _ := newStore(t)
-	target := newUser(t, store, auth.RoleUser)
+	target := newUser(t, store, account.RoleUser)
 	refused := errors.New("refused by the rule")
 	if _, _, err := store.Manage(t.Context(), target.ID, func(user.Target) (user.Edit, error) { return user.Edit{}, refused }); !errors.Is(err, refused) {
 		t.Fatalf("the rule's error: %v", err)
 	}
-	if _, _, err := store.Manage(t.Context(), uuid.New(), func(user.Target) (user.Edit, error) { return user.Edit{}, nil }); !errors.Is(err, auth.ErrNotFound) {
+	if _, _, err := store.Manage(t.Context(), uuid.New(), func(user.Target) (user.Edit, error) { return user.Edit{}, nil }); !errors.Is(err, account.ErrNotFound) {
 		t.Fatalf("an unknown user: %v", err)
 	}
 	name := "Renamed"
 	got, v, err := store.Manage(t.Context(), target.ID, func(tg user.Target) (user.Edit, error) {
-		if !slices.Equal(tg.Permissions(), nil) && !slices.Contains(tg.Roles[auth.RoleAdmin], "users:write") {
+		if !slices.Equal(tg.Permissions(), nil) && !slices.Contains(tg.Roles[account.RoleAdmin], "users:write") {
 			t.Errorf("the target's permissions %v, the roles %v", tg.Permissions(), tg.Roles)
 		}
 		e := user.Edit{User: tg.User, EndSessions: "roles_changed"}
-		e.User.Name, e.User.Roles = &name, []string{auth.RoleAdmin, auth.RoleUser}
+		e.User.Name, e.User.Roles = &name, []string{account.RoleAdmin, account.RoleUser}
 		return e, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v != target.TokenVersion+1 || got.TokenVersion != v || *got.Name != name || !slices.Equal(got.Roles, []string{auth.RoleAdmin, auth.RoleUser}) || got.PasswordHash != "" {
+	if v != target.TokenVersion+1 || got.TokenVersion != v || *got.Name != name || !slices.Equal(got.Roles, []string{account.RoleAdmin, account.RoleUser}) {
 		t.Fatalf("returned %+v, version %d", got, v)
 	}
 	again, err := store.GetUser(t.Context(), target.ID)

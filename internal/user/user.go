@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
@@ -94,7 +95,7 @@ type Changes struct {
 // Target is a user about to be changed, locked until the change commits,
 // with what the rules about whom one may manage need.
 type Target struct {
-	User auth.User // without its password hash
+	User account.Profile // without its password hash
 	// Roles maps every role to the permissions it grants.
 	Roles map[string][]string
 }
@@ -112,33 +113,33 @@ func (t Target) Permissions() []string {
 type Edit struct {
 	// User is the target as the change leaves it: its name, email,
 	// email_verified_at, disabled_at, deleted_at and roles are written.
-	User auth.User
+	User account.Profile
 	// EndSessions, when set, ends every session and access token of the
 	// user, for this reason.
 	EndSessions string
 	// Events and Mails are recorded with the change, never without it.
-	Events []auth.Event
-	Mails  []auth.Mail
+	Events []account.Event
+	Mails  []account.Mail
 }
 
 // Store is the record of accounts for management.
 type Store interface {
-	CreateUser(ctx context.Context, u auth.NewUser) (auth.User, error)
+	CreateUser(ctx context.Context, u account.NewUser) (account.Profile, error)
 	// UserByID finds a live user with its password hash.
-	UserByID(ctx context.Context, id uuid.UUID) (auth.User, error)
+	UserByID(ctx context.Context, id uuid.UUID) (account.User, error)
 	// GetUser finds any user, deleted ones included, without its hash.
-	GetUser(ctx context.Context, id uuid.UUID) (auth.User, error)
-	ListUsers(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]auth.User, error)
+	GetUser(ctx context.Context, id uuid.UUID) (account.Profile, error)
+	ListUsers(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]account.Profile, error)
 	// Manage changes a user in one transaction: it locks the user (deleted
 	// ones included), lets decide apply the rules and say what to write, and
 	// writes that with its events and mails. It returns the user as the change
 	// left it and, when the change ended the sessions, the user's new token
 	// version (else 0). decide's error is returned as it is.
-	Manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (auth.User, int64, error)
+	Manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (account.Profile, int64, error)
 	ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]Session, error)
 	// RevokeOwnSession ends a session of userID's and records e with it; false
 	// when userID has no such live session.
-	RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e auth.Event) (bool, error)
+	RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e account.Event) (bool, error)
 	ListRoles(ctx context.Context) ([]Role, error)
 	ListAudit(ctx context.Context, f AuditFilter, before uuid.UUID, limit int) ([]AuditEvent, error)
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
@@ -152,26 +153,26 @@ type Store interface {
 
 // mayManage refuses a deleted target (restore it first) and one holding a
 // permission the caller lacks.
-func mayManage(p auth.Principal, t Target) error {
+func mayManage(p account.Principal, t Target) error {
 	if t.User.DeletedAt != nil {
-		return auth.ErrNotFound
+		return account.ErrNotFound
 	}
 	return mayActOn(p, t)
 }
 
 // mayActOn refuses a target holding a permission the caller lacks.
-func mayActOn(p auth.Principal, t Target) error {
+func mayActOn(p account.Principal, t Target) error {
 	if !p.Has(t.Permissions()...) {
-		return auth.ErrForbidden
+		return account.ErrForbidden
 	}
 	return nil
 }
 
 // mayGrant refuses roles carrying a permission the caller lacks.
-func mayGrant(p auth.Principal, all map[string][]string, roles []string) error {
+func mayGrant(p account.Principal, all map[string][]string, roles []string) error {
 	for _, r := range roles {
 		if !p.Has(all[r]...) {
-			return auth.ErrForbidden
+			return account.ErrForbidden
 		}
 	}
 	return nil
@@ -192,7 +193,7 @@ type Auth interface {
 	ParseEmail(raw string) (string, error)
 	CheckPassword(ctx context.Context, pw, email string, name *string) error
 	HashPassword(ctx context.Context, pw string) (string, error)
-	VerifyPassword(ctx context.Context, u auth.User, pw string) error
+	VerifyPassword(ctx context.Context, u account.User, pw string) error
 	PublishUserRevocation(ctx context.Context, id uuid.UUID, version int64)
 	PublishSessionRevocation(ctx context.Context, sid uuid.UUID)
 }
@@ -207,16 +208,16 @@ type Service struct {
 // NewService returns the management service.
 func NewService(s Store, a Auth) *Service { return &Service{store: s, auth: a, now: time.Now} }
 
-func event(action string, actor auth.Principal, subject uuid.UUID, c auth.Client, details map[string]any) auth.Event {
-	return auth.Event{Action: action, ActorID: &actor.UserID, SubjectID: &subject, Client: c, Details: details}
+func event(action account.Action, actor account.Principal, subject uuid.UUID, c account.Client, details map[string]any) account.Event {
+	return account.Event{Action: action, ActorID: &actor.UserID, SubjectID: &subject, Client: c, Details: details}
 }
 
 // manage runs one change through the store and makes the revocation it
 // caused known to every instance.
-func (s *Service) manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (auth.User, error) {
+func (s *Service) manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (account.Profile, error) {
 	u, v, err := s.store.Manage(ctx, id, decide)
 	if err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	if v > 0 {
 		s.auth.PublishUserRevocation(ctx, id, v)
@@ -225,10 +226,10 @@ func (s *Service) manage(ctx context.Context, id uuid.UUID, decide func(Target) 
 }
 
 // Me returns the caller's own, live account.
-func (s *Service) Me(ctx context.Context, p auth.Principal) (auth.User, error) {
+func (s *Service) Me(ctx context.Context, p account.Principal) (account.Profile, error) {
 	u, err := s.store.GetUser(ctx, p.UserID)
 	if err == nil && u.DeletedAt != nil {
-		return auth.User{}, auth.ErrNotFound
+		return account.Profile{}, account.ErrNotFound
 	}
 	return u, err
 }
@@ -237,12 +238,12 @@ func (s *Service) Me(ctx context.Context, p auth.Principal) (auth.User, error) {
 // the current password), sends a confirmation link to it: the address
 // changes only when it is followed. Whether the new address is free is not
 // revealed here; the confirmation says so.
-func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, currentPassword *string, c auth.Client) (auth.User, error) {
+func (s *Service) UpdateMe(ctx context.Context, p account.Principal, name, email, currentPassword *string, c account.Client) (account.Profile, error) {
 	var newEmail string
 	if email != nil {
 		e, err := s.auth.ParseEmail(*email)
 		if err != nil {
-			return auth.User{}, err
+			return account.Profile{}, err
 		}
 		newEmail = e
 	}
@@ -253,14 +254,14 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 	if newEmail != "" {
 		u, err := s.store.UserByID(ctx, p.UserID)
 		if err != nil {
-			return auth.User{}, err
+			return account.Profile{}, err
 		}
 		if newEmail != u.Email {
 			if currentPassword == nil {
-				return auth.User{}, auth.ErrWrongPassword
+				return account.Profile{}, auth.ErrWrongPassword
 			}
 			if err := s.auth.VerifyPassword(ctx, u, *currentPassword); err != nil {
-				return auth.User{}, err
+				return account.Profile{}, err
 			}
 			asked = true
 		}
@@ -268,29 +269,29 @@ func (s *Service) UpdateMe(ctx context.Context, p auth.Principal, name, email, c
 	return s.manage(ctx, p.UserID, func(t Target) (Edit, error) {
 		u := t.User
 		if u.DeletedAt != nil {
-			return Edit{}, auth.ErrNotFound
+			return Edit{}, account.ErrNotFound
 		}
 		e := Edit{User: u}
 		if asked && newEmail != u.Email {
 			// The confirmation goes to the new address; the old one hears of the
 			// request, so a hijacked session cannot move the account quietly.
 			keep := p.SessionID
-			e.Mails = []auth.Mail{{Kind: mail.EmailChange, UserID: u.ID, To: newEmail, KeepSession: &keep, TokenVersion: &u.TokenVersion}}
+			e.Mails = []account.Mail{{Kind: mail.EmailChange, UserID: u.ID, To: newEmail, KeepSession: &keep, TokenVersion: &u.TokenVersion}}
 			if u.EmailVerifiedAt != nil { // no notices to an address nobody proved to own
-				e.Mails = append(e.Mails, auth.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: newEmail})
+				e.Mails = append(e.Mails, account.Mail{Kind: mail.EmailChangeNotice, UserID: u.ID, To: u.Email, NewEmail: newEmail})
 			}
-			e.Events = append(e.Events, event("user.email.change_requested", p, u.ID, c, map[string]any{"new_email": logging.MaskEmail(newEmail)}))
+			e.Events = append(e.Events, event(account.ActionEmailChangeRequested, p, u.ID, c, map[string]any{"new_email": logging.MaskEmail(newEmail)}))
 		}
 		if name != nil {
 			e.User.Name = name
-			e.Events = append(e.Events, event("user.updated", p, u.ID, c, map[string]any{"fields": []string{"name"}}))
+			e.Events = append(e.Events, event(account.ActionUserUpdated, p, u.ID, c, map[string]any{"fields": []string{"name"}}))
 		}
 		return e, nil
 	})
 }
 
 // DeleteMe soft-deletes the caller's account after checking its password.
-func (s *Service) DeleteMe(ctx context.Context, p auth.Principal, pw string, c auth.Client) error {
+func (s *Service) DeleteMe(ctx context.Context, p account.Principal, pw string, c account.Client) error {
 	u, err := s.store.UserByID(ctx, p.UserID)
 	if err != nil {
 		return err
@@ -300,7 +301,7 @@ func (s *Service) DeleteMe(ctx context.Context, p auth.Principal, pw string, c a
 	}
 	_, err = s.manage(ctx, u.ID, func(t Target) (Edit, error) {
 		if t.User.DeletedAt != nil {
-			return Edit{}, auth.ErrNotFound
+			return Edit{}, account.ErrNotFound
 		}
 		return s.deletion(p, t, c), nil
 	})
@@ -308,38 +309,38 @@ func (s *Service) DeleteMe(ctx context.Context, p auth.Principal, pw string, c a
 }
 
 // deletion soft-deletes the target and ends every session.
-func (s *Service) deletion(p auth.Principal, t Target, c auth.Client) Edit {
-	e := Edit{User: t.User, EndSessions: "deleted", Events: []auth.Event{event("user.deleted", p, t.User.ID, c, nil)}}
+func (s *Service) deletion(p account.Principal, t Target, c account.Client) Edit {
+	e := Edit{User: t.User, EndSessions: "deleted", Events: []account.Event{event(account.ActionUserDeleted, p, t.User.ID, c, nil)}}
 	e.User.DeletedAt = ptr(s.now())
 	return e
 }
 
 // MySessions lists the caller's live sessions.
-func (s *Service) MySessions(ctx context.Context, p auth.Principal, before uuid.UUID, limit int) ([]Session, error) {
+func (s *Service) MySessions(ctx context.Context, p account.Principal, before uuid.UUID, limit int) ([]Session, error) {
 	return s.store.ListSessions(ctx, p.UserID, before, limit)
 }
 
 // RevokeMySession ends one of the caller's sessions; another user's session
 // is "not found", never revealed.
-func (s *Service) RevokeMySession(ctx context.Context, p auth.Principal, sid uuid.UUID, c auth.Client) error {
-	ok, err := s.store.RevokeOwnSession(ctx, p.UserID, sid, event("session.revoked", p, p.UserID, c, map[string]any{"session_id": sid}))
+func (s *Service) RevokeMySession(ctx context.Context, p account.Principal, sid uuid.UUID, c account.Client) error {
+	ok, err := s.store.RevokeOwnSession(ctx, p.UserID, sid, event(account.ActionSessionRevoked, p, p.UserID, c, map[string]any{"session_id": sid}))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return auth.ErrNotFound
+		return account.ErrNotFound
 	}
 	s.auth.PublishSessionRevocation(ctx, sid)
 	return nil
 }
 
 // List lists users.
-func (s *Service) List(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]auth.User, error) {
+func (s *Service) List(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]account.Profile, error) {
 	return s.store.ListUsers(ctx, f, before, limit)
 }
 
 // Get reads any user.
-func (s *Service) Get(ctx context.Context, id uuid.UUID) (auth.User, error) {
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (account.Profile, error) {
 	return s.store.GetUser(ctx, id)
 }
 
@@ -352,51 +353,49 @@ type NewAccount struct {
 }
 
 // Create makes an account (409 when the address is taken).
-func (s *Service) Create(ctx context.Context, p auth.Principal, n NewAccount, c auth.Client) (auth.User, error) {
+func (s *Service) Create(ctx context.Context, p account.Principal, n NewAccount, c account.Client) (account.Profile, error) {
 	email, err := s.auth.ParseEmail(n.Email)
 	if err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	if err := s.auth.CheckPassword(ctx, n.Password, email, n.Name); err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	roles := slices.Compact(slices.Sorted(slices.Values(n.Roles)))
 	if len(roles) == 0 {
-		roles = []string{auth.RoleUser}
+		roles = []string{account.RoleUser}
 	}
 	all, err := s.roles(ctx)
 	if err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	if err := known(all, roles); err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	// Granting roles is assigning them: it needs roles:assign, and only
 	// permissions the caller holds.
-	if !slices.Equal(roles, []string{auth.RoleUser}) && !p.Has("roles:assign") {
-		return auth.User{}, auth.ErrForbidden
+	if !slices.Equal(roles, []string{account.RoleUser}) && !p.Has(account.PermRolesAssign) {
+		return account.Profile{}, account.ErrForbidden
 	}
 	if err := mayGrant(p, all, roles); err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	hash, err := s.auth.HashPassword(ctx, n.Password)
 	if err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return auth.User{}, err
+		return account.Profile{}, err
 	}
-	nu := auth.NewUser{
+	nu := account.NewUser{
 		ID: id, Email: email, PasswordHash: hash, Name: n.Name, Verified: n.Verified, Roles: roles,
-		Events: []auth.Event{event("user.created", p, id, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles})},
+		Events: []account.Event{event(account.ActionUserCreated, p, id, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles})},
 	}
 	if !n.Verified {
-		nu.Mails = []auth.Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}
+		nu.Mails = []account.Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}}
 	}
-	u, err := s.store.CreateUser(ctx, nu)
-	u.PasswordHash = ""
-	return u, err
+	return s.store.CreateUser(ctx, nu)
 }
 
 // roles maps every role to its permissions. Roles are fixed by the
@@ -415,11 +414,11 @@ func (s *Service) roles(ctx context.Context) (map[string][]string, error) {
 
 // Update applies an administrator's changes. A new address or disabling
 // ends every session.
-func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch Changes, c auth.Client) (auth.User, error) {
+func (s *Service) Update(ctx context.Context, p account.Principal, id uuid.UUID, ch Changes, c account.Client) (account.Profile, error) {
 	if ch.Email != nil {
 		e, err := s.auth.ParseEmail(*ch.Email)
 		if err != nil {
-			return auth.User{}, err
+			return account.Profile{}, err
 		}
 		ch.Email = &e
 	}
@@ -432,7 +431,7 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id uuid.UUID, ch
 }
 
 // update is the edit of an administrator's changes.
-func (s *Service) update(p auth.Principal, t Target, ch Changes, c auth.Client) Edit {
+func (s *Service) update(p account.Principal, t Target, ch Changes, c account.Client) Edit {
 	now := s.now()
 	e := Edit{User: t.User}
 	u := &e.User
@@ -462,9 +461,9 @@ func (s *Service) update(p auth.Principal, t Target, ch Changes, c auth.Client) 
 		u.EmailVerifiedAt = &now
 	}
 	if ch.Disabled != nil {
-		action := "user.enabled"
+		action := account.ActionUserEnabled
 		if *ch.Disabled {
-			action = "user.disabled"
+			action = account.ActionUserDisabled
 		}
 		switch {
 		case *ch.Disabled && u.DisabledAt == nil:
@@ -476,13 +475,13 @@ func (s *Service) update(p auth.Principal, t Target, ch Changes, c auth.Client) 
 		e.Events = append(e.Events, event(action, p, u.ID, c, nil))
 	}
 	if len(fields) > 0 {
-		e.Events = append(e.Events, event("user.updated", p, u.ID, c, map[string]any{"fields": fields}))
+		e.Events = append(e.Events, event(account.ActionUserUpdated, p, u.ID, c, map[string]any{"fields": fields}))
 	}
 	return e
 }
 
 // Delete soft-deletes a user and ends every session.
-func (s *Service) Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
+func (s *Service) Delete(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) error {
 	_, err := s.manage(ctx, id, func(t Target) (Edit, error) {
 		if err := mayManage(p, t); err != nil {
 			return Edit{}, err
@@ -494,7 +493,7 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id uuid.UUID, c 
 
 // Restore undoes a soft delete (409 when the address was taken meanwhile, or
 // when the user is not deleted).
-func (s *Service) Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) (auth.User, error) {
+func (s *Service) Restore(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) (account.Profile, error) {
 	return s.manage(ctx, id, func(t Target) (Edit, error) {
 		if t.User.DeletedAt == nil {
 			return Edit{}, ErrConflict
@@ -502,7 +501,7 @@ func (s *Service) Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c
 		if err := mayActOn(p, t); err != nil {
 			return Edit{}, err
 		}
-		e := Edit{User: t.User, Events: []auth.Event{event("user.restored", p, t.User.ID, c, nil)}}
+		e := Edit{User: t.User, Events: []account.Event{event(account.ActionUserRestored, p, t.User.ID, c, nil)}}
 		e.User.DeletedAt = nil
 		return e, nil
 	})
@@ -510,7 +509,7 @@ func (s *Service) Restore(ctx context.Context, p auth.Principal, id uuid.UUID, c
 
 // SetRoles replaces a user's roles; the user's tokens are refused from the
 // next request on, so the new permissions apply at once.
-func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, roles []string, c auth.Client) (auth.User, error) {
+func (s *Service) SetRoles(ctx context.Context, p account.Principal, id uuid.UUID, roles []string, c account.Client) (account.Profile, error) {
 	roles = slices.Compact(slices.Sorted(slices.Values(roles))) // the order they are listed in
 	return s.manage(ctx, id, func(t Target) (Edit, error) {
 		if err := known(t.Roles, roles); err != nil {
@@ -524,7 +523,7 @@ func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, 
 		}
 		e := Edit{
 			User: t.User, EndSessions: "roles_changed",
-			Events: []auth.Event{event("user.roles.changed", p, t.User.ID, c, map[string]any{"from": t.User.Roles, "to": roles})},
+			Events: []account.Event{event(account.ActionRolesChanged, p, t.User.ID, c, map[string]any{"from": t.User.Roles, "to": roles})},
 		}
 		e.User.Roles = roles
 		return e, nil
@@ -532,12 +531,12 @@ func (s *Service) SetRoles(ctx context.Context, p auth.Principal, id uuid.UUID, 
 }
 
 // RevokeSessions ends every session of a user.
-func (s *Service) RevokeSessions(ctx context.Context, p auth.Principal, id uuid.UUID, c auth.Client) error {
+func (s *Service) RevokeSessions(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) error {
 	_, err := s.manage(ctx, id, func(t Target) (Edit, error) {
 		if err := mayManage(p, t); err != nil {
 			return Edit{}, err
 		}
-		return Edit{User: t.User, EndSessions: "revoked_by_admin", Events: []auth.Event{event("user.sessions.revoked", p, t.User.ID, c, nil)}}, nil
+		return Edit{User: t.User, EndSessions: "revoked_by_admin", Events: []account.Event{event(account.ActionSessionsRevoked, p, t.User.ID, c, nil)}}, nil
 	})
 	return err
 }

@@ -1,0 +1,53 @@
+package account
+
+import (
+	"context"
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	UserID      uuid.UUID
+	SessionID   uuid.UUID
+	Permissions []string
+}
+
+// Has reports whether the principal holds every permission in perms.
+func (p Principal) Has(perms ...string) bool {
+	for _, want := range perms {
+		if !slices.Contains(p.Permissions, want) {
+			return false
+		}
+	}
+	return true
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal of an authenticated request.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying the client of the request.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the client of the request, or def.
+func ClientFrom(ctx context.Context, def Client) Client {
+	if c, ok := ctx.Value(clientKey{}).(Client); ok {
+		return c
+	}
+	return def
+}
