@@ -15,14 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
-	"github.com/riverqueue/river"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/jobs"
 	"github.com/gatehouse/gatehouse/internal/mail"
-	"github.com/gatehouse/gatehouse/internal/mailer"
+	"github.com/gatehouse/gatehouse/internal/outbox"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -42,8 +41,8 @@ type Options struct {
 type App struct {
 	Handler  *echo.Echo
 	Accounts *auth.Service
-	// Outbox sends the mails; Start and Stop run its workers.
-	Outbox  *mailer.Client
+	// Jobs works the queue (mails, maintenance); Start and Stop run it.
+	Jobs    *jobs.Client
 	working bool
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -61,7 +60,7 @@ func (a *App) Start(ctx context.Context) error {
 	if !a.working {
 		return nil
 	}
-	return a.Outbox.Start(ctx)
+	return a.Jobs.Start(ctx)
 }
 
 // Stop ends the background work; mails being sent finish (until ctx ends).
@@ -73,12 +72,12 @@ func (a *App) Stop(ctx context.Context) error {
 	if !a.working {
 		return nil
 	}
-	return a.Outbox.Stop(ctx)
+	return a.Jobs.Stop(ctx)
 }
 
 // New builds the service on an open pool and Redis client.
 func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, o Options) (*App, error) {
-	accounts, keys, outbox, store, err := newAccounts(cfg, log, pool, rdb, true)
+	accounts, keys, queue, store, err := newAccounts(cfg, log, pool, rdb, true)
 	if err != nil {
 		return nil, err
 	}
@@ -111,17 +110,17 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: e, Accounts: accounts, Outbox: outbox, working: cfg.MailWorkers > 0}, nil
+	return &App{Handler: e, Accounts: accounts, Jobs: queue, working: cfg.MailWorkers > 0}, nil
 }
 
-// NewAccounts builds the authentication service alone (commands), with an
-// outbox that records mails for the serving instances to send.
+// NewAccounts builds the authentication service alone (commands): the mails
+// it records are sent by the serving instances.
 func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*auth.Service, error) {
 	a, _, _, _, err := newAccounts(cfg, log, pool, rdb, false)
 	return a, err
 }
 
-func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool) (*auth.Service, []token.JWK, *mailer.Client, *pgstore.Store, error) {
+func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool) (*auth.Service, []token.JWK, *jobs.Client, *pgstore.Store, error) {
 	keys, err := signingKeys(cfg, log)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -147,12 +146,22 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	store := pgstore.New(pool)
-	outbox, err := newOutbox(cfg, log, pool, store, work)
+	// The store inserts jobs (mails) in its transactions with a client that
+	// only inserts; the client that works them needs the store, so it comes
+	// after.
+	queueCfg := jobs.Config{
+		Log: log, Workers: cfg.MailWorkers, RetryBase: cfg.MailRetryBase, RescueAfter: cfg.MailRescueAfter, MaxAttempts: 25,
+		AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
+	}
+	inserter, err := jobs.NewClient(pool, queueCfg)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	store.SetOutbox(outbox)
+	store := pgstore.New(pool, inserter)
+	queue, err := newQueue(cfg, log, pool, store, queueCfg, work)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	set := auth.DefaultSettings
 	set.RefreshIdleTTL, set.RefreshAbsoluteTTL, set.RefreshGrace = cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL, cfg.RefreshGrace
 	set.RequireVerifiedEmail = cfg.RequireVerifiedEmail
@@ -170,12 +179,12 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		PollEvery: cfg.RevocationPollInterval,
 		Secret:    []byte(cfg.ServerSecret),
 	})
-	return svc, issuer.Keys(), outbox, store, nil
+	return svc, issuer.Keys(), queue, store, nil
 }
 
-// newOutbox builds the mail outbox; with work, this instance also sends.
-func newOutbox(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *pgstore.Store, work bool) (*mailer.Client, error) {
-	var w *mailer.Worker
+// newQueue builds the client that works the job queue: with work, this
+// instance sends mails and prunes the audit log.
+func newQueue(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *pgstore.Store, c jobs.Config, work bool) (*jobs.Client, error) {
 	if work && cfg.MailWorkers > 0 {
 		r, err := mail.NewRenderer()
 		if err != nil {
@@ -190,19 +199,13 @@ func newOutbox(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *p
 				return nil, err
 			}
 		}
-		w = mailer.NewWorker(store, r, sender, mailer.Config{
+		c.Mail = outbox.NewWorker(store, r, sender, outbox.Config{
 			Product: cfg.MailProductName, PublicURL: strings.TrimRight(cfg.PublicURL, "/"),
-			ResetTTL: cfg.ResetTokenTTL, VerifyTTL: cfg.VerifyTokenTTL, AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
+			ResetTTL: cfg.ResetTokenTTL, VerifyTTL: cfg.VerifyTokenTTL, AttemptTimeout: c.AttemptTimeout,
 		})
+		c.Prune = &jobs.PruneAuditWorker{Store: store, Retention: cfg.AuditRetention, Log: log}
 	}
-	return mailer.NewClient(pool, w, mailer.ClientConfig{
-		Log: log, Workers: cfg.MailWorkers, RetryBase: cfg.MailRetryBase, RescueAfter: cfg.MailRescueAfter, MaxAttempts: 25,
-		AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
-		Register: func(ws *river.Workers) {
-			river.AddWorker(ws, &jobs.PruneAuditWorker{Store: store, Retention: cfg.AuditRetention, Log: log})
-		},
-		Periodic: []*river.PeriodicJob{jobs.PruneAuditPeriodically(time.Hour)},
-	})
+	return jobs.NewClient(pool, c)
 }
 
 func signingKeys(cfg config.Config, log *slog.Logger) ([]token.Key, error) {

@@ -1,5 +1,7 @@
-// Package jobs holds gatehouse's periodic maintenance, run by the job queue
-// (River) on one instance at a time.
+// Package jobs runs gatehouse's background work on River, the job queue in
+// PostgreSQL: the mail outbox's deliveries (package outbox) on every
+// working instance, and periodic maintenance (the audit retention) on one
+// instance at a time.
 package jobs
 
 import (

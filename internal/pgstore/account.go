@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/mail"
-	"github.com/gatehouse/gatehouse/internal/mailer"
+	"github.com/gatehouse/gatehouse/internal/outbox"
 )
 
 // maxTokenAttempts is how many failed uses (a refused new password) a
@@ -28,10 +28,6 @@ type Outbox interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 }
 
-// SetOutbox attaches the outbox the store writes mails to. The outbox's
-// workers need the store first, hence a setter.
-func (s *Store) SetOutbox(o Outbox) { s.outbox = o }
-
 // enqueue writes mails into the outbox inside tx: they are sent if and only
 // if the transaction commits.
 func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []account.Mail) error {
@@ -42,7 +38,7 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []account.Mail) er
 		return errors.New("no outbox configured for mails")
 	}
 	for _, m := range mails {
-		a := mailer.Args{Mail: m.Kind, UserID: m.UserID, To: m.To, NewEmail: m.NewEmail, KeepSession: m.KeepSession, TokenVersion: m.TokenVersion}
+		a := outbox.Args{Mail: m.Kind, UserID: m.UserID, To: m.To, NewEmail: m.NewEmail, KeepSession: m.KeepSession, TokenVersion: m.TokenVersion}
 		if c := m.Client; c != nil {
 			a.IP, a.UserAgent, a.At = c.IP, c.UserAgent, &c.At
 		}
@@ -89,7 +85,7 @@ func (s *Store) RequestMail(ctx context.Context, m account.Mail, e account.Event
 		if err := q.InsertAuditEvent(ctx, p); err != nil {
 			return fmt.Errorf("record %s: %w", e.Action, err)
 		}
-		args := mailer.Args{Mail: m.Kind, To: m.To, Requested: true, AuditID: p.ID}
+		args := outbox.Args{Mail: m.Kind, To: m.To, Requested: true, AuditID: p.ID}
 		if _, err := s.outbox.InsertTx(ctx, tx, args, nil); err != nil {
 			return fmt.Errorf("enqueue requested %s mail: %w", m.Kind, err)
 		}
@@ -97,17 +93,17 @@ func (s *Store) RequestMail(ctx context.Context, m account.Mail, e account.Event
 	})
 }
 
-// Recipient finds the live account of a normalised address (the mailer
+// Recipient finds the live account of a normalised address (the outbox
 // asks, for a mail requested by address).
-func (s *Store) Recipient(ctx context.Context, email string) (mailer.Recipient, bool, error) {
+func (s *Store) Recipient(ctx context.Context, email string) (outbox.Recipient, bool, error) {
 	u, err := s.q.GetUserByEmail(ctx, email)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return mailer.Recipient{}, false, nil
+		return outbox.Recipient{}, false, nil
 	}
 	if err != nil {
-		return mailer.Recipient{}, false, unavailable(fmt.Errorf("find account: %w", err))
+		return outbox.Recipient{}, false, unavailable(fmt.Errorf("find account: %w", err))
 	}
-	return mailer.Recipient{ID: u.ID, Email: u.Email, Verified: u.EmailVerifiedAt != nil, Disabled: u.DisabledAt != nil}, true, nil
+	return outbox.Recipient{ID: u.ID, Email: u.Email, Verified: u.EmailVerifiedAt != nil, Disabled: u.DisabledAt != nil}, true, nil
 }
 
 // SettleRequest completes the audit event of a requested mail.
@@ -185,7 +181,7 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e 
 	var uid uuid.UUID
 	var v int64
 	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
-		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: mailer.PurposeReset, MaxAttempts: maxTokenAttempts})
+		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: outbox.PurposeReset, MaxAttempts: maxTokenAttempts})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return auth.ErrInvalidOneTimeToken
 		}
@@ -230,7 +226,7 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte, event func(auth.E
 func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, out *auth.EmailConfirmation) ([]account.Mail, error) {
 	var r db.ConsumeOneTimeTokenRow
 	var purpose string
-	for _, purpose = range []string{mailer.PurposeVerify, mailer.PurposeEmailChange, mailer.PurposeEmailRevert} {
+	for _, purpose = range []string{outbox.PurposeVerify, outbox.PurposeEmailChange, outbox.PurposeEmailRevert} {
 		var err error
 		r, err = q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: purpose, MaxAttempts: maxTokenAttempts})
 		if err == nil {
@@ -239,7 +235,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("consume token: %w", err)
 		}
-		if purpose == mailer.PurposeEmailRevert {
+		if purpose == outbox.PurposeEmailRevert {
 			return nil, auth.ErrInvalidOneTimeToken
 		}
 	}
@@ -247,7 +243,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		return nil, auth.ErrInvalidOneTimeToken
 	}
 	out.UserID = r.UserID
-	if purpose == mailer.PurposeVerify {
+	if purpose == outbox.PurposeVerify {
 		n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: r.UserID, Email: *r.Email})
 		if err != nil {
 			return nil, fmt.Errorf("mark verified: %w", err)
@@ -257,7 +253,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		}
 		return nil, nil
 	}
-	out.Changed, out.Reverted = true, purpose == mailer.PurposeEmailRevert
+	out.Changed, out.Reverted = true, purpose == outbox.PurposeEmailRevert
 	if err := checkNotReserved(ctx, q, *r.Email, r.UserID); err != nil {
 		return nil, err
 	}
@@ -289,7 +285,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 	if out.Reverted {
 		// The account is back with its owner, who may not know the password
 		// any more: a reset link goes to the address, with the undo done.
-		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: mailer.PurposeEmailRevert}); err != nil {
+		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: outbox.PurposeEmailRevert}); err != nil {
 			return nil, fmt.Errorf("cancel undo tokens: %w", err)
 		}
 		return []account.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}}, nil
@@ -302,8 +298,8 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		return nil, err
 	}
 	if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{
-		TokenHash: placeholder, UserID: r.UserID, Purpose: mailer.PurposeEmailRevert,
-		Email: &r.UserEmail, ExpiresAt: now.Add(mailer.RevertTTL),
+		TokenHash: placeholder, UserID: r.UserID, Purpose: outbox.PurposeEmailRevert,
+		Email: &r.UserEmail, ExpiresAt: now.Add(outbox.RevertTTL),
 	}); err != nil {
 		return nil, fmt.Errorf("reserve the old address: %w", err)
 	}
@@ -324,20 +320,20 @@ func checkNotReserved(ctx context.Context, q *db.Queries, email string, owner uu
 }
 
 // IssueOneTimeToken stores the hash of a new token, cancelling the older
-// tokens of the same purpose (the mailer calls it when it sends the mail).
-// It refuses (mailer.ErrNotMailable) when the account is no longer live or,
+// tokens of the same purpose (the outbox calls it when it sends the mail).
+// It refuses (outbox.ErrNotMailable) when the account is no longer live or,
 // for reset and verification, no longer has this address.
-func (s *Store) IssueOneTimeToken(ctx context.Context, t mailer.NewToken) error {
+func (s *Store) IssueOneTimeToken(ctx context.Context, t outbox.NewToken) error {
 	userID, purpose, email := t.UserID, t.Purpose, t.Email
 	return s.withTx(ctx, func(q *db.Queries) error {
 		// A change and its undo are sent to an address the account does not have.
-		anyAddress := purpose == mailer.PurposeEmailChange || purpose == mailer.PurposeEmailRevert
+		anyAddress := purpose == outbox.PurposeEmailChange || purpose == outbox.PurposeEmailRevert
 		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: anyAddress, TokenVersion: t.TokenVersion})
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return mailer.ErrNotMailable
+			return outbox.ErrNotMailable
 		}
 		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: userID, Purpose: purpose}); err != nil {
 			return fmt.Errorf("cancel older tokens: %w", err)

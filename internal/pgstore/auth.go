@@ -29,9 +29,10 @@ type Store struct {
 
 var _ auth.Store = (*Store)(nil)
 
-// New returns a store on pool.
-func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: db.New(pool)}
+// New returns a store on pool that records mails in outbox (a River client;
+// nil for a store that never sends mail).
+func New(pool *pgxpool.Pool, outbox Outbox) *Store {
+	return &Store{pool: pool, q: db.New(pool), outbox: outbox}
 }
 
 // withTx runs fn in a transaction, committed when fn returns nil.

@@ -18,7 +18,7 @@ import (
 func newStore(t *testing.T) (*pgstore.Store, *pgxpool.Pool) {
 	t.Helper()
 	pool := apitest.Pool(t, apitest.DatabaseURL(t))
-	return pgstore.New(pool), pool
+	return pgstore.New(pool, nil), pool
 }
 
 // newUser creates a live account with roles and returns it.

@@ -1,4 +1,4 @@
-// Package mailer delivers gatehouse's mails through a transactional outbox:
+// Package outbox delivers gatehouse's mails through a transactional outbox:
 // a River job inserted in the same PostgreSQL transaction as the event that
 // calls for the mail, worked by every instance with retries and backoff. A
 // crash or an SMTP outage loses no mail, and River's row locking makes one
@@ -13,24 +13,19 @@
 // work whether or not an account has it (else its duration would tell). The
 // worker looks the address up and sends only if a live account takes the
 // mail; otherwise the job ends having sent nothing.
-package mailer
+package outbox
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
@@ -262,68 +257,4 @@ func words(d time.Duration) string {
 		return fmt.Sprintf("%d hours", int(h))
 	}
 	return fmt.Sprintf("%d minutes", int(d.Minutes()))
-}
-
-// RetryPolicy backs off exponentially: base, 2·base, 4·base ... at most max.
-type RetryPolicy struct {
-	Base, Max time.Duration
-}
-
-// NextRetry implements river.ClientRetryPolicy.
-func (p RetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
-	n := max(len(job.Errors), 1) - 1
-	d := p.Max
-	if n < 40 {
-		d = min(time.Duration(float64(p.Base)*math.Pow(2, float64(n))), p.Max)
-	}
-	return time.Now().Add(d)
-}
-
-// ClientConfig configures the River client.
-type ClientConfig struct {
-	Log         *slog.Logger
-	Workers     int           // 0: insert only, work nothing
-	RetryBase   time.Duration // first retry delay
-	RescueAfter time.Duration // a job running this long is presumed dead (crashed worker) and retried
-	// AttemptTimeout bounds one delivery attempt (less than RescueAfter).
-	AttemptTimeout time.Duration
-	MaxAttempts    int
-	// Register adds other workers (maintenance) to a working client, and
-	// Periodic their schedules.
-	Register func(*river.Workers)
-	Periodic []*river.PeriodicJob
-}
-
-// Client is the outbox: it inserts jobs (in the caller's transaction) and,
-// with workers, sends mails.
-type Client = river.Client[pgx.Tx]
-
-// NewClient returns the River client of the outbox.
-func NewClient(pool *pgxpool.Pool, w *Worker, c ClientConfig) (*Client, error) {
-	cfg := &river.Config{
-		Logger:      c.Log,
-		MaxAttempts: c.MaxAttempts,
-		RetryPolicy: RetryPolicy{Base: c.RetryBase, Max: time.Hour},
-	}
-	if c.RescueAfter > 0 {
-		cfg.RescueStuckJobsAfter = c.RescueAfter
-	}
-	if c.AttemptTimeout > 0 {
-		cfg.JobTimeout = c.AttemptTimeout
-	}
-	if w != nil && c.Workers > 0 {
-		workers := river.NewWorkers()
-		river.AddWorker(workers, w)
-		if c.Register != nil {
-			c.Register(workers)
-		}
-		cfg.Workers = workers
-		cfg.PeriodicJobs = c.Periodic
-		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: c.Workers}}
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create outbox client: %w", err)
-	}
-	return client, nil
 }
