@@ -30,8 +30,8 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	if *email == "" || !strings.Contains(*email, "@") {
 		return errors.New("usage: gatehouse create-admin --email admin@example.com  (password on standard input)")
 	}
-	if cfg.DatabaseURL == "" || cfg.RedisURL == "" {
-		return errors.New("DATABASE_URL and REDIS_URL must be set (make run sets them for the private services)")
+	if err := cfg.NeedServices(true); err != nil {
+		return err
 	}
 	pw, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {

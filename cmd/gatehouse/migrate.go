@@ -14,8 +14,8 @@ func migrate(ctx context.Context, cfg config.Config, args []string, out io.Write
 	if len(args) != 1 {
 		return errors.New("usage: gatehouse migrate up|down|status")
 	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("DATABASE_URL is not set (make run sets it to a private PostgreSQL)")
+	if err := cfg.NeedServices(false); err != nil {
+		return err
 	}
 	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, 2)
 	if err != nil {

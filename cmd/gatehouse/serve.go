@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,11 +26,8 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	level, _ := config.ParseLogLevel(cfg.LogLevel)
 	log := logging.New(logOut, cfg.LogFormat, level)
 
-	if cfg.DatabaseURL == "" {
-		return errors.New("DATABASE_URL is not set: `make run` starts a private PostgreSQL and Redis and sets it, or point it at your own")
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("REDIS_URL is not set: `make run` starts a private PostgreSQL and Redis and sets it, or point it at your own")
+	if err := cfg.NeedServices(true); err != nil {
+		return err
 	}
 	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {

@@ -113,3 +113,13 @@ type MailClient struct {
 	UserAgent string
 	At        time.Time
 }
+
+// NewID returns a new, time-ordered id (UUIDv7): ids of accounts, sessions,
+// events and requests sort by creation, which keyset pagination relies on.
+func NewID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil { // the system's random source failed: still unique, not ordered
+		return uuid.New()
+	}
+	return id
+}

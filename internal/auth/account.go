@@ -49,7 +49,7 @@ func (s *Service) ChangePassword(ctx context.Context, p account.Principal, curre
 	if err != nil {
 		return Tokens{}, err
 	}
-	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, u.ID, v, s.cacheTTL) })
+	s.PublishUserRevocation(ctx, u.ID, v)
 	// The caller's access token carries the old version and is refused from
 	// now on: the answer carries the pair that continues its session.
 	t, err := s.issue(ctx, u.ID, p.SessionID, v)
@@ -91,7 +91,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, pw string, c account
 	if err != nil {
 		return err
 	}
-	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, uid, v, s.cacheTTL) })
+	s.PublishUserRevocation(ctx, uid, v)
 	if s.lockout != nil {
 		// The owner proved control of the address: guesses so far are moot.
 		for _, b := range []Bucket{{Account: s.AccountKey(t.UserEmail)}, recheckBucket(uid)} {
@@ -121,7 +121,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string, c account.Clien
 		return err
 	}
 	if r.Changed {
-		s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, r.UserID, r.TokenVersion, s.cacheTTL) })
+		s.PublishUserRevocation(ctx, r.UserID, r.TokenVersion)
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func (s *Service) PublishUserRevocation(ctx context.Context, id uuid.UUID, versi
 
 // PublishSessionRevocation spreads a session revocation, already recorded.
 func (s *Service) PublishSessionRevocation(ctx context.Context, sid uuid.UUID) {
-	s.cacheSessionRevoked(ctx, sid)
+	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeSession(ctx, sid, s.cacheTTL) })
 }
 
 // Audit records a security event (best effort: a failure is logged).

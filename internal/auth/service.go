@@ -197,7 +197,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, name *string, 
 	if err != nil {
 		return err
 	}
-	id := newID()
+	id := account.NewID()
 	_, err = s.store.CreateUser(ctx, account.NewUser{
 		ID: id, Email: email, PasswordHash: hash, Name: name, Roles: []string{account.RoleUser},
 		Mails:  []account.Mail{{Kind: mail.VerifyEmail, UserID: id, To: email}},
@@ -368,7 +368,7 @@ func (s *Service) openSession(ctx context.Context, u account.User, c account.Cli
 		return Tokens{}, err
 	}
 	now := s.now()
-	sid := newID()
+	sid := account.NewID()
 	if err := s.store.CreateSession(ctx, NewSession{
 		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
 		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL), Mails: mails,
@@ -431,7 +431,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c account.Client)
 		t.Refresh, t.RefreshExpiresIn = next, min(s.set.RefreshIdleTTL, res.ExpiresAt.Sub(res.RotatedAt)).Truncate(time.Second)
 		return t, nil
 	case ReuseRevoked:
-		s.cacheSessionRevoked(ctx, res.SessionID)
+		s.PublishSessionRevocation(ctx, res.SessionID)
 		s.audit(ctx, account.Event{
 			Action: account.ActionRefreshTokenReused, SubjectID: &res.UserID, Client: c,
 			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
@@ -447,7 +447,7 @@ func (s *Service) Logout(ctx context.Context, p account.Principal, c account.Cli
 	if _, err := s.store.RevokeSession(ctx, p.SessionID, "logout", e); err != nil {
 		return err
 	}
-	s.cacheSessionRevoked(ctx, p.SessionID)
+	s.PublishSessionRevocation(ctx, p.SessionID)
 	return nil
 }
 
@@ -464,12 +464,8 @@ func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string, e
 	if err != nil {
 		return err
 	}
-	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, id, v, s.cacheTTL) })
+	s.PublishUserRevocation(ctx, id, v)
 	return nil
-}
-
-func (s *Service) cacheSessionRevoked(ctx context.Context, sid uuid.UUID) {
-	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeSession(ctx, sid, s.cacheTTL) })
 }
 
 // cacheWrite publishes a revocation already recorded in PostgreSQL. If Redis
@@ -572,7 +568,7 @@ func (s *Service) CreateAdmin(ctx context.Context, email, pw string) (account.Pr
 	if err != nil {
 		return account.Profile{}, false, err
 	}
-	id := newID()
+	id := account.NewID()
 	u, err := s.store.CreateUser(ctx, account.NewUser{
 		ID: id, Email: email, PasswordHash: hash, Verified: true, Roles: []string{account.RoleAdmin, account.RoleUser},
 		Events: []account.Event{s.event(ctx, account.Event{Action: account.ActionUserCreated, SubjectID: &id, Details: map[string]any{"email": logging.MaskEmail(email), "roles": []string{account.RoleAdmin, account.RoleUser}, "by": "create-admin"}})},
@@ -616,12 +612,4 @@ func ptrIf(ok bool, id uuid.UUID) *uuid.UUID {
 		return nil
 	}
 	return &id
-}
-
-func newID() uuid.UUID {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.New()
-	}
-	return id
 }

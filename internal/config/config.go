@@ -341,3 +341,20 @@ func (c *Config) Addr() string { return fmt.Sprintf(":%d", c.Port) }
 
 // Production reports whether unsafe shortcuts are forbidden.
 func (c *Config) Production() bool { return c.AppEnv == EnvProduction }
+
+// NeedServices says which of the service URLs a command needs (PostgreSQL,
+// and Redis when redis) are not set.
+func (c Config) NeedServices(redis bool) error {
+	var missing []string
+	if c.DatabaseURL == "" {
+		missing = append(missing, "DATABASE_URL")
+	}
+	if redis && c.RedisURL == "" {
+		missing = append(missing, "REDIS_URL")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s not set: `make run` starts a private PostgreSQL and Redis and sets them, or point them at your own",
+		strings.Join(missing, " and "))
+}

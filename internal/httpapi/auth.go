@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -175,10 +174,7 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 // LogoutAll revokes every session of the caller.
 func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
 	if err := s.deps.Accounts.LogoutAll(ctx, principal(ctx), client(ctx)); err != nil {
-		if errors.Is(err, account.ErrNotFound) {
-			return nil, auth.ErrInvalidToken // the account behind the token is gone
-		}
-		return nil, err
+		return nil, selfGone(err)
 	}
 	return api.LogoutAll204Response{}, nil
 }
@@ -195,11 +191,8 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 // GetMe returns the caller's account.
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
 	u, err := s.deps.Users.Me(ctx, principal(ctx))
-	if errors.Is(err, account.ErrNotFound) {
-		return nil, auth.ErrInvalidToken // the account behind the token is gone
-	}
 	if err != nil {
-		return nil, err
+		return nil, selfGone(err)
 	}
 	return api.GetMe200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetMe200ResponseHeaders{CacheControl: noStore}}, nil
 }

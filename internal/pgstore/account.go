@@ -43,31 +43,15 @@ func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, mails []account.Mail) er
 			a.IP, a.UserAgent, a.At = c.IP, c.UserAgent, &c.At
 		}
 		if _, err := s.outbox.InsertTx(ctx, tx, a, nil); err != nil {
-			return fmt.Errorf("enqueue %s mail: %w", m.Kind, err)
+			return classify(fmt.Errorf("enqueue %s mail: %w", m.Kind, err))
 		}
-	}
-	return nil
-}
-
-// withTxRaw is withTx that also hands over the transaction (for the outbox).
-func (s *Store) withTxRaw(ctx context.Context, fn func(tx pgx.Tx, q *db.Queries) error) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return unavailable(fmt.Errorf("begin: %w", err))
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(tx, s.q.WithTx(tx)); err != nil {
-		return unavailable(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return unavailable(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
 
 // EnqueueMail records mails in the outbox.
 func (s *Store) EnqueueMail(ctx context.Context, mails ...account.Mail) error {
-	return s.withTxRaw(ctx, func(tx pgx.Tx, _ *db.Queries) error { return s.enqueue(ctx, tx, mails) })
+	return s.inTx(ctx, func(tx pgx.Tx, _ *db.Queries) error { return s.enqueue(ctx, tx, mails) })
 }
 
 // RequestMail records the event and queues the mail asked for by address
@@ -81,7 +65,7 @@ func (s *Store) RequestMail(ctx context.Context, m account.Mail, e account.Event
 	if err != nil {
 		return err
 	}
-	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	return s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if err := q.InsertAuditEvent(ctx, p); err != nil {
 			return fmt.Errorf("record %s: %w", e.Action, err)
 		}
@@ -101,7 +85,7 @@ func (s *Store) Recipient(ctx context.Context, email string) (outbox.Recipient, 
 		return outbox.Recipient{}, false, nil
 	}
 	if err != nil {
-		return outbox.Recipient{}, false, unavailable(fmt.Errorf("find account: %w", err))
+		return outbox.Recipient{}, false, fmt.Errorf("find account: %w", err)
 	}
 	return outbox.Recipient{ID: u.ID, Email: u.Email, Verified: u.EmailVerifiedAt != nil, Disabled: u.DisabledAt != nil}, true, nil
 }
@@ -109,7 +93,7 @@ func (s *Store) Recipient(ctx context.Context, email string) (outbox.Recipient, 
 // SettleRequest completes the audit event of a requested mail.
 func (s *Store) SettleRequest(ctx context.Context, auditID uuid.UUID, subject *uuid.UUID, result string) error {
 	if err := s.q.SettleAuditEvent(ctx, db.SettleAuditEventParams{ID: auditID, SubjectID: subject, Result: result}); err != nil {
-		return unavailable(fmt.Errorf("settle audit event: %w", err))
+		return fmt.Errorf("settle audit event: %w", err)
 	}
 	return nil
 }
@@ -119,7 +103,7 @@ func (s *Store) SettleRequest(ctx context.Context, auditID uuid.UUID, subject *u
 func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, hash string, keep auth.KeptSession, e account.Event, mails ...account.Mail) (int64, time.Time, error) {
 	var v int64
 	var expires time.Time
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if err := q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: id, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("update password: %w", err)
 		}
@@ -160,7 +144,7 @@ func (s *Store) PeekOneTimeToken(ctx context.Context, hash []byte, purpose strin
 		return auth.OneTimeToken{}, auth.ErrInvalidOneTimeToken
 	}
 	if err != nil {
-		return auth.OneTimeToken{}, unavailable(fmt.Errorf("find token: %w", err))
+		return auth.OneTimeToken{}, fmt.Errorf("find token: %w", err)
 	}
 	t := auth.OneTimeToken{UserID: r.UserID, UserEmail: r.UserEmail}
 	if r.TokenEmail != nil {
@@ -171,7 +155,7 @@ func (s *Store) PeekOneTimeToken(ctx context.Context, hash []byte, purpose strin
 
 // FailOneTimeToken counts a failed use.
 func (s *Store) FailOneTimeToken(ctx context.Context, hash []byte) error {
-	return unavailable(s.q.FailOneTimeToken(ctx, hash))
+	return s.q.FailOneTimeToken(ctx, hash)
 }
 
 // ResetPassword consumes the token (one atomic UPDATE: of concurrent callers
@@ -180,7 +164,7 @@ func (s *Store) FailOneTimeToken(ctx context.Context, hash []byte) error {
 func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e account.Event, mails ...account.Mail) (uuid.UUID, int64, error) {
 	var uid uuid.UUID
 	var v int64
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: outbox.PurposeReset, MaxAttempts: maxTokenAttempts})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return auth.ErrInvalidOneTimeToken
@@ -211,7 +195,7 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e 
 //     every session.
 func (s *Store) VerifyEmail(ctx context.Context, token []byte, event func(auth.EmailConfirmation) account.Event) (auth.EmailConfirmation, error) {
 	var out auth.EmailConfirmation
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		mails, err := s.verifyEmail(ctx, q, token, &out)
 		if err != nil {
 			return err
@@ -259,7 +243,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 	}
 	now := time.Now()
 	if err := q.UpdateUserEmail(ctx, db.UpdateUserEmailParams{ID: r.UserID, Email: *r.Email, EmailVerifiedAt: &now}); err != nil {
-		return nil, uniqueEmail(err)
+		return nil, err
 	}
 	var err error
 	if out.TokenVersion, err = q.BumpTokenVersion(ctx, r.UserID); err != nil {
@@ -325,7 +309,7 @@ func checkNotReserved(ctx context.Context, q *db.Queries, email string, owner uu
 // for reset and verification, no longer has this address.
 func (s *Store) IssueOneTimeToken(ctx context.Context, t outbox.NewToken) error {
 	userID, purpose, email := t.UserID, t.Purpose, t.Email
-	return s.withTx(ctx, func(q *db.Queries) error {
+	return s.inTx(ctx, func(_ pgx.Tx, q *db.Queries) error {
 		// A change and its undo are sent to an address the account does not have.
 		anyAddress := purpose == outbox.PurposeEmailChange || purpose == outbox.PurposeEmailRevert
 		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: anyAddress, TokenVersion: t.TokenVersion})

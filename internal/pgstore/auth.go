@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
@@ -32,38 +28,7 @@ var _ auth.Store = (*Store)(nil)
 // New returns a store on pool that records mails in outbox (a River client;
 // nil for a store that never sends mail).
 func New(pool *pgxpool.Pool, outbox Outbox) *Store {
-	return &Store{pool: pool, q: db.New(pool), outbox: outbox}
-}
-
-// withTx runs fn in a transaction, committed when fn returns nil.
-func (s *Store) withTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	return s.withTxRaw(ctx, func(_ pgx.Tx, q *db.Queries) error { return fn(q) })
-}
-
-func notFound(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return account.ErrNotFound
-	}
-	return unavailable(err)
-}
-
-// unavailable marks errors that mean "PostgreSQL cannot be reached right
-// now" (connection refused or lost, timeouts) so they become 503, not 500.
-func unavailable(err error) error {
-	if err == nil || errors.Is(err, account.ErrUnavailable) {
-		return err
-	}
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", account.ErrUnavailable, err)
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300" || pe.Code == "57014" || pe.Code == "40P01" || pe.Code == "40001") {
-		return fmt.Errorf("%w: %w", account.ErrUnavailable, err) // connection exception, shutdown, starting up, too many connections
-	}
-	return err
+	return &Store{pool: pool, q: db.New(classifyingDB{pool}), outbox: outbox}
 }
 
 // toUser is the account with its password hash, without roles.
@@ -77,7 +42,7 @@ func toUser(u db.User) account.User {
 // CreateUser inserts the account and its roles in one transaction.
 func (s *Store) CreateUser(ctx context.Context, n account.NewUser) (account.Profile, error) {
 	var out account.Profile
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var verified *time.Time
 		if n.Verified {
 			now := time.Now()
@@ -91,7 +56,7 @@ func (s *Store) CreateUser(ctx context.Context, n account.NewUser) (account.Prof
 			return account.ErrEmailTaken // ON CONFLICT DO NOTHING: a live account has it
 		}
 		if err != nil {
-			return uniqueEmail(fmt.Errorf("create user: %w", err))
+			return fmt.Errorf("create user: %w", err)
 		}
 		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: u.ID, Roles: n.Roles}); err != nil {
 			return fmt.Errorf("grant roles: %w", err)
@@ -128,7 +93,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) 
 
 // GrantRole adds a role (idempotent), recorded with e.
 func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string, e account.Event) error {
-	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	return s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: id, Roles: []string{role}}); err != nil {
 			return fmt.Errorf("grant role: %w", err)
 		}
@@ -139,12 +104,12 @@ func (s *Store) GrantRole(ctx context.Context, id uuid.UUID, role string, e acco
 // Permissions lists what the user's roles allow.
 func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error) {
 	p, err := s.q.ListUserPermissions(ctx, id)
-	return p, unavailable(err)
+	return p, err
 }
 
 // CreateSession opens a session with its first refresh token.
 func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
-	return s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	return s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		ip := &n.Client.IP
 		if !n.Client.IP.IsValid() {
 			ip = nil
@@ -171,7 +136,7 @@ func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 // finds the presented token unused.
 func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.RefreshResult, error) {
 	var res auth.RefreshResult
-	err := s.withTx(ctx, func(q *db.Queries) error {
+	err := s.inTx(ctx, func(_ pgx.Tx, q *db.Queries) error {
 		row, err := q.GetRefreshTokenForUpdate(ctx, r.Hash)
 		if errors.Is(err, pgx.ErrNoRows) {
 			res.Outcome = auth.Refused
@@ -226,7 +191,7 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 // RevokeSession records the end of one session, with events.
 func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) (bool, error) {
 	var live bool
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		n, err := q.RevokeSession(ctx, db.RevokeSessionParams{ID: id, Reason: &reason})
 		if err != nil {
 			return err
@@ -241,7 +206,7 @@ func (s *Store) RevokeSession(ctx context.Context, id uuid.UUID, reason string, 
 // events, together.
 func (s *Store) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) (int64, error) {
 	var v int64
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		var err error
 		if v, err = q.BumpTokenVersion(ctx, id); err != nil {
 			return notFound(err)
@@ -272,11 +237,11 @@ func (s *Store) SessionState(ctx context.Context, id uuid.UUID) (auth.SessionSta
 func (s *Store) RevocationsSince(ctx context.Context, since time.Time) (auth.Revocations, error) {
 	sessions, err := s.q.RecentlyRevokedSessions(ctx, since)
 	if err != nil {
-		return auth.Revocations{}, unavailable(fmt.Errorf("recent session revocations: %w", err))
+		return auth.Revocations{}, fmt.Errorf("recent session revocations: %w", err)
 	}
 	users, err := s.q.RecentlyBumpedUsers(ctx, since)
 	if err != nil {
-		return auth.Revocations{}, unavailable(fmt.Errorf("recent token revocations: %w", err))
+		return auth.Revocations{}, fmt.Errorf("recent token revocations: %w", err)
 	}
 	r := auth.Revocations{Sessions: sessions, Users: make(map[uuid.UUID]int64, len(users))}
 	for _, u := range users {
@@ -304,11 +269,7 @@ func auditParams(e account.Event) (db.InsertAuditEventParams, error) {
 	if err != nil {
 		return db.InsertAuditEventParams{}, fmt.Errorf("encode audit details: %w", err)
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return db.InsertAuditEventParams{}, err
-	}
-	p := db.InsertAuditEventParams{ID: id, Action: string(e.Action), ActorID: e.ActorID, SubjectID: e.SubjectID, Details: b}
+	p := db.InsertAuditEventParams{ID: account.NewID(), Action: string(e.Action), ActorID: e.ActorID, SubjectID: e.SubjectID, Details: b}
 	if e.Client.IP.IsValid() {
 		p.IP = &e.Client.IP
 	}

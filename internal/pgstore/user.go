@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	db "github.com/gatehouse/gatehouse/gen/db"
 	"github.com/gatehouse/gatehouse/internal/account"
@@ -20,20 +18,6 @@ import (
 )
 
 var _ user.Store = (*Store)(nil)
-
-// uniqueEmail turns the violation of the live-email index into the domain error.
-func uniqueEmail(err error) error {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "23505":
-			return account.ErrEmailTaken
-		case "23514": // the email length check: an address NFC made too long
-			return account.ErrInvalidEmail
-		}
-	}
-	return unavailable(err)
-}
 
 // maxRows converts a page's row count for sqlc's int32 LIMIT parameter. The
 // services ask for a page and one row more; a count beyond int32 is clamped
@@ -83,7 +67,7 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 		})
 	}
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("list users: %w", err))
+		return nil, fmt.Errorf("list users: %w", err)
 	}
 	out := make([]account.Profile, 0, len(rows))
 	for _, r := range rows {
@@ -108,7 +92,7 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (account.Profile, err
 func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Target) (user.Edit, error)) (account.Profile, int64, error) {
 	var out account.Profile
 	var version int64
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		if _, err := q.LockUser(ctx, id); err != nil {
 			return notFound(err)
 		}
@@ -141,7 +125,7 @@ func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Targe
 			Changed: rolesChanged || e.EndSessions != "" || !sameRow(u, t.User),
 		})
 		if err != nil {
-			return uniqueEmail(err)
+			return err
 		}
 		if rolesChanged {
 			if err := q.ReplaceUserRoles(ctx, db.ReplaceUserRolesParams{UserID: id, Roles: u.Roles}); err != nil {
@@ -208,7 +192,7 @@ func endSessions(ctx context.Context, q *db.Queries, id uuid.UUID, reason string
 func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]user.Session, error) {
 	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: before, MaxRows: maxRows(limit)})
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	out := make([]user.Session, 0, len(rows))
 	for _, r := range rows {
@@ -225,7 +209,7 @@ func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limi
 // records e with it.
 func (s *Store) RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e account.Event) (bool, error) {
 	var ok bool
-	err := s.withTxRaw(ctx, func(tx pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		n, err := q.RevokeUserSession(ctx, db.RevokeUserSessionParams{ID: sessionID, UserID: userID, Reason: ptr("revoked_by_owner")})
 		if ok = n > 0; err != nil || !ok {
 			return err
@@ -239,7 +223,7 @@ func (s *Store) RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUI
 func (s *Store) ListRoles(ctx context.Context) ([]user.Role, error) {
 	rows, err := s.q.ListRoles(ctx)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	out := make([]user.Role, 0, len(rows))
 	for _, r := range rows {
@@ -255,7 +239,7 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.U
 		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: maxRows(limit),
 	})
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	out := make([]user.AuditEvent, 0, len(rows))
 	for _, r := range rows {
@@ -274,5 +258,5 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.U
 // PruneAudit deletes the events older than before.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	n, err := s.q.PruneAuditEvents(ctx, before)
-	return n, unavailable(err)
+	return n, err
 }

@@ -6,7 +6,7 @@ import (
 	"context"
 	"regexp"
 
-	"github.com/google/uuid"
+	"github.com/gatehouse/gatehouse/internal/account"
 )
 
 // Header is the HTTP header that carries the id both ways.
@@ -27,13 +27,7 @@ func FromHeader(v string) string {
 }
 
 // New returns a fresh, time-ordered id.
-func New() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
-}
+func New() string { return account.NewID().String() }
 
 // With returns ctx carrying id.
 func With(ctx context.Context, id string) context.Context {

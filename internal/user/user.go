@@ -384,10 +384,7 @@ func (s *Service) Create(ctx context.Context, p account.Principal, n NewAccount,
 	if err != nil {
 		return account.Profile{}, err
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return account.Profile{}, err
-	}
+	id := account.NewID()
 	nu := account.NewUser{
 		ID: id, Email: email, PasswordHash: hash, Name: n.Name, Verified: n.Verified, Roles: roles,
 		Events: []account.Event{event(account.ActionUserCreated, p, id, c, map[string]any{"email": logging.MaskEmail(email), "roles": roles})},
