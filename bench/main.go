@@ -1,5 +1,5 @@
-// Command bench measures gatehouse against its performance goals (DESIGN.md
-// section 7) on this machine: it starts a real gatehouse binary on a private
+// Command bench measures gatehouse against its performance goals (listed,
+// with figures measured, in the README's Performance section) on this machine: it starts a real gatehouse binary on a private
 // database of its own, loads it from this process over loopback, and prints
 // each figure next to its goal. Run it with `make bench`.
 package main

@@ -56,7 +56,7 @@ for pkg in "${pkgs[@]}"; do
 	done
 done
 if ((fail)); then
-	echo "check-imports: layering broken; see DESIGN.md and the depguard rules in .golangci.yml" >&2
+	echo "check-imports: layering broken; see ARCHITECTURE.md ("Import rules") and the depguard rules in .golangci.yml" >&2
 	exit 1
 fi
 echo "check-imports: domain and httpapi packages reach no store or gen/db package"

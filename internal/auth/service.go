@@ -42,7 +42,7 @@ type Settings struct {
 	AllowLocalEmailDomains bool
 }
 
-// DefaultSettings are DESIGN.md's numbers.
+// DefaultSettings are the numbers the README's Authentication section documents.
 var DefaultSettings = Settings{
 	RefreshIdleTTL:     7 * 24 * time.Hour,
 	RefreshAbsoluteTTL: 30 * 24 * time.Hour,
