@@ -48,8 +48,11 @@ type operation struct {
 
 // contract enforces api/openapi.yaml on every request: first the security
 // requirement each operation declares (401, 403, 503), then the request
-// schema (400, 413, 415, 422). It is the only authorization check in the
-// service; handlers never check permissions.
+// schema (400, 413, 415, 422). It is the first of the two tiers of
+// authorization (ARCHITECTURE.md): whether the caller may call the operation
+// at all, from its x-permissions; handlers never check permissions. The
+// second, on whom an administrator may act, belongs to the rules of package
+// user and runs inside the transaction that changes the target.
 type contract struct {
 	ops       map[string]*operation // "METHOD /echo/:path"
 	auth      Authenticator
