@@ -539,31 +539,6 @@ func TestAudit_RateLimitBlockIsRecorded(t *testing.T) {
 	}
 }
 
-func TestAudit_RetentionPrunesOldEvents(t *testing.T) {
-	t.Parallel()
-	dbURL := apitest.DatabaseURL(t)
-	pool := apitest.Pool(t, dbURL)
-	old, recent := uuid.New(), uuid.New()
-	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (id, action, created_at) VALUES ($1, 'old', now() - interval '40 days'), ($2, 'recent', now())`, old, recent); err != nil {
-		t.Fatal(err)
-	}
-	apitest.NewServer(t, apitest.Options{DatabaseURL: dbURL, Env: map[string]string{"AUDIT_RETENTION": "720h"}})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE id = ANY($1)`, []uuid.UUID{old, recent}).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of the 2 events left, want only the recent one", n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestSoftDelete_HotQueriesUseThePartialIndexes shows, with EXPLAIN, that
 // the queries on live users are served by the indexes on live rows.
 func TestSoftDelete_HotQueriesUseThePartialIndexes(t *testing.T) {
