@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 
 	"github.com/google/uuid"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/keyed"
 )
 
@@ -53,20 +55,29 @@ func badCursor() *problem {
 	return p
 }
 
-// pageLimit is the requested page size (the contract bounds it to 1..100).
-func pageLimit(l *int) int {
-	if l == nil {
-		return 20
+// listPage serves one page of a list: it reads the cursor (bound to scope,
+// the listing and its filters) and the page size (20 by default; the
+// contract bounds it to 1..100), fetches the page and answers its items with
+// the list's meta, the next cursor included when more items follow.
+func listPage[T any](ctx context.Context, k cursors, cursor *string, limit *int, scope string,
+	fetch func(account.PageRequest) (account.Page[T], error), id func(T) uuid.UUID,
+) ([]T, api.ListMeta, error) {
+	before, err := k.decode(cursor, scope)
+	if err != nil {
+		return nil, api.ListMeta{}, err
 	}
-	return *l
-}
-
-// page trims a limit+1 fetch to limit and returns the next cursor, if any.
-func page[T any](k cursors, rows []T, limit int, id func(T) uuid.UUID, scope string) ([]T, *string) {
-	if len(rows) <= limit {
-		return rows, nil
+	p := account.PageRequest{Before: before, Limit: 20}
+	if limit != nil {
+		p.Limit = *limit
 	}
-	rows = rows[:limit]
-	next := k.encode(id(rows[limit-1]), scope)
-	return rows, &next
+	page, err := fetch(p)
+	if err != nil {
+		return nil, api.ListMeta{}, err
+	}
+	m := api.ListMeta{RequestId: meta(ctx).RequestId, Limit: p.Limit}
+	if page.More && len(page.Items) > 0 {
+		next := k.encode(id(page.Items[len(page.Items)-1]), scope)
+		m.NextCursor = &next
+	}
+	return page.Items, m, nil
 }

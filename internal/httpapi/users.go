@@ -23,9 +23,9 @@ type Users interface {
 	Me(ctx context.Context, p account.Principal) (account.Profile, error)
 	UpdateMe(ctx context.Context, p account.Principal, name, email, currentPassword *string, c account.Client) (account.Profile, error)
 	DeleteMe(ctx context.Context, p account.Principal, password string, c account.Client) error
-	MySessions(ctx context.Context, p account.Principal, before uuid.UUID, limit int) ([]user.Session, error)
+	MySessions(ctx context.Context, p account.Principal, pr account.PageRequest) (account.Page[user.Session], error)
 	RevokeMySession(ctx context.Context, p account.Principal, sid uuid.UUID, c account.Client) error
-	List(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]account.Profile, error)
+	List(ctx context.Context, f user.Filter, p account.PageRequest) (account.Page[account.Profile], error)
 	Get(ctx context.Context, id uuid.UUID) (account.Profile, error)
 	Create(ctx context.Context, p account.Principal, n user.NewAccount, c account.Client) (account.Profile, error)
 	Update(ctx context.Context, p account.Principal, id uuid.UUID, ch user.Changes, c account.Client) (account.Profile, error)
@@ -34,7 +34,7 @@ type Users interface {
 	SetRoles(ctx context.Context, p account.Principal, id uuid.UUID, roles []string, c account.Client) (account.Profile, error)
 	RevokeSessions(ctx context.Context, p account.Principal, id uuid.UUID, c account.Client) error
 	Roles(ctx context.Context) ([]user.Role, error)
-	Audit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error)
+	Audit(ctx context.Context, f user.AuditFilter, p account.PageRequest) (account.Page[user.AuditEvent], error)
 }
 
 // selfGone answers a caller whose own account no longer exists (deleted
@@ -84,16 +84,12 @@ func (s *Server) DeleteMe(ctx context.Context, r api.DeleteMeRequestObject) (api
 func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {
 	p := principal(ctx)
 	scope := "sessions:" + p.UserID.String()
-	before, err := s.cursors.decode(r.Params.Cursor, scope)
+	rows, m, err := listPage(ctx, s.cursors, r.Params.Cursor, r.Params.Limit, scope, func(pr account.PageRequest) (account.Page[user.Session], error) {
+		return s.deps.Users.MySessions(ctx, p, pr)
+	}, func(x user.Session) uuid.UUID { return x.ID })
 	if err != nil {
 		return nil, err
 	}
-	limit := pageLimit(r.Params.Limit)
-	rows, err := s.deps.Users.MySessions(ctx, p, before, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	rows, next := page(s.cursors, rows, limit, func(x user.Session) uuid.UUID { return x.ID }, scope)
 	out := make([]api.Session, 0, len(rows))
 	for _, x := range rows {
 		ip := ""
@@ -105,7 +101,7 @@ func (s *Server) ListMySessions(ctx context.Context, r api.ListMySessionsRequest
 			IdleExpiresAt: x.IdleExpiresAt, ExpiresAt: x.ExpiresAt, Current: x.ID == p.SessionID,
 		})
 	}
-	return api.ListMySessions200JSONResponse{Body: api.SessionListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListMySessions200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.ListMySessions200JSONResponse{Body: api.SessionListResponse{Data: out, Meta: m}, Headers: api.ListMySessions200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // RevokeMySession ends one of the caller's sessions.
@@ -114,10 +110,6 @@ func (s *Server) RevokeMySession(ctx context.Context, r api.RevokeMySessionReque
 		return nil, err
 	}
 	return api.RevokeMySession204Response{}, nil
-}
-
-func listMeta(ctx context.Context, limit int, next *string) api.ListMeta {
-	return api.ListMeta{RequestId: meta(ctx).RequestId, Limit: limit, NextCursor: next}
 }
 
 func timeScope(t *time.Time) string {
@@ -148,21 +140,17 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 		status = (*string)(q.Status)
 	}
 	scope := fmt.Sprintf("users\x00%s\x00%s\x00%s\x00%s\x00%s", f.EmailPrefix, strScope(f.Role), strScope(status), timeScope(f.CreatedAfter), timeScope(f.CreatedBefore))
-	before, err := s.cursors.decode(q.Cursor, scope)
+	rows, m, err := listPage(ctx, s.cursors, q.Cursor, q.Limit, scope, func(p account.PageRequest) (account.Page[account.Profile], error) {
+		return s.deps.Users.List(ctx, f, p)
+	}, func(u account.Profile) uuid.UUID { return u.ID })
 	if err != nil {
 		return nil, err
 	}
-	limit := pageLimit(q.Limit)
-	rows, err := s.deps.Users.List(ctx, f, before, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	rows, next := page(s.cursors, rows, limit, func(u account.Profile) uuid.UUID { return u.ID }, scope)
 	out := make([]api.User, 0, len(rows))
 	for _, u := range rows {
 		out = append(out, toUser(u))
 	}
-	return api.ListUsers200JSONResponse{Body: api.UserListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListUsers200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.ListUsers200JSONResponse{Body: api.UserListResponse{Data: out, Meta: m}, Headers: api.ListUsers200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // CreateUser creates an account.
@@ -263,16 +251,12 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 		return id.String()
 	}
 	scope := fmt.Sprintf("audit\x00%s\x00%s\x00%s\x00%s\x00%s", idScope(f.ActorID), idScope(f.SubjectID), strScope(f.Action), timeScope(f.Since), timeScope(f.Until))
-	before, err := s.cursors.decode(q.Cursor, scope)
+	rows, m, err := listPage(ctx, s.cursors, q.Cursor, q.Limit, scope, func(p account.PageRequest) (account.Page[user.AuditEvent], error) {
+		return s.deps.Users.Audit(ctx, f, p)
+	}, func(e user.AuditEvent) uuid.UUID { return e.ID })
 	if err != nil {
 		return nil, err
 	}
-	limit := pageLimit(q.Limit)
-	rows, err := s.deps.Users.Audit(ctx, f, before, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	rows, next := page(s.cursors, rows, limit, func(e user.AuditEvent) uuid.UUID { return e.ID }, scope)
 	out := make([]api.AuditEvent, 0, len(rows))
 	for _, e := range rows {
 		a := api.AuditEvent{
@@ -285,7 +269,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsReque
 		}
 		out = append(out, a)
 	}
-	return api.ListAuditEvents200JSONResponse{Body: api.AuditEventListResponse{Data: out, Meta: listMeta(ctx, limit, next)}, Headers: api.ListAuditEvents200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.ListAuditEvents200JSONResponse{Body: api.AuditEventListResponse{Data: out, Meta: m}, Headers: api.ListAuditEvents200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // mailbox is the address without a "+tag" in its local part: most providers

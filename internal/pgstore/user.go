@@ -19,17 +19,20 @@ import (
 
 var _ user.Store = (*Store)(nil)
 
-// maxRows converts a page's row count for sqlc's int32 LIMIT parameter. The
-// services ask for a page and one row more; a count beyond int32 is clamped
-// rather than wrapped into a negative LIMIT.
-func maxRows(limit int) int32 {
-	if limit > math.MaxInt32 {
-		return math.MaxInt32
+// fetchLimit is the LIMIT of a page's query: one row more than the page,
+// which tells whether more follow (clamped to sqlc's int32 parameter rather
+// than wrapped into a negative LIMIT).
+func fetchLimit(p account.PageRequest) int32 {
+	return int32(min(max(p.Limit, 0), math.MaxInt32-1) + 1) //nolint:gosec // clamped just above
+}
+
+// pageOf cuts the rows of a fetchLimit query into the page and whether more
+// follow.
+func pageOf[T any](rows []T, p account.PageRequest) account.Page[T] {
+	if len(rows) > p.Limit {
+		return account.Page[T]{Items: rows[:p.Limit], More: true}
 	}
-	if limit < 0 {
-		return 0
-	}
-	return int32(limit)
+	return account.Page[T]{Items: rows}
 }
 
 // likePrefix escapes a prefix for LIKE.
@@ -47,14 +50,14 @@ func profile(p db.UserProfile) account.Profile {
 }
 
 // ListUsers lists one page of users, newest first, before the given id.
-func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, limit int) ([]account.Profile, error) {
+func (s *Store) ListUsers(ctx context.Context, f user.Filter, p account.PageRequest) (account.Page[account.Profile], error) {
 	pattern := likePrefix(strings.ToLower(f.EmailPrefix))
 	var rows []db.UserProfile
 	var err error
 	if f.Status != nil && *f.Status == user.Deleted {
 		rows, err = s.q.ListDeletedUsers(ctx, db.ListDeletedUsersParams{
-			BeforeID: before, EmailPattern: pattern, Role: f.Role,
-			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: maxRows(limit),
+			BeforeID: p.Before, EmailPattern: pattern, Role: f.Role,
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: fetchLimit(p),
 		})
 	} else {
 		var disabled *bool
@@ -62,18 +65,18 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, before uuid.UUID, 
 			disabled = ptr(*f.Status == user.Disabled)
 		}
 		rows, err = s.q.ListLiveUsers(ctx, db.ListLiveUsersParams{
-			BeforeID: before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
-			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: maxRows(limit),
+			BeforeID: p.Before, Disabled: disabled, EmailPattern: pattern, Role: f.Role,
+			CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, MaxRows: fetchLimit(p),
 		})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return account.Page[account.Profile]{}, fmt.Errorf("list users: %w", err)
 	}
 	out := make([]account.Profile, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, profile(r))
 	}
-	return out, nil
+	return pageOf(out, p), nil
 }
 
 // GetUser finds any user, deleted ones included.
@@ -189,10 +192,10 @@ func endSessions(ctx context.Context, q *db.Queries, id uuid.UUID, reason string
 }
 
 // ListSessions lists a user's live sessions, newest first.
-func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]user.Session, error) {
-	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: before, MaxRows: maxRows(limit)})
+func (s *Store) ListSessions(ctx context.Context, userID uuid.UUID, p account.PageRequest) (account.Page[user.Session], error) {
+	rows, err := s.q.ListUserSessions(ctx, db.ListUserSessionsParams{UserID: userID, BeforeID: p.Before, MaxRows: fetchLimit(p)})
 	if err != nil {
-		return nil, err
+		return account.Page[user.Session]{}, err
 	}
 	out := make([]user.Session, 0, len(rows))
 	for _, r := range rows {
@@ -202,7 +205,7 @@ func (s *Store) ListSessions(ctx context.Context, userID, before uuid.UUID, limi
 		}
 		out = append(out, ss)
 	}
-	return out, nil
+	return pageOf(out, p), nil
 }
 
 // RevokeOwnSession revokes a session only if it belongs to userID, and
@@ -233,13 +236,13 @@ func (s *Store) ListRoles(ctx context.Context) ([]user.Role, error) {
 }
 
 // ListAudit lists audit events, newest first.
-func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.UUID, limit int) ([]user.AuditEvent, error) {
+func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, p account.PageRequest) (account.Page[user.AuditEvent], error) {
 	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{
-		BeforeID: before, ActorID: f.ActorID, SubjectID: f.SubjectID,
-		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: maxRows(limit),
+		BeforeID: p.Before, ActorID: f.ActorID, SubjectID: f.SubjectID,
+		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: fetchLimit(p),
 	})
 	if err != nil {
-		return nil, err
+		return account.Page[user.AuditEvent]{}, err
 	}
 	out := make([]user.AuditEvent, 0, len(rows))
 	for _, r := range rows {
@@ -248,11 +251,11 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, before uuid.U
 			RequestID: r.RequestID, CreatedAt: r.CreatedAt,
 		}
 		if err := json.Unmarshal(r.Details, &e.Details); err != nil {
-			return nil, fmt.Errorf("decode audit details: %w", err)
+			return account.Page[user.AuditEvent]{}, fmt.Errorf("decode audit details: %w", err)
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return pageOf(out, p), nil
 }
 
 // PruneAudit deletes the events older than before.

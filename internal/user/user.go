@@ -129,19 +129,19 @@ type Store interface {
 	UserByID(ctx context.Context, id uuid.UUID) (account.User, error)
 	// GetUser finds any user, deleted ones included, without its hash.
 	GetUser(ctx context.Context, id uuid.UUID) (account.Profile, error)
-	ListUsers(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]account.Profile, error)
+	ListUsers(ctx context.Context, f Filter, p account.PageRequest) (account.Page[account.Profile], error)
 	// Manage changes a user in one transaction: it locks the user (deleted
 	// ones included), lets decide apply the rules and say what to write, and
 	// writes that with its events and mails. It returns the user as the change
 	// left it and, when the change ended the sessions, the user's new token
 	// version (else 0). decide's error is returned as it is.
 	Manage(ctx context.Context, id uuid.UUID, decide func(Target) (Edit, error)) (account.Profile, int64, error)
-	ListSessions(ctx context.Context, userID, before uuid.UUID, limit int) ([]Session, error)
+	ListSessions(ctx context.Context, userID uuid.UUID, p account.PageRequest) (account.Page[Session], error)
 	// RevokeOwnSession ends a session of userID's and records e with it; false
 	// when userID has no such live session.
 	RevokeOwnSession(ctx context.Context, userID, sessionID uuid.UUID, e account.Event) (bool, error)
 	ListRoles(ctx context.Context) ([]Role, error)
-	ListAudit(ctx context.Context, f AuditFilter, before uuid.UUID, limit int) ([]AuditEvent, error)
+	ListAudit(ctx context.Context, f AuditFilter, p account.PageRequest) (account.Page[AuditEvent], error)
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }
 
@@ -316,8 +316,8 @@ func (s *Service) deletion(p account.Principal, t Target, c account.Client) Edit
 }
 
 // MySessions lists the caller's live sessions.
-func (s *Service) MySessions(ctx context.Context, p account.Principal, before uuid.UUID, limit int) ([]Session, error) {
-	return s.store.ListSessions(ctx, p.UserID, before, limit)
+func (s *Service) MySessions(ctx context.Context, p account.Principal, pr account.PageRequest) (account.Page[Session], error) {
+	return s.store.ListSessions(ctx, p.UserID, pr)
 }
 
 // RevokeMySession ends one of the caller's sessions; another user's session
@@ -335,8 +335,8 @@ func (s *Service) RevokeMySession(ctx context.Context, p account.Principal, sid 
 }
 
 // List lists users.
-func (s *Service) List(ctx context.Context, f Filter, before uuid.UUID, limit int) ([]account.Profile, error) {
-	return s.store.ListUsers(ctx, f, before, limit)
+func (s *Service) List(ctx context.Context, f Filter, p account.PageRequest) (account.Page[account.Profile], error) {
+	return s.store.ListUsers(ctx, f, p)
 }
 
 // Get reads any user.
@@ -542,8 +542,8 @@ func (s *Service) RevokeSessions(ctx context.Context, p account.Principal, id uu
 func (s *Service) Roles(ctx context.Context) ([]Role, error) { return s.store.ListRoles(ctx) }
 
 // Audit lists audit events, newest first.
-func (s *Service) Audit(ctx context.Context, f AuditFilter, before uuid.UUID, limit int) ([]AuditEvent, error) {
-	return s.store.ListAudit(ctx, f, before, limit)
+func (s *Service) Audit(ctx context.Context, f AuditFilter, p account.PageRequest) (account.Page[AuditEvent], error) {
+	return s.store.ListAudit(ctx, f, p)
 }
 
 func ptr[T any](v T) *T { return &v }
