@@ -480,22 +480,24 @@ func TestRateLimits_LoginPerAccountAndPerIP(t *testing.T) {
 		trusted string
 		want429 bool
 	}{{"", true}, {"127.0.0.1/32", false}} {
-		s := apitest.NewServer(t, apitest.Options{RateLimits: &limits, Env: map[string]string{"TRUSTED_PROXIES": tc.trusted}})
-		got429 := false
-		for i := range 5 {
-			req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/api/v1/auth/login", strings.NewReader(fmt.Sprintf(`{"email":"ip%d@example.com","password":"whatever it is"}`, i)))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
-			res, err := s.HTTP.Do(req)
-			if err != nil {
-				t.Fatal(err)
+		t.Run("TRUSTED_PROXIES="+tc.trusted, func(t *testing.T) {
+			s := apitest.NewServer(t, apitest.Options{RateLimits: &limits, Env: map[string]string{"TRUSTED_PROXIES": tc.trusted}})
+			got429 := false
+			for i := range 5 {
+				req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/api/v1/auth/login", strings.NewReader(fmt.Sprintf(`{"email":"ip%d@example.com","password":"whatever it is"}`, i)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+				res, err := s.HTTP.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				got429 = got429 || res.StatusCode == 429
 			}
-			res.Body.Close()
-			got429 = got429 || res.StatusCode == 429
-		}
-		if got429 != tc.want429 {
-			t.Errorf("TRUSTED_PROXIES=%q: 429 seen = %v, want %v", tc.trusted, got429, tc.want429)
-		}
+			if got429 != tc.want429 {
+				t.Errorf("TRUSTED_PROXIES=%q: 429 seen = %v, want %v", tc.trusted, got429, tc.want429)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -244,24 +245,26 @@ func TestRequestID_TakenWhenWellFormedElseGenerated(t *testing.T) {
 		{strings.Repeat("a", 129), ""},
 		{"", ""},
 	} {
-		req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/health/live", nil)
-		if tc.sent != "" {
-			req.Header.Set("X-Request-ID", tc.sent)
-		}
-		res, err := s.HTTP.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		got := res.Header.Get("X-Request-ID")
-		if tc.want != "" && got != tc.want {
-			t.Errorf("sent %q, got %q", tc.sent, got)
-		}
-		if tc.want == "" {
-			if _, err := uuid.Parse(got); err != nil || got == tc.sent {
-				t.Errorf("sent %q, got %q: want a fresh UUID", tc.sent, got)
+		t.Run(fmt.Sprintf("%.40q", tc.sent), func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/health/live", nil)
+			if tc.sent != "" {
+				req.Header.Set("X-Request-ID", tc.sent)
 			}
-		}
+			res, err := s.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			got := res.Header.Get("X-Request-ID")
+			if tc.want != "" && got != tc.want {
+				t.Errorf("sent %q, got %q", tc.sent, got)
+			}
+			if tc.want == "" {
+				if _, err := uuid.Parse(got); err != nil || got == tc.sent {
+					t.Errorf("sent %q, got %q: want a fresh UUID", tc.sent, got)
+				}
+			}
+		})
 	}
 	// The id reaches the log line of the request.
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/api/v1/nope", nil)
@@ -374,10 +377,12 @@ func TestBadInput_EveryOperationWithABody(t *testing.T) {
 				{"text", "text/plain", `{}`, 415, "unsupported_media_type"},
 				{"oversized", "application/json", big, 413, "payload_too_large"},
 			} {
-				res, b := send(t, s, method, url, "admin", tc.ct, tc.body)
-				if res.StatusCode != tc.status || decodeProblem(t, b).Code != tc.code {
-					t.Errorf("%s %s, %s: %d %.200s, want %d %s", method, path, tc.name, res.StatusCode, b, tc.status, tc.code)
-				}
+				t.Run(method+" "+path+" "+tc.name, func(t *testing.T) {
+					res, b := send(t, s, method, url, "admin", tc.ct, tc.body)
+					if res.StatusCode != tc.status || decodeProblem(t, b).Code != tc.code {
+						t.Errorf("%s %s, %s: %d %.200s, want %d %s", method, path, tc.name, res.StatusCode, b, tc.status, tc.code)
+					}
+				})
 			}
 		}
 	}

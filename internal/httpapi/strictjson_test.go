@@ -78,10 +78,13 @@ func TestStrictJSON_RefusesWhatCouldBeReadTwoWays(t *testing.T) {
 		// Depth is refused as soon as it is seen, before the body ends.
 		{strings.Repeat("[", 40), "deeper than 32 levels"},
 	} {
-		err := httpapi.CheckStrictJSON([]byte(tc.body))
-		if err == nil || !strings.Contains(err.Error(), tc.says) {
-			t.Errorf("%.60q: got %v, want an error saying %q", tc.body, err, tc.says)
-		}
+		t.Run(fmt.Sprintf("%.40q", tc.body), func(t *testing.T) {
+			t.Parallel()
+			err := httpapi.CheckStrictJSON([]byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("%.60q: got %v, want an error saying %q", tc.body, err, tc.says)
+			}
+		})
 	}
 }
 
@@ -96,9 +99,12 @@ func TestStrictJSON_RefusesWhatNoOperationTakes(t *testing.T) {
 		{`{"email":"a@example.com",` + longKey + `:1}`, "max_key_length"},
 		{`{"a":{"b":[{` + longKey + `:1}]}}`, "max_key_length"},
 	} {
-		if got := httpapi.BeyondLimit(httpapi.CheckStrictJSON([]byte(tc.body))); got != tc.code {
-			t.Errorf("%.60q: got %q, want %q", tc.body, got, tc.code)
-		}
+		t.Run(fmt.Sprintf("%.40q", tc.body), func(t *testing.T) {
+			t.Parallel()
+			if got := httpapi.BeyondLimit(httpapi.CheckStrictJSON([]byte(tc.body))); got != tc.code {
+				t.Errorf("%.60q: got %q, want %q", tc.body, got, tc.code)
+			}
+		})
 	}
 }
 
@@ -208,16 +214,18 @@ func TestRequestBody_ReadToTheLimitWhateverTheFraming(t *testing.T) {
 		{"understated, within the limit", body(5000), 10, 422},
 		{"understated, past the limit", body(limit + 1), 10, 413},
 	} {
-		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v1/auth/password/forgot", io.MultiReader(strings.NewReader(tc.body)))
-		req.ContentLength = tc.announced
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
-		if rec.Code != tc.status {
-			t.Errorf("%s: status %d, want %d: %.200s", tc.name, rec.Code, tc.status, rec.Body)
-		}
-		if tc.status == 422 && !strings.Contains(rec.Body.String(), `"field":"x"`) {
-			t.Errorf("%s: the body was not read whole: %.200s", tc.name, rec.Body)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v1/auth/password/forgot", io.MultiReader(strings.NewReader(tc.body)))
+			req.ContentLength = tc.announced
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Errorf("%s: status %d, want %d: %.200s", tc.name, rec.Code, tc.status, rec.Body)
+			}
+			if tc.status == 422 && !strings.Contains(rec.Body.String(), `"field":"x"`) {
+				t.Errorf("%s: the body was not read whole: %.200s", tc.name, rec.Body)
+			}
+		})
 	}
 }
