@@ -295,3 +295,28 @@ func TestAuthenticate_RefusesRevokedTokensWarmAndCold(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthenticate_ColdCacheIsRebuiltFromPostgreSQL: after Redis lost its
+// data, the first check asks PostgreSQL and rebuilds the markers of the
+// recent revocations. Once warm, the revocations are then erased from
+// PostgreSQL: only the rebuilt markers can still refuse the tokens.
+func TestAuthenticate_ColdCacheIsRebuiltFromPostgreSQL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	loggedOut, allOut, live := e.newUser(t), e.newUser(t), e.newUser(t)
+	if err := e.svc.Logout(t.Context(), e.mustAuthenticate(t, loggedOut.tokens.Access), client); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.LogoutAll(t.Context(), e.mustAuthenticate(t, allOut.tokens.Access), client); err != nil {
+		t.Fatal(err)
+	}
+	e.warm(t, live.tokens.Access) // no rebuild in flight
+	e.cold(t)
+	e.authRefused(t, "a logged-out session, cache cold", loggedOut.tokens.Access) // starts the rebuild
+	e.warm(t, live.tokens.Access)
+	e.exec(t, `UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL, token_version = 1`)
+	e.exec(t, `UPDATE users SET token_version = 1, tokens_revoked_at = NULL`)
+	e.authRefused(t, "a logged-out session, cache rebuilt", loggedOut.tokens.Access)
+	e.authRefused(t, "a user logged out everywhere, cache rebuilt", allOut.tokens.Access)
+	e.mustAuthenticate(t, live.tokens.Access)
+}
