@@ -564,43 +564,6 @@ func TestAudit_RetentionPrunesOldEvents(t *testing.T) {
 	}
 }
 
-// TestSoftDelete_HotQueriesUseThePartialIndexes shows, with EXPLAIN, that
-// the queries on live users are served by the indexes on live rows.
-func TestSoftDelete_HotQueriesUseThePartialIndexes(t *testing.T) {
-	t.Parallel()
-	pool := apitest.Pool(t, apitest.DatabaseURL(t))
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET enable_seqscan = off`); err != nil { // the table is empty; ask which index serves it
-		t.Fatal(err)
-	}
-	for query, index := range map[string]string{
-		`SELECT * FROM users WHERE email = 'a@example.com' AND deleted_at IS NULL`:                                                   "users_email_live_key",
-		`SELECT * FROM users WHERE deleted_at IS NULL AND id < 'ffffffff-ffff-ffff-ffff-ffffffffffff' ORDER BY id DESC LIMIT 21`:     "users_live_id_idx",
-		`SELECT * FROM users WHERE deleted_at IS NOT NULL AND id < 'ffffffff-ffff-ffff-ffff-ffffffffffff' ORDER BY id DESC LIMIT 21`: "users_deleted_id_idx",
-		`SELECT * FROM users WHERE deleted_at IS NULL AND email LIKE 'ali%' ORDER BY email LIMIT 5`:                                  "users_email_live_key",
-	} {
-		var plan string
-		rows, err := conn.Query(ctx, "EXPLAIN "+query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan += line + "\n"
-		}
-		if !strings.Contains(plan, index) {
-			t.Errorf("%s\nis not served by %s:\n%s", query, index, plan)
-		}
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // TestPasswordChecks_AreThrottledLikeLogin: a stolen access token cannot be
