@@ -550,3 +550,66 @@ func count[T comparable](s []T, v T) int {
 	}
 	return n
 }
+
+func TestAuthStore_RolesPasswordsAndRequestedMails(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	u := newUser(t, store, account.RoleUser)
+	t.Run("GrantRole adds the role's permissions, once, with its event", func(t *testing.T) {
+		if p, err := store.Permissions(t.Context(), u.ID); err != nil || len(p) != 0 {
+			t.Fatalf("a plain user's permissions: %v, %v", p, err)
+		}
+		e := account.Event{Action: account.ActionRolesChanged, SubjectID: &u.ID}
+		for range 2 {
+			if err := store.GrantRole(t.Context(), u.ID, account.RoleAdmin, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p, err := store.Permissions(t.Context(), u.ID); err != nil || !slices.Contains(p, string(account.PermRolesAssign)) || len(p) != 7 {
+			t.Fatalf("an administrator's permissions: %v, %v", p, err)
+		}
+		if got, _ := store.GetUser(t.Context(), u.ID); !slices.Equal(got.Roles, []string{account.RoleAdmin, account.RoleUser}) {
+			t.Fatalf("roles %v", got.Roles)
+		}
+		if got := events(t, pool, u.ID); len(got) != 2 {
+			t.Fatalf("events %v: one per call", got)
+		}
+	})
+	t.Run("SetPasswordHash", func(t *testing.T) {
+		if err := store.SetPasswordHash(t.Context(), u.ID, "rehashed"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := store.UserByID(t.Context(), u.ID); got.PasswordHash != "rehashed" {
+			t.Fatalf("hash %q", got.PasswordHash)
+		}
+	})
+	t.Run("RequestMail records the request and queues the mail together", func(t *testing.T) {
+		var before int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		addr := apitest.NewEmail("asked")
+		if err := store.RequestMail(t.Context(), account.Mail{Kind: mail.PasswordReset, To: addr}, account.Event{Action: account.ActionPasswordResetRequested}); err != nil {
+			t.Fatal(err)
+		}
+		var jobs, requests int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE args->>'to' = $1 AND (args->>'requested')::boolean`, addr).Scan(&jobs); err != nil {
+			t.Fatal(err)
+		}
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM audit_events WHERE action = $1`, account.ActionPasswordResetRequested).Scan(&requests); err != nil {
+			t.Fatal(err)
+		}
+		if jobs != 1 || requests != 1 {
+			t.Fatalf("%d mails and %d events", jobs, requests)
+		}
+		// An event that cannot be recorded queues no mail.
+		err := store.RequestMail(t.Context(), account.Mail{Kind: mail.PasswordReset, To: addr}, account.Event{Action: account.ActionPasswordResetRequested, Details: map[string]any{"x": make(chan int)}})
+		var after int
+		if qerr := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job`).Scan(&after); qerr != nil {
+			t.Fatal(qerr)
+		}
+		if err == nil || after != before+1 {
+			t.Fatalf("a request whose event failed: %v, %d mails queued", err, after-before)
+		}
+	})
+}
