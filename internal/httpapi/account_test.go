@@ -320,7 +320,7 @@ func TestEmailVerification(t *testing.T) {
 		t.Fatalf("verification token used twice: %d", r.StatusCode())
 	}
 	tok := s.Login(email, apitest.Password)
-	got, _ := s.WithToken(tok.AccessToken).GetMeWithResponse(ctx)
+	got := must(s.WithToken(tok.AccessToken).GetMeWithResponse(ctx))(t)
 	if got.JSON200 == nil || !got.JSON200.Data.EmailVerified || got.JSON200.Data.EmailVerifiedAt == nil {
 		t.Fatalf("me after verification: %s", got.Body)
 	}

@@ -444,7 +444,7 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	}
 	confirm := mailbox.WaitForSubject(moved, "Confirm your new email address", 1, 10*time.Second)[0]
 	s.Secret("email change token", confirm.Token())
-	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: confirm.Token()}); v.StatusCode() != 204 {
+	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: confirm.Token()}))(t); v.StatusCode() != 204 {
 		t.Fatalf("confirm: %d %s", v.StatusCode(), v.Body)
 	}
 	if refresh(t, s, other.RefreshToken).StatusCode() != 401 || me(t, s, other.AccessToken) != 401 {
@@ -479,7 +479,7 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	// Undoing it from the old address: the address is back, every session
 	// ends, and a reset link follows (the password may have been changed).
 	s.Secret("undo token", done.Token())
-	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}); v.StatusCode() != 204 {
+	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}))(t); v.StatusCode() != 204 {
 		t.Fatalf("undo: %d %s", v.StatusCode(), v.Body)
 	}
 	if me(t, s, mine.JSON200.Data.AccessToken) != 401 || refresh(t, s, mine.JSON200.Data.RefreshToken).StatusCode() != 401 {
@@ -490,11 +490,11 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 		t.Fatalf("reset after the undo: %d %s", r.StatusCode(), r.Body)
 	}
 	back := s.Login(u.Email, "the owner's passphrase once more")
-	got, _ := s.WithToken(back.AccessToken).GetMeWithResponse(ctx)
+	got := must(s.WithToken(back.AccessToken).GetMeWithResponse(ctx))(t)
 	if got.JSON200 == nil || string(got.JSON200.Data.Email) != u.Email || !got.JSON200.Data.EmailVerified {
 		t.Fatalf("after the undo: %s", got.Body)
 	}
-	if v, _ := s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}); v.StatusCode() != 400 {
+	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}))(t); v.StatusCode() != 400 {
 		t.Fatalf("the undo link works twice: %d", v.StatusCode())
 	}
 }
