@@ -19,33 +19,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
-const newPassword = "a brand new passphrase for tests"
-
-func withSMTP(t *testing.T, extra map[string]string) (*apitest.Server, *apitest.SMTP) {
-	t.Helper()
-	mailbox := apitest.StartSMTP(t)
-	return apitest.NewServer(t, apitest.Options{Env: extra, Mailbox: mailbox}), mailbox
-}
-
-func forgot(t *testing.T, s *apitest.Server, email string) *client.ForgotPasswordResponse {
-	t.Helper()
-	res, err := s.Client.ForgotPasswordWithResponse(ctx, client.ForgotPasswordJSONRequestBody{Email: openapi_types.Email(email)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func reset(t *testing.T, s *apitest.Server, token, password string) *client.ResetPasswordResponse {
-	t.Helper()
-	s.Secret("reset token", token)
-	res, err := s.Client.ResetPasswordWithResponse(ctx, client.ResetPasswordJSONRequestBody{Token: token, Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
 func TestForgotReset_MailedTokenResetsThePasswordAndEndsEverySession(t *testing.T) {
 	t.Parallel()
 	s, mailbox := withSMTP(t, nil)
@@ -555,14 +528,4 @@ func TestForgotAndResend_OutboxDecidesAndCompletesTheAuditEvent(t *testing.T) {
 			t.Errorf("%d reset and %d verification mails, want none and at most the registration's", r, v)
 		}
 	}
-}
-
-// listSessions counts the live sessions the token's user sees.
-func listSessions(t *testing.T, s *apitest.Server, access string) int {
-	t.Helper()
-	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
-	if err != nil || res.JSON200 == nil {
-		t.Fatalf("list sessions: %v %s", err, res.Body)
-	}
-	return len(res.JSON200.Data)
 }

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -19,35 +18,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
-
-var ctx = context.Background()
-
-func me(t *testing.T, s *apitest.Server, token string) int {
-	t.Helper()
-	res, err := s.WithToken(token).GetMeWithResponse(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode()
-}
-
-func refresh(t *testing.T, s *apitest.Server, rt string) *client.RefreshTokensResponse {
-	t.Helper()
-	res, err := s.Client.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func login(t *testing.T, s *apitest.Server, email, password string) *client.LoginResponse {
-	t.Helper()
-	res, err := s.Client.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
 
 func TestAuthFlow_RegisterLoginRefreshReuseLogout(t *testing.T) {
 	t.Parallel()
@@ -440,12 +410,6 @@ func TestRevocation_RedisDownUsesPostgres_BothDownFailsClosed(t *testing.T) {
 	if me(t, s, live.Tokens.AccessToken) != 200 || me(t, s, gone.Tokens.AccessToken) != 401 {
 		t.Fatal("no recovery once both are back")
 	}
-}
-
-func dbName(url string) string {
-	rest := url[strings.LastIndex(url, "/")+1:]
-	name, _, _ := strings.Cut(rest, "?")
-	return name
 }
 
 func TestRateLimits_LoginPerAccountAndPerIP(t *testing.T) {

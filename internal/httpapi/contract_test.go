@@ -1,11 +1,8 @@
 package httpapi_test
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -16,87 +13,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 
-	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
-	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
-
-// tokenTable stands in for access-token verification in these tests of the
-// authorization mechanism: a token names the principal it belongs to.
-type tokenTable map[string]account.Principal
-
-func (tt tokenTable) Authenticate(_ context.Context, token string) (account.Principal, error) {
-	if token == "unavailable" {
-		return account.Principal{}, account.ErrUnavailable
-	}
-	p, ok := tt[token]
-	if !ok {
-		return account.Principal{}, auth.ErrInvalidToken
-	}
-	return p, nil
-}
-
-var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read"}
-
-func newServer(t *testing.T) *apitest.Server {
-	t.Helper()
-	return apitest.NewServer(t, apitest.Options{Authenticator: tokenTable{
-		"plain": {UserID: uuid.New(), SessionID: uuid.New()},
-		"admin": {UserID: uuid.New(), SessionID: uuid.New(), Permissions: allPermissions},
-	}})
-}
-
-type problemBody struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	Instance  string `json:"instance"`
-	Code      string `json:"code"`
-	RequestID string `json:"request_id"`
-	Errors    []struct {
-		Field, Code, Message string
-	} `json:"errors"`
-}
-
-// send makes a raw request through the validating client.
-func send(t *testing.T, s *apitest.Server, method, path, token, contentType, body string) (*http.Response, []byte) {
-	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	res, err := s.HTTP.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, b
-}
-
-func decodeProblem(t *testing.T, b []byte) problemBody {
-	t.Helper()
-	var p problemBody
-	if err := json.Unmarshal(b, &p); err != nil {
-		t.Fatalf("not a problem: %v: %s", err, b)
-	}
-	return p
-}
 
 // TestContract_EveryOperationEnforcesItsDeclaredSecurity walks the contract:
 // each protected operation refuses a missing, invalid or uncheckable token,

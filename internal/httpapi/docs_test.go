@@ -101,15 +101,6 @@ func orderedJSON(t *testing.T, d *json.Decoder) any {
 	return tok
 }
 
-func get(t *testing.T, s *apitest.Server, path string) []byte {
-	t.Helper()
-	res, b := send(t, s, "GET", path, "", "", "")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %.200s", path, res.StatusCode, b)
-	}
-	return b
-}
-
 // operationOrder lists "path method operationId" in document order.
 func operationOrder(tree any) []string {
 	var out []string

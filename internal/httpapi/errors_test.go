@@ -16,8 +16,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
 
-type fieldWant struct{ field, code string }
-
 func TestErrors_BadInputGetsTheDocumentedProblem(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)

@@ -158,30 +158,6 @@ func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *op
 	}
 }
 
-// currentSession is the id of the session the access token belongs to.
-func currentSession(t *testing.T, s *apitest.Server, access string) string {
-	t.Helper()
-	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
-	if err != nil || res.JSON200 == nil {
-		t.Fatalf("list sessions: %v %s", err, res.Body)
-	}
-	for _, sess := range res.JSON200.Data {
-		if sess.Current {
-			return sess.Id.String()
-		}
-	}
-	t.Fatal("no current session")
-	return ""
-}
-
-func toString(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
 // TestSpec_AuditActionsAreTheOnesTheCodeRecords: the AuditAction enum lists
 // exactly the actions the code records, and so does the README.
 func TestSpec_AuditActionsAreTheOnesTheCodeRecords(t *testing.T) {

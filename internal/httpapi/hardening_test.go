@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,40 +20,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
-
-// generous lifts the request-rate limits so that a test sees the lockout
-// alone.
-func generous() *ratelimit.Policies {
-	l := ratelimit.Default
-	l.LoginIP.Rate, l.LoginAccount.Rate = 10000, 10000
-	return &l
-}
-
-// loginFrom logs in as a client at ip (the test server trusts the loopback
-// proxy), with a device token when device is not empty.
-func loginFrom(t *testing.T, s *apitest.Server, ip, email, password, device string) *client.LoginResponse {
-	t.Helper()
-	body := client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: password}
-	if device != "" {
-		body.DeviceToken = &device
-	}
-	res, err := s.Client.LoginWithResponse(ctx, body, func(_ context.Context, r *http.Request) error {
-		r.Header.Set("X-Forwarded-For", ip)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func deviceOf(t *testing.T, r *client.LoginResponse) string {
-	t.Helper()
-	if r.JSON200 == nil || r.JSON200.Data.DeviceToken == nil || *r.JSON200.Data.DeviceToken == "" {
-		t.Fatalf("login returned no device token: %d %s", r.StatusCode(), r.Body)
-	}
-	return *r.JSON200.Data.DeviceToken
-}
 
 // TestLockout_AGuesserOn200AddressesCannotLockOutAKnownDevice: the owner's
 // known device logs in while a stranger hammers the account from 200
@@ -204,16 +169,6 @@ func TestLockout_OwnerIsToldOncePerEpisodeAndOfNewClients(t *testing.T) {
 	if !strings.Contains(m.Text, "127.0.0.1") || !strings.Contains(m.Text, "Go-http-client") {
 		t.Fatalf("the new sign-in mail should say where from:\n%s", m.Text)
 	}
-}
-
-func count(m *apitest.SMTP, to, subject string) int {
-	n := 0
-	for _, x := range m.Mails() {
-		if strings.EqualFold(x.To, to) && strings.Contains(x.Subject, subject) {
-			n++
-		}
-	}
-	return n
 }
 
 // TestLockout_KeysShareAHashTagAndAreKeyed: the keys one script touches

@@ -1,6 +1,23 @@
 package httpapi_test
 
-import "testing"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"github.com/gatehouse/gatehouse/gen/client"
+	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/apitest"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+)
 
 // must fails the test when a call returns an error (the request could not
 // be sent, or its answer could not be read) and gives its result otherwise:
@@ -15,3 +32,261 @@ func must[T any](v T, err error) func(testing.TB) T {
 		return v
 	}
 }
+
+const newPassword = "a brand new passphrase for tests"
+
+func withSMTP(t *testing.T, extra map[string]string) (*apitest.Server, *apitest.SMTP) {
+	t.Helper()
+	mailbox := apitest.StartSMTP(t)
+	return apitest.NewServer(t, apitest.Options{Env: extra, Mailbox: mailbox}), mailbox
+}
+
+func forgot(t *testing.T, s *apitest.Server, email string) *client.ForgotPasswordResponse {
+	t.Helper()
+	res, err := s.Client.ForgotPasswordWithResponse(ctx, client.ForgotPasswordJSONRequestBody{Email: openapi_types.Email(email)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func reset(t *testing.T, s *apitest.Server, token, password string) *client.ResetPasswordResponse {
+	t.Helper()
+	s.Secret("reset token", token)
+	res, err := s.Client.ResetPasswordWithResponse(ctx, client.ResetPasswordJSONRequestBody{Token: token, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// listSessions counts the live sessions the token's user sees.
+func listSessions(t *testing.T, s *apitest.Server, access string) int {
+	t.Helper()
+	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("list sessions: %v %s", err, res.Body)
+	}
+	return len(res.JSON200.Data)
+}
+
+var ctx = context.Background()
+
+func me(t *testing.T, s *apitest.Server, token string) int {
+	t.Helper()
+	res, err := s.WithToken(token).GetMeWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode()
+}
+
+func refresh(t *testing.T, s *apitest.Server, rt string) *client.RefreshTokensResponse {
+	t.Helper()
+	res, err := s.Client.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func login(t *testing.T, s *apitest.Server, email, password string) *client.LoginResponse {
+	t.Helper()
+	res, err := s.Client.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func dbName(url string) string {
+	rest := url[strings.LastIndex(url, "/")+1:]
+	name, _, _ := strings.Cut(rest, "?")
+	return name
+}
+
+// tokenTable stands in for access-token verification in these tests of the
+// authorization mechanism: a token names the principal it belongs to.
+type tokenTable map[string]account.Principal
+
+func (tt tokenTable) Authenticate(_ context.Context, token string) (account.Principal, error) {
+	if token == "unavailable" {
+		return account.Principal{}, account.ErrUnavailable
+	}
+	p, ok := tt[token]
+	if !ok {
+		return account.Principal{}, auth.ErrInvalidToken
+	}
+	return p, nil
+}
+
+var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read"}
+
+func newServer(t *testing.T) *apitest.Server {
+	t.Helper()
+	return apitest.NewServer(t, apitest.Options{Authenticator: tokenTable{
+		"plain": {UserID: uuid.New(), SessionID: uuid.New()},
+		"admin": {UserID: uuid.New(), SessionID: uuid.New(), Permissions: allPermissions},
+	}})
+}
+
+type problemBody struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Instance  string `json:"instance"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id"`
+	Errors    []struct {
+		Field, Code, Message string
+	} `json:"errors"`
+}
+
+// send makes a raw request through the validating client.
+func send(t *testing.T, s *apitest.Server, method, path, token, contentType, body string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := s.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
+
+func decodeProblem(t *testing.T, b []byte) problemBody {
+	t.Helper()
+	var p problemBody
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatalf("not a problem: %v: %s", err, b)
+	}
+	return p
+}
+
+func get(t *testing.T, s *apitest.Server, path string) []byte {
+	t.Helper()
+	res, b := send(t, s, "GET", path, "", "", "")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %.200s", path, res.StatusCode, b)
+	}
+	return b
+}
+
+type fieldWant struct{ field, code string }
+
+// currentSession is the id of the session the access token belongs to.
+func currentSession(t *testing.T, s *apitest.Server, access string) string {
+	t.Helper()
+	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("list sessions: %v %s", err, res.Body)
+	}
+	for _, sess := range res.JSON200.Data {
+		if sess.Current {
+			return sess.Id.String()
+		}
+	}
+	t.Fatal("no current session")
+	return ""
+}
+
+func toString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// generous lifts the request-rate limits so that a test sees the lockout
+// alone.
+func generous() *ratelimit.Policies {
+	l := ratelimit.Default
+	l.LoginIP.Rate, l.LoginAccount.Rate = 10000, 10000
+	return &l
+}
+
+// loginFrom logs in as a client at ip (the test server trusts the loopback
+// proxy), with a device token when device is not empty.
+func loginFrom(t *testing.T, s *apitest.Server, ip, email, password, device string) *client.LoginResponse {
+	t.Helper()
+	body := client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: password}
+	if device != "" {
+		body.DeviceToken = &device
+	}
+	res, err := s.Client.LoginWithResponse(ctx, body, func(_ context.Context, r *http.Request) error {
+		r.Header.Set("X-Forwarded-For", ip)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func deviceOf(t *testing.T, r *client.LoginResponse) string {
+	t.Helper()
+	if r.JSON200 == nil || r.JSON200.Data.DeviceToken == nil || *r.JSON200.Data.DeviceToken == "" {
+		t.Fatalf("login returned no device token: %d %s", r.StatusCode(), r.Body)
+	}
+	return *r.JSON200.Data.DeviceToken
+}
+
+func count(m *apitest.SMTP, to, subject string) int {
+	n := 0
+	for _, x := range m.Mails() {
+		if strings.EqualFold(x.To, to) && strings.Contains(x.Subject, subject) {
+			n++
+		}
+	}
+	return n
+}
+
+// nested returns a body depth arrays deep, holding 1.
+func nested(depth int) string {
+	return strings.Repeat("[", depth) + "1" + strings.Repeat("]", depth)
+}
+
+// values returns a body of n values in all: an array of n-1 zeros.
+func values(n int) string {
+	return "[" + strings.TrimSuffix(strings.Repeat("0,", n-1), ",") + "]"
+}
+
+// unknownKeys returns a login body with n more keys.
+func unknownKeys(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"email":"a@example.com","password":"correct horse battery staple"`)
+	for i := range n {
+		fmt.Fprintf(&b, `,"k%d":0`, i)
+	}
+	return b.String() + "}"
+}
+
+func userID(t *testing.T, s *apitest.Server, token string) openapi_types.UUID {
+	t.Helper()
+	res, err := s.WithToken(token).GetMeWithResponse(ctx)
+	if err != nil || res.JSON200 == nil {
+		t.Fatalf("me: %v %s", err, res.Body)
+	}
+	return res.JSON200.Data.Id
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -17,26 +17,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
 
-// nested returns a body depth arrays deep, holding 1.
-func nested(depth int) string {
-	return strings.Repeat("[", depth) + "1" + strings.Repeat("]", depth)
-}
-
-// values returns a body of n values in all: an array of n-1 zeros.
-func values(n int) string {
-	return "[" + strings.TrimSuffix(strings.Repeat("0,", n-1), ",") + "]"
-}
-
-// unknownKeys returns a login body with n more keys.
-func unknownKeys(n int) string {
-	var b strings.Builder
-	b.WriteString(`{"email":"a@example.com","password":"correct horse battery staple"`)
-	for i := range n {
-		fmt.Fprintf(&b, `,"k%d":0`, i)
-	}
-	return b.String() + "}"
-}
-
 func TestStrictJSON_AcceptsWhatEncodingJSONReadsTheSame(t *testing.T) {
 	t.Parallel()
 	for _, body := range []string{

@@ -17,15 +17,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/apitest"
 )
 
-func userID(t *testing.T, s *apitest.Server, token string) openapi_types.UUID {
-	t.Helper()
-	res, err := s.WithToken(token).GetMeWithResponse(ctx)
-	if err != nil || res.JSON200 == nil {
-		t.Fatalf("me: %v %s", err, res.Body)
-	}
-	return res.JSON200.Data.Id
-}
-
 func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	t.Parallel()
 	s, mailbox := withSMTP(t, nil)
@@ -538,8 +529,6 @@ func TestAudit_RateLimitBlockIsRecorded(t *testing.T) {
 		t.Fatalf("no rate-limit event: %s", r.Body)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // TestPasswordChecks_AreThrottledLikeLogin: a stolen access token cannot be
 // used to guess the password through the change or delete operations.
