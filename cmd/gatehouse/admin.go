@@ -13,8 +13,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/logging"
-	"github.com/gatehouse/gatehouse/internal/pgstore"
-	"github.com/gatehouse/gatehouse/internal/redisstore"
 )
 
 // createAdmin makes the first administrator: no default admin account exists.
@@ -38,16 +36,11 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 		return fmt.Errorf("read password: %w", err)
 	}
 	pw = strings.TrimRight(pw, "\r\n")
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, 2)
+	pool, rdb, closeAll, err := connect(ctx, cfg, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL, SentinelMaster: cfg.RedisSentinelMaster, Cluster: cfg.RedisCluster})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rdb.Close() }()
+	defer closeAll()
 	level, _ := config.ParseLogLevel(cfg.LogLevel)
 	log := logging.New(stderr, cfg.LogFormat, max(level, slog.LevelWarn))
 	accounts, err := app.NewAccounts(cfg, log, pool, rdb)

@@ -13,6 +13,9 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/logging"
@@ -29,16 +32,11 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := cfg.NeedServices(true); err != nil {
 		return err
 	}
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	pool, rdb, closeAll, err := connect(ctx, cfg, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL, SentinelMaster: cfg.RedisSentinelMaster, Cluster: cfg.RedisCluster})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rdb.Close() }()
+	defer closeAll()
 
 	a, err := app.New(cfg, log, pool, rdb, app.Options{})
 	if err != nil {
@@ -128,4 +126,19 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	limit := int64(48<<20) + 5*int64(slots)*int64(cfg.Argon2MemoryKiB)<<10/4
 	debug.SetMemoryLimit(limit)
 	log.Debug("soft memory limit set", "bytes", limit)
+}
+
+// connect opens the PostgreSQL pool (at most conns connections) and the Redis
+// client of the configuration; closeAll closes both.
+func connect(ctx context.Context, cfg config.Config, conns int32) (*pgxpool.Pool, redis.UniversalClient, func(), error) {
+	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, conns)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rdb, err := redisstore.Connect(redisstore.Options{URL: cfg.RedisURL, SentinelMaster: cfg.RedisSentinelMaster, Cluster: cfg.RedisCluster})
+	if err != nil {
+		pool.Close()
+		return nil, nil, nil, err
+	}
+	return pool, rdb, func() { _ = rdb.Close(); pool.Close() }, nil
 }

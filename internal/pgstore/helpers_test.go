@@ -3,7 +3,6 @@ package pgstore_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -145,44 +144,18 @@ func newToken(t *testing.T, pool *pgxpool.Pool, userID uuid.UUID, purpose, email
 	return h
 }
 
-// events lists the actions recorded about subject, oldest first.
+// events lists the actions of the audit events about subject, oldest first.
 func events(t *testing.T, pool *pgxpool.Pool, subject uuid.UUID) []string {
 	t.Helper()
-	var out []string
-	rows, err := pool.Query(t.Context(), `SELECT action FROM audit_events WHERE subject_id = $1 ORDER BY id`, subject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return apitest.AuditActions(t, pool, subject)
 }
 
 // outbox lists the kinds of the mails queued for user, oldest first.
 func outbox(t *testing.T, pool *pgxpool.Pool, userID uuid.UUID) []string {
 	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT args FROM river_job WHERE kind = 'mail' ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, b := range all {
-		var m struct {
-			Mail   string    `json:"mail"`
-			UserID uuid.UUID `json:"user_id"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		if m.UserID == userID {
-			out = append(out, m.Mail)
-		}
+	for _, m := range apitest.QueuedMails(t, pool, userID) {
+		out = append(out, m.Kind)
 	}
 	return out
 }

@@ -1,14 +1,13 @@
 package user_test
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gatehouse/gatehouse/internal/account"
@@ -100,45 +99,19 @@ func (e env) live(t *testing.T, sid uuid.UUID) bool {
 	return !st.Revoked
 }
 
-// events lists the actions recorded about subject after the account's
-// creation (whose event every account has), oldest first.
+// events lists the actions of the audit events about subject but its
+// creation, oldest first.
 func (e env) events(t *testing.T, subject uuid.UUID) []string {
 	t.Helper()
-	rows, err := e.pool.Query(t.Context(), `SELECT action FROM audit_events WHERE subject_id = $1 AND action <> 'user.created' ORDER BY id`, subject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return slices.DeleteFunc(apitest.AuditActions(t, e.pool, subject), func(a string) bool { return a == string(account.ActionUserCreated) })
 }
 
 // mails lists the mails queued for user as "kind to", oldest first.
 func (e env) mails(t *testing.T, userID uuid.UUID) []string {
 	t.Helper()
-	rows, err := e.pool.Query(t.Context(), `SELECT args FROM river_job WHERE kind = 'mail' ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, b := range all {
-		var m struct {
-			Mail   string    `json:"mail"`
-			UserID uuid.UUID `json:"user_id"`
-			To     string    `json:"to"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		if m.UserID == userID {
-			out = append(out, m.Mail+" "+m.To)
-		}
+	for _, m := range apitest.QueuedMails(t, e.pool, userID) {
+		out = append(out, m.Kind+" "+m.To)
 	}
 	return out
 }
