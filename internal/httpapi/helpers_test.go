@@ -5,17 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
@@ -290,3 +293,21 @@ func userID(t *testing.T, s *apitest.Server, token string) openapi_types.UUID {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// bareHandler is the HTTP layer alone, with no store behind it: every
+// token refused, no rate limit, and credential operations that succeed. For
+// tests and benchmarks of what happens before a handler runs.
+func bareHandler(tb testing.TB, bodyLimit int64) *echo.Echo {
+	tb.Helper()
+	e, err := httpapi.New(httpapi.Deps{
+		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authenticator:  tokenTable{},
+		Limiter:        allowAll{},
+		Credentials:    acceptAll{},
+		BodyLimitBytes: bodyLimit,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}

@@ -2,8 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -32,16 +30,7 @@ func BenchmarkStrictJSON(b *testing.B) {
 // validation and the problem written back.
 func BenchmarkStrictJSON_HostileBodies(b *testing.B) {
 	const limit = 1 << 20
-	e, err := httpapi.New(httpapi.Deps{
-		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Authenticator:  tokenTable{},
-		Limiter:        allowAll{},
-		Credentials:    acceptAll{},
-		BodyLimitBytes: limit,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := bareHandler(b, limit)
 	for _, hb := range apitest.HostileBodies(limit) {
 		b.Run(hb.Name, func(b *testing.B) {
 			measure(b, hb.Body, func() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -166,16 +165,7 @@ func shape(t *testing.T, body []byte) (maxDepth, values int) {
 func TestRequestBody_ReadToTheLimitWhateverTheFraming(t *testing.T) {
 	t.Parallel()
 	const limit = 1 << 16
-	e, err := httpapi.New(httpapi.Deps{
-		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Authenticator:  tokenTable{},
-		Limiter:        allowAll{},
-		Credentials:    acceptAll{},
-		BodyLimitBytes: limit,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := bareHandler(t, limit)
 	// A body of exactly n bytes the schema refuses with 422 when read whole.
 	body := func(n int) string {
 		pad := n - len(`{"email":"a@example.com","x":""}`)
