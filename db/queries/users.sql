@@ -3,7 +3,7 @@
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES (sqlc.arg(id), sqlc.arg(email), sqlc.arg(password_hash), sqlc.narg(name), sqlc.narg(email_verified_at))
 ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
-RETURNING *;
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at;
 
 -- name: GetUserByID :one
 SELECT * FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL;
@@ -35,7 +35,7 @@ UPDATE users SET
   tokens_revoked_at = CASE WHEN sqlc.arg(end_sessions)::boolean THEN now() ELSE tokens_revoked_at END,
   updated_at = CASE WHEN sqlc.arg(changed)::boolean THEN now() ELSE updated_at END
 WHERE id = sqlc.arg(id)
-RETURNING *;
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at;
 
 -- name: ListLiveUsers :many
 -- Keyset pagination, newest first: ids are UUIDv7. Pass the last id of the

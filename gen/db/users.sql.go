@@ -30,7 +30,7 @@ const createUser = `-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
-RETURNING id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
 `
 
 type CreateUserParams struct {
@@ -41,8 +41,20 @@ type CreateUserParams struct {
 	EmailVerifiedAt *time.Time
 }
 
+type CreateUserRow struct {
+	ID              uuid.UUID
+	Email           string
+	Name            *string
+	EmailVerifiedAt *time.Time
+	DisabledAt      *time.Time
+	DeletedAt       *time.Time
+	TokenVersion    int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 // Inserts a user unless a live account holds the email already; no row then.
-func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, error) {
+func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (CreateUserRow, error) {
 	row := q.db.QueryRow(ctx, createUser,
 		arg.ID,
 		arg.Email,
@@ -50,19 +62,17 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		arg.Name,
 		arg.EmailVerifiedAt,
 	)
-	var i User
+	var i CreateUserRow
 	err := row.Scan(
 		&i.ID,
 		&i.Email,
-		&i.EmailVerifiedAt,
-		&i.PasswordHash,
 		&i.Name,
+		&i.EmailVerifiedAt,
 		&i.DisabledAt,
+		&i.DeletedAt,
 		&i.TokenVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.DeletedAt,
-		&i.TokensRevokedAt,
 	)
 	return i, err
 }
@@ -316,7 +326,7 @@ UPDATE users SET
   tokens_revoked_at = CASE WHEN $6::boolean THEN now() ELSE tokens_revoked_at END,
   updated_at = CASE WHEN $7::boolean THEN now() ELSE updated_at END
 WHERE id = $8
-RETURNING id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
 `
 
 type SaveUserParams struct {
@@ -330,9 +340,21 @@ type SaveUserParams struct {
 	ID              uuid.UUID
 }
 
+type SaveUserRow struct {
+	ID              uuid.UUID
+	Email           string
+	Name            *string
+	EmailVerifiedAt *time.Time
+	DisabledAt      *time.Time
+	DeletedAt       *time.Time
+	TokenVersion    int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
 // Writes the fields an administrative change decides, on a locked user.
 // With end_sessions, also invalidates every access token of the user.
-func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (User, error) {
+func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (SaveUserRow, error) {
 	row := q.db.QueryRow(ctx, saveUser,
 		arg.Name,
 		arg.Email,
@@ -343,19 +365,17 @@ func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (User, error
 		arg.Changed,
 		arg.ID,
 	)
-	var i User
+	var i SaveUserRow
 	err := row.Scan(
 		&i.ID,
 		&i.Email,
-		&i.EmailVerifiedAt,
-		&i.PasswordHash,
 		&i.Name,
+		&i.EmailVerifiedAt,
 		&i.DisabledAt,
+		&i.DeletedAt,
 		&i.TokenVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.DeletedAt,
-		&i.TokensRevokedAt,
 	)
 	return i, err
 }

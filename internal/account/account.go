@@ -123,3 +123,12 @@ func NewID() uuid.UUID {
 	}
 	return id
 }
+
+// Purposes of one-time tokens (one_time_tokens.purpose): what a mailed link
+// may do.
+const (
+	PurposeVerify      = "email_verify"
+	PurposeReset       = "password_reset"
+	PurposeEmailChange = "email_change"
+	PurposeEmailRevert = "email_revert"
+)

@@ -18,6 +18,10 @@ type InvalidEmailError struct {
 
 func (e *InvalidEmailError) Error() string { return "invalid email: " + e.Message }
 
+// ErrEmailTooLong refuses an address longer than RFC 5321's 254 characters
+// once normalised (NFC can lengthen one the request's schema accepted).
+var ErrEmailTooLong = &InvalidEmailError{"max_length", "must be at most 254 characters long once normalised"}
+
 // Is makes errors.Is(err, ErrInvalidEmail) hold.
 func (e *InvalidEmailError) Is(target error) bool { return target == ErrInvalidEmail }
 
@@ -31,7 +35,7 @@ func (e *InvalidEmailError) Is(target error) bool { return target == ErrInvalidE
 func ParseEmail(raw string, allowLocal bool) (string, error) {
 	email := NormalizeEmail(raw)
 	if utf8.RuneCountInString(email) > maxEmailLength {
-		return "", &InvalidEmailError{"max_length", "must be at most 254 characters long once normalised"}
+		return "", ErrEmailTooLong
 	}
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || a.Name != "" {
 		return "", &InvalidEmailError{"format", "must be an email address such as name@example.com"}

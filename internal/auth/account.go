@@ -14,9 +14,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
-// purposeReset is the one_time_tokens.purpose of password reset tokens.
-const purposeReset = "password_reset"
-
 func hashOneTimeToken(t string) []byte { return token.HashOpaque(t) }
 
 // ChangePassword replaces the caller's password. Every other session ends
@@ -72,7 +69,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c account.Cl
 // session ends, no automatic login.
 func (s *Service) ResetPassword(ctx context.Context, token, pw string, c account.Client) error {
 	h := hashOneTimeToken(token)
-	t, err := s.store.PeekOneTimeToken(ctx, h, purposeReset)
+	t, err := s.store.PeekOneTimeToken(ctx, h, account.PurposeReset)
 	if err != nil {
 		return err
 	}

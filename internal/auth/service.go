@@ -417,7 +417,15 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c account.Client)
 		return Tokens{}, ErrInvalidRefreshToken
 	}
 	next := base64.RawURLEncoding.EncodeToString(s.successor.Sum([]byte("refresh"), []byte(refresh)))
-	res, err := s.store.Refresh(ctx, RefreshRequest{Hash: hash, NewHash: token.HashOpaque(next), Now: s.now().Truncate(time.Microsecond), Grace: s.set.RefreshGrace, IdleTTL: s.set.RefreshIdleTTL})
+	res, err := s.store.Refresh(ctx, RefreshRequest{
+		Hash: hash, NewHash: token.HashOpaque(next), Now: s.now().Truncate(time.Microsecond), Grace: s.set.RefreshGrace, IdleTTL: s.set.RefreshIdleTTL,
+		ReuseEvent: func(res RefreshResult) account.Event {
+			return s.event(ctx, account.Event{
+				Action: account.ActionRefreshTokenReused, SubjectID: &res.UserID, Client: c,
+				Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
+			})
+		},
+	})
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -432,10 +440,6 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c account.Client)
 		return t, nil
 	case ReuseRevoked:
 		s.PublishSessionRevocation(ctx, res.SessionID)
-		s.audit(ctx, account.Event{
-			Action: account.ActionRefreshTokenReused, SubjectID: &res.UserID, Client: c,
-			Details: map[string]any{"session_id": res.SessionID, "effect": "session revoked"},
-		})
 	case Refused: // answered below, like any token it cannot rotate
 	}
 	return Tokens{}, ErrInvalidRefreshToken
@@ -457,8 +461,9 @@ func (s *Service) LogoutAll(ctx context.Context, p account.Principal, c account.
 	return s.RevokeUser(ctx, p.UserID, "logout_all", s.event(ctx, account.Event{Action: account.ActionLogoutAll, ActorID: &p.UserID, SubjectID: &p.UserID, Client: c}))
 }
 
-// RevokeUser ends every session of a user at once, on every instance. The
-// password, disable, delete and role operations call it.
+// RevokeUser ends every session of a user at once, on every instance, and
+// records events with it (logout everywhere; the management operations end
+// sessions in their own transaction, through user.Store.Manage).
 func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string, events ...account.Event) error {
 	v, err := s.store.RevokeUser(ctx, id, reason, events...)
 	if err != nil {

@@ -83,6 +83,9 @@ type RefreshRequest struct {
 	Now           time.Time
 	Grace         time.Duration
 	IdleTTL       time.Duration
+	// ReuseEvent is the event recorded with the revocation of a session
+	// whose used token came back (ReuseRevoked).
+	ReuseEvent func(RefreshResult) account.Event
 }
 
 // RefreshResult is what a refresh produced.

@@ -188,15 +188,6 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 	return api.GetJwks200JSONResponse{Body: api.JWKS{Keys: keys}}, nil
 }
 
-// GetMe returns the caller's account.
-func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
-	u, err := s.deps.Users.Me(ctx, principal(ctx))
-	if err != nil {
-		return nil, selfGone(err)
-	}
-	return api.GetMe200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetMe200ResponseHeaders{CacheControl: noStore}}, nil
-}
-
 func toJWK(k token.JWK) api.JWK {
 	return api.JWK{Kty: api.JWKKty(k.Kty), Crv: api.JWKCrv(k.Crv), X: k.X, Kid: k.Kid, Use: api.JWKUse(k.Use), Alg: api.JWKAlg(k.Alg)}
 }

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,12 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
-	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // FuzzRequestBody feeds arbitrary bodies and content types to an operation
@@ -79,17 +75,3 @@ func FuzzRequestBody(f *testing.F) {
 		}
 	})
 }
-
-// The fuzz target exercises the HTTP layer alone (parsing, validation,
-// problems): the operation behind it accepts everything.
-type allowAll struct{}
-
-func (allowAll) Allow(context.Context, ratelimit.Limit, string) (ratelimit.Decision, error) {
-	return ratelimit.Decision{Allowed: true}, nil
-}
-
-func (allowAll) First(context.Context, string, time.Duration) (bool, error) { return true, nil }
-
-type acceptAll struct{ httpapi.Credentials }
-
-func (acceptAll) ForgotPassword(context.Context, string, account.Client) error { return nil }

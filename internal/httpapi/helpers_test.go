@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -311,3 +312,17 @@ func bareHandler(tb testing.TB, bodyLimit int64) *echo.Echo {
 	}
 	return e
 }
+
+// The fuzz target exercises the HTTP layer alone (parsing, validation,
+// problems): the operation behind it accepts everything.
+type allowAll struct{}
+
+type acceptAll struct{ httpapi.Credentials }
+
+func (allowAll) Allow(context.Context, ratelimit.Limit, string) (ratelimit.Decision, error) {
+	return ratelimit.Decision{Allowed: true}, nil
+}
+
+func (allowAll) First(context.Context, string, time.Duration) (bool, error) { return true, nil }
+
+func (acceptAll) ForgotPassword(context.Context, string, account.Client) error { return nil }

@@ -138,10 +138,6 @@ func mapError(err error) *problem {
 			detail: "A service this request depends on is unavailable right now; retry shortly.", cause: err,
 			headers: map[string]string{"Retry-After": "1"},
 		}
-	case errors.Is(err, account.ErrInvalidEmail):
-		p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "Some fields are invalid; see errors for what to fix.")
-		p.fields = []api.FieldError{{Field: "email", Code: "max_length", Message: "must be at most 254 characters long once normalised"}}
-		return p
 	}
 	return &problem{
 		status: http.StatusInternalServerError, code: api.ProblemCodeInternalError,

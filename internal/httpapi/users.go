@@ -54,6 +54,15 @@ func emailPtr(e *openapi_types.Email) *string {
 	return &s
 }
 
+// GetMe returns the caller's account.
+func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
+	u, err := s.deps.Users.Me(ctx, principal(ctx))
+	if err != nil {
+		return nil, selfGone(err)
+	}
+	return api.GetMe200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetMe200ResponseHeaders{CacheControl: noStore}}, nil
+}
+
 // UpdateMe changes the caller's profile.
 func (s *Server) UpdateMe(ctx context.Context, r api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
 	if r.Body.Email != nil {
@@ -243,14 +252,14 @@ func (s *Server) ListRoles(ctx context.Context, _ api.ListRolesRequestObject) (a
 // ListAuditEvents lists security events, newest first.
 func (s *Server) ListAuditEvents(ctx context.Context, r api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
 	q := r.Params
-	f := user.AuditFilter{ActorID: (*uuid.UUID)(q.ActorId), SubjectID: (*uuid.UUID)(q.SubjectId), Action: (*string)(q.Action), Since: q.Since, Until: q.Until}
+	f := user.AuditFilter{ActorID: (*uuid.UUID)(q.ActorId), SubjectID: (*uuid.UUID)(q.SubjectId), Action: (*account.Action)(q.Action), Since: q.Since, Until: q.Until}
 	idScope := func(id *uuid.UUID) string {
 		if id == nil {
 			return ""
 		}
 		return id.String()
 	}
-	scope := fmt.Sprintf("audit\x00%s\x00%s\x00%s\x00%s\x00%s", idScope(f.ActorID), idScope(f.SubjectID), strScope(f.Action), timeScope(f.Since), timeScope(f.Until))
+	scope := fmt.Sprintf("audit\x00%s\x00%s\x00%s\x00%s\x00%s", idScope(f.ActorID), idScope(f.SubjectID), strScope((*string)(f.Action)), timeScope(f.Since), timeScope(f.Until))
 	rows, m, err := listPage(ctx, s.cursors, q.Cursor, q.Limit, scope, func(p account.PageRequest) (account.Page[user.AuditEvent], error) {
 		return s.deps.Users.Audit(ctx, f, p)
 	}, func(e user.AuditEvent) uuid.UUID { return e.ID })

@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
+	"github.com/gatehouse/gatehouse/internal/account"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/token"
@@ -58,14 +59,6 @@ type Args struct {
 
 // Kind is River's job kind.
 func (Args) Kind() string { return "mail" }
-
-// Token purposes, as stored in one_time_tokens.purpose.
-const (
-	PurposeVerify      = "email_verify"
-	PurposeReset       = "password_reset"
-	PurposeEmailChange = "email_change"
-	PurposeEmailRevert = "email_revert"
-)
 
 // RevertTTL is how long the old address of an email change can undo it.
 const RevertTTL = 7 * 24 * time.Hour
@@ -163,13 +156,13 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	var ttl time.Duration
 	switch a.Mail {
 	case mail.VerifyEmail:
-		purpose, path, ttl = PurposeVerify, "/verify-email", w.cfg.VerifyTTL
+		purpose, path, ttl = account.PurposeVerify, "/verify-email", w.cfg.VerifyTTL
 	case mail.EmailChange:
-		purpose, path, ttl = PurposeEmailChange, "/verify-email", w.cfg.VerifyTTL
+		purpose, path, ttl = account.PurposeEmailChange, "/verify-email", w.cfg.VerifyTTL
 	case mail.EmailChanged:
-		purpose, path, ttl = PurposeEmailRevert, "/undo-email-change", RevertTTL
+		purpose, path, ttl = account.PurposeEmailRevert, "/undo-email-change", RevertTTL
 	case mail.PasswordReset:
-		purpose, path, ttl = PurposeReset, "/reset-password", w.cfg.ResetTTL
+		purpose, path, ttl = account.PurposeReset, "/reset-password", w.cfg.ResetTTL
 	case mail.PasswordChanged, mail.PasswordResetDone, mail.EmailInUse, mail.NewSignIn, mail.LoginAttempts,
 		mail.EmailChangeNotice:
 		// Notices: they carry no link, so no token is issued.

@@ -148,7 +148,7 @@ func TestWorker_ALinkCarriesAUsableTokenStoredAsItsHash(t *testing.T) {
 		t.Fatalf("mail %s: %q", m.ID, m.Text)
 	}
 	tok := tokenOf(t, m)
-	got, err := f.store.PeekOneTimeToken(t.Context(), token.HashOpaque(tok), outbox.PurposeReset)
+	got, err := f.store.PeekOneTimeToken(t.Context(), token.HashOpaque(tok), account.PurposeReset)
 	if err != nil || got.UserID != u.ID {
 		t.Fatalf("the mailed token: %+v %v", got, err)
 	}
@@ -156,7 +156,7 @@ func TestWorker_ALinkCarriesAUsableTokenStoredAsItsHash(t *testing.T) {
 	if err := f.work(t, outbox.Args{Mail: mail.PasswordReset, UserID: u.ID, To: u.Email}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.PeekOneTimeToken(t.Context(), token.HashOpaque(tok), outbox.PurposeReset); err == nil {
+	if _, err := f.store.PeekOneTimeToken(t.Context(), token.HashOpaque(tok), account.PurposeReset); err == nil {
 		t.Fatal("the token of an earlier attempt still works")
 	}
 }

@@ -165,7 +165,7 @@ func (s *Store) ResetPassword(ctx context.Context, token []byte, hash string, e 
 	var uid uuid.UUID
 	var v int64
 	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
-		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: outbox.PurposeReset, MaxAttempts: maxTokenAttempts})
+		r, err := q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: account.PurposeReset, MaxAttempts: maxTokenAttempts})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return auth.ErrInvalidOneTimeToken
 		}
@@ -210,7 +210,7 @@ func (s *Store) VerifyEmail(ctx context.Context, token []byte, event func(auth.E
 func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, out *auth.EmailConfirmation) ([]account.Mail, error) {
 	var r db.ConsumeOneTimeTokenRow
 	var purpose string
-	for _, purpose = range []string{outbox.PurposeVerify, outbox.PurposeEmailChange, outbox.PurposeEmailRevert} {
+	for _, purpose = range []string{account.PurposeVerify, account.PurposeEmailChange, account.PurposeEmailRevert} {
 		var err error
 		r, err = q.ConsumeOneTimeToken(ctx, db.ConsumeOneTimeTokenParams{TokenHash: token, Purpose: purpose, MaxAttempts: maxTokenAttempts})
 		if err == nil {
@@ -219,7 +219,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("consume token: %w", err)
 		}
-		if purpose == outbox.PurposeEmailRevert {
+		if purpose == account.PurposeEmailRevert {
 			return nil, auth.ErrInvalidOneTimeToken
 		}
 	}
@@ -227,7 +227,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		return nil, auth.ErrInvalidOneTimeToken
 	}
 	out.UserID = r.UserID
-	if purpose == outbox.PurposeVerify {
+	if purpose == account.PurposeVerify {
 		n, err := q.SetEmailVerified(ctx, db.SetEmailVerifiedParams{ID: r.UserID, Email: *r.Email})
 		if err != nil {
 			return nil, fmt.Errorf("mark verified: %w", err)
@@ -237,7 +237,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		}
 		return nil, nil
 	}
-	out.Changed, out.Reverted = true, purpose == outbox.PurposeEmailRevert
+	out.Changed, out.Reverted = true, purpose == account.PurposeEmailRevert
 	if err := checkNotReserved(ctx, q, *r.Email, r.UserID); err != nil {
 		return nil, err
 	}
@@ -269,7 +269,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 	if out.Reverted {
 		// The account is back with its owner, who may not know the password
 		// any more: a reset link goes to the address, with the undo done.
-		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: outbox.PurposeEmailRevert}); err != nil {
+		if err := q.CancelOneTimeTokens(ctx, db.CancelOneTimeTokensParams{UserID: r.UserID, Purpose: account.PurposeEmailRevert}); err != nil {
 			return nil, fmt.Errorf("cancel undo tokens: %w", err)
 		}
 		return []account.Mail{{Kind: mail.PasswordReset, UserID: r.UserID, To: *r.Email}}, nil
@@ -282,7 +282,7 @@ func (s *Store) verifyEmail(ctx context.Context, q *db.Queries, token []byte, ou
 		return nil, err
 	}
 	if err := q.InsertOneTimeToken(ctx, db.InsertOneTimeTokenParams{
-		TokenHash: placeholder, UserID: r.UserID, Purpose: outbox.PurposeEmailRevert,
+		TokenHash: placeholder, UserID: r.UserID, Purpose: account.PurposeEmailRevert,
 		Email: &r.UserEmail, ExpiresAt: now.Add(outbox.RevertTTL),
 	}); err != nil {
 		return nil, fmt.Errorf("reserve the old address: %w", err)
@@ -311,7 +311,7 @@ func (s *Store) IssueOneTimeToken(ctx context.Context, t outbox.NewToken) error 
 	userID, purpose, email := t.UserID, t.Purpose, t.Email
 	return s.inTx(ctx, func(_ pgx.Tx, q *db.Queries) error {
 		// A change and its undo are sent to an address the account does not have.
-		anyAddress := purpose == outbox.PurposeEmailChange || purpose == outbox.PurposeEmailRevert
+		anyAddress := purpose == account.PurposeEmailChange || purpose == account.PurposeEmailRevert
 		ok, err := q.UserMailable(ctx, db.UserMailableParams{ID: userID, Email: email, AnyAddress: anyAddress, TokenVersion: t.TokenVersion})
 		if err != nil {
 			return err

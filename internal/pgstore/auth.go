@@ -16,7 +16,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
-// Store implements auth.Store on PostgreSQL.
+// Store implements auth.Store, user.Store and the outbox's store on
+// PostgreSQL.
 type Store struct {
 	pool   *pgxpool.Pool
 	q      *db.Queries
@@ -61,8 +62,7 @@ func (s *Store) CreateUser(ctx context.Context, n account.NewUser) (account.Prof
 		if err := q.AddUserRoles(ctx, db.AddUserRolesParams{UserID: u.ID, Roles: n.Roles}); err != nil {
 			return fmt.Errorf("grant roles: %w", err)
 		}
-		out = toUser(u).Profile
-		out.Roles = n.Roles
+		out = written(db.SaveUserRow(u), n.Roles)
 		return s.record(ctx, tx, q, n.Events, n.Mails)
 	})
 	return out, err
@@ -136,7 +136,7 @@ func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 // finds the presented token unused.
 func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.RefreshResult, error) {
 	var res auth.RefreshResult
-	err := s.inTx(ctx, func(_ pgx.Tx, q *db.Queries) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
 		row, err := q.GetRefreshTokenForUpdate(ctx, r.Hash)
 		if errors.Is(err, pgx.ErrNoRows) {
 			res.Outcome = auth.Refused
@@ -171,7 +171,10 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 				return fmt.Errorf("revoke session: %w", err)
 			}
 			res.Outcome = auth.ReuseRevoked
-			return nil
+			if r.ReuseEvent == nil {
+				return nil
+			}
+			return s.record(ctx, tx, q, []account.Event{r.ReuseEvent(res)}, nil)
 		}
 		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: r.NewHash, SessionID: row.SessionID, ParentHash: r.Hash}); err != nil {
 			return fmt.Errorf("store refresh token: %w", err)

@@ -39,7 +39,7 @@ func classify(err error) error {
 		case pe.Code == "23505" && pe.ConstraintName == "users_email_live_key":
 			return fmt.Errorf("%w: %w", account.ErrEmailTaken, err)
 		case pe.Code == "23514" && pe.ConstraintName == "users_email_check":
-			return fmt.Errorf("%w: %w", account.ErrInvalidEmail, err)
+			return fmt.Errorf("%w: %w", account.ErrEmailTooLong, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			pe.Code == "57P01", pe.Code == "57P03", // shutting down, starting up
 			pe.Code == "53300",                     // too many connections

@@ -41,6 +41,16 @@ func likePrefix(p string) string {
 	return r.Replace(p) + "%"
 }
 
+// written is the profile of a users row as a write returned it (CreateUser
+// and SaveUser return the same columns, never the password hash), with the
+// roles the write left it.
+func written(r db.SaveUserRow, roles []string) account.Profile {
+	return account.Profile{
+		ID: r.ID, Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt, DisabledAt: r.DisabledAt,
+		DeletedAt: r.DeletedAt, TokenVersion: r.TokenVersion, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Roles: roles,
+	}
+}
+
 // profile is a user as lists and administration see it: roles, no hash.
 func profile(p db.UserProfile) account.Profile {
 	return account.Profile{
@@ -141,8 +151,7 @@ func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Targe
 			}
 			version = saved.TokenVersion
 		}
-		out = toUser(saved).Profile
-		out.Roles = u.Roles
+		out = written(saved, u.Roles)
 		return s.record(ctx, tx, q, e.Events, e.Mails)
 	})
 	return out, version, err
@@ -239,7 +248,7 @@ func (s *Store) ListRoles(ctx context.Context) ([]user.Role, error) {
 func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, p account.PageRequest) (account.Page[user.AuditEvent], error) {
 	rows, err := s.q.ListAuditEvents(ctx, db.ListAuditEventsParams{
 		BeforeID: p.Before, ActorID: f.ActorID, SubjectID: f.SubjectID,
-		Action: f.Action, Since: f.Since, Until: f.Until, MaxRows: fetchLimit(p),
+		Action: (*string)(f.Action), Since: f.Since, Until: f.Until, MaxRows: fetchLimit(p),
 	})
 	if err != nil {
 		return account.Page[user.AuditEvent]{}, err
@@ -247,7 +256,7 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, p account.Pag
 	out := make([]user.AuditEvent, 0, len(rows))
 	for _, r := range rows {
 		e := user.AuditEvent{
-			ID: r.ID, Action: r.Action, ActorID: r.ActorID, SubjectID: r.SubjectID, IP: r.IP, UserAgent: r.UserAgent,
+			ID: r.ID, Action: account.Action(r.Action), ActorID: r.ActorID, SubjectID: r.SubjectID, IP: r.IP, UserAgent: r.UserAgent,
 			RequestID: r.RequestID, CreatedAt: r.CreatedAt,
 		}
 		if err := json.Unmarshal(r.Details, &e.Details); err != nil {

@@ -224,7 +224,7 @@ func TestUserStore_Audit(t *testing.T) {
 	if _, err := pool.Exec(t.Context(), `UPDATE audit_events SET created_at = now() - interval '100 days' WHERE id = $1`, e0); err != nil {
 		t.Fatal(err)
 	}
-	action := string(account.ActionLoginFailed)
+	action := account.ActionLoginFailed
 	weekAgo, soon := time.Now().Add(-7*24*time.Hour), time.Now().Add(time.Minute)
 	for _, tc := range []struct {
 		name   string

@@ -67,7 +67,7 @@ type Role struct {
 // AuditEvent is a recorded security event.
 type AuditEvent struct {
 	ID        uuid.UUID
-	Action    string
+	Action    account.Action
 	ActorID   *uuid.UUID
 	SubjectID *uuid.UUID
 	IP        *netip.Addr
@@ -80,7 +80,7 @@ type AuditEvent struct {
 // AuditFilter selects audit events.
 type AuditFilter struct {
 	ActorID, SubjectID *uuid.UUID
-	Action             *string
+	Action             *account.Action
 	Since, Until       *time.Time
 }
 
