@@ -19,7 +19,7 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 
 .PHONY: test
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
-	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -parallel 4 -timeout 30m ./...
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
 
 .PHONY: bench
 bench: ## measure the performance goals (throughput, latency, memory, deep pages) and print each next to its goal

@@ -27,21 +27,21 @@ func TestBearer_AuthenticatesOneCallOrEveryCall(t *testing.T) {
 	if r, err := c.GetMeWithResponse(ctx, gatehouse.Bearer(u.Tokens.AccessToken)); err != nil || r.JSON200 == nil {
 		t.Fatalf("one call with Bearer: %v %d", err, r.StatusCode())
 	}
-	all, _ := gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithBearer(u.Tokens.AccessToken))
+	all := apitest.Must(gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithBearer(u.Tokens.AccessToken)))(t)
 	if r, err := all.ListMySessionsWithResponse(ctx, nil); err != nil || r.JSON200 == nil {
 		t.Fatalf("client-wide bearer: %v %d", err, r.StatusCode())
 	}
 	calls := 0
-	src, _ := gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithTokenSource(func(context.Context) (string, error) {
+	src := apitest.Must(gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithTokenSource(func(context.Context) (string, error) {
 		calls++
 		return u.Tokens.AccessToken, nil
-	}))
+	})))(t)
 	if r, err := src.GetMeWithResponse(ctx); err != nil || r.JSON200 == nil || calls != 1 {
 		t.Fatalf("token source: %v %d, %d calls", err, r.StatusCode(), calls)
 	}
-	failing, _ := gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithTokenSource(func(context.Context) (string, error) {
+	failing := apitest.Must(gatehouse.New(s.URL, client.WithHTTPClient(s.HTTP), gatehouse.WithTokenSource(func(context.Context) (string, error) {
 		return "", errors.New("logged out")
-	}))
+	})))(t)
 	if _, err := failing.GetMeWithResponse(ctx); err == nil || !strings.Contains(err.Error(), "logged out") {
 		t.Fatalf("a failing token source sent the request: %v", err)
 	}
@@ -54,10 +54,10 @@ func TestProblemOf_ReadsTheProblemOfAnyResponse(t *testing.T) {
 	user := s.NewUser()
 	ctx := context.Background()
 
-	anon, _ := s.Client.GetMeWithResponse(ctx)
-	forbidden, _ := user.Client.ListUsersWithResponse(ctx, nil)
-	taken, _ := admin.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(user.Email), Password: apitest.Password})
-	rejected, _ := admin.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("weak")), Password: "password"})
+	anon := apitest.Must(s.Client.GetMeWithResponse(ctx))(t)
+	forbidden := apitest.Must(user.Client.ListUsersWithResponse(ctx, nil))(t)
+	taken := apitest.Must(admin.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(user.Email), Password: apitest.Password}))(t)
+	rejected := apitest.Must(admin.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("weak")), Password: "password"}))(t)
 	for _, tc := range []struct {
 		res    any
 		status int
@@ -80,7 +80,7 @@ func TestProblemOf_ReadsTheProblemOfAnyResponse(t *testing.T) {
 	if p, ok := gatehouse.ProblemOf(rejected); !ok || p.Errors == nil || len(*p.Errors) == 0 {
 		t.Errorf("the field errors of a 422 are lost: %+v", p)
 	}
-	me, _ := admin.Client.GetMeWithResponse(ctx)
+	me := apitest.Must(admin.Client.GetMeWithResponse(ctx))(t)
 	if p, ok := gatehouse.ProblemOf(me); ok || p != nil || gatehouse.Check(me, nil) != nil {
 		t.Errorf("a success read as a problem: %+v", p)
 	}

@@ -57,7 +57,7 @@ func startCluster(t *testing.T, n int, extraEnv ...string) []*instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, _ := token.MarshalKeyPEM(k)
+	pemBytes := apitest.Must(token.MarshalKeyPEM(k))(t)
 	keyFile := filepath.Join(t.TempDir(), "signing.pem")
 	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
@@ -139,11 +139,17 @@ func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
 	ctx := context.Background()
 	email := apitest.NewEmail("cluster")
 	reg, err := nodes[0].c.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
-	if err != nil || reg.StatusCode() != 202 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.StatusCode() != 202 {
 		t.Fatalf("register: %v %d", err, reg.StatusCode())
 	}
 	login, err := nodes[1].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
-	if err != nil || login.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if login.JSON200 == nil {
 		t.Fatalf("login: %v %s", err, login.Body)
 	}
 	tok := login.JSON200.Data.AccessToken
@@ -162,16 +168,16 @@ func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
 	}
 	// Refresh rotation is shared too: a token rotated on one instance is
 	// reuse on another.
-	l2, _ := nodes[0].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
+	l2 := apitest.Must(nodes[0].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password}))(t)
 	if l2.JSON200 == nil {
 		t.Fatalf("second login: %s", l2.Body)
 	}
-	r1, _ := nodes[1].c.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: l2.JSON200.Data.RefreshToken})
+	r1 := apitest.Must(nodes[1].c.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: l2.JSON200.Data.RefreshToken}))(t)
 	if r1.JSON200 == nil {
 		t.Fatalf("refresh on instance 1: %s", r1.Body)
 	}
 	for i, n := range nodes {
-		if r, _ := n.c.GetMeWithResponse(ctx, ghclient.Bearer(r1.JSON200.Data.AccessToken)); r.StatusCode() != 200 {
+		if r := apitest.Must(n.c.GetMeWithResponse(ctx, ghclient.Bearer(r1.JSON200.Data.AccessToken)))(t); r.StatusCode() != 200 {
 			t.Fatalf("instance %d refuses a refreshed token: %d", i, r.StatusCode())
 		}
 	}
@@ -226,7 +232,10 @@ func TestCreateAdmin_MakesTheFirstAdministrator(t *testing.T) {
 	s := apitest.NewServer(t, apitest.Options{DatabaseURL: dbURL, Redis: rd})
 	tok := s.Login("root@example.com", apitest.Password)
 	me, err := s.WithToken(tok.AccessToken).GetMeWithResponse(context.Background())
-	if err != nil || me.JSON200 == nil || !me.JSON200.Data.EmailVerified || strings.Join(me.JSON200.Data.Roles, ",") != "admin,user" {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.JSON200 == nil || !me.JSON200.Data.EmailVerified || strings.Join(me.JSON200.Data.Roles, ",") != "admin,user" {
 		t.Fatalf("admin account: %v %s", err, me.Body)
 	}
 	// An existing account is promoted only once its owner verified the
@@ -323,30 +332,33 @@ func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) 
 			t.Fatal(err)
 		}
 		l, err := nodes[1].c.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password})
-		if err != nil || l.JSON200 == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.JSON200 == nil {
 			t.Fatalf("login: %v", err)
 		}
 		return l.JSON200.Data.AccessToken, id
 	}
-	boss, _ := newAdmin()
+	boss, _ := newAdmin() // returns the token and the id; the id is not needed here
 	yes := true
 	for name, act := range map[string]func(id openapi_types.UUID) int{
 		"demoted": func(id openapi_types.UUID) int {
-			r, _ := nodes[0].c.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"user"}}, ghclient.Bearer(boss))
+			r := apitest.Must(nodes[0].c.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"user"}}, ghclient.Bearer(boss)))(t)
 			return r.StatusCode()
 		},
 		"disabled": func(id openapi_types.UUID) int {
-			r, _ := nodes[0].c.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &yes}, ghclient.Bearer(boss))
+			r := apitest.Must(nodes[0].c.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &yes}, ghclient.Bearer(boss)))(t)
 			return r.StatusCode()
 		},
 		"deleted": func(id openapi_types.UUID) int {
-			r, _ := nodes[0].c.DeleteUserWithResponse(ctx, id, ghclient.Bearer(boss))
+			r := apitest.Must(nodes[0].c.DeleteUserWithResponse(ctx, id, ghclient.Bearer(boss)))(t)
 			return r.StatusCode()
 		},
 	} {
 		tok, id := newAdmin()
 		for i, n := range nodes {
-			if r, _ := n.c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)); r.StatusCode() != 200 {
+			if r := apitest.Must(n.c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)))(t); r.StatusCode() != 200 {
 				t.Fatalf("%s: instance %d refuses the admin before: %d", name, i, r.StatusCode())
 			}
 		}
@@ -354,7 +366,7 @@ func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) 
 			t.Fatalf("%s: %d", name, st)
 		}
 		for i, n := range nodes {
-			if r, _ := n.c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)); r.StatusCode() != 401 {
+			if r := apitest.Must(n.c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)))(t); r.StatusCode() != 401 {
 				t.Fatalf("%s admin: instance %d answered %d, want 401", name, i, r.StatusCode())
 			}
 		}

@@ -205,18 +205,18 @@ func TestKeygen_WritesAKeyTheServerLoads(t *testing.T) {
 	if out, err := gatehouse(t, nil, "keygen", "--out", file); err != nil || !strings.Contains(out, "kid") {
 		t.Fatalf("keygen: %v %s", err, out)
 	}
-	first, _ := os.ReadFile(file)
+	first := apitest.Must(os.ReadFile(file))(t)
 	if out, err := gatehouse(t, nil, "keygen", "--out", file); err != nil || !strings.Contains(out, "left unchanged") {
 		t.Fatalf("second keygen: %v %s", err, out)
 	}
-	again, _ := os.ReadFile(file)
+	again := apitest.Must(os.ReadFile(file))(t)
 	if string(first) != string(again) {
 		t.Fatal("keygen overwrote an existing key")
 	}
 	if _, err := token.LoadKeyFile(file); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+	if st := apitest.Must(os.Stat(file))(t); st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v", st.Mode().Perm())
 	}
 }

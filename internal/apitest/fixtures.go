@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
@@ -133,5 +134,19 @@ func (s *Server) verify(email, token string) {
 	res, err := s.Client.VerifyEmailWithResponse(context.Background(), client.VerifyEmailJSONRequestBody{Token: token})
 	if err != nil || res.StatusCode() != http.StatusNoContent {
 		s.t.Fatalf("verify %s: %v %d", email, err, res.StatusCode())
+	}
+}
+
+// Must fails the test when a call returns an error (the request could not
+// be sent, a file could not be read) and gives its result otherwise:
+// `r := apitest.Must(c.GetMeWithResponse(ctx))(t)`. Discarding the error
+// instead would leave r nil and panic on its first use, hiding the cause.
+func Must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		return v
 	}
 }

@@ -37,7 +37,10 @@ func TestAuthFlow_RegisterLoginRefreshReuseLogout(t *testing.T) {
 		t.Fatalf("tokens: %+v", t1)
 	}
 	got, err := s.WithToken(t1.AccessToken).GetMeWithResponse(ctx)
-	if err != nil || got.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.JSON200 == nil {
 		t.Fatalf("me: %v %s", err, got.Body)
 	}
 	if string(got.JSON200.Data.Email) != strings.ToLower(email) || got.JSON200.Data.Status != client.UserStatusActive ||
@@ -76,7 +79,10 @@ func TestAuthFlow_RegisterLoginRefreshReuseLogout(t *testing.T) {
 		t.Fatal("fresh login refused")
 	}
 	out, err := s.WithToken(t4.AccessToken).LogoutWithResponse(ctx)
-	if err != nil || out.StatusCode() != 204 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.StatusCode() != 204 {
 		t.Fatalf("logout: %v %d", err, out.StatusCode())
 	}
 	if me(t, s, t4.AccessToken) != 401 {
@@ -89,7 +95,10 @@ func TestAuthFlow_RegisterLoginRefreshReuseLogout(t *testing.T) {
 		t.Fatal("logout ended another device's session")
 	}
 	all, err := s.WithToken(other.AccessToken).LogoutAllWithResponse(ctx)
-	if err != nil || all.StatusCode() != 204 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.StatusCode() != 204 {
 		t.Fatalf("logout-all: %v %d", err, all.StatusCode())
 	}
 	if me(t, s, other.AccessToken) != 401 {
@@ -270,7 +279,10 @@ func TestTokenAttacks_RefusedWith401(t *testing.T) {
 	s := apitest.NewServer(t, apitest.Options{})
 	u := s.NewUser()
 	jwks, err := s.Client.GetJwksWithResponse(ctx)
-	if err != nil || jwks.JSON200 == nil || len(jwks.JSON200.Keys) != 1 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jwks.JSON200 == nil || len(jwks.JSON200.Keys) != 1 {
 		t.Fatalf("jwks: %v %s", err, jwks.Body)
 	}
 	key := jwks.JSON200.Keys[0]

@@ -133,7 +133,10 @@ func TestContract_PermissionEnumIsWhatTheMigrationsSeed(t *testing.T) {
 	s := apitest.NewServer(t, apitest.Options{})
 	admin := s.NewAdmin()
 	res, err := admin.Client.ListRolesWithResponse(t.Context())
-	if err != nil || res.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
 		t.Fatalf("list roles: %v %s", err, res.Body)
 	}
 	var seeded []string

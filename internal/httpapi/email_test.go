@@ -39,51 +39,53 @@ func TestEmail_LocalDomainsRefusedOutsideDevelopment(t *testing.T) {
 		"dave@localhost":     "local_domain",
 		"dave@app.localhost": "local_domain",
 	} {
-		e := openapi_types.Email(addr)
-		refused := func(what string, status int, body []byte) {
-			t.Helper()
-			if status != 422 {
-				t.Fatalf("%s %s: %d %s", what, addr, status, body)
+		t.Run(addr, func(t *testing.T) {
+			e := openapi_types.Email(addr)
+			refused := func(what string, status int, body []byte) {
+				t.Helper()
+				if status != 422 {
+					t.Fatalf("%s %s: %d %s", what, addr, status, body)
+				}
+				p := decodeProblem(t, body)
+				if p.Code != "validation_failed" || len(p.Errors) != 1 || p.Errors[0].Field != "email" || p.Errors[0].Code != code || !strings.Contains(p.Errors[0].Message, "example.com") {
+					t.Fatalf("%s %s: %s", what, addr, body)
+				}
 			}
-			p := decodeProblem(t, body)
-			if p.Code != "validation_failed" || len(p.Errors) != 1 || p.Errors[0].Field != "email" || p.Errors[0].Code != code || !strings.Contains(p.Errors[0].Message, "example.com") {
-				t.Fatalf("%s %s: %s", what, addr, body)
+			r, err := s.Client.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: e, Password: apitest.Password})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		r, err := s.Client.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: e, Password: apitest.Password})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused("register", r.StatusCode(), r.Body)
-		c, err := admin.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: e, Password: apitest.Password})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused("create user", c.StatusCode(), c.Body)
-		a, err := admin.Client.UpdateUserWithResponse(ctx, target, client.UpdateUserJSONRequestBody{Email: &e})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused("update user", a.StatusCode(), a.Body)
-		m, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &e, CurrentPassword: &u.Password})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused("update me", m.StatusCode(), m.Body)
+			refused("register", r.StatusCode(), r.Body)
+			c, err := admin.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: e, Password: apitest.Password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused("create user", c.StatusCode(), c.Body)
+			a, err := admin.Client.UpdateUserWithResponse(ctx, target, client.UpdateUserJSONRequestBody{Email: &e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused("update user", a.StatusCode(), a.Body)
+			m, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &e, CurrentPassword: &u.Password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused("update me", m.StatusCode(), m.Body)
 
-		if f := forgot(t, s, addr); strip(f.HTTPResponse, f.Body) != strip(unknownForgot.HTTPResponse, unknownForgot.Body) {
-			t.Fatalf("forgot %s: %s", addr, f.Body)
-		}
-		v, err := s.Client.ResendVerificationWithResponse(ctx, client.ResendVerificationJSONRequestBody{Email: e})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strip(v.HTTPResponse, v.Body) != strip(unknownResend.HTTPResponse, unknownResend.Body) {
-			t.Fatalf("resend %s: %s", addr, v.Body)
-		}
-		if l := login(t, s, addr, apitest.Password); l.StatusCode() != 401 || !strings.Contains(string(l.Body), "invalid_credentials") {
-			t.Fatalf("login %s: %d %s", addr, l.StatusCode(), l.Body)
-		}
+			if f := forgot(t, s, addr); strip(f.HTTPResponse, f.Body) != strip(unknownForgot.HTTPResponse, unknownForgot.Body) {
+				t.Fatalf("forgot %s: %s", addr, f.Body)
+			}
+			v, err := s.Client.ResendVerificationWithResponse(ctx, client.ResendVerificationJSONRequestBody{Email: e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strip(v.HTTPResponse, v.Body) != strip(unknownResend.HTTPResponse, unknownResend.Body) {
+				t.Fatalf("resend %s: %s", addr, v.Body)
+			}
+			if l := login(t, s, addr, apitest.Password); l.StatusCode() != 401 || !strings.Contains(string(l.Body), "invalid_credentials") {
+				t.Fatalf("login %s: %d %s", addr, l.StatusCode(), l.Body)
+			}
+		})
 	}
 	// The command line's create-admin goes through the same rule.
 	if _, _, err := s.Accounts.CreateAdmin(ctx, "root@localhost", apitest.Password); !errors.Is(err, account.ErrInvalidEmail) {

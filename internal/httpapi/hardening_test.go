@@ -136,7 +136,10 @@ func TestPasswordRecheck_StrangersCannotBlockIt(t *testing.T) {
 		t.Fatalf("the login should be locked for unknown clients: %d", r.StatusCode())
 	}
 	r, err := u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: u.Password, NewPassword: newPassword})
-	if err != nil || r.StatusCode() != 200 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StatusCode() != 200 {
 		t.Fatalf("change password during a stranger's attack: %v %d %s", err, r.StatusCode(), r.Body)
 	}
 }
@@ -284,7 +287,10 @@ func TestCursor_ForgedWithoutTheSecretIsRefused(t *testing.T) {
 	s := apitest.NewServer(t, apitest.Options{})
 	u := s.NewUser()
 	me, err := u.Client.GetMeWithResponse(ctx)
-	if err != nil || me.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.JSON200 == nil {
 		t.Fatal(err)
 	}
 	id := uuid.UUID(me.JSON200.Data.Id)
@@ -399,7 +405,7 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	}
 	confirm := mailbox.WaitForSubject(moved, "Confirm your new email address", 1, 10*time.Second)[0]
 	s.Secret("email change token", confirm.Token())
-	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: confirm.Token()}))(t); v.StatusCode() != 204 {
+	if v := apitest.Must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: confirm.Token()}))(t); v.StatusCode() != 204 {
 		t.Fatalf("confirm: %d %s", v.StatusCode(), v.Body)
 	}
 	if refresh(t, s, other.RefreshToken).StatusCode() != 401 || me(t, s, other.AccessToken) != 401 {
@@ -417,7 +423,10 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	// registering the freed address, must not defeat the undo.
 	attacker := s.WithToken(mine.JSON200.Data.AccessToken)
 	changed, err := attacker.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: u.Password, NewPassword: newPassword})
-	if err != nil || changed.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed.JSON200 == nil {
 		t.Fatalf("change password after the email change: %v %s", err, changed.Body)
 	}
 	mine = refresh(t, s, changed.JSON200.Data.RefreshToken)
@@ -425,7 +434,10 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 		t.Fatalf("refresh after the password change: %s", mine.Body)
 	}
 	res, err := s.Client.RegisterWithResponse(ctx, client.RegisterJSONRequestBody{Email: openapi_types.Email(u.Email), Password: "another passphrase for the freed address"})
-	if err != nil || res.StatusCode() != 202 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode() != 202 {
 		t.Fatalf("register the old address: %v %d", err, res.StatusCode())
 	}
 	if login(t, s, u.Email, "another passphrase for the freed address").StatusCode() != 401 {
@@ -434,7 +446,7 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 	// Undoing it from the old address: the address is back, every session
 	// ends, and a reset link follows (the password may have been changed).
 	s.Secret("undo token", done.Token())
-	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}))(t); v.StatusCode() != 204 {
+	if v := apitest.Must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}))(t); v.StatusCode() != 204 {
 		t.Fatalf("undo: %d %s", v.StatusCode(), v.Body)
 	}
 	if me(t, s, mine.JSON200.Data.AccessToken) != 401 || refresh(t, s, mine.JSON200.Data.RefreshToken).StatusCode() != 401 {
@@ -445,11 +457,11 @@ func TestEmailChange_IsThrottledAndToldToTheOldAddress(t *testing.T) {
 		t.Fatalf("reset after the undo: %d %s", r.StatusCode(), r.Body)
 	}
 	back := s.Login(u.Email, "the owner's passphrase once more")
-	got := must(s.WithToken(back.AccessToken).GetMeWithResponse(ctx))(t)
+	got := apitest.Must(s.WithToken(back.AccessToken).GetMeWithResponse(ctx))(t)
 	if got.JSON200 == nil || string(got.JSON200.Data.Email) != u.Email || !got.JSON200.Data.EmailVerified {
 		t.Fatalf("after the undo: %s", got.Body)
 	}
-	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}))(t); v.StatusCode() != 400 {
+	if v := apitest.Must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: done.Token()}))(t); v.StatusCode() != 400 {
 		t.Fatalf("the undo link works twice: %d", v.StatusCode())
 	}
 }
@@ -462,6 +474,7 @@ func TestEmailChange_APasswordChangeCancelsAChangeNotYetMailed(t *testing.T) {
 	s, mailbox := withSMTP(t, nil)
 	u := s.NewUser()
 	s.VerifyFromMail(u.Email) // notices go to verified addresses only
+	waitMailsSettled(t, s)
 	mailbox.Stop()
 	moved := apitest.NewEmail("hijack")
 	s.Secret("raw email", moved)

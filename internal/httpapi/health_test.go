@@ -41,7 +41,10 @@ func TestReadiness_ReportsRedisDownAndRecovers(t *testing.T) {
 		t.Fatalf("/health with Redis stopped: %d %s", health.StatusCode(), health.Body)
 	}
 	live, err := s.Client.GetLivenessWithResponse(ctx)
-	if err != nil || live.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.JSON200 == nil {
 		t.Fatalf("liveness must not depend on Redis: %v %s", err, live.Body)
 	}
 

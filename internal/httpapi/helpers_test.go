@@ -23,20 +23,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
-// must fails the test when a call returns an error (the request could not
-// be sent, or its answer could not be read) and gives its result otherwise:
-// `r := must(c.GetMeWithResponse(ctx))(t)`. Discarding the error instead
-// would leave r nil and panic on its first use, hiding the cause.
-func must[T any](v T, err error) func(testing.TB) T {
-	return func(t testing.TB) T {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("request: %v", err)
-		}
-		return v
-	}
-}
-
 const newPassword = "a brand new passphrase for tests"
 
 func withSMTP(t *testing.T, extra map[string]string) (*apitest.Server, *apitest.SMTP) {
@@ -68,7 +54,10 @@ func reset(t *testing.T, s *apitest.Server, token, password string) *client.Rese
 func listSessions(t *testing.T, s *apitest.Server, access string) int {
 	t.Helper()
 	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
-	if err != nil || res.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
 		t.Fatalf("list sessions: %v %s", err, res.Body)
 	}
 	return len(res.JSON200.Data)
@@ -200,7 +189,10 @@ type fieldWant struct{ field, code string }
 func currentSession(t *testing.T, s *apitest.Server, access string) string {
 	t.Helper()
 	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
-	if err != nil || res.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
 		t.Fatalf("list sessions: %v %s", err, res.Body)
 	}
 	for _, sess := range res.JSON200.Data {
@@ -287,7 +279,10 @@ func unknownKeys(n int) string {
 func userID(t *testing.T, s *apitest.Server, token string) openapi_types.UUID {
 	t.Helper()
 	res, err := s.WithToken(token).GetMeWithResponse(ctx)
-	if err != nil || res.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
 		t.Fatalf("me: %v %s", err, res.Body)
 	}
 	return res.JSON200.Data.Id
@@ -326,3 +321,26 @@ func (allowAll) Allow(context.Context, ratelimit.Limit, string) (ratelimit.Decis
 func (allowAll) First(context.Context, string, time.Duration) (bool, error) { return true, nil }
 
 func (acceptAll) ForgotPassword(context.Context, string, account.Client) error { return nil }
+
+// waitMailsSettled returns once no mail job of s is waiting, running or
+// retrying. A test that stops its mailbox right after a mail arrived must
+// wait for this first: the mailbox records a mail before its last reply
+// reaches the sender, and a sender cut off then retries, sending it twice.
+func waitMailsSettled(t *testing.T, s *apitest.Server) {
+	t.Helper()
+	pool := apitest.Pool(t, s.DatabaseURL)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'mail' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mail jobs still unsettled", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

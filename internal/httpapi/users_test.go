@@ -26,31 +26,37 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 
 	name := "Alice Example"
 	res, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Name: &name})
-	if err != nil || res.JSON200 == nil || res.JSON200.Data.Name == nil || *res.JSON200.Data.Name != name {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil || res.JSON200.Data.Name == nil || *res.JSON200.Data.Name != name {
 		t.Fatalf("update name: %v %s", err, res.Body)
 	}
 	// Email change: needs the password, and is confirmed by the new address first.
 	newEmail := apitest.NewEmail("moved")
 	s.Secret("raw email", newEmail)
 	ne := openapi_types.Email(newEmail)
-	if r := must(u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne}))(t); r.StatusCode() != 403 {
+	if r := apitest.Must(u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne}))(t); r.StatusCode() != 403 {
 		t.Fatalf("email change without the password: %d %s", r.StatusCode(), r.Body)
 	}
-	if r := must(u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: ptr("not the password")}))(t); r.StatusCode() != 403 {
+	if r := apitest.Must(u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: ptr("not the password")}))(t); r.StatusCode() != 403 {
 		t.Fatalf("email change with a wrong password: %d %s", r.StatusCode(), r.Body)
 	}
 	// A taken address is not revealed here; its confirmation says 409.
 	taken := openapi_types.Email(other.Email)
-	if r := must(u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &taken, CurrentPassword: &u.Password}))(t); r.StatusCode() != 200 {
+	if r := apitest.Must(u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &taken, CurrentPassword: &u.Password}))(t); r.StatusCode() != 200 {
 		t.Fatalf("change to a taken address: %d %s", r.StatusCode(), r.Body)
 	}
 	takenMail := mailbox.WaitForSubject(other.Email, "Confirm your new email address", 1, 10*time.Second)[0]
 	s.Secret("email change token", takenMail.Token())
-	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: takenMail.Token()}))(t); v.StatusCode() != 409 {
+	if v := apitest.Must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: takenMail.Token()}))(t); v.StatusCode() != 409 {
 		t.Fatalf("confirming a taken address: %d %s", v.StatusCode(), v.Body)
 	}
 	r, err := u.Client.UpdateMeWithResponse(ctx, client.UpdateMeJSONRequestBody{Email: &ne, CurrentPassword: &u.Password})
-	if err != nil || r.JSON200 == nil || string(r.JSON200.Data.Email) != u.Email {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.JSON200 == nil || string(r.JSON200.Data.Email) != u.Email {
 		t.Fatalf("email change must wait for confirmation: %v %s", err, r.Body)
 	}
 	// A reset link sent to the old address before the change must die with it.
@@ -58,7 +64,7 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	oldReset := mailbox.WaitForSubject(u.Email, "Reset", 1, 10*time.Second)[0].Token()
 	m := mailbox.WaitForSubject(newEmail, "Confirm your new email address", 1, 10*time.Second)[0]
 	s.Secret("email change token", m.Token())
-	if v := must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: m.Token()}))(t); v.StatusCode() != 204 {
+	if v := apitest.Must(s.Client.VerifyEmailWithResponse(ctx, client.VerifyEmailJSONRequestBody{Token: m.Token()}))(t); v.StatusCode() != 204 {
 		t.Fatalf("confirm new email: %d %s", v.StatusCode(), v.Body)
 	}
 	// The change ends every other session; the one that asked lives on
@@ -74,7 +80,7 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 		t.Fatalf("the session that asked for the change must live on: %d %s", fresh.StatusCode(), fresh.Body)
 	}
 	u.Tokens, u.Client = fresh.JSON200.Data, s.WithToken(fresh.JSON200.Data.AccessToken)
-	if got := must(u.Client.GetMeWithResponse(ctx))(t); got.JSON200 == nil || string(got.JSON200.Data.Email) != newEmail || !got.JSON200.Data.EmailVerified {
+	if got := apitest.Must(u.Client.GetMeWithResponse(ctx))(t); got.JSON200 == nil || string(got.JSON200.Data.Email) != newEmail || !got.JSON200.Data.EmailVerified {
 		t.Fatalf("email after confirmation: %s", got.Body)
 	}
 	if r := reset(t, s, oldReset, newPassword); r.StatusCode() != 400 {
@@ -84,7 +90,10 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 
 	// Sessions: both listed, the current one marked; the other can be ended.
 	list, err := u.Client.ListMySessionsWithResponse(ctx, nil)
-	if err != nil || list.JSON200 == nil || len(list.JSON200.Data) != 2 {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.JSON200 == nil || len(list.JSON200.Data) != 2 {
 		t.Fatalf("sessions: %v %s", err, list.Body)
 	}
 	var current, otherSession openapi_types.UUID
@@ -102,13 +111,13 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 		t.Fatalf("current session not marked: %s", list.Body)
 	}
 	// Another user's session is "not found", never revoked (IDOR).
-	if d := must(other.Client.RevokeMySessionWithResponse(ctx, otherSession))(t); d.StatusCode() != 404 {
+	if d := apitest.Must(other.Client.RevokeMySessionWithResponse(ctx, otherSession))(t); d.StatusCode() != 404 {
 		t.Fatalf("revoking someone else's session: %d", d.StatusCode())
 	}
 	if me(t, s, second.AccessToken) != 200 {
 		t.Fatal("someone else revoked this session")
 	}
-	if d := must(u.Client.RevokeMySessionWithResponse(ctx, otherSession))(t); d.StatusCode() != 204 {
+	if d := apitest.Must(u.Client.RevokeMySessionWithResponse(ctx, otherSession))(t); d.StatusCode() != 204 {
 		t.Fatalf("revoke own session: %d %s", d.StatusCode(), d.Body)
 	}
 	if me(t, s, second.AccessToken) != 401 || me(t, s, u.Tokens.AccessToken) != 200 {
@@ -116,10 +125,10 @@ func TestSelfService_ProfileEmailChangeSessionsAndDeletion(t *testing.T) {
 	}
 
 	// Deletion needs the password, ends everything, frees the address.
-	if d := must(u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: "not my password at all"}))(t); d.StatusCode() != 403 || d.HTTPResponse.Header.Get("WWW-Authenticate") != "" {
+	if d := apitest.Must(u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: "not my password at all"}))(t); d.StatusCode() != 403 || d.HTTPResponse.Header.Get("WWW-Authenticate") != "" {
 		t.Fatalf("delete with a wrong password: %d", d.StatusCode())
 	}
-	if d := must(u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}))(t); d.StatusCode() != 204 {
+	if d := apitest.Must(u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}))(t); d.StatusCode() != 204 {
 		t.Fatalf("delete: %d %s", d.StatusCode(), d.Body)
 	}
 	if me(t, s, u.Tokens.AccessToken) != 401 || login(t, s, newEmail, u.Password).StatusCode() != 401 {
@@ -141,7 +150,7 @@ func TestUpdateMe_RefusesMassAssignment(t *testing.T) {
 			t.Errorf("%s: %d %s", body, res.StatusCode, b)
 		}
 	}
-	got := must(u.Client.GetMeWithResponse(ctx))(t)
+	got := apitest.Must(u.Client.GetMeWithResponse(ctx))(t)
 	if got.JSON200 == nil || len(got.JSON200.Data.Roles) != 1 || got.JSON200.Data.EmailVerified {
 		t.Fatalf("the account changed: %s", got.Body)
 	}
@@ -155,74 +164,77 @@ func TestAdmin_UserLifecycle(t *testing.T) {
 	email := apitest.NewEmail("managed")
 	s.Secret("raw email", email)
 	created, err := a.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(email), Password: apitest.Password, Roles: &[]string{"user"}, EmailVerified: ptr(true)})
-	if err != nil || created.JSON201 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.JSON201 == nil {
 		t.Fatalf("create: %v %s", err, created.Body)
 	}
 	id := created.JSON201.Data.Id
 	if loc := created.HTTPResponse.Header.Get("Location"); loc != "/api/v1/users/"+id.String() {
 		t.Fatalf("Location %q", loc)
 	}
-	if r := must(a.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(strings.ToUpper(email)), Password: apitest.Password}))(t); r.StatusCode() != 409 {
+	if r := apitest.Must(a.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(strings.ToUpper(email)), Password: apitest.Password}))(t); r.StatusCode() != 409 {
 		t.Fatalf("taken email: %d %s", r.StatusCode(), r.Body)
 	}
-	if r := must(a.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password, Roles: &[]string{"emperor"}}))(t); r.StatusCode() != 422 {
+	if r := apitest.Must(a.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password, Roles: &[]string{"emperor"}}))(t); r.StatusCode() != 422 {
 		t.Fatalf("unknown role: %d %s", r.StatusCode(), r.Body)
 	}
 	userTok := s.Login(email, apitest.Password)
 
 	disabled := true
-	if r := must(a.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &disabled}))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusDisabled {
+	if r := apitest.Must(a.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &disabled}))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusDisabled {
 		t.Fatalf("disable: %s", r.Body)
 	}
 	if me(t, s, userTok.AccessToken) != 401 || refresh(t, s, userTok.RefreshToken).StatusCode() != 401 || login(t, s, email, apitest.Password).StatusCode() != 401 {
 		t.Fatal("a disabled user still gets in")
 	}
 	disabled = false
-	if r := must(a.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &disabled}))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusActive {
+	if r := apitest.Must(a.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: &disabled}))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusActive {
 		t.Fatalf("enable: %s", r.Body)
 	}
 	userTok = s.Login(email, apitest.Password)
 
 	// Roles: the user's old token is refused; a new one carries the permissions.
-	if r := must(a.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"admin", "user"}}))(t); r.JSON200 == nil || len(r.JSON200.Data.Roles) != 2 {
+	if r := apitest.Must(a.SetUserRolesWithResponse(ctx, id, client.SetUserRolesJSONRequestBody{Roles: []string{"admin", "user"}}))(t); r.JSON200 == nil || len(r.JSON200.Data.Roles) != 2 {
 		t.Fatalf("set roles: %s", r.Body)
 	}
 	if me(t, s, userTok.AccessToken) != 401 {
 		t.Fatal("a token from before a role change still works")
 	}
 	promoted := s.Login(email, apitest.Password)
-	if r := must(s.WithToken(promoted.AccessToken).ListRolesWithResponse(ctx))(t); r.JSON200 == nil || len(r.JSON200.Data) < 2 {
+	if r := apitest.Must(s.WithToken(promoted.AccessToken).ListRolesWithResponse(ctx))(t); r.JSON200 == nil || len(r.JSON200.Data) < 2 {
 		t.Fatalf("new permissions not in force: %s", r.Body)
 	}
 
-	if r := must(a.RevokeUserSessionsWithResponse(ctx, id))(t); r.StatusCode() != 204 || me(t, s, promoted.AccessToken) != 401 {
+	if r := apitest.Must(a.RevokeUserSessionsWithResponse(ctx, id))(t); r.StatusCode() != 204 || me(t, s, promoted.AccessToken) != 401 {
 		t.Fatalf("revoke sessions: %d", r.StatusCode())
 	}
-	if r := must(a.DeleteUserWithResponse(ctx, id))(t); r.StatusCode() != 204 {
+	if r := apitest.Must(a.DeleteUserWithResponse(ctx, id))(t); r.StatusCode() != 204 {
 		t.Fatalf("delete: %d", r.StatusCode())
 	}
-	if r := must(a.GetUserWithResponse(ctx, id))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusDeleted || r.JSON200.Data.DeletedAt == nil {
+	if r := apitest.Must(a.GetUserWithResponse(ctx, id))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusDeleted || r.JSON200.Data.DeletedAt == nil {
 		t.Fatalf("get deleted: %s", r.Body)
 	}
-	if r := must(a.DeleteUserWithResponse(ctx, id))(t); r.StatusCode() != 404 {
+	if r := apitest.Must(a.DeleteUserWithResponse(ctx, id))(t); r.StatusCode() != 404 {
 		t.Fatalf("delete twice: %d", r.StatusCode())
 	}
 	// Someone registers the freed address; restoring the old account would clash.
 	s.Register(email, "the new owner's passphrase")
-	if r := must(a.RestoreUserWithResponse(ctx, id))(t); r.StatusCode() != 409 || !strings.Contains(string(r.Body), "email_taken") {
+	if r := apitest.Must(a.RestoreUserWithResponse(ctx, id))(t); r.StatusCode() != 409 || !strings.Contains(string(r.Body), "email_taken") {
 		t.Fatalf("restore onto a taken address: %d %s", r.StatusCode(), r.Body)
 	}
 	pool := apitest.Pool(t, s.DatabaseURL)
 	if _, err := pool.Exec(ctx, `UPDATE users SET deleted_at = now() WHERE email = $1 AND id <> $2`, email, id); err != nil {
 		t.Fatal(err)
 	}
-	if r := must(a.RestoreUserWithResponse(ctx, id))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusActive {
+	if r := apitest.Must(a.RestoreUserWithResponse(ctx, id))(t); r.JSON200 == nil || r.JSON200.Data.Status != client.UserStatusActive {
 		t.Fatalf("restore: %s", r.Body)
 	}
-	if r := must(a.RestoreUserWithResponse(ctx, id))(t); r.StatusCode() != 409 {
+	if r := apitest.Must(a.RestoreUserWithResponse(ctx, id))(t); r.StatusCode() != 409 {
 		t.Fatalf("restore a live user: %d", r.StatusCode())
 	}
-	if r := must(a.GetUserWithResponse(ctx, uuid.New()))(t); r.StatusCode() != 404 {
+	if r := apitest.Must(a.GetUserWithResponse(ctx, uuid.New()))(t); r.StatusCode() != 404 {
 		t.Fatalf("unknown user: %d", r.StatusCode())
 	}
 }
@@ -245,18 +257,18 @@ func TestAdmin_NoOneManagesAUserMorePowerfulThanThemselves(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := s.WithToken(s.Login(helper.Email, helper.Password).AccessToken)
-	if r := must(h.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password, Roles: &[]string{"admin"}}))(t); r.StatusCode() != 403 {
+	if r := apitest.Must(h.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password, Roles: &[]string{"admin"}}))(t); r.StatusCode() != 403 {
 		t.Fatalf("users:write created an admin: %d %s", r.StatusCode(), r.Body)
 	}
-	if r := must(h.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password}))(t); r.StatusCode() != 201 {
+	if r := apitest.Must(h.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(apitest.NewEmail("x")), Password: apitest.Password}))(t); r.StatusCode() != 201 {
 		t.Fatalf("users:write creating an ordinary user: %d %s", r.StatusCode(), r.Body)
 	}
 	evil := openapi_types.Email(apitest.NewEmail("evil"))
 	yes := true
-	if r := must(h.UpdateUserWithResponse(ctx, adminID, client.UpdateUserJSONRequestBody{Email: &evil, EmailVerified: &yes}))(t); r.StatusCode() != 403 {
+	if r := apitest.Must(h.UpdateUserWithResponse(ctx, adminID, client.UpdateUserJSONRequestBody{Email: &evil, EmailVerified: &yes}))(t); r.StatusCode() != 403 {
 		t.Fatalf("users:write changed an admin's email: %d %s", r.StatusCode(), r.Body)
 	}
-	if r := must(h.UpdateUserWithResponse(ctx, adminID, client.UpdateUserJSONRequestBody{Disabled: &yes}))(t); r.StatusCode() != 403 {
+	if r := apitest.Must(h.UpdateUserWithResponse(ctx, adminID, client.UpdateUserJSONRequestBody{Disabled: &yes}))(t); r.StatusCode() != 403 {
 		t.Fatalf("users:write disabled an admin: %d %s", r.StatusCode(), r.Body)
 	}
 	if me(t, s, admin.Tokens.AccessToken) != 200 {
@@ -266,7 +278,7 @@ func TestAdmin_NoOneManagesAUserMorePowerfulThanThemselves(t *testing.T) {
 	u := s.NewUser()
 	uid := userID(t, s, u.Tokens.AccessToken)
 	moved := openapi_types.Email(apitest.NewEmail("moved"))
-	if r := must(admin.Client.UpdateUserWithResponse(ctx, uid, client.UpdateUserJSONRequestBody{Email: &moved}))(t); r.JSON200 == nil {
+	if r := apitest.Must(admin.Client.UpdateUserWithResponse(ctx, uid, client.UpdateUserJSONRequestBody{Email: &moved}))(t); r.JSON200 == nil {
 		t.Fatalf("admin email change: %s", r.Body)
 	}
 	if me(t, s, u.Tokens.AccessToken) != 401 {
@@ -348,7 +360,10 @@ func TestListUsers_EveryUserExactlyOnceWhileOthersComeAndGo(t *testing.T) {
 	for {
 		limit := 100
 		res, err := admin.Client.ListUsersWithResponse(ctx, &client.ListUsersParams{Cursor: cursor, Limit: &limit})
-		if err != nil || res.JSON200 == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.JSON200 == nil {
 			t.Fatalf("page %d: %v %s", pages, err, res.Body)
 		}
 		pages++
@@ -382,7 +397,7 @@ func TestListUsers_EveryUserExactlyOnceWhileOthersComeAndGo(t *testing.T) {
 
 	// Cursors are opaque: a tampered one, or one replayed with other filters, is refused.
 	limit := 5
-	first := must(admin.Client.ListUsersWithResponse(ctx, &client.ListUsersParams{Limit: &limit}))(t)
+	first := apitest.Must(admin.Client.ListUsersWithResponse(ctx, &client.ListUsersParams{Limit: &limit}))(t)
 	next := *first.JSON200.Meta.NextCursor
 	tampered := next[:len(next)-2] + "AA"
 	if tampered == next {
@@ -393,7 +408,7 @@ func TestListUsers_EveryUserExactlyOnceWhileOthersComeAndGo(t *testing.T) {
 		"garbage":       {Cursor: ptr("not a cursor"), Limit: &limit},
 		"other filters": {Cursor: &next, Limit: &limit, Email: ptr("stable")},
 	} {
-		r := must(admin.Client.ListUsersWithResponse(ctx, p))(t)
+		r := apitest.Must(admin.Client.ListUsersWithResponse(ctx, p))(t)
 		if r.StatusCode() != 400 || !strings.Contains(string(r.Body), `"cursor"`) {
 			t.Errorf("%s cursor: %d %s", name, r.StatusCode(), r.Body)
 		}
@@ -408,7 +423,10 @@ func TestListUsers_Filters(t *testing.T) {
 	prefix := fmt.Sprintf("filt%d", time.Now().UnixNano())
 	mk := func(n string) openapi_types.UUID {
 		r, err := a.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: openapi_types.Email(prefix + n + "@example.com"), Password: apitest.Password})
-		if err != nil || r.JSON201 == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.JSON201 == nil {
 			t.Fatalf("create: %v %s", err, r.Body)
 		}
 		return r.JSON201.Data.Id
@@ -420,7 +438,10 @@ func TestListUsers_Filters(t *testing.T) {
 	list := func(p client.ListUsersParams) []openapi_types.UUID {
 		p.Email = ptr(strings.ToUpper(prefix))
 		r, err := a.ListUsersWithResponse(ctx, &p)
-		if err != nil || r.JSON200 == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.JSON200 == nil {
 			t.Fatalf("list: %v %s", err, r.Body)
 		}
 		var ids []openapi_types.UUID
@@ -442,12 +463,14 @@ func TestListUsers_Filters(t *testing.T) {
 		"created in the future":              {client.ListUsersParams{CreatedAfter: ptr(time.Now().Add(time.Hour))}, nil},
 		"created before now":                 {client.ListUsersParams{CreatedBefore: ptr(time.Now().Add(time.Minute))}, []openapi_types.UUID{disabledID, active}},
 	} {
-		if got := list(tc.p); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("%s: got %v, want %v", name, got, tc.want)
-		}
+		t.Run(name, func(t *testing.T) {
+			if got := list(tc.p); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("%s: got %v, want %v", name, got, tc.want)
+			}
+		})
 	}
 	// A LIKE wildcard in the prefix is a literal character.
-	r := must(a.ListUsersWithResponse(ctx, &client.ListUsersParams{Email: ptr("%")}))(t)
+	r := apitest.Must(a.ListUsersWithResponse(ctx, &client.ListUsersParams{Email: ptr("%")}))(t)
 	if r.JSON200 == nil || len(r.JSON200.Data) != 0 {
 		t.Fatalf("%% matched: %s", r.Body)
 	}
@@ -470,7 +493,10 @@ func TestAudit_RecordsSecurityEventsWithActorsAndNoSecrets(t *testing.T) {
 	admin.Client.RestoreUserWithResponse(ctx, uid)
 
 	res, err := admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{SubjectId: &uid, Limit: ptr(100)})
-	if err != nil || res.JSON200 == nil {
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JSON200 == nil {
 		t.Fatalf("audit: %v %s", err, res.Body)
 	}
 	actors := map[string]*openapi_types.UUID{}
@@ -503,15 +529,15 @@ func TestAudit_RecordsSecurityEventsWithActorsAndNoSecrets(t *testing.T) {
 		}
 	}
 	// Filters by actor and action, and pagination.
-	byAdmin := must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{ActorId: &adminID, Action: ptr(client.AuditAction("user.disabled"))}))(t)
+	byAdmin := apitest.Must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{ActorId: &adminID, Action: ptr(client.AuditAction("user.disabled"))}))(t)
 	if byAdmin.JSON200 == nil || len(byAdmin.JSON200.Data) != 1 {
 		t.Fatalf("by actor and action: %s", byAdmin.Body)
 	}
-	page1 := must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Limit: ptr(2)}))(t)
+	page1 := apitest.Must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Limit: ptr(2)}))(t)
 	if page1.JSON200 == nil || page1.JSON200.Meta.NextCursor == nil {
 		t.Fatalf("page 1: %s", page1.Body)
 	}
-	page2 := must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Limit: ptr(2), Cursor: page1.JSON200.Meta.NextCursor}))(t)
+	page2 := apitest.Must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Limit: ptr(2), Cursor: page1.JSON200.Meta.NextCursor}))(t)
 	if page2.JSON200 == nil || len(page2.JSON200.Data) != 2 || page2.JSON200.Data[0].Id == page1.JSON200.Data[1].Id {
 		t.Fatalf("page 2: %s", page2.Body)
 	}
@@ -524,7 +550,7 @@ func TestAudit_RateLimitBlockIsRecorded(t *testing.T) {
 	for range 3 {
 		login(t, s, apitest.NewEmail("spray"), "whatever it may be")
 	}
-	r := must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(client.AuditAction("rate_limit.blocked"))}))(t)
+	r := apitest.Must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{Action: ptr(client.AuditAction("rate_limit.blocked"))}))(t)
 	if r.JSON200 == nil || len(r.JSON200.Data) == 0 || r.JSON200.Data[0].Details.Limit == nil || *r.JSON200.Data[0].Details.Limit != "login-ip" {
 		t.Fatalf("no rate-limit event: %s", r.Body)
 	}
@@ -538,13 +564,13 @@ func TestPasswordChecks_AreThrottledLikeLogin(t *testing.T) {
 	u := s.NewUser()
 	codes := []int{}
 	for i := range 7 {
-		r := must(u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: fmt.Sprintf("guess number %d", i), NewPassword: newPassword}))(t)
+		r := apitest.Must(u.Client.ChangePasswordWithResponse(ctx, client.ChangePasswordJSONRequestBody{CurrentPassword: fmt.Sprintf("guess number %d", i), NewPassword: newPassword}))(t)
 		codes = append(codes, r.StatusCode())
 	}
 	if fmt.Sprint(codes[:5]) != "[403 403 403 403 403]" || codes[5] != 429 {
 		t.Fatalf("change-password guesses: %v", codes)
 	}
-	if r := must(u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}))(t); r.StatusCode() != 429 {
+	if r := apitest.Must(u.Client.DeleteMeWithResponse(ctx, client.DeleteMeJSONRequestBody{Password: u.Password}))(t); r.StatusCode() != 429 {
 		t.Fatalf("delete during lockout: %d", r.StatusCode())
 	}
 }
