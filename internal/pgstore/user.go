@@ -126,7 +126,9 @@ func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Targe
 			return err
 		}
 		u := e.User
-		if u.Email != row.Email {
+		// A new address, or a restored account taking its address back, must
+		// not be one held for the undo of another account's email change.
+		if u.Email != row.Email || row.DeletedAt != nil && u.DeletedAt == nil {
 			if err := checkNotReserved(ctx, q, u.Email, id); err != nil {
 				return err
 			}

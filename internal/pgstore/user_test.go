@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -140,5 +141,32 @@ func TestManage_WritesTheEditAndReturnsTheRowItWrote(t *testing.T) {
 	same, v, err := store.Manage(t.Context(), target.ID, func(tg user.Target) (user.Edit, error) { return user.Edit{User: tg.User}, nil })
 	if err != nil || v != 0 || !same.UpdatedAt.Equal(got.UpdatedAt) {
 		t.Fatalf("a no-op edit: %v, version %d, updated %v → %v", err, v, got.UpdatedAt, same.UpdatedAt)
+	}
+}
+
+// TestManage_ARestoreDoesNotTakeAnAddressHeldForAnUndo: an address another
+// account may take back (the undo of its email change) is not free for a
+// deleted account's restore either.
+func TestManage_ARestoreDoesNotTakeAnAddressHeldForAnUndo(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	gone, other := newUser(t, store), newUser(t, store)
+	restore := func(deleted bool) error {
+		_, _, err := store.Manage(t.Context(), gone.ID, func(tg user.Target) (user.Edit, error) {
+			e := user.Edit{User: tg.User}
+			e.User.DeletedAt = nil
+			if deleted {
+				e.User.DeletedAt = new(time.Now())
+			}
+			return e, nil
+		})
+		return err
+	}
+	if err := restore(true); err != nil {
+		t.Fatal(err)
+	}
+	newToken(t, pool, other.ID, account.PurposeEmailRevert, gone.Email, nil)
+	if err := restore(false); !errors.Is(err, account.ErrEmailTaken) {
+		t.Fatalf("restoring onto an address held for an undo: %v, want email taken", err)
 	}
 }
