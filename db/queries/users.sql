@@ -23,7 +23,8 @@ SELECT * FROM user_profiles WHERE id = sqlc.arg(id);
 SELECT id FROM users WHERE id = sqlc.arg(id) FOR UPDATE;
 
 -- name: SaveUser :one
--- Writes the fields an administrative change decides, on a locked user.
+-- Writes the fields an administrative change decides, on a locked user
+-- (the store calls it only when something changes).
 -- With end_sessions, also invalidates every access token of the user.
 UPDATE users SET
   name = sqlc.narg(name),
@@ -33,7 +34,7 @@ UPDATE users SET
   deleted_at = sqlc.narg(deleted_at),
   token_version = token_version + CASE WHEN sqlc.arg(end_sessions)::boolean THEN 1 ELSE 0 END,
   tokens_revoked_at = CASE WHEN sqlc.arg(end_sessions)::boolean THEN now() ELSE tokens_revoked_at END,
-  updated_at = CASE WHEN sqlc.arg(changed)::boolean THEN now() ELSE updated_at END
+  updated_at = now()
 WHERE id = sqlc.arg(id)
 RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at;
 

@@ -324,8 +324,8 @@ UPDATE users SET
   deleted_at = $5,
   token_version = token_version + CASE WHEN $6::boolean THEN 1 ELSE 0 END,
   tokens_revoked_at = CASE WHEN $6::boolean THEN now() ELSE tokens_revoked_at END,
-  updated_at = CASE WHEN $7::boolean THEN now() ELSE updated_at END
-WHERE id = $8
+  updated_at = now()
+WHERE id = $7
 RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
 `
 
@@ -336,7 +336,6 @@ type SaveUserParams struct {
 	DisabledAt      *time.Time
 	DeletedAt       *time.Time
 	EndSessions     bool
-	Changed         bool
 	ID              uuid.UUID
 }
 
@@ -352,7 +351,8 @@ type SaveUserRow struct {
 	UpdatedAt       time.Time
 }
 
-// Writes the fields an administrative change decides, on a locked user.
+// Writes the fields an administrative change decides, on a locked user
+// (the store calls it only when something changes).
 // With end_sessions, also invalidates every access token of the user.
 func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (SaveUserRow, error) {
 	row := q.db.QueryRow(ctx, saveUser,
@@ -362,7 +362,6 @@ func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (SaveUserRow
 		arg.DisabledAt,
 		arg.DeletedAt,
 		arg.EndSessions,
-		arg.Changed,
 		arg.ID,
 	)
 	var i SaveUserRow

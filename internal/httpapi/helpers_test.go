@@ -53,14 +53,17 @@ func reset(t *testing.T, s *apitest.Server, token, password string) *client.Rese
 // listSessions counts the live sessions the token's user sees.
 func listSessions(t *testing.T, s *apitest.Server, access string) int {
 	t.Helper()
-	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return len(sessionsOf(t, s, access))
+}
+
+// sessionsOf lists the live sessions the token's user sees (the first page).
+func sessionsOf(t *testing.T, s *apitest.Server, access string) []client.Session {
+	t.Helper()
+	res := apitest.Must(s.WithToken(access).ListMySessionsWithResponse(ctx, nil))(t)
 	if res.JSON200 == nil {
-		t.Fatalf("list sessions: %v %s", err, res.Body)
+		t.Fatalf("list sessions: %d %s", res.StatusCode(), res.Body)
 	}
-	return len(res.JSON200.Data)
+	return res.JSON200.Data
 }
 
 var ctx = context.Background()
@@ -188,14 +191,7 @@ type fieldWant struct{ field, code string }
 // currentSession is the id of the session the access token belongs to.
 func currentSession(t *testing.T, s *apitest.Server, access string) string {
 	t.Helper()
-	res, err := s.WithToken(access).ListMySessionsWithResponse(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.JSON200 == nil {
-		t.Fatalf("list sessions: %v %s", err, res.Body)
-	}
-	for _, sess := range res.JSON200.Data {
+	for _, sess := range sessionsOf(t, s, access) {
 		if sess.Current {
 			return sess.Id.String()
 		}

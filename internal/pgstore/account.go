@@ -71,7 +71,7 @@ func (s *Store) RequestMail(ctx context.Context, m account.Mail, e account.Event
 		}
 		args := outbox.Args{Mail: m.Kind, To: m.To, Requested: true, AuditID: p.ID}
 		if _, err := s.outbox.InsertTx(ctx, tx, args, nil); err != nil {
-			return fmt.Errorf("enqueue requested %s mail: %w", m.Kind, err)
+			return classify(fmt.Errorf("enqueue requested %s mail: %w", m.Kind, err))
 		}
 		return nil
 	})

@@ -19,7 +19,8 @@ import (
 // (they all run on a classifyingDB): an unreachable, restarting or
 // overloaded PostgreSQL is account.ErrUnavailable (503, not 500); the
 // live-email index's unique violation is account.ErrEmailTaken; the email
-// column's check (an address NFC made too long) is account.ErrInvalidEmail.
+// column's check (an address NFC made too long) is account.ErrEmailTooLong.
+// Those two drop the driver's error: its detail quotes the address.
 // Other errors, pgx.ErrNoRows included, pass unchanged: what a missing row
 // means is the caller's to say (see notFound).
 func classify(err error) error {
@@ -37,9 +38,9 @@ func classify(err error) error {
 	if errors.As(err, &pe) {
 		switch {
 		case pe.Code == "23505" && pe.ConstraintName == "users_email_live_key":
-			return fmt.Errorf("%w: %w", account.ErrEmailTaken, err)
+			return account.ErrEmailTaken
 		case pe.Code == "23514" && pe.ConstraintName == "users_email_check":
-			return fmt.Errorf("%w: %w", account.ErrEmailTooLong, err)
+			return account.ErrEmailTooLong
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			pe.Code == "57P01", pe.Code == "57P03", // shutting down, starting up
 			pe.Code == "53300",                     // too many connections

@@ -134,10 +134,13 @@ func (s *Store) Manage(ctx context.Context, id uuid.UUID, decide func(user.Targe
 			}
 		}
 		rolesChanged := !slices.Equal(u.Roles, row.Roles)
+		if !rolesChanged && e.EndSessions == "" && sameRow(u, t.User) {
+			out = t.User // nothing to write but the events and mails
+			return s.record(ctx, tx, q, e.Events, e.Mails)
+		}
 		saved, err := q.SaveUser(ctx, db.SaveUserParams{
 			ID: id, Name: u.Name, Email: u.Email, EmailVerifiedAt: u.EmailVerifiedAt,
 			DisabledAt: u.DisabledAt, DeletedAt: u.DeletedAt, EndSessions: e.EndSessions != "",
-			Changed: rolesChanged || e.EndSessions != "" || !sameRow(u, t.User),
 		})
 		if err != nil {
 			return err
