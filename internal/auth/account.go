@@ -182,11 +182,13 @@ func recheckBucket(id uuid.UUID) Bucket { return Bucket{Account: "u:" + id.Strin
 // PublishUserRevocation spreads a revocation of every token of a user,
 // already recorded in PostgreSQL, to every instance.
 func (s *Service) PublishUserRevocation(ctx context.Context, id uuid.UUID, version int64) {
+	s.local.record(Revocation{UserID: id, Version: version}, s.now())
 	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeUser(ctx, id, version, s.cacheTTL) })
 }
 
 // PublishSessionRevocation spreads a session revocation, already recorded.
 func (s *Service) PublishSessionRevocation(ctx context.Context, sid uuid.UUID) {
+	s.local.record(Revocation{SessionID: sid}, s.now())
 	s.cacheWrite(ctx, func(ctx context.Context) error { return s.cache.RevokeSession(ctx, sid, s.cacheTTL) })
 }
 

@@ -1,9 +1,13 @@
 package auth_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/token"
 )
 
 // env is a service under test: built by internal/app as `gatehouse serve`
@@ -25,6 +30,7 @@ import (
 // answered by the Redis cache when warm and by PostgreSQL when cold.
 type env struct {
 	svc   *auth.Service
+	cfg   config.Config
 	pool  *pgxpool.Pool
 	rdb   redis.UniversalClient
 	redis *apitest.Redis
@@ -43,6 +49,19 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 	rd := apitest.StartRedis(t)
 	e := apitest.TestEnv(dbURL, rd.URL())
 	e["MAIL_DIR"] = t.TempDir()
+	// One signing key for every instance of the test.
+	k, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := token.MarshalKeyPEM(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e["JWT_SIGNING_KEY_FILES"] = filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(e["JWT_SIGNING_KEY_FILES"], pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range vars {
 		e[k] = v
 	}
@@ -56,7 +75,73 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 	if err != nil {
 		t.Fatalf("build service: %v", err)
 	}
-	return &env{svc: svc, pool: pool, rdb: rdb, redis: rd}
+	return &env{svc: svc, cfg: cfg, pool: pool, rdb: rdb, redis: rd}
+}
+
+// instance is another instance of the service on the same database and
+// Redis, whose reads of revocation markers are counted.
+type instance struct {
+	svc   *auth.Service
+	reads *atomic.Int64
+}
+
+func (e *env) instance(t *testing.T) instance {
+	t.Helper()
+	rdb := e.redis.Client()
+	reads := &atomic.Int64{}
+	rdb.AddHook(markerReads{reads})
+	svc, err := app.NewAccounts(e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), e.pool, rdb)
+	if err != nil {
+		t.Fatalf("build service: %v", err)
+	}
+	return instance{svc: svc, reads: reads}
+}
+
+// run runs svc's background work (the revocation feed and poll) until the
+// test ends.
+func run(t *testing.T, svc *auth.Service) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// waitFeed waits until svc's copy of the revocations is current, or not.
+func waitFeed(t *testing.T, svc *auth.Service, current bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); svc.FeedCurrent() != current; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the revocation feed is not current=%v after 10 s", current)
+		}
+	}
+}
+
+// markerReads counts the commands that read revocation markers.
+type markerReads struct{ n *atomic.Int64 }
+
+func (markerReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h markerReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h markerReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.count(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h markerReads) count(cmd redis.Cmder) {
+	if name := cmd.Name(); name == "exists" || name == "get" {
+		h.n.Add(1)
+	}
 }
 
 // user is an account registered and logged in through the service.
@@ -119,9 +204,9 @@ func (e *env) count(t *testing.T, sql string, args ...any) int {
 
 // warm waits until the revocation cache is warm: a check that finds it
 // cold rebuilds it from PostgreSQL in the background.
-func (e *env) warm(t *testing.T, access string) {
+func (e *env) warm(t *testing.T, svc *auth.Service, access string) {
 	t.Helper()
-	_, _ = e.svc.Authenticate(t.Context(), access)
+	_, _ = svc.Authenticate(t.Context(), access)
 	for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(t.Context(), epochKey).Val() != 1; {
 		if time.Now().After(deadline) {
 			t.Fatal("the revocation cache never warmed up")

@@ -494,7 +494,8 @@ func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) er
 }
 
 // Authenticate checks an access token: signature and claims, then
-// revocation, in Redis when it can answer and in PostgreSQL otherwise. It
+// revocation: in this instance's copy of the recent revocations while it is
+// current, else in Redis when it can answer and in PostgreSQL otherwise. It
 // fails closed (ErrUnavailable) when neither can.
 func (s *Service) Authenticate(ctx context.Context, raw string) (account.Principal, error) {
 	sub, err := s.verified.Verify(raw)
@@ -502,8 +503,11 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 		return account.Principal{}, ErrInvalidToken
 	}
 	p := account.Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
-	if revoked, _ := s.local.revoked(sub.SessionID, sub.UserID, sub.TokenVersion, s.now(), 3*s.pollEvery); revoked {
+	switch revoked, current := s.local.revoked(sub.SessionID, sub.UserID, sub.TokenVersion, s.now()); {
+	case revoked:
 		return account.Principal{}, ErrInvalidToken
+	case current:
+		return p, nil
 	}
 	st, err := s.cache.Check(ctx, sub.SessionID, sub.UserID)
 	switch {

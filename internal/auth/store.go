@@ -188,6 +188,34 @@ type RevocationCache interface {
 	// Invalidate marks the cache cold, so checks go to the record until the
 	// next rebuild. Used when a revocation could not be cached.
 	Invalidate(ctx context.Context) error
+	// Follow subscribes to the revocations every instance caches (each
+	// RevokeSession and RevokeUser is also announced) and reports to l until
+	// ctx ends, subscribing again whenever the subscription breaks.
+	Follow(ctx context.Context, l FeedListener)
+}
+
+// Revocation is one revocation as instances announce it: a session
+// (SessionID set), or every token of a user below Version (UserID set).
+type Revocation struct {
+	SessionID uuid.UUID
+	UserID    uuid.UUID
+	Version   int64
+}
+
+// FeedListener hears what RevocationCache.Follow reports. Its methods are
+// called one at a time, in order.
+type FeedListener interface {
+	// Subscribed: every revocation announced from now on will be heard,
+	// until Lost.
+	Subscribed()
+	// Alive: the subscription answered a heartbeat, so nothing announced
+	// before the heartbeat was sent was missed.
+	Alive()
+	// Revoked: an instance announced r.
+	Revoked(r Revocation)
+	// Lost: the subscription broke; announcements may be missed until the
+	// next Subscribed.
+	Lost()
 }
 
 // KeptSession is the session a password change keeps: it gets the refresh

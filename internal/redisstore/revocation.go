@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +36,9 @@ func (r *Revocations) epochKey() string               { return r.prefix + "rv:ep
 func (r *Revocations) sessionKey(id uuid.UUID) string { return r.prefix + "rv:s:" + id.String() }
 func (r *Revocations) userKey(id uuid.UUID) string    { return r.prefix + "rv:u:" + id.String() }
 
+// feedKey is the channel revocations are announced on.
+func (r *Revocations) feedKey() string { return r.prefix + "rv:feed" }
+
 // Check reads the markers of a session and its user in one round trip.
 func (r *Revocations) Check(ctx context.Context, sessionID, userID uuid.UUID) (auth.CacheState, error) {
 	pipe := r.c.Pipeline()
@@ -50,9 +55,21 @@ func (r *Revocations) Check(ctx context.Context, sessionID, userID uuid.UUID) (a
 	return st, nil
 }
 
-// RevokeSession marks a session revoked for ttl.
+// RevokeSession marks a session revoked for ttl and announces it.
 func (r *Revocations) RevokeSession(ctx context.Context, id uuid.UUID, ttl time.Duration) error {
-	return r.c.Set(ctx, r.sessionKey(id), "1", ttl).Err()
+	return r.revokeSession(ctx, id, ttl, true)
+}
+
+func (r *Revocations) revokeSession(ctx context.Context, id uuid.UUID, ttl time.Duration, announce bool) error {
+	pipe := r.c.Pipeline()
+	pipe.Set(ctx, r.sessionKey(id), "1", ttl)
+	if announce {
+		pipe.Publish(ctx, r.feedKey(), "s "+id.String())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
 }
 
 // setMax keeps the highest token version: a rebuild reading an older version
@@ -64,20 +81,36 @@ if tonumber(ARGV[1]) > cur then
 end
 return 1`)
 
-// RevokeUser marks every token of the user below version revoked for ttl.
+// RevokeUser marks every token of the user below version revoked for ttl
+// and announces it.
 func (r *Revocations) RevokeUser(ctx context.Context, id uuid.UUID, version int64, ttl time.Duration) error {
-	return setMax.Run(ctx, r.c, []string{r.userKey(id)}, strconv.FormatInt(version, 10), ttl.Milliseconds()).Err()
+	return r.revokeUser(ctx, id, version, ttl, true)
+}
+
+func (r *Revocations) revokeUser(ctx context.Context, id uuid.UUID, version int64, ttl time.Duration, announce bool) error {
+	v := strconv.FormatInt(version, 10)
+	pipe := r.c.Pipeline()
+	// Eval, not EvalSha: a pipeline cannot load a script Redis lost.
+	setMax.Eval(ctx, pipe, []string{r.userKey(id)}, v, ttl.Milliseconds())
+	if announce {
+		pipe.Publish(ctx, r.feedKey(), "u "+id.String()+" "+v)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("revoke user: %w", err)
+	}
+	return nil
 }
 
 // Rebuild writes the markers of rv, then marks the cache warm.
 func (r *Revocations) Rebuild(ctx context.Context, rv auth.Revocations, ttl time.Duration) error {
+	// Every instance loaded these from PostgreSQL already: not announced.
 	for _, id := range rv.Sessions {
-		if err := r.RevokeSession(ctx, id, ttl); err != nil {
+		if err := r.revokeSession(ctx, id, ttl, false); err != nil {
 			return err
 		}
 	}
 	for id, v := range rv.Users {
-		if err := r.RevokeUser(ctx, id, v, ttl); err != nil {
+		if err := r.revokeUser(ctx, id, v, ttl, false); err != nil {
 			return err
 		}
 	}
@@ -87,4 +120,83 @@ func (r *Revocations) Rebuild(ctx context.Context, rv auth.Revocations, ttl time
 // Invalidate marks the cache cold.
 func (r *Revocations) Invalidate(ctx context.Context) error {
 	return r.c.Del(ctx, r.epochKey()).Err()
+}
+
+// heartbeat is how often a quiet subscription is pinged: an answer tells
+// the listener nothing was missed (auth trusts its copy for a second after
+// the last one).
+const heartbeat = 250 * time.Millisecond
+
+// Follow subscribes to the announcements and reports to l until ctx ends. A
+// subscription that errs, or leaves a ping unanswered for two heartbeats, is
+// lost: l hears Lost, and Follow subscribes again on a new connection.
+func (r *Revocations) Follow(ctx context.Context, l auth.FeedListener) {
+	for ctx.Err() == nil {
+		r.follow(ctx, l)
+		select {
+		case <-ctx.Done():
+		case <-time.After(heartbeat):
+		}
+	}
+}
+
+func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
+	ps := r.c.Subscribe(ctx, r.feedKey())
+	defer func() { _ = ps.Close() }()
+	subscribed := false
+	defer func() {
+		if subscribed {
+			l.Lost()
+		}
+	}()
+	var pinged, pongDue time.Time
+	for {
+		now := time.Now()
+		if subscribed && pongDue.IsZero() && now.Sub(pinged) >= heartbeat {
+			if err := ps.Ping(ctx); err != nil {
+				return
+			}
+			pinged, pongDue = now, now.Add(2*heartbeat)
+		}
+		if !pongDue.IsZero() && now.After(pongDue) {
+			return // the connection died without an error
+		}
+		msg, err := ps.ReceiveTimeout(ctx, heartbeat)
+		var ne net.Error
+		switch {
+		case err != nil && errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil:
+			continue
+		case err != nil:
+			return
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				subscribed = true
+				l.Subscribed()
+			}
+		case *redis.Pong:
+			pongDue = time.Time{}
+			l.Alive()
+		case *redis.Message:
+			if rv, ok := parseAnnouncement(m.Payload); ok {
+				l.Revoked(rv)
+			}
+		}
+	}
+}
+
+// parseAnnouncement reads "s <session id>" or "u <user id> <version>".
+func parseAnnouncement(s string) (auth.Revocation, bool) {
+	f := strings.Fields(s)
+	switch {
+	case len(f) == 2 && f[0] == "s":
+		id, err := uuid.Parse(f[1])
+		return auth.Revocation{SessionID: id}, err == nil
+	case len(f) == 3 && f[0] == "u":
+		id, err := uuid.Parse(f[1])
+		v, verr := strconv.ParseInt(f[2], 10, 64)
+		return auth.Revocation{UserID: id, Version: v}, err == nil && verr == nil
+	}
+	return auth.Revocation{}, false
 }
