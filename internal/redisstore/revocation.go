@@ -128,7 +128,7 @@ func (r *Revocations) Invalidate(ctx context.Context) error {
 const heartbeat = 250 * time.Millisecond
 
 // Follow subscribes to the announcements and reports to l until ctx ends. A
-// subscription that errs, or leaves a ping unanswered for two heartbeats, is
+// subscription that errs, or leaves a ping unanswered for two seconds, is
 // lost: l hears Lost, and Follow subscribes again on a new connection.
 func (r *Revocations) Follow(ctx context.Context, l auth.FeedListener) {
 	for ctx.Err() == nil {
@@ -156,7 +156,7 @@ func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
 			if err := ps.Ping(ctx); err != nil {
 				return
 			}
-			pinged, pongDue = now, now.Add(2*heartbeat)
+			pinged, pongDue = now, now.Add(8*heartbeat)
 		}
 		if !pongDue.IsZero() && now.After(pongDue) {
 			return // the connection died without an error
