@@ -2,6 +2,7 @@ package token
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -211,4 +212,12 @@ func decode64(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestDigest_IsSHA256(t *testing.T) {
+	for _, s := range []string{"", "a", strings.Repeat("token", 200)} {
+		if got, want := digest(s), sha256.Sum256([]byte(s)); got != want {
+			t.Fatalf("digest(%d bytes) = %x, want %x", len(s), got, want)
+		}
+	}
 }
