@@ -118,7 +118,9 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(srv.stop) }
+	defer stop()
 	if err := srv.post("/api/v1/auth/register", fmt.Sprintf(`{"email":%q,"password":%q}`, benchEmail, benchPassword), 202); err != nil {
 		return err
 	}
@@ -149,6 +151,10 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 			return nil
 		}},
 		{"listing depth", func() error { return b.listing(ctx, srv, dbURL, nUsers) }},
+		{"metrics and tracing overhead", func() error {
+			stop() // the three servers of this step run alone
+			return b.observability(bin, dbURL)
+		}},
 	}
 	for _, s := range steps {
 		if err := b.step(s.name, s.f); err != nil {
