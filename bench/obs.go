@@ -61,8 +61,8 @@ func (s *otlpSink) close() { _ = s.srv.Close() }
 // observability measures what metrics and tracing cost the authenticated
 // read: three servers, (a) metrics off, (b) metrics on, (c) metrics on and
 // every request traced to a loopback OTLP sink, loaded in turn at 64
-// connections, in three rounds whose order rotates so that a drift of the
-// machine's load falls on each alike. Servers without metrics or tracing
+// connections, in six short rounds whose order rotates so that a drift of
+// the machine's load falls on each alike. Servers without metrics or tracing
 // ignore the variables; the goals then say so instead of met or missed.
 func (b *bench) observability(bin, dbURL string) error {
 	sink, err := startSink()
@@ -119,12 +119,12 @@ func (b *bench) observability(bin, dbURL string) error {
 		return errors.New("METRICS_ENABLED=false still serves /metrics")
 	}
 
-	const rounds = 3
+	const rounds = 6
 	samples := make([][]sample, len(variants))
 	for r := range rounds {
 		for k := range variants {
 			i := (r + k) % len(variants)
-			samples[i] = append(samples[i], load(reads[i], 64, b.dur/2))
+			samples[i] = append(samples[i], load(reads[i], 64, b.dur/4))
 		}
 	}
 	stopAll()
