@@ -80,8 +80,14 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 	if base == "" || os.Getenv("REDIS_URL") == "" {
 		return errors.New("DATABASE_URL and REDIS_URL must be set (make bench sets them)")
 	}
-	fmt.Printf("gatehouse bench on %d CPUs, %s per phase, load average %s; the load generator shares the machine,\n"+
-		"so each goal is a ratio of figures measured in this run.\n\n", runtime.NumCPU(), dur, b.res.Machine.LoadAvgStart)
+	m := b.res.Machine
+	commit := m.GitCommit[:min(len(m.GitCommit), 10)]
+	if m.GitDirty {
+		commit += " with uncommitted changes"
+	}
+	fmt.Printf("gatehouse bench of commit %s on %d CPUs, %s per phase, load average %s;\n"+
+		"the load generator shares the machine, so each goal is a ratio of figures measured in this run.\n\n",
+		commit, runtime.NumCPU(), dur, m.LoadAvgStart)
 
 	dbURL, err := freshDatabase(ctx, base, "gatehouse_bench")
 	if err != nil {
