@@ -195,13 +195,14 @@ func (b *bench) insertUsers(ctx context.Context, dbURL string, n int) error {
 	return nil
 }
 
-// walk pages through every user and returns the median latency of the first
-// pages and of the deepest ones.
+// walk pages through every user, keeping the cursor of every page, then
+// times the first and the last 50 pages again in pairs (one shallow page,
+// one deep, in random order): both ends are measured at the same moments,
+// so a change in what else the machine runs during the long walk weighs on
+// both alike. It returns the two medians and the number of pages.
 func walk(base, tok string, maxPages int) (first, deep time.Duration, pages int, err error) {
 	c := &http.Client{Timeout: 30 * time.Second}
-	var cursor string
-	var lat []time.Duration
-	for pages = 0; pages < maxPages+1; pages++ {
+	get := func(cursor string) (next *string, d time.Duration, err error) {
 		u := base + "/api/v1/users?limit=100"
 		if cursor != "" {
 			u += "&cursor=" + url.QueryEscape(cursor)
@@ -211,7 +212,7 @@ func walk(base, tok string, maxPages int) (first, deep time.Duration, pages int,
 		t0 := time.Now()
 		res, err := c.Do(req)
 		if err != nil {
-			return 0, 0, 0, err
+			return nil, 0, err
 		}
 		var out struct {
 			Meta struct {
@@ -220,24 +221,52 @@ func walk(base, tok string, maxPages int) (first, deep time.Duration, pages int,
 		}
 		err = json.NewDecoder(res.Body).Decode(&out)
 		res.Body.Close()
-		lat = append(lat, time.Since(t0))
+		d = time.Since(t0)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("page %d: %d: %w", pages, res.StatusCode, err)
+			return nil, 0, fmt.Errorf("%d: %w", res.StatusCode, err)
 		}
 		if res.StatusCode != 200 {
-			return 0, 0, 0, fmt.Errorf("page %d: status %d", pages, res.StatusCode)
+			return nil, 0, fmt.Errorf("status %d", res.StatusCode)
 		}
-		if out.Meta.NextCursor == nil {
+		return out.Meta.NextCursor, d, nil
+	}
+	var cursors []string // cursors[i] fetches page i+1; page 1 needs none
+	cursor := ""
+	for pages = 0; pages < maxPages+1; pages++ {
+		cursors = append(cursors, cursor)
+		next, _, err := get(cursor)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("page %d: %w", pages+1, err)
+		}
+		if next == nil {
 			pages++
 			break
 		}
-		cursor = *out.Meta.NextCursor
+		cursor = *next
 	}
-	median := func(d []time.Duration) time.Duration {
-		d = slices.Clone(d)
-		slices.Sort(d)
-		return d[len(d)/2]
+	k := min(50, len(cursors)/2)
+	shallow, deepest := cursors[:k], cursors[len(cursors)-k:]
+	var a, b []time.Duration
+	for i := range k {
+		deepFirst := rand.IntN(2) == 0 //nolint:gosec // G404: shuffles the order of timed requests; no secret
+		for j := range 2 {
+			isDeep := (j == 0) == deepFirst
+			cur := shallow[i]
+			if isDeep {
+				cur = deepest[i]
+			}
+			_, d, err := get(cur)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			if isDeep {
+				b = append(b, d)
+			} else {
+				a = append(a, d)
+			}
+		}
 	}
-	k := min(50, len(lat)/2)
-	return median(lat[1 : k+1]), median(lat[len(lat)-k:]), pages, nil
+	slices.Sort(a)
+	slices.Sort(b)
+	return quantile(a, 0.5), quantile(b, 0.5), pages, nil
 }
