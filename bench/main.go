@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -33,27 +34,50 @@ func main() {
 		}
 		return
 	}
-	b := &bench{dur: *dur, res: runResult{
+	if err := measureAll(*dur, *users, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// measureAll runs every phase and writes what it measured, also when a
+// phase fails.
+func measureAll(dur time.Duration, users int, out string) error {
+	b := &bench{dur: dur, res: runResult{
 		Started: time.Now().UTC(), Machine: machineInfo(),
-		Settings: settings{PhaseSeconds: dur.Seconds(), Users: *users},
+		Settings: settings{PhaseSeconds: dur.Seconds(), Users: users},
 	}}
-	err := b.run(context.Background(), *users)
+	base, err := resultsBase(out, b.res.Started)
+	if err != nil {
+		return err
+	}
+	b.serverLog, err = os.Create(base + "-server.log")
+	if err != nil {
+		return err
+	}
+	defer b.serverLog.Close()
+	b.res.ServerLog = b.serverLog.Name()
+
+	err = b.run(context.Background(), users)
 	b.res.Seconds = round(time.Since(b.res.Started).Seconds(), 1)
 	b.res.Machine.LoadAvgEnd = loadAvg()
 	if err != nil {
 		b.res.Error = err.Error()
 	}
 	b.summary()
-	jsonPath, svgPath, werr := b.res.write(*out)
-	if werr != nil {
-		fmt.Fprintln(os.Stderr, "bench: write results:", werr)
-		os.Exit(1)
+	if werr := b.res.write(base); werr != nil {
+		return fmt.Errorf("write results: %w", werr)
 	}
-	fmt.Printf("results: %s\nchart:   %s\n", jsonPath, svgPath)
+	fmt.Printf("results: %s.json\nchart:   %s.svg\nservers' output: %s (%d lines)\n", base, base, b.res.ServerLog, countLines(b.res.ServerLog))
+	return err
+}
+
+func countLines(path string) int {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return 0
 	}
+	return bytes.Count(data, []byte("\n"))
 }
 
 func (b *bench) summary() {
@@ -110,7 +134,7 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 	// size, whatever their shape: measured on a server of their own, so its
 	// memory starts where a fresh process's does.
 	if err := b.step("hostile bodies", func() error {
-		srv, err := startServer(bin, dbURL)
+		srv, err := b.startServer(bin, dbURL)
 		if err != nil {
 			return err
 		}
@@ -120,7 +144,7 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 		return err
 	}
 
-	srv, err := startServer(bin, dbURL)
+	srv, err := b.startServer(bin, dbURL)
 	if err != nil {
 		return err
 	}

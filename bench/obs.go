@@ -96,7 +96,7 @@ func (b *bench) observability(bin, dbURL string) error {
 	defer stopAll()
 	reads := make([]request, len(variants))
 	for i, v := range variants {
-		s, err := startServer(bin, dbURL, v.env...)
+		s, err := b.startServer(bin, dbURL, v.env...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.name, err)
 		}

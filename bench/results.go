@@ -25,6 +25,8 @@ type runResult struct {
 	Notes  []string `json:"notes,omitempty"`
 	// Error is why the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
+	// ServerLog is the file the servers' output went to.
+	ServerLog string `json:"server_log,omitempty"`
 }
 
 type settings struct {
@@ -86,6 +88,10 @@ func status(ok bool) string {
 type bench struct {
 	res runResult
 	dur time.Duration
+	// serverLog receives the output of every server the run starts (their
+	// errors, such as the 503 of a login that waited too long for a
+	// hashing slot), away from the figures.
+	serverLog *os.File
 }
 
 func (b *bench) goal(g goal) {
@@ -105,7 +111,7 @@ func (b *bench) phase(s sample, name, work string) phase {
 	p := s.phase(name, work)
 	b.res.Phases = append(b.res.Phases, p)
 	if p.Failed > 0 {
-		b.note("%s: %d of %d requests failed", name, p.Failed, p.Requests+s.lost)
+		b.note("%s: %d of %d requests failed (the servers' output says why)", name, p.Failed, p.Requests+s.lost)
 	}
 	return p
 }
@@ -178,24 +184,25 @@ func fileField(path, field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in %s", field, path)
 }
 
-// write saves the results as dir/TIME.json and their chart as dir/TIME.svg,
-// and returns both paths.
-func (r *runResult) write(dir string) (jsonPath, svgPath string, err error) {
+// resultsBase is where a run started at started writes its files, without
+// the extension: dir/TIME.
+func resultsBase(dir string, started time.Time) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G301: results are for reading
-		return "", "", err
+		return "", err
 	}
-	base := filepath.Join(dir, r.Started.UTC().Format("2006-01-02T15-04-05Z"))
+	return filepath.Join(dir, started.UTC().Format("2006-01-02T15-04-05Z")), nil
+}
+
+// write saves the results as base.json and their chart as base.svg.
+func (r *runResult) write(base string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil { //nolint:gosec // G306: results are for reading
-		return "", "", err
+		return err
 	}
-	if err := os.WriteFile(base+".svg", []byte(chart(r)), 0o644); err != nil { //nolint:gosec // G306: as above
-		return "", "", err
-	}
-	return base + ".json", base + ".svg", nil
+	return os.WriteFile(base+".svg", []byte(chart(r)), 0o644) //nolint:gosec // G306: as above
 }
 
 func readResult(path string) (*runResult, error) {

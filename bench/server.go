@@ -52,9 +52,9 @@ func buildServer(dir string) (string, error) {
 var ownedEnv = []string{"OTEL_", "METRICS_"}
 
 // startServer starts bin on free loopback ports with its own signing key,
-// mail folder and Redis key prefix, the variables in env added, and waits
-// until it is ready.
-func startServer(bin, dbURL string, env ...string) (*server, error) {
+// mail folder and Redis key prefix, the variables in env added, its output
+// sent to the run's server log, and waits until it is ready.
+func (b *bench) startServer(bin, dbURL string, env ...string) (*server, error) {
 	dir, err := os.MkdirTemp("", "gatehouse-bench")
 	if err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func startServer(bin, dbURL string, env ...string) (*server, error) {
 		"RATE_LIMITS=login-ip=100000000/1s,login-account=100000000/1s,register-ip=1000/1s,"+
 			"forgot-ip=1000000/1s,forgot-account=1000000/1s,resend-ip=1000000/1s,resend-account=1000000/1s")
 	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = b.serverLog, b.serverLog
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func startServer(bin, dbURL string, env ...string) (*server, error) {
 		}
 		if i > 300 {
 			s.stop()
-			return nil, errors.New("gatehouse did not become ready")
+			return nil, fmt.Errorf("gatehouse did not become ready (its output: %s)", b.serverLog.Name())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
