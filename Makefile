@@ -21,9 +21,16 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
 	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
 
+# BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## measure the performance goals (throughput, latency, memory, deep pages) and print each next to its goal
-	$(DEV) exec -- $(GO) run ./bench
+bench: ## measure the performance goals (ratios measured in one run) and print each next to its goal; writes bench/results/TIME.json and TIME.svg
+	$(DEV) exec -- $(GO) run ./bench $(BENCH_FLAGS)
+
+.PHONY: bench-compare
+bench-compare: ## draw two bench runs side by side: make bench-compare A=bench/results/X.json B=bench/results/Y.json (writes X_vs_Y.svg beside B)
+	$(GO) run ./bench -compare $(A) $(B)
 
 .PHONY: build
 build: ## build bin/gatehouse
