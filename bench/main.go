@@ -181,8 +181,11 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 			return nil
 		}},
 		{"listing depth", func() error { return b.listing(ctx, srv, dbURL, nUsers) }},
+		{"revocation propagation", func() error {
+			stop() // the two servers of this step and the three of the next run alone
+			return b.propagation(bin, dbURL)
+		}},
 		{"metrics and tracing overhead", func() error {
-			stop() // the three servers of this step run alone
 			return b.observability(bin, dbURL)
 		}},
 	}
