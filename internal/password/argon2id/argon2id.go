@@ -44,8 +44,9 @@ func Key(password, salt []byte, time, memory uint32, threads uint8, keyLen uint3
 	return m.Key(password, salt, nil, nil, time, memory, threads, keyLen)
 }
 
-// Memory is argon2id's work memory, grown at its first use to the memory
-// cost it is given and reused by later hashes. A Memory is not safe for
+// Memory is argon2id's work memory, allocated at its first use (to Limit,
+// or to the memory cost asked when that is larger) and reused by later
+// hashes. A Memory is not safe for
 // concurrent use: each goroutine that hashes owns one.
 type Memory struct {
 	blocks []block
@@ -90,8 +91,8 @@ func (m *Memory) work(n uint32) []block {
 	if m.Limit != 0 && n > m.Limit {
 		return make([]block, n)
 	}
-	m.blocks = make([]block, n)
-	return m.blocks
+	m.blocks = make([]block, max(n, m.Limit))
+	return m.blocks[:n]
 }
 
 const (

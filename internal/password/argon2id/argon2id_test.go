@@ -76,13 +76,13 @@ func testXCryptoVectors(t *testing.T, password, salt []byte, vectors []struct {
 	}
 }
 
-// TestMemory_LimitKeepsLargerCostsOut: a hash asking for more than the
-// limit gets memory of its own and gives the right key; the memory kept
-// stays at the size of the first hash.
+// TestMemory_LimitKeepsLargerCostsOut: the memory kept is allocated at the
+// limit by the first hash, even a smaller one; a hash asking for more than
+// the limit gets memory of its own; every key is right.
 func TestMemory_LimitKeepsLargerCostsOut(t *testing.T) {
 	m := Memory{Limit: 64}
 	pw, salt := []byte("password"), []byte("somesalt")
-	for _, cost := range []uint32{64, 256, 32} {
+	for _, cost := range []uint32{32, 256, 64, 8} {
 		if got, want := m.Key(pw, salt, nil, nil, 2, cost, 1, 32), argon2.IDKey(pw, salt, 2, cost, 1, 32); !bytes.Equal(got, want) {
 			t.Fatalf("m=%d: got %x, want %x", cost, got, want)
 		}
