@@ -58,6 +58,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	setMemoryLimit(cfg, log)
+	setMaxProcs(cfg, log)
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
 	}
@@ -119,13 +120,23 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	slots := cfg.HashConcurrency
-	if slots == 0 {
-		slots = runtime.NumCPU()
-	}
-	limit := int64(48<<20) + 5*int64(slots)*int64(cfg.Argon2MemoryKiB)<<10/4
+	limit := int64(48<<20) + 5*int64(cfg.HashSlots())*int64(cfg.Argon2MemoryKiB)<<10/4
 	debug.SetMemoryLimit(limit)
 	log.Debug("soft memory limit set", "bytes", limit)
+}
+
+// setMaxProcs lets Go run goroutines on as many threads at once as there
+// are CPUs plus hashing slots, unless the operator set GOMAXPROCS: a slot
+// hashing on its low-priority thread holds one of them for the whole hash,
+// and with one per CPU a login storm would leave other requests none, however
+// readily the kernel gives their threads the CPU.
+func setMaxProcs(cfg config.Config, log *slog.Logger) {
+	if os.Getenv("GOMAXPROCS") != "" || !cfg.HashLowPriority {
+		return
+	}
+	n := runtime.GOMAXPROCS(0) + cfg.HashSlots()
+	runtime.GOMAXPROCS(n)
+	log.Debug("GOMAXPROCS raised by the hashing slots", "procs", n)
 }
 
 // connect opens the PostgreSQL pool (at most conns connections) and the Redis
