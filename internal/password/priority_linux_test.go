@@ -8,8 +8,9 @@ import (
 )
 
 // TestHasher_LowPriorityThreads: with LowPriority, work in a slot runs on a
-// thread whose nice value is 10 above the caller's, and the caller's own
-// thread keeps its priority; without it, slots run at the caller's priority.
+// thread whose nice value is 10 above the process's (19 at most), and the
+// caller's own thread keeps its priority; without it, slots run at the
+// process's priority.
 func TestHasher_LowPriorityThreads(t *testing.T) {
 	// getpriority(2) returns 20 - nice: a lower value is a lower priority.
 	prio := func() int {
@@ -33,8 +34,8 @@ func TestHasher_LowPriorityThreads(t *testing.T) {
 		if err := low.Bounded(context.Background(), func() { got = prio() }); err != nil {
 			t.Fatal(err)
 		}
-		if got != base-10 {
-			t.Fatalf("a low-priority slot runs at %d (20 - nice), want %d", got, base-10)
+		if want := max(base-10, 1); got != want { // nice 19 at most
+			t.Fatalf("a low-priority slot runs at %d (20 - nice), want %d", got, want)
 		}
 		if err := normal.Bounded(context.Background(), func() { got = prio() }); err != nil {
 			t.Fatal(err)
