@@ -131,7 +131,8 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 // are CPUs plus hashing slots, unless the operator set GOMAXPROCS: a slot
 // hashing on its low-priority thread holds one of them for the whole hash,
 // and with one per CPU a login storm would leave other requests none, however
-// readily the kernel gives their threads the CPU.
+// readily the kernel gives their threads the CPU. (Setting it stops the
+// runtime from following a change of the container's CPU limit.)
 func setMaxProcs(cfg config.Config, log *slog.Logger) {
 	if os.Getenv("GOMAXPROCS") != "" || !cfg.HashLowPriority {
 		return
