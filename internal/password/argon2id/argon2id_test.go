@@ -92,10 +92,10 @@ func TestMemory_LimitKeepsLargerCostsOut(t *testing.T) {
 	}
 }
 
-// FuzzKeyMatchesXCrypto: for any password, salt and small costs, the key is
+// FuzzIDKeyMatchesXCrypto: for any password, salt and small costs, the key is
 // x/crypto's argon2.IDKey, in fresh memory and in memory a previous input
 // left dirty. The seeds run as a normal test.
-func FuzzKeyMatchesXCrypto(f *testing.F) {
+func FuzzIDKeyMatchesXCrypto(f *testing.F) {
 	f.Add([]byte("password"), []byte("somesalt"), uint8(1), uint16(8), uint8(1), uint8(32))
 	f.Add([]byte(""), []byte(""), uint8(2), uint16(64), uint8(1), uint8(16))
 	f.Add([]byte("correct horse battery staple"), []byte("0123456789abcdef"), uint8(3), uint16(100), uint8(3), uint8(64))
