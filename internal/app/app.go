@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"time"
 
@@ -132,13 +131,9 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	slots := cfg.HashConcurrency
-	if slots == 0 {
-		slots = runtime.NumCPU()
-	}
-	hasher, err := password.NewHasher(password.Params{
+	hasher, err := password.New(password.Params{
 		MemoryKiB: cfg.Argon2MemoryKiB, Time: cfg.Argon2Time, Threads: 1, SaltLen: 16, KeyLen: 32,
-	}, slots)
+	}, password.Options{Slots: cfg.HashSlots(), LowPriority: cfg.HashLowPriority})
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -91,8 +92,12 @@ type Config struct {
 	PasswordMinLength int    `env:"PASSWORD_MIN_LENGTH" envDefault:"15"`
 	Argon2MemoryKiB   uint32 `env:"ARGON2_MEMORY_KIB" envDefault:"19456"`
 	Argon2Time        uint32 `env:"ARGON2_TIME" envDefault:"2"`
-	// HashConcurrency bounds the argon2id hashes computed at once (0: one per CPU).
+	// HashConcurrency bounds the argon2id hashes computed at once (0: one per
+	// CPU); HashSlots says how many that makes.
 	HashConcurrency int `env:"PASSWORD_HASH_CONCURRENCY" envDefault:"0"`
+	// HashLowPriority computes the hashes on threads of a lower OS priority
+	// (Linux), so that a login storm slows logins rather than other requests.
+	HashLowPriority bool `env:"PASSWORD_HASH_LOW_PRIORITY" envDefault:"true"`
 
 	// RateLimits overrides limits: "login-ip=30/1m,register-account=5/1h".
 	RateLimits    ratelimit.Policies `env:"-"`
@@ -341,6 +346,15 @@ func (c *Config) Addr() string { return fmt.Sprintf(":%d", c.Port) }
 
 // Production reports whether unsafe shortcuts are forbidden.
 func (c *Config) Production() bool { return c.AppEnv == EnvProduction }
+
+// HashSlots is the number of argon2id hashes computed at once:
+// PASSWORD_HASH_CONCURRENCY, or one per CPU.
+func (c *Config) HashSlots() int {
+	if c.HashConcurrency > 0 {
+		return c.HashConcurrency
+	}
+	return runtime.NumCPU()
+}
 
 // NeedServices says which of the service URLs a command needs (PostgreSQL,
 // and Redis when redis) are not set.

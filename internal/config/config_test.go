@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,23 @@ func TestParse_DefaultsServeOnPort5500InDevelopment(t *testing.T) {
 	}
 	if c.Port != 5500 || c.AppEnv != EnvDevelopment || c.LogFormat != "text" || c.MailDriver != "file" || c.BodyLimitBytes != 1<<20 {
 		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestParse_HashingSlotsDefaultToOnePerCPUAtLowPriority(t *testing.T) {
+	c, err := Parse(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HashSlots() != runtime.NumCPU() || !c.HashLowPriority {
+		t.Fatalf("defaults: %d slots (want %d), low priority %v", c.HashSlots(), runtime.NumCPU(), c.HashLowPriority)
+	}
+	c, err = Parse(map[string]string{"PASSWORD_HASH_CONCURRENCY": "3", "PASSWORD_HASH_LOW_PRIORITY": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HashSlots() != 3 || c.HashLowPriority {
+		t.Fatalf("set: %d slots (want 3), low priority %v", c.HashSlots(), c.HashLowPriority)
 	}
 }
 

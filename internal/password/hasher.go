@@ -9,11 +9,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/gatehouse/gatehouse/internal/password/argon2id"
 )
 
 // Params are argon2id's cost parameters.
@@ -38,22 +41,86 @@ var ErrBusy = errors.New("password hashing capacity exhausted")
 // ErrMalformedHash means a stored hash is not an argon2id PHC string.
 var ErrMalformedHash = errors.New("malformed password hash")
 
-// Hasher computes argon2id hashes, at most `slots` at once: each takes
+// Options configure a Hasher.
+type Options struct {
+	// Slots bounds the hashes computed at once (at least 1). Each slot keeps
+	// a work memory of MemoryKiB once it has hashed.
+	Slots int
+	// LowPriority runs each slot on an OS thread of its own with a lower
+	// scheduling priority (nice +10; Linux only, elsewhere it changes
+	// nothing), so that a login storm slows logins rather than every other
+	// request. The threads stay dedicated to hashing, as an unprivileged
+	// process cannot raise their priority again.
+	LowPriority bool
+	// OnWait, when set, is called with how long each call waited for a slot,
+	// including calls that gave up (for a metric). It must not block.
+	OnWait func(time.Duration)
+}
+
+// Stats are a Hasher's slots at one moment, for metrics.
+type Stats struct {
+	Slots   int // slots in all
+	Busy    int // slots running a hash (or Bounded work)
+	Waiting int // calls waiting for a slot
+}
+
+// Hasher computes argon2id hashes, at most Options.Slots at once: each takes
 // MemoryKiB of memory and a core for tens of milliseconds, so an unbounded
-// login storm would exhaust memory and starve every other request.
+// login storm would exhaust memory and starve every other request. Each slot
+// is a goroutine owning an argon2id work memory, allocated at its first hash
+// and reused: allocating 19 MiB per hash either lets the heap grow by that
+// much per hash in flight or, under a soft memory limit, has the runtime
+// return the pages and fault them in again (a third of the hash rate).
 type Hasher struct {
 	params Params
-	slots  chan struct{}
+	slots  *slots
+	onWait func(time.Duration)
 	dummy  string
 }
 
-// NewHasher returns a hasher running at most slots hashes at once.
+// slots is what the slot goroutines share with their Hasher. They hold no
+// reference to the Hasher, so that it can be collected, which stops them.
+type slots struct {
+	n       int
+	jobs    chan job // unbuffered: a send succeeds when a slot is free
+	quit    chan struct{}
+	busy    atomic.Int32
+	waiting atomic.Int32
+}
+
+// job is work for a slot: fn runs with the slot's work memory, and done
+// receives what fn panicked with (nil when it returned), so that a panic
+// reaches the caller's goroutine, and its recovery, as if fn had run there.
+type job struct {
+	fn     func(*argon2id.Memory)
+	done   chan any
+	waited bool // counted in slots.waiting
+}
+
+// NewHasher returns a hasher running at most slots hashes at once, at the
+// process's priority.
 func NewHasher(p Params, slots int) (*Hasher, error) {
-	if slots < 1 {
-		slots = 1
+	return New(p, Options{Slots: slots})
+}
+
+// New returns a hasher with the given options.
+func New(p Params, o Options) (*Hasher, error) {
+	s := &slots{n: max(o.Slots, 1), jobs: make(chan job), quit: make(chan struct{})}
+	started := make(chan error, s.n)
+	for range s.n {
+		go s.work(p.MemoryKiB, o.LowPriority, started)
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, slots)}
-	dummy, err := h.hash("gatehouse dummy password, never a real one")
+	var errs []error
+	for range s.n {
+		errs = append(errs, <-started)
+	}
+	if err := errors.Join(errs...); err != nil {
+		close(s.quit)
+		return nil, err
+	}
+	h := &Hasher{params: p, slots: s, onWait: o.OnWait}
+	runtime.AddCleanup(h, func(s *slots) { close(s.quit) }, s)
+	dummy, err := h.Hash(context.Background(), "gatehouse dummy password, never a real one")
 	if err != nil {
 		return nil, err
 	}
@@ -61,74 +128,138 @@ func NewHasher(p Params, slots int) (*Hasher, error) {
 	return h, nil
 }
 
+// work is a slot: it runs jobs until quit is closed. With lowPriority its
+// thread is its own for good: a goroutine that ends locked to its thread
+// takes the thread with it, so the lowered priority never reaches other work.
+func (s *slots) work(memoryKiB uint32, lowPriority bool, started chan<- error) {
+	if lowPriority {
+		runtime.LockOSThread()
+		if err := lowerThreadPriority(); err != nil {
+			started <- fmt.Errorf("lower the priority of a hashing thread: %w", err)
+			return
+		}
+	}
+	started <- nil
+	mem := argon2id.Memory{Limit: memoryKiB}
+	for {
+		select {
+		case j := <-s.jobs:
+			if j.waited {
+				s.waiting.Add(-1)
+			}
+			s.busy.Add(1)
+			p := runJob(j.fn, &mem)
+			s.busy.Add(-1) // before done: a caller that returned sees its slot free
+			j.done <- p
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+func runJob(fn func(*argon2id.Memory), mem *argon2id.Memory) (panicked any) {
+	defer func() { panicked = recover() }()
+	fn(mem)
+	return nil
+}
+
 // MaxWait bounds how long a request queues for a hashing slot before it is
 // answered 503: under a login storm, waiting longer only piles requests up.
 const MaxWait = 5 * time.Second
 
-func (h *Hasher) acquire(ctx context.Context) error {
+// run runs fn in a free slot, waiting at most MaxWait for one.
+func (h *Hasher) run(ctx context.Context, fn func(*argon2id.Memory)) error {
+	j := job{fn: fn, done: make(chan any, 1)}
+	start := time.Now()
+	err := h.slots.send(ctx, j)
+	if h.onWait != nil {
+		h.onWait(time.Since(start))
+	}
+	if err != nil {
+		return err
+	}
+	if p := <-j.done; p != nil {
+		panic(p)
+	}
+	return nil
+}
+
+func (s *slots) send(ctx context.Context, j job) error {
 	select {
-	case h.slots <- struct{}{}:
+	case s.jobs <- j:
 		return nil
 	default:
 	}
+	// The slot that takes a job that waited counts it out of the waiting,
+	// so that a job is never counted as both waiting and busy.
+	j.waited = true
+	s.waiting.Add(1)
 	t := time.NewTimer(MaxWait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
+	case s.jobs <- j:
 		return nil
 	case <-t.C:
+		s.waiting.Add(-1)
 		return ErrBusy
 	case <-ctx.Done():
+		s.waiting.Add(-1)
 		return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+// Stats returns the slots in all, busy and waited for.
+func (h *Hasher) Stats() Stats {
+	return Stats{Slots: h.slots.n, Busy: int(h.slots.busy.Load()), Waiting: int(h.slots.waiting.Load())}
+}
+
+// Slots is the number of slots (for a metrics collector).
+func (h *Hasher) Slots() int { return h.slots.n }
+
+// Busy is the number of slots at work (for a metrics collector).
+func (h *Hasher) Busy() int { return int(h.slots.busy.Load()) }
 
 // Bounded runs fn in a hashing slot. Other CPU-heavy password work (the
 // policy's strength estimate) shares the bound, so a flood of requests cannot
 // run more of it at once than there are slots.
 func (h *Hasher) Bounded(ctx context.Context, fn func()) error {
-	if err := h.acquire(ctx); err != nil {
-		return err
-	}
-	defer h.release()
-	fn()
-	return nil
+	return h.run(ctx, func(*argon2id.Memory) { fn() })
 }
 
 // Hash returns the PHC string of password (NFC-normalised).
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	if err := h.acquire(ctx); err != nil {
-		return "", err
-	}
-	defer h.release()
-	return h.hash(password)
-}
-
-func (h *Hasher) hash(password string) (string, error) {
 	salt := make([]byte, h.params.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(norm.NFC.String(password)), salt, h.params.Time, h.params.MemoryKiB, h.params.Threads, h.params.KeyLen)
+	pw := []byte(norm.NFC.String(password))
+	var key []byte
+	if err := h.run(ctx, func(m *argon2id.Memory) {
+		key = m.Key(pw, salt, nil, nil, h.params.Time, h.params.MemoryKiB, h.params.Threads, h.params.KeyLen)
+	}); err != nil {
+		return "", err
+	}
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, h.params.MemoryKiB, h.params.Time, h.params.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		argon2id.Version, h.params.MemoryKiB, h.params.Time, h.params.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 // Verify reports whether password matches the PHC string encoded, and
-// whether the hash should be recomputed with the current parameters.
+// whether the hash should be recomputed with the current parameters. A hash
+// with a larger memory cost than the current one (older parameters) is
+// computed in memory of its own, left to the garbage collector.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error) {
 	p, salt, key, err := decode(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	if err := h.acquire(ctx); err != nil {
+	pw := []byte(norm.NFC.String(password))
+	var got []byte
+	if err := h.run(ctx, func(m *argon2id.Memory) {
+		got = m.Key(pw, salt, nil, nil, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+	}); err != nil {
 		return false, false, err
 	}
-	defer h.release()
-	got := argon2.IDKey([]byte(norm.NFC.String(password)), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 	ok = subtle.ConstantTimeCompare(got, key) == 1
 	rehash = p.MemoryKiB != h.params.MemoryKiB || p.Time != h.params.Time || p.Threads != h.params.Threads ||
 		len(salt) != h.params.SaltLen || p.KeyLen != h.params.KeyLen
@@ -149,7 +280,7 @@ func decode(s string) (Params, []byte, []byte, error) {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
 	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2id.Version {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
 	var p Params

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,32 +59,29 @@ func TestHasher_BoundsConcurrentHashes(t *testing.T) {
 	var running, peak atomic.Int32
 	var wg sync.WaitGroup
 	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := h.acquire(context.Background()); err != nil {
-				t.Error(err)
-				return
-			}
-			n := running.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
+		wg.Go(func() {
+			err := h.Bounded(context.Background(), func() {
+				n := running.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
 				}
+				time.Sleep(5 * time.Millisecond)
+				running.Add(-1)
+			})
+			if err != nil {
+				t.Error(err)
 			}
-			time.Sleep(5 * time.Millisecond)
-			running.Add(-1)
-			h.release()
-		}()
+		})
 	}
 	wg.Wait()
 	if peak.Load() > 2 {
 		t.Fatalf("%d hashes ran at once, the bound is 2", peak.Load())
 	}
 	// A caller that cannot get a slot in time gets ErrBusy.
-	h.slots <- struct{}{}
-	h.slots <- struct{}{}
+	release := takeSlots(t, h, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if _, err := h.Hash(ctx, "x"); !errors.Is(err, ErrBusy) {
@@ -94,9 +92,143 @@ func TestHasher_BoundsConcurrentHashes(t *testing.T) {
 	if err := h.Bounded(ctx, func() { ran = true }); !errors.Is(err, ErrBusy) || ran {
 		t.Fatalf("Bounded with every slot taken: %v, ran=%v", err, ran)
 	}
-	h.release()
+	release()
 	if err := h.Bounded(context.Background(), func() { ran = true }); err != nil || !ran {
 		t.Fatalf("Bounded with a free slot: %v, ran=%v", err, ran)
+	}
+}
+
+// takeSlots occupies n slots of h until the returned function is called.
+func takeSlots(t *testing.T, h *Hasher, n int) (release func()) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if err := h.Bounded(context.Background(), func() { held <- struct{}{}; <-hold }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range n {
+		<-held
+	}
+	return func() { close(hold); wg.Wait() }
+}
+
+// TestHasher_VerifiesHashesOfXCrypto: hashes written before the hasher had
+// its own argon2id (computed with x/crypto's argon2.IDKey) still verify,
+// including one with a memory cost above the slots' (computed in memory of
+// its own) and one with 2 lanes.
+func TestHasher_VerifiesHashesOfXCrypto(t *testing.T) {
+	h, err := NewHasher(fast, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		enc    string
+		rehash bool
+	}{
+		{"$argon2id$v=19$m=1024,t=1,p=1$Z2F0ZWhvdXNlLXNhbHQxNg$0iA8pNrbxbvg8hoV8iEUM/Fsk4CnW0qz62ynOpCm/q0", false},
+		{"$argon2id$v=19$m=2048,t=1,p=1$Z2F0ZWhvdXNlLXNhbHQxNg$b4gGRCKatyFi8MzYGx2DBI/WL6hqiBavR7Jl5k8JueE", true},
+		{"$argon2id$v=19$m=512,t=2,p=2$Z2F0ZWhvdXNlLXNhbHQxNg$nJiKFFglxMhE44gkGYxTHV2ARbIv/BSDFeH4NlMZ+6w", true},
+	} {
+		ok, rehash, err := h.Verify(ctx, "correct horse battery staple", tc.enc)
+		if !ok || rehash != tc.rehash || err != nil {
+			t.Errorf("Verify(%s) = %v, %v, %v; want true, %v, nil", tc.enc, ok, rehash, err, tc.rehash)
+		}
+		if ok, _, _ := h.Verify(ctx, "correct horse battery stapler", tc.enc); ok {
+			t.Errorf("Verify(%s) accepted a wrong password", tc.enc)
+		}
+	}
+}
+
+// TestHasher_ParallelCallsShareSlotMemory: many hashes and verifications at
+// once, of different passwords and costs, through two slots whose work
+// memory each call reuses, all give their own right answer (run with -race).
+func TestHasher_ParallelCallsShareSlotMemory(t *testing.T) {
+	h, err := NewHasher(fast, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old := "$argon2id$v=19$m=2048,t=1,p=1$Z2F0ZWhvdXNlLXNhbHQxNg$b4gGRCKatyFi8MzYGx2DBI/WL6hqiBavR7Jl5k8JueE"
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			pw := fmt.Sprintf("password number %d", i)
+			enc, err := h.Hash(ctx, pw)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok, _, err := h.Verify(ctx, pw, enc); !ok || err != nil {
+				t.Errorf("%q refused: %v", pw, err)
+			}
+			if ok, _, _ := h.Verify(ctx, pw+"!", enc); ok {
+				t.Errorf("%q accepted for %q", pw+"!", pw)
+			}
+			if i%4 == 0 {
+				if ok, _, _ := h.Verify(ctx, "correct horse battery staple", old); !ok {
+					t.Error("a hash with a larger memory cost refused")
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestHasher_StatsAndWaitHook(t *testing.T) {
+	var waits atomic.Int32
+	h, err := New(fast, Options{Slots: 2, OnWait: func(time.Duration) { waits.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Stats(); got != (Stats{Slots: 2}) {
+		t.Fatalf("idle: %+v", got)
+	}
+	waits.Store(0)
+	release := takeSlots(t, h, 2)
+	if got := h.Stats(); got != (Stats{Slots: 2, Busy: 2}) || h.Slots() != 2 || h.Busy() != 2 {
+		t.Fatalf("every slot taken: %+v, Slots() %d, Busy() %d", got, h.Slots(), h.Busy())
+	}
+	done := make(chan error)
+	go func() { _, err := h.Hash(context.Background(), "x"); done <- err }()
+	for h.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Stats(); got != (Stats{Slots: 2}) {
+		t.Fatalf("after: %+v", got)
+	}
+	if n := waits.Load(); n != 3 {
+		t.Fatalf("OnWait called %d times for 3 calls", n)
+	}
+}
+
+// TestHasher_PanicReachesCaller: work that panics in a slot panics in the
+// caller's goroutine (where the HTTP server's recovery is), and the slot
+// keeps working.
+func TestHasher_PanicReachesCaller(t *testing.T) {
+	h, err := NewHasher(fast, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want boom", r)
+			}
+		}()
+		_ = h.Bounded(context.Background(), func() { panic("boom") })
+		t.Fatal("no panic")
+	}()
+	if _, err := h.Hash(context.Background(), "x"); err != nil {
+		t.Fatal(err)
 	}
 }
 
