@@ -182,6 +182,12 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	// The hasher's slots are exposed once it tells them (Slots, Busy).
+	if hs, ok := any(hasher).(telemetry.HashSlots); ok && obs.Metrics != nil {
+		if err := obs.Metrics.RegisterHashSlots(hs); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("register hashing metrics: %w", err)
+		}
+	}
 	policy, err := password.NewPolicy(cfg.PasswordMinLength)
 	if err != nil {
 		return nil, nil, nil, nil, err
