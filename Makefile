@@ -19,7 +19,7 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 
 .PHONY: test
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
-	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
 
 # BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
 BENCH_FLAGS ?=
@@ -45,7 +45,11 @@ generate: node_modules ## regenerate gen/ and the TypeScript client's types from
 	$(TS_TYPES) -o clients/typescript/src/schema.d.ts
 
 .PHONY: check
-check: check-generated lint check-imports lint-spec check-breaking ## everything CI checks before the tests
+check: check-generated lint check-imports lint-spec check-breaking check-rules ## everything CI checks before the tests
+
+.PHONY: check-rules
+check-rules: ## check the example Prometheus alert rules (deploy/prometheus/alerts.yml) with promtool
+	"$$($(DEV) promtool-path)" check rules deploy/prometheus/alerts.yml
 
 .PHONY: check-breaking
 check-breaking: ## fail on breaking changes of api/openapi.yaml since the released contract api/released/v1.yaml (oasdiff, and the permissions it cannot read)

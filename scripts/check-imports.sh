@@ -3,9 +3,11 @@
 # through any chain of imports (golangci-lint's depguard sees direct imports only).
 #
 #   domain (internal/auth, internal/user, internal/account and their subpackages)
-#       must not depend on internal/pgstore, internal/redisstore, internal/httpapi, gen/db
+#       must not depend on internal/pgstore, internal/redisstore, internal/httpapi, gen/db,
+#       Prometheus or the OpenTelemetry SDK
 #   internal/httpapi
-#       must not depend on internal/pgstore, internal/redisstore, gen/db
+#       must not depend on internal/pgstore, internal/redisstore, gen/db, Prometheus or
+#       the OpenTelemetry SDK (the API, go.opentelemetry.io/otel/trace, is fine)
 #
 # Only the packages' own (non-test) dependencies count: tests may reach the
 # stores through the internal/apitest harness.
@@ -16,6 +18,10 @@ domain_re="^$mod/internal/(auth|user|account)(/|\$)"
 httpapi_re="^$mod/internal/httpapi(/|\$)"
 stores_re="^$mod/(internal/pgstore|internal/redisstore|gen/db)(/|\$)"
 http_re="^$mod/internal/httpapi(/|\$)"
+# Metrics and traces are reported through interfaces (auth.Observer,
+# httpapi.Metrics) that internal/telemetry implements.
+prom_re="^github.com/prometheus/"
+otelsdk_re="^go.opentelemetry.io/otel/(sdk|exporters)(/|\$)"
 
 # A failing go list (a build error, an import cycle) must fail the check, so
 # its output is collected before it is read.
@@ -42,9 +48,9 @@ why() {
 fail=0
 for pkg in "${pkgs[@]}"; do
 	if [[ $pkg =~ $domain_re ]]; then
-		forbidden="$stores_re|$http_re"
+		forbidden="$stores_re|$http_re|$prom_re|$otelsdk_re"
 	elif [[ $pkg =~ $httpapi_re ]]; then
-		forbidden=$stores_re
+		forbidden="$stores_re|$prom_re|$otelsdk_re"
 	else
 		continue
 	fi
@@ -59,4 +65,4 @@ if ((fail)); then
 	echo "check-imports: layering broken; see ARCHITECTURE.md ("Import rules") and the depguard rules in .golangci.yml" >&2
 	exit 1
 fi
-echo "check-imports: domain and httpapi packages reach no store or gen/db package"
+echo "check-imports: domain and httpapi packages reach no store, gen/db, Prometheus or OpenTelemetry SDK package"

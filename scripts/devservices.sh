@@ -31,6 +31,10 @@
 #   chromium-path      Print the absolute path of Chromium for the browser tests
 #                      (Debian's chromium package, installed like `up` does if
 #                      missing; prints nothing when it cannot be installed).
+#   promtool-path      Print the absolute path of promtool, which checks the metrics
+#                      exposition and the alert rules (Debian's prometheus package,
+#                      installed like `up` does if missing; its service is not
+#                      started: promtool is all that is used).
 #   help               Show this text.
 #
 # State lives in <repo>/.dev/ (add .dev/ to .gitignore):
@@ -286,6 +290,18 @@ chromium_path() {
 			return 0
 		}
 		p=$(abs_cmd chromium) || die "installed chromium, but it is still not on PATH"
+	}
+	printf '%s\n' "$p"
+}
+
+# promtool checks the /metrics exposition and deploy/prometheus/alerts.yml.
+# Debian ships it in the prometheus package (the server is installed too, and
+# not started: apt runs no service under policy-rc.d, and nothing here starts it).
+promtool_path() {
+	local p
+	p=$(abs_cmd promtool) || {
+		apt_install prometheus || die "promtool not found. Install it (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus) or put it on PATH."
+		p=$(abs_cmd promtool) || die "installed prometheus, but promtool is still not on PATH"
 	}
 	printf '%s\n' "$p"
 }
@@ -721,6 +737,10 @@ main() {
 	chromium-path)
 		lock
 		chromium_path
+		;;
+	promtool-path)
+		lock
+		promtool_path
 		;;
 	help | -h | --help) usage ;;
 	*)

@@ -22,6 +22,13 @@ func loadConfig() (config.Config, error) {
 	}
 	for k, v := range file {
 		env[k] = v
+		// The OpenTelemetry SDK reads its OTEL_* variables from the process
+		// environment: those of .env join it (the environment still wins).
+		if _, set := os.LookupEnv(k); !set && strings.HasPrefix(k, "OTEL_") {
+			if err := os.Setenv(k, v); err != nil {
+				return config.Config{}, fmt.Errorf("set %s from .env: %w", k, err)
+			}
+		}
 	}
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,16 +15,20 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // serve wires the service together and runs it until ctx ends, then drains
@@ -32,13 +40,24 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := cfg.NeedServices(true); err != nil {
 		return err
 	}
-	pool, rdb, closeAll, err := connect(ctx, cfg, cfg.DBMaxConns)
+	tracing, err := newTracing(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			log.Warn("trace exporter did not flush", "error", err)
+		}
+	}()
+	pool, rdb, closeAll, err := connect(ctx, cfg, cfg.DBMaxConns, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracing.PgxTracer(c.ConnConfig.Tracer) })
 	if err != nil {
 		return err
 	}
 	defer closeAll()
 
-	a, err := app.New(cfg, log, pool, rdb, app.Options{})
+	a, err := app.New(cfg, log, pool, rdb, app.Options{Version: version, Tracing: tracing})
 	if err != nil {
 		return err
 	}
@@ -61,6 +80,13 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	setMaxProcs(cfg, log)
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
+	}
+	if cfg.MetricsAddr != "" && a.MetricsHandler != nil {
+		stop, err := serveMetrics(ctx, cfg, a.MetricsHandler, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if err := a.Start(ctx); err != nil {
 		return fmt.Errorf("start mail workers: %w", err)
@@ -93,6 +119,72 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics on METRICS_ADDR, a listener of its own that
+// a firewall or network policy can open to Prometheus alone; with
+// METRICS_TOKEN set, the token is asked there too. stop closes it.
+func serveMetrics(ctx context.Context, cfg config.Config, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	want := sha256.Sum256([]byte(cfg.MetricsToken))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.MetricsToken != "" {
+			scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			got := sha256.Sum256([]byte(token))
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse metrics"`)
+				http.Error(w, "send Authorization: Bearer <METRICS_TOKEN>", http.StatusUnauthorized)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on METRICS_ADDR: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics listener stopped", "error", err)
+		}
+	}()
+	log.Info("metrics serving", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
+}
+
+// newTracing starts the trace exporter when an OTLP endpoint is set (nil:
+// tracing off). The SDK's own errors (an unreachable collector) go to the
+// log, at most one line a minute.
+func newTracing(ctx context.Context, cfg config.Config, log *slog.Logger) (*telemetry.Tracing, error) {
+	if !cfg.TracingEnabled() {
+		return nil, nil
+	}
+	otel.SetErrorHandler(&otelErrors{log: log})
+	t, err := telemetry.NewTracing(ctx, version, nil)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("tracing to OTLP", "endpoint", cmp.Or(cfg.OTLPTracesEndpoint, cfg.OTLPEndpoint))
+	return t, nil
+}
+
+// otelErrors logs the OpenTelemetry SDK's errors, sparingly: a collector
+// that is down fails every export.
+type otelErrors struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (h *otelErrors) Handle(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Since(h.last) < time.Minute {
+		return
+	}
+	h.last = time.Now()
+	h.log.Warn("tracing", "error", err)
 }
 
 // servePprof serves Go's profiler on a loopback address, for operators
@@ -144,8 +236,8 @@ func setMaxProcs(cfg config.Config, log *slog.Logger) {
 
 // connect opens the PostgreSQL pool (at most conns connections) and the Redis
 // client of the configuration; closeAll closes both.
-func connect(ctx context.Context, cfg config.Config, conns int32) (*pgxpool.Pool, redis.UniversalClient, func(), error) {
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, conns)
+func connect(ctx context.Context, cfg config.Config, conns int32, adjust ...func(*pgxpool.Config)) (*pgxpool.Pool, redis.UniversalClient, func(), error) {
+	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, conns, adjust...)
 	if err != nil {
 		return nil, nil, nil, err
 	}

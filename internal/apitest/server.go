@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
 
 // Server is a gatehouse served in-process on a real PostgreSQL database and a
@@ -86,6 +87,9 @@ type Options struct {
 	Redis       *Redis
 	// Statements, when set, records the SQL the server runs for requests.
 	Statements *Statements
+	// Tracing, when set, traces the server as `gatehouse serve` does with an
+	// OTLP endpoint (tests export to tracetest's in-memory exporter).
+	Tracing *telemetry.Tracing
 }
 
 // TestEnv is the configuration every test server starts from: cheap
@@ -111,7 +115,7 @@ func NewServer(t testing.TB, o Options) *Server {
 	if o.Statements != nil {
 		tracer = o.Statements
 	}
-	pool := tracedPool(t, dbURL, tracer)
+	pool := tracedPool(t, dbURL, o.Tracing.PgxTracer(tracer))
 	rd := o.Redis
 	if rd == nil {
 		rd = StartRedis(t)
@@ -142,7 +146,7 @@ func NewServer(t testing.TB, o Options) *Server {
 			}
 		}
 	}
-	a, err := app.New(cfg, log, pool, rd.Client(), app.Options{RateLimits: o.RateLimits, Deps: deps})
+	a, err := app.New(cfg, log, pool, rd.Client(), app.Options{RateLimits: o.RateLimits, Deps: deps, Tracing: o.Tracing})
 	if err != nil {
 		t.Fatalf("build server: %v", err)
 	}

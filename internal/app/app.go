@@ -4,10 +4,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
+	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/token"
 	"github.com/gatehouse/gatehouse/internal/user"
 )
@@ -34,12 +37,23 @@ type Options struct {
 	RateLimits *ratelimit.Policies
 	// Deps, when set, may replace HTTP dependencies (tests of the mechanism).
 	Deps func(*httpapi.Deps)
+	// Version names the build in gatehouse_build_info and the traces.
+	Version string
+	// Tracing, when set, makes spans of requests, Redis commands and hashes.
+	// It is built before the pool, whose query tracer comes from it
+	// (telemetry.Tracing.PgxTracer); nil: no tracing.
+	Tracing *telemetry.Tracing
 }
 
 // App is the assembled service.
 type App struct {
 	Handler  *echo.Echo
 	Accounts *auth.Service
+	// Metrics is the App's metrics registry, nil with METRICS_ENABLED=false.
+	// With METRICS_ADDR set, `gatehouse serve` serves MetricsHandler there;
+	// otherwise Handler serves it at /metrics.
+	Metrics        *telemetry.Metrics
+	MetricsHandler http.Handler
 	// Jobs works the queue (mails, maintenance); Start and Stop run it.
 	Jobs    *jobs.Client
 	working bool
@@ -76,9 +90,27 @@ func (a *App) Stop(ctx context.Context) error {
 
 // New builds the service on an open pool and Redis client.
 func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, o Options) (*App, error) {
-	accounts, keys, queue, store, err := newAccounts(cfg, log, pool, rdb, true)
+	var metrics *telemetry.Metrics
+	if cfg.MetricsEnabled {
+		metrics = telemetry.NewMetrics(cmp.Or(o.Version, "dev"))
+		if err := errors.Join(metrics.RegisterPostgres(pool), metrics.RegisterRedis(rdb),
+			metrics.RegisterDependency("postgres", pool.Ping),
+			metrics.RegisterDependency("redis", func(ctx context.Context) error { return redisstore.Ping(ctx, rdb) })); err != nil {
+			return nil, fmt.Errorf("register pool metrics: %w", err)
+		}
+	}
+	if err := o.Tracing.InstrumentRedis(rdb); err != nil {
+		return nil, fmt.Errorf("trace Redis: %w", err)
+	}
+	obs := telemetry.NewObserver(metrics, o.Tracing)
+	accounts, keys, queue, store, err := newAccounts(cfg, log, pool, rdb, true, obs)
 	if err != nil {
 		return nil, err
+	}
+	if metrics != nil {
+		if err := metrics.RegisterOutbox(store.QueuedMails); err != nil {
+			return nil, fmt.Errorf("register outbox metrics: %w", err)
+		}
 	}
 	limits := cfg.RateLimits
 	if o.RateLimits != nil {
@@ -101,25 +133,33 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		TrustedProxies:     cfg.TrustedProxies,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Secret:             []byte(cfg.ServerSecret),
+		TracerProvider:     o.Tracing.Provider(),
+	}
+	a := &App{Accounts: accounts, Jobs: queue, working: cfg.MailWorkers > 0, Metrics: metrics}
+	if metrics != nil {
+		deps.Metrics = metrics
+		a.MetricsHandler = metrics.Handler()
+		if cfg.MetricsAddr == "" {
+			deps.MetricsHandler, deps.MetricsToken = a.MetricsHandler, cfg.MetricsToken
+		}
 	}
 	if o.Deps != nil {
 		o.Deps(&deps)
 	}
-	e, err := httpapi.New(deps)
-	if err != nil {
+	if a.Handler, err = httpapi.New(deps); err != nil {
 		return nil, err
 	}
-	return &App{Handler: e, Accounts: accounts, Jobs: queue, working: cfg.MailWorkers > 0}, nil
+	return a, nil
 }
 
 // NewAccounts builds the authentication service alone (commands): the mails
 // it records are sent by the serving instances.
 func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*auth.Service, error) {
-	a, _, _, _, err := newAccounts(cfg, log, pool, rdb, false)
+	a, _, _, _, err := newAccounts(cfg, log, pool, rdb, false, telemetry.NewObserver(nil, nil))
 	return a, err
 }
 
-func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool) (*auth.Service, []token.JWK, *jobs.Client, *pgstore.Store, error) {
+func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool, obs *telemetry.Observer) (*auth.Service, []token.JWK, *jobs.Client, *pgstore.Store, error) {
 	keys, err := signingKeys(cfg, log)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -131,11 +171,20 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	var onWait func(time.Duration)
+	if obs.Metrics != nil {
+		onWait = obs.Metrics.ObserveHashWait
+	}
 	hasher, err := password.New(password.Params{
 		MemoryKiB: cfg.Argon2MemoryKiB, Time: cfg.Argon2Time, Threads: 1, SaltLen: 16, KeyLen: 32,
-	}, password.Options{Slots: cfg.HashSlots(), LowPriority: cfg.HashLowPriority})
+	}, password.Options{Slots: cfg.HashSlots(), LowPriority: cfg.HashLowPriority, OnWait: onWait})
 	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	if obs.Metrics != nil {
+		if err := obs.Metrics.RegisterHashSlots(hasher); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("register hashing metrics: %w", err)
+		}
 	}
 	policy, err := password.NewPolicy(cfg.PasswordMinLength)
 	if err != nil {
@@ -153,7 +202,7 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		return nil, nil, nil, nil, err
 	}
 	store := pgstore.New(pool, inserter)
-	queue, err := newQueue(cfg, log, pool, store, queueCfg, work)
+	queue, err := newQueue(cfg, log, pool, store, queueCfg, work, obs.Metrics)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -173,13 +222,14 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		Leeway:    leeway,
 		PollEvery: cfg.RevocationPollInterval,
 		Secret:    []byte(cfg.ServerSecret),
+		Observer:  obs,
 	})
 	return svc, issuer.Keys(), queue, store, nil
 }
 
 // newQueue builds the client that works the job queue: with work, this
 // instance sends mails and prunes the audit log.
-func newQueue(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *pgstore.Store, c jobs.Config, work bool) (*jobs.Client, error) {
+func newQueue(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *pgstore.Store, c jobs.Config, work bool, metrics *telemetry.Metrics) (*jobs.Client, error) {
 	if work && cfg.MailWorkers > 0 {
 		r, err := mail.NewRenderer()
 		if err != nil {
@@ -194,10 +244,14 @@ func newQueue(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, store *pg
 				return nil, err
 			}
 		}
-		c.Mail = outbox.NewWorker(store, r, sender, outbox.Config{
+		oc := outbox.Config{
 			Product: cfg.MailProductName, PublicURL: strings.TrimRight(cfg.PublicURL, "/"),
 			ResetTTL: cfg.ResetTokenTTL, VerifyTTL: cfg.VerifyTokenTTL, AttemptTimeout: c.AttemptTimeout,
-		})
+		}
+		if metrics != nil {
+			oc.Failed = metrics.MailDeliveryFailed
+		}
+		c.Mail = outbox.NewWorker(store, r, sender, oc)
 		c.Prune = &jobs.PruneAuditWorker{Store: store, Retention: cfg.AuditRetention, Log: log}
 	}
 	return jobs.NewClient(pool, c)

@@ -85,10 +85,11 @@ type Service struct {
 	store    Store
 	cache    RevocationCache
 	lockout  Lockout
-	hasher   *password.Hasher
+	hasher   hasher
 	policy   *password.Policy
 	tokens   *token.Issuer
 	log      *slog.Logger
+	obs      Observer
 	now      func() time.Time
 	set      Settings
 	cacheTTL time.Duration
@@ -119,6 +120,8 @@ type Deps struct {
 	PollEvery time.Duration
 	// Secret is the server secret the keyed hashes and device tokens derive from.
 	Secret []byte
+	// Observer, when set, is told what operators watch (metrics, spans).
+	Observer Observer
 }
 
 // NewService returns a Service.
@@ -126,9 +129,15 @@ func NewService(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	var h hasher = d.Hasher
+	if d.Observer == nil {
+		d.Observer = noObserver{}
+	} else {
+		h = observedHasher{d.Hasher, d.Observer}
+	}
 	return &Service{
-		store: d.Store, cache: d.Cache, lockout: d.Lockout, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens,
-		log: d.Log, now: d.Now, set: d.Settings,
+		store: d.Store, cache: d.Cache, lockout: d.Lockout, hasher: h, policy: d.Policy, tokens: d.Tokens,
+		log: d.Log, obs: d.Observer, now: d.Now, set: d.Settings,
 		// A revocation matters while tokens issued before it may still be
 		// accepted: their lifetime plus the verification leeway, plus margin.
 		// The longest configurable lifetime is used, so a rolling change of
@@ -439,6 +448,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c account.Client)
 		t.Refresh, t.RefreshExpiresIn = next, min(s.set.RefreshIdleTTL, res.ExpiresAt.Sub(res.RotatedAt)).Truncate(time.Second)
 		return t, nil
 	case ReuseRevoked:
+		s.obs.RefreshReuseDetected()
 		s.PublishSessionRevocation(ctx, res.SessionID)
 	case Refused: // answered below, like any token it cannot rotate
 	}
@@ -505,13 +515,16 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 	p := account.Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
 	switch revoked, current := s.local.revoked(sub.SessionID, sub.UserID, sub.TokenVersion, s.now()); {
 	case revoked:
+		s.obs.RevocationChecked(LayerLocal)
 		return account.Principal{}, ErrInvalidToken
 	case current:
+		s.obs.RevocationChecked(LayerLocal)
 		return p, nil
 	}
 	st, err := s.cache.Check(ctx, sub.SessionID, sub.UserID)
 	switch {
 	case err == nil && st.Warm:
+		s.obs.RevocationChecked(LayerRedis)
 		if st.SessionRevoked || sub.TokenVersion < st.MinVersion {
 			return account.Principal{}, ErrInvalidToken
 		}
@@ -522,6 +535,9 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 		s.log.DebugContext(ctx, "revocation cache unavailable, asking PostgreSQL", "error", err)
 	}
 	ss, err := s.store.SessionState(ctx, sub.SessionID)
+	if err == nil || errors.Is(err, account.ErrNotFound) {
+		s.obs.RevocationChecked(LayerPostgres)
+	}
 	if errors.Is(err, account.ErrNotFound) {
 		return account.Principal{}, ErrInvalidToken
 	}

@@ -106,6 +106,23 @@ type Config struct {
 	// PprofAddr, when set, serves Go's profiler there (a loopback address).
 	PprofAddr string `env:"PPROF_ADDR"`
 
+	// MetricsEnabled counts requests and serves the Prometheus metrics:
+	// on a listener of their own at MetricsAddr when it is set, else at
+	// /metrics on the main port, behind MetricsToken (without one, to
+	// loopback clients only; refused in production).
+	MetricsEnabled bool   `env:"METRICS_ENABLED" envDefault:"true"`
+	MetricsAddr    string `env:"METRICS_ADDR"`
+	MetricsToken   string `env:"METRICS_TOKEN"`
+
+	// Traces are exported over OTLP/HTTP when an endpoint is set; the other
+	// standard OTEL_* variables are read by the OpenTelemetry SDK from the
+	// process environment.
+	OTLPEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTLPTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTLPProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
+	OTLPTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
+	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED" envDefault:"false"`
+
 	BodyLimitBytes  int64         `env:"BODY_LIMIT_BYTES" envDefault:"1048576"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
 }
@@ -248,6 +265,19 @@ func (c *Config) validate() error {
 			bad("PPROF_ADDR must be a loopback address such as 127.0.0.1:6060, not %q", c.PprofAddr)
 		}
 	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			bad("METRICS_ADDR must be host:port such as 127.0.0.1:9090 or :9090, not %q", c.MetricsAddr)
+		}
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		bad("METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -base64 24`)")
+	}
+	for name, p := range map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": c.OTLPProtocol, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": c.OTLPTracesProtocol} {
+		if p != "" && p != "http/protobuf" {
+			bad("%s=%s is not supported: gatehouse exports traces over OTLP/HTTP (http/protobuf)", name, p)
+		}
+	}
 	if c.AuditRetention < time.Hour {
 		bad("AUDIT_RETENTION must be at least 1h, not %s", c.AuditRetention)
 	}
@@ -307,6 +337,9 @@ func (c *Config) productionErrors() []error {
 	if c.Argon2MemoryKiB < 19456 || c.Argon2Time < 2 {
 		errs = append(errs, errors.New("ARGON2_MEMORY_KIB below 19456 or ARGON2_TIME below 2 is refused in production (OWASP minimum for argon2id)"))
 	}
+	if c.MetricsEnabled && c.MetricsAddr == "" && c.MetricsToken == "" {
+		errs = append(errs, errors.New("METRICS_ADDR or METRICS_TOKEN must be set in production when METRICS_ENABLED=true: /metrics on the main port needs a bearer token (or serve it on a listener of its own, or set METRICS_ENABLED=false)"))
+	}
 	return errs
 }
 
@@ -343,6 +376,12 @@ func joinLines(errs []error) error {
 
 // Addr is the listen address.
 func (c *Config) Addr() string { return fmt.Sprintf(":%d", c.Port) }
+
+// TracingEnabled reports whether traces are exported (an OTLP endpoint is
+// set and the SDK is not disabled).
+func (c *Config) TracingEnabled() bool {
+	return !c.OTelSDKDisabled && (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "")
+}
 
 // Production reports whether unsafe shortcuts are forbidden.
 func (c *Config) Production() bool { return c.AppEnv == EnvProduction }

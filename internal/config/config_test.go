@@ -68,15 +68,16 @@ func TestParse_ProductionRefusesUnsafeSettings(t *testing.T) {
 	if err == nil {
 		t.Fatal("production accepted unsafe settings")
 	}
-	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none", "TRUSTED_PROXIES=0.0.0.0/0", "CORS_ALLOWED_ORIGINS=*", "SERVER_SECRET"} {
+	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none", "TRUSTED_PROXIES=0.0.0.0/0", "CORS_ALLOWED_ORIGINS=*", "SERVER_SECRET", "METRICS_ADDR or METRICS_TOKEN"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("production error does not name %s: %v", want, err)
 		}
 	}
-	c, err := Parse(map[string]string{
+	c, err := Parse(map[string]string{ //nolint:gosec // G101: test values
 		"APP_ENV": "production", "DATABASE_URL": "postgres://db/gatehouse", "REDIS_URL": "redis://cache:6379/0",
 		"JWT_SIGNING_KEY_FILES": "/run/secrets/k1.pem", "MAIL_DRIVER": "smtp", "SMTP_HOST": "smtp.example.com",
 		"PUBLIC_URL": "https://auth.example.com", "SERVER_SECRET": "0123456789abcdef0123456789abcdef",
+		"METRICS_TOKEN": "a metrics token of 32 characters",
 	})
 	if err != nil {
 		t.Fatalf("safe production settings refused: %v", err)
@@ -104,5 +105,51 @@ func TestEnvExample_ListsEveryVariable(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "\nPORT=5500\n") {
 		t.Error(".env.example must say PORT=5500")
+	}
+}
+
+func TestParse_MetricsAndTracingSettings(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want string // in the error; "" when accepted
+	}{
+		{"defaults", nil, ""},
+		{"a separate listener", map[string]string{"METRICS_ADDR": ":9090"}, ""},
+		{"a listener without a port", map[string]string{"METRICS_ADDR": "127.0.0.1"}, "METRICS_ADDR"},
+		{"a short token", map[string]string{"METRICS_TOKEN": "short"}, "METRICS_TOKEN"},
+		{"OTLP over HTTP", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ""},
+		{"OTLP over gRPC", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(c.env)
+			if c.want == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("error %v does not name %s", err, c.want)
+			}
+		})
+	}
+	for env, want := range map[string]bool{
+		"":                                   false,
+		"OTEL_EXPORTER_OTLP_ENDPOINT":        true,
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": true,
+	} {
+		m := map[string]string{}
+		if env != "" {
+			m[env] = "http://collector:4318"
+		}
+		c, err := Parse(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.TracingEnabled() != want {
+			t.Errorf("with %q set, tracing enabled = %v", env, c.TracingEnabled())
+		}
+		m["OTEL_SDK_DISABLED"] = "true"
+		if c, _ := Parse(m); c.TracingEnabled() {
+			t.Errorf("OTEL_SDK_DISABLED=true leaves tracing on (%q)", env)
+		}
 	}
 }

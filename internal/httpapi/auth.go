@@ -86,6 +86,7 @@ func (s *Server) limit(ctx context.Context, checks ...limitCheck) error {
 			continue
 		}
 		if !d.Allowed {
+			s.metrics.RateLimitBlocked(lc.limit.Name)
 			// One audit event per limit key and window: an anonymous flood must
 			// not turn into as many rows.
 			if first, err := s.deps.Limiter.First(ctx, "audited:"+lc.limit.Name+":"+lc.key, lc.limit.Period); first || err != nil {
@@ -142,9 +143,11 @@ func (s *Server) Login(ctx context.Context, r api.LoginRequestObject) (api.Login
 	// hammering the account cannot use up its owner's quota.
 	if err := s.limit(ctx, s.byIP(ctx, s.deps.RateLimits.LoginIP),
 		limitCheck{s.deps.RateLimits.LoginAccount, s.deps.Accounts.LoginKey(email, device)}); err != nil {
+		s.metrics.LoginOutcome(loginOutcome(err))
 		return nil, err
 	}
 	t, err := s.deps.Accounts.Login(ctx, auth.LoginRequest{Email: email, Password: r.Body.Password, DeviceToken: device}, client(ctx))
+	s.metrics.LoginOutcome(loginOutcome(err))
 	if err != nil {
 		return nil, err
 	}

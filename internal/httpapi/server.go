@@ -9,10 +9,12 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	api "github.com/gatehouse/gatehouse/gen/api"
@@ -45,11 +47,22 @@ type Deps struct {
 	CORSAllowedOrigins []string
 	// Secret is the server secret; cursors are keyed with it.
 	Secret []byte
+
+	// Metrics, when set, counts every request and the outcomes operators
+	// watch (nil: no instrumentation at all). MetricsHandler, when set, is
+	// served at GET /metrics on this port, behind MetricsToken (or, without
+	// one, to loopback clients only).
+	Metrics        Metrics
+	MetricsHandler http.Handler
+	MetricsToken   string
+	// TracerProvider, when set, makes a server span of every request.
+	TracerProvider trace.TracerProvider
 }
 
 // Server implements the generated strict server interface.
 type Server struct {
 	log          *slog.Logger
+	metrics      Metrics
 	deps         Deps
 	healthFlight singleflight.Group
 	cursors      cursors
@@ -59,7 +72,10 @@ var _ api.StrictServerInterface = (*Server)(nil)
 
 // New builds the Echo instance serving the whole API, its docs and health.
 func New(deps Deps) (*echo.Echo, error) {
-	s := &Server{log: deps.Log, deps: deps, cursors: cursors{keyed.Derive(deps.Secret, "cursor")}}
+	s := &Server{log: deps.Log, deps: deps, metrics: deps.Metrics, cursors: cursors{keyed.Derive(deps.Secret, "cursor")}}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
+	}
 
 	doc, err := LoadSpec()
 	if err != nil {
@@ -75,12 +91,25 @@ func New(deps Deps) (*echo.Echo, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(deps.TrustedProxies)
 
-	e.Use(withRequestID, s.accessLog, s.recoverPanic, securityHeaders(deps.Production), withClient)
+	ops, err := operationIDs()
+	if err != nil {
+		return nil, err
+	}
+	e.Use(withRequestID)
+	// Tracing and metrics see the answer accessLog makes of an error, and
+	// accessLog's line carries the trace id.
+	if deps.TracerProvider != nil {
+		e.Use(s.traceRequests(deps.TracerProvider, ops, deps.TrustedProxies))
+	}
+	if deps.Metrics != nil {
+		e.Use(s.instrument(ops))
+	}
+	e.Use(s.accessLog, s.recoverPanic, securityHeaders(deps.Production), withClient)
 	if len(deps.CORSAllowedOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  deps.CORSAllowedOrigins,
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "X-Request-ID"},
-			ExposeHeaders: []string{"X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy", "Location"},
+			ExposeHeaders: []string{"X-Request-ID", "traceparent", "Retry-After", "RateLimit", "RateLimit-Policy", "Location"},
 			MaxAge:        600,
 		}))
 	}
@@ -89,6 +118,9 @@ func New(deps Deps) (*echo.Echo, error) {
 	routes := headWithGet{e}
 	if err := s.registerDocs(routes); err != nil {
 		return nil, err
+	}
+	if deps.MetricsHandler != nil {
+		routes.GET("/metrics", s.serveMetrics(deps.MetricsHandler, deps.MetricsToken))
 	}
 	api.RegisterHandlers(routes, api.NewStrictHandler(s, nil))
 	return e, nil

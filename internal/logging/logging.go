@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse/internal/requestid"
 )
 
@@ -24,12 +26,17 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(requestIDHandler{h})
 }
 
-// requestIDHandler adds request_id to records logged with a request context.
+// requestIDHandler adds request_id to records logged with a request
+// context, and trace_id and span_id when the context holds a span (tracing
+// is on): a log line leads to its trace.
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := requestid.From(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

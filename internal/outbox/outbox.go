@@ -115,6 +115,9 @@ type Config struct {
 	VerifyTTL time.Duration
 	// AttemptTimeout bounds one delivery attempt.
 	AttemptTimeout time.Duration
+	// Failed, when set, is called after each failed delivery attempt (a
+	// metric counts them); a mail cancelled as moot is not a failure.
+	Failed func()
 }
 
 // Worker renders and sends one mail per job.
@@ -137,6 +140,15 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return w.cfg.AttemptT
 
 // Work delivers the mail of a job.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	err := w.work(ctx, job)
+	var cancel *river.JobCancelError
+	if err != nil && w.cfg.Failed != nil && !errors.As(err, &cancel) {
+		w.cfg.Failed()
+	}
+	return err
+}
+
+func (w *Worker) work(ctx context.Context, job *river.Job[Args]) error {
 	a := job.Args
 	if a.Requested {
 		var send bool

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,7 @@ type fixture struct {
 	store  *pgstore.Store
 	sender *sent
 	worker *outbox.Worker
+	failed *atomic.Int64 // failed attempts reported
 }
 
 func newFixture(t *testing.T) fixture {
@@ -58,10 +60,12 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 	s := &sent{}
+	failed := &atomic.Int64{}
 	w := outbox.NewWorker(store, r, s, outbox.Config{
 		Product: "gatehouse", PublicURL: "https://auth.example.com", ResetTTL: time.Hour, VerifyTTL: 24 * time.Hour, AttemptTimeout: 10 * time.Second,
+		Failed: func() { failed.Add(1) },
 	})
-	return fixture{store: store, sender: s, worker: w}
+	return fixture{store: store, sender: s, worker: w, failed: failed}
 }
 
 func (f fixture) account(t *testing.T, verified bool) account.Profile {
@@ -189,5 +193,35 @@ func TestWorker_AFailedDeliveryNamesNoAddress(t *testing.T) {
 	err := f.work(t, outbox.Args{Mail: mail.PasswordChanged, UserID: u.ID, To: u.Email})
 	if err == nil || strings.Contains(err.Error(), u.Email) || !strings.Contains(err.Error(), "550 mailbox") {
 		t.Fatalf("delivery error: %v", err)
+	}
+}
+
+// TestWorker_ReportsFailedAttempts: each failed delivery attempt is reported
+// (a metric counts them); a sent mail and a mail cancelled as moot are not.
+func TestWorker_ReportsFailedAttempts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	u := f.account(t, true)
+	if err := f.work(t, outbox.Args{Mail: mail.PasswordChanged, UserID: u.ID, To: u.Email}); err != nil {
+		t.Fatal(err)
+	}
+	old := u.TokenVersion
+	if _, err := f.store.RevokeUser(t.Context(), u.ID, "password_changed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.work(t, outbox.Args{Mail: mail.EmailChange, UserID: u.ID, To: apitest.NewEmail("new"), TokenVersion: &old}); err == nil {
+		t.Fatal("a moot mail was sent")
+	}
+	if n := f.failed.Load(); n != 0 {
+		t.Fatalf("%d failures reported for a sent and a cancelled mail", n)
+	}
+	f.sender.fail = errors.New("421 try again later")
+	for range 2 {
+		if err := f.work(t, outbox.Args{Mail: mail.PasswordChanged, UserID: u.ID, To: u.Email}); err == nil {
+			t.Fatal("a failed delivery succeeded")
+		}
+	}
+	if n := f.failed.Load(); n != 2 {
+		t.Fatalf("%d failures reported, want 2", n)
 	}
 }
