@@ -62,14 +62,15 @@ func (t *Tracing) Provider() trace.TracerProvider {
 	return t.provider
 }
 
-// PgxTracer returns the pgx tracer that makes a child span of each query,
+// PgxTracer returns the pgx tracer that makes a child span of each query of
+// a traced request (background queries make no traces),
 // composed with extra (a tracer of tests) when that is not nil. The SQL text
 // is recorded (sqlc's statements, with placeholders), never the arguments.
 func (t *Tracing) PgxTracer(extra pgx.QueryTracer) pgx.QueryTracer {
 	if t == nil {
 		return extra
 	}
-	otr := otelpgx.NewTracer(otelpgx.WithTracerProvider(t.provider), otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
+	otr := otelpgx.NewTracer(otelpgx.WithTracerProvider(t.children), otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelpgx.WithDisableConnectionDetailsInAttributes())
 	if extra == nil {
 		return otr
