@@ -146,17 +146,24 @@ func (s *Server) traceRequests(tp trace.TracerProvider, ops operations, trusted 
 			if name == opUnmatched {
 				route = "" // Echo's catch-all says nothing
 			}
-			ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-				attribute.String("http.request.method", req.Method),
-				attribute.String("http.route", route),
-				attribute.String("gatehouse.request_id", requestid.From(ctx)),
-			))
+			ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
 			defer span.End()
+			recording := span.IsRecording() // not when sampled out: its attributes would be dropped
+			if recording {
+				span.SetAttributes(
+					attribute.String("http.request.method", req.Method),
+					attribute.String("http.route", route),
+					attribute.String("gatehouse.request_id", requestid.From(ctx)),
+				)
+			}
 			if span.SpanContext().IsValid() {
 				c.Response().Header().Set("traceparent", traceparent(span.SpanContext()))
 			}
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
+			if !recording {
+				return err
+			}
 			status := c.Response().Status
 			span.SetAttributes(attribute.Int("http.response.status_code", status))
 			if status >= 500 {
