@@ -159,46 +159,32 @@ func (b *bench) observability(bin, dbURL string) error {
 		slices.Sort(cs)
 		return (cs[(len(cs)-1)/2] + cs[len(cs)/2]) / 2, strings.Join(parts, ", ")
 	}
-	mc, mRounds := costs(1)
-	g := goal{
-		Name: "/users/me throughput lost to metrics",
-		Figure: fmt.Sprintf("%.0f vs %.0f req/s, p99 %.1f vs %.1f ms",
-			phases[1].OKRPS, off.OKRPS, phases[1].LatencyMS.P99, off.LatencyMS.P99),
-		Ratio: &mc, RatioText: fmt.Sprintf("%+.1f%%", 100*mc), Goal: "≤ 5%", Status: status(mc <= 0.05),
-		Note: "rounds: " + mRounds + "; the cost is their median",
+	// overhead is the goal of variant i against variant (a); inactive, when
+	// not empty, says why this build cannot measure it.
+	overhead := func(i int, name, note, inactive string) {
+		c, rounds := costs(i)
+		g := goal{
+			Name: "/users/me throughput lost to " + name,
+			Figure: fmt.Sprintf("%.0f vs %.0f req/s, p99 %.1f vs %.1f ms",
+				phases[i].OKRPS, off.OKRPS, phases[i].LatencyMS.P99, off.LatencyMS.P99),
+			Ratio: &c, RatioText: fmt.Sprintf("%+.1f%%", 100*c), Goal: "≤ 5%", Status: status(c <= 0.05),
+			Note: note + "rounds: " + rounds + "; the cost is their median",
+		}
+		if inactive != "" {
+			g.Status, g.Note = na, inactive+"; rounds: "+rounds
+		}
+		b.goal(g)
 	}
+	var noMetrics, noTraces string
 	if onStatus != http.StatusOK {
-		g.Status = na
-		g.Note = fmt.Sprintf("metrics not active in this build (GET /metrics: %d): the figure is the noise between two like servers; rounds: %s",
-			onStatus, mRounds)
-	}
-	b.goal(g)
-	tc, tRounds := costs(2)
-	g = goal{
-		Name: "/users/me throughput lost to metrics + tracing",
-		Figure: fmt.Sprintf("%.0f vs %.0f req/s, p99 %.1f vs %.1f ms",
-			phases[2].OKRPS, off.OKRPS, phases[2].LatencyMS.P99, off.LatencyMS.P99),
-		Ratio: &tc, RatioText: fmt.Sprintf("%+.1f%%", 100*tc), Goal: "≤ 5%", Status: status(tc <= 0.05),
-		Note: fmt.Sprintf("%d trace exports, %d KiB; rounds: %s; the cost is their median", traceExports, traceBytes>>10, tRounds),
+		noMetrics = fmt.Sprintf("metrics not active in this build (GET /metrics: %d): the figure is the noise between two like servers", onStatus)
 	}
 	if traceExports == 0 {
-		g.Status = na
-		g.Note = "tracing not active in this build: the OTLP sink received no spans; rounds: " + tRounds
+		noTraces = "tracing not active in this build: the OTLP sink received no spans"
 	}
-	b.goal(g)
-	sc, sRounds := costs(3)
-	g = goal{
-		Name: "/users/me throughput lost to metrics + tracing 10% sampled",
-		Figure: fmt.Sprintf("%.0f vs %.0f req/s, p99 %.1f vs %.1f ms",
-			phases[3].OKRPS, off.OKRPS, phases[3].LatencyMS.P99, off.LatencyMS.P99),
-		Ratio: &sc, RatioText: fmt.Sprintf("%+.1f%%", 100*sc), Goal: "≤ 5%", Status: status(sc <= 0.05),
-		Note: "rounds: " + sRounds + "; the cost is their median",
-	}
-	if traceExports == 0 {
-		g.Status = na
-		g.Note = "tracing not active in this build; rounds: " + sRounds
-	}
-	b.goal(g)
+	overhead(1, "metrics", "", noMetrics)
+	overhead(2, "metrics + tracing", fmt.Sprintf("%d trace exports, %d KiB; ", traceExports, traceBytes>>10), noTraces)
+	overhead(3, "metrics + tracing 10% sampled", "", noTraces)
 	if metricExports > 0 {
 		b.note("the OTLP sink also received %d metric exports", metricExports)
 	}

@@ -4,14 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/gatehouse/gatehouse/internal/token"
 )
 
 // propagation measures how long after one instance answers a logout another
@@ -27,16 +24,8 @@ func (b *bench) propagation(bin, dbURL string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	k, err := token.GenerateKey()
+	keyFile, err := writeKey(dir)
 	if err != nil {
-		return err
-	}
-	pemBytes, err := token.MarshalKeyPEM(k)
-	if err != nil {
-		return err
-	}
-	keyFile := filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
 		return err
 	}
 	shared := []string{"JWT_SIGNING_KEY_FILES=" + keyFile, "REDIS_KEY_PREFIX=bench:" + uuid.NewString() + ":"}

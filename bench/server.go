@@ -59,10 +59,8 @@ func (b *bench) startServer(bin, dbURL string, env ...string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, _ := token.GenerateKey()
-	pemBytes, _ := token.MarshalKeyPEM(k)
-	keyFile := filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+	keyFile, err := writeKey(dir)
+	if err != nil {
 		return nil, err
 	}
 	port, err := freePort()
@@ -262,4 +260,18 @@ func migrate(ctx context.Context, dbURL string) error {
 	}
 	defer m.Close()
 	return m.Up(ctx, io.Discard)
+}
+
+// writeKey writes a new signing key into dir and returns its file.
+func writeKey(dir string) (string, error) {
+	k, err := token.GenerateKey()
+	if err != nil {
+		return "", err
+	}
+	pemBytes, err := token.MarshalKeyPEM(k)
+	if err != nil {
+		return "", err
+	}
+	keyFile := filepath.Join(dir, "key.pem")
+	return keyFile, os.WriteFile(keyFile, pemBytes, 0o600)
 }
