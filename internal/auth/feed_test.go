@@ -75,8 +75,8 @@ func TestFeed_AnotherInstanceHearsRevocationsAndAsksNoOne(t *testing.T) {
 	refusedSoon(t, b.svc, "a session announced revoked", other.Access)
 }
 
-// TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded: while Redis is
-// down an instance checks every token in PostgreSQL; when its subscription
+// TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded: while its feed is
+// lost an instance checks every token in PostgreSQL; when its subscription
 // is back, it loads what it missed before trusting its copy again.
 func TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded(t *testing.T) {
 	t.Parallel()
@@ -92,8 +92,14 @@ func TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded(t *testing.T) {
 	if err := e.svc.Logout(t.Context(), e.mustAuthenticate(t, u.tokens.Access), client); err != nil {
 		t.Fatal(err)
 	}
+	b.reads.Store(0)
 	if _, err := b.svc.Authenticate(t.Context(), u.tokens.Access); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("revoked while Redis is down, asked of PostgreSQL: %v, want ErrInvalidToken", err)
+	}
+	// With its feed lost, an instance cannot tell whether the markers hold
+	// what the announcements lost: it does not ask them.
+	if n := b.reads.Load(); n != 0 {
+		t.Fatalf("%d Redis reads with the feed lost", n)
 	}
 
 	e.redis.Start() // empty: the markers and the announcement are lost
@@ -104,5 +110,36 @@ func TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded(t *testing.T) {
 	}
 	if n := b.reads.Load(); n != 0 {
 		t.Fatalf("%d Redis reads: the copy did not know the revocation", n)
+	}
+}
+
+// TestFeed_RedisRefusingWritesSendsChecksToPostgreSQL: while Redis refuses
+// writes, a logout's marker and announcement are both lost, and the markers
+// Redis still serves look complete. The other instance's beats fail too, so
+// its feed is lost: it asks PostgreSQL (and reloads its copy from it each
+// time it subscribes again), never the markers.
+func TestFeed_RedisRefusingWritesSendsChecksToPostgreSQL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, slowPoll)
+	b := e.instance(t)
+	run(t, e.svc)
+	run(t, b.svc)
+	u := e.newUser(t)
+	waitFeed(t, b.svc, true)
+	for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(t.Context(), epochKey).Val() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the markers were never rebuilt after the feed's load")
+		}
+	}
+
+	if err := e.rdb.Do(t.Context(), "CLIENT", "PAUSE", "30000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFeed(t, b.svc, false)
+	if err := e.svc.Logout(t.Context(), e.mustAuthenticate(t, u.tokens.Access), client); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.Authenticate(t.Context(), u.tokens.Access); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("logged out while Redis refused writes: %v, want ErrInvalidToken", err)
 	}
 }

@@ -27,7 +27,21 @@ type localRevocations struct {
 	// subscription not lost since.
 	loaded bool
 	heard  time.Time // the feed's last heartbeat answer
+	// lost: the feed was lost, and the copy is not current again yet. The
+	// Redis markers may then miss what the lost announcements carried (a
+	// Redis that refuses writes loses both), so checks ask PostgreSQL.
+	lost bool
 }
+
+// answer is what the copy can say of a token.
+type answer int
+
+const (
+	unknown      answer = iota // not current: ask the Redis markers, else PostgreSQL
+	askPostgres                // not current since the feed was lost: ask PostgreSQL
+	liveToken                  // current, and the token is not revoked
+	revokedToken               // known revoked, current or not
+)
 
 type userRevocation struct {
 	version int64
@@ -44,18 +58,23 @@ func newLocalRevocations() *localRevocations {
 	return &localRevocations{sessions: map[uuid.UUID]time.Time{}, users: map[uuid.UUID]userRevocation{}}
 }
 
-// revoked reports whether the copy knows the token revoked, and whether the
-// copy is current, so that a token it does not know revoked is live.
-func (l *localRevocations) revoked(sid, uid uuid.UUID, version int64, now time.Time) (revoked, current bool) {
+// check says what the copy knows of a token.
+func (l *localRevocations) check(sid, uid uuid.UUID, version int64, now time.Time) answer {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if _, ok := l.sessions[sid]; ok {
-		return true, true
+		return revokedToken
 	}
 	if u, ok := l.users[uid]; ok && version < u.version {
-		return true, true
+		return revokedToken
 	}
-	return false, l.current(now)
+	switch {
+	case l.current(now):
+		return liveToken
+	case l.lost:
+		return askPostgres
+	}
+	return unknown
 }
 
 func (l *localRevocations) current(now time.Time) bool {
@@ -168,6 +187,13 @@ type follower struct {
 }
 
 func (f *follower) Subscribed() {
+	// A subscription renewed without a Lost first (a client that reconnects
+	// by itself) may have missed announcements too.
+	l := f.s.local
+	l.mu.Lock()
+	l.lost = l.lost || l.loaded
+	l.loaded = false
+	l.mu.Unlock()
 	f.pending = true
 	f.load()
 }
@@ -196,7 +222,7 @@ func (f *follower) load() {
 	f.pending = false
 	l := f.s.local
 	l.mu.Lock()
-	l.loaded, l.heard = true, started
+	l.loaded, l.heard, l.lost = true, started, false
 	l.mu.Unlock()
 	// Redis may have come back empty: its markers serve the checks made
 	// while a copy is not current, so they are rebuilt now rather than at
@@ -212,6 +238,6 @@ func (f *follower) Lost() {
 	f.pending = false
 	l := f.s.local
 	l.mu.Lock()
-	l.loaded = false
+	l.loaded, l.lost = false, true
 	l.mu.Unlock()
 }

@@ -483,9 +483,12 @@ func (s *Service) RevokeUser(ctx context.Context, id uuid.UUID, reason string, e
 	return nil
 }
 
-// cacheWrite publishes a revocation already recorded in PostgreSQL. If Redis
-// will not take it, the cache is marked cold so that every instance asks
-// PostgreSQL until it is rebuilt: a revocation is never lost in the cache.
+// cacheWrite writes and announces a revocation already recorded in
+// PostgreSQL. If Redis will not take it, the cache is marked cold so that
+// instances without a current copy ask PostgreSQL until it is rebuilt. If
+// Redis takes neither (it refuses writes), every instance's heartbeat, which
+// is published like an announcement, fails too: their feeds are lost, and
+// they ask PostgreSQL until their copies are current again.
 func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) error) {
 	ctx = context.WithoutCancel(ctx)
 	var err error
@@ -503,6 +506,10 @@ func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) er
 	s.log.WarnContext(ctx, "revocation not cached; cache invalidated", "error", err)
 }
 
+// errFeedLost: the copy is not current since its feed was lost, so the
+// Redis markers are not trusted either.
+var errFeedLost = errors.New("revocation feed lost")
+
 // Authenticate checks an access token: signature and claims, then
 // revocation: in this instance's copy of the recent revocations while it is
 // current, else in Redis when it can answer and in PostgreSQL otherwise. It
@@ -513,16 +520,21 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 		return account.Principal{}, ErrInvalidToken
 	}
 	p := account.Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
-	switch revoked, current := s.local.revoked(sub.SessionID, sub.UserID, sub.TokenVersion, s.now()); {
-	case revoked:
+	var st CacheState
+	switch s.local.check(sub.SessionID, sub.UserID, sub.TokenVersion, s.now()) {
+	case revokedToken:
 		s.obs.RevocationChecked(LayerLocal)
 		return account.Principal{}, ErrInvalidToken
-	case current:
+	case liveToken:
 		s.obs.RevocationChecked(LayerLocal)
 		return p, nil
+	case askPostgres:
+		err = errFeedLost
+	case unknown:
+		st, err = s.cache.Check(ctx, sub.SessionID, sub.UserID)
 	}
-	st, err := s.cache.Check(ctx, sub.SessionID, sub.UserID)
 	switch {
+	case errors.Is(err, errFeedLost):
 	case err == nil && st.Warm:
 		s.obs.RevocationChecked(LayerRedis)
 		if st.SessionRevoked || sub.TokenVersion < st.MinVersion {

@@ -136,3 +136,18 @@ func TestFeed_LostAndSubscribedAgain(t *testing.T) {
 	}
 	l.expect(t, fmt.Sprintf("revoked %s %s 0", sid, uuid.Nil))
 }
+
+// A Redis that refuses writes (paused for a failover, out of memory) still
+// answers the subscription, but announcements are lost: the beats, published
+// like them, stop coming back and the feed is lost until writes resume.
+func TestFeed_LostWhileRedisRefusesWrites(t *testing.T) {
+	t.Parallel()
+	c, _ := newRedis(t)
+	l := follow(t, redisstore.NewRevocations(c, prefix))
+	l.expect(t, "subscribed")
+	if err := c.Do(t.Context(), "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	l.expect(t, "lost")
+	l.expect(t, "subscribed")
+}

@@ -122,14 +122,19 @@ func (r *Revocations) Invalidate(ctx context.Context) error {
 	return r.c.Del(ctx, r.epochKey()).Err()
 }
 
-// heartbeat is how often a quiet subscription is pinged: an answer tells
-// the listener nothing was missed (auth trusts its copy for a second after
-// the last one).
+// heartbeat is how often each instance publishes a beat on the channel and
+// waits for it to come back: a beat heard tells the listener that Redis
+// takes this instance's announcements and that the subscription hears them,
+// so nothing announced before the beat was missed (auth trusts its copy for
+// a second after the last beat heard). A ping of the subscription would not
+// do: a Redis that refuses writes (paused for a failover, out of memory)
+// still answers pings, while announcements are lost.
 const heartbeat = 250 * time.Millisecond
 
 // Follow subscribes to the announcements and reports to l until ctx ends. A
-// subscription that errs, or leaves a ping unanswered for two seconds, is
-// lost: l hears Lost, and Follow subscribes again on a new connection.
+// subscription that errs, or whose beat fails to publish or does not come
+// back within two seconds, is lost: l hears Lost, and Follow subscribes
+// again on a new connection.
 func (r *Revocations) Follow(ctx context.Context, l auth.FeedListener) {
 	for ctx.Err() == nil {
 		r.follow(ctx, l)
@@ -149,17 +154,23 @@ func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
 			l.Lost()
 		}
 	}()
-	var pinged, pongDue time.Time
+	// Beats of this subscription: "b <random> <n>", told apart from other
+	// instances' beats and from an earlier subscription's.
+	beat := "b " + uuid.NewString() + " "
+	var n int
+	var sent, due time.Time
 	for {
 		now := time.Now()
-		if subscribed && pongDue.IsZero() && now.Sub(pinged) >= heartbeat {
-			if err := ps.Ping(ctx); err != nil {
+		if subscribed && due.IsZero() && now.Sub(sent) >= heartbeat {
+			n++
+			// From the client's pool, as announcements are published.
+			if err := r.c.Publish(ctx, r.feedKey(), beat+strconv.Itoa(n)).Err(); err != nil {
 				return
 			}
-			pinged, pongDue = now, now.Add(8*heartbeat)
+			sent, due = now, now.Add(8*heartbeat)
 		}
-		if !pongDue.IsZero() && now.After(pongDue) {
-			return // the connection died without an error
+		if !due.IsZero() && now.After(due) {
+			return // the connection died without an error, or Redis lost the beat
 		}
 		msg, err := ps.ReceiveTimeout(ctx, heartbeat)
 		var ne net.Error
@@ -175,11 +186,11 @@ func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
 				subscribed = true
 				l.Subscribed()
 			}
-		case *redis.Pong:
-			pongDue = time.Time{}
-			l.Alive()
 		case *redis.Message:
-			if rv, ok := parseAnnouncement(m.Payload); ok {
+			if m.Payload == beat+strconv.Itoa(n) {
+				due = time.Time{}
+				l.Alive()
+			} else if rv, ok := parseAnnouncement(m.Payload); ok {
 				l.Revoked(rv)
 			}
 		}
