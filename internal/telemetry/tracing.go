@@ -71,7 +71,10 @@ func (t *Tracing) PgxTracer(extra pgx.QueryTracer) pgx.QueryTracer {
 		return extra
 	}
 	otr := otelpgx.NewTracer(otelpgx.WithTracerProvider(t.children), otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelpgx.WithDisableConnectionDetailsInAttributes())
+		otelpgx.WithDisableConnectionDetailsInAttributes(),
+		// A span per pool acquire doubled the spans of a request; the pool's
+		// metrics show its waits.
+		otelpgx.WithDisableAcquireTracer())
 	if extra == nil {
 		return otr
 	}
