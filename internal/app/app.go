@@ -224,6 +224,11 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		Secret:    []byte(cfg.ServerSecret),
 		Observer:  obs,
 	})
+	if obs.Metrics != nil {
+		if err := obs.Metrics.RegisterFeed(svc.FeedCurrent); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("register revocation feed metric: %w", err)
+		}
+	}
 	return svc, issuer.Keys(), queue, store, nil
 }
 

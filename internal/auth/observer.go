@@ -13,6 +13,9 @@ type Observer interface {
 	// RevocationChecked counts a revocation check of an access token by the
 	// layer that answered it: "local", "redis" or "postgres".
 	RevocationChecked(layer string)
+	// RevocationUnannounced counts a revocation recorded in PostgreSQL whose
+	// Redis marker and announcement failed.
+	RevocationUnannounced()
 	// RefreshReuseDetected counts a refresh token presented again after its
 	// rotation and grace window (its session is then revoked).
 	RefreshReuseDetected()
@@ -32,6 +35,7 @@ type noObserver struct{}
 
 func (noObserver) RevocationChecked(string) {}
 func (noObserver) RefreshReuseDetected()    {}
+func (noObserver) RevocationUnannounced()   {}
 func (noObserver) StartHashing(ctx context.Context, _ string) (context.Context, func()) {
 	return ctx, func() {}
 }

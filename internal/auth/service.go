@@ -497,6 +497,7 @@ func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) er
 			return
 		}
 	}
+	s.obs.RevocationUnannounced()
 	if ierr := s.cache.Invalidate(ctx); ierr != nil {
 		// Redis is unreachable from here; checks that cannot reach it fall back
 		// to PostgreSQL, and the cache is cold again after a restart.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -273,5 +274,42 @@ func TestMetrics_RateLimitBlocksAreCounted(t *testing.T) {
 	}
 	if got, _ := value(samples, "gatehouse_login_attempts_total", map[string]string{"outcome": "rate_limited"}); got != 1 {
 		t.Errorf("rate-limited logins = %v, want 1", got)
+	}
+}
+
+// TestMetrics_RevocationFeedAndLostAnnouncements: an operator sees whether
+// the instance answers revocation checks from its own copy, and how many
+// revocations Redis would not take (other instances learn those from
+// PostgreSQL only).
+func TestMetrics_RevocationFeedAndLostAnnouncements(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	feed := func() float64 {
+		t.Helper()
+		_, _, text := scrape(t, s, nil)
+		v, found := value(parseExposition(t, text), "gatehouse_revocation_feed_current", nil)
+		if !found {
+			t.Fatalf("no gatehouse_revocation_feed_current:\n%s", text)
+		}
+		return v
+	}
+	for deadline := time.Now().Add(10 * time.Second); feed() != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("gatehouse_revocation_feed_current never 1")
+		}
+	}
+	s.Redis.Stop()
+	for deadline := time.Now().Add(10 * time.Second); feed() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("gatehouse_revocation_feed_current still 1 with Redis down")
+		}
+	}
+	if res := apitest.Must(u.Client.LogoutWithResponse(ctx))(t); res.StatusCode() != http.StatusNoContent {
+		t.Fatalf("logout with Redis down: %d %s", res.StatusCode(), res.Body)
+	}
+	_, _, text := scrape(t, s, nil)
+	if v, found := value(parseExposition(t, text), "gatehouse_revocation_announcements_failed_total", nil); !found || v != 1 {
+		t.Fatalf("gatehouse_revocation_announcements_failed_total = %v (found %v), want 1", v, found)
 	}
 }

@@ -52,6 +52,7 @@ type Metrics struct {
 	rateLimited      *prometheus.CounterVec
 	refreshReuse     prometheus.Counter
 	revocationChecks *prometheus.CounterVec
+	unannounced      prometheus.Counter
 	hashWait         prometheus.Histogram
 	mailFailures     prometheus.Counter
 }
@@ -87,6 +88,10 @@ func NewMetrics(version string) *Metrics {
 			Namespace: namespace, Name: "revocation_checks_total",
 			Help: "Revocation checks of access tokens by the layer that answered: local, redis, postgres.",
 		}, []string{"layer"}),
+		unannounced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "revocation_announcements_failed_total",
+			Help: "Revocations recorded in PostgreSQL whose Redis marker and announcement failed: other instances learn them from PostgreSQL (their poll, or the reload after their feed is lost).",
+		}),
 		hashWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "password", Name: "hash_wait_seconds",
 			Help:    "Time a password hash or verification waited for a free hashing slot.",
@@ -106,7 +111,7 @@ func NewMetrics(version string) *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build, m.requests, m.duration, m.logins, m.rateLimited, m.refreshReuse, m.revocationChecks, m.hashWait, m.mailFailures,
+		build, m.requests, m.duration, m.logins, m.rateLimited, m.refreshReuse, m.revocationChecks, m.unannounced, m.hashWait, m.mailFailures,
 	)
 	// Series that alerts divide by exist from the start, at zero.
 	for _, o := range []string{LoginSuccess, LoginInvalid, LoginLocked, LoginRateLimited, LoginUnverified, LoginError} {
@@ -146,6 +151,23 @@ func (m *Metrics) LoginOutcome(outcome string) { m.logins.WithLabelValues(outcom
 
 // RateLimitBlocked counts a request refused by the named limit.
 func (m *Metrics) RateLimitBlocked(limit string) { m.rateLimited.WithLabelValues(limit).Inc() }
+
+// RevocationUnannounced counts a revocation Redis would not take.
+func (m *Metrics) RevocationUnannounced() { m.unannounced.Inc() }
+
+// RegisterFeed exposes gatehouse_revocation_feed_current: 1 while current
+// says the instance answers revocation checks from its own copy.
+func (m *Metrics) RegisterFeed(current func() bool) error {
+	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "revocation_feed_current",
+		Help: "1 while this instance answers revocation checks from its own copy (subscribed to the announcements, loaded, heartbeat heard); 0 while it asks Redis or PostgreSQL per request.",
+	}, func() float64 {
+		if current() {
+			return 1
+		}
+		return 0
+	}))
+}
 
 // RefreshReuseDetected counts a refresh token reused after its rotation.
 func (m *Metrics) RefreshReuseDetected() { m.refreshReuse.Inc() }

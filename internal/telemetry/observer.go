@@ -26,6 +26,13 @@ func (o *Observer) RevocationChecked(layer string) {
 	}
 }
 
+// RevocationUnannounced counts a revocation Redis would not take.
+func (o *Observer) RevocationUnannounced() {
+	if o.Metrics != nil {
+		o.Metrics.RevocationUnannounced()
+	}
+}
+
 // RefreshReuseDetected counts a reused refresh token.
 func (o *Observer) RefreshReuseDetected() {
 	if o.Metrics != nil {
