@@ -3,8 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
@@ -126,12 +124,9 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 // METRICS_TOKEN set, the token is asked there too. stop closes it.
 func serveMetrics(ctx context.Context, cfg config.Config, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
-	want := sha256.Sum256([]byte(cfg.MetricsToken))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if cfg.MetricsToken != "" {
-			scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-			got := sha256.Sum256([]byte(token))
-			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			if !httpapi.BearerMatches(r.Header.Get("Authorization"), cfg.MetricsToken) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse metrics"`)
 				http.Error(w, "send Authorization: Bearer <METRICS_TOKEN>", http.StatusUnauthorized)
 				return

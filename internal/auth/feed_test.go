@@ -13,6 +13,17 @@ import (
 // can tell an instance of a revocation in time.
 var slowPoll = map[string]string{"REVOCATION_POLL_INTERVAL": "1m"}
 
+// runningPair starts two running instances on one database and Redis: e
+// revokes, b checks.
+func runningPair(t *testing.T) (*env, instance) {
+	t.Helper()
+	e := newEnv(t, slowPoll)
+	b := e.instance(t)
+	run(t, e.svc)
+	run(t, b.svc)
+	return e, b
+}
+
 // refusedSoon waits (up to 5 s) until svc refuses access.
 func refusedSoon(t *testing.T, svc *auth.Service, what, access string) {
 	t.Helper()
@@ -33,10 +44,7 @@ func refusedSoon(t *testing.T, svc *auth.Service, what, access string) {
 // is a minute away).
 func TestFeed_AnotherInstanceHearsRevocationsAndAsksNoOne(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, slowPoll)
-	b := e.instance(t)
-	run(t, e.svc)
-	run(t, b.svc)
+	e, b := runningPair(t)
 	u, v := e.newUser(t), e.newUser(t)
 	other := e.login(t, u)
 	waitFeed(t, b.svc, true)
@@ -80,10 +88,7 @@ func TestFeed_AnotherInstanceHearsRevocationsAndAsksNoOne(t *testing.T) {
 // is back, it loads what it missed before trusting its copy again.
 func TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, slowPoll)
-	b := e.instance(t)
-	run(t, e.svc)
-	run(t, b.svc)
+	e, b := runningPair(t)
 	u := e.newUser(t)
 	waitFeed(t, b.svc, true)
 
@@ -120,10 +125,7 @@ func TestFeed_RevocationsMissedWhileUnsubscribedAreLoaded(t *testing.T) {
 // time it subscribes again), never the markers.
 func TestFeed_RedisRefusingWritesSendsChecksToPostgreSQL(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, slowPoll)
-	b := e.instance(t)
-	run(t, e.svc)
-	run(t, b.svc)
+	e, b := runningPair(t)
 	u := e.newUser(t)
 	waitFeed(t, b.svc, true)
 	for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(t.Context(), epochKey).Val() != 1; time.Sleep(10 * time.Millisecond) {

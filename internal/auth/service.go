@@ -507,10 +507,6 @@ func (s *Service) cacheWrite(ctx context.Context, write func(context.Context) er
 	s.log.WarnContext(ctx, "revocation not cached; cache invalidated", "error", err)
 }
 
-// errFeedLost: the copy is not current since its feed was lost, so the
-// Redis markers are not trusted either.
-var errFeedLost = errors.New("revocation feed lost")
-
 // Authenticate checks an access token: signature and claims, then
 // revocation: in this instance's copy of the recent revocations while it is
 // current, else in Redis when it can answer and in PostgreSQL otherwise. It
@@ -521,7 +517,6 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 		return account.Principal{}, ErrInvalidToken
 	}
 	p := account.Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
-	var st CacheState
 	switch s.local.check(sub.SessionID, sub.UserID, sub.TokenVersion, s.now()) {
 	case revokedToken:
 		s.obs.RevocationChecked(LayerLocal)
@@ -529,23 +524,21 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 	case liveToken:
 		s.obs.RevocationChecked(LayerLocal)
 		return p, nil
-	case askPostgres:
-		err = errFeedLost
+	case askPostgres: // the markers may miss what the lost feed carried
 	case unknown:
-		st, err = s.cache.Check(ctx, sub.SessionID, sub.UserID)
-	}
-	switch {
-	case errors.Is(err, errFeedLost):
-	case err == nil && st.Warm:
-		s.obs.RevocationChecked(LayerRedis)
-		if st.SessionRevoked || sub.TokenVersion < st.MinVersion {
-			return account.Principal{}, ErrInvalidToken
+		st, err := s.cache.Check(ctx, sub.SessionID, sub.UserID)
+		switch {
+		case err == nil && st.Warm:
+			s.obs.RevocationChecked(LayerRedis)
+			if st.SessionRevoked || sub.TokenVersion < st.MinVersion {
+				return account.Principal{}, ErrInvalidToken
+			}
+			return p, nil
+		case err == nil:
+			go s.rebuildCache()
+		default:
+			s.log.DebugContext(ctx, "revocation cache unavailable, asking PostgreSQL", "error", err)
 		}
-		return p, nil
-	case err == nil:
-		go s.rebuildCache()
-	default:
-		s.log.DebugContext(ctx, "revocation cache unavailable, asking PostgreSQL", "error", err)
 	}
 	ss, err := s.store.SessionState(ctx, sub.SessionID)
 	if err == nil || errors.Is(err, account.ErrNotFound) {

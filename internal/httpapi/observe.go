@@ -199,12 +199,9 @@ func trustedPeer(remote string, trusted []netip.Prefix) bool {
 // trusted-proxy rules find, so a reverse proxy on the same host does not
 // open it to the world.
 func (s *Server) serveMetrics(h http.Handler, token string) echo.HandlerFunc {
-	want := sha256.Sum256([]byte(token))
 	return func(c echo.Context) error {
 		if token != "" {
-			got, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
-			sum := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			if !BearerMatches(c.Request().Header.Get(echo.HeaderAuthorization), token) {
 				return errUnauthorized(api.ProblemCodeUnauthorized, "The metrics need the bearer token of METRICS_TOKEN: send `Authorization: Bearer <token>`.")
 			}
 		} else if !loopback(c.Request().RemoteAddr) || !loopback(c.RealIP()) {
@@ -221,4 +218,13 @@ func loopback(addr string) bool {
 	}
 	a, err := netip.ParseAddr(addr)
 	return err == nil && a.Unmap().IsLoopback()
+}
+
+// BearerMatches reports whether an Authorization header carries the bearer
+// token want (compared in constant time, by hash so that the length of want
+// does not show either). Both listeners of /metrics ask METRICS_TOKEN so.
+func BearerMatches(authorization, want string) bool {
+	got, ok := bearerToken(authorization)
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return ok && subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }

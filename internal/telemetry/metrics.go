@@ -13,7 +13,6 @@ import (
 	"context"
 	"net/http"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -259,9 +258,12 @@ func normalMethod(m string) string {
 	return "other"
 }
 
+// statusClasses are the classes' labels, made once rather than per request.
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
 func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "other"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return statusClasses[status/100-1]
 }
