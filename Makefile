@@ -34,7 +34,7 @@ cluster-down: ## stop what make cluster started (nginx and the instances, by the
 
 .PHONY: test
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (nginx in front of several instances, the TypeScript client and Swagger UI in Node and Chromium)
-	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" NGINX="$$($(DEV) nginx-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" NGINX_BIN="$$($(DEV) nginx-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
 
 # BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
 BENCH_FLAGS ?=

@@ -149,6 +149,12 @@ nginx_bin() {
 	"$REPO/scripts/devservices.sh" nginx-path
 }
 
+# run_nginx: nginx without NGINX in its environment, which it would take for
+# listening sockets handed over by the nginx it replaces (and not daemonize).
+run_nginx() {
+	env -u NGINX "$@"
+}
+
 # ------------------------------------------------------------ instances ---
 
 need_services() {
@@ -158,8 +164,8 @@ need_services() {
 }
 
 wait_ready() { # port pidfile log
-	local i
-	for ((i = 0; i < 300; i++)); do
+	local deadline=$((SECONDS + 30))
+	while ((SECONDS < deadline)); do
 		curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health/ready" 2>/dev/null && return 0
 		ours "$2" gatehouse || {
 			tail -n 20 -- "$3" >&2 || true
@@ -232,8 +238,8 @@ cmd_up() {
 	done
 	NGINX_LISTEN=127.0.0.1:$CLUSTER_PORT NGINX_UPSTREAMS="${ups[*]}" NGINX_STATE=$STATE NGINX_BIND=$PROXY_BIND \
 		cmd_nginx_config >"$STATE/nginx.conf"
-	"$nginx" -p "$STATE" -e "$STATE/nginx.log" -c "$STATE/nginx.conf" -t -q || die "nginx refused $STATE/nginx.conf"
-	"$nginx" -p "$STATE" -e "$STATE/nginx.log" -c "$STATE/nginx.conf" || die "nginx did not start (see $STATE/nginx.log)"
+	run_nginx "$nginx" -p "$STATE" -e "$STATE/nginx.log" -c "$STATE/nginx.conf" -t -q || die "nginx refused $STATE/nginx.conf"
+	run_nginx "$nginx" -p "$STATE" -e "$STATE/nginx.log" -c "$STATE/nginx.conf" || die "nginx did not start (see $STATE/nginx.log)"
 	say "nginx on http://127.0.0.1:$CLUSTER_PORT in front of ${ups[*]} (logs in $STATE)"
 }
 

@@ -40,7 +40,7 @@ var clusterScript = filepath.Join("..", "..", "scripts", "cluster.sh")
 
 func nginxPath(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("NGINX"); p != "" {
+	if p := os.Getenv("NGINX_BIN"); p != "" {
 		return p
 	}
 	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
@@ -48,8 +48,15 @@ func nginxPath(t *testing.T) string {
 			return q
 		}
 	}
-	t.Fatal("nginx not found: `make test` installs it (scripts/devservices.sh nginx-path) and sets NGINX")
+	t.Fatal("nginx not found: `make test` installs it (scripts/devservices.sh nginx-path) and sets NGINX_BIN")
 	return ""
+}
+
+// nginxEnv is the test's environment without NGINX, which nginx reads as
+// listening sockets handed over by an nginx it replaces (and then does not
+// daemonize).
+func nginxEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NGINX=") })
 }
 
 // proxy is an nginx in front of some instances.
@@ -80,6 +87,7 @@ func startProxy(t *testing.T, nodes []*instance) *proxy {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nginxPath(t), "-p", state, "-e", filepath.Join(state, "nginx.log"), "-c", confFile, "-g", "daemon off;")
+	cmd.Env = nginxEnv()
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -473,15 +481,19 @@ func TestProxy_RollingRestartDropsNoRequest(t *testing.T) {
 	rd := apitest.StartRedis(t)
 	state := t.TempDir()
 	port := freePort(t)
-	env := os.Environ()
+	env := nginxEnv()
 	for k, v := range apitest.TestEnv(dbURL, rd.URL()) {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, "LOG_LEVEL=info", "MAIL_DIR="+t.TempDir(), loadLimits, "INSTANCES=3",
 		fmt.Sprintf("CLUSTER_PORT=%d", port), "CLUSTER_STATE="+state, "GATEHOUSE_BIN="+binary, "CLUSTER_RESTART_PAUSE=6")
 	script := func(cmd string) string {
-		c := exec.Command(clusterScript, cmd)
+		// Bounded: a stuck script fails this test, not the package's timeout.
+		ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+		defer cancel()
+		c := exec.CommandContext(ctx, clusterScript, cmd)
 		c.Env = env
+		c.WaitDelay = 5 * time.Second
 		out, err := c.CombinedOutput()
 		if err != nil {
 			t.Fatalf("cluster.sh %s: %v\n%s", cmd, err, out)
@@ -497,12 +509,12 @@ func TestProxy_RollingRestartDropsNoRequest(t *testing.T) {
 		}
 		return out
 	}
-	script("up")
-	t.Cleanup(func() {
+	t.Cleanup(func() { // also after a failed up: what it started
 		c := exec.Command(clusterScript, "down")
 		c.Env = env // its own state dir, never the repository's
 		_ = c.Run()
 	})
+	script("up")
 	before := pids()
 	if len(before) != 3 {
 		t.Fatalf("pids after up: %v", before)
