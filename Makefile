@@ -17,9 +17,24 @@ help: ## list the targets
 run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ unless DATABASE_URL and REDIS_URL are set)
 	$(DEV) exec -- bash -c '$(BIN) migrate up && exec $(BIN) serve'
 
+# INSTANCES: how many instances `make cluster` starts.
+INSTANCES ?= 3
+
+.PHONY: cluster
+cluster: build ## serve on :5500 through nginx in front of INSTANCES instances (default 3; instead of make run), with the private PostgreSQL and Redis unless DATABASE_URL and REDIS_URL are set
+	INSTANCES=$(INSTANCES) $(DEV) exec -- scripts/cluster.sh up
+
+.PHONY: cluster-restart
+cluster-restart: build ## replace the instances of make cluster one by one (rolling restart) with the freshly built binary
+	$(DEV) exec -- scripts/cluster.sh restart
+
+.PHONY: cluster-down
+cluster-down: ## stop what make cluster started (nginx and the instances, by their recorded PIDs)
+	scripts/cluster.sh down
+
 .PHONY: test
-test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
-	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (nginx in front of several instances, the TypeScript client and Swagger UI in Node and Chromium)
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" NGINX_BIN="$$($(DEV) nginx-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
 
 # BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
 BENCH_FLAGS ?=

@@ -35,6 +35,10 @@
 #                      exposition and the alert rules (Debian's prometheus package,
 #                      installed like `up` does if missing; its service is not
 #                      started: promtool is all that is used).
+#   nginx-path         Print the absolute path of nginx, the reverse proxy of
+#                      `make cluster` and its tests (Debian's nginx package,
+#                      installed like `up` does if missing; its service is not
+#                      started: each run starts its own with its own config).
 #   help               Show this text.
 #
 # State lives in <repo>/.dev/ (add .dev/ to .gitignore):
@@ -302,6 +306,18 @@ promtool_path() {
 	p=$(abs_cmd promtool) || {
 		apt_install prometheus || die "promtool not found. Install it (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus) or put it on PATH."
 		p=$(abs_cmd promtool) || die "installed prometheus, but promtool is still not on PATH"
+	}
+	printf '%s\n' "$p"
+}
+
+# nginx fronts several instances in `make cluster` and its tests. Debian
+# installs it in /usr/sbin (not on every PATH); apt starts no service under
+# policy-rc.d, and where it does, ours runs on other ports with its own config.
+nginx_path() {
+	local p
+	p=$(abs_cmd nginx) || {
+		apt_install nginx || die "nginx not found. Install it (Debian/Ubuntu: apt-get install nginx; macOS: brew install nginx) or put it on PATH."
+		p=$(abs_cmd nginx) || die "installed nginx, but it is still not on PATH or in /usr/sbin"
 	}
 	printf '%s\n' "$p"
 }
@@ -741,6 +757,10 @@ main() {
 	promtool-path)
 		lock
 		promtool_path
+		;;
+	nginx-path)
+		lock
+		nginx_path
 		;;
 	help | -h | --help) usage ;;
 	*)

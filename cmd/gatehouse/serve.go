@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,8 +65,10 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	// their database and Redis calls stop and the pools can close.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	var dr drain
 	srv := &http.Server{
-		Handler:           a.Handler,
+		Handler:           dr.wrap(a.Handler),
+		ConnState:         dr.connState,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -89,10 +92,11 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := a.Start(ctx); err != nil {
 		return fmt.Errorf("start mail workers: %w", err)
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr())
+	tcp, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := &closeOnce{Listener: tcp}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("gatehouse serving", "addr", cfg.Addr(), "env", cfg.AppEnv, "version", version, "docs", cfg.PublicURL+"/docs/")
@@ -105,6 +109,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	dr.start(ln, min(idleDrain, cfg.ShutdownTimeout/2))
 	if err := srv.Shutdown(sctx); err != nil {
 		cancelBase()
 		_ = srv.Close()
@@ -117,6 +122,68 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// idleDrain is how long a stopping instance keeps its open connections
+// before closing the idle ones: time for a proxy to send one more request on
+// each (answered, then closed) or to find the port closed and go elsewhere.
+const idleDrain = time.Second
+
+// drain stops an instance without failing a request a reverse proxy in front
+// could not retry. A proxy resends a request elsewhere when the connection
+// fails before it was sent (refused), never a POST it has sent: so the
+// instance must not close a connection under a request on its way, as
+// closing the listener late (connections waiting to be accepted are reset)
+// or closing kept-alive idle connections at once (the proxy may be writing
+// to one) would. In order: the listener closes, so new connections are
+// refused and the proxy marks the instance failed (nginx: max_fails); every
+// answer says "Connection: close", so each kept-alive connection carries at
+// most one more request; after idleDrain (sooner once no connection is
+// open) http.Server.Shutdown closes those still idle and waits for the
+// requests in flight.
+type drain struct {
+	draining atomic.Bool
+	open     atomic.Int64
+}
+
+func (d *drain) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.draining.Load() {
+			w.Header().Set("Connection", "close") // net/http closes it after the answer
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (d *drain) connState(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		d.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		d.open.Add(-1)
+	case http.StateActive, http.StateIdle: // still open
+	}
+}
+
+func (d *drain) start(ln net.Listener, wait time.Duration) {
+	d.draining.Store(true)
+	_ = ln.Close()
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline) && d.open.Load() > 0; {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// closeOnce is a listener closed by the drain first, then again by
+// http.Server.Shutdown, which must not take the second close for a failure.
+type closeOnce struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.Listener.Close() })
+	return c.err
 }
 
 // serveMetrics serves /metrics on METRICS_ADDR, a listener of its own that
