@@ -119,9 +119,10 @@ func redisTempDir(t testing.TB) string {
 
 // RedisCluster is a Redis Cluster of masters without replicas.
 type RedisCluster struct {
-	t     testing.TB
-	nodes []*redisProc
-	ids   []string
+	t       testing.TB
+	nodes   []*redisProc
+	ids     []string
+	clients []*redis.Client
 }
 
 // StartRedisCluster starts a cluster of n masters sharing the 16384 slots
@@ -141,6 +142,11 @@ func StartRedisCluster(t testing.TB, n int) *RedisCluster {
 			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "5000"))
 	}
 	ctx := context.Background()
+	for _, n := range rc.nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.addr(), DialTimeout: time.Second})
+		t.Cleanup(func() { _ = c.Close() })
+		rc.clients = append(rc.clients, c)
+	}
 	for i := range rc.nodes {
 		c := rc.node(i)
 		id, err := c.ClusterMyID(ctx).Result()
@@ -173,9 +179,7 @@ func StartRedisCluster(t testing.TB, n int) *RedisCluster {
 
 // node returns a plain client of node i, closed when the test ends.
 func (rc *RedisCluster) node(i int) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: rc.nodes[i].addr(), DialTimeout: time.Second})
-	rc.t.Cleanup(func() { _ = c.Close() })
-	return c
+	return rc.clients[i]
 }
 
 // URL is the REDIS_URL of the cluster (with REDIS_CLUSTER=true): a seed
@@ -232,51 +236,63 @@ func (rc *RedisCluster) Owner(slot int) int {
 }
 
 // MoveSlot reshards slot from the node serving it to node to, keys and
-// all, as `redis-cli --cluster reshard` does: the slot is marked migrating
-// and importing, its keys are moved by MIGRATE in batches (clients are
-// redirected with ASK meanwhile), then every node is told its new owner.
+// all, as `redis-cli --cluster reshard` does.
 func (rc *RedisCluster) MoveSlot(slot, to int) error {
+	finish, err := rc.StartMovingSlot(slot, to)
+	if err != nil {
+		return err
+	}
+	return finish()
+}
+
+// StartMovingSlot marks slot migrating from the node serving it to node
+// to (clients are redirected with ASK for the keys already moved); finish
+// moves its keys by MIGRATE in batches, then tells every node its new
+// owner.
+func (rc *RedisCluster) StartMovingSlot(slot, to int) (finish func() error, err error) {
 	ctx := context.Background()
 	from := rc.Owner(slot)
 	if from == to {
-		return nil
+		return func() error { return nil }, nil
 	}
 	src, dst := rc.node(from), rc.node(to)
 	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", rc.ids[from]).Err(); err != nil {
-		return fmt.Errorf("set slot %d importing: %w", slot, err)
+		return nil, fmt.Errorf("set slot %d importing: %w", slot, err)
 	}
 	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", rc.ids[to]).Err(); err != nil {
-		return fmt.Errorf("set slot %d migrating: %w", slot, err)
+		return nil, fmt.Errorf("set slot %d migrating: %w", slot, err)
 	}
-	for {
-		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 50).Result()
-		if err != nil {
-			return fmt.Errorf("keys of slot %d: %w", slot, err)
+	return func() error {
+		for {
+			keys, err := src.ClusterGetKeysInSlot(ctx, slot, 50).Result()
+			if err != nil {
+				return fmt.Errorf("keys of slot %d: %w", slot, err)
+			}
+			if len(keys) == 0 {
+				break
+			}
+			args := []any{"MIGRATE", "127.0.0.1", rc.nodes[to].port, "", 0, 5000, "REPLACE", "KEYS"}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			if err := src.Do(ctx, args...).Err(); err != nil {
+				return fmt.Errorf("migrate slot %d: %w", slot, err)
+			}
 		}
-		if len(keys) == 0 {
-			break
+		// The new owner first, then the old, then the others (redis-cli's order).
+		order := []int{to, from}
+		for i := range rc.nodes {
+			if i != to && i != from {
+				order = append(order, i)
+			}
 		}
-		args := []any{"MIGRATE", "127.0.0.1", rc.nodes[to].port, "", 0, 5000, "REPLACE", "KEYS"}
-		for _, k := range keys {
-			args = append(args, k)
+		for _, i := range order {
+			if err := rc.node(i).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", rc.ids[to]).Err(); err != nil {
+				return fmt.Errorf("set slot %d node on %d: %w", slot, i, err)
+			}
 		}
-		if err := src.Do(ctx, args...).Err(); err != nil {
-			return fmt.Errorf("migrate slot %d: %w", slot, err)
-		}
-	}
-	// The new owner first, then the old, then the others (redis-cli's order).
-	order := []int{to, from}
-	for i := range rc.nodes {
-		if i != to && i != from {
-			order = append(order, i)
-		}
-	}
-	for _, i := range order {
-		if err := rc.node(i).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", rc.ids[to]).Err(); err != nil {
-			return fmt.Errorf("set slot %d node on %d: %w", slot, i, err)
-		}
-	}
-	return nil
+		return nil
+	}, nil
 }
 
 // RedisSentinel is a master with one replica, watched by three sentinels
