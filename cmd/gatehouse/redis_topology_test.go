@@ -476,4 +476,3 @@ func TestRedisSentinel_TwoInstancesThroughAFailover(t *testing.T) {
 	noSecretsLogged(t, nodes, tr.secrets)
 	t.Logf("test took %v", time.Since(start).Round(time.Millisecond))
 }
-
