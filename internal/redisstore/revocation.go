@@ -94,15 +94,9 @@ func (r *Revocations) Check(ctx context.Context, sessionID, userID uuid.UUID) (a
 
 // RevokeSession marks a session revoked for ttl and announces it.
 func (r *Revocations) RevokeSession(ctx context.Context, id uuid.UUID, ttl time.Duration) error {
-	return r.revokeSession(ctx, id, ttl, true)
-}
-
-func (r *Revocations) revokeSession(ctx context.Context, id uuid.UUID, ttl time.Duration, announce bool) error {
 	pipe := r.c.Pipeline()
 	pipe.Set(ctx, r.sessionKey(id), "1", ttl)
-	if announce {
-		r.publish(ctx, pipe, "s "+id.String())
-	}
+	r.publish(ctx, pipe, "s "+id.String())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
@@ -121,38 +115,52 @@ return 1`)
 // RevokeUser marks every token of the user below version revoked for ttl
 // and announces it.
 func (r *Revocations) RevokeUser(ctx context.Context, id uuid.UUID, version int64, ttl time.Duration) error {
-	return r.revokeUser(ctx, id, version, ttl, true)
-}
-
-func (r *Revocations) revokeUser(ctx context.Context, id uuid.UUID, version int64, ttl time.Duration, announce bool) error {
 	v := strconv.FormatInt(version, 10)
 	pipe := r.c.Pipeline()
 	// Eval, not EvalSha: a pipeline cannot load a script Redis lost.
 	setMax.Eval(ctx, pipe, []string{r.userKey(id)}, v, ttl.Milliseconds())
-	if announce {
-		r.publish(ctx, pipe, "u "+id.String()+" "+v)
-	}
+	r.publish(ctx, pipe, "u "+id.String()+" "+v)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("revoke user: %w", err)
 	}
 	return nil
 }
 
-// Rebuild writes the markers of rv, then marks the cache warm.
+// Rebuild writes the markers of rv, then marks the cache warm. Instances
+// rebuild after each loss of their feed, so the markers go in batches of
+// pipelined commands, not one round trip each.
 func (r *Revocations) Rebuild(ctx context.Context, rv auth.Revocations, ttl time.Duration) error {
 	// Every instance loaded these from PostgreSQL already: not announced.
+	pipe := r.c.Pipeline()
+	flush := func(atLeast int) error {
+		if pipe.Len() < atLeast {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("rebuild revocations: %w", err)
+		}
+		return nil
+	}
 	for _, id := range rv.Sessions {
-		if err := r.revokeSession(ctx, id, ttl, false); err != nil {
+		pipe.Set(ctx, r.sessionKey(id), "1", ttl)
+		if err := flush(rebuildBatch); err != nil {
 			return err
 		}
 	}
 	for id, v := range rv.Users {
-		if err := r.revokeUser(ctx, id, v, ttl, false); err != nil {
+		setMax.Eval(ctx, pipe, []string{r.userKey(id)}, strconv.FormatInt(v, 10), ttl.Milliseconds())
+		if err := flush(rebuildBatch); err != nil {
 			return err
 		}
 	}
+	if err := flush(1); err != nil {
+		return err
+	}
 	return r.c.Set(ctx, r.epochKey(), time.Now().UTC().Format(time.RFC3339Nano), 0).Err()
 }
+
+// rebuildBatch is how many markers Rebuild sends per round trip.
+const rebuildBatch = 256
 
 // Invalidate marks the cache cold.
 func (r *Revocations) Invalidate(ctx context.Context) error {
