@@ -218,15 +218,23 @@ func (rc *RedisCluster) Slot(key string) int {
 
 // Owner returns the index of the node serving slot.
 func (rc *RedisCluster) Owner(slot int) int {
-	slots, err := rc.node(0).ClusterSlots(context.Background()).Result()
+	shards, err := rc.node(0).ClusterShards(context.Background()).Result()
 	if err != nil {
-		rc.t.Fatalf("CLUSTER SLOTS: %v", err)
+		rc.t.Fatalf("CLUSTER SHARDS: %v", err)
 	}
-	for _, s := range slots {
-		if slot >= s.Start && slot <= s.End && len(s.Nodes) > 0 {
-			for i, id := range rc.ids {
-				if s.Nodes[0].ID == id {
-					return i
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if int64(slot) < r.Start || int64(slot) > r.End {
+				continue
+			}
+			for _, n := range sh.Nodes {
+				if n.Role != "master" {
+					continue
+				}
+				for i, id := range rc.ids {
+					if n.ID == id {
+						return i
+					}
 				}
 			}
 		}

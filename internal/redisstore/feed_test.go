@@ -3,11 +3,11 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"github.com/redis/go-redis/v9"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/auth"

@@ -1,11 +1,11 @@
 package redisstore_test
 
 import (
-	"github.com/redis/go-redis/v9"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
