@@ -28,6 +28,7 @@ import (
 type redisProc struct {
 	port int
 	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
 	out  *lockedLog
 }
 
@@ -56,7 +57,7 @@ func (p *redisProc) kill() {
 		return
 	}
 	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
+	<-p.done
 	p.cmd = nil
 }
 
@@ -71,27 +72,44 @@ func tcpPort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startRedisProc starts redis-server with args (a config file first, when
-// any) on a free port, and waits until it answers.
-func startRedisProc(t testing.TB, dir string, args ...string) *redisProc {
+// startRedisProc starts redis-server with the arguments args returns (a
+// config file first, when any) on a free port, and waits until it answers.
+// A port found free may be taken by another test before the server binds
+// it: the server then exits, and is started again with other ports.
+func startRedisProc(t testing.TB, dir string, args func() []string) *redisProc {
 	t.Helper()
 	quietRedis.Do(func() { redis.SetLogger(silentLogger{}) })
-	p := &redisProc{port: tcpPort(t), out: &lockedLog{}}
-	args = append(args, "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	cmd := exec.Command(redisServerPath(t), args...)
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+	for attempt := 1; ; attempt++ {
+		p := &redisProc{port: tcpPort(t), out: &lockedLog{}, done: make(chan struct{})}
+		a := append(args(), "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--loglevel", "warning")
+		cmd := exec.Command(redisServerPath(t), a...)
+		cmd.Stdout, cmd.Stderr = p.out, p.out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start redis-server: %v", err)
+		}
+		p.cmd = cmd
+		go func() { _ = cmd.Wait(); close(p.done) }()
+		t.Cleanup(p.kill)
+		c := redis.NewClient(&redis.Options{Addr: p.addr(), DialTimeout: time.Second})
+		exited := false
+		waitFor(t, 10*time.Second, "redis-server on "+p.addr()+" answers: "+p.out.String(), func() bool {
+			select {
+			case <-p.done:
+				exited = true
+				return true
+			default:
+			}
+			return c.Ping(context.Background()).Err() == nil
+		})
+		_ = c.Close()
+		if !exited {
+			return p
+		}
+		if attempt == 3 {
+			t.Fatalf("redis-server exited: %s", p.out.String())
+		}
 	}
-	p.cmd = cmd
-	t.Cleanup(p.kill)
-	c := redis.NewClient(&redis.Options{Addr: p.addr(), DialTimeout: time.Second})
-	defer func() { _ = c.Close() }()
-	waitFor(t, 10*time.Second, "redis-server on "+p.addr()+" answers: "+p.out.String(), func() bool {
-		return c.Ping(context.Background()).Err() == nil
-	})
-	return p
 }
 
 // waitFor polls ok every 20 ms until it holds, failing the test after d.
@@ -133,13 +151,19 @@ func StartRedisCluster(t testing.TB, n int) *RedisCluster {
 	rc := &RedisCluster{t: t}
 	var bus0 int
 	for i := range n {
-		bus := tcpPort(t)
+		var bus int
+		rc.nodes = append(rc.nodes, startRedisProc(t, dir, func() []string {
+			bus = tcpPort(t)
+			conf := filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i))
+			_ = os.Remove(conf) // left by a server that could not bind its ports
+			return []string{
+				"--cluster-enabled", "yes", "--cluster-config-file", conf,
+				"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "5000",
+			}
+		}))
 		if i == 0 {
 			bus0 = bus
 		}
-		rc.nodes = append(rc.nodes, startRedisProc(t, dir,
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
-			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "5000"))
 	}
 	ctx := context.Background()
 	for _, n := range rc.nodes {
@@ -319,19 +343,24 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 	t.Helper()
 	dir := redisTempDir(t)
 	rs := &RedisSentinel{t: t, Master: "gh"}
-	rs.master = startRedisProc(t, dir)
-	rs.replica = startRedisProc(t, dir, "--replicaof", "127.0.0.1", strconv.Itoa(rs.master.port))
+	rs.master = startRedisProc(t, dir, func() []string { return nil })
+	rs.replica = startRedisProc(t, dir, func() []string {
+		return []string{"--replicaof", "127.0.0.1", strconv.Itoa(rs.master.port)}
+	})
 	for i := range 3 {
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", i))
-		// A sentinel rewrites its file as it learns the topology.
+		// A sentinel rewrites its file as it learns the topology; a new one
+		// for each attempt.
 		text := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
 			"sentinel down-after-milliseconds %[1]s 1000\n"+
 			"sentinel failover-timeout %[1]s 10000\n"+
 			"sentinel parallel-syncs %[1]s 1\n", rs.Master, rs.master.port)
-		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		rs.sentinels = append(rs.sentinels, startRedisProc(t, dir, conf, "--sentinel"))
+		rs.sentinels = append(rs.sentinels, startRedisProc(t, dir, func() []string {
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{conf, "--sentinel"}
+		}))
 	}
 	ctx := context.Background()
 	waitFor(t, 30*time.Second, "every sentinel knows the replica and the other sentinels", func() bool {
