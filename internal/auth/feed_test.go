@@ -145,3 +145,34 @@ func TestFeed_RedisRefusingWritesSendsChecksToPostgreSQL(t *testing.T) {
 		t.Fatalf("logged out while Redis refused writes: %v, want ErrInvalidToken", err)
 	}
 }
+
+// TestFeed_MarkersAFailoverLostAreRewritten: a Redis replica promoted by a
+// failover may miss the last markers written on the old master while it
+// holds the epoch, so the markers look complete. The failover breaks every
+// subscription; once subscribed again, the instances rewrite the markers
+// from PostgreSQL, so an instance without a current copy (one starting, or
+// whose feed went quiet) that asks the markers is not misled for long.
+func TestFeed_MarkersAFailoverLostAreRewritten(t *testing.T) {
+	t.Parallel()
+	e, b := runningPair(t)
+	u := e.newUser(t)
+	waitFeed(t, b.svc, true)
+	for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(t.Context(), epochKey).Val() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the markers were never rebuilt after the feed's load")
+		}
+	}
+	sid := e.mustAuthenticate(t, u.tokens.Access).SessionID
+	if err := e.svc.Logout(t.Context(), e.mustAuthenticate(t, u.tokens.Access), client); err != nil {
+		t.Fatal(err)
+	}
+	// The promoted replica never got the marker; the epoch it has.
+	if err := e.rdb.Del(t.Context(), "gatehouse:{rv}:s:"+sid.String()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Do(t.Context(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	starting := e.instance(t) // not running: it asks the markers
+	refusedSoon(t, starting.svc, "a session whose marker a failover lost", u.tokens.Access)
+}

@@ -38,7 +38,7 @@ type env struct {
 
 // epochKey marks the revocation cache warm (redisstore, with the default
 // REDIS_KEY_PREFIX).
-const epochKey = "gatehouse:rv:epoch"
+const epochKey = "gatehouse:{rv}:epoch"
 
 // client is the request every call of the tests comes with.
 var client = account.Client{IP: netip.MustParseAddr("192.0.2.1"), UserAgent: "auth_test"}

@@ -184,6 +184,10 @@ type follower struct {
 	ctx      context.Context //nolint:containedctx // the feed's callbacks run under Run's context
 	pending  bool            // subscribed, not yet loaded
 	lastLoad time.Time
+	// rewrite: this subscription follows a lost one. What broke it may have
+	// been a failover whose promoted replica lacks the last markers while
+	// it holds the epoch: they are written again after the load.
+	rewrite bool
 }
 
 func (f *follower) Subscribed() {
@@ -193,6 +197,7 @@ func (f *follower) Subscribed() {
 	l.mu.Lock()
 	l.lost = l.lost || l.loaded
 	l.loaded = false
+	f.rewrite = f.rewrite || l.lost
 	l.mu.Unlock()
 	f.pending = true
 	f.load()
@@ -224,10 +229,12 @@ func (f *follower) load() {
 	l.mu.Lock()
 	l.loaded, l.heard, l.lost = true, started, false
 	l.mu.Unlock()
-	// Redis may have come back empty: its markers serve the checks made
-	// while a copy is not current, so they are rebuilt now rather than at
-	// the first such check.
-	if st, err := f.s.cache.Check(f.ctx, uuid.Nil, uuid.Nil); err == nil && !st.Warm {
+	// Redis may have come back empty, or from a failover without the last
+	// markers: they serve the checks made while a copy is not current, so
+	// they are rebuilt now rather than at the first such check.
+	rewrite := f.rewrite
+	f.rewrite = false
+	if st, err := f.s.cache.Check(f.ctx, uuid.Nil, uuid.Nil); rewrite || (err == nil && !st.Warm) {
 		go f.s.rebuildCache()
 	}
 }

@@ -563,7 +563,7 @@ func TestRevocation_RedisRestoredFromAnOldSnapshot(t *testing.T) {
 		t.Fatal("warm-up")
 	}
 	rdb := s.Redis.Client()
-	for deadline := time.Now().Add(5 * time.Second); rdb.Exists(ctx, "gatehouse:rv:epoch").Val() != 1; {
+	for deadline := time.Now().Add(5 * time.Second); rdb.Exists(ctx, "gatehouse:{rv}:epoch").Val() != 1; {
 		if time.Now().After(deadline) {
 			t.Fatal("the revocation cache never warmed up")
 		}
@@ -578,7 +578,7 @@ func TestRevocation_RedisRestoredFromAnOldSnapshot(t *testing.T) {
 	time.Sleep(600 * time.Millisecond) // one poll interval and then some
 	s.Redis.Stop()
 	s.Redis.Start() // loads the old snapshot: epoch present, marker absent
-	if n, err := rdb.Exists(ctx, "gatehouse:rv:epoch").Result(); err != nil || n != 1 {
+	if n, err := rdb.Exists(ctx, "gatehouse:{rv}:epoch").Result(); err != nil || n != 1 {
 		t.Fatalf("the snapshot should hold the epoch: %d %v", n, err)
 	}
 	if me(t, s, a.Tokens.AccessToken) != 401 {

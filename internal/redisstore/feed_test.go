@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse/gatehouse/internal/apitest"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
 )
@@ -58,58 +60,60 @@ func follow(t *testing.T, rv *redisstore.Revocations) listener {
 
 func TestFeed_AnnouncesRevocationsButNotRebuilds(t *testing.T) {
 	t.Parallel()
-	c, _ := newRedis(t)
-	rv := redisstore.NewRevocations(c, prefix)
-	l := follow(t, rv)
-	l.expect(t, "subscribed")
-	ctx := t.Context()
-	sid, uid := uuid.New(), uuid.New()
-	if err := rv.Rebuild(ctx, auth.Revocations{Sessions: []uuid.UUID{uuid.New()}, Users: map[uuid.UUID]int64{uuid.New(): 9}}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := rv.RevokeSession(ctx, sid, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := rv.RevokeUser(ctx, uid, 7, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	l.expect(t, fmt.Sprintf("revoked %s %s 0", sid, uuid.Nil))
-	l.expect(t, fmt.Sprintf("revoked %s %s 7", uuid.Nil, uid))
-	// The markers are written with the announcement.
-	if st, err := rv.Check(ctx, sid, uid); err != nil || !st.SessionRevoked || st.MinVersion != 7 {
-		t.Fatalf("markers: %+v %v", st, err)
-	}
-	// Another prefix is another deployment: it hears nothing of these.
-	other := follow(t, redisstore.NewRevocations(c, "other:"))
-	other.expect(t, "subscribed")
-	if err := rv.RevokeSession(ctx, sid, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	l.expect(t, fmt.Sprintf("revoked %s %s 0", sid, uuid.Nil))
-	select {
-	case s := <-other:
-		if s != "alive" {
-			t.Fatalf("another prefix heard %q", s)
+	eachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		rv := redisstore.NewRevocations(c, prefix)
+		l := follow(t, rv)
+		l.expect(t, "subscribed")
+		ctx := t.Context()
+		sid, uid := uuid.New(), uuid.New()
+		if err := rv.Rebuild(ctx, auth.Revocations{Sessions: []uuid.UUID{uuid.New()}, Users: map[uuid.UUID]int64{uuid.New(): 9}}, time.Hour); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(300 * time.Millisecond):
-	}
+		if err := rv.RevokeSession(ctx, sid, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := rv.RevokeUser(ctx, uid, 7, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		l.expect(t, fmt.Sprintf("revoked %s %s 0", sid, uuid.Nil))
+		l.expect(t, fmt.Sprintf("revoked %s %s 7", uuid.Nil, uid))
+		// The markers are written with the announcement.
+		if st, err := rv.Check(ctx, sid, uid); err != nil || !st.SessionRevoked || st.MinVersion != 7 {
+			t.Fatalf("markers: %+v %v", st, err)
+		}
+		// Another prefix is another deployment: it hears nothing of these.
+		other := follow(t, redisstore.NewRevocations(c, "other:"))
+		other.expect(t, "subscribed")
+		if err := rv.RevokeSession(ctx, sid, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		l.expect(t, fmt.Sprintf("revoked %s %s 0", sid, uuid.Nil))
+		select {
+		case s := <-other:
+			if s != "alive" {
+				t.Fatalf("another prefix heard %q", s)
+			}
+		case <-time.After(300 * time.Millisecond):
+		}
+	})
 }
 
 func TestFeed_HeartbeatsAreAnswered(t *testing.T) {
 	t.Parallel()
-	c, _ := newRedis(t)
-	l := follow(t, redisstore.NewRevocations(c, prefix))
-	l.expect(t, "subscribed")
-	for range 3 {
-		select {
-		case s := <-l:
-			if s != "alive" {
-				t.Fatalf("feed reported %q, want alive", s)
+	eachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		l := follow(t, redisstore.NewRevocations(c, prefix))
+		l.expect(t, "subscribed")
+		for range 3 {
+			select {
+			case s := <-l:
+				if s != "alive" {
+					t.Fatalf("feed reported %q, want alive", s)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no heartbeat answered in 10 s")
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no heartbeat answered in 10 s")
 		}
-	}
+	})
 }
 
 // A subscription can break (a killed connection, a Redis restart): the
@@ -150,4 +154,42 @@ func TestFeed_LostWhileRedisRefusesWrites(t *testing.T) {
 	}
 	l.expect(t, "lost")
 	l.expect(t, "subscribed")
+}
+
+// On a cluster the feed is a shard channel of the master that holds the
+// markers. A resharding that moves its slot away unsubscribes it: the
+// listener hears Lost (it then asks PostgreSQL), and the feed subscribes
+// again on the slot's new master, where announcements are heard again.
+func TestFeed_OnAClusterFollowsItsSlotToAnotherMaster(t *testing.T) {
+	t.Parallel()
+	rc := apitest.StartRedisCluster(t, 3)
+	c := rc.Client()
+	rv := redisstore.NewRevocations(c, prefix)
+	l := follow(t, rv)
+	l.expect(t, "subscribed")
+	slot := rc.Slot(prefix + "{rv}:feed")
+	for range 2 {
+		if err := rc.MoveSlot(slot, (rc.Owner(slot)+1)%3); err != nil {
+			t.Fatal(err)
+		}
+		l.expect(t, "lost")
+		l.expect(t, "subscribed")
+		sid := uuid.New()
+		if err := rv.RevokeSession(t.Context(), sid, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		l.expect(t, fmt.Sprintf("revoked %s %s 0", sid, uuid.Nil))
+	}
+	// Announcements use the shard channel: a plain subscriber hears none.
+	plain := c.Subscribe(t.Context(), prefix+"{rv}:feed")
+	defer func() { _ = plain.Close() }()
+	if _, err := plain.Receive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rv.RevokeSession(t.Context(), uuid.New(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := plain.ReceiveTimeout(t.Context(), 300*time.Millisecond); err == nil {
+		t.Fatalf("a plain subscriber heard %v", m)
+	}
 }

@@ -1,7 +1,10 @@
 package redisstore_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +25,51 @@ func newRedis(t *testing.T) (redis.UniversalClient, *apitest.Redis) {
 	return r.Client(), r
 }
 
+// backend is a Redis deployment the stores must work on.
+type backend struct {
+	name  string
+	start func(t *testing.T) redis.UniversalClient
+}
+
+// backends are the deployments whose differences matter to the stores: a
+// cluster spreads keys over masters (multi-key scripts and pipelines need
+// one hash slot, announcements use a shard channel).
+var backends = []backend{
+	{"standalone", func(t *testing.T) redis.UniversalClient { c, _ := newRedis(t); return c }},
+	{"cluster", func(t *testing.T) redis.UniversalClient { return apitest.StartRedisCluster(t, 3).Client() }},
+}
+
+// eachBackend runs f, in parallel, on an empty Redis of each backend.
+func eachBackend(t *testing.T, f func(t *testing.T, c redis.UniversalClient)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, b.start(t))
+		})
+	}
+}
+
+// forEachMaster runs f on every master of a cluster, or on c itself.
+func forEachMaster(t *testing.T, c redis.UniversalClient, f func(c redis.UniversalClient) error) {
+	t.Helper()
+	var err error
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(t.Context(), func(_ context.Context, n *redis.Client) error { return f(n) })
+	} else {
+		err = f(c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flushAll empties every master.
+func flushAll(t *testing.T, c redis.UniversalClient) {
+	t.Helper()
+	forEachMaster(t, c, func(c redis.UniversalClient) error { return c.FlushAll(t.Context()).Err() })
+}
+
 // pttl returns the time to live of key, failing the test when the key is
 // missing or has no expiry.
 func pttl(t *testing.T, c redis.UniversalClient, key string) time.Duration {
@@ -36,14 +84,22 @@ func pttl(t *testing.T, c redis.UniversalClient, key string) time.Duration {
 	return d
 }
 
-// keys lists every key of the server.
+// keys lists every key of the server (of every master of a cluster).
 func keys(t *testing.T, c redis.UniversalClient) []string {
 	t.Helper()
-	ks, err := c.Keys(t.Context(), "*").Result()
-	if err != nil {
-		t.Fatalf("KEYS: %v", err)
-	}
-	return ks
+	var mu sync.Mutex
+	var all []string
+	forEachMaster(t, c, func(c redis.UniversalClient) error {
+		ks, err := c.Keys(t.Context(), "*").Result()
+		if err != nil {
+			return fmt.Errorf("KEYS: %w", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		all = append(all, ks...)
+		return nil
+	})
+	return all
 }
 
 // hashTag is the part of key Redis Cluster hashes to pick its slot: the

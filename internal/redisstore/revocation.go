@@ -20,24 +20,61 @@ import (
 // access-token lifetime, and an "epoch" key that exists only while the
 // markers are complete: after a restart or FLUSHALL the epoch is gone, and
 // checks go to PostgreSQL until the markers are rebuilt from it.
+//
+// Every key shares the hash tag {rv}, so on Redis Cluster the markers, the
+// epoch and the feed's shard channel live on one master: a failover that
+// loses markers loses the epoch's node and the feed's subscription with
+// them, and instances learn of it (the feed is lost, they ask PostgreSQL),
+// instead of trusting an epoch that outlived markers lost on another node.
+// The price is that revocation reads go to one master; they are rare, as
+// instances answer from their own copy while their feed is current.
 type Revocations struct {
 	c      redis.UniversalClient
 	prefix string
+	// cluster announces on a shard channel (SPUBLISH, SSUBSCRIBE): plain
+	// PUBLISH on a cluster is copied to every node, and a subscription of a
+	// node outlives the failover of the master holding the markers.
+	cluster *redis.ClusterClient
 }
 
 var _ auth.RevocationCache = (*Revocations)(nil)
 
 // NewRevocations returns the cache on c.
 func NewRevocations(c redis.UniversalClient, prefix string) *Revocations {
-	return &Revocations{c: c, prefix: prefix}
+	cc, _ := c.(*redis.ClusterClient)
+	return &Revocations{c: c, prefix: prefix, cluster: cc}
 }
 
-func (r *Revocations) epochKey() string               { return r.prefix + "rv:epoch" }
-func (r *Revocations) sessionKey(id uuid.UUID) string { return r.prefix + "rv:s:" + id.String() }
-func (r *Revocations) userKey(id uuid.UUID) string    { return r.prefix + "rv:u:" + id.String() }
+func (r *Revocations) epochKey() string               { return r.prefix + "{rv}:epoch" }
+func (r *Revocations) sessionKey(id uuid.UUID) string { return r.prefix + "{rv}:s:" + id.String() }
+func (r *Revocations) userKey(id uuid.UUID) string    { return r.prefix + "{rv}:u:" + id.String() }
 
-// feedKey is the channel revocations are announced on.
-func (r *Revocations) feedKey() string { return r.prefix + "rv:feed" }
+// feedKey is the channel revocations are announced on. Outside a cluster
+// it keeps the name it had before keys were tagged, so that instances of
+// both versions hear each other during a rolling upgrade.
+func (r *Revocations) feedKey() string {
+	if r.cluster != nil {
+		return r.prefix + "{rv}:feed"
+	}
+	return r.prefix + "rv:feed"
+}
+
+// publish queues an announcement on p (a pipeline or the client).
+func (r *Revocations) publish(ctx context.Context, p redis.Cmdable, msg string) *redis.IntCmd {
+	if r.cluster != nil {
+		return p.SPublish(ctx, r.feedKey(), msg)
+	}
+	return p.Publish(ctx, r.feedKey(), msg)
+}
+
+// subscribe subscribes to the announcements, on the master of the feed's
+// slot in a cluster.
+func (r *Revocations) subscribe(ctx context.Context) *redis.PubSub {
+	if r.cluster != nil {
+		return r.cluster.SSubscribe(ctx, r.feedKey())
+	}
+	return r.c.Subscribe(ctx, r.feedKey())
+}
 
 // Check reads the markers of a session and its user in one round trip.
 func (r *Revocations) Check(ctx context.Context, sessionID, userID uuid.UUID) (auth.CacheState, error) {
@@ -57,15 +94,9 @@ func (r *Revocations) Check(ctx context.Context, sessionID, userID uuid.UUID) (a
 
 // RevokeSession marks a session revoked for ttl and announces it.
 func (r *Revocations) RevokeSession(ctx context.Context, id uuid.UUID, ttl time.Duration) error {
-	return r.revokeSession(ctx, id, ttl, true)
-}
-
-func (r *Revocations) revokeSession(ctx context.Context, id uuid.UUID, ttl time.Duration, announce bool) error {
 	pipe := r.c.Pipeline()
 	pipe.Set(ctx, r.sessionKey(id), "1", ttl)
-	if announce {
-		pipe.Publish(ctx, r.feedKey(), "s "+id.String())
-	}
+	r.publish(ctx, pipe, "s "+id.String())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
@@ -84,38 +115,52 @@ return 1`)
 // RevokeUser marks every token of the user below version revoked for ttl
 // and announces it.
 func (r *Revocations) RevokeUser(ctx context.Context, id uuid.UUID, version int64, ttl time.Duration) error {
-	return r.revokeUser(ctx, id, version, ttl, true)
-}
-
-func (r *Revocations) revokeUser(ctx context.Context, id uuid.UUID, version int64, ttl time.Duration, announce bool) error {
 	v := strconv.FormatInt(version, 10)
 	pipe := r.c.Pipeline()
 	// Eval, not EvalSha: a pipeline cannot load a script Redis lost.
 	setMax.Eval(ctx, pipe, []string{r.userKey(id)}, v, ttl.Milliseconds())
-	if announce {
-		pipe.Publish(ctx, r.feedKey(), "u "+id.String()+" "+v)
-	}
+	r.publish(ctx, pipe, "u "+id.String()+" "+v)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("revoke user: %w", err)
 	}
 	return nil
 }
 
-// Rebuild writes the markers of rv, then marks the cache warm.
+// Rebuild writes the markers of rv, then marks the cache warm. Instances
+// rebuild after each loss of their feed, so the markers go in batches of
+// pipelined commands, not one round trip each.
 func (r *Revocations) Rebuild(ctx context.Context, rv auth.Revocations, ttl time.Duration) error {
 	// Every instance loaded these from PostgreSQL already: not announced.
+	pipe := r.c.Pipeline()
+	flush := func(atLeast int) error {
+		if pipe.Len() < atLeast {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("rebuild revocations: %w", err)
+		}
+		return nil
+	}
 	for _, id := range rv.Sessions {
-		if err := r.revokeSession(ctx, id, ttl, false); err != nil {
+		pipe.Set(ctx, r.sessionKey(id), "1", ttl)
+		if err := flush(rebuildBatch); err != nil {
 			return err
 		}
 	}
 	for id, v := range rv.Users {
-		if err := r.revokeUser(ctx, id, v, ttl, false); err != nil {
+		setMax.Eval(ctx, pipe, []string{r.userKey(id)}, strconv.FormatInt(v, 10), ttl.Milliseconds())
+		if err := flush(rebuildBatch); err != nil {
 			return err
 		}
 	}
+	if err := flush(1); err != nil {
+		return err
+	}
 	return r.c.Set(ctx, r.epochKey(), time.Now().UTC().Format(time.RFC3339Nano), 0).Err()
 }
+
+// rebuildBatch is how many markers Rebuild sends per round trip.
+const rebuildBatch = 256
 
 // Invalidate marks the cache cold.
 func (r *Revocations) Invalidate(ctx context.Context) error {
@@ -138,6 +183,12 @@ const heartbeat = 250 * time.Millisecond
 func (r *Revocations) Follow(ctx context.Context, l auth.FeedListener) {
 	for ctx.Err() == nil {
 		r.follow(ctx, l)
+		if r.cluster != nil {
+			// The feed's slot may have moved (a resharding, a failover): learn
+			// where it lives before subscribing again, or the subscription
+			// goes back to the old master until the map is next refreshed.
+			r.cluster.ReloadState(ctx)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(heartbeat):
@@ -146,7 +197,7 @@ func (r *Revocations) Follow(ctx context.Context, l auth.FeedListener) {
 }
 
 func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
-	ps := r.c.Subscribe(ctx, r.feedKey())
+	ps := r.subscribe(ctx)
 	defer func() { _ = ps.Close() }()
 	subscribed := false
 	defer func() {
@@ -164,7 +215,7 @@ func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
 		if subscribed && due.IsZero() && now.Sub(sent) >= heartbeat {
 			n++
 			// From the client's pool, as announcements are published.
-			if err := r.c.Publish(ctx, r.feedKey(), beat+strconv.Itoa(n)).Err(); err != nil {
+			if err := r.publish(ctx, r.c, beat+strconv.Itoa(n)).Err(); err != nil {
 				return
 			}
 			sent, due = now, now.Add(8*heartbeat)
@@ -182,9 +233,15 @@ func (r *Revocations) follow(ctx context.Context, l auth.FeedListener) {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
+			switch m.Kind {
+			case "subscribe", "ssubscribe":
 				subscribed = true
 				l.Subscribed()
+			case "unsubscribe", "sunsubscribe":
+				// A cluster whose feed slot moved to another master (a
+				// resharding, a failover) unsubscribes its shard channel:
+				// subscribe again, where the slot now lives.
+				return
 			}
 		case *redis.Message:
 			if m.Payload == beat+strconv.Itoa(n) {
