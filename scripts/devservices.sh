@@ -35,6 +35,10 @@
 #                      exposition and the alert rules (Debian's prometheus package,
 #                      installed like `up` does if missing; its service is not
 #                      started: promtool is all that is used).
+#   pgbouncer-path     Print the absolute path of pgbouncer, which the PgBouncer tests
+#                      (make test-pgbouncer) start in front of the private PostgreSQL
+#                      (Debian's pgbouncer package, installed like `up` does if
+#                      missing; its service is not started: the tests start their own).
 #   help               Show this text.
 #
 # State lives in <repo>/.dev/ (add .dev/ to .gitignore):
@@ -302,6 +306,18 @@ promtool_path() {
 	p=$(abs_cmd promtool) || {
 		apt_install prometheus || die "promtool not found. Install it (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus) or put it on PATH."
 		p=$(abs_cmd promtool) || die "installed prometheus, but promtool is still not on PATH"
+	}
+	printf '%s\n' "$p"
+}
+
+# The PgBouncer tests run gatehouse through a real pgbouncer in transaction
+# pooling mode. Debian installs it in /usr/sbin; its service is not started
+# (apt runs none under policy-rc.d, and the tests start their own, by PID).
+pgbouncer_path() {
+	local p
+	p=$(abs_cmd pgbouncer) || {
+		apt_install pgbouncer || die "pgbouncer not found. Install it (Debian/Ubuntu: apt-get install pgbouncer; Fedora: dnf install pgbouncer; macOS: brew install pgbouncer) or put it on PATH."
+		p=$(abs_cmd pgbouncer) || die "installed pgbouncer, but it is still not on PATH or in /usr/sbin"
 	}
 	printf '%s\n' "$p"
 }
@@ -741,6 +757,10 @@ main() {
 	promtool-path)
 		lock
 		promtool_path
+		;;
+	pgbouncer-path)
+		lock
+		pgbouncer_path
 		;;
 	help | -h | --help) usage ;;
 	*)
