@@ -19,7 +19,13 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 
 .PHONY: test
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
-	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" PGBOUNCER="$$($(DEV) pgbouncer-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+
+.PHONY: test-pgbouncer
+# -parallel 6: the tests mostly wait (for mail found by polling, for PgBouncer's few server
+# connections), so more of them at once shortens the run without more CPU.
+test-pgbouncer: ## run the HTTP test suite again with each test server's DATABASE_URL through a real PgBouncer in transaction mode (DATABASE_DIRECT_URL direct)
+	TEST_PGBOUNCER=1 REDIS_SERVER="$$($(DEV) redis-server-path)" PROMTOOL="$$($(DEV) promtool-path)" PGBOUNCER="$$($(DEV) pgbouncer-path)" $(DEV) exec -- $(GO) test -race -count=1 -parallel 6 -timeout 15m ./internal/httpapi/
 
 # BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
 BENCH_FLAGS ?=

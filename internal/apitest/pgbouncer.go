@@ -80,10 +80,15 @@ default_pool_size = %d
 max_client_conn = 200
 query_wait_timeout = 30
 server_check_delay = 0
+server_login_retry = 1
 log_connections = 0
 log_disconnections = 0
 `, cc.Database, cc.Host, cc.Port, cc.Database, cc.User, cc.Password,
 		port, dir, filepath.Join(dir, "users.txt"), o.ServerConns)
+	// server_login_retry: after PostgreSQL refused a login PgBouncer waits
+	// this long before trying again (15 s by default), answering every
+	// client with an error meanwhile; tests that stop the database expect
+	// it back at once.
 	// auth_type = trust still needs the user listed; the server (the private
 	// cluster trusts loopback) gets the password from [databases] if it asks.
 	users := quote(cc.User) + " " + quote(cc.Password) + "\n"
