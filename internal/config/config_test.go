@@ -162,8 +162,11 @@ func TestParse_DatabasePoolerAndTheDirectURL(t *testing.T) {
 	if c.BehindTransactionPooler() || c.DirectURL() != "postgres://pgbouncer:6432/gatehouse" {
 		t.Fatalf("defaults: pooler %q, direct URL %q", c.DatabasePooler, c.DirectURL())
 	}
-	c, err = Parse(map[string]string{"DATABASE_URL": "postgres://pgbouncer:6432/gatehouse",
-		"DATABASE_POOLER": "transaction", "DATABASE_DIRECT_URL": "postgres://db:5432/gatehouse"})
+	c, err = Parse(map[string]string{
+		"DATABASE_URL":        "postgres://pgbouncer:6432/gatehouse",
+		"DATABASE_POOLER":     "transaction",
+		"DATABASE_DIRECT_URL": "postgres://db:5432/gatehouse",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
