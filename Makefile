@@ -34,7 +34,22 @@ cluster-down: ## stop what make cluster started (nginx and the instances, by the
 
 .PHONY: test
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (nginx in front of several instances, the TypeScript client and Swagger UI in Node and Chromium)
-	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" NGINX_BIN="$$($(DEV) nginx-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" NGINX_BIN="$$($(DEV) nginx-path)" PGBOUNCER="$$($(DEV) pgbouncer-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
+
+.PHONY: test-pgbouncer
+# test-pgbouncer runs a representative part of the HTTP suite through PgBouncer: every test of
+# the account, user-administration, email, health and PgBouncer files (the flows that write,
+# mail and read back), and auth's flows, concurrency and outage tests. The rest of the suite
+# (contract walks, request validation, metrics, tracing) takes the same database paths;
+# TEST_PGBOUNCER=1 go test ./internal/httpapi/ runs all of it through PgBouncer, in about
+# 14 minutes on the loaded 2-core development machine: too long for every CI run.
+PGB_FILES := account users email health pgbouncer
+PGB_AUTH  := TestAuthFlow_RegisterLoginRefreshReuseLogout|TestRefresh_ConcurrentUseOfOneTokenKeepsOneSession|TestRefresh_ConcurrentWithoutGraceExactlyOneWins|TestRegister_ConcurrentCaseVariantsCreateOneAccount|TestRevocation_RedisDownUsesPostgres_BothDownFailsClosed|TestRevocation_SurvivesRedisFlushAndRestart|TestLockout_ParallelGuessesAreAllCounted|TestRefresh_SessionBehindTheUsersTokenVersionIsDead
+PGB_TESTS  = $(shell sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing.T).*/\1/p' $(PGB_FILES:%=internal/httpapi/%_test.go) | paste -sd'|')|$(PGB_AUTH)
+
+.PHONY: test-pgbouncer
+test-pgbouncer: ## run a representative part of the HTTP test suite with each test server's DATABASE_URL through a real PgBouncer in transaction mode (DATABASE_DIRECT_URL direct)
+	TEST_PGBOUNCER=1 REDIS_SERVER="$$($(DEV) redis-server-path)" PGBOUNCER="$$($(DEV) pgbouncer-path)" $(DEV) exec -- $(GO) test -race -count=1 -timeout 15m -run '^($(PGB_TESTS))$$' ./internal/httpapi/
 
 # BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
 BENCH_FLAGS ?=

@@ -249,7 +249,7 @@ func freshDatabase(ctx context.Context, base, name string) (string, error) {
 }
 
 func migrate(ctx context.Context, dbURL string) error {
-	pool, err := pgstore.Connect(ctx, dbURL, 2)
+	pool, err := pgstore.Connect(ctx, dbURL, 2, pgstore.Direct)
 	if err != nil {
 		return err
 	}

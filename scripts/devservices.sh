@@ -39,6 +39,10 @@
 #                      `make cluster` and its tests (Debian's nginx package,
 #                      installed like `up` does if missing; its service is not
 #                      started: each run starts its own with its own config).
+#   pgbouncer-path     Print the absolute path of pgbouncer, which the PgBouncer tests
+#                      (make test-pgbouncer) start in front of the private PostgreSQL
+#                      (Debian's pgbouncer package, installed like `up` does if
+#                      missing; its service is not started: the tests start their own).
 #   help               Show this text.
 #
 # State lives in <repo>/.dev/ (add .dev/ to .gitignore):
@@ -318,6 +322,18 @@ nginx_path() {
 	p=$(abs_cmd nginx) || {
 		apt_install nginx || die "nginx not found. Install it (Debian/Ubuntu: apt-get install nginx; macOS: brew install nginx) or put it on PATH."
 		p=$(abs_cmd nginx) || die "installed nginx, but it is still not on PATH or in /usr/sbin"
+	}
+	printf '%s\n' "$p"
+}
+
+# The PgBouncer tests run gatehouse through a real pgbouncer in transaction
+# pooling mode. Debian installs it in /usr/sbin; its service is not started
+# (apt runs none under policy-rc.d, and the tests start their own, by PID).
+pgbouncer_path() {
+	local p
+	p=$(abs_cmd pgbouncer) || {
+		apt_install pgbouncer || die "pgbouncer not found. Install it (Debian/Ubuntu: apt-get install pgbouncer; Fedora: dnf install pgbouncer; macOS: brew install pgbouncer) or put it on PATH."
+		p=$(abs_cmd pgbouncer) || die "installed pgbouncer, but it is still not on PATH or in /usr/sbin"
 	}
 	printf '%s\n' "$p"
 }
@@ -761,6 +777,10 @@ main() {
 	nginx-path)
 		lock
 		nginx_path
+		;;
+	pgbouncer-path)
+		lock
+		pgbouncer_path
 		;;
 	help | -h | --help) usage ;;
 	*)

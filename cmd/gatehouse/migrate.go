@@ -17,7 +17,15 @@ func migrate(ctx context.Context, cfg config.Config, args []string, out io.Write
 	if err := cfg.NeedServices(false); err != nil {
 		return err
 	}
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, 2)
+	// The migrations hold a session advisory lock (goose's, so that two
+	// instances started together do not migrate at once) across their
+	// transactions: behind a pooler in transaction mode the lock would stay on
+	// a server connection other clients then use, and the migrations could
+	// run elsewhere. So they connect directly.
+	if cfg.BehindTransactionPooler() && cfg.DatabaseDirectURL == "" {
+		return errors.New("DATABASE_DIRECT_URL must be set when DATABASE_POOLER=transaction: migrations take a session lock, which needs a connection that bypasses the pooler")
+	}
+	pool, err := pgstore.Connect(ctx, cfg.DirectURL(), 2, pgstore.Direct)
 	if err != nil {
 		return err
 	}

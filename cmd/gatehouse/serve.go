@@ -296,10 +296,18 @@ func setMaxProcs(cfg config.Config, log *slog.Logger) {
 	log.Debug("GOMAXPROCS raised by the hashing slots", "procs", n)
 }
 
+// via says what DATABASE_URL reaches.
+func via(cfg config.Config) pgstore.Via {
+	if cfg.BehindTransactionPooler() {
+		return pgstore.TransactionPooler
+	}
+	return pgstore.Direct
+}
+
 // connect opens the PostgreSQL pool (at most conns connections) and the Redis
 // client of the configuration; closeAll closes both.
 func connect(ctx context.Context, cfg config.Config, conns int32, adjust ...func(*pgxpool.Config)) (*pgxpool.Pool, redis.UniversalClient, func(), error) {
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, conns, adjust...)
+	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, conns, via(cfg), adjust...)
 	if err != nil {
 		return nil, nil, nil, err
 	}

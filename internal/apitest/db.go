@@ -99,13 +99,14 @@ func EmptyDatabaseURL(t testing.TB) string {
 // Pool opens a pool on url, closed when the test ends.
 func Pool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
-	return tracedPool(t, url, nil)
+	return connectPool(t, url, pgstore.Direct, nil)
 }
 
-// tracedPool is Pool with tracer, when not nil, on every connection.
-func tracedPool(t testing.TB, url string, tracer pgx.QueryTracer) *pgxpool.Pool {
+// connectPool is Pool on what via says url reaches, with tracer, when not
+// nil, on every connection.
+func connectPool(t testing.TB, url string, via pgstore.Via, tracer pgx.QueryTracer) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgstore.Connect(context.Background(), url, 8, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
+	pool, err := pgstore.Connect(context.Background(), url, 8, via, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
 	if err != nil {
 		t.Fatalf("connect to test database: %v", err)
 	}

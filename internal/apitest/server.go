@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/logging"
+	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 )
@@ -90,6 +91,12 @@ type Options struct {
 	// Tracing, when set, traces the server as `gatehouse serve` does with an
 	// OTLP endpoint (tests export to tracetest's in-memory exporter).
 	Tracing *telemetry.Tracing
+	// PgBouncer puts a real PgBouncer in transaction mode between the server
+	// and its database, as DATABASE_POOLER=transaction expects:
+	// DATABASE_URL goes through it, DATABASE_DIRECT_URL does not. The
+	// environment switch TEST_PGBOUNCER=1 (make test-pgbouncer) sets it for
+	// every test server.
+	PgBouncer bool
 }
 
 // TestEnv is the configuration every test server starts from: cheap
@@ -111,16 +118,16 @@ func NewServer(t testing.TB, o Options) *Server {
 	if dbURL == "" {
 		dbURL = DatabaseURL(t)
 	}
-	var tracer pgx.QueryTracer
-	if o.Statements != nil {
-		tracer = o.Statements
-	}
-	pool := tracedPool(t, dbURL, o.Tracing.PgxTracer(tracer))
 	rd := o.Redis
 	if rd == nil {
 		rd = StartRedis(t)
 	}
 	env := TestEnv(dbURL, rd.URL())
+	if o.PgBouncer || ThroughPgBouncer() {
+		env["DATABASE_URL"] = StartPgBouncer(t, dbURL, PgBouncerOptions{}).URL
+		env["DATABASE_DIRECT_URL"] = dbURL
+		env["DATABASE_POOLER"] = config.PoolerTransaction
+	}
 	mailDir := t.TempDir()
 	env["MAIL_DIR"] = mailDir
 	if o.Mailbox != nil {
@@ -135,6 +142,15 @@ func NewServer(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("test configuration: %v", err)
 	}
+	var tracer pgx.QueryTracer
+	if o.Statements != nil {
+		tracer = o.Statements
+	}
+	via := pgstore.Direct
+	if cfg.BehindTransactionPooler() {
+		via = pgstore.TransactionPooler
+	}
+	pool := connectPool(t, cfg.DatabaseURL, via, o.Tracing.PgxTracer(tracer))
 	logs := &syncBuffer{}
 	log := logging.New(logs, "json", slog.LevelDebug)
 	deps := o.Deps

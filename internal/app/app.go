@@ -195,7 +195,7 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	// after.
 	queueCfg := jobs.Config{
 		Log: log, Workers: cfg.MailWorkers, RetryBase: cfg.MailRetryBase, RescueAfter: cfg.MailRescueAfter, MaxAttempts: 25,
-		AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2),
+		AttemptTimeout: min(time.Minute, cfg.MailRescueAfter/2), PollOnly: cfg.BehindTransactionPooler(),
 	}
 	inserter, err := jobs.NewClient(pool, queueCfg)
 	if err != nil {

@@ -18,6 +18,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
+// What DATABASE_URL reaches (DATABASE_POOLER).
+const (
+	PoolerNone        = "none"
+	PoolerTransaction = "transaction"
+)
+
 // Environments gatehouse knows. Production refuses unsafe settings.
 const (
 	EnvDevelopment = "development"
@@ -43,6 +49,16 @@ type Config struct {
 	// names a Sentinel. RedisCluster treats REDIS_URL as a Cluster seed node.
 	RedisSentinelMaster string `env:"REDIS_SENTINEL_MASTER"`
 	RedisCluster        bool   `env:"REDIS_CLUSTER" envDefault:"false"`
+
+	// DatabasePooler says what DATABASE_URL reaches: PostgreSQL itself
+	// (PoolerNone) or a pooler in transaction mode (PoolerTransaction:
+	// PgBouncer's pool_mode = transaction), where a server connection is
+	// shared between transactions, so nothing may outlive one: no named
+	// prepared statements, no session settings, locks or LISTEN.
+	DatabasePooler string `env:"DATABASE_POOLER" envDefault:"none"`
+	// DatabaseDirectURL bypasses the pooler, for what needs a session of its
+	// own: the migrations' advisory lock. Unset: DATABASE_URL (DirectURL).
+	DatabaseDirectURL string `env:"DATABASE_DIRECT_URL"`
 
 	PublicURL string `env:"PUBLIC_URL" envDefault:"http://localhost:5500"`
 
@@ -195,6 +211,11 @@ func (c *Config) validate() error {
 	}
 	if c.DBMaxConns < 1 {
 		bad("DB_MAX_CONNS must be at least 1")
+	}
+	switch c.DatabasePooler {
+	case PoolerNone, PoolerTransaction:
+	default:
+		bad("DATABASE_POOLER must be none or transaction, not %q", c.DatabasePooler)
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("PUBLIC_URL must be an absolute http(s) URL, not %q", c.PublicURL)
@@ -381,6 +402,19 @@ func (c *Config) Addr() string { return fmt.Sprintf(":%d", c.Port) }
 // set and the SDK is not disabled).
 func (c *Config) TracingEnabled() bool {
 	return !c.OTelSDKDisabled && (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "")
+}
+
+// BehindTransactionPooler reports whether DATABASE_URL goes through a pooler
+// in transaction mode.
+func (c *Config) BehindTransactionPooler() bool { return c.DatabasePooler == PoolerTransaction }
+
+// DirectURL is the connection that bypasses any pooler: DATABASE_DIRECT_URL,
+// else DATABASE_URL.
+func (c *Config) DirectURL() string {
+	if c.DatabaseDirectURL != "" {
+		return c.DatabaseDirectURL
+	}
+	return c.DatabaseURL
 }
 
 // Production reports whether unsafe shortcuts are forbidden.

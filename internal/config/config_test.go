@@ -153,3 +153,27 @@ func TestParse_MetricsAndTracingSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestParse_DatabasePoolerAndTheDirectURL(t *testing.T) {
+	c, err := Parse(map[string]string{"DATABASE_URL": "postgres://pgbouncer:6432/gatehouse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BehindTransactionPooler() || c.DirectURL() != "postgres://pgbouncer:6432/gatehouse" {
+		t.Fatalf("defaults: pooler %q, direct URL %q", c.DatabasePooler, c.DirectURL())
+	}
+	c, err = Parse(map[string]string{
+		"DATABASE_URL":        "postgres://pgbouncer:6432/gatehouse",
+		"DATABASE_POOLER":     "transaction",
+		"DATABASE_DIRECT_URL": "postgres://db:5432/gatehouse",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.BehindTransactionPooler() || c.DirectURL() != "postgres://db:5432/gatehouse" {
+		t.Fatalf("pooler %q, direct URL %q", c.DatabasePooler, c.DirectURL())
+	}
+	if _, err := Parse(map[string]string{"DATABASE_POOLER": "statement"}); err == nil || !strings.Contains(err.Error(), "DATABASE_POOLER must be none or transaction") {
+		t.Fatalf("DATABASE_POOLER=statement: %v", err)
+	}
+}

@@ -28,6 +28,10 @@ type Config struct {
 	// AttemptTimeout bounds one attempt (less than RescueAfter).
 	AttemptTimeout time.Duration
 	MaxAttempts    int
+	// PollOnly looks for new jobs every second instead of waiting for
+	// PostgreSQL's notifications: LISTEN needs a session of its own, which a
+	// pooler in transaction mode does not give (DATABASE_POOLER=transaction).
+	PollOnly bool
 	// Mail sends the outbox's mails; Prune applies the audit retention every
 	// hour. A client without them only inserts.
 	Mail  *outbox.Worker
@@ -40,6 +44,11 @@ func NewClient(pool *pgxpool.Pool, c Config) (*Client, error) {
 		Logger:      c.Log,
 		MaxAttempts: c.MaxAttempts,
 		RetryPolicy: RetryPolicy{Base: c.RetryBase, Max: time.Hour},
+		// River's other uses of PostgreSQL are safe behind such a pooler:
+		// its leader election is a row with an expiry (river_leader), its
+		// advisory locks are transaction-scoped (pg_advisory_xact_lock), and
+		// each of its statements stands alone or in one transaction.
+		PollOnly: c.PollOnly,
 	}
 	if c.RescueAfter > 0 {
 		cfg.RescueStuckJobsAfter = c.RescueAfter

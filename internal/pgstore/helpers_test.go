@@ -43,7 +43,7 @@ func storeOn(t *testing.T, pool *pgxpool.Pool) (*pgstore.Store, *pgxpool.Pool) {
 func newTracedStore(t *testing.T) (*pgstore.Store, *pgxpool.Pool, *queries) {
 	t.Helper()
 	q := &queries{}
-	pool, err := pgstore.Connect(t.Context(), apitest.DatabaseURL(t), 4, func(c *pgxpool.Config) { c.ConnConfig.Tracer = q })
+	pool, err := pgstore.Connect(t.Context(), apitest.DatabaseURL(t), 4, pgstore.Direct, func(c *pgxpool.Config) { c.ConnConfig.Tracer = q })
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
