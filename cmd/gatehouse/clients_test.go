@@ -108,7 +108,7 @@ func runNodeTests(t *testing.T, node string, env []string, files ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(out) })
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	tsc := exec.CommandContext(ctx, node, filepath.Join(root, "node_modules", "typescript", "bin", "tsc"), "-p", pkg, "--outDir", out)
 	if b, err := tsc.CombinedOutput(); err != nil {
