@@ -1,6 +1,9 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -10,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/apitest"
+	"github.com/gatehouse/gatehouse/internal/secretbox"
 )
 
 // authenticatorApp computes TOTP codes from an enrolment's secret, as the
@@ -486,5 +491,68 @@ func TestMFA_BadInput(t *testing.T) {
 		if res.StatusCode != c.status || decodeProblem(t, b).Code != c.code {
 			t.Errorf("POST %s %s: got %d %s, want %d %s", c.path, c.body, res.StatusCode, b, c.status, c.code)
 		}
+	}
+}
+
+func TestMFA_SecretsAreSealedAtRestAndKeysRotate(t *testing.T) {
+	t.Parallel()
+	dbURL, rd := apitest.DatabaseURL(t), apitest.StartRedis(t)
+	keyA, keyB := make([]byte, secretbox.KeySize), make([]byte, secretbox.KeySize)
+	for _, k := range [][]byte{keyA, keyB} {
+		if _, err := rand.Read(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	server := func(keys string) *apitest.Server {
+		return apitest.NewServer(t, apitest.Options{DatabaseURL: dbURL, Redis: rd, Env: map[string]string{"MFA_ENCRYPTION_KEYS": keys}})
+	}
+	s1 := server(b64(keyA))
+	u := s1.NewUser()
+	app, codes := enrol(t, s1, u)
+	ch := challenge(t, s1, u)
+
+	// What PostgreSQL holds is no use without the key.
+	pool := apitest.Pool(t, dbURL)
+	var id uuid.UUID
+	var sealed []byte
+	var kid string
+	if err := pool.QueryRow(ctx, `SELECT id, secret, key_id FROM mfa_factors`).Scan(&id, &sealed, &kid); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(app.secret)
+	if strings.Contains(string(sealed), app.secret) || bytes.Contains(sealed, raw) || kid != secretbox.KeyID(keyA) {
+		t.Fatalf("the secret is stored readable (key id %s)", kid)
+	}
+	other, _ := secretbox.New(keyB)
+	if _, err := other.Open(sealed, kid, id[:]); err == nil {
+		t.Fatal("another key opened the secret")
+	}
+	// Nor do audit rows hold the secret, a code or the challenge.
+	var details string
+	if err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(details::text, ' '), '') FROM audit_events`).Scan(&details); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range append([]string{app.secret, ch, app.codeAt(app.last)}, codes...) {
+		if strings.Contains(details, secret) {
+			t.Fatalf("an audit row holds a secret: %s", details)
+		}
+	}
+
+	// Rotation: B first, A still listed: old secrets open, rekey moves them to B.
+	s2 := server(b64(keyB) + "," + b64(keyA))
+	if r := verify(t, s2, challenge(t, s2, u), app.code(), ""); r.JSON200 == nil {
+		t.Fatalf("verify after adding a key: %d %s", r.StatusCode(), r.Body)
+	}
+	if n, err := s2.Accounts.RekeyMFASecrets(ctx); err != nil || n != 1 {
+		t.Fatalf("rekey: %d %v", n, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT key_id FROM mfa_factors`).Scan(&kid); err != nil || kid != secretbox.KeyID(keyB) {
+		t.Fatalf("key id after rekey: %s %v", kid, err)
+	}
+	// A dropped: the secret still opens.
+	s3 := server(b64(keyB))
+	if r := verify(t, s3, challenge(t, s3, u), app.code(), ""); r.JSON200 == nil {
+		t.Fatalf("verify after dropping the old key: %d %s", r.StatusCode(), r.Body)
 	}
 }
