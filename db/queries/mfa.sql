@@ -67,21 +67,22 @@ UPDATE mfa_factors SET secret = sqlc.arg(secret), key_id = sqlc.arg(key_id) WHER
 INSERT INTO mfa_challenges (challenge_hash, user_id, token_version, device, expires_at)
 VALUES (sqlc.arg(challenge_hash), sqlc.arg(user_id), sqlc.arg(token_version), sqlc.arg(device), sqlc.arg(expires_at));
 
--- name: PeekChallenge :one
--- A usable challenge of a live, enabled account.
-SELECT c.user_id, c.token_version, c.device, u.email
-FROM mfa_challenges c JOIN users u ON u.id = c.user_id
+-- name: TakeChallengeAttempt :one
+-- Counts an attempt on a usable challenge of a live, enabled account before
+-- the code is checked: parallel guesses on one challenge each take one of
+-- its few attempts, however many arrive at once.
+UPDATE mfa_challenges c SET attempts = c.attempts + 1
+FROM users u
 WHERE c.challenge_hash = sqlc.arg(challenge_hash) AND c.used_at IS NULL AND c.expires_at > now()
-  AND c.attempts < sqlc.arg(max_attempts) AND u.deleted_at IS NULL AND u.disabled_at IS NULL;
+  AND c.attempts < sqlc.arg(max_attempts) AND u.id = c.user_id AND u.deleted_at IS NULL AND u.disabled_at IS NULL
+RETURNING c.user_id, c.token_version, c.device, u.email;
 
 -- name: ConsumeChallenge :one
 -- Single use: of concurrent verifications exactly one gets the row.
+-- The attempt was counted by TakeChallengeAttempt.
 UPDATE mfa_challenges SET used_at = now()
-WHERE challenge_hash = sqlc.arg(challenge_hash) AND used_at IS NULL AND expires_at > now() AND attempts < sqlc.arg(max_attempts)
+WHERE challenge_hash = sqlc.arg(challenge_hash) AND used_at IS NULL AND expires_at > now() AND attempts <= sqlc.arg(max_attempts)
 RETURNING user_id, token_version;
-
--- name: FailChallenge :exec
-UPDATE mfa_challenges SET attempts = attempts + 1 WHERE challenge_hash = sqlc.arg(challenge_hash);
 
 -- name: CancelChallenges :exec
 UPDATE mfa_challenges SET used_at = now() WHERE user_id = sqlc.arg(user_id) AND used_at IS NULL;

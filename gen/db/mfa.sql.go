@@ -63,7 +63,7 @@ func (q *Queries) ConfirmFactor(ctx context.Context, arg ConfirmFactorParams) (i
 
 const consumeChallenge = `-- name: ConsumeChallenge :one
 UPDATE mfa_challenges SET used_at = now()
-WHERE challenge_hash = $1 AND used_at IS NULL AND expires_at > now() AND attempts < $2
+WHERE challenge_hash = $1 AND used_at IS NULL AND expires_at > now() AND attempts <= $2
 RETURNING user_id, token_version
 `
 
@@ -78,6 +78,7 @@ type ConsumeChallengeRow struct {
 }
 
 // Single use: of concurrent verifications exactly one gets the row.
+// The attempt was counted by TakeChallengeAttempt.
 func (q *Queries) ConsumeChallenge(ctx context.Context, arg ConsumeChallengeParams) (ConsumeChallengeRow, error) {
 	row := q.db.QueryRow(ctx, consumeChallenge, arg.ChallengeHash, arg.MaxAttempts)
 	var i ConsumeChallengeRow
@@ -113,15 +114,6 @@ DELETE FROM mfa_recovery_codes WHERE user_id = $1
 
 func (q *Queries) DeleteRecoveryCodes(ctx context.Context, userID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, deleteRecoveryCodes, userID)
-	return err
-}
-
-const failChallenge = `-- name: FailChallenge :exec
-UPDATE mfa_challenges SET attempts = attempts + 1 WHERE challenge_hash = $1
-`
-
-func (q *Queries) FailChallenge(ctx context.Context, challengeHash []byte) error {
-	_, err := q.db.Exec(ctx, failChallenge, challengeHash)
 	return err
 }
 
@@ -272,38 +264,6 @@ func (q *Queries) MFAStatus(ctx context.Context, userID uuid.UUID) (MFAStatusRow
 	return i, err
 }
 
-const peekChallenge = `-- name: PeekChallenge :one
-SELECT c.user_id, c.token_version, c.device, u.email
-FROM mfa_challenges c JOIN users u ON u.id = c.user_id
-WHERE c.challenge_hash = $1 AND c.used_at IS NULL AND c.expires_at > now()
-  AND c.attempts < $2 AND u.deleted_at IS NULL AND u.disabled_at IS NULL
-`
-
-type PeekChallengeParams struct {
-	ChallengeHash []byte
-	MaxAttempts   int32
-}
-
-type PeekChallengeRow struct {
-	UserID       uuid.UUID
-	TokenVersion int64
-	Device       string
-	Email        string
-}
-
-// A usable challenge of a live, enabled account.
-func (q *Queries) PeekChallenge(ctx context.Context, arg PeekChallengeParams) (PeekChallengeRow, error) {
-	row := q.db.QueryRow(ctx, peekChallenge, arg.ChallengeHash, arg.MaxAttempts)
-	var i PeekChallengeRow
-	err := row.Scan(
-		&i.UserID,
-		&i.TokenVersion,
-		&i.Device,
-		&i.Email,
-	)
-	return i, err
-}
-
 const pruneChallenges = `-- name: PruneChallenges :exec
 DELETE FROM mfa_challenges WHERE expires_at < $1::timestamptz
 `
@@ -343,6 +303,41 @@ func (q *Queries) SetSessionAMR(ctx context.Context, arg SetSessionAMRParams) (S
 	)
 	var i SetSessionAMRRow
 	err := row.Scan(&i.ExpiresAt, &i.TokenVersion)
+	return i, err
+}
+
+const takeChallengeAttempt = `-- name: TakeChallengeAttempt :one
+UPDATE mfa_challenges c SET attempts = c.attempts + 1
+FROM users u
+WHERE c.challenge_hash = $1 AND c.used_at IS NULL AND c.expires_at > now()
+  AND c.attempts < $2 AND u.id = c.user_id AND u.deleted_at IS NULL AND u.disabled_at IS NULL
+RETURNING c.user_id, c.token_version, c.device, u.email
+`
+
+type TakeChallengeAttemptParams struct {
+	ChallengeHash []byte
+	MaxAttempts   int32
+}
+
+type TakeChallengeAttemptRow struct {
+	UserID       uuid.UUID
+	TokenVersion int64
+	Device       string
+	Email        string
+}
+
+// Counts an attempt on a usable challenge of a live, enabled account before
+// the code is checked: parallel guesses on one challenge each take one of
+// its few attempts, however many arrive at once.
+func (q *Queries) TakeChallengeAttempt(ctx context.Context, arg TakeChallengeAttemptParams) (TakeChallengeAttemptRow, error) {
+	row := q.db.QueryRow(ctx, takeChallengeAttempt, arg.ChallengeHash, arg.MaxAttempts)
+	var i TakeChallengeAttemptRow
+	err := row.Scan(
+		&i.UserID,
+		&i.TokenVersion,
+		&i.Device,
+		&i.Email,
+	)
 	return i, err
 }
 

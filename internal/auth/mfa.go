@@ -170,9 +170,10 @@ type MFAStore interface {
 	// another factor became active meanwhile.
 	ConfirmEnrolment(ctx context.Context, c MFAChange) (version int64, expires time.Time, err error)
 	CreateChallenge(ctx context.Context, c NewChallenge) error
-	// PeekChallenge finds a usable challenge; ErrInvalidMFAChallenge.
-	PeekChallenge(ctx context.Context, hash []byte, maxAttempts int) (Challenge, error)
-	FailChallenge(ctx context.Context, hash []byte) error
+	// TakeChallengeAttempt counts an attempt on a usable challenge, before
+	// its code is checked (so that parallel guesses are bounded too);
+	// ErrInvalidMFAChallenge when none is left or the challenge is unusable.
+	TakeChallengeAttempt(ctx context.Context, hash []byte, maxAttempts int) (Challenge, error)
 	// CompleteChallenge consumes the challenge, accepts the proof and opens
 	// the session, together: ErrInvalidMFAChallenge when the challenge was
 	// used meanwhile, ErrInvalidMFACode when the proof was (a replay, a
@@ -266,7 +267,7 @@ func (s *Service) VerifyMFALogin(ctx context.Context, challenge, code, recovery 
 	if !ok {
 		return Tokens{}, ErrInvalidMFAChallenge
 	}
-	ch, err := s.store.PeekChallenge(ctx, hash, s.set.MFA.ChallengeAttempts)
+	ch, err := s.store.TakeChallengeAttempt(ctx, hash, s.set.MFA.ChallengeAttempts)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -284,9 +285,6 @@ func (s *Service) VerifyMFALogin(ctx context.Context, challenge, code, recovery 
 		return Tokens{}, err
 	}
 	fail := func(reason string) error {
-		if ferr := s.store.FailChallenge(context.WithoutCancel(ctx), hash); ferr != nil {
-			s.log.WarnContext(ctx, "count failed mfa code", "error", ferr)
-		}
 		s.end(ctx, chk, CheckFailed)
 		s.audit(ctx, account.Event{Action: account.ActionMFACodeRejected, SubjectID: &ch.UserID, Client: c, Details: map[string]any{"reason": reason, "step": "login"}})
 		return ErrInvalidMFACode
@@ -680,6 +678,15 @@ func (s *Service) ResetMFA(ctx context.Context, actor account.Principal, id uuid
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return err
+	}
+	// As for every administrative act: not on a user who holds permissions
+	// the caller lacks (that user's second factor protects more).
+	perms, err := s.store.Permissions(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !actor.Has(perms...) {
+		return account.ErrForbidden
 	}
 	v, err := s.store.ResetMFA(ctx, id,
 		s.event(ctx, account.Event{Action: account.ActionMFAReset, ActorID: &actor.UserID, SubjectID: &id, Client: c, Details: map[string]any{"email": logging.MaskEmail(u.Email)}}),

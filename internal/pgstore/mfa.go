@@ -163,9 +163,9 @@ func (s *Store) CreateChallenge(ctx context.Context, c auth.NewChallenge) error 
 	})
 }
 
-// PeekChallenge finds a usable challenge without consuming it.
-func (s *Store) PeekChallenge(ctx context.Context, hash []byte, maxAttempts int) (auth.Challenge, error) {
-	r, err := s.q.PeekChallenge(ctx, db.PeekChallengeParams{ChallengeHash: hash, MaxAttempts: int32(maxAttempts)}) //nolint:gosec // G115: a handful
+// TakeChallengeAttempt counts an attempt on a usable challenge.
+func (s *Store) TakeChallengeAttempt(ctx context.Context, hash []byte, maxAttempts int) (auth.Challenge, error) {
+	r, err := s.q.TakeChallengeAttempt(ctx, db.TakeChallengeAttemptParams{ChallengeHash: hash, MaxAttempts: int32(maxAttempts)}) //nolint:gosec // G115: a handful
 	if errors.Is(err, pgx.ErrNoRows) {
 		return auth.Challenge{}, auth.ErrInvalidMFAChallenge
 	}
@@ -173,11 +173,6 @@ func (s *Store) PeekChallenge(ctx context.Context, hash []byte, maxAttempts int)
 		return auth.Challenge{}, fmt.Errorf("find challenge: %w", err)
 	}
 	return auth.Challenge{UserID: r.UserID, TokenVersion: r.TokenVersion, Device: r.Device, Email: r.Email}, nil
-}
-
-// FailChallenge counts a wrong code against the challenge.
-func (s *Store) FailChallenge(ctx context.Context, hash []byte) error {
-	return s.q.FailChallenge(ctx, hash)
 }
 
 // CompleteChallenge consumes the challenge, accepts the proof and opens the
