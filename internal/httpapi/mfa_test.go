@@ -556,3 +556,26 @@ func TestMFA_SecretsAreSealedAtRestAndKeysRotate(t *testing.T) {
 		t.Fatalf("verify after dropping the old key: %d %s", r.StatusCode(), r.Body)
 	}
 }
+
+func TestMFA_WrongCodesAreThrottledAcrossChallengesAndAPasswordDoesNotClearThem(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{})
+	u := s.NewUser()
+	app, _ := enrol(t, s, u)
+	ch := challenge(t, s, u)
+	for range 3 {
+		r := verify(t, s, ch, app.wrong(), "")
+		wantProblem(t, r.StatusCode(), r.Body, 401, "invalid_mfa_code")
+	}
+	// A new challenge needs the right password, which must not reset the
+	// count of wrong codes: five go free in all, then the lockout answers.
+	ch = challenge(t, s, u)
+	for range 2 {
+		r := verify(t, s, ch, app.wrong(), "")
+		wantProblem(t, r.StatusCode(), r.Body, 401, "invalid_mfa_code")
+	}
+	r := verify(t, s, ch, app.wrong(), "")
+	if r.StatusCode() != http.StatusTooManyRequests || r.ApplicationproblemJSON429 == nil || r.ApplicationproblemJSON429.Code != client.ProblemCodeAccountLocked {
+		t.Fatalf("sixth wrong code: %d %s, want 429 account_locked", r.StatusCode(), r.Body)
+	}
+}
