@@ -30,6 +30,7 @@ commands:
   migrate up|down|status apply, roll back (one step) or list database migrations
   create-admin --email E make E an administrator (password read from standard input)
   keygen [--out FILE]    write a new Ed25519 signing key (PKCS#8 PEM)
+  mfa rekey              re-encrypt TOTP secrets under the first MFA_ENCRYPTION_KEYS key
   version                print the version
   help                   print this help
 
@@ -64,6 +65,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		return createAdmin(ctx, cfg, args[1:], stdin, stdout, stderr)
+	case "mfa":
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		return mfa(ctx, cfg, args[1:], stdout, stderr)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

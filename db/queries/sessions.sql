@@ -1,8 +1,8 @@
 -- name: CreateSession :one
 -- Opens a session only while the user is active and still at the token
 -- version the caller read: no row when a revocation got in between.
-INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version)
-SELECT sqlc.arg(id), u.id, sqlc.arg(user_agent), sqlc.narg(ip), sqlc.arg(idle_expires_at), sqlc.arg(expires_at), u.token_version
+INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version, amr)
+SELECT sqlc.arg(id), u.id, sqlc.arg(user_agent), sqlc.narg(ip), sqlc.arg(idle_expires_at), sqlc.arg(expires_at), u.token_version, sqlc.arg(amr)::text[]
 FROM users u
 WHERE u.id = sqlc.arg(user_id) AND u.token_version = sqlc.arg(token_version)
   AND u.disabled_at IS NULL AND u.deleted_at IS NULL
@@ -17,7 +17,7 @@ VALUES (sqlc.arg(token_hash), sqlc.arg(session_id), sqlc.narg(parent_hash));
 -- run one at a time and each sees the token as the previous one left it.
 SELECT rt.token_hash, rt.parent_hash, rt.used_at, rt.spent,
        s.id AS session_id, s.user_id, s.idle_expires_at, s.expires_at, s.revoked_at,
-       s.token_version AS session_token_version,
+       s.token_version AS session_token_version, s.amr,
        u.token_version, u.disabled_at, u.deleted_at
 FROM refresh_tokens rt
 JOIN sessions s ON s.id = rt.session_id

@@ -24,35 +24,44 @@ import (
 
 // Defines values for AuditAction.
 const (
-	RateLimitBlocked               AuditAction = "rate_limit.blocked"
-	SessionLogout                  AuditAction = "session.logout"
-	SessionRefreshTokenReused      AuditAction = "session.refresh_token_reused"
-	SessionRevoked                 AuditAction = "session.revoked"
-	UserCreated                    AuditAction = "user.created"
-	UserDeleted                    AuditAction = "user.deleted"
-	UserDisabled                   AuditAction = "user.disabled"
-	UserEmailChangeRequested       AuditAction = "user.email.change_requested"
-	UserEmailChangeReverted        AuditAction = "user.email.change_reverted"
-	UserEmailChanged               AuditAction = "user.email.changed"
-	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
-	UserEmailVerified              AuditAction = "user.email.verified"
-	UserEnabled                    AuditAction = "user.enabled"
-	UserLoginFailed                AuditAction = "user.login.failed"
-	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
-	UserLoginLocked                AuditAction = "user.login.locked"
-	UserLoginSucceeded             AuditAction = "user.login.succeeded"
-	UserLoginUnverified            AuditAction = "user.login.unverified"
-	UserLogoutAll                  AuditAction = "user.logout_all"
-	UserPasswordChanged            AuditAction = "user.password.changed"
-	UserPasswordCheckFailed        AuditAction = "user.password.check_failed"
-	UserPasswordReset              AuditAction = "user.password.reset"
-	UserPasswordResetRequested     AuditAction = "user.password.reset_requested"
-	UserRegisterEmailTaken         AuditAction = "user.register.email_taken"
-	UserRegistered                 AuditAction = "user.registered"
-	UserRestored                   AuditAction = "user.restored"
-	UserRolesChanged               AuditAction = "user.roles.changed"
-	UserSessionsRevoked            AuditAction = "user.sessions.revoked"
-	UserUpdated                    AuditAction = "user.updated"
+	RateLimitBlocked                AuditAction = "rate_limit.blocked"
+	SessionLogout                   AuditAction = "session.logout"
+	SessionRefreshTokenReused       AuditAction = "session.refresh_token_reused"
+	SessionRevoked                  AuditAction = "session.revoked"
+	UserCreated                     AuditAction = "user.created"
+	UserDeleted                     AuditAction = "user.deleted"
+	UserDisabled                    AuditAction = "user.disabled"
+	UserEmailChangeRequested        AuditAction = "user.email.change_requested"
+	UserEmailChangeReverted         AuditAction = "user.email.change_reverted"
+	UserEmailChanged                AuditAction = "user.email.changed"
+	UserEmailVerificationRequested  AuditAction = "user.email.verification_requested"
+	UserEmailVerified               AuditAction = "user.email.verified"
+	UserEnabled                     AuditAction = "user.enabled"
+	UserLoginFailed                 AuditAction = "user.login.failed"
+	UserLoginGuessingAlerted        AuditAction = "user.login.guessing_alerted"
+	UserLoginLocked                 AuditAction = "user.login.locked"
+	UserLoginMfaRequired            AuditAction = "user.login.mfa_required"
+	UserLoginSucceeded              AuditAction = "user.login.succeeded"
+	UserLoginUnverified             AuditAction = "user.login.unverified"
+	UserLogoutAll                   AuditAction = "user.logout_all"
+	UserMfaCodeRejected             AuditAction = "user.mfa.code_rejected"
+	UserMfaDisabled                 AuditAction = "user.mfa.disabled"
+	UserMfaEnabled                  AuditAction = "user.mfa.enabled"
+	UserMfaEnrolmentStarted         AuditAction = "user.mfa.enrolment_started"
+	UserMfaRecoveryCodeUsed         AuditAction = "user.mfa.recovery_code_used"
+	UserMfaRecoveryCodesRegenerated AuditAction = "user.mfa.recovery_codes_regenerated"
+	UserMfaReset                    AuditAction = "user.mfa.reset"
+	UserMfaSteppedUp                AuditAction = "user.mfa.stepped_up"
+	UserPasswordChanged             AuditAction = "user.password.changed"
+	UserPasswordCheckFailed         AuditAction = "user.password.check_failed"
+	UserPasswordReset               AuditAction = "user.password.reset"
+	UserPasswordResetRequested      AuditAction = "user.password.reset_requested"
+	UserRegisterEmailTaken          AuditAction = "user.register.email_taken"
+	UserRegistered                  AuditAction = "user.registered"
+	UserRestored                    AuditAction = "user.restored"
+	UserRolesChanged                AuditAction = "user.roles.changed"
+	UserSessionsRevoked             AuditAction = "user.sessions.revoked"
+	UserUpdated                     AuditAction = "user.updated"
 )
 
 // Valid indicates whether the value is a known member of the AuditAction enum.
@@ -90,11 +99,29 @@ func (e AuditAction) Valid() bool {
 		return true
 	case UserLoginLocked:
 		return true
+	case UserLoginMfaRequired:
+		return true
 	case UserLoginSucceeded:
 		return true
 	case UserLoginUnverified:
 		return true
 	case UserLogoutAll:
+		return true
+	case UserMfaCodeRejected:
+		return true
+	case UserMfaDisabled:
+		return true
+	case UserMfaEnabled:
+		return true
+	case UserMfaEnrolmentStarted:
+		return true
+	case UserMfaRecoveryCodeUsed:
+		return true
+	case UserMfaRecoveryCodesRegenerated:
+		return true
+	case UserMfaReset:
+		return true
+	case UserMfaSteppedUp:
 		return true
 	case UserPasswordChanged:
 		return true
@@ -331,9 +358,28 @@ func (e LivenessStatus) Valid() bool {
 	}
 }
 
+// Defines values for MFAChallengeMethods.
+const (
+	MFAChallengeMethodsRecoveryCode MFAChallengeMethods = "recovery_code"
+	MFAChallengeMethodsTotp         MFAChallengeMethods = "totp"
+)
+
+// Valid indicates whether the value is a known member of the MFAChallengeMethods enum.
+func (e MFAChallengeMethods) Valid() bool {
+	switch e {
+	case MFAChallengeMethodsRecoveryCode:
+		return true
+	case MFAChallengeMethodsTotp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
 	AuditRead      Permission = "audit:read"
+	MfaReset       Permission = "mfa:reset"
 	RolesAssign    Permission = "roles:assign"
 	RolesRead      Permission = "roles:read"
 	SessionsRevoke Permission = "sessions:revoke"
@@ -346,6 +392,8 @@ const (
 func (e Permission) Valid() bool {
 	switch e {
 	case AuditRead:
+		return true
+	case MfaReset:
 		return true
 	case RolesAssign:
 		return true
@@ -374,11 +422,14 @@ const (
 	ProblemCodeForbidden            ProblemCode = "forbidden"
 	ProblemCodeInternalError        ProblemCode = "internal_error"
 	ProblemCodeInvalidCredentials   ProblemCode = "invalid_credentials"
+	ProblemCodeInvalidMfaChallenge  ProblemCode = "invalid_mfa_challenge"
+	ProblemCodeInvalidMfaCode       ProblemCode = "invalid_mfa_code"
 	ProblemCodeInvalidOneTimeToken  ProblemCode = "invalid_one_time_token"
 	ProblemCodeInvalidRefreshToken  ProblemCode = "invalid_refresh_token"
 	ProblemCodeInvalidToken         ProblemCode = "invalid_token"
 	ProblemCodeMalformedJson        ProblemCode = "malformed_json"
 	ProblemCodeMethodNotAllowed     ProblemCode = "method_not_allowed"
+	ProblemCodeMfaRequired          ProblemCode = "mfa_required"
 	ProblemCodeNotFound             ProblemCode = "not_found"
 	ProblemCodePasswordRejected     ProblemCode = "password_rejected"
 	ProblemCodePayloadTooLarge      ProblemCode = "payload_too_large"
@@ -408,6 +459,10 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeInvalidCredentials:
 		return true
+	case ProblemCodeInvalidMfaChallenge:
+		return true
+	case ProblemCodeInvalidMfaCode:
+		return true
 	case ProblemCodeInvalidOneTimeToken:
 		return true
 	case ProblemCodeInvalidRefreshToken:
@@ -417,6 +472,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeMalformedJson:
 		return true
 	case ProblemCodeMethodNotAllowed:
+		return true
+	case ProblemCodeMfaRequired:
 		return true
 	case ProblemCodeNotFound:
 		return true
@@ -542,6 +599,15 @@ type AdminUpdateUserRequest struct {
 // | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 // | `user.sessions.revoked` | An administrator ended every session of the user. |
 // | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+// | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
+// | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
+// | `user.mfa.enabled` | The user confirmed a TOTP enrolment: MFA is on; `factor_id`, `kind`, `kept_session_id`. |
+// | `user.mfa.disabled` | The user turned MFA off; `kept_session_id`, `recovery_code`. |
+// | `user.mfa.reset` | An administrator removed the user's MFA; masked `email`. |
+// | `user.mfa.code_rejected` | A wrong, replayed or used code was refused; `reason`, `step`. |
+// | `user.mfa.recovery_code_used` | A recovery code completed a login. |
+// | `user.mfa.recovery_codes_regenerated` | The user replaced their recovery codes. |
+// | `user.mfa.stepped_up` | A session was stepped up to MFA; `session_id`, `recovery_code`. |
 type AuditAction string
 
 // AuditDetails Event-specific details; which keys an action sets is listed with `AuditAction`.
@@ -628,6 +694,15 @@ type AuditEvent struct {
 	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 	// | `user.sessions.revoked` | An administrator ended every session of the user. |
 	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+	// | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
+	// | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
+	// | `user.mfa.enabled` | The user confirmed a TOTP enrolment: MFA is on; `factor_id`, `kind`, `kept_session_id`. |
+	// | `user.mfa.disabled` | The user turned MFA off; `kept_session_id`, `recovery_code`. |
+	// | `user.mfa.reset` | An administrator removed the user's MFA; masked `email`. |
+	// | `user.mfa.code_rejected` | A wrong, replayed or used code was refused; `reason`, `step`. |
+	// | `user.mfa.recovery_code_used` | A recovery code completed a login. |
+	// | `user.mfa.recovery_codes_regenerated` | The user replaced their recovery codes. |
+	// | `user.mfa.stepped_up` | A session was stepped up to MFA; `session_id`, `recovery_code`. |
 	Action AuditAction `json:"action"`
 
 	// ActorId The user who acted; `null` for anonymous requests and the system.
@@ -717,6 +792,18 @@ type CreateUserRequest struct {
 type DeleteMeRequest struct {
 	// Password The current password, to confirm the deletion.
 	Password string `json:"password"`
+}
+
+// DisableMFARequest The password, and exactly one of `code` and `recovery_code`.
+type DisableMFARequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code *MFACode `json:"code,omitempty"`
+
+	// Password The current password.
+	Password string `json:"password"`
+
+	// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+	RecoveryCode *RecoveryCode `json:"recovery_code,omitempty"`
 }
 
 // FieldError One invalid field of the request body.
@@ -887,10 +974,82 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
+// MFAChallenge In a `401 mfa_required` problem of `login`: the challenge to send to
+// `verifyMfaLogin` with a code. Given only after a correct password.
+type MFAChallenge struct {
+	// Challenge Opaque, single use; send it to `verifyMfaLogin`. Not a credential by itself.
+	Challenge string `json:"challenge"`
+
+	// ExpiresIn Seconds the challenge lives (300).
+	ExpiresIn int `json:"expires_in"`
+
+	// Methods What `verifyMfaLogin` accepts for this account.
+	Methods []MFAChallengeMethods `json:"methods"`
+}
+
+// MFAChallengeMethods defines model for MFAChallenge.Methods.
+type MFAChallengeMethods string
+
+// MFACode The current 6-digit code of the authenticator app.
+type MFACode = string
+
+// MFAEnabled defines model for MFAEnabled.
+type MFAEnabled struct {
+	// RecoveryCodes Single-use recovery codes, shown once; store them offline.
+	RecoveryCodes RecoveryCodes `json:"recovery_codes"`
+
+	// Tokens A token pair.
+	Tokens Tokens `json:"tokens"`
+}
+
+// MFAEnabledResponse defines model for MFAEnabledResponse.
+type MFAEnabledResponse struct {
+	Data MFAEnabled `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// MFAProofRequest Exactly one of `code` and `recovery_code`.
+type MFAProofRequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code *MFACode `json:"code,omitempty"`
+
+	// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+	RecoveryCode *RecoveryCode `json:"recovery_code,omitempty"`
+}
+
+// MFAStatus The multi-factor authentication of the account (on `getMe`).
+type MFAStatus struct {
+	// Enabled Whether login needs a second factor.
+	Enabled bool `json:"enabled"`
+
+	// RecoveryCodesRemaining Unused recovery codes.
+	RecoveryCodesRemaining int `json:"recovery_codes_remaining"`
+}
+
+// MFAVerifyRequest The challenge, and exactly one of `code` and `recovery_code`.
+type MFAVerifyRequest struct {
+	// Challenge The `mfa.challenge` of the `401 mfa_required` answer of `login`.
+	Challenge string `json:"challenge"`
+
+	// Code The current 6-digit code of the authenticator app.
+	Code *MFACode `json:"code,omitempty"`
+
+	// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+	RecoveryCode *RecoveryCode `json:"recovery_code,omitempty"`
+}
+
 // Meta Metadata of a single-resource response.
 type Meta struct {
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
+}
+
+// PasswordConfirmation defines model for PasswordConfirmation.
+type PasswordConfirmation struct {
+	// Password The current password.
+	Password string `json:"password"`
 }
 
 // Permission A permission a role grants; operations list the ones they need in their `x-permissions` extension.
@@ -923,6 +1082,9 @@ type Problem struct {
 	// | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
 	// | `invalid_one_time_token` | 400 | The password reset or verification token is unknown, expired or already used. |
 	// | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
+	// | `mfa_required` | 401, 403 | 401 on `login`: the password is right and the account has multi-factor authentication; the problem's `mfa` holds the challenge for `verifyMfaLogin`. 403 elsewhere: the operation (`x-mfa`), or the permission of a role that needs MFA, needs a multi-factor session. |
+	// | `invalid_mfa_challenge` | 401 | The login challenge is unknown, expired, used or exhausted; log in again. |
+	// | `invalid_mfa_code` | 401, 403 | The TOTP code or recovery code is wrong, replayed or used (401 on `verifyMfaLogin`, 403 on signed-in operations). |
 	// | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
 	// | `internal_error` | 500 | An unexpected server error. |
 	Code ProblemCode `json:"code"`
@@ -936,6 +1098,10 @@ type Problem struct {
 
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
+
+	// Mfa In a `401 mfa_required` problem of `login`: the challenge to send to
+	// `verifyMfaLogin` with a code. Given only after a correct password.
+	Mfa *MFAChallenge `json:"mfa,omitempty"`
 
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
@@ -975,14 +1141,46 @@ type Problem struct {
 // | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
 // | `invalid_one_time_token` | 400 | The password reset or verification token is unknown, expired or already used. |
 // | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
+// | `mfa_required` | 401, 403 | 401 on `login`: the password is right and the account has multi-factor authentication; the problem's `mfa` holds the challenge for `verifyMfaLogin`. 403 elsewhere: the operation (`x-mfa`), or the permission of a role that needs MFA, needs a multi-factor session. |
+// | `invalid_mfa_challenge` | 401 | The login challenge is unknown, expired, used or exhausted; log in again. |
+// | `invalid_mfa_code` | 401, 403 | The TOTP code or recovery code is wrong, replayed or used (401 on `verifyMfaLogin`, 403 on signed-in operations). |
 // | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
 // | `internal_error` | 500 | An unexpected server error. |
 type ProblemCode string
+
+// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+type RecoveryCode = string
+
+// RecoveryCodes Single-use recovery codes, shown once; store them offline.
+type RecoveryCodes = []string
+
+// RecoveryCodesResponse defines model for RecoveryCodesResponse.
+type RecoveryCodesResponse struct {
+	Data RecoveryCodesResult `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// RecoveryCodesResult defines model for RecoveryCodesResult.
+type RecoveryCodesResult struct {
+	// RecoveryCodes Single-use recovery codes, shown once; store them offline.
+	RecoveryCodes RecoveryCodes `json:"recovery_codes"`
+}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	// RefreshToken The refresh token from the last `login` or `refreshTokens`.
 	RefreshToken string `json:"refresh_token"`
+}
+
+// RegenerateRecoveryCodesRequest defines model for RegenerateRecoveryCodesRequest.
+type RegenerateRecoveryCodesRequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code MFACode `json:"code"`
+
+	// Password The current password.
+	Password string `json:"password"`
 }
 
 // RegisterRequest defines model for RegisterRequest.
@@ -1078,6 +1276,32 @@ type SetRolesRequest struct {
 	Roles []string `json:"roles"`
 }
 
+// TOTPCodeRequest defines model for TOTPCodeRequest.
+type TOTPCodeRequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code MFACode `json:"code"`
+}
+
+// TOTPEnrolment defines model for TOTPEnrolment.
+type TOTPEnrolment struct {
+	// ExpiresAt When the enrolment expires unless confirmed.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// OtpauthUri The `otpauth://totp/...` URI (Key Uri Format) to show as a QR code.
+	OtpauthUri string `json:"otpauth_uri"`
+
+	// Secret The shared secret, base32 (RFC 4648), for apps that take it typed in.
+	Secret string `json:"secret"`
+}
+
+// TOTPEnrolmentResponse defines model for TOTPEnrolmentResponse.
+type TOTPEnrolmentResponse struct {
+	Data TOTPEnrolment `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	// Data A token pair.
@@ -1102,6 +1326,11 @@ type Tokens struct {
 	//
 	// Example: 900
 	ExpiresIn int `json:"expires_in"`
+
+	// MfaEnrolmentRequired Present and `true` when a role of the user needs multi-factor authentication
+	// (`MFA_REQUIRED_ROLES`) and the account has none yet: the permissions of that
+	// role are held back until MFA is on (`startTotpEnrolment`).
+	MfaEnrolmentRequired *bool `json:"mfa_enrolment_required,omitempty"`
 
 	// RefreshExpiresIn Seconds until the refresh token expires (when unused; at the latest the session's absolute expiry).
 	RefreshExpiresIn int `json:"refresh_expires_in"`
@@ -1147,6 +1376,9 @@ type User struct {
 	EmailVerified   bool               `json:"email_verified"`
 	EmailVerifiedAt *time.Time         `json:"email_verified_at"`
 	Id              openapi_types.UUID `json:"id"`
+
+	// Mfa The multi-factor authentication of the account (on `getMe`).
+	Mfa *MFAStatus `json:"mfa,omitempty"`
 
 	// Name Display name; `null` when not set.
 	Name *string `json:"name"`
@@ -1219,8 +1451,14 @@ type InternalError = Problem
 // InvalidCredentials An RFC 9457 problem document.
 type InvalidCredentials = Problem
 
+// InvalidMFA An RFC 9457 problem document.
+type InvalidMFA = Problem
+
 // InvalidRefreshToken An RFC 9457 problem document.
 type InvalidRefreshToken = Problem
+
+// MFAForbidden An RFC 9457 problem document.
+type MFAForbidden = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
@@ -1321,6 +1559,9 @@ type VerifyEmailJSONRequestBody = VerifyEmailRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// VerifyMfaLoginJSONRequestBody defines body for VerifyMfaLogin for application/json ContentType.
+type VerifyMfaLoginJSONRequestBody = MFAVerifyRequest
+
 // ForgotPasswordJSONRequestBody defines body for ForgotPassword for application/json ContentType.
 type ForgotPasswordJSONRequestBody = ForgotPasswordRequest
 
@@ -1341,6 +1582,21 @@ type DeleteMeJSONRequestBody = DeleteMeRequest
 
 // UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
 type UpdateMeJSONRequestBody = UpdateMeRequest
+
+// DisableMfaJSONRequestBody defines body for DisableMfa for application/json ContentType.
+type DisableMfaJSONRequestBody = DisableMFARequest
+
+// RegenerateRecoveryCodesJSONRequestBody defines body for RegenerateRecoveryCodes for application/json ContentType.
+type RegenerateRecoveryCodesJSONRequestBody = RegenerateRecoveryCodesRequest
+
+// StepUpMfaJSONRequestBody defines body for StepUpMfa for application/json ContentType.
+type StepUpMfaJSONRequestBody = MFAProofRequest
+
+// StartTotpEnrolmentJSONRequestBody defines body for StartTotpEnrolment for application/json ContentType.
+type StartTotpEnrolmentJSONRequestBody = PasswordConfirmation
+
+// ConfirmTotpEnrolmentJSONRequestBody defines body for ConfirmTotpEnrolment for application/json ContentType.
+type ConfirmTotpEnrolmentJSONRequestBody = TOTPCodeRequest
 
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = ChangePasswordRequest
@@ -1374,6 +1630,9 @@ type ServerInterface interface {
 	// LogoutAll Log out of every session
 	// (POST /api/v1/auth/logout-all)
 	LogoutAll(ctx echo.Context) error
+	// VerifyMfaLogin Complete a login with a second factor
+	// (POST /api/v1/auth/mfa/verify)
+	VerifyMfaLogin(ctx echo.Context) error
 	// ForgotPassword Request a password reset email
 	// (POST /api/v1/auth/password/forgot)
 	ForgotPassword(ctx echo.Context) error
@@ -1404,6 +1663,21 @@ type ServerInterface interface {
 	// UpdateMe Update my account
 	// (PATCH /api/v1/users/me)
 	UpdateMe(ctx echo.Context) error
+	// DisableMfa Turn multi-factor authentication off
+	// (POST /api/v1/users/me/mfa/disable)
+	DisableMfa(ctx echo.Context) error
+	// RegenerateRecoveryCodes Replace my recovery codes
+	// (POST /api/v1/users/me/mfa/recovery-codes)
+	RegenerateRecoveryCodes(ctx echo.Context) error
+	// StepUpMfa Step a session up to multi-factor
+	// (POST /api/v1/users/me/mfa/step-up)
+	StepUpMfa(ctx echo.Context) error
+	// StartTotpEnrolment Start a TOTP enrolment
+	// (POST /api/v1/users/me/mfa/totp)
+	StartTotpEnrolment(ctx echo.Context) error
+	// ConfirmTotpEnrolment Confirm a TOTP enrolment
+	// (POST /api/v1/users/me/mfa/totp/confirm)
+	ConfirmTotpEnrolment(ctx echo.Context) error
 	// ChangePassword Change my password
 	// (PUT /api/v1/users/me/password)
 	ChangePassword(ctx echo.Context) error
@@ -1422,6 +1696,9 @@ type ServerInterface interface {
 	// UpdateUser Update a user
 	// (PATCH /api/v1/users/{id})
 	UpdateUser(ctx echo.Context, id UserId) error
+	// ResetUserMfa Remove a user's multi-factor authentication
+	// (DELETE /api/v1/users/{id}/mfa)
+	ResetUserMfa(ctx echo.Context, id UserId) error
 	// RestoreUser Restore a deleted user
 	// (POST /api/v1/users/{id}/restore)
 	RestoreUser(ctx echo.Context, id UserId) error
@@ -1558,6 +1835,15 @@ func (w *ServerInterfaceWrapper) LogoutAll(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.LogoutAll(ctx)
+	return err
+}
+
+// VerifyMfaLogin converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyMfaLogin(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyMfaLogin(ctx)
 	return err
 }
 
@@ -1702,6 +1988,51 @@ func (w *ServerInterfaceWrapper) UpdateMe(ctx echo.Context) error {
 	return err
 }
 
+// DisableMfa converts echo context to params.
+func (w *ServerInterfaceWrapper) DisableMfa(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DisableMfa(ctx)
+	return err
+}
+
+// RegenerateRecoveryCodes converts echo context to params.
+func (w *ServerInterfaceWrapper) RegenerateRecoveryCodes(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegenerateRecoveryCodes(ctx)
+	return err
+}
+
+// StepUpMfa converts echo context to params.
+func (w *ServerInterfaceWrapper) StepUpMfa(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StepUpMfa(ctx)
+	return err
+}
+
+// StartTotpEnrolment converts echo context to params.
+func (w *ServerInterfaceWrapper) StartTotpEnrolment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartTotpEnrolment(ctx)
+	return err
+}
+
+// ConfirmTotpEnrolment converts echo context to params.
+func (w *ServerInterfaceWrapper) ConfirmTotpEnrolment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConfirmTotpEnrolment(ctx)
+	return err
+}
+
 // ChangePassword converts echo context to params.
 func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
 	var err error
@@ -1797,6 +2128,22 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateUser(ctx, id)
+	return err
+}
+
+// ResetUserMfa converts echo context to params.
+func (w *ServerInterfaceWrapper) ResetUserMfa(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResetUserMfa(ctx, id)
 	return err
 }
 
@@ -1924,6 +2271,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.POST(options.BaseURL+"/api/v1/auth/register", wrapper.Register, options.OperationMiddlewares["register"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/login", wrapper.Login, options.OperationMiddlewares["login"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/mfa/verify", wrapper.VerifyMfaLogin, options.OperationMiddlewares["verifyMfaLogin"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/refresh", wrapper.RefreshTokens, options.OperationMiddlewares["refreshTokens"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/logout-all", wrapper.LogoutAll, options.OperationMiddlewares["logoutAll"]...)
@@ -1938,6 +2286,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/api/v1/users/me/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
 	router.GET(options.BaseURL+"/api/v1/users/me/sessions", wrapper.ListMySessions, options.OperationMiddlewares["listMySessions"]...)
 	router.DELETE(options.BaseURL+"/api/v1/users/me/sessions/:id", wrapper.RevokeMySession, options.OperationMiddlewares["revokeMySession"]...)
+	router.POST(options.BaseURL+"/api/v1/users/me/mfa/totp", wrapper.StartTotpEnrolment, options.OperationMiddlewares["startTotpEnrolment"]...)
+	router.POST(options.BaseURL+"/api/v1/users/me/mfa/totp/confirm", wrapper.ConfirmTotpEnrolment, options.OperationMiddlewares["confirmTotpEnrolment"]...)
+	router.POST(options.BaseURL+"/api/v1/users/me/mfa/step-up", wrapper.StepUpMfa, options.OperationMiddlewares["stepUpMfa"]...)
+	router.POST(options.BaseURL+"/api/v1/users/me/mfa/disable", wrapper.DisableMfa, options.OperationMiddlewares["disableMfa"]...)
+	router.POST(options.BaseURL+"/api/v1/users/me/mfa/recovery-codes", wrapper.RegenerateRecoveryCodes, options.OperationMiddlewares["regenerateRecoveryCodes"]...)
 	router.GET(options.BaseURL+"/api/v1/users", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.DELETE(options.BaseURL+"/api/v1/users/:id", wrapper.DeleteUser, options.OperationMiddlewares["deleteUser"]...)
@@ -1946,6 +2299,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/users/:id/restore", wrapper.RestoreUser, options.OperationMiddlewares["restoreUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/users/:id/roles", wrapper.SetUserRoles, options.OperationMiddlewares["setUserRoles"]...)
 	router.POST(options.BaseURL+"/api/v1/users/:id/sessions/revoke", wrapper.RevokeUserSessions, options.OperationMiddlewares["revokeUserSessions"]...)
+	router.DELETE(options.BaseURL+"/api/v1/users/:id/mfa", wrapper.ResetUserMfa, options.OperationMiddlewares["resetUserMfa"]...)
 	router.GET(options.BaseURL+"/api/v1/roles", wrapper.ListRoles, options.OperationMiddlewares["listRoles"]...)
 	router.GET(options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
 	router.GET(options.BaseURL+"/health", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
@@ -2014,6 +2368,17 @@ type InvalidCredentialsApplicationProblemPlusJSONResponse struct {
 	Headers InvalidCredentialsResponseHeaders
 }
 
+type InvalidMFAResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+type InvalidMFAApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InvalidMFAResponseHeaders
+}
+
 type InvalidRefreshTokenResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -2023,6 +2388,15 @@ type InvalidRefreshTokenApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers InvalidRefreshTokenResponseHeaders
+}
+
+type MFAForbiddenResponseHeaders struct {
+	XRequestID *string
+}
+type MFAForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers MFAForbiddenResponseHeaders
 }
 
 type NotFoundResponseHeaders struct {
@@ -3186,6 +3560,246 @@ type LogoutAlldefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response LogoutAlldefaultApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLoginRequestObject struct {
+	Body *VerifyMfaLoginJSONRequestBody
+}
+
+type VerifyMfaLoginResponseObject interface {
+	VisitVerifyMfaLoginResponse(w http.ResponseWriter) error
+}
+
+type VerifyMfaLogin200ResponseHeaders struct {
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type VerifyMfaLogin200JSONResponse struct {
+	Body    TokenResponse
+	Headers VerifyMfaLogin200ResponseHeaders
+}
+
+func (response VerifyMfaLogin200JSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Pragma != nil {
+		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin400ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin401ApplicationProblemPlusJSONResponse struct {
+	InvalidMFAApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin401ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin413ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin415ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin422ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin429ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin500ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogin503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyMfaLogin503ApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyMfaLogindefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response VerifyMfaLogindefaultApplicationProblemPlusJSONResponse) VisitVerifyMfaLoginResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5159,6 +5773,1293 @@ func (response UpdateMedefaultApplicationProblemPlusJSONResponse) VisitUpdateMeR
 	return err
 }
 
+type DisableMfaRequestObject struct {
+	Body *DisableMfaJSONRequestBody
+}
+
+type DisableMfaResponseObject interface {
+	VisitDisableMfaResponse(w http.ResponseWriter) error
+}
+
+type DisableMfa200ResponseHeaders struct {
+	CacheControl *string
+	Pragma       *string
+	XRequestID   *string
+}
+
+type DisableMfa200JSONResponse struct {
+	Body    TokenResponse
+	Headers DisableMfa200ResponseHeaders
+}
+
+func (response DisableMfa200JSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Pragma != nil {
+		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa400ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa401ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa403ApplicationProblemPlusJSONResponse struct {
+	MFAForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa403ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa413ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa415ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa422ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa429ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa500ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfa503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DisableMfa503ApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableMfadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DisableMfadefaultApplicationProblemPlusJSONResponse) VisitDisableMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodesRequestObject struct {
+	Body *RegenerateRecoveryCodesJSONRequestBody
+}
+
+type RegenerateRecoveryCodesResponseObject interface {
+	VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error
+}
+
+type RegenerateRecoveryCodes200ResponseHeaders struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+type RegenerateRecoveryCodes200JSONResponse struct {
+	Body    RecoveryCodesResponse
+	Headers RegenerateRecoveryCodes200ResponseHeaders
+}
+
+func (response RegenerateRecoveryCodes200JSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes400ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes401ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes403ApplicationProblemPlusJSONResponse struct {
+	MFAForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes403ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes413ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes415ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes422ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes429ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes500ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RegenerateRecoveryCodes503ApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response RegenerateRecoveryCodesdefaultApplicationProblemPlusJSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfaRequestObject struct {
+	Body *StepUpMfaJSONRequestBody
+}
+
+type StepUpMfaResponseObject interface {
+	VisitStepUpMfaResponse(w http.ResponseWriter) error
+}
+
+type StepUpMfa200ResponseHeaders struct {
+	CacheControl *string
+	Pragma       *string
+	XRequestID   *string
+}
+
+type StepUpMfa200JSONResponse struct {
+	Body    TokenResponse
+	Headers StepUpMfa200ResponseHeaders
+}
+
+func (response StepUpMfa200JSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Pragma != nil {
+		w.Header().Set("Pragma", fmt.Sprint(*response.Headers.Pragma))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa400ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa401ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa403ApplicationProblemPlusJSONResponse struct {
+	MFAForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa403ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa409ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa413ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa415ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa422ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa429ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa500ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfa503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StepUpMfa503ApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StepUpMfadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response StepUpMfadefaultApplicationProblemPlusJSONResponse) VisitStepUpMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolmentRequestObject struct {
+	Body *StartTotpEnrolmentJSONRequestBody
+}
+
+type StartTotpEnrolmentResponseObject interface {
+	VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error
+}
+
+type StartTotpEnrolment201ResponseHeaders struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+type StartTotpEnrolment201JSONResponse struct {
+	Body    TOTPEnrolmentResponse
+	Headers StartTotpEnrolment201ResponseHeaders
+}
+
+func (response StartTotpEnrolment201JSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment400ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment401ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment403ApplicationProblemPlusJSONResponse struct {
+	MFAForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment403ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment409ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment413ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment415ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment422ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment429ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment500ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment503ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response StartTotpEnrolmentdefaultApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolmentRequestObject struct {
+	Body *ConfirmTotpEnrolmentJSONRequestBody
+}
+
+type ConfirmTotpEnrolmentResponseObject interface {
+	VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error
+}
+
+type ConfirmTotpEnrolment200ResponseHeaders struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+type ConfirmTotpEnrolment200JSONResponse struct {
+	Body    MFAEnabledResponse
+	Headers ConfirmTotpEnrolment200ResponseHeaders
+}
+
+func (response ConfirmTotpEnrolment200JSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment400ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment401ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment403ApplicationProblemPlusJSONResponse struct {
+	MFAForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment403ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment409ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment413ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment415ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment422ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment429ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment500ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment503ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ConfirmTotpEnrolmentdefaultApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -6267,6 +8168,191 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 	return err
 }
 
+type ResetUserMfaRequestObject struct {
+	Id UserId `json:"id"`
+}
+
+type ResetUserMfaResponseObject interface {
+	VisitResetUserMfaResponse(w http.ResponseWriter) error
+}
+
+type ResetUserMfa204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ResetUserMfa204Response struct {
+	Headers ResetUserMfa204ResponseHeaders
+}
+
+func (response ResetUserMfa204Response) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type ResetUserMfa400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa400ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa401ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa403ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa404ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa409ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa500ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa503ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ResetUserMfadefaultApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -7140,6 +9226,9 @@ type StrictServerInterface interface {
 	// LogoutAll Log out of every session
 	// (POST /api/v1/auth/logout-all)
 	LogoutAll(ctx context.Context, request LogoutAllRequestObject) (LogoutAllResponseObject, error)
+	// VerifyMfaLogin Complete a login with a second factor
+	// (POST /api/v1/auth/mfa/verify)
+	VerifyMfaLogin(ctx context.Context, request VerifyMfaLoginRequestObject) (VerifyMfaLoginResponseObject, error)
 	// ForgotPassword Request a password reset email
 	// (POST /api/v1/auth/password/forgot)
 	ForgotPassword(ctx context.Context, request ForgotPasswordRequestObject) (ForgotPasswordResponseObject, error)
@@ -7170,6 +9259,21 @@ type StrictServerInterface interface {
 	// UpdateMe Update my account
 	// (PATCH /api/v1/users/me)
 	UpdateMe(ctx context.Context, request UpdateMeRequestObject) (UpdateMeResponseObject, error)
+	// DisableMfa Turn multi-factor authentication off
+	// (POST /api/v1/users/me/mfa/disable)
+	DisableMfa(ctx context.Context, request DisableMfaRequestObject) (DisableMfaResponseObject, error)
+	// RegenerateRecoveryCodes Replace my recovery codes
+	// (POST /api/v1/users/me/mfa/recovery-codes)
+	RegenerateRecoveryCodes(ctx context.Context, request RegenerateRecoveryCodesRequestObject) (RegenerateRecoveryCodesResponseObject, error)
+	// StepUpMfa Step a session up to multi-factor
+	// (POST /api/v1/users/me/mfa/step-up)
+	StepUpMfa(ctx context.Context, request StepUpMfaRequestObject) (StepUpMfaResponseObject, error)
+	// StartTotpEnrolment Start a TOTP enrolment
+	// (POST /api/v1/users/me/mfa/totp)
+	StartTotpEnrolment(ctx context.Context, request StartTotpEnrolmentRequestObject) (StartTotpEnrolmentResponseObject, error)
+	// ConfirmTotpEnrolment Confirm a TOTP enrolment
+	// (POST /api/v1/users/me/mfa/totp/confirm)
+	ConfirmTotpEnrolment(ctx context.Context, request ConfirmTotpEnrolmentRequestObject) (ConfirmTotpEnrolmentResponseObject, error)
 	// ChangePassword Change my password
 	// (PUT /api/v1/users/me/password)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -7188,6 +9292,9 @@ type StrictServerInterface interface {
 	// UpdateUser Update a user
 	// (PATCH /api/v1/users/{id})
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// ResetUserMfa Remove a user's multi-factor authentication
+	// (DELETE /api/v1/users/{id}/mfa)
+	ResetUserMfa(ctx context.Context, request ResetUserMfaRequestObject) (ResetUserMfaResponseObject, error)
 	// RestoreUser Restore a deleted user
 	// (POST /api/v1/users/{id}/restore)
 	RestoreUser(ctx context.Context, request RestoreUserRequestObject) (RestoreUserResponseObject, error)
@@ -7446,6 +9553,52 @@ func (sh *strictHandler) LogoutAll(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LogoutAllResponseObject); ok {
 		return validResponse.VisitLogoutAllResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifyMfaLogin operation middleware
+func (sh *strictHandler) VerifyMfaLogin(ctx echo.Context) error {
+	var request VerifyMfaLoginRequestObject
+
+	var body VerifyMfaLoginJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyMfaLogin(ctx.Request().Context(), request.(VerifyMfaLoginRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyMfaLogin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifyMfaLoginResponseObject); ok {
+		return validResponse.VisitVerifyMfaLoginResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -7845,6 +9998,236 @@ func (sh *strictHandler) UpdateMe(ctx echo.Context) error {
 	return nil
 }
 
+// DisableMfa operation middleware
+func (sh *strictHandler) DisableMfa(ctx echo.Context) error {
+	var request DisableMfaRequestObject
+
+	var body DisableMfaJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DisableMfa(ctx.Request().Context(), request.(DisableMfaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DisableMfa")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DisableMfaResponseObject); ok {
+		return validResponse.VisitDisableMfaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegenerateRecoveryCodes operation middleware
+func (sh *strictHandler) RegenerateRecoveryCodes(ctx echo.Context) error {
+	var request RegenerateRecoveryCodesRequestObject
+
+	var body RegenerateRecoveryCodesJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegenerateRecoveryCodes(ctx.Request().Context(), request.(RegenerateRecoveryCodesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegenerateRecoveryCodes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegenerateRecoveryCodesResponseObject); ok {
+		return validResponse.VisitRegenerateRecoveryCodesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StepUpMfa operation middleware
+func (sh *strictHandler) StepUpMfa(ctx echo.Context) error {
+	var request StepUpMfaRequestObject
+
+	var body StepUpMfaJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StepUpMfa(ctx.Request().Context(), request.(StepUpMfaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StepUpMfa")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StepUpMfaResponseObject); ok {
+		return validResponse.VisitStepUpMfaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StartTotpEnrolment operation middleware
+func (sh *strictHandler) StartTotpEnrolment(ctx echo.Context) error {
+	var request StartTotpEnrolmentRequestObject
+
+	var body StartTotpEnrolmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StartTotpEnrolment(ctx.Request().Context(), request.(StartTotpEnrolmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StartTotpEnrolment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StartTotpEnrolmentResponseObject); ok {
+		return validResponse.VisitStartTotpEnrolmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ConfirmTotpEnrolment operation middleware
+func (sh *strictHandler) ConfirmTotpEnrolment(ctx echo.Context) error {
+	var request ConfirmTotpEnrolmentRequestObject
+
+	var body ConfirmTotpEnrolmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmTotpEnrolment(ctx.Request().Context(), request.(ConfirmTotpEnrolmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmTotpEnrolment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConfirmTotpEnrolmentResponseObject); ok {
+		return validResponse.VisitConfirmTotpEnrolmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ChangePassword operation middleware
 func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
 	var request ChangePasswordRequestObject
@@ -8039,6 +10422,31 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id UserId) error {
 	return nil
 }
 
+// ResetUserMfa operation middleware
+func (sh *strictHandler) ResetUserMfa(ctx echo.Context, id UserId) error {
+	var request ResetUserMfaRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ResetUserMfa(ctx.Request().Context(), request.(ResetUserMfaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResetUserMfa")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ResetUserMfaResponseObject); ok {
+		return validResponse.VisitResetUserMfaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RestoreUser operation middleware
 func (sh *strictHandler) RestoreUser(ctx echo.Context, id UserId) error {
 	var request RestoreUserRequestObject
@@ -8211,318 +10619,398 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Jchu3ti78KiieWxUpl6RIarBE1a7/KI6dyPEUS473TuirBrtBsqMmwDTQopjEVfdp7oOdJ/kLawFo",
-	"9MBBgxPbUdVObavZjRlrXt/6oxGK6UxwxpVs9P9oTBiNWAr/fEzDCXssuEpF8lKcKZEy/ThiMkzjmYoF",
-	"b/QbJ8mcLiQJuGhJ/UZwTNSEkaGIFmQikkgSGoYi44pEVFGiJlQRLkio2yZTuiCXjM3ajWaDXdPpLGGN",
-	"fsM21Wg2UvZbFqcsavRVmrFmQ4YTNqV6FIxn00b/l/zl982GWsz091KlMR83PnxoNt5QxZ7H01hVB/5O",
-	"jySWJGEjRcQIR/ZbJhQllEcwCclCwSNJMq7ihMTw+nwiEkbomMacbJ0+OX864K4TgotHRjHTE49SOlLb",
-	"fRIMGoOs09kNE3iJ0ymDv9mgcZz+C39K2ZTGPOZj/OVYmedmCPg0aA94YaUGjUSMY96KZ9BU7+hY/eug",
-	"0/DXaUqvnzM+VpNGv7d/sHKNXoskDhfVlTqfMLMwM3gDV4sRFY8niklFcF6wgLDVTC9fLInePf37PazT",
-	"b26doEmzIMfzZct0xrgiwwVJqWItaI9FRMxYSvWkJBGcsCuWLgjlcs5SInjIYFJ2zHMq7WRWrvpv/9rt",
-	"HM9vserYz2lUv95mGF9Jcvptk0g9GzfklMmZ4JIdE8lw0CevT4nXRpucJFKQmA94MGWKtk1rF3EU6M2j",
-	"nDB+xRIxY3DWg/LvZJaKYcKm5ZkfjLpRL9wdtvboPmvtjQ46rcPho7B1FHVYd9Sju8O98Ebr8KHZmNGU",
-	"TpmyNCdLpUira/JqRn/LGAnhZzJKxZTg1Di7Vhf4OLAHc5ayq1hkkszomLXJK32aYkVGItU/D/goTqUy",
-	"P74UxMyvT6htP9YHJFmQK5rEkf2OJLFUMR/Dko3iRA95wOHUz1IRZSGLSKxwyWI95t8yli4azYY+yI1+",
-	"A9tetjz73V7dMVlCvF7Q63iaTQnPpkN9ekckVmwKxxoWQE/N37lep35McDMKQ4rYiGaJwk9GIp1S1eg3",
-	"Yq52e42mHrDut9HvdjrNxjTm5i839JgrNmZ6ltetsWjlT2E2Z0zKWPBlh17iz19JEkdNQiWsOIv0PQ70",
-	"P18sTAMyKHKMLt0N99mjUeto2Iv0uaStw7DDWr3hXnQwOqSdsMvsrsyomuQLEEcruYxbgCyDN70N2629",
-	"1m8lS5dNL5MshbkVB/8oPIyOWGfU6tLesLUX7katQ7Y3au3Tg6H97a8Y/AfdFlIWuIrf0MgQKf1XKLhi",
-	"HP5JZ7MkDoGQ7hhC8b9/lXqaf9hpQQNDGl2keQsym05putAyA4FjSERK9ISIIwH64sUcbl2j2biiScaw",
-	"70iP1G+v2YiYonHS6Dd+hLbyNgZ4qgcNMs2kIkNN44g5l2TI1JwxTrpwi7udThuWVirKQ93HDp3FO1fd",
-	"Hb1X0qwuUsYbkD9FVSYb/T19R1SsYJe/oRHJB2/WPkt5f0wVm4hMsr5Zy74/T70rZkUuBGcXKp6yCyUu",
-	"GS8uKfIMyZRe1CuWxiOzQwReJiHlXMBiZJLVLe6STrx11l1gY/kuNQm7nunTp7udUElokjIaLchQL7Lu",
-	"asn60kxNdmZUyrlIox0Y+X2u9ikOT4/KDtDOZ+XSL1kFvQtTmugLxaILe9aLqw8SbyyJXmbs/NnZq5c1",
-	"K11qqLTCVv6ob27VaoJQcp+L+MIO1M5k5dKVpgX0JKdF/ytlo0a/8V87ubaxg7/KndfYAn6yVBTSi+H6",
-	"6OdKRmWNyFZQHEuw3SQUSc6A19Ic974+MCIDfSClfMzIVuDdRt2QSAklgrOWPh4D7i5Exi+5mPPChbCX",
-	"Qd8DshXUH66gSYQW1OAOvDY3IkC5DC7y4smUxkmwjZKFp5/9u2Xoc+v022VrbF7fycVNWOXHgo+SOLwt",
-	"ZQ+9z4u3QNNNuyURS5hm31spAxVN88btmgvhWitdhZq2VlHrnU0Y6Y4Zy53vyVF+Tx7n4195Q9w89Q5o",
-	"fS+5ULSWksOPhEZRyqREcqtXo2bt/Ga85TvhQk1Y6nRv7yRK1M0KXXxUJuit1JPCvOyoVy6aP8H7pyl2",
-	"SySZx2oCRCXM0lSrW3oCDOlMcTuGLBF8LIkSA05L67wVeOM15AK1SimyNGT2OMecUOwB1WaaJGIO2gTL",
-	"tVSyFdjx1dz+gmlj5dV3L/rKfivX9jf62Lz+oXkXsgP7/1Kon0BAYdHNyU/l6HOhLq5sc94NgC4WZCGy",
-	"tLJ/I5EykojxWGtzMf/4THW3fAWAY+Wj3uAGFOZ5X9fACmD6WIYiTVmoyDBTNYfeclkzArJgqmntZAMu",
-	"WXqFtFof2HicocBFjG6ilW97M/x5BNtt8lYyo1zzS30toL2CAAvfwU2yt5YSzuaaCeOtBdbJo5+8j4Iv",
-	"4ro8FekwjiLkELe+JyPXSoG/xtKjNGajJGwFkP2+ZhhkxtJpDCr3R2UR3v146o125bXIp3Vft4GGIbAl",
-	"K9KhSKnvQ6wkSiMJDS9xkfKVIUWizRmLJNkK3PiC7fa9yW2nXLGU0+RJmqKV7NanIjYtXTBoqiA7kIyz",
-	"6xkLtfAGPxMRAltcLX9N7ypV7RdVOBwgMcTFjnON/laY1X2cjLrl0LK835EmZN/C+klCDW9hEcl4xNKC",
-	"Vfn02ybhTE8nZSpLOa7ofZ0NOLCPUxYxrmKayDseENRWQq+9koBeZBGgWeX8JOaGo3x89tqtKv7FUW+k",
-	"8/uf3MfBea7nRkY0Tgran9eNPjZAeNAHoRcNfgppQuYTBpKlY8UD7muZqsS956ngYyttWmk0liSKJR0m",
-	"qI5aHepLYI1mn9+wUcrk5NwaxO582lNssN76ZX6sWMGs8cuo/qsOvGniYxz5wug2PfTF+d6felVaqLJ1",
-	"pElSdiUu8VzOPbthJlk04PltKYzPKFSOG4eUEy6IVsc0bxYgzJPn8P/oov0izvpLoZ6KjN9NW9Jy9wha",
-	"8Q71S4ELaZTf2Don7mRiufPZ3svP9kuhiB31yvOcT+/+zrBR2SPBUPlh17HUiozr6z4lu9d0kQganQvx",
-	"nKZjdqe9nmFbF0qIiwRaW2NkVkIQeHE16RrHUoFv70772/WkfTPrfADr9rk6tfs2CcGasOsQxHiMAtHy",
-	"51eSyPh3ZmIdtoLKQO7zMJyx9CoO2VtOr2icaAZ+p/MgsbmLzGuvdCLMK3AY2HQmUprGyYJ4XxxrkTVd",
-	"kIQqln5sPcA7ImYtSHHwKw9J3XzvRRUgEZsxHjEeLsjWayHVOGVnPz7XTOkNi2K5jbwuZTSc6F7JVlAz",
-	"FjDmnWRqgrJeKTJFC4wkTIS0UTRzutDSIDeHEXVOzT5x/wcc7Yi5h09z0jZ54+3WPXoOzoV4QfnCPJW3",
-	"dCAYCfUiEeElmgGLBnBPgvWPI75OtkBtqHMllNr1D7kQZEr5wgrk0IQ8LsvLpoeRSMlRp2MjwD66CtPz",
-	"jOQnZjRuDivPemnG4MWnil2YmKfS0tpFsGFUNUtY+LpuAe23liDEnOz1/paVqpvOysUqzO2evAnlMZCt",
-	"wO8m2D4mcxorEsCFbJ2MFEsDt1zkFScBLEzQHPCguJsBmTLKZfmM1twIqlslKZsxICd4xgccD/mnIwR7",
-	"S1ANkTkz0ZZK4IIZO71KFxB0BeK8Hziz19so+KUSunR4sFcIXupUgpc+3E1ef8v1cRdp/PttPBywQ1b9",
-	"WRLpUbZU1mlVy+Noio2XBIFy0zdSce+J/9eqtzdSa/Owjay0GflCvhTFyWo1VOp9qq5YoZENrOiUDBlN",
-	"0S/oOvgL1+xtcbwrl6wwt/uhictWlmwFfm9OnS+EYDTJkEbJgsh4zFnUHHAvoMIe79w+YOwCfaP940tg",
-	"MmiTE2MVMx7dAXcGM8FJEE4oHzMXcNEkQTaLqGIvWKBbCdBapv+K9YYGe53dwBpvKdnrdCtk9d27dy1f",
-	"rKuPAqT5G/rMhBOaJAxCTd48fUwOHu13tovxgd/gUUoZTab/GjTcDg4aTTRH/2tQvNKDxsqwwPWxyXei",
-	"fdZUbs/Hx3FSnDvFjExiRWjBSK/5SKy7OC4Y3+PI2FdHMZNw7FCmTsRY/iMdGwuCA0Q9I6djzuKRgMED",
-	"wsGvF19JEux3ekGTUDLKVJYyordpu0+kipNkwF3YOIlEmE0ZV00iBaEkTGJ9+0PKQTchgf4uqISe36ea",
-	"8pbPUqFJkFa4nnAVq8UtWbElGhcp+xWOV5UdczbPjfEj8AKBfR7lnio7qTZZOtmuMbcTU8ZU0eiPrQOp",
-	"0EdCNvq/uA6UEBdyIlLNyyDJwutUi0J6XcYQi2gjZBVJGJWKdPc1RUppqFgqwbLa+PD+49uEej3fJmRm",
-	"6K3OGptQeTmR8YPJ+SIVSFL88GP9rGLXk0y9lSx9IxImmyRMtSi9LGQNqC2cnQuUtddZ2AyBrt+uwlDz",
-	"HdN/ysJ2mRdx/IOGzGYs1SRq0Fi2SzeJjDPd3dtG/uQWibhFWrmR1VXVG1l9WtjNp5hERFNGwCHPx03r",
-	"blgtBt/vHhp9I989cNrVXzYTWVBwnzY+NCvnAZvKm+RxeAmh/3VnAl/6qy/rvezxfZlw7UbNWZK0vNBl",
-	"jOHA3esTauX0CNcMpE97cig+852tVvXR1BcFSj1BiLPXJ4psBZU5uUBhzuae2OmxhiIVB3tyiYgF220S",
-	"4DkLgBFLwmg4GXAxGjEeaZ0YhvpFuLjecpnNZiJVLHrBopiewxG6g+SY5Q1eTHWLF3AqV91wez1BU6GS",
-	"+B3qjv4S38i+r8S5KRCYAjFTWKPO1U78o3hJTFCgXbCgvGIBKHx147lPZ8k7fSet0PCxQ15sdLAfe2GI",
-	"B3Kb1UEvVp/Y8aSxewud+4RiX+qWqkmoBFsl5E4rgbGi6RS1D1THm6X1BHrrxwPURc+ULFZjIaI+iQSc",
-	"TRuJoHUNMFc3B5zKSxfn6JI77SghIzQoq/KBSVlukzfWxmqGZr9D14FuSjISTlh4KaFtSuaTGDxBe70j",
-	"UrLv3mNOh9s1aOYkDNnM6ColrS/UTC1h0ZhNIat4ZBiivtXK5MQb3UnPMlYTkel1vGI0gXhpJYnIVCim",
-	"4C2epVpvVDEqS04sqXRLJtmU8pbW/8AzZt5sF/MSUVGuGCRyY8Yvros8318MNcfU59ZO+43JYwT9rTDA",
-	"iKq159ot3gctZ61//4V+pzxM6Mh8XzvUaBrzt2BxAq0jz5OkERovaPLaG/qIJpJVVHirtgnOjDRAjDyM",
-	"sAaZAsE443i9QHadxtxvuFveQxsyVt3EQKUZC2xMWR4sbG7Xlbhk0uSoGz/lMQlg4AFhHL+JVW7KN4sy",
-	"FCJhFKKPUGiunh5eijXc0ttAtQgXUslaMZeMy1jFVyxZbLfJq0zJOGIkYpDljqYIygfcfk/BZHT6miSx",
-	"YilNNKOSLP3vX7q9R+1Ou9PuvoesMfDC0WQiJCRWUog9p1M24PZiUBIJRbYC+t/DANy/KRtl9uaQYK/X",
-	"I1XxkGyh5Ikx8UFzwDUHIkE8uzADQhskdH4RiSmNuSUWzrHhFAzfnrdXuT421ejKy7koO15gcmHCKNJC",
-	"F+WPnmWTVb/F2Xy7mjdU3UTMTi738pLN9cmZJXQBS1i6+ZBQPqNKsVS//X9++T+DwXWn0xoMrrtPB4Pr",
-	"R0/ff/2/GnXEoXq1sihWJyH2Wwv7QTmh+iV9WLkmbqGm4G3yGAxVEnBJhinl4YQITmJ1DCYeEPfNj0wv",
-	"AdN6AieUTGOOabf6zIPR65KxmVYmaJIMaXjZHvAB/5NQGBT5E/x6MR8fkwClCxmQS7aQ5M8B/7PVasF/",
-	"+gM4lW0rXeqT8yc54c4ZCCAVKfKj4YLge2jEa5OaBtp+dhL5k7zxPsAwPGm933qJbJ6WXjJI7s173lJ5",
-	"3GoUR8BrFUuS7UK/4H9syywMGYvM6NHzTtzDYxIYYnERgxkedd+IXcUhC2qas3cobwufHJMpDt/eKhKk",
-	"jGoxtKYR62D9k0CYrjSwGG5hWcrymwwMPMblxg/LfdX0kHGX5gJDtfk1TnLUrdkuhiykmcmEWZJyU9PF",
-	"OGMgKV3QhGkBW3ekJSIx5wzDKqcY7ECHyMML7mETAmHbNZugmxaZwjHbaBMTzy4yVdyt8phEpi5okuiP",
-	"n/hswJIQDDakkjAe4ZG1T8ujKMR9XqRMr5IZ0wyvrB9hqpucQRaQsrnBtmdcZXAbVU4aG41YqIJq3/C6",
-	"XU0YNA5Ys1mcSpzaHuSKJXFCpWG/tsnCGTC/HZPgks3UxQZtsfDywr8F6CprYZJoSsb0imm503d+efJt",
-	"XZuQfGzTnG2ziCcA9L5AG6oXTQvKkIaVJSpY0UPt/LEbYJfUHlh0mPoNQVdt/0qde3dFt1N7UfzPUA8s",
-	"z7KQa3a3yWJnuJ+lbqwAgz8u64Kz+UUNQfHbrW1OS0MY279iOFeORtSNJuMRCJGpmGJCUxI5Lu83atiN",
-	"ZURaikUWIlKypWUWfKEFvwTbjj1ROJt1NFokTAb47Til+gbrx8NFUOQl6J2t79jocBgUjstkwKW0AAr/",
-	"KK6olXFrW3M5E2XihKvKl39pfvMEYxB1Cz1jEkaBuIB/XIxUy2ZoFHk3JKzXd2h/1GKoybavDBgWuHR6",
-	"yq3MEhp64/5KgosBVi8VU70fShRX0FI/n1rWrIemmmwZK7AN5vFS7WHOmE8AvMsE3FpGmUdZAWLXjKXm",
-	"hUu2ADVkHvNIzLePSQDPcdCNpsOLKwlUjWZjqYRkfytJMcXHzupdES6Kz3JxoPi8zMMbzUaRE3uvG/bq",
-	"vVLHJgs/w97YJsrsqOZ5zloqP5Z4RP3v9mmRXNc9LVPj4jtlIlr367JPruxC+gTL/mnIiP3TKbu2KV74",
-	"01yq/JTgdXN/+1fLPizfjIYfkWkPeA1coVFcTB5hVXN5onWVlpyxUK8eMYrDsRZPwwmqDyDBAiOTTIEE",
-	"aRC0UBn1FKOgPeCvWSoFpwkiM0IMjgQxSbIw1d/TlLlsRa0h2dyxKb32LQi9TtmEMFwsUbymNEIh13Ae",
-	"YRR1A2LXJKw9bpd4SElRPKhVcUGSW9JpHsQPqgoKw5BXdwWGAezTj6zWFGijbuvNFecAbYnGTqdDme4g",
-	"mkiPwPZLv/766/82tuh2KKbljut1emRq9V0bWEXKCR524hl/ACauFAVUO7UpvT7Fd7u5SY6mKQVXj+YK",
-	"S4AL9ZWwsZvUdH3Lnns1PRsRYXnnpdNDzAebbGdJ/l4JUkdoLsWaw6w/b/sWmo1w15oNX+GtO8J5Iiiq",
-	"uyGdMisvo8Ufv83DDKs2maQeRxCiV3Rzhit7HBe0/jLb3WQVnRC70cWgJVnUScUbXQNU8OsWbUFowTpg",
-	"r1udI6FJAicQbjJDlP1XUBuRqaG4Bmpj9skxMlAx2p5AMrXclosLY35oNBseXzKpkbkBr451YPBG/4/7",
-	"umbFW3DTE63EKuKAwer3ThuWmgKBcda5JCQLszRWi1bKEnZFubEHVt0a1BkTV/oNPLvjh6b+SKRLyQgK",
-	"/hOhGTYo/zxLksCY3gRfTEUmc2nXIRIvpGLTDYiMbg3zxjD8s7KSRiy6oKqwwZpfALTZBtcgyiWVtcti",
-	"pZoPzcbtjlQ8q64jmmvJ6WtLTdwyunwp5LnWQhmKqVFx3Y0s3fe9/Q3WzvfYlsd0+q2jpb5TDcx7UT6k",
-	"svW7d7hBvzKDg736TFUljeKqmKiW+zhDur8LOja3qwxmu+bzkr8MBmDumXd3CpOGU1DotrAX+YksHO/3",
-	"K+nC81iq9e5CR6DWHnQkNiUBqobAbuJY1GO7lXPxcSG2fVPfYnHqxnB4MfMiK9Y7+Stc+wAcju6cL5EX",
-	"lnfy0outbZNv2EIgKZSMDEXGCzm6GLIDTkZpIqv6LrR1wIuxrcMFMVjHTQCk18svY8zjyDSb2qJ84X3Q",
-	"JHJGQyYHPOZhkkUs2j7WX00FRIgNIemTRW6wspn/02Kjc0VNzLmB9MiloKjwNiO/X4dXQ06kSmHpCJMq",
-	"noJRZRTrWTMqF0QJAvaDAd+SepN5yGRTq4JDQdOIpBmXTWP2l007WOxD96glP0loIjjbBmXPiHvo3UTn",
-	"ZTUu7TgPS5N0Icl8YiwvIP0IEomSo9KPPF5+NA7XUYjKgSwdnfqLwMLL6qF6AwKcJtRg8YBgE8687N6q",
-	"CMAs4lLJdzoRqRaTtRiK9DVCnAsQNr1UYHToas4qMhUcG73ahvVbbX4T6TOhSg/xYlqj/n0v5hC0bXRs",
-	"Fl4SJcRlk8ScTOMkib00TdMwQogDezFBRXlxhUyTWz2h+uoK/u6YjwvDq90RF1d9O7L0ECHwF0UIGBj4",
-	"2riTFzS9rAEJ9HBcbFvHmrZW4fz0MkDYoJos01jrowi+vfcIgmbjgfk8MJ9VKnXpTMC4xQjTRjTrQK1W",
-	"L0dKucJ6EwoTFtl0phbN3B80ZkqS4JdBA7M23gftAT/hC4IospIpAx+IXrE+lTIe84AMmSZWEl0vsj9P",
-	"Y8UCxN+EOhXw9oDPJ0L6yIS4mSFNEpaaYjwh5WTInFEMi1VY4basH4M5Te9TXTEGyJOpM5esEfdWqPDN",
-	"Rsbj3zJmftdqQ5nNWJK2kut/a1I3b8dhbibwNouRrAz9cAYw80aScGmmK2cIQX5P6kWSV5y5rG1kIiWF",
-	"dCiiGgEHY6CrhUbCScxZHreJok6bvKwPiCL18VADXh8QBUzNhUNVw5/sgtiAhCV5G84z6SfOWBere5kL",
-	"vW2pKq2H/Rji0s03mNlRk/WxhdVhtG7r3NNIa4qf5jjPyg7hKwgInlJFtgykrVa7m8SZXFyDhomVBoP3",
-	"N+chruE8k03RS2Yb0TJc7ZjyIBaEnca4Fufln8b8IoFDWvlaCUEgrdC9S69XvQuS6JaJJjNzpokUWG2J",
-	"68XQEmm07fUdT/Nhm+o2tucpTRKv5+VvIpSVNx+gcPZdSGqFrRWCjNgcS+f4U1r+OiB9FN5HilX3iTBO",
-	"GP0TUfM4LAwpv3wuagtut2EAtCayFz82V7uy4PbK6wtoUMnndEG2QBNxlY0gzA1/NeWMtksNX+RHDG/d",
-	"iloteeGFt+dPW4eQKYXHFKvGece1fEU1bzG3upqM6YbkSbs4XThFX0mCEi+YuLhnALQfFsTipZ8WJHe9",
-	"xVwLEDlBsFm0uoWaBK0+XgawuVG86OYA+y3oS7C0AQNdmH+Px9p+j0LT0q+9mzwVgGYPMpaT5Vx8BZsx",
-	"BbrPyqbcZrlIwXwcIDxKE5y0rBH7mqcaGLhG8DFp2utIXMqiOFSoGS9priBlkhVCZkmo3PbvMvIoewa8",
-	"soRTkTLLwWD99dXOc+ApJAFIstVtdjqdQpOXbFGietisVn8gDsXfVYCcAioNa7DV7R2S4ULZUXqOIMf8",
-	"m5UEUJP45XJMrZZjPgbBwgwJpQ7vDwNzkwPg4Nso9OHL9t8+LTOveTKCK0SU/8ujFY1mOY05v7yNZsO/",
-	"kHpCXoK6vSSNZgMPMFh17YmFp/7pA8HFHR4zA9xH80e+P7WuMpNNWyfclVIrrRnHhOTVCHRV6XZZAsz3",
-	"xfQXdj1LKKc1guIGKTD2WIDI1lyZEfNUpGOh7mYJvh+Tyy0ME7Wyf90sv2c00Y1UFh2ea3IGQstLzV9M",
-	"4cOoRgKGrK11Rnls8zG++wGStxI1WSzNlgGjIIbAoUEuliSb1dk8StO1DTftwJbP/LEbeVUVwE5nLF1p",
-	"3pwhmOHa2aNBFUYaxZu+XdZsbF+2lbqJPXv3Q+2RexL19ve7R2SWDZM4BHILwDmHnd1H2zWe22TsGzSf",
-	"RN+endRShTC9Kr4I3dS+elnnf/uBLcjpt8dkSlU4MblRwaWW00yxU1s0VVwyDmlQWrXfyOB7idgldmiv",
-	"fnhdO6wMHVj2NRmPa1+7rid9+Xo2yZBKdrCXpYlL/5tpcsHH60db2mo9dFxb3TEuHY60CVuzZOfPqmOE",
-	"PP53bEj0Qp8xhbv+aL9bt+uXbCE3dtvpk7Ym4Kk8K9183dCdw66qRzNFIcwOy6vSccwhLBpUBVt2sTqR",
-	"FWE7MzpmCEkL9r25zVhHynavlTubDa/KanU0mrtA/rctw6plNgNXoz+EoR4TOrRlbCGUiboSrCf4Q0q1",
-	"WgIVVbnxWEMqFSalKqeNI/oC3ibXZa6WbFFOxAxZ24DjudzWWtGYcS3cafZk0ry0xGgMYlr+ZBEZ0vBS",
-	"TwUwyVyw46oaraujAaqlfKm0RoHAz/UN3CGwmcY1AQKr71rBE44Hp/6MXjHOZA23sL9syi9r/UWbOopq",
-	"hybGMb+djIIRcDleYnUbAv8VUyo4luYsfCXxQEKQt5SjLDHBY/Y1E5nVHPB4ZA+j4Prwch8i0WHVcdTJ",
-	"xxyi8yFbzqBgQfoINCYHHFQGU8xou3LeYNN9j8ZgcN3rtgaD60dPlvgy/jZZrbnGbmoW8Ct5+1CB25iC",
-	"N6HGMubjhLUc4PtycvwJXvW6Sb92HoA6q75XuYii8QW8AfLYR6EGvgShjByFmQUYpsyE4pQE1y3P0RAQ",
-	"dq30CUJ1xk+2wEpSJmzH+C7cXxhf3zDOFvum7/zIsxn0z1fiEkSHLIoVvl0n4njQg5VroKWGo739RxWs",
-	"uuUW8Q0wMB7rVz/kWCGba3+OwpgSSzys8Wt26m66gaAqdwWugVbCrliS5wgIDg61wM5aWucRCfY6HeLX",
-	"OCUjkQ54XpW9TU4Umpe6nU7fA4sANx1YUWyjBqYIDdMpflFyMa1aS8+psT5+KgdXWXERwWRZpjOdvcNP",
-	"iYv7cRfVbr8/P39tURr1eVwt2+0fHXmy3V6ns5l0ZwBk6mNbSrgdBngtL7WPt0g3WOePr4YGG2Snkq5c",
-	"D08zyDqd3VDPG/7FgmLUYhq3UjZicGnWG2dKNNSCKcHcm3n8ijGqrCOx3r2vLpxCiJOy7wyLh8E2OqiB",
-	"KsyA/t061cBJX+tVM34V+GLEqMpS9pV0N3EbJOcRTRIUaaHCME7RxBij620hMouUc8nFvOiVM8eu3j3n",
-	"XHQF2vEn0eRkjddgabXl3MhaKN/sWi2X2ZYLrmgI9bKShV8l27RTE1bzJ9nr9UpNeaWjh5kyKG35t2Sr",
-	"DlcQfIJwj2yqKQAXG4ty/qrmZdvHRDLmIhdyV4iHhQyT7JI/yUtRBx7tMJTL3hojztqv6wCRlkErkyqy",
-	"sufSNMULoeVdP1t10xqItq28XA60tWfacuKW7l1kapkPaMrURERQN9S4K7GdfZdLrib4hYTt0w3k9YyA",
-	"fmITnjMDa+pCM0fl4ays0Fucp3O1FlE1sNFyCWZTerkUM5W7fMvlZHRD3V3/qBaK0rhaNPlpqgVag2b2",
-	"ay5PFa2tmo5rbwwsUrX+w6q6BiWfopdtg2e1aY6VPrbC1UDoG1+7cx65HKutvDSepl9oUM0TfLKUbbeh",
-	"yXXY3oA67MC9+0BXi3hjVZC3LbUEZ8z5hcqFG+yqYRHAjYs2ZCnbaF1raum6i/q4BDTSXFLS1+IdOrQf",
-	"kNnKO1cswFagMzer8uZXeCt3UqqIXyD4sxwOWCJQUSGccOMC/PlNK3saC0xhGZZzEbCznqDX1fohf5J9",
-	"2JZC8aBimSCvTLit6kPqivqQLa84kOe3L5QihQ47mI3vYaL7YONlz6PHwkGM8rlvo1kLlFuqiFAuKeHX",
-	"HPYrz1WJOfr3bP38YvZ9XR2zpcCepbo19ViOlfpAtUXElxWDrD+ungnCB/SuL7pVwnGv015NTcvb2cGK",
-	"Q16iyfjX1gF+gP3LkGEILU692pqVQD8whd7EWlMcWJ1I/cZAMDzEhX8yceEPMdgPMdifTgLQRgbfN0wy",
-	"Hv3kiQhfatCDnukdIzsebt3DratN318qPJSEhpJwziy4wV0khbJQVX/4RVKLMqzXNoJECjHyMyGq1v3C",
-	"l3+si8DKeeFaC6fX68YxCJ7HpmD63l8XimDKQfiTKY5g2eKV854rWEMpppWgF9gFLIBdMZgyRQMTRwkJ",
-	"KH56wem3NYt9kzxq2Nv7yaC+Vfb0GVvqOzPYpRbcWNMeJ0+nQqtsSAWLMrbWvy8Zm0kfmbLG33R3SAZj",
-	"uViFIhMDLpQPkWmTAXz7BgiiI6eWOqiEGshmULelGfVyvBzGMawdRwDeG0UMXkqiF66InXOTWd8SUSJK",
-	"2MWdRp/xBIBalZHe9ZYDmOtIpOz2s9kE6cIhcrlN8o5VCc+iJoNYqgu9w7XTfleuNQywt1SqfIq3nlsR",
-	"MaLY71vJ0tbJOAdkXju5unicOliJAmAEQEh4V620HNVzUTji+RVbQTnuEVPC0qK/GVDijGG+3y2NEvWZ",
-	"lJBOZ5BLwe5m2LZLO5SGwoKlEp0Cn1m6Is68bkXBrHK3OgVomfmorNB0UbPYyCZmNE7r4JI0J1lmg3r2",
-	"7rzAa46J1tgggPDE2BRBb+sTU/kSvcB+o5432Kd1naODWpiiVaFhb5jKUm4PirF+8WTRJ7NUAGe0VN/E",
-	"bxksbCxh4seGtQf8B8ZmABSO/icX87WFLIILRahXnmUbBHiYvf8RZ9dqwN1gkDtLOnVBVMc4qsT5FpBi",
-	"p0IpQPuGJEctow+4DXWEDxBzwk2g6bqHzKdBA+5gPOatmA8aCFRGoMAX6R52SEQXsj5ErRqbYghmzJeX",
-	"ec64ipOq4GE+JVtHnVIh1CNN9e5S1rk29sHaJW825KJ858ZsAJY0LzkuyjY+F/tKEjqUIskUw09LhoLK",
-	"1Ha7+7sHnbvMbsnhfzWjv2UVi3DV+HtsYuS0WNgmZ0qkgIcP+GksWbQ3CZNFiFob/mFdD3jF10eNFkhK",
-	"eV6Fxgunr3Z/6wjdW+Mf/ITqsNwOgOk4z5JWwoIqrshgWsP+lpjBXrJ52Y99iunHkiAWK+qFDoctifll",
-	"Du6OIvOAj4RJQN4KwP2yeALj3D62MAjlNQhuYaFfYYwnRVt8boP3TTHrjfCkzgYPFPzjGeH/unIqWi6v",
-	"kwAQ4Nzwvo+hzBrw5dVKigNQN287sDujnFlI9Q01lrWYdxaYc/mo6Fo8+coYzQv3NsgV8KuWXpRu7wmZ",
-	"mcxHQzJsiNVEzLlhfCjEuDILH6UWkY92WzvU8hCW1JByXdzgAK5d1tvZGdY70YoAjVhSUdVd6PXIlGsw",
-	"a8oA/00iwZW+DIR1SZLrauhYF866Sh3RVOUM3/zQbBhU9ttTizq13x5KYyMtHb26g+KFgdpqyAVLgTfM",
-	"IiUoEKv3S4joPZoFgCb/zTYBxHC7iwLrZvGx1FfvkFXuxNckoCFgIvQhCSwRYxLz9oB/7aFB93PiPVxU",
-	"KPuxjc8pfGsKfPQLJT1Krx5XuQRWx5dGtm4XAnRwoEVYaFuaoC6E5KdcmLqdxWZzD1AV2+1+/D/V7QRU",
-	"agRsPtOHwpQaAAXiJMP0b/zrqaUfz96dNyqyuq9twjSWB700bW3bAb+xbcJozlqb6u6TacwzxbSYLGWm",
-	"dXQeDVxFEEIlefP08eGj3j7ZevbunHyjNcbHhv29TiHGmcltQuWlRKyOWcy5/jAZizRWk+mAbwWQ3Bxs",
-	"NwlGJW8FVP3vX+dKP0FpNpaAdU6zyIRBsutZgAniLMJiqp7raMAhk7IQ0wtajLGsxRxcHcsTgeAIw/0F",
-	"Do2antvWiVIzLB0b85GwdXspVnFAntlwGQFadQAvrkGaSBPTguzv7IxjNcmG7VBMd9wH3r9iveKyUalR",
-	"mzceS1OeCFaF5nVfsZIGxHH1C9X1msb4otd1wAHJopXEV3pHvOOF7l7wCwFOnK9me35qdJ42rXPav1H6",
-	"ACajlhmDiyVGuw1a56eUU6zl2vQpCjp2BhzyrMw4gOHDFG39Q5XqCzvgA/5f/0WemFRP/acp35anQ0J4",
-	"vMtuyXjEUhKYssaBweGxuaJ93UIQBL9KwQf8jwHQ6UGjT/4YNOJI/2PQ+J//+/8GjQ9NMgDqbX7Mky78",
-	"lz5AY9CmbiggIU3T2ERTu7jtLVO0UPM+sCKbH+R2m7wu5FtLLUsOOHgx21glCK8DPPBSnYNj2CMS+M9c",
-	"jnAp3XnAC/nOxrimxAylutjgcQNB2SpkQBvoIc622/rSS5HiPRNgnXGljIdZnESgWBoRXU3YtE1e5Ul7",
-	"pmSDylKQIif60JkajUGvs0deCvIYa2MHsOf6wiPKBGE8momYK0m2gh18pkmF+eeOPtv+3xBWG2w7XPpL",
-	"ttAyq6ZCO20ovw/BuDu/zi9lG4LLMdKBFzKK7bmDsIb81GGaDB6pX2y+3vste93n83k7HYUtFsVKpG2R",
-	"jnfSUaj/0+9t2xyYAbeZfUj9TFVwTB8PlhUGD9rkG5eRAzY7yOUZ8EDr+AGZMgAa25IMi9YEXiJQQFBY",
-	"2W4aS6vgJID8IuQtmI0XNAccS/boBdHsATKs8I5O6cKWRbCAdLEkG2dHDXgxy89L4ywi20D6mgtfNvvw",
-	"xjnwvc2wV75piQGkOesPm+4eUl5Og7PVss9dkNCAo3VIOcwyJ0LkqXW1rfj3B44WRidr9hS5pH6JYFha",
-	"d5zHkpme6dR2RmczRlOcNlzznNQEQCcxocCeTdiMmCMAYf6aSTswy3tMfsuEwsqgeoiYNo+XbsCB7dil",
-	"PSnwFP3wOciBhjG/fnV2TmyNeM1/doxIYpAUqOduAeL6NSzc11/73Obrr5GRaQECM3ywdYuY4gkIV1Y0",
-	"GXBSkE7OjC/iNs4YcqqkgRHRzWJBqtQgi4BjnCqyjDy08zkV2CROCilhmzy5ttYJCB2oWTfzcaBHkCfI",
-	"gZuKnKKFD8I0IPcVd1NfKVfyUJ8iTbQlmYsUgMGp0m0JHhqSbuqMwk8ly3kOxOHlHbjC2IAkORGamBDn",
-	"0DZHYQz5J5lq4u2PDYJ3nsKBqKLmsRUDbJleT434SottWAIM+/XKlGJ921z4NaXfMUPDihNeHDK7YnzA",
-	"TSmnWFk3R5t4EQIQ/2dUG0hRqE1jiE1W3YBj7oI59vudXVKXM2FvzWtfGB1wj9Ph91Yd6JNf3gf5WQuP",
-	"cTs1MZAkYmFCU03Bvdf/yNUG/fGH9ygBQIp7aZna5MSTqq7YgHtp8oBm6YhsCXm3kDLvSdJOQh7wsvAM",
-	"SZ3G41WSrPvklzyd/n1wbE6vPrBWIJcDzqFE4bZPeQnjI6EFId1wqMAqb32ajkWaVTLyIZ4AOeBK6B1M",
-	"FYmhPLKnDWAMYzEFkKoS7mmQ72Aw4Mgd2/62ehVZVF4fSBryBQ5WY+LVHHfAg++e5BceK4duH3spXN5w",
-	"Fsjngr3OLsnTGR2vc4Wu4Gi9qcr2TXNLzBUvi+suDa5ZUIEHHK2Vhco9foErpIl5nS2teCGnNZIaWulk",
-	"4Zw1ETHVj7KDysGaCrCoWRCIAz2157rp1muIxQ1Q2cyfW8bqLIIqHk/ASWkSCl9d2XpjphJYHukLY9Sr",
-	"2jsKjPaDzo9i0iBUcy3nxNmy4oZ62fPiZcYN+PLUOFewOpc67TSKqXJbJleOKDHgcxqr7eaSRSH+mmyd",
-	"Pjl/SqqrZAWmKKUjte1kVryj0orR5s5KQkMDcRRLd5G11tIvUO6ARrRQ9M95/wfcnbPAlgyfiFQyMgRv",
-	"zkJfyJkWKbew2p2+HZqn5zVNvbYC+zSwg8kVwIL1CQozIlXN9eJCIb2mxRcv8BDlz12MfAgRbK1E4NCB",
-	"bI0q8zRWikEkBbVHbCKSCBkdVbByTUPp7Mm3q2oKssomJMbOQAHT49OXYYHsGQtZoisSa0sbnslomsTu",
-	"PIPtbRxfMVTMjO6upcKKPShI/ah7c4oKvktc4BhF7BlVE9k0JTphR8wsp1oY7hNb8x1et7qbtIfs3CfR",
-	"9qSZBuD/ZImKg4AlZozTWdxe0GliBuiegazVRIJwNqfjMUvJ21P8LhIh6AKAHhUyY9U1lpgXp+cVu4tu",
-	"FHVsUMLMR3JHv5ujSuR2lkazYcALGv1Gt91pd/RrZmiNfmO33WnvIrrpBGx79bKi/mXM1LJQHqSCFbg4",
-	"Q+qsMAzSKRwxzWuKVps2OdGc75JxrZL4GH7I9WIl9fdt8m2W4jnT6i+aeazWyCwA9FBoGukqahvKpYVS",
-	"aOJlSSFuwILgFTqNGv3Gd0w9m18iViJqYrA0vU7HmsxMMGU5nRuiLGzsjIXE+8UgIhogRAN76NAODbZh",
-	"4/J1+sPFb9Prn97R//x0cjSff/P04DQTu1c//f77o/Pr7x+fz//9zWKcnu1dNgw+IcASGhBCwB4EpMFG",
-	"t/vbf07+88P143T009nFo/PFux+/fzV+NAmvXtNZ/CJJ56eUvg6/f/tGND68/2DshXQDzL4zNB5WDdTG",
-	"FtFuADanZhC6NV+zXNa6eX3HvHkaYRf7uNZ1X7g92Tk1iZ0Ov8ZVUFn35VuXpGtxi3xTd6P/y/tmw6Cu",
-	"4HlAWdPhNZpzjESoeJIbzYaiY5ljFuqWc30pilULSsXJpXfqOdrLwFiIrzb14dV0GNLFjWnZAu6RUZwg",
-	"aFCpuDAY7xCNKMhLDRtD5tJqw+QlhoHkeE8owJmFkv16+CJAXTegbIhD4vBHjgc82Ot0SRF7Q0srRUCN",
-	"47LgqD9coa9U7q1euLwgnASyZiGV4B7WHYr8lR00BDY+NNe+CdIKvFgGf00WZs+0XGwgV4YL5BlQqtoP",
-	"r2vsjrrhEX3EWr3hXtTaY4ej1hE9GLa6YS/aZXujfXowhAzmRr8Bq2pdq/1CuT53f2/mJ189fluzuXbg",
-	"j8LD6Ih1Rq0u7Q1be+Fu1Dpke6OWHrD9bcnAC8UFP87QcywS1MuLY6+rJL9khTG3ZzP6WChFumZp0Y4w",
-	"Ui47xGQ3AMDq7u7uUTEMs9Hr9PZbnd1Wp3ve6fThfz8vW94YkZlqVvYmrv1VwzfmiRuMfG+TkUPEy51H",
-	"/v6uXBu96L/kFWgrVevzKrObXmA/MsttZrd33j3o7+2bJfFKu9pK47/kzuf3Jham0Ym6rDfapa294X7Y",
-	"2osOWOtw9Ii2joadsBv12O5oj2LKhe5Jy3fd7m77URFeq984GHWjXrg7bO3RfdbaGx10WofDR2HrKOqw",
-	"7qhHd4d7YbES6MaX3k84abwQv8dJQnf22x2y9e9u95g8j3l2Ta4PDy4O9rbJ0zhlI3G9093dBdm0vOyl",
-	"e5ovPc+SZPXCdqoLa4K0GuNSAfhGXta6FsXCLv4+Oxg9oofD1lHY0dvdHbVob7jbCvci+9ORXfzu0WF7",
-	"v9vudjrto6PS8uPg/cXFJ4WlC7M02Tls7+t1eZ9HbBh84l6ntKO4Z/tR64A9GrX23CjxuOjTchChmLM5",
-	"OauWa60RAE/QoyZGBZmlJAs+puGEtR5jjZJ1wiC8bN59KSD2WW/BHeTJvU3kyW+oy+mGT7qbCJIeJgt8",
-	"tLv+o6cOqeXWku7+Jv2codz01kNDuVchuRgJ8sv7DwWpWR+bwonwJGN43HjfbBRMFe4XAzNalJzVZAeu",
-	"7w44AyKLoF+XOgCJg6DwFUJlICDahUfb4MYhSwQfQzG5qqVsAFZ2FzSyYArNvMaIYbM66ZSRoNfpBYTF",
-	"tgxQRWruHZGCxQ7k3U6wg/5D9JwUcPqsPA3Fw2rk3SruQk5mvhHR4mZ8z9LGkpmssTHFWA4D8aEYbwRZ",
-	"WxU23bsNm/4jr/7ROAV7eeaF+BRh4GJp97y59HTEEmEhJeygHyh3c+55A1oLhW9YtJLKmnfa5GRJcc98",
-	"4CQeFY44xhEJzkpE2Rle11JT9+KHZqNs1934Y/P6X0/JuxsQy9cIfHUuxHOAvYLv9jehkg4c6wWLYnqu",
-	"5VH9ca+3ycezVIT6BA8T9oQrTVfh26P1354L8YLyhZmn/Mx5SYF1gEu8PtKR0LEpZ+RYiZosZRVooFnO",
-	"Kh4LLrOp8eJ44Ym0tmcIFkkNEGdegDcPKmyTp0DFbVy/74RqOiOk/bKQusPFvG8jImxl0jJUABAzYG5b",
-	"fq44YmWCbcfkbrtwpSS+gjANyFTMxpMqUAIiFerHpSg6HyMF1oSLORG8TzKexJesBvARKSwXfDEVmXS+",
-	"A+OpnqAdlqoBtwPPAwUA4kIPwiRvQvZxSJOkHB1qiZzJ19zrdEnRiGR8Ac74m2cwKJFExnRGgdgP+Fbw",
-	"+u03z08fX7x983wn45FowY61cGr/H7T4r3a7HdjwjUeQkblN0CtjFlAfLb1KE5ayJvg0ZGHH9Hj9sWAw",
-	"G49wK3HL/diEkqVtGWCjE2RWwTEOeCEuYgtaLGP9lkUPLW9sHy/LxKqTRLzg57uIICYEunHV+2aPvzj4",
-	"7d0he9NR/9nNTvfF60f07Ch62h1/3/t1c5mkJip7I2FkrwafpZAS4+fD3I/J+1YqygZ84rGFevwcOeGX",
-	"wtF+Mp6CMpSZIUdVeNX1HA4sIytYG9Qnw6Su3JKBJQhmQOEt0WkaHyhG0RV9zeC4HvACy6gSqZwIF0CH",
-	"c9Dgy5hDSWSDt0u2LFQ3VqgdcAQB9mKvbAqISG06oaWn23mFIpVrYim7YjRBfW0S87FxJtSB9s5LoVSG",
-	"Fki3Dyxy49LUnBtnNphrKQlLWL/HNaodoMvC41JAxoBD7y7eILk5VrENy/EDMLZvqksO+LcA0WDYfV+f",
-	"hnIdHuMZJ7RUx8fLRs+jHlajLvT1y7NUoDQC4FXLIB4gAMrHeDDm5hXADX7doCJqQ3vA3xVOFgo2OW7D",
-	"zEML16tmsRtskrLgNgSRpQOOy1B5Ed+SEFChAFU/RbC6ckyhkYUw5IYIAxEt5hyyA/FGYB+QHprnO2C+",
-	"NO5g5G2cZu9SQJSFzNsitAIswYWKQ1brNAMycgemXcT6aIyjbvu3w92rJ7++eceenZy9fPrz3uU3p52f",
-	"ePzj2mcnLoWwaofwAUsbq8J0NpcOCsWvNpILOrczUhTRWRps8Wwy/C6MX8XPnv785M35j2en8nSqZj8/",
-	"Pj04naofw0sZP3/8rMP+faLf+eGn7o/x6Mc2Wzz7PXp3Gr+KT3//+denv75692T357NnR+2wl/Dh9Gkn",
-	"+vezpAjGgAgedYAbvf2jXsf/0Q7ucPpjL/3p4Pq8M3u+x38+mv/Qlc8eTb7dHX2zH/7nkD7pjd8exK86",
-	"v73ZK6JA9C2yxF9kNSnC+dSYTJ5bmtK25QYwkwa0C4PxHQKU5TpjdckUk8zpQpKAixbkDgYY/OoVOvbY",
-	"YNEdZj8puLnWptm+Tul4SlcOBOYRNIE2fX9+/nqn2+7g5KojgMc3G8E/xVK0ic3/FFnp46J/aCPLP+gQ",
-	"L4X6yWZEP1inPj9Z3k8jyS1DHvTresFdZGq55P7GS17IbTylINDca9EkiNKrhY2KeaeNAYzlOho23cBG",
-	"gWsRt06s3yBk50YBOjjzTbRtQ7tFpu5Tw76FR+/L9c+Jsa0E5SN/mBO36TFu0SRZf5QLRi5n0cwTtFgE",
-	"MUb+UfbHJDj7y07nSZJsdECfFKYEdwrLOT0c1499XAunaf1BtZR5ZwSF+Zef1ieoR7nqpJmsoG1v5kLG",
-	"nCWrg652GM8N+o5IMYtHQU2uj+88fgqL8TrnWn+f47g4lL/DabzSU1x3BD4PP7GHEL/aQVwbA/HgLH4Q",
-	"xz8Dcdym0NPaygg3YA/w1W18xXX9Nolkpi5vobwZpAGlq8QiCHv8DPyAA64lrmrRjGWRSvfCazwTIIU6",
-	"rpFb3tkkpZIRLsAOoyl5w5XVaPz26N0ue3Ok/tMFX+IhPetFT/fG3x/8+kMn+Xn3+mZRTrfjVTVC5Gtn",
-	"GEaM0uPSkfg4YuWXTxO/nEAY5aIkzEkxHkMkNRu6Co1JYIWeZupoVHCW+6biNOAvQHq4pjEltAYemUGi",
-	"mcEk8tmsdg+sAYNKEPy7TV6vR3UokS0tPWPAN6Ew2JEyvZTgHpbHU+SuylKVzfVktGkJt6neq4fkykhC",
-	"wnxIOeGCaFkKQb8Bdq5GeIfQlbuFfnpRMXchqHex/t+AZhbKK37Gnpbh9KfdW3pbut06b8t/1H52eihe",
-	"9+jZXvT0YPz90a8/dDVHevzo6psOf7EPQTA99Z+D7BP3trxkc79CwYPL5cHlct8uF5/qPehqn6E848Ck",
-	"aE0BBJQhchKyiVyDSBsrlDYQF6Rv43HoMLIceJXE/LJNzgWhVyKOTEiRFk8AS8Kh3TNJJvTKxZjIph+H",
-	"tNbA55VEjHPUqhxJpE71KylqS1UyUq+RgbhRlkHqpQqznh/BGujSPE8iSp6LK5ZQyFO996COck3jv8yO",
-	"6BvUtCQIFcTttjaLIcHSAL1ERnpel9HxxaSimIWB6vAP9sUHnvU52BfxDuc6rr7CK5mTKwmwAt+DuXKf",
-	"eTCjD2YXKzJOKVcSJWkAvIslAdxjBM4TasBdkVCH2wF9L8Pt+ItAON4YIP97SsQvLt/TLEkKqMtXNr7B",
-	"g27QP5eqsvZ/aeRgfiZNXfbnaayY+wtDjW0pAvsm/oEQeVqGN+iOfbQGNJrFpNVmTZU8Ns4S6iJN+5gS",
-	"MudklopRnDAfXBoDZD1UBAn8uDiT935C+MdkB5WytTXswCtc+4nlfD8kcN85gdvW5LDEzlVXrGRue1em",
-	"QAzhZq0hhvDOhihHhs7ld/mzwid6KxFO/29BJkJgekxeK+ahAOKoD5wzS9koviZb5Qr7JXgXLeUvgXOx",
-	"7rdak0d9Ff4VgwaLMKhdMDxLbfyRIMmvG4p++0bGlxUDiQ3QJFatKY3B1gypBeaxZW42o7x+sZ6VA3KK",
-	"xO1AhbqbQPM4mJURaocfA1yoOJuPhDFkJ4LNf0JgQzVANt1Wd/+8c9TfzYFs8uJsiBdTqIyGj5br3+U6",
-	"YFjPqqZ0V7n/br/TgwW9AeJRvbJvBONf3G0F6eZ9XsAqv0J+eSozoJ7e4W7P7rA+R/XL1jnv7uXnYM2y",
-	"uc96HT1b95nDCkppyNYspSnoU7OW2OFN4JNw5fA7t16VdfLgqGpWqjSZOvigZsOrsIGekl9PfxXxi19P",
-	"Fi/POvMXZ53rF09/vH75rZi/0P89FfHzx89m+p2XvRd7Pz9+dnQrUKnNhc9KAa+V4ENAPx5Qhx6EVoVH",
-	"wRNa8e86odXTCN9/aK4zIqOXN4pTFqpk0XTCabJAyclgqRuwZ2PaLeaUOitySZAFPTRok7eIrlAsfAQw",
-	"xTOhJTQKsBHcVZEc8O9Sik507H3CUqiuZEpMEQRrkAwkT1ORvSIvH5lEWWh7hX15K4/PBqgdcJAPuO55",
-	"e5nxeakJu0bkHvC1MvfNYrpx697K+7Fpb8IKkKsa9ved/oB8L2YzVOL96KVEmNiJjGcyo4kXxNSoUP6N",
-	"aWY+4RvZv7u3s3/Xw+91zjuH/d6tpJbNV3i53FIZwc25b3njlvPhVfJKaSB/kQW/UCOyhmO+hUgV3LiP",
-	"wC6fmzIkdcFuWp8fuZhIzPgICnaCnT/i6ENQFO+LL2y4j0u0zjok2S+Twz9gg3y2MgzScCNu3ECMQVt2",
-	"1fi2Y4shg3G7ipeY10yVSxKzvsrRGNDAEAo+itNppWgSVgirjW9uk5NV9Vc992hVPtldDjBCSRE7hGzt",
-	"dXab4Grf63T7iE5Rzn8cCxFtH2/mETG9DGlUjG88rgX4KKN2FAcna9J2Bnxp5N8NhZ1vYQ9fsHsKsL4f",
-	"d7wd1F1DpU/M+XPFfT/NSOmPRtwBx8SF0D84kr8AOo9Xg0wXdU5l80RL/msrr6wi2H9B4ux3TBmicx8R",
-	"vP8wS+jdLKCfhEZxXnsEvwBn8BdLeb5jaj3ZmVEVTuqA5bCmHqhxgLXFox2TBVFwKrbJCeh5RU8jYBEP",
-	"eGBy+y9mhbpekWCIHqboJbPYqFRBLb4+gK+B3FlAbB5wKPCsBIlVjv7pAs7McE1+B80TeBHbdKumoqkP",
-	"HhvYUmJ5Hb6SuQwLNQJoq0v6JkqIy8I4pozy+SRO2HabvOUqThB3Q/lR8nIi5tLgqRnogzwPmUculLSM",
-	"JBtLMkoZs8hrGLhqQknP65FQ8zx6H6Q2h5Ft29LE0pQcDOC9oFJKsQChthX4AKot8zhokn1COZmILN3G",
-	"DEj4yCHoWuja8uf4QtAku+7zG+oGtkilSI0kXj13A17VGEidwgAQb6YwuI1eRm1HpYvt2iBbImxZR39i",
-	"pgjmKgViwJdpEGTLlKCEhdeEtm8h9ZipQdyKuctHGvCQQr19tSqTs2jXZdOZWhABxSm272y/vYkk8RZY",
-	"3t00GI/f/gAWno3ZnOn8r0hT+oKFHFj0u5pMu/ufmoBjBvuxRJuHbJ9714+/eAPog0JdEmuRgq+TbGvM",
-	"ozu52euPxiyrLSqjZDkV25hCJyy8rEOsMjWmC2j+A854ZEK6Q5okoKlbG5ZmIzHPmERQ/oocAmKuC9HT",
-	"IgIiX5QB3RCpn2yhfFcSZWTmR1cxI/gNeCy3+34ik61vTYmfpzWjcWqrDFQm0NQy+JANOCZrczLTyq51",
-	"+dhS/1sVkDqIa5+hDC+2b2X9tetetQIP+F2FutvYiLETlAl7pOoVz9PNCydq5IB8Z0Cgm6aBGld8KabV",
-	"mIvrRDUjmN7YUH0jP3uhGMRdxLeyfL7OEN1scDa/uBkuyObe9MK0vgSk4O+e/h7uRlfh9MdNU9cPOnuH",
-	"dZnrP892r388TM+7V+/2F98c8Re9y+cHv37fGT/di84e0Se74dvD+FX3tzf76hPPXF+GwlKsw+J5GIB8",
-	"ewTREW6sOl2mi+tz4eFGPWTDrxjBgxvnQer8VN31aNSZLmoxgFeKnTbna016zAofD6S/2WaKGTRtZ+wK",
-	"sG4VUqdqXalcKEIZUpgEAkOUb5peE2BMMcpJYOoKbpBic9OEmheLM7uIHz2r5qOG+1vThwtAN5vnLDeG",
-	"J3uf7LU6R4VPgH0eDXtsb3RAW4dhN2rtsd1Ri+4PH7XCo6jLdkf79BEWqY0SdlHT6G6r+whMMHu20Wop",
-	"4YRKdaEPS63txn54x0LAtWvU6Z53H+U2MrdGNgK/bj67xW9gkbp0N9xnj0ato2Evapnl6qCZ62B0SDth",
-	"l61epP3zbqff6fmL5JX87e0uX6bOYeHTwjKNqWITkUnWCpN4p9vubVT7954lJnOjNo+9twTonxl+/2UH",
-	"009dkI28MV+DcM5VsWcWIFxwthwWPJekZZPILJwQKgkliZDKVMNpk1NFpnQx4ENWh2ZeZWF7WgK/GImM",
-	"FytCIW90bkh2HUvVJAWkFtABAP2yAJuL2oIe7/EyHulhvMXRR+KJuKKOK96YKZrv9B16v0lclnn/c46+",
-	"2lv/0Uuhnuqz8kVfdzw69i7e+N6vu+uFOFOTS7MiWvTcoipeMjaTAJkQG/xch64DqqzBxAzMn28lS4NS",
-	"dg32GqwmA/d+be+WLY7RYSZ15WZ3WH+08QWGfIB/alRlKWT+gRIUIhNvHIFurv7aoEVNYjD9Yz6hSp85",
-	"uN/oIiZbtuKjzbgPkyxi0ba51AO+GvzhE77T32Ea3j1e6M5D4tY/JXHLMsSHHOcHcn7zcM8b0/I8KXp1",
-	"HCi1Opq+gc1itGeziA+oLx+Dkr62vC88aQ/4qlzoIDOBWUHTeOCLEaWFOvpUDbjgWiP8FvpAdHGQI2vl",
-	"zGNC89HYoDmt+SF694BnEKvJOL5Bx9SWfgsGjh4OGn0CBqhNuNGGuda3CMoDjlVldX6CURwd/0U4cBiL",
-	"cXdud9uqtBYfw7pnN4S/jKYxz4f+N4UC3pQV55/1zrsH/b39W0CYfFLMeTW6SWme/5wgwQc2/ZDZ/CUE",
-	"6N1fZvMfcfRhxxh+lqOAv+Vg0KVEipHNIK3HX7kp+0bTsTX+lpM/HNhLnv3RxDZCczw92zMIHyaDw5pj",
-	"sE7IWvV1Q5YOrd0BTOVNbmB70GA/eQ1277zb/QQTBZ3R9oFHfko88gt2aiC+BCW+VfH+eI+F+q6NGn/D",
-	"IARaOgL/lTQwXQ7zexxfQWi3IltOy6NpShckZVNxZfVVA7JVgvlGTOoN2NbKGGKD44Vg5PBowNfHFS/R",
-	"Nv8ew+qZh2/2t+ibS5AtbxBygajpn4nG+XmxzluhjdoQn91P0giMBCRWEgxiMNMHZvqxmOmD/vjJMHNM",
-	"KaIFZnoDeHpTxGEZN3dxS6a0w1KN8rkY50wd6tIDl55PWMr6JSd6tQ5m7lbHeAZ9jf04XGkqZVZyuhz7",
-	"L9Wg+Ly8oBhnAgDntw3dvVGEw5NlZZYf4hv+2ZFOlfrbNzBMlavAIEmZMJqoydJw/scTFl5K8lpINU7Z",
-	"2Y/PgTi8YVEsDZlAlF9Gw0nO4ROqGA8XbRL0Oh20GA04jh2STwHMZNYEY05AtqD2HNTuttaphX4jEnNN",
-	"P4QijF+xRMxs3lElROF7nMRdxU0Ym7Q0dJxiM2YyF1PZ6Hfbh54wls0aIOJGceXFTvug9OIHuK6Jmixu",
-	"6OExk1taxyZiM8Yj3TMu6/0Rhjvdpvtc9l67u3zZGXTcb2Q81acQbmazuGudTsf31Yg5L+4HuELvYUNO",
-	"FEkYlZBNXdoXOMz3tjMfrXKYvs3AbXBtLO8xjBKuvL7gbm5xQZgxxMSnLDuJ1leWkZcTC1Fk6EScMFO/",
-	"G4REYHcZ565o91D/LmA4zGb7yDZBKjXgXHirDonSlGgdckgl0zIPHbM8UnrMVKGvlEFNGahMJtSAryM6",
-	"z+MrxrGI193ITulgb3YIXe9LVC5vBanegr+bKnykE2uXQc93yNYcRYiH3/gsugh7PPoh5YjxpVI6GsUh",
-	"2aplio4GbSOy7BIWFysTtmFOqdbEyJAmlIcsNeXqJeMQS2HP+YADYthmLPENo1F8L8fzc+OKbyDrQYnC",
-	"bn0hTNHyOhVPmcjUJnxu6VY8WrEV98UQXwJIBY0Wx4R+9rzRXKgVpAY+T6+sSlilyvgrovrBvyUmrkYi",
-	"zKaMK7I1S0WUhVhFQyo6NlhwiQhpst1oNrI0afQbOw0t4MfmlLn9qir9IU1IxIBUYPtTfSnSjOdtTZSa",
-	"9Xd2oIeJkKq/r494Xfvv3ZyrbgO/+kcixjFgq1wybg0J8FRkqpljh6RMMq+6dSHyru2VxtQKUXVuZywZ",
-	"tSxxduQPKvkuTcoS82JVbVfBcisoZ4T9z//9f8G2PwqTRlJTLdOr7IlKGSaKmGLbbfJE60ZuhIgnSaj1",
-	"43+NFouyfcQrrdou1taUNWMAS3yzUpJVTdgCi7IiHCMak/LSK0rkRYi8ynN1PSBkahQrTVHjBHMo8aa0",
-	"UpawK8rBpKRn7O9dVFvcz7Ft1CELN0uWGJytHVvcUq8Tc/+qvbzOhkkckku2MOX4ECCzZLnaenb26iV5",
-	"x4bkB7YgZ0z5266/bXx4/+H/DwAA//8=",
+	"7L2Jchs31i/+Kih+/6pQ+UiKpBZLVE3dT3GsRIllO5IczyT0VYPdINlRE2AaoCgm46r7NPfB7pP8C+cA",
+	"aPTCRYsdx6OqSY3F7saOs5/f+bMWislUcMaVrPX+rI0ZjVgK/3xOwzF7LrhKRfJKXCiRMv1zxGSYxlMV",
+	"C17r1Y6TOV1IEnDRlPqN4IioMSMDES3IWCSRJDQMxYwrElFFiRpTRbggoW6bTOiCXDM2bdUaNXZLJ9OE",
+	"1Xo121StUUvZ77M4ZVGtp9IZa9RkOGYTqkfB+GxS6/2avfy+UVOLqf5eqjTmo9qHD43aOVXsZTyJVXng",
+	"7/RIYkkSNlREDHFkv8+EooTyCCYhWSh4JMmMqzghMbw+H4uEETqiMSf10xeXJ33uOiG4eGQYMz3xKKVD",
+	"tdUjQb/Wn7XbO2ECL3E6YfA369eO0n/go5RNaMxjPsInR8r8boaAvwatPs+tVL+WiFHMm/EUmuoeHql/",
+	"7Ldr/jpN6O1LxkdqXOt19/ZXrtEbkcThorxSl2NmFmYKb+BqMaLi0VgxqQjOCxYQtprp5Ysl0bunnz/C",
+	"Ov3u1gmaNAtyNF+2TBeMKzJYkJQq1oT2WETElKVUT0oSwQm7YemCUC7nLCWChwwmZcc8p9JOZuWq//6P",
+	"nfbR/B6rjv2cRtXrbYbxlSSn3zaI1LNxQ06ZnAou2RGRDAd9/OaUeG20yHEiBYl5nwcTpmjLtHYVR4He",
+	"PMoJ4zcsEVMGZz0oPifTVAwSNinOfH/YibrhzqC5S/dYc3e4324eDJ6FzcOozTrDLt0Z7IZ3WocPjdqU",
+	"pnTClKU5s1SKtLwmr6f09xkjITwmw1RMCE6Ns1t1hT8H9mBOU3YTi5kkUzpiLfJan6ZYkaFI9eM+H8ap",
+	"VObhK0HM/HqE2vZjfUCSBbmhSRzZ70gSSxXzESzZME70kPscTv00FdEsZBGJFS5ZrMf8+4yli1qjpg9y",
+	"rVfDtpctz16nW3VMlhCvM3obT2YTwmeTgT69QxIrNoFjDQugp+bvXLddPSa4GbkhRWxIZ4nCT4YinVBV",
+	"69Virna6tYYesO631uu0243aJObmLzf0mCs2YnqWt82RaGa/wmwumJSx4MsOvcTHX0kSRw1CJaw4i/Q9",
+	"DvQ/zxamARnkOUaH7oR77NmweTjoRvpc0uZB2GbN7mA32h8e0HbYYXZXplSNswWIo5Vcxi3AbAZvehu2",
+	"U3mt30qWLpveTLIU5pYf/LPwIDpk7WGzQ7uD5m64EzUP2O6wuUf3B/bZpxj8B90WUha4it/QyBAp/Vco",
+	"uGIc/kmn0yQOgZBuG0Lx379JPc0/7bSggQGNrtKsBTmbTGi60DIDgWNIREr0hIgjAfrixRxuXa1Ru6HJ",
+	"jGHfkR6p316jFjFF46TWq/0EbWVt9PFU92tkMpOKDDSNI+ZckgFTc8Y46cAt7rTbLVhaqSgPdR/bdBpv",
+	"33S29V5Js7pIGe9A/hRVM1nr7eo7omIFu/wNjUg2eLP2s5T3RlSxsZhJ1jNr2fPnqXfFrMiV4OxKxRN2",
+	"pcQ14/klRZ4hmdKLesPSeGh2iMDLJKScC1iMmWRVi7ukE2+ddRfYWLZLDcJup/r06W7HVBKapIxGCzLQ",
+	"i6y7WrK+dKbG21Mq5Vyk0TaM/DFX+xSHp0dlB2jns3Lpl6yC3oUJTfSFYtGVPev51QeJN5ZELzN2/sPF",
+	"61cVK11oqLDCVv6obm7VaoJQ8piLeGYHameycukK0wJ6ktGi/y9lw1qv9l/bmbaxjU/l9htsAT9ZKgrp",
+	"xXB99DIlo7RGpB7kxxJsNQhFktPnlTTHva8PjJiBPpBSPmKkHni3UTckUkKJ4Kypj0efuwsx49dczHnu",
+	"QtjLoO8BqQfVhytoEKEFNbgDb8yNCFAug4u8eDGhcRJsoWTh6Wf/bBr63Dz9dtkam9e3M3ETVvm54MMk",
+	"Du9L2UPv8/wt0HTTbknEEqbZdz1loKJp3rhVcSFca4WrUNHWKmq9vQkj3TZjefA9OczuyfNs/CtviJun",
+	"3gGt7yVXilZScnhIaBSlTEokt3o1KtbOb8ZbvmMu1JilTvf2TqJE3SzXxUdlgt5KvcjNy4565aL5E3x8",
+	"mmK3RJJ5rMZAVMJZmmp1S0+AIZ3Jb8eAJYKPJFGiz2lhneuBN15DLlCrlGKWhswe55gTij2g2kyTRMxB",
+	"m2CZlkrqgR1fxe3PmTZWXn33oq/sNzNtf6OPzesfGg8hO7D/r4T6GQQUFt2d/JSOPhfq6sY2590A6GJB",
+	"FmKWlvZvKFJGEjEaaW0u5h+fqe4UrwBwrGzUG9yA3Dwf6xpYAUwfy1CkKQsVGcxUxaG3XNaMgCyYalg7",
+	"WZ9Llt4grdYHNh7NUOAiRjfRyre9Gf48gq0WeSuZUa75tb4W0F5OgIXv4CbZW0sJZ3PNhPHWAuvk0c/e",
+	"R8EXcV1ORDqIowg5xL3vydC1kuOvsfQojdkoCVsBZL+nGQaZsnQSg8r9UVmEdz9OvNGuvBbZtB7rNtAw",
+	"BLZkRToUKfV9iJVEaSSh4TUuUrYyJE+0OWOR7PN64Abo8QGftt82J0MabNlHXoN1SlKRMDTgnZ0cX52/",
+	"+Ont6fmLb6/OX798cRFsYSeEksksUXFzSEMlUms+0fLvkF5Zu0DQI2qWcnJ2ckwEb4AELBWbGgs3fjKb",
+	"mqukn7ydnumBPaa8ecoVSzlNXqQpWvfufZpj09IVg6ZyMg+ZcXY7ZaEWOuExESGw89Vy4+Sh0uBeXvXE",
+	"ARJDFO041+iduVk9xomuWg6tg/gdaQL8LayfJNTwRBaRGY9YmrOGn37bIJzp6aRMnyZc0cc6G3DRnqcs",
+	"YlzFNJH31EqsfhXmW8pE63ep4CPD2EAPRO63whriN1XQTvL80WsO5XXDTj++bNEpWz3yo97I4OF/AtYO",
+	"j4LkF/E8Ho2Vm+yRlmPB+UIMFdKSAmNRpZEp16q3ni/0qUTpW0RMa98gt+lV0oMKqW6YTqekDup3ykIB",
+	"nhD99haIIVoA0GJGJsaPaZIwrcIrQXLLPhnSbVSsN9mcyRAuoWuu1qv9NDm8ib5/1Q4nJ/PT716Jf727",
+	"lb+82+O/XHzTHnRVMoi/Sdh3Jyr87jY5PgZb71Qz16uY13o7YDhnaiwiWev9WlNCTeEM4JSuYKXef3jE",
+	"U3Hm8whvST2+v1YGzW3c46hhL/UCkyGNk5xxxDuImjoBX0YXnb5WEY49IfMxA8XLSap97hthVEG4ncPN",
+	"N5zWKmuxJFEs6SBBa401MZDXxk3kN5DCqbeOYduCZcP5G1Dgv1s90xyuxVeS6OeB8Y7nz+pQpNbqczak",
+	"sERfhihrSNPZyfEDibteWu8yFi0n2VJubPHOt1ig8kAGvFaXmL7BwjebHun3Qbkf0dV6ZUaEPgYD0LKe",
+	"P6WNWEB+HXzHAzyBRSsttybX9n41SMqmCV1kS7Ju1fVPhQW3LToOqtuae54F3e4RYRnHMPaa1ZzjL94L",
+	"nOjm26DffzxrlyFPIPWDez/xaG+PBMWuA6BDtGJX+zxn04Y1r6dMpYuM80o68e/hfBwnYAFI4hsmQRXq",
+	"86Dy0AWarPMCSaywrTewd+NykozxPldCkAnlC0Pq9cgkqfvXcetLIqTnbJgyOb60nsAH6FO4ESk2WO32",
+	"Mw9L7j+7BWZfVl0y08THuGG50W16zfLzfTy7cmGhykc3ZTfiGk9vkaz1eSYH5cZnLAjODBFSTrggieAj",
+	"lhqe0yIvfd7zJZz1s5PjB5jANtMJL6skxftphJYT+c2BSQdFz3U6oTVGAD9yasEjmdUeUTX88qWC0k5s",
+	"g1k7nXyMHXmAfLBKTb8sGyWX2AvvoKcXrMaZ+oNWRG99WYQCQUE3OkIhxJobKxdcv9GcbbQ3Rn17zG35",
+	"TLXlKvv0SIio4fw1XphEyob6PvTyajCVmu0AdwBl2SNNKDMtUcIbOcMMqL/FewRGZRyEZ5lZQQK8vpzQ",
+	"6azkfb7ZwS0q2hgPmzNhk29FH9RAy5i1Bg/y6mNat18JdSJm/GHuTC7U1RBa8S7cK4EM3wjXsY0efFAM",
+	"xIOvy252XV4JReyoV96JbHqPJ2sZn3okGHon2W0sFakHrq9g6/HM1G/oIhE0uhTiJU1H7EF7PcW2rpQQ",
+	"Vwm0tiYKTGs38OJqEXsUSwXBtw/a345HDs2sswGs2+fy1B47ZgPWhN2GQBnQiZXeQGStjP9gJhmhHpQG",
+	"8piH4YKlN3HI3nJ6Q+MEeNBDzoPE5q5mXnuFE2FegcPAJlOR0jROFsT74ggJG0moYunHdnh5R8SsBckP",
+	"fuUhqZrvo/i8SMSmjEeMhwtSfyOkGqXs4qeXmrGcsyiWW6iTpYyGY90rqQcVYwHf53FOmPFSR4Y0TkiY",
+	"CGnTXOZ0kRkuLG/Sah7uf59joE9mkNQia4uce7v1iMzoUogzyhfm1/v60oyF+yoR4XWVaOnZ0P3jiK+D",
+	"3SXmVbF+hXb9Q24NOMYlAE3Io6LF3vQwFCk5bLdtitZHd7N1vSi2YzMaN4eVZ70wYwizp4pdmaSkwtLa",
+	"RbB5ThVLmPu6agHtt5YgxJzsdv+SlaqazsrFys3tkSTn4hhIPfC7CbaOyJzGigRwIZvHQ8XSwC0Xec1J",
+	"AAsTNPo8yO9mQCaMclk8oxU3gupWtRjMgJzgGe9zPOSfj7HGW4JyDsuFSYdUAhfMBNKpdAFZUdbl4djb",
+	"bnej7JRSbtHB/m4uu6hdyi768DC70luuj7tI4z/uE4KYsystScUoqmpV1r/liS75xguCQLHpO5liH4n/",
+	"V5ph72R+zfIqZoXNyBbylchPdg7Gfq4qVizXyAZhbpQMGE0xcNd18AnX7G1+vCuXLDe3x6GJy1aW1AO/",
+	"N2d2zuVINMiARsmCyHjEWdToc88Pao93pt4b+3XPekbhJdDFW+TYOmvQWOd53AUnQTimfMRcRkSDBLNp",
+	"RBU7Y4FuJUB/vf4r1hsa7LZ3AhulRMluu1Miq+/evWv6Yl11ml7B6JN5ournJ8/J/rO99lY+ge8bPEop",
+	"o8nkH/2a28F+rYFxV//o5690v7Yyb2998vCDaJ+NCbPn4+NE4106xYyMY0VoLhpN85FYd3GUN11FJsJj",
+	"GDMJxw5l6kSM5H9kBN+C4ABRz8jomLN4JGDwgHzt28VXkgR77W7QIJQMZ2qWotVuq0ekipOkz11eN4lE",
+	"OJswrhpECkJJmMRgLKccdBMSoBe4mBv+mGrKWz5NhSZBWuF6wVWsFvdkxZZoXKXsNzheZXbM2Tyzgw4h",
+	"3BFMoyj3lNlJucnCyXaNuZ2YMKby9lZsHUiFPhKy1vvVdaCEuJJjkWpeBigIXqdaFNLrArFmLoVVkYRR",
+	"qUhnT1OklIaKpRI8gLUP7z++Tajb9W1CZobe6qyxCRWXExk/uEavUpGwYn4whD8X7XqSqbeSpeciYbJB",
+	"wlSL0styyoDawtm5Qll7nYXNEOjq7coNNdsx/afMbZd5Ecffr8nZlKWaRPVry3bpLqlrprtH28if3SIR",
+	"t0grN7K8qnojy7/mdvMEUT5oyqzLoWHd4qvF4MfdQ6NvZLsHYYPVl82E/udCfGsfGqXzgE1lTfI4vIbc",
+	"/KozgS996sv6KHv8WCZcu1FzliRNL7cYkyxw93oQ4IuyEa6Z50cH1qZ/88M9reqjqS8KlHqCkAivTxSp",
+	"B6U5uUxezuae2OmxhjwVB3tygYgFWy0S4DkLgBFLwmg47nMxHDIeaZ0YhvpFhGK85XI2nYpUseiMRTG9",
+	"hCP0AMlxljV4NdEtXsGpXHXD7fUETYVK4neoO/okvpE9X4lzUyAwBWKmsEadq5z4R/GSmKw9u2BBccUC",
+	"UPiqxvOYzhJIu7BCw6MEq32CIBxPGvvsgnAe6agUl6rhhwgQJYiJekHtA9XxBqmIHPDj1gqhA4WQe02m",
+	"JysiLCiPMAnaulHmFI9wRWgJePnykfYmXyBvIevzkRBRj0SCVEYCwLRd4qNDe7KrAhBRQdF0EBgMsxY5",
+	"tzZdsxT2O3RV6KYkI+GYhdfShtVCRGw92O0ekoI9+RGT7twpgWaOw5BNjW5U0DJDzUQTFo3YBGDGhoYB",
+	"ayqiDEie0dXM0ouZXsYbRhNIoFaSiJkKxQS809NU66kqRuXMiUGlbsl4NqG8qfVN8MSZN1t5oCJUzEsG",
+	"kMx48qvrIgMAFAPNofU9sdM+N8BGoC/mBhhRtfYeucX7AKk7a98/0+8Uhwkdme8rhxpNYv4WLFyg5WTA",
+	"STRCYwlN3nhDH9JEspLJwKqJgjMjfRAjfyPO4UyBID7jeJ1BVp7E3G+4U9xDmyRT3sRApTMW2CyaLHvY",
+	"XK4bcc2kAa0zF/qIBDDwgDCO38Qqcx2YRRkIkTAKUbkopJdPDy/k39X1NlAtMoZUsmbMJeMyVvENSxZb",
+	"LfJ6pmQcMRIxgL1D0wflfW6/p2CiOn1DklixlCaaMUqW/s+vne6zVrvVbnXeA4wMeP1oMhYSQhApJKPT",
+	"CetzezEoiYSmTPR/BsGWF41lEmx3u11SFkdJHSVdTJIPGn0OAVRBPL0yA0KbJ3R+FYkJjbklFs6R4hQa",
+	"3364W7o+FnvkxgNhKDp6YHJhwijSQpf2j55sEwZW52y+VQYSKW8iwpUVe3nF5vrkTBO6gCUs3HxAmJtS",
+	"pViq3/7fv/7vfv+23W72+7edk37/9tnJ+6//v1oVcShfrVkUq+MQ+63EAaWcUP2SPqxcQRhbGskWeQ6G",
+	"MQlApYOU8nBMBCexOgKTEqgX5iHTS8C0XsIJJZOYIw6XPvNgZLtmbKqVF5okAxpet/q8z/9NKAyK/Bv8",
+	"iDEfHZEApRkZkGu2kOTfff7vZrMJ/+kP4FS2rDSrT86/yTF3/BVQK1PkR4MFwffQaNgiFQ20fLgS8m9y",
+	"7n2A8bXSetv1ElngFr1kgPaV9VxXWaZeFEfAahVLkq1cv+DvbMlZGEKKKIzeZKO4H49IYIjFVQxmf9S1",
+	"I3YThyyoaM7eoawt/OWITHD49laRIGVUi70VjViH7r8JZN1Jg5PpFpalLLvJNqVFrxB+WOyroocZd7gX",
+	"MFQbyewkVd2a7WLAQjoz0BhLMDgquhjNGEhmVzRhWqDXHUEg8JwzjJeeYHAFHSAPz7mjTciFbddsgm5a",
+	"zBSO2YplJlFczFR+t4pjEjN1RZNEf/zCZwOWhGBwI5WE8QiPrP21OIpcPsRVyvQqmTFN8cr6mRe6ySnA",
+	"gigbB+tLlMZNVTppbDhkoQrKfcPrdjVh0DhgzWZxKrELS5UrlsQJlYb92iZzZ8A8OyLBNZuqqw3aYuH1",
+	"lX8L0DXXRNSolIzoDbPpXCWpv7pNQCOzuGe2WQQYBHqfow3li6YFZcBlmSUqWNFD5fyxGxM+bg4sOmj9",
+	"hqCrln+lLr27otupvCj+Z6h0FGeZA5952GSxM9zPQjdWgMGHy7rgbH5VQVD8diub09KQyWZePpwbRyOq",
+	"RjPjEQiRqZggdEkSOS7vN2rYjWVEWopFFiJSSNcP8IUmPAm2HHuicDaraLRImAzw21FK9Q3WPw8WQZ6X",
+	"oDe4umOjw2GyFC6TQZvWAij8I7+iVsatbM1liReJE64qX/6leeYJxiDq5nrGtPMccQF/vBiqpstJz/Fu",
+	"QLCr7tA+1GKogd8rDRgWuHB6iq1MExp64/5KgksDVi8VE70fSuRX0FI/n1pWrIemmmwZK7ANZvFZrUHG",
+	"mI8BzdsE+FpGmUV1AYT3lKXmhWu2ADVkHvNIzLeOSAC/V3HmnBFhOW9G6cZltvB8mnWu3cmQthhPRaI1",
+	"jSupaFrcYvMboeTy9eUb4l4GBSlUIrXCT8wLdB/bdmfOtWisNRVt9mCkAGpd2XxjDafRPfoXxHWJUDAI",
+	"LTQcVjAsELk8ZItyu44NVBzCibjJn8Gzk+OVgpZuUHeT2ehhN5cloYCO5UldR05AbGAaSdVwvdlcZUJI",
+	"PvHFkV+ba726HXmVshHjLKXFU+JfxDjN9yJLjeohT1l0NZvmpTUgJ/iMzKZECVzIYO1G1RquzkJB76g1",
+	"aksVCfusIOznf3bOqJIMnv8tk5rzvxdF3VqjlhdYvdeNFOq9UiVN5h4DCbNNFKW2it8zCaz0sCBKVT+3",
+	"v+almqpfi0JL/p2irFH1dNknN3Yhfb5u/zTc1v7pbEK2KZ770/Ce7JQgV3J/+xzI/lhkIDU/UNrygfwh",
+	"KOQpLie9+Ye5ofrEzf8tty0lwpJ/s0gTlj7N3XT/rezqVhQyMRYMg9RVNmG8uGFcNeWUhfp8EGNBONJ6",
+	"ajhGOwKosiDRSqZAlTTY+miV8iwkQavP37BUCk4TrNkCwX8S9CXJwlR/T1Pm8MBCkUa2SMaE3vqmxG67",
+	"aEscLJZYYCY0Yhb5QYugwljsTHmLBmGtUasgTBYsRvuVti5Q6ZZ0mmUPgc0CtWKAFLoBCyH26ad0aFFk",
+	"o26r7ZaXUPQGvSzOmGK6gzBGPQLbL/3666//xzjBWqGYFDuuNu6hdFvdtSm4QjnB60w8KzAUkCiEH1ZO",
+	"bUJvT/HdTmabp2lKwcesxcMlJU30pbdB49R0fc+euxU9G11heeeF00PMB5tsZ0GuWVm+gtBMbDSHWX/e",
+	"8k21G1VkaNR8y1fVEc4wsAxOEZ0wqzijqxG/zeKby8bZpLrCCITN6eaMeO6J3mD+K8rfm6yi02Y3uhi0",
+	"oJQ69Xija4CCXNWiLQoAOPa6VXkwGyRwgu8mM0QjwApqI2ZqIG6B2ph9cqwabA0tT+SaWHmCiytjh6w1",
+	"ah6vMuAHmSW/inVg1Fjvz8e6ZvlbcNcTrcQq4oBZMo9OG5b6BIBxVvkmJQtnaawWzZQl7IZy4xgo+zep",
+	"8yqsdCB6DogPjZpVwJaXiSHzsdAMG3QSPksSA8nEBV9MxExmaq+rVbaQik02IDK6NUxYxbjz0koawe+K",
+	"qtwGa34BRQ82uAZRJqmsXRYr1Xxo1O53pOJpeR3Rb0NO31hq4pbRJWoiz7WuilBMjK3L3cjCfd/d22Dt",
+	"/FCR4phOv3W01Peug50/yoZUdIN1DzboV87gYK8+U2VJI78qJpzuMc6Q7u+KjsztKpa5WvN5wXEOAzD3",
+	"zLs7uUnDKch1m9uL7ETmjvf7lXThZSzV+rgBR6DWHnQkNgUBqoLAbhJhoMd2ryiD57mkmk2DDPJTNx6E",
+	"q6kX0rU+uqjEtfch8sCd8yXywvJOXnlB/S3yDVsIJIWSkYGY8Rw4AMYKQrSBNCGdPRdT3+f5oPrBgpgq",
+	"aA0oVamXX8aYQDbTbKpO+cL7oEHklIZM9nnMw2QWsWjrSH81ERCaOoBscxa5wcpG9k9bNZErapJdDJpp",
+	"JgVFubcZ+eM2vBlwIlUKS0eYVPEELGbDWM+aUbkgShCwkPR5XepN5iGTDa0KDgRNI5LOuGwY/59s2MFi",
+	"H7pHLflJQhPB2RYoe0bcwzAHjGIoB8QeZfGwki4kmY+NCRakH0EiUYhY8FMelh+Ng3UUonQgC0en+iKw",
+	"8Lp8qM5BgNOEGmw6EOXGmQcrUBYBmMU0LwRRjEWqxWQthiJ9jRAIDoRND4MAIzs0ZxUzFRwZvdrmE1lt",
+	"fhPpM6FKD/FqUqH+fS/mkC1idGwWXhMlxHWDxJxM4iSJvfxw0zAWFwT2YqIZs7KrM01u9YSq6676u2M+",
+	"zg2vckdcQsf9yNJTqNAnChUyBSIrA9DOaHpdUT7EQ2qzbR1p2lou9KGXAeKV1XiZxlodTvTto4cSNWpP",
+	"zOeJ+axSqQtnAsYthpivplkHarV6OVLKFVaiVeiAYpOpWjQyx/CIKUmCX/s1TBd7H7T6/JgvCNaXksyC",
+	"jaN7vEeljEc8IAOmiZVEJ5DszdNYsQAr80AFW3i7z+djIf0SIwZ3nCYJSw0QeUg5GTBnFMMytla4LerH",
+	"YE7T+1RVphUS9KrMJWvEvRUqfKM24/HvM2aea7WhyGYsSVvJ9b81OeP34zB3E3gb+RB6hg55U0rnTpJw",
+	"YaarZ4jmobOT4/tFEPvROHiO2C0NVbKwsU753OCcy7AkGll40JXB0ifHzwHOslH76ApFvsrCmoGdm5ef",
+	"W7DNjfcAIq5fVIuFrzlzkB3IyAtGgYGIFstXsshtw3HMWRZEj+Jmi7yqjk4l1cGpfV4dnQqChYtNLcei",
+	"5mMmlibtOT+1nzVp3dzuZS701qaqsB72Y0hKMt9gWl9Fyl/d1B+ZeXGnSO/zn2ZV+JQdwleQnTGhitRN",
+	"wbHZLI4axJm9XINGkCgMBmloxsddw1kas6LXLkpEy9GVY8oiCrEoIAYZOl//JOZXCZzw0tdKCAI55e5d",
+	"ervqXdAG6ia018yZJlJgLXyuF0NrBdGW13c8yYZtao/bnic0Sbyel7+JOIbefIDL2HcB0QC2VggyZHMs",
+	"bO5PafnrAPOUex+5RtUnwjjC9COi5nGYG1J2+VwILdxui0dakWaBH5urXVpwe+X1BTQ1I+d0QeqgDbq6",
+	"8xBzjE9NsfmtQsNX2RHDW7eiknZWFvft5UnzANJk8ZgKrlKReMe1eEU1fze3upyJ74bkaRw4XThFX0mC",
+	"WgeYGblnhLUf5lSTpZ/mtKcx5IFpfckRBAuhoFuoyM7t4WUAuyfFi24OsN+CvgRLGzD46tn3eKzt9yi4",
+	"Lv3au8kTAbVGQc518rQLdmNTpkD/XNmU2ywXtp2NAwR4aSJFlzViX/PUM4MpD34+TXsdiUtZFIcKrRNL",
+	"mstJ+mSFoF8Q7Lf8u4w8yp4ByFnFIzoRKbMcDNZfX+0MAIVCRpYk9U6j3W7nmrxmiwLVw2a1CgpBgf6u",
+	"At4gUGlYg3qne0AGC2VH6Tnj/DCTQva/yfp1AANW0zQfg1RihoQii/eHwTjL0M/wbRS88WX7b5+Wmdc8",
+	"GcHhsmf/8mhFrVHEsMgub61R8y+knpCHTmIvSa1RwwMMlnV7YuFX//SB4OIOj5kB7qP5I9ufSnelgVKo",
+	"EgALefXWlGbiACukwbKGsSwb8ft8LiK7nSaU0wphfYN8RHssDKj7qvTEE5GOhHqYNf5xzF73MA5V6l9V",
+	"s/ye0UQ3Ulp0+F2TMxBaXmn+wsHohkEZBQkYUmjXCe3Y5nN89wNk0iZqvFiaugiGWYxHRqNoLAlizxft",
+	"ToXp2oYbdmDLZ/7cjbysCmCnU5auNDFPEcl27ezRqA0jjeJN3y5qNrYv20rVxH5492PlkXsRdff2Oodk",
+	"OhskcQjkFlDTDto7z7YqvOfJyDcqv4i+vTiupAphepN/EbqpfPW6ygf6I1uQ02+PyISqcGwSVYNrLadh",
+	"7rRl1BAnAzmpMh7xjYzu1whcZYf2+sc3lcOaoRPRvibjUeVrt9WkL1vPBhlQyfZ3Z2nicrGnmlzw0frR",
+	"FrZaDx3XVneMS4cjbcDWLNn5i/IYAcTlHRsQvdAXTOGuP9vrVO36NVvIjV2n+qStCTorzko3XzV05zQt",
+	"69FMUQh1hOT3KR3FHHJUQFVIjQ+4PJEVoVNTOmKIRw421rmFK0HKthz7tJNDPu2UkE8btdvmSDSzX9FP",
+	"equuUIUoj0ZzFwD/wBcCkNkMVpn+EIZ6ROgArO6mnHGilRv9oEWO8UFKtVrS5yA2YdQA5LUiQoBy2jhC",
+	"7+Btcl1makmdciKmyNr6HM/lltaKXFSsAaNDidEYJbX8ySIyoOG1ngoAUrqA01xowZ0iMjy8lK8k1LjV",
+	"jeMKBD7wQuAOgYV9qAjSWH3XctEIeHCqz+gN40xWcAv7ZFN+Wemz29RZVzk0MYr5/WQUjELMwHLL2xD4",
+	"rwR4gGJpzsJXEg8kpBJIOZwlJoDPvmai4xp9Hg/tYRRcH17u4+M6oFKOOvmIQ6oUpC4bCETI5YPGZJ+D",
+	"ymBKzW+Vzhtsuu9V6vdvu51mv3/77MUSf9JfJquts62aBfxK3t+6eh9z/NnJ8XO/lmchYIojrGuH5BO0",
+	"LIilGFpk7l655C8UBFaiz4vlVG3cpRbPW+Q7favQVeKCDwu5X7jxRWF06ahfT+nvM9YgMuajBJw7R646",
+	"sRLl6q5wj6mHCUQGC62Vs2S4UaC5V1t4KWB3bnGgDiOp77TbW6t50c7+GhjuSmbkahtXxsCWdsNq8gi7",
+	"k93lXPCnpWDVxZLvGKNeDB7x6qR6i5lNZNnBrbTI+46K/WYUj2K1unRScY9zt2w/T2DazcP3f+5/qCQt",
+	"ZyfHL7iDacmf1nwKyl38HhJjdrVQvO6zS3yrzPdyfbvWlqyqmcPD8Hq8tfiYiD1nJ8dvUiGG93O0vfhk",
+	"brWHeb2qpn3hZIuKKP4V8F72EljMEMFJMGLqzMDNFQwbfAnqkM17QBmgsgZ3deBIKRVrQmOu70+pi7fc",
+	"JDfk8i3vILlvRCyLLNMlpi0d6JJj+DMQ1fs7fB0NfLjHdzljBDEPEumyer9WUSgzeQMlk/H4u8cTfNJr",
+	"Us1SKvdrAxUUhYemK3G2XAf9DPWbqklbG+dzjIegNmvio0VffNQgizcukKYqOCYLsyEU/WcQVCOP/CpS",
+	"YFqAjCCO9qgFUDKzPXFKgtumF68TEHartBKAFmk/K1v2UkZtMqkJAXJ/YSJuzcQs2Tf9GKIs7Vk/vhHX",
+	"YP2ZRbGyb0+GtIfZsFWilldGoKTVnJ88J4e7e89KuPP342mmK3thLe7n5sZ8pzCKEM9LWBEq2K6Ssg2c",
+	"dLEriPRoJuyGJVnareZqu92uU1SkjcfSdK5NBjSy+dmQ1dPnzjwiW+RYobew0273PCBGUFrAKWYbNZDD",
+	"GGeQ4heFqK1Va+nFqKxPSciAUleQGPBAF69de7cqgG4y3ESGy1TDv9KO40c/l7v9/vLyjS3SABrlShlh",
+	"7/DQkxF22xuqVAY/tjrCvACjaXDXLWe1F083WBUVW07QM8DOBW9JNTptf9Zu74R63vAvFAiy3KE0bqZs",
+	"yOCerXfPFQiwxVKGuTeyKHLjVlvHbzxSUV44hYijxegpuOXGMGCR/8qofyCTmbAqCJWtjKsykTXwxZBR",
+	"NUvZV9Jd3i2wnQ5pkqBRU/A+D3CKJtMPtcaFmFnc2msu5vm4LHPsqgO0XJBWjtz8m2gKtCZuxFX60Y/F",
+	"DCKyUupB3LgXrhBE2rbqQ7wD7vSCKxpq6T9JFiYU5YeL169sOxXB7f8mu91uoansQ8CJR5D27FtSryor",
+	"AFFhcI8s8hPULTIxBdmrmhVumcrBJn44C4bxSiHBJDvk3+SVqKod5UooFeN1jEHTfl1VwWtZZSVSLqzk",
+	"BbVhWXxsecfHjEloeG1A7DNBRJXLgdu2smq50NauacvJnrp3MVPLooDQTHKlWzEBa9jOnoN2U2P8QsL2",
+	"6QaycsZAP7EJL5xlmMShOa2HxeFksXvUwJGCCwL6lvl5umC7PMglNnpsAq2sMjqTTJYzF7Kgv2I1Wd1Q",
+	"Z8c/qrmatK4UbXaaKnHWoZm9istTBmsvo2PZGwOLVC7/uKqsYSGqzMt5x7PaMMdKH1vBM0MrRlu68CGH",
+	"dFDHyk0hTYB+oUs9S7OfpWyrBU2uK+0Faqar7dUDulooVF7CeK+rJeXRXWRQsW6jXTWwQm5es3GWso3W",
+	"FU+cvhM+QCGu6POCfTkr4Z53AthyBw58F8S84s7lkIzydCYPiZnVy2hUliO0+TkzyYrRjFeCsysVT5jf",
+	"S7sI3YiwjcgBs6SepZ0v67Mca5ZjCstKOeXrdVQT9CLO24pjnmszliSNR2Plku03hLM/8kWwryQMIDAB",
+	"bnmbvL4yZc+AHhpLJJuPWcp6BRpeD26bur0MZN8j9wjirlVPII5oIzs7OW6sLKhf3HYozZ8Za/yzZfBG",
+	"3AQqTxfY0MDvNqYzCWAGpgpgDgYx1x2YmnJbo7sDPDu0oxdQ0KCczBJ8t7rd1cLKNiwhynBSM818K0N/",
+	"LReGJv8mezCoXKXpfE1ptx9ZCWhSVQGa1L1K0l6cr19HDjtsIzyeV0DPr0xXjFT0BD4Qun1ZrdaorKpU",
+	"KJ9ZrD/qpA3AIrF1/K2HxGf9GA8I7LtmkwctJlxV0fulVWAKRY6rC3+UikmXya73bY5Ser/niZvnsvTB",
+	"vqortJfKHxYAySovUvH3ZT6snImxMngsdxFA6ZVjLdPWQypZg0RUjhnGUWCOoFUlJuBT2lpjUd1fM6YK",
+	"jfgCzZYzWRibbJiRCR6yIwJgcPqKTIgYDpOYswcAUE1ivgKOKjfgh3mVik3NEvVR3UtV/T2ua2+1q656",
+	"THCH7hcFkr+AS6w4vsjisIch+sPwZkhuNu+hz7HoGoBAoLvYevMDq563jU8q7Mq98DM+q6y4ZXZvY2lZ",
+	"shoA+vmUp//Z5Ok/5cQ/5cR/PoAsGwV/nTPJePSzpyx+qQkQeqYPzPJ4unVPt64STnGpKFUQoQpmGmbB",
+	"Jh8iNxUVpurDL5LK8m96bSMAthBDH5mi7BrOffnnumysjBeu9XV5vW6cj+C5/nOqyN66OENTF9ifTH4E",
+	"yxaviENXwn5OEeYDI0ld8gJ4mAKtXViTE0S5+lADp99WLPZdcO1gbx8H0e5eKtIFWxqEYYpK2apzmvY4",
+	"7SIViipDBfMax2CmoFKX9EsGVQQrPBwi08jtq1B9Y8Dp9msXZfFzmaUbBNGhMzk56MqKWnomupWq1fjF",
+	"jGOKO44AXP+KGPzaRC9cHsv4LrO+J8JnlLCrB41+xhOooKWM9K63HKpsDUXK7j+bTZBHHUK62yTvWBXw",
+	"RSsQ3aQCRPnKab+zWKZ+oQfQld0U7z23PIJnITpSsrR5PMoq5a2dXFVuThXMZw7AEyA9vatWWI7yucgd",
+	"8eyKraAcj4jxaWnRXwzwecEQf+meJppqZCswNJiaJuCBMWzbwUBJQ2HBZ4Xu4b8ZfBTOvGpFL19fvnku",
+	"IvYJjD3FONJlBhg9pBe2xkX53K4ilY5muBoZxl8jLZF0dYTuTTuEmtKZGl/N0nhJGLB5o7e9rYSabrda",
+	"rYC8PT8l9R/ZgrxNY3IC/W5BJs9YzAFAkPx07mKscrJdt2oQWKpiCa8Ygx6Ir2BG7U4Xc1Z393cPthoY",
+	"gzOdGsVE0Wuo94jhJDG/e3isGU1+bXL0au0+P8x6nT8yH1MoA6PsAwdrckk+9igriROKVVMap1Vw71ry",
+	"WmbB/uHdZU42M4lfVJLg2PjXwM7RI99gBBHGz/mNenF0vmzQPtyvhFlflVZ5zkx5LiCsxnbOk0WPTFMB",
+	"kqSVkkzuoynqibXfc7lYff4jY1OoeIqROy5fso4iFS/ksG2h18mkvbmPOLtVfe4Gg9KspBPnUT/CUSUu",
+	"KgOpVSqUgrKlABCmddo+t2nCxsF9gwkhOIGG6x5Qg/o14FnxiDdj3q9hoQXyM4SVdQ7aJKILWZ3eea90",
+	"uxlXcVIW1C2ZrR+azDtT2qXWO9RSwvKo0YP93Xsl4g3pVVYIKbsbpQRxrJOKgTceKoYJIPArtWLwwIqI",
+	"hz6vB2cnx1fnL356e3r+4tur89cvX1wEW5WRE1xwRhZM9QrRC5KY09nnMAKaMjJmicn/xtV1Be1IPYAa",
+	"T5dCTR19s3b0qhQgdPXcbR/zSqLbSIOaj6XjcgqSLwp/JQkdSJHMFMNPF+vyLjt7O/vt+2z5Gg8bpqYW",
+	"nWxlf9qRl7zaIhfgrY0VFsVgyaK1Sd49Vlaz0cQ2NgHp3vo09BydLc4r13ghabNif6uo/1sTbvYZVdm/",
+	"H6r+UQa7qIStlLMCEmmNDL3Elv6KzYthkacoFUmCBbbQuOSKayQxv85K96Le3edDYRAN6yYi5wWMc+vI",
+	"YtsW1yC4h5tvhUeP5B16mSPPt+eu9+SRKkcesLWP58n7dMXytXJfJRZh+dosOfvRLWKmZuBqrcWVxzVv",
+	"uwomRnmxBXM3VF3WFjKx1ZaWj4qurRZcGqN54dEGuaKmlqUXhdt7TKYGSs2QDBuxD1E6yPhQsnNFtB8N",
+	"Pn5ZCbPKoRaHUGHVzHVxhwO4dlnvZ6zcLLfJZFBv5LnPV+mBbWKqigCsL0+0Bri8WO65QSTE5i0Lz1qC",
+	"sre6fpjLplq1RJoKZWtkio/en7pU2RrtITaOmcJRrTpYXhYSrmTBPOkNM085csTt/RKi+4i2SKDhf7Eh",
+	"Egt5PMQK4GbxsWwA3iEr3YmvSUBDAGXtAQoVBi63+vxrryRgLyP2g0WJExzZgN/ct6bcey9X4L3w6lGZ",
+	"q+gxmDK6JFatXMQvDjRfG9BW4K2KLP05E77uZ9Tc3O1cLvDxOE7n8naiyQ+q9l3oQ2HqzYLCcTxD/En8",
+	"68TSjx/eXdZKsr2vssM0lscdNrBSCZV9fmcDjzE/aO2rs0cmMZ8ppsVqKWcs0upy3xW+JlSS85PnB8+6",
+	"e6T+w7tL8o3WMJ8bdvkmhRQ7JrcIldcSwYKnMef6w2Qk0liNJ1ovB3TFYKthrJj1gKr//m2u9C8o/cYS",
+	"Cl7SWWSycNjtNECESha1MNkjU9L7nPJiShloPcacH3Pwry5PY4cjDPcXODpqhm5bx0pNax8+QPLxUKAl",
+	"HbIJ9T+RZ9ZcQqpWNSB0xEDdpolpQfa2t0exGs8GrVBMtt0H3r9iveISBVD/IGSNx5JQI/7yqAhpYgLD",
+	"ewQroeNqNIwFS69rnwOUbjOJb/SOeMcLY0zAGQ3FQny13AuOwYiNho2I8W+UPoDJsGnG4IwraPxCl+CE",
+	"cjpiRm3KKAp6k/scUALMOIDhwxQ5AQAAolJ9Yfu8z//rv8gLgzWn/8SoAw+PDbIzXXL1jEcsJcE2ncbb",
+	"N53AAIFbsLqebiEIgt+k4H3+Zx/odL/WI3/2a3Gk/9Gv/b//83/7tQ8N0gfqbR5mOb/+Sx+gMWhTNxSQ",
+	"kKZpbJL5XNpgHXHugfeB68o8kFst8iYH+Ci17NnnEDrRghQEcx3gBw9rMTiCPSKB/5sDKSzgLfZ5DnDR",
+	"WCiVmKJUF5uijEBQ6jkIRmcr22rpSy9FivdMgDWnZ4P6B7M4iUARNSK9GrNJi7zOICdM3V41S0GKHOtD",
+	"Z2BWgm57l7wS5LnginEVwJ7rC48wt4TxaCpiriSpB9v4myYV5p/b+mz7f0NWl2f1u2YLLbNqKrTdmrMk",
+	"aUKq0PZv82vZgtxGDK/iOUhDe+4glio7dZiljUfqV4sw8b5ur/t8Pm+lw7DJoliJtCXS0XY6DPV/+r0t",
+	"m47V5xaLAqlfiDNH/Mpc7qX54L9NDuY3LiEcbHyQSt7nBiNnwqDSQV0yrFweeHnoAUFhZathzNWCkwDS",
+	"25G3IH5E0OhzrNuuF0SzB0jwxzs6oQtbG9dWxIgl2Tg5v8/zuBQeCEkeWhvQE1z2nNmHcxc15G2GvfIN",
+	"Swwg30t/2HD3kPIiCoMBXyCXLjKxz9GapFzRBCdCZMgOla349weOFqY7afYUOVRRiVhGWtecx5KZnunE",
+	"dkanU0ZTnDZc84zUBEAnMZ/Vnk3YDP1u/jWT9WqW94j8PhMKLKcwRMTtxEvX58B27NIeF4zoff4S8+SQ",
+	"Mb95fXFJDDHd1vxn24gkBsqVej4rIK5fw8J9/bXPbb7+GhmZFiAw7w1bt5DNnoBwY0WTPic56eTCOHTu",
+	"49Eip0oaHGPd7DVbIBmDnyAahyqyjDy0sjnl2CROCilhi7y4tdYMiFeqWDfzcaBHkOEzgK+PnKJFEGLD",
+	"AK0Fd1NfKbwjCSKHaqItyVykUB2SKt2W4KEh6VP0psCjgqU9QwL20l5NCq4pZTMWmpgQF0VjjsII0p9n",
+	"qoG3PzZlHLMMYiwtZX62YoDheL4a8ZUW20KM4YV+bU8SVQ5f+MUcUpMgbMUJL/mB3TDe56aef+zCCFrE",
+	"C0uCoGOj2kDOY2VeZGxAHfockyHNsd9r75CqJEx7a974wmife5wOv7fqQI/8+j7IzlqIablADCSJWJjQ",
+	"VFNw7/U/M7VBf/zhPUoAANBUWKYWOfakqhvW5x7IE5TTcUS2UH4tB/jkSdJOQu7zovAMmCLGbViQrHvk",
+	"1wwM6n1wZE6vPrBWIJd9rnuEZNOM8hLGh0ILQg72be4cw45FmlUy8iGeANnnShBwvpF4SPLaAAZO5xEo",
+	"qCoUXgqyHQz6HLljy99Wryy3yorES0O+wEttTMKa4/Z58N2L7MLD28HWkYcg4A1ngXwu2G3vkAxNwx6t",
+	"s1UuztxRc/nVAEFoUL+yD5ir85/DJySSLogUZiH63O05MVndPRLQZE4XetP9CD8LClBI4IYAdXBCxMMm",
+	"OH3RcREr94XzzWDVv69kzhd7dnJMBN/Ks2R3MqwPH1Yrl0XfIsc5jUbz/AUJ6CQNSD34tV+bzqN+7b3x",
+	"kNi/tVwv1FQ/aABI2EHn2T6KiwEN4VNKkw7KRZQm3SB/ZLUcNKHXTA+7zyeUR5q4LYCk4yGpdkP3DLZa",
+	"4SYaxGf0YcW8z6uS43WbpelnIsWWE5M0RQO1AajSeVktbBgCa7hDUdNzAB6NnPWkz9Ewnqv8jz8h10N2",
+	"mrrutc6OQlqGpQh5IT6JamC1Lz8qXHMoWA8WNXK6VKCn9lI33XwDuSMB2imy361M5ozJKh6NwR9uoFBe",
+	"3xhjP/ydy0yBMeoL2T0MjOKMfrY83EkdjkQBzcMUMbMH2pIaD9Ojz5eDemi9T++LzBQWO408yEddWkBl",
+	"0edzGqutxpJFIf6a1E9fXJ6Q8ipZWTtK6VC58/MCybu0Gpgh9/q6Gnj+WDoeoBXeXo7pBzSi/2Met0Ix",
+	"CVz0TZ+7cxZYjOuxSCUjA3AcLjQtn2ptpA5hF5AtqcXB1KR7WloGbQX218AOJrMd5AyXExoxQz0ykwqa",
+	"zZvwJmo8QhbCZZQ/dzH0sROxtQJvxFgFa4+bp7FSDCKZqD1iY5FEKCNRBSvXMEzSnny7qqDKsEg2ANJn",
+	"Crq7Hh8QN5TsMJ7PAIcTi4ZDOWE0TWJ3nsFsO4pvGFJxQyS1QlEyJQapnyVmTlHOTY4LHKN2NqVqLBsE",
+	"VUXYEUcbr5ns6eWAJYTXrdov7SG79Lm7PWmmAfg/WRAAQDYXU8bpNG4t6CQxA3S/gZjeQIJwMaejEUvJ",
+	"21P8LhIhqJFQ+SBkxiFgjHhnp5clk51uFM0zoL+bj+S2fjfDw8tMdLVGzcCu1Xq1TqvdakMYKg6t1qvt",
+	"tNqtHazMNQazcLWaoZ+MqmJGMZQOqWCp1IkhdVaPAsUGjpgWU/IGvxY51kLTNeNam/Xrz6DAFCupv2+R",
+	"b2cpnrNrtjAWQmtwYLZ44UBoGmk1E0u5tD4DTbwq2FJqsCB4hU6jWq/2HVM/zK+xzg8q8bA03XbbWltN",
+	"cHERiApDjE3smi3n8qup5mOK+JiSPa5Sj6nLU7t+k/549fvk9ud39F8/Hx/O59+c7J/OxM7Nz3/88ezy",
+	"9vvnl/N/frMYpRe71zVTWwdK6pgCOlA3B6rk1Dqd3/91/K8fb5+nw58vrp5dLt799P3r0bNxePOGTuOz",
+	"JJ2fUvom/P7tuah9eP/BmJrpBvVmLtDuXPZtGDNWqwZ1pTSD0K35RollrZvXt82bpxF2sYdrXfWF25Pt",
+	"UwMy4sA6XQX2dV++dYAxFqTV95LUer++b9QMXiSeB1RTXK0hc46RCOVPcq1RU3Qks3o7uuVM1Y5i1dT6",
+	"oZJL79RLNLWCnRlfbejDq+kwAF0Zr4QtFkOGcYIIqW9YKuEXgEuOwe6L0KsBounJa/SgGCKNchGa3Gy6",
+	"Sou8woijDOgWZX+zULJXjdUKFUNNQRFEUHTIiUd9DjDWedRALa3koQCPijqH/nCFqlu6t3rhjvWwX+AC",
+	"a7Jm8WPhHlYdiuyVbbQh1z401r4J0gq8WMSeSRZmz7QobcAiBwvkGVpsyIW31naGnfCQPmPN7mA3au6y",
+	"g2HzkO4Pmp2wG+2w3eEe3R8AKk6tV4NVtV75Xg1EcCyak93fu4VkrB4/HYiZWjbwZ+FBdMjaw2aHdgfN",
+	"3XAnah6w3WFTD9g+WzJwOQO/5McceoaiiCad/NhhNiDXthzO05IVxlzUzegjnLxj/Gbd0qIJaqhcNqPJ",
+	"xoNEi52dncN8GHSt2+7uNds7zXbnst3uwf9+Wba8MWLKVqzsXaJCVg3fWLbuMPLdTUYOwVUPHvn7h3Jt",
+	"DMDQXDs0c4cD40UQuKu38QX2gwDdZna6l5393u6eWRJDqmHeoP5AoIbt9b0Ju6q1ow7rDndoc3ewFzZ3",
+	"o33WPBg+o83DQTvsRF22M9ylmCKoe9LyXaez03qWBwbu1faHnagb7gyau3SPNXeH++3mweBZ2DyM2qwz",
+	"7NKdwW6o9yK7rBtfej9BsnYm/oiThG7vtdqk/s9O54i8jPnsltwe7F/t726RkzhlQ3G73dnZAdm0uOyF",
+	"e5otPZ8lyeqFbZcX1sQD1kZff/21rwvC6lA4C5WIanbx99j+8Bk9GDQPw7be7s6wSbuDnWa4G9lHh3bx",
+	"O4cHrb1Oq9Nutw4PC8uPg/cXF3/JLV04S5Ptg9aeXpf3WbCPqa3XbRd2FPdsL2rus2fD5q4bJR4XfVr2",
+	"IxRzNidnwEhz4VcVAuAxOmPFMCezFGTB5zQcs+ZzrK+9ThiEl827rwSE2esteIA8ubuJPPkNdRgk8Eln",
+	"E0HSwweEj3bWf3TiUAPvLenubdLPBcpNbz1kvkcVkvNBRL++/5CTmvWxyZ0ITzKGn2vvG7WcqcI9wfoK",
+	"BclZjbfh+m6DHymy1V+rslQg0R0UvlyUFcTeO2uvjaMdsETwkQSDSMlS1gcHjYs3WjCF5lZjxLAoBHTC",
+	"SNBtdwPCYlvCviQ1dw9JzmIH8m472EbXMzrdcgjjVp4eiGhRJe+WcYIyMvONiBZ343uWNhbMZLWNKcZy",
+	"2KIP+VA1yDIusenufdj0n1nl6topuFpmXnRYHsA6lnbPG0tPB2ZOxVqGpIuWH2N5d+55B1oLpd684l5V",
+	"VNa80yLHFbGD+YGTeJg74hiCJhBN0iPKzvC6lpq6Fz80akW77sYfm9c/PSXvbEAs3yAI66UQLwGCFb7b",
+	"24RKOqDWMxbF9FLLo/rjbneTj6epCPUJHiTsBVearsK3h+u/vRTijHJb20r+zXlJjnVANEV1kCwCJOdY",
+	"iRovZRVooFnOKp4LLmcT48XxIltpZc8QZ5SaEgIuy0pm8agtcgJU3KaQ+E6ohjNC2i9zWWJczHs2mAbh",
+	"98vQNkDMgLnlPJ+I8g+2HYM14iLdsKKlwEzh2WhcBvZBjHX9cyEA08f0gjXhYk4E75EZT+JrVgFVjxSW",
+	"C76YiJl0vgMT5DBGOyxVfe68wS7GBCCZ9CBM8jS4ZkOaJMXAYkvkTL70brtD8kYk4wtwxt8sWUaJJGpY",
+	"n7Mm9n1eD968/ebl6fOrt+cvt2c8Ek3YsSZO7X9Bi/9otVqBjfx5BhnRWwS9MmYB9dHSqzRmKWuAT0Pm",
+	"dkyP1x8LxkHyCLcSt9wPaylY2pZBzTtBZhWQfJ/nQmrq0GKxSklR9NDyxtbRsqS/KknEi5t/iAhioudr",
+	"N91vdvnZ/u/vDth5W/1rZ3a6J948oxeH0Uln9H33t81lkoqA/o2Ekd0KPLFc9pWfevU4Ju97qSgb8Inn",
+	"Fnb878gJvxSO9rPxFBShNw05KheGWM/hwDKygrWNma1241kysN7aFCi8JToN4wPFAMy8rxkc132eYxlA",
+	"pFbEAfU8HcsLpIlVo6KGNBkxBVqWZTyaHZWrXjYMycVCESaYGL19lHhpBI0+lxnUukOWP8ojbtDVlYcx",
+	"JF7P2kNq36qqUe3AvTxoFPIaXd/Fmfa5nqrlklp9NFyPpOyG6b2xoefgmgd0TpZqcd9VYKfKlRrqA62H",
+	"6CTJIKJMr5kJsLVx1JR0222X2209re9KGBaY7ZAVwyB3xKpA2QYOZJ/bGAETjFANttEjiKcB6J92fBCF",
+	"LxL2lexzH/eyxBQzpp8rz5OV17mO9TEf2so0pG6LWsHta/Q5lsvxwkRttppIbaa0nSVWJDOYME7zN3sG",
+	"9gG9aUdVpVoh2p0OxA3bMs6tqvI380JUqPleOrrAIjfu0fqq7EcVpgaovAE/FwKE+hx6d7cxuXvVHxth",
+	"6AcEbd3VttHn3wJkjzmkPX2rsxwaHJWJ1CCUBD6+T+ABcWRROKtReHr65WkqUDoG8M9lkD8Qy+lj/hj3",
+	"xwogHzPeChSfVp+/y508FLQzHJ+pV3dLr5rF8rF3BC4bRFOztM9xGUov4lsSAnwU1KdLkZwUw6ONbI4h",
+	"YESYYktiziEKEm8M9gGZ8VnqFkJF4A5G3sZpcVMKiPqRWVuEloCGuFBxyCqduMDWHiBE5rGfaqOo0/r9",
+	"YOfmxW/n79gPxxevTn7Zvf7mtP0zj39a+9uxy4Yu28V8wPfaqrCxzaVVmPud5NT2/YxmebSuGlv8MB58",
+	"F8av4x9OfnlxfvnTxak8najpL89P908n6qfwWsYvn//QZv881u/8+HPnp3j4U4stfvgjencav45P//jl",
+	"t5PfXr97sfPLxQ+HrbCb8MHkpB3984ckj0ODiE5VWEPdvcNu239oB3cw+amb/rx/e9mevtzlvxzOf+zI",
+	"H56Nv90ZfrMX/uuAvuiO3u7Hr9u/n+/mAXB6FlTnE1nx8vBuFSa8l5amtGzhPkwKBG3X1D8KAQp8nfOk",
+	"YBqEeGgScNGENOgA4/ihZh7KSB6bzLtn7Sc5t+taxIA3KR1N6MqBwDwChAv8/vLyzXan1cbJlUcAP99t",
+	"BP8plstNfFCnyEqf5/2VG3miQKd9JdTPFtzhyVr699Mt/Yy4zFLpQeevVyTFTC3XJM+9PKzM5lgISs68",
+	"aA2CVQ60sFEyN7YwoLZYkdJmTtmEFi3iVon9G4SQ3SlgDGe+ifXH0G4xU49p8bmHh/nL9ReLka2p7IMe",
+	"mRO36TFu0iRZf5RzRtcKOwCLIObNP8r+mARnn+x0HifJRgf0RW5KcKewMPLTcf3YxzV3mtYf1MmQrnVM",
+	"YdYB5MVJxab2iDrF0otUALq/Anm0leHKou0CMvJKdjibxla0YYAF0K9nyjG0vli8FW1yR0aJpklC2K1N",
+	"v8IaNq4J0yReJpPMtNwWhwACWwST+QyqaL6KYp/Xg1yNvmCr4ZI2Ib/dJF3NRaPCZOeAbMB308+Xv5Y2",
+	"v85Bli5J6+uRiiQ+kwdGw7RH+jVKk26/hvHUx96CoJvOpZM39PXNgEZR4Y8AMABMMHu22rOIGGZOZFVg",
+	"0U4BkQJuppZs7bSbuTOVmqxtNrVhKzKOWAMBAtCCqOZat6/zrPA+Hj6bzAMfqzHl0JT1NdkRbLX0PPNV",
+	"aecivZaQW7fKrpdVvEXb0bJCttBkPWUqXZjUOGdyyZZ3Po4TMA/BOm8dVXSV1fK11jjwod6phi+p+zV8",
+	"tyDsvWiII/Ups8Yaz2qKWX9by6x0uO997mxv3v4/OIro55xJ+yGWl6yQa6/20+TwJvr+VTucnMxPv3sl",
+	"/vXuVv7ybo//cvFNe9BVySD+JmHfnajwu9vk+NjWVOzVdg+77Z3DzU0mZyfHOIEvwGwyePfLuNZ4fAPW",
+	"JuaX/fbuwX+I9cUYa+fCpJzLJ3PMkznm0c0xZyfHT9aUv6E15bmt5kM9f0cRpWK9kG/l6u2hSEdihXXl",
+	"BTpLKPH81gXYg83ilhFjxTqaVkcpzw26sEgRdQT9yh8/YvkEFuNNZpr666KV80P5KyKVV4YnVx2Bv0dw",
+	"sldGc3VUcmXg/VOE8hOX+BtwCQv5RyvLx96BPcBX9wlQruq3QSSGGDETWWteASNEusr2Cbl2f4Pg0z7X",
+	"KnK5svCy9JhH4TWen5+SQYrWEVze6TilkhEuQLrXlLzmag/Xfn/2boedH6p/dSCA9YBedKOT3dH3+7/9",
+	"2E5+2bm9W2rN/XhVhaX4jYv+wBosR4Uj8XFsx18+Tfxysi+UC833jcPUkJoN41ONJWGFM8YUGy7VkTJl",
+	"rxAvEuDsNI0poEuCDRnSKcAoY9BjLAqfBy6JmQxY8a1F3qxHoSyQLS09Y5YxoTDYoTK9FOAplwfxZ8bG",
+	"nHllEzLasIQb5OuU6SFBNJ8D+AspJ1wQLUthpTeAya8Q3iFf4mH5hl4qxkMI6kOMTHegmdDJl2AXnPy8",
+	"c8+Qqk6nyqj3L7U3Oz0Qb7r0Yjc62R99f/jbjx3NkZ4/u/mmzc/2IPOiq/61P/vMjXqv2DwXe/1kyHsy",
+	"5D2yIc+nek+62t9QnnHg17SiwCPKEBkJ2USuQXjHFUobiAvSt/E4SFJZzPZJYn7dIpeC0BsRRyavQIsn",
+	"AGDoqvkxScb0xgWSy4afjLDWwAeQkVglI85QtjP4yirVr6CoLVXJSLVGVun+rJYqzHp+BGugwxY6jih5",
+	"KW5YQgEc6dEjt+0kPrkd0TeoaUlwwLxtbeTzUKVBF42M9LwORuCLwT8wC6Nl5yf74hPP+lvYF/EOZzqu",
+	"vsIrmZMrYbgCVNKg+mpl1WUs+ZDfsSKjlLqgJwDojyUmWCLQv1B9PrVVgRxYJPS9DCzyEyE/npvCg4+E",
+	"/pZfvpNZkuSqRN3YIGYPL1A/1swlj2iUFR8w2GiyN09jxdxfmG9oSyfaN/EPhPTXMrzBWu+hNaDWyCMl",
+	"NcplaVM2miXUxbH1EIdgzsk0FcM4YX4xLMyC86D4JPDj/Eze+yhkH5Md6J1cBzr2wp3kzw1o7Ak17MGo",
+	"YbaGqCV2+HcVXJh3ZXLEEG7WGmII72wIrWvoXHaX/1aguG8llv/7S+BwsZAepu/nwQ+gQoqP1jpN2TC+",
+	"JfWQStaMuWRcxprUFjBFtZS/BEPUut8qTR5VlZhXDhoswqB2wfAstfFHgiS/aij67TsZX1YMJDbVDbDK",
+	"bmEMtsZpJRqsLcu7GeX1iwuvHJBTJO6HZNvZBA/WYXsOUTv8GIi2+dl8JGBbOxFs/jNCuK1AT+00O3uX",
+	"7cPeToaemhWfR5DSXOV3/Gm5/l2sc471tytKkxf77/TaXVjQO8DsViv7RjD+1d1WkG7eZwW3syvkl9M2",
+	"A+rqHe507Q7rc1S9bO3Lzm52DtYsm/us29azdZ85gNqUhmzNUpoCxBVriR3eBbMXVw6/c+tVWicPA7li",
+	"pQqTqcKsbdS8iqDoKfnt9DcRn/12vHh10Z6fXbRvz05+un31rZif6f9ORPzy+Q9T/c6r7tnuL89/OLwX",
+	"kvHmwmep4PhKxFugH09Qt09Cq8Kj4Amt+HeV0OpphO8/NNYZkdHLG8UpC1WyaDjhNMGMF1v7zVQYMqbd",
+	"PHCMsyIXBFnQQ4MWeYuQfvlCzQBMNBVaQqOAVcit4Nbq8+9Sik507H3MUsiSMSWxCSIESgaSJyjmFfLy",
+	"oUHDgbZX2JfrWRIm4LuCg7zPdc9by4zPS03YFSJ3n6+Vue+WuIlb91Y+jk17E1aAXNWwv+/0B+R7MZ2i",
+	"Eu9HLyXCxE7M+EzOaOIFMdVKlH9jmplN+E7278797N/VmO/ty/ZBr3svqWXzFV4ut5RGcHfuW9y45Xx4",
+	"lbxSGMgnsuDj3i/nmG8hUgU37iOwy5embGpVsJvW54cuJhLTuoOcnWD7zzj6EOTF+/wLG+7jEq2zqnzJ",
+	"l8nhnwAp/7YyDNJwI27cQYxBW3bZ+LY9MWhcYNwug/SLoWriQ7kEfcErxIoGhlDwYZxOSkWeMWG5Mr65",
+	"RY6LZRdDyknKIDrHd4+W5ZOd5SiDJiE5C5Cs77Z3GuBq3213epg/XAQ5GQkRbR1t5hExvQxolI9vPFqR",
+	"H0wK6cEOY64ibafPl0b+3VHY+Rb28Iw9UoD147jj7aAeGip9bM6fESc+10jpj0bcAazQhdA/OZK/ADqP",
+	"V4NMFlVOZfOLlvzXlvtcRbA/ATrOd0wZovMYEbz/YZbQh1lAPwuN4rLyCH4BzuAvlvJ8x9R6sjOlKhyX",
+	"Cc+7KkTxs5PjRg6Vzlb0p3k8JMEBIei2ORnSHomHTcCjTsBOxBLJKqr3Y9Hx5w6/iEEdYkJ5tG1yL3Ku",
+	"zBY5Bu0y798EPO0+Dwz+ztU0V8LaInmDbc2WAaEKoHF6gLYD0m6uOFGfS0ACF4imbuG4bZibGa7JKqFZ",
+	"2jCW8agHb15fXJKldVICWzU7KzlfMNKReEgo4iO5VHOihLjOjWPCKAfMna0WectVnCCkn/Jj8+VYzKXB",
+	"2THwRFn2M49cAGuxaEosyTBlzII6Y7isCWC9rC76kUF0+fVYsoopLWIZv4EQCuC9ADOHtFJkwldz6Mz1",
+	"wK8V0jQ/Bw2yRygnYzFLtzDvEj5yxWJslZbi5/hC0CA77vM7aiSgmvGR5qwo/5fPXZ+X9RRSpaYAenQk",
+	"zBJjzDTqWCpdLEE2EjfMuxlNV4FmEit5dBdYowwbuw6vm4XX5L1n0boZYEmzqBlzlwXV5yGdSUZitSp/",
+	"NG9NZpOpWhABdRi3Hmw1vov88hYY7cP0Jo/L/wh2pY2Zq+n8UyRHfcGiFSz6Qw21nb3PTawyg/1YAtVT",
+	"jtGja+VfvNn1SY0vCNNIwdfI040ayLy1Xs0TemtVploAJTU0dwUqKSj/ZyfHRAyHPVMvpiBsW1ncydsU",
+	"kheDrUaV0dbBgBokRw/sE3y9ZaxPUob67PNqrM8WwShhC4vKi03F0lr2GsQrvZdVqGM8kp6cjdlWIU3T",
+	"2GgFAB+K8KaCq5jPzO8hTRKWfiWzpuolWQtE+SL4NVbZq5T98risBgbENp9V5cgBVWEpI54J6/a9s5Nj",
+	"W5NmYys3xqzu3Auks0qKQjCPsu/9zgZuEMfujoZ5V0s3Xo+zIX0QSGYO5/IjpKLZYZ4cfwmp791fJg+F",
+	"sPxlunP700F62bl5t7f45pCfda9f7v/2fXt0shtdPKMvdsK3B/Hrzu/ne+ozz3bXlDeWmvhifo4HYVxN",
+	"fjI32FNi/MMS478U2fHs5DjvsX+SBP/mkqAWylbhv2tysVo4RAltuVxohaYmsNjl4uEZFDTutMFgl5O0",
+	"ZAMMfqZy3Zil7MiV6BWcSQD3sdg+rT5/9QDJciW8/HT695WsEADIyFbLZKpl8Yz3kakMwPidcIPuKFOd",
+	"sxHj+gd2bs7Lczhjn7OAtWTMn0Laymk+cJ2vd25+bz677U6aU3oYNdNdNa81aoN9Pm52w4PfmvO9P1jz",
+	"92ezpNaoTQ7TYXNXRTvN24PraZN1bxa1Ri3cm4+avz3j3eZ49/dBUx1OtHz7R/eWNQ+m1/vNdOdm2OR7",
+	"v0W1Rm34TC2aO5PBYfP37jxsXh+M9VbNdiPe3P8j3WvSw99um9Od0e+1Rm1+cB02uzfjZ022pybNxX46",
+	"0ELGzvS35uHvt7tN/iwaNGV3qBkx2x9NmntzetBUO9d/NG8OQw7eoE+SbZrfxNWmsTJle7Bo9R+cHfAk",
+	"jHxpwsi55k8h2KXy1+RhEohUbNqcTdeJHlWqzzIpwhaC9sxPfX4/+9OyUjN9nskOOThFABbvYb1iJPKQ",
+	"u5ELU8SEWYBqMH7kVYWZMQHTFPEGAx0H1/Zcy1otcmwcupSAamzBEkFztFVizMIc+UXbmCTXDCq8MJKw",
+	"G5as8kneyRwEQsUhOLmTOFRBdc1wLvRkPoacU7YW9fnjijYXik3fTh/VWnSXqihvUiGGX0It2Z3zJDx+",
+	"sgHlK4O5+NNq6vZk73my9ywRsZ5chf9pMplmRJ49YzYlSuSoRmUo3jJRTAm1Qg67QEgPK4mI1ZYplMF4",
+	"uepfn9cvX1++aZDzk+dkv7tz0CMX3x83Ow2yT6J4FCvZKFSzk1s2t9WreNfnVuRqET90WbIwZYrUB1Sy",
+	"ne6WTZ4NhJrqofS2twPy9vxUr5Mcizmhms7+dI62JKB9CwgOK9i0kOqCn3WiZUob4TfWSzHjKk76PDBh",
+	"fZdCTV/YNwMyTcUNJPuCiGnL4OqlQPej4XFGluns9bmpFXhkZMus1xRFcIkCrOmORdVFS+9ioyIVEhtK",
+	"pR6mJHg6ZyknsSJiOERYnU2zXmxg2WeU3gIHOrdZn1Wii40Cee4Fi37U5FsrbNlApv0smmp3z0RzmWt0",
+	"NUvjWq+WXSpNOrZHVLGxmEnWK8Rx/S+ajEQaq/HkHxffH3f6s3a7u4+X/R/7+Fcs5Yyl/3BN4K9TlsYi",
+	"+sdOG//Ey/2PH765ePevnW/fvPj+zY87b/75pvg3YKrpN2u92tp3P5Xw9/ryjTtnK9HP3G0HDCUWHdlw",
+	"YX3vrGpbJCVPpqonOepJjnqAHEVTRSiBYrvMYwd3E562zU1dF2a10qVXab/yvFxEMqUlvcGizwNZ4mFB",
+	"ZhLqtNe56kid0XCMhXv7XPCQNUjMCRr6xNBQmoZnwZlOtUiQCKm2GsYd5+NuT2mcmhzZkrUui2OgKxyA",
+	"+XrKWyZ6y1Zu9qO3UHqC2RUC3eUsQ/zKorBa5MSEYempusrQVF5LIxXlvIB3todljrsq4xcMpc+5gFLF",
+	"nlBXj1VWeVikpCR1bf09jWTPK6Thv8Bepq/0cxGxJx/eI/vwjC1NfqLqyYPu7mdgKfxE0uLZyfELDkkS",
+	"m8SM8Sfp70n6e5L+7o+PYvSre8t/me7/Z206U59LjusFA4C3fL1IhFsZs/Dagq1YOVNwZsPqc8JWn2tp",
+	"C2nMcqGuQQYzRaoj4R0McJ8bqrkkOJ7U18pzMGJIQOzzWG71qsL3yzKpc4UWJ9AgSpAB66M72Jd9vSA2",
+	"LaPJQoWZWBI5xYxdsXUv65td9zLSTJ8/NIXzPjg02Aka6rqkjLyXaQG5EzWE0jcQpgfpWA3TQAXcXwE3",
+	"2wiVVYmZ97UW3klAhVP0GFVEi9m462yAjRpn86u71R7dHLEvN60vwU383ckf4U50E05+evIVr6v0mleT",
+	"PRSjpVkFfX6/tAK4UU+O5v8AR/MTVNSXJ/IihMNk4bjnA5NMbbWZNYU5VqBLQeEd20y+dkfLAV4EZELB",
+	"VunLzdY26otKKFkKU7rAkOq7FvYIEM0cpSeAuwjuUNzjrqU8zhYXdhE/ej2Pj1powMIfOOh7s3kOvaHg",
+	"aMRiC4e5T4CpHg66bHe4T5sHYSdq7rKdYZPuDZ41w8Oow3aGe/TZ4BDeTdhVRaM7zc4zgGHYtY1O4dlO",
+	"q93qdHZaz2qNWkKlutKHpRK/wX6oD+kVHcEcamfijzhJ6PZeq03q/+x0jsjLmM9uye3B/tX+7hY5iVM2",
+	"FLfbnZ2dVntZVYEdQN56luFkuDWy2P9V89nJfwOL1KE74R57NmweDrpR0yxXG6Eu9ocHtB122OpF2rvs",
+	"tHvtrr9IncOD1l6n1Wm3W92d5cvUPsh9mlsm58pthkm83Wl1K8sGtD8u5L+5UZuj/lsC9J9pMfuyYfwn",
+	"Dt5TbmzasR8AkPQq1Ntzg1HrBYpXMrqMw8lZOEZXWCKkIhHT69Mip4pM6KLPByxnnVlagX5Xy+VXQzHj",
+	"vopueaODImO3sVQNkqsRC5oBpOoPWCL4SDNPCwIG4z1axiM9L1EcfSSeiCvquOKdmaL5Tt+h95sgwpr3",
+	"/864r7vrP3ol1Ik+K194roreQnsX73zv1931HMK1qeKxAqcagJf0O9eMTSUkYcQRIsi5ur6g4EZoKQ3M",
+	"n28lS4NCXQ/sNVhNBh792j6sTh3i0pqiGXe7w/qjjS8wVCL4T8VzLjixnihBDhP5ztj35uqvhUvWJAYL",
+	"T8zHVOkzB/cbYeJI3ZxGV+svTGYRi2xAc5+vLjv5Gd/p77AA0CNe6PZTyZj/lJIxliE+hSU8kfO7A03f",
+	"mZZn5diqEagtFjS1Opq+gY084nPD1F0zUZr68jFNVy0hwV8cvkl1FbZgZsBZg4bN7cihSitIdXZ40RiR",
+	"2SII+wWwtihHVsqZR4Rmo7HAuVrzS8SIxLzPIU2FMIwrInREYxNqGvQdPezXegQMUJtwow2rvN0DmBc4",
+	"VpnV+bkfcXT0iSrQIx7jw7ndPZ3LrjKnddpuRoOPo0nMs6H/RXDAd2XF2Wfdy85+lnfyt2XOq+uqFub5",
+	"nwMU/MSmn2qqfQkgvY9XU+3POPqwDc7W5XanE9D3gLfPxwLNxmrM4rSQZoum5B6xJipWwMrt8zzuibFX",
+	"OzsWZFcUhAv3gi29MFgQU4CWR1B5DeUMG+zno7YlgrOGqRQxS7lFMQERJFOFJ0PaS5lkKrCZJdXoLtbE",
+	"7UJWxJwXAyuXBExutcjxLIKCD3UQ0VqTIW1hp1sbSTwVqCawKh6kCYKqrdXU75A3mxNf4KVSxOedbeum",
+	"gi+CmHxEo5zV9b6SNrMlZRNxwyIvfafgyLfH7Mlg94is4wu29evjlClvK5Lrqul0OcKlgno74rSUdhuj",
+	"/fLcv7ccnHGUSDG0dQerq3bfVfVCWmQdd8XiPa5EeFa9p7GamJkKPNaU/pEJ2t1Jl3WOPFkfP3vr4+5l",
+	"p/MZlpdzDrcn/eaJSX0SJoVViSnxPUKPpjeY67kk++jcwsaoTBaDLzJZfRTfQLKOInVnoaNpShdGWpM2",
+	"DVt/5/B4AmilR6WMR3wDtrUyK2TGr7mW5AEX0QAwr88UWWIp/GucYhcoU5/DbvwVtkJHpgFw0kTkgel7",
+	"03A5BYP/m1gL/16sM78nm7NQCM/c+SwdeEhAYiURPVnP9ImZfixm+mT7+8yQkGmOmXrMHP+uYuY+w1zK",
+	"zV3MKRpAlmuUL8UoY+pEzBRyaUAG7hVsKxifVshgNRYWtAnqa+znUEisklrO0nXs3w60h+38vSJYMEZQ",
+	"U7p7p13cyRD24snU9RTMUBWlWrKB3sGpULiBhqSMGU3UeGkq1vMxC68leSOkGqXs4qeXQBzOWRRLQyY0",
+	"J5AEsaEsh0+oYjxctEjQbbctRCSOHeAEoBj1tAHGnIDUJZ1gdueWtU4toCifmGv6IRRh/IYlYmozSUvh",
+	"Zd/jJB4qbsLYXGWbUYrNmMlcTWSt12kdeMLYbFoDETeKSy+2W/uFFz/AdU3UeHFH77yZXBX+H6xoxKaM",
+	"R7pnXNbHIwwPuk2PuezdVmf5sjPouFeb8VSfQriZjfyutdtt388u5jy/HxDG8ggbcqxIwqgEfIzCvsBh",
+	"frSdeTyyU5RWRIrIHLg2lvcYRglXXl9wN7c4J8wYYuJTlu1E6yvLyIuFn7N0Ik4wk8UIicDuZpxjNFBE",
+	"9N4CHC9Lb5jN1JQtglQKENOyVQfoC0q0DjmgkmmZh45YluUyYirXV8oMiibQnD5fR3RexjeMMykfTHYK",
+	"B3uzQ+h6X6JyeStI9Rb81VThI51Yuwx6vgO25ihCLtPGZ9FlR+HRDymHoDuiUjocxiGpVzJFR4O20Nu9",
+	"hMXFyoTcmVOqNTEyoAnlIUuhDpokknGIg7PnvM+VILHajCWeMxrFj3I8/25c8Rwy1pTI7dYXwhQtr1Px",
+	"hImZ2oTPLd2KZyu24rEY4iuAHaLR4ojQvz1vNBdqBamBz9MbqxJWlezQT7FUNPxbIuhAJMIZInxOUxHN",
+	"QgVwU1LRUYwV/xIR0mSr1qjN0qTWq22D3zk2p8ztV1npD2lCIgakAtuf6EuRznjW1lipaW97G3oYC6l6",
+	"e/qIV7X/3s257DYYYckiGDegpTaM6cAYEuBXMVONLNYHfOQY2gGhzX7UdCuzkWolslae2wVLhk1LnB35",
+	"k0Tw5Qm1fvSP7teqRKQeFLN5/9//+b/Blj8KkwJYHshxVrDJKGUYHIUfyBZ5oXUjN0JXL9348b9Gi0XR",
+	"PkIy7c0bBWp35TGAJd4UwMy0PixRMEopVyZMCoxJwFPAp6MEZht5PaA9qtzDJaxpFCtNUeME89/xpjRT",
+	"lrAbysGkpGfs710UV62ZY9uoQ+ZuliwwOHhHC2y5LfU6Mfev3Mub2SCJQ3LNFhKvHJywRcFyVf/h4vUr",
+	"8o4NyI9sQS6Y8rddf1v78P7D/x8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

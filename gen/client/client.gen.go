@@ -20,35 +20,44 @@ import (
 
 // Defines values for AuditAction.
 const (
-	RateLimitBlocked               AuditAction = "rate_limit.blocked"
-	SessionLogout                  AuditAction = "session.logout"
-	SessionRefreshTokenReused      AuditAction = "session.refresh_token_reused"
-	SessionRevoked                 AuditAction = "session.revoked"
-	UserCreated                    AuditAction = "user.created"
-	UserDeleted                    AuditAction = "user.deleted"
-	UserDisabled                   AuditAction = "user.disabled"
-	UserEmailChangeRequested       AuditAction = "user.email.change_requested"
-	UserEmailChangeReverted        AuditAction = "user.email.change_reverted"
-	UserEmailChanged               AuditAction = "user.email.changed"
-	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
-	UserEmailVerified              AuditAction = "user.email.verified"
-	UserEnabled                    AuditAction = "user.enabled"
-	UserLoginFailed                AuditAction = "user.login.failed"
-	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
-	UserLoginLocked                AuditAction = "user.login.locked"
-	UserLoginSucceeded             AuditAction = "user.login.succeeded"
-	UserLoginUnverified            AuditAction = "user.login.unverified"
-	UserLogoutAll                  AuditAction = "user.logout_all"
-	UserPasswordChanged            AuditAction = "user.password.changed"
-	UserPasswordCheckFailed        AuditAction = "user.password.check_failed"
-	UserPasswordReset              AuditAction = "user.password.reset"
-	UserPasswordResetRequested     AuditAction = "user.password.reset_requested"
-	UserRegisterEmailTaken         AuditAction = "user.register.email_taken"
-	UserRegistered                 AuditAction = "user.registered"
-	UserRestored                   AuditAction = "user.restored"
-	UserRolesChanged               AuditAction = "user.roles.changed"
-	UserSessionsRevoked            AuditAction = "user.sessions.revoked"
-	UserUpdated                    AuditAction = "user.updated"
+	RateLimitBlocked                AuditAction = "rate_limit.blocked"
+	SessionLogout                   AuditAction = "session.logout"
+	SessionRefreshTokenReused       AuditAction = "session.refresh_token_reused"
+	SessionRevoked                  AuditAction = "session.revoked"
+	UserCreated                     AuditAction = "user.created"
+	UserDeleted                     AuditAction = "user.deleted"
+	UserDisabled                    AuditAction = "user.disabled"
+	UserEmailChangeRequested        AuditAction = "user.email.change_requested"
+	UserEmailChangeReverted         AuditAction = "user.email.change_reverted"
+	UserEmailChanged                AuditAction = "user.email.changed"
+	UserEmailVerificationRequested  AuditAction = "user.email.verification_requested"
+	UserEmailVerified               AuditAction = "user.email.verified"
+	UserEnabled                     AuditAction = "user.enabled"
+	UserLoginFailed                 AuditAction = "user.login.failed"
+	UserLoginGuessingAlerted        AuditAction = "user.login.guessing_alerted"
+	UserLoginLocked                 AuditAction = "user.login.locked"
+	UserLoginMfaRequired            AuditAction = "user.login.mfa_required"
+	UserLoginSucceeded              AuditAction = "user.login.succeeded"
+	UserLoginUnverified             AuditAction = "user.login.unverified"
+	UserLogoutAll                   AuditAction = "user.logout_all"
+	UserMfaCodeRejected             AuditAction = "user.mfa.code_rejected"
+	UserMfaDisabled                 AuditAction = "user.mfa.disabled"
+	UserMfaEnabled                  AuditAction = "user.mfa.enabled"
+	UserMfaEnrolmentStarted         AuditAction = "user.mfa.enrolment_started"
+	UserMfaRecoveryCodeUsed         AuditAction = "user.mfa.recovery_code_used"
+	UserMfaRecoveryCodesRegenerated AuditAction = "user.mfa.recovery_codes_regenerated"
+	UserMfaReset                    AuditAction = "user.mfa.reset"
+	UserMfaSteppedUp                AuditAction = "user.mfa.stepped_up"
+	UserPasswordChanged             AuditAction = "user.password.changed"
+	UserPasswordCheckFailed         AuditAction = "user.password.check_failed"
+	UserPasswordReset               AuditAction = "user.password.reset"
+	UserPasswordResetRequested      AuditAction = "user.password.reset_requested"
+	UserRegisterEmailTaken          AuditAction = "user.register.email_taken"
+	UserRegistered                  AuditAction = "user.registered"
+	UserRestored                    AuditAction = "user.restored"
+	UserRolesChanged                AuditAction = "user.roles.changed"
+	UserSessionsRevoked             AuditAction = "user.sessions.revoked"
+	UserUpdated                     AuditAction = "user.updated"
 )
 
 // Valid indicates whether the value is a known member of the AuditAction enum.
@@ -86,11 +95,29 @@ func (e AuditAction) Valid() bool {
 		return true
 	case UserLoginLocked:
 		return true
+	case UserLoginMfaRequired:
+		return true
 	case UserLoginSucceeded:
 		return true
 	case UserLoginUnverified:
 		return true
 	case UserLogoutAll:
+		return true
+	case UserMfaCodeRejected:
+		return true
+	case UserMfaDisabled:
+		return true
+	case UserMfaEnabled:
+		return true
+	case UserMfaEnrolmentStarted:
+		return true
+	case UserMfaRecoveryCodeUsed:
+		return true
+	case UserMfaRecoveryCodesRegenerated:
+		return true
+	case UserMfaReset:
+		return true
+	case UserMfaSteppedUp:
 		return true
 	case UserPasswordChanged:
 		return true
@@ -327,9 +354,28 @@ func (e LivenessStatus) Valid() bool {
 	}
 }
 
+// Defines values for MFAChallengeMethods.
+const (
+	MFAChallengeMethodsRecoveryCode MFAChallengeMethods = "recovery_code"
+	MFAChallengeMethodsTotp         MFAChallengeMethods = "totp"
+)
+
+// Valid indicates whether the value is a known member of the MFAChallengeMethods enum.
+func (e MFAChallengeMethods) Valid() bool {
+	switch e {
+	case MFAChallengeMethodsRecoveryCode:
+		return true
+	case MFAChallengeMethodsTotp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
 	AuditRead      Permission = "audit:read"
+	MfaReset       Permission = "mfa:reset"
 	RolesAssign    Permission = "roles:assign"
 	RolesRead      Permission = "roles:read"
 	SessionsRevoke Permission = "sessions:revoke"
@@ -342,6 +388,8 @@ const (
 func (e Permission) Valid() bool {
 	switch e {
 	case AuditRead:
+		return true
+	case MfaReset:
 		return true
 	case RolesAssign:
 		return true
@@ -370,11 +418,14 @@ const (
 	ProblemCodeForbidden            ProblemCode = "forbidden"
 	ProblemCodeInternalError        ProblemCode = "internal_error"
 	ProblemCodeInvalidCredentials   ProblemCode = "invalid_credentials"
+	ProblemCodeInvalidMfaChallenge  ProblemCode = "invalid_mfa_challenge"
+	ProblemCodeInvalidMfaCode       ProblemCode = "invalid_mfa_code"
 	ProblemCodeInvalidOneTimeToken  ProblemCode = "invalid_one_time_token"
 	ProblemCodeInvalidRefreshToken  ProblemCode = "invalid_refresh_token"
 	ProblemCodeInvalidToken         ProblemCode = "invalid_token"
 	ProblemCodeMalformedJson        ProblemCode = "malformed_json"
 	ProblemCodeMethodNotAllowed     ProblemCode = "method_not_allowed"
+	ProblemCodeMfaRequired          ProblemCode = "mfa_required"
 	ProblemCodeNotFound             ProblemCode = "not_found"
 	ProblemCodePasswordRejected     ProblemCode = "password_rejected"
 	ProblemCodePayloadTooLarge      ProblemCode = "payload_too_large"
@@ -404,6 +455,10 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeInvalidCredentials:
 		return true
+	case ProblemCodeInvalidMfaChallenge:
+		return true
+	case ProblemCodeInvalidMfaCode:
+		return true
 	case ProblemCodeInvalidOneTimeToken:
 		return true
 	case ProblemCodeInvalidRefreshToken:
@@ -413,6 +468,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeMalformedJson:
 		return true
 	case ProblemCodeMethodNotAllowed:
+		return true
+	case ProblemCodeMfaRequired:
 		return true
 	case ProblemCodeNotFound:
 		return true
@@ -538,6 +595,15 @@ type AdminUpdateUserRequest struct {
 // | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 // | `user.sessions.revoked` | An administrator ended every session of the user. |
 // | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+// | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
+// | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
+// | `user.mfa.enabled` | The user confirmed a TOTP enrolment: MFA is on; `factor_id`, `kind`, `kept_session_id`. |
+// | `user.mfa.disabled` | The user turned MFA off; `kept_session_id`, `recovery_code`. |
+// | `user.mfa.reset` | An administrator removed the user's MFA; masked `email`. |
+// | `user.mfa.code_rejected` | A wrong, replayed or used code was refused; `reason`, `step`. |
+// | `user.mfa.recovery_code_used` | A recovery code completed a login. |
+// | `user.mfa.recovery_codes_regenerated` | The user replaced their recovery codes. |
+// | `user.mfa.stepped_up` | A session was stepped up to MFA; `session_id`, `recovery_code`. |
 type AuditAction string
 
 // AuditDetails Event-specific details; which keys an action sets is listed with `AuditAction`.
@@ -624,6 +690,15 @@ type AuditEvent struct {
 	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 	// | `user.sessions.revoked` | An administrator ended every session of the user. |
 	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+	// | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
+	// | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
+	// | `user.mfa.enabled` | The user confirmed a TOTP enrolment: MFA is on; `factor_id`, `kind`, `kept_session_id`. |
+	// | `user.mfa.disabled` | The user turned MFA off; `kept_session_id`, `recovery_code`. |
+	// | `user.mfa.reset` | An administrator removed the user's MFA; masked `email`. |
+	// | `user.mfa.code_rejected` | A wrong, replayed or used code was refused; `reason`, `step`. |
+	// | `user.mfa.recovery_code_used` | A recovery code completed a login. |
+	// | `user.mfa.recovery_codes_regenerated` | The user replaced their recovery codes. |
+	// | `user.mfa.stepped_up` | A session was stepped up to MFA; `session_id`, `recovery_code`. |
 	Action AuditAction `json:"action"`
 
 	// ActorId The user who acted; `null` for anonymous requests and the system.
@@ -713,6 +788,18 @@ type CreateUserRequest struct {
 type DeleteMeRequest struct {
 	// Password The current password, to confirm the deletion.
 	Password string `json:"password"`
+}
+
+// DisableMFARequest The password, and exactly one of `code` and `recovery_code`.
+type DisableMFARequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code *MFACode `json:"code,omitempty"`
+
+	// Password The current password.
+	Password string `json:"password"`
+
+	// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+	RecoveryCode *RecoveryCode `json:"recovery_code,omitempty"`
 }
 
 // FieldError One invalid field of the request body.
@@ -883,10 +970,82 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
+// MFAChallenge In a `401 mfa_required` problem of `login`: the challenge to send to
+// `verifyMfaLogin` with a code. Given only after a correct password.
+type MFAChallenge struct {
+	// Challenge Opaque, single use; send it to `verifyMfaLogin`. Not a credential by itself.
+	Challenge string `json:"challenge"`
+
+	// ExpiresIn Seconds the challenge lives (300).
+	ExpiresIn int `json:"expires_in"`
+
+	// Methods What `verifyMfaLogin` accepts for this account.
+	Methods []MFAChallengeMethods `json:"methods"`
+}
+
+// MFAChallengeMethods defines model for MFAChallenge.Methods.
+type MFAChallengeMethods string
+
+// MFACode The current 6-digit code of the authenticator app.
+type MFACode = string
+
+// MFAEnabled defines model for MFAEnabled.
+type MFAEnabled struct {
+	// RecoveryCodes Single-use recovery codes, shown once; store them offline.
+	RecoveryCodes RecoveryCodes `json:"recovery_codes"`
+
+	// Tokens A token pair.
+	Tokens Tokens `json:"tokens"`
+}
+
+// MFAEnabledResponse defines model for MFAEnabledResponse.
+type MFAEnabledResponse struct {
+	Data MFAEnabled `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// MFAProofRequest Exactly one of `code` and `recovery_code`.
+type MFAProofRequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code *MFACode `json:"code,omitempty"`
+
+	// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+	RecoveryCode *RecoveryCode `json:"recovery_code,omitempty"`
+}
+
+// MFAStatus The multi-factor authentication of the account (on `getMe`).
+type MFAStatus struct {
+	// Enabled Whether login needs a second factor.
+	Enabled bool `json:"enabled"`
+
+	// RecoveryCodesRemaining Unused recovery codes.
+	RecoveryCodesRemaining int `json:"recovery_codes_remaining"`
+}
+
+// MFAVerifyRequest The challenge, and exactly one of `code` and `recovery_code`.
+type MFAVerifyRequest struct {
+	// Challenge The `mfa.challenge` of the `401 mfa_required` answer of `login`.
+	Challenge string `json:"challenge"`
+
+	// Code The current 6-digit code of the authenticator app.
+	Code *MFACode `json:"code,omitempty"`
+
+	// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+	RecoveryCode *RecoveryCode `json:"recovery_code,omitempty"`
+}
+
 // Meta Metadata of a single-resource response.
 type Meta struct {
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
+}
+
+// PasswordConfirmation defines model for PasswordConfirmation.
+type PasswordConfirmation struct {
+	// Password The current password.
+	Password string `json:"password"`
 }
 
 // Permission A permission a role grants; operations list the ones they need in their `x-permissions` extension.
@@ -919,6 +1078,9 @@ type Problem struct {
 	// | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
 	// | `invalid_one_time_token` | 400 | The password reset or verification token is unknown, expired or already used. |
 	// | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
+	// | `mfa_required` | 401, 403 | 401 on `login`: the password is right and the account has multi-factor authentication; the problem's `mfa` holds the challenge for `verifyMfaLogin`. 403 elsewhere: the operation (`x-mfa`), or the permission of a role that needs MFA, needs a multi-factor session. |
+	// | `invalid_mfa_challenge` | 401 | The login challenge is unknown, expired, used or exhausted; log in again. |
+	// | `invalid_mfa_code` | 401, 403 | The TOTP code or recovery code is wrong, replayed or used (401 on `verifyMfaLogin`, 403 on signed-in operations). |
 	// | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
 	// | `internal_error` | 500 | An unexpected server error. |
 	Code ProblemCode `json:"code"`
@@ -932,6 +1094,10 @@ type Problem struct {
 
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
+
+	// Mfa In a `401 mfa_required` problem of `login`: the challenge to send to
+	// `verifyMfaLogin` with a code. Given only after a correct password.
+	Mfa *MFAChallenge `json:"mfa,omitempty"`
 
 	// RequestId The request's ID, as in the `X-Request-ID` response header.
 	RequestId string `json:"request_id"`
@@ -971,14 +1137,46 @@ type Problem struct {
 // | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
 // | `invalid_one_time_token` | 400 | The password reset or verification token is unknown, expired or already used. |
 // | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
+// | `mfa_required` | 401, 403 | 401 on `login`: the password is right and the account has multi-factor authentication; the problem's `mfa` holds the challenge for `verifyMfaLogin`. 403 elsewhere: the operation (`x-mfa`), or the permission of a role that needs MFA, needs a multi-factor session. |
+// | `invalid_mfa_challenge` | 401 | The login challenge is unknown, expired, used or exhausted; log in again. |
+// | `invalid_mfa_code` | 401, 403 | The TOTP code or recovery code is wrong, replayed or used (401 on `verifyMfaLogin`, 403 on signed-in operations). |
 // | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
 // | `internal_error` | 500 | An unexpected server error. |
 type ProblemCode string
+
+// RecoveryCode One recovery code, as shown (case, dashes and spaces do not matter).
+type RecoveryCode = string
+
+// RecoveryCodes Single-use recovery codes, shown once; store them offline.
+type RecoveryCodes = []string
+
+// RecoveryCodesResponse defines model for RecoveryCodesResponse.
+type RecoveryCodesResponse struct {
+	Data RecoveryCodesResult `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// RecoveryCodesResult defines model for RecoveryCodesResult.
+type RecoveryCodesResult struct {
+	// RecoveryCodes Single-use recovery codes, shown once; store them offline.
+	RecoveryCodes RecoveryCodes `json:"recovery_codes"`
+}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	// RefreshToken The refresh token from the last `login` or `refreshTokens`.
 	RefreshToken string `json:"refresh_token"`
+}
+
+// RegenerateRecoveryCodesRequest defines model for RegenerateRecoveryCodesRequest.
+type RegenerateRecoveryCodesRequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code MFACode `json:"code"`
+
+	// Password The current password.
+	Password string `json:"password"`
 }
 
 // RegisterRequest defines model for RegisterRequest.
@@ -1074,6 +1272,32 @@ type SetRolesRequest struct {
 	Roles []string `json:"roles"`
 }
 
+// TOTPCodeRequest defines model for TOTPCodeRequest.
+type TOTPCodeRequest struct {
+	// Code The current 6-digit code of the authenticator app.
+	Code MFACode `json:"code"`
+}
+
+// TOTPEnrolment defines model for TOTPEnrolment.
+type TOTPEnrolment struct {
+	// ExpiresAt When the enrolment expires unless confirmed.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// OtpauthUri The `otpauth://totp/...` URI (Key Uri Format) to show as a QR code.
+	OtpauthUri string `json:"otpauth_uri"`
+
+	// Secret The shared secret, base32 (RFC 4648), for apps that take it typed in.
+	Secret string `json:"secret"`
+}
+
+// TOTPEnrolmentResponse defines model for TOTPEnrolmentResponse.
+type TOTPEnrolmentResponse struct {
+	Data TOTPEnrolment `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	// Data A token pair.
@@ -1098,6 +1322,11 @@ type Tokens struct {
 	//
 	// Example: 900
 	ExpiresIn int `json:"expires_in"`
+
+	// MfaEnrolmentRequired Present and `true` when a role of the user needs multi-factor authentication
+	// (`MFA_REQUIRED_ROLES`) and the account has none yet: the permissions of that
+	// role are held back until MFA is on (`startTotpEnrolment`).
+	MfaEnrolmentRequired *bool `json:"mfa_enrolment_required,omitempty"`
 
 	// RefreshExpiresIn Seconds until the refresh token expires (when unused; at the latest the session's absolute expiry).
 	RefreshExpiresIn int `json:"refresh_expires_in"`
@@ -1143,6 +1372,9 @@ type User struct {
 	EmailVerified   bool               `json:"email_verified"`
 	EmailVerifiedAt *time.Time         `json:"email_verified_at"`
 	Id              openapi_types.UUID `json:"id"`
+
+	// Mfa The multi-factor authentication of the account (on `getMe`).
+	Mfa *MFAStatus `json:"mfa,omitempty"`
 
 	// Name Display name; `null` when not set.
 	Name *string `json:"name"`
@@ -1215,8 +1447,14 @@ type InternalError = Problem
 // InvalidCredentials An RFC 9457 problem document.
 type InvalidCredentials = Problem
 
+// InvalidMFA An RFC 9457 problem document.
+type InvalidMFA = Problem
+
 // InvalidRefreshToken An RFC 9457 problem document.
 type InvalidRefreshToken = Problem
+
+// MFAForbidden An RFC 9457 problem document.
+type MFAForbidden = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
@@ -1317,6 +1555,9 @@ type VerifyEmailJSONRequestBody = VerifyEmailRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// VerifyMfaLoginJSONRequestBody defines body for VerifyMfaLogin for application/json ContentType.
+type VerifyMfaLoginJSONRequestBody = MFAVerifyRequest
+
 // ForgotPasswordJSONRequestBody defines body for ForgotPassword for application/json ContentType.
 type ForgotPasswordJSONRequestBody = ForgotPasswordRequest
 
@@ -1337,6 +1578,21 @@ type DeleteMeJSONRequestBody = DeleteMeRequest
 
 // UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
 type UpdateMeJSONRequestBody = UpdateMeRequest
+
+// DisableMfaJSONRequestBody defines body for DisableMfa for application/json ContentType.
+type DisableMfaJSONRequestBody = DisableMFARequest
+
+// RegenerateRecoveryCodesJSONRequestBody defines body for RegenerateRecoveryCodes for application/json ContentType.
+type RegenerateRecoveryCodesJSONRequestBody = RegenerateRecoveryCodesRequest
+
+// StepUpMfaJSONRequestBody defines body for StepUpMfa for application/json ContentType.
+type StepUpMfaJSONRequestBody = MFAProofRequest
+
+// StartTotpEnrolmentJSONRequestBody defines body for StartTotpEnrolment for application/json ContentType.
+type StartTotpEnrolmentJSONRequestBody = PasswordConfirmation
+
+// ConfirmTotpEnrolmentJSONRequestBody defines body for ConfirmTotpEnrolment for application/json ContentType.
+type ConfirmTotpEnrolmentJSONRequestBody = TOTPCodeRequest
 
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = ChangePasswordRequest
@@ -1511,9 +1767,19 @@ type ClientInterface interface {
 	// Checks the credentials and opens a session, returning an access token and a
 	// refresh token.
 	//
+	// Multi-factor authentication: when the account has it, a correct password gets
+	// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+	// single-use challenge; send it with a code of the authenticator app (or a
+	// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+	// gets this answer, so it reveals nothing to a guesser. A client that does not
+	// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+	// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+	// succeeds with `mfa_enrolment_required: true` and without that role's
+	// permissions.
+	//
 	// Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 	// wrong password, disabled or deleted account), so that the answer reveals
-	// nothing; `403 email_not_verified` when the server requires a verified email,
+	// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
 	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -1536,9 +1802,19 @@ type ClientInterface interface {
 	// Checks the credentials and opens a session, returning an access token and a
 	// refresh token.
 	//
+	// Multi-factor authentication: when the account has it, a correct password gets
+	// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+	// single-use challenge; send it with a code of the authenticator app (or a
+	// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+	// gets this answer, so it reveals nothing to a guesser. A client that does not
+	// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+	// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+	// succeeds with `mfa_enrolment_required: true` and without that role's
+	// permissions.
+	//
 	// Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 	// wrong password, disabled or deleted account), so that the answer reveals
-	// nothing; `403 email_not_verified` when the server requires a verified email,
+	// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
 	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -1574,6 +1850,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/logout-all (the `LogoutAll` operationId).
 	LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyMfaLoginWithBody Complete a login with a second factor
+	//
+	// The second step of the login of an account with multi-factor authentication.
+	// `login` answered a correct password with `401 mfa_required` and a challenge in
+	// the problem's `mfa` member; this call exchanges that challenge and a current
+	// code of the authenticator app (`code`) or one unused recovery code
+	// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+	// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+	// `acr: "aal2"`.
+	//
+	// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+	// TOTP code is accepted for the current 30-second step or one step either side,
+	// and never twice (nor a code of an earlier step than one already accepted).
+	// A recovery code works once.
+	//
+	// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+	// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+	// challenge is unknown, expired, used or exhausted (log in again);
+	// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+	// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+	VerifyMfaLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyMfaLogin Complete a login with a second factor
+	//
+	// The second step of the login of an account with multi-factor authentication.
+	// `login` answered a correct password with `401 mfa_required` and a challenge in
+	// the problem's `mfa` member; this call exchanges that challenge and a current
+	// code of the authenticator app (`code`) or one unused recovery code
+	// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+	// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+	// `acr: "aal2"`.
+	//
+	// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+	// TOTP code is accepted for the current 30-second step or one step either side,
+	// and never twice (nor a code of an earlier step than one already accepted).
+	// A recovery code works once.
+	//
+	// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+	// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+	// challenge is unknown, expired, used or exhausted (log in again);
+	// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+	// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+	VerifyMfaLogin(ctx context.Context, body VerifyMfaLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ForgotPasswordWithBody Request a password reset email
 	//
@@ -1778,6 +2106,9 @@ type ClientInterface interface {
 
 	// UpdateMeWithBody Update my account
 	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+	//
 	// Changes the name and/or the email address. A new email address needs
 	// `current_password` and does not take effect at once: a confirmation link is
 	// sent to it, and the address changes when that link is used
@@ -1804,6 +2135,9 @@ type ClientInterface interface {
 
 	// UpdateMe Update my account
 	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+	//
 	// Changes the name and/or the email address. A new email address needs
 	// `current_password` and does not take effect at once: a confirmation link is
 	// sent to it, and the address changes when that link is used
@@ -1828,7 +2162,194 @@ type ClientInterface interface {
 	// Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
 	UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DisableMfaWithBody Turn multi-factor authentication off
+	//
+	// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+	// and a current code (`code`) or an unused recovery code (`recovery_code`),
+	// exactly one of the two. Every factor and recovery code is deleted, every other
+	// session ends, and the answer carries the pair that continues the caller's
+	// session (the access token sent is refused from now on).
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+	// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+	// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+	DisableMfaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisableMfa Turn multi-factor authentication off
+	//
+	// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+	// and a current code (`code`) or an unused recovery code (`recovery_code`),
+	// exactly one of the two. Every factor and recovery code is deleted, every other
+	// session ends, and the answer carries the pair that continues the caller's
+	// session (the access token sent is refused from now on).
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+	// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+	// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+	DisableMfa(ctx context.Context, body DisableMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegenerateRecoveryCodesWithBody Replace my recovery codes
+	//
+	// Makes 10 new recovery codes, shown only here; the old ones stop working.
+	// Needs a multi-factor session (`x-mfa: always`), the password and a current
+	// code of the app.
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+	// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+	RegenerateRecoveryCodesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegenerateRecoveryCodes Replace my recovery codes
+	//
+	// Makes 10 new recovery codes, shown only here; the old ones stop working.
+	// Needs a multi-factor session (`x-mfa: always`), the password and a current
+	// code of the app.
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+	// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+	RegenerateRecoveryCodes(ctx context.Context, body RegenerateRecoveryCodesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StepUpMfaWithBody Step a session up to multi-factor
+	//
+	// Makes the caller's session a multi-factor session with a current code
+	// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+	// without a new password login: for example an administrator whose role needs
+	// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+	// token pair for the session; its refreshes keep the level.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+	// `409 conflict` when the account has no MFA; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+	StepUpMfaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StepUpMfa Step a session up to multi-factor
+	//
+	// Makes the caller's session a multi-factor session with a current code
+	// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+	// without a new password login: for example an administrator whose role needs
+	// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+	// token pair for the session; its refreshes keep the level.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+	// `409 conflict` when the account has no MFA; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+	StepUpMfa(ctx context.Context, body StepUpMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartTotpEnrolmentWithBody Start a TOTP enrolment
+	//
+	// Starts turning on multi-factor authentication with an authenticator app
+	// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+	// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+	// code; they are shown only here. The enrolment does nothing until
+	// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+	// minutes; a new enrolment replaces an unconfirmed one.
+	//
+	// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+	// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+	// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+	StartTotpEnrolmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartTotpEnrolment Start a TOTP enrolment
+	//
+	// Starts turning on multi-factor authentication with an authenticator app
+	// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+	// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+	// code; they are shown only here. The enrolment does nothing until
+	// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+	// minutes; a new enrolment replaces an unconfirmed one.
+	//
+	// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+	// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+	// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+	StartTotpEnrolment(ctx context.Context, body StartTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmTotpEnrolmentWithBody Confirm a TOTP enrolment
+	//
+	// Turns multi-factor authentication on with a current code of the app set up by
+	// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+	// once, in place of a code, when the app is lost), and a fresh token pair: the
+	// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+	// other session ends and every access token issued before is refused. From now
+	// on `login` asks for a second factor.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+	// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmTotpEnrolment Confirm a TOTP enrolment
+	//
+	// Turns multi-factor authentication on with a current code of the app set up by
+	// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+	// once, in place of a code, when the app is lost), and a fresh token pair: the
+	// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+	// other session ends and every access token issued before is refused. From now
+	// on `login` asks for a second factor.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+	// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolment(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ChangePasswordWithBody Change my password
+	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 	//
 	// Sets a new password after checking the current one. Every other session
 	// ends. The caller's session continues, but the access token sent with this
@@ -1849,6 +2370,9 @@ type ClientInterface interface {
 	ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePassword Change my password
+	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 	//
 	// Sets a new password after checking the current one. Every other session
 	// ends. The caller's session continues, but the access token sent with this
@@ -1948,6 +2472,21 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /api/v1/users/{id} (the `UpdateUser` operationId).
 	UpdateUser(ctx context.Context, id UserId, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetUserMfa Remove a user's multi-factor authentication
+	//
+	// For a user who lost their authenticator device: deletes every factor and
+	// recovery code of the user and ends every session; the user is told by mail
+	// and can log in with the password alone, then turn MFA on again. Needs
+	// `mfa:reset`, and a multi-factor session when the caller's own account has MFA
+	// (`x-mfa: if-enrolled`). Audited (`user.mfa.reset`).
+	//
+	// Problems: `404 not_found`; `409 conflict` when the user has no MFA;
+	// `400 bad_request` for a malformed id; `401 unauthorized` or `invalid_token`;
+	// `403 forbidden` or `403 mfa_required`; `503 service_unavailable`.
+	//
+	// Corresponds with DELETE /api/v1/users/{id}/mfa (the `ResetUserMfa` operationId).
+	ResetUserMfa(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RestoreUser Restore a deleted user
 	//
@@ -2180,9 +2719,19 @@ func (c *Client) VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBod
 // Checks the credentials and opens a session, returning an access token and a
 // refresh token.
 //
+// Multi-factor authentication: when the account has it, a correct password gets
+// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+// single-use challenge; send it with a code of the authenticator app (or a
+// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+// gets this answer, so it reveals nothing to a guesser. A client that does not
+// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+// succeeds with `mfa_enrolment_required: true` and without that role's
+// permissions.
+//
 // Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 // wrong password, disabled or deleted account), so that the answer reveals
-// nothing; `403 email_not_verified` when the server requires a verified email,
+// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
 // when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -2215,9 +2764,19 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Checks the credentials and opens a session, returning an access token and a
 // refresh token.
 //
+// Multi-factor authentication: when the account has it, a correct password gets
+// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+// single-use challenge; send it with a code of the authenticator app (or a
+// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+// gets this answer, so it reveals nothing to a guesser. A client that does not
+// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+// succeeds with `mfa_enrolment_required: true` and without that role's
+// permissions.
+//
 // Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 // wrong password, disabled or deleted account), so that the answer reveals
-// nothing; `403 email_not_verified` when the server requires a verified email,
+// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
 // when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -2274,6 +2833,78 @@ func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 // Corresponds with POST /api/v1/auth/logout-all (the `LogoutAll` operationId).
 func (c *Client) LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutAllRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyMfaLoginWithBody Complete a login with a second factor
+//
+// The second step of the login of an account with multi-factor authentication.
+// `login` answered a correct password with `401 mfa_required` and a challenge in
+// the problem's `mfa` member; this call exchanges that challenge and a current
+// code of the authenticator app (`code`) or one unused recovery code
+// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+// `acr: "aal2"`.
+//
+// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+// TOTP code is accepted for the current 30-second step or one step either side,
+// and never twice (nor a code of an earlier step than one already accepted).
+// A recovery code works once.
+//
+// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+// challenge is unknown, expired, used or exhausted (log in again);
+// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+func (c *Client) VerifyMfaLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyMfaLoginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyMfaLogin Complete a login with a second factor
+//
+// The second step of the login of an account with multi-factor authentication.
+// `login` answered a correct password with `401 mfa_required` and a challenge in
+// the problem's `mfa` member; this call exchanges that challenge and a current
+// code of the authenticator app (`code`) or one unused recovery code
+// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+// `acr: "aal2"`.
+//
+// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+// TOTP code is accepted for the current 30-second step or one step either side,
+// and never twice (nor a code of an earlier step than one already accepted).
+// A recovery code works once.
+//
+// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+// challenge is unknown, expired, used or exhausted (log in again);
+// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+func (c *Client) VerifyMfaLogin(ctx context.Context, body VerifyMfaLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyMfaLoginRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2637,6 +3268,9 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 
 // UpdateMeWithBody Update my account
 //
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+//
 // Changes the name and/or the email address. A new email address needs
 // `current_password` and does not take effect at once: a confirmation link is
 // sent to it, and the address changes when that link is used
@@ -2673,6 +3307,9 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 
 // UpdateMe Update my account
 //
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+//
 // Changes the name and/or the email address. A new email address needs
 // `current_password` and does not take effect at once: a confirmation link is
 // sent to it, and the address changes when that link is used
@@ -2707,7 +3344,294 @@ func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, req
 	return c.Client.Do(req)
 }
 
+// DisableMfaWithBody Turn multi-factor authentication off
+//
+// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+// and a current code (`code`) or an unused recovery code (`recovery_code`),
+// exactly one of the two. Every factor and recovery code is deleted, every other
+// session ends, and the answer carries the pair that continues the caller's
+// session (the access token sent is refused from now on).
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+func (c *Client) DisableMfaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableMfaRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisableMfa Turn multi-factor authentication off
+//
+// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+// and a current code (`code`) or an unused recovery code (`recovery_code`),
+// exactly one of the two. Every factor and recovery code is deleted, every other
+// session ends, and the answer carries the pair that continues the caller's
+// session (the access token sent is refused from now on).
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+func (c *Client) DisableMfa(ctx context.Context, body DisableMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableMfaRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegenerateRecoveryCodesWithBody Replace my recovery codes
+//
+// Makes 10 new recovery codes, shown only here; the old ones stop working.
+// Needs a multi-factor session (`x-mfa: always`), the password and a current
+// code of the app.
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+func (c *Client) RegenerateRecoveryCodesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateRecoveryCodesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegenerateRecoveryCodes Replace my recovery codes
+//
+// Makes 10 new recovery codes, shown only here; the old ones stop working.
+// Needs a multi-factor session (`x-mfa: always`), the password and a current
+// code of the app.
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+func (c *Client) RegenerateRecoveryCodes(ctx context.Context, body RegenerateRecoveryCodesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateRecoveryCodesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StepUpMfaWithBody Step a session up to multi-factor
+//
+// Makes the caller's session a multi-factor session with a current code
+// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+// without a new password login: for example an administrator whose role needs
+// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+// token pair for the session; its refreshes keep the level.
+//
+// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+// `409 conflict` when the account has no MFA; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+func (c *Client) StepUpMfaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStepUpMfaRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StepUpMfa Step a session up to multi-factor
+//
+// Makes the caller's session a multi-factor session with a current code
+// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+// without a new password login: for example an administrator whose role needs
+// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+// token pair for the session; its refreshes keep the level.
+//
+// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+// `409 conflict` when the account has no MFA; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+func (c *Client) StepUpMfa(ctx context.Context, body StepUpMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStepUpMfaRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartTotpEnrolmentWithBody Start a TOTP enrolment
+//
+// Starts turning on multi-factor authentication with an authenticator app
+// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+// code; they are shown only here. The enrolment does nothing until
+// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+// minutes; a new enrolment replaces an unconfirmed one.
+//
+// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+func (c *Client) StartTotpEnrolmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartTotpEnrolmentRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartTotpEnrolment Start a TOTP enrolment
+//
+// Starts turning on multi-factor authentication with an authenticator app
+// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+// code; they are shown only here. The enrolment does nothing until
+// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+// minutes; a new enrolment replaces an unconfirmed one.
+//
+// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+func (c *Client) StartTotpEnrolment(ctx context.Context, body StartTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartTotpEnrolmentRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmTotpEnrolmentWithBody Confirm a TOTP enrolment
+//
+// Turns multi-factor authentication on with a current code of the app set up by
+// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+// once, in place of a code, when the app is lost), and a fresh token pair: the
+// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+// other session ends and every access token issued before is refused. From now
+// on `login` asks for a second factor.
+//
+// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *Client) ConfirmTotpEnrolmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmTotpEnrolmentRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmTotpEnrolment Confirm a TOTP enrolment
+//
+// Turns multi-factor authentication on with a current code of the app set up by
+// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+// once, in place of a code, when the app is lost), and a fresh token pair: the
+// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+// other session ends and every access token issued before is refused. From now
+// on `login` asks for a second factor.
+//
+// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *Client) ConfirmTotpEnrolment(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmTotpEnrolmentRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ChangePasswordWithBody Change my password
+//
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 //
 // Sets a new password after checking the current one. Every other session
 // ends. The caller's session continues, but the access token sent with this
@@ -2738,6 +3662,9 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 }
 
 // ChangePassword Change my password
+//
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 //
 // Sets a new password after checking the current one. Every other session
 // ends. The caller's session continues, but the access token sent with this
@@ -2898,6 +3825,31 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, id UserId, contentType 
 // Corresponds with PATCH /api/v1/users/{id} (the `UpdateUser` operationId).
 func (c *Client) UpdateUser(ctx context.Context, id UserId, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateUserRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResetUserMfa Remove a user's multi-factor authentication
+//
+// For a user who lost their authenticator device: deletes every factor and
+// recovery code of the user and ends every session; the user is told by mail
+// and can log in with the password alone, then turn MFA on again. Needs
+// `mfa:reset`, and a multi-factor session when the caller's own account has MFA
+// (`x-mfa: if-enrolled`). Audited (`user.mfa.reset`).
+//
+// Problems: `404 not_found`; `409 conflict` when the user has no MFA;
+// `400 bad_request` for a malformed id; `401 unauthorized` or `invalid_token`;
+// `403 forbidden` or `403 mfa_required`; `503 service_unavailable`.
+//
+// Corresponds with DELETE /api/v1/users/{id}/mfa (the `ResetUserMfa` operationId).
+func (c *Client) ResetUserMfa(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetUserMfaRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3385,6 +4337,46 @@ func NewLogoutAllRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewVerifyMfaLoginRequest calls the generic VerifyMfaLogin builder with application/json body
+func NewVerifyMfaLoginRequest(server string, body VerifyMfaLoginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyMfaLoginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyMfaLoginRequestWithBody constructs an http.Request for the VerifyMfaLogin method, with any body, and a specified content type
+func NewVerifyMfaLoginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/mfa/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewForgotPasswordRequest calls the generic ForgotPassword builder with application/json body
 func NewForgotPasswordRequest(server string, body ForgotPasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3845,6 +4837,206 @@ func NewUpdateMeRequestWithBody(server string, contentType string, body io.Reade
 	return req, nil
 }
 
+// NewDisableMfaRequest calls the generic DisableMfa builder with application/json body
+func NewDisableMfaRequest(server string, body DisableMfaJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDisableMfaRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDisableMfaRequestWithBody constructs an http.Request for the DisableMfa method, with any body, and a specified content type
+func NewDisableMfaRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/mfa/disable")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRegenerateRecoveryCodesRequest calls the generic RegenerateRecoveryCodes builder with application/json body
+func NewRegenerateRecoveryCodesRequest(server string, body RegenerateRecoveryCodesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegenerateRecoveryCodesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRegenerateRecoveryCodesRequestWithBody constructs an http.Request for the RegenerateRecoveryCodes method, with any body, and a specified content type
+func NewRegenerateRecoveryCodesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/mfa/recovery-codes")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStepUpMfaRequest calls the generic StepUpMfa builder with application/json body
+func NewStepUpMfaRequest(server string, body StepUpMfaJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStepUpMfaRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStepUpMfaRequestWithBody constructs an http.Request for the StepUpMfa method, with any body, and a specified content type
+func NewStepUpMfaRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/mfa/step-up")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStartTotpEnrolmentRequest calls the generic StartTotpEnrolment builder with application/json body
+func NewStartTotpEnrolmentRequest(server string, body StartTotpEnrolmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStartTotpEnrolmentRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStartTotpEnrolmentRequestWithBody constructs an http.Request for the StartTotpEnrolment method, with any body, and a specified content type
+func NewStartTotpEnrolmentRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/mfa/totp")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewConfirmTotpEnrolmentRequest calls the generic ConfirmTotpEnrolment builder with application/json body
+func NewConfirmTotpEnrolmentRequest(server string, body ConfirmTotpEnrolmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmTotpEnrolmentRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmTotpEnrolmentRequestWithBody constructs an http.Request for the ConfirmTotpEnrolment method, with any body, and a specified content type
+func NewConfirmTotpEnrolmentRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/me/mfa/totp/confirm")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
 func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4096,6 +5288,40 @@ func NewUpdateUserRequestWithBody(server string, id UserId, contentType string, 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResetUserMfaRequest constructs an http.Request for the ResetUserMfa method
+func NewResetUserMfaRequest(server string, id UserId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/mfa", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4434,9 +5660,19 @@ type ClientWithResponsesInterface interface {
 	// Checks the credentials and opens a session, returning an access token and a
 	// refresh token.
 	//
+	// Multi-factor authentication: when the account has it, a correct password gets
+	// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+	// single-use challenge; send it with a code of the authenticator app (or a
+	// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+	// gets this answer, so it reveals nothing to a guesser. A client that does not
+	// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+	// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+	// succeeds with `mfa_enrolment_required: true` and without that role's
+	// permissions.
+	//
 	// Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 	// wrong password, disabled or deleted account), so that the answer reveals
-	// nothing; `403 email_not_verified` when the server requires a verified email,
+	// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
 	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -4459,9 +5695,19 @@ type ClientWithResponsesInterface interface {
 	// Checks the credentials and opens a session, returning an access token and a
 	// refresh token.
 	//
+	// Multi-factor authentication: when the account has it, a correct password gets
+	// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+	// single-use challenge; send it with a code of the authenticator app (or a
+	// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+	// gets this answer, so it reveals nothing to a guesser. A client that does not
+	// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+	// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+	// succeeds with `mfa_enrolment_required: true` and without that role's
+	// permissions.
+	//
 	// Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 	// wrong password, disabled or deleted account), so that the answer reveals
-	// nothing; `403 email_not_verified` when the server requires a verified email,
+	// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 	// given only after a correct password; `429 rate_limited`, or `429 account_locked`
 	// when password login is temporarily locked after repeated failures (see
 	// `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -4501,6 +5747,58 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/logout-all (the `LogoutAll` operationId).
 	LogoutAllWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutAllResponse, error)
+
+	// VerifyMfaLoginWithBodyWithResponse Complete a login with a second factor
+	//
+	// The second step of the login of an account with multi-factor authentication.
+	// `login` answered a correct password with `401 mfa_required` and a challenge in
+	// the problem's `mfa` member; this call exchanges that challenge and a current
+	// code of the authenticator app (`code`) or one unused recovery code
+	// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+	// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+	// `acr: "aal2"`.
+	//
+	// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+	// TOTP code is accepted for the current 30-second step or one step either side,
+	// and never twice (nor a code of an earlier step than one already accepted).
+	// A recovery code works once.
+	//
+	// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+	// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+	// challenge is unknown, expired, used or exhausted (log in again);
+	// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+	// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+	VerifyMfaLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyMfaLoginResponse, error)
+
+	// VerifyMfaLoginWithResponse Complete a login with a second factor
+	//
+	// The second step of the login of an account with multi-factor authentication.
+	// `login` answered a correct password with `401 mfa_required` and a challenge in
+	// the problem's `mfa` member; this call exchanges that challenge and a current
+	// code of the authenticator app (`code`) or one unused recovery code
+	// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+	// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+	// `acr: "aal2"`.
+	//
+	// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+	// TOTP code is accepted for the current 30-second step or one step either side,
+	// and never twice (nor a code of an earlier step than one already accepted).
+	// A recovery code works once.
+	//
+	// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+	// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+	// challenge is unknown, expired, used or exhausted (log in again);
+	// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+	// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+	VerifyMfaLoginWithResponse(ctx context.Context, body VerifyMfaLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyMfaLoginResponse, error)
 
 	// ForgotPasswordWithBodyWithResponse Request a password reset email
 	//
@@ -4711,6 +6009,9 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateMeWithBodyWithResponse Update my account
 	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+	//
 	// Changes the name and/or the email address. A new email address needs
 	// `current_password` and does not take effect at once: a confirmation link is
 	// sent to it, and the address changes when that link is used
@@ -4737,6 +6038,9 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateMeWithResponse Update my account
 	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+	//
 	// Changes the name and/or the email address. A new email address needs
 	// `current_password` and does not take effect at once: a confirmation link is
 	// sent to it, and the address changes when that link is used
@@ -4761,7 +6065,194 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
 	UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
 
+	// DisableMfaWithBodyWithResponse Turn multi-factor authentication off
+	//
+	// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+	// and a current code (`code`) or an unused recovery code (`recovery_code`),
+	// exactly one of the two. Every factor and recovery code is deleted, every other
+	// session ends, and the answer carries the pair that continues the caller's
+	// session (the access token sent is refused from now on).
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+	// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+	// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+	DisableMfaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DisableMfaResponse, error)
+
+	// DisableMfaWithResponse Turn multi-factor authentication off
+	//
+	// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+	// and a current code (`code`) or an unused recovery code (`recovery_code`),
+	// exactly one of the two. Every factor and recovery code is deleted, every other
+	// session ends, and the answer carries the pair that continues the caller's
+	// session (the access token sent is refused from now on).
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+	// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+	// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+	DisableMfaWithResponse(ctx context.Context, body DisableMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*DisableMfaResponse, error)
+
+	// RegenerateRecoveryCodesWithBodyWithResponse Replace my recovery codes
+	//
+	// Makes 10 new recovery codes, shown only here; the old ones stop working.
+	// Needs a multi-factor session (`x-mfa: always`), the password and a current
+	// code of the app.
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+	// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+	RegenerateRecoveryCodesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateRecoveryCodesResponse, error)
+
+	// RegenerateRecoveryCodesWithResponse Replace my recovery codes
+	//
+	// Makes 10 new recovery codes, shown only here; the old ones stop working.
+	// Needs a multi-factor session (`x-mfa: always`), the password and a current
+	// code of the app.
+	//
+	// Problems: `403 mfa_required` from a session without a second factor (or an
+	// account without MFA); `403 invalid_credentials` for a wrong password;
+	// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+	// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+	RegenerateRecoveryCodesWithResponse(ctx context.Context, body RegenerateRecoveryCodesJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateRecoveryCodesResponse, error)
+
+	// StepUpMfaWithBodyWithResponse Step a session up to multi-factor
+	//
+	// Makes the caller's session a multi-factor session with a current code
+	// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+	// without a new password login: for example an administrator whose role needs
+	// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+	// token pair for the session; its refreshes keep the level.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+	// `409 conflict` when the account has no MFA; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+	StepUpMfaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StepUpMfaResponse, error)
+
+	// StepUpMfaWithResponse Step a session up to multi-factor
+	//
+	// Makes the caller's session a multi-factor session with a current code
+	// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+	// without a new password login: for example an administrator whose role needs
+	// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+	// token pair for the session; its refreshes keep the level.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+	// `409 conflict` when the account has no MFA; `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+	StepUpMfaWithResponse(ctx context.Context, body StepUpMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*StepUpMfaResponse, error)
+
+	// StartTotpEnrolmentWithBodyWithResponse Start a TOTP enrolment
+	//
+	// Starts turning on multi-factor authentication with an authenticator app
+	// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+	// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+	// code; they are shown only here. The enrolment does nothing until
+	// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+	// minutes; a new enrolment replaces an unconfirmed one.
+	//
+	// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+	// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+	// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+	StartTotpEnrolmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StartTotpEnrolmentResponse, error)
+
+	// StartTotpEnrolmentWithResponse Start a TOTP enrolment
+	//
+	// Starts turning on multi-factor authentication with an authenticator app
+	// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+	// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+	// code; they are shown only here. The enrolment does nothing until
+	// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+	// minutes; a new enrolment replaces an unconfirmed one.
+	//
+	// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+	// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+	// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+	// malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+	StartTotpEnrolmentWithResponse(ctx context.Context, body StartTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*StartTotpEnrolmentResponse, error)
+
+	// ConfirmTotpEnrolmentWithBodyWithResponse Confirm a TOTP enrolment
+	//
+	// Turns multi-factor authentication on with a current code of the app set up by
+	// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+	// once, in place of a code, when the app is lost), and a fresh token pair: the
+	// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+	// other session ends and every access token issued before is refused. From now
+	// on `login` asks for a second factor.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+	// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error)
+
+	// ConfirmTotpEnrolmentWithResponse Confirm a TOTP enrolment
+	//
+	// Turns multi-factor authentication on with a current code of the app set up by
+	// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+	// once, in place of a code, when the app is lost), and a fresh token pair: the
+	// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+	// other session ends and every access token issued before is refused. From now
+	// on `login` asks for a second factor.
+	//
+	// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+	// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+	// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+	// for a malformed or invalid body; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolmentWithResponse(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error)
+
 	// ChangePasswordWithBodyWithResponse Change my password
+	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 	//
 	// Sets a new password after checking the current one. Every other session
 	// ends. The caller's session continues, but the access token sent with this
@@ -4782,6 +6273,9 @@ type ClientWithResponsesInterface interface {
 	ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// ChangePasswordWithResponse Change my password
+	//
+	// When the account has MFA, the session must be a multi-factor one
+	// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 	//
 	// Sets a new password after checking the current one. Every other session
 	// ends. The caller's session continues, but the access token sent with this
@@ -4889,6 +6383,23 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /api/v1/users/{id} (the `UpdateUser` operationId).
 	UpdateUserWithResponse(ctx context.Context, id UserId, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUserResponse, error)
+
+	// ResetUserMfaWithResponse Remove a user's multi-factor authentication
+	//
+	// For a user who lost their authenticator device: deletes every factor and
+	// recovery code of the user and ends every session; the user is told by mail
+	// and can log in with the password alone, then turn MFA on again. Needs
+	// `mfa:reset`, and a multi-factor session when the caller's own account has MFA
+	// (`x-mfa: if-enrolled`). Audited (`user.mfa.reset`).
+	//
+	// Problems: `404 not_found`; `409 conflict` when the user has no MFA;
+	// `400 bad_request` for a malformed id; `401 unauthorized` or `invalid_token`;
+	// `403 forbidden` or `403 mfa_required`; `503 service_unavailable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/users/{id}/mfa (the `ResetUserMfa` operationId).
+	ResetUserMfaWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error)
 
 	// RestoreUserWithResponse Restore a deleted user
 	//
@@ -5906,6 +7417,191 @@ func (r LogoutAllResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r LogoutAllResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyMfaLoginResponse200Headers the declared response headers of an HTTP 200 response for VerifyMfaLogin
+type VerifyMfaLoginResponse200Headers struct {
+	CacheControl    *string
+	Pragma          *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// VerifyMfaLoginResponse400Headers the declared response headers of an HTTP 400 response for VerifyMfaLogin
+type VerifyMfaLoginResponse400Headers struct {
+	XRequestID *string
+}
+
+// VerifyMfaLoginResponse401Headers the declared response headers of an HTTP 401 response for VerifyMfaLogin
+type VerifyMfaLoginResponse401Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// VerifyMfaLoginResponse413Headers the declared response headers of an HTTP 413 response for VerifyMfaLogin
+type VerifyMfaLoginResponse413Headers struct {
+	XRequestID *string
+}
+
+// VerifyMfaLoginResponse415Headers the declared response headers of an HTTP 415 response for VerifyMfaLogin
+type VerifyMfaLoginResponse415Headers struct {
+	XRequestID *string
+}
+
+// VerifyMfaLoginResponse422Headers the declared response headers of an HTTP 422 response for VerifyMfaLogin
+type VerifyMfaLoginResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// VerifyMfaLoginResponse429Headers the declared response headers of an HTTP 429 response for VerifyMfaLogin
+type VerifyMfaLoginResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestID      *string
+}
+
+// VerifyMfaLoginResponse500Headers the declared response headers of an HTTP 500 response for VerifyMfaLogin
+type VerifyMfaLoginResponse500Headers struct {
+	XRequestID *string
+}
+
+// VerifyMfaLoginResponse503Headers the declared response headers of an HTTP 503 response for VerifyMfaLogin
+type VerifyMfaLoginResponse503Headers struct {
+	XRequestID *string
+}
+
+// VerifyMfaLoginResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyMfaLogin
+type VerifyMfaLoginResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type VerifyMfaLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *InvalidMFA
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyMfaLoginResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyMfaLoginResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VerifyMfaLoginResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *VerifyMfaLoginResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *VerifyMfaLoginResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *VerifyMfaLoginResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyMfaLoginResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyMfaLoginResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyMfaLoginResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyMfaLoginResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyMfaLoginResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON401() *InvalidMFA {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r VerifyMfaLoginResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyMfaLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyMfaLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyMfaLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyMfaLoginResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7527,6 +9223,1031 @@ func (r UpdateMeResponse) ContentType() string {
 	return ""
 }
 
+// DisableMfaResponse200Headers the declared response headers of an HTTP 200 response for DisableMfa
+type DisableMfaResponse200Headers struct {
+	CacheControl *string
+	Pragma       *string
+	XRequestID   *string
+}
+
+// DisableMfaResponse400Headers the declared response headers of an HTTP 400 response for DisableMfa
+type DisableMfaResponse400Headers struct {
+	XRequestID *string
+}
+
+// DisableMfaResponse401Headers the declared response headers of an HTTP 401 response for DisableMfa
+type DisableMfaResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// DisableMfaResponse403Headers the declared response headers of an HTTP 403 response for DisableMfa
+type DisableMfaResponse403Headers struct {
+	XRequestID *string
+}
+
+// DisableMfaResponse413Headers the declared response headers of an HTTP 413 response for DisableMfa
+type DisableMfaResponse413Headers struct {
+	XRequestID *string
+}
+
+// DisableMfaResponse415Headers the declared response headers of an HTTP 415 response for DisableMfa
+type DisableMfaResponse415Headers struct {
+	XRequestID *string
+}
+
+// DisableMfaResponse422Headers the declared response headers of an HTTP 422 response for DisableMfa
+type DisableMfaResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// DisableMfaResponse429Headers the declared response headers of an HTTP 429 response for DisableMfa
+type DisableMfaResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestID      *string
+}
+
+// DisableMfaResponse500Headers the declared response headers of an HTTP 500 response for DisableMfa
+type DisableMfaResponse500Headers struct {
+	XRequestID *string
+}
+
+// DisableMfaResponse503Headers the declared response headers of an HTTP 503 response for DisableMfa
+type DisableMfaResponse503Headers struct {
+	XRequestID *string
+}
+
+// DisableMfaResponseDefaultHeaders the declared response headers of an HTTP default response for DisableMfa
+type DisableMfaResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type DisableMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *MFAForbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *DisableMfaResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DisableMfaResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DisableMfaResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DisableMfaResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *DisableMfaResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *DisableMfaResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *DisableMfaResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DisableMfaResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DisableMfaResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DisableMfaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DisableMfaResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DisableMfaResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON403() *MFAForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DisableMfaResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DisableMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DisableMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DisableMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DisableMfaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RegenerateRecoveryCodesResponse200Headers the declared response headers of an HTTP 200 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse200Headers struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+// RegenerateRecoveryCodesResponse400Headers the declared response headers of an HTTP 400 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse400Headers struct {
+	XRequestID *string
+}
+
+// RegenerateRecoveryCodesResponse401Headers the declared response headers of an HTTP 401 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// RegenerateRecoveryCodesResponse403Headers the declared response headers of an HTTP 403 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse403Headers struct {
+	XRequestID *string
+}
+
+// RegenerateRecoveryCodesResponse413Headers the declared response headers of an HTTP 413 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse413Headers struct {
+	XRequestID *string
+}
+
+// RegenerateRecoveryCodesResponse415Headers the declared response headers of an HTTP 415 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse415Headers struct {
+	XRequestID *string
+}
+
+// RegenerateRecoveryCodesResponse422Headers the declared response headers of an HTTP 422 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// RegenerateRecoveryCodesResponse429Headers the declared response headers of an HTTP 429 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestID      *string
+}
+
+// RegenerateRecoveryCodesResponse500Headers the declared response headers of an HTTP 500 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse500Headers struct {
+	XRequestID *string
+}
+
+// RegenerateRecoveryCodesResponse503Headers the declared response headers of an HTTP 503 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse503Headers struct {
+	XRequestID *string
+}
+
+// RegenerateRecoveryCodesResponseDefaultHeaders the declared response headers of an HTTP default response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type RegenerateRecoveryCodesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RecoveryCodesResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *MFAForbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RegenerateRecoveryCodesResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RegenerateRecoveryCodesResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RegenerateRecoveryCodesResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RegenerateRecoveryCodesResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RegenerateRecoveryCodesResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RegenerateRecoveryCodesResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RegenerateRecoveryCodesResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RegenerateRecoveryCodesResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RegenerateRecoveryCodesResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RegenerateRecoveryCodesResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RegenerateRecoveryCodesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON200() *RecoveryCodesResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON403() *MFAForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RegenerateRecoveryCodesResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RegenerateRecoveryCodesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegenerateRecoveryCodesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegenerateRecoveryCodesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegenerateRecoveryCodesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StepUpMfaResponse200Headers the declared response headers of an HTTP 200 response for StepUpMfa
+type StepUpMfaResponse200Headers struct {
+	CacheControl *string
+	Pragma       *string
+	XRequestID   *string
+}
+
+// StepUpMfaResponse400Headers the declared response headers of an HTTP 400 response for StepUpMfa
+type StepUpMfaResponse400Headers struct {
+	XRequestID *string
+}
+
+// StepUpMfaResponse401Headers the declared response headers of an HTTP 401 response for StepUpMfa
+type StepUpMfaResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// StepUpMfaResponse403Headers the declared response headers of an HTTP 403 response for StepUpMfa
+type StepUpMfaResponse403Headers struct {
+	XRequestID *string
+}
+
+// StepUpMfaResponse409Headers the declared response headers of an HTTP 409 response for StepUpMfa
+type StepUpMfaResponse409Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// StepUpMfaResponse413Headers the declared response headers of an HTTP 413 response for StepUpMfa
+type StepUpMfaResponse413Headers struct {
+	XRequestID *string
+}
+
+// StepUpMfaResponse415Headers the declared response headers of an HTTP 415 response for StepUpMfa
+type StepUpMfaResponse415Headers struct {
+	XRequestID *string
+}
+
+// StepUpMfaResponse422Headers the declared response headers of an HTTP 422 response for StepUpMfa
+type StepUpMfaResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// StepUpMfaResponse429Headers the declared response headers of an HTTP 429 response for StepUpMfa
+type StepUpMfaResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestID      *string
+}
+
+// StepUpMfaResponse500Headers the declared response headers of an HTTP 500 response for StepUpMfa
+type StepUpMfaResponse500Headers struct {
+	XRequestID *string
+}
+
+// StepUpMfaResponse503Headers the declared response headers of an HTTP 503 response for StepUpMfa
+type StepUpMfaResponse503Headers struct {
+	XRequestID *string
+}
+
+// StepUpMfaResponseDefaultHeaders the declared response headers of an HTTP default response for StepUpMfa
+type StepUpMfaResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type StepUpMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *MFAForbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StepUpMfaResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *StepUpMfaResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StepUpMfaResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StepUpMfaResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *StepUpMfaResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *StepUpMfaResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *StepUpMfaResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StepUpMfaResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StepUpMfaResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *StepUpMfaResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StepUpMfaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StepUpMfaResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r StepUpMfaResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON403() *MFAForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StepUpMfaResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StepUpMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StepUpMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StepUpMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StepUpMfaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StartTotpEnrolmentResponse201Headers the declared response headers of an HTTP 201 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse201Headers struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+// StartTotpEnrolmentResponse400Headers the declared response headers of an HTTP 400 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse400Headers struct {
+	XRequestID *string
+}
+
+// StartTotpEnrolmentResponse401Headers the declared response headers of an HTTP 401 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// StartTotpEnrolmentResponse403Headers the declared response headers of an HTTP 403 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse403Headers struct {
+	XRequestID *string
+}
+
+// StartTotpEnrolmentResponse409Headers the declared response headers of an HTTP 409 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse409Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// StartTotpEnrolmentResponse413Headers the declared response headers of an HTTP 413 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse413Headers struct {
+	XRequestID *string
+}
+
+// StartTotpEnrolmentResponse415Headers the declared response headers of an HTTP 415 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse415Headers struct {
+	XRequestID *string
+}
+
+// StartTotpEnrolmentResponse422Headers the declared response headers of an HTTP 422 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// StartTotpEnrolmentResponse429Headers the declared response headers of an HTTP 429 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestID      *string
+}
+
+// StartTotpEnrolmentResponse500Headers the declared response headers of an HTTP 500 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse500Headers struct {
+	XRequestID *string
+}
+
+// StartTotpEnrolmentResponse503Headers the declared response headers of an HTTP 503 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse503Headers struct {
+	XRequestID *string
+}
+
+// StartTotpEnrolmentResponseDefaultHeaders the declared response headers of an HTTP default response for StartTotpEnrolment
+type StartTotpEnrolmentResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type StartTotpEnrolmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *TOTPEnrolmentResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *MFAForbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *StartTotpEnrolmentResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *StartTotpEnrolmentResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StartTotpEnrolmentResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StartTotpEnrolmentResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *StartTotpEnrolmentResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *StartTotpEnrolmentResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *StartTotpEnrolmentResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StartTotpEnrolmentResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StartTotpEnrolmentResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *StartTotpEnrolmentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StartTotpEnrolmentResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StartTotpEnrolmentResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r StartTotpEnrolmentResponse) GetJSON201() *TOTPEnrolmentResponse {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON403() *MFAForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StartTotpEnrolmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartTotpEnrolmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartTotpEnrolmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartTotpEnrolmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmTotpEnrolmentResponse200Headers the declared response headers of an HTTP 200 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse200Headers struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+// ConfirmTotpEnrolmentResponse400Headers the declared response headers of an HTTP 400 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse400Headers struct {
+	XRequestID *string
+}
+
+// ConfirmTotpEnrolmentResponse401Headers the declared response headers of an HTTP 401 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// ConfirmTotpEnrolmentResponse403Headers the declared response headers of an HTTP 403 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse403Headers struct {
+	XRequestID *string
+}
+
+// ConfirmTotpEnrolmentResponse409Headers the declared response headers of an HTTP 409 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse409Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// ConfirmTotpEnrolmentResponse413Headers the declared response headers of an HTTP 413 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse413Headers struct {
+	XRequestID *string
+}
+
+// ConfirmTotpEnrolmentResponse415Headers the declared response headers of an HTTP 415 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse415Headers struct {
+	XRequestID *string
+}
+
+// ConfirmTotpEnrolmentResponse422Headers the declared response headers of an HTTP 422 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// ConfirmTotpEnrolmentResponse429Headers the declared response headers of an HTTP 429 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int32
+	XRequestID      *string
+}
+
+// ConfirmTotpEnrolmentResponse500Headers the declared response headers of an HTTP 500 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse500Headers struct {
+	XRequestID *string
+}
+
+// ConfirmTotpEnrolmentResponse503Headers the declared response headers of an HTTP 503 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse503Headers struct {
+	XRequestID *string
+}
+
+// ConfirmTotpEnrolmentResponseDefaultHeaders the declared response headers of an HTTP default response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type ConfirmTotpEnrolmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MFAEnabledResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *MFAForbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConfirmTotpEnrolmentResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConfirmTotpEnrolmentResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ConfirmTotpEnrolmentResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ConfirmTotpEnrolmentResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ConfirmTotpEnrolmentResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ConfirmTotpEnrolmentResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ConfirmTotpEnrolmentResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ConfirmTotpEnrolmentResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmTotpEnrolmentResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ConfirmTotpEnrolmentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmTotpEnrolmentResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ConfirmTotpEnrolmentResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ConfirmTotpEnrolmentResponse) GetJSON200() *MFAEnabledResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON403() *MFAForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmTotpEnrolmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmTotpEnrolmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmTotpEnrolmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmTotpEnrolmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ChangePasswordResponse200Headers the declared response headers of an HTTP 200 response for ChangePassword
 type ChangePasswordResponse200Headers struct {
 	CacheControl *string
@@ -8465,6 +11186,162 @@ func (r UpdateUserResponse) ContentType() string {
 	return ""
 }
 
+// ResetUserMfaResponse204Headers the declared response headers of an HTTP 204 response for ResetUserMfa
+type ResetUserMfaResponse204Headers struct {
+	XRequestID *string
+}
+
+// ResetUserMfaResponse400Headers the declared response headers of an HTTP 400 response for ResetUserMfa
+type ResetUserMfaResponse400Headers struct {
+	XRequestID *string
+}
+
+// ResetUserMfaResponse401Headers the declared response headers of an HTTP 401 response for ResetUserMfa
+type ResetUserMfaResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// ResetUserMfaResponse403Headers the declared response headers of an HTTP 403 response for ResetUserMfa
+type ResetUserMfaResponse403Headers struct {
+	XRequestID *string
+}
+
+// ResetUserMfaResponse404Headers the declared response headers of an HTTP 404 response for ResetUserMfa
+type ResetUserMfaResponse404Headers struct {
+	XRequestID *string
+}
+
+// ResetUserMfaResponse409Headers the declared response headers of an HTTP 409 response for ResetUserMfa
+type ResetUserMfaResponse409Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// ResetUserMfaResponse500Headers the declared response headers of an HTTP 500 response for ResetUserMfa
+type ResetUserMfaResponse500Headers struct {
+	XRequestID *string
+}
+
+// ResetUserMfaResponse503Headers the declared response headers of an HTTP 503 response for ResetUserMfa
+type ResetUserMfaResponse503Headers struct {
+	XRequestID *string
+}
+
+// ResetUserMfaResponseDefaultHeaders the declared response headers of an HTTP default response for ResetUserMfa
+type ResetUserMfaResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type ResetUserMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ResetUserMfaResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ResetUserMfaResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResetUserMfaResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ResetUserMfaResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ResetUserMfaResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ResetUserMfaResponse409Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ResetUserMfaResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetUserMfaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResetUserMfaResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ResetUserMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResetUserMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResetUserMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResetUserMfaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RestoreUserResponse200Headers the declared response headers of an HTTP 200 response for RestoreUser
 type RestoreUserResponse200Headers struct {
 	CacheControl string
@@ -9347,9 +12224,19 @@ func (c *ClientWithResponses) VerifyEmailWithResponse(ctx context.Context, body 
 // Checks the credentials and opens a session, returning an access token and a
 // refresh token.
 //
+// Multi-factor authentication: when the account has it, a correct password gets
+// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+// single-use challenge; send it with a code of the authenticator app (or a
+// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+// gets this answer, so it reveals nothing to a guesser. A client that does not
+// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+// succeeds with `mfa_enrolment_required: true` and without that role's
+// permissions.
+//
 // Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 // wrong password, disabled or deleted account), so that the answer reveals
-// nothing; `403 email_not_verified` when the server requires a verified email,
+// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
 // when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -9378,9 +12265,19 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // Checks the credentials and opens a session, returning an access token and a
 // refresh token.
 //
+// Multi-factor authentication: when the account has it, a correct password gets
+// no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+// single-use challenge; send it with a code of the authenticator app (or a
+// recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+// gets this answer, so it reveals nothing to a guesser. A client that does not
+// know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+// user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+// succeeds with `mfa_enrolment_required: true` and without that role's
+// permissions.
+//
 // Problems: `401 invalid_credentials` for every kind of failure (unknown email,
 // wrong password, disabled or deleted account), so that the answer reveals
-// nothing; `403 email_not_verified` when the server requires a verified email,
+// nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
 // given only after a correct password; `429 rate_limited`, or `429 account_locked`
 // when password login is temporarily locked after repeated failures (see
 // `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -9437,6 +12334,70 @@ func (c *ClientWithResponses) LogoutAllWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseLogoutAllResponse(rsp)
+}
+
+// VerifyMfaLoginWithBodyWithResponse Complete a login with a second factor
+//
+// The second step of the login of an account with multi-factor authentication.
+// `login` answered a correct password with `401 mfa_required` and a challenge in
+// the problem's `mfa` member; this call exchanges that challenge and a current
+// code of the authenticator app (`code`) or one unused recovery code
+// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+// `acr: "aal2"`.
+//
+// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+// TOTP code is accepted for the current 30-second step or one step either side,
+// and never twice (nor a code of an earlier step than one already accepted).
+// A recovery code works once.
+//
+// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+// challenge is unknown, expired, used or exhausted (log in again);
+// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+func (c *ClientWithResponses) VerifyMfaLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyMfaLoginResponse, error) {
+	rsp, err := c.VerifyMfaLoginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyMfaLoginResponse(rsp)
+}
+
+// VerifyMfaLoginWithResponse Complete a login with a second factor
+//
+// The second step of the login of an account with multi-factor authentication.
+// `login` answered a correct password with `401 mfa_required` and a challenge in
+// the problem's `mfa` member; this call exchanges that challenge and a current
+// code of the authenticator app (`code`) or one unused recovery code
+// (`recovery_code`), exactly one of the two, for the token pair `login` gives
+// other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+// `acr: "aal2"`.
+//
+// A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+// TOTP code is accepted for the current 30-second step or one step either side,
+// and never twice (nor a code of an earlier step than one already accepted).
+// A recovery code works once.
+//
+// Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+// the same challenge while it lives); `401 invalid_mfa_challenge` when the
+// challenge is unknown, expired, used or exhausted (log in again);
+// `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+// repeated wrong codes; `400`/`422` for a malformed or invalid body.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/mfa/verify (the `VerifyMfaLogin` operationId).
+func (c *ClientWithResponses) VerifyMfaLoginWithResponse(ctx context.Context, body VerifyMfaLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyMfaLoginResponse, error) {
+	rsp, err := c.VerifyMfaLogin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyMfaLoginResponse(rsp)
 }
 
 // ForgotPasswordWithBodyWithResponse Request a password reset email
@@ -9738,6 +12699,9 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 
 // UpdateMeWithBodyWithResponse Update my account
 //
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+//
 // Changes the name and/or the email address. A new email address needs
 // `current_password` and does not take effect at once: a confirmation link is
 // sent to it, and the address changes when that link is used
@@ -9770,6 +12734,9 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 
 // UpdateMeWithResponse Update my account
 //
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
+//
 // Changes the name and/or the email address. A new email address needs
 // `current_password` and does not take effect at once: a confirmation link is
 // sent to it, and the address changes when that link is used
@@ -9800,7 +12767,254 @@ func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body Upd
 	return ParseUpdateMeResponse(rsp)
 }
 
+// DisableMfaWithBodyWithResponse Turn multi-factor authentication off
+//
+// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+// and a current code (`code`) or an unused recovery code (`recovery_code`),
+// exactly one of the two. Every factor and recovery code is deleted, every other
+// session ends, and the answer carries the pair that continues the caller's
+// session (the access token sent is refused from now on).
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+func (c *ClientWithResponses) DisableMfaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DisableMfaResponse, error) {
+	rsp, err := c.DisableMfaWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableMfaResponse(rsp)
+}
+
+// DisableMfaWithResponse Turn multi-factor authentication off
+//
+// Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+// and a current code (`code`) or an unused recovery code (`recovery_code`),
+// exactly one of the two. Every factor and recovery code is deleted, every other
+// session ends, and the answer carries the pair that continues the caller's
+// session (the access token sent is refused from now on).
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+// or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+// codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/disable (the `DisableMfa` operationId).
+func (c *ClientWithResponses) DisableMfaWithResponse(ctx context.Context, body DisableMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*DisableMfaResponse, error) {
+	rsp, err := c.DisableMfa(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableMfaResponse(rsp)
+}
+
+// RegenerateRecoveryCodesWithBodyWithResponse Replace my recovery codes
+//
+// Makes 10 new recovery codes, shown only here; the old ones stop working.
+// Needs a multi-factor session (`x-mfa: always`), the password and a current
+// code of the app.
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+func (c *ClientWithResponses) RegenerateRecoveryCodesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateRecoveryCodesResponse, error) {
+	rsp, err := c.RegenerateRecoveryCodesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegenerateRecoveryCodesResponse(rsp)
+}
+
+// RegenerateRecoveryCodesWithResponse Replace my recovery codes
+//
+// Makes 10 new recovery codes, shown only here; the old ones stop working.
+// Needs a multi-factor session (`x-mfa: always`), the password and a current
+// code of the app.
+//
+// Problems: `403 mfa_required` from a session without a second factor (or an
+// account without MFA); `403 invalid_credentials` for a wrong password;
+// `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+// `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/recovery-codes (the `RegenerateRecoveryCodes` operationId).
+func (c *ClientWithResponses) RegenerateRecoveryCodesWithResponse(ctx context.Context, body RegenerateRecoveryCodesJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateRecoveryCodesResponse, error) {
+	rsp, err := c.RegenerateRecoveryCodes(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegenerateRecoveryCodesResponse(rsp)
+}
+
+// StepUpMfaWithBodyWithResponse Step a session up to multi-factor
+//
+// Makes the caller's session a multi-factor session with a current code
+// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+// without a new password login: for example an administrator whose role needs
+// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+// token pair for the session; its refreshes keep the level.
+//
+// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+// `409 conflict` when the account has no MFA; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+func (c *ClientWithResponses) StepUpMfaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StepUpMfaResponse, error) {
+	rsp, err := c.StepUpMfaWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStepUpMfaResponse(rsp)
+}
+
+// StepUpMfaWithResponse Step a session up to multi-factor
+//
+// Makes the caller's session a multi-factor session with a current code
+// (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+// without a new password login: for example an administrator whose role needs
+// MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+// token pair for the session; its refreshes keep the level.
+//
+// Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+// `409 conflict` when the account has no MFA; `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/step-up (the `StepUpMfa` operationId).
+func (c *ClientWithResponses) StepUpMfaWithResponse(ctx context.Context, body StepUpMfaJSONRequestBody, reqEditors ...RequestEditorFn) (*StepUpMfaResponse, error) {
+	rsp, err := c.StepUpMfa(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStepUpMfaResponse(rsp)
+}
+
+// StartTotpEnrolmentWithBodyWithResponse Start a TOTP enrolment
+//
+// Starts turning on multi-factor authentication with an authenticator app
+// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+// code; they are shown only here. The enrolment does nothing until
+// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+// minutes; a new enrolment replaces an unconfirmed one.
+//
+// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+func (c *ClientWithResponses) StartTotpEnrolmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StartTotpEnrolmentResponse, error) {
+	rsp, err := c.StartTotpEnrolmentWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartTotpEnrolmentResponse(rsp)
+}
+
+// StartTotpEnrolmentWithResponse Start a TOTP enrolment
+//
+// Starts turning on multi-factor authentication with an authenticator app
+// (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+// password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+// code; they are shown only here. The enrolment does nothing until
+// `confirmTotpEnrolment` proves a code from the app, and expires after 15
+// minutes; a new enrolment replaces an unconfirmed one.
+//
+// Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+// MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+// `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+// malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+func (c *ClientWithResponses) StartTotpEnrolmentWithResponse(ctx context.Context, body StartTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*StartTotpEnrolmentResponse, error) {
+	rsp, err := c.StartTotpEnrolment(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartTotpEnrolmentResponse(rsp)
+}
+
+// ConfirmTotpEnrolmentWithBodyWithResponse Confirm a TOTP enrolment
+//
+// Turns multi-factor authentication on with a current code of the app set up by
+// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+// once, in place of a code, when the app is lost), and a fresh token pair: the
+// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+// other session ends and every access token issued before is refused. From now
+// on `login` asks for a second factor.
+//
+// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *ClientWithResponses) ConfirmTotpEnrolmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error) {
+	rsp, err := c.ConfirmTotpEnrolmentWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmTotpEnrolmentResponse(rsp)
+}
+
+// ConfirmTotpEnrolmentWithResponse Confirm a TOTP enrolment
+//
+// Turns multi-factor authentication on with a current code of the app set up by
+// `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+// once, in place of a code, when the app is lost), and a fresh token pair: the
+// caller's session continues as a multi-factor session (`acr: "aal2"`), every
+// other session ends and every access token issued before is refused. From now
+// on `login` asks for a second factor.
+//
+// Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+// no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+// `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+// for a malformed or invalid body; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *ClientWithResponses) ConfirmTotpEnrolmentWithResponse(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error) {
+	rsp, err := c.ConfirmTotpEnrolment(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmTotpEnrolmentResponse(rsp)
+}
+
 // ChangePasswordWithBodyWithResponse Change my password
+//
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 //
 // Sets a new password after checking the current one. Every other session
 // ends. The caller's session continues, but the access token sent with this
@@ -9827,6 +13041,9 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 }
 
 // ChangePasswordWithResponse Change my password
+//
+// When the account has MFA, the session must be a multi-factor one
+// (`x-mfa: if-enrolled`; else `403 mfa_required`).
 //
 // Sets a new password after checking the current one. Every other session
 // ends. The caller's session continues, but the access token sent with this
@@ -9975,6 +13192,29 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id Use
 		return nil, err
 	}
 	return ParseUpdateUserResponse(rsp)
+}
+
+// ResetUserMfaWithResponse Remove a user's multi-factor authentication
+//
+// For a user who lost their authenticator device: deletes every factor and
+// recovery code of the user and ends every session; the user is told by mail
+// and can log in with the password alone, then turn MFA on again. Needs
+// `mfa:reset`, and a multi-factor session when the caller's own account has MFA
+// (`x-mfa: if-enrolled`). Audited (`user.mfa.reset`).
+//
+// Problems: `404 not_found`; `409 conflict` when the user has no MFA;
+// `400 bad_request` for a malformed id; `401 unauthorized` or `invalid_token`;
+// `403 forbidden` or `403 mfa_required`; `503 service_unavailable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/users/{id}/mfa (the `ResetUserMfa` operationId).
+func (c *ClientWithResponses) ResetUserMfaWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error) {
+	rsp, err := c.ResetUserMfa(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetUserMfaResponse(rsp)
 }
 
 // RestoreUserWithResponse Restore a deleted user
@@ -11267,6 +14507,275 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 		response.Headers503 = &headers
 	case true:
 		var headers LogoutAllResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyMfaLoginResponse parses an HTTP response from a VerifyMfaLoginWithResponse call
+func ParseVerifyMfaLoginResponse(rsp *http.Response) (*VerifyMfaLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyMfaLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidMFA
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyMfaLoginResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Pragma"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Pragma", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyMfaLoginResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers VerifyMfaLoginResponse401Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers VerifyMfaLoginResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers VerifyMfaLoginResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers VerifyMfaLoginResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers VerifyMfaLoginResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyMfaLoginResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyMfaLoginResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers VerifyMfaLoginResponseDefaultHeaders
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -13387,6 +16896,1403 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 	return response, nil
 }
 
+// ParseDisableMfaResponse parses an HTTP response from a DisableMfaWithResponse call
+func ParseDisableMfaResponse(rsp *http.Response) (*DisableMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DisableMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MFAForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers DisableMfaResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Pragma"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Pragma", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers DisableMfaResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers DisableMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DisableMfaResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers DisableMfaResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers DisableMfaResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers DisableMfaResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers DisableMfaResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DisableMfaResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DisableMfaResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers DisableMfaResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRegenerateRecoveryCodesResponse parses an HTTP response from a RegenerateRecoveryCodesWithResponse call
+func ParseRegenerateRecoveryCodesResponse(rsp *http.Response) (*RegenerateRecoveryCodesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegenerateRecoveryCodesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RecoveryCodesResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MFAForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RegenerateRecoveryCodesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RegenerateRecoveryCodesResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RegenerateRecoveryCodesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RegenerateRecoveryCodesResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers RegenerateRecoveryCodesResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RegenerateRecoveryCodesResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers RegenerateRecoveryCodesResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RegenerateRecoveryCodesResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RegenerateRecoveryCodesResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RegenerateRecoveryCodesResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers RegenerateRecoveryCodesResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStepUpMfaResponse parses an HTTP response from a StepUpMfaWithResponse call
+func ParseStepUpMfaResponse(rsp *http.Response) (*StepUpMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StepUpMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MFAForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StepUpMfaResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Pragma"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Pragma", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Pragma = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers StepUpMfaResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers StepUpMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StepUpMfaResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers StepUpMfaResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers StepUpMfaResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers StepUpMfaResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers StepUpMfaResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StepUpMfaResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers StepUpMfaResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers StepUpMfaResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers StepUpMfaResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStartTotpEnrolmentResponse parses an HTTP response from a StartTotpEnrolmentWithResponse call
+func ParseStartTotpEnrolmentResponse(rsp *http.Response) (*StartTotpEnrolmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartTotpEnrolmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest TOTPEnrolmentResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MFAForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers StartTotpEnrolmentResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers StartTotpEnrolmentResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers StartTotpEnrolmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StartTotpEnrolmentResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers StartTotpEnrolmentResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers StartTotpEnrolmentResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers StartTotpEnrolmentResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers StartTotpEnrolmentResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StartTotpEnrolmentResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers StartTotpEnrolmentResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers StartTotpEnrolmentResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers StartTotpEnrolmentResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmTotpEnrolmentResponse parses an HTTP response from a ConfirmTotpEnrolmentWithResponse call
+func ParseConfirmTotpEnrolmentResponse(rsp *http.Response) (*ConfirmTotpEnrolmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmTotpEnrolmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MFAEnabledResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MFAForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConfirmTotpEnrolmentResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConfirmTotpEnrolmentResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ConfirmTotpEnrolmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ConfirmTotpEnrolmentResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers ConfirmTotpEnrolmentResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers ConfirmTotpEnrolmentResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ConfirmTotpEnrolmentResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers ConfirmTotpEnrolmentResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers ConfirmTotpEnrolmentResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ConfirmTotpEnrolmentResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConfirmTotpEnrolmentResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ConfirmTotpEnrolmentResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
 func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14522,6 +19428,198 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		response.Headers503 = &headers
 	case true:
 		var headers UpdateUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResetUserMfaResponse parses an HTTP response from a ResetUserMfaWithResponse call
+func ParseResetUserMfaResponse(rsp *http.Response) (*ResetUserMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResetUserMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers ResetUserMfaResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers ResetUserMfaResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ResetUserMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ResetUserMfaResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ResetUserMfaResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers ResetUserMfaResponse409Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 500:
+		var headers ResetUserMfaResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ResetUserMfaResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ResetUserMfaResponseDefaultHeaders
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -23,6 +23,36 @@ type AuditEvent struct {
 	CreatedAt time.Time
 }
 
+type MfaChallenge struct {
+	ChallengeHash []byte
+	UserID        uuid.UUID
+	TokenVersion  int64
+	Device        string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	UsedAt        *time.Time
+	Attempts      int32
+}
+
+type MfaFactor struct {
+	ID          uuid.UUID
+	UserID      uuid.UUID
+	Kind        string
+	Secret      []byte
+	KeyID       string
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	ConfirmedAt *time.Time
+	LastStep    int64
+}
+
+type MfaRecoveryCode struct {
+	UserID    uuid.UUID
+	CodeHash  []byte
+	CreatedAt time.Time
+	UsedAt    *time.Time
+}
+
 type OneTimeToken struct {
 	TokenHash []byte
 	UserID    uuid.UUID
@@ -72,6 +102,7 @@ type Session struct {
 	RevokedAt     *time.Time
 	RevokedReason *string
 	TokenVersion  int64
+	Amr           []string
 }
 
 type User struct {

@@ -14,12 +14,12 @@ import (
 )
 
 const createSession = `-- name: CreateSession :one
-INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version)
-SELECT $1, u.id, $2, $3, $4, $5, u.token_version
+INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version, amr)
+SELECT $1, u.id, $2, $3, $4, $5, u.token_version, $6::text[]
 FROM users u
-WHERE u.id = $6 AND u.token_version = $7
+WHERE u.id = $7 AND u.token_version = $8
   AND u.disabled_at IS NULL AND u.deleted_at IS NULL
-RETURNING id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason, token_version
+RETURNING id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason, token_version, amr
 `
 
 type CreateSessionParams struct {
@@ -28,6 +28,7 @@ type CreateSessionParams struct {
 	IP            *netip.Addr
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
+	Amr           []string
 	UserID        uuid.UUID
 	TokenVersion  int64
 }
@@ -41,6 +42,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 		arg.IP,
 		arg.IdleExpiresAt,
 		arg.ExpiresAt,
+		arg.Amr,
 		arg.UserID,
 		arg.TokenVersion,
 	)
@@ -57,6 +59,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 		&i.RevokedAt,
 		&i.RevokedReason,
 		&i.TokenVersion,
+		&i.Amr,
 	)
 	return i, err
 }
@@ -64,7 +67,7 @@ func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (S
 const getRefreshTokenForUpdate = `-- name: GetRefreshTokenForUpdate :one
 SELECT rt.token_hash, rt.parent_hash, rt.used_at, rt.spent,
        s.id AS session_id, s.user_id, s.idle_expires_at, s.expires_at, s.revoked_at,
-       s.token_version AS session_token_version,
+       s.token_version AS session_token_version, s.amr,
        u.token_version, u.disabled_at, u.deleted_at
 FROM refresh_tokens rt
 JOIN sessions s ON s.id = rt.session_id
@@ -84,6 +87,7 @@ type GetRefreshTokenForUpdateRow struct {
 	ExpiresAt           time.Time
 	RevokedAt           *time.Time
 	SessionTokenVersion int64
+	Amr                 []string
 	TokenVersion        int64
 	DisabledAt          *time.Time
 	DeletedAt           *time.Time
@@ -105,6 +109,7 @@ func (q *Queries) GetRefreshTokenForUpdate(ctx context.Context, tokenHash []byte
 		&i.ExpiresAt,
 		&i.RevokedAt,
 		&i.SessionTokenVersion,
+		&i.Amr,
 		&i.TokenVersion,
 		&i.DisabledAt,
 		&i.DeletedAt,
@@ -129,7 +134,7 @@ func (q *Queries) InsertRefreshToken(ctx context.Context, arg InsertRefreshToken
 }
 
 const listUserSessions = `-- name: ListUserSessions :many
-SELECT id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason, token_version FROM sessions
+SELECT id, user_id, user_agent, ip, created_at, last_used_at, idle_expires_at, expires_at, revoked_at, revoked_reason, token_version, amr FROM sessions
 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() AND idle_expires_at > now()
   AND id < $2
 ORDER BY id DESC
@@ -163,6 +168,7 @@ func (q *Queries) ListUserSessions(ctx context.Context, arg ListUserSessionsPara
 			&i.RevokedAt,
 			&i.RevokedReason,
 			&i.TokenVersion,
+			&i.Amr,
 		); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,29 @@ type Principal struct {
 	UserID      uuid.UUID
 	SessionID   uuid.UUID
 	Permissions []string
+	// MFA: the session was authenticated with a second factor (aal2).
+	MFA bool
+	// MFAEnrolled: the account has multi-factor authentication on.
+	MFAEnrolled bool
+	// MFAPermissions are permissions the user's roles grant only in a
+	// multi-factor session: not in Permissions while MFA is false.
+	MFAPermissions []string
+}
+
+// WithheldForMFA reports whether every permission of perms that p lacks
+// would be held in a multi-factor session (and at least one is lacking).
+func (p Principal) WithheldForMFA(perms ...string) bool {
+	lacking := false
+	for _, want := range perms {
+		if slices.Contains(p.Permissions, want) {
+			continue
+		}
+		if !slices.Contains(p.MFAPermissions, want) {
+			return false
+		}
+		lacking = true
+	}
+	return lacking
 }
 
 // Has reports whether the principal holds every permission in perms.

@@ -21,12 +21,14 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/jobs"
+	"github.com/gatehouse/gatehouse/internal/keyed"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/outbox"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/pgstore"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redisstore"
+	"github.com/gatehouse/gatehouse/internal/secretbox"
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/token"
 	"github.com/gatehouse/gatehouse/internal/user"
@@ -121,6 +123,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		Authenticator:      accounts,
 		Accounts:           accounts,
 		Credentials:        accounts,
+		MFA:                accounts,
 		Users:              user.NewService(store, accounts),
 		Limiter:            redisstore.NewLimiter(rdb, cfg.RedisKeyPrefix),
 		RateLimits:         limits,
@@ -210,6 +213,12 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	set.RefreshIdleTTL, set.RefreshAbsoluteTTL, set.RefreshGrace = cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL, cfg.RefreshGrace
 	set.RequireVerifiedEmail = cfg.RequireVerifiedEmail
 	set.AllowLocalEmailDomains = cfg.AppEnv == config.EnvDevelopment
+	set.MFA.RequiredRoles = cfg.MFARequiredRoles
+	set.MFA.Issuer = cfg.MailProductName
+	mfaKeys, err := mfaKeyring(cfg, log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	svc := auth.NewService(auth.Deps{
 		Store:     store,
 		Cache:     redisstore.NewRevocations(rdb, cfg.RedisKeyPrefix),
@@ -223,6 +232,7 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 		PollEvery: cfg.RevocationPollInterval,
 		Secret:    []byte(cfg.ServerSecret),
 		Observer:  obs,
+		MFAKeys:   mfaKeys,
 	})
 	if obs.Metrics != nil {
 		if err := obs.Metrics.RegisterFeed(svc.FeedCurrent); err != nil {
@@ -284,4 +294,23 @@ func signingKeys(cfg config.Config, log *slog.Logger) ([]token.Key, error) {
 	log.Warn("no JWT_SIGNING_KEY_FILES: signing with an ephemeral key; tokens die with this process and other instances refuse them",
 		"kid", k.ID)
 	return []token.Key{k}, nil
+}
+
+// mfaKeyring builds the keys that seal TOTP secrets: MFA_ENCRYPTION_KEYS, or
+// outside production a key derived from SERVER_SECRET (with a warning: it
+// rotates with the secret, and the development secret is public).
+func mfaKeyring(cfg config.Config, log *slog.Logger) (*secretbox.Keyring, error) {
+	if cfg.MFAEncryptionKeys != "" {
+		raw, err := secretbox.Parse(cfg.MFAEncryptionKeys)
+		if err != nil {
+			return nil, fmt.Errorf("MFA_ENCRYPTION_KEYS: %w", err)
+		}
+		return secretbox.New(raw...)
+	}
+	if cfg.Production() {
+		return nil, errors.New("MFA_ENCRYPTION_KEYS must be set in production")
+	}
+	k := keyed.Derive([]byte(cfg.ServerSecret), "mfa secret encryption")
+	log.Warn("no MFA_ENCRYPTION_KEYS: TOTP secrets are sealed with a key derived from SERVER_SECRET; set MFA_ENCRYPTION_KEYS outside development")
+	return secretbox.New(k)
 }

@@ -49,7 +49,7 @@ func (s *Service) ChangePassword(ctx context.Context, p account.Principal, curre
 	s.PublishUserRevocation(ctx, u.ID, v)
 	// The caller's access token carries the old version and is refused from
 	// now on: the answer carries the pair that continues its session.
-	t, err := s.issue(ctx, u.ID, p.SessionID, v)
+	t, err := s.issue(ctx, u.ID, p.SessionID, v, amrOf(p))
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/secretbox"
 	"github.com/gatehouse/gatehouse/internal/token"
 )
 
@@ -40,6 +42,8 @@ type Settings struct {
 	// AllowLocalEmailDomains lets accounts use addresses at IP literals,
 	// localhost and names without a dot (development only; see ParseEmail).
 	AllowLocalEmailDomains bool
+	// MFA configures multi-factor authentication.
+	MFA MFASettings
 }
 
 // DefaultSettings are the numbers the README's Authentication section documents.
@@ -52,6 +56,7 @@ var DefaultSettings = Settings{
 	// lives, and its owner hears of it.
 	DeviceLockout: LockoutPolicy{FreeFailures: 10, MaxDelay: time.Second, BlockAfter: 10, CoolDown: 180 * 24 * time.Hour, AlertAfter: 10},
 	DeviceTTL:     180 * 24 * time.Hour,
+	MFA:           DefaultMFASettings,
 }
 
 // PasswordRejectedError refuses a password the policy forbids. Field names
@@ -70,6 +75,10 @@ type Tokens struct {
 	// Device is the device token of a password login: the client presents it
 	// at its next login to be counted in a lockout bucket of its own.
 	Device string
+	// MFAEnrolmentRequired: a role of the user needs multi-factor
+	// authentication, which the account does not have yet; the permissions
+	// of that role are held back until it has.
+	MFAEnrolmentRequired bool
 }
 
 // LoginRequest is a password login.
@@ -101,6 +110,7 @@ type Service struct {
 	accounts  keyed.Key // email → lockout and rate-limit key
 	successor keyed.Key // refresh token → its successor
 	devices   *token.Devices
+	mfa       mfaKeys
 }
 
 // Deps are the collaborators of a Service.
@@ -122,6 +132,8 @@ type Deps struct {
 	Secret []byte
 	// Observer, when set, is told what operators watch (metrics, spans).
 	Observer Observer
+	// MFAKeys seal the TOTP secrets at rest (see package secretbox).
+	MFAKeys *secretbox.Keyring
 }
 
 // NewService returns a Service.
@@ -149,6 +161,7 @@ func NewService(d Deps) *Service {
 		accounts:  keyed.Derive(d.Secret, "account"),
 		successor: keyed.Derive(d.Secret, "refresh successor"),
 		devices:   token.NewDevices(keyed.Derive(d.Secret, "device"), cmp.Or(d.Settings.DeviceTTL, DefaultSettings.DeviceTTL)),
+		mfa:       mfaKeys{seal: d.MFAKeys, recovery: keyed.Derive(d.Secret, "mfa recovery code")},
 	}
 }
 
@@ -332,12 +345,19 @@ func (s *Service) login(ctx context.Context, email, pw string, c account.Client,
 			}
 		}
 	}
+	// Only now, after a correct password, may the answer tell that the
+	// account has a second factor: a guesser learns nothing from it.
+	if on, err := s.mfaEnabled(ctx, u.ID); err != nil {
+		return Tokens{}, u, err
+	} else if on {
+		return Tokens{}, u, s.challenge(ctx, u, chk, c)
+	}
 	var mails []account.Mail
 	if !known {
 		// The owner hears of every sign-in from a client that never signed in before.
 		mails = notices(u, account.Mail{Kind: mail.NewSignIn, UserID: u.ID, To: u.Email, Client: mailClient(c, s.now())})
 	}
-	t, err := s.openSession(ctx, u, c, known, mails...)
+	t, err := s.openSession(ctx, u, c, known, amrPassword, mails...)
 	if err != nil {
 		return Tokens{}, u, err
 	}
@@ -371,7 +391,7 @@ func (s *Service) loginFailed(ctx context.Context, email string, id *uuid.UUID, 
 
 // openSession opens the session of a successful login, recorded with its
 // event and mails.
-func (s *Service) openSession(ctx context.Context, u account.User, c account.Client, known bool, mails ...account.Mail) (Tokens, error) {
+func (s *Service) openSession(ctx context.Context, u account.User, c account.Client, known bool, amr []string, mails ...account.Mail) (Tokens, error) {
 	refresh, hash, err := token.NewOpaque()
 	if err != nil {
 		return Tokens{}, err
@@ -379,16 +399,16 @@ func (s *Service) openSession(ctx context.Context, u account.User, c account.Cli
 	now := s.now()
 	sid := account.NewID()
 	if err := s.store.CreateSession(ctx, NewSession{
-		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash,
+		ID: sid, UserID: u.ID, TokenVersion: u.TokenVersion, Client: c, RefreshHash: hash, AMR: amr,
 		IdleExpiresAt: now.Add(s.set.RefreshIdleTTL), ExpiresAt: now.Add(s.set.RefreshAbsoluteTTL), Mails: mails,
 		Events: []account.Event{s.event(ctx, account.Event{
 			Action: account.ActionLoginSucceeded, ActorID: &u.ID, SubjectID: &u.ID, Client: c,
-			Details: map[string]any{"session_id": sid, "known_device": known},
+			Details: map[string]any{"session_id": sid, "known_device": known, "amr": amr},
 		})},
 	}); err != nil {
 		return Tokens{}, err
 	}
-	t, err := s.issue(ctx, u.ID, sid, u.TokenVersion)
+	t, err := s.issue(ctx, u.ID, sid, u.TokenVersion, amr)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -396,22 +416,37 @@ func (s *Service) openSession(ctx context.Context, u account.User, c account.Cli
 	return t, nil
 }
 
-func (s *Service) issue(ctx context.Context, uid, sid uuid.UUID, version int64) (Tokens, error) {
-	return s.issueAt(ctx, uid, sid, version, time.Time{}, "")
+func (s *Service) issue(ctx context.Context, uid, sid uuid.UUID, version int64, amr []string) (Tokens, error) {
+	return s.issueAt(ctx, uid, sid, version, amr, time.Time{}, "")
 }
 
 // issueAt issues an access token; a non-zero at and a non-empty jti make it
 // the same token every time.
-func (s *Service) issueAt(ctx context.Context, uid, sid uuid.UUID, version int64, at time.Time, jti string) (Tokens, error) {
-	perms, err := s.store.Permissions(ctx, uid)
+func (s *Service) issueAt(ctx context.Context, uid, sid uuid.UUID, version int64, amr []string, at time.Time, jti string) (Tokens, error) {
+	f, err := s.store.TokenFacts(ctx, uid, s.set.MFA.RequiredRoles)
 	if err != nil {
 		return Tokens{}, err
 	}
-	access, err := s.tokens.Issue(token.Subject{UserID: uid, SessionID: sid, TokenVersion: version, Permissions: perms, IssuedAt: at, ID: jti})
+	sub := token.Subject{UserID: uid, SessionID: sid, TokenVersion: version, Permissions: f.Permissions, AMR: amr, MFA: f.MFAEnabled, IssuedAt: at, ID: jti}
+	// The permissions of roles that need MFA count only in an MFA session.
+	var withheld []string
+	for _, p := range f.MFAPermissions {
+		if slices.Contains(sub.Permissions, p) {
+			continue
+		}
+		if token.ACRFor(amr) == token.AAL2 {
+			sub.Permissions = append(sub.Permissions, p)
+		} else {
+			withheld = append(withheld, p)
+		}
+	}
+	slices.Sort(sub.Permissions)
+	sub.MFAPermissions = withheld
+	access, err := s.tokens.Issue(sub)
 	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{Access: access, AccessExpiresIn: s.tokens.TTL()}, nil
+	return Tokens{Access: access, AccessExpiresIn: s.tokens.TTL(), MFAEnrolmentRequired: f.MFARole && !f.MFAEnabled}, nil
 }
 
 // Refresh rotates a refresh token into a new token pair. The successor of
@@ -441,7 +476,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string, c account.Client)
 	switch res.Outcome {
 	case Rotated, GraceRotated:
 		jti := hex.EncodeToString(s.successor.Sum([]byte("jti"), []byte(refresh))[:16])
-		t, err := s.issueAt(ctx, res.UserID, res.SessionID, res.TokenVersion, res.RotatedAt, jti)
+		// The session keeps how it was authenticated: a refresh neither
+		// upgrades nor downgrades it.
+		t, err := s.issueAt(ctx, res.UserID, res.SessionID, res.TokenVersion, res.AMR, res.RotatedAt, jti)
 		if err != nil {
 			return Tokens{}, err
 		}
@@ -516,7 +553,10 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (account.Princip
 	if err != nil {
 		return account.Principal{}, ErrInvalidToken
 	}
-	p := account.Principal{UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions}
+	p := account.Principal{
+		UserID: sub.UserID, SessionID: sub.SessionID, Permissions: sub.Permissions,
+		MFA: token.ACRFor(sub.AMR) == token.AAL2, MFAEnrolled: sub.MFA, MFAPermissions: sub.MFAPermissions,
+	}
 	switch s.local.check(sub.SessionID, sub.UserID, sub.TokenVersion, s.now()) {
 	case revokedToken:
 		s.obs.RevocationChecked(LayerLocal)

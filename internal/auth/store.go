@@ -46,6 +46,7 @@ type NewSession struct {
 	IdleExpiresAt time.Time
 	ExpiresAt     time.Time
 	RefreshHash   []byte
+	AMR           []string        // how the user authenticated (RFC 8176)
 	Mails         []account.Mail  // sent only if the session is opened
 	Events        []account.Event // recorded only if the session is opened
 }
@@ -96,6 +97,7 @@ type RefreshResult struct {
 	TokenVersion int64
 	ExpiresAt    time.Time // the session's absolute expiry
 	RotatedAt    time.Time // when the presented token was first used
+	AMR          []string  // how the session's user authenticated
 }
 
 // SessionState is what an access-token check needs from the record.
@@ -123,6 +125,10 @@ type Store interface {
 	// GrantRole adds a role (idempotent), recorded with e.
 	GrantRole(ctx context.Context, id uuid.UUID, role string, e account.Event) error
 	Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
+	// TokenFacts reads what an access token says of the user: permissions
+	// (those of mfaRoles apart) and whether MFA is on.
+	TokenFacts(ctx context.Context, id uuid.UUID, mfaRoles []string) (TokenFacts, error)
+	MFAStore
 
 	CreateSession(ctx context.Context, s NewSession) error
 	Refresh(ctx context.Context, r RefreshRequest) (RefreshResult, error)

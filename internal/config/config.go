@@ -16,6 +16,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/secretbox"
 )
 
 // What DATABASE_URL reaches (DATABASE_POOLER).
@@ -104,6 +105,16 @@ type Config struct {
 	// device tokens and refresh-token successors. Every instance needs the
 	// same one; unset, a fixed development value is used (refused in production).
 	ServerSecret string `env:"SERVER_SECRET"`
+
+	// MFAEncryptionKeys seal TOTP secrets at rest (AES-256-GCM): a
+	// comma-separated list of base64 32-byte keys; the first seals, all open
+	// (rotation: add the new key first, run `gatehouse mfa rekey`, then drop
+	// the old one). Unset outside production: a key derived from
+	// SERVER_SECRET, with a warning.
+	MFAEncryptionKeys string `env:"MFA_ENCRYPTION_KEYS"`
+	// MFARequiredRoles: the permissions of these roles count only in a
+	// session authenticated with a second factor.
+	MFARequiredRoles []string `env:"MFA_REQUIRED_ROLES"`
 
 	PasswordMinLength int    `env:"PASSWORD_MIN_LENGTH" envDefault:"15"`
 	Argon2MemoryKiB   uint32 `env:"ARGON2_MEMORY_KIB" envDefault:"19456"`
@@ -253,6 +264,11 @@ func (c *Config) validate() error {
 	} else if len(c.ServerSecret) < 32 {
 		bad("SERVER_SECRET must be at least 32 characters (e.g. `openssl rand -base64 32`)")
 	}
+	if c.MFAEncryptionKeys != "" {
+		if _, err := secretbox.Parse(c.MFAEncryptionKeys); err != nil {
+			bad("MFA_ENCRYPTION_KEYS: %v", err)
+		}
+	}
 	if c.PasswordMinLength < 8 {
 		bad("PASSWORD_MIN_LENGTH must be at least 8 (NIST SP 800-63B), not %d", c.PasswordMinLength)
 	}
@@ -348,6 +364,9 @@ func (c *Config) productionErrors() []error {
 	}
 	if u, err := url.Parse(c.PublicURL); err == nil && (u.Scheme != "https" || isLocalHost(u.Hostname())) {
 		errs = append(errs, fmt.Errorf("PUBLIC_URL must be a public https URL in production, not %q (links in mails are built from it)", c.PublicURL))
+	}
+	if c.MFAEncryptionKeys == "" {
+		errs = append(errs, errors.New("MFA_ENCRYPTION_KEYS must be set in production (`openssl rand -base64 32`): TOTP secrets are encrypted at rest with it"))
 	}
 	if c.ServerSecret == DevelopmentServerSecret {
 		errs = append(errs, errors.New("SERVER_SECRET must be set in production (at least 32 random characters, the same on every instance): with the public development value anyone could forge device tokens and cursors"))

@@ -68,7 +68,7 @@ func TestParse_ProductionRefusesUnsafeSettings(t *testing.T) {
 	if err == nil {
 		t.Fatal("production accepted unsafe settings")
 	}
-	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none", "TRUSTED_PROXIES=0.0.0.0/0", "CORS_ALLOWED_ORIGINS=*", "SERVER_SECRET", "METRICS_ADDR or METRICS_TOKEN"} {
+	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SIGNING_KEY_FILES", "LOG_LEVEL=debug", "MAIL_DRIVER", "PUBLIC_URL", "SMTP_TLS=none", "TRUSTED_PROXIES=0.0.0.0/0", "CORS_ALLOWED_ORIGINS=*", "SERVER_SECRET", "MFA_ENCRYPTION_KEYS", "METRICS_ADDR or METRICS_TOKEN"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("production error does not name %s: %v", want, err)
 		}
@@ -77,7 +77,7 @@ func TestParse_ProductionRefusesUnsafeSettings(t *testing.T) {
 		"APP_ENV": "production", "DATABASE_URL": "postgres://db/gatehouse", "REDIS_URL": "redis://cache:6379/0",
 		"JWT_SIGNING_KEY_FILES": "/run/secrets/k1.pem", "MAIL_DRIVER": "smtp", "SMTP_HOST": "smtp.example.com",
 		"PUBLIC_URL": "https://auth.example.com", "SERVER_SECRET": "0123456789abcdef0123456789abcdef",
-		"METRICS_TOKEN": "a metrics token of 32 characters",
+		"METRICS_TOKEN": "a metrics token of 32 characters", "MFA_ENCRYPTION_KEYS": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 	})
 	if err != nil {
 		t.Fatalf("safe production settings refused: %v", err)

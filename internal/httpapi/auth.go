@@ -196,11 +196,15 @@ func toJWK(k token.JWK) api.JWK {
 }
 
 func tokenResponse(ctx context.Context, t auth.Tokens) api.TokenResponse {
+	var enrol *bool
+	if t.MFAEnrolmentRequired {
+		enrol = ptr(true)
+	}
 	return api.TokenResponse{
 		Data: api.Tokens{
 			AccessToken: t.Access, RefreshToken: t.Refresh, TokenType: api.Bearer,
 			ExpiresIn: int(t.AccessExpiresIn.Seconds()), RefreshExpiresIn: int(t.RefreshExpiresIn.Seconds()),
-			DeviceToken: nonEmpty(t.Device),
+			DeviceToken: nonEmpty(t.Device), MfaEnrolmentRequired: enrol,
 		},
 		Meta: meta(ctx),
 	}

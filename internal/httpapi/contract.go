@@ -42,6 +42,9 @@ type operation struct {
 	// permissions lists what a protected operation's `x-permissions`
 	// extension says the caller must hold, every one of them.
 	permissions []string
+	// mfa is what the operation's `x-mfa` extension says of the session:
+	// mfaAlways, mfaIfEnrolled, or "" (no requirement).
+	mfa string
 	// jsonBody is true when the operation takes a JSON request body.
 	jsonBody bool
 }
@@ -116,6 +119,12 @@ func prepareOperation(doc *openapi3.T, path string, item *openapi3.PathItem, met
 		return nil, fmt.Errorf("operation %s %s (%s) is public but declares x-permissions %v", method, path, op.OperationID, perms)
 	}
 	o.permissions = perms
+	if o.mfa, err = operationMFA(op); err != nil {
+		return nil, fmt.Errorf("operation %s %s (%s): %w", method, path, op.OperationID, err)
+	}
+	if o.mfa != "" && o.public {
+		return nil, fmt.Errorf("operation %s %s (%s) is public but declares %s", method, path, op.OperationID, mfaExtension)
+	}
 	if rb := op.RequestBody; rb != nil && rb.Value != nil {
 		o.jsonBody = rb.Value.Content.Get("application/json") != nil
 	}
@@ -170,11 +179,44 @@ func (k *contract) authenticate(r *http.Request, op *operation) (account.Princip
 		// Anything else means the check could not be made: fail closed.
 		return account.Principal{}, fmt.Errorf("%w: %w", account.ErrUnavailable, err)
 	}
-	if p.Has(op.permissions...) {
-		return p, nil
+	if !p.Has(op.permissions...) {
+		if p.WithheldForMFA(op.permissions...) {
+			// The permission comes from a role that needs MFA (MFA_REQUIRED_ROLES).
+			return account.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeMfaRequired,
+				"Your role needs multi-factor authentication for this operation: turn it on (/api/v1/users/me/mfa/totp) or step this session up (/api/v1/users/me/mfa/step-up).")
+		}
+		return account.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
+			"Your account lacks the permission this operation needs: "+strings.Join(op.permissions, ", ")+".")
 	}
-	return account.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeForbidden,
-		"Your account lacks the permission this operation needs: "+strings.Join(op.permissions, ", ")+".")
+	if !p.MFA && (op.mfa == mfaAlways || op.mfa == mfaIfEnrolled && p.MFAEnrolled) {
+		return account.Principal{}, newProblem(http.StatusForbidden, api.ProblemCodeMfaRequired,
+			"This operation needs a session authenticated with a second factor: turn multi-factor authentication on, or step this session up (/api/v1/users/me/mfa/step-up).")
+	}
+	return p, nil
+}
+
+// mfaExtension names the operation extension that says whether an
+// operation needs a multi-factor session.
+const mfaExtension = "x-mfa"
+
+// Values of x-mfa.
+const (
+	mfaAlways     = "always"      // the session must be a multi-factor one
+	mfaIfEnrolled = "if-enrolled" // it must be when the caller's account has MFA
+)
+
+// operationMFA reads an operation's x-mfa, refusing values it does not know:
+// a typo must not silently drop a requirement.
+func operationMFA(op *openapi3.Operation) (string, error) {
+	raw, ok := op.Extensions[mfaExtension]
+	if !ok {
+		return "", nil
+	}
+	v, _ := raw.(string)
+	if v != mfaAlways && v != mfaIfEnrolled {
+		return "", fmt.Errorf("%s must be %q or %q, not %v", mfaExtension, mfaAlways, mfaIfEnrolled, raw)
+	}
+	return v, nil
 }
 
 // permissionsExtension names the operation extension that lists the

@@ -56,6 +56,15 @@ func TestContract_EveryOperationEnforcesItsDeclaredSecurity(t *testing.T) {
 					scopes = append(scopes, p.(string))
 				}
 			}
+			mfa, _ := op.Extensions["x-mfa"].(string)
+			switch mfa {
+			case "", "always", "if-enrolled":
+			default:
+				t.Errorf("%s %s: x-mfa %q", method, path, mfa)
+			}
+			if mfa != "" && public {
+				t.Errorf("%s %s is public but declares x-mfa", method, path)
+			}
 			t.Run(op.OperationID, func(t *testing.T) {
 				res, b := send(t, s, method, url, "", ct, body)
 				if public {
@@ -83,6 +92,12 @@ func TestContract_EveryOperationEnforcesItsDeclaredSecurity(t *testing.T) {
 					if res.StatusCode != http.StatusForbidden || decodeProblem(t, b).Code != "forbidden" {
 						t.Fatalf("token without %v: got %d %s, want 403 forbidden", scopes, res.StatusCode, b)
 					}
+				} else if mfa == "always" {
+					// Neither user has MFA: their sessions are single-factor.
+					if res.StatusCode != http.StatusForbidden || decodeProblem(t, b).Code != "mfa_required" {
+						t.Fatalf("single-factor token on an x-mfa: always operation: got %d %s, want 403 mfa_required", res.StatusCode, b)
+					}
+					return
 				} else if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
 					t.Fatalf("self-service operation refused a valid token: %d %s", res.StatusCode, b)
 				}

@@ -32,7 +32,7 @@ func (s *Server) registerDocs(e apigen.EchoRouter) error {
 		Title:       "gatehouse API",
 		SwaggerJSON: "/openapi.json",
 		BasePath:    "/docs/",
-		// showExtensions shows each operation's x-permissions.
+		// showExtensions shows each operation's x-permissions and x-mfa.
 		SettingsUI: map[string]string{"tryItOutEnabled": "true", "showExtensions": "true"},
 	})
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })

@@ -82,6 +82,25 @@ func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *op
 	default:
 		token = ada.AccessToken
 	}
+	// The MFA operations need an account with MFA (or an enrolment) and
+	// codes of the moment: the example's code is replaced by one computed
+	// from the secret, as the user's app would show it.
+	var app *authenticatorApp
+	switch strings.ToLower(op.OperationID) {
+	case "verifymfalogin", "stepupmfa", "disablemfa", "regeneraterecoverycodes", "resetusermfa":
+		u := &apitest.User{Email: exampleEmail, Password: examplePassword, Tokens: ada, Client: s.WithToken(ada.AccessToken)}
+		app, _ = enrol(t, s, u)
+		if token == ada.AccessToken {
+			token = u.Tokens.AccessToken
+		}
+	case "confirmtotpenrolment":
+		st := apitest.Must(s.WithToken(ada.AccessToken).StartTotpEnrolmentWithResponse(ctx, client.StartTotpEnrolmentJSONRequestBody{Password: examplePassword}))(t)
+		if st.JSON201 == nil {
+			t.Fatalf("start enrolment: %d %s", st.StatusCode(), st.Body)
+		}
+		s.Secret("TOTP secret", st.JSON201.Data.Secret)
+		app = &authenticatorApp{t: t, secret: st.JSON201.Data.Secret}
+	}
 	if strings.EqualFold(op.OperationID, "restoreUser") {
 		if r, err := admin.Client.DeleteUserWithResponse(ctx, adaID); err != nil || r.StatusCode() != http.StatusNoContent {
 			t.Fatalf("delete the user to restore: %v %d", err, r.StatusCode())
@@ -130,6 +149,14 @@ func sendExample(t *testing.T, redis *apitest.Redis, path, method string, op *op
 				t.Fatalf("forgot: %v", err)
 			}
 			example["token"] = mailbox.WaitForSubject(exampleEmail, "Reset your", 1, 10*time.Second)[0].Token()
+		}
+		if app != nil {
+			if _, ok := example["code"]; ok {
+				example["code"] = app.code()
+			}
+			if _, ok := example["challenge"]; ok {
+				example["challenge"] = challenge(t, s, &apitest.User{Email: exampleEmail, Password: examplePassword})
+			}
 		}
 		var err error
 		if body, err = json.Marshal(example); err != nil {

@@ -41,6 +41,7 @@ const (
 	loginLocked      = "locked"
 	loginRateLimited = "rate_limited"
 	loginUnverified  = "email_not_verified"
+	loginMFARequired = "mfa_required"
 	loginError       = "error"
 )
 
@@ -63,6 +64,8 @@ func loginOutcome(err error) string {
 		return loginLocked
 	case errors.Is(err, auth.ErrEmailNotVerified):
 		return loginUnverified
+	case errors.As(err, new(*auth.MFARequiredError)):
+		return loginMFARequired
 	case errors.As(err, &p) && p.code == api.ProblemCodeRateLimited:
 		return loginRateLimited
 	}

@@ -28,7 +28,8 @@ type problem struct {
 	detail  string
 	fields  []api.FieldError
 	headers map[string]string
-	cause   error // logged, never sent
+	mfa     *api.MFAChallenge // the challenge of a login's mfa_required
+	cause   error             // logged, never sent
 }
 
 func (p *problem) Error() string {
@@ -64,6 +65,9 @@ func mapError(err error) *problem {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return fromHTTPError(he)
+	}
+	if p, ok := mfaProblem(err); ok {
+		return p
 	}
 	var locked *auth.LockedError
 	if errors.As(err, &locked) {
@@ -196,6 +200,9 @@ var problemTitles = map[api.ProblemCode]string{
 	api.ProblemCodePasswordRejected:     "Password rejected",
 	api.ProblemCodeServiceUnavailable:   "Service unavailable",
 	api.ProblemCodeInternalError:        "Internal server error",
+	api.ProblemCodeMfaRequired:          "Multi-factor authentication required",
+	api.ProblemCodeInvalidMfaChallenge:  "Invalid MFA challenge",
+	api.ProblemCodeInvalidMfaCode:       "Invalid MFA code",
 }
 
 func problemTitle(code api.ProblemCode, status int) string {
@@ -247,6 +254,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		instance = strings.ToValidUTF8(instance[:maxInstance], "")
 	}
 	body.Instance = &instance
+	body.Mfa = p.mfa
 	if len(p.fields) > 0 {
 		fields := p.fields[:min(len(p.fields), maxFieldErrors)] // the contract's maxItems
 		for i := range fields {

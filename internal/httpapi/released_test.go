@@ -11,7 +11,8 @@ import (
 // TestSpec_NoOperationNeedsMoreThanItsRelease is the part of the breaking
 // change check oasdiff cannot make: it does not read x-permissions. An
 // operation of the released contract that now needs a permission it did not
-// need refuses callers it used to serve. `make check-breaking` runs it.
+// need refuses callers it used to serve, and so does one that now needs a
+// multi-factor session (x-mfa: always). `make check-breaking` runs it.
 func TestSpec_NoOperationNeedsMoreThanItsRelease(t *testing.T) {
 	t.Parallel()
 	load := func(path ...string) *openapi3.T {
@@ -35,6 +36,14 @@ func TestSpec_NoOperationNeedsMoreThanItsRelease(t *testing.T) {
 					t.Fatal(err)
 				}
 				out[method+" "+path] = perms
+				// x-mfa: always refuses every caller without MFA; if-enrolled
+				// refuses none that v1 served (an account with MFA has no
+				// single-factor sessions: its login needs the second factor).
+				if m, err := operationMFA(op); err != nil {
+					t.Fatal(err)
+				} else if m == mfaAlways {
+					out[method+" "+path] = append(out[method+" "+path], "(a multi-factor session)")
+				}
 				if op.Security == nil && doc.Security != nil || op.Security != nil && len(*op.Security) > 0 {
 					out[method+" "+path] = append(out[method+" "+path], "(a bearer token)")
 				}

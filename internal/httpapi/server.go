@@ -32,6 +32,7 @@ type Deps struct {
 	Authenticator Authenticator
 	Accounts      Accounts
 	Credentials   Credentials
+	MFA           MFA
 	Users         Users
 	Limiter       ratelimit.Limiter
 	RateLimits    ratelimit.Policies

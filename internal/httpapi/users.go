@@ -60,7 +60,13 @@ func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMe
 	if err != nil {
 		return nil, selfGone(err)
 	}
-	return api.GetMe200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetMe200ResponseHeaders{CacheControl: noStore}}, nil
+	st, err := s.deps.MFA.MFAStatus(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := toUser(u)
+	out.Mfa = &api.MFAStatus{Enabled: st.Enabled, RecoveryCodesRemaining: st.RecoveryCodesRemaining}
+	return api.GetMe200JSONResponse{Body: api.UserResponse{Data: out, Meta: meta(ctx)}, Headers: api.GetMe200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // UpdateMe changes the caller's profile.

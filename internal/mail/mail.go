@@ -29,12 +29,19 @@ const (
 	// change: when it is asked for, and when it is done.
 	EmailChangeNotice Kind = "email_change_notice"
 	EmailChanged      Kind = "email_changed"
+	// Notices of multi-factor authentication.
+	MFAEnabled                  Kind = "mfa_enabled"
+	MFADisabled                 Kind = "mfa_disabled"
+	MFAReset                    Kind = "mfa_reset"
+	MFARecoveryCodeUsed         Kind = "mfa_recovery_code_used"
+	MFARecoveryCodesRegenerated Kind = "mfa_recovery_codes_regenerated"
 )
 
 // Kinds lists every mail.
 var Kinds = []Kind{
 	VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange,
 	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged,
+	MFAEnabled, MFADisabled, MFAReset, MFARecoveryCodeUsed, MFARecoveryCodesRegenerated,
 }
 
 //go:embed templates

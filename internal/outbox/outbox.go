@@ -176,7 +176,8 @@ func (w *Worker) work(ctx context.Context, job *river.Job[Args]) error {
 	case mail.PasswordReset:
 		purpose, path, ttl = account.PurposeReset, "/reset-password", w.cfg.ResetTTL
 	case mail.PasswordChanged, mail.PasswordResetDone, mail.EmailInUse, mail.NewSignIn, mail.LoginAttempts,
-		mail.EmailChangeNotice:
+		mail.EmailChangeNotice, mail.MFAEnabled, mail.MFADisabled, mail.MFAReset, mail.MFARecoveryCodeUsed,
+		mail.MFARecoveryCodesRegenerated:
 		// Notices: they carry no link, so no token is issued.
 	}
 	if purpose != "" {

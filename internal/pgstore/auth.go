@@ -110,25 +110,34 @@ func (s *Store) Permissions(ctx context.Context, id uuid.UUID) ([]string, error)
 // CreateSession opens a session with its first refresh token.
 func (s *Store) CreateSession(ctx context.Context, n auth.NewSession) error {
 	return s.inTx(ctx, func(tx pgx.Tx, q *db.Queries) error {
-		ip := &n.Client.IP
-		if !n.Client.IP.IsValid() {
-			ip = nil
-		}
-		_, err := q.CreateSession(ctx, db.CreateSessionParams{
-			ID: n.ID, UserID: n.UserID, UserAgent: truncate(n.Client.UserAgent, 512), IP: ip,
-			IdleExpiresAt: n.IdleExpiresAt, ExpiresAt: n.ExpiresAt, TokenVersion: n.TokenVersion,
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return auth.ErrInvalidCredentials // revoked, disabled or deleted since the password check
-		}
-		if err != nil {
-			return fmt.Errorf("create session: %w", err)
-		}
-		if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: n.RefreshHash, SessionID: n.ID}); err != nil {
-			return fmt.Errorf("store refresh token: %w", err)
-		}
-		return s.record(ctx, tx, q, n.Events, n.Mails)
+		return s.openSession(ctx, tx, q, n)
 	})
+}
+
+// openSession opens a session in the transaction tx.
+func (s *Store) openSession(ctx context.Context, tx pgx.Tx, q *db.Queries, n auth.NewSession) error {
+	ip := &n.Client.IP
+	if !n.Client.IP.IsValid() {
+		ip = nil
+	}
+	amr := n.AMR
+	if len(amr) == 0 {
+		amr = []string{"pwd"}
+	}
+	_, err := q.CreateSession(ctx, db.CreateSessionParams{
+		ID: n.ID, UserID: n.UserID, UserAgent: truncate(n.Client.UserAgent, 512), IP: ip,
+		IdleExpiresAt: n.IdleExpiresAt, ExpiresAt: n.ExpiresAt, TokenVersion: n.TokenVersion, Amr: amr,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.ErrInvalidCredentials // revoked, disabled or deleted since the password check
+	}
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	if err := q.InsertRefreshToken(ctx, db.InsertRefreshTokenParams{TokenHash: n.RefreshHash, SessionID: n.ID}); err != nil {
+		return fmt.Errorf("store refresh token: %w", err)
+	}
+	return s.record(ctx, tx, q, n.Events, n.Mails)
 }
 
 // Refresh applies one rotation atomically. The session row is locked, so
@@ -145,7 +154,7 @@ func (s *Store) Refresh(ctx context.Context, r auth.RefreshRequest) (auth.Refres
 		if err != nil {
 			return fmt.Errorf("find refresh token: %w", err)
 		}
-		res.UserID, res.SessionID, res.TokenVersion, res.ExpiresAt = row.UserID, row.SessionID, row.TokenVersion, row.ExpiresAt
+		res.UserID, res.SessionID, res.TokenVersion, res.ExpiresAt, res.AMR = row.UserID, row.SessionID, row.TokenVersion, row.ExpiresAt, row.Amr
 		if row.Spent || row.RevokedAt != nil || !r.Now.Before(row.ExpiresAt) || !r.Now.Before(row.IdleExpiresAt) ||
 			row.DisabledAt != nil || row.DeletedAt != nil || row.SessionTokenVersion < row.TokenVersion {
 			res.Outcome = auth.Refused

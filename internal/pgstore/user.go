@@ -275,5 +275,13 @@ func (s *Store) ListAudit(ctx context.Context, f user.AuditFilter, p account.Pag
 // PruneAudit deletes the events older than before.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	n, err := s.q.PruneAuditEvents(ctx, before)
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	// The hourly job also drops login challenges dead for a day (they live
+	// minutes; the day keeps them for an investigation of the moment).
+	if err := s.q.PruneChallenges(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		return n, fmt.Errorf("prune mfa challenges: %w", err)
+	}
+	return n, nil
 }

@@ -29,6 +29,7 @@ const (
 	LoginLocked      = "locked"
 	LoginRateLimited = "rate_limited"
 	LoginUnverified  = "email_not_verified"
+	LoginMFARequired = "mfa_required"
 	LoginError       = "error"
 )
 
@@ -73,7 +74,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"operation", "method", "status_class"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "login_attempts_total",
-			Help: "Password logins by outcome: success, invalid_credentials, locked, rate_limited, email_not_verified, error.",
+			Help: "Password logins by outcome: success, invalid_credentials, locked, rate_limited, email_not_verified, mfa_required, error.",
 		}, []string{"outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "rate_limit_blocked_total",
@@ -113,7 +114,7 @@ func NewMetrics(version string) *Metrics {
 		build, m.requests, m.duration, m.logins, m.rateLimited, m.refreshReuse, m.revocationChecks, m.unannounced, m.hashWait, m.mailFailures,
 	)
 	// Series that alerts divide by exist from the start, at zero.
-	for _, o := range []string{LoginSuccess, LoginInvalid, LoginLocked, LoginRateLimited, LoginUnverified, LoginError} {
+	for _, o := range []string{LoginSuccess, LoginInvalid, LoginLocked, LoginRateLimited, LoginUnverified, LoginMFARequired, LoginError} {
 		m.logins.WithLabelValues(o)
 	}
 	for _, l := range []string{LayerLocal, LayerRedis, LayerPostgres} {

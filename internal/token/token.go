@@ -24,6 +24,33 @@ type Claims struct {
 	SessionID    uuid.UUID `json:"sid"`
 	TokenVersion int64     `json:"ver"`
 	Permissions  []string  `json:"perms"`
+	// AMR lists how the user authenticated in this session (RFC 8176:
+	// "pwd", "otp"); ACR is the assurance level that makes ("aal1" for a
+	// password, "aal2" with a second factor, as NIST SP 800-63B names them).
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
+	// MFA is true when the account has multi-factor authentication on.
+	MFA bool `json:"mfa,omitempty"`
+	// MFAPermissions are permissions the user's roles grant only in a
+	// multi-factor session (MFA_REQUIRED_ROLES): held back from Permissions
+	// in this one, and named so that a refusal can say why.
+	MFAPermissions []string `json:"mfa_perms,omitempty"`
+}
+
+// Assurance levels of a session.
+const (
+	AAL1 = "aal1"
+	AAL2 = "aal2"
+)
+
+// ACRFor is the assurance level of a session authenticated by amr.
+func ACRFor(amr []string) string {
+	for _, m := range amr {
+		if m == "otp" {
+			return AAL2
+		}
+	}
+	return AAL1
 }
 
 // Subject is the user the token was issued to.
@@ -32,7 +59,11 @@ type Subject struct {
 	SessionID    uuid.UUID
 	TokenVersion int64
 	Permissions  []string
-	ExpiresAt    time.Time
+	// AMR, MFA and MFAPermissions are as in Claims; the ACR follows from AMR.
+	AMR            []string
+	MFA            bool
+	MFAPermissions []string
+	ExpiresAt      time.Time
 	// IssuedAt and ID, when set, replace the clock and the random token id:
 	// the same subject then always gives the same token (Ed25519 signatures
 	// are deterministic), as a refresh replayed within its grace window must.
@@ -124,9 +155,16 @@ func (i *Issuer) Issue(s Subject) (string, error) {
 			ExpiresAt: jwt.NewNumericDate(now.Add(i.ttl)),
 			ID:        id,
 		},
-		SessionID:    s.SessionID,
-		TokenVersion: s.TokenVersion,
-		Permissions:  s.Permissions,
+		SessionID:      s.SessionID,
+		TokenVersion:   s.TokenVersion,
+		Permissions:    s.Permissions,
+		AMR:            s.AMR,
+		ACR:            ACRFor(s.AMR),
+		MFA:            s.MFA,
+		MFAPermissions: s.MFAPermissions,
+	}
+	if len(c.AMR) == 0 {
+		c.AMR = []string{"pwd"}
 	}
 	if c.Permissions == nil {
 		c.Permissions = []string{}
@@ -162,7 +200,10 @@ func (i *Issuer) Verify(raw string) (Subject, error) {
 	if err != nil || c.SessionID == uuid.Nil || c.ID == "" {
 		return Subject{}, fmt.Errorf("%w: missing subject, session or id", ErrInvalid)
 	}
-	return Subject{UserID: uid, SessionID: c.SessionID, TokenVersion: c.TokenVersion, Permissions: c.Permissions, ExpiresAt: c.ExpiresAt.Time}, nil
+	return Subject{
+		UserID: uid, SessionID: c.SessionID, TokenVersion: c.TokenVersion, Permissions: c.Permissions, ExpiresAt: c.ExpiresAt.Time,
+		AMR: c.AMR, MFA: c.MFA, MFAPermissions: c.MFAPermissions,
+	}, nil
 }
 
 // Leeway is the clock skew tolerated on expiry.

@@ -43,9 +43,19 @@ export interface paths {
          * @description Checks the credentials and opens a session, returning an access token and a
          *     refresh token.
          *
+         *     Multi-factor authentication: when the account has it, a correct password gets
+         *     no tokens but `401 mfa_required`, whose `mfa` member holds a short-lived,
+         *     single-use challenge; send it with a code of the authenticator app (or a
+         *     recovery code) to `verifyMfaLogin` for the token pair. Only a correct password
+         *     gets this answer, so it reveals nothing to a guesser. A client that does not
+         *     know MFA sees a 401 problem, never a 200 without tokens. When a role of the
+         *     user needs MFA (`MFA_REQUIRED_ROLES`) and the account has none, the login
+         *     succeeds with `mfa_enrolment_required: true` and without that role's
+         *     permissions.
+         *
          *     Problems: `401 invalid_credentials` for every kind of failure (unknown email,
          *     wrong password, disabled or deleted account), so that the answer reveals
-         *     nothing; `403 email_not_verified` when the server requires a verified email,
+         *     nothing; `401 mfa_required` (see above); `403 email_not_verified` when the server requires a verified email,
          *     given only after a correct password; `429 rate_limited`, or `429 account_locked`
          *     when password login is temporarily locked after repeated failures (see
          *     `Retry-After`); `400`/`422` for a malformed or invalid body.
@@ -59,6 +69,43 @@ export interface paths {
          *     also mails the owner a "new sign-in" notice.
          */
         post: operations["login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete a login with a second factor
+         * @description The second step of the login of an account with multi-factor authentication.
+         *     `login` answered a correct password with `401 mfa_required` and a challenge in
+         *     the problem's `mfa` member; this call exchanges that challenge and a current
+         *     code of the authenticator app (`code`) or one unused recovery code
+         *     (`recovery_code`), exactly one of the two, for the token pair `login` gives
+         *     other accounts. The session's access tokens carry `amr: ["pwd", "otp"]` and
+         *     `acr: "aal2"`.
+         *
+         *     A challenge lives 5 minutes, is single use, and dies after 5 wrong codes. A
+         *     TOTP code is accepted for the current 30-second step or one step either side,
+         *     and never twice (nor a code of an earlier step than one already accepted).
+         *     A recovery code works once.
+         *
+         *     Problems: `401 invalid_mfa_code` for a wrong, replayed or used code (retry with
+         *     the same challenge while it lives); `401 invalid_mfa_challenge` when the
+         *     challenge is unknown, expired, used or exhausted (log in again);
+         *     `429 rate_limited` (per client, the login limit) or `429 account_locked` after
+         *     repeated wrong codes; `400`/`422` for a malformed or invalid body.
+         */
+        post: operations["verifyMfaLogin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -291,7 +338,10 @@ export interface paths {
         head?: never;
         /**
          * Update my account
-         * @description Changes the name and/or the email address. A new email address needs
+         * @description When the account has MFA, the session must be a multi-factor one
+         *     (`x-mfa: if-enrolled`; else `403 mfa_required`).
+         *
+         *     Changes the name and/or the email address. A new email address needs
          *     `current_password` and does not take effect at once: a confirmation link is
          *     sent to it, and the address changes when that link is used
          *     (`POST /api/v1/auth/email/verify`, which answers `409 email_taken` if another
@@ -323,7 +373,10 @@ export interface paths {
         get?: never;
         /**
          * Change my password
-         * @description Sets a new password after checking the current one. Every other session
+         * @description When the account has MFA, the session must be a multi-factor one
+         *     (`x-mfa: if-enrolled`; else `403 mfa_required`).
+         *
+         *     Sets a new password after checking the current one. Every other session
          *     ends. The caller's session continues, but the access token sent with this
          *     request is refused from now on (every access token issued before the change
          *     is): the answer carries a fresh token pair for the caller's session, to be
@@ -388,6 +441,153 @@ export interface paths {
          *     `401 unauthorized` or `invalid_token`; `503 service_unavailable`.
          */
         delete: operations["revokeMySession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a TOTP enrolment
+         * @description Starts turning on multi-factor authentication with an authenticator app
+         *     (TOTP, RFC 6238: SHA-1, 6 digits, 30-second steps). Needs the current
+         *     password. Returns the secret (base32) and an `otpauth://` URI to show as a QR
+         *     code; they are shown only here. The enrolment does nothing until
+         *     `confirmTotpEnrolment` proves a code from the app, and expires after 15
+         *     minutes; a new enrolment replaces an unconfirmed one.
+         *
+         *     Problems: `403 invalid_credentials` for a wrong password; `409 conflict` when
+         *     MFA is already on (turn it off first); `401 unauthorized` or `invalid_token`;
+         *     `429 account_locked` after repeated wrong passwords; `400`/`422` for a
+         *     malformed or invalid body; `503 service_unavailable`.
+         */
+        post: operations["startTotpEnrolment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a TOTP enrolment
+         * @description Turns multi-factor authentication on with a current code of the app set up by
+         *     `startTotpEnrolment`. Answers 10 recovery codes, shown only here (each works
+         *     once, in place of a code, when the app is lost), and a fresh token pair: the
+         *     caller's session continues as a multi-factor session (`acr: "aal2"`), every
+         *     other session ends and every access token issued before is refused. From now
+         *     on `login` asks for a second factor.
+         *
+         *     Problems: `403 invalid_mfa_code` for a wrong code; `409 conflict` when there is
+         *     no live enrolment (it expired, or MFA is already on); `401 unauthorized` or
+         *     `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+         *     for a malformed or invalid body; `503 service_unavailable`.
+         */
+        post: operations["confirmTotpEnrolment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/mfa/step-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Step a session up to multi-factor
+         * @description Makes the caller's session a multi-factor session with a current code
+         *     (`code`) or an unused recovery code (`recovery_code`), exactly one of the two,
+         *     without a new password login: for example an administrator whose role needs
+         *     MFA (`MFA_REQUIRED_ROLES`) after turning MFA on elsewhere. Answers a fresh
+         *     token pair for the session; its refreshes keep the level.
+         *
+         *     Problems: `403 invalid_mfa_code` for a wrong, replayed or used code;
+         *     `409 conflict` when the account has no MFA; `401 unauthorized` or
+         *     `invalid_token`; `429 account_locked` after repeated wrong codes; `400`/`422`
+         *     for a malformed or invalid body; `503 service_unavailable`.
+         */
+        post: operations["stepUpMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/mfa/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn multi-factor authentication off
+         * @description Turns MFA off: needs a multi-factor session (`x-mfa: always`), the password,
+         *     and a current code (`code`) or an unused recovery code (`recovery_code`),
+         *     exactly one of the two. Every factor and recovery code is deleted, every other
+         *     session ends, and the answer carries the pair that continues the caller's
+         *     session (the access token sent is refused from now on).
+         *
+         *     Problems: `403 mfa_required` from a session without a second factor (or an
+         *     account without MFA); `403 invalid_credentials` for a wrong password;
+         *     `403 invalid_mfa_code` for a wrong, replayed or used code; `401 unauthorized`
+         *     or `invalid_token`; `429 account_locked` after repeated wrong passwords or
+         *     codes; `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+         */
+        post: operations["disableMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace my recovery codes
+         * @description Makes 10 new recovery codes, shown only here; the old ones stop working.
+         *     Needs a multi-factor session (`x-mfa: always`), the password and a current
+         *     code of the app.
+         *
+         *     Problems: `403 mfa_required` from a session without a second factor (or an
+         *     account without MFA); `403 invalid_credentials` for a wrong password;
+         *     `403 invalid_mfa_code` for a wrong or replayed code; `401 unauthorized` or
+         *     `invalid_token`; `429 account_locked` after repeated wrong passwords or codes;
+         *     `400`/`422` for a malformed or invalid body; `503 service_unavailable`.
+         */
+        post: operations["regenerateRecoveryCodes"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -549,6 +749,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{id}/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a user's multi-factor authentication
+         * @description For a user who lost their authenticator device: deletes every factor and
+         *     recovery code of the user and ends every session; the user is told by mail
+         *     and can log in with the password alone, then turn MFA on again. Needs
+         *     `mfa:reset`, and a multi-factor session when the caller's own account has MFA
+         *     (`x-mfa: if-enrolled`). Audited (`user.mfa.reset`).
+         *
+         *     Problems: `404 not_found`; `409 conflict` when the user has no MFA;
+         *     `400 bad_request` for a malformed id; `401 unauthorized` or `invalid_token`;
+         *     `403 forbidden` or `403 mfa_required`; `503 service_unavailable`.
+         */
+        delete: operations["resetUserMfa"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/roles": {
         parameters: {
             query?: never;
@@ -671,7 +899,7 @@ export interface components {
          * @description A permission a role grants; operations list the ones they need in their `x-permissions` extension.
          * @enum {string}
          */
-        Permission: "users:read" | "users:write" | "users:delete" | "roles:read" | "roles:assign" | "sessions:revoke" | "audit:read";
+        Permission: "users:read" | "users:write" | "users:delete" | "roles:read" | "roles:assign" | "sessions:revoke" | "audit:read" | "mfa:reset";
         /**
          * @description * `active`: can log in.
          *     * `disabled`: disabled by an administrator; cannot log in.
@@ -741,6 +969,7 @@ export interface components {
              * @description When the user was deleted; `null` unless deleted.
              */
             deleted_at: string | null;
+            mfa?: components["schemas"]["MFAStatus"];
         };
         UserResponse: {
             data: components["schemas"]["User"];
@@ -776,6 +1005,12 @@ export interface components {
              *     clients that never logged in, and sends no "new sign-in" mail. Valid 180 days.
              */
             device_token?: string;
+            /**
+             * @description Present and `true` when a role of the user needs multi-factor authentication
+             *     (`MFA_REQUIRED_ROLES`) and the account has none yet: the permissions of that
+             *     role are held back until MFA is on (`startTotpEnrolment`).
+             */
+            mfa_enrolment_required?: boolean;
         };
         TokenResponse: {
             data: components["schemas"]["Tokens"];
@@ -859,9 +1094,18 @@ export interface components {
          *     | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
          *     | `user.sessions.revoked` | An administrator ended every session of the user. |
          *     | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
+         *     | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
+         *     | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
+         *     | `user.mfa.enabled` | The user confirmed a TOTP enrolment: MFA is on; `factor_id`, `kind`, `kept_session_id`. |
+         *     | `user.mfa.disabled` | The user turned MFA off; `kept_session_id`, `recovery_code`. |
+         *     | `user.mfa.reset` | An administrator removed the user's MFA; masked `email`. |
+         *     | `user.mfa.code_rejected` | A wrong, replayed or used code was refused; `reason`, `step`. |
+         *     | `user.mfa.recovery_code_used` | A recovery code completed a login. |
+         *     | `user.mfa.recovery_codes_regenerated` | The user replaced their recovery codes. |
+         *     | `user.mfa.stepped_up` | A session was stepped up to MFA; `session_id`, `recovery_code`. |
          * @enum {string}
          */
-        AuditAction: "user.registered" | "user.register.email_taken" | "user.login.succeeded" | "user.login.failed" | "user.login.locked" | "user.login.unverified" | "user.login.guessing_alerted" | "session.logout" | "user.logout_all" | "session.refresh_token_reused" | "session.revoked" | "user.password.changed" | "user.password.check_failed" | "user.password.reset_requested" | "user.password.reset" | "user.email.verified" | "user.email.verification_requested" | "user.email.change_requested" | "user.email.changed" | "user.email.change_reverted" | "user.created" | "user.updated" | "user.disabled" | "user.enabled" | "user.deleted" | "user.restored" | "user.roles.changed" | "user.sessions.revoked" | "rate_limit.blocked";
+        AuditAction: "user.registered" | "user.register.email_taken" | "user.login.succeeded" | "user.login.failed" | "user.login.locked" | "user.login.unverified" | "user.login.guessing_alerted" | "session.logout" | "user.logout_all" | "session.refresh_token_reused" | "session.revoked" | "user.password.changed" | "user.password.check_failed" | "user.password.reset_requested" | "user.password.reset" | "user.email.verified" | "user.email.verification_requested" | "user.email.change_requested" | "user.email.changed" | "user.email.change_reverted" | "user.created" | "user.updated" | "user.disabled" | "user.enabled" | "user.deleted" | "user.restored" | "user.roles.changed" | "user.sessions.revoked" | "rate_limit.blocked" | "user.login.mfa_required" | "user.mfa.enrolment_started" | "user.mfa.enabled" | "user.mfa.disabled" | "user.mfa.reset" | "user.mfa.code_rejected" | "user.mfa.recovery_code_used" | "user.mfa.recovery_codes_regenerated" | "user.mfa.stepped_up";
         /**
          * @description Event-specific details; which keys an action sets is listed with `AuditAction`.
          *     Personal data is masked; secrets are never recorded.
@@ -1118,6 +1362,7 @@ export interface components {
              *     parameters. At most 100: a request with more problems lists the first 100.
              */
             errors?: components["schemas"]["FieldError"][];
+            mfa?: components["schemas"]["MFAChallenge"];
         };
         /** @description One invalid field of the request body. */
         FieldError: {
@@ -1188,11 +1433,106 @@ export interface components {
          *     | `invalid_refresh_token` | 401 | The refresh token is unknown, expired, revoked or already used. |
          *     | `invalid_one_time_token` | 400 | The password reset or verification token is unknown, expired or already used. |
          *     | `password_rejected` | 422 | The new password fails the password policy; see `errors`. |
+         *     | `mfa_required` | 401, 403 | 401 on `login`: the password is right and the account has multi-factor authentication; the problem's `mfa` holds the challenge for `verifyMfaLogin`. 403 elsewhere: the operation (`x-mfa`), or the permission of a role that needs MFA, needs a multi-factor session. |
+         *     | `invalid_mfa_challenge` | 401 | The login challenge is unknown, expired, used or exhausted; log in again. |
+         *     | `invalid_mfa_code` | 401, 403 | The TOTP code or recovery code is wrong, replayed or used (401 on `verifyMfaLogin`, 403 on signed-in operations). |
          *     | `service_unavailable` | 503 | A dependency is unreachable, or the revocation state cannot be read (fail closed). |
          *     | `internal_error` | 500 | An unexpected server error. |
          * @enum {string}
          */
-        ProblemCode: "bad_request" | "malformed_json" | "validation_failed" | "unauthorized" | "invalid_token" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "email_taken" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "invalid_credentials" | "account_locked" | "email_not_verified" | "invalid_refresh_token" | "invalid_one_time_token" | "password_rejected" | "service_unavailable" | "internal_error";
+        ProblemCode: "bad_request" | "malformed_json" | "validation_failed" | "unauthorized" | "invalid_token" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "email_taken" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "invalid_credentials" | "account_locked" | "email_not_verified" | "invalid_refresh_token" | "invalid_one_time_token" | "password_rejected" | "service_unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_challenge" | "invalid_mfa_code";
+        /**
+         * @description In a `401 mfa_required` problem of `login`: the challenge to send to
+         *     `verifyMfaLogin` with a code. Given only after a correct password.
+         */
+        MFAChallenge: {
+            /** @description Opaque, single use; send it to `verifyMfaLogin`. Not a credential by itself. */
+            challenge: string;
+            /**
+             * Format: int32
+             * @description Seconds the challenge lives (300).
+             */
+            expires_in: number;
+            /** @description What `verifyMfaLogin` accepts for this account. */
+            methods: ("totp" | "recovery_code")[];
+        };
+        /** @description The multi-factor authentication of the account (on `getMe`). */
+        MFAStatus: {
+            /** @description Whether login needs a second factor. */
+            enabled: boolean;
+            /**
+             * Format: int32
+             * @description Unused recovery codes.
+             */
+            recovery_codes_remaining: number;
+        };
+        /** @description The current 6-digit code of the authenticator app. */
+        MFACode: string;
+        /** @description One recovery code, as shown (case, dashes and spaces do not matter). */
+        RecoveryCode: string;
+        /** @description The challenge, and exactly one of `code` and `recovery_code`. */
+        MFAVerifyRequest: {
+            /** @description The `mfa.challenge` of the `401 mfa_required` answer of `login`. */
+            challenge: string;
+            code?: components["schemas"]["MFACode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
+        };
+        /** @description Exactly one of `code` and `recovery_code`. */
+        MFAProofRequest: {
+            code?: components["schemas"]["MFACode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
+        };
+        PasswordConfirmation: {
+            /** @description The current password. */
+            password: string;
+        };
+        TOTPCodeRequest: {
+            code: components["schemas"]["MFACode"];
+        };
+        /** @description The password, and exactly one of `code` and `recovery_code`. */
+        DisableMFARequest: {
+            /** @description The current password. */
+            password: string;
+            code?: components["schemas"]["MFACode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
+        };
+        RegenerateRecoveryCodesRequest: {
+            /** @description The current password. */
+            password: string;
+            code: components["schemas"]["MFACode"];
+        };
+        TOTPEnrolment: {
+            /** @description The shared secret, base32 (RFC 4648), for apps that take it typed in. */
+            secret: string;
+            /** @description The `otpauth://totp/...` URI (Key Uri Format) to show as a QR code. */
+            otpauth_uri: string;
+            /**
+             * Format: date-time
+             * @description When the enrolment expires unless confirmed.
+             */
+            expires_at: string;
+        };
+        TOTPEnrolmentResponse: {
+            data: components["schemas"]["TOTPEnrolment"];
+            meta: components["schemas"]["Meta"];
+        };
+        /** @description Single-use recovery codes, shown once; store them offline. */
+        RecoveryCodes: string[];
+        MFAEnabled: {
+            recovery_codes: components["schemas"]["RecoveryCodes"];
+            tokens: components["schemas"]["Tokens"];
+        };
+        MFAEnabledResponse: {
+            data: components["schemas"]["MFAEnabled"];
+            meta: components["schemas"]["Meta"];
+        };
+        RecoveryCodesResult: {
+            recovery_codes: components["schemas"]["RecoveryCodes"];
+        };
+        RecoveryCodesResponse: {
+            data: components["schemas"]["RecoveryCodesResult"];
+            meta: components["schemas"]["Meta"];
+        };
         /** @description Health report. Not enveloped. */
         Health: {
             /** @description `true` when every check is up. */
@@ -1275,8 +1615,9 @@ export interface components {
         };
         /**
          * @description The current password, asked again to confirm this change, is missing or wrong
-         *     (`invalid_credentials`). The access token is good: do not refresh and retry,
-         *     ask the user for the password. No `WWW-Authenticate` header. Repeated wrong
+         *     (`invalid_credentials`), or the account has multi-factor authentication and
+         *     the session was not authenticated with it (`mfa_required`). The access token is
+         *     good: do not refresh and retry, ask the user for the password. No `WWW-Authenticate` header. Repeated wrong
          *     passwords lock these checks for a while (`429 account_locked`).
          */
         WrongPassword: {
@@ -1301,7 +1642,9 @@ export interface components {
         };
         /**
          * @description Login failed (`invalid_credentials`). The answer is identical whether the email
-         *     is unknown, the password is wrong or the account is disabled or deleted.
+         *     is unknown, the password is wrong or the account is disabled or deleted. Or the
+         *     password is right and the account needs a second factor (`mfa_required`): the
+         *     problem's `mfa` holds the challenge for `verifyMfaLogin`.
          */
         InvalidCredentials: {
             headers: {
@@ -1311,17 +1654,6 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "type": "urn:gatehouse:problem:invalid_credentials",
-                 *       "title": "Invalid credentials",
-                 *       "status": 401,
-                 *       "detail": "The email address or password is incorrect.",
-                 *       "instance": "/api/v1/auth/login",
-                 *       "code": "invalid_credentials",
-                 *       "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
-                 *     }
-                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1378,7 +1710,12 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The access token is valid but its user lacks the permission the operation needs (`forbidden`). */
+        /**
+         * @description The access token is valid but its user lacks the permission the operation needs
+         *     (`forbidden`), or the operation (`x-mfa`) or the permission (a role in
+         *     `MFA_REQUIRED_ROLES`) needs a multi-factor session (`mfa_required`: turn MFA on,
+         *     or step the session up with `stepUpMfa`).
+         */
         Forbidden: {
             headers: {
                 "X-Request-ID": components["headers"]["RequestId"];
@@ -1430,6 +1767,39 @@ export interface components {
                 "X-Request-ID": components["headers"]["RequestId"];
                 "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                 RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The second step of a login failed: `invalid_mfa_code` for a wrong, replayed or
+         *     already used code (retry with the same challenge while it lives), or
+         *     `invalid_mfa_challenge` when the challenge is unknown, expired, used or has seen
+         *     too many wrong codes (log in again).
+         */
+        InvalidMFA: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The access token is good, but the request is refused: the password asked again
+         *     is missing or wrong (`invalid_credentials`), the code of the authenticator app
+         *     or the recovery code is wrong, replayed or used (`invalid_mfa_code`), or the
+         *     operation needs a multi-factor session (`mfa_required`; see `stepUpMfa`). Do
+         *     not refresh and retry.
+         */
+        MFAForbidden: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1752,6 +2122,73 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["InvalidCredentials"];
             403: components["responses"]["EmailNotVerified"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    verifyMfaLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "challenge": "Qm9vdHN0cmFwIGNoYWxsZW5nZSB0b2tlbiBleGFtcGxlAA",
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["MFAVerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description Logged in with two factors. The response must not be cached. */
+            200: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    /**
+                     * @description Always `no-store`; the body holds credentials.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    /**
+                     * @description Always `no-cache`, for HTTP/1.0 caches.
+                     * @example no-cache
+                     */
+                    Pragma?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImtQcksiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIzZjFjOWE3ZSJ9.bWZh",
+                     *         "refresh_token": "8mQ2rV6xT0pL4nZ9wK1sJ7hD3fB5cY8aE2gU6iO0qR4",
+                     *         "token_type": "Bearer",
+                     *         "expires_in": 900,
+                     *         "refresh_expires_in": 604800,
+                     *         "device_token": "gd1.q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kA"
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["InvalidMFA"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
@@ -2401,6 +2838,323 @@ export interface operations {
             default: components["responses"]["UnexpectedProblem"];
         };
     };
+    startTotpEnrolment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordConfirmation"];
+            };
+        };
+        responses: {
+            /** @description Enrolment started; confirm it with a code from the app. The response must not be cached. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                     *         "otpauth_uri": "otpauth://totp/gatehouse:ada@example.com?algorithm=SHA1&digits=6&issuer=gatehouse&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                     *         "expires_at": "2026-01-15T09:45:00Z"
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TOTPEnrolmentResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["MFAForbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    confirmTotpEnrolment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TOTPCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description MFA is on. The response must not be cached. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "recovery_codes": [
+                     *           "k3vq-7x2m-pa9d-r4tw",
+                     *           "b6nh-2c8j-w5ze-q7ul",
+                     *           "m9rf-4td3-x8kp-e2vy",
+                     *           "c5wg-j7n2-h4qb-t9ma",
+                     *           "z2xe-8pk6-r3vf-n5jd",
+                     *           "f7ty-3mb9-q2wc-k8hs",
+                     *           "u4dn-6zr5-a9jx-p3gq",
+                     *           "w8kc-2vh7-e5tm-y6rb",
+                     *           "h3pj-9qx4-n7db-s2fe",
+                     *           "e6gm-5wa8-t3kz-v9cn"
+                     *         ],
+                     *         "tokens": {
+                     *           "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImtQcksiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIzZjFjOWE3ZSJ9.bWZhb24",
+                     *           "refresh_token": "Zp3xQ8rT1vW5yB9nM2kL6jH0gF4dS7aE3cU8iO1qR5t",
+                     *           "token_type": "Bearer",
+                     *           "expires_in": 900,
+                     *           "refresh_expires_in": 604800
+                     *         }
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["MFAEnabledResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["MFAForbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    stepUpMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["MFAProofRequest"];
+            };
+        };
+        responses: {
+            /** @description The session is a multi-factor session. The response must not be cached. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    /**
+                     * @description Always `no-store`; the body holds credentials.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    /**
+                     * @description Always `no-cache`, for HTTP/1.0 caches.
+                     * @example no-cache
+                     */
+                    Pragma?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImtQcksiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIzZjFjOWE3ZSJ9.c3RlcA",
+                     *         "refresh_token": "Zp3xQ8rT1vW5yB9nM2kL6jH0gF4dS7aE3cU8iO1qR5t",
+                     *         "token_type": "Bearer",
+                     *         "expires_in": 900,
+                     *         "refresh_expires_in": 604800
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["MFAForbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    disableMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple",
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DisableMFARequest"];
+            };
+        };
+        responses: {
+            /** @description MFA is off. The token pair continues the caller's session. The response must not be cached. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    /**
+                     * @description Always `no-store`; the body holds credentials.
+                     * @example no-store
+                     */
+                    "Cache-Control"?: string;
+                    /**
+                     * @description Always `no-cache`, for HTTP/1.0 caches.
+                     * @example no-cache
+                     */
+                    Pragma?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImtQcksiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIzZjFjOWE3ZSJ9.b2Zm",
+                     *         "refresh_token": "Zp3xQ8rT1vW5yB9nM2kL6jH0gF4dS7aE3cU8iO1qR5t",
+                     *         "token_type": "Bearer",
+                     *         "expires_in": 900,
+                     *         "refresh_expires_in": 604800
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["MFAForbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple",
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RegenerateRecoveryCodesRequest"];
+            };
+        };
+        responses: {
+            /** @description The new recovery codes. The response must not be cached. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "recovery_codes": [
+                     *           "k3vq-7x2m-pa9d-r4tw",
+                     *           "b6nh-2c8j-w5ze-q7ul",
+                     *           "m9rf-4td3-x8kp-e2vy",
+                     *           "c5wg-j7n2-h4qb-t9ma",
+                     *           "z2xe-8pk6-r3vf-n5jd",
+                     *           "f7ty-3mb9-q2wc-k8hs",
+                     *           "u4dn-6zr5-a9jx-p3gq",
+                     *           "w8kc-2vh7-e5tm-y6rb",
+                     *           "h3pj-9qx4-n7db-s2fe",
+                     *           "e6gm-5wa8-t3kz-v9cn"
+                     *         ]
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RecoveryCodesResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["MFAForbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
     listUsers: {
         parameters: {
             query?: {
@@ -2899,6 +3653,39 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    resetUserMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's MFA is removed and every session of the user is revoked. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
             default: components["responses"]["UnexpectedProblem"];
