@@ -213,7 +213,11 @@ func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb re
 	set.RefreshIdleTTL, set.RefreshAbsoluteTTL, set.RefreshGrace = cfg.RefreshIdleTTL, cfg.RefreshAbsoluteTTL, cfg.RefreshGrace
 	set.RequireVerifiedEmail = cfg.RequireVerifiedEmail
 	set.AllowLocalEmailDomains = cfg.AppEnv == config.EnvDevelopment
-	set.MFA.RequiredRoles = cfg.MFARequiredRoles
+	for _, r := range cfg.MFARequiredRoles { // "admin, support" names two roles
+		if r = strings.TrimSpace(r); r != "" {
+			set.MFA.RequiredRoles = append(set.MFA.RequiredRoles, r)
+		}
+	}
 	set.MFA.Issuer = cfg.MailProductName
 	mfaKeys, err := mfaKeyring(cfg, log)
 	if err != nil {

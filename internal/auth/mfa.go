@@ -276,13 +276,23 @@ func (s *Service) VerifyMFALogin(ctx context.Context, challenge, code, recovery 
 	// split the same way: per known device, else shared by unknown clients.
 	// Only holders of the password can reach it.
 	acct := s.AccountKey(ch.Email)
-	b, policy := Bucket{Account: acct + ":mfa", Device: ch.Device}, s.set.DeviceLockout
-	if ch.Device == "" {
-		policy = s.set.Lockout
+	var chk *check
+	if ch.Device != "" {
+		chk, err = s.begin(ctx, Bucket{Account: acct + ":mfa", Device: ch.Device}, s.set.DeviceLockout)
+		var locked *LockedError
+		if errors.As(err, &locked) {
+			// Too many wrong codes from that device: it counts as an
+			// unknown client now, as at the password step, rather than
+			// being shut out for the device policy's whole cool-down.
+			chk, err = nil, nil
+		} else if err != nil {
+			return Tokens{}, err
+		}
 	}
-	chk, err := s.begin(ctx, b, policy)
-	if err != nil {
-		return Tokens{}, err
+	if chk == nil {
+		if chk, err = s.begin(ctx, Bucket{Account: acct + ":mfa"}, s.set.Lockout); err != nil {
+			return Tokens{}, err
+		}
 	}
 	fail := func(reason string) error {
 		s.end(ctx, chk, CheckFailed)

@@ -434,7 +434,9 @@ func (s *Service) issueAt(ctx context.Context, uid, sid uuid.UUID, version int64
 		if slices.Contains(sub.Permissions, p) {
 			continue
 		}
-		if token.ACRFor(amr) == token.AAL2 {
+		// Only while the account has MFA: a session that was multi-factor
+		// before MFA was disabled is not one any more.
+		if f.MFAEnabled && token.ACRFor(amr) == token.AAL2 {
 			sub.Permissions = append(sub.Permissions, p)
 		} else {
 			withheld = append(withheld, p)

@@ -413,7 +413,8 @@ func TestMFA_SignedInOperationsNeedAMultiFactorSession(t *testing.T) {
 
 func TestMFA_MandatoryForAdminsWhenConfigured(t *testing.T) {
 	t.Parallel()
-	s := apitest.NewServer(t, apitest.Options{Env: map[string]string{"MFA_REQUIRED_ROLES": "admin"}})
+	// Spaces after the commas, as people write lists: still the admin role.
+	s := apitest.NewServer(t, apitest.Options{Env: map[string]string{"MFA_REQUIRED_ROLES": "support, admin"}})
 	a := s.NewAdmin()
 	r := login(t, s, a.Email, a.Password)
 	if r.JSON200 == nil || r.JSON200.Data.MfaEnrolmentRequired == nil || !*r.JSON200.Data.MfaEnrolmentRequired {
@@ -426,11 +427,27 @@ func TestMFA_MandatoryForAdminsWhenConfigured(t *testing.T) {
 		t.Fatalf("user login: %s", r.Body)
 	}
 
-	enrol(t, s, a)
+	app, _ := enrol(t, s, a)
 	l = apitest.Must(a.Client.ListUsersWithResponse(ctx, nil))(t)
 	if l.JSON200 == nil {
 		t.Fatalf("admin with MFA: %d %s", l.StatusCode(), l.Body)
 	}
+
+	// MFA disabled: the session that was multi-factor keeps going, but no
+	// longer with the admin's permissions, nor after a refresh.
+	code := app.code()
+	d := apitest.Must(a.Client.DisableMfaWithResponse(ctx, client.DisableMfaJSONRequestBody{Password: a.Password, Code: &code}))(t)
+	if d.JSON200 == nil {
+		t.Fatalf("disable: %d %s", d.StatusCode(), d.Body)
+	}
+	l = apitest.Must(s.WithToken(d.JSON200.Data.AccessToken).ListUsersWithResponse(ctx, nil))(t)
+	wantProblem(t, l.StatusCode(), l.Body, 403, "mfa_required")
+	rf := apitest.Must(s.Client.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: d.JSON200.Data.RefreshToken}))(t)
+	if rf.JSON200 == nil {
+		t.Fatalf("refresh: %d %s", rf.StatusCode(), rf.Body)
+	}
+	l = apitest.Must(s.WithToken(rf.JSON200.Data.AccessToken).ListUsersWithResponse(ctx, nil))(t)
+	wantProblem(t, l.StatusCode(), l.Body, 403, "mfa_required")
 }
 
 func TestMFA_AdminRemovesAUsersMFA(t *testing.T) {
