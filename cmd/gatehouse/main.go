@@ -29,6 +29,8 @@ commands:
   serve                  serve the API on PORT (default 5500)
   migrate up|down|status apply, roll back (one step) or list database migrations
   create-admin --email E make E an administrator (password read from standard input)
+  import users FILE      import accounts (JSON Lines; - for standard input); import users -h lists the flags
+  import status          count the accounts still on imported password hashes
   keygen [--out FILE]    write a new Ed25519 signing key (PKCS#8 PEM)
   version                print the version
   help                   print this help
@@ -64,6 +66,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		return createAdmin(ctx, cfg, args[1:], stdin, stdout, stderr)
+	case "import":
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		return importCmd(ctx, cfg, args[1:], stdin, stdout, stderr)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

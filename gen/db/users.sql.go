@@ -78,7 +78,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (CreateU
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE email = $1 AND deleted_at IS NULL
+SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at, external_id FROM users WHERE email = $1 AND deleted_at IS NULL
 `
 
 func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
@@ -96,12 +96,13 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 		&i.UpdatedAt,
 		&i.DeletedAt,
 		&i.TokensRevokedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE id = $1 AND deleted_at IS NULL
+SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at, external_id FROM users WHERE id = $1 AND deleted_at IS NULL
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
@@ -119,12 +120,13 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 		&i.UpdatedAt,
 		&i.DeletedAt,
 		&i.TokensRevokedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const getUserProfile = `-- name: GetUserProfile :one
-SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles FROM user_profiles WHERE id = $1
+SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles, external_id FROM user_profiles WHERE id = $1
 `
 
 // Any user, deleted ones included, with its roles and without its password hash.
@@ -142,12 +144,13 @@ func (q *Queries) GetUserProfile(ctx context.Context, id uuid.UUID) (UserProfile
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Roles,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const listDeletedUsers = `-- name: ListDeletedUsers :many
-SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles FROM user_profiles u
+SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles, u.external_id FROM user_profiles u
 WHERE u.deleted_at IS NOT NULL
   AND u.id < $1
   AND u.email LIKE $2
@@ -195,6 +198,7 @@ func (q *Queries) ListDeletedUsers(ctx context.Context, arg ListDeletedUsersPara
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Roles,
+			&i.ExternalID,
 		); err != nil {
 			return nil, err
 		}
@@ -207,7 +211,7 @@ func (q *Queries) ListDeletedUsers(ctx context.Context, arg ListDeletedUsersPara
 }
 
 const listLiveUsers = `-- name: ListLiveUsers :many
-SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles FROM user_profiles u
+SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles, u.external_id FROM user_profiles u
 WHERE u.deleted_at IS NULL
   AND u.id < $1
   AND ($2::boolean IS NULL OR (u.disabled_at IS NOT NULL) = $2::boolean)
@@ -260,6 +264,7 @@ func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Roles,
+			&i.ExternalID,
 		); err != nil {
 			return nil, err
 		}

@@ -29,12 +29,15 @@ const (
 	// change: when it is asked for, and when it is done.
 	EmailChangeNotice Kind = "email_change_notice"
 	EmailChanged      Kind = "email_changed"
+	// SetPassword invites an imported account without a password to choose
+	// one (a password-reset link that lives as long as a verification link).
+	SetPassword Kind = "set_password"
 )
 
 // Kinds lists every mail.
 var Kinds = []Kind{
 	VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange,
-	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged,
+	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged, SetPassword,
 }
 
 //go:embed templates
