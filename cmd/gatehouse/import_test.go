@@ -143,7 +143,7 @@ func TestImportUsers_ReportsEachRefusedLineAndIsIdempotent(t *testing.T) {
 	lines[2] = `{"email":"grace@example.com","external_id":"u-18","name":"Grace","password_hash":"` + bcrypt + `"}`
 	changed := e.file(t, "changed.jsonl", lines[:3]...)
 	out, err = e.run(t, "", "import", "users", changed)
-	mustContain(t, out, "line 3: skipped: an account with this address exists and differs (--update writes the line over it)", "1 skipped")
+	mustContain(t, out, "line 3: skipped: an account with this address exists and differs (import with --update / update to write the line over it)", "1 skipped")
 	out, _ = e.run(t, "", "import", "users", "--update", "--dry-run", changed)
 	mustContain(t, out, "dry run, nothing written: 3 lines: 0 created, 1 updated, 1 unchanged")
 	var name *string

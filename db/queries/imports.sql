@@ -3,7 +3,9 @@
 -- among live accounts and among deleted accounts an import wrote (a
 -- deleted line imported again finds its account). With what the last
 -- import wrote for each; locked until the batch commits.
-SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest
+SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest,
+       ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
+             WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
 LEFT JOIN user_imports i ON i.user_id = u.id
 WHERE u.id = ANY (sqlc.arg(ids)::uuid[])

@@ -37,6 +37,7 @@ const (
 	UserEmailVerificationRequested AuditAction = "user.email.verification_requested"
 	UserEmailVerified              AuditAction = "user.email.verified"
 	UserEnabled                    AuditAction = "user.enabled"
+	UserImported                   AuditAction = "user.imported"
 	UserLoginFailed                AuditAction = "user.login.failed"
 	UserLoginGuessingAlerted       AuditAction = "user.login.guessing_alerted"
 	UserLoginLocked                AuditAction = "user.login.locked"
@@ -83,6 +84,8 @@ func (e AuditAction) Valid() bool {
 	case UserEmailVerified:
 		return true
 	case UserEnabled:
+		return true
+	case UserImported:
 		return true
 	case UserLoginFailed:
 		return true
@@ -139,6 +142,24 @@ func (e AuditDetailsResult) Valid() bool {
 	case AuditDetailsResultMailed:
 		return true
 	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsSource.
+const (
+	Api AuditDetailsSource = "api"
+	Cli AuditDetailsSource = "cli"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsSource enum.
+func (e AuditDetailsSource) Valid() bool {
+	switch e {
+	case Api:
+		return true
+	case Cli:
 		return true
 	default:
 		return false
@@ -256,6 +277,33 @@ func (e FieldErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for ImportResultResult.
+const (
+	Created   ImportResultResult = "created"
+	Refused   ImportResultResult = "refused"
+	Skipped   ImportResultResult = "skipped"
+	Unchanged ImportResultResult = "unchanged"
+	Updated   ImportResultResult = "updated"
+)
+
+// Valid indicates whether the value is a known member of the ImportResultResult enum.
+func (e ImportResultResult) Valid() bool {
+	switch e {
+	case Created:
+		return true
+	case Refused:
+		return true
+	case Skipped:
+		return true
+	case Unchanged:
+		return true
+	case Updated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for JWKAlg.
 const (
 	EdDSA JWKAlg = "EdDSA"
@@ -338,6 +386,7 @@ const (
 	RolesRead      Permission = "roles:read"
 	SessionsRevoke Permission = "sessions:revoke"
 	UsersDelete    Permission = "users:delete"
+	UsersImport    Permission = "users:import"
 	UsersRead      Permission = "users:read"
 	UsersWrite     Permission = "users:write"
 )
@@ -354,6 +403,8 @@ func (e Permission) Valid() bool {
 	case SessionsRevoke:
 		return true
 	case UsersDelete:
+		return true
+	case UsersImport:
 		return true
 	case UsersRead:
 		return true
@@ -541,6 +592,7 @@ type AdminUpdateUserRequest struct {
 // | `user.restored` | An administrator restored a deleted user. |
 // | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 // | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
 // | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
 type AuditAction string
 
@@ -550,6 +602,9 @@ type AuditDetails struct {
 	// By What made the change outside the API, e.g. `create-admin`.
 	By *string `json:"by,omitempty"`
 
+	// Created Accounts a batch of an import created.
+	Created *int `json:"created,omitempty"`
+
 	// Effect What the server did about the event, e.g. `session revoked`.
 	Effect *string `json:"effect,omitempty"`
 
@@ -558,6 +613,9 @@ type AuditDetails struct {
 
 	// Fields The fields an update changed.
 	Fields *[]string `json:"fields,omitempty"`
+
+	// FirstLine The first line (or item index) of a batch of an import.
+	FirstLine *int `json:"first_line,omitempty"`
 
 	// From The roles before a change.
 	From *[]string `json:"from,omitempty"`
@@ -571,6 +629,9 @@ type AuditDetails struct {
 	// KnownDevice Whether the login came with a valid device token.
 	KnownDevice *bool `json:"known_device,omitempty"`
 
+	// LastLine The last line (or item index) of a batch of an import.
+	LastLine *int `json:"last_line,omitempty"`
+
 	// Limit The name of the rate limit that refused requests.
 	Limit *string `json:"limit,omitempty"`
 
@@ -580,17 +641,35 @@ type AuditDetails struct {
 	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
 	Reason *string `json:"reason,omitempty"`
 
+	// Refused Lines of a batch of an import refused.
+	Refused *int `json:"refused,omitempty"`
+
 	// Result What the outbox did with a requested mail.
 	Result    *AuditDetailsResult `json:"result,omitempty"`
 	Roles     *[]string           `json:"roles,omitempty"`
 	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
 
+	// Skipped Lines of a batch of an import skipped (the account differs; no `update`).
+	Skipped *int `json:"skipped,omitempty"`
+
+	// Source The way in of an import.
+	Source *AuditDetailsSource `json:"source,omitempty"`
+
 	// To The roles after a change.
 	To *[]string `json:"to,omitempty"`
+
+	// Unchanged Lines of a batch of an import that changed nothing.
+	Unchanged *int `json:"unchanged,omitempty"`
+
+	// Updated Accounts a batch of an import updated.
+	Updated *int `json:"updated,omitempty"`
 }
 
 // AuditDetailsResult What the outbox did with a requested mail.
 type AuditDetailsResult string
+
+// AuditDetailsSource The way in of an import.
+type AuditDetailsSource string
 
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
@@ -627,6 +706,7 @@ type AuditEvent struct {
 	// | `user.restored` | An administrator restored a deleted user. |
 	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
 	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
 	Action AuditAction `json:"action"`
 
@@ -818,6 +898,106 @@ type HealthChecks struct {
 
 	// Redis Result of checking one dependency.
 	Redis Check `json:"redis"`
+}
+
+// ImportReport defines model for ImportReport.
+type ImportReport struct {
+	Created int `json:"created"`
+
+	// DryRun Nothing was written (`dry_run`).
+	DryRun    bool           `json:"dry_run"`
+	Refused   int            `json:"refused"`
+	Results   []ImportResult `json:"results"`
+	Skipped   int            `json:"skipped"`
+	Unchanged int            `json:"unchanged"`
+	Updated   int            `json:"updated"`
+}
+
+// ImportReportResponse defines model for ImportReportResponse.
+type ImportReportResponse struct {
+	Data ImportReport `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// ImportResult defines model for ImportResult.
+type ImportResult struct {
+	// Id The account's id (not for `refused`).
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The item's position in `users`, from 0.
+	Index int `json:"index"`
+
+	// Reason Why the item was skipped or refused, naming the field and the rule.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result * `created`: a new account.
+	// * `updated`: written over the account with its address (`update`).
+	// * `unchanged`: imported before, identical.
+	// * `skipped`: the account exists and differs; `update` was not asked for.
+	// * `refused`: not imported; `reason` says why.
+	Result ImportResultResult `json:"result"`
+}
+
+// ImportResultResult * `created`: a new account.
+// * `updated`: written over the account with its address (`update`).
+// * `unchanged`: imported before, identical.
+// * `skipped`: the account exists and differs; `update` was not asked for.
+// * `refused`: not imported; `reason` says why.
+type ImportResultResult string
+
+// ImportUser An account from another system. Only `email` is required. Fields are checked per
+// item (a bad value refuses the item, not the request).
+type ImportUser struct {
+	// CreatedAt When the account was created in the other system (default now).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Deleted Import the account soft-deleted (an administrator can restore it).
+	Deleted  *bool `json:"deleted,omitempty"`
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// Email The address; compared after normalisation (trimmed, NFC, lower case).
+	Email string `json:"email"`
+
+	// EmailVerified The address was verified in the other system; it stays verified.
+	EmailVerified *bool `json:"email_verified,omitempty"`
+
+	// ExternalId The account's id in the other system; returned on the user and searchable (`listUsers`).
+	ExternalId *string `json:"external_id,omitempty"`
+
+	// Id Keep this UUID as the account's id (default a new one).
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Name Display name, at most 100 characters.
+	Name *string `json:"name,omitempty"`
+
+	// PasswordHash The password hash as the other system stores it; omitted or empty, the account
+	// has no password (`invite` mails it a link to choose one). Verified in its own
+	// format at login, then replaced by argon2id. Bounds: Werkzeug scrypt n at most
+	// 65536 (and 128·n·r at most 64 MiB), PBKDF2 at most 1,200,000 iterations, bcrypt
+	// cost at most 14, argon2 m at most 65536 KiB, t at most 10, p at most 16; salts of
+	// at least 8 bytes.
+	PasswordHash string `json:"password_hash,omitempty"`
+
+	// Roles Role names; omitted or empty, `["user"]`.
+	Roles *[]string `json:"roles,omitempty"`
+}
+
+// ImportUsersRequest defines model for ImportUsersRequest.
+type ImportUsersRequest struct {
+	// CreateRoles Create the roles items name that do not exist (without permissions), instead of refusing the items.
+	CreateRoles *bool `json:"create_roles,omitempty"`
+
+	// DryRun Check everything and answer what would happen; write nothing and mail no one.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Invite Mail each account created without a password a link to choose one.
+	Invite *bool `json:"invite,omitempty"`
+
+	// Update Write an item that differs from the existing account with its address over it (else the item is `skipped`).
+	Update *bool        `json:"update,omitempty"`
+	Users  []ImportUser `json:"users"`
 }
 
 // JWK An Ed25519 public key (RFC 8037).
@@ -1144,9 +1324,13 @@ type User struct {
 	Email openapi_types.Email `json:"email"`
 
 	// EmailVerified Whether the current email address is verified.
-	EmailVerified   bool               `json:"email_verified"`
-	EmailVerifiedAt *time.Time         `json:"email_verified_at"`
-	Id              openapi_types.UUID `json:"id"`
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
+
+	// ExternalId The account's id in the system it was imported from (`importUsers`); shown to
+	// administrators only, absent otherwise.
+	ExternalId *string            `json:"external_id,omitempty"`
+	Id         openapi_types.UUID `json:"id"`
 
 	// Name Display name; `null` when not set.
 	Name *string `json:"name"`
@@ -1288,6 +1472,9 @@ type ListUsersParams struct {
 	// Email Only users whose email address starts with this prefix (case-insensitive).
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 
+	// ExternalId Only the user with this id in the system it was imported from (exact match).
+	ExternalId *string `form:"external_id,omitempty" json:"external_id,omitempty"`
+
 	// Role Only users that have this role.
 	Role *string `form:"role,omitempty" json:"role,omitempty"`
 
@@ -1335,6 +1522,9 @@ type RegisterJSONRequestBody = RegisterRequest
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
+
+// ImportUsersJSONRequestBody defines body for ImportUsers for application/json ContentType.
+type ImportUsersJSONRequestBody = ImportUsersRequest
 
 // DeleteMeJSONRequestBody defines body for DeleteMe for application/json ContentType.
 type DeleteMeJSONRequestBody = DeleteMeRequest
@@ -1395,6 +1585,9 @@ type ServerInterface interface {
 	// CreateUser Create a user
 	// (POST /api/v1/users)
 	CreateUser(ctx echo.Context) error
+	// ImportUsers Import users from another system
+	// (POST /api/v1/users/import)
+	ImportUsers(ctx echo.Context) error
 	// DeleteMe Delete my account
 	// (DELETE /api/v1/users/me)
 	DeleteMe(ctx echo.Context) error
@@ -1633,6 +1826,13 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
 	}
 
+	// ------------- Optional query parameter "external_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "external_id", ctx.QueryParams(), &params.ExternalId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter external_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "role" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "role", ctx.QueryParams(), &params.Role, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -1672,6 +1872,15 @@ func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateUser(ctx)
+	return err
+}
+
+// ImportUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportUsers(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportUsers(ctx)
 	return err
 }
 
@@ -1940,6 +2149,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/api/v1/users/me/sessions/:id", wrapper.RevokeMySession, options.OperationMiddlewares["revokeMySession"]...)
 	router.GET(options.BaseURL+"/api/v1/users", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
+	router.POST(options.BaseURL+"/api/v1/users/import", wrapper.ImportUsers, options.OperationMiddlewares["importUsers"]...)
 	router.DELETE(options.BaseURL+"/api/v1/users/:id", wrapper.DeleteUser, options.OperationMiddlewares["deleteUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/api/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
@@ -4530,6 +4740,220 @@ type CreateUserdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateUserdefaultApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsersRequestObject struct {
+	Body *ImportUsersJSONRequestBody
+}
+
+type ImportUsersResponseObject interface {
+	VisitImportUsersResponse(w http.ResponseWriter) error
+}
+
+type ImportUsers200ResponseHeaders struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+type ImportUsers200JSONResponse struct {
+	Body    ImportReportResponse
+	Headers ImportUsers200ResponseHeaders
+}
+
+func (response ImportUsers200JSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers400ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers401ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers403ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers413ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers415ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers422ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers500ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers503ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ImportUsersdefaultApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -7161,6 +7585,9 @@ type StrictServerInterface interface {
 	// CreateUser Create a user
 	// (POST /api/v1/users)
 	CreateUser(ctx context.Context, request CreateUserRequestObject) (CreateUserResponseObject, error)
+	// ImportUsers Import users from another system
+	// (POST /api/v1/users/import)
+	ImportUsers(ctx context.Context, request ImportUsersRequestObject) (ImportUsersResponseObject, error)
 	// DeleteMe Delete my account
 	// (DELETE /api/v1/users/me)
 	DeleteMe(ctx context.Context, request DeleteMeRequestObject) (DeleteMeResponseObject, error)
@@ -7730,6 +8157,52 @@ func (sh *strictHandler) CreateUser(ctx echo.Context) error {
 	return nil
 }
 
+// ImportUsers operation middleware
+func (sh *strictHandler) ImportUsers(ctx echo.Context) error {
+	var request ImportUsersRequestObject
+
+	var body ImportUsersJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportUsers(ctx.Request().Context(), request.(ImportUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportUsersResponseObject); ok {
+		return validResponse.VisitImportUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // DeleteMe operation middleware
 func (sh *strictHandler) DeleteMe(ctx echo.Context) error {
 	var request DeleteMeRequestObject
@@ -8211,318 +8684,360 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Jchu3ti78KiieWxUpl6RIarBE1a7/KI6dyPEUS473TuirBrtBsqMmwDTQopjEVfdp7oOdJ/kLawFo",
-	"9MBBgxPbUdVObavZjRlrXt/6oxGK6UxwxpVs9P9oTBiNWAr/fEzDCXssuEpF8lKcKZEy/ThiMkzjmYoF",
-	"b/QbJ8mcLiQJuGhJ/UZwTNSEkaGIFmQikkgSGoYi44pEVFGiJlQRLkio2yZTuiCXjM3ajWaDXdPpLGGN",
-	"fsM21Wg2UvZbFqcsavRVmrFmQ4YTNqV6FIxn00b/l/zl982GWsz091KlMR83PnxoNt5QxZ7H01hVB/5O",
-	"jySWJGEjRcQIR/ZbJhQllEcwCclCwSNJMq7ihMTw+nwiEkbomMacbJ0+OX864K4TgotHRjHTE49SOlLb",
-	"fRIMGoOs09kNE3iJ0ymDv9mgcZz+C39K2ZTGPOZj/OVYmedmCPg0aA94YaUGjUSMY96KZ9BU7+hY/eug",
-	"0/DXaUqvnzM+VpNGv7d/sHKNXoskDhfVlTqfMLMwM3gDV4sRFY8niklFcF6wgLDVTC9fLInePf37PazT",
-	"b26doEmzIMfzZct0xrgiwwVJqWItaI9FRMxYSvWkJBGcsCuWLgjlcs5SInjIYFJ2zHMq7WRWrvpv/9rt",
-	"HM9vserYz2lUv95mGF9Jcvptk0g9GzfklMmZ4JIdE8lw0CevT4nXRpucJFKQmA94MGWKtk1rF3EU6M2j",
-	"nDB+xRIxY3DWg/LvZJaKYcKm5ZkfjLpRL9wdtvboPmvtjQ46rcPho7B1FHVYd9Sju8O98Ebr8KHZmNGU",
-	"TpmyNCdLpUira/JqRn/LGAnhZzJKxZTg1Di7Vhf4OLAHc5ayq1hkkszomLXJK32aYkVGItU/D/goTqUy",
-	"P74UxMyvT6htP9YHJFmQK5rEkf2OJLFUMR/Dko3iRA95wOHUz1IRZSGLSKxwyWI95t8yli4azYY+yI1+",
-	"A9tetjz73V7dMVlCvF7Q63iaTQnPpkN9ekckVmwKxxoWQE/N37lep35McDMKQ4rYiGaJwk9GIp1S1eg3",
-	"Yq52e42mHrDut9HvdjrNxjTm5i839JgrNmZ6ltetsWjlT2E2Z0zKWPBlh17iz19JEkdNQiWsOIv0PQ70",
-	"P18sTAMyKHKMLt0N99mjUeto2Iv0uaStw7DDWr3hXnQwOqSdsMvsrsyomuQLEEcruYxbgCyDN70N2629",
-	"1m8lS5dNL5MshbkVB/8oPIyOWGfU6tLesLUX7katQ7Y3au3Tg6H97a8Y/AfdFlIWuIrf0MgQKf1XKLhi",
-	"HP5JZ7MkDoGQ7hhC8b9/lXqaf9hpQQNDGl2keQsym05putAyA4FjSERK9ISIIwH64sUcbl2j2biiScaw",
-	"70iP1G+v2YiYonHS6Dd+hLbyNgZ4qgcNMs2kIkNN44g5l2TI1JwxTrpwi7udThuWVirKQ93HDp3FO1fd",
-	"Hb1X0qwuUsYbkD9FVSYb/T19R1SsYJe/oRHJB2/WPkt5f0wVm4hMsr5Zy74/T70rZkUuBGcXKp6yCyUu",
-	"GS8uKfIMyZRe1CuWxiOzQwReJiHlXMBiZJLVLe6STrx11l1gY/kuNQm7nunTp7udUElokjIaLchQL7Lu",
-	"asn60kxNdmZUyrlIox0Y+X2u9ikOT4/KDtDOZ+XSL1kFvQtTmugLxaILe9aLqw8SbyyJXmbs/NnZq5c1",
-	"K11qqLTCVv6ob27VaoJQcp+L+MIO1M5k5dKVpgX0JKdF/ytlo0a/8V87ubaxg7/KndfYAn6yVBTSi+H6",
-	"6OdKRmWNyFZQHEuw3SQUSc6A19Ic974+MCIDfSClfMzIVuDdRt2QSAklgrOWPh4D7i5Exi+5mPPChbCX",
-	"Qd8DshXUH66gSYQW1OAOvDY3IkC5DC7y4smUxkmwjZKFp5/9u2Xoc+v022VrbF7fycVNWOXHgo+SOLwt",
-	"ZQ+9z4u3QNNNuyURS5hm31spAxVN88btmgvhWitdhZq2VlHrnU0Y6Y4Zy53vyVF+Tx7n4195Q9w89Q5o",
-	"fS+5ULSWksOPhEZRyqREcqtXo2bt/Ga85TvhQk1Y6nRv7yRK1M0KXXxUJuit1JPCvOyoVy6aP8H7pyl2",
-	"SySZx2oCRCXM0lSrW3oCDOlMcTuGLBF8LIkSA05L67wVeOM15AK1SimyNGT2OMecUOwB1WaaJGIO2gTL",
-	"tVSyFdjx1dz+gmlj5dV3L/rKfivX9jf62Lz+oXkXsgP7/1Kon0BAYdHNyU/l6HOhLq5sc94NgC4WZCGy",
-	"tLJ/I5EykojxWGtzMf/4THW3fAWAY+Wj3uAGFOZ5X9fACmD6WIYiTVmoyDBTNYfeclkzArJgqmntZAMu",
-	"WXqFtFof2HicocBFjG6ilW97M/x5BNtt8lYyo1zzS30toL2CAAvfwU2yt5YSzuaaCeOtBdbJo5+8j4Iv",
-	"4ro8FekwjiLkELe+JyPXSoG/xtKjNGajJGwFkP2+ZhhkxtJpDCr3R2UR3v146o125bXIp3Vft4GGIbAl",
-	"K9KhSKnvQ6wkSiMJDS9xkfKVIUWizRmLJNkK3PiC7fa9yW2nXLGU0+RJmqKV7NanIjYtXTBoqiA7kIyz",
-	"6xkLtfAGPxMRAltcLX9N7ypV7RdVOBwgMcTFjnON/laY1X2cjLrl0LK835EmZN/C+klCDW9hEcl4xNKC",
-	"Vfn02ybhTE8nZSpLOa7ofZ0NOLCPUxYxrmKayDseENRWQq+9koBeZBGgWeX8JOaGo3x89tqtKv7FUW+k",
-	"8/uf3MfBea7nRkY0Tgran9eNPjZAeNAHoRcNfgppQuYTBpKlY8UD7muZqsS956ngYyttWmk0liSKJR0m",
-	"qI5aHepLYI1mn9+wUcrk5NwaxO582lNssN76ZX6sWMGs8cuo/qsOvGniYxz5wug2PfTF+d6felVaqLJ1",
-	"pElSdiUu8VzOPbthJlk04PltKYzPKFSOG4eUEy6IVsc0bxYgzJPn8P/oov0izvpLoZ6KjN9NW9Jy9wha",
-	"8Q71S4ELaZTf2Don7mRiufPZ3svP9kuhiB31yvOcT+/+zrBR2SPBUPlh17HUiozr6z4lu9d0kQganQvx",
-	"nKZjdqe9nmFbF0qIiwRaW2NkVkIQeHE16RrHUoFv70772/WkfTPrfADr9rk6tfs2CcGasOsQxHiMAtHy",
-	"51eSyPh3ZmIdtoLKQO7zMJyx9CoO2VtOr2icaAZ+p/MgsbmLzGuvdCLMK3AY2HQmUprGyYJ4XxxrkTVd",
-	"kIQqln5sPcA7ImYtSHHwKw9J3XzvRRUgEZsxHjEeLsjWayHVOGVnPz7XTOkNi2K5jbwuZTSc6F7JVlAz",
-	"FjDmnWRqgrJeKTJFC4wkTIS0UTRzutDSIDeHEXVOzT5x/wcc7Yi5h09z0jZ54+3WPXoOzoV4QfnCPJW3",
-	"dCAYCfUiEeElmgGLBnBPgvWPI75OtkBtqHMllNr1D7kQZEr5wgrk0IQ8LsvLpoeRSMlRp2MjwD66CtPz",
-	"jOQnZjRuDivPemnG4MWnil2YmKfS0tpFsGFUNUtY+LpuAe23liDEnOz1/paVqpvOysUqzO2evAnlMZCt",
-	"wO8m2D4mcxorEsCFbJ2MFEsDt1zkFScBLEzQHPCguJsBmTLKZfmM1twIqlslKZsxICd4xgccD/mnIwR7",
-	"S1ANkTkz0ZZK4IIZO71KFxB0BeK8Hziz19so+KUSunR4sFcIXupUgpc+3E1ef8v1cRdp/PttPBywQ1b9",
-	"WRLpUbZU1mlVy+Noio2XBIFy0zdSce+J/9eqtzdSa/Owjay0GflCvhTFyWo1VOp9qq5YoZENrOiUDBlN",
-	"0S/oOvgL1+xtcbwrl6wwt/uhictWlmwFfm9OnS+EYDTJkEbJgsh4zFnUHHAvoMIe79w+YOwCfaP940tg",
-	"MmiTE2MVMx7dAXcGM8FJEE4oHzMXcNEkQTaLqGIvWKBbCdBapv+K9YYGe53dwBpvKdnrdCtk9d27dy1f",
-	"rKuPAqT5G/rMhBOaJAxCTd48fUwOHu13tovxgd/gUUoZTab/GjTcDg4aTTRH/2tQvNKDxsqwwPWxyXei",
-	"fdZUbs/Hx3FSnDvFjExiRWjBSK/5SKy7OC4Y3+PI2FdHMZNw7FCmTsRY/iMdGwuCA0Q9I6djzuKRgMED",
-	"wsGvF19JEux3ekGTUDLKVJYyordpu0+kipNkwF3YOIlEmE0ZV00iBaEkTGJ9+0PKQTchgf4uqISe36ea",
-	"8pbPUqFJkFa4nnAVq8UtWbElGhcp+xWOV5UdczbPjfEj8AKBfR7lnio7qTZZOtmuMbcTU8ZU0eiPrQOp",
-	"0EdCNvq/uA6UEBdyIlLNyyDJwutUi0J6XcYQi2gjZBVJGJWKdPc1RUppqFgqwbLa+PD+49uEej3fJmRm",
-	"6K3OGptQeTmR8YPJ+SIVSFL88GP9rGLXk0y9lSx9IxImmyRMtSi9LGQNqC2cnQuUtddZ2AyBrt+uwlDz",
-	"HdN/ysJ2mRdx/IOGzGYs1SRq0Fi2SzeJjDPd3dtG/uQWibhFWrmR1VXVG1l9WtjNp5hERFNGwCHPx03r",
-	"blgtBt/vHhp9I989cNrVXzYTWVBwnzY+NCvnAZvKm+RxeAmh/3VnAl/6qy/rvezxfZlw7UbNWZK0vNBl",
-	"jOHA3esTauX0CNcMpE97cig+852tVvXR1BcFSj1BiLPXJ4psBZU5uUBhzuae2OmxhiIVB3tyiYgF220S",
-	"4DkLgBFLwmg4GXAxGjEeaZ0YhvpFuLjecpnNZiJVLHrBopiewxG6g+SY5Q1eTHWLF3AqV91wez1BU6GS",
-	"+B3qjv4S38i+r8S5KRCYAjFTWKPO1U78o3hJTFCgXbCgvGIBKHx147lPZ8k7fSet0PCxQ15sdLAfe2GI",
-	"B3Kb1UEvVp/Y8aSxewud+4RiX+qWqkmoBFsl5E4rgbGi6RS1D1THm6X1BHrrxwPURc+ULFZjIaI+iQSc",
-	"TRuJoHUNMFc3B5zKSxfn6JI77SghIzQoq/KBSVlukzfWxmqGZr9D14FuSjISTlh4KaFtSuaTGDxBe70j",
-	"UrLv3mNOh9s1aOYkDNnM6ColrS/UTC1h0ZhNIat4ZBiivtXK5MQb3UnPMlYTkel1vGI0gXhpJYnIVCim",
-	"4C2epVpvVDEqS04sqXRLJtmU8pbW/8AzZt5sF/MSUVGuGCRyY8Yvros8318MNcfU59ZO+43JYwT9rTDA",
-	"iKq159ot3gctZ61//4V+pzxM6Mh8XzvUaBrzt2BxAq0jz5OkERovaPLaG/qIJpJVVHirtgnOjDRAjDyM",
-	"sAaZAsE443i9QHadxtxvuFveQxsyVt3EQKUZC2xMWR4sbG7Xlbhk0uSoGz/lMQlg4AFhHL+JVW7KN4sy",
-	"FCJhFKKPUGiunh5eijXc0ttAtQgXUslaMZeMy1jFVyxZbLfJq0zJOGIkYpDljqYIygfcfk/BZHT6miSx",
-	"YilNNKOSLP3vX7q9R+1Ou9PuvoesMfDC0WQiJCRWUog9p1M24PZiUBIJRbYC+t/DANy/KRtl9uaQYK/X",
-	"I1XxkGyh5Ikx8UFzwDUHIkE8uzADQhskdH4RiSmNuSUWzrHhFAzfnrdXuT421ejKy7koO15gcmHCKNJC",
-	"F+WPnmWTVb/F2Xy7mjdU3UTMTi738pLN9cmZJXQBS1i6+ZBQPqNKsVS//X9++T+DwXWn0xoMrrtPB4Pr",
-	"R0/ff/2/GnXEoXq1sihWJyH2Wwv7QTmh+iV9WLkmbqGm4G3yGAxVEnBJhinl4YQITmJ1DCYeEPfNj0wv",
-	"AdN6AieUTGOOabf6zIPR65KxmVYmaJIMaXjZHvAB/5NQGBT5E/x6MR8fkwClCxmQS7aQ5M8B/7PVasF/",
-	"+gM4lW0rXeqT8yc54c4ZCCAVKfKj4YLge2jEa5OaBtp+dhL5k7zxPsAwPGm933qJbJ6WXjJI7s173lJ5",
-	"3GoUR8BrFUuS7UK/4H9syywMGYvM6NHzTtzDYxIYYnERgxkedd+IXcUhC2qas3cobwufHJMpDt/eKhKk",
-	"jGoxtKYR62D9k0CYrjSwGG5hWcrymwwMPMblxg/LfdX0kHGX5gJDtfk1TnLUrdkuhiykmcmEWZJyU9PF",
-	"OGMgKV3QhGkBW3ekJSIx5wzDKqcY7ECHyMML7mETAmHbNZugmxaZwjHbaBMTzy4yVdyt8phEpi5okuiP",
-	"n/hswJIQDDakkjAe4ZG1T8ujKMR9XqRMr5IZ0wyvrB9hqpucQRaQsrnBtmdcZXAbVU4aG41YqIJq3/C6",
-	"XU0YNA5Ys1mcSpzaHuSKJXFCpWG/tsnCGTC/HZPgks3UxQZtsfDywr8F6CprYZJoSsb0imm503d+efJt",
-	"XZuQfGzTnG2ziCcA9L5AG6oXTQvKkIaVJSpY0UPt/LEbYJfUHlh0mPoNQVdt/0qde3dFt1N7UfzPUA8s",
-	"z7KQa3a3yWJnuJ+lbqwAgz8u64Kz+UUNQfHbrW1OS0MY279iOFeORtSNJuMRCJGpmGJCUxI5Lu83atiN",
-	"ZURaikUWIlKypWUWfKEFvwTbjj1ROJt1NFokTAb47Til+gbrx8NFUOQl6J2t79jocBgUjstkwKW0AAr/",
-	"KK6olXFrW3M5E2XihKvKl39pfvMEYxB1Cz1jEkaBuIB/XIxUy2ZoFHk3JKzXd2h/1GKoybavDBgWuHR6",
-	"yq3MEhp64/5KgosBVi8VU70fShRX0FI/n1rWrIemmmwZK7AN5vFS7WHOmE8AvMsE3FpGmUdZAWLXjKXm",
-	"hUu2ADVkHvNIzLePSQDPcdCNpsOLKwlUjWZjqYRkfytJMcXHzupdES6Kz3JxoPi8zMMbzUaRE3uvG/bq",
-	"vVLHJgs/w97YJsrsqOZ5zloqP5Z4RP3v9mmRXNc9LVPj4jtlIlr367JPruxC+gTL/mnIiP3TKbu2KV74",
-	"01yq/JTgdXN/+1fLPizfjIYfkWkPeA1coVFcTB5hVXN5onWVlpyxUK8eMYrDsRZPwwmqDyDBAiOTTIEE",
-	"aRC0UBn1FKOgPeCvWSoFpwkiM0IMjgQxSbIw1d/TlLlsRa0h2dyxKb32LQi9TtmEMFwsUbymNEIh13Ae",
-	"YRR1A2LXJKw9bpd4SElRPKhVcUGSW9JpHsQPqgoKw5BXdwWGAezTj6zWFGijbuvNFecAbYnGTqdDme4g",
-	"mkiPwPZLv/766/82tuh2KKbljut1emRq9V0bWEXKCR524hl/ACauFAVUO7UpvT7Fd7u5SY6mKQVXj+YK",
-	"S4AL9ZWwsZvUdH3Lnns1PRsRYXnnpdNDzAebbGdJ/l4JUkdoLsWaw6w/b/sWmo1w15oNX+GtO8J5Iiiq",
-	"uyGdMisvo8Ufv83DDKs2maQeRxCiV3Rzhit7HBe0/jLb3WQVnRC70cWgJVnUScUbXQNU8OsWbUFowTpg",
-	"r1udI6FJAicQbjJDlP1XUBuRqaG4Bmpj9skxMlAx2p5AMrXclosLY35oNBseXzKpkbkBr451YPBG/4/7",
-	"umbFW3DTE63EKuKAwer3ThuWmgKBcda5JCQLszRWi1bKEnZFubEHVt0a1BkTV/oNPLvjh6b+SKRLyQgK",
-	"/hOhGTYo/zxLksCY3gRfTEUmc2nXIRIvpGLTDYiMbg3zxjD8s7KSRiy6oKqwwZpfALTZBtcgyiWVtcti",
-	"pZoPzcbtjlQ8q64jmmvJ6WtLTdwyunwp5LnWQhmKqVFx3Y0s3fe9/Q3WzvfYlsd0+q2jpb5TDcx7UT6k",
-	"svW7d7hBvzKDg736TFUljeKqmKiW+zhDur8LOja3qwxmu+bzkr8MBmDumXd3CpOGU1DotrAX+YksHO/3",
-	"K+nC81iq9e5CR6DWHnQkNiUBqobAbuJY1GO7lXPxcSG2fVPfYnHqxnB4MfMiK9Y7+Stc+wAcju6cL5EX",
-	"lnfy0outbZNv2EIgKZSMDEXGCzm6GLIDTkZpIqv6LrR1wIuxrcMFMVjHTQCk18svY8zjyDSb2qJ84X3Q",
-	"JHJGQyYHPOZhkkUs2j7WX00FRIgNIemTRW6wspn/02Kjc0VNzLmB9MiloKjwNiO/X4dXQ06kSmHpCJMq",
-	"noJRZRTrWTMqF0QJAvaDAd+SepN5yGRTq4JDQdOIpBmXTWP2l007WOxD96glP0loIjjbBmXPiHvo3UTn",
-	"ZTUu7TgPS5N0Icl8YiwvIP0IEomSo9KPPF5+NA7XUYjKgSwdnfqLwMLL6qF6AwKcJtRg8YBgE8687N6q",
-	"CMAs4lLJdzoRqRaTtRiK9DVCnAsQNr1UYHToas4qMhUcG73ahvVbbX4T6TOhSg/xYlqj/n0v5hC0bXRs",
-	"Fl4SJcRlk8ScTOMkib00TdMwQogDezFBRXlxhUyTWz2h+uoK/u6YjwvDq90RF1d9O7L0ECHwF0UIGBj4",
-	"2riTFzS9rAEJ9HBcbFvHmrZW4fz0MkDYoJos01jrowi+vfcIgmbjgfk8MJ9VKnXpTMC4xQjTRjTrQK1W",
-	"L0dKucJ6EwoTFtl0phbN3B80ZkqS4JdBA7M23gftAT/hC4IospIpAx+IXrE+lTIe84AMmSZWEl0vsj9P",
-	"Y8UCxN+EOhXw9oDPJ0L6yIS4mSFNEpaaYjwh5WTInFEMi1VY4basH4M5Te9TXTEGyJOpM5esEfdWqPDN",
-	"Rsbj3zJmftdqQ5nNWJK2kut/a1I3b8dhbibwNouRrAz9cAYw80aScGmmK2cIQX5P6kWSV5y5rG1kIiWF",
-	"dCiiGgEHY6CrhUbCScxZHreJok6bvKwPiCL18VADXh8QBUzNhUNVw5/sgtiAhCV5G84z6SfOWBere5kL",
-	"vW2pKq2H/Rji0s03mNlRk/WxhdVhtG7r3NNIa4qf5jjPyg7hKwgInlJFtgykrVa7m8SZXFyDhomVBoP3",
-	"N+chruE8k03RS2Yb0TJc7ZjyIBaEnca4Fufln8b8IoFDWvlaCUEgrdC9S69XvQuS6JaJJjNzpokUWG2J",
-	"68XQEmm07fUdT/Nhm+o2tucpTRKv5+VvIpSVNx+gcPZdSGqFrRWCjNgcS+f4U1r+OiB9FN5HilX3iTBO",
-	"GP0TUfM4LAwpv3wuagtut2EAtCayFz82V7uy4PbK6wtoUMnndEG2QBNxlY0gzA1/NeWMtksNX+RHDG/d",
-	"iloteeGFt+dPW4eQKYXHFKvGece1fEU1bzG3upqM6YbkSbs4XThFX0mCEi+YuLhnALQfFsTipZ8WJHe9",
-	"xVwLEDlBsFm0uoWaBK0+XgawuVG86OYA+y3oS7C0AQNdmH+Px9p+j0LT0q+9mzwVgGYPMpaT5Vx8BZsx",
-	"BbrPyqbcZrlIwXwcIDxKE5y0rBH7mqcaGLhG8DFp2utIXMqiOFSoGS9priBlkhVCZkmo3PbvMvIoewa8",
-	"soRTkTLLwWD99dXOc+ApJAFIstVtdjqdQpOXbFGietisVn8gDsXfVYCcAioNa7DV7R2S4ULZUXqOIMf8",
-	"m5UEUJP45XJMrZZjPgbBwgwJpQ7vDwNzkwPg4Nso9OHL9t8+LTOveTKCK0SU/8ujFY1mOY05v7yNZsO/",
-	"kHpCXoK6vSSNZgMPMFh17YmFp/7pA8HFHR4zA9xH80e+P7WuMpNNWyfclVIrrRnHhOTVCHRV6XZZAsz3",
-	"xfQXdj1LKKc1guIGKTD2WIDI1lyZEfNUpGOh7mYJvh+Tyy0ME7Wyf90sv2c00Y1UFh2ea3IGQstLzV9M",
-	"4cOoRgKGrK11Rnls8zG++wGStxI1WSzNlgGjIIbAoUEuliSb1dk8StO1DTftwJbP/LEbeVUVwE5nLF1p",
-	"3pwhmOHa2aNBFUYaxZu+XdZsbF+2lbqJPXv3Q+2RexL19ve7R2SWDZM4BHILwDmHnd1H2zWe22TsGzSf",
-	"RN+endRShTC9Kr4I3dS+elnnf/uBLcjpt8dkSlU4MblRwaWW00yxU1s0VVwyDmlQWrXfyOB7idgldmiv",
-	"fnhdO6wMHVj2NRmPa1+7rid9+Xo2yZBKdrCXpYlL/5tpcsHH60db2mo9dFxb3TEuHY60CVuzZOfPqmOE",
-	"PP53bEj0Qp8xhbv+aL9bt+uXbCE3dtvpk7Ym4Kk8K9183dCdw66qRzNFIcwOy6vSccwhLBpUBVt2sTqR",
-	"FWE7MzpmCEkL9r25zVhHynavlTubDa/KanU0mrtA/rctw6plNgNXoz+EoR4TOrRlbCGUiboSrCf4Q0q1",
-	"WgIVVbnxWEMqFSalKqeNI/oC3ibXZa6WbFFOxAxZ24DjudzWWtGYcS3cafZk0ry0xGgMYlr+ZBEZ0vBS",
-	"TwUwyVyw46oaraujAaqlfKm0RoHAz/UN3CGwmcY1AQKr71rBE44Hp/6MXjHOZA23sL9syi9r/UWbOopq",
-	"hybGMb+djIIRcDleYnUbAv8VUyo4luYsfCXxQEKQt5SjLDHBY/Y1E5nVHPB4ZA+j4Prwch8i0WHVcdTJ",
-	"xxyi8yFbzqBgQfoINCYHHFQGU8xou3LeYNN9j8ZgcN3rtgaD60dPlvgy/jZZrbnGbmoW8Ct5+1CB25iC",
-	"N6HGMubjhLUc4PtycvwJXvW6Sb92HoA6q75XuYii8QW8AfLYR6EGvgShjByFmQUYpsyE4pQE1y3P0RAQ",
-	"dq30CUJ1xk+2wEpSJmzH+C7cXxhf3zDOFvum7/zIsxn0z1fiEkSHLIoVvl0n4njQg5VroKWGo739RxWs",
-	"uuUW8Q0wMB7rVz/kWCGba3+OwpgSSzys8Wt26m66gaAqdwWugVbCrliS5wgIDg61wM5aWucRCfY6HeLX",
-	"OCUjkQ54XpW9TU4Umpe6nU7fA4sANx1YUWyjBqYIDdMpflFyMa1aS8+psT5+KgdXWXERwWRZpjOdvcNP",
-	"iYv7cRfVbr8/P39tURr1eVwt2+0fHXmy3V6ns5l0ZwBk6mNbSrgdBngtL7WPt0g3WOePr4YGG2Snkq5c",
-	"D08zyDqd3VDPG/7FgmLUYhq3UjZicGnWG2dKNNSCKcHcm3n8ijGqrCOx3r2vLpxCiJOy7wyLh8E2OqiB",
-	"KsyA/t061cBJX+tVM34V+GLEqMpS9pV0N3EbJOcRTRIUaaHCME7RxBij620hMouUc8nFvOiVM8eu3j3n",
-	"XHQF2vEn0eRkjddgabXl3MhaKN/sWi2X2ZYLrmgI9bKShV8l27RTE1bzJ9nr9UpNeaWjh5kyKG35t2Sr",
-	"DlcQfIJwj2yqKQAXG4ty/qrmZdvHRDLmIhdyV4iHhQyT7JI/yUtRBx7tMJTL3hojztqv6wCRlkErkyqy",
-	"sufSNMULoeVdP1t10xqItq28XA60tWfacuKW7l1kapkPaMrURERQN9S4K7GdfZdLrib4hYTt0w3k9YyA",
-	"fmITnjMDa+pCM0fl4ays0Fucp3O1FlE1sNFyCWZTerkUM5W7fMvlZHRD3V3/qBaK0rhaNPlpqgVag2b2",
-	"ay5PFa2tmo5rbwwsUrX+w6q6BiWfopdtg2e1aY6VPrbC1UDoG1+7cx65HKutvDSepl9oUM0TfLKUbbeh",
-	"yXXY3oA67MC9+0BXi3hjVZC3LbUEZ8z5hcqFG+yqYRHAjYs2ZCnbaF1raum6i/q4BDTSXFLS1+IdOrQf",
-	"kNnKO1cswFagMzer8uZXeCt3UqqIXyD4sxwOWCJQUSGccOMC/PlNK3saC0xhGZZzEbCznqDX1fohf5J9",
-	"2JZC8aBimSCvTLit6kPqivqQLa84kOe3L5QihQ47mI3vYaL7YONlz6PHwkGM8rlvo1kLlFuqiFAuKeHX",
-	"HPYrz1WJOfr3bP38YvZ9XR2zpcCepbo19ViOlfpAtUXElxWDrD+ungnCB/SuL7pVwnGv015NTcvb2cGK",
-	"Q16iyfjX1gF+gP3LkGEILU692pqVQD8whd7EWlMcWJ1I/cZAMDzEhX8yceEPMdgPMdifTgLQRgbfN0wy",
-	"Hv3kiQhfatCDnukdIzsebt3DratN318qPJSEhpJwziy4wV0khbJQVX/4RVKLMqzXNoJECjHyMyGq1v3C",
-	"l3+si8DKeeFaC6fX68YxCJ7HpmD63l8XimDKQfiTKY5g2eKV854rWEMpppWgF9gFLIBdMZgyRQMTRwkJ",
-	"KH56wem3NYt9kzxq2Nv7yaC+Vfb0GVvqOzPYpRbcWNMeJ0+nQqtsSAWLMrbWvy8Zm0kfmbLG33R3SAZj",
-	"uViFIhMDLpQPkWmTAXz7BgiiI6eWOqiEGshmULelGfVyvBzGMawdRwDeG0UMXkqiF66InXOTWd8SUSJK",
-	"2MWdRp/xBIBalZHe9ZYDmOtIpOz2s9kE6cIhcrlN8o5VCc+iJoNYqgu9w7XTfleuNQywt1SqfIq3nlsR",
-	"MaLY71vJ0tbJOAdkXju5unicOliJAmAEQEh4V620HNVzUTji+RVbQTnuEVPC0qK/GVDijGG+3y2NEvWZ",
-	"lJBOZ5BLwe5m2LZLO5SGwoKlEp0Cn1m6Is68bkXBrHK3OgVomfmorNB0UbPYyCZmNE7r4JI0J1lmg3r2",
-	"7rzAa46J1tgggPDE2BRBb+sTU/kSvcB+o5432Kd1naODWpiiVaFhb5jKUm4PirF+8WTRJ7NUAGe0VN/E",
-	"bxksbCxh4seGtQf8B8ZmABSO/icX87WFLIILRahXnmUbBHiYvf8RZ9dqwN1gkDtLOnVBVMc4qsT5FpBi",
-	"p0IpQPuGJEctow+4DXWEDxBzwk2g6bqHzKdBA+5gPOatmA8aCFRGoMAX6R52SEQXsj5ErRqbYghmzJeX",
-	"ec64ipOq4GE+JVtHnVIh1CNN9e5S1rk29sHaJW825KJ858ZsAJY0LzkuyjY+F/tKEjqUIskUw09LhoLK",
-	"1Ha7+7sHnbvMbsnhfzWjv2UVi3DV+HtsYuS0WNgmZ0qkgIcP+GksWbQ3CZNFiFob/mFdD3jF10eNFkhK",
-	"eV6Fxgunr3Z/6wjdW+Mf/ITqsNwOgOk4z5JWwoIqrshgWsP+lpjBXrJ52Y99iunHkiAWK+qFDoctifll",
-	"Du6OIvOAj4RJQN4KwP2yeALj3D62MAjlNQhuYaFfYYwnRVt8boP3TTHrjfCkzgYPFPzjGeH/unIqWi6v",
-	"kwAQ4Nzwvo+hzBrw5dVKigNQN287sDujnFlI9Q01lrWYdxaYc/mo6Fo8+coYzQv3NsgV8KuWXpRu7wmZ",
-	"mcxHQzJsiNVEzLlhfCjEuDILH6UWkY92WzvU8hCW1JByXdzgAK5d1tvZGdY70YoAjVhSUdVd6PXIlGsw",
-	"a8oA/00iwZW+DIR1SZLrauhYF866Sh3RVOUM3/zQbBhU9ttTizq13x5KYyMtHb26g+KFgdpqyAVLgTfM",
-	"IiUoEKv3S4joPZoFgCb/zTYBxHC7iwLrZvGx1FfvkFXuxNckoCFgIvQhCSwRYxLz9oB/7aFB93PiPVxU",
-	"KPuxjc8pfGsKfPQLJT1Krx5XuQRWx5dGtm4XAnRwoEVYaFuaoC6E5KdcmLqdxWZzD1AV2+1+/D/V7QRU",
-	"agRsPtOHwpQaAAXiJMP0b/zrqaUfz96dNyqyuq9twjSWB700bW3bAb+xbcJozlqb6u6TacwzxbSYLGWm",
-	"dXQeDVxFEEIlefP08eGj3j7ZevbunHyjNcbHhv29TiHGmcltQuWlRKyOWcy5/jAZizRWk+mAbwWQ3Bxs",
-	"NwlGJW8FVP3vX+dKP0FpNpaAdU6zyIRBsutZgAniLMJiqp7raMAhk7IQ0wtajLGsxRxcHcsTgeAIw/0F",
-	"Do2antvWiVIzLB0b85GwdXspVnFAntlwGQFadQAvrkGaSBPTguzv7IxjNcmG7VBMd9wH3r9iveKyUalR",
-	"mzceS1OeCFaF5nVfsZIGxHH1C9X1msb4otd1wAHJopXEV3pHvOOF7l7wCwFOnK9me35qdJ42rXPav1H6",
-	"ACajlhmDiyVGuw1a56eUU6zl2vQpCjp2BhzyrMw4gOHDFG39Q5XqCzvgA/5f/0WemFRP/acp35anQ0J4",
-	"vMtuyXjEUhKYssaBweGxuaJ93UIQBL9KwQf8jwHQ6UGjT/4YNOJI/2PQ+J//+/8GjQ9NMgDqbX7Mky78",
-	"lz5AY9CmbiggIU3T2ERTu7jtLVO0UPM+sCKbH+R2m7wu5FtLLUsOOHgx21glCK8DPPBSnYNj2CMS+M9c",
-	"jnAp3XnAC/nOxrimxAylutjgcQNB2SpkQBvoIc622/rSS5HiPRNgnXGljIdZnESgWBoRXU3YtE1e5Ul7",
-	"pmSDylKQIif60JkajUGvs0deCvIYa2MHsOf6wiPKBGE8momYK0m2gh18pkmF+eeOPtv+3xBWG2w7XPpL",
-	"ttAyq6ZCO20ovw/BuDu/zi9lG4LLMdKBFzKK7bmDsIb81GGaDB6pX2y+3vste93n83k7HYUtFsVKpG2R",
-	"jnfSUaj/0+9t2xyYAbeZfUj9TFVwTB8PlhUGD9rkG5eRAzY7yOUZ8EDr+AGZMgAa25IMi9YEXiJQQFBY",
-	"2W4aS6vgJID8IuQtmI0XNAccS/boBdHsATKs8I5O6cKWRbCAdLEkG2dHDXgxy89L4ywi20D6mgtfNvvw",
-	"xjnwvc2wV75piQGkOesPm+4eUl5Og7PVss9dkNCAo3VIOcwyJ0LkqXW1rfj3B44WRidr9hS5pH6JYFha",
-	"d5zHkpme6dR2RmczRlOcNlzznNQEQCcxocCeTdiMmCMAYf6aSTswy3tMfsuEwsqgeoiYNo+XbsCB7dil",
-	"PSnwFP3wOciBhjG/fnV2TmyNeM1/doxIYpAUqOduAeL6NSzc11/73Obrr5GRaQECM3ywdYuY4gkIV1Y0",
-	"GXBSkE7OjC/iNs4YcqqkgRHRzWJBqtQgi4BjnCqyjDy08zkV2CROCilhmzy5ttYJCB2oWTfzcaBHkCfI",
-	"gZuKnKKFD8I0IPcVd1NfKVfyUJ8iTbQlmYsUgMGp0m0JHhqSbuqMwk8ly3kOxOHlHbjC2IAkORGamBDn",
-	"0DZHYQz5J5lq4u2PDYJ3nsKBqKLmsRUDbJleT434SottWAIM+/XKlGJ921z4NaXfMUPDihNeHDK7YnzA",
-	"TSmnWFk3R5t4EQIQ/2dUG0hRqE1jiE1W3YBj7oI59vudXVKXM2FvzWtfGB1wj9Ph91Yd6JNf3gf5WQuP",
-	"cTs1MZAkYmFCU03Bvdf/yNUG/fGH9ygBQIp7aZna5MSTqq7YgHtp8oBm6YhsCXm3kDLvSdJOQh7wsvAM",
-	"SZ3G41WSrPvklzyd/n1wbE6vPrBWIJcDzqFE4bZPeQnjI6EFId1wqMAqb32ajkWaVTLyIZ4AOeBK6B1M",
-	"FYmhPLKnDWAMYzEFkKoS7mmQ72Aw4Mgd2/62ehVZVF4fSBryBQ5WY+LVHHfAg++e5BceK4duH3spXN5w",
-	"Fsjngr3OLsnTGR2vc4Wu4Gi9qcr2TXNLzBUvi+suDa5ZUIEHHK2Vhco9foErpIl5nS2teCGnNZIaWulk",
-	"4Zw1ETHVj7KDysGaCrCoWRCIAz2157rp1muIxQ1Q2cyfW8bqLIIqHk/ASWkSCl9d2XpjphJYHukLY9Sr",
-	"2jsKjPaDzo9i0iBUcy3nxNmy4oZ62fPiZcYN+PLUOFewOpc67TSKqXJbJleOKDHgcxqr7eaSRSH+mmyd",
-	"Pjl/SqqrZAWmKKUjte1kVryj0orR5s5KQkMDcRRLd5G11tIvUO6ARrRQ9M95/wfcnbPAlgyfiFQyMgRv",
-	"zkJfyJkWKbew2p2+HZqn5zVNvbYC+zSwg8kVwIL1CQozIlXN9eJCIb2mxRcv8BDlz12MfAgRbK1E4NCB",
-	"bI0q8zRWikEkBbVHbCKSCBkdVbByTUPp7Mm3q2oKssomJMbOQAHT49OXYYHsGQtZoisSa0sbnslomsTu",
-	"PIPtbRxfMVTMjO6upcKKPShI/ah7c4oKvktc4BhF7BlVE9k0JTphR8wsp1oY7hNb8x1et7qbtIfs3CfR",
-	"9qSZBuD/ZImKg4AlZozTWdxe0GliBuiegazVRIJwNqfjMUvJ21P8LhIh6AKAHhUyY9U1lpgXp+cVu4tu",
-	"FHVsUMLMR3JHv5ujSuR2lkazYcALGv1Gt91pd/RrZmiNfmO33WnvIrrpBGx79bKi/mXM1LJQHqSCFbg4",
-	"Q+qsMAzSKRwxzWuKVps2OdGc75JxrZL4GH7I9WIl9fdt8m2W4jnT6i+aeazWyCwA9FBoGukqahvKpYVS",
-	"aOJlSSFuwILgFTqNGv3Gd0w9m18iViJqYrA0vU7HmsxMMGU5nRuiLGzsjIXE+8UgIhogRAN76NAODbZh",
-	"4/J1+sPFb9Prn97R//x0cjSff/P04DQTu1c//f77o/Pr7x+fz//9zWKcnu1dNgw+IcASGhBCwB4EpMFG",
-	"t/vbf07+88P143T009nFo/PFux+/fzV+NAmvXtNZ/CJJ56eUvg6/f/tGND68/2DshXQDzL4zNB5WDdTG",
-	"FtFuADanZhC6NV+zXNa6eX3HvHkaYRf7uNZ1X7g92Tk1iZ0Ov8ZVUFn35VuXpGtxi3xTd6P/y/tmw6Cu",
-	"4HlAWdPhNZpzjESoeJIbzYaiY5ljFuqWc30pilULSsXJpXfqOdrLwFiIrzb14dV0GNLFjWnZAu6RUZwg",
-	"aFCpuDAY7xCNKMhLDRtD5tJqw+QlhoHkeE8owJmFkv16+CJAXTegbIhD4vBHjgc82Ot0SRF7Q0srRUCN",
-	"47LgqD9coa9U7q1euLwgnASyZiGV4B7WHYr8lR00BDY+NNe+CdIKvFgGf00WZs+0XGwgV4YL5BlQqtoP",
-	"r2vsjrrhEX3EWr3hXtTaY4ej1hE9GLa6YS/aZXujfXowhAzmRr8Bq2pdq/1CuT53f2/mJ189fluzuXbg",
-	"j8LD6Ih1Rq0u7Q1be+Fu1Dpke6OWHrD9bcnAC8UFP87QcywS1MuLY6+rJL9khTG3ZzP6WChFumZp0Y4w",
-	"Ui47xGQ3AMDq7u7uUTEMs9Hr9PZbnd1Wp3ve6fThfz8vW94YkZlqVvYmrv1VwzfmiRuMfG+TkUPEy51H",
-	"/v6uXBu96L/kFWgrVevzKrObXmA/MsttZrd33j3o7+2bJfFKu9pK47/kzuf3Jham0Ym6rDfapa294X7Y",
-	"2osOWOtw9Ii2joadsBv12O5oj2LKhe5Jy3fd7m77URFeq984GHWjXrg7bO3RfdbaGx10WofDR2HrKOqw",
-	"7qhHd4d7YbES6MaX3k84abwQv8dJQnf22x2y9e9u95g8j3l2Ta4PDy4O9rbJ0zhlI3G9093dBdm0vOyl",
-	"e5ovPc+SZPXCdqoLa4K0GuNSAfhGXta6FsXCLv4+Oxg9oofD1lHY0dvdHbVob7jbCvci+9ORXfzu0WF7",
-	"v9vudjrto6PS8uPg/cXFJ4WlC7M02Tls7+t1eZ9HbBh84l6ntKO4Z/tR64A9GrX23CjxuOjTchChmLM5",
-	"OauWa60RAE/QoyZGBZmlJAs+puGEtR5jjZJ1wiC8bN59KSD2WW/BHeTJvU3kyW+oy+mGT7qbCJIeJgt8",
-	"tLv+o6cOqeXWku7+Jv2codz01kNDuVchuRgJ8sv7DwWpWR+bwonwJGN43HjfbBRMFe4XAzNalJzVZAeu",
-	"7w44AyKLoF+XOgCJg6DwFUJlICDahUfb4MYhSwQfQzG5qqVsAFZ2FzSyYArNvMaIYbM66ZSRoNfpBYTF",
-	"tgxQRWruHZGCxQ7k3U6wg/5D9JwUcPqsPA3Fw2rk3SruQk5mvhHR4mZ8z9LGkpmssTHFWA4D8aEYbwRZ",
-	"WxU23bsNm/4jr/7ROAV7eeaF+BRh4GJp97y59HTEEmEhJeygHyh3c+55A1oLhW9YtJLKmnfa5GRJcc98",
-	"4CQeFY44xhEJzkpE2Rle11JT9+KHZqNs1934Y/P6X0/JuxsQy9cIfHUuxHOAvYLv9jehkg4c6wWLYnqu",
-	"5VH9ca+3ycezVIT6BA8T9oQrTVfh26P1354L8YLyhZmn/Mx5SYF1gEu8PtKR0LEpZ+RYiZosZRVooFnO",
-	"Kh4LLrOp8eJ44Ym0tmcIFkkNEGdegDcPKmyTp0DFbVy/74RqOiOk/bKQusPFvG8jImxl0jJUABAzYG5b",
-	"fq44YmWCbcfkbrtwpSS+gjANyFTMxpMqUAIiFerHpSg6HyMF1oSLORG8TzKexJesBvARKSwXfDEVmXS+",
-	"A+OpnqAdlqoBtwPPAwUA4kIPwiRvQvZxSJOkHB1qiZzJ19zrdEnRiGR8Ac74m2cwKJFExnRGgdgP+Fbw",
-	"+u03z08fX7x983wn45FowY61cGr/H7T4r3a7HdjwjUeQkblN0CtjFlAfLb1KE5ayJvg0ZGHH9Hj9sWAw",
-	"G49wK3HL/diEkqVtGWCjE2RWwTEOeCEuYgtaLGP9lkUPLW9sHy/LxKqTRLzg57uIICYEunHV+2aPvzj4",
-	"7d0he9NR/9nNTvfF60f07Ch62h1/3/t1c5mkJip7I2FkrwafpZAS4+fD3I/J+1YqygZ84rGFevwcOeGX",
-	"wtF+Mp6CMpSZIUdVeNX1HA4sIytYG9Qnw6Su3JKBJQhmQOEt0WkaHyhG0RV9zeC4HvACy6gSqZwIF0CH",
-	"c9Dgy5hDSWSDt0u2LFQ3VqgdcAQB9mKvbAqISG06oaWn23mFIpVrYim7YjRBfW0S87FxJtSB9s5LoVSG",
-	"Fki3Dyxy49LUnBtnNphrKQlLWL/HNaodoMvC41JAxoBD7y7eILk5VrENy/EDMLZvqksO+LcA0WDYfV+f",
-	"hnIdHuMZJ7RUx8fLRs+jHlajLvT1y7NUoDQC4FXLIB4gAMrHeDDm5hXADX7doCJqQ3vA3xVOFgo2OW7D",
-	"zEML16tmsRtskrLgNgSRpQOOy1B5Ed+SEFChAFU/RbC6ckyhkYUw5IYIAxEt5hyyA/FGYB+QHprnO2C+",
-	"NO5g5G2cZu9SQJSFzNsitAIswYWKQ1brNAMycgemXcT6aIyjbvu3w92rJ7++eceenZy9fPrz3uU3p52f",
-	"ePzj2mcnLoWwaofwAUsbq8J0NpcOCsWvNpILOrczUhTRWRps8Wwy/C6MX8XPnv785M35j2en8nSqZj8/",
-	"Pj04naofw0sZP3/8rMP+faLf+eGn7o/x6Mc2Wzz7PXp3Gr+KT3//+denv75692T357NnR+2wl/Dh9Gkn",
-	"+vezpAjGgAgedYAbvf2jXsf/0Q7ucPpjL/3p4Pq8M3u+x38+mv/Qlc8eTb7dHX2zH/7nkD7pjd8exK86",
-	"v73ZK6JA9C2yxF9kNSnC+dSYTJ5bmtK25QYwkwa0C4PxHQKU5TpjdckUk8zpQpKAixbkDgYY/OoVOvbY",
-	"YNEdZj8puLnWptm+Tul4SlcOBOYRNIE2fX9+/nqn2+7g5KojgMc3G8E/xVK0ic3/FFnp46J/aCPLP+gQ",
-	"L4X6yWZEP1inPj9Z3k8jyS1DHvTresFdZGq55P7GS17IbTylINDca9EkiNKrhY2KeaeNAYzlOho23cBG",
-	"gWsRt06s3yBk50YBOjjzTbRtQ7tFpu5Tw76FR+/L9c+Jsa0E5SN/mBO36TFu0SRZf5QLRi5n0cwTtFgE",
-	"MUb+UfbHJDj7y07nSZJsdECfFKYEdwrLOT0c1499XAunaf1BtZR5ZwSF+Zef1ieoR7nqpJmsoG1v5kLG",
-	"nCWrg652GM8N+o5IMYtHQU2uj+88fgqL8TrnWn+f47g4lL/DabzSU1x3BD4PP7GHEL/aQVwbA/HgLH4Q",
-	"xz8Dcdym0NPaygg3YA/w1W18xXX9Nolkpi5vobwZpAGlq8QiCHv8DPyAA64lrmrRjGWRSvfCazwTIIU6",
-	"rpFb3tkkpZIRLsAOoyl5w5XVaPz26N0ue3Ok/tMFX+IhPetFT/fG3x/8+kMn+Xn3+mZRTrfjVTVC5Gtn",
-	"GEaM0uPSkfg4YuWXTxO/nEAY5aIkzEkxHkMkNRu6Co1JYIWeZupoVHCW+6biNOAvQHq4pjEltAYemUGi",
-	"mcEk8tmsdg+sAYNKEPy7TV6vR3UokS0tPWPAN6Ew2JEyvZTgHpbHU+SuylKVzfVktGkJt6neq4fkykhC",
-	"wnxIOeGCaFkKQb8Bdq5GeIfQlbuFfnpRMXchqHex/t+AZhbKK37Gnpbh9KfdW3pbut06b8t/1H52eihe",
-	"9+jZXvT0YPz90a8/dDVHevzo6psOf7EPQTA99Z+D7BP3trxkc79CwYPL5cHlct8uF5/qPehqn6E848Ck",
-	"aE0BBJQhchKyiVyDSBsrlDYQF6Rv43HoMLIceJXE/LJNzgWhVyKOTEiRFk8AS8Kh3TNJJvTKxZjIph+H",
-	"tNbA55VEjHPUqhxJpE71KylqS1UyUq+RgbhRlkHqpQqznh/BGujSPE8iSp6LK5ZQyFO996COck3jv8yO",
-	"6BvUtCQIFcTttjaLIcHSAL1ERnpel9HxxaSimIWB6vAP9sUHnvU52BfxDuc6rr7CK5mTKwmwAt+DuXKf",
-	"eTCjD2YXKzJOKVcSJWkAvIslAdxjBM4TasBdkVCH2wF9L8Pt+ItAON4YIP97SsQvLt/TLEkKqMtXNr7B",
-	"g27QP5eqsvZ/aeRgfiZNXfbnaayY+wtDjW0pAvsm/oEQeVqGN+iOfbQGNJrFpNVmTZU8Ns4S6iJN+5gS",
-	"MudklopRnDAfXBoDZD1UBAn8uDiT935C+MdkB5WytTXswCtc+4nlfD8kcN85gdvW5LDEzlVXrGRue1em",
-	"QAzhZq0hhvDOhihHhs7ld/mzwid6KxFO/29BJkJgekxeK+ahAOKoD5wzS9koviZb5Qr7JXgXLeUvgXOx",
-	"7rdak0d9Ff4VgwaLMKhdMDxLbfyRIMmvG4p++0bGlxUDiQ3QJFatKY3B1gypBeaxZW42o7x+sZ6VA3KK",
-	"xO1AhbqbQPM4mJURaocfA1yoOJuPhDFkJ4LNf0JgQzVANt1Wd/+8c9TfzYFs8uJsiBdTqIyGj5br3+U6",
-	"YFjPqqZ0V7n/br/TgwW9AeJRvbJvBONf3G0F6eZ9XsAqv0J+eSozoJ7e4W7P7rA+R/XL1jnv7uXnYM2y",
-	"uc96HT1b95nDCkppyNYspSnoU7OW2OFN4JNw5fA7t16VdfLgqGpWqjSZOvigZsOrsIGekl9PfxXxi19P",
-	"Fi/POvMXZ53rF09/vH75rZi/0P89FfHzx89m+p2XvRd7Pz9+dnQrUKnNhc9KAa+V4ENAPx5Qhx6EVoVH",
-	"wRNa8e86odXTCN9/aK4zIqOXN4pTFqpk0XTCabJAyclgqRuwZ2PaLeaUOitySZAFPTRok7eIrlAsfAQw",
-	"xTOhJTQKsBHcVZEc8O9Sik507H3CUqiuZEpMEQRrkAwkT1ORvSIvH5lEWWh7hX15K4/PBqgdcJAPuO55",
-	"e5nxeakJu0bkHvC1MvfNYrpx697K+7Fpb8IKkKsa9ved/oB8L2YzVOL96KVEmNiJjGcyo4kXxNSoUP6N",
-	"aWY+4RvZv7u3s3/Xw+91zjuH/d6tpJbNV3i53FIZwc25b3njlvPhVfJKaSB/kQW/UCOyhmO+hUgV3LiP",
-	"wC6fmzIkdcFuWp8fuZhIzPgICnaCnT/i6ENQFO+LL2y4j0u0zjok2S+Twz9gg3y2MgzScCNu3ECMQVt2",
-	"1fi2Y4shg3G7ipeY10yVSxKzvsrRGNDAEAo+itNppWgSVgirjW9uk5NV9Vc992hVPtldDjBCSRE7hGzt",
-	"dXab4Grf63T7iE5Rzn8cCxFtH2/mETG9DGlUjG88rgX4KKN2FAcna9J2Bnxp5N8NhZ1vYQ9fsHsKsL4f",
-	"d7wd1F1DpU/M+XPFfT/NSOmPRtwBx8SF0D84kr8AOo9Xg0wXdU5l80RL/msrr6wi2H9B4ux3TBmicx8R",
-	"vP8wS+jdLKCfhEZxXnsEvwBn8BdLeb5jaj3ZmVEVTuqA5bCmHqhxgLXFox2TBVFwKrbJCeh5RU8jYBEP",
-	"eGBy+y9mhbpekWCIHqboJbPYqFRBLb4+gK+B3FlAbB5wKPCsBIlVjv7pAs7McE1+B80TeBHbdKumoqkP",
-	"HhvYUmJ5Hb6SuQwLNQJoq0v6JkqIy8I4pozy+SRO2HabvOUqThB3Q/lR8nIi5tLgqRnogzwPmUculLSM",
-	"JBtLMkoZs8hrGLhqQknP65FQ8zx6H6Q2h5Ft29LE0pQcDOC9oFJKsQChthX4AKot8zhokn1COZmILN3G",
-	"DEj4yCHoWuja8uf4QtAku+7zG+oGtkilSI0kXj13A17VGEidwgAQb6YwuI1eRm1HpYvt2iBbImxZR39i",
-	"pgjmKgViwJdpEGTLlKCEhdeEtm8h9ZipQdyKuctHGvCQQr19tSqTs2jXZdOZWhABxSm272y/vYkk8RZY",
-	"3t00GI/f/gAWno3ZnOn8r0hT+oKFHFj0u5pMu/ufmoBjBvuxRJuHbJ9714+/eAPog0JdEmuRgq+TbGvM",
-	"ozu52euPxiyrLSqjZDkV25hCJyy8rEOsMjWmC2j+A854ZEK6Q5okoKlbG5ZmIzHPmERQ/oocAmKuC9HT",
-	"IgIiX5QB3RCpn2yhfFcSZWTmR1cxI/gNeCy3+34ik61vTYmfpzWjcWqrDFQm0NQy+JANOCZrczLTyq51",
-	"+dhS/1sVkDqIa5+hDC+2b2X9tetetQIP+F2FutvYiLETlAl7pOoVz9PNCydq5IB8Z0Cgm6aBGld8KabV",
-	"mIvrRDUjmN7YUH0jP3uhGMRdxLeyfL7OEN1scDa/uBkuyObe9MK0vgSk4O+e/h7uRlfh9MdNU9cPOnuH",
-	"dZnrP892r388TM+7V+/2F98c8Re9y+cHv37fGT/di84e0Se74dvD+FX3tzf76hPPXF+GwlKsw+J5GIB8",
-	"ewTREW6sOl2mi+tz4eFGPWTDrxjBgxvnQer8VN31aNSZLmoxgFeKnTbna016zAofD6S/2WaKGTRtZ+wK",
-	"sG4VUqdqXalcKEIZUpgEAkOUb5peE2BMMcpJYOoKbpBic9OEmheLM7uIHz2r5qOG+1vThwtAN5vnLDeG",
-	"J3uf7LU6R4VPgH0eDXtsb3RAW4dhN2rtsd1Ri+4PH7XCo6jLdkf79BEWqY0SdlHT6G6r+whMMHu20Wop",
-	"4YRKdaEPS63txn54x0LAtWvU6Z53H+U2MrdGNgK/bj67xW9gkbp0N9xnj0ato2Evapnl6qCZ62B0SDth",
-	"l61epP3zbqff6fmL5JX87e0uX6bOYeHTwjKNqWITkUnWCpN4p9vubVT7954lJnOjNo+9twTonxl+/2UH",
-	"009dkI28MV+DcM5VsWcWIFxwthwWPJekZZPILJwQKgkliZDKVMNpk1NFpnQx4ENWh2ZeZWF7WgK/GImM",
-	"FytCIW90bkh2HUvVJAWkFtABAP2yAJuL2oIe7/EyHulhvMXRR+KJuKKOK96YKZrv9B16v0lclnn/c46+",
-	"2lv/0Uuhnuqz8kVfdzw69i7e+N6vu+uFOFOTS7MiWvTcoipeMjaTAJkQG/xch64DqqzBxAzMn28lS4NS",
-	"dg32GqwmA/d+be+WLY7RYSZ15WZ3WH+08QWGfIB/alRlKWT+gRIUIhNvHIFurv7aoEVNYjD9Yz6hSp85",
-	"uN/oIiZbtuKjzbgPkyxi0ba51AO+GvzhE77T32Ea3j1e6M5D4tY/JXHLMsSHHOcHcn7zcM8b0/I8KXp1",
-	"HCi1Opq+gc1itGeziA+oLx+Dkr62vC88aQ/4qlzoIDOBWUHTeOCLEaWFOvpUDbjgWiP8FvpAdHGQI2vl",
-	"zGNC89HYoDmt+SF694BnEKvJOL5Bx9SWfgsGjh4OGn0CBqhNuNGGuda3CMoDjlVldX6CURwd/0U4cBiL",
-	"cXdud9uqtBYfw7pnN4S/jKYxz4f+N4UC3pQV55/1zrsH/b39W0CYfFLMeTW6SWme/5wgwQc2/ZDZ/CUE",
-	"6N1fZvMfcfRhxxh+lqOAv+Vg0KVEipHNIK3HX7kp+0bTsTX+lpM/HNhLnv3RxDZCczw92zMIHyaDw5pj",
-	"sE7IWvV1Q5YOrd0BTOVNbmB70GA/eQ1277zb/QQTBZ3R9oFHfko88gt2aiC+BCW+VfH+eI+F+q6NGn/D",
-	"IARaOgL/lTQwXQ7zexxfQWi3IltOy6NpShckZVNxZfVVA7JVgvlGTOoN2NbKGGKD44Vg5PBowNfHFS/R",
-	"Nv8ew+qZh2/2t+ibS5AtbxBygajpn4nG+XmxzluhjdoQn91P0giMBCRWEgxiMNMHZvqxmOmD/vjJMHNM",
-	"KaIFZnoDeHpTxGEZN3dxS6a0w1KN8rkY50wd6tIDl55PWMr6JSd6tQ5m7lbHeAZ9jf04XGkqZVZyuhz7",
-	"L9Wg+Ly8oBhnAgDntw3dvVGEw5NlZZYf4hv+2ZFOlfrbNzBMlavAIEmZMJqoydJw/scTFl5K8lpINU7Z",
-	"2Y/PgTi8YVEsDZlAlF9Gw0nO4ROqGA8XbRL0Oh20GA04jh2STwHMZNYEY05AtqD2HNTuttaphX4jEnNN",
-	"P4QijF+xRMxs3lElROF7nMRdxU0Ym7Q0dJxiM2YyF1PZ6Hfbh54wls0aIOJGceXFTvug9OIHuK6Jmixu",
-	"6OExk1taxyZiM8Yj3TMu6/0Rhjvdpvtc9l67u3zZGXTcb2Q81acQbmazuGudTsf31Yg5L+4HuELvYUNO",
-	"FEkYlZBNXdoXOMz3tjMfrXKYvs3AbXBtLO8xjBKuvL7gbm5xQZgxxMSnLDuJ1leWkZcTC1Fk6EScMFO/",
-	"G4REYHcZ565o91D/LmA4zGb7yDZBKjXgXHirDonSlGgdckgl0zIPHbM8UnrMVKGvlEFNGahMJtSAryM6",
-	"z+MrxrGI193ITulgb3YIXe9LVC5vBanegr+bKnykE2uXQc93yNYcRYiH3/gsugh7PPoh5YjxpVI6GsUh",
-	"2aplio4GbSOy7BIWFysTtmFOqdbEyJAmlIcsNeXqJeMQS2HP+YADYthmLPENo1F8L8fzc+OKbyDrQYnC",
-	"bn0hTNHyOhVPmcjUJnxu6VY8WrEV98UQXwJIBY0Wx4R+9rzRXKgVpAY+T6+sSlilyvgrovrBvyUmrkYi",
-	"zKaMK7I1S0WUhVhFQyo6NlhwiQhpst1oNrI0afQbOw0t4MfmlLn9qir9IU1IxIBUYPtTfSnSjOdtTZSa",
-	"9Xd2oIeJkKq/r494Xfvv3ZyrbgO/+kcixjFgq1wybg0J8FRkqpljh6RMMq+6dSHyru2VxtQKUXVuZywZ",
-	"tSxxduQPKvkuTcoS82JVbVfBcisoZ4T9z//9f8G2PwqTRlJTLdOr7IlKGSaKmGLbbfJE60ZuhIgnSaj1",
-	"43+NFouyfcQrrdou1taUNWMAS3yzUpJVTdgCi7IiHCMak/LSK0rkRYi8ynN1PSBkahQrTVHjBHMo8aa0",
-	"UpawK8rBpKRn7O9dVFvcz7Ft1CELN0uWGJytHVvcUq8Tc/+qvbzOhkkckku2MOX4ECCzZLnaenb26iV5",
-	"x4bkB7YgZ0z5266/bXx4/+H/DwAA//8=",
+	"7L37cttGti/8Kl08qYqUDVIkRd2omvq27NgTJb7FluOZCXyEJtAkEYHdDLopiklcdZ7mvML5/zzKeZKv",
+	"eq3uRgMEL7o443i8a8+MRQB973Vfv/V7IxaTqeCMK9no/94YM5qwHP75mMZj9lhwlYvshXijRM70zwmT",
+	"cZ5OVSp4o984y+Z0IUnERVPqN6JTosaMDESyIGORJZLQOBYzrkhCFSVqTBXhgsS6bTKhC3LF2LTVCBrs",
+	"hk6mGWv0G7apRtDI2a+zNGdJo6/yGQsaMh6zCdWjYHw2afR/Ll5+HzTUYqq/lypP+ajx4UPQeE0Ve5ZO",
+	"UrU88Hd6JKkkGRsqIoY4sl9nQlFCeQKTkCwWPJFkxlWakRRen49Fxggd0ZSTnfMnF09D7johuHhkmDI9",
+	"8SSnQ7XbJ1HYCGft9n6cwUucThj8zcLGaf43fJSzCU15ykf45FSZ380Q8NeoFfLSSoWNTIxS3kyn0FT3",
+	"5FT97bDd8NdpQm+eMT5S40a/e3C4do1eiSyNF8srdTFmZmGm8AauFiMqHY0Vk4rgvGABYauZXr5UEr17",
+	"+vkDrNOvbp2gSbMgp/NVy/SGcUUGC5JTxZrQHkuImLKc6klJIjhh1yxfEMrlnOVE8JjBpOyY51Tayaxd",
+	"9V//tt8+nd9h1bGf86R+vc0wvpbk/NuASD0bN+Scyangkp0SyXDQZ6/OiddGi5xlUpCUhzyaMEVbprXL",
+	"NIn05lFOGL9mmZgyOOtR9TmZ5mKQsUl15ofDTtKN9wfNHj1gzd7wsN08HhzFzZOkzTrDLt0f9OJbrcOH",
+	"oDGlOZ0wZWnOLJciX16Tl1P664yRGB6TYS4mBKfG2Y26xJ8jezCnObtOxUySKR2xFnmpT1OqyFDk+nHI",
+	"h2kulXn4QhAzvz6htv1UH5BsQa5plib2O5KlUqV8BEs2TDM95JDDqZ/mIpnFLCGpwiVL9Zh/nbF80Qga",
+	"+iA3+g1se9XyHHS6dcdkBfF6Tm/SyWxC+Gwy0Kd3SFLFJnCsYQH01Pyd67brxwQ3ozSkhA3pLFP4yVDk",
+	"E6oa/UbK1X63EegB634b/U67HTQmKTd/uaGnXLER07O8aY5Es/gVZvOGSZkKvurQS3z8tSRpEhAqYcVZ",
+	"ou9xpP/5fGEakFGZY3TofnzAjobNk0E30eeSNo/jNmt2B73kcHhM23GH2V2ZUjUuFiBN1nIZtwCzGbzp",
+	"bdh+7bV+K1m+anozyXKYW3nwR/FxcsLaw2aHdgfNXryfNI9Zb9g8oIcD++zPGPwH3RZSFriKj2hiiJT+",
+	"KxZcMQ7/pNNplsZASPcMofivX6Se5u92WtDAgCaXedGCnE0mNF9omYHAMSQiJ3pCxJEAffFSDreuETSu",
+	"aTZj2HeiR+q3FzQSpmiaNfqNH6Gtoo0QT3XYIJOZVGSgaRwx55IMmJozxkkHbnGn3W7B0kpFeaz72KPT",
+	"dO+6s6f3SprVRcp4C/KnqJrJRr+n74hKFezyI5qQYvBm7Wc574+oYmMxk6xv1rLvz1PvilmRS8HZpUon",
+	"7FKJK8bLS4o8QzKlF/Wa5enQ7BCBl0lMORewGDPJ6hZ3RSfeOususLFilwLCbqb69Olux1QSmuWMJgsy",
+	"0Iusu1qxvnSmxntTKuVc5MkejPwhV/sch6dHZQdo57N26Vesgt6FCc30hWLJpT3r5dUHiTeVRC8zdv79",
+	"m5cvala60lBlha38Ud/cutUEoeQhF/G5Haidydqlq0wL6ElBi77K2bDRb/yPvULb2MOncu8VtoCfrBSF",
+	"9GK4PvqFkrG0RmQnKo8l2g0IRZIT8lqa497XB0bMQB/IKR8xshN5t1E3JHJCieCsqY9HyN2FmPErLua8",
+	"dCHsZdD3gOxE9YcrCojQghrcgVfmRkQol8FFXjyZ0DSLdlGy8PSzfzQNfW6ef7tqjc3re4W4Cav8WPBh",
+	"lsZ3peyx93n5Fmi6abckYRnT7HsnZ6Ciad64W3MhXGuVq1DT1jpqvbcNI90zY7n3PTkp7snjYvxrb4ib",
+	"p94Bre9ll4rWUnJ4SGiS5ExKJLd6NWrWzm/GW74zLtSY5U739k6iRN2s1MVHZYLeSj0pzcuOeu2i+RN8",
+	"eJpit0SSearGQFTiWZ5rdUtPgCGdKW/HgGWCjyRRIuS0ss47kTdeQy5Qq5RilsfMHueUE4o9oNpMs0zM",
+	"QZtghZZKdiI7vprbXzJtrL367kVf2W8W2v5WH5vXPwT3ITuw/y+E+gkEFJbcnvwsHX0u1OW1bc67AdDF",
+	"gizELF/av6HIGcnEaKS1uZR/fKa6X70CwLGKUW9xA0rzfKhrYAUwfSxjkecsVmQwUzWH3nJZMwKyYCqw",
+	"drKQS5ZfI63WBzYdzVDgIkY30cq3vRn+PKLdFnkrmVGu+ZW+FtBeSYCF7+Am2VtLCWdzzYTx1gLr5MlP",
+	"3kfRZ3Fdnop8kCYJcog735Oha6XEX1PpURqzURK2Ash+XzMMMmX5JAWV+6OyCO9+PPVGu/ZaFNN6qNtA",
+	"4xjYkhXpUKTU9yFVEqWRjMZXuEjFypAy0eaMJZLsRG580W7rweS2c65Yzmn2JM/RSnbnU5Gali4ZNFWS",
+	"HciMs5spi7XwBo+JiIEtrpe/JveVqg7KKhwOkBjiYse5QX8rzeohTkbdcmhZ3u9IE7JvYf0koYa3sITM",
+	"eMLyklX5/NuAcKankzM1yzmu6EOdDTiwj3OWMK5Smsl7HhDUVmKvvYqAXmYRoFkV/CTlhqN8fPbaWVb8",
+	"y6PeSuf3P3mIg/NMz40MaZqVtD+vG31sgPCgD0IvGjyKaUbmYwaSpWPFIfe1TFXh3vNc8JGVNq00mkqS",
+	"pJIOMlRHrQ71ObBGs8+v2TBncnxhDWL3Pu05Nlhv/TIPl6xg1vhlVP91B9408TGOfGl02x768nwfTr2q",
+	"LFTVOhKQnF2LKzyXc89uOJMsCXlxW0rjMwqV48Yx5YQLotUxzZsFCPPkGfwvumg/i7P+QqinYsbvpy1p",
+	"uXsIrXiH+oXAhTTKb2qdE/cysdz7bPeKs/1CKGJHvfY8F9N7uDNsVPZEMFR+2E0qtSLj+npIye4VXWSC",
+	"JhdCPKP5iN1rr6fY1qUS4jKD1jYYmZUQBF5cT7pGqVTg27vX/nY8ad/MuhjApn1entpDm4RgTdhNDGI8",
+	"RoFo+fNrSWT6GzOxDjvR0kAe8jC8Yfl1GrO3nF7TNNMM/F7nQWJzlzOvvcqJMK/AYWCTqchpnmYL4n1x",
+	"qkXWfEEyqlj+sfUA74iYtSDlwa89JHXzfRBVgCRsynjCeLwgO6+EVKOcvfnxmWZKr1mSyl3kdTmj8Vj3",
+	"SnaimrGAMe9spsYo61UiU7TASOJMSBtFM6cLLQ1ycxhR59TsE/c/5GhHLDx8mpO2yGtvtx7Qc3AhxHPK",
+	"F+ZXeUcHgpFQLzMRX6EZsGwA9yRY/zji62QH1IY6V0KlXf+QC0EmlC+sQA5NyNOqvGx6GIqcnLTbNgLs",
+	"o6swXc9IfmZG4+aw9qxXZgxefKrYpYl5qiytXQQbRlWzhKWv6xbQfmsJQspJr/tvWam66axdrNLcHsib",
+	"UB0D2Yn8bqLdUzKnqSIRXMjm2VCxPHLLRV5yEsHCREHIo/JuRmTCKJfVM1pzI6huleRsyoCc4BkPOR7y",
+	"T0cI9pZgOUTmjYm2VAIXzNjpVb6AoCsQ5/3AmV53q+CXpdCl48NeKXipvRS89OF+8vpbro+7yNPf7uLh",
+	"gB2y6s+KSI+qpbJOq1odR1NuvCIIVJu+lYr7QPy/Vr29lVpbhG3MKptRLOQLUZ6sVkOl3qflFSs1soUV",
+	"nZIBozn6BV0Hf+KavS2Pd+2Sleb2MDRx1cqSncjvzanzpRCMgAxoki2ITEecJUHIvYAKe7wL+4CxC/SN",
+	"9o8vgcmgRc6MVcx4dEPuDGaCkygeUz5iLuAiINFsmlDFnrNItxKhtUz/leoNjXrt/cgabynptTtLZPXd",
+	"u3dNX6yrjwKkxRv6zMRjmmUMQk1eP31MDo8O2rvl+MBHeJRyRrPJ38KG28GwEaA5+m9h+UqHjbVhgZtj",
+	"k+9F+6yp3J6Pj+OkuHCKGRmnitCSkV7zkVR3cVoyvqeJsa8OUybh2KFMnYmR/I90bCwIDhD1jIKOOYtH",
+	"BgYPCAe/WXwtSXTQ7kYBoWQ4U7OcEb1Nu30iVZplIXdh4yQR8WzCuAqIFISSOEv17Y8pB92ERPq7aCn0",
+	"/CHVlLd8mgtNgrTC9YSrVC3uyIot0bjM2S9wvJbZMWfzwhg/BC8Q2OdR7llmJ8tNVk62a8ztxIQxVTb6",
+	"Y+tAKvSRkI3+z64DJcSlHItc8zJIsvA61aKQXpcRxCLaCFlFMkalIp0DTZFyGiuWS7CsNj68//g2oW7X",
+	"twmZGXqrs8EmVF1OZPxgcr7MBZIUP/xY/7Zk15NMvZUsfy0yJgMS51qUXhWyBtQWzs4lytqbLGyGQNdv",
+	"V2moxY7pP2Vpu8yLOP6wIWdTlmsSFTZW7dJtIuNMdw+2kT+5RSJukdZu5PKq6o1c/rW0m08xiYjmjIBD",
+	"no8C625YLwY/7B4afaPYPXDa1V82E1lQcp82PgRL5wGbKprkaXwFof91ZwJf+rMv64Ps8UOZcO1GzVmW",
+	"Nb3QZYzhwN3rE2rl9ATXDKRPe3Io/uY7W63qo6kvCpR6ghBnr08U2YmW5uQChTmbe2KnxxrKVBzsyRUi",
+	"Fu22SITnLAJGLAmj8TjkYjhkPNE6MQz1s3BxveVyNp2KXLHkOUtSegFH6B6S46xo8HKiW7yEU7nuhtvr",
+	"CZoKlcTvUHf0p/hGDnwlzk2BwBSImcIGda524h/FS2KCAu2CRdUVi0DhqxvPQzpL3uk7aYWGjx3yYqOD",
+	"/dgLQzyQ26wPerH6xJ4njT1Y6NwnFPtSt1QBoRJslZA7rQTGiuYT1D5QHQ8q6wn01o8HqIueqVisRkIk",
+	"fZIIOJs2EkHrGmCuDkJO5ZWLc3TJnXaUkBEaVVX5yKQst8hra2M1Q7PfoetANyUZiccsvpLQNiXzcQqe",
+	"oF73hFTsuw+Y0+F2DZo5i2M2NbpKReuLNVPLWDJiE8gqHhqGqG+1MjnxRnfSs0zVWMz0Ol4zmkG8tJJE",
+	"zFQsJuAtnuZab1QpKktOLFnqloxnE8qbWv8Dz5h5s1XOS0RFeckgURgzfnZdFPn+YqA5pj63dtqvTR4j",
+	"6G+lASZUbTzXbvE+aDlr8/vP9TvVYUJH5vvaoSaTlL8FixNoHUWeJE3QeEGzV97QhzSTbEmFt2qb4MxI",
+	"A8TIwwhrMFMgGM84Xi+QXScp9xvuVPfQhowtb2Kk8hmLbExZESxsbte1uGLS5KgbP+UpiWDgEWEcv0lV",
+	"Yco3izIQImMUoo9QaF4+PbwSa7ijt4FqES6mkjVTLhmXqUqvWbbYbZGXMyXThJGEQZY7miIoD7n9noLJ",
+	"6PwVyVLFcpppRiVZ/t8/d7pHrXar3eq8h6wx8MLRbCwkJFZSiD2nExZyezEoSYQiOxH970EE7t+cDWf2",
+	"5pCo1+2SZfGQ7KDkiTHxURByzYFIlE4vzYDQBgmdXyZiQlNuiYVzbDgFw7fn9Zauj001uvZyLqqOF5hc",
+	"nDGKtNBF+aNn2WTV73A2313OG1reRMxOrvbygs31yZlmdAFLWLn5kFA+pUqxXL/9P3/+n2F40243w/Cm",
+	"8zQMb46evv/mq0YdcVi+WrMkVWcx9lsL+0E5ofolfVi5Jm6xpuAt8hgMVRJwSQY55fGYCE5SdQomHhD3",
+	"zUOml4BpPYETSiYpx7RbfebB6HXF2FQrEzTLBjS+aoU85H8QCoMif4BfL+WjUxKhdCEjcsUWkvwR8j+a",
+	"zSb8R38Ap7JlpUt9cv4gZ9w5AwGkIkd+NFgQfA+NeC1S00DLz04if5DX3gcYhiet91svkc3T0ksGyb1F",
+	"zzuqiFtN0gR4rWJZtlvqF/yPLTmLY8YSM3r0vBP34ymJDLG4TMEMj7pvwq7TmEU1zdk7VLSFv5ySCQ7f",
+	"3ioS5YxqMbSmEetg/YNAmK40sBhuYVnOipsMDDzF5cYPq33V9DDjLs0Fhmrza5zkqFuzXQxYTGcmE2ZF",
+	"yk1NF6MZA0npkmZMC9i6Iy0RiTlnGFY5wWAHOkAeXnIPmxAI267ZBN20mCkcs402MfHsYqbKu1Udk5ip",
+	"S5pl+uMnPhuwJASDDakkjCd4ZO2v1VGU4j4vc6ZXyYxpilfWjzDVTU4hC0jZ3GDbM64yuI2WThobDlms",
+	"ouW+4XW7mjBoHLBmsziVNLc9yDVL4oRKw35tk6UzYJ6dkuiKTdXlFm2x+OrSvwXoKmtikmhORvSaabnT",
+	"d3558m1dm5B8bNOcbbOIJwD0vkQbli+aFpQhDWuWqWhND7Xzx26AXVJ7YNFh6jcEXbX8K3Xh3RXdTu1F",
+	"8T9DPbA6y1Ku2f0mi53hfla6sQIMPlzVBWfzyxqC4rdb25yWhjC2f81wrh2NqBvNjCcgROZigglNWeK4",
+	"vN+oYTeWEWkpFlmIyMmOllnwhSY8iXYde6JwNutotMiYjPDbUU71DdY/DxZRmZegd7a+Y6PDYVA4LpMB",
+	"l9ICKPyjvKJWxq1tzeVMVIkTripf/aV55gnGIOqWesYkjBJxAf+4GKqmzdAo825IWK/v0D7UYqjJtl8a",
+	"MCxw5fRUW5lmNPbG/bUEFwOsXi4mej+UKK+gpX4+taxZD0012SpWUGownaCVCG/lgCotfAFTxifuJImc",
+	"mLNg2bUkO5GzbdjXwdSCYjT+8hZ+2NXkGgK78SojyJcM9DnJpbrMUq6fRBm1f9hRFlFdrUEhPpwBxJgJ",
+	"C7bsvIgFA1yxKcvNC1dsAcrSPOWJmOuxwO/YRyNwqHYVsa8RNFbKcfZZRdYq/+xs80siUPm3Qmgp/16V",
+	"NBpBoywveK8bIcB7pY6Zlx7DCbJNVJlmze8FA1x6WOFk9c/tr2WmUvdrlWeU36mS+rqnqz65tgvpk1X7",
+	"pzng9k+nktumeOlPc/WLU4JEwf3tEwD7Y/X+2t/tNWz4caT2wNeALBp1y2Q/LutbT7SG1ZRTFuvVJEbd",
+	"OdVCdTxGpQfkbmC/kimQew3uF6rQnjoXtUL+iuVScJohniREDkkQ7iSLc/09zZnLsdR6nc14m9Ab3+7R",
+	"bVcNH4PFCnVxQhMUzQ2/FMa8YKD3AsJao1aF81XU28M6xdxueo2RztA1uoYQthp1AG2roxprINmCBorA",
+	"K+ZdZD+AjodaBCQkXoNFBafth6RrorjNzFfYeS4AExStxE75NN1BGJYege2XfvPNN/9tjPitWEyqHdcb",
+	"Q1AaqO/a4FFSbhgM8axmgK9XCZ+qndqE3pzju51iD2ie0wV2b5nMqiHkAKjJGUhEuleS8oTd7KKldvk4",
+	"PMgx0Fx+BRClJh42FpeaFbnjgnRrFsSIfKs7r9wrYj7Y5pRV9Km1oIOEFlqJueb689LqboWjFzR8A0bd",
+	"zSoSe9F8EdMJs/oPenDw2yJsdNnG5sST+knpx3/+KcrqwSohRErP0Yh+nsAEpqWq1LTN1jpNaSsiQisK",
+	"j1O9tiIZaEWq28kFoSUTlCVNdd6qgERO69hmhmZVlrt9lnImV+2jXcwH2U/UcdcwBzFTA3EDzMGcXycK",
+	"gSrd8kTaiZXXuLg0cnsjaHiSjUkBLgzVdcIGBin1f38o8lOmDre96fIqnU5vv0fmM2NEtfDY6XDIcnlK",
+	"uLChyOglv/c2orpTf1HmFBJ4qqTAblqcpXpnpmntZiixjmdgTspHYBnOm3XbdUeEamMf4EKNUz56kBW2",
+	"4votBTnz2QMMYaUbBMTvOnesZPEsT9WimbOMXVNufCHLLl3qHClrfaaez+VDoD8S+UqWi0aPsdBiPxg+",
+	"+SzLIuN2EHwxETNZ6NAOjX0hFZtswZB1a5gzi6Hvq+TuS6pKl15vBsA6bkGdk0Lf2bgsVjf6EDTuRmbS",
+	"6fI6oquKnL+yTM4to8sVRbHZemdiMTHmPUelK2yod7DF2vnRKtUxnX/rWLwfUACujaQYUtXz1z3eol85",
+	"g4O9/kwtKwvlVTERfQ9xhnR/l3RkblcVyHvD55VYARiAuWfe3SlNGk5BqdvSXhQnsnS836+lC89SqTaH",
+	"SjiqvfGgI7Gp6EA1BHyboAo9tjsFVjwu5fVsG1dRnrpxmlxOvaiyzQFOS8LkIZBxd85XiLGrO3nh5RW0",
+	"yCO2EEgKJSMDMeMlfAIMV4QAC2miSvsurD/k5bj+wYIYnPcAinHo5Zcp5rDNNO/eoXzhfRAQOaUxkyFP",
+	"eZzNEpbsnuqvJgKiYweQ8M4SN1gZFP+0dSG4oibfxsAZFcJ5Unqbkd9u4usBJ1LlsHSESZVOwKA8TPWs",
+	"GZULogQBq2TId6TeZB4zGZArthgImickn3EZGJenDOxgsQ/do1ZIJKGZ4GwXTEZGcMbIDgzcWI7JPS1C",
+	"ciVdSDIfG3suSMSCJKISpOFnXaw+GsebKMTSgawcnfqLwOKr5UP1GoR6TajBjgqBdpx5yAbLIgCzaHOV",
+	"uJExKhxaO0L6miDGD+hAHgwCWuE1ZxUzFZ0a65xNabI2wW2UoowqPcTLSY0F5zsxh4QVY6lj8RVRQlwF",
+	"Wr6dpFmWeinqpmEsnwDsxQRUFoVlZprc6gnVV5bxd8d8XBpe7Y64nJK7kaUv0VF/UnSUKYFRG3P3nOZX",
+	"NQCpHoaVbQtUuWUoU70MEDKtxqusO/URVN8+ePRU0PjCfL4wn3VmlsqZgHGLIabMadaBqr5ejpxyhbV2",
+	"jJOWTaZqERS+8BFTkkQ/hw3MWHsftUJ+xhcEEbQlUwY6FSMC+lTKdMQjMmCaWEn0Esv+PE8VixB7GGr0",
+	"wNshn4+F9FFZcTNjmmUsN4XIYsrJgDkDMhbqscJtVT8G07Pep7pCNJAjWGfF2yDurbFrBI0ZT3+dMfNc",
+	"qw1VNmNJ2lqu/61JW78bh7mdwBuUo/gZxiAYsOBbScKVma6dIQQ4P6kXSV5y5hArkIlUFNKBSGoEHMz/",
+	"WC6yFI9TzoqYdRR1WuRFfTAoqY8FDXl9MCgwNRcKuhz6aRfEBmOtyFlzQRR+0qANL3Evc6G3LVeV9bAf",
+	"Q06O+Qaz2moy3nawMpbWbV1oDtKa8qcFxr2yQ/gakiEmVJEdA+et1e6AOJOLa9Awscpg8P4WPMQ1XGTx",
+	"KnrFbCNahqsdUxHAh5D7GNPnIpwmKb/M4JAufa2EIJBS7d6lN+veBUl0x0TSmjnTTAqsNMf1YmiJNNn1",
+	"+k4nxbBNZS/b84Rmmdfz6jcRxs+bD1A4+y4k9MPWCkGGbI5lw/wprX4dUI5K7yPFqvtEGD8qeJ7UPI1L",
+	"Qyoun4tYhdttGACtyWrAj83VXlpwe+X1BTQVGeZ0QXZAE3FV3cD2ik9NKbfdSsOXxRHDW7emTlVRdObt",
+	"xdPmMWSJ4jHFipneca1eUc1bzK1eTkR3Q/KkXZwunKKvJUGJF0xc3DMA2g9LYvHKT0uSu95irgWIgiBY",
+	"BAHdQk1yah8vA9jcKF50c4D9FvQlWNmAgW0tvsdjbb9HoWnl195Nngio5AEylpPlXNQWmzIFus/aptxm",
+	"uSjpYhwgPEoTmLmqEfuapxoYqFpwfWra60hczpI0VqgZr2iuJGWSNUJmRajc9e8y8ih7BrySrBORM8vB",
+	"YP311S7wPygkQEmy0wna7XapySu2qFA9bFarPxDd5u8qwO0BlYY12Ol0j8lgoewoPT+TY/7BUvK7SXp1",
+	"+fVWyzEfg2BhhoRSh/eH8aEU4F/4Ngp9+LL9t0/LzGuejOCKsBX/8mhFI6hCOBSXtxE0/AupJ+SBc9hL",
+	"0ggaeIDBqmtPLPzqnz4QXNzhMTPAfTR/FPtT67EzSAJ1wl0lrdyacUw4co1Atyzdrkr++66c+sduphnl",
+	"tEZQ3CL9zx4LENmCtdmAT0U+Eup+luCHMbncwTBRK/vXzfI7RjPdyNKiw++anIHQ8kLzF1P0NamRgCFj",
+	"dZNRHtt8jO9+gMTVTI0XKzMFwSiI4b9okEslmU3rbB6V6dqGAzuw1TN/7Ea+rApgp1OWrzVvThHIdePs",
+	"0aAKI03Sbd+uaja2L9tK3cTOwT38GnZu2S/jRQ3e23Gd5IvLfFYT2/ICveMQmq5VbsU42YnM6xiXsGy2",
+	"8kJWHij2RG7tgLJrBhErVRdUXeBHEbpxf/e/H5DwkMEE948KKHnOzGYXgadFZ/4kisUptrTYkE0H9n65",
+	"16Wj/zHzr0vnZWmoq7zMJlgHqviSHS6wqHRkVqkSr7Otd58n7Ka+O33yv5bE2UdTbsxgUYCu/HZ97IiF",
+	"Oj05ObnLzVsd7qbMoDBlxYQxIeaiXoBAC3qpccGg5GejN/JZVjVa79dw+9VBZ9/YQFAtHmMFMLMbrZB/",
+	"Y0Om9ENLr8Q1K9dDAeOqFskd1y4CrbANeweiPrGB8Cb2NShqs+C7ZvZRv9QFqHAoj7uALtsJLJo+M0X4",
+	"IbRkT08fzSam31OXvuqsva2SzHz7S7zRkYVH0e3B6nvzViKC722wCorsWoxCMaq4CeshL3m2sOImeopw",
+	"XA7RgOaGoTOoSxZyOIg7lAxoYkwBOFHpjmmAlqHC3mW8RLUM1YQDLUXr8vIZ8lKujYXLnwfZMb4NwsW8",
+	"TA5uF16EGR0bvVHnNrKtGKGfSUZ2aDUnC1EYIUOEpGoFJy9jQJQHsDVqg5egCQ4blI8xLNAawEyhS5Wn",
+	"E8B+ffH0cUAyMYfqLpLtVklGt/0ALrxVmaN1G3pKUqgFuvASTOuhK24MQudWvKO2J1sTzJbxd9gaktHc",
+	"VRTIUmlz2ZbUsoONLoi60f3A2BRReN6+Pf+W0BLiuOF19li72ot34nWbHZvgVgaLTqfd9m1olVg1zTs2",
+	"Bmk5y8qYynH9rrigf/2KnXrpRsNVkYACIWq9W2ahQm7MaK5JgC1KNeWfAPJbqpcPCl0qQeKxEJLhSpKf",
+	"vBMIADtzHnJjMQc3+yjlJvPYJWsOFoTmI8G7adIij8Al2yfvWH71G5uNiIzzxVQRbpcz5IcHB/uHmiAk",
+	"pNM9/r//h//f/5O7xT7skefpo92AvHr0w7dPu8UmBN12O2i32wTMGVCiIiADaDzksX7FvdoLzIDIpGgX",
+	"Ov0hfRQQ7812QKbFX4enRNJMz3oYcmf8NaYil7tViq8r77QnxjQ112uKKTKl5lRAlInxp630a762zj5Z",
+	"t8cln+WaMOa7O/+21/YL9ivvGNoGvOvSW4h1lBIjVpCDCoTvYRNj0gTXuoHZMhCqNuzDc8PuBiTlUjEK",
+	"rjhg0FZARF9CPf/x9dK1AwQNH0wMqLDq421wScAvPhezTF/u6ZTxUxANmQ39hndNOV59D+uHgld4m7iQ",
+	"NAOERseIrZhQBMM4ylBHBuq7R9luc/fvYGbO5QJ7gwJokdPvvPYrBWIQmVNFdlhm0Egwd0gW8u4KiQEL",
+	"wd5OWwcpskZXn6Tc/r3homCvdRfl+3c/1JrtniTdg4POCZnOBlkag8kagNeP2/tHuzXR79nIDwp7knz7",
+	"5qzWshrn1+UXoZvaV6/qefCCnH97SiZUxWMjwkZXaWKR56yzA3LCgJXIdMS3Cpq7QuxrO7SXP7yqHdYM",
+	"dXb7mkxHta+tUFWL9QzIgEp22JvlmTv6U02hMNli/Wgr+6uHjmurO8alw5EGsDUrdv7N8hgBB/YdGxC9",
+	"0G+Ywl0/OujU7foVW2x/lvVJ25D3WZ2Vbr5u6C7oeTkWgSkKCc+Q2zKlo5QDbQF3a25MLssTWZORN6Uj",
+	"hiXNgFjMLeLpqnwUa1PolIqndLazKXB2oy7RDbs8mlcU4+cifCECv5eBO9cfwlBPCR1A1JyRjSHDUT9o",
+	"kTN8kFMttYUcXE8Y9Q9QXAhqqFxEA6L34m1yXRauXa0xWfkh5Hgud7VcNmJcS0AsMXj2qOWboCJN2bVM",
+	"RuMrPRWoabGN6LIho8KDXP1aQvVg3TiuQORjRUbuEFikypoki/V3rZRNgAen/oxeM86krEu+wifb+hxq",
+	"Y263DbatHZoWk+8mFmHGbVFvZ3kbIv+VCA9QKs1Z+FrigQT4DSmHs8zkhdrXDMcNQp4O7WHUPJ+ccb/E",
+	"jqt1wjGuYcQB3QUSBU0VBVACMKss5OB2dQpZ9bzBpvtRoWF40+00w/Dm6MmKeNB/m78r2BB7Vmijd063",
+	"uEs43TbUWAu0GWu6gqGryfEneNXrJv3Kie91kZFe5XuKASwQUalVp6KKIfAlUKU5CjMLCO4xE0pzEt00",
+	"PS0hIuxG6ROELmEfBkf2c0YtPImJ/3R/oZmrYRQ7+6YfQFrgzOjH1+IKRIdZkqpyu2h2rZV4vEo2S7dC",
+	"CxEnvYOjpdInq4MMt4BUfqxf/VBAT2/vUHcEx1Ts53FNqHitDc1UNKh2BcbXZsauWVaAtwgOMcqRnbW0",
+	"8bgk6rXbZEATi4kDWZ0hd+xVtshZYd/pe9jDoItAYIpt1KDeKweL0Wm3K1G769bSixPdnJJWYHWvuZcQ",
+	"BVYlO+3e8afE1P1UluVuv7u4eGWL/ujzuF7UOyi5j3rtLR1IBo+8Pl2oAgNt6nhYeczeIt1gXYrDcgq6",
+	"KRRQCT+oRzsPZ+32fqznDf9iUdmEmafNnA0ZXJrN8S4Vkmqx+WHuQZESZOJUNlFc794vL5xCxOxqODJc",
+	"WdxGh1y7jFqrn9s4Zch7qA1UNqGq8MWQUTXL2dfS3cRdEKSHNMtQwhU85BFO0aRtYzTzQsysReiKi3k5",
+	"0Nkcu/qIZxf1XKIdfxBNTjYEYrrKcfqxVjbFkOQAOeDi1swLl1iUwLbqlwyBOgYLrmgMLr5sYWI7tdpo",
+	"26nJVPqD9LrdSlPFh1B3BIt+FN+SnboyNRBmDffIIhcGhV9LFq9q1rZ7SiRjLhmkiC71SuvBJDvkD/JC",
+	"1NUidCX5qgGwRrq1X9fh66+q1EeWC/V5UeKDNElsy/s++GFG4ytTFKUQLEBycPGIEBZs2yqqr0NbPdOW",
+	"k75072KmVoXVTpgai+RSt2IiwLGdAwdNqsbWi6u3TzdQlMcH+olNePGhwyyNzWk9qQ6nCIanBk4b9FHo",
+	"W5bn6aLXyyDN2OiZcZda053zc5YBuV0UfbU6uW6os+8f1VKNc1favDhNtXU7oJmDmsuzXPxjGTfR3hhY",
+	"pOVywuvK5FbCtD1cHTyrgTlW+tgKV1K3b9IXXDxu4Zpx3nygXxijVkD5zHK224ImN5WKhCJ2rlZkH+hq",
+	"uXzFcs0Qi/uyVLbChdpW6wDbVQMNd/sawLOcbbWueOL0nfABdnFFH1dwqwO4FssJkLZ8jnOmgsxW3bkS",
+	"FGSZzpQhnYv6S0FteVubbAlgR5VOBGeXKp0wv5d2FXoYYYeRAxYZmis7X9XncvB2iSmsKg1Yrv9UT9Dr",
+	"SseTP8gBbEupFn256nxg8XCLIvGkrkY82fFqzXupEH6lSeywjeCuXolNv3ZlNZjbY+EgRvnctxHU1l2r",
+	"FNitVih2/APgowz9x+iuCjHHkGkgyA0bGGBhUpeIInS8ok5UpQx6fWmgpXLzyxfJ+7Z09r3fy8fVs0j4",
+	"9SFrDgM0USoLWqe9vsZe72YWKw95hSbjX1vnawJzmCHDxMTI6fcuwH9RDSgHy+htjDflgdWJ1K8NVu6X",
+	"VPtPJtX+S1r7l7T2TwdTZSv772smGU9+8kSEzzWPRM/0nskyX27dl1tXCxO5UnioCA0V4ZxZDNH7SApV",
+	"oar+8IustmidXtsEsCnE0I9qWrbul778fVNSW8ELN1o4vV63DknwHDgl0/fBpsgEU13Yn0x5BKsWrwol",
+	"twQCnyNSBzqFXfwC2BWjCVM0MqmpgOnhIzacf1uz2LeBpoO9fRhQujtlmrxhK11pphSWrZUH0WNWns6F",
+	"VtmQCpZlbK1/XzE2lX6ho9aGsPY7haEby8U6EOsUAPv9iksWX8G3b4AgOnRqqUOfrAuj1uq2rA3G9+G6",
+	"GUekABwBeG8UMbDEmV44defg+zuCdCYZu7zX6Gc8g7pfykjvestd/sndZ7MNeKgrleA2yTtWFYjQGlA2",
+	"qS71Dq/PoPArcoF26KZ457mVQTjL/b6VLG+ejYr6fhsnVxeeU4fUWcLgBFRO76pVlmP5XJSOeHHF1lCO",
+	"B4TptLTo34zR+YYhhNIdjRL1QdyAUGQKYYHdzbDt3AvuBgoLlkp0CvzFEKBw5nUrCmaV+6VeomXmo7JC",
+	"00XNYiObmNI0r0Og1pxklQ3q+3cXJV5zSrTGBvGEZ8amCHpbnzxCPxh6gf1GPW9wKcXk5LA2NWtdpNhr",
+	"m8IDB8VYv3i26JNpLoAzWqpvwrlMaUWsiO2HirVCDnk5qfM/uRCwHWQRkEroVfveNblCPCl9xNmNCrkb",
+	"DHJnSScupuoUR5U53wJS7FwoBcUjATdKy+ght5GP8AHCeLoJBK57yIIJG3AH0xFvpjxsYD0A8hM4RzvH",
+	"bZLQhayPWFuOTTEEM+V1xWvBk0FmXKXZsuBhPiU7J+026M+u6vuJpnqrYx+OD3ulQNetk2fRLnm7IZfl",
+	"Ozdmg1mteclpWbbxudjXktCBFNlMMfx0sbs+rGO/c7B/2L7P7FYc/pdT+utsySK8bPw9NSFzWixskTcm",
+	"FREh6Vm2aG0TNYu1xGz4h3U94BXfHERaIinVeZUaL52+2v2tI3RvjX/wEyrrfTdM69MCeA6SVaB8yhpQ",
+	"mA3sb4UZ7AWbV/3Y54joJglWqEK90EHbQ/aMqxWKInPIh8Jguu1E4H5ZPIFx7p5aZMnqGkR3sNCvMcaT",
+	"si2+sMH7ppjNRnhSZ4MHCv7xjPB/XnVumzpelQAw2dXwvo+hzJqU6PVKiqvHad529QOMcmYrdG6psWzM",
+	"ULWJ1qtHRTeWJ10ao3nhwQa5Jr/b0ovK7T0jUwMmZUiGDbEaizk3jA+FGD+p+uFL2/vFtmqHWh3CiuR2",
+	"18UtDuDmZb1LxrhJSjbVyB1IBZhQd6qVTnG5ldDUzDtCaGULXEaNXqJ5KtmSOAYJ5Q9kH9ns/CvX6oDj",
+	"wlQdIdpcpGQDfHG1zm1AJCzjquzeFXhn6ytLuTDcdWqU3qo3+GYB/XN3KldnrrCXydh2K1em7oB74au4",
+	"khULhzfMMgUrEdn3K4j/A5ozahNI/2RbBsL530fxdrP4WGq3d8jqYHVoDPCYfchly8SIpByBaVy9un7B",
+	"dAaLJY50auOKSt+aOtf9Eh5J5dVTsgGepIx4gwMtV42zSCl1oS8/FULg3SxN23uulmH+H8ZvtbydULQO",
+	"a3e90YfC1K4FxedshkiA+NdTSz++f3fRCJYrkxVaMkxjdbBOgPUKqAz5rW0qRuPXWmDngExSPlNMi/dS",
+	"zhigQ4Wu5DShkrx++vj4qHtAdr5/d0EeaU33sWHbr3KIzWZyl1B5JRG2dZpyrj/MRiJP1XgS8p0IcrSj",
+	"3YBgNPVORNV//TJX+heUwlMJ1RjpLDHhm+xmGllooRZGCRYur5BDQmgpFhm0L2MRNIgdq/OZ4AjD/QXJ",
+	"AjVUt61jpaaNDx8gBWUoME8IwtD1P5FnNora5lr0VzTlBnQ0z0wLsr+3N0rVeDZoxWKy5z7w/pXqFZco",
+	"CPsHwSucLk2VfgRRmKkxhsia0swQf9YnWIMcVyMwRiO9riEHUNNmll5jZXZ3vNBNDf4sKBngmwc8/zo6",
+	"fQPrVPdvlD6A2bBpxuBioNHehF6FCeV0xIz6VlAUdEiFHJK8zDiA4SNOBIFMMKJyfWFDHvL/8T/IE5Ox",
+	"qv9Ex6WX1Qlh/S4rZ8YTlpNoj07TvetOZCCZbcprX7cQRdEvUvCQ/x4CnQ4bffJ72EgT/Y+w8f/+1/8O",
+	"Gx8CEgL1Ng+LZBH/pQ/QGLSpG4pITPM8NVHgLt58BxHHgfch4gY+kLst8qqUNg6oDyEH72sLy9DjdYAf",
+	"vIzt6BT2iET+by7VuZK1HfJS2rYxCioxRakuNaXZgKDslBK5DQo14OE8hjbxngmwKvVtYslglmYJKMRG",
+	"tVBjgA8rcg9NUVk1y7kH9QGQIFG33SMvBHksuGJcRbDn+sIj4ChhPAHIGEl2oj38TZMK8889fbb9vyEc",
+	"ONp1IHdXbKFlVk2F9lpzlmVNCCLe+2V+JVsQFI8RGryUGG3PHYRjFKcO03vwSP1s8wzf79jrPp/PW/kw",
+	"brIkVSJviXy0lw9j/R/93q7N3Qm5zUhE6hfjzDELvhS0bz74LxO8/8hlEoHaATlIIY9ikbCITBhgzu9I",
+	"highkZfAFBEUVnYDYyEWnESQF4W8BbMIoyDkWANeL4hmD5AZJg0oy8KWDbW1CVJJts7qCnk5O9HLRi2D",
+	"HEPanQu7Nvvw2gUeeJthr3xgiQFka+sPA3cPKa+m75msPXLhgptCjlYt5eDrnQhRpATWtuLfHzhaGFWt",
+	"2VPisAkk4qI7hQ57phPbGZ1OGc1x2nDNC1ITAZ3ERAh7NmEz9Lvl10y6hFneU/LrTCiw4M4NQJXIEWaG",
+	"hxzYjl3asxJP0T8+AznQMOZXL99cEENM9zT/2TMiiQGEoJ6bCIjrN7Bw33zjc5tvvkFGpgUIzEzC1i3w",
+	"iycgXFvRJOSkJJ28MT6UuziRyLmSBg1FN3vFFkjG4Cdw6FNFVpGHVjGnEpvESSElbJEnN9aqAiEPNetm",
+	"Po70CIrEPnCvkXO0TEJ4CeTs4m7qK4V3JEP8AU20JZmLHGrEUaXbEjw2JH2quTXHba5Y/As8ES9fwuRu",
+	"mKIiY6GJCXGOeHMURpA3M1MB3n4LFFWknmCBGfOzFQMMx/PViK+12BZjGCD0a3uSqHL4wi/k8NvMEitO",
+	"ePHT7JrxkJsK+Kmy7pkW8SIbIG7RqDaQWlGbfpGabMCQY86FOfYH7X1Sl+thb80rXxgNucfp8HurDvTJ",
+	"z++j4qzFpwWWnSQJizOaawruvf57oTbojz+8RwkAMvUry9QiZ55Udc1C7mX7Q2ETR2QrRZhKmf+eJO0k",
+	"5JBXhWdIRjWeuopk3Sc/F6gA76NTc3r1gbUCuQy57hFyWgrKSxgfCi0I6YZjBd4E64t1LNKskpEPDZxo",
+	"yJXQO5grkkL5Zk8bwNjLcuoiVZUSOFGxg1HIkTu2/G31ivMWUGuIX4AODmea1hw35NHfnxQXHt6Odk+9",
+	"1DNvOAvkc1GvvU+KNEzH61wpfjhar5dl+8DcEnPFq+K6S98LSipwyNHKWiri7JfgR5qYu+614oWc1khq",
+	"aKWTpXMWYPEcPzoQ4Fg1FWBJUBKIIz21Z7rp5iuIIY5Q2Sx+t4zVWQRVOhqDc9UkQr60+MHwdylCGcao",
+	"V7V7EhntB5025WRHLYwv5fKZmkCWetnz4mX0hXx1Sp8W3vW+yELqtNMop/jtmBw/MP/Oaap2gxWLQvw1",
+	"2Tl/cvGULK+SFZiSnA4BRhdlVryj0orR5s5KQmOD1JRKd5G11lJGS45oQv/bPNaKa+SiFkLuzlkUmwzE",
+	"scglIwPwQi30hZxqkXIH4nQga0bz9Nyk/VjqCm1F9tfIDqZQAEvWpwlNmKGqhV6Mts8mvIliq5CVMAPl",
+	"z10MfSQUbK1C4NDxbY0qFrBaCULtERuLLEFGRxWsXGAonT35dlVBHmWJDCChdwoKmB6fvgwLZM+SxTkz",
+	"LlRKbC6s1lRpnqXuPIPtbZReM1TMjO6upcIle1CU+9kC5hSVfK64wCmK2FOqxjIgKO/DjphZTrQw3NfL",
+	"gWCDCYQ/ou4m7SG78Em0PWmmAfgfWaHiIGCJKeN0mrYWdJKZAbrfQNYKkCC8mdPRiOXk7Tl+l4gYdAEA",
+	"wYqZseoaS8zz84slu4tuFHVsUMLMR3JPv1ugYRR2lkbQMKALjX6j02q32vo1M7RGv7Hfarf2sdDNGGx7",
+	"9bKifjJialUIElLBJdQ7Q+qsMAzSKRwxzWvKVpsWOdOc74pxrZL4UITI9VIl9fct8u0sx3Om1V8081it",
+	"kdlaYAOhaaQVLy3l0kIpNPGiohA3YEHwCp0njX7j70x9P7/CshmoicHSdNttazIzQaDVNHSIDrExPxbZ",
+	"72cD7GjwHA16owNtNBCNjatX+Q+Xv05ufnpH//nT2cl8/ujp4flM7F//9NtvRxc33z2+mP/j0WKUv+ld",
+	"NQzMIqArGixFgFAEwMRGp/PrP8/++cPN43z405vLo4vFux+/ezk6GsfXr+g0fZ7l83NKX8XfvX0tGh/e",
+	"fzD2QroF9OAbNB4uG6iNLaLVgDItiUHn9DXLVa2b1/fMm+cJdnGAa133hduTvXOTkOpwdxxq6aYv37rk",
+	"You35Ju6G/2f3wcNgxaD5wFlTQc7ac4xEqHySW4EDUVHsoBe1C0X+lKSqqYW8rHaSO2deob2MjAW4quB",
+	"PryaDkOauzEtW9xAMkwzBDt6xXIJvwBcWArGO0RRihBLA0oBoCFTE2mUi9BuYsOWW+QFhq8UsFUowJmF",
+	"kv162CVAgzXYcoif4nBTTkMe9dodUsYM0dJKGQjktCo46g/X6CtL91Yv3Jke9hNcYE3WLBQU3MO6Q1G8",
+	"soeGwMaHYOObIK3Ai9U6QNnC7JmWiw1UzGCBPEOLDaWwwMb+sBOf0CPW7A56SbPHjofNE3o4aHbibrLP",
+	"esMDejiAzOtGvwGral2r/QaNlcgRP7G4v7fzk68fPx2ImVo18KP4ODlh7WGzQ7uDZi/eT5rHrDds6gHb",
+	"ZysGLmfgXPqYQy8wVFAvL48dZgNybcthAqxYYcxJ2o4+wsk7w282LS3aEYbKZbWYrAzAid3f3z8ph482",
+	"uu3uQbO932x3LtrtPvz/v1Ytb4qIUjUrexvX/rrhG/PELUbe22bkEKlz75G/vy/XRi+65tqxmTscGM8N",
+	"7K7e1hfYjyhzm9npXnQO+70DsySGVMO8Qf0Bb7vt9b2JhWm0kw7rDvdpszc4iJu95JA1j4dHtHkyaMed",
+	"pMv2hz2KqSK6Jy3fdTr7raMyLFi/cTjsJN14f9Ds0QPW7A0P283jwVHcPEnarDPs0v1BL9Z7UVzWrS+9",
+	"nyjTeC5+S7OM7h202mTnH53OKXmW8tkNuTk+vDzs7ZKnac6G4mavs78Psml12Sv3tFh6Psuy9QvbXl5Y",
+	"E1zWGH3zzTe+LtgoKhHVom/YxT9gh8MjejxonsRtvd2dYZN2B/vNuJfYRyd28Tsnx62DTqvTbrdOTirL",
+	"j4P3Fxd/KS1dPMuzvePWgV6X90XEhoFZ7rYrO4p7dpA0D9nRsNlzo8Tjok/LYYJizvbkDBhpKYamRgA8",
+	"Q4+aGJZkloos+JjGY9Z8jOVqNwmD8LJ594WAmG29BfeQJ3vbyJOPqMtFh0862wiSHpYMfLS/+aOnDmHm",
+	"zpLuwTb9vEG56a2H4vKgQnI5EuTn9x9KUrM+NqUT4UnG8HPjfdAomSrcE0RLrUjOarwH13cPnAGJLaZY",
+	"l/IACY+g8JVCZSCQ24V126DMAcsEH0kwiCxZykKwsrugkQVTaOY1RgybjUonjETddjciLLUVoZek5u4J",
+	"KVnsQN5tR3voP0TPSQlf0MrTUEe+Rt5dxosoyMwjkSxux/csbayYyRpbU4zV8BUfyvFGtj5KmU1378Km",
+	"fy8KwTbOwV4+80J8yvB1qSs9Eaw8HalEOEsJO+gHyt2ee96C1kINZJaspbLmnRY5qwkAKw+cpMPSEcc4",
+	"IlP2wyPKzvC6kZq6Fz8Ejapdd+uPzet/PiXvbEEsXyFg14UQzwCuC7472IZKOlCv5yxJ6YWWR/XH3e42",
+	"H09zEesTPMjYE640XYVvTzZ/eyHEc8oXZp7yL85LSqwDXOL1kY6Ejkxla8dK1Hglq0ADzWpW8VhwOZsY",
+	"L44Xnkhre4ZgkdwAiLqUHVkEFbbIU6DiNh/Bd0IFzghpvyylHHEx79uICFMRbAniAIs+aua24+e4I8an",
+	"LfOIJm/js8/SawjTgAzL2Wi8DPCACItQlqccRedju8CacDEngvfJjGfpFasBqkQKywVfTMRMOt+B8VSP",
+	"0Q5LVcjtwItAAYDm0IMwSaeQNR3TLKtGh1oiZ/JMe+0OKRuRjC/AGX+LzAslssSYzrAiUsh3oldvHz07",
+	"f3z59vWzvRlPRBN2rIlT+/+gxb+1Wq3Ihm8cQSbpLkGvjFlAfbT0Ko1ZzgLwaZRq2mGNNW8sGMzGE9xK",
+	"3HI/NqFiaVsFNOkEmXUwkiEvxUXsQItVjOKq6KHljd3TVRlkdZKIF/x8HxHEhEA3rruPevz54a/vjtnr",
+	"tvrn/uz8QLw6om9Okqed0XfdX7aXSWqisrcSRno1uDKlVB4/j+dhTN53UlG24BOPLUTlX5ETfi4c7Sfj",
+	"KahCsBlytAwLu5nDgWVkDWuDUvWYjFZYMrB0whQovCU6gfGBYhRd2dcMjuuQl1jGMpEqiHAJLLkAO75K",
+	"OZTkMzjBZMdCjMNqBCFH8GIv9sqmgIjcpkFaerpbFFpShSaWs2tGM9TXxikfGWdCHdjwvBJKZWiBdPvA",
+	"EjcuTc25cWaDuZaSuIJRfFqj2gEqLvxcCcgIOfTu4g2y22Ms27AcPwBj97a6ZMi/BWgJw+77+jRUywkZ",
+	"zzihlXJEXhZ9EfWwHi2ir1+e5gKlEQDdWgVNAQFQPjaFMTevAZzwyx+V0SZaIX9XOlko2BR4E1MP5Vyv",
+	"msWcsMnVgtsQRJaHHJdh6UV8S0JAhYJqADmC7FVjCo0shCE3RBhoazHnkB2INwL7gLTWIt8B87xxBxNv",
+	"4zR7l8JUfHVtEboEiMGFSmNW6zQDMnIPpl3GKGmMkk7r1+P96ye/vH7Hvj978+Lpv3pXj87bP/H0x42/",
+	"nbkUwmU7hA+02lgXprO9dFCq4bWVXNC+m5GijCrTYIvvx4O/x+nL9Pun/3ry+uLHN+fyfKKm/3p8fng+",
+	"UT/GVzJ99vj7NvvHmX7nh586P6bDH1ts8f1vybvz9GV6/tu/fnn6y8t3T/b/9eb7k1bczfhg8rSd/OP7",
+	"rAwigcgjdUAh3YOTbtt/aAd3PPmxm/90eHPRnj7r8X+dzH/oyO+Pxt/uDx8dxP88pk+6o7eH6cv2r697",
+	"ZfSKvkXE+JOsJmUYohqTyTNLU1q2TAJm0oB2YbDJY4Dg3GSsrphisjldSBJx0YTcwQiDX6FCAUageGyw",
+	"7A6zn5TcXBvTbF/ldDShawcC84gCoE3fXVy82uu02ji55RHAz7cbwX+KpWgbm/85stLHZf/QVpZ/0CFe",
+	"CGVLcH+xTv0FZXk/jaSwDHmQtZsFdzFTqyX3117yQmHjqQSBFl6LgCC6sBY2lsw7LQxgrNb/sOkGNgpc",
+	"i7h1Yv0WITu3CtDBmW+jbRvaLWbqITXsO3j0Pl//nBjZClY+Yok5cdse4ybNss1HuWTkchbNIkGLJRBj",
+	"5B9lf0yCsz/tdJ5l2VYH9ElpSnCnsAzVl+P6sY9r6TRtPqiWMu8NRT4SawjvE9SjXJHVmVxCCd/OhYw5",
+	"S1YHXe8wnhvUIJFjFo+CWmIf33n8FBbjVcG1/n2O4/JQ/h1O47We4roj8NfwE3vI9usdxLUxEF+cxV/E",
+	"8b+AOG5T6GltRYdbsAf46i6+4rp+AyKZqSdcKssGaUD5OrEIwh7/An7AkGuJa7nYx6pIpQfhNZ4JkEL9",
+	"2cQt73ScU8kIF2CH0ZS84cqBNH49erfPXp+of3bAl3hM33STp73Rd4e//NDO/rV/c7sop7vxqhoh8pUz",
+	"DCO26mnlSHwcsfLzp4mfTyCMclES5qQYjyGSmi1dhcYksEZPM/U/lvCh+6ZSNuAvQHq4pjEVtAaemEGi",
+	"mcEk8tmsdg+sAYNKELS8RV5tRnWokC0tPWPAN6Ew2KEyvVTgHlbHUxSuykp10M1kNLCE21Qd1kNy5S8h",
+	"YT6mnHBBtCyFYOUAO1cjvEPoyv1CP72omPsQ1PtY/29BM0tlIf/CnpbB5Kf9O3pbOp06b8s/1cHs/Fi8",
+	"6tI3veTp4ei7k19+6GiO9Pjo+lGbPz+AIJiu+ufh7BP3trxgc7+ywheXyxeXy0O7XHyq90VX+wvKMw5M",
+	"itYUbkAZoiAh28g1iLSxRmkDcUH6Nh6HDiOrgVdZyq9a5EIQei3SxIQUafEEsCQcSj+TZEyvXYyJDPw4",
+	"pI0GPq+UY1qgVhVIInWqX0VRW6mSkXqNDMSNqgxSL1WY9fwI1kCX5nmWUPJMXLOMQp7qgwd1VGsx/2l2",
+	"RN+gpiVBqHxutzUohwRLA/SSGOl5U0bHZ5OKYhYGqtp/sS9+4Vl/Bfsi3uFCx9VXeC1zciUB1uB7MFem",
+	"tAhm9MHsUkVGOeVKoiQNgHepJIB7jMB5QoXcFTd1uB3Q9yrcjj8JhOO1AfJ/oET88vI9nWVZCXX52sY3",
+	"eNAN+nGlmmz/50YB5mfS1GV/nqeKub8w1NiWIrBv4h8IkadleIPu2EdrQCMoJ60GNdX92GiWURdp2seU",
+	"kDkn01wM04z54NIYIOuhIkjgx+WZvPcTwj8mO1gqt1vDDryCu59YzveXBO57J3DbmhyW2LmqkEuZ296V",
+	"KRFDuFkbiCG8syXKkaFzxV3+S+ETQbmcfxcyEQLTY/JaOQ8FEEd94JxpzobpDdmJqWTNlEvGZapJbQXe",
+	"RUv5K+BcrPut1uRRV2FpxaCLSllucFtWKALsVTKhKh5Xht05WjVor0zSyqEfbDt0XG8wZoPGCIO3hNJf",
+	"RORWdQPSb9/KbrRmIKnByMSCO5Ux2HIntZhCtkLPdkzDrzO0dkBOB7obHlJnG1QhhxAzRMX2Y+AilWfz",
+	"keCR7ESw+U8IJ6kGg6fT7BxctE/6+wUGT1EPD6FuSsXo8KfVpoNq6TUsxVVTLa3af6ff7sKC3gKsqd5O",
+	"YWT6n91tBcHsfVF7q7hCfmUtM6Cu3uFO1+6wPkf1y9a+6PSKc7Bh2dxn3baerfvMwRzlNGYbltLUIqpZ",
+	"S+zwNshPuHL4nVuvpXXykLRqVqoymTrko6DhFQdBJ88v57+I9PkvZ4sXb9rz52/aN8+f/njz4lsxf67/",
+	"81Skzx5/P9XvvOg+7/3r8fcnd8LD2l5uXqo9thY3CejHF8CkL/K2wqPgydv4d5287Smz7z8Em+zfKEIl",
+	"ac5ilS0CJ1dnC5SrDAy8wak2VulyOqwzgFdkcFChoxZ5i8AQ5ZpNgLCspTI9BkUhCsC0EvK/5xT9/9j7",
+	"mOVQGMpUxyKIMyEZCM2mCP6SqH9icnyh7TWm8Z0itBxQgsC3H3Ld8+4qu/lK63uNthDyjerC7cLRceve",
+	"yocxx2/DCpCrGvb3d/0B+U5Mp2h/8AOvMmHCPmZ8Jmc08+KvGkuUf2uaWUz4Vqb7zt1M9/XIge2L9nG/",
+	"eyepZfsVXi23LI3g9ty3unGr+fA6eaUykD/J+VAqb1nDMd9CkA1u3Edgl89MBZW6OD01tvGZnM1NskpU",
+	"MnHs/Z4mH6KyeF9+Yct9XKF11oHgfp4c/gusyV9WhkEabsSNW4gxaIZfthvuoUlns4N/R+S25CaSsygg",
+	"+A+5S2ZTogTptNtt57QnE3GNhYIwiJsD6FbI0aAUOJ9Mmhehl2Mqx1CuR/oVO3CEKLhFkLxj48K/f/Py",
+	"RcifpVz/lGasKGH3+snZt8+fBCRsPBfXUCHOG4SVEMLGbkXSwq5QCHpC4zFJwfhVSExQBsMawYwTVsxN",
+	"FGcRoRB12+3IQVeEPGdylikAw0hh9iknIk9YTnYiQ26jwC4s/tMgjMEf8iqdTp0UZHJLI4e1FSG0bmTR",
+	"ybAKo5oLD6sLN6VFzribU4E+BrEhA5qUbZaBJ8ehH23H1KQ3Y740xYpKOTx6D0OeQpymu9cEDShaDByw",
+	"hQCIEUkGYsYT7MZ1GaXGNOwZCiOo+GmrFdsyJzANwzIsFJpuf+G22RxFCCGlxhM4FpKFvFLUCpDQWE4y",
+	"Gl/JFjmf2Jp3LtIEClgjNJ6reWSAcEK+4+3Wbou8cbPWa2GmLvvkHcuvfmOzEYmmg6tk2O3LMe0eHPZf",
+	"fCVppr7SL9uyRjLOF1PV5/28P/WeBmQAD0j0VZd+Fe1FX3UH+D+Lr6KA0HwkeDc1IQ/4B3n13eOQI0OT",
+	"AXn16Idvn3b1j2Qn+grH0cRxfJX+7UWQ/e3ZV//vf/1vUwVTb2qWDvQMK+++wLda5Ky884BNY+odGFid",
+	"lMMGm0JQeicyMWqF/MwSCpozZ9pLORlQFY+x8M4BZGVAOTCVUy5NEThG43HgCioYS3XIEQo3EyOgH5Dl",
+	"Ya9qUYrIXoT7BAHtTND8SDmSPDgcAaEhtyW7IrhIUekGAea4vioIxaRFDcj96OyTKXLOSyXEZaZ5J0YU",
+	"dQ7IrOCNlxPNHCE2dZWKtORQAcfLPVQkvAnWpXJnHSnl15r7GOnc+KuWDZudk2b7AOx47WVT29Y2S8/B",
+	"YPwQ6+OiLvW5bfQb5Ut52Nb/99Xz0ZO/vz46/3GWPHtx8l2SfdU56bGjg33W2x/ud4/2k4MkTnqHg6Sd",
+	"HCX7B+zwqHvc7R30hvFB77g36CVJ74C2h+1B0j4axPEwrlPfNiiR5Qkd36akjLd/f0ZsuNlPqIee5IvL",
+	"fMad/dNwG3iG7BDPAGLud07acS8+bnY6nU7zqN1uN4/1f7WL/+uA1T5hN41+27ZQGO3B4Gsedzys+RL7",
+	"ChtYXjdskB38jqTIHYyIAUSi2TQlwtBmskd8Zrfb8Pq2UwIJDVk0DM5xA/wLmXqj3/6TlDzc9NcM/3u1",
+	"sveSQ/x4vWCyJDl8MZ5up1p90ZQ+EU3p3FMbKuI/qCD1ytOE3jQ1hWtCiWXZ6O932p32SrXKaE81etXE",
+	"YLdBvNMyhL4YqiY+lCuwOr4uAPrQcRsLPkzzyVIdXSwaXZvyCvJ+uShiTLm+9QpFGB/IryIQ7a/GnLQy",
+	"jBP9dnrt/QCir3vtTt+IYxVInJEQye6WggspVJJSyttpLeZjFcixPDhZg+QQ8pXJYLeUkL6FPXzOHijn",
+	"9mEitO2g7ps9a0R0CxD6qSbPfjTKDtCWLqv6S2zxZ8AV8GqQyaIuztj8ouXrjcU41xHsPwFL6e9MGaLz",
+	"gIL7f0qEyf0iSz4JT81F7RH8DOKDP1vK83emNpOdKVXxuA5rHE2O4B4D+GWe7Bljb8lm2yJn4D8rB59C",
+	"eZqQRwbu7XJaKvUMFnXInKNXzJbLoArKs/cBjxvkzlIRn5BLxhVRAjRoqyq6HCQzXJPyTwtMJzQ470Sv",
+	"Xr4pat4v1ROJbHXpojR7JQwBa/cbl4IrKSXEVWkcE0b5fJxmbLdF3nKVZgjFqPzEaTkWc2kgtg0anmf/",
+	"Tlx2YbW4SKqVCsYsGDfmMprswov64hgFtJpft6SoLNIilgWbKvTGjLhUXb+Eqr0T+TU1mubnKCAHhHIy",
+	"FrN8F63K8JErqmKrmVQ/xxeigOy7z2+pG1gjqMiNJL587kK+rDGQOoUBUL8TYZYYE1pR21H5Yrc275II",
+	"W+nfnxgunVynQIR8lQZBduB1s/Ca0PYtyjoDDHCWNFPuICpCHlNwXKl14D7leBk2maoFEVCvcPfecTG3",
+	"kSTeAsu7nwbj8dsfwHO+NZsznf+J1snPUciBRb9vKErn4FMTcMxgP5Zo8wUA4sH1488+sOSLQl0Ra5GC",
+	"b5Jsa8yje4XZ6/fGdFZbZ1TJKjqXMYWOWXxVB2JMniwXeAs544nJ8kVH/9fS2bA0G0n5jEms07Ykh4CY",
+	"6xKjtIiAkQZVjG8s3kZ2UL6riDJy5metMCP4hTyVu6XIkZjmeQrBxD50x5SmuQvtqE4g0DL4gJkIiZST",
+	"qVZ2bVwECJ2ckZ0l3HJIdZ6iDC9272T9teu+bAUO+X2FurvYiLETlAm7ZDnauEAgK52ooavtMgUCHZgG",
+	"ahz/lTRHYy6uE9WMYHprQ/Wt4pdL9QHvI75V5fNNhuigwdn88nZQkdtHKZem9TkUj/n709/i/eQ6nvy4",
+	"LZrZYbt3XAdm9q/p/s2Px/lF5/rdweLRCX/evXp2+Mt37dHTXvLmiD7Zj98epy87v74+UJ84mNkqYM5y",
+	"aU7PwwDk2yOIjnCHvI4uboZHgxv1BSBtzQi+uHG+SJ2fahg0GnUmi9qyMGvFTgsDsgExYY2PBxBRbDNl",
+	"UIWWM3ZFWMoYqdNyqeFCKEIZUpjEbEOUb4u4EGGuJspJYOqKboG6cFuMheeLN3YRPzrQwkdNo7amDxdt",
+	"aDavCCZEnux90mu2T0qfAPs8GXRZb3hIm8dxJ2n22P6wSQ8GR834JOmw/eEBPRqcwLsZu6xpdL/ZOQIT",
+	"TM82OoVn+612q9PZbx01gkZGpbrUh6XWdmM/1If0ko5gDo3n4rc0y+jeQatNdv7R6ZySZymf3ZCb48PL",
+	"w94ueZrmbChu9jr7+632qpzpffB/HRU2MrdGNrO5bj775W8wdpHuxwfsaNg8GXSTplmuNpq5DofHtB13",
+	"2PpFOoDQ0K6/SJ2T49ZBp9Vpt1vd/dXL1D4ufVpaJpdq0IyzdK/T6tYmRbc/bkKzuVHb5zRbAvSfGZn3",
+	"eScpT1yQjbw1X4M0uXWxZ7ZmlOBsdaWoQpKWAZGzeEyohNB9qUyB1BY5V2RCFyEfsLoCV8ssrKcl8Muh",
+	"mPFykWDkjc4NyW5SqQJSAu8EHQAKIpQqqaC2oMd7uopHerDfafKReCKuqOOKt2aK5rvzpI7d9eoMY7hk",
+	"f+Hoq97mj14I9VSflc/6uuPRsXfx1vd+010vxZkajII10aIXFgrqirGphCSt1JRUcYCroMqaMgmR+fOt",
+	"ZHlUyaXDXqP1ZODBr+39AMQwOsxAAtzuDuuPtr7AkGf9nxpVWUlF/kIJSpGJt87sNVd/Y9CiJjGYVj8f",
+	"UwU5evp+o4uY7JjT6JDM4myWsMQmyIZ8PR7gJ3yn/47wJg94odtfADH+UwAxLEP8kv70hZzfPtzz1rS8",
+	"AJtaHwdKrY6mb2BQTdsvQcbry8c0XbWEBH9phXwdxpSBInjOosB44MsRpYqC9GhjRUMuuNYIv4U+sOAU",
+	"yJG1cuYpocVobNCc1vywoFPIZxCryTi+gVn3KG+Gjh6GjT4BA9Q23GhLDKs7BOUBx1pmdX6CUZqc/knQ",
+	"4BiLcX9ud0c3ssMdtO7ZLSsiJJOUF0P/N4UC3pYVF591LzqH/d7BHaAhPynmvB41sjLP/5wgwS9s+gti",
+	"1OcQoPdwiFG/p8mHPWP4WY0b9ZaDQZcSKYY2g7Qe1/K27BtNxxWQH5f84UA0i+yPANuIzfH0bM8gfJgM",
+	"DmuOwdKRG9XXPwmB5XVhYPuiwX7yGmzvotP5BBMFndH2C4/8lHjkZ+zUQHwJSnyr4sPxHlv9qTZq/DWD",
+	"EGjpCPzX0sAfOwywUXoNod2K7Dgtj+Y5XZCcTcS11VcNeHGl8hOWKdqCba2NIS4BE8FPId8cV7xC2/z3",
+	"GFbfeLjR/xZ9c0XFgFuEXGAhrb+IxvnXYp13quJgQ3z2P0kjMBKQVEkwiMFMvzDTj8VMv+iPnwwzx5Qi",
+	"WmKmt6hYZur6reLmLm7JVPtbqVE+E6OCqRMxU8il52OWs37FiY4xDpV8J+NWx3gGfY39OFzEIa3J6XLs",
+	"v1KW8K/lBcU4EygcddfQ3VtFODwpbYcJM7Pq9pf4hv/cSCdWPRi3MExVC4MiSRkzmqnxynD+x2MWX0ny",
+	"Skg1ytmbH58BcXjNklQaMoHVUxiNxwWHz6hiPF60LJT3mPGQ49gh+RTATKYBGHMisgMg0Vpu37XWqYV+",
+	"IxFzTT+EIoxfs0xMbd7RUojCdziJ+4qbMDZpaegox2bMZC4nstHvtI49YWw2bYCIm6RLL7Zbh5UXP8B1",
+	"zdR4cUsPj5ncytKmCZsynuiecVkfjjDc6zY95LJ3W53Vy86g435jxnN9CuFmBuVda7fbvq9GzHl5P8AV",
+	"+gAbcqZIxqiEbOrKvsBhfrCd+WjFpAH1U3MbXBvLewyjRAR/JYu5pSVhxhATn7LsZVpfWUVezixEkaET",
+	"aYbR0EZIBHY34zw1BX303hIlYDgOt162CFKpkHPhrTokSlOidcgBlUzLPHTEikjpEVOlvnIGZUahWLVQ",
+	"Id9EdJ6l14xjXef7kZ3Kwd7uELreV6hc3gpSvQX/bqrwkU6sXQY93wHbcBQhHn7rs+gi7PHox5QjxpfK",
+	"6XCYxmSnlik6GrSLyLIrWFyqTNiGOaVaEyMDmlEes5xIJaaSSMYhlsKe85ADYth2LPE1o0n6IMfzr8YV",
+	"X0PWgxKl3fpMmKLldSqdMDFT2/C5lVtxtGYrHoohvgCQCposTgn9y/NGc6HWkBr4PL+2KuEyVcaniOoH",
+	"/5aYuJqIeDZhXJGdaS6SWYzVCaWiI4MFl4mYZruNoDHLs0a/sdfQAn5qTpnbr2WlP6YZSRiQCmx/oi9F",
+	"PuNFW2Olpv29PehhLKTqH+gjXtf+ezfnZbeBX1UxE6MUsFWuGLeGBPhVzFRQYIfkTDIFpBPD4/zIu1Zh",
+	"I9VKZE3J8DcsGzYtcXbkTxLBVydliTkvYMF54tJFyE5UzQjDCi3eKEwayfJAzgqEcKOUYaJIbKsGQS0k",
+	"N0LEkyTU+vG/QYtF1T5CCu3NGwVqd8tjAEt8gOJMuTrPgoxyyg3MJBqTipKWShTFXb2K3nU9IGRqkipN",
+	"UdMMcyjxpjRzlrFrysGkZKoduL1Lauu9O7aNOmTpZskKg4N3tMBW2lKvE3P/lnt5NRtkaUyu2MKUOUeA",
+	"zIrlauf7Ny9fkHdsQH5gC/KGKX/b9beND+8//P8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

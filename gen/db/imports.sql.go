@@ -96,7 +96,9 @@ func (q *Queries) CreateRoles(ctx context.Context, names []string) error {
 }
 
 const importMatches = `-- name: ImportMatches :many
-SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest
+SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest,
+       ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
+             WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
 LEFT JOIN user_imports i ON i.user_id = u.id
 WHERE u.id = ANY ($1::uuid[])
@@ -111,11 +113,12 @@ type ImportMatchesParams struct {
 }
 
 type ImportMatchesRow struct {
-	ID         uuid.UUID
-	Email      string
-	DeletedAt  *time.Time
-	LineDigest []byte
-	HashDigest []byte
+	ID          uuid.UUID
+	Email       string
+	DeletedAt   *time.Time
+	LineDigest  []byte
+	HashDigest  []byte
+	Permissions []string
 }
 
 // The accounts the lines of an import batch may be: by id, and by address
@@ -137,6 +140,7 @@ func (q *Queries) ImportMatches(ctx context.Context, arg ImportMatchesParams) ([
 			&i.DeletedAt,
 			&i.LineDigest,
 			&i.HashDigest,
+			&i.Permissions,
 		); err != nil {
 			return nil, err
 		}

@@ -30,7 +30,7 @@ const createUser = `-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
-RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, external_id
 `
 
 type CreateUserParams struct {
@@ -51,6 +51,7 @@ type CreateUserRow struct {
 	TokenVersion    int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ExternalID      *string
 }
 
 // Inserts a user unless a live account holds the email already; no row then.
@@ -73,6 +74,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (CreateU
 		&i.TokenVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }
@@ -132,6 +134,31 @@ SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_versio
 // Any user, deleted ones included, with its roles and without its password hash.
 func (q *Queries) GetUserProfile(ctx context.Context, id uuid.UUID) (UserProfile, error) {
 	row := q.db.QueryRow(ctx, getUserProfile, id)
+	var i UserProfile
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.EmailVerifiedAt,
+		&i.DisabledAt,
+		&i.DeletedAt,
+		&i.TokenVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Roles,
+		&i.ExternalID,
+	)
+	return i, err
+}
+
+const getUserProfileByExternalID = `-- name: GetUserProfileByExternalID :one
+SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles, external_id FROM user_profiles WHERE external_id = $1
+`
+
+// Any user, deleted ones included, by its id in the system it was imported
+// from (users_external_id_key).
+func (q *Queries) GetUserProfileByExternalID(ctx context.Context, externalID *string) (UserProfile, error) {
+	row := q.db.QueryRow(ctx, getUserProfileByExternalID, externalID)
 	var i UserProfile
 	err := row.Scan(
 		&i.ID,
@@ -331,7 +358,7 @@ UPDATE users SET
   tokens_revoked_at = CASE WHEN $6::boolean THEN now() ELSE tokens_revoked_at END,
   updated_at = now()
 WHERE id = $7
-RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, external_id
 `
 
 type SaveUserParams struct {
@@ -354,6 +381,7 @@ type SaveUserRow struct {
 	TokenVersion    int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ExternalID      *string
 }
 
 // Writes the fields an administrative change decides, on a locked user
@@ -380,6 +408,7 @@ func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (SaveUserRow
 		&i.TokenVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }

@@ -35,7 +35,7 @@ const (
 	ActionRolesChanged           Action = "user.roles.changed"                // The roles of an account changed
 	ActionSessionsRevoked        Action = "user.sessions.revoked"             // An administrator ended every session of an account
 	ActionUserUpdated            Action = "user.updated"                      // Fields of an account changed
-	ActionUsersImported          Action = "users.imported"                    // A batch of accounts was imported (created or updated)
+	ActionUsersImported          Action = "user.imported"                     // A batch of accounts was imported (created or updated)
 )
 
 // Permission names what a role grants and an operation may need (the

@@ -126,6 +126,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		Accounts:           accounts,
 		Credentials:        accounts,
 		Users:              user.NewService(store, accounts),
+		Importer:           userimport.NewService(store, accounts, cfg.AppEnv == config.EnvDevelopment),
 		Limiter:            redisstore.NewLimiter(rdb, cfg.RedisKeyPrefix),
 		RateLimits:         limits,
 		SigningKeys:        keys,

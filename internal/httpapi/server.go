@@ -33,6 +33,7 @@ type Deps struct {
 	Accounts      Accounts
 	Credentials   Credentials
 	Users         Users
+	Importer      Importer
 	Limiter       ratelimit.Limiter
 	RateLimits    ratelimit.Policies
 	SigningKeys   []token.JWK

@@ -23,15 +23,15 @@ var _ userimport.Store = (*Store)(nil)
 // errRollback ends a dry run's transaction after its work.
 var errRollback = errors.New("dry run: roll back")
 
-// RoleNames lists the roles that exist.
-func (s *Store) RoleNames(ctx context.Context) ([]string, error) {
+// RolePermissions maps each role to the permissions it grants.
+func (s *Store) RolePermissions(ctx context.Context) (map[string][]string, error) {
 	rows, err := s.q.ListRoles(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(rows))
+	out := make(map[string][]string, len(rows))
 	for _, r := range rows {
-		out = append(out, r.Name)
+		out[r.Name] = r.Permissions
 	}
 	return out, nil
 }
@@ -157,7 +157,9 @@ func (s *Store) importMatches(ctx context.Context, q *db.Queries, accounts []use
 	byEmail := map[string][]userimport.Existing{}
 	byID := map[uuid.UUID]userimport.Existing{}
 	for _, r := range rows {
-		e := userimport.Existing{ID: r.ID, Email: r.Email, Deleted: r.DeletedAt != nil, LineDigest: r.LineDigest, HashDigest: r.HashDigest}
+		e := userimport.Existing{
+			ID: r.ID, Email: r.Email, Deleted: r.DeletedAt != nil, LineDigest: r.LineDigest, HashDigest: r.HashDigest, Permissions: r.Permissions,
+		}
 		byEmail[r.Email] = append(byEmail[r.Email], e)
 		byID[r.ID] = e
 	}

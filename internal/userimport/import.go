@@ -78,8 +78,10 @@ type Options struct {
 	// Resume skips the lines before this one (1-based), to continue an
 	// import that stopped.
 	Resume int
-	// Actor is who imports (the API's caller), nil for the command.
-	Actor *uuid.UUID
+	// Actor is who imports (the API's caller), nil for the command: it may
+	// grant only roles whose permissions it holds, and update only accounts
+	// holding no permission it lacks (the rules of user management).
+	Actor *account.Principal
 	// Client is where the request came from, for the audit log.
 	Client account.Client
 	// Source names the way in, for the audit log: "cli" or "api".
@@ -88,11 +90,12 @@ type Options struct {
 
 // Existing is an account a line may be, as the store found it.
 type Existing struct {
-	ID         uuid.UUID
-	Email      string
-	Deleted    bool
-	LineDigest []byte // of its last import; nil if never imported
-	HashDigest []byte
+	ID          uuid.UUID
+	Email       string
+	Deleted     bool
+	LineDigest  []byte // of its last import; nil if never imported
+	HashDigest  []byte
+	Permissions []string // what its roles grant
 }
 
 // Decision is what to do with one account of a batch.
@@ -127,8 +130,8 @@ type Batch struct {
 
 // Store writes batches of imported accounts.
 type Store interface {
-	// RoleNames lists the roles that exist.
-	RoleNames(ctx context.Context) ([]string, error)
+	// RolePermissions maps each role that exists to the permissions it grants.
+	RolePermissions(ctx context.Context) (map[string][]string, error)
 	// ImportBatch runs a batch in one transaction and returns one outcome
 	// per account, in order, and the token versions of the accounts whose
 	// sessions it ended.
@@ -175,17 +178,21 @@ type run struct {
 }
 
 func (s *Service) newRun(ctx context.Context, o Options, report func(Outcome)) (*run, error) {
-	names, err := s.store.RoleNames(ctx)
+	all, err := s.store.RolePermissions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
-	roles := make(map[string]bool, len(names))
-	for _, n := range names {
+	roles := make(map[string]bool, len(all))
+	for n := range all {
 		roles[n] = true
+	}
+	var grantable func(string) bool
+	if p := o.Actor; p != nil {
+		grantable = func(role string) bool { return p.Has(all[role]...) }
 	}
 	return &run{
 		s: s, o: o, seed: maphash.MakeSeed(), emails: map[uint64]int32{}, ids: map[uint64]int32{}, report: report,
-		rules: Rules{Roles: roles, CreateRoles: o.CreateRoles, AllowLocalEmailDomains: s.allowLocal, Now: s.now()},
+		rules: Rules{Roles: roles, Grantable: grantable, CreateRoles: o.CreateRoles, AllowLocalEmailDomains: s.allowLocal, Now: s.now()},
 	}, nil
 }
 
@@ -382,8 +389,10 @@ func (ru *run) decide(a Account, found []Existing) Decision {
 		return Decision{Result: Refused, Reason: "an account with this address exists with another id"}
 	case byEmail.LineDigest != nil && bytes.Equal(byEmail.LineDigest, a.LineDigest[:]):
 		return Decision{Result: Unchanged, Target: byEmail.ID}
+	case ru.o.Actor != nil && !ru.o.Actor.Has(byEmail.Permissions...):
+		return Decision{Result: Refused, Reason: "the account with this address holds permissions you lack"}
 	case !ru.o.Update:
-		return Decision{Result: Skipped, Target: byEmail.ID, Reason: "an account with this address exists and differs (--update writes the line over it)"}
+		return Decision{Result: Skipped, Target: byEmail.ID, Reason: "an account with this address exists and differs (import with --update / update to write the line over it)"}
 	}
 	d := Decision{Result: Updated, Target: byEmail.ID}
 	// A hash the last import wrote is not written again: the password may
@@ -402,6 +411,13 @@ func (ru *run) invite(a Account) []account.Mail {
 	return []account.Mail{{Kind: mail.SetPassword, UserID: a.ID, To: a.Email}}
 }
 
+func (ru *run) actorID() *uuid.UUID {
+	if ru.o.Actor == nil {
+		return nil
+	}
+	return &ru.o.Actor.UserID
+}
+
 // event is a batch's audit record: counts, never addresses or hashes.
 func (ru *run) event(outcomes []Outcome) *account.Event {
 	var c Counts
@@ -412,7 +428,7 @@ func (ru *run) event(outcomes []Outcome) *account.Event {
 		return nil
 	}
 	return &account.Event{
-		Action: account.ActionUsersImported, ActorID: ru.o.Actor, Client: ru.o.Client,
+		Action: account.ActionUsersImported, ActorID: ru.actorID(), Client: ru.o.Client,
 		Details: map[string]any{
 			"source": ru.o.Source, "created": c.Created, "updated": c.Updated, "unchanged": c.Unchanged,
 			"skipped": c.Skipped, "refused": c.Refused, "first_line": outcomes[0].Line, "last_line": outcomes[len(outcomes)-1].Line,

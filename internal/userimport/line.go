@@ -138,6 +138,8 @@ type Rules struct {
 	// (when their names are acceptable) instead of refused.
 	Roles       map[string]bool
 	CreateRoles bool
+	// Grantable, when set, says whether the importer may grant a role.
+	Grantable func(role string) bool
 	// AllowLocalEmailDomains accepts addresses at localhost and the like
 	// (development, as registration does).
 	AllowLocalEmailDomains bool
@@ -199,10 +201,13 @@ func Validate(l Line, r Rules) (Account, error) {
 	}
 	for _, role := range roles {
 		if r.Roles[role] {
+			if r.Grantable != nil && !r.Grantable(role) {
+				return Account{}, refuse("role %q grants permissions you lack", role)
+			}
 			continue
 		}
 		if !r.CreateRoles {
-			return Account{}, refuse("unknown role %q (--create-roles creates it)", role)
+			return Account{}, refuse("unknown role %q (create it, or import with --create-roles / create_roles)", role)
 		}
 		if !rolePattern.MatchString(role) {
 			return Account{}, refuse("role name %q is not lower-case letters, digits and _.:- (at most 64)", role)
