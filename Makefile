@@ -21,7 +21,8 @@ run: build ## serve on :5500 (starts a private PostgreSQL and Redis under .dev/ 
 test: node_modules ## run the whole test suite with the race detector on real PostgreSQL and Redis (and the TypeScript client and Swagger UI in Node and Chromium)
 	REDIS_SERVER="$$($(DEV) redis-server-path)" CHROMIUM="$$($(DEV) chromium-path)" PROMTOOL="$$($(DEV) promtool-path)" $(DEV) exec -- $(GO) test -race -count=1 -p 4 -timeout 30m ./...
 
-# BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
+# BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run;
+# BENCH_FLAGS='-only import' measures only the import of -users accounts.
 BENCH_FLAGS ?=
 
 .PHONY: bench

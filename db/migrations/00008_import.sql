@@ -6,6 +6,9 @@
 -- systems referencing the old ids can map them; unique among accounts.
 ALTER TABLE users ADD COLUMN external_id text CHECK (length(external_id) BETWEEN 1 AND 255);
 CREATE UNIQUE INDEX users_external_id_key ON users (external_id) WHERE external_id IS NOT NULL;
+-- An import finds the deleted accounts it wrote by address (live ones are in
+-- users_email_live_key).
+CREATE INDEX users_deleted_email_idx ON users (email) WHERE deleted_at IS NOT NULL;
 
 -- Live accounts still on a hash in another format than argon2id (an
 -- imported hash not yet replaced by a login); '' is no password. The
@@ -46,5 +49,6 @@ DELETE FROM role_permissions WHERE permission = 'users:import';
 DELETE FROM permissions WHERE name = 'users:import';
 DROP TABLE user_imports;
 DROP INDEX users_legacy_hash_idx;
+DROP INDEX users_deleted_email_idx;
 DROP INDEX users_external_id_key;
 ALTER TABLE users DROP COLUMN external_id;

@@ -3,13 +3,22 @@
 -- among live accounts and among deleted accounts an import wrote (a
 -- deleted line imported again finds its account). With what the last
 -- import wrote for each; locked until the batch commits.
+-- Each arm is an index lookup (the primary key, users_email_live_key,
+-- users_deleted_email_idx): an OR of them would scan the table.
+WITH m AS (
+    SELECT id FROM users WHERE id = ANY (sqlc.arg(ids)::uuid[])
+    UNION
+    SELECT id FROM users WHERE email = ANY (sqlc.arg(emails)::text[]) AND deleted_at IS NULL
+    UNION
+    SELECT id FROM users WHERE email = ANY (sqlc.arg(emails)::text[]) AND deleted_at IS NOT NULL
+)
 SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest,
        ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
              WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
+JOIN m ON m.id = u.id
 LEFT JOIN user_imports i ON i.user_id = u.id
-WHERE u.id = ANY (sqlc.arg(ids)::uuid[])
-   OR (u.email = ANY (sqlc.arg(emails)::text[]) AND (u.deleted_at IS NULL OR i.user_id IS NOT NULL))
+WHERE u.deleted_at IS NULL OR i.user_id IS NOT NULL OR u.id = ANY (sqlc.arg(ids)::uuid[])
 ORDER BY u.id
 FOR UPDATE OF u;
 

@@ -96,13 +96,20 @@ func (q *Queries) CreateRoles(ctx context.Context, names []string) error {
 }
 
 const importMatches = `-- name: ImportMatches :many
+WITH m AS (
+    SELECT id FROM users WHERE id = ANY ($1::uuid[])
+    UNION
+    SELECT id FROM users WHERE email = ANY ($2::text[]) AND deleted_at IS NULL
+    UNION
+    SELECT id FROM users WHERE email = ANY ($2::text[]) AND deleted_at IS NOT NULL
+)
 SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest,
        ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
              WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
+JOIN m ON m.id = u.id
 LEFT JOIN user_imports i ON i.user_id = u.id
-WHERE u.id = ANY ($1::uuid[])
-   OR (u.email = ANY ($2::text[]) AND (u.deleted_at IS NULL OR i.user_id IS NOT NULL))
+WHERE u.deleted_at IS NULL OR i.user_id IS NOT NULL OR u.id = ANY ($1::uuid[])
 ORDER BY u.id
 FOR UPDATE OF u
 `
@@ -125,6 +132,8 @@ type ImportMatchesRow struct {
 // among live accounts and among deleted accounts an import wrote (a
 // deleted line imported again finds its account). With what the last
 // import wrote for each; locked until the batch commits.
+// Each arm is an index lookup (the primary key, users_email_live_key,
+// users_deleted_email_idx): an OR of them would scan the table.
 func (q *Queries) ImportMatches(ctx context.Context, arg ImportMatchesParams) ([]ImportMatchesRow, error) {
 	rows, err := q.db.Query(ctx, importMatches, arg.Ids, arg.Emails)
 	if err != nil {
