@@ -78,7 +78,7 @@ func TestImportUsers_API(t *testing.T) {
 		"4 refused (unknown role \"editor\" (create it, or import with --create-roles / create_roles))\n" +
 		"5 refused (password_hash out of bounds: bcrypt cost above 14)\n" +
 		"6 refused (password_hash: unsupported password hash format)\n" +
-		"7 refused (duplicate external_id: line 0 has the same one)\n"
+		"7 refused (the id or external_id is an earlier line's)\n"
 	if got := results(r); got != want {
 		t.Fatalf("results:\n%s\nwant:\n%s", got, want)
 	}

@@ -74,12 +74,25 @@ func (s *Store) ImportBatch(ctx context.Context, b userimport.Batch) ([]userimpo
 		now := time.Now().UTC()
 		var create []importRow
 		var createdAt []int // index in b.Accounts of each row of create
+		ids := map[uuid.UUID]bool{}
+		externals := map[string]bool{}
 		var mails []account.Mail
 		for i, a := range b.Accounts {
 			d := b.Decide(a, found[i])
 			out[i] = userimport.Outcome{Line: a.Line, Result: d.Result, Reason: d.Reason, ID: d.Target}
 			switch d.Result {
 			case userimport.Created:
+				// One statement creates the batch: a second row with an id or
+				// external id of the batch would make it skip one of the two
+				// at random, so the later line is refused here.
+				if ids[a.ID] || a.ExternalID != nil && externals[*a.ExternalID] {
+					out[i] = userimport.Outcome{Line: a.Line, Result: userimport.Refused, Reason: "the id or external_id is an earlier line's"}
+					continue
+				}
+				ids[a.ID] = true
+				if a.ExternalID != nil {
+					externals[*a.ExternalID] = true
+				}
 				create, createdAt = append(create, newImportRow(a, now)), append(createdAt, i)
 			case userimport.Updated:
 				v, err := importUpdate(ctx, tx, a, d)

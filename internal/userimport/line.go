@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -117,6 +118,8 @@ func Decode(b []byte) (Line, error) {
 			return Line{}, refuse("field %s has the wrong type (want %s)", te.Field, te.Type)
 		case errors.As(err, &se):
 			return Line{}, refuse("not valid JSON (at byte %d)", se.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return Line{}, refuse("not valid JSON (the line ends inside a value)")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return Line{}, refuse("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		case strings.Contains(err.Error(), "external_id"):
