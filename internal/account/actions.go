@@ -52,4 +52,5 @@ const (
 	PermRolesAssign    Permission = "roles:assign"
 	PermSessionsRevoke Permission = "sessions:revoke"
 	PermAuditRead      Permission = "audit:read"
+	PermUsersImport    Permission = "users:import"
 )

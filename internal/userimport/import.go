@@ -165,10 +165,10 @@ func NewService(s Store, r Revoker, allowLocal bool) *Service {
 // run is one import: the rules, the addresses and ids seen so far, the
 // batch being filled and the counts.
 type run struct {
-	s       *Service
-	o       Options
-	rules   Rules
-	seed    maphash.Seed
+	s     *Service
+	o     Options
+	rules Rules
+	seed  maphash.Seed
 	// emails maps the keyed hash of each normalised address seen to its
 	// first line: about 25 bytes an address, the one part of an import
 	// that grows with the file. Duplicate ids and external ids are not
