@@ -142,7 +142,7 @@ func TestImportUsers_ReportsEachRefusedLineAndIsIdempotent(t *testing.T) {
 
 	lines[2] = `{"email":"grace@example.com","external_id":"u-18","name":"Grace","password_hash":"` + bcrypt + `"}`
 	changed := e.file(t, "changed.jsonl", lines[:3]...)
-	out, err = e.run(t, "", "import", "users", changed)
+	out, _ = e.run(t, "", "import", "users", changed)
 	mustContain(t, out, "line 3: skipped: an account with this address exists and differs (import with --update / update to write the line over it)", "1 skipped")
 	out, _ = e.run(t, "", "import", "users", "--update", "--dry-run", changed)
 	mustContain(t, out, "dry run, nothing written: 3 lines: 0 created, 1 updated, 1 unchanged")
@@ -150,12 +150,11 @@ func TestImportUsers_ReportsEachRefusedLineAndIsIdempotent(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `SELECT name FROM users WHERE email = 'grace@example.com'`).Scan(&name); err != nil || name != nil {
 		t.Fatalf("--dry-run wrote: %v %v", name, err)
 	}
-	out, err = e.run(t, "", "import", "users", "--update", changed)
+	out, _ = e.run(t, "", "import", "users", "--update", changed)
 	mustContain(t, out, "3 lines: 0 created, 1 updated, 1 unchanged, 0 skipped, 1 refused")
 	if err := pool.QueryRow(t.Context(), `SELECT name FROM users WHERE email = 'grace@example.com'`).Scan(&name); err != nil || name == nil || *name != "Grace" {
 		t.Fatalf("--update did not write: %v %v", name, err)
 	}
-	_ = err
 
 	out, _ = e.run(t, strings.Join(lines, "\n"), "import", "users", "--resume", "9", "-")
 	mustContain(t, out, "5 lines: 0 created, 0 updated, 2 unchanged, 0 skipped, 3 refused")

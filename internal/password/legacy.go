@@ -169,14 +169,15 @@ func parseArgon2(s string) (legacy, error) {
 		return legacy{}, &CostError{Reason: format + " hash length outside 16-64 bytes"}
 	}
 	l := legacy{format: format, memKiB: m}
+	lanes, keyLen := uint8(p), uint32(len(key)) //nolint:gosec // both bounded above
 	if format == FormatArgon2id {
 		l.verify = func(pw []byte, mem *argon2id.Memory) bool {
-			return subtle.ConstantTimeCompare(mem.Key(pw, salt, nil, nil, t, m, uint8(p), uint32(len(key))), key) == 1
+			return subtle.ConstantTimeCompare(mem.Key(pw, salt, nil, nil, t, m, lanes, keyLen), key) == 1
 		}
 		return l, nil
 	}
 	l.verify = func(pw []byte, _ *argon2id.Memory) bool {
-		return subtle.ConstantTimeCompare(argon2.Key(pw, salt, t, m, uint8(p), uint32(len(key))), key) == 1
+		return subtle.ConstantTimeCompare(argon2.Key(pw, salt, t, m, lanes, keyLen), key) == 1
 	}
 	return l, nil
 }

@@ -106,6 +106,8 @@ func (s *Store) ImportBatch(ctx context.Context, b userimport.Batch) ([]userimpo
 				if v > 0 {
 					versions[d.Target] = v
 				}
+			case userimport.Unchanged, userimport.Skipped, userimport.Refused:
+				// nothing to write
 			}
 		}
 		if len(create) > 0 {
