@@ -66,7 +66,7 @@ func TestImportUsers_API(t *testing.T) {
 		{Email: "not an address"},
 		{Email: apitest.NewEmail("x"), Roles: &[]string{"editor"}},
 		{Email: apitest.NewEmail("x"), PasswordHash: "$2b$31$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"}, //nolint:gosec // a hostile hash, no credential
-		{Email: apitest.NewEmail("x"), PasswordHash: "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="}, //nolint:gosec // an unsupported hash, no credential
+		{Email: apitest.NewEmail("x"), PasswordHash: "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="},                            //nolint:gosec // an unsupported hash, no credential
 		{Email: apitest.NewEmail("x"), ExternalId: ptr("flask-17")},
 	}
 	r := importUsers(t, admin.Client, client.ImportUsersJSONRequestBody{Users: items})
