@@ -51,7 +51,8 @@ PGB_TESTS  = $(shell sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing.T).*/\1/p
 test-pgbouncer: ## run a representative part of the HTTP test suite with each test server's DATABASE_URL through a real PgBouncer in transaction mode (DATABASE_DIRECT_URL direct)
 	TEST_PGBOUNCER=1 REDIS_SERVER="$$($(DEV) redis-server-path)" PGBOUNCER="$$($(DEV) pgbouncer-path)" $(DEV) exec -- $(GO) test -race -count=1 -timeout 15m -run '^($(PGB_TESTS))$$' ./internal/httpapi/
 
-# BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run.
+# BENCH_FLAGS: e.g. BENCH_FLAGS='-duration 3s -users 100000' for a quicker, rougher run;
+# BENCH_FLAGS='-only import' measures only the import of -users accounts.
 BENCH_FLAGS ?=
 
 .PHONY: bench

@@ -26,6 +26,7 @@ func main() {
 	out := flag.String("out", "bench/results", "folder for the results (TIME.json) and their chart (TIME.svg)")
 	compare := flag.Bool("compare", false, "measure nothing: draw the results files given as arguments (A.json [B.json]) side by side in one SVG and print their goals side by side")
 	svg := flag.String("o", "", "with -compare, the SVG to write (default: A_vs_B.svg beside B.json)")
+	only := flag.String("only", "", "run only this step (e.g. -only import: the 1 M-user import alone)")
 	flag.Parse()
 	if *compare {
 		if err := runCompare(flag.Args(), *svg); err != nil {
@@ -34,7 +35,7 @@ func main() {
 		}
 		return
 	}
-	if err := measureAll(*dur, *users, *out); err != nil {
+	if err := measureAll(*dur, *users, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -42,8 +43,8 @@ func main() {
 
 // measureAll runs every phase and writes what it measured, also when a
 // phase fails.
-func measureAll(dur time.Duration, users int, out string) error {
-	b := &bench{dur: dur, res: runResult{
+func measureAll(dur time.Duration, users int, out, only string) error {
+	b := &bench{dur: dur, only: only, res: runResult{
 		Started: time.Now().UTC(), Machine: machineInfo(),
 		Settings: settings{PhaseSeconds: dur.Seconds(), Users: users},
 	}}
@@ -128,6 +129,13 @@ func (b *bench) run(ctx context.Context, nUsers int) error {
 	bin, err := buildServer(binDir)
 	if err != nil {
 		return err
+	}
+
+	if err := b.step("import", func() error { return b.importUsers(ctx, bin, base, nUsers) }); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if b.only == "import" {
+		return nil
 	}
 
 	// Hostile request bodies cost time and memory in proportion to their

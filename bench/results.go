@@ -92,6 +92,8 @@ type bench struct {
 	// errors, such as the 503 of a login that waited too long for a
 	// hashing slot), away from the figures.
 	serverLog *os.File
+	// only, when set, names the one step to run ("import").
+	only string
 }
 
 func (b *bench) goal(g goal) {

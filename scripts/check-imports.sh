@@ -2,7 +2,7 @@
 # check-imports.sh: fail when a layer depends on what it must not, directly or
 # through any chain of imports (golangci-lint's depguard sees direct imports only).
 #
-#   domain (internal/auth, internal/user, internal/account and their subpackages)
+#   domain (internal/auth, internal/user, internal/account, internal/userimport and their subpackages)
 #       must not depend on internal/pgstore, internal/redisstore, internal/httpapi, gen/db,
 #       Prometheus or the OpenTelemetry SDK
 #   internal/httpapi
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 mod=github.com/gatehouse/gatehouse
-domain_re="^$mod/internal/(auth|user|account)(/|\$)"
+domain_re="^$mod/internal/(auth|user|account|userimport)(/|\$)"
 httpapi_re="^$mod/internal/httpapi(/|\$)"
 stores_re="^$mod/(internal/pgstore|internal/redisstore|gen/db)(/|\$)"
 http_re="^$mod/internal/httpapi(/|\$)"

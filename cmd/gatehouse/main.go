@@ -29,6 +29,8 @@ commands:
   serve                  serve the API on PORT (default 5500)
   migrate up|down|status apply, roll back (one step) or list database migrations
   create-admin --email E make E an administrator (password read from standard input)
+  import users FILE      import accounts (JSON Lines; - for standard input); import users -h lists the flags
+  import status          count the accounts still on imported password hashes
   keygen [--out FILE]    write a new Ed25519 signing key (PKCS#8 PEM)
   mfa rekey              re-encrypt TOTP secrets under the first MFA_ENCRYPTION_KEYS key
   version                print the version
@@ -71,6 +73,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		return mfa(ctx, cfg, args[1:], stdout, stderr)
+	case "import":
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		return importCmd(ctx, cfg, args[1:], stdin, stdout, stderr)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

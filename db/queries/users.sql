@@ -3,13 +3,18 @@
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES (sqlc.arg(id), sqlc.arg(email), sqlc.arg(password_hash), sqlc.narg(name), sqlc.narg(email_verified_at))
 ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
-RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at;
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, external_id;
 
 -- name: GetUserByID :one
 SELECT * FROM users WHERE id = sqlc.arg(id) AND deleted_at IS NULL;
 
 -- name: GetUserByEmail :one
 SELECT * FROM users WHERE email = sqlc.arg(email) AND deleted_at IS NULL;
+
+-- name: GetUserProfileByExternalID :one
+-- Any user, deleted ones included, by its id in the system it was imported
+-- from (users_external_id_key).
+SELECT * FROM user_profiles WHERE external_id = sqlc.arg(external_id);
 
 -- name: GetUserProfile :one
 -- Any user, deleted ones included, with its roles and without its password hash.
@@ -36,7 +41,7 @@ UPDATE users SET
   tokens_revoked_at = CASE WHEN sqlc.arg(end_sessions)::boolean THEN now() ELSE tokens_revoked_at END,
   updated_at = now()
 WHERE id = sqlc.arg(id)
-RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at;
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, external_id;
 
 -- name: ListLiveUsers :many
 -- Keyset pagination, newest first: ids are UUIDv7. Pass the last id of the

@@ -37,6 +37,7 @@ const (
 	UserEmailVerificationRequested  AuditAction = "user.email.verification_requested"
 	UserEmailVerified               AuditAction = "user.email.verified"
 	UserEnabled                     AuditAction = "user.enabled"
+	UserImported                    AuditAction = "user.imported"
 	UserLoginFailed                 AuditAction = "user.login.failed"
 	UserLoginGuessingAlerted        AuditAction = "user.login.guessing_alerted"
 	UserLoginLocked                 AuditAction = "user.login.locked"
@@ -92,6 +93,8 @@ func (e AuditAction) Valid() bool {
 	case UserEmailVerified:
 		return true
 	case UserEnabled:
+		return true
+	case UserImported:
 		return true
 	case UserLoginFailed:
 		return true
@@ -166,6 +169,24 @@ func (e AuditDetailsResult) Valid() bool {
 	case AuditDetailsResultMailed:
 		return true
 	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsSource.
+const (
+	Api AuditDetailsSource = "api"
+	Cli AuditDetailsSource = "cli"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsSource enum.
+func (e AuditDetailsSource) Valid() bool {
+	switch e {
+	case Api:
+		return true
+	case Cli:
 		return true
 	default:
 		return false
@@ -283,6 +304,33 @@ func (e FieldErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for ImportResultResult.
+const (
+	Created   ImportResultResult = "created"
+	Refused   ImportResultResult = "refused"
+	Skipped   ImportResultResult = "skipped"
+	Unchanged ImportResultResult = "unchanged"
+	Updated   ImportResultResult = "updated"
+)
+
+// Valid indicates whether the value is a known member of the ImportResultResult enum.
+func (e ImportResultResult) Valid() bool {
+	switch e {
+	case Created:
+		return true
+	case Refused:
+		return true
+	case Skipped:
+		return true
+	case Unchanged:
+		return true
+	case Updated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for JWKAlg.
 const (
 	EdDSA JWKAlg = "EdDSA"
@@ -384,6 +432,7 @@ const (
 	RolesRead      Permission = "roles:read"
 	SessionsRevoke Permission = "sessions:revoke"
 	UsersDelete    Permission = "users:delete"
+	UsersImport    Permission = "users:import"
 	UsersRead      Permission = "users:read"
 	UsersWrite     Permission = "users:write"
 )
@@ -402,6 +451,8 @@ func (e Permission) Valid() bool {
 	case SessionsRevoke:
 		return true
 	case UsersDelete:
+		return true
+	case UsersImport:
 		return true
 	case UsersRead:
 		return true
@@ -598,6 +649,7 @@ type AdminUpdateUserRequest struct {
 // | `user.restored` | An administrator restored a deleted user. |
 // | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 // | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
 // | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
 // | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
 // | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
@@ -616,6 +668,9 @@ type AuditDetails struct {
 	// By What made the change outside the API, e.g. `create-admin`.
 	By *string `json:"by,omitempty"`
 
+	// Created Accounts a batch of an import created.
+	Created *int `json:"created,omitempty"`
+
 	// Effect What the server did about the event, e.g. `session revoked`.
 	Effect *string `json:"effect,omitempty"`
 
@@ -624,6 +679,9 @@ type AuditDetails struct {
 
 	// Fields The fields an update changed.
 	Fields *[]string `json:"fields,omitempty"`
+
+	// FirstLine The first line (or item index) of a batch of an import.
+	FirstLine *int `json:"first_line,omitempty"`
 
 	// From The roles before a change.
 	From *[]string `json:"from,omitempty"`
@@ -637,6 +695,9 @@ type AuditDetails struct {
 	// KnownDevice Whether the login came with a valid device token.
 	KnownDevice *bool `json:"known_device,omitempty"`
 
+	// LastLine The last line (or item index) of a batch of an import.
+	LastLine *int `json:"last_line,omitempty"`
+
 	// Limit The name of the rate limit that refused requests.
 	Limit *string `json:"limit,omitempty"`
 
@@ -646,17 +707,35 @@ type AuditDetails struct {
 	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
 	Reason *string `json:"reason,omitempty"`
 
+	// Refused Lines of a batch of an import refused.
+	Refused *int `json:"refused,omitempty"`
+
 	// Result What the outbox did with a requested mail.
 	Result    *AuditDetailsResult `json:"result,omitempty"`
 	Roles     *[]string           `json:"roles,omitempty"`
 	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
 
+	// Skipped Lines of a batch of an import skipped (the account differs; no `update`).
+	Skipped *int `json:"skipped,omitempty"`
+
+	// Source The way in of an import.
+	Source *AuditDetailsSource `json:"source,omitempty"`
+
 	// To The roles after a change.
 	To *[]string `json:"to,omitempty"`
+
+	// Unchanged Lines of a batch of an import that changed nothing.
+	Unchanged *int `json:"unchanged,omitempty"`
+
+	// Updated Accounts a batch of an import updated.
+	Updated *int `json:"updated,omitempty"`
 }
 
 // AuditDetailsResult What the outbox did with a requested mail.
 type AuditDetailsResult string
+
+// AuditDetailsSource The way in of an import.
+type AuditDetailsSource string
 
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
@@ -693,6 +772,7 @@ type AuditEvent struct {
 	// | `user.restored` | An administrator restored a deleted user. |
 	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
 	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
 	// | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
 	// | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
@@ -905,6 +985,106 @@ type HealthChecks struct {
 
 	// Redis Result of checking one dependency.
 	Redis Check `json:"redis"`
+}
+
+// ImportReport defines model for ImportReport.
+type ImportReport struct {
+	Created int `json:"created"`
+
+	// DryRun Nothing was written (`dry_run`).
+	DryRun    bool           `json:"dry_run"`
+	Refused   int            `json:"refused"`
+	Results   []ImportResult `json:"results"`
+	Skipped   int            `json:"skipped"`
+	Unchanged int            `json:"unchanged"`
+	Updated   int            `json:"updated"`
+}
+
+// ImportReportResponse defines model for ImportReportResponse.
+type ImportReportResponse struct {
+	Data ImportReport `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// ImportResult defines model for ImportResult.
+type ImportResult struct {
+	// Id The account's id (not for `refused`).
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The item's position in `users`, from 0.
+	Index int `json:"index"`
+
+	// Reason Why the item was skipped or refused, naming the field and the rule.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result * `created`: a new account.
+	// * `updated`: written over the account with its address (`update`).
+	// * `unchanged`: imported before, identical.
+	// * `skipped`: the account exists and differs; `update` was not asked for.
+	// * `refused`: not imported; `reason` says why.
+	Result ImportResultResult `json:"result"`
+}
+
+// ImportResultResult * `created`: a new account.
+// * `updated`: written over the account with its address (`update`).
+// * `unchanged`: imported before, identical.
+// * `skipped`: the account exists and differs; `update` was not asked for.
+// * `refused`: not imported; `reason` says why.
+type ImportResultResult string
+
+// ImportUser An account from another system. Only `email` is required. Fields are checked per
+// item (a bad value refuses the item, not the request).
+type ImportUser struct {
+	// CreatedAt When the account was created in the other system (default now).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Deleted Import the account soft-deleted (an administrator can restore it).
+	Deleted  *bool `json:"deleted,omitempty"`
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// Email The address; compared after normalisation (trimmed, NFC, lower case).
+	Email string `json:"email"`
+
+	// EmailVerified The address was verified in the other system; it stays verified.
+	EmailVerified *bool `json:"email_verified,omitempty"`
+
+	// ExternalId The account's id in the other system; returned on the user and searchable (`listUsers`).
+	ExternalId *string `json:"external_id,omitempty"`
+
+	// Id Keep this UUID as the account's id (default a new one).
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Name Display name, at most 100 characters.
+	Name *string `json:"name,omitempty"`
+
+	// PasswordHash The password hash as the other system stores it; omitted or empty, the account
+	// has no password (`invite` mails it a link to choose one). Verified in its own
+	// format at login, then replaced by argon2id. Bounds: Werkzeug scrypt n at most
+	// 65536 (and 128·n·r at most 64 MiB), PBKDF2 at most 1,200,000 iterations, bcrypt
+	// cost at most 14, argon2 m at most 65536 KiB, t at most 10, p at most 16; salts of
+	// at least 8 bytes.
+	PasswordHash string `json:"password_hash,omitempty"`
+
+	// Roles Role names; omitted or empty, `["user"]`.
+	Roles *[]string `json:"roles,omitempty"`
+}
+
+// ImportUsersRequest defines model for ImportUsersRequest.
+type ImportUsersRequest struct {
+	// CreateRoles Create the roles items name that do not exist (without permissions), instead of refusing the items.
+	CreateRoles *bool `json:"create_roles,omitempty"`
+
+	// DryRun Check everything and answer what would happen; write nothing and mail no one.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Invite Mail each account created without a password a link to choose one.
+	Invite *bool `json:"invite,omitempty"`
+
+	// Update Write an item that differs from the existing account with its address over it (else the item is `skipped`).
+	Update *bool        `json:"update,omitempty"`
+	Users  []ImportUser `json:"users"`
 }
 
 // JWK An Ed25519 public key (RFC 8037).
@@ -1373,9 +1553,13 @@ type User struct {
 	Email openapi_types.Email `json:"email"`
 
 	// EmailVerified Whether the current email address is verified.
-	EmailVerified   bool               `json:"email_verified"`
-	EmailVerifiedAt *time.Time         `json:"email_verified_at"`
-	Id              openapi_types.UUID `json:"id"`
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
+
+	// ExternalId The account's id in the system it was imported from (`importUsers`); shown to
+	// administrators only, absent otherwise.
+	ExternalId *string            `json:"external_id,omitempty"`
+	Id         openapi_types.UUID `json:"id"`
 
 	// Mfa The multi-factor authentication of the account (on `getMe`).
 	Mfa *MFAStatus `json:"mfa,omitempty"`
@@ -1526,6 +1710,9 @@ type ListUsersParams struct {
 	// Email Only users whose email address starts with this prefix (case-insensitive).
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 
+	// ExternalId Only the user with this id in the system it was imported from (exact match).
+	ExternalId *string `form:"external_id,omitempty" json:"external_id,omitempty"`
+
 	// Role Only users that have this role.
 	Role *string `form:"role,omitempty" json:"role,omitempty"`
 
@@ -1576,6 +1763,9 @@ type RegisterJSONRequestBody = RegisterRequest
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
+
+// ImportUsersJSONRequestBody defines body for ImportUsers for application/json ContentType.
+type ImportUsersJSONRequestBody = ImportUsersRequest
 
 // DeleteMeJSONRequestBody defines body for DeleteMe for application/json ContentType.
 type DeleteMeJSONRequestBody = DeleteMeRequest
@@ -1654,6 +1844,9 @@ type ServerInterface interface {
 	// CreateUser Create a user
 	// (POST /api/v1/users)
 	CreateUser(ctx echo.Context) error
+	// ImportUsers Import users from another system
+	// (POST /api/v1/users/import)
+	ImportUsers(ctx echo.Context) error
 	// DeleteMe Delete my account
 	// (DELETE /api/v1/users/me)
 	DeleteMe(ctx echo.Context) error
@@ -1919,6 +2112,13 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
 	}
 
+	// ------------- Optional query parameter "external_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "external_id", ctx.QueryParams(), &params.ExternalId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter external_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "role" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "role", ctx.QueryParams(), &params.Role, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -1958,6 +2158,15 @@ func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateUser(ctx)
+	return err
+}
+
+// ImportUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportUsers(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportUsers(ctx)
 	return err
 }
 
@@ -2293,6 +2502,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/users/me/mfa/recovery-codes", wrapper.RegenerateRecoveryCodes, options.OperationMiddlewares["regenerateRecoveryCodes"]...)
 	router.GET(options.BaseURL+"/api/v1/users", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
+	router.POST(options.BaseURL+"/api/v1/users/import", wrapper.ImportUsers, options.OperationMiddlewares["importUsers"]...)
 	router.DELETE(options.BaseURL+"/api/v1/users/:id", wrapper.DeleteUser, options.OperationMiddlewares["deleteUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/api/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
@@ -5144,6 +5354,220 @@ type CreateUserdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateUserdefaultApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsersRequestObject struct {
+	Body *ImportUsersJSONRequestBody
+}
+
+type ImportUsersResponseObject interface {
+	VisitImportUsersResponse(w http.ResponseWriter) error
+}
+
+type ImportUsers200ResponseHeaders struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+type ImportUsers200JSONResponse struct {
+	Body    ImportReportResponse
+	Headers ImportUsers200ResponseHeaders
+}
+
+func (response ImportUsers200JSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers400ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers401ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers403ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers413ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers415ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers422ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers500ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsers503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ImportUsers503ApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportUsersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UnexpectedProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ImportUsersdefaultApplicationProblemPlusJSONResponse) VisitImportUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -9250,6 +9674,9 @@ type StrictServerInterface interface {
 	// CreateUser Create a user
 	// (POST /api/v1/users)
 	CreateUser(ctx context.Context, request CreateUserRequestObject) (CreateUserResponseObject, error)
+	// ImportUsers Import users from another system
+	// (POST /api/v1/users/import)
+	ImportUsers(ctx context.Context, request ImportUsersRequestObject) (ImportUsersResponseObject, error)
 	// DeleteMe Delete my account
 	// (DELETE /api/v1/users/me)
 	DeleteMe(ctx context.Context, request DeleteMeRequestObject) (DeleteMeResponseObject, error)
@@ -9877,6 +10304,52 @@ func (sh *strictHandler) CreateUser(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateUserResponseObject); ok {
 		return validResponse.VisitCreateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportUsers operation middleware
+func (sh *strictHandler) ImportUsers(ctx echo.Context) error {
+	var request ImportUsersRequestObject
+
+	var body ImportUsersJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportUsers(ctx.Request().Context(), request.(ImportUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportUsersResponseObject); ok {
+		return validResponse.VisitImportUsersResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -10619,398 +11092,442 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Jchs31i/+Kih+/6pQ+UiKpBZLVE3dT3GsRIllO5IczyT0VYPdINlRE2AaoCgm46r7NPfB7pP8C+cA",
-	"aPTCRYsdx6OqSY3F7saOs5/f+bMWislUcMaVrPX+rI0ZjVgK/3xOwzF7LrhKRfJKXCiRMv1zxGSYxlMV",
-	"C17r1Y6TOV1IEnDRlPqN4IioMSMDES3IWCSRJDQMxYwrElFFiRpTRbggoW6bTOiCXDM2bdUaNXZLJ9OE",
-	"1Xo121StUUvZ77M4ZVGtp9IZa9RkOGYTqkfB+GxS6/2avfy+UVOLqf5eqjTmo9qHD43aOVXsZTyJVXng",
-	"7/RIYkkSNlREDHFkv8+EooTyCCYhWSh4JMmMqzghMbw+H4uEETqiMSf10xeXJ33uOiG4eGQYMz3xKKVD",
-	"tdUjQb/Wn7XbO2ECL3E6YfA369eO0n/go5RNaMxjPsInR8r8boaAvwatPs+tVL+WiFHMm/EUmuoeHql/",
-	"7Ldr/jpN6O1LxkdqXOt19/ZXrtEbkcThorxSl2NmFmYKb+BqMaLi0VgxqQjOCxYQtprp5Ysl0bunnz/C",
-	"Ov3u1gmaNAtyNF+2TBeMKzJYkJQq1oT2WETElKVUT0oSwQm7YemCUC7nLCWChwwmZcc8p9JOZuWq//6P",
-	"nfbR/B6rjv2cRtXrbYbxlSSn3zaI1LNxQ06ZnAou2RGRDAd9/OaUeG20yHEiBYl5nwcTpmjLtHYVR4He",
-	"PMoJ4zcsEVMGZz0oPifTVAwSNinOfH/YibrhzqC5S/dYc3e4324eDJ6FzcOozTrDLt0Z7IZ3WocPjdqU",
-	"pnTClKU5s1SKtLwmr6f09xkjITwmw1RMCE6Ns1t1hT8H9mBOU3YTi5kkUzpiLfJan6ZYkaFI9eM+H8ap",
-	"VObhK0HM/HqE2vZjfUCSBbmhSRzZ70gSSxXzESzZME70kPscTv00FdEsZBGJFS5ZrMf8+4yli1qjpg9y",
-	"rVfDtpctz16nW3VMlhCvM3obT2YTwmeTgT69QxIrNoFjDQugp+bvXLddPSa4GbkhRWxIZ4nCT4YinVBV",
-	"69Virna6tYYesO631uu0243aJObmLzf0mCs2YnqWt82RaGa/wmwumJSx4MsOvcTHX0kSRw1CJaw4i/Q9",
-	"DvQ/zxamARnkOUaH7oR77NmweTjoRvpc0uZB2GbN7mA32h8e0HbYYXZXplSNswWIo5Vcxi3AbAZvehu2",
-	"U3mt30qWLpveTLIU5pYf/LPwIDpk7WGzQ7uD5m64EzUP2O6wuUf3B/bZpxj8B90WUha4it/QyBAp/Vco",
-	"uGIc/kmn0yQOgZBuG0Lx379JPc0/7bSggQGNrtKsBTmbTGi60DIDgWNIREr0hIgjAfrixRxuXa1Ru6HJ",
-	"jGHfkR6p316jFjFF46TWq/0EbWVt9PFU92tkMpOKDDSNI+ZckgFTc8Y46cAt7rTbLVhaqSgPdR/bdBpv",
-	"33S29V5Js7pIGe9A/hRVM1nr7eo7omIFu/wNjUg2eLP2s5T3RlSxsZhJ1jNr2fPnqXfFrMiV4OxKxRN2",
-	"pcQ14/klRZ4hmdKLesPSeGh2iMDLJKScC1iMmWRVi7ukE2+ddRfYWLZLDcJup/r06W7HVBKapIxGCzLQ",
-	"i6y7WrK+dKbG21Mq5Vyk0TaM/DFX+xSHp0dlB2jns3Lpl6yC3oUJTfSFYtGVPev51QeJN5ZELzN2/sPF",
-	"61cVK11oqLDCVv6obm7VaoJQ8piLeGYHameycukK0wJ6ktGi/y9lw1qv9l/bmbaxjU/l9htsAT9ZKgrp",
-	"xXB99DIlo7RGpB7kxxJsNQhFktPnlTTHva8PjJiBPpBSPmKkHni3UTckUkKJ4Kypj0efuwsx49dczHnu",
-	"QtjLoO8BqQfVhytoEKEFNbgDb8yNCFAug4u8eDGhcRJsoWTh6Wf/bBr63Dz9dtkam9e3M3ETVvm54MMk",
-	"Du9L2UPv8/wt0HTTbknEEqbZdz1loKJp3rhVcSFca4WrUNHWKmq9vQkj3TZjefA9OczuyfNs/CtviJun",
-	"3gGt7yVXilZScnhIaBSlTEokt3o1KtbOb8ZbvmMu1JilTvf2TqJE3SzXxUdlgt5KvcjNy4565aL5E3x8",
-	"mmK3RJJ5rMZAVMJZmmp1S0+AIZ3Jb8eAJYKPJFGiz2lhneuBN15DLlCrlGKWhswe55gTij2g2kyTRMxB",
-	"m2CZlkrqgR1fxe3PmTZWXn33oq/sNzNtf6OPzesfGg8hO7D/r4T6GQQUFt2d/JSOPhfq6sY2590A6GJB",
-	"FmKWlvZvKFJGEjEaaW0u5h+fqe4UrwBwrGzUG9yA3Dwf6xpYAUwfy1CkKQsVGcxUxaG3XNaMgCyYalg7",
-	"WZ9Llt4grdYHNh7NUOAiRjfRyre9Gf48gq0WeSuZUa75tb4W0F5OgIXv4CbZW0sJZ3PNhPHWAuvk0c/e",
-	"R8EXcV1ORDqIowg5xL3vydC1kuOvsfQojdkoCVsBZL+nGQaZsnQSg8r9UVmEdz9OvNGuvBbZtB7rNtAw",
-	"BLZkRToUKfV9iJVEaSSh4TUuUrYyJE+0OWOR7PN64Abo8QGftt82J0MabNlHXoN1SlKRMDTgnZ0cX52/",
-	"+Ont6fmLb6/OX798cRFsYSeEksksUXFzSEMlUms+0fLvkF5Zu0DQI2qWcnJ2ckwEb4AELBWbGgs3fjKb",
-	"mqukn7ydnumBPaa8ecoVSzlNXqQpWvfufZpj09IVg6ZyMg+ZcXY7ZaEWOuExESGw89Vy4+Sh0uBeXvXE",
-	"ARJDFO041+iduVk9xomuWg6tg/gdaQL8LayfJNTwRBaRGY9YmrOGn37bIJzp6aRMnyZc0cc6G3DRnqcs",
-	"YlzFNJH31EqsfhXmW8pE63ep4CPD2EAPRO63whriN1XQTvL80WsO5XXDTj++bNEpWz3yo97I4OF/AtYO",
-	"j4LkF/E8Ho2Vm+yRlmPB+UIMFdKSAmNRpZEp16q3ni/0qUTpW0RMa98gt+lV0oMKqW6YTqekDup3ykIB",
-	"nhD99haIIVoA0GJGJsaPaZIwrcIrQXLLPhnSbVSsN9mcyRAuoWuu1qv9NDm8ib5/1Q4nJ/PT716Jf727",
-	"lb+82+O/XHzTHnRVMoi/Sdh3Jyr87jY5PgZb71Qz16uY13o7YDhnaiwiWev9WlNCTeEM4JSuYKXef3jE",
-	"U3Hm8whvST2+v1YGzW3c46hhL/UCkyGNk5xxxDuImjoBX0YXnb5WEY49IfMxA8XLSap97hthVEG4ncPN",
-	"N5zWKmuxJFEs6SBBa401MZDXxk3kN5DCqbeOYduCZcP5G1Dgv1s90xyuxVeS6OeB8Y7nz+pQpNbqczak",
-	"sERfhihrSNPZyfEDibteWu8yFi0n2VJubPHOt1ig8kAGvFaXmL7BwjebHun3Qbkf0dV6ZUaEPgYD0LKe",
-	"P6WNWEB+HXzHAzyBRSsttybX9n41SMqmCV1kS7Ju1fVPhQW3LToOqtuae54F3e4RYRnHMPaa1ZzjL94L",
-	"nOjm26DffzxrlyFPIPWDez/xaG+PBMWuA6BDtGJX+zxn04Y1r6dMpYuM80o68e/hfBwnYAFI4hsmQRXq",
-	"86Dy0AWarPMCSaywrTewd+NykozxPldCkAnlC0Pq9cgkqfvXcetLIqTnbJgyOb60nsAH6FO4ESk2WO32",
-	"Mw9L7j+7BWZfVl0y08THuGG50W16zfLzfTy7cmGhykc3ZTfiGk9vkaz1eSYH5cZnLAjODBFSTrggieAj",
-	"lhqe0yIvfd7zJZz1s5PjB5jANtMJL6skxftphJYT+c2BSQdFz3U6oTVGAD9yasEjmdUeUTX88qWC0k5s",
-	"g1k7nXyMHXmAfLBKTb8sGyWX2AvvoKcXrMaZ+oNWRG99WYQCQUE3OkIhxJobKxdcv9GcbbQ3Rn17zG35",
-	"TLXlKvv0SIio4fw1XphEyob6PvTyajCVmu0AdwBl2SNNKDMtUcIbOcMMqL/FewRGZRyEZ5lZQQK8vpzQ",
-	"6azkfb7ZwS0q2hgPmzNhk29FH9RAy5i1Bg/y6mNat18JdSJm/GHuTC7U1RBa8S7cK4EM3wjXsY0efFAM",
-	"xIOvy252XV4JReyoV96JbHqPJ2sZn3okGHon2W0sFakHrq9g6/HM1G/oIhE0uhTiJU1H7EF7PcW2rpQQ",
-	"Vwm0tiYKTGs38OJqEXsUSwXBtw/a345HDs2sswGs2+fy1B47ZgPWhN2GQBnQiZXeQGStjP9gJhmhHpQG",
-	"8piH4YKlN3HI3nJ6Q+MEeNBDzoPE5q5mXnuFE2FegcPAJlOR0jROFsT74ggJG0moYunHdnh5R8SsBckP",
-	"fuUhqZrvo/i8SMSmjEeMhwtSfyOkGqXs4qeXmrGcsyiWW6iTpYyGY90rqQcVYwHf53FOmPFSR4Y0TkiY",
-	"CGnTXOZ0kRkuLG/Sah7uf59joE9mkNQia4uce7v1iMzoUogzyhfm1/v60oyF+yoR4XWVaOnZ0P3jiK+D",
-	"3SXmVbF+hXb9Q24NOMYlAE3Io6LF3vQwFCk5bLdtitZHd7N1vSi2YzMaN4eVZ70wYwizp4pdmaSkwtLa",
-	"RbB5ThVLmPu6agHtt5YgxJzsdv+SlaqazsrFys3tkSTn4hhIPfC7CbaOyJzGigRwIZvHQ8XSwC0Xec1J",
-	"AAsTNPo8yO9mQCaMclk8oxU3gupWtRjMgJzgGe9zPOSfj7HGW4JyDsuFSYdUAhfMBNKpdAFZUdbl4djb",
-	"bnej7JRSbtHB/m4uu6hdyi768DC70luuj7tI4z/uE4KYsystScUoqmpV1r/liS75xguCQLHpO5liH4n/",
-	"V5ph72R+zfIqZoXNyBbylchPdg7Gfq4qVizXyAZhbpQMGE0xcNd18AnX7G1+vCuXLDe3x6GJy1aW1AO/",
-	"N2d2zuVINMiARsmCyHjEWdToc88Pao93pt4b+3XPekbhJdDFW+TYOmvQWOd53AUnQTimfMRcRkSDBLNp",
-	"RBU7Y4FuJUB/vf4r1hsa7LZ3AhulRMluu1Miq+/evWv6Yl11ml7B6JN5ournJ8/J/rO99lY+ge8bPEop",
-	"o8nkH/2a28F+rYFxV//o5690v7Yyb2998vCDaJ+NCbPn4+NE4106xYyMY0VoLhpN85FYd3GUN11FJsJj",
-	"GDMJxw5l6kSM5H9kBN+C4ABRz8jomLN4JGDwgHzt28VXkgR77W7QIJQMZ2qWotVuq0ekipOkz11eN4lE",
-	"OJswrhpECkJJmMRgLKccdBMSoBe4mBv+mGrKWz5NhSZBWuF6wVWsFvdkxZZoXKXsNzheZXbM2Tyzgw4h",
-	"3BFMoyj3lNlJucnCyXaNuZ2YMKby9lZsHUiFPhKy1vvVdaCEuJJjkWpeBigIXqdaFNLrArFmLoVVkYRR",
-	"qUhnT1OklIaKpRI8gLUP7z++Tajb9W1CZobe6qyxCRWXExk/uEavUpGwYn4whD8X7XqSqbeSpeciYbJB",
-	"wlSL0styyoDawtm5Qll7nYXNEOjq7coNNdsx/afMbZd5Ecffr8nZlKWaRPVry3bpLqlrprtH28if3SIR",
-	"t0grN7K8qnojy7/mdvMEUT5oyqzLoWHd4qvF4MfdQ6NvZLsHYYPVl82E/udCfGsfGqXzgE1lTfI4vIbc",
-	"/KozgS996sv6KHv8WCZcu1FzliRNL7cYkyxw93oQ4IuyEa6Z50cH1qZ/88M9reqjqS8KlHqCkAivTxSp",
-	"B6U5uUxezuae2OmxhjwVB3tygYgFWy0S4DkLgBFLwmg47nMxHDIeaZ0YhvpFhGK85XI2nYpUseiMRTG9",
-	"hCP0AMlxljV4NdEtXsGpXHXD7fUETYVK4neoO/okvpE9X4lzUyAwBWKmsEadq5z4R/GSmKw9u2BBccUC",
-	"UPiqxvOYzhJIu7BCw6MEq32CIBxPGvvsgnAe6agUl6rhhwgQJYiJekHtA9XxBqmIHPDj1gqhA4WQe02m",
-	"JysiLCiPMAnaulHmFI9wRWgJePnykfYmXyBvIevzkRBRj0SCVEYCwLRd4qNDe7KrAhBRQdF0EBgMsxY5",
-	"tzZdsxT2O3RV6KYkI+GYhdfShtVCRGw92O0ekoI9+RGT7twpgWaOw5BNjW5U0DJDzUQTFo3YBGDGhoYB",
-	"ayqiDEie0dXM0ouZXsYbRhNIoFaSiJkKxQS809NU66kqRuXMiUGlbsl4NqG8qfVN8MSZN1t5oCJUzEsG",
-	"kMx48qvrIgMAFAPNofU9sdM+N8BGoC/mBhhRtfYeucX7AKk7a98/0+8Uhwkdme8rhxpNYv4WLFyg5WTA",
-	"STRCYwlN3nhDH9JEspLJwKqJgjMjfRAjfyPO4UyBID7jeJ1BVp7E3G+4U9xDmyRT3sRApTMW2CyaLHvY",
-	"XK4bcc2kAa0zF/qIBDDwgDCO38Qqcx2YRRkIkTAKUbkopJdPDy/k39X1NlAtMoZUsmbMJeMyVvENSxZb",
-	"LfJ6pmQcMRIxgL1D0wflfW6/p2CiOn1DklixlCaaMUqW/s+vne6zVrvVbnXeA4wMeP1oMhYSQhApJKPT",
-	"CetzezEoiYSmTPR/BsGWF41lEmx3u11SFkdJHSVdTJIPGn0OAVRBPL0yA0KbJ3R+FYkJjbklFs6R4hQa",
-	"3364W7o+FnvkxgNhKDp6YHJhwijSQpf2j55sEwZW52y+VQYSKW8iwpUVe3nF5vrkTBO6gCUs3HxAmJtS",
-	"pViq3/7fv/7vfv+23W72+7edk37/9tnJ+6//v1oVcShfrVkUq+MQ+63EAaWcUP2SPqxcQRhbGskWeQ6G",
-	"MQlApYOU8nBMBCexOgKTEqgX5iHTS8C0XsIJJZOYIw6XPvNgZLtmbKqVF5okAxpet/q8z/9NKAyK/Bv8",
-	"iDEfHZEApRkZkGu2kOTfff7vZrMJ/+kP4FS2rDSrT86/yTF3/BVQK1PkR4MFwffQaNgiFQ20fLgS8m9y",
-	"7n2A8bXSetv1ElngFr1kgPaV9VxXWaZeFEfAahVLkq1cv+DvbMlZGEKKKIzeZKO4H49IYIjFVQxmf9S1",
-	"I3YThyyoaM7eoawt/OWITHD49laRIGVUi70VjViH7r8JZN1Jg5PpFpalLLvJNqVFrxB+WOyroocZd7gX",
-	"MFQbyewkVd2a7WLAQjoz0BhLMDgquhjNGEhmVzRhWqDXHUEg8JwzjJeeYHAFHSAPz7mjTciFbddsgm5a",
-	"zBSO2YplJlFczFR+t4pjEjN1RZNEf/zCZwOWhGBwI5WE8QiPrP21OIpcPsRVyvQqmTFN8cr6mRe6ySnA",
-	"gigbB+tLlMZNVTppbDhkoQrKfcPrdjVh0DhgzWZxKrELS5UrlsQJlYb92iZzZ8A8OyLBNZuqqw3aYuH1",
-	"lX8L0DXXRNSolIzoDbPpXCWpv7pNQCOzuGe2WQQYBHqfow3li6YFZcBlmSUqWNFD5fyxGxM+bg4sOmj9",
-	"hqCrln+lLr27otupvCj+Z6h0FGeZA5952GSxM9zPQjdWgMGHy7rgbH5VQVD8diub09KQyWZePpwbRyOq",
-	"RjPjEQiRqZggdEkSOS7vN2rYjWVEWopFFiJSSNcP8IUmPAm2HHuicDaraLRImAzw21FK9Q3WPw8WQZ6X",
-	"oDe4umOjw2GyFC6TQZvWAij8I7+iVsatbM1liReJE64qX/6leeYJxiDq5nrGtPMccQF/vBiqpstJz/Fu",
-	"QLCr7tA+1GKogd8rDRgWuHB6iq1MExp64/5KgksDVi8VE70fSuRX0FI/n1pWrIemmmwZK7ANZvFZrUHG",
-	"mI8BzdsE+FpGmUV1AYT3lKXmhWu2ADVkHvNIzLeOSAC/V3HmnBFhOW9G6cZltvB8mnWu3cmQthhPRaI1",
-	"jSupaFrcYvMboeTy9eUb4l4GBSlUIrXCT8wLdB/bdmfOtWisNRVt9mCkAGpd2XxjDafRPfoXxHWJUDAI",
-	"LTQcVjAsELk8ZItyu44NVBzCibjJn8Gzk+OVgpZuUHeT2ehhN5cloYCO5UldR05AbGAaSdVwvdlcZUJI",
-	"PvHFkV+ba726HXmVshHjLKXFU+JfxDjN9yJLjeohT1l0NZvmpTUgJ/iMzKZECVzIYO1G1RquzkJB76g1",
-	"aksVCfusIOznf3bOqJIMnv8tk5rzvxdF3VqjlhdYvdeNFOq9UiVN5h4DCbNNFKW2it8zCaz0sCBKVT+3",
-	"v+almqpfi0JL/p2irFH1dNknN3Yhfb5u/zTc1v7pbEK2KZ770/Ce7JQgV3J/+xzI/lhkIDU/UNrygfwh",
-	"KOQpLie9+Ye5ofrEzf8tty0lwpJ/s0gTlj7N3XT/rezqVhQyMRYMg9RVNmG8uGFcNeWUhfp8EGNBONJ6",
-	"ajhGOwKosiDRSqZAlTTY+miV8iwkQavP37BUCk4TrNkCwX8S9CXJwlR/T1Pm8MBCkUa2SMaE3vqmxG67",
-	"aEscLJZYYCY0Yhb5QYugwljsTHmLBmGtUasgTBYsRvuVti5Q6ZZ0mmUPgc0CtWKAFLoBCyH26ad0aFFk",
-	"o26r7ZaXUPQGvSzOmGK6gzBGPQLbL/3666//xzjBWqGYFDuuNu6hdFvdtSm4QjnB60w8KzAUkCiEH1ZO",
-	"bUJvT/HdTmabp2lKwcesxcMlJU30pbdB49R0fc+euxU9G11heeeF00PMB5tsZ0GuWVm+gtBMbDSHWX/e",
-	"8k21G1VkaNR8y1fVEc4wsAxOEZ0wqzijqxG/zeKby8bZpLrCCITN6eaMeO6J3mD+K8rfm6yi02Y3uhi0",
-	"oJQ69Xija4CCXNWiLQoAOPa6VXkwGyRwgu8mM0QjwApqI2ZqIG6B2ph9cqwabA0tT+SaWHmCiytjh6w1",
-	"ah6vMuAHmSW/inVg1Fjvz8e6ZvlbcNcTrcQq4oBZMo9OG5b6BIBxVvkmJQtnaawWzZQl7IZy4xgo+zep",
-	"8yqsdCB6DogPjZpVwJaXiSHzsdAMG3QSPksSA8nEBV9MxExmaq+rVbaQik02IDK6NUxYxbjz0koawe+K",
-	"qtwGa34BRQ82uAZRJqmsXRYr1Xxo1O53pOJpeR3Rb0NO31hq4pbRJWoiz7WuilBMjK3L3cjCfd/d22Dt",
-	"/FCR4phOv3W01Peug50/yoZUdIN1DzboV87gYK8+U2VJI78qJpzuMc6Q7u+KjsztKpa5WvN5wXEOAzD3",
-	"zLs7uUnDKch1m9uL7ETmjvf7lXThZSzV+rgBR6DWHnQkNgUBqoLAbhJhoMd2ryiD57mkmk2DDPJTNx6E",
-	"q6kX0rU+uqjEtfch8sCd8yXywvJOXnlB/S3yDVsIJIWSkYGY8Rw4AMYKQrSBNCGdPRdT3+f5oPrBgpgq",
-	"aA0oVamXX8aYQDbTbKpO+cL7oEHklIZM9nnMw2QWsWjrSH81ERCaOoBscxa5wcpG9k9bNZErapJdDJpp",
-	"JgVFubcZ+eM2vBlwIlUKS0eYVPEELGbDWM+aUbkgShCwkPR5XepN5iGTDa0KDgRNI5LOuGwY/59s2MFi",
-	"H7pHLflJQhPB2RYoe0bcwzAHjGIoB8QeZfGwki4kmY+NCRakH0EiUYhY8FMelh+Ng3UUonQgC0en+iKw",
-	"8Lp8qM5BgNOEGmw6EOXGmQcrUBYBmMU0LwRRjEWqxWQthiJ9jRAIDoRND4MAIzs0ZxUzFRwZvdrmE1lt",
-	"fhPpM6FKD/FqUqH+fS/mkC1idGwWXhMlxHWDxJxM4iSJvfxw0zAWFwT2YqIZs7KrM01u9YSq6676u2M+",
-	"zg2vckdcQsf9yNJTqNAnChUyBSIrA9DOaHpdUT7EQ2qzbR1p2lou9KGXAeKV1XiZxlodTvTto4cSNWpP",
-	"zOeJ+axSqQtnAsYthpivplkHarV6OVLKFVaiVeiAYpOpWjQyx/CIKUmCX/s1TBd7H7T6/JgvCNaXksyC",
-	"jaN7vEeljEc8IAOmiZVEJ5DszdNYsQAr80AFW3i7z+djIf0SIwZ3nCYJSw0QeUg5GTBnFMMytla4LerH",
-	"YE7T+1RVphUS9KrMJWvEvRUqfKM24/HvM2aea7WhyGYsSVvJ9b81OeP34zB3E3gb+RB6hg55U0rnTpJw",
-	"YaarZ4jmobOT4/tFEPvROHiO2C0NVbKwsU753OCcy7AkGll40JXB0ifHzwHOslH76ApFvsrCmoGdm5ef",
-	"W7DNjfcAIq5fVIuFrzlzkB3IyAtGgYGIFstXsshtw3HMWRZEj+Jmi7yqjk4l1cGpfV4dnQqChYtNLcei",
-	"5mMmlibtOT+1nzVp3dzuZS701qaqsB72Y0hKMt9gWl9Fyl/d1B+ZeXGnSO/zn2ZV+JQdwleQnTGhitRN",
-	"wbHZLI4axJm9XINGkCgMBmloxsddw1kas6LXLkpEy9GVY8oiCrEoIAYZOl//JOZXCZzw0tdKCAI55e5d",
-	"ervqXdAG6ia018yZJlJgLXyuF0NrBdGW13c8yYZtao/bnic0Sbyel7+JOIbefIDL2HcB0QC2VggyZHMs",
-	"bO5PafnrAPOUex+5RtUnwjjC9COi5nGYG1J2+VwILdxui0dakWaBH5urXVpwe+X1BTQ1I+d0QeqgDbq6",
-	"8xBzjE9NsfmtQsNX2RHDW7eiknZWFvft5UnzANJk8ZgKrlKReMe1eEU1fze3upyJ74bkaRw4XThFX0mC",
-	"WgeYGblnhLUf5lSTpZ/mtKcx5IFpfckRBAuhoFuoyM7t4WUAuyfFi24OsN+CvgRLGzD46tn3eKzt9yi4",
-	"Lv3au8kTAbVGQc518rQLdmNTpkD/XNmU2ywXtp2NAwR4aSJFlzViX/PUM4MpD34+TXsdiUtZFIcKrRNL",
-	"mstJ+mSFoF8Q7Lf8u4w8yp4ByFnFIzoRKbMcDNZfX+0MAIVCRpYk9U6j3W7nmrxmiwLVw2a1CgpBgf6u",
-	"At4gUGlYg3qne0AGC2VH6Tnj/DCTQva/yfp1AANW0zQfg1RihoQii/eHwTjL0M/wbRS88WX7b5+Wmdc8",
-	"GcHhsmf/8mhFrVHEsMgub61R8y+knpCHTmIvSa1RwwMMlnV7YuFX//SB4OIOj5kB7qP5I9ufSnelgVKo",
-	"EgALefXWlGbiACukwbKGsSwb8ft8LiK7nSaU0wphfYN8RHssDKj7qvTEE5GOhHqYNf5xzF73MA5V6l9V",
-	"s/ye0UQ3Ulp0+F2TMxBaXmn+wsHohkEZBQkYUmjXCe3Y5nN89wNk0iZqvFiaugiGWYxHRqNoLAlizxft",
-	"ToXp2oYbdmDLZ/7cjbysCmCnU5auNDFPEcl27ezRqA0jjeJN3y5qNrYv20rVxH5492PlkXsRdff2Oodk",
-	"OhskcQjkFlDTDto7z7YqvOfJyDcqv4i+vTiupAphepN/EbqpfPW6ygf6I1uQ02+PyISqcGwSVYNrLadh",
-	"7rRl1BAnAzmpMh7xjYzu1whcZYf2+sc3lcOaoRPRvibjUeVrt9WkL1vPBhlQyfZ3Z2nicrGnmlzw0frR",
-	"FrZaDx3XVneMS4cjbcDWLNn5i/IYAcTlHRsQvdAXTOGuP9vrVO36NVvIjV2n+qStCTorzko3XzV05zQt",
-	"69FMUQh1hOT3KR3FHHJUQFVIjQ+4PJEVoVNTOmKIRw421rmFK0HKthz7tJNDPu2UkE8btdvmSDSzX9FP",
-	"equuUIUoj0ZzFwD/wBcCkNkMVpn+EIZ6ROgArO6mnHGilRv9oEWO8UFKtVrS5yA2YdQA5LUiQoBy2jhC",
-	"7+Btcl1makmdciKmyNr6HM/lltaKXFSsAaNDidEYJbX8ySIyoOG1ngoAUrqA01xowZ0iMjy8lK8k1LjV",
-	"jeMKBD7wQuAOgYV9qAjSWH3XctEIeHCqz+gN40xWcAv7ZFN+Wemz29RZVzk0MYr5/WQUjELMwHLL2xD4",
-	"rwR4gGJpzsJXEg8kpBJIOZwlJoDPvmai4xp9Hg/tYRRcH17u4+M6oFKOOvmIQ6oUpC4bCETI5YPGZJ+D",
-	"ymBKzW+Vzhtsuu9V6vdvu51mv3/77MUSf9JfJquts62aBfxK3t+6eh9z/NnJ8XO/lmchYIojrGuH5BO0",
-	"LIilGFpk7l655C8UBFaiz4vlVG3cpRbPW+Q7favQVeKCDwu5X7jxRWF06ahfT+nvM9YgMuajBJw7R646",
-	"sRLl6q5wj6mHCUQGC62Vs2S4UaC5V1t4KWB3bnGgDiOp77TbW6t50c7+GhjuSmbkahtXxsCWdsNq8gi7",
-	"k93lXPCnpWDVxZLvGKNeDB7x6qR6i5lNZNnBrbTI+46K/WYUj2K1unRScY9zt2w/T2DazcP3f+5/qCQt",
-	"ZyfHL7iDacmf1nwKyl38HhJjdrVQvO6zS3yrzPdyfbvWlqyqmcPD8Hq8tfiYiD1nJ8dvUiGG93O0vfhk",
-	"brWHeb2qpn3hZIuKKP4V8F72EljMEMFJMGLqzMDNFQwbfAnqkM17QBmgsgZ3deBIKRVrQmOu70+pi7fc",
-	"JDfk8i3vILlvRCyLLNMlpi0d6JJj+DMQ1fs7fB0NfLjHdzljBDEPEumyer9WUSgzeQMlk/H4u8cTfNJr",
-	"Us1SKvdrAxUUhYemK3G2XAf9DPWbqklbG+dzjIegNmvio0VffNQgizcukKYqOCYLsyEU/WcQVCOP/CpS",
-	"YFqAjCCO9qgFUDKzPXFKgtumF68TEHartBKAFmk/K1v2UkZtMqkJAXJ/YSJuzcQs2Tf9GKIs7Vk/vhHX",
-	"YP2ZRbGyb0+GtIfZsFWilldGoKTVnJ88J4e7e89KuPP342mmK3thLe7n5sZ8pzCKEM9LWBEq2K6Ssg2c",
-	"dLEriPRoJuyGJVnareZqu92uU1SkjcfSdK5NBjSy+dmQ1dPnzjwiW+RYobew0273PCBGUFrAKWYbNZDD",
-	"GGeQ4heFqK1Va+nFqKxPSciAUleQGPBAF69de7cqgG4y3ESGy1TDv9KO40c/l7v9/vLyjS3SABrlShlh",
-	"7/DQkxF22xuqVAY/tjrCvACjaXDXLWe1F083WBUVW07QM8DOBW9JNTptf9Zu74R63vAvFAiy3KE0bqZs",
-	"yOCerXfPFQiwxVKGuTeyKHLjVlvHbzxSUV44hYijxegpuOXGMGCR/8qofyCTmbAqCJWtjKsykTXwxZBR",
-	"NUvZV9Jd3i2wnQ5pkqBRU/A+D3CKJtMPtcaFmFnc2msu5vm4LHPsqgO0XJBWjtz8m2gKtCZuxFX60Y/F",
-	"DCKyUupB3LgXrhBE2rbqQ7wD7vSCKxpq6T9JFiYU5YeL169sOxXB7f8mu91uoansQ8CJR5D27FtSryor",
-	"AFFhcI8s8hPULTIxBdmrmhVumcrBJn44C4bxSiHBJDvk3+SVqKod5UooFeN1jEHTfl1VwWtZZSVSLqzk",
-	"BbVhWXxsecfHjEloeG1A7DNBRJXLgdu2smq50NauacvJnrp3MVPLooDQTHKlWzEBa9jOnoN2U2P8QsL2",
-	"6QaycsZAP7EJL5xlmMShOa2HxeFksXvUwJGCCwL6lvl5umC7PMglNnpsAq2sMjqTTJYzF7Kgv2I1Wd1Q",
-	"Z8c/qrmatK4UbXaaKnHWoZm9istTBmsvo2PZGwOLVC7/uKqsYSGqzMt5x7PaMMdKH1vBM0MrRlu68CGH",
-	"dFDHyk0hTYB+oUs9S7OfpWyrBU2uK+0Faqar7dUDulooVF7CeK+rJeXRXWRQsW6jXTWwQm5es3GWso3W",
-	"FU+cvhM+QCGu6POCfTkr4Z53AthyBw58F8S84s7lkIzydCYPiZnVy2hUliO0+TkzyYrRjFeCsysVT5jf",
-	"S7sI3YiwjcgBs6SepZ0v67Mca5ZjCstKOeXrdVQT9CLO24pjnmszliSNR2Plku03hLM/8kWwryQMIDAB",
-	"bnmbvL4yZc+AHhpLJJuPWcp6BRpeD26bur0MZN8j9wjirlVPII5oIzs7OW6sLKhf3HYozZ8Za/yzZfBG",
-	"3AQqTxfY0MDvNqYzCWAGpgpgDgYx1x2YmnJbo7sDPDu0oxdQ0KCczBJ8t7rd1cLKNiwhynBSM818K0N/",
-	"LReGJv8mezCoXKXpfE1ptx9ZCWhSVQGa1L1K0l6cr19HDjtsIzyeV0DPr0xXjFT0BD4Qun1ZrdaorKpU",
-	"KJ9ZrD/qpA3AIrF1/K2HxGf9GA8I7LtmkwctJlxV0fulVWAKRY6rC3+UikmXya73bY5Ser/niZvnsvTB",
-	"vqortJfKHxYAySovUvH3ZT6snImxMngsdxFA6ZVjLdPWQypZg0RUjhnGUWCOoFUlJuBT2lpjUd1fM6YK",
-	"jfgCzZYzWRibbJiRCR6yIwJgcPqKTIgYDpOYswcAUE1ivgKOKjfgh3mVik3NEvVR3UtV/T2ua2+1q656",
-	"THCH7hcFkr+AS6w4vsjisIch+sPwZkhuNu+hz7HoGoBAoLvYevMDq563jU8q7Mq98DM+q6y4ZXZvY2lZ",
-	"shoA+vmUp//Z5Ok/5cQ/5cR/PoAsGwV/nTPJePSzpyx+qQkQeqYPzPJ4unVPt64STnGpKFUQoQpmGmbB",
-	"Jh8iNxUVpurDL5LK8m96bSMAthBDH5mi7BrOffnnumysjBeu9XV5vW6cj+C5/nOqyN66OENTF9ifTH4E",
-	"yxaviENXwn5OEeYDI0ld8gJ4mAKtXViTE0S5+lADp99WLPZdcO1gbx8H0e5eKtIFWxqEYYpK2apzmvY4",
-	"7SIViipDBfMax2CmoFKX9EsGVQQrPBwi08jtq1B9Y8Dp9msXZfFzmaUbBNGhMzk56MqKWnomupWq1fjF",
-	"jGOKO44AXP+KGPzaRC9cHsv4LrO+J8JnlLCrB41+xhOooKWM9K63HKpsDUXK7j+bTZBHHUK62yTvWBXw",
-	"RSsQ3aQCRPnKab+zWKZ+oQfQld0U7z23PIJnITpSsrR5PMoq5a2dXFVuThXMZw7AEyA9vatWWI7yucgd",
-	"8eyKraAcj4jxaWnRXwzwecEQf+meJppqZCswNJiaJuCBMWzbwUBJQ2HBZ4Xu4b8ZfBTOvGpFL19fvnku",
-	"IvYJjD3FONJlBhg9pBe2xkX53K4ilY5muBoZxl8jLZF0dYTuTTuEmtKZGl/N0nhJGLB5o7e9rYSabrda",
-	"rYC8PT8l9R/ZgrxNY3IC/W5BJs9YzAFAkPx07mKscrJdt2oQWKpiCa8Ygx6Ir2BG7U4Xc1Z393cPthoY",
-	"gzOdGsVE0Wuo94jhJDG/e3isGU1+bXL0au0+P8x6nT8yH1MoA6PsAwdrckk+9igriROKVVMap1Vw71ry",
-	"WmbB/uHdZU42M4lfVJLg2PjXwM7RI99gBBHGz/mNenF0vmzQPtyvhFlflVZ5zkx5LiCsxnbOk0WPTFMB",
-	"kqSVkkzuoynqibXfc7lYff4jY1OoeIqROy5fso4iFS/ksG2h18mkvbmPOLtVfe4Gg9KspBPnUT/CUSUu",
-	"KgOpVSqUgrKlABCmddo+t2nCxsF9gwkhOIGG6x5Qg/o14FnxiDdj3q9hoQXyM4SVdQ7aJKILWZ3eea90",
-	"uxlXcVIW1C2ZrR+azDtT2qXWO9RSwvKo0YP93Xsl4g3pVVYIKbsbpQRxrJOKgTceKoYJIPArtWLwwIqI",
-	"hz6vB2cnx1fnL356e3r+4tur89cvX1wEW5WRE1xwRhZM9QrRC5KY09nnMAKaMjJmicn/xtV1Be1IPYAa",
-	"T5dCTR19s3b0qhQgdPXcbR/zSqLbSIOaj6XjcgqSLwp/JQkdSJHMFMNPF+vyLjt7O/vt+2z5Gg8bpqYW",
-	"nWxlf9qRl7zaIhfgrY0VFsVgyaK1Sd49Vlaz0cQ2NgHp3vo09BydLc4r13ghabNif6uo/1sTbvYZVdm/",
-	"H6r+UQa7qIStlLMCEmmNDL3Elv6KzYthkacoFUmCBbbQuOSKayQxv85K96Le3edDYRAN6yYi5wWMc+vI",
-	"YtsW1yC4h5tvhUeP5B16mSPPt+eu9+SRKkcesLWP58n7dMXytXJfJRZh+dosOfvRLWKmZuBqrcWVxzVv",
-	"uwomRnmxBXM3VF3WFjKx1ZaWj4qurRZcGqN54dEGuaKmlqUXhdt7TKYGSs2QDBuxD1E6yPhQsnNFtB8N",
-	"Pn5ZCbPKoRaHUGHVzHVxhwO4dlnvZ6zcLLfJZFBv5LnPV+mBbWKqigCsL0+0Bri8WO65QSTE5i0Lz1qC",
-	"sre6fpjLplq1RJoKZWtkio/en7pU2RrtITaOmcJRrTpYXhYSrmTBPOkNM085csTt/RKi+4i2SKDhf7Eh",
-	"Egt5PMQK4GbxsWwA3iEr3YmvSUBDAGXtAQoVBi63+vxrryRgLyP2g0WJExzZgN/ct6bcey9X4L3w6lGZ",
-	"q+gxmDK6JFatXMQvDjRfG9BW4K2KLP05E77uZ9Tc3O1cLvDxOE7n8naiyQ+q9l3oQ2HqzYLCcTxD/En8",
-	"68TSjx/eXdZKsr2vssM0lscdNrBSCZV9fmcDjzE/aO2rs0cmMZ8ppsVqKWcs0upy3xW+JlSS85PnB8+6",
-	"e6T+w7tL8o3WMJ8bdvkmhRQ7JrcIldcSwYKnMef6w2Qk0liNJ1ovB3TFYKthrJj1gKr//m2u9C8o/cYS",
-	"Cl7SWWSycNjtNECESha1MNkjU9L7nPJiShloPcacH3Pwry5PY4cjDPcXODpqhm5bx0pNax8+QPLxUKAl",
-	"HbIJ9T+RZ9ZcQqpWNSB0xEDdpolpQfa2t0exGs8GrVBMtt0H3r9iveISBVD/IGSNx5JQI/7yqAhpYgLD",
-	"ewQroeNqNIwFS69rnwOUbjOJb/SOeMcLY0zAGQ3FQny13AuOwYiNho2I8W+UPoDJsGnG4IwraPxCl+CE",
-	"cjpiRm3KKAp6k/scUALMOIDhwxQ5AQAAolJ9Yfu8z//rv8gLgzWn/8SoAw+PDbIzXXL1jEcsJcE2ncbb",
-	"N53AAIFbsLqebiEIgt+k4H3+Zx/odL/WI3/2a3Gk/9Gv/b//83/7tQ8N0gfqbR5mOb/+Sx+gMWhTNxSQ",
-	"kKZpbJL5XNpgHXHugfeB68o8kFst8iYH+Ci17NnnEDrRghQEcx3gBw9rMTiCPSKB/5sDKSzgLfZ5DnDR",
-	"WCiVmKJUF5uijEBQ6jkIRmcr22rpSy9FivdMgDWnZ4P6B7M4iUARNSK9GrNJi7zOICdM3V41S0GKHOtD",
-	"Z2BWgm57l7wS5LnginEVwJ7rC48wt4TxaCpiriSpB9v4myYV5p/b+mz7f0NWl2f1u2YLLbNqKrTdmrMk",
-	"aUKq0PZv82vZgtxGDK/iOUhDe+4glio7dZiljUfqV4sw8b5ur/t8Pm+lw7DJoliJtCXS0XY6DPV/+r0t",
-	"m47V5xaLAqlfiDNH/Mpc7qX54L9NDuY3LiEcbHyQSt7nBiNnwqDSQV0yrFweeHnoAUFhZathzNWCkwDS",
-	"25G3IH5E0OhzrNuuF0SzB0jwxzs6oQtbG9dWxIgl2Tg5v8/zuBQeCEkeWhvQE1z2nNmHcxc15G2GvfIN",
-	"Swwg30t/2HD3kPIiCoMBXyCXLjKxz9GapFzRBCdCZMgOla349weOFqY7afYUOVRRiVhGWtecx5KZnunE",
-	"dkanU0ZTnDZc84zUBEAnMZ/Vnk3YDP1u/jWT9WqW94j8PhMKLKcwRMTtxEvX58B27NIeF4zoff4S8+SQ",
-	"Mb95fXFJDDHd1vxn24gkBsqVej4rIK5fw8J9/bXPbb7+GhmZFiAw7w1bt5DNnoBwY0WTPic56eTCOHTu",
-	"49Eip0oaHGPd7DVbIBmDnyAahyqyjDy0sjnl2CROCilhi7y4tdYMiFeqWDfzcaBHkOEzgK+PnKJFEGLD",
-	"AK0Fd1NfKbwjCSKHaqItyVykUB2SKt2W4KEh6VP0psCjgqU9QwL20l5NCq4pZTMWmpgQF0VjjsII0p9n",
-	"qoG3PzZlHLMMYiwtZX62YoDheL4a8ZUW20KM4YV+bU8SVQ5f+MUcUpMgbMUJL/mB3TDe56aef+zCCFrE",
-	"C0uCoGOj2kDOY2VeZGxAHfockyHNsd9r75CqJEx7a974wmife5wOv7fqQI/8+j7IzlqIablADCSJWJjQ",
-	"VFNw7/U/M7VBf/zhPUoAANBUWKYWOfakqhvW5x7IE5TTcUS2UH4tB/jkSdJOQu7zovAMmCLGbViQrHvk",
-	"1wwM6n1wZE6vPrBWIJd9rnuEZNOM8hLGh0ILQg72be4cw45FmlUy8iGeANnnShBwvpF4SPLaAAZO5xEo",
-	"qCoUXgqyHQz6HLljy99Wryy3yorES0O+wEttTMKa4/Z58N2L7MLD28HWkYcg4A1ngXwu2G3vkAxNwx6t",
-	"s1UuztxRc/nVAEFoUL+yD5ir85/DJySSLogUZiH63O05MVndPRLQZE4XetP9CD8LClBI4IYAdXBCxMMm",
-	"OH3RcREr94XzzWDVv69kzhd7dnJMBN/Ks2R3MqwPH1Yrl0XfIsc5jUbz/AUJ6CQNSD34tV+bzqN+7b3x",
-	"kNi/tVwv1FQ/aABI2EHn2T6KiwEN4VNKkw7KRZQm3SB/ZLUcNKHXTA+7zyeUR5q4LYCk4yGpdkP3DLZa",
-	"4SYaxGf0YcW8z6uS43WbpelnIsWWE5M0RQO1AajSeVktbBgCa7hDUdNzAB6NnPWkz9Ewnqv8jz8h10N2",
-	"mrrutc6OQlqGpQh5IT6JamC1Lz8qXHMoWA8WNXK6VKCn9lI33XwDuSMB2imy361M5ozJKh6NwR9uoFBe",
-	"3xhjP/ydy0yBMeoL2T0MjOKMfrY83EkdjkQBzcMUMbMH2pIaD9Ojz5eDemi9T++LzBQWO408yEddWkBl",
-	"0edzGqutxpJFIf6a1E9fXJ6Q8ipZWTtK6VC58/MCybu0Gpgh9/q6Gnj+WDoeoBXeXo7pBzSi/2Met0Ix",
-	"CVz0TZ+7cxZYjOuxSCUjA3AcLjQtn2ptpA5hF5AtqcXB1KR7WloGbQX218AOJrMd5AyXExoxQz0ykwqa",
-	"zZvwJmo8QhbCZZQ/dzH0sROxtQJvxFgFa4+bp7FSDCKZqD1iY5FEKCNRBSvXMEzSnny7qqDKsEg2ANJn",
-	"Crq7Hh8QN5TsMJ7PAIcTi4ZDOWE0TWJ3nsFsO4pvGFJxQyS1QlEyJQapnyVmTlHOTY4LHKN2NqVqLBsE",
-	"VUXYEUcbr5ns6eWAJYTXrdov7SG79Lm7PWmmAfg/WRAAQDYXU8bpNG4t6CQxA3S/gZjeQIJwMaejEUvJ",
-	"21P8LhIhqJFQ+SBkxiFgjHhnp5clk51uFM0zoL+bj+S2fjfDw8tMdLVGzcCu1Xq1TqvdakMYKg6t1qvt",
-	"tNqtHazMNQazcLWaoZ+MqmJGMZQOqWCp1IkhdVaPAsUGjpgWU/IGvxY51kLTNeNam/Xrz6DAFCupv2+R",
-	"b2cpnrNrtjAWQmtwYLZ44UBoGmk1E0u5tD4DTbwq2FJqsCB4hU6jWq/2HVM/zK+xzg8q8bA03XbbWltN",
-	"cHERiApDjE3smi3n8qup5mOK+JiSPa5Sj6nLU7t+k/549fvk9ud39F8/Hx/O59+c7J/OxM7Nz3/88ezy",
-	"9vvnl/N/frMYpRe71zVTWwdK6pgCOlA3B6rk1Dqd3/91/K8fb5+nw58vrp5dLt799P3r0bNxePOGTuOz",
-	"JJ2fUvom/P7tuah9eP/BmJrpBvVmLtDuXPZtGDNWqwZ1pTSD0K35RollrZvXt82bpxF2sYdrXfWF25Pt",
-	"UwMy4sA6XQX2dV++dYAxFqTV95LUer++b9QMXiSeB1RTXK0hc46RCOVPcq1RU3Qks3o7uuVM1Y5i1dT6",
-	"oZJL79RLNLWCnRlfbejDq+kwAF0Zr4QtFkOGcYIIqW9YKuEXgEuOwe6L0KsBounJa/SgGCKNchGa3Gy6",
-	"Sou8woijDOgWZX+zULJXjdUKFUNNQRFEUHTIiUd9DjDWedRALa3koQCPijqH/nCFqlu6t3rhjvWwX+AC",
-	"a7Jm8WPhHlYdiuyVbbQh1z401r4J0gq8WMSeSRZmz7QobcAiBwvkGVpsyIW31naGnfCQPmPN7mA3au6y",
-	"g2HzkO4Pmp2wG+2w3eEe3R8AKk6tV4NVtV75Xg1EcCyak93fu4VkrB4/HYiZWjbwZ+FBdMjaw2aHdgfN",
-	"3XAnah6w3WFTD9g+WzJwOQO/5McceoaiiCad/NhhNiDXthzO05IVxlzUzegjnLxj/Gbd0qIJaqhcNqPJ",
-	"xoNEi52dncN8GHSt2+7uNds7zXbnst3uwf9+Wba8MWLKVqzsXaJCVg3fWLbuMPLdTUYOwVUPHvn7h3Jt",
-	"DMDQXDs0c4cD40UQuKu38QX2gwDdZna6l5393u6eWRJDqmHeoP5AoIbt9b0Ju6q1ow7rDndoc3ewFzZ3",
-	"o33WPBg+o83DQTvsRF22M9ylmCKoe9LyXaez03qWBwbu1faHnagb7gyau3SPNXeH++3mweBZ2DyM2qwz",
-	"7NKdwW6o9yK7rBtfej9BsnYm/oiThG7vtdqk/s9O54i8jPnsltwe7F/t726RkzhlQ3G73dnZAdm0uOyF",
-	"e5otPZ8lyeqFbZcX1sQD1kZff/21rwvC6lA4C5WIanbx99j+8Bk9GDQPw7be7s6wSbuDnWa4G9lHh3bx",
-	"O4cHrb1Oq9Nutw4PC8uPg/cXF3/JLV04S5Ptg9aeXpf3WbCPqa3XbRd2FPdsL2rus2fD5q4bJR4XfVr2",
-	"IxRzNidnwEhz4VcVAuAxOmPFMCezFGTB5zQcs+ZzrK+9ThiEl827rwSE2esteIA8ubuJPPkNdRgk8Eln",
-	"E0HSwweEj3bWf3TiUAPvLenubdLPBcpNbz1kvkcVkvNBRL++/5CTmvWxyZ0ITzKGn2vvG7WcqcI9wfoK",
-	"BclZjbfh+m6DHymy1V+rslQg0R0UvlyUFcTeO2uvjaMdsETwkQSDSMlS1gcHjYs3WjCF5lZjxLAoBHTC",
-	"SNBtdwPCYlvCviQ1dw9JzmIH8m472EbXMzrdcgjjVp4eiGhRJe+WcYIyMvONiBZ343uWNhbMZLWNKcZy",
-	"2KIP+VA1yDIusenufdj0n1nl6topuFpmXnRYHsA6lnbPG0tPB2ZOxVqGpIuWH2N5d+55B1oLpd684l5V",
-	"VNa80yLHFbGD+YGTeJg74hiCJhBN0iPKzvC6lpq6Fz80akW77sYfm9c/PSXvbEAs3yAI66UQLwGCFb7b",
-	"24RKOqDWMxbF9FLLo/rjbneTj6epCPUJHiTsBVearsK3h+u/vRTijHJb20r+zXlJjnVANEV1kCwCJOdY",
-	"iRovZRVooFnOKp4LLmcT48XxIltpZc8QZ5SaEgIuy0pm8agtcgJU3KaQ+E6ohjNC2i9zWWJczHs2mAbh",
-	"98vQNkDMgLnlPJ+I8g+2HYM14iLdsKKlwEzh2WhcBvZBjHX9cyEA08f0gjXhYk4E75EZT+JrVgFVjxSW",
-	"C76YiJl0vgMT5DBGOyxVfe68wS7GBCCZ9CBM8jS4ZkOaJMXAYkvkTL70brtD8kYk4wtwxt8sWUaJJGpY",
-	"n7Mm9n1eD968/ebl6fOrt+cvt2c8Ek3YsSZO7X9Bi/9otVqBjfx5BhnRWwS9MmYB9dHSqzRmKWuAT0Pm",
-	"dkyP1x8LxkHyCLcSt9wPaylY2pZBzTtBZhWQfJ/nQmrq0GKxSklR9NDyxtbRsqS/KknEi5t/iAhioudr",
-	"N91vdvnZ/u/vDth5W/1rZ3a6J948oxeH0Uln9H33t81lkoqA/o2Ekd0KPLFc9pWfevU4Ju97qSgb8Inn",
-	"Fnb878gJvxSO9rPxFBShNw05KheGWM/hwDKygrWNma1241kysN7aFCi8JToN4wPFAMy8rxkc132eYxlA",
-	"pFbEAfU8HcsLpIlVo6KGNBkxBVqWZTyaHZWrXjYMycVCESaYGL19lHhpBI0+lxnUukOWP8ojbtDVlYcx",
-	"JF7P2kNq36qqUe3AvTxoFPIaXd/Fmfa5nqrlklp9NFyPpOyG6b2xoefgmgd0TpZqcd9VYKfKlRrqA62H",
-	"6CTJIKJMr5kJsLVx1JR0222X2209re9KGBaY7ZAVwyB3xKpA2QYOZJ/bGAETjFANttEjiKcB6J92fBCF",
-	"LxL2lexzH/eyxBQzpp8rz5OV17mO9TEf2so0pG6LWsHta/Q5lsvxwkRttppIbaa0nSVWJDOYME7zN3sG",
-	"9gG9aUdVpVoh2p0OxA3bMs6tqvI380JUqPleOrrAIjfu0fqq7EcVpgaovAE/FwKE+hx6d7cxuXvVHxth",
-	"6AcEbd3VttHn3wJkjzmkPX2rsxwaHJWJ1CCUBD6+T+ABcWRROKtReHr65WkqUDoG8M9lkD8Qy+lj/hj3",
-	"xwogHzPeChSfVp+/y508FLQzHJ+pV3dLr5rF8rF3BC4bRFOztM9xGUov4lsSAnwU1KdLkZwUw6ONbI4h",
-	"YESYYktiziEKEm8M9gGZ8VnqFkJF4A5G3sZpcVMKiPqRWVuEloCGuFBxyCqduMDWHiBE5rGfaqOo0/r9",
-	"YOfmxW/n79gPxxevTn7Zvf7mtP0zj39a+9uxy4Yu28V8wPfaqrCxzaVVmPud5NT2/YxmebSuGlv8MB58",
-	"F8av4x9OfnlxfvnTxak8najpL89P908n6qfwWsYvn//QZv881u/8+HPnp3j4U4stfvgjencav45P//jl",
-	"t5PfXr97sfPLxQ+HrbCb8MHkpB3984ckj0ODiE5VWEPdvcNu239oB3cw+amb/rx/e9mevtzlvxzOf+zI",
-	"H56Nv90ZfrMX/uuAvuiO3u7Hr9u/n+/mAXB6FlTnE1nx8vBuFSa8l5amtGzhPkwKBG3X1D8KAQp8nfOk",
-	"YBqEeGgScNGENOgA4/ihZh7KSB6bzLtn7Sc5t+taxIA3KR1N6MqBwDwChAv8/vLyzXan1cbJlUcAP99t",
-	"BP8plstNfFCnyEqf5/2VG3miQKd9JdTPFtzhyVr699Mt/Yy4zFLpQeevVyTFTC3XJM+9PKzM5lgISs68",
-	"aA2CVQ60sFEyN7YwoLZYkdJmTtmEFi3iVon9G4SQ3SlgDGe+ifXH0G4xU49p8bmHh/nL9ReLka2p7IMe",
-	"mRO36TFu0iRZf5RzRtcKOwCLIObNP8r+mARnn+x0HifJRgf0RW5KcKewMPLTcf3YxzV3mtYf1MmQrnVM",
-	"YdYB5MVJxab2iDrF0otUALq/Anm0leHKou0CMvJKdjibxla0YYAF0K9nyjG0vli8FW1yR0aJpklC2K1N",
-	"v8IaNq4J0yReJpPMtNwWhwACWwST+QyqaL6KYp/Xg1yNvmCr4ZI2Ib/dJF3NRaPCZOeAbMB308+Xv5Y2",
-	"v85Bli5J6+uRiiQ+kwdGw7RH+jVKk26/hvHUx96CoJvOpZM39PXNgEZR4Y8AMABMMHu22rOIGGZOZFVg",
-	"0U4BkQJuppZs7bSbuTOVmqxtNrVhKzKOWAMBAtCCqOZat6/zrPA+Hj6bzAMfqzHl0JT1NdkRbLX0PPNV",
-	"aecivZaQW7fKrpdVvEXb0bJCttBkPWUqXZjUOGdyyZZ3Po4TMA/BOm8dVXSV1fK11jjwod6phi+p+zV8",
-	"tyDsvWiII/Ups8Yaz2qKWX9by6x0uO997mxv3v4/OIro55xJ+yGWl6yQa6/20+TwJvr+VTucnMxPv3sl",
-	"/vXuVv7ybo//cvFNe9BVySD+JmHfnajwu9vk+NjWVOzVdg+77Z3DzU0mZyfHOIEvwGwyePfLuNZ4fAPW",
-	"JuaX/fbuwX+I9cUYa+fCpJzLJ3PMkznm0c0xZyfHT9aUv6E15bmt5kM9f0cRpWK9kG/l6u2hSEdihXXl",
-	"BTpLKPH81gXYg83ilhFjxTqaVkcpzw26sEgRdQT9yh8/YvkEFuNNZpr666KV80P5KyKVV4YnVx2Bv0dw",
-	"sldGc3VUcmXg/VOE8hOX+BtwCQv5RyvLx96BPcBX9wlQruq3QSSGGDETWWteASNEusr2Cbl2f4Pg0z7X",
-	"KnK5svCy9JhH4TWen5+SQYrWEVze6TilkhEuQLrXlLzmag/Xfn/2boedH6p/dSCA9YBedKOT3dH3+7/9",
-	"2E5+2bm9W2rN/XhVhaX4jYv+wBosR4Uj8XFsx18+Tfxysi+UC833jcPUkJoN41ONJWGFM8YUGy7VkTJl",
-	"rxAvEuDsNI0poEuCDRnSKcAoY9BjLAqfBy6JmQxY8a1F3qxHoSyQLS09Y5YxoTDYoTK9FOAplwfxZ8bG",
-	"nHllEzLasIQb5OuU6SFBNJ8D+AspJ1wQLUthpTeAya8Q3iFf4mH5hl4qxkMI6kOMTHegmdDJl2AXnPy8",
-	"c8+Qqk6nyqj3L7U3Oz0Qb7r0Yjc62R99f/jbjx3NkZ4/u/mmzc/2IPOiq/61P/vMjXqv2DwXe/1kyHsy",
-	"5D2yIc+nek+62t9QnnHg17SiwCPKEBkJ2USuQXjHFUobiAvSt/E4SFJZzPZJYn7dIpeC0BsRRyavQIsn",
-	"AGDoqvkxScb0xgWSy4afjLDWwAeQkVglI85QtjP4yirVr6CoLVXJSLVGVun+rJYqzHp+BGugwxY6jih5",
-	"KW5YQgEc6dEjt+0kPrkd0TeoaUlwwLxtbeTzUKVBF42M9LwORuCLwT8wC6Nl5yf74hPP+lvYF/EOZzqu",
-	"vsIrmZMrYbgCVNKg+mpl1WUs+ZDfsSKjlLqgJwDojyUmWCLQv1B9PrVVgRxYJPS9DCzyEyE/npvCg4+E",
-	"/pZfvpNZkuSqRN3YIGYPL1A/1swlj2iUFR8w2GiyN09jxdxfmG9oSyfaN/EPhPTXMrzBWu+hNaDWyCMl",
-	"NcplaVM2miXUxbH1EIdgzsk0FcM4YX4xLMyC86D4JPDj/Eze+yhkH5Md6J1cBzr2wp3kzw1o7Ak17MGo",
-	"YbaGqCV2+HcVXJh3ZXLEEG7WGmII72wIrWvoXHaX/1aguG8llv/7S+BwsZAepu/nwQ+gQoqP1jpN2TC+",
-	"JfWQStaMuWRcxprUFjBFtZS/BEPUut8qTR5VlZhXDhoswqB2wfAstfFHgiS/aij67TsZX1YMJDbVDbDK",
-	"bmEMtsZpJRqsLcu7GeX1iwuvHJBTJO6HZNvZBA/WYXsOUTv8GIi2+dl8JGBbOxFs/jNCuK1AT+00O3uX",
-	"7cPeToaemhWfR5DSXOV3/Gm5/l2sc471tytKkxf77/TaXVjQO8DsViv7RjD+1d1WkG7eZwW3syvkl9M2",
-	"A+rqHe507Q7rc1S9bO3Lzm52DtYsm/us29azdZ85gNqUhmzNUpoCxBVriR3eBbMXVw6/c+tVWicPA7li",
-	"pQqTqcKsbdS8iqDoKfnt9DcRn/12vHh10Z6fXbRvz05+un31rZif6f9ORPzy+Q9T/c6r7tnuL89/OLwX",
-	"kvHmwmep4PhKxFugH09Qt09Cq8Kj4Amt+HeV0OpphO8/NNYZkdHLG8UpC1WyaDjhNMGMF1v7zVQYMqbd",
-	"PHCMsyIXBFnQQ4MWeYuQfvlCzQBMNBVaQqOAVcit4Nbq8+9Sik507H3MUsiSMSWxCSIESgaSJyjmFfLy",
-	"oUHDgbZX2JfrWRIm4LuCg7zPdc9by4zPS03YFSJ3n6+Vue+WuIlb91Y+jk17E1aAXNWwv+/0B+R7MZ2i",
-	"Eu9HLyXCxE7M+EzOaOIFMdVKlH9jmplN+E7278797N/VmO/ty/ZBr3svqWXzFV4ut5RGcHfuW9y45Xx4",
-	"lbxSGMgnsuDj3i/nmG8hUgU37iOwy5embGpVsJvW54cuJhLTuoOcnWD7zzj6EOTF+/wLG+7jEq2zqnzJ",
-	"l8nhnwAp/7YyDNJwI27cQYxBW3bZ+LY9MWhcYNwug/SLoWriQ7kEfcErxIoGhlDwYZxOSkWeMWG5Mr65",
-	"RY6LZRdDyknKIDrHd4+W5ZOd5SiDJiE5C5Cs77Z3GuBq3213epg/XAQ5GQkRbR1t5hExvQxolI9vPFqR",
-	"H0wK6cEOY64ibafPl0b+3VHY+Rb28Iw9UoD147jj7aAeGip9bM6fESc+10jpj0bcAazQhdA/OZK/ADqP",
-	"V4NMFlVOZfOLlvzXlvtcRbA/ATrOd0wZovMYEbz/YZbQh1lAPwuN4rLyCH4BzuAvlvJ8x9R6sjOlKhyX",
-	"Cc+7KkTxs5PjRg6Vzlb0p3k8JMEBIei2ORnSHomHTcCjTsBOxBLJKqr3Y9Hx5w6/iEEdYkJ5tG1yL3Ku",
-	"zBY5Bu0y798EPO0+Dwz+ztU0V8LaInmDbc2WAaEKoHF6gLYD0m6uOFGfS0ACF4imbuG4bZibGa7JKqFZ",
-	"2jCW8agHb15fXJKldVICWzU7KzlfMNKReEgo4iO5VHOihLjOjWPCKAfMna0WectVnCCkn/Jj8+VYzKXB",
-	"2THwRFn2M49cAGuxaEosyTBlzII6Y7isCWC9rC76kUF0+fVYsoopLWIZv4EQCuC9ADOHtFJkwldz6Mz1",
-	"wK8V0jQ/Bw2yRygnYzFLtzDvEj5yxWJslZbi5/hC0CA77vM7aiSgmvGR5qwo/5fPXZ+X9RRSpaYAenQk",
-	"zBJjzDTqWCpdLEE2EjfMuxlNV4FmEit5dBdYowwbuw6vm4XX5L1n0boZYEmzqBlzlwXV5yGdSUZitSp/",
-	"NG9NZpOpWhABdRi3Hmw1vov88hYY7cP0Jo/L/wh2pY2Zq+n8UyRHfcGiFSz6Qw21nb3PTawyg/1YAtVT",
-	"jtGja+VfvNn1SY0vCNNIwdfI040ayLy1Xs0TemtVploAJTU0dwUqKSj/ZyfHRAyHPVMvpiBsW1ncydsU",
-	"kheDrUaV0dbBgBokRw/sE3y9ZaxPUob67PNqrM8WwShhC4vKi03F0lr2GsQrvZdVqGM8kp6cjdlWIU3T",
-	"2GgFAB+K8KaCq5jPzO8hTRKWfiWzpuolWQtE+SL4NVbZq5T98risBgbENp9V5cgBVWEpI54J6/a9s5Nj",
-	"W5NmYys3xqzu3Auks0qKQjCPsu/9zgZuEMfujoZ5V0s3Xo+zIX0QSGYO5/IjpKLZYZ4cfwmp791fJg+F",
-	"sPxlunP700F62bl5t7f45pCfda9f7v/2fXt0shtdPKMvdsK3B/Hrzu/ne+ozz3bXlDeWmvhifo4HYVxN",
-	"fjI32FNi/MMS478U2fHs5DjvsX+SBP/mkqAWylbhv2tysVo4RAltuVxohaYmsNjl4uEZFDTutMFgl5O0",
-	"ZAMMfqZy3Zil7MiV6BWcSQD3sdg+rT5/9QDJciW8/HT695WsEADIyFbLZKpl8Yz3kakMwPidcIPuKFOd",
-	"sxHj+gd2bs7Lczhjn7OAtWTMn0Laymk+cJ2vd25+bz677U6aU3oYNdNdNa81aoN9Pm52w4PfmvO9P1jz",
-	"92ezpNaoTQ7TYXNXRTvN24PraZN1bxa1Ri3cm4+avz3j3eZ49/dBUx1OtHz7R/eWNQ+m1/vNdOdm2OR7",
-	"v0W1Rm34TC2aO5PBYfP37jxsXh+M9VbNdiPe3P8j3WvSw99um9Od0e+1Rm1+cB02uzfjZ022pybNxX46",
-	"0ELGzvS35uHvt7tN/iwaNGV3qBkx2x9NmntzetBUO9d/NG8OQw7eoE+SbZrfxNWmsTJle7Bo9R+cHfAk",
-	"jHxpwsi55k8h2KXy1+RhEohUbNqcTdeJHlWqzzIpwhaC9sxPfX4/+9OyUjN9nskOOThFABbvYb1iJPKQ",
-	"u5ELU8SEWYBqMH7kVYWZMQHTFPEGAx0H1/Zcy1otcmwcupSAamzBEkFztFVizMIc+UXbmCTXDCq8MJKw",
-	"G5as8kneyRwEQsUhOLmTOFRBdc1wLvRkPoacU7YW9fnjijYXik3fTh/VWnSXqihvUiGGX0It2Z3zJDx+",
-	"sgHlK4O5+NNq6vZk73my9ywRsZ5chf9pMplmRJ49YzYlSuSoRmUo3jJRTAm1Qg67QEgPK4mI1ZYplMF4",
-	"uepfn9cvX1++aZDzk+dkv7tz0CMX3x83Ow2yT6J4FCvZKFSzk1s2t9WreNfnVuRqET90WbIwZYrUB1Sy",
-	"ne6WTZ4NhJrqofS2twPy9vxUr5Mcizmhms7+dI62JKB9CwgOK9i0kOqCn3WiZUob4TfWSzHjKk76PDBh",
-	"fZdCTV/YNwMyTcUNJPuCiGnL4OqlQPej4XFGluns9bmpFXhkZMus1xRFcIkCrOmORdVFS+9ioyIVEhtK",
-	"pR6mJHg6ZyknsSJiOERYnU2zXmxg2WeU3gIHOrdZn1Wii40Cee4Fi37U5FsrbNlApv0smmp3z0RzmWt0",
-	"NUvjWq+WXSpNOrZHVLGxmEnWK8Rx/S+ajEQaq/HkHxffH3f6s3a7u4+X/R/7+Fcs5Yyl/3BN4K9TlsYi",
-	"+sdOG//Ey/2PH765ePevnW/fvPj+zY87b/75pvg3YKrpN2u92tp3P5Xw9/ryjTtnK9HP3G0HDCUWHdlw",
-	"YX3vrGpbJCVPpqonOepJjnqAHEVTRSiBYrvMYwd3E562zU1dF2a10qVXab/yvFxEMqUlvcGizwNZ4mFB",
-	"ZhLqtNe56kid0XCMhXv7XPCQNUjMCRr6xNBQmoZnwZlOtUiQCKm2GsYd5+NuT2mcmhzZkrUui2OgKxyA",
-	"+XrKWyZ6y1Zu9qO3UHqC2RUC3eUsQ/zKorBa5MSEYempusrQVF5LIxXlvIB3todljrsq4xcMpc+5gFLF",
-	"nlBXj1VWeVikpCR1bf09jWTPK6Thv8Bepq/0cxGxJx/eI/vwjC1NfqLqyYPu7mdgKfxE0uLZyfELDkkS",
-	"m8SM8Sfp70n6e5L+7o+PYvSre8t/me7/Z206U59LjusFA4C3fL1IhFsZs/Dagq1YOVNwZsPqc8JWn2tp",
-	"C2nMcqGuQQYzRaoj4R0McJ8bqrkkOJ7U18pzMGJIQOzzWG71qsL3yzKpc4UWJ9AgSpAB66M72Jd9vSA2",
-	"LaPJQoWZWBI5xYxdsXUv65td9zLSTJ8/NIXzPjg02Aka6rqkjLyXaQG5EzWE0jcQpgfpWA3TQAXcXwE3",
-	"2wiVVYmZ97UW3klAhVP0GFVEi9m462yAjRpn86u71R7dHLEvN60vwU383ckf4U50E05+evIVr6v0mleT",
-	"PRSjpVkFfX6/tAK4UU+O5v8AR/MTVNSXJ/IihMNk4bjnA5NMbbWZNYU5VqBLQeEd20y+dkfLAV4EZELB",
-	"VunLzdY26otKKFkKU7rAkOq7FvYIEM0cpSeAuwjuUNzjrqU8zhYXdhE/ej2Pj1powMIfOOh7s3kOvaHg",
-	"aMRiC4e5T4CpHg66bHe4T5sHYSdq7rKdYZPuDZ41w8Oow3aGe/TZ4BDeTdhVRaM7zc4zgGHYtY1O4dlO",
-	"q93qdHZaz2qNWkKlutKHpRK/wX6oD+kVHcEcamfijzhJ6PZeq03q/+x0jsjLmM9uye3B/tX+7hY5iVM2",
-	"FLfbnZ2dVntZVYEdQN56luFkuDWy2P9V89nJfwOL1KE74R57NmweDrpR0yxXG6Eu9ocHtB122OpF2rvs",
-	"tHvtrr9IncOD1l6n1Wm3W92d5cvUPsh9mlsm58pthkm83Wl1K8sGtD8u5L+5UZuj/lsC9J9pMfuyYfwn",
-	"Dt5TbmzasR8AkPQq1Ntzg1HrBYpXMrqMw8lZOEZXWCKkIhHT69Mip4pM6KLPByxnnVlagX5Xy+VXQzHj",
-	"vopueaODImO3sVQNkqsRC5oBpOoPWCL4SDNPCwIG4z1axiM9L1EcfSSeiCvquOKdmaL5Tt+h95sgwpr3",
-	"/864r7vrP3ol1Ik+K194roreQnsX73zv1931HMK1qeKxAqcagJf0O9eMTSUkYcQRIsi5ur6g4EZoKQ3M",
-	"n28lS4NCXQ/sNVhNBh792j6sTh3i0pqiGXe7w/qjjS8wVCL4T8VzLjixnihBDhP5ztj35uqvhUvWJAYL",
-	"T8zHVOkzB/cbYeJI3ZxGV+svTGYRi2xAc5+vLjv5Gd/p77AA0CNe6PZTyZj/lJIxliE+hSU8kfO7A03f",
-	"mZZn5diqEagtFjS1Opq+gY084nPD1F0zUZr68jFNVy0hwV8cvkl1FbZgZsBZg4bN7cihSitIdXZ40RiR",
-	"2SII+wWwtihHVsqZR4Rmo7HAuVrzS8SIxLzPIU2FMIwrInREYxNqGvQdPezXegQMUJtwow2rvN0DmBc4",
-	"VpnV+bkfcXT0iSrQIx7jw7ndPZ3LrjKnddpuRoOPo0nMs6H/RXDAd2XF2Wfdy85+lnfyt2XOq+uqFub5",
-	"nwMU/MSmn2qqfQkgvY9XU+3POPqwDc7W5XanE9D3gLfPxwLNxmrM4rSQZoum5B6xJipWwMrt8zzuibFX",
-	"OzsWZFcUhAv3gi29MFgQU4CWR1B5DeUMG+zno7YlgrOGqRQxS7lFMQERJFOFJ0PaS5lkKrCZJdXoLtbE",
-	"7UJWxJwXAyuXBExutcjxLIKCD3UQ0VqTIW1hp1sbSTwVqCawKh6kCYKqrdXU75A3mxNf4KVSxOedbeum",
-	"gi+CmHxEo5zV9b6SNrMlZRNxwyIvfafgyLfH7Mlg94is4wu29evjlClvK5Lrqul0OcKlgno74rSUdhuj",
-	"/fLcv7ccnHGUSDG0dQerq3bfVfVCWmQdd8XiPa5EeFa9p7GamJkKPNaU/pEJ2t1Jl3WOPFkfP3vr4+5l",
-	"p/MZlpdzDrcn/eaJSX0SJoVViSnxPUKPpjeY67kk++jcwsaoTBaDLzJZfRTfQLKOInVnoaNpShdGWpM2",
-	"DVt/5/B4AmilR6WMR3wDtrUyK2TGr7mW5AEX0QAwr88UWWIp/GucYhcoU5/DbvwVtkJHpgFw0kTkgel7",
-	"03A5BYP/m1gL/16sM78nm7NQCM/c+SwdeEhAYiURPVnP9ImZfixm+mT7+8yQkGmOmXrMHP+uYuY+w1zK",
-	"zV3MKRpAlmuUL8UoY+pEzBRyaUAG7hVsKxifVshgNRYWtAnqa+znUEisklrO0nXs3w60h+38vSJYMEZQ",
-	"U7p7p13cyRD24snU9RTMUBWlWrKB3sGpULiBhqSMGU3UeGkq1vMxC68leSOkGqXs4qeXQBzOWRRLQyY0",
-	"J5AEsaEsh0+oYjxctEjQbbctRCSOHeAEoBj1tAHGnIDUJZ1gdueWtU4toCifmGv6IRRh/IYlYmozSUvh",
-	"Zd/jJB4qbsLYXGWbUYrNmMlcTWSt12kdeMLYbFoDETeKSy+2W/uFFz/AdU3UeHFH77yZXBX+H6xoxKaM",
-	"R7pnXNbHIwwPuk2PuezdVmf5sjPouFeb8VSfQriZjfyutdtt388u5jy/HxDG8ggbcqxIwqgEfIzCvsBh",
-	"frSdeTyyU5RWRIrIHLg2lvcYRglXXl9wN7c4J8wYYuJTlu1E6yvLyIuFn7N0Ik4wk8UIicDuZpxjNFBE",
-	"9N4CHC9Lb5jN1JQtglQKENOyVQfoC0q0DjmgkmmZh45YluUyYirXV8oMiibQnD5fR3RexjeMMykfTHYK",
-	"B3uzQ+h6X6JyeStI9Rb81VThI51Yuwx6vgO25ihCLtPGZ9FlR+HRDymHoDuiUjocxiGpVzJFR4O20Nu9",
-	"hMXFyoTcmVOqNTEyoAnlIUuhDpokknGIg7PnvM+VILHajCWeMxrFj3I8/25c8Rwy1pTI7dYXwhQtr1Px",
-	"hImZ2oTPLd2KZyu24rEY4iuAHaLR4ojQvz1vNBdqBamBz9MbqxJWlezQT7FUNPxbIuhAJMIZInxOUxHN",
-	"QgVwU1LRUYwV/xIR0mSr1qjN0qTWq22D3zk2p8ztV1npD2lCIgakAtuf6EuRznjW1lipaW97G3oYC6l6",
-	"e/qIV7X/3s257DYYYckiGDegpTaM6cAYEuBXMVONLNYHfOQY2gGhzX7UdCuzkWolslae2wVLhk1LnB35",
-	"k0Tw5Qm1fvSP7teqRKQeFLN5/9//+b/Blj8KkwJYHshxVrDJKGUYHIUfyBZ5oXUjN0JXL9348b9Gi0XR",
-	"PkIy7c0bBWp35TGAJd4UwMy0PixRMEopVyZMCoxJwFPAp6MEZht5PaA9qtzDJaxpFCtNUeME89/xpjRT",
-	"lrAbysGkpGfs710UV62ZY9uoQ+ZuliwwOHhHC2y5LfU6Mfev3Mub2SCJQ3LNFhKvHJywRcFyVf/h4vUr",
-	"8o4NyI9sQS6Y8rddf1v78P7D/x8AAP//",
+	"7L37cttGti/8Kl08qQqVDVIkdacq9W3ZlhIllq1IcjyTwEdoAk0SEdjNoEFRTMZV52nOK5z/z6OcJ/mq",
+	"1+puNEDwoos9iUe79sxYBND3Xvf1W3/WQjEaC854JmvdP2tDRiOWwj9f0nDIXgqepSJ5Iy4zkTL1c8Rk",
+	"mMbjLBa81q0dJVM6kyTgoiHVG8EhyYaM9EQ0I0ORRJLQMBQTnpGIZpRkQ5oRLkio2iYjOiM3jI2bNa/G",
+	"7uhonLBat2aaqnm1lP0+iVMW1bpZOmFeTYZDNqJqFIxPRrXur/nLH7xaNhur72WWxnxQ+/jRq13QjL2O",
+	"R3E2P/D3aiSxJAnrZ0T0cWS/T0RGCeURTEKyUPBIkgnP4oTE8Pp0KBJG6IDGnNRPj69OfG47Ibh4pB8z",
+	"NfEopf1so0sCv+ZPWq2tMIGXOB0x+Jv5tcP0W3yUshGNecwH+OQw07/rIeCvQdPnhZXya4kYxLwRj6Gp",
+	"zsFh9u1uq+au04jevWZ8kA1r3c7O7tI1OhdJHM7mV+pqyPTCjOENXC1GsngwzJjMCM4LFhC2mqnliyVR",
+	"u6eeP8E6/W7XCZrUC3I4XbRMl4xnpDcjKc1YA9pjERFjllI1KUkEJ+yWpTNCuZyylAgeMpiUGfOUSjOZ",
+	"pav++7dbrcPpA1Yd+zmNqtdbD+NrSU5feUSq2dghp0yOBZfskEiGgz46PyVOG01ylEhBYu7zYMQy2tSt",
+	"XcdRoDaPcsL4LUvEmMFZD8rPyTgVvYSNyjPf7bejTrjVa2zTHdbY7u+2Gvu9vbBxELVYu9+hW73t8F7r",
+	"8NGrjWlKRywzNGeSSpHOr8nbMf19wkgIj0k/FSOCU+PsLrvGnwNzMMcpu43FRJIxHbAmeatOU5yRvkjV",
+	"Y5/341Rm+uEbQfT8uoSa9mN1QJIZuaVJHJnvSBLLLOYDWLJ+nKgh+xxO/TgV0SRkEYkzXLJYjfn3CUtn",
+	"Na+mDnKtW8O2Fy3PTrtTdUwWEK8zehePJiPCJ6OeOr19EmdsBMcaFkBNzd25Tqt6THAzCkOKWJ9Okgw/",
+	"6Yt0RLNatxbzbKtT89SAVb+1brvV8mqjmOu/7NBjnrEBU7O8awxEI/8VZnPJpIwFX3ToJT7+WpI48giV",
+	"sOIsUvc4UP88m+kGZFDkGG26Fe6wvX7joNeJ1Lmkjf2wxRqd3na029+nrbDNzK6MaTbMFyCOlnIZuwCT",
+	"CbzpbNhW5bV+J1m6aHoTyVKYW3Hwe+F+dMBa/UabdnqN7XArauyz7X5jh+72zLPPMfiPqi2kLHAVX9BI",
+	"Eyn1Vyh4xjj8k47HSRwCId3UhOK/fpNqmn+aaUEDPRpdp3kLcjIa0XSmZAYCx5CIlKgJEUsC1MWLOdy6",
+	"mle7pcmEYd+RGqnbnleLWEbjpNat/QRt5W34eKr9GhlNZEZ6isYRfS5Jj2VTxjhpwy1ut1pNWFqZUR6q",
+	"PjbpON68bW+qvZJ6dZEy3oP8ZTSbyFp3W92RLM5gl1/QiOSD12s/SXl3QDM2FBPJunotu+481a7oFbkW",
+	"nF1n8YhdZ+KG8eKSIs+QLFOLesvSuK93iMDLJKScC1iMiWRVi7ugE2edVRfYWL5LHmF3Y3X6VLdDKglN",
+	"UkajGempRVZdLVhfOsmGm2Mq5VSk0SaM/ClX+xSHp0ZlBmjms3TpF6yC2oURTdSFYtG1OevF1QeJN5ZE",
+	"LTN2/sPl2zcVK11qqLTCRv6obm7ZaoJQ8pSLeGYGamaydOlK0wJ6ktOir1LWr3Vr/2Mz1zY28ancPMcW",
+	"8JOFopBaDNtHN1cy5taI1IPiWIINj1AkOT6vpDn2fXVgxAT0gZTyASP1wLmNqiGREkoEZw11PHxuL8SE",
+	"33Ax5YULYS6DugekHlQfrsAjQglqcAfO9Y0IUC6Dizw7HtE4CTZQsnD0s380NH1unL5atMb69c1c3IRV",
+	"fil4P4nDh1L20Pm8eAsU3TRbErGEKfZdTxmoaIo3blRcCNta6SpUtLWMWm+uw0g39VgefU8O8nvyMh//",
+	"0hti56l2QOl7yXVGKyk5PCQ0ilImJZJbtRoVa+c24yzfERfZkKVW93ZOokTdrNDFJ2WCzkodF+ZlRr10",
+	"0dwJPj1NMVsiyTTOhkBUwkmaKnVLTYAhnSluR48lgg8kyYTPaWmd64EzXk0uUKuUYpKGzBznmBOKPaDa",
+	"TJNETEGbYLmWSuqBGV/F7S+YNpZeffuiq+w3cm1/rY/16x+9x5Ad2P83IvsZBBQW3Z/8zB19LrLrW9Oc",
+	"cwOgixmZiUk6t399kTKSiMFAaXMx//RMdat8BYBj5aNe4wYU5vlU18AIYOpYhiJNWZiR3iSrOPSGy+oR",
+	"kBnLPGMn87lk6S3SanVg48EEBS6idROlfJub4c4j2GiSd5Jp5ZrfqGsB7RUEWPgObpK5tZRwNlVMGG8t",
+	"sE4e/ex8FHwR1+VEpL04ipBDPPie9G0rBf4aS4fS6I2SsBVA9ruKYZAxS0cxqNyflEU49+PEGe3Sa5FP",
+	"66luAw1DYEtGpEORUt2HOJMojSQ0vMFFyleGFIk2ZyySPq8HdoAOH3Bp+11j1KfBhnnkNFinJBUJQwPe",
+	"2cnR9cXxT+9OL45fXV+8fX18GWxgJ4SS0STJ4kafhplIjflEyb99em3sAkGXZJOUk7OTIyK4BxKwzNhY",
+	"W7jxk8lYXyX15N34TA3sKeXNU56xlNPkOE3Ruvfg0xzrlq4ZNFWQeciEs7sxC5XQCY+JCIGdL5cbR4+V",
+	"BneKqicOkGiiaMa5Qu8szOopTnTVcigdxO1IEeBXsH6SUM0TWUQmPGJpwRp++sojnKnppEydJlzRpzob",
+	"cNFepixiPItpIh+olRj9Kiy2lIvW71PBB5qxgR6I3G+JNcRtqqSdFPmj0xzK65qdfnrZoj1v9SiOei2D",
+	"h/sJWDscClJcxIt4MMzsZA+VHAvOF6KpkJIUGIsqjUyFVp31PFanEqVvETGlfYPcplZJDSqkqmE6HpM6",
+	"qN8pCwV4QtTbGyCGKAFAiRm5GD+kScKUCp8JUlj2UZ9uomK9zuaM+nAJbXO1bu2n0cFt9P2bVjg6mZ5+",
+	"90b88/2d/OX9Dv/l8kWr18mSXvwiYd+dZOF3d8nREdh6x4q5Xse81t0CwznLhiKSte6vtUxkYzgDOKVr",
+	"WKkPH5/wVJy5PMJZUofvr5RBCxv3NGrYa7XApE/jpGAccQ6iok7Al9FFp65VhGNPyHTIQPGykqrPXSNM",
+	"VhJup3DzNac1ylosSRRL2kvQWmNMDOStdhO5DaRw6o1j2LRg2HDxBpT470ZXN4dr8bUk6nmgvePFs9oX",
+	"qbH6nPUpLNGXIcpq0nR2cvRI4q6W1rmMZctJvpRrW7yLLZaoPJABp9UFpm+w8E3Gh+p9UO4HdLlemROh",
+	"T8EAlKznTmktFlBcB9fxAE9g0eaWW5Frc788krJxQmf5kqxadfVTacFNi5aDqramjmdBtXtIWM4xtL1m",
+	"Oef4N+8FTnT9bVDvP521S5MnkPrBvZ84tLdLgnLXAdAhWrGrPi/YtGHN6ynL0lnOeSUdufdwOowTsAAk",
+	"8S2ToAr5PKg8dIEi67xEEits6x72rl1OkjHu80wIMqJ8pkm9Gpkkdfc6bnxJhPSC9VMmh1fGE/gIfQo3",
+	"IsUGq91++uGc+89sgd6XZZdMN/EpblhhdOtes+J8n86uXFqo+aObsltxg6e3TNZ8nstBhfFpC4I1Q4SU",
+	"Ey5IIviApZrnNMlrl/d8CWf97OToESaw9XTCqypJ8WEaoeFEbnNg0kHRc5VOaIwRwI+sWvBEZrUnVA2/",
+	"fKlgbic2waydjj7FjjxCPlimpl/NGyUX2AvvoaeXrMa5+oNWRGd9WYQCQUk3OkQhxJgbKxdcvdGYrLU3",
+	"Wn17ym35i2rLVfbpgRCRZ/01TphEyvrqPnSLajCViu0AdwBl2SFNKDMtUMK9gmEG1N/yPQKjMg7Cscws",
+	"IQFOX1botFZyn693cMuKNsbDFkzY5JXwQQ00jFlp8CCvPqV1+43ITsSEP86dyUV23YdWnAv3RiDD18J1",
+	"bKIHHxUD8ejrsp1flzciI2bUS+9EPr2nk7W0Tz0SDL2T7C6WGakHtq9g4+nM1Od0lggaXQnxmqYD9qi9",
+	"HmNb15kQ1wm0tiIKTGk38OJyEXsQywyCbx+1v22HHOpZ5wNYtc/zU3vqmA1YE3YXAmVAJ1Z6C5G1Mv6D",
+	"6WSEejA3kKc8DJcsvY1D9o7TWxonwIMecx4kNnc9cdornQj9ChwGNhqLlKZxMiPOF4dI2EhCM5Z+aoeX",
+	"c0T0WpDi4Jcekqr5PonPi0RszHjEeDgj9XMhs0HKLn96rRjLBYtiuYE6WcpoOFS9knpQMRbwfR4VhBkn",
+	"daRP44SEiZAmzWVKZ7nhwvAmpebh/vscA31yg6QSWZvkwtmtJ2RGV0KcUT7Tvz7Ul6Yt3NeJCG+qREvH",
+	"hu4eR3wd7C4xr4r1K7XrHnJjwNEuAWhCHpYt9rqHvkjJQatlUrQ+uZut40SxHenR2DksPeulGUOYPc3Y",
+	"tU5KKi2tWQST51SxhIWvqxbQfGsIQszJduffslJV01m6WIW5PZHkXB4DqQduN8HGIZnSOCMBXMjGUT9j",
+	"aWCXi7zlJICFCTyfB8XdDMiIUS7LZ7TiRlDVqhKDGZATPOM+x0P+1zHWOEswn8NyqdMhM4ELpgPpsnQG",
+	"WVHG5WHZ23ZnreyUudyi/d3tQnZRay676OPj7ErvuDruIo3/eEgIYsGutCAVo6yqVVn/Fie6FBsvCQLl",
+	"pu9lin0i/l9phr2X+TXPq5iUNiNfyDeiONkpGPt5VrFihUbWCHOjpMdoioG7toPPuGbviuNdumSFuT0N",
+	"TVy0sqQeuL1Zs3MhR8IjPRolMyLjAWeR53PHD2qOd67ea/t113hG4SXQxZvkyDhr0FjneNwFJ0E4pHzA",
+	"bEaER4LJOKIZO2OBaiVAf736K1YbGmy3tgITpUTJdqs9R1bfv3/fcMW66jS9ktEn90TVL05ekt29ndZG",
+	"MYHvBR6llNFk9K1fszvo1zyMu/rWL15pv7Y0b2918vCjaJ+JCTPn49NE411ZxYwM44zQQjSa4iOx6uKw",
+	"aLqKdIRHP2YSjh3K1IkYyP/ICL4ZwQGinpHTMWvxSMDgAfnad7OvJQl2Wp3AI5T0J9kkRavdRpfILE4S",
+	"n9u8bhKJcDJiPPOIFISSMInBWE456CYkQC9wOTf8KdWUd3ycCkWClMJ1zLM4mz2QFRuicZ2y3+B4zbNj",
+	"zqa5HbQP4Y5gGkW5Z56dzDdZOtm2MbsTI8ayor0VWwdSoY6ErHV/tR1kQlzLoUgVLwMUBKdTJQqpdYFY",
+	"M5vCmpGEUZmR9o6iSCkNM5ZK8ADWPn749DahTse1CekZOquzwiZUXk5k/OAavU5Fwsr5wRD+XLbrSZa9",
+	"kyy9EAmTHglTJUovyikDagtn5xpl7VUWNk2gq7erMNR8x9SfsrBd+kUcv1+TkzFLFYnya4t26T6pa7q7",
+	"J9vIn+0iEbtISzdyflXVRs7/WtjNE0T5oCkzLgfPuMWXi8FPu4da38h3D8IGqy+bDv0vhPjWPnpz5wGb",
+	"ypvkcXgDuflVZwJf+tyX9Un2+KlMuGajpixJGk5uMSZZ4O51IcAXZSNcM8ePDqxN/eaGexrVR1FfFCjV",
+	"BCERXp0oUg/m5mQzeTmbOmKnwxqKVBzsySUiFmw0SYDnLABGLAmj4dDnot9nPFI6MQz1iwjFeMflZDwW",
+	"acaiMxbF9AqO0CMkx0ne4PVItXgNp3LZDTfXEzQVKonboeros/hGdlwlzk6BwBSInsIKda5y4p/ES6Kz",
+	"9syCBeUVC0DhqxrPUzpLIO3CCA1PEqz2GYJwHGnsLxeE80RHpbxUnhsiQDJBdNQLah+ojnukInLAjVsr",
+	"hQ6UQu4VmR4tibCgPMIkaONGmVI8whWhJeDlK0ba63yBooXM5wMhoi6JBKmMBIBp28RHi/ZkVgUgooKy",
+	"6SDQGGZNcmFsunopzHfoqlBNSUbCIQtvpAmrhYjYerDdOSAle/ITJt3ZUwLNHIUhG2vdqKRlhoqJJiwa",
+	"sBHAjPU1A1ZUJNMgeVpX00svJmoZbxlNIIE6k0RMslCMwDs9TpWemsWonFkxaK5bMpyMKG8ofRM8cfrN",
+	"ZhGoCBXzOQNIbjz51XaRAwCKnuLQ6p6YaV9oYCPQFwsDjGi28h7ZxfsIqTsr3z9T75SHCR3p7yuHGo1i",
+	"/g4sXKDl5MBJNEJjCU3OnaH3aSLZnMnAqImCMy19EC1/I87hJANBfMLxOoOsPIq523C7vIcmSWZ+E4Ms",
+	"nbDAZNHk2cP6ct2KGyY1aJ2+0IckgIEHhHH8Js5y14FelJ4QCaMQlYtC+vzp4aX8u7raBqpExpBK1oi5",
+	"ZFzGWXzLktlGk7ydZDKOGIkYwN6h6YNyn5vvKZioTs9JEmcspYlijJKl//1ru7PXbDVbzfYHgJEBrx9N",
+	"hkJCCCKFZHQ6Yj43F4OSSCjKRP+7F2w40Vg6wXa70yHz4iipo6SLSfKB53MIoAri8bUeENo8ofPrSIxo",
+	"zA2xsI4Uq9C49sPtuetjsEduHRCGsqMHJhcmjCIttGn/6MnWYWB1zqYb80Ai85uIcGXlXt6wqTo544TO",
+	"YAlLNx8Q5sY0y1iq3v6fv/5P379rtRq+f9c+8f27vZMP33xVqyIO81drEsXZUYj9VuKAUk6oekkdVp5B",
+	"GFsaySZ5CYYxCUClvZTycEgEJ3F2CCYlUC/0Q6aWgCm9hBNKRjFHHC515sHIdsPYWCkvNEl6NLxp+tzn",
+	"/yIUBkX+BX7EmA8OSYDSjAzIDZtJ8i+f/6vRaMB/1AdwKptGmlUn51/kiFv+CqiVKfKj3ozge2g0bJKK",
+	"BpouXAn5F7lwPsD4Wmm87WqJDHCLWjJA+8p7rmd5pl4UR8BqM5YkG4V+wd/ZlJMwhBRRGL3ORrE/HpJA",
+	"E4vrGMz+qGtH7DYOWVDRnLlDeVv4yyEZ4fDNrSJByqgSeysaMQ7dfxHIupMaJ9MuLEtZfpNNSotaIfyw",
+	"3FdFDxNucS9gqCaS2UqqqjXTRY+FdKKhMRZgcFR0MZgwkMyuacKUQK86gkDgKWcYLz3C4AraQx5ecEfr",
+	"kAvTrt4E1bSYZDhmI5bpRHExyYq7VR6TmGTXNEnUx8cuGzAkBIMbqSSMR3hkza/lURTyIa5TplZJj2mM",
+	"V9bNvFBNjgEWJDNxsK5Eqd1UcyeN9fsszIL5vuF1s5owaBywYrM4ldiGpcolS2KFSs1+TZOFM6CfHZLg",
+	"ho2z6zXaYuHNtXsL0DXXQNSolAzoLTPpXHNSf3WbgEZmcM9MswgwCPS+QBvmL5oSlAGXZZJkwZIeKueP",
+	"3ejwcX1g0UHrNgRdNd0rdeXcFdVO5UVxP0OlozzLAvjM4yaLneF+lroxAgw+XNQFZ9PrCoLitlvZnJKG",
+	"dDbz4uHcWhpRNZoJj0CITMUIoUuSyHJ5t1HNbgwjUlIsshCRQrp+gC804EmwYdkThbNZRaNFwmSA3w5S",
+	"qm6w+rk3C4q8BL3B1R1rHQ6TpXCZNNq0EkDhH8UVNTJuZWs2S7xMnHBV+eIv9TNHMAZRt9Azpp0XiAv4",
+	"40U/a9ic9ALvBgS76g7NQyWGavi9uQHDApdOT7mVcUJDZ9xfS3BpwOqlYqT2IxPFFTTUz6WWFeuhqCZb",
+	"xAoKDcYjtErhrezRTAlfwJTxiT1JIiX6LBh2LUk9sLYU8zqYdlCMxl/ewQ8bilxDIHlgMh1UC546J6nM",
+	"rpOYqydBQs0fZpR5FFmzl4sPR4A5rsOQDTvPY88AaHzMUv3CDZuBsjSNeSSmaizwe5X8UDB1LJYgUAaz",
+	"+Te8mAxeaHfUp03GU5EofehaZjQtH0T9G6Hk6u3VObEvgxoXZiI1IlrMS9wJ27Y3w7aobUoVbXZhpAC9",
+	"Xdm8t4Ifqh7da2y7RMAaBEDq9yvYKgiGDv7GfLuWWVVclZG4Ld6Us5OjpeKgalB1k3sSYDcXpcqAJujI",
+	"hodWjPUw2aVquM5srnNRqZieY5mEyQhf3o68TtmAcZbS8ilxyUWcFnuRc42qIY9ZdD0ZF2VKIHr4jEzG",
+	"JBO4kMHKjap5thpESTuqebWF6o55VlJJij9bl9mcplD8LZfti7+XBfKaVyuK1c7rWlZ2XqmSeQuPgdCa",
+	"JsqyZcXvuZw497Ak8FU/N78WZa+qX8uiVfGdskRU9XTRJ7dmIV3pw/yp+YD501quTFO88KfmkPkpQd5p",
+	"/3b5pPmxzObM74Zb1dzwbsMXioeilF25mBQXHxaG7hI797fCNs0RmuKbZRqx8Gnh5rtv5Ve5ovyKtrto",
+	"fLF5w8vxLeNZQ45ZqM4L0XaPQ6Vdh0O0foACDnK4ZBkowLoiANrSHLtO0PT5OUul4DTBSjMQsihBy5Ms",
+	"TNX3NGUWxSwUaWRKe4zonWsA7bTKFtDebIHdaEQjZvAqlOAstJ1RF+XwCGsOmiURuGTn2q2y0JljXWGt",
+	"1wIOXSIRNWvLSjfsrAiurijd4NVQM16wCnkSFph+0LgAyEy3YGjFRXAzY5SstM46LDD/XkHtIHRWWZuU",
+	"7g6iQdUITL/0m2+++W/tS2yGYlTuuNpGikpCdde6bg3lWu4kjjEd6nCUojgrpzaid6f4bjvfA5qmdIbd",
+	"G9lz0RBSKLzDGShKqlcS84jdbaADZ/5wLD8Unfb23vb+1u723v3PhtIIFlSxURTU5AlQvUwPXKVOxSpp",
+	"9XBx56WrR/QH6xy9kpC4tGIJobkMrimB+ryw5GsV4fBqrrGz6rrlsGcamoqOmLGVoHcZv81D2uft8VaV",
+	"qZ6UevwXOVpJdfkbiOlUE9e6o6NxgW26rHats9/W1LIWuaEli4m13axFXFB+r9reWQmdyRCxKve6RwKr",
+	"76wzQ70q892+jjmTizbXLOYnYCpoMlvCVMQk64k7YCr6iFuRESxzTUf0Hxm5lotrbQaoeTVHRtJQIbnf",
+	"q0pkwRjL7p9PRaGKBOS+xEDexEq+uu+O6c+0T8aU34v7fZbKQ8KFyaTAIJ8n3lS0pVRfoimFbMQy7TBb",
+	"GCax2qdxXLk1mVjGZDDB7hPwGOsqv+8uYD08bXzkIhvGfPAJ1tuoPPcUFfVnTz6ghf5XEPer4kAkCydp",
+	"nM0aKUvYLeXaCTsfS0KtB3dpsIbj7P3o1YwZaXFJLjIdCqVmgGWFT5JEw99xwWcjMZG58c7WhZzJjI3W",
+	"4O6qNQQHwByfRXL+Nc0K5EFtDRSYWYOqR7l+tXJZjC720as9jCDF4/l1RB85OT03zNEuo02KR8HcuIVD",
+	"MdJ+BUvPS+xre2eNtXPD8spjOn1lRQM3kgl8qlE+pHLIQWd/jX7lBA728jM1r44UV0WHLj/FGVL9XdOB",
+	"vl3lkoIrPi8FKcEA9D1z7k5h0nAKCt0W9iI/kYXj/WEpXXgdy2x1jJal6CsPOhKbkpZVQdzXieZSY3tQ",
+	"RNfLQgLjugFdxalrb+312AmfXR3JOSeE7gIZt+d8gfi7uJM3TgJVk7xgM4GkUDLSExNeAGLBuGyI7JI6",
+	"fL5r85d8Xkxg6s2IrjjpQVlgtfwyxmTdieLrdcpnzgcekWMaMunzmIfJJGLRxqH6aiQgDaAHyB4ssoOV",
+	"Xv5PU6GWZ1QnFmrk6FyojwpvM/LHXXjb40RmKSwdYTKLR2D378dq1ozKGckEATuvz+tSbTIPmfTIDZv1",
+	"BE0jkk649HSshfTMYLEP1aNSZCShieBsA0xUWuDGkDKMGJtPPjjMcw8knUkyHWpHEsjOgkSiFB3mppct",
+	"Phr7qyjE3IEsHZ3qi8DCm/lDdQHivyLUYJmGiGLOHAiXeRGAmfoRpYC1ISoqSqtC+hoh6CboTg7eC7r/",
+	"FGcVkyw41NZAk7tpbJDrKFMJzdQQr0cVNqLvxRQy87RlkIU3JBPixlOy7yhOktjB4tANYyFXYC86cjwv",
+	"cT1R5FZNqLrGtbs7+uPC8Cp3xCbPPYwsPYdlfqawTF2MtzLY94ymNxWlmhxUTNMWKH3zRZXUMkBuSDZc",
+	"ZCqqDt189eRhm17tmfk8M59lBpnSmYBxiz7mBivWgWYAtRwp5RlW/dbRIWw0zmZeHoQzYJkkwa9+DVNz",
+	"PwRNnx/xGcFafpKZwg4YitSlUsYDHpAeU8RKoitbdqdpnLEAq6BBtXB42+fToZBuOSdd44EmCUt10YeQ",
+	"ctJj1hqNJcONcFvWj8GOrfapqiQ2JENXWf9WiHtLbB5ebcLj3ydMP1dqQ5nNGJK2lOu/0vgcD+Mw9xN4",
+	"vWK6EsPgJ1227F6ScGmmy2eIxsWzk6OHZWu4kY94jtgdDbNkZuJKizgMhcCHOdHIQDEvTUw5OXoJ0MFe",
+	"7ZMrFMWKNisGdqFffmmAjdfeA8huOa4WC99yZuGRkJGXjAI9Ec0Wr2SZ24bDmLM8YQnFzSZ5U50JQKoT",
+	"AXxenQkAgoXNA5iP+y9Gfi1MkLbRNm6GugnWsS9zobY2zUrrYT6GBFD9DaZQV6RX13Wtp4kT44/0vvhp",
+	"XvE0M0P4GjLhRjQjdV3ccTKJI49Ys5dtUAsSpcEgDc35uG04h4zI6I2NdVNydOWY8uhtLMCKAd02YmkU",
+	"8+sETvjc15kQBPA77Lv0btm7oA3UdRqFnjNNpCAQDsjVYiitINpw+o5H+bBRPbA9j2iSOD0vfhMxY535",
+	"AJcx7wJ6DGytEKTPpuDrk+6UFr8OkHqF95FrVH0itLccXInZNA4LQ8ovn01XgNttsJ8rUtrwY3215xbc",
+	"XHl1AXV93imdkTpog1TRNilStIbj0wRFiI1Sw9f5EcNbByXESWUF8bwE+burk8Y+QBLgMRU8S0XiHNfy",
+	"FVX8Xd/qedQTOyRH48Dpwin6WhLUOsDMyB0jrPmwoJos/LSgPQ0h51bpS5YgGLga1UIFEkIXLwPYPSle",
+	"dH2A3RbUJVjYgK5lkX+Px9p8j4Lrwq+dmzwSUNcZ5FwrT9uQXTZmGeifS5uym2VTZPJxgAAvdVT+okbM",
+	"a456put3gNta0V5L4lIWxWGG1okFzRUkfbJE0C8J9hvuXUYeZc4A4APgER2JlBkOBuuvrnYONkUh+1WS",
+	"ettrtVqFJm/YrET1sFmlgkJos7urgO0KVBrWoN7u7JPeLDOjdPyAbnBcCWlFIyxYMBejaeqPQSrRQ0KR",
+	"xflD+7Fy/xa+jYI3vmz+7dIy/ZojI9gaGPm/HFpR88p4QfnlrXk190KqCTlIUOaS1LwaHmCwrJsTC7+6",
+	"pw8EF3t49AxwH/Uf+f5UelQ1bE2VAFjCMDGmNB3NXCENzmsYizK/vy/mfbO7cUI5rRDW18j9NsdCF9BY",
+	"lgp+ItKByB5njX8as9cDjEOV+lfVLL9nNFGNzC06/K7IGQgtbxR/4WB0Qx9wSQIGuIJVQju2+RLf/Qio",
+	"BUk2nC1MEwfDLOZ+oFE0lgTrfJTtTqXpmoY9M7DFM39pRz6vCmCnY5YuNTGPETV85ezRqA0jjeJ13y5r",
+	"NqYv00rVxE7BYX8BOzfvG3MiRRf78duth0QWROnsOp1UhCm9wWAGiNifpnGWMU7qgX4dg0rmLYlO9NFT",
+	"DxTjiOTaLkKzohB9VHYSVgXx5GE4Tz30QnTJkzeeh4Y8bdNlR6g+KHncct63O8V8JfPjkO/eqrP/OAyP",
+	"wi36lDgehcM1N9RFQQM6SutrSeKI1DlUVUmVvAqrVArUWjdYg0fsrro7dU2+lsSau2OurZqBh5EZreWB",
+	"QQcHBw+5poujHjM9KMwC0vFriBWsFsBTMmOsPWooRJpgnHSSlH0QWxWCw+Jow29MkLCStAERzuxG0+ff",
+	"mFg59dDQOnHLirBGGo9I5gJAHmGHbZg7EHSJyRTRcdFeXtUY39WzD7qFLkAbRNHeRvKZTnKUJBuFCi2Z",
+	"09NFC4zuN88fs8b7ZkH8vv8lXumXxKNo92DxvXknEXn+Ppg3OUoDBhVprV5HaZG3PJkZyRUdfzgui4xD",
+	"Uy0bsEhJBz6Hg1inpEcjbVXAiUp7TD00MuWmM+30q+TNOrprLpKbF8+QA92hjWXuPEhdu6oIF9MiObhf",
+	"tBimPK10Lp6aIMZ8hG5GMqnTciYkogdDChWJswVSQBFLqDiAtdF/nER/8L+hqI0RoMaWhrprPUvjEWCW",
+	"vzl56ZFETKF6pmQbZZLRaT2BR3YRAkHVhh6SOCMyUzfQAhVUQyDdaWTptXhHZU8p0zmwghcxmiSjqa2E",
+	"k8TS5ETPaXg7K+39VaP7kbExose9e3f6itBCpQzN68yxRsorOHsQr1vtp4YoATAOtVst1xxXCj1UvGNl",
+	"zJ010gypHFbvik0IUa+YqRduNFwVCWhCotJZqRfK59oiZ5sEuL1YUf4RIJbGavmSmN+AG2wohGS4kuRn",
+	"5wQCUNuU+1wb3yFqYhBzjWBhs3h7M0LTgeCdOGqSF+Bh75L3LL35g00GRIbpbJwRbpbT57s7O1u7iiBE",
+	"pN3Z/7//h//f/5Paxd7dJmfxiw2PnL/48dVJJ98Er9Nqea1Wi4BlBEoreaQHjfs8VK/YV7c9PSAyytuF",
+	"Tn+MX3jEebPlkXH+1+4hkTRRs+773NqRtdXJpv4VwiWLO+2IMQ3F9RpijEypMRYQNKTdowvd1BfGdyur",
+	"9rjggl4Ssf5wX+76hoOc/coHRioC77p2FmIZpcQAJOSgAmHg2EhbRyFSQqM1auhvE8XjeNU3PBJzmTEK",
+	"Xj1g0EZARLdENf9xddqlAwRjAVgrUNlVx1vjW0GYw1RMEnW5x2PGD0E0ZCbKH94FgxAX6h5WDwWv8Dph",
+	"PnECyMKWERsxIY9tyot8VpCB6u5Rtlvd/XuYmfXewN6gAJpjw9ggjIUCMYjMcUbqLNGoVphXJnN5d4HE",
+	"AGrJPVV7kCIrFPtRzM3fKy4K9lp1UX54/2OlBfA46uzstA/IeNJL4hCs31AwZL+1tbdRkcyQDNwYv+Po",
+	"1eVRpZE2TG+LL0I3la/eVPPgGTl9dUhGNAuHWoQNbuLIIJgavwnkCwIrkfGArxUDeYM1G8zQ3v54Xjms",
+	"Cers5jUZDypfW6Cq5uvpkR6VbHd7kib26I8VhcK8muWjLe2vGjqureoYlw5H6sHWLNj5y/kxAn75e9Yj",
+	"aqEvWYa7vrfTrtr1GzZb/yyrk7YiUbg8K9V81dBtDPt8WAPLKOTLQxrTmA5iDrQFPLepNrnMT2RJYuaY",
+	"DhiW4gRiMTVI3auSjdoFO1R7PZsCZ3fZNXp050dzTjEcMsAXAnCh6TId6kMY6iGhPQiC1LIxZL+qB01y",
+	"hA9SqqQ2n4MXC5M4ANIRwXEzGxyBqPN4m2yXuZdYaUxGfvA5nssNJZdZaAVdhwW1fB0jpii7ksloeKOm",
+	"ArWY1hFdViTIOFDhX0ty+gpiy7TuELiYw4E9BAbxuCJnZvldKySH4MGpPqO3jDMpq/Ls8Mm67ovKEOp1",
+	"Y6crh6bE5IeJRZiNndeJm9+GwH0lwAMUS30WvpZ4IAGfRsr+JNHpweY1zXE9n8d9cxgVzydH3C0NZ2t0",
+	"cQyRGHBACYMMUV39B5QATBn0OXhwrUJWPm+w6W6Qr+/fddoN37/bO14Q3vtvc52tCnXLtdEHB7s9JDry",
+	"7OTopQHlqshf41jRrE2KqF+mfpPom6KUXQM/oouUZYJIxiOSCZ8HYFiYnfUpHODAJFGHImJN8p26VRi5",
+	"apNnS4BilUatxaN+O6a/T5hHlCCegJXhEAcTQ1RweTh4j6kDh69UzziTLOmvBQ4CZ1pex3xJrcrC4iTx",
+	"LZOkvtVqrch83tp9iL9lxLKhqAINgYT2ud0wgRWIOJ/f5YIqaChYJrJxrRxV+eGeuCLlXB67lYXFzCey",
+	"6OBWBki6caO7jSgexBlGNZoQuxw+X0CcfnmPC7dst0hgWo2DD3/ufqwkLWcnR8fcWhWLp7WIY3SfMFSJ",
+	"OedKKF712RW+Nc/3Cn3b1hasqp7D49xczlp8SifX2cnReSpE/2Fxz8efLcr5cUHIVdO+tLJFBUbIksoW",
+	"5hIYuGzBSTBg2ZkGYSjFmfAFgPsG/wVlAB0gqWsVE+x4kfe9hOc1ojFX92eui3dcQ6cUQPzuIbk/xIOc",
+	"o5stHOiCYwgGztnD4+8tDXx8AP5ixghiHqCxmXcCqyjMM3ltZcp5/P3TOz7rNalmKZX7tYYKisJDI2UI",
+	"JLJEB/0L6jdVkzYhZy8xPYUaEItPlgzzSXNezq0FtipXKbfPEorhzJDjJA/zeFJMYUJvCEd71Awomd6e",
+	"OCXBXcMx9AaE3WVKCcAAQRfqU3ZTRg0ioc7Isn+hp7KmbfPmTTelK8fSVI9vxQ1YfyZRnJm3R33adSEV",
+	"ZRe96JWSl1NQd07JuTh5SQ62d/bmKrA+jMXprsz9NRWw1g+1tPqjCPH4hBWJnJUuUV1YsdwV+NIbCbtl",
+	"SQ7lqJjcdqdj9RZpsuUU2WuRHo0MBihgrvjcWktkkxzl7rquU5IIdBgIWTaN6uJ7mYXFa7dapZy6ZWvp",
+	"ZBCtBozIS4YtoTiQH1C+ha3tqvTGUX8dkS7XFP+dZh03N32+2++vrs5NuWJQMJcjCxUCiLZba2pYupJa",
+	"df5/qaCUrkBqGK25eKrBqpzlebwpXeKwFMtaXafNn7RaW6GaN/wL5YPciZ3GjZT1Gdyz1cHTJXpsqgrC",
+	"3L08x18HPa9iPw6pmF+4DGtvlXPb4JZrO4GpgTNf/wZENJ30BonMlVlvOu8Jvugzmk1S9rW0l3cDTKl9",
+	"miRo4xTc5wFOUeMwoRI5ExPjE7zhYlrMmtPHrjp9zqbQFcjNv4iiQCuyemzNe/VYTCBfLqUOjLp94RrL",
+	"KZpW3WKnUIFxxjMaQpBXMtOJQj9cvn1j2qmAHvgX2e50Sk3lH0LFVCxXmn9L6lUFdiFnD+6RqYHg5ZFN",
+	"Mn9VccaNQyIZs9ndeaqS0mZEGv+hR9Zqk3+RN4L0sPR9oeIeRPApzlbKptL2TfN1RaW+fL1hhMlMFzLx",
+	"cvNlauBjnZTDXhxFpuUtF5c8oeGNLueayyUgeNjkFlChTFtcZNd9MeF6jtu6LSuKqt7FJFuUo4VWk2vV",
+	"ik4nxHZ2bJGTbGji+NT2qQaAmwEjBvqJTTjJRv0kDvVpPSgPJ8+spLowF3gkoG9ZnKdNhSyWe8JGj3TA",
+	"nNFNbaRbsbSXTcmcJYKq7RTXkF4IDbW33KPK7kJQTQGXIf5DY3Pmp6my4ig0s1NxeebLls5XYDA3BhbJ",
+	"pCca4LZDMqVxRoILlqWzxlE/Y2lADAZLOefPAdjEs+rpY6WOrZJcjN0Vc2FtclcenGPjOYF+YcJDjuk5",
+	"SdlGE5pUjYUFjKjAMzGdZ0brjHQWPcSmlgtvzlc7NZCPhWs1ECLPLC1VnLSrBkZJyBtlSsSlaZzMdHEr",
+	"bR8ulIuapGytdcUTp+6EW6oHV/RlydzswbWYRzQxhX9tOB2IeeWdK6DlF+lMsThUXjnaEhbPkBVAj9Ho",
+	"KYB6WupEcHadxSPm9tIqFzHCAkbIAXPIlYWdL+pzPhOwwBS4A4uyuHJ1NUEv1xJZcswLbcaSpPFgmNno",
+	"6zULux66ItjXEgYQ6PTDookewt7nHAVqaCyRbDpkKeuWaHg9uGuo9vJysw65x3KmShMF4ogms7OTI89a",
+	"zwrDNrUVStuu1sux3bhnS8Mw2wlUni4wqYEbbkgnEoKwEzEA0u0WBCp0B5anwtao7qBmCprVS5U2oLD6",
+	"ghoidbOrpZX1DCHKK4blivpGXgctBQ/lhNNbGicmVXUHBnXkZFPh5C3alt0Pdbn0LUBGFVKuKHsPUBQi",
+	"Uu8DlHIi3BR4g8p1DWcXO2xhCZYJZ3djuBIG9gfeKeeROgIfCN2urFbzavOV7r2aK+k42Z3ovgWJHqUN",
+	"wBnW0oJ1mLisH7M1gX3XTCCxqTsyx0Kh4wX10F0e5+abFmpIF4m67dAlu863BUrp/F4kbo4H0y0gUXEY",
+	"oAl3s9By4ha5qLxI5d8XubQKFsfK1L7CRQClVw6VTFsPqWQeiagcMgyrQAQno0qMwMW0scLAurtiTBUa",
+	"8SVaMSeyNDbp6ZEJHrJDDAFWV2RERL+fxJw9ooaAE91WYbkoDPhxTqZyUyaN7lN5m6r6e1pP33LPXfWY",
+	"4A49LCikeAEXWHFckcVGWkIwiObNRGeIqffQBVn2FEBc0H1Mv8WBVc/bhCuVduVBMcN/KcyiRWZwbWlZ",
+	"sBpQWOoZRfEvg6L4jFj4jFj414HLXSsW7IJJxqOfHWXxS4WnUDN9JAbH8617vnWV1UEWilIlEapkpmGm",
+	"kMxj5KaywlR9+EWV7+oI1jYC2FHRdzOc5l3DhS//XIWVk/PClb4up9e10xOcSICCKrKzKuwQRlWMxSmO",
+	"YNHilasEzNUTTBGEFQNLbS4DeJgCpV0YkxMEvbpAkKevKhb7PlUHYG+fpt7Ag1SkS7YwJgMNVNqwdYiZ",
+	"ZEa7SEVGM00FixpHb5KRG8bG0i2e31yR4v6glHQtty8rdhZD7Ue3in8eTpdbukEQ7VuTky0sUpVSjcGu",
+	"NFte1o1xBCDEEYDrPyO6NlWiFi57cCL+A+uvRAm7ftToJzxRKwZ5JGbLLRbFw2ezTl0YW3XTbpJzrErV",
+	"Xyrw9mUGVUqXoym4xYRBV7ZTfPDcivVVSsGSkqWNowFkCa03uapUnaoiLIXyKlBwxblqpeWYPxeFI55f",
+	"sSWU4wkrsBha9G8uv3LJEB37gSaa6oRuMDToutnggdFsO3USvYHCgs8K3cN/M3BvnHnVil69vTp/KSL2",
+	"GYw95bDSRQYYNaRjUzd5/twuI5WWZti6y9pfIw2RtLXqH0w7RDamk2x4PUnjBVHB+o3u5mYmsvFms9kM",
+	"yLuLU1L/kc3IuzQmJ9DvBiT2DMUUyjuQny5sjFVBtutUDQLLHy/gFUPQA/EVTLDd6mAK6/bu9v6GhzE4",
+	"47FWTDJ6wyCdB8JJYn7/aFk9muLaFOjVyn1+nPW6eGQ+pVAGRtlHDlanlnzqUVYSJxSrxjROq4rxKclr",
+	"kQX7h/dXBdlM54FRSYIj7V8DO0eXvMAIIoyfcxt14ugK8CwHu5WwRsuyLC8M/A0QVm0758msS8apAEnS",
+	"SEk6FTIRg4EOSBbF1CyfA6ZNbCN3bPpkHUUqXkpp29A4O5gFZz/i7C7zuR0MSrOSjqxH/RBHldioDKRW",
+	"qciyhEWEAny70ml9brKGtYP7FvNDcAKe7R4QZPwa8Kx4wBsx92tYRJX8DGFl7f0WiehMVmd7Pij7bsKz",
+	"OJkX1A2ZrR/oRDxdnbvWPVBSwuKo0f3d7Qfl5fXpdV5cP78bc/niKYOEbwi8cTBLdQCB3iUILcPggSUR",
+	"Dz6vB2cnR9cXxz+9O704fnV98fb18WWwURk5wQVnZMaybil6QRJ9On0OI6ApI0OW6HRwXN2zkyN1PiAO",
+	"QmY0za5ENrb0zdjRK/E4wdVzv30sKol2I3VNQyWQHhYVJFcU/loS2pMimWQMP52tSsNs72ztPhASdKmH",
+	"DTNVy062eX/aoZPL2iSXGtsMS5ayZNZcJw0fGr820cQmNgHp3uqs9AKdLc+r0Hgph7Nif6uo/zsdbvaw",
+	"DKqjCnB+jaqXsH4GMbPq0Fr4wCaiabsNt5+m5uFhXhQD0G+gLPcSwOoVMvQCW/obNi2HRZ6iVCQJ6/dZ",
+	"mKFxyZY+BTgerE2txgVMwud9oetN1HVEzjGMc+PQVB4qr0HwADffEo8eKTr0ckeea89d7ckjVY48YGuf",
+	"zpOndiB6cm9eVbanwaIsi0WInpfnaj+5RUxjLC7XWrB0MZVEv23ry2rlRf+8ruqyEvLOIDcuHtUcIqT5",
+	"xI53boz6hScb5BLASEMvSrf3iIw10L0mGSZiH6J0kPGhZOeiND5Ncb9qY+eCoZaHsAAt03ZxjwO4elkf",
+	"AkGpUQ5jhACyqLfgh6kHcY43p8geLncmFDVzjhCa6j0L0aOWaBpLNiejAkLlExlZ18vJ0onga0UcFGs/",
+	"w/FiWRXhWl30ekU5PHPTvpaIq+cRCcu+KKxsQe2GpRXx8yywZUuktjZfI40k/HCqWGUjNZdPO5RKV6zq",
+	"QjjZU7iSJbOqM8wixSsQ5Q8LmMUT2lArEew+swEVy8M+xnphZ/GpbBfOIavC9aYhlPrpApgWBlwjMrbZ",
+	"2qCbM6nebI6DHZpA5cK3eBCCbgEQufTqIVmBj1yE3MaBOmcuP3CVEbE/50Ljw4yx67vL58vGPo2zfH47",
+	"0VQ5SeNsdqkOBY4UU8yOJljVBP86MfTjh/dXtTmdxDU1wDQWx0t6WP+WSp/f2zClzSZKa2zvkFHMJxlT",
+	"6oCUEwbw9D63CStUkouTl/t7nR1S/+H9FXmhNOOXms2fp5AayOQGofJGYgmqccy5+jAZiDTOhiOf1wMA",
+	"iQw2PG19rQc0+6/fppn6BaX2WKopBXQS6ewhdjcODLZ5E5NUcuOCzykvp8KBtqbdEBoyeHE2PhxhuL8g",
+	"iaBGa7d1mGXj2sePkDTdF+gBgCxI9U/kmTWbSKtUJAh50QWU0kS3ILubm4M4G056zVCMNu0Hzr9iteIS",
+	"BWf3IOSNx5LQHPS6hMyiA9q7JIVgTlwNT1ve1Lr6HAo0NZL4Vu2Ic7wwNgac6FCC1jUnOEE9GGnimUge",
+	"90apA5j0G3oM1iiERjt0ZY4opwOm1b2coqAX3OcAS6DHAQwfgWoJ4BiQLFUX1uc+/x//gxxryDz1J0ZL",
+	"OLBykFVqk8InPGIpCTbpON68bQe6vJzB3OuqFoIg+E0K7vM/faDTfq1L/vRrcaT+4df+3//6337to0d8",
+	"oN76YZ6r7L70ERqDNlVDAQlpmsY6CdGmO9axeiLwPoT8xQdyo0nOC7iVADvrcwj5aELqhL4O8IMDGRkc",
+	"wh6RwP3NYi2WYCN9XsCN1JbVTIxRqkMlQQuq9QKSpLXxbTTVpZdKrlX3TIAVqmuSEXqTOIlAgdaqSDaE",
+	"+gU5cgZYeBHM3cEaBrSYoNPaJm8EeSl4xngWwJ6rC4/FkwjjEWBWS1IPNvE3RSr0PzfV2Xb/hmw0x1p5",
+	"w2ZKZlVUaLM5ZUnSgBSnzd+mN7IJOZkYFsYLyIzm3EEMWH7qMLscj9SvBhnjQ91c9+l02kz7YYNFcSbS",
+	"pkgHm2k/VP9R722YNDKfGwwNpH4hzhxhOAs5o/qD/9K5oy9sIjuoKZAC73MN9TNiUD+zLhnCFAdO/nxA",
+	"UFjZ8LSZXXASQFo+8hbEvQg8n0+HcTiEBVHsAYAJpEaFnmlFs2nqrMaSrA0q4PMinoaDpVIs2AaoDzbr",
+	"T+/DhY12cjbDXHnPEAPIU1MfevYeUl5Gj9CgEeTKRlT6HK1gmS3FaUWIHJGishX3/sDRwjQtxZ4iC44q",
+	"EZLJKoDYMx2Zzuh4zGiK04ZrnpOaAOgk5uGaswmbod4tvqazdfXyHpLfJyIDi+9UI+SLFHGuuc+B7Zil",
+	"PSoZ/33+GvP7kDGfv728IpqYbir+s6lFEo1ISx1fGxDXb2DhvvnG5TbffIOMTAkQmK+HrRvkaUdAuDWi",
+	"ic9JQTq51I6oh3jiyGkmNRyzavaGzZCMwU8QRUQzsog8NPM5FdgkTgopYZMc3xkrDMRZVayb/jhQI8hx",
+	"JcBHSU7RkgkxbYAyg7uprhTekQQBUBXRlmQq0hvYy0y1JXioSfoYvUDwqOQhyAGNnXRdnTqsCyQPhSIm",
+	"xEb/6KMwgLTtSebh7TdI9XnmMxYs1z8bMUBzPFeN+FqJbSHGHkO/pieJKocr/GLuq05sNuKEk7TBbhn3",
+	"OYZ+qRXXroImccKpIFhaqzaQq1mZzxlrMAqfYxKnPvY7rS1SlTxqbs25K4z63OF0+L1RB7rk1w9BftbC",
+	"w7yYhiQRCxOaKgruvP5nrjaojz9+QAkAcKZKy9QkR45Udct87mBVQZFmS2RLRf0LuFWOJG0lZJ+XhWfA",
+	"QtHuzpJk3SW/5phWH4JDfXrVgTUCufS56hGSZHPKSxjvCyUIWfS6qXVoWxapV0nLh7qekc8zQcBpSOI+",
+	"KWoDGPBdRM6gWamcd5DvYOBz5I5Nd1tJKEYuJ4BaD4i+hQ4Ra8pWHNfnwXfH+YWHt4ONQwf5wBnODPlc",
+	"sN3aIjkKiDlaZ8tcs4WjZvPCAUlRg5flH5jDXIJZJJLOiBR6IXxu95zobPQuCWgypTO16W5kogEzKCWe",
+	"Q2A9OE/ifgOc1ehwiTP7hfUphTRJwMTn+pDPTo6I4BtFlmxPhok9gNUqZP83yVFBo1E8f0YCOkoDUg9+",
+	"9WvjaeTXPmjPjvlbyfUiG6sHHoCb7bf3dlFcDGgIn1KatFEuojTpBMUjq+SgEb1hatg+H1EeKeI2A5KO",
+	"h6Tafd7VEHGlm6iBq9H3FnOfVyX1qzbnpp+LFBtWTFIUDdQGoEoX82qhpwms5g5lTc8Cj3gF64nP0aBv",
+	"niLgJPyEXA/ZaWq7Vzo7Cmk5JCTks7gkysMa8m40O5QSU+vBIq+gSwVqaq9V041zyHkJ0E6R/25kMmtM",
+	"zuLBEPz4GsLlral9B38XMmpgjOpCdg4CrTijf7AI01KHI1FCIdGl8c2BNqTGwSLx+WIwEqX3qX2RucJi",
+	"plEEJ6lLgwstfD6lcbbhLVgU4q5J/fT46oTMr5KRtaOU9jN7fo6RvEujgWlyr66rrjIQS8sDlMJbrPQX",
+	"0Ij+t37cDMUosFFDPrfnLDBQ3UORSkZ64PCcKVo+VtpIHcJFIMtTiYOpTlM1tAzaCsyvgRlMbjsoGC5H",
+	"NGKaeuQmFTSbN+BN1HiELIX5ZO7cRd+FgMTWSrwRYyyMPc4UW8wEkF44YkORRCgj0QxWztNM0px8s6qg",
+	"yrBIegBFNAbdXY0PiBtKdhiHqPHPiUHxoZwwmiaxPc9gth3EtwypuCaSSqGYMyUGqZvdpk9Rwb2PCxyj",
+	"djam2VB6BFVF2BFLG2+Y7KrlwEI5EZBvVPulOWRXLnc3J003AP8jSwIAyOZizDgdx80ZHSV6gPY3ENM9",
+	"JAiXUzoYsJS8O8XvIhGCGgkFHEKmHQLaiHd2ejVnslONonkG9Hf9kdxU7+Y4frmJrubVNFxcrVtrN1vN",
+	"FoTP4tBq3dpWs9XcwnrvQzALV6sZ6smgKtYVQwCRCs5VbNGkzuhRoNjAEVNiStHg1yRHSmi6YVxps24Z",
+	"HRSY4kyq75vk1STFc3bDZtpCaAwOLNNpSD2haKTRTAzlUvoMNPGmZEupwYLgFTqNat3adyz7YXqD1aNR",
+	"iYel6bRaxtqqg6LLAFoYGq1j7kxVml91USJdi0hXHrIFh3R5odrNefrj9e+ju5/f03/+fHQwnb442T2d",
+	"iK3bn//4Y+/q7vuXV9N/vJgN0svtm5ouEQSVgXQdICj/A8V+au327/88+uePdy/T/s+X13tXs/c/ff92",
+	"sDcMb8/pOD5L0ukppefh9+8uRO3jh4/a1EzXKJtziXbned+GNmM1a1CtPNKVpVyjxKLW9eub+s3TCLvY",
+	"wbWu+sLuyeapBkexIKO24taqL99ZoBsDLut6SWrdXz94NY1ziecB1RRbMkmfYyRCxZNc82oZHci8bJBq",
+	"OVe1ozhrKP0Qy2pX3qnXaGoFOzO+6qnDq+gwAHRpr4SpeUP6cYLIrucslfALoD7HYPdFyNgAUQChjC3a",
+	"wBWRRrkITW4mzaZJ3mCkVI7Xi7K/XijZrcaYhUpmui4KIj9axMdDnwMadxHtUEkrRQjDw7LOoT5courO",
+	"3Vu1cEdq2Me4wIqsGdxbuIdVhyJ/ZRNtyLWP3so3QVqBF8uYOclM75kSpTXIZW+GPEOJDYWw3NpWvx0e",
+	"0D3W6PS2o8Y22+83Duhur9EOO9EW2+7v0N0eoPnUujVYVeOV79ZABMfaP/n9vV9IxvLx056YZIsGvhfu",
+	"Rwes1W+0aafX2A63osY+2+431IDNswUDlxPwS37Koefoj2jSKY4dZgNybdPiUy1YYcyhXY8+wsk7wm9W",
+	"LS2aoEDgLmQRQoLI1tbWQTF8u9ZpdXYara1Gq33VanXh/39ZtLwxYuFWrOx9okKWDV9btu4x8u11Rg5B",
+	"YY8e+YfHcm0MwFBcO9RzhwPjRBDYq7f2BXaDF+1mtjtX7d3u9o5eEk2qYd6g/kCghun1gw67qrWiNuv0",
+	"t2hju7cTNrajXdbY7+/RxkGvFbajDtvqb1NMbVQ9Kfmu3d5q7hUBjbu13X476oRbvcY23WGN7f5uq7Hf",
+	"2wsbB1GLtfsdutXbDtVe5Jd17UvvJnbWzsQfcZLQzZ1mi9T/0W4fktcxn9yRu/3d693tDXISp6wv7jbb",
+	"W1sgm5aXvXRP86XnkyRZvrCt+YXVcYy1wTfffOPqgrW8in4lEpxZ/B2229+j+73GQdhS293uN2int9UI",
+	"tyPz6MAsfvtgv7nTbrZbrebBQWn5cfDu4uIvhaULJ2myud/cUevyIQ/20SUCO63SjuKe7USNXbbXb2zb",
+	"UeJxUadlN0IxZ31yBoy0EH5VIQAeoTNW9AsyS0kWfEnDIWu8FDxLRbJKGISX9btvBKQHqC14hDy5vY48",
+	"+YJa7BT4pL2OIOngGsJHW6s/OrFohw+WdHfW6ecS5aZ3DqLgkwrJxSCiXz98LEjN6tgUToQjGcPPtQ9e",
+	"rWCqsE+wTERJcs6Gm3B9N8GPhDWphMyqsmsgQR8UvkKUFeQMWGuvif/tsUTwgQSDyJylzAcHjY03mrEM",
+	"za3aiGHQE+iIkaDT6gSExRBuPKWzOam5c0AKFjuQd1vBJrqe0elWQEY38nRPRLMqeXce3ygnMy9ENLsf",
+	"3zO0sWQmq61NMRbDLX0shqqZ2t5FNt15CJv+szZiUtKBEgFOwdUycaLDisDbsS2b7C08HZjxFSsZks6a",
+	"bozl/bnnPWgtVKxzapRVUVn9TpMcVcQOFgdO4n7hiGMImi5Z7RBla3hdSU3tix+9Wtmuu/bH+vXPT8nb",
+	"axDLcwSPvRLiNUDHwnc761BJCzB7xqKYXil5VH3c6azz8TgVoTrBvYQd80zRVfj2YPW3V0KcUW5KdMm/",
+	"OS8psA6IpqgOkkVg5wIryYYLWQUaaBazipeCy8lIe3GcyFZa2TPEGaW69IHNDpN5PGqTnAAVN6kvrhPK",
+	"s0ZI82Uhu42LadcE02DZgHlIHiBmwNwKnk+sTgC2HY2RYiPdsDCnwAznyWA4D0iE2PBQUr4YgOlikcGa",
+	"cDElgnfJhCfxDauA2EcKywWfjcREWt+BDnIYoh2WZj633mAbYwJQUmoQOukbXLMhTZJyYLEhcjrPe7vV",
+	"JkUjkvYFWONvnuSTiSTyjM9ZEXuf14Pzdy9en768fnfxenPCI9GAHWvg1P4/aPHbZrMZmMifPcjk3iDo",
+	"ldELqI6WWqUhS5kHPg1Z2DE1XncsGAfJI9xK3HI3rKVkaVsEkW8FmWUA+D4vhNTUocVydZWy6KHkjY3D",
+	"RcmKVZKIEzf/GBFER8/XbjsvtvnZ7u/v99lFK/vn1uR0R5zv0cuD6KQ9+L7z2/oySUVA/1rCyHYFDloh",
+	"a8xNGXsak/eDVJQ1+MRLA5f+d+SEXwpH+1l7CsqQoZoczRe0WM3hwDKyhLUNmanS41gysE7cGCi8ITqe",
+	"9oFiAGbR1wyOa58XWAYQqSVxQF1Hx3ICaeLMqyiFTQYsAy3LMB7FjuaLd3qa5GKBCx1MjN4+Spw0As/n",
+	"MoeIt4j4h0WkELq8gDKGxKtZOwjzG1Wlti0omQPpQt6i67s8U5+rqRouqdRHzfVIym6Z2hsTeg6ueUAV",
+	"ZakS920heZrZEkk+0HqITpIMIsrUmukAWxNHTUmn1bI56cbT+n4OewOzHfIiHuSeGBso28CB9LmJEdDB",
+	"CNUgIV2COCCAWmrGB1H4ImFfS5+7eJ1zTDFn+oWyQnlZoJtYHfO+qahD6qYYF9w+z+dY5scJEzXZaiI1",
+	"Gd5mllhJTWPZWM1f7xnYB9SmHVZVnIVod9oTt2xDO7eqyvZMS1Gh+ntp6QKL7LgHq4vLH1aYGqBiCPxc",
+	"ChDyOfRub2Ny/2pFJsLQDQjauK9tw+evAGpIH9KuutV5Dg2OSkdqEEoCF5cocABE8iic5ehBXfXyOBUo",
+	"HQNo6SKoIojldLGKtPtjCQCRHm8F+lDT5+8LJw8F7Rx/aOzUC1OrZjCIzB2BywbR1Cz1OS7D3Iv4loQA",
+	"nwzq6qVITsrh0Vo2xxAwInSRKDHlEAWJNwb7gIz+PHULIS5wByNn45S4KQVE/ci8LULnAJK4yOKQVTpx",
+	"ga09QogsYlbVBlG7+fv+1u3xbxfv2Q9Hl29Oftm+eXHa+pnHP6387chmQ8/bxVyg+tqysLH1pVWY+73k",
+	"1NbDjGZFlLEam/0w7H0Xxm/jH05+Ob64+unyVJ6OsvEvL093T0fZT+GNjF+//KHF/nGk3vnx5/ZPcf+n",
+	"Jpv98Ef0/jR+G5/+8ctvJ7+9fX+89cvlDwfNsJPw3uikFf3jh6SIn4NIVFUYSZ2dg07LfWgGtz/6qZP+",
+	"vHt31Rq/3ua/HEx/bMsf9oavtvovdsJ/7tPjzuDdbvy29fvFdhG4p2vAgD6TFa8IS1dhwnttaErTFBzE",
+	"pEDQdnXdphAgzFc5T0qmQYiHJgEXDUiDDjCOH2r9oYzksMmie9Z8UnC7rkQMOE/pYESXDgTmESDM4fdX",
+	"V+eb7WYLJzc/Avj5fiP4T7FcruODOkVW+rLor1zLEwU67RuR/WzAHZ6tpX8/3dLNiMstlQ7k/2pFUkyy",
+	"xZrkhZOHldscS0HJuRfNI1idQQkbc+bGJgbUlitpmswpk9CiRNwqsX+NELJ7BYzhzNex/mjaLSbZU1p8",
+	"HuBh/nL9xWJgakG7YE36xK17jBs0SVYf5YLRtcIOwCKIeXOPsjsmwdlnO51HSbLWAT0uTAnuFBZ0fj6u",
+	"n/q4Fk7T6oM66tOVjinMOoC8OJmxsTmiVrF0IhWA7i9BTG3meLhou4CMvDk7nEljK9swwALo1mHlGFpf",
+	"LjqLNrlDrUTTJCHszqRfYe0d24RuEi+TTmZabItDAIENgsl8Gg21WP3R5/WgUFsw2PBs0ibkt+ukq6nw",
+	"Kkx2FsgGfDd+sWy3NPl1Fmp1QVpfl1Qk8ek8MBqmXeLXKE06fg3jqY+cBUE3nU0n99T1zQFSUeGPADAA",
+	"TDA7pkq1iBhmTuTVa9FOAZECdqaGbG21GoUzleqsbTY2YSsyjpiHAAFoQcymSrevc5E6RlMnmQc+zoaU",
+	"Q1PG12RGsNFU8yxW052K9EZCbt0yu15eqRdtR4sK8EKT9ZRl6UynxlmTS76802GcgHkI1nnjsKKrvAax",
+	"scaBD/VetYdJ3a09vAFh72VDHKmPmTHWOFZTzPrbWGSlw333ubW9Ofv/6Ciinwsm7cdYXvICtN3aT6OD",
+	"2+j7N61wdDI9/e6N+Of7O/nL+x3+y+WLVq+TJb34RcK+O8nC7+6SoyNTC7Jb2z7otLYO1jeZnJ0c4QS+",
+	"ALNJ7/0vw5r39Aasdcwvu63t/f8Q64s21k6FTjmXz+aYZ3PMk5tjzk6Onq0pf0NryktThYg6/o4ySsVq",
+	"Id/I1Zt9kQ7EEuvKMTpLKHH81iXYg/XilhFjxTialkcpTzUqskgRdQT9yp8+YvkEFuM8N039+6KVi0P5",
+	"d0QqLw1PrjoCf4/gZKf85/Ko5MrA++cI5Wcu8TfgEgbyj1aWvb0He4CvHhKgXNWvRySGGDEdWatfASNE",
+	"usz2Cbl2f4PgU58rFXm+IvKi9Jgn4TWOn5+SXorWEVze8TClkhEuQLpXlLxmaybXft97v8UuDrJ/tiGA",
+	"dZ9edqKT7cH3u7/92Ep+2bq7X2rNw3hVhaX43EZ/YO2Yw9KR+DS24y+fJn452ReZDc13jcNUk5o141O1",
+	"JWGJM0YXSZ6rf6XLdSFeJMDZKRpTQpcEGzKkU4BRRqPHGBQ+B1wSMxmwUl2TnK9GoSyRLSU9Y5YxoTDY",
+	"fqZ7KcFTLg7iz42NBfPKOmTUM4Qb5OuUqSFBNJ8F+AspJ1wQJUthhTqAya8Q3iFf4nH5hk4qxmMI6mOM",
+	"TPegmdDJl2AXHP289cCQqna7yqj3z2xncrovzjv0cjs62R18f/Dbj23FkV7u3b5o8bMdyLzoZP/cnfzF",
+	"jXpv2LQQe/1syHs25D2xIc+les+62t9QnrHg17SiMCXKEDkJWUeuQXjHJUobiAvStfFYSFJZzvZJYn7T",
+	"JFeC0FsRRzqvQIknAGBoqxAySYb01gaSS89NRlhp4APISKySEeco2zl8ZZXqV1LUFqpkpFojq3R/VksV",
+	"ej0/gTXQYgsdRZS8FrcsoQCO9OSR22YSn92O6BrUlCTYY862esU8VKnRRSMtPa+CEfhi8A/0wijZ+dm+",
+	"+Myz/hb2RbzDuY6rrvBS5mRLGC4BldSovkpZtRlLLuR3nJFBSm3QEwD0xxITLBHoX2Q+H5uqQBYsEvpe",
+	"BBb5mZAfL3ThwSdCfysu38kkSQpVom5NELODF6geK+ZSRDTKiw9obDTZnaZxxuxfmG9oSieaN/EPhPRX",
+	"MrzGWu+iNaDmFZGSvPlyuikbTBJq49i6iEMw5WScin6cMLcYFmbBOVB8EvhxcSYfXBSyT8kO1E6uAh07",
+	"tif5rwY09owa9mjUMFND1BA7/LsKLsy5MgViCDdrBTGEd9aE1tV0Lr/LfytQXCgH/O+Cw8VCepi+XwQ/",
+	"gAopLlrrOGX9+I7UQypZI+aScRkrUlvCFFVS/gIMUeN+qzR5VFWQXjDovBK4HdyaFZgh7JiMaBYOS8Nu",
+	"7y0atFMGeuHQd9YdOq43GLNBY4TBG0LpLiJyq6oBqbfvZTdaMpBYF2bAAsGlMZjyrJVAtqai8HpMw62L",
+	"vHRAVgd6GAhvex0oWwtL2kfF9lOA8RZn84kwec1EsPm/EDhvBfBru9HeuWoddLdy4Ne83j/iqxaK7eNP",
+	"i00H5dLyWDq8ohp8uf92t9WBBb0HQnC1nULL9L/a2wqC2Ye8Vnh+hdxK4HpAHbXD7Y7ZYXWOqpetddXe",
+	"zs/BimWzn3Vaarb2M4utm9KQrVhKXTu5Yi2xw/vADePK4Xd2vebWyYFvrlip0mSq4Ha9mlPMFJ08v53+",
+	"JuKz345mby5b07PL1t3ZyU93b16J6Zn6z4mIX7/8YazeedM52/7l5Q8HDwJhXl9unquVvhSsF+jHM0rv",
+	"s7yd4VFw5G38u0redpTZDx+9VfZvFKGiOGVhlsw8K1cnmKxjytbp4kjaKl3EvLEG8JIMDip00CTvEI2w",
+	"WGMaMJWUVKbGkFGIAtCt+Py7lKL/H3sfshQSfHQ1b4LghpKB0Aw2hQpR/0AD+UDbS0zj9Tx/FKBpwbfv",
+	"c9XzxiK7+ULre4W24POV6sL9ck5x697JpzHHr8MKkKtq9ved+oB8L8ZjtD+4gVeJ0GEfEz6RE5o48Ve1",
+	"Ocq/Ns3MJ3wv0337Yab7arj61lVrv9t5kNSy/govllvmRnB/7lveuMV8eJm8UhrIZ3I+4N4v5pjvIMgG",
+	"N+4TsMvXuuJrVZxeNjTxmZxNdUZ6UDBxbP4ZRx+DonhffGHNfVygdVZVXvkyOfwzlubfVoZBGq7FjXuI",
+	"MWiGn7cbbqJJZ7WDvy5SbTEMkJwFHsF/yA0yGZNMkHar1bJOezISt5iCiEHcmGnuczQoedYnE6d56OWQ",
+	"yiGUF5ZumUgcIQpuAYJC6rjwHy7fvvH565irn+KE5SX3L46PXp0de8SvnYlbqGjvDMJICH5toyRpYVco",
+	"BB3TcEhiMH7lEhPUXjRGMO2EFVMdxZlHKASdViuw+HQ+T5mcJBkg3sUw+5gTkUYsJfVAk9vAMwuL/9Sw",
+	"1vCHvInHYysFaQCZwAI8B1jPJUfoTKjMSDYVDkC0ye8/4nZOOeQ1xIb0aFS0WXqOHId+tPqEJ0xKosd8",
+	"rYsrF3J41B76PIY4TXuvCRpQlBjYYzMBOIKS9MSER9iN7TKItWnYMRQGPuIg9GZuOj5MQ7MMg7+t2p/Z",
+	"bdZHEUJINQYomGYLiJtONWSS0PBGNsnpyNTot5EmqjOJye620K5Gw/R53dmtjSa5tLNWa6GnLrvkPUtv",
+	"/mCTAQnGvZuo3+nKIe3s7HbffCVpkn2lXjYYCjJMZ+Osy7tpd+w89UgPHpDgqw79KtgMvur08H9mXwUe",
+	"oelA8E6sQx7wD3L+/UufI0OTHjl/8eOrk476kdSDr3AcDRzHV/G3b7zk29df/b//9b81/qna1CTuqRmW",
+	"3n2DbzXJUXHnAYBSF9nT+fsxhw3W1YdTzDVs+vzIEAqaMmvaiznp0SwcYrXXHcjKALiFLKVc6qL1jIZD",
+	"z1bxs+Wzsf5KIgZAPyDLw1zVvP6tuQiPCQKqj9D8SDmSPDgcHqE+NyXGA7hIQeEGQaErz+A7ECVqQO5H",
+	"e4uMkXNeZ0JcJ4p3YkRRe4dMct54PVLMEWJTF6lIcw4VcLw8QkXCm2BcKg/WkWJ+q7iPls61v2resNk+",
+	"aLR2wI7Xmje1rW2zdBwM2g+xPC7qWp3bWrdWvJS7LfV/X50Njr+72Dv9aRK9fnPwfZR81T7YZns7W2x7",
+	"q7/V2duKdqIw2t7tRa1oL9raYbt7nf3O9s52P9zZ3t/ubUfR9g5t9Vu9qLXXC8N+WKW+rVAiixPav08d",
+	"U2f/PkdsuN7PWrft1aJ0dp1OuLV/am4Dz5Ad4hnAQm/tg1a4He432u12u7HXarUa++q/Wvn/tcFqH7G7",
+	"WrdlWsiN9mDw1Y/bToGzAvvyayyKM5H6NVLH7wCoW6RGxAAi0WjoutRoM9kkLrPbqDl9mymBhIYsGgZn",
+	"uQH+hUy91m19JiUPN/2C4X8vVvbecogfrxZM5iSHZ+PpeqrVs6b0F9GUTh21oST+gwpSrTyN6F1DUbjG",
+	"LU0mihxutVvt1kK1SmtPFXrVSAM0Q7zTfN020c8a+FAuAOT7OkfhRsdtKHg/TkdlYGuNYVWZ8gryfrES",
+	"f0i5uvUZijAuWndJINpaDDxvZBgr+tW3W1seRF9vt9pdLY6VcC8HQkQbawouJFdJCilvh0sgo0gJMcrC",
+	"jlcgOfh8YTLYPSWkV7CHZ+yJcm6fJkLbDOqx2bNaRDdVAv6qybOfjLIDfr3Nqn6OLf4CuAJeDTKaVcUZ",
+	"61+UfF0ZS3ehqzKsItifATD1O5ZpovOEgvt/SoTJ4yJL/hKemqvKI/gFxAd/sZTnO5atJjtjmoXDecLz",
+	"vqrI1NnJkVcAKocc4B4jtAiRCxboenDXGPVpl8T9BpQoSsD/zhLJUNgrIOFuAAV7aSFtGeFQ2YVHm9rE",
+	"XLAUN8kReO2KIa9QYsnngYZkvTZiDuLsmuJOELNgKkPSDNBSuwDACtJuoV6tzyUUhxJYYMtUaDKZT3q4",
+	"GmiA5khSaOauB+dvL6/IwtKZUHgrDofaVinngx9I3M8dGbZ6shA3hXGMGOUAw7rRJO94FieI8p656dpy",
+	"KKZSQ69qxFrH6h7ZnMZyHc1YqTKMmTo/mEGpcxqvqutA5qjNbonOvIhmkxjGr1FltfESwSRoxojOaCwU",
+	"7KkHbvnIhv458MgOoZwMxSTdQFs2fGTrh5rCneXP8YXAI1v283tqJMb0KlIt/8+fO5/P6ymkSk2BgkKR",
+	"0EuMabSoY2XpbAHYrbhlzs1o2KKkoziTh/dBus3LJdXhdb3wirx3TQEnBuWFWNSIuQXG8HlIwV2WLYMU",
+	"KkbpsNE4mxEBpfk3Hh2Ncx/55R0w2sfpTQ6X/xH89WszV935Z7SJfomiFSz6YwNg2jt/NbFKD/ZTCVTP",
+	"sBNPrpV/8eEsz2p8SZhGCr5CngZ7bp/WujVH6K1VmWqhToWmuUsKVYDyf3ZyRES/39UlREvCtpHFrbxN",
+	"Ac8m2PCqjLa2MoQG93fqP4DneL78A5mv/uDz6vIPTYKJo6ZSBi83FUtj2fOIU409L1rOdHhG5Ia3hDRN",
+	"Y60VQEUJrHgheBbzCXPjKb6WeVP1OVkLRPlyPSQsvF4p+xVLdegIINN8XqixgF2M1W15Lqyb985OjkyZ",
+	"0rWt3Mab/pC6DVVSFOI7zsc039vADeLY/Qsk3NfSjdfjrE8fVTehUPrgE6CTmGGeHH0JaGidX0aPrWrw",
+	"y3jr7qf99Kp9+35n9uKAn3VuXu/+9n1rcLIdXe7R463w3X78tv37xU72FwdAU5Q3lor4ImSDU9Wmmvzk",
+	"brBnrLTHYaV9KbLj2cnR39td/ywJliRBJZQtKwmmyMVy4RAltMVyoRGaGsBiF4uHZ/SGSdJugcGuIGlJ",
+	"Dwx+upj5kKUMKQZY5ziTgPdq4F6bPn/zCMlyacWx8fjvK1khJqyWrRbJVIvyxB4iU+maU/eCkr2nTHXB",
+	"BoyrH9iFPi8v4Yz9lQWsBWP+HNJWQfOB63yzdft7Y++uM2qM6UHUSLezac2r9Xb5sNEJ939rTHf+YI3f",
+	"9yZJzauNDtJ+YzuLthp3+zfjBuvczmpeLdyZDhq/7fFOY7j9e6+RHYyUfPtH54419sc3u41067bf4Du/",
+	"RTWv1t/LZo2tUe+g8XtnGjZu9odqqybbEW/s/pHuNOjBb3eN8dbg95pXm+7fhI3O7XCvwXayUWO2m/aU",
+	"kLE1/q1x8PvddoPvRb2G7PQVI2a7g1FjZ0r3G9nWzR+N24OQgzfoswAQFTdxuWlsnrI9WrT6Dw4cfBZG",
+	"vjRh5ELxpxDsUsVr8jgJRGZs3JiMV4keVarPIilCpw655iefP8z+tKj6qM9z2aGAsA+1prrASjWRxxQg",
+	"N0wRMZQgbFv7kZX2Vw/OTo6uL45/end6cfzq+uLt6+PLYMMA20xSHvMBGug4uLanStZqkiPt0KUEVGOD",
+	"nw+ao8mZ0gtz6NbxZpLcMCj6yUjCblmyzCd5L3MQCBUH4ORO4jBz0PFdDz8XajKfQs6ZtxaZNLCnEm0u",
+	"MzZ+N35Sa9F9CmWep0L0vwALULh1kYRHzzagYrFoG39aTd2e7T3P9p4FItazq/A/TSZTjMixZ2Cquks1",
+	"KkPxFolimciWyGGXiPJoJBGx3DKFMhifLwTv8/rV26tzj1ycvCS7na39Lrn8/qjR9sguieJBnEmvVOBc",
+	"2kx2pwi6z43I1SRu6LJkYcoyUu9RybY6GwaUKBDZWA2lu7kZkHcXp2qd5FBMCVV09qcLtCUB7ZtBcFjJ",
+	"poVUF/ysIyVTmgi/oVqKCc/ixOeBDuu7Etn42LwZkHEqbgFECURMsEBpexW6HzWP07JMe8fnunz8oZYt",
+	"815TFMElCrC6O0jWZ4/KcTkkFRIbSqVOmQHwdE5STuKMiH4fkVY37pOu+9dKb4EDXdisv1Sii4kCeekE",
+	"i35SUCMjbJlApt08mmp7R0dz6Wt0PUnjWreWXypFOjYtrEW3FMf1/9FkINI4G46+vfz+qO1PWq3OLl72",
+	"b3fxr1jKCUu/tU3gr2OWxiL6dquFf+Ll/vaHF5fv/7n16vz4+/Mft87/cV7+G2C21Zu1bm3lu59L+Ht7",
+	"dW7P2VJAbHvbAVaXRYcmXBiAarVqWyYlz6aqZznqWY56hBxF04xQom5pzm/vLTxt6pu6KsxqqUuv0n7l",
+	"eLmIZJmS9HoznwdyjocFuUmo3VrlqiN1RsMheOekzwUPGWTJo6FP9DWl8RwLznisRIJEyEwD8Gi7kxOw",
+	"oHNk56x1eRwDXeIApGHaJX6N0qTj18ACp8bvW3SjPHoLpSeYXSnQXU5yJOU8CqtJTnQYlpoqCcBUFxAq",
+	"b6SWigpewHvbw3LHXZXxC4bicy5IEt+6omQ9zmyRSCXRzEldG39PI9nLCmn432AvU1f6pYjYsw/viX14",
+	"2pYmP0eo2Ptfhr3O9l/AUviZpMWzk6NjDkkS68SM8Wfp71n6e5b+Ho47qfWrB8t/ue7/Z208yf4qOa6X",
+	"DICzC/5JDbcyZOGNAVsxcqbgzITVF4QtnytpC2nMYqHOI71JRqoj4W3xFZ8bNMPq4HhSXynPwYghAdHn",
+	"sdzoVoXvz8uk1hVanoBHMkF6TKMwurKvE8SmZDRZKjoaSyLHmLErNh5kfTPrPo804/PHpnA+BIcGO0FD",
+	"XYfMI5rnWkDhRPWhGiqE6UE6lqcbqAAXLJVS0kJlVWLmQ62F9xJQ4RTZZKvHiKalbNxVNkCvxtn0uoCK",
+	"3kuhLJ9eWIRDJ1yAH26i5NL1kdAL0/oS3MTfnfwRbkW34einZ19xDiqur5+G4zt0s5yqUIwWZhX4/GFp",
+	"BXCjnh3N/wGO5meoqC9P5EUIh9HMcs9HJpmaAqQrajUuQZeCWqymmWI5x6YFvAjIiIKt0pWbjW3UFZVQ",
+	"shS6JJwm1fet9RhglSiUngDuIrhHvcf7Vnc8m12aRfzkJR4/aQE3A39gcY715uUwxkVHIxaxOyh8Akz1",
+	"oNdh2/1d2tgP21Fjm231G3Snt9cID6I22+rv0L3eAbybsOuKRrca7T2AYdg2jY7h2Vaz1Wy3t5p7Na+W",
+	"UJldq8NSid9gPlSH9JoOYA61M/FHnCR0c6fZIvV/tNuH5HXMJ3fkbn/3end7g5zEKeuLu8321laztaha",
+	"2xYgb+3lOBl2jUxNtar5bBW/QdRkuhXusL1+46DXiRp6uVoIdbHb36etsM2WL9IOgFJ33EVqH+w3d9rN",
+	"dqvV7GwtXqbWfuHTwjJZV24jTOLNdrNTWY6t9WlLqekbtX41NUOA/jMtZl92ebSRhfeUa5t2zAdQoGcZ",
+	"6u2Fxqh1AsUrGV3O4eQkHKIrLBEyIxFT69MkpxkZ0ZnPe6xgnTFy+RwL21Zy+XVfTLirohveaKHI2F0s",
+	"M8/1LGnNAFL1eywRfKCYp0USVuM9XMQjHS9RHH0inograrnivZmi/u40qmJ3FYiw+v2/M+7r9uqP3ojs",
+	"RJ2VLzxXRW2huYv3vver7noB4VpXR1yCU31lilDfMDaWkISBhUx8HlKuVGoNWh3pIkT6z3eSpUGpig/2",
+	"GiwnA09+bR9XuhxxaXUxwvvdYfXR2hcYKrz9p+I5l5xYz5SggIl875pi+uqvhEtWJAYL+k2HNIPqQOp+",
+	"I0wcqevTaGuoh8kkYpEJaPZ5kBdi/Xvd6e+wsOoTXujWcynO/5RSnIYhPoclPJPz+wNN35uW52WuqxGo",
+	"DRY0NTqauoFeuWAg3nMdpakuH1N01RAS/MXim1RXt9ZFEM9Y4JncjgKqdAapzhYvGiMymwRhvwDWFuXI",
+	"SjnzkNB8NAY4V2l+iRiQmPsc0lQIw7giXe8P5U3f0kO/1iVggFqHG61ZPfsBwLzAseZZnZv7EUeH5POw",
+	"OsRjfDy3e6Bz2WyNddquR4OPolHM86H/m+CA78uK8886V+3dPO/kb8uc7e4tYs/uPP9zgIKf2fRzreov",
+	"AaT36WpV/xlHHzfB2brY7nQC+h7w9ulQoNkYy0wX02zRlNwlxkTFSli5Pi/inmh7tbVjQXZFSbiwL5jS",
+	"C70ZUSQWwX5DyrWckVejzWMOE8GZpytFTFJuUExABMlV4VGfdlMmWRaYzJJqdBdj4rYhK2LKy4GVCwIm",
+	"N5rkaBJBwYc6VtEd9WkTO91YS+KpQDWBVXEgTRBUbaWm/tAyt/DSXMTnvW3rEhV4BDH5hEY5o+t9LU1m",
+	"y//P3rXtNm4D0V8h9OQUXsfZXuE+LYoFijbYbu0t+pJFTUsTmViFNETKCz8E6Nf0w/olBWdI6mY5dqNs",
+	"7MBve7FEihzO4Zy55UDt08v0nYYj34vZmbDrETpeMNdvxak03nYk13W0xWxFuGzR3kE5depuR9p35/79",
+	"IdEZx5lWt77vYIPdd/bioaYX6aJGa/jQvOdGtrr3DHcrM9eBx1PpT6zQDldd3jlyZh+Pnn385sPV1RG2",
+	"lwsOt7N9cwapLwJS1JWYs6pHqDe7wR3PjuyjqS8bY8q7GDWAD3f1VKwxWcewQWDoeJ7zjbutaZ+GbZ8L",
+	"9Xjm+JYJ11qkcg/Y2pkVUmtn7wowP5wp0sEUPo9TbEZ36inuxnNwhUFNY8FJF5GH1Pe+4XIGJ38ibOFp",
+	"QWd9T/aHUAzP/PooHXikQITRVD3ZfukZTJ8KTM/c35FVQuY1MK2AOf19G5hXAbMTzUPMKREg3RbltUpL",
+	"UGeqMITSWBl40uBWKD6tkcHqGBbiBO0xruZQaOqS2s7SDfDvJzqh95xWBAvFCFpN97/TLg4iwt6eqa5z",
+	"MMO2KNUWB3qAU6FxAp1KWQLPzLIzFeunJcSfNHuvtElzmP1+jcphConQTk1YJNCMakN5hM+4ARlvRmz+",
+	"ejz2JSJp7lhOAJtRr4ZI5szZQPM7yu688OzUBpvyqc9WfyjDQK4hUyufSdoKL/uZPuKx102cW+hsk+b0",
+	"Gvcxf93paHI1+qFyGStWEV5xE9H64Xj0XeOH93hcM7PcHOiddx+3rf4frmgCK5CJHZmWtT/F8KjT1Oey",
+	"vx5ddS874MCTqJC5lUI8mcP6ro3H46qfXX2W9f3AMJYeNuSNYRlwjfUxGvuCwtzbzvSndpq3FZVTZQ5a",
+	"G489DijxyNsDHr5N1C4zTplUNctlZu2VLvXiy895PSEyymRxl0SEu0JKigZKmN1bLMcL+Rp8pqYeMdJS",
+	"WDGtXHUsfcGZtSEXXIO98/AUyiyXFExtrBxcFU3UOTfyIaVzLdYgQetHq52GYO8nhGH0DpOrsoLcbsFz",
+	"a4Unkli/DPZ7F/CAKGIu096yGLKjSPRjLjHojpmc396KmA22gmLQQRfk7e6AOGFcyJ2TUmuJsQXPuIwh",
+	"xz5ommmQGAfn5fxGGsWE2Q8Sp8AT0Yt4nhoqTjFjzajabr0QUPRYZ8QdqMLsg3OdW/H9jq3oCxDfYdkh",
+	"nmx+ZPzksdEdqB2qBh/P194k3Nayw/4vtYrGP2sqOpCouKAKn6tcJUVssNyUNjwV1PEvUzHPLqJhVORZ",
+	"NIku0e8snJSF/Wob/THPWAKoKuj9d/ZQ5IUs37U0ZjW5vMQRlkqbybdWxLe9/2P45rbbIKWWRThvrJY6",
+	"dNSBIxLwX1VhhmWsD/rIKbQDQ5urUdOjkiO1RmTU/rYZZLevvHIO6k8zJbsTaqvRP3ZcbxKxwbyZzfvv",
+	"3//ML6qzcCmA7Ym8KRs2OaOMgqPoAT1ib61tFGYY+qU7P/5XxFg0+RFWWm+VWZB1154DMvGuAWZp9VGL",
+	"gjTn0rgwKSSTEFPQp2MUZRtVRiA+qj3CB1zTRBirUUVG+e90Ul7lkMGaS6SU7BdX9y4R29YswDbZkLWT",
+	"pRsAh7+xF7ballYGceevPcr7YpGJmH2CjaYjhxK2aTBXg19mv71jf8KC/QobNgNT3Xb7bHT/8f6/AAAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -33,6 +33,7 @@ const (
 	UserEmailVerificationRequested  AuditAction = "user.email.verification_requested"
 	UserEmailVerified               AuditAction = "user.email.verified"
 	UserEnabled                     AuditAction = "user.enabled"
+	UserImported                    AuditAction = "user.imported"
 	UserLoginFailed                 AuditAction = "user.login.failed"
 	UserLoginGuessingAlerted        AuditAction = "user.login.guessing_alerted"
 	UserLoginLocked                 AuditAction = "user.login.locked"
@@ -88,6 +89,8 @@ func (e AuditAction) Valid() bool {
 	case UserEmailVerified:
 		return true
 	case UserEnabled:
+		return true
+	case UserImported:
 		return true
 	case UserLoginFailed:
 		return true
@@ -162,6 +165,24 @@ func (e AuditDetailsResult) Valid() bool {
 	case AuditDetailsResultMailed:
 		return true
 	case AuditDetailsResultNoAccount:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditDetailsSource.
+const (
+	Api AuditDetailsSource = "api"
+	Cli AuditDetailsSource = "cli"
+)
+
+// Valid indicates whether the value is a known member of the AuditDetailsSource enum.
+func (e AuditDetailsSource) Valid() bool {
+	switch e {
+	case Api:
+		return true
+	case Cli:
 		return true
 	default:
 		return false
@@ -279,6 +300,33 @@ func (e FieldErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for ImportResultResult.
+const (
+	Created   ImportResultResult = "created"
+	Refused   ImportResultResult = "refused"
+	Skipped   ImportResultResult = "skipped"
+	Unchanged ImportResultResult = "unchanged"
+	Updated   ImportResultResult = "updated"
+)
+
+// Valid indicates whether the value is a known member of the ImportResultResult enum.
+func (e ImportResultResult) Valid() bool {
+	switch e {
+	case Created:
+		return true
+	case Refused:
+		return true
+	case Skipped:
+		return true
+	case Unchanged:
+		return true
+	case Updated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for JWKAlg.
 const (
 	EdDSA JWKAlg = "EdDSA"
@@ -380,6 +428,7 @@ const (
 	RolesRead      Permission = "roles:read"
 	SessionsRevoke Permission = "sessions:revoke"
 	UsersDelete    Permission = "users:delete"
+	UsersImport    Permission = "users:import"
 	UsersRead      Permission = "users:read"
 	UsersWrite     Permission = "users:write"
 )
@@ -398,6 +447,8 @@ func (e Permission) Valid() bool {
 	case SessionsRevoke:
 		return true
 	case UsersDelete:
+		return true
+	case UsersImport:
 		return true
 	case UsersRead:
 		return true
@@ -594,6 +645,7 @@ type AdminUpdateUserRequest struct {
 // | `user.restored` | An administrator restored a deleted user. |
 // | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 // | `user.sessions.revoked` | An administrator ended every session of the user. |
+// | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
 // | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
 // | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
 // | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
@@ -612,6 +664,9 @@ type AuditDetails struct {
 	// By What made the change outside the API, e.g. `create-admin`.
 	By *string `json:"by,omitempty"`
 
+	// Created Accounts a batch of an import created.
+	Created *int `json:"created,omitempty"`
+
 	// Effect What the server did about the event, e.g. `session revoked`.
 	Effect *string `json:"effect,omitempty"`
 
@@ -620,6 +675,9 @@ type AuditDetails struct {
 
 	// Fields The fields an update changed.
 	Fields *[]string `json:"fields,omitempty"`
+
+	// FirstLine The first line (or item index) of a batch of an import.
+	FirstLine *int `json:"first_line,omitempty"`
 
 	// From The roles before a change.
 	From *[]string `json:"from,omitempty"`
@@ -633,6 +691,9 @@ type AuditDetails struct {
 	// KnownDevice Whether the login came with a valid device token.
 	KnownDevice *bool `json:"known_device,omitempty"`
 
+	// LastLine The last line (or item index) of a batch of an import.
+	LastLine *int `json:"last_line,omitempty"`
+
 	// Limit The name of the rate limit that refused requests.
 	Limit *string `json:"limit,omitempty"`
 
@@ -642,17 +703,35 @@ type AuditDetails struct {
 	// Reason Why a login failed, e.g. `invalid_credentials`, `disabled`.
 	Reason *string `json:"reason,omitempty"`
 
+	// Refused Lines of a batch of an import refused.
+	Refused *int `json:"refused,omitempty"`
+
 	// Result What the outbox did with a requested mail.
 	Result    *AuditDetailsResult `json:"result,omitempty"`
 	Roles     *[]string           `json:"roles,omitempty"`
 	SessionId *openapi_types.UUID `json:"session_id,omitempty"`
 
+	// Skipped Lines of a batch of an import skipped (the account differs; no `update`).
+	Skipped *int `json:"skipped,omitempty"`
+
+	// Source The way in of an import.
+	Source *AuditDetailsSource `json:"source,omitempty"`
+
 	// To The roles after a change.
 	To *[]string `json:"to,omitempty"`
+
+	// Unchanged Lines of a batch of an import that changed nothing.
+	Unchanged *int `json:"unchanged,omitempty"`
+
+	// Updated Accounts a batch of an import updated.
+	Updated *int `json:"updated,omitempty"`
 }
 
 // AuditDetailsResult What the outbox did with a requested mail.
 type AuditDetailsResult string
+
+// AuditDetailsSource The way in of an import.
+type AuditDetailsSource string
 
 // AuditEvent A security-relevant event.
 type AuditEvent struct {
@@ -689,6 +768,7 @@ type AuditEvent struct {
 	// | `user.restored` | An administrator restored a deleted user. |
 	// | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
 	// | `user.sessions.revoked` | An administrator ended every session of the user. |
+	// | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
 	// | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
 	// | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
 	// | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
@@ -901,6 +981,106 @@ type HealthChecks struct {
 
 	// Redis Result of checking one dependency.
 	Redis Check `json:"redis"`
+}
+
+// ImportReport defines model for ImportReport.
+type ImportReport struct {
+	Created int `json:"created"`
+
+	// DryRun Nothing was written (`dry_run`).
+	DryRun    bool           `json:"dry_run"`
+	Refused   int            `json:"refused"`
+	Results   []ImportResult `json:"results"`
+	Skipped   int            `json:"skipped"`
+	Unchanged int            `json:"unchanged"`
+	Updated   int            `json:"updated"`
+}
+
+// ImportReportResponse defines model for ImportReportResponse.
+type ImportReportResponse struct {
+	Data ImportReport `json:"data"`
+
+	// Meta Metadata of a single-resource response.
+	Meta Meta `json:"meta"`
+}
+
+// ImportResult defines model for ImportResult.
+type ImportResult struct {
+	// Id The account's id (not for `refused`).
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The item's position in `users`, from 0.
+	Index int `json:"index"`
+
+	// Reason Why the item was skipped or refused, naming the field and the rule.
+	Reason *string `json:"reason,omitempty"`
+
+	// Result * `created`: a new account.
+	// * `updated`: written over the account with its address (`update`).
+	// * `unchanged`: imported before, identical.
+	// * `skipped`: the account exists and differs; `update` was not asked for.
+	// * `refused`: not imported; `reason` says why.
+	Result ImportResultResult `json:"result"`
+}
+
+// ImportResultResult * `created`: a new account.
+// * `updated`: written over the account with its address (`update`).
+// * `unchanged`: imported before, identical.
+// * `skipped`: the account exists and differs; `update` was not asked for.
+// * `refused`: not imported; `reason` says why.
+type ImportResultResult string
+
+// ImportUser An account from another system. Only `email` is required. Fields are checked per
+// item (a bad value refuses the item, not the request).
+type ImportUser struct {
+	// CreatedAt When the account was created in the other system (default now).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Deleted Import the account soft-deleted (an administrator can restore it).
+	Deleted  *bool `json:"deleted,omitempty"`
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// Email The address; compared after normalisation (trimmed, NFC, lower case).
+	Email string `json:"email"`
+
+	// EmailVerified The address was verified in the other system; it stays verified.
+	EmailVerified *bool `json:"email_verified,omitempty"`
+
+	// ExternalId The account's id in the other system; returned on the user and searchable (`listUsers`).
+	ExternalId *string `json:"external_id,omitempty"`
+
+	// Id Keep this UUID as the account's id (default a new one).
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Name Display name, at most 100 characters.
+	Name *string `json:"name,omitempty"`
+
+	// PasswordHash The password hash as the other system stores it; omitted or empty, the account
+	// has no password (`invite` mails it a link to choose one). Verified in its own
+	// format at login, then replaced by argon2id. Bounds: Werkzeug scrypt n at most
+	// 65536 (and 128·n·r at most 64 MiB), PBKDF2 at most 1,200,000 iterations, bcrypt
+	// cost at most 14, argon2 m at most 65536 KiB, t at most 10, p at most 16; salts of
+	// at least 8 bytes.
+	PasswordHash string `json:"password_hash,omitempty"`
+
+	// Roles Role names; omitted or empty, `["user"]`.
+	Roles *[]string `json:"roles,omitempty"`
+}
+
+// ImportUsersRequest defines model for ImportUsersRequest.
+type ImportUsersRequest struct {
+	// CreateRoles Create the roles items name that do not exist (without permissions), instead of refusing the items.
+	CreateRoles *bool `json:"create_roles,omitempty"`
+
+	// DryRun Check everything and answer what would happen; write nothing and mail no one.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Invite Mail each account created without a password a link to choose one.
+	Invite *bool `json:"invite,omitempty"`
+
+	// Update Write an item that differs from the existing account with its address over it (else the item is `skipped`).
+	Update *bool        `json:"update,omitempty"`
+	Users  []ImportUser `json:"users"`
 }
 
 // JWK An Ed25519 public key (RFC 8037).
@@ -1369,9 +1549,13 @@ type User struct {
 	Email openapi_types.Email `json:"email"`
 
 	// EmailVerified Whether the current email address is verified.
-	EmailVerified   bool               `json:"email_verified"`
-	EmailVerifiedAt *time.Time         `json:"email_verified_at"`
-	Id              openapi_types.UUID `json:"id"`
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
+
+	// ExternalId The account's id in the system it was imported from (`importUsers`); shown to
+	// administrators only, absent otherwise.
+	ExternalId *string            `json:"external_id,omitempty"`
+	Id         openapi_types.UUID `json:"id"`
 
 	// Mfa The multi-factor authentication of the account (on `getMe`).
 	Mfa *MFAStatus `json:"mfa,omitempty"`
@@ -1522,6 +1706,9 @@ type ListUsersParams struct {
 	// Email Only users whose email address starts with this prefix (case-insensitive).
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 
+	// ExternalId Only the user with this id in the system it was imported from (exact match).
+	ExternalId *string `form:"external_id,omitempty" json:"external_id,omitempty"`
+
 	// Role Only users that have this role.
 	Role *string `form:"role,omitempty" json:"role,omitempty"`
 
@@ -1572,6 +1759,9 @@ type RegisterJSONRequestBody = RegisterRequest
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
+
+// ImportUsersJSONRequestBody defines body for ImportUsers for application/json ContentType.
+type ImportUsersJSONRequestBody = ImportUsersRequest
 
 // DeleteMeJSONRequestBody defines body for DeleteMe for application/json ContentType.
 type DeleteMeJSONRequestBody = DeleteMeRequest
@@ -2064,6 +2254,66 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/users (the `CreateUser` operationId).
 	CreateUser(ctx context.Context, body CreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportUsersWithBody Import users from another system
+	//
+	// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+	// system, with their password hashes, as `gatehouse import users` does from a JSON
+	// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+	//
+	// Each item is checked and imported on its own: the answer is `200` with one
+	// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+	// `refused`, with a `reason` for the last two), and the counts. An item is refused
+	// for a bad email address, an unknown role (unless `create_roles`), a password hash
+	// in no supported format or beyond its bounds, an address, `id` or `external_id`
+	// used by an earlier item of the request or by another account, or a role whose
+	// permissions the caller lacks. Importing the same items again changes nothing
+	// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+	// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+	// Accounts are created in batches of 500 in one transaction each, recorded in the
+	// audit log as `user.imported` with the counts.
+	//
+	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+	// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+	// `403 forbidden`; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+	ImportUsersWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportUsers Import users from another system
+	//
+	// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+	// system, with their password hashes, as `gatehouse import users` does from a JSON
+	// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+	//
+	// Each item is checked and imported on its own: the answer is `200` with one
+	// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+	// `refused`, with a `reason` for the last two), and the counts. An item is refused
+	// for a bad email address, an unknown role (unless `create_roles`), a password hash
+	// in no supported format or beyond its bounds, an address, `id` or `external_id`
+	// used by an earlier item of the request or by another account, or a role whose
+	// permissions the caller lacks. Importing the same items again changes nothing
+	// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+	// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+	// Accounts are created in batches of 500 in one transaction each, recorded in the
+	// audit log as `user.imported` with the counts.
+	//
+	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+	// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+	// `403 forbidden`; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+	ImportUsers(ctx context.Context, body ImportUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteMeWithBody Delete my account
 	//
@@ -3187,6 +3437,86 @@ func (c *Client) CreateUserWithBody(ctx context.Context, contentType string, bod
 // Corresponds with POST /api/v1/users (the `CreateUser` operationId).
 func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportUsersWithBody Import users from another system
+//
+// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+// system, with their password hashes, as `gatehouse import users` does from a JSON
+// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+//
+// Each item is checked and imported on its own: the answer is `200` with one
+// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+// `refused`, with a `reason` for the last two), and the counts. An item is refused
+// for a bad email address, an unknown role (unless `create_roles`), a password hash
+// in no supported format or beyond its bounds, an address, `id` or `external_id`
+// used by an earlier item of the request or by another account, or a role whose
+// permissions the caller lacks. Importing the same items again changes nothing
+// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+// Accounts are created in batches of 500 in one transaction each, recorded in the
+// audit log as `user.imported` with the counts.
+//
+// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+// `403 forbidden`; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+func (c *Client) ImportUsersWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportUsersRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportUsers Import users from another system
+//
+// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+// system, with their password hashes, as `gatehouse import users` does from a JSON
+// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+//
+// Each item is checked and imported on its own: the answer is `200` with one
+// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+// `refused`, with a `reason` for the last two), and the counts. An item is refused
+// for a bad email address, an unknown role (unless `create_roles`), a password hash
+// in no supported format or beyond its bounds, an address, `id` or `external_id`
+// used by an earlier item of the request or by another account, or a role whose
+// permissions the caller lacks. Importing the same items again changes nothing
+// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+// Accounts are created in batches of 500 in one transaction each, recorded in the
+// audit log as `user.imported` with the counts.
+//
+// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+// `403 forbidden`; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+func (c *Client) ImportUsers(ctx context.Context, body ImportUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportUsersRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4628,6 +4958,18 @@ func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request,
 
 		}
 
+		if params.ExternalId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "external_id", *params.ExternalId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Role != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "role", *params.Role, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -4711,6 +5053,46 @@ func NewCreateUserRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewImportUsersRequest calls the generic ImportUsers builder with application/json body
+func NewImportUsersRequest(server string, body ImportUsersJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportUsersRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewImportUsersRequestWithBody constructs an http.Request for the ImportUsers method, with any body, and a specified content type
+func NewImportUsersRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/import")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5965,6 +6347,66 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/users (the `CreateUser` operationId).
 	CreateUserWithResponse(ctx context.Context, body CreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserResponse, error)
+
+	// ImportUsersWithBodyWithResponse Import users from another system
+	//
+	// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+	// system, with their password hashes, as `gatehouse import users` does from a JSON
+	// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+	//
+	// Each item is checked and imported on its own: the answer is `200` with one
+	// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+	// `refused`, with a `reason` for the last two), and the counts. An item is refused
+	// for a bad email address, an unknown role (unless `create_roles`), a password hash
+	// in no supported format or beyond its bounds, an address, `id` or `external_id`
+	// used by an earlier item of the request or by another account, or a role whose
+	// permissions the caller lacks. Importing the same items again changes nothing
+	// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+	// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+	// Accounts are created in batches of 500 in one transaction each, recorded in the
+	// audit log as `user.imported` with the counts.
+	//
+	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+	// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+	// `403 forbidden`; `503 service_unavailable`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+	ImportUsersWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportUsersResponse, error)
+
+	// ImportUsersWithResponse Import users from another system
+	//
+	// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+	// system, with their password hashes, as `gatehouse import users` does from a JSON
+	// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+	//
+	// Each item is checked and imported on its own: the answer is `200` with one
+	// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+	// `refused`, with a `reason` for the last two), and the counts. An item is refused
+	// for a bad email address, an unknown role (unless `create_roles`), a password hash
+	// in no supported format or beyond its bounds, an address, `id` or `external_id`
+	// used by an earlier item of the request or by another account, or a role whose
+	// permissions the caller lacks. Importing the same items again changes nothing
+	// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+	// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+	// Accounts are created in batches of 500 in one transaction each, recorded in the
+	// audit log as `user.imported` with the counts.
+	//
+	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+	// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+	// `403 forbidden`; `503 service_unavailable`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+	ImportUsersWithResponse(ctx context.Context, body ImportUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportUsersResponse, error)
 
 	// DeleteMeWithBodyWithResponse Delete my account
 	//
@@ -8711,6 +9153,184 @@ func (r CreateUserResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ImportUsersResponse200Headers the declared response headers of an HTTP 200 response for ImportUsers
+type ImportUsersResponse200Headers struct {
+	CacheControl string
+	XRequestID   *string
+}
+
+// ImportUsersResponse400Headers the declared response headers of an HTTP 400 response for ImportUsers
+type ImportUsersResponse400Headers struct {
+	XRequestID *string
+}
+
+// ImportUsersResponse401Headers the declared response headers of an HTTP 401 response for ImportUsers
+type ImportUsersResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      *string
+}
+
+// ImportUsersResponse403Headers the declared response headers of an HTTP 403 response for ImportUsers
+type ImportUsersResponse403Headers struct {
+	XRequestID *string
+}
+
+// ImportUsersResponse413Headers the declared response headers of an HTTP 413 response for ImportUsers
+type ImportUsersResponse413Headers struct {
+	XRequestID *string
+}
+
+// ImportUsersResponse415Headers the declared response headers of an HTTP 415 response for ImportUsers
+type ImportUsersResponse415Headers struct {
+	XRequestID *string
+}
+
+// ImportUsersResponse422Headers the declared response headers of an HTTP 422 response for ImportUsers
+type ImportUsersResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// ImportUsersResponse500Headers the declared response headers of an HTTP 500 response for ImportUsers
+type ImportUsersResponse500Headers struct {
+	XRequestID *string
+}
+
+// ImportUsersResponse503Headers the declared response headers of an HTTP 503 response for ImportUsers
+type ImportUsersResponse503Headers struct {
+	XRequestID *string
+}
+
+// ImportUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ImportUsers
+type ImportUsersResponseDefaultHeaders struct {
+	XRequestID *string
+}
+
+type ImportUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ImportReportResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *UnexpectedProblem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ImportUsersResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ImportUsersResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ImportUsersResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ImportUsersResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ImportUsersResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ImportUsersResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ImportUsersResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ImportUsersResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportUsersResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ImportUsersResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportUsersResponse) GetJSON200() *ImportReportResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ImportUsersResponse) GetApplicationproblemJSONDefault() *UnexpectedProblem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportUsersResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12638,6 +13258,78 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, body C
 	return ParseCreateUserResponse(rsp)
 }
 
+// ImportUsersWithBodyWithResponse Import users from another system
+//
+// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+// system, with their password hashes, as `gatehouse import users` does from a JSON
+// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+//
+// Each item is checked and imported on its own: the answer is `200` with one
+// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+// `refused`, with a `reason` for the last two), and the counts. An item is refused
+// for a bad email address, an unknown role (unless `create_roles`), a password hash
+// in no supported format or beyond its bounds, an address, `id` or `external_id`
+// used by an earlier item of the request or by another account, or a role whose
+// permissions the caller lacks. Importing the same items again changes nothing
+// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+// Accounts are created in batches of 500 in one transaction each, recorded in the
+// audit log as `user.imported` with the counts.
+//
+// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+// `403 forbidden`; `503 service_unavailable`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+func (c *ClientWithResponses) ImportUsersWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportUsersResponse, error) {
+	rsp, err := c.ImportUsersWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportUsersResponse(rsp)
+}
+
+// ImportUsersWithResponse Import users from another system
+//
+// Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+// system, with their password hashes, as `gatehouse import users` does from a JSON
+// Lines file (see the README, "Moving from another service"). Needs `users:import`.
+//
+// Each item is checked and imported on its own: the answer is `200` with one
+// result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+// `refused`, with a `reason` for the last two), and the counts. An item is refused
+// for a bad email address, an unknown role (unless `create_roles`), a password hash
+// in no supported format or beyond its bounds, an address, `id` or `external_id`
+// used by an earlier item of the request or by another account, or a role whose
+// permissions the caller lacks. Importing the same items again changes nothing
+// (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+// `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+// Accounts are created in batches of 500 in one transaction each, recorded in the
+// audit log as `user.imported` with the counts.
+//
+// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+// `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+// `403 forbidden`; `503 service_unavailable`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/import (the `ImportUsers` operationId).
+func (c *ClientWithResponses) ImportUsersWithResponse(ctx context.Context, body ImportUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportUsersResponse, error) {
+	rsp, err := c.ImportUsers(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportUsersResponse(rsp)
+}
+
 // DeleteMeWithBodyWithResponse Delete my account
 //
 // Soft-deletes the authenticated user's account after confirming the password,
@@ -16212,6 +16904,226 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 		response.Headers503 = &headers
 	case true:
 		var headers CreateUserResponseDefaultHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseImportUsersResponse parses an HTTP response from a ImportUsersWithResponse call
+func ParseImportUsersResponse(rsp *http.Response) (*ImportUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ImportReportResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedProblem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ImportUsersResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ImportUsersResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ImportUsersResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ImportUsersResponse403Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers ImportUsersResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ImportUsersResponse415Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers ImportUsersResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers ImportUsersResponse500Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ImportUsersResponse503Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ImportUsersResponseDefaultHeaders
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

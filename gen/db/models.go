@@ -117,6 +117,14 @@ type User struct {
 	UpdatedAt       time.Time
 	DeletedAt       *time.Time
 	TokensRevokedAt *time.Time
+	ExternalID      *string
+}
+
+type UserImport struct {
+	UserID     uuid.UUID
+	LineDigest []byte
+	HashDigest []byte
+	ImportedAt time.Time
 }
 
 type UserProfile struct {
@@ -130,6 +138,7 @@ type UserProfile struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	Roles           []string
+	ExternalID      *string
 }
 
 type UserRole struct {

@@ -30,7 +30,7 @@ const createUser = `-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
-RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, external_id
 `
 
 type CreateUserParams struct {
@@ -51,6 +51,7 @@ type CreateUserRow struct {
 	TokenVersion    int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ExternalID      *string
 }
 
 // Inserts a user unless a live account holds the email already; no row then.
@@ -73,12 +74,13 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (CreateU
 		&i.TokenVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE email = $1 AND deleted_at IS NULL
+SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at, external_id FROM users WHERE email = $1 AND deleted_at IS NULL
 `
 
 func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
@@ -96,12 +98,13 @@ func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error
 		&i.UpdatedAt,
 		&i.DeletedAt,
 		&i.TokensRevokedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at FROM users WHERE id = $1 AND deleted_at IS NULL
+SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at, external_id FROM users WHERE id = $1 AND deleted_at IS NULL
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
@@ -119,12 +122,13 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (User, error) {
 		&i.UpdatedAt,
 		&i.DeletedAt,
 		&i.TokensRevokedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const getUserProfile = `-- name: GetUserProfile :one
-SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles FROM user_profiles WHERE id = $1
+SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles, external_id FROM user_profiles WHERE id = $1
 `
 
 // Any user, deleted ones included, with its roles and without its password hash.
@@ -142,12 +146,38 @@ func (q *Queries) GetUserProfile(ctx context.Context, id uuid.UUID) (UserProfile
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Roles,
+		&i.ExternalID,
+	)
+	return i, err
+}
+
+const getUserProfileByExternalID = `-- name: GetUserProfileByExternalID :one
+SELECT id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, roles, external_id FROM user_profiles WHERE external_id = $1
+`
+
+// Any user, deleted ones included, by its id in the system it was imported
+// from (users_external_id_key).
+func (q *Queries) GetUserProfileByExternalID(ctx context.Context, externalID *string) (UserProfile, error) {
+	row := q.db.QueryRow(ctx, getUserProfileByExternalID, externalID)
+	var i UserProfile
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.EmailVerifiedAt,
+		&i.DisabledAt,
+		&i.DeletedAt,
+		&i.TokenVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Roles,
+		&i.ExternalID,
 	)
 	return i, err
 }
 
 const listDeletedUsers = `-- name: ListDeletedUsers :many
-SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles FROM user_profiles u
+SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles, u.external_id FROM user_profiles u
 WHERE u.deleted_at IS NOT NULL
   AND u.id < $1
   AND u.email LIKE $2
@@ -195,6 +225,7 @@ func (q *Queries) ListDeletedUsers(ctx context.Context, arg ListDeletedUsersPara
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Roles,
+			&i.ExternalID,
 		); err != nil {
 			return nil, err
 		}
@@ -207,7 +238,7 @@ func (q *Queries) ListDeletedUsers(ctx context.Context, arg ListDeletedUsersPara
 }
 
 const listLiveUsers = `-- name: ListLiveUsers :many
-SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles FROM user_profiles u
+SELECT u.id, u.email, u.name, u.email_verified_at, u.disabled_at, u.deleted_at, u.token_version, u.created_at, u.updated_at, u.roles, u.external_id FROM user_profiles u
 WHERE u.deleted_at IS NULL
   AND u.id < $1
   AND ($2::boolean IS NULL OR (u.disabled_at IS NOT NULL) = $2::boolean)
@@ -260,6 +291,7 @@ func (q *Queries) ListLiveUsers(ctx context.Context, arg ListLiveUsersParams) ([
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Roles,
+			&i.ExternalID,
 		); err != nil {
 			return nil, err
 		}
@@ -326,7 +358,7 @@ UPDATE users SET
   tokens_revoked_at = CASE WHEN $6::boolean THEN now() ELSE tokens_revoked_at END,
   updated_at = now()
 WHERE id = $7
-RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at
+RETURNING id, email, name, email_verified_at, disabled_at, deleted_at, token_version, created_at, updated_at, external_id
 `
 
 type SaveUserParams struct {
@@ -349,6 +381,7 @@ type SaveUserRow struct {
 	TokenVersion    int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ExternalID      *string
 }
 
 // Writes the fields an administrative change decides, on a locked user
@@ -375,6 +408,7 @@ func (q *Queries) SaveUser(ctx context.Context, arg SaveUserParams) (SaveUserRow
 		&i.TokenVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ExternalID,
 	)
 	return i, err
 }

@@ -51,6 +51,8 @@ type Profile struct {
 	Roles           []string // sorted; empty where the store does not read them
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	// ExternalID is the account's id in the system it was imported from.
+	ExternalID *string
 }
 
 // User is an account as password checks see it: its profile and its

@@ -44,6 +44,7 @@ const (
 	ActionMFARecoveryCodeUsed         Action = "user.mfa.recovery_code_used"         // A recovery code completed a login
 	ActionMFARecoveryCodesRegenerated Action = "user.mfa.recovery_codes_regenerated" // The user replaced their recovery codes
 	ActionMFASteppedUp                Action = "user.mfa.stepped_up"                 // A session was stepped up to MFA
+	ActionUsersImported               Action = "user.imported"                       // A batch of accounts was imported (created or updated)
 )
 
 // Permission names what a role grants and an operation may need (the
@@ -61,4 +62,5 @@ const (
 	PermSessionsRevoke Permission = "sessions:revoke"
 	PermAuditRead      Permission = "audit:read"
 	PermMFAReset       Permission = "mfa:reset"
+	PermUsersImport    Permission = "users:import"
 )

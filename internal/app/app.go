@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/telemetry"
 	"github.com/gatehouse/gatehouse/internal/token"
 	"github.com/gatehouse/gatehouse/internal/user"
+	"github.com/gatehouse/gatehouse/internal/userimport"
 )
 
 // Options adjust what configuration does not cover (tests raise limits).
@@ -113,6 +114,9 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		if err := metrics.RegisterOutbox(store.QueuedMails); err != nil {
 			return nil, fmt.Errorf("register outbox metrics: %w", err)
 		}
+		if err := metrics.RegisterLegacyHashes(store.CountLegacyHashes); err != nil {
+			return nil, fmt.Errorf("register legacy hash metric: %w", err)
+		}
 	}
 	limits := cfg.RateLimits
 	if o.RateLimits != nil {
@@ -125,6 +129,7 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 		Credentials:        accounts,
 		MFA:                accounts,
 		Users:              user.NewService(store, accounts),
+		Importer:           userimport.NewService(store, accounts, cfg.AppEnv == config.EnvDevelopment),
 		Limiter:            redisstore.NewLimiter(rdb, cfg.RedisKeyPrefix),
 		RateLimits:         limits,
 		SigningKeys:        keys,
@@ -160,6 +165,17 @@ func New(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.Univ
 func NewAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*auth.Service, error) {
 	a, _, _, _, err := newAccounts(cfg, log, pool, rdb, false, telemetry.NewObserver(nil, nil))
 	return a, err
+}
+
+// NewImporter builds the import service alone (`gatehouse import`): the
+// mails it records are sent by the serving instances. It also returns the
+// store, which counts the accounts still on legacy hashes.
+func NewImporter(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient) (*userimport.Service, *pgstore.Store, error) {
+	a, _, _, store, err := newAccounts(cfg, log, pool, rdb, false, telemetry.NewObserver(nil, nil))
+	if err != nil {
+		return nil, nil, err
+	}
+	return userimport.NewService(store, a, cfg.AppEnv == config.EnvDevelopment), store, nil
 }
 
 func newAccounts(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, rdb redis.UniversalClient, work bool, obs *telemetry.Observer) (*auth.Service, []token.JWK, *jobs.Client, *pgstore.Store, error) {

@@ -163,7 +163,7 @@ func (s *Service) VerifyPassword(ctx context.Context, u account.User, pw string)
 		return err
 	}
 	ok, _, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
-	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) && !errors.Is(err, password.ErrNoPassword) {
 		s.end(ctx, chk, CheckAbandoned)
 		return err
 	}

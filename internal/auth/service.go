@@ -310,10 +310,15 @@ func (s *Service) login(ctx context.Context, email, pw string, c account.Client,
 		return Tokens{}, u, s.loginFailed(ctx, email, nil, "unknown_email", c)
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
-	if errors.Is(err, password.ErrMalformedHash) {
+	switch {
+	case errors.Is(err, password.ErrNoPassword):
+		// An imported account without a password yet (its owner sets one
+		// through the reset link): no password matches, in the usual time.
+		ok, err = false, s.hasher.VerifyDummy(ctx, pw)
+	case errors.Is(err, password.ErrMalformedHash):
 		// A damaged or foreign hash matches no password; say so in the log,
 		// answer like any wrong password.
-		s.log.ErrorContext(ctx, "stored password hash is not argon2id", "user_id", u.ID)
+		s.log.ErrorContext(ctx, "stored password hash is in no known format, or beyond the import bounds", "user_id", u.ID)
 		ok, err = false, s.hasher.VerifyDummy(ctx, pw)
 	}
 	if err != nil {

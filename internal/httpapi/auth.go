@@ -229,6 +229,14 @@ func toUser(u account.Profile) api.User {
 	}
 }
 
+// toAdminUser is a user as administrators see it: with the id it had in
+// the system it was imported from.
+func toAdminUser(u account.Profile) api.User {
+	out := toUser(u)
+	out.ExternalId = u.ExternalID
+	return out
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // noStore is the Cache-Control of every response that holds account data.

@@ -47,6 +47,9 @@ type operation struct {
 	mfa string
 	// jsonBody is true when the operation takes a JSON request body.
 	jsonBody bool
+	// maxValues bounds the values of its body (maxJSONValues, or the
+	// operation's x-max-json-values: importUsers takes a thousand accounts).
+	maxValues int
 }
 
 // contract enforces api/openapi.yaml on every request: first the security
@@ -127,6 +130,14 @@ func prepareOperation(doc *openapi3.T, path string, item *openapi3.PathItem, met
 	}
 	if rb := op.RequestBody; rb != nil && rb.Value != nil {
 		o.jsonBody = rb.Value.Content.Get("application/json") != nil
+	}
+	o.maxValues = maxJSONValues
+	if v, ok := op.Extensions[maxValuesExtension]; ok {
+		n, ok := v.(float64)
+		if !ok || n < maxJSONValues || n > maxJSONValuesExtended || n != float64(int(n)) {
+			return nil, fmt.Errorf("operation %s %s (%s): %s must be an integer from %d to %d", method, path, op.OperationID, maxValuesExtension, maxJSONValues, maxJSONValuesExtended)
+		}
+		o.maxValues = int(n)
 	}
 	return o, nil
 }
@@ -223,6 +234,10 @@ func operationMFA(op *openapi3.Operation) (string, error) {
 // permissions an operation needs.
 const permissionsExtension = "x-permissions"
 
+// maxValuesExtension raises the number of JSON values an operation's body
+// may hold above maxJSONValues (up to maxJSONValuesExtended).
+const maxValuesExtension = "x-max-json-values"
+
 // knownPermissions reads the names the contract allows in x-permissions: the
 // enum of its Permission schema, which the migrations seed one for one (a
 // test of the store compares the two).
@@ -310,7 +325,7 @@ func (k *contract) validateRequest(c echo.Context, op *operation) error {
 		}
 		if len(body) > 0 {
 			var beyond *beyondLimitError
-			if err := checkStrictJSON(body); errors.As(err, &beyond) {
+			if err := checkStrictJSON(body, op.maxValues); errors.As(err, &beyond) {
 				// Refused before the schema validator, which would decode
 				// every value and report every unknown key.
 				p := newProblem(http.StatusUnprocessableEntity, api.ProblemCodeValidationFailed, "The request body is beyond what any operation accepts; see errors.")

@@ -8,7 +8,8 @@ import (
 
 // Exported for the tests of package httpapi_test, which can use apitest
 // (apitest imports httpapi, so httpapi's own tests cannot).
-var CheckStrictJSON = checkStrictJSON
+// CheckStrictJSON checks a body under the limits of most operations.
+func CheckStrictJSON(body []byte) error { return checkStrictJSON(body, maxJSONValues) }
 
 const (
 	MaxJSONDepth    = maxJSONDepth

@@ -116,7 +116,7 @@ func (tt tokenTable) Authenticate(_ context.Context, token string) (account.Prin
 	return p, nil
 }
 
-var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read"}
+var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read", "users:import"}
 
 func newServer(t *testing.T) *apitest.Server {
 	t.Helper()

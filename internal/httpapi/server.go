@@ -34,6 +34,7 @@ type Deps struct {
 	Credentials   Credentials
 	MFA           MFA
 	Users         Users
+	Importer      Importer
 	Limiter       ratelimit.Limiter
 	RateLimits    ratelimit.Policies
 	SigningKeys   []token.JWK

@@ -25,6 +25,10 @@ const (
 	// key as an error of its own, so a body of half a million values would
 	// cost a hundred times its size in memory; it is refused first.
 	maxJSONValues = 1000
+	// maxJSONValuesExtended is the most an operation may raise it to (its
+	// x-max-json-values): a 1 MiB body cannot hold many more values with
+	// their commas, and the validator's cost stays a few times the body's.
+	maxJSONValuesExtended = 40000
 	// maxJSONKeyBytes is how long a key may be, as written (quotes and
 	// escapes included). The longest field of the contract has 16
 	// characters; the validator quotes every unknown key back in its own
@@ -58,7 +62,7 @@ func (e *beyondLimitError) Error() string {
 // token by token, without recursion, and builds a field path only for the
 // error it reports, so its cost is linear in the size of the body whatever
 // the shape.
-func checkStrictJSON(body []byte) error {
+func checkStrictJSON(body []byte, maxValues int) error {
 	if !utf8.Valid(body) {
 		return errors.New("it is not valid UTF-8")
 	}
@@ -108,12 +112,12 @@ func checkStrictJSON(body []byte) error {
 				values++
 			}
 		}
-		if values > maxJSONValues {
+		if values > maxValues {
 			// Refused at once: reading on to the end would let a body of
 			// unknown keys fill the duplicate-key index for nothing.
 			return &beyondLimitError{
 				code:    "max_values",
-				message: fmt.Sprintf("must hold at most %d values in all; no operation takes that many", maxJSONValues),
+				message: fmt.Sprintf("must hold at most %d values in all; the operation takes no more", maxValues),
 			}
 		}
 		if dec.StackDepth() == 0 {

@@ -144,7 +144,7 @@ func strScope(s *string) string {
 // ListUsers lists users, newest first.
 func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
 	q := r.Params
-	f := user.Filter{Role: q.Role, CreatedAfter: q.CreatedAfter, CreatedBefore: q.CreatedBefore}
+	f := user.Filter{Role: q.Role, CreatedAfter: q.CreatedAfter, CreatedBefore: q.CreatedBefore, ExternalID: q.ExternalId}
 	if q.Email != nil {
 		f.EmailPrefix = account.NormalizeEmail(*q.Email)
 	}
@@ -154,7 +154,7 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 		f.Status = &st
 		status = (*string)(q.Status)
 	}
-	scope := fmt.Sprintf("users\x00%s\x00%s\x00%s\x00%s\x00%s", f.EmailPrefix, strScope(f.Role), strScope(status), timeScope(f.CreatedAfter), timeScope(f.CreatedBefore))
+	scope := fmt.Sprintf("users\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s", f.EmailPrefix, strScope(f.Role), strScope(status), timeScope(f.CreatedAfter), timeScope(f.CreatedBefore), strScope(f.ExternalID))
 	rows, m, err := listPage(ctx, s.cursors, q.Cursor, q.Limit, scope, func(p account.PageRequest) (account.Page[account.Profile], error) {
 		return s.deps.Users.List(ctx, f, p)
 	}, func(u account.Profile) uuid.UUID { return u.ID })
@@ -163,7 +163,7 @@ func (s *Server) ListUsers(ctx context.Context, r api.ListUsersRequestObject) (a
 	}
 	out := make([]api.User, 0, len(rows))
 	for _, u := range rows {
-		out = append(out, toUser(u))
+		out = append(out, toAdminUser(u))
 	}
 	return api.ListUsers200JSONResponse{Body: api.UserListResponse{Data: out, Meta: m}, Headers: api.ListUsers200ResponseHeaders{CacheControl: noStore}}, nil
 }
@@ -182,7 +182,7 @@ func (s *Server) CreateUser(ctx context.Context, r api.CreateUserRequestObject) 
 		return nil, err
 	}
 	loc := "/api/v1/users/" + u.ID.String()
-	return api.CreateUser201JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.CreateUser201ResponseHeaders{Location: &loc, CacheControl: noStore}}, nil
+	return api.CreateUser201JSONResponse{Body: api.UserResponse{Data: toAdminUser(u), Meta: meta(ctx)}, Headers: api.CreateUser201ResponseHeaders{Location: &loc, CacheControl: noStore}}, nil
 }
 
 // GetUser reads any user, deleted ones included.
@@ -191,7 +191,7 @@ func (s *Server) GetUser(ctx context.Context, r api.GetUserRequestObject) (api.G
 	if err != nil {
 		return nil, err
 	}
-	return api.GetUser200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.GetUser200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.GetUser200JSONResponse{Body: api.UserResponse{Data: toAdminUser(u), Meta: meta(ctx)}, Headers: api.GetUser200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // UpdateUser applies an administrator's changes.
@@ -201,7 +201,7 @@ func (s *Server) UpdateUser(ctx context.Context, r api.UpdateUserRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateUser200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.UpdateUser200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.UpdateUser200JSONResponse{Body: api.UserResponse{Data: toAdminUser(u), Meta: meta(ctx)}, Headers: api.UpdateUser200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // DeleteUser soft-deletes a user.
@@ -218,7 +218,7 @@ func (s *Server) RestoreUser(ctx context.Context, r api.RestoreUserRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.RestoreUser200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.RestoreUser200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.RestoreUser200JSONResponse{Body: api.UserResponse{Data: toAdminUser(u), Meta: meta(ctx)}, Headers: api.RestoreUser200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // SetUserRoles replaces a user's roles.
@@ -227,7 +227,7 @@ func (s *Server) SetUserRoles(ctx context.Context, r api.SetUserRolesRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return api.SetUserRoles200JSONResponse{Body: api.UserResponse{Data: toUser(u), Meta: meta(ctx)}, Headers: api.SetUserRoles200ResponseHeaders{CacheControl: noStore}}, nil
+	return api.SetUserRoles200JSONResponse{Body: api.UserResponse{Data: toAdminUser(u), Meta: meta(ctx)}, Headers: api.SetUserRoles200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // RevokeUserSessions ends every session of a user.

@@ -35,13 +35,16 @@ const (
 	MFAReset                    Kind = "mfa_reset"
 	MFARecoveryCodeUsed         Kind = "mfa_recovery_code_used"
 	MFARecoveryCodesRegenerated Kind = "mfa_recovery_codes_regenerated"
+	// SetPassword invites an imported account without a password to choose
+	// one (a password-reset link that lives as long as a verification link).
+	SetPassword Kind = "set_password"
 )
 
 // Kinds lists every mail.
 var Kinds = []Kind{
 	VerifyEmail, PasswordReset, PasswordChanged, PasswordResetDone, EmailInUse, EmailChange,
 	NewSignIn, LoginAttempts, EmailChangeNotice, EmailChanged,
-	MFAEnabled, MFADisabled, MFAReset, MFARecoveryCodeUsed, MFARecoveryCodesRegenerated,
+	MFAEnabled, MFADisabled, MFAReset, MFARecoveryCodeUsed, MFARecoveryCodesRegenerated, SetPassword,
 }
 
 //go:embed templates

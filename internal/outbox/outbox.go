@@ -175,6 +175,10 @@ func (w *Worker) work(ctx context.Context, job *river.Job[Args]) error {
 		purpose, path, ttl = account.PurposeEmailRevert, "/undo-email-change", RevertTTL
 	case mail.PasswordReset:
 		purpose, path, ttl = account.PurposeReset, "/reset-password", w.cfg.ResetTTL
+	case mail.SetPassword:
+		// A reset link, as long-lived as a verification link: an invitation
+		// is not read within the hour a reset asked for is.
+		purpose, path, ttl = account.PurposeReset, "/reset-password", w.cfg.VerifyTTL
 	case mail.PasswordChanged, mail.PasswordResetDone, mail.EmailInUse, mail.NewSignIn, mail.LoginAttempts,
 		mail.EmailChangeNotice, mail.MFAEnabled, mail.MFADisabled, mail.MFAReset, mail.MFARecoveryCodeUsed,
 		mail.MFARecoveryCodesRegenerated:

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/gatehouse/gatehouse/internal/password/argon2id"
@@ -76,6 +77,12 @@ type Hasher struct {
 	slots  *slots
 	onWait func(time.Duration)
 	dummy  string
+	// legacyMem is the memory, in KiB, that verifications of imported
+	// hashes may allocate at once beyond the slots' own (MaxLegacyMemoryKiB):
+	// Werkzeug's default scrypt takes 32 MiB a verification, so two run at
+	// once, and a 64 MiB one alone. It is taken before a slot, so a slot
+	// never idles waiting for it.
+	legacyMem *semaphore.Weighted
 }
 
 // slots is what the slot goroutines share with their Hasher. They hold no
@@ -118,7 +125,7 @@ func New(p Params, o Options) (*Hasher, error) {
 		close(s.quit)
 		return nil, err
 	}
-	h := &Hasher{params: p, slots: s, onWait: o.OnWait}
+	h := &Hasher{params: p, slots: s, onWait: o.OnWait, legacyMem: semaphore.NewWeighted(MaxLegacyMemoryKiB)}
 	runtime.AddCleanup(h, func(s *slots) { close(s.quit) }, s)
 	dummy, err := h.Hash(context.Background(), "gatehouse dummy password, never a real one")
 	if err != nil {
@@ -244,17 +251,33 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		argon2id.Version, h.params.MemoryKiB, h.params.Time, h.params.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-// Verify reports whether password matches the PHC string encoded, and
-// whether the hash should be recomputed with the current parameters. A hash
-// with a larger memory cost than the current one (older parameters) is
-// computed in memory of its own, left to the garbage collector.
+// Verify reports whether password matches the hash encoded, and whether the
+// hash should be recomputed: with the current parameters, or as argon2id
+// when it is in another format (an imported hash, see Inspect). A hash
+// with a larger memory cost than a slot's (older parameters, other formats)
+// is computed in memory of its own, left to the garbage collector, within
+// the legacy memory budget. An empty hash (an account without a password)
+// is ErrNoPassword; one in no known format ErrMalformedHash.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error) {
+	if encoded == "" {
+		return false, false, ErrNoPassword
+	}
+	if !strings.HasPrefix(encoded, "$argon2id$") {
+		return h.verifyLegacy(ctx, password, encoded)
+	}
 	p, salt, key, err := decode(encoded)
 	if err != nil {
 		return false, false, err
 	}
 	pw := []byte(norm.NFC.String(password))
 	var got []byte
+	if p.MemoryKiB > h.params.MemoryKiB {
+		release, err := h.reserve(ctx, p.MemoryKiB)
+		if err != nil {
+			return false, false, err
+		}
+		defer release()
+	}
 	if err := h.run(ctx, func(m *argon2id.Memory) {
 		got = m.Key(pw, salt, nil, nil, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 	}); err != nil {
@@ -264,6 +287,42 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, reha
 	rehash = p.MemoryKiB != h.params.MemoryKiB || p.Time != h.params.Time || p.Threads != h.params.Threads ||
 		len(salt) != h.params.SaltLen || p.KeyLen != h.params.KeyLen
 	return ok, rehash, nil
+}
+
+// verifyLegacy verifies a hash in another format than argon2id. The
+// password is used as given, not NFC-normalised: the other system hashed
+// the bytes it received. A match always asks for a rehash.
+func (h *Hasher) verifyLegacy(ctx context.Context, password, encoded string) (ok, rehash bool, err error) {
+	l, err := parse(encoded)
+	if err != nil {
+		// Bounds are checked at import; a stored hash beyond them was
+		// altered since, and is as good as a malformed one.
+		return false, false, fmt.Errorf("%w: %w", ErrMalformedHash, err)
+	}
+	if l.memKiB > 0 {
+		release, err := h.reserve(ctx, l.memKiB)
+		if err != nil {
+			return false, false, err
+		}
+		defer release()
+	}
+	pw := []byte(password)
+	if err := h.run(ctx, func(m *argon2id.Memory) { ok = l.verify(pw, m) }); err != nil {
+		return false, false, err
+	}
+	return ok, ok, nil
+}
+
+// reserve takes kib of the legacy memory budget (all of it at most), waiting
+// at most MaxWait like a slot.
+func (h *Hasher) reserve(ctx context.Context, kib uint32) (release func(), err error) {
+	n := int64(min(kib, MaxLegacyMemoryKiB))
+	wctx, cancel := context.WithTimeout(ctx, MaxWait)
+	defer cancel()
+	if err := h.legacyMem.Acquire(wctx, n); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return func() { h.legacyMem.Release(n) }, nil
 }
 
 // VerifyDummy spends the time of a real verification and always fails: login

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -48,6 +49,7 @@ func written(r db.SaveUserRow, roles []string) account.Profile {
 	return account.Profile{
 		ID: r.ID, Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt, DisabledAt: r.DisabledAt,
 		DeletedAt: r.DeletedAt, TokenVersion: r.TokenVersion, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Roles: roles,
+		ExternalID: r.ExternalID,
 	}
 }
 
@@ -56,11 +58,15 @@ func profile(p db.UserProfile) account.Profile {
 	return account.Profile{
 		ID: p.ID, Email: p.Email, Name: p.Name, EmailVerifiedAt: p.EmailVerifiedAt, DisabledAt: p.DisabledAt,
 		DeletedAt: p.DeletedAt, TokenVersion: p.TokenVersion, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Roles: p.Roles,
+		ExternalID: p.ExternalID,
 	}
 }
 
 // ListUsers lists one page of users, newest first, before the given id.
 func (s *Store) ListUsers(ctx context.Context, f user.Filter, p account.PageRequest) (account.Page[account.Profile], error) {
+	if f.ExternalID != nil {
+		return s.userByExternalID(ctx, f, p)
+	}
 	pattern := likePrefix(strings.ToLower(f.EmailPrefix))
 	var rows []db.UserProfile
 	var err error
@@ -87,6 +93,30 @@ func (s *Store) ListUsers(ctx context.Context, f user.Filter, p account.PageRequ
 		out = append(out, profile(r))
 	}
 	return pageOf(out, p), nil
+}
+
+// userByExternalID is ListUsers for an external id: one user at most,
+// found by its unique index, then held to the other filters.
+func (s *Store) userByExternalID(ctx context.Context, f user.Filter, p account.PageRequest) (account.Page[account.Profile], error) {
+	r, err := s.q.GetUserProfileByExternalID(ctx, f.ExternalID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return account.Page[account.Profile]{Items: []account.Profile{}}, nil
+	}
+	if err != nil {
+		return account.Page[account.Profile]{}, fmt.Errorf("find user by external id: %w", err)
+	}
+	u := profile(r)
+	deleted := f.Status != nil && *f.Status == user.Deleted
+	ok := (u.DeletedAt != nil) == deleted && u.ID.String() < p.Before.String() &&
+		strings.HasPrefix(u.Email, strings.ToLower(f.EmailPrefix)) &&
+		(f.Status == nil || deleted || (u.DisabledAt != nil) == (*f.Status == user.Disabled)) &&
+		(f.Role == nil || slices.Contains(u.Roles, *f.Role)) &&
+		(f.CreatedAfter == nil || !u.CreatedAt.Before(*f.CreatedAfter)) &&
+		(f.CreatedBefore == nil || u.CreatedAt.Before(*f.CreatedBefore)) && p.Limit > 0
+	if !ok {
+		return account.Page[account.Profile]{Items: []account.Profile{}}, nil
+	}
+	return account.Page[account.Profile]{Items: []account.Profile{u}}, nil
 }
 
 // GetUser finds any user, deleted ones included.

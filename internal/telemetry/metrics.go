@@ -206,21 +206,31 @@ func (m *Metrics) RegisterHashSlots(s HashSlots) error {
 // RegisterOutbox exposes gatehouse_outbox_queued_mails, counted by queued at
 // each scrape (within 2 s; the count is bounded by the query).
 func (m *Metrics) RegisterOutbox(queued func(ctx context.Context) (int64, error)) error {
-	return m.reg.Register(&outboxCollector{queued: queued, desc: prometheus.NewDesc(namespace+"_outbox_queued_mails",
+	return m.reg.Register(&countCollector{count: queued, desc: prometheus.NewDesc(namespace+"_outbox_queued_mails",
 		"Mails waiting in the outbox (available, scheduled or waiting for a retry); counted up to 100000.", nil, nil)})
 }
 
-type outboxCollector struct {
-	queued func(ctx context.Context) (int64, error)
-	desc   *prometheus.Desc
+// RegisterLegacyHashes exposes gatehouse_legacy_password_hashes, counted by
+// legacy at each scrape (within 2 s): the live accounts whose password hash
+// is still in the format another system wrote (imported, not yet replaced
+// by argon2id at a login).
+func (m *Metrics) RegisterLegacyHashes(legacy func(ctx context.Context) (int64, error)) error {
+	return m.reg.Register(&countCollector{count: legacy, desc: prometheus.NewDesc(namespace+"_legacy_password_hashes",
+		"Live accounts whose password hash is an imported one not yet replaced by argon2id at a login; counted up to 10000000.", nil, nil)})
 }
 
-func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+// countCollector is a gauge counted in PostgreSQL at each scrape.
+type countCollector struct {
+	count func(ctx context.Context) (int64, error)
+	desc  *prometheus.Desc
+}
 
-func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *countCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n, err := c.queued(ctx)
+	n, err := c.count(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return

@@ -39,6 +39,9 @@ const (
 
 // Filter selects users.
 type Filter struct {
+	// ExternalID, when set, finds the one user with this id in the system
+	// it was imported from.
+	ExternalID    *string
 	EmailPrefix   string
 	Role          *string
 	Status        *Status

@@ -627,6 +627,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import users from another system
+         * @description Creates (or, with `update`, updates) up to 1000 accounts moved in from another
+         *     system, with their password hashes, as `gatehouse import users` does from a JSON
+         *     Lines file (see the README, "Moving from another service"). Needs `users:import`.
+         *
+         *     Each item is checked and imported on its own: the answer is `200` with one
+         *     result per item, in order (`created`, `updated`, `unchanged`, `skipped` or
+         *     `refused`, with a `reason` for the last two), and the counts. An item is refused
+         *     for a bad email address, an unknown role (unless `create_roles`), a password hash
+         *     in no supported format or beyond its bounds, an address, `id` or `external_id`
+         *     used by an earlier item of the request or by another account, or a role whose
+         *     permissions the caller lacks. Importing the same items again changes nothing
+         *     (`unchanged`). Supported hash formats: Werkzeug `pbkdf2:sha256:N$salt$hash` and
+         *     `scrypt:n:r:p$salt$hash`, bcrypt `$2a$`/`$2b$`/`$2y$`, argon2id and argon2i PHC
+         *     strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
+         *     (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
+         *     Accounts are created in batches of 500 in one transaction each, recorded in the
+         *     audit log as `user.imported` with the counts.
+         *
+         *     Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
+         *     missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
+         *     `415 unsupported_media_type`; `401 unauthorized` or `invalid_token`;
+         *     `403 forbidden`; `503 service_unavailable`.
+         */
+        post: operations["importUsers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{id}": {
         parameters: {
             query?: never;
@@ -899,7 +940,7 @@ export interface components {
          * @description A permission a role grants; operations list the ones they need in their `x-permissions` extension.
          * @enum {string}
          */
-        Permission: "users:read" | "users:write" | "users:delete" | "roles:read" | "roles:assign" | "sessions:revoke" | "audit:read" | "mfa:reset";
+        Permission: "users:read" | "users:write" | "users:delete" | "roles:read" | "roles:assign" | "sessions:revoke" | "audit:read" | "mfa:reset" | "users:import";
         /**
          * @description * `active`: can log in.
          *     * `disabled`: disabled by an administrator; cannot log in.
@@ -970,6 +1011,11 @@ export interface components {
              */
             deleted_at: string | null;
             mfa?: components["schemas"]["MFAStatus"];
+            /**
+             * @description The account's id in the system it was imported from (`importUsers`); shown to
+             *     administrators only, absent otherwise.
+             */
+            external_id?: string;
         };
         UserResponse: {
             data: components["schemas"]["User"];
@@ -1093,6 +1139,7 @@ export interface components {
          *     | `user.restored` | An administrator restored a deleted user. |
          *     | `user.roles.changed` | An administrator replaced the user's roles; `from`, `to`. |
          *     | `user.sessions.revoked` | An administrator ended every session of the user. |
+         *     | `user.imported` | A batch of an import created or updated accounts (`gatehouse import users` or `importUsers`); `source`, the counts, `first_line`, `last_line`. |
          *     | `rate_limit.blocked` | A rate limit refused requests (once per limit key and window); `limit`. |
          *     | `user.login.mfa_required` | A correct password was answered with an MFA challenge. |
          *     | `user.mfa.enrolment_started` | The user started a TOTP enrolment; `factor_id`, `kind`. |
@@ -1105,7 +1152,7 @@ export interface components {
          *     | `user.mfa.stepped_up` | A session was stepped up to MFA; `session_id`, `recovery_code`. |
          * @enum {string}
          */
-        AuditAction: "user.registered" | "user.register.email_taken" | "user.login.succeeded" | "user.login.failed" | "user.login.locked" | "user.login.unverified" | "user.login.guessing_alerted" | "session.logout" | "user.logout_all" | "session.refresh_token_reused" | "session.revoked" | "user.password.changed" | "user.password.check_failed" | "user.password.reset_requested" | "user.password.reset" | "user.email.verified" | "user.email.verification_requested" | "user.email.change_requested" | "user.email.changed" | "user.email.change_reverted" | "user.created" | "user.updated" | "user.disabled" | "user.enabled" | "user.deleted" | "user.restored" | "user.roles.changed" | "user.sessions.revoked" | "rate_limit.blocked" | "user.login.mfa_required" | "user.mfa.enrolment_started" | "user.mfa.enabled" | "user.mfa.disabled" | "user.mfa.reset" | "user.mfa.code_rejected" | "user.mfa.recovery_code_used" | "user.mfa.recovery_codes_regenerated" | "user.mfa.stepped_up";
+        AuditAction: "user.registered" | "user.register.email_taken" | "user.login.succeeded" | "user.login.failed" | "user.login.locked" | "user.login.unverified" | "user.login.guessing_alerted" | "session.logout" | "user.logout_all" | "session.refresh_token_reused" | "session.revoked" | "user.password.changed" | "user.password.check_failed" | "user.password.reset_requested" | "user.password.reset" | "user.email.verified" | "user.email.verification_requested" | "user.email.change_requested" | "user.email.changed" | "user.email.change_reverted" | "user.created" | "user.updated" | "user.disabled" | "user.enabled" | "user.deleted" | "user.restored" | "user.roles.changed" | "user.sessions.revoked" | "user.imported" | "rate_limit.blocked" | "user.login.mfa_required" | "user.mfa.enrolment_started" | "user.mfa.enabled" | "user.mfa.disabled" | "user.mfa.reset" | "user.mfa.code_rejected" | "user.mfa.recovery_code_used" | "user.mfa.recovery_codes_regenerated" | "user.mfa.stepped_up";
         /**
          * @description Event-specific details; which keys an action sets is listed with `AuditAction`.
          *     Personal data is masked; secrets are never recorded.
@@ -1146,6 +1193,46 @@ export interface components {
             by?: string;
             /** @description The name of the rate limit that refused requests. */
             limit?: string;
+            /**
+             * @description The way in of an import.
+             * @enum {string}
+             */
+            source?: "cli" | "api";
+            /**
+             * Format: int32
+             * @description Accounts a batch of an import created.
+             */
+            created?: number;
+            /**
+             * Format: int32
+             * @description Accounts a batch of an import updated.
+             */
+            updated?: number;
+            /**
+             * Format: int32
+             * @description Lines of a batch of an import that changed nothing.
+             */
+            unchanged?: number;
+            /**
+             * Format: int32
+             * @description Lines of a batch of an import skipped (the account differs; no `update`).
+             */
+            skipped?: number;
+            /**
+             * Format: int32
+             * @description Lines of a batch of an import refused.
+             */
+            refused?: number;
+            /**
+             * Format: int32
+             * @description The first line (or item index) of a batch of an import.
+             */
+            first_line?: number;
+            /**
+             * Format: int32
+             * @description The last line (or item index) of a batch of an import.
+             */
+            last_line?: number;
         };
         /** @description A security-relevant event. */
         AuditEvent: {
@@ -1314,6 +1401,116 @@ export interface components {
              * @default false
              */
             email_verified?: boolean;
+        };
+        ImportUsersRequest: {
+            users: components["schemas"]["ImportUser"][];
+            /**
+             * @description Write an item that differs from the existing account with its address over it (else the item is `skipped`).
+             * @default false
+             */
+            update?: boolean;
+            /**
+             * @description Mail each account created without a password a link to choose one.
+             * @default false
+             */
+            invite?: boolean;
+            /**
+             * @description Create the roles items name that do not exist (without permissions), instead of refusing the items.
+             * @default false
+             */
+            create_roles?: boolean;
+            /**
+             * @description Check everything and answer what would happen; write nothing and mail no one.
+             * @default false
+             */
+            dry_run?: boolean;
+        };
+        /**
+         * @description An account from another system. Only `email` is required. Fields are checked per
+         *     item (a bad value refuses the item, not the request).
+         */
+        ImportUser: {
+            /** @description The address; compared after normalisation (trimmed, NFC, lower case). */
+            email: string;
+            /** @description Display name, at most 100 characters. */
+            name?: string | null;
+            /**
+             * @description The address was verified in the other system; it stays verified.
+             * @default false
+             */
+            email_verified?: boolean;
+            /** @description Role names; omitted or empty, `["user"]`. */
+            roles?: string[];
+            /**
+             * Format: date-time
+             * @description When the account was created in the other system (default now).
+             */
+            created_at?: string;
+            /** @default false */
+            disabled?: boolean;
+            /**
+             * @description Import the account soft-deleted (an administrator can restore it).
+             * @default false
+             */
+            deleted?: boolean;
+            /**
+             * @description The password hash as the other system stores it; omitted or empty, the account
+             *     has no password (`invite` mails it a link to choose one). Verified in its own
+             *     format at login, then replaced by argon2id. Bounds: Werkzeug scrypt n at most
+             *     65536 (and 128·n·r at most 64 MiB), PBKDF2 at most 1,200,000 iterations, bcrypt
+             *     cost at most 14, argon2 m at most 65536 KiB, t at most 10, p at most 16; salts of
+             *     at least 8 bytes.
+             */
+            password_hash?: string;
+            /**
+             * Format: uuid
+             * @description Keep this UUID as the account's id (default a new one).
+             */
+            id?: string;
+            /** @description The account's id in the other system; returned on the user and searchable (`listUsers`). */
+            external_id?: string;
+        };
+        ImportResult: {
+            /**
+             * Format: int32
+             * @description The item's position in `users`, from 0.
+             */
+            index: number;
+            /**
+             * @description * `created`: a new account.
+             *     * `updated`: written over the account with its address (`update`).
+             *     * `unchanged`: imported before, identical.
+             *     * `skipped`: the account exists and differs; `update` was not asked for.
+             *     * `refused`: not imported; `reason` says why.
+             * @enum {string}
+             */
+            result: "created" | "updated" | "unchanged" | "skipped" | "refused";
+            /** @description Why the item was skipped or refused, naming the field and the rule. */
+            reason?: string;
+            /**
+             * Format: uuid
+             * @description The account's id (not for `refused`).
+             */
+            id?: string;
+        };
+        ImportReport: {
+            /** @description Nothing was written (`dry_run`). */
+            dry_run: boolean;
+            /** Format: int32 */
+            created: number;
+            /** Format: int32 */
+            updated: number;
+            /** Format: int32 */
+            unchanged: number;
+            /** Format: int32 */
+            skipped: number;
+            /** Format: int32 */
+            refused: number;
+            results: components["schemas"]["ImportResult"][];
+        };
+        ImportReportResponse: {
+            data: components["schemas"]["ImportReport"];
+            meta: components["schemas"]["Meta"];
         };
         /** @description At least one field. Fields left out are unchanged. */
         AdminUpdateUserRequest: {
@@ -3175,6 +3372,11 @@ export interface operations {
                  */
                 email?: string;
                 /**
+                 * @description Only the user with this id in the system it was imported from (exact match).
+                 * @example 17
+                 */
+                external_id?: string;
+                /**
                  * @description Only users that have this role.
                  * @example admin
                  */
@@ -3328,6 +3530,90 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+            default: components["responses"]["UnexpectedProblem"];
+        };
+    };
+    importUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "users": [
+                 *         {
+                 *           "email": "ada@example.com",
+                 *           "name": "Ada Lovelace",
+                 *           "email_verified": true,
+                 *           "roles": [
+                 *             "user"
+                 *           ],
+                 *           "created_at": "2019-05-01T10:00:00Z",
+                 *           "external_id": "17",
+                 *           "password_hash": "pbkdf2:sha256:600000$MgEGR7IQudLN9Hdl$194e753e43f3273d5dcd46bd0d7d35e67282454fc5484b4dd45a0f0bd07bccfc"
+                 *         },
+                 *         {
+                 *           "email": "grace@example.com",
+                 *           "external_id": "18"
+                 *         }
+                 *       ],
+                 *       "invite": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["ImportUsersRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per item, in order, and the counts. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "dry_run": false,
+                     *         "created": 1,
+                     *         "updated": 0,
+                     *         "unchanged": 0,
+                     *         "skipped": 0,
+                     *         "refused": 1,
+                     *         "results": [
+                     *           {
+                     *             "index": 0,
+                     *             "result": "created",
+                     *             "id": "0190c4c8-1111-7000-8000-000000000001"
+                     *           },
+                     *           {
+                     *             "index": 1,
+                     *             "result": "refused",
+                     *             "reason": "unknown role \"editor\" (create it, or import with --create-roles / create_roles)"
+                     *           }
+                     *         ]
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ImportReportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];

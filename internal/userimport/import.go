@@ -1,0 +1,422 @@
+package userimport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/password"
+)
+
+// Result is what became of one line.
+type Result string
+
+// Results of a line.
+const (
+	Created   Result = "created"
+	Updated   Result = "updated"
+	Unchanged Result = "unchanged" // imported before, identical
+	Skipped   Result = "skipped"   // the account exists and differs; Update was not asked for
+	Refused   Result = "refused"   // invalid, or in conflict with another account
+)
+
+// Outcome is one line's result; Reason says why for Skipped and Refused.
+type Outcome struct {
+	Line   int
+	Result Result
+	Reason string
+	ID     uuid.UUID // the account's, unless Refused
+}
+
+// Counts sums the results of an import.
+type Counts struct {
+	Created, Updated, Unchanged, Skipped, Refused int
+}
+
+// Add counts one outcome.
+func (c *Counts) Add(r Result) {
+	switch r {
+	case Created:
+		c.Created++
+	case Updated:
+		c.Updated++
+	case Unchanged:
+		c.Unchanged++
+	case Skipped:
+		c.Skipped++
+	case Refused:
+		c.Refused++
+	}
+}
+
+// Lines is how many lines were read.
+func (c Counts) Lines() int { return c.Created + c.Updated + c.Unchanged + c.Skipped + c.Refused }
+
+// Options of an import.
+type Options struct {
+	// Update writes a changed line over the account with its address;
+	// without it the line is skipped.
+	Update bool
+	// Invite mails every account created without a password a link to
+	// choose one.
+	Invite bool
+	// DryRun does everything, then rolls each batch back: the report is the
+	// one the import would give, and nothing is written or mailed.
+	DryRun bool
+	// CreateRoles creates the roles lines name that do not exist.
+	CreateRoles bool
+	// Resume skips the lines before this one (1-based), to continue an
+	// import that stopped.
+	Resume int
+	// Actor is who imports (the API's caller), nil for the command: it may
+	// grant only roles whose permissions it holds, and update only accounts
+	// holding no permission it lacks (the rules of user management).
+	Actor *account.Principal
+	// Client is where the request came from, for the audit log.
+	Client account.Client
+	// Source names the way in, for the audit log: "cli" or "api".
+	Source string
+}
+
+// Existing is an account a line may be, as the store found it.
+type Existing struct {
+	ID          uuid.UUID
+	Email       string
+	Deleted     bool
+	LineDigest  []byte // of its last import; nil if never imported
+	HashDigest  []byte
+	Permissions []string // what its roles grant
+}
+
+// Decision is what to do with one account of a batch.
+type Decision struct {
+	Result Result // Created (to insert), Updated, Unchanged, Skipped or Refused
+	Reason string
+	// Target is the existing account an Updated line writes over.
+	Target uuid.UUID
+	// SetHash writes the line's password hash (Updated).
+	SetHash bool
+	// EndSessions ends every session of the target (Updated: disabled,
+	// deleted, or a new password).
+	EndSessions bool
+}
+
+// Batch is lines to import in one transaction.
+type Batch struct {
+	Accounts []Account
+	// NewRoles are roles to create first.
+	NewRoles []string
+	// Decide chooses what to do with each account, given the existing
+	// accounts with its id or address (the store locks them first).
+	Decide func(Account, []Existing) Decision
+	// Invite mails for each account created (if any).
+	Invite func(Account) []account.Mail
+	// Event is the batch's audit event, given its outcomes; recorded when
+	// the batch wrote something.
+	Event func([]Outcome) *account.Event
+	// Rollback runs the batch and rolls it back (a dry run).
+	Rollback bool
+}
+
+// Store writes batches of imported accounts.
+type Store interface {
+	// RolePermissions maps each role that exists to the permissions it grants.
+	RolePermissions(ctx context.Context) (map[string][]string, error)
+	// ImportBatch runs a batch in one transaction and returns one outcome
+	// per account, in order, and the token versions of the accounts whose
+	// sessions it ended.
+	ImportBatch(ctx context.Context, b Batch) ([]Outcome, map[uuid.UUID]int64, error)
+}
+
+// Revoker spreads the revocations of an import's updates to every instance.
+type Revoker interface {
+	PublishUserRevocation(ctx context.Context, id uuid.UUID, version int64)
+}
+
+// BatchSize is how many lines go into one transaction: large enough that a
+// million lines take minutes, small enough that a batch holds its locks
+// for a moment only.
+const BatchSize = 500
+
+// Service imports accounts.
+type Service struct {
+	store      Store
+	revoker    Revoker
+	allowLocal bool
+	now        func() time.Time
+}
+
+// NewService returns an import service; allowLocal accepts addresses at
+// local domains (development).
+func NewService(s Store, r Revoker, allowLocal bool) *Service {
+	return &Service{store: s, revoker: r, allowLocal: allowLocal, now: time.Now}
+}
+
+// run is one import: the rules, the addresses and ids seen so far, the
+// batch being filled and the counts.
+type run struct {
+	s     *Service
+	o     Options
+	rules Rules
+	seed  maphash.Seed
+	// emails maps the keyed hash of each normalised address seen to its
+	// first line: about 25 bytes an address, the one part of an import
+	// that grows with the file. Duplicate ids and external ids are not
+	// tracked here: the store refuses a second one like any taken one.
+	emails  map[uint64]int32
+	batch   []Account
+	pending []Outcome // the batch's lines refused before the store, in order with it
+	counts  Counts
+	report  func(Outcome)
+}
+
+func (s *Service) newRun(ctx context.Context, o Options, report func(Outcome)) (*run, error) {
+	all, err := s.store.RolePermissions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	roles := make(map[string]bool, len(all))
+	for n := range all {
+		roles[n] = true
+	}
+	var grantable func(string) bool
+	if p := o.Actor; p != nil {
+		grantable = func(role string) bool { return p.Has(all[role]...) }
+	}
+	return &run{
+		s: s, o: o, seed: maphash.MakeSeed(), emails: map[uint64]int32{}, report: report,
+		rules: Rules{Roles: roles, Grantable: grantable, CreateRoles: o.CreateRoles, AllowLocalEmailDomains: s.allowLocal, Now: s.now()},
+	}, nil
+}
+
+// Import reads JSON Lines from r and imports them in batches. report gets
+// every line's outcome (in order) once its batch is done; progress, when
+// set, gets the counts after each batch. A line that cannot be imported is
+// reported and the others go on; an error stops the import (the batches
+// done stay done: --resume continues after the last one reported).
+func (s *Service) Import(ctx context.Context, r io.Reader, o Options, report func(Outcome), progress func(Counts)) (Counts, error) {
+	ru, err := s.newRun(ctx, o, report)
+	if err != nil {
+		return Counts{}, err
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		line, long, err := readLine(br)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return ru.counts, fmt.Errorf("read line %d: %w", n, err)
+		}
+		switch {
+		case n < o.Resume:
+			continue
+		case long:
+			ru.refuse(n, fmt.Sprintf("line longer than %d bytes", MaxLineBytes))
+		case len(bytes.TrimSpace(line)) == 0:
+			continue // a blank line is no account (and keeps its number)
+		default:
+			if l, err := Decode(line); err != nil {
+				ru.refuse(n, err.Error())
+			} else {
+				ru.add(n, l)
+			}
+		}
+		if len(ru.pending) >= BatchSize {
+			if err := ru.flush(ctx); err != nil {
+				return ru.counts, err
+			}
+			if progress != nil {
+				progress(ru.counts)
+			}
+		}
+	}
+	if err := ru.flush(ctx); err != nil {
+		return ru.counts, err
+	}
+	return ru.counts, nil
+}
+
+// Items imports accounts given as a list (the API): the same checks and
+// outcomes, Line being the item's index.
+func (s *Service) Items(ctx context.Context, lines []Line, o Options) ([]Outcome, Counts, error) {
+	var out []Outcome
+	ru, err := s.newRun(ctx, o, func(oc Outcome) { out = append(out, oc) })
+	if err != nil {
+		return nil, Counts{}, err
+	}
+	for i, l := range lines {
+		ru.add(i, l)
+	}
+	if err := ru.flush(ctx); err != nil {
+		return nil, Counts{}, err
+	}
+	return out, ru.counts, nil
+}
+
+// readLine reads one line, without its end; long reports a line above
+// MaxLineBytes, whose bytes are dropped up to its end.
+func readLine(br *bufio.Reader) (line []byte, long bool, err error) {
+	var buf []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if !long {
+			buf = append(buf, chunk...)
+			if len(buf) > MaxLineBytes {
+				long, buf = true, nil
+			}
+		}
+		if err != nil || !isPrefix {
+			return buf, long, err
+		}
+	}
+}
+
+func (ru *run) refuse(n int, reason string) {
+	ru.pending = append(ru.pending, Outcome{Line: n, Result: Refused, Reason: reason})
+}
+
+// add validates a line and puts it in the batch, or refuses it.
+func (ru *run) add(n int, l Line) {
+	a, err := Validate(l, ru.rules)
+	if err != nil {
+		ru.refuse(n, err.Error())
+		return
+	}
+	a.Line = n
+	k := maphash.String(ru.seed, a.Email)
+	if first, ok := ru.emails[k]; ok {
+		ru.refuse(n, fmt.Sprintf("duplicate email: line %d has the same address (after normalisation)", first))
+		return
+	}
+	ru.emails[k] = int32(n) //nolint:gosec // a file of 2^31 lines is not an import
+	ru.batch = append(ru.batch, a)
+	ru.pending = append(ru.pending, Outcome{Line: n}) // its place; the store fills it
+}
+
+// flush imports the batch and reports every pending line in order.
+func (ru *run) flush(ctx context.Context) error {
+	var outcomes []Outcome
+	if len(ru.batch) > 0 {
+		var newRoles []string
+		for _, a := range ru.batch {
+			for _, r := range a.Roles {
+				if !ru.rules.Roles[r] && !slices.Contains(newRoles, r) {
+					newRoles = append(newRoles, r)
+				}
+			}
+		}
+		var versions map[uuid.UUID]int64
+		var err error
+		outcomes, versions, err = ru.s.store.ImportBatch(ctx, Batch{
+			Accounts: ru.batch, NewRoles: newRoles, Decide: ru.decide, Invite: ru.invite, Event: ru.event, Rollback: ru.o.DryRun,
+		})
+		if err != nil {
+			return fmt.Errorf("import lines %d to %d: %w", ru.batch[0].Line, ru.batch[len(ru.batch)-1].Line, err)
+		}
+		if !ru.o.DryRun {
+			for _, r := range newRoles {
+				ru.rules.Roles[r] = true
+			}
+			for id, v := range versions {
+				ru.s.revoker.PublishUserRevocation(ctx, id, v)
+			}
+		}
+	}
+	i := 0
+	for _, p := range ru.pending {
+		if p.Result == "" {
+			p = outcomes[i]
+			i++
+		}
+		ru.counts.Add(p.Result)
+		if ru.report != nil {
+			ru.report(p)
+		}
+	}
+	ru.batch, ru.pending = ru.batch[:0], ru.pending[:0]
+	return nil
+}
+
+// decide is the rule of an import: which account a line is, and whether
+// it is created, left alone or written over.
+func (ru *run) decide(a Account, found []Existing) Decision {
+	var byEmail, byID *Existing
+	for i := range found {
+		e := &found[i]
+		switch {
+		case e.Email == a.Email && !e.Deleted && byEmail == nil:
+			byEmail = e
+		case e.Email == a.Email && e.Deleted && a.Deleted && byEmail == nil:
+			// a deleted line imported before finds its deleted account
+			byEmail = e
+		}
+		if a.GivenID && e.ID == a.ID {
+			byID = e
+		}
+	}
+	switch {
+	case byEmail == nil && byID == nil:
+		return Decision{Result: Created}
+	case byEmail == nil:
+		return Decision{Result: Refused, Reason: "id belongs to an account with another address"}
+	case a.GivenID && byEmail.ID != a.ID:
+		return Decision{Result: Refused, Reason: "an account with this address exists with another id"}
+	case byEmail.LineDigest != nil && bytes.Equal(byEmail.LineDigest, a.LineDigest[:]):
+		return Decision{Result: Unchanged, Target: byEmail.ID}
+	case ru.o.Actor != nil && !ru.o.Actor.Has(byEmail.Permissions...):
+		return Decision{Result: Refused, Reason: "the account with this address holds permissions you lack"}
+	case !ru.o.Update:
+		return Decision{Result: Skipped, Target: byEmail.ID, Reason: "an account with this address exists and differs (import with --update / update to write the line over it)"}
+	}
+	d := Decision{Result: Updated, Target: byEmail.ID}
+	// A hash the last import wrote is not written again: the password may
+	// have been changed, or rehashed, here since. An empty one removes none.
+	d.SetHash = a.PasswordHash != "" && !bytes.Equal(byEmail.HashDigest, a.HashDigest[:])
+	d.EndSessions = d.SetHash || a.Disabled || a.Deleted
+	return d
+}
+
+// invite is the mail an account created without a password gets with
+// Options.Invite.
+func (ru *run) invite(a Account) []account.Mail {
+	if !ru.o.Invite || a.Format != password.FormatNone || a.Deleted || a.Disabled {
+		return nil
+	}
+	return []account.Mail{{Kind: mail.SetPassword, UserID: a.ID, To: a.Email}}
+}
+
+func (ru *run) actorID() *uuid.UUID {
+	if ru.o.Actor == nil {
+		return nil
+	}
+	return &ru.o.Actor.UserID
+}
+
+// event is a batch's audit record: counts, never addresses or hashes.
+func (ru *run) event(outcomes []Outcome) *account.Event {
+	var c Counts
+	for _, o := range outcomes {
+		c.Add(o.Result)
+	}
+	if c.Created+c.Updated == 0 {
+		return nil
+	}
+	return &account.Event{
+		Action: account.ActionUsersImported, ActorID: ru.actorID(), Client: ru.o.Client,
+		Details: map[string]any{
+			"source": ru.o.Source, "created": c.Created, "updated": c.Updated, "unchanged": c.Unchanged,
+			"skipped": c.Skipped, "refused": c.Refused, "first_line": outcomes[0].Line, "last_line": outcomes[len(outcomes)-1].Line,
+		},
+	}
+}
