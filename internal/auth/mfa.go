@@ -279,13 +279,11 @@ func (s *Service) VerifyMFALogin(ctx context.Context, challenge, code, recovery 
 	var chk *check
 	if ch.Device != "" {
 		chk, err = s.begin(ctx, Bucket{Account: acct + ":mfa", Device: ch.Device}, s.set.DeviceLockout)
+		// Too many wrong codes from that device (locked, chk nil): it
+		// counts as an unknown client now, as at the password step, rather
+		// than being shut out for the device policy's whole cool-down.
 		var locked *LockedError
-		if errors.As(err, &locked) {
-			// Too many wrong codes from that device: it counts as an
-			// unknown client now, as at the password step, rather than
-			// being shut out for the device policy's whole cool-down.
-			chk, err = nil, nil
-		} else if err != nil {
+		if err != nil && !errors.As(err, &locked) {
 			return Tokens{}, err
 		}
 	}
