@@ -116,13 +116,15 @@ func (tt tokenTable) Authenticate(_ context.Context, token string) (account.Prin
 	return p, nil
 }
 
-var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read", "users:import"}
+var allPermissions = []string{"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read", "users:import", "mfa:reset"}
 
 func newServer(t *testing.T) *apitest.Server {
 	t.Helper()
 	return apitest.NewServer(t, apitest.Options{Authenticator: tokenTable{
 		"plain": {UserID: uuid.New(), SessionID: uuid.New()},
-		"admin": {UserID: uuid.New(), SessionID: uuid.New(), Permissions: allPermissions},
+		// A multi-factor session, so that operations declaring x-mfa reach
+		// their input checks.
+		"admin": {UserID: uuid.New(), SessionID: uuid.New(), Permissions: allPermissions, MFA: true, MFAEnrolled: true},
 	}})
 }
 

@@ -565,7 +565,7 @@ func TestAuthStore_RolesPasswordsAndRequestedMails(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if p, err := store.Permissions(t.Context(), u.ID); err != nil || !slices.Contains(p, string(account.PermRolesAssign)) || len(p) != 8 {
+		if p, err := store.Permissions(t.Context(), u.ID); err != nil || !slices.Contains(p, string(account.PermRolesAssign)) || len(p) != 9 {
 			t.Fatalf("an administrator's permissions: %v, %v", p, err)
 		}
 		if got, _ := store.GetUser(t.Context(), u.ID); !slices.Equal(got.Roles, []string{account.RoleAdmin, account.RoleUser}) {

@@ -197,7 +197,7 @@ func TestUserStore_ListRoles(t *testing.T) {
 	for _, r := range roles {
 		got[r.Name] = r.Permissions
 	}
-	if len(got) != 2 || len(got[account.RoleUser]) != 0 || !slices.Contains(got[account.RoleAdmin], string(account.PermRolesAssign)) || len(got[account.RoleAdmin]) != 8 {
+	if len(got) != 2 || len(got[account.RoleUser]) != 0 || !slices.Contains(got[account.RoleAdmin], string(account.PermRolesAssign)) || len(got[account.RoleAdmin]) != 9 {
 		t.Fatalf("roles %v", got)
 	}
 }

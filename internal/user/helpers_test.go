@@ -58,7 +58,7 @@ func newEnv(t *testing.T) env {
 // administrators' other permissions.
 var (
 	admin = account.Principal{UserID: uuid.New(), Permissions: []string{
-		"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read", "mfa:reset",
+		"users:read", "users:write", "users:delete", "roles:read", "roles:assign", "sessions:revoke", "audit:read", "mfa:reset", "users:import",
 	}}
 	agent     = account.Principal{UserID: uuid.New(), Permissions: []string{"users:read", "users:write", "users:delete", "sessions:revoke", "roles:assign"}}
 	helpdesk  = account.Principal{UserID: uuid.New(), Permissions: []string{"users:read", "users:write"}}
