@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +23,9 @@ import (
 type instance struct {
 	url  string
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *apitest.LockedLog
 	c    *client.ClientWithResponses
 	env  map[string]string // the deployment's shared settings
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startCluster runs n gatehouse binaries on one PostgreSQL database, one
@@ -87,7 +67,7 @@ func startInstance(t *testing.T, shared map[string]string, extraEnv []string) *i
 				port, _ = strconv.Atoi(p)
 			}
 		}
-		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}, env: shared}
+		in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &apitest.LockedLog{}, env: shared}
 		env := map[string]string{}
 		for k, v := range shared {
 			env[k] = v
@@ -168,8 +148,8 @@ func TestCluster_LogoutOnOneInstanceIsRefusedByAll(t *testing.T) {
 		t.Fatalf("the revoking instance still accepts the token: %v %d", err, r.StatusCode())
 	}
 	for i, n := range nodes[:2] {
-		d := refusedWithin(t, func() *http.Response {
-			return apitest.Must(n.c.GetMeWithResponse(ctx, ghclient.Bearer(tok)))(t).HTTPResponse
+		d := refusedWithin(t, func() int {
+			return apitest.Must(n.c.GetMeWithResponse(ctx, ghclient.Bearer(tok)))(t).StatusCode()
 		}, 2*time.Second)
 		t.Logf("instance %d refused the token %v after the logout", i, d)
 	}
@@ -377,8 +357,8 @@ func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) 
 		if r := apitest.Must(nodes[0].c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)))(t); r.StatusCode() != 401 {
 			t.Fatalf("%s admin: the acting instance answered %d, want 401", name, r.StatusCode())
 		}
-		d := refusedWithin(t, func() *http.Response {
-			return apitest.Must(nodes[1].c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)))(t).HTTPResponse
+		d := refusedWithin(t, func() int {
+			return apitest.Must(nodes[1].c.ListUsersWithResponse(ctx, nil, ghclient.Bearer(tok)))(t).StatusCode()
 		}, 2*time.Second)
 		t.Logf("%s admin: refused by the other instance %v after", name, d)
 	}
@@ -388,11 +368,11 @@ func TestCluster_AdminDemotedDisabledOrDeletedIsRefusedEverywhere(t *testing.T) 
 // the test when it still answers 200 after limit: instances other than the
 // acting one hear of a revocation through the feed, a few milliseconds
 // later. Any other status fails at once.
-func refusedWithin(t *testing.T, ask func() *http.Response, limit time.Duration) time.Duration {
+func refusedWithin(t *testing.T, ask func() int, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		switch st := ask().StatusCode; {
+		switch st := ask(); {
 		case st == 401:
 			return time.Since(start)
 		case st != 200:

@@ -88,7 +88,7 @@ func startProxy(t *testing.T, nodes []*instance) *proxy {
 	}
 	cmd := exec.Command(nginxPath(t), "-p", state, "-e", filepath.Join(state, "nginx.log"), "-c", confFile, "-g", "daemon off;")
 	cmd.Env = nginxEnv()
-	logs := &lockedBuffer{}
+	logs := &apitest.LockedLog{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

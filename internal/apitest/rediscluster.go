@@ -29,21 +29,23 @@ type redisProc struct {
 	port int
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
-	out  *lockedLog
+	out  *LockedLog
 }
 
-type lockedLog struct {
+// LockedLog collects a process's output, written and read from several
+// goroutines.
+type LockedLog struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *lockedLog) Write(p []byte) (int, error) {
+func (l *LockedLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedLog) String() string {
+func (l *LockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -80,7 +82,7 @@ func startRedisProc(t testing.TB, dir string, args func() []string) *redisProc {
 	t.Helper()
 	quietRedis.Do(func() { redis.SetLogger(silentLogger{}) })
 	for attempt := 1; ; attempt++ {
-		p := &redisProc{port: tcpPort(t), out: &lockedLog{}, done: make(chan struct{})}
+		p := &redisProc{port: tcpPort(t), out: &LockedLog{}, done: make(chan struct{})}
 		a := append(args(), "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1", "--dir", dir,
 			"--save", "", "--appendonly", "no", "--loglevel", "warning")
 		cmd := exec.Command(redisServerPath(t), a...)
