@@ -302,38 +302,20 @@ chromium_path() {
 	printf '%s\n' "$p"
 }
 
-# promtool checks the /metrics exposition and deploy/prometheus/alerts.yml.
-# Debian ships it in the prometheus package (the server is installed too, and
-# not started: apt runs no service under policy-rc.d, and nothing here starts it).
-promtool_path() {
+# tool_path prints the absolute path of command CMD, installing Debian's
+# package PKG when it is missing. Used for:
+# - promtool (package prometheus): checks the /metrics exposition and
+#   deploy/prometheus/alerts.yml;
+# - nginx: fronts several instances in `make cluster` and its tests;
+# - pgbouncer: the PgBouncer tests run gatehouse through it in transaction mode.
+# Debian installs nginx and pgbouncer in /usr/sbin (not on every PATH). No
+# package's service is used: apt starts none under policy-rc.d, and where it
+# does, ours run on other ports with their own configuration.
+tool_path() { # cmd package
 	local p
-	p=$(abs_cmd promtool) || {
-		apt_install prometheus || die "promtool not found. Install it (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus) or put it on PATH."
-		p=$(abs_cmd promtool) || die "installed prometheus, but promtool is still not on PATH"
-	}
-	printf '%s\n' "$p"
-}
-
-# nginx fronts several instances in `make cluster` and its tests. Debian
-# installs it in /usr/sbin (not on every PATH); apt starts no service under
-# policy-rc.d, and where it does, ours runs on other ports with its own config.
-nginx_path() {
-	local p
-	p=$(abs_cmd nginx) || {
-		apt_install nginx || die "nginx not found. Install it (Debian/Ubuntu: apt-get install nginx; macOS: brew install nginx) or put it on PATH."
-		p=$(abs_cmd nginx) || die "installed nginx, but it is still not on PATH or in /usr/sbin"
-	}
-	printf '%s\n' "$p"
-}
-
-# The PgBouncer tests run gatehouse through a real pgbouncer in transaction
-# pooling mode. Debian installs it in /usr/sbin; its service is not started
-# (apt runs none under policy-rc.d, and the tests start their own, by PID).
-pgbouncer_path() {
-	local p
-	p=$(abs_cmd pgbouncer) || {
-		apt_install pgbouncer || die "pgbouncer not found. Install it (Debian/Ubuntu: apt-get install pgbouncer; Fedora: dnf install pgbouncer; macOS: brew install pgbouncer) or put it on PATH."
-		p=$(abs_cmd pgbouncer) || die "installed pgbouncer, but it is still not on PATH or in /usr/sbin"
+	p=$(abs_cmd "$1") || {
+		apt_install "$2" || die "$1 not found. Install it (Debian/Ubuntu: apt-get install $2; macOS: brew install $2) or put it on PATH."
+		p=$(abs_cmd "$1") || die "installed $2, but $1 is still not on PATH or in /usr/sbin"
 	}
 	printf '%s\n' "$p"
 }
@@ -772,15 +754,15 @@ main() {
 		;;
 	promtool-path)
 		lock
-		promtool_path
+		tool_path promtool prometheus
 		;;
 	nginx-path)
 		lock
-		nginx_path
+		tool_path nginx nginx
 		;;
 	pgbouncer-path)
 		lock
-		pgbouncer_path
+		tool_path pgbouncer pgbouncer
 		;;
 	help | -h | --help) usage ;;
 	*)
