@@ -184,9 +184,17 @@ func TestProxy_ClientAddressesLimitsAndLogoutAcrossInstances(t *testing.T) {
 	if st := badLogin(clientFrom(t, px.url, "127.0.0.5"), spoof(11)); st != 401 {
 		t.Fatalf("trusted-range client: %d", st)
 	}
+	// An instance writes a request's log line once the response is out:
+	// wait (bounded) for the last ones.
 	var logs string
-	for _, n := range nodes {
-		logs += n.logs.String()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logs = ""
+		for _, n := range nodes {
+			logs += n.logs.String()
+		}
+		if strings.Contains(logs, `"ip":"127.0.0.5"`) || time.Now().After(deadline) {
+			break
+		}
 	}
 	for _, want := range []string{`"ip":"127.0.0.1"`, `"ip":"127.0.0.3"`, `"ip":"127.0.0.5"`} {
 		if !strings.Contains(logs, want) {
