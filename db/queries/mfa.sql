@@ -97,3 +97,6 @@ RETURNING expires_at, token_version;
 
 -- name: PruneChallenges :exec
 DELETE FROM mfa_challenges WHERE expires_at < sqlc.arg(before)::timestamptz;
+
+-- name: PrunePendingFactors :exec
+DELETE FROM mfa_factors WHERE confirmed_at IS NULL AND expires_at < sqlc.arg(before)::timestamptz;

@@ -273,6 +273,15 @@ func (q *Queries) PruneChallenges(ctx context.Context, before time.Time) error {
 	return err
 }
 
+const prunePendingFactors = `-- name: PrunePendingFactors :exec
+DELETE FROM mfa_factors WHERE confirmed_at IS NULL AND expires_at < $1::timestamptz
+`
+
+func (q *Queries) PrunePendingFactors(ctx context.Context, before time.Time) error {
+	_, err := q.db.Exec(ctx, prunePendingFactors, before)
+	return err
+}
+
 const setSessionAMR = `-- name: SetSessionAMR :one
 UPDATE sessions SET amr = $1::text[], last_used_at = now(),
     idle_expires_at = LEAST($2::timestamptz, expires_at)

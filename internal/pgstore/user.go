@@ -308,10 +308,15 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 	if err != nil {
 		return n, err
 	}
-	// The hourly job also drops login challenges dead for a day (they live
-	// minutes; the day keeps them for an investigation of the moment).
-	if err := s.q.PruneChallenges(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+	// The hourly job also drops login challenges and unconfirmed enrolments
+	// (with their sealed secrets) dead for a day: they live minutes; the day
+	// keeps them for an investigation of the moment.
+	dead := time.Now().Add(-24 * time.Hour)
+	if err := s.q.PruneChallenges(ctx, dead); err != nil {
 		return n, fmt.Errorf("prune mfa challenges: %w", err)
+	}
+	if err := s.q.PrunePendingFactors(ctx, dead); err != nil {
+		return n, fmt.Errorf("prune mfa enrolments: %w", err)
 	}
 	return n, nil
 }

@@ -1,8 +1,10 @@
 package pgstore_test
 
 import (
+	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,4 +272,44 @@ func TestUserStore_Audit(t *testing.T) {
 			t.Fatalf("left %d, %v", len(left), err)
 		}
 	})
+}
+
+// TestUserStore_PruneDropsDeadChallengesAndEnrolments: the hourly pruning
+// also deletes login challenges and unconfirmed enrolments dead for a day,
+// and nothing alive, nor a confirmed factor.
+func TestUserStore_PruneDropsDeadChallengesAndEnrolments(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	u := newUser(t, store, account.RoleUser)
+	deadEnrolment, liveEnrolment, confirmed := uuid.New(), uuid.New(), uuid.New()
+	if _, err := pool.Exec(t.Context(), `INSERT INTO mfa_factors (id, user_id, kind, secret, key_id, expires_at, confirmed_at) VALUES
+		($1, $4, 'totp', '\x00', 'k', now() - interval '25 hours', NULL),
+		($2, $4, 'totp', '\x00', 'k', now() - interval '1 hour', NULL),
+		($3, $4, 'totp', '\x00', 'k', NULL, now() - interval '400 days')`, deadEnrolment, liveEnrolment, confirmed, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadChallenge, recentChallenge := randomHash(), randomHash()
+	if _, err := pool.Exec(t.Context(), `INSERT INTO mfa_challenges (challenge_hash, user_id, token_version, expires_at) VALUES
+		($1, $3, 1, now() - interval '25 hours'), ($2, $3, 1, now() - interval '1 hour')`, deadChallenge, recentChallenge, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PruneAudit(t.Context(), time.Now().Add(-90*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var factors []uuid.UUID
+	if err := pool.QueryRow(t.Context(), `SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM mfa_factors WHERE user_id = $1`, u.ID).Scan(&factors); err != nil {
+		t.Fatal(err)
+	}
+	want := []uuid.UUID{liveEnrolment, confirmed}
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	if !slices.Equal(factors, want) {
+		t.Fatalf("factors left %v, want the live enrolment and the confirmed factor %v", factors, want)
+	}
+	var challenges [][]byte
+	if err := pool.QueryRow(t.Context(), `SELECT coalesce(array_agg(challenge_hash), '{}') FROM mfa_challenges WHERE user_id = $1`, u.ID).Scan(&challenges); err != nil {
+		t.Fatal(err)
+	}
+	if len(challenges) != 1 || !bytes.Equal(challenges[0], recentChallenge) {
+		t.Fatalf("%d challenges left, want only the recent one", len(challenges))
+	}
 }
