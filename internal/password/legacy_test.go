@@ -121,3 +121,60 @@ func TestVerify_NoPassword(t *testing.T) {
 		t.Fatalf("Verify of no password = %v, %v; want ErrNoPassword", ok, err)
 	}
 }
+
+// FuzzLegacyHash: whatever string an import or an altered row holds, parsing
+// neither panics nor accepts a hash beyond the memory bound, refuses it with
+// ErrUnsupportedHash or a *CostError only, agrees with Inspect, and a hash it
+// accepts is verified (against a wrong password: no match, no error, no
+// panic) within the hashing slots. `go test` runs the seeds; fuzz with
+// `go test -fuzz FuzzLegacyHash ./internal/password/`.
+func FuzzLegacyHash(f *testing.F) {
+	b, err := os.ReadFile("testdata/legacy_vectors.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var vs []legacyVector
+	if err := json.Unmarshal(b, &vs); err != nil {
+		f.Fatal(err)
+	}
+	for _, v := range vs {
+		f.Add(v.Hash)
+	}
+	for _, s := range []string{
+		"", "$", "$$$$", "pbkdf2:", "scrypt:", "$argon2id$", "$2b$", "$pbkdf2-sha1$",
+		"scrypt:1:1:1$saltsalt$abab", "scrypt:2:0:1$saltsalt$" + strings.Repeat("ab", 32),
+		"$argon2i$v=19$m=8,t=1,p=16$c29tZXNhbHRzb21lc2FsdA$" + strings.Repeat("A", 43),
+		"$argon2id$v=19$m=-1,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$" + strings.Repeat("A", 43),
+		"$pbkdf2-sha256$i=1,l=0$c29tZXNhbHRzb21lc2FsdA$",
+		"pbkdf2:sha1:1$saltsalt$" + strings.Repeat("ab", 20),
+	} {
+		f.Add(s)
+	}
+	h, err := NewHasher(fast, 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := parse(s)
+		format, inspectErr := Inspect(s)
+		if err != nil {
+			var ce *CostError
+			if !errors.Is(err, ErrUnsupportedHash) && !errors.As(err, &ce) {
+				t.Fatalf("parse(%q) refused with %T %v", s, err, err)
+			}
+			if s != "" && (inspectErr == nil || inspectErr.Error() != err.Error()) {
+				t.Fatalf("Inspect(%q) = %q, %v; parse refused with %v", s, format, inspectErr, err)
+			}
+			return
+		}
+		if l.format == "" || l.format != format || inspectErr != nil {
+			t.Fatalf("parse(%q) = format %q; Inspect = %q, %v", s, l.format, format, inspectErr)
+		}
+		if l.memKiB > MaxLegacyMemoryKiB {
+			t.Fatalf("parse(%q) accepted %d KiB, above the bound", s, l.memKiB)
+		}
+		if ok, _, err := h.Verify(context.Background(), "not the password \x00", s); ok || err != nil {
+			t.Fatalf("Verify(%q) of a wrong password = %v, %v", s, ok, err)
+		}
+	})
+}

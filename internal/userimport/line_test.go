@@ -2,9 +2,12 @@ package userimport
 
 import (
 	"bufio"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 func TestDecode_RefusesWithTheFieldAndNeverTheValue(t *testing.T) {
@@ -85,3 +88,47 @@ func TestReadLine_LongLineIsDroppedToItsEnd(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzLine: any line of an import file is either refused with a *Refusal
+// that does not quote its password hash, or accepted as a normalised
+// account whose hash is in a format the hashing package reads. `go test`
+// runs the seeds; fuzz with `go test -fuzz FuzzLine ./internal/userimport/`.
+func FuzzLine(f *testing.F) {
+	for _, s := range []string{
+		`{"email":"ada@example.com"}`,
+		`{"email":"Ada@Example.com","name":" Ada ","roles":["user","admin"],"email_verified":true,"external_id":17}`,
+		`{"email":"a@example.com","password_hash":"pbkdf2:sha256:1000$saltsaltsalt$deadbeef"}`,
+		`{"email":"a@example.com","password_hash":"scrypt:32768:8:1$saltsaltsalt$` + strings.Repeat("ab", 32) + `"}`,
+		`{"email":"a@example.com","password_hash":"$2b$05$R/vFrIDNKdH5HEfYqW/iT.qfIKMaJK2UhlKJeKx06xJ.j4bt2lQCS"}`,
+		`{"email":"a@example.com","id":"0195b7a0-0000-7000-8000-000000000001","created_at":"2020-01-02T03:04:05Z","disabled":true}`,
+		`{"email":"a@example.com","roles":["new-role"]}`,
+		`{"email":"a@example.com","password_hash":1}`,
+		`{"email":"a@example.com"} {"email":"b@example.com"}`,
+		`[]`, `null`, `{`, ``,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, b []byte, createRoles bool) {
+		l, err := Decode(b)
+		if err == nil {
+			var a Account
+			a, err = Validate(l, Rules{Roles: map[string]bool{"user": true, "admin": true}, CreateRoles: createRoles, Now: now})
+			if err == nil {
+				format, ierr := password.Inspect(a.PasswordHash)
+				if ierr != nil || format != a.Format || len(a.Roles) == 0 || a.Email != strings.ToLower(a.Email) {
+					t.Fatalf("accepted %q as %+v (Inspect: %q, %v)", b, a, format, ierr)
+				}
+				return
+			}
+		}
+		var r *Refusal
+		if !errors.As(err, &r) {
+			t.Fatalf("%q refused with %T %v", b, err, err)
+		}
+		if h := l.PasswordHash; len(h) >= 8 && strings.Count(string(b), h) == 1 && strings.Contains(err.Error(), h) {
+			t.Fatalf("the refusal of %q quotes its password hash: %v", b, err)
+		}
+	})
+}
