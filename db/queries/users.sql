@@ -20,6 +20,14 @@ SELECT * FROM user_profiles WHERE external_id = sqlc.arg(external_id);
 -- Any user, deleted ones included, with its roles and without its password hash.
 SELECT * FROM user_profiles WHERE id = sqlc.arg(id);
 
+-- name: GetMe :one
+-- GetUserProfile with the user's MFA status, in one statement: GET /users/me
+-- is the hottest authenticated read.
+SELECT sqlc.embed(user_profiles),
+  EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = user_profiles.id AND f.confirmed_at IS NOT NULL) AS mfa_enabled,
+  (SELECT count(*) FROM mfa_recovery_codes c WHERE c.user_id = user_profiles.id AND c.used_at IS NULL) AS recovery_codes_remaining
+FROM user_profiles WHERE user_profiles.id = sqlc.arg(id);
+
 -- name: LockUser :one
 -- Locks a user (deleted ones included) until the transaction ends, so that a
 -- change decided on what is read next cannot be overtaken by another one.

@@ -79,6 +79,42 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (CreateU
 	return i, err
 }
 
+const getMe = `-- name: GetMe :one
+SELECT user_profiles.id, user_profiles.email, user_profiles.name, user_profiles.email_verified_at, user_profiles.disabled_at, user_profiles.deleted_at, user_profiles.token_version, user_profiles.created_at, user_profiles.updated_at, user_profiles.roles, user_profiles.external_id,
+  EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = user_profiles.id AND f.confirmed_at IS NOT NULL) AS mfa_enabled,
+  (SELECT count(*) FROM mfa_recovery_codes c WHERE c.user_id = user_profiles.id AND c.used_at IS NULL) AS recovery_codes_remaining
+FROM user_profiles WHERE user_profiles.id = $1
+`
+
+type GetMeRow struct {
+	UserProfile            UserProfile
+	MfaEnabled             bool
+	RecoveryCodesRemaining int64
+}
+
+// GetUserProfile with the user's MFA status, in one statement: GET /users/me
+// is the hottest authenticated read.
+func (q *Queries) GetMe(ctx context.Context, id uuid.UUID) (GetMeRow, error) {
+	row := q.db.QueryRow(ctx, getMe, id)
+	var i GetMeRow
+	err := row.Scan(
+		&i.UserProfile.ID,
+		&i.UserProfile.Email,
+		&i.UserProfile.Name,
+		&i.UserProfile.EmailVerifiedAt,
+		&i.UserProfile.DisabledAt,
+		&i.UserProfile.DeletedAt,
+		&i.UserProfile.TokenVersion,
+		&i.UserProfile.CreatedAt,
+		&i.UserProfile.UpdatedAt,
+		&i.UserProfile.Roles,
+		&i.UserProfile.ExternalID,
+		&i.MfaEnabled,
+		&i.RecoveryCodesRemaining,
+	)
+	return i, err
+}
+
 const getUserByEmail = `-- name: GetUserByEmail :one
 SELECT id, email, email_verified_at, password_hash, name, disabled_at, token_version, created_at, updated_at, deleted_at, tokens_revoked_at, external_id FROM users WHERE email = $1 AND deleted_at IS NULL
 `

@@ -231,11 +231,6 @@ func (s *Service) mfaEnabled(ctx context.Context, id uuid.UUID) (bool, error) {
 	return st.Enabled, err
 }
 
-// MFAStatus reports whether the user has MFA and how many recovery codes remain.
-func (s *Service) MFAStatus(ctx context.Context, id uuid.UUID) (MFAStatus, error) {
-	return s.store.MFAStatus(ctx, id)
-}
-
 // challenge issues the second step of a login whose password was right.
 func (s *Service) challenge(ctx context.Context, u account.User, chk *check, c account.Client) error {
 	raw, hash, err := token.NewOpaque()

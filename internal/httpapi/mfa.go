@@ -15,7 +15,6 @@ import (
 // MFA is what the HTTP layer asks of the service for multi-factor
 // authentication.
 type MFA interface {
-	MFAStatus(ctx context.Context, id uuid.UUID) (auth.MFAStatus, error)
 	VerifyMFALogin(ctx context.Context, challenge, code, recovery string, c account.Client) (auth.Tokens, error)
 	EnrolTOTP(ctx context.Context, p account.Principal, password string, c account.Client) (auth.Enrolment, error)
 	ConfirmTOTP(ctx context.Context, p account.Principal, code string, c account.Client) (auth.Tokens, []string, error)

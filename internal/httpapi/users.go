@@ -20,7 +20,7 @@ import (
 
 // Users is what the HTTP layer asks of account management.
 type Users interface {
-	Me(ctx context.Context, p account.Principal) (account.Profile, error)
+	Me(ctx context.Context, p account.Principal) (account.Profile, auth.MFAStatus, error)
 	UpdateMe(ctx context.Context, p account.Principal, name, email, currentPassword *string, c account.Client) (account.Profile, error)
 	DeleteMe(ctx context.Context, p account.Principal, password string, c account.Client) error
 	MySessions(ctx context.Context, p account.Principal, pr account.PageRequest) (account.Page[user.Session], error)
@@ -56,13 +56,9 @@ func emailPtr(e *openapi_types.Email) *string {
 
 // GetMe returns the caller's account.
 func (s *Server) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
-	u, err := s.deps.Users.Me(ctx, principal(ctx))
+	u, st, err := s.deps.Users.Me(ctx, principal(ctx))
 	if err != nil {
 		return nil, selfGone(err)
-	}
-	st, err := s.deps.MFA.MFAStatus(ctx, u.ID)
-	if err != nil {
-		return nil, err
 	}
 	out := toUser(u)
 	out.Mfa = &api.MFAStatus{Enabled: st.Enabled, RecoveryCodesRemaining: st.RecoveryCodesRemaining}

@@ -15,6 +15,7 @@ import (
 
 	db "github.com/gatehouse/gatehouse/gen/db"
 	"github.com/gatehouse/gatehouse/internal/account"
+	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/user"
 )
 
@@ -126,6 +127,15 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (account.Profile, err
 		return account.Profile{}, notFound(err)
 	}
 	return profile(r), nil
+}
+
+// Me is GetUser with the user's MFA status, in one statement.
+func (s *Store) Me(ctx context.Context, id uuid.UUID) (account.Profile, auth.MFAStatus, error) {
+	r, err := s.q.GetMe(ctx, id)
+	if err != nil {
+		return account.Profile{}, auth.MFAStatus{}, notFound(err)
+	}
+	return profile(r.UserProfile), auth.MFAStatus{Enabled: r.MfaEnabled, RecoveryCodesRemaining: int(r.RecoveryCodesRemaining)}, nil
 }
 
 // Manage changes user id in one transaction: it locks the user, lets decide

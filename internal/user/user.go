@@ -132,6 +132,8 @@ type Store interface {
 	UserByID(ctx context.Context, id uuid.UUID) (account.User, error)
 	// GetUser finds any user, deleted ones included, without its hash.
 	GetUser(ctx context.Context, id uuid.UUID) (account.Profile, error)
+	// Me is GetUser with the user's MFA status, read at once.
+	Me(ctx context.Context, id uuid.UUID) (account.Profile, auth.MFAStatus, error)
 	ListUsers(ctx context.Context, f Filter, p account.PageRequest) (account.Page[account.Profile], error)
 	// Manage changes a user in one transaction: it locks the user (deleted
 	// ones included), lets decide apply the rules and say what to write, and
@@ -228,13 +230,13 @@ func (s *Service) manage(ctx context.Context, id uuid.UUID, decide func(Target) 
 	return u, nil
 }
 
-// Me returns the caller's own, live account.
-func (s *Service) Me(ctx context.Context, p account.Principal) (account.Profile, error) {
-	u, err := s.store.GetUser(ctx, p.UserID)
+// Me returns the caller's own, live account and its MFA status.
+func (s *Service) Me(ctx context.Context, p account.Principal) (account.Profile, auth.MFAStatus, error) {
+	u, st, err := s.store.Me(ctx, p.UserID)
 	if err == nil && u.DeletedAt != nil {
-		return account.Profile{}, account.ErrNotFound
+		return account.Profile{}, auth.MFAStatus{}, account.ErrNotFound
 	}
-	return u, err
+	return u, st, err
 }
 
 // UpdateMe changes the caller's name now and, for a new email (which needs
@@ -252,7 +254,8 @@ func (s *Service) UpdateMe(ctx context.Context, p account.Principal, name, email
 	}
 	var asked bool // an email change the password confirmed
 	if name == nil && newEmail == "" {
-		return s.Me(ctx, p)
+		u, _, err := s.Me(ctx, p)
+		return u, err
 	}
 	if newEmail != "" {
 		u, err := s.store.UserByID(ctx, p.UserID)

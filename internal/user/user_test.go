@@ -237,7 +237,7 @@ func TestSelfService(t *testing.T) {
 			if ev, m := e.events(t, u.ID), e.mails(t, u.ID); !slices.Equal(ev, tc.events) || len(m) != 0 {
 				t.Fatalf("a refused change recorded %v and sent %v", ev, m)
 			}
-			if got, _ := e.svc.Me(t.Context(), me(u)); got.Name != nil {
+			if got, _, _ := e.svc.Me(t.Context(), me(u)); got.Name != nil {
 				t.Fatal("the name of a refused change applied")
 			}
 		})
@@ -278,13 +278,13 @@ func TestSelfService(t *testing.T) {
 		if err := e.svc.DeleteMe(t.Context(), me(u), "not the password at all", anonymous); !errors.Is(err, auth.ErrWrongPassword) {
 			t.Fatalf("a wrong password: %v", err)
 		}
-		if _, err := e.svc.Me(t.Context(), me(u)); err != nil || !e.live(t, sid) {
+		if _, _, err := e.svc.Me(t.Context(), me(u)); err != nil || !e.live(t, sid) {
 			t.Fatalf("deleted with a wrong password: %v", err)
 		}
 		if err := e.svc.DeleteMe(t.Context(), me(u), apitest.Password, anonymous); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.svc.Me(t.Context(), me(u)); !errors.Is(err, account.ErrNotFound) {
+		if _, _, err := e.svc.Me(t.Context(), me(u)); !errors.Is(err, account.ErrNotFound) {
 			t.Fatalf("after deletion: %v", err)
 		}
 		if e.live(t, sid) {
