@@ -82,6 +82,13 @@ LIMIT sqlc.arg(max_rows);
 UPDATE users SET password_hash = sqlc.arg(password_hash), updated_at = now()
 WHERE id = sqlc.arg(id);
 
+-- name: RehashPassword :execrows
+-- Replaces the hash a login verified with a new hash of the same password,
+-- only if it is still the stored one: a password changed, reset or
+-- imported meanwhile is not overwritten with the old password.
+UPDATE users SET password_hash = sqlc.arg(new_hash), updated_at = now()
+WHERE id = sqlc.arg(id) AND password_hash = sqlc.arg(old_hash);
+
 -- name: BumpTokenVersion :one
 -- Invalidates every access token of the user.
 UPDATE users SET token_version = token_version + 1, tokens_revoked_at = now(), updated_at = now()

@@ -383,6 +383,28 @@ func (q *Queries) RecentlyBumpedUsers(ctx context.Context, since time.Time) ([]R
 	return items, nil
 }
 
+const rehashPassword = `-- name: RehashPassword :execrows
+UPDATE users SET password_hash = $1, updated_at = now()
+WHERE id = $2 AND password_hash = $3
+`
+
+type RehashPasswordParams struct {
+	NewHash string
+	ID      uuid.UUID
+	OldHash string
+}
+
+// Replaces the hash a login verified with a new hash of the same password,
+// only if it is still the stored one: a password changed, reset or
+// imported meanwhile is not overwritten with the old password.
+func (q *Queries) RehashPassword(ctx context.Context, arg RehashPasswordParams) (int64, error) {
+	result, err := q.db.Exec(ctx, rehashPassword, arg.NewHash, arg.ID, arg.OldHash)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const saveUser = `-- name: SaveUser :one
 UPDATE users SET
   name = $1,

@@ -342,10 +342,12 @@ func (s *Service) login(ctx context.Context, email, pw string, c account.Client,
 		return Tokens{}, u, ErrEmailNotVerified
 	}
 	if rehash {
+		// Only over the hash just verified: a password changed, reset or
+		// imported since the account was read stays (the login goes on).
 		if h, err := s.hasher.Hash(ctx, pw); err == nil {
-			if err := s.store.SetPasswordHash(ctx, u.ID, h); err != nil {
+			if done, err := s.store.RehashPassword(ctx, u.ID, u.PasswordHash, h); err != nil {
 				s.log.WarnContext(ctx, "rehash password", "error", err)
-			} else {
+			} else if done {
 				u.PasswordHash = h
 			}
 		}

@@ -121,7 +121,9 @@ type Store interface {
 	// UserByEmail finds a live (not deleted) account.
 	UserByEmail(ctx context.Context, email string) (account.User, error)
 	UserByID(ctx context.Context, id uuid.UUID) (account.User, error)
-	SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) error
+	// RehashPassword replaces the hash old with new (the same password,
+	// hashed anew) if old is still the stored hash, and reports whether it did.
+	RehashPassword(ctx context.Context, id uuid.UUID, old, new string) (bool, error)
 	// GrantRole adds a role (idempotent), recorded with e.
 	GrantRole(ctx context.Context, id uuid.UUID, role string, e account.Event) error
 	Permissions(ctx context.Context, id uuid.UUID) ([]string, error)

@@ -86,9 +86,11 @@ func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (account.User, error
 	return toUser(u), nil
 }
 
-// SetPasswordHash replaces the stored hash.
-func (s *Store) SetPasswordHash(ctx context.Context, id uuid.UUID, hash string) error {
-	return s.q.UpdatePasswordHash(ctx, db.UpdatePasswordHashParams{ID: id, PasswordHash: hash})
+// RehashPassword replaces the stored hash old with new, if it is still old;
+// it reports whether it did.
+func (s *Store) RehashPassword(ctx context.Context, id uuid.UUID, old, new string) (bool, error) {
+	n, err := s.q.RehashPassword(ctx, db.RehashPasswordParams{ID: id, OldHash: old, NewHash: new})
+	return n == 1, err
 }
 
 // GrantRole adds a role (idempotent), recorded with e.

@@ -575,9 +575,16 @@ func TestAuthStore_RolesPasswordsAndRequestedMails(t *testing.T) {
 			t.Fatalf("events %v: one per call", got)
 		}
 	})
-	t.Run("SetPasswordHash", func(t *testing.T) {
-		if err := store.SetPasswordHash(t.Context(), u.ID, "rehashed"); err != nil {
+	t.Run("RehashPassword replaces only the hash it was given", func(t *testing.T) {
+		before, err := store.UserByID(t.Context(), u.ID)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if done, err := store.RehashPassword(t.Context(), u.ID, "not the stored hash", "stale"); err != nil || done {
+			t.Fatalf("over another hash: done %v, %v", done, err)
+		}
+		if done, err := store.RehashPassword(t.Context(), u.ID, before.PasswordHash, "rehashed"); err != nil || !done {
+			t.Fatalf("over the stored hash: done %v, %v", done, err)
 		}
 		if got, _ := store.UserByID(t.Context(), u.ID); got.PasswordHash != "rehashed" {
 			t.Fatalf("hash %q", got.PasswordHash)
