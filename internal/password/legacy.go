@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/pbkdf2"
 	"golang.org/x/crypto/scrypt"
@@ -170,14 +169,15 @@ func parseArgon2(s string) (legacy, error) {
 	}
 	l := legacy{format: format, memKiB: m}
 	lanes, keyLen := uint8(p), uint32(len(key)) //nolint:gosec // both bounded above
-	if format == FormatArgon2id {
-		l.verify = func(pw []byte, mem *argon2id.Memory) bool {
-			return subtle.ConstantTimeCompare(mem.Key(pw, salt, nil, nil, t, m, lanes, keyLen), key) == 1
-		}
-		return l, nil
+	// Both in the slot's memory, lanes in turn on the slot's thread
+	// (x/crypto's argon2.Key would run a goroutine per lane, outside the
+	// slots' CPU bound and low priority).
+	derive := (*argon2id.Memory).Key
+	if format == FormatArgon2i {
+		derive = (*argon2id.Memory).KeyI
 	}
-	l.verify = func(pw []byte, _ *argon2id.Memory) bool {
-		return subtle.ConstantTimeCompare(argon2.Key(pw, salt, t, m, lanes, keyLen), key) == 1
+	l.verify = func(pw []byte, mem *argon2id.Memory) bool {
+		return subtle.ConstantTimeCompare(derive(mem, pw, salt, nil, nil, t, m, lanes, keyLen), key) == 1
 	}
 	return l, nil
 }

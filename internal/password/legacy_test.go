@@ -100,10 +100,8 @@ func TestInspect_RefusesHostileHashes(t *testing.T) {
 			if strings.Contains(err.Error(), hex64) || strings.Contains(err.Error(), b64key) {
 				t.Fatalf("the error repeats the hash: %v", err)
 			}
-			if !strings.HasPrefix(c.hash, "$argon2id$") {
-				if ok, _, err := h.Verify(context.Background(), "x", c.hash); ok || !errors.Is(err, ErrMalformedHash) {
-					t.Fatalf("Verify = %v, %v; want ErrMalformedHash", ok, err)
-				}
+			if ok, _, err := h.Verify(context.Background(), "x", c.hash); ok || !errors.Is(err, ErrMalformedHash) {
+				t.Fatalf("Verify = %v, %v; want ErrMalformedHash", ok, err)
 			}
 		})
 	}

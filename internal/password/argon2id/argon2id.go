@@ -3,9 +3,10 @@
 // license that can be found in the LICENSE file.
 //
 // Adapted for gatehouse from golang.org/x/crypto v0.58.0, argon2/argon2.go
-// (the licence is in ./LICENSE): argon2id only, version 0x13; the caller may
-// supply the work memory, which is reused from one hash to the next; lanes
-// run one after the other on the calling goroutine.
+// (the licence is in ./LICENSE): argon2id, and argon2i for verifying
+// imported hashes, version 0x13 only; the caller may supply the work memory,
+// which is reused from one hash to the next; lanes run one after the other
+// on the calling goroutine.
 
 // Package argon2id is argon2id (RFC 9106, version 0x13) whose work memory
 // the caller owns. x/crypto's argon2 allocates the memory cost (19 MiB with
@@ -33,8 +34,11 @@ import (
 // Version is the argon2 version implemented (0x13, RFC 9106).
 const Version = 0x13
 
-// argon2id is the type argon2id's parameter block and address blocks carry.
-const argon2id = 2
+// The types the parameter block and address blocks carry.
+const (
+	argon2i  = 1
+	argon2id = 2
+)
 
 // Key derives a key from the password, salt, and cost parameters using
 // argon2id, with a work memory of its own, like x/crypto's argon2.IDKey.
@@ -63,13 +67,23 @@ func (m *Memory) Size() uint32 { return uint32(len(m.blocks)) }
 // Key derives a key like Key, with the RFC 9106 secret key and associated
 // data (both may be nil), in m's work memory.
 func (m *Memory) Key(password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	return m.key(argon2id, password, salt, secret, data, time, memory, threads, keyLen)
+}
+
+// KeyI is Key with argon2i (data-independent addressing on every pass), as
+// x/crypto's argon2.Key computes it, for hashes made by other systems.
+func (m *Memory) KeyI(password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	return m.key(argon2i, password, salt, secret, data, time, memory, threads, keyLen)
+}
+
+func (m *Memory) key(mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
 	if time < 1 {
 		panic("argon2id: number of rounds too small")
 	}
 	if threads < 1 {
 		panic("argon2id: parallelism degree too low")
 	}
-	h0 := initHash(password, salt, secret, data, time, memory, uint32(threads), keyLen, argon2id)
+	h0 := initHash(password, salt, secret, data, time, memory, uint32(threads), keyLen, mode)
 
 	memory = memory / (syncPoints * uint32(threads)) * (syncPoints * uint32(threads))
 	if memory < 2*syncPoints*uint32(threads) {
@@ -77,7 +91,7 @@ func (m *Memory) Key(password, salt, secret, data []byte, time, memory uint32, t
 	}
 	B := m.work(memory)
 	initBlocks(B, &h0, memory, uint32(threads))
-	processBlocks(B, time, memory, uint32(threads), argon2id)
+	processBlocks(B, time, memory, uint32(threads), mode)
 	return extractKey(B, memory, uint32(threads), keyLen)
 }
 
@@ -161,7 +175,10 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 
 	processSegment := func(n, slice, lane uint32) {
 		var addresses, in, zero block
-		if n == 0 && slice < syncPoints/2 {
+		// argon2i addresses data-independently on every pass, argon2id on
+		// the first half of the first.
+		independent := mode == argon2i || n == 0 && slice < syncPoints/2
+		if independent {
 			in[0] = uint64(n)
 			in[1] = uint64(lane)
 			in[2] = uint64(slice)
@@ -185,7 +202,7 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 			if index == 0 && slice == 0 {
 				prev += lanes // last block in lane
 			}
-			if n == 0 && slice < syncPoints/2 {
+			if independent {
 				if index%blockLength == 0 {
 					in[6]++
 					processBlock(&addresses, &in, &zero)

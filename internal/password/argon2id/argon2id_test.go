@@ -94,7 +94,8 @@ func TestMemory_LimitKeepsLargerCostsOut(t *testing.T) {
 
 // FuzzIDKeyMatchesXCrypto: for any password, salt and small costs, the key is
 // x/crypto's argon2.IDKey, in fresh memory and in memory a previous input
-// left dirty. The seeds run as a normal test.
+// left dirty, and KeyI's is x/crypto's argon2i (argon2.Key). The seeds run as
+// a normal test.
 func FuzzIDKeyMatchesXCrypto(f *testing.F) {
 	f.Add([]byte("password"), []byte("somesalt"), uint8(1), uint16(8), uint8(1), uint8(32))
 	f.Add([]byte(""), []byte(""), uint8(2), uint16(64), uint8(1), uint8(16))
@@ -114,6 +115,10 @@ func FuzzIDKeyMatchesXCrypto(f *testing.F) {
 		}
 		if got := reused.Key(password, salt, nil, nil, tm, mem, p, kl); !bytes.Equal(got, want) {
 			t.Fatalf("t=%d m=%d p=%d len=%d in reused memory: got %x, want %x", tm, mem, p, kl, got, want)
+		}
+		wantI := argon2.Key(password, salt, tm, mem, p, kl)
+		if got := reused.KeyI(password, salt, nil, nil, tm, mem, p, kl); !bytes.Equal(got, wantI) {
+			t.Fatalf("argon2i t=%d m=%d p=%d len=%d in reused memory: got %x, want %x", tm, mem, p, kl, got, wantI)
 		}
 	})
 }
