@@ -87,7 +87,7 @@ func importCmd(ctx context.Context, cfg config.Config, args []string, stdin io.R
 	last := max(o.Resume-1, 0) // the last line reported
 	report := func(oc userimport.Outcome) {
 		last = oc.Line
-		if oc.Result == userimport.Refused || oc.Result == userimport.Skipped {
+		if oc.Result == userimport.Refused || oc.Result == userimport.Skipped || oc.Reason != "" {
 			fmt.Fprintf(stdout, "line %d: %s: %s\n", oc.Line, oc.Result, oc.Reason)
 		}
 	}

@@ -2,7 +2,10 @@
 -- The accounts the lines of an import batch may be: by id, and by address
 -- among live accounts and among deleted accounts an import wrote (a
 -- deleted line imported again finds its account). With what the last
--- import wrote for each; locked until the batch commits.
+-- import wrote for each (NULL digests: never imported), what an update
+-- could change, and whether the account still has the hash an import gave
+-- it (no login rehashed it, no password was set here since); locked until
+-- the batch commits.
 -- Each arm is an index lookup (the primary key, users_email_live_key,
 -- users_deleted_email_idx): an OR of them would scan the table.
 WITH m AS (
@@ -12,7 +15,10 @@ WITH m AS (
     UNION
     SELECT id FROM users WHERE email = ANY (sqlc.arg(emails)::text[]) AND deleted_at IS NOT NULL
 )
-SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest,
+SELECT u.id, u.email, u.deleted_at, u.name, u.email_verified_at, u.disabled_at, u.external_id,
+       i.line_digest, i.hash_digest,
+       coalesce(sha256(convert_to(u.password_hash, 'UTF8')) = i.hash_digest, false)::boolean AS holds_imported_hash,
+       ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles,
        ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
              WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
@@ -53,13 +59,15 @@ SELECT id FROM created;
 
 -- name: ImportUpdateUser :one
 -- Writes an imported line over an existing account (gatehouse import
--- --update): a NULL password_hash keeps the current one. With end_sessions,
--- also invalidates every access token of the user.
+-- --update): a NULL password_hash keeps the current one. An import verifies,
+-- disables or deletes, and never undoes what was decided here (unverify,
+-- enable, restore). With end_sessions, also invalidates every access token
+-- of the user.
 UPDATE users SET
   name = sqlc.narg(name),
-  email_verified_at = CASE WHEN sqlc.arg(verified)::boolean THEN coalesce(email_verified_at, now()) END,
-  disabled_at = CASE WHEN sqlc.arg(disabled)::boolean THEN coalesce(disabled_at, now()) END,
-  deleted_at = CASE WHEN sqlc.arg(deleted)::boolean THEN coalesce(deleted_at, now()) END,
+  email_verified_at = CASE WHEN sqlc.arg(verified)::boolean THEN coalesce(email_verified_at, now()) ELSE email_verified_at END,
+  disabled_at = CASE WHEN sqlc.arg(disabled)::boolean THEN coalesce(disabled_at, now()) ELSE disabled_at END,
+  deleted_at = CASE WHEN sqlc.arg(deleted)::boolean THEN coalesce(deleted_at, now()) ELSE deleted_at END,
   external_id = sqlc.narg(external_id),
   password_hash = coalesce(sqlc.narg(password_hash), password_hash),
   token_version = token_version + CASE WHEN sqlc.arg(end_sessions)::boolean THEN 1 ELSE 0 END,

@@ -1006,28 +1006,34 @@ type ImportReportResponse struct {
 
 // ImportResult defines model for ImportResult.
 type ImportResult struct {
-	// Id The account's id (not for `refused`).
+	// Id The account's id (not for `refused`, nor for an account made here).
 	Id *openapi_types.UUID `json:"id,omitempty"`
 
 	// Index The item's position in `users`, from 0.
 	Index int `json:"index"`
 
-	// Reason Why the item was skipped or refused, naming the field and the rule.
+	// Reason Why the item was skipped or refused, or why an update left the password alone, naming the field and the rule.
 	Reason *string `json:"reason,omitempty"`
 
 	// Result * `created`: a new account.
-	// * `updated`: written over the account with its address (`update`).
+	// * `updated`: written over the account an earlier import made with its address
+	//   (`update`); a `reason` when the password hash was not written.
 	// * `unchanged`: imported before, identical.
-	// * `skipped`: the account exists and differs; `update` was not asked for.
+	// * `skipped`: the account exists and differs, and `update` was not asked for;
+	//   or the account was made here (registered or created by an administrator),
+	//   which an import never writes over (no `id` then).
 	// * `refused`: not imported; `reason` says why.
 	Result ImportResultResult `json:"result"`
 }
 
 // ImportResultResult * `created`: a new account.
-// * `updated`: written over the account with its address (`update`).
-// * `unchanged`: imported before, identical.
-// * `skipped`: the account exists and differs; `update` was not asked for.
-// * `refused`: not imported; `reason` says why.
+//   - `updated`: written over the account an earlier import made with its address
+//     (`update`); a `reason` when the password hash was not written.
+//   - `unchanged`: imported before, identical.
+//   - `skipped`: the account exists and differs, and `update` was not asked for;
+//     or the account was made here (registered or created by an administrator),
+//     which an import never writes over (no `id` then).
+//   - `refused`: not imported; `reason` says why.
 type ImportResultResult string
 
 // ImportUser An account from another system. Only `email` is required. Fields are checked per
@@ -1078,7 +1084,12 @@ type ImportUsersRequest struct {
 	// Invite Mail each account created without a password a link to choose one.
 	Invite *bool `json:"invite,omitempty"`
 
-	// Update Write an item that differs from the existing account with its address over it (else the item is `skipped`).
+	// Update Write an item that differs from the account an earlier import made with its
+	// address over it (else the item is `skipped`). The item's password hash replaces
+	// the account's only while the account still has the hash an import gave it (its
+	// owner has not logged in or set a password here since); an update verifies,
+	// disables or deletes but never unverifies, enables or restores; new roles, a new
+	// password, disabling or deleting end every session of the account.
 	Update *bool        `json:"update,omitempty"`
 	Users  []ImportUser `json:"users"`
 }
@@ -2273,7 +2284,9 @@ type ClientInterface interface {
 	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 	// Accounts are created in batches of 500 in one transaction each, recorded in the
-	// audit log as `user.imported` with the counts.
+	// audit log as `user.imported` with the counts; each account an update changed also
+	// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+	// caller as actor. Only accounts an import made are ever updated.
 	//
 	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -2303,7 +2316,9 @@ type ClientInterface interface {
 	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 	// Accounts are created in batches of 500 in one transaction each, recorded in the
-	// audit log as `user.imported` with the counts.
+	// audit log as `user.imported` with the counts; each account an update changed also
+	// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+	// caller as actor. Only accounts an import made are ever updated.
 	//
 	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -3465,7 +3480,9 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 // (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 // Accounts are created in batches of 500 in one transaction each, recorded in the
-// audit log as `user.imported` with the counts.
+// audit log as `user.imported` with the counts; each account an update changed also
+// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+// caller as actor. Only accounts an import made are ever updated.
 //
 // Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 // missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -3505,7 +3522,9 @@ func (c *Client) ImportUsersWithBody(ctx context.Context, contentType string, bo
 // strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 // (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 // Accounts are created in batches of 500 in one transaction each, recorded in the
-// audit log as `user.imported` with the counts.
+// audit log as `user.imported` with the counts; each account an update changed also
+// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+// caller as actor. Only accounts an import made are ever updated.
 //
 // Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 // missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -6366,7 +6385,9 @@ type ClientWithResponsesInterface interface {
 	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 	// Accounts are created in batches of 500 in one transaction each, recorded in the
-	// audit log as `user.imported` with the counts.
+	// audit log as `user.imported` with the counts; each account an update changed also
+	// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+	// caller as actor. Only accounts an import made are ever updated.
 	//
 	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -6396,7 +6417,9 @@ type ClientWithResponsesInterface interface {
 	// strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 	// (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 	// Accounts are created in batches of 500 in one transaction each, recorded in the
-	// audit log as `user.imported` with the counts.
+	// audit log as `user.imported` with the counts; each account an update changed also
+	// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+	// caller as actor. Only accounts an import made are ever updated.
 	//
 	// Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 	// missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -13276,7 +13299,9 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, body C
 // strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 // (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 // Accounts are created in batches of 500 in one transaction each, recorded in the
-// audit log as `user.imported` with the counts.
+// audit log as `user.imported` with the counts; each account an update changed also
+// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+// caller as actor. Only accounts an import made are ever updated.
 //
 // Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 // missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -13312,7 +13337,9 @@ func (c *ClientWithResponses) ImportUsersWithBodyWithResponse(ctx context.Contex
 // strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
 // (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
 // Accounts are created in batches of 500 in one transaction each, recorded in the
-// audit log as `user.imported` with the counts.
+// audit log as `user.imported` with the counts; each account an update changed also
+// gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+// caller as actor. Only accounts an import made are ever updated.
 //
 // Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
 // missing `email`, an unknown field, a wrong type); `413 payload_too_large`;

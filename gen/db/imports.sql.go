@@ -103,7 +103,10 @@ WITH m AS (
     UNION
     SELECT id FROM users WHERE email = ANY ($2::text[]) AND deleted_at IS NOT NULL
 )
-SELECT u.id, u.email, u.deleted_at, i.line_digest, i.hash_digest,
+SELECT u.id, u.email, u.deleted_at, u.name, u.email_verified_at, u.disabled_at, u.external_id,
+       i.line_digest, i.hash_digest,
+       coalesce(sha256(convert_to(u.password_hash, 'UTF8')) = i.hash_digest, false)::boolean AS holds_imported_hash,
+       ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles,
        ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
              WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
@@ -120,18 +123,27 @@ type ImportMatchesParams struct {
 }
 
 type ImportMatchesRow struct {
-	ID          uuid.UUID
-	Email       string
-	DeletedAt   *time.Time
-	LineDigest  []byte
-	HashDigest  []byte
-	Permissions []string
+	ID                uuid.UUID
+	Email             string
+	DeletedAt         *time.Time
+	Name              *string
+	EmailVerifiedAt   *time.Time
+	DisabledAt        *time.Time
+	ExternalID        *string
+	LineDigest        []byte
+	HashDigest        []byte
+	HoldsImportedHash bool
+	Roles             []string
+	Permissions       []string
 }
 
 // The accounts the lines of an import batch may be: by id, and by address
 // among live accounts and among deleted accounts an import wrote (a
 // deleted line imported again finds its account). With what the last
-// import wrote for each; locked until the batch commits.
+// import wrote for each (NULL digests: never imported), what an update
+// could change, and whether the account still has the hash an import gave
+// it (no login rehashed it, no password was set here since); locked until
+// the batch commits.
 // Each arm is an index lookup (the primary key, users_email_live_key,
 // users_deleted_email_idx): an OR of them would scan the table.
 func (q *Queries) ImportMatches(ctx context.Context, arg ImportMatchesParams) ([]ImportMatchesRow, error) {
@@ -147,8 +159,14 @@ func (q *Queries) ImportMatches(ctx context.Context, arg ImportMatchesParams) ([
 			&i.ID,
 			&i.Email,
 			&i.DeletedAt,
+			&i.Name,
+			&i.EmailVerifiedAt,
+			&i.DisabledAt,
+			&i.ExternalID,
 			&i.LineDigest,
 			&i.HashDigest,
+			&i.HoldsImportedHash,
+			&i.Roles,
 			&i.Permissions,
 		); err != nil {
 			return nil, err
@@ -214,9 +232,9 @@ func (q *Queries) ImportNewUsers(ctx context.Context, accounts []byte) ([]uuid.U
 const importUpdateUser = `-- name: ImportUpdateUser :one
 UPDATE users SET
   name = $1,
-  email_verified_at = CASE WHEN $2::boolean THEN coalesce(email_verified_at, now()) END,
-  disabled_at = CASE WHEN $3::boolean THEN coalesce(disabled_at, now()) END,
-  deleted_at = CASE WHEN $4::boolean THEN coalesce(deleted_at, now()) END,
+  email_verified_at = CASE WHEN $2::boolean THEN coalesce(email_verified_at, now()) ELSE email_verified_at END,
+  disabled_at = CASE WHEN $3::boolean THEN coalesce(disabled_at, now()) ELSE disabled_at END,
+  deleted_at = CASE WHEN $4::boolean THEN coalesce(deleted_at, now()) ELSE deleted_at END,
   external_id = $5,
   password_hash = coalesce($6, password_hash),
   token_version = token_version + CASE WHEN $7::boolean THEN 1 ELSE 0 END,
@@ -238,8 +256,10 @@ type ImportUpdateUserParams struct {
 }
 
 // Writes an imported line over an existing account (gatehouse import
-// --update): a NULL password_hash keeps the current one. With end_sessions,
-// also invalidates every access token of the user.
+// --update): a NULL password_hash keeps the current one. An import verifies,
+// disables or deletes, and never undoes what was decided here (unverify,
+// enable, restore). With end_sessions, also invalidates every access token
+// of the user.
 func (q *Queries) ImportUpdateUser(ctx context.Context, arg ImportUpdateUserParams) (int64, error) {
 	row := q.db.QueryRow(ctx, importUpdateUser,
 		arg.Name,

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 
+	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/gatehouse/gatehouse/gen/api"
@@ -51,7 +52,7 @@ func (s *Server) ImportUsers(ctx context.Context, r api.ImportUsersRequestObject
 		if oc.Reason != "" {
 			res.Reason = &oc.Reason
 		}
-		if oc.Result != userimport.Refused {
+		if oc.Result != userimport.Refused && oc.ID != uuid.Nil {
 			id := openapi_types.UUID(oc.ID)
 			res.Id = &id
 		}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/gen/client"
 	"github.com/gatehouse/gatehouse/internal/apitest"
@@ -167,6 +169,11 @@ func TestImportUsers_PermissionAndLimits(t *testing.T) {
 		t.Fatalf("1000 items: %d %.300s", r.StatusCode(), r.Body)
 	}
 
+	// An administrator an earlier import made.
+	importedAdmin := apitest.NewEmail("imported-admin")
+	if r := importUsers(t, admin.Client, client.ImportUsersJSONRequestBody{Users: []client.ImportUser{{Email: importedAdmin, Roles: &[]string{"admin"}}}}); r.JSON200 == nil || r.JSON200.Data.Created != 1 {
+		t.Fatalf("an imported admin: %d %s", r.StatusCode(), r.Body)
+	}
 	// An importer holding users:import alone.
 	pool := apitest.Pool(t, s.DatabaseURL)
 	if _, err := pool.Exec(ctx, `INSERT INTO roles (name, description) VALUES ('importer', 'imports');
@@ -177,11 +184,117 @@ func TestImportUsers_PermissionAndLimits(t *testing.T) {
 	importer := s.WithToken(s.Login(u.Email, u.Password).AccessToken)
 	r := importUsers(t, importer, client.ImportUsersJSONRequestBody{Update: ptr(true), Users: []client.ImportUser{
 		{Email: apitest.NewEmail("x"), Roles: &[]string{"admin"}},
-		{Email: admin.Email, Name: ptr("Taken over")},
+		{Email: importedAdmin, Name: ptr("Taken over")},
 		{Email: apitest.NewEmail("x"), Roles: &[]string{"importer", "user"}},
 	}})
 	want := "0 refused (role \"admin\" grants permissions you lack)\n1 refused (the account with this address holds permissions you lack)\n2 created\n"
 	if r.JSON200 == nil || results(r) != want {
 		t.Fatalf("importer: %d %s", r.StatusCode(), r.Body)
 	}
+}
+
+// TestImportUsers_UpdatesNeverTakeOverAccounts: an import with update
+// writes only over accounts an import made, and then only the password
+// hash an import gave (before its owner logs in or sets one here); new
+// roles end the account's sessions; it never re-enables an account disabled
+// here; each change is audited with the account as subject.
+func TestImportUsers_UpdatesNeverTakeOverAccounts(t *testing.T) {
+	t.Parallel()
+	s := apitest.NewServer(t, apitest.Options{RateLimits: generous()})
+	admin := s.NewAdmin()
+	hashOf := func(pw string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Secret("password", pw)
+		s.Secret("hash", string(h))
+		return string(h)
+	}
+	loginStatus := func(email, pw string) int {
+		t.Helper()
+		return apitest.Must(s.Client.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: openapi_types.Email(email), Password: pw}))(t).StatusCode()
+	}
+	update := func(items ...client.ImportUser) string {
+		t.Helper()
+		r := importUsers(t, admin.Client, client.ImportUsersJSONRequestBody{Update: ptr(true), CreateRoles: ptr(true), Users: items})
+		if r.JSON200 == nil {
+			t.Fatalf("import: %d %s", r.StatusCode(), r.Body)
+		}
+		return results(r)
+	}
+	attacker := hashOf("the attacker's password")
+
+	t.Run("an account made here is never written over", func(t *testing.T) {
+		victim := s.NewUser()
+		r := importUsers(t, admin.Client, client.ImportUsersJSONRequestBody{Update: ptr(true), Users: []client.ImportUser{
+			{Email: victim.Email, PasswordHash: attacker, Name: ptr("Taken over")},
+		}})
+		if r.JSON200 == nil || r.JSON200.Data.Skipped != 1 || r.JSON200.Data.Results[0].Id != nil {
+			t.Fatalf("import over a registered account: %d %s", r.StatusCode(), r.Body)
+		}
+		if got := loginStatus(victim.Email, "the attacker's password"); got != 401 {
+			t.Fatalf("the imported hash logs in: %d", got)
+		}
+		s.Login(victim.Email, victim.Password)
+	})
+
+	t.Run("the hash is replaced until the owner logs in, then never", func(t *testing.T) {
+		email := apitest.NewEmail("moved")
+		first, second, third := hashOf("first password"), hashOf("second password"), hashOf("third password")
+		if got := update(client.ImportUser{Email: email, PasswordHash: first}); got != "0 created\n" {
+			t.Fatal(got)
+		}
+		if got := update(client.ImportUser{Email: email, PasswordHash: second}); got != "0 updated\n" {
+			t.Fatal(got)
+		}
+		if got := loginStatus(email, "first password"); got != 401 {
+			t.Fatalf("the replaced hash still logs in: %d", got)
+		}
+		s.Login(email, "second password") // rehashed to argon2id here
+		if got := update(client.ImportUser{Email: email, PasswordHash: third}); got != "0 updated (password_hash not written: the account's password was set or rehashed here since it was imported)\n" {
+			t.Fatal(got)
+		}
+		if got := loginStatus(email, "third password"); got != 401 {
+			t.Fatalf("an import replaced a password used here: %d", got)
+		}
+		s.Login(email, "second password")
+	})
+
+	t.Run("new roles end the sessions; disabled here stays disabled", func(t *testing.T) {
+		email := apitest.NewEmail("roles")
+		if got := update(client.ImportUser{Email: email, PasswordHash: hashOf("roles password")}); got != "0 created\n" {
+			t.Fatal(got)
+		}
+		tok := s.Login(email, "roles password")
+		id := userID(t, s, tok.AccessToken)
+		if got := update(client.ImportUser{Email: email, PasswordHash: hashOf("roles password"), Roles: &[]string{"auditor", "user"}}); got != "0 updated (password_hash not written: the account's password was set or rehashed here since it was imported)\n" {
+			t.Fatal(got)
+		}
+		if r := apitest.Must(s.WithToken(tok.AccessToken).GetMeWithResponse(ctx))(t); r.StatusCode() != 401 {
+			t.Fatalf("a token from before the roles changed: %d", r.StatusCode())
+		}
+		ev := apitest.Must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{SubjectId: &id, Action: ptr(client.AuditAction("user.roles.changed"))}))(t)
+		if ev.JSON200 == nil || len(ev.JSON200.Data) != 1 || ev.JSON200.Data[0].ActorId == nil || *ev.JSON200.Data[0].ActorId != userID(t, s, admin.Tokens.AccessToken) {
+			t.Fatalf("roles change audit: %s", ev.Body)
+		}
+
+		if r := apitest.Must(admin.Client.UpdateUserWithResponse(ctx, id, client.UpdateUserJSONRequestBody{Disabled: ptr(true)}))(t); r.StatusCode() != 200 {
+			t.Fatalf("disable: %d %s", r.StatusCode(), r.Body)
+		}
+		if got := update(client.ImportUser{Email: email, PasswordHash: hashOf("roles password"), Roles: &[]string{"auditor", "user"}, Name: ptr("Renamed"), Disabled: ptr(false)}); !strings.HasPrefix(got, "0 updated") {
+			t.Fatal(got)
+		}
+		u := apitest.Must(admin.Client.GetUserWithResponse(ctx, id))(t)
+		if u.JSON200 == nil || u.JSON200.Data.Name == nil || *u.JSON200.Data.Name != "Renamed" || u.JSON200.Data.Status != client.UserStatusDisabled {
+			t.Fatalf("after an import saying enabled: %s", u.Body)
+		}
+		upd := apitest.Must(admin.Client.ListAuditEventsWithResponse(ctx, &client.ListAuditEventsParams{SubjectId: &id, Action: ptr(client.AuditAction("user.updated"))}))(t)
+		if upd.JSON200 == nil || len(upd.JSON200.Data) != 1 {
+			t.Fatalf("update audit: %s", upd.Body)
+		}
+		if raw, _ := json.Marshal(upd.JSON200.Data[0].Details); !strings.Contains(string(raw), `"name"`) || strings.Contains(string(raw), "disabled") {
+			t.Fatalf("update audit details: %s", raw)
+		}
+	})
 }

@@ -77,6 +77,7 @@ func (s *Store) ImportBatch(ctx context.Context, b userimport.Batch) ([]userimpo
 		ids := map[uuid.UUID]bool{}
 		externals := map[string]bool{}
 		var mails []account.Mail
+		var events []account.Event
 		for i, a := range b.Accounts {
 			d := b.Decide(a, found[i])
 			out[i] = userimport.Outcome{Line: a.Line, Result: d.Result, Reason: d.Reason, ID: d.Target}
@@ -106,6 +107,7 @@ func (s *Store) ImportBatch(ctx context.Context, b userimport.Batch) ([]userimpo
 				if v > 0 {
 					versions[d.Target] = v
 				}
+				events = append(events, d.Events...)
 			case userimport.Unchanged, userimport.Skipped, userimport.Refused:
 				// nothing to write
 			}
@@ -133,7 +135,6 @@ func (s *Store) ImportBatch(ctx context.Context, b userimport.Batch) ([]userimpo
 				mails = append(mails, b.Invite(a)...)
 			}
 		}
-		var events []account.Event
 		if e := b.Event(out); e != nil {
 			events = append(events, *e)
 		}
@@ -173,7 +174,9 @@ func (s *Store) importMatches(ctx context.Context, q *db.Queries, accounts []use
 	byID := map[uuid.UUID]userimport.Existing{}
 	for _, r := range rows {
 		e := userimport.Existing{
-			ID: r.ID, Email: r.Email, Deleted: r.DeletedAt != nil, LineDigest: r.LineDigest, HashDigest: r.HashDigest, Permissions: r.Permissions,
+			ID: r.ID, Email: r.Email, Deleted: r.DeletedAt != nil, LineDigest: r.LineDigest, HashDigest: r.HashDigest,
+			HoldsImportedHash: r.HoldsImportedHash, Name: r.Name, Verified: r.EmailVerifiedAt != nil, Disabled: r.DisabledAt != nil,
+			ExternalID: r.ExternalID, Roles: r.Roles, Permissions: r.Permissions,
 		}
 		byEmail[r.Email] = append(byEmail[r.Email], e)
 		byID[r.ID] = e

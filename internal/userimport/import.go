@@ -90,12 +90,20 @@ type Options struct {
 
 // Existing is an account a line may be, as the store found it.
 type Existing struct {
-	ID          uuid.UUID
-	Email       string
-	Deleted     bool
-	LineDigest  []byte // of its last import; nil if never imported
-	HashDigest  []byte
-	Permissions []string // what its roles grant
+	ID         uuid.UUID
+	Email      string
+	Deleted    bool
+	LineDigest []byte // of its last import; nil if never imported
+	HashDigest []byte
+	// HoldsImportedHash: the account's password hash is still the one an
+	// import gave it (no login has rehashed it, no password was set here).
+	HoldsImportedHash bool
+	Name              *string
+	Verified          bool
+	Disabled          bool
+	ExternalID        *string
+	Roles             []string // sorted
+	Permissions       []string // what its roles grant
 }
 
 // Decision is what to do with one account of a batch.
@@ -107,8 +115,10 @@ type Decision struct {
 	// SetHash writes the line's password hash (Updated).
 	SetHash bool
 	// EndSessions ends every session of the target (Updated: disabled,
-	// deleted, or a new password).
+	// deleted, new roles or a new password).
 	EndSessions bool
+	// Events are the audit events of an Updated account: what changed.
+	Events []account.Event
 }
 
 // Batch is lines to import in one transaction.
@@ -372,19 +382,70 @@ func (ru *run) decide(a Account, found []Existing) Decision {
 		return Decision{Result: Refused, Reason: "id belongs to an account with another address"}
 	case a.GivenID && byEmail.ID != a.ID:
 		return Decision{Result: Refused, Reason: "an account with this address exists with another id"}
-	case byEmail.LineDigest != nil && bytes.Equal(byEmail.LineDigest, a.LineDigest[:]):
+	case byEmail.LineDigest == nil:
+		// Registered or created here: its owner and administrators manage
+		// it, and an import (which could set its password) never writes
+		// over it.
+		return Decision{Result: Skipped, Reason: "an account with this address was made here, not by an import, and is never written over by one"}
+	case bytes.Equal(byEmail.LineDigest, a.LineDigest[:]):
 		return Decision{Result: Unchanged, Target: byEmail.ID}
 	case ru.o.Actor != nil && !ru.o.Actor.Has(byEmail.Permissions...):
 		return Decision{Result: Refused, Reason: "the account with this address holds permissions you lack"}
 	case !ru.o.Update:
 		return Decision{Result: Skipped, Target: byEmail.ID, Reason: "an account with this address exists and differs (import with --update / update to write the line over it)"}
 	}
-	d := Decision{Result: Updated, Target: byEmail.ID}
-	// A hash the last import wrote is not written again: the password may
-	// have been changed, or rehashed, here since. An empty one removes none.
-	d.SetHash = a.PasswordHash != "" && !bytes.Equal(byEmail.HashDigest, a.HashDigest[:])
-	d.EndSessions = d.SetHash || a.Disabled || a.Deleted
+	return ru.update(a, byEmail)
+}
+
+// update is the rule of an import writing a changed line over an account
+// an earlier import made. The line's password hash replaces the account's
+// only while the account still has the hash an import gave it: once its
+// owner has logged in (rehashed) or set a password here, that password
+// stays. An import verifies, disables and deletes, and never undoes what
+// was decided here (unverify, enable, restore). Every session ends when
+// the password, the roles (which access tokens carry) or the account's
+// standing change. Each change is audited with the account as subject.
+func (ru *run) update(a Account, e *Existing) Decision {
+	d := Decision{Result: Updated, Target: e.ID}
+	newHash := a.PasswordHash != "" && !bytes.Equal(e.HashDigest, a.HashDigest[:])
+	d.SetHash = newHash && e.HoldsImportedHash
+	if newHash && !d.SetHash {
+		d.Reason = "password_hash not written: the account's password was set or rehashed here since it was imported"
+	}
+	rolesChanged := !slices.Equal(e.Roles, a.Roles)
+	disabling, deleting := a.Disabled && !e.Disabled, a.Deleted && !e.Deleted
+	d.EndSessions = d.SetHash || rolesChanged || disabling || deleting
+	var fields []string
+	for _, f := range []struct {
+		name    string
+		changed bool
+	}{
+		{"name", !equalPtr(e.Name, a.Name)},
+		{"email_verified", a.Verified && !e.Verified},
+		{"disabled", disabling},
+		{"deleted", deleting},
+		{"external_id", !equalPtr(e.ExternalID, a.ExternalID)},
+		{"password", d.SetHash},
+	} {
+		if f.changed {
+			fields = append(fields, f.name)
+		}
+	}
+	ev := func(action account.Action, details map[string]any) account.Event {
+		details["source"] = ru.o.Source
+		return account.Event{Action: action, ActorID: ru.actorID(), SubjectID: &d.Target, Client: ru.o.Client, Details: details}
+	}
+	if len(fields) > 0 {
+		d.Events = append(d.Events, ev(account.ActionUserUpdated, map[string]any{"fields": fields}))
+	}
+	if rolesChanged {
+		d.Events = append(d.Events, ev(account.ActionRolesChanged, map[string]any{"from": e.Roles, "to": a.Roles}))
+	}
 	return d
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 // invite is the mail an account created without a password gets with

@@ -654,7 +654,9 @@ export interface paths {
          *     strings, PBKDF2 PHC (`$pbkdf2-sha256$i=N,l=L$…`) and passlib
          *     (`$pbkdf2-sha256$N$…`). A password hash is never repeated in an answer or a log.
          *     Accounts are created in batches of 500 in one transaction each, recorded in the
-         *     audit log as `user.imported` with the counts.
+         *     audit log as `user.imported` with the counts; each account an update changed also
+         *     gets `user.updated` (the fields) and `user.roles.changed` (from, to) with the
+         *     caller as actor. Only accounts an import made are ever updated.
          *
          *     Problems: `400 malformed_json`; `422 validation_failed` (more than 1000 items, a
          *     missing `email`, an unknown field, a wrong type); `413 payload_too_large`;
@@ -1405,7 +1407,12 @@ export interface components {
         ImportUsersRequest: {
             users: components["schemas"]["ImportUser"][];
             /**
-             * @description Write an item that differs from the existing account with its address over it (else the item is `skipped`).
+             * @description Write an item that differs from the account an earlier import made with its
+             *     address over it (else the item is `skipped`). The item's password hash replaces
+             *     the account's only while the account still has the hash an import gave it (its
+             *     owner has not logged in or set a password here since); an update verifies,
+             *     disables or deletes but never unverifies, enables or restores; new roles, a new
+             *     password, disabling or deleting end every session of the account.
              * @default false
              */
             update?: boolean;
@@ -1478,18 +1485,21 @@ export interface components {
             index: number;
             /**
              * @description * `created`: a new account.
-             *     * `updated`: written over the account with its address (`update`).
+             *     * `updated`: written over the account an earlier import made with its address
+             *       (`update`); a `reason` when the password hash was not written.
              *     * `unchanged`: imported before, identical.
-             *     * `skipped`: the account exists and differs; `update` was not asked for.
+             *     * `skipped`: the account exists and differs, and `update` was not asked for;
+             *       or the account was made here (registered or created by an administrator),
+             *       which an import never writes over (no `id` then).
              *     * `refused`: not imported; `reason` says why.
              * @enum {string}
              */
             result: "created" | "updated" | "unchanged" | "skipped" | "refused";
-            /** @description Why the item was skipped or refused, naming the field and the rule. */
+            /** @description Why the item was skipped or refused, or why an update left the password alone, naming the field and the rule. */
             reason?: string;
             /**
              * Format: uuid
-             * @description The account's id (not for `refused`).
+             * @description The account's id (not for `refused`, nor for an account made here).
              */
             id?: string;
         };
