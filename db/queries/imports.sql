@@ -1,11 +1,11 @@
 -- name: ImportMatches :many
 -- The accounts the lines of an import batch may be: by id, and by address
 -- among live accounts and among deleted accounts an import wrote (a
--- deleted line imported again finds its account). With what the last
--- import wrote for each (NULL digests: never imported), what an update
+-- deleted line imported again finds its account), and the accounts an
+-- import made with the address that have another one now. With what the
+-- last import wrote for each (NULL digests: never imported), what an update
 -- could change, and whether the account still has the hash an import gave
--- it (no login rehashed it, no password was set here since); locked until
--- the batch commits.
+-- it and its owner has not logged in; locked until the batch commits.
 -- Each arm is an index lookup (the primary key, users_email_live_key,
 -- users_deleted_email_idx): an OR of them would scan the table.
 WITH m AS (
@@ -14,11 +14,13 @@ WITH m AS (
     SELECT id FROM users WHERE email = ANY (sqlc.arg(emails)::text[]) AND deleted_at IS NULL
     UNION
     SELECT id FROM users WHERE email = ANY (sqlc.arg(emails)::text[]) AND deleted_at IS NOT NULL
+    UNION
+    SELECT user_id FROM user_imports WHERE email = ANY (sqlc.arg(emails)::text[])
 )
 SELECT u.id, u.email, u.deleted_at, u.name, u.email_verified_at, u.disabled_at, u.external_id,
-       i.line_digest, i.hash_digest,
-       coalesce(sha256(convert_to(u.password_hash, 'UTF8')) = i.hash_digest, false)::boolean AS holds_imported_hash,
-       ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles,
+       i.line_digest, i.hash_digest, i.email AS imported_email,
+       coalesce(i.claimed_at IS NULL AND sha256(convert_to(u.password_hash, 'UTF8')) = i.hash_digest, false)::boolean AS holds_imported_hash,
+       ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id)::text[] AS roles,
        ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
              WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
@@ -52,8 +54,8 @@ WITH r AS (
     INSERT INTO user_roles (user_id, role)
     SELECT r.id, unnest(r.roles) FROM r JOIN created USING (id)
 ), recorded AS (
-    INSERT INTO user_imports (user_id, line_digest, hash_digest)
-    SELECT r.id, r.line_digest, r.hash_digest FROM r JOIN created USING (id)
+    INSERT INTO user_imports (user_id, line_digest, hash_digest, email)
+    SELECT r.id, r.line_digest, r.hash_digest, r.email FROM r JOIN created USING (id)
 )
 SELECT id FROM created;
 
@@ -77,9 +79,9 @@ WHERE id = sqlc.arg(id)
 RETURNING token_version;
 
 -- name: RecordImport :exec
-INSERT INTO user_imports (user_id, line_digest, hash_digest)
-VALUES (sqlc.arg(user_id), sqlc.arg(line_digest), sqlc.arg(hash_digest))
-ON CONFLICT (user_id) DO UPDATE SET line_digest = excluded.line_digest,
+INSERT INTO user_imports (user_id, line_digest, hash_digest, email)
+VALUES (sqlc.arg(user_id), sqlc.arg(line_digest), sqlc.arg(hash_digest), sqlc.arg(email))
+ON CONFLICT (user_id) DO UPDATE SET line_digest = excluded.line_digest, email = excluded.email,
     -- the digest of the hash the account has from an import, kept when
     -- the line's hash was not written
     hash_digest = CASE WHEN sqlc.arg(set_hash)::boolean THEN excluded.hash_digest ELSE user_imports.hash_digest END,

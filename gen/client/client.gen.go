@@ -1020,8 +1020,9 @@ type ImportResult struct {
 	//   (`update`); a `reason` when the password hash was not written.
 	// * `unchanged`: imported before, identical.
 	// * `skipped`: the account exists and differs, and `update` was not asked for;
-	//   or the account was made here (registered or created by an administrator),
-	//   which an import never writes over (no `id` then).
+	//   or the account an import made with this address was deleted, or its
+	//   address changed, here; or the account was made here (registered or created
+	//   by an administrator), which an import never writes over (no `id` then).
 	// * `refused`: not imported; `reason` says why.
 	Result ImportResultResult `json:"result"`
 }
@@ -1031,8 +1032,9 @@ type ImportResult struct {
 //     (`update`); a `reason` when the password hash was not written.
 //   - `unchanged`: imported before, identical.
 //   - `skipped`: the account exists and differs, and `update` was not asked for;
-//     or the account was made here (registered or created by an administrator),
-//     which an import never writes over (no `id` then).
+//     or the account an import made with this address was deleted, or its
+//     address changed, here; or the account was made here (registered or created
+//     by an administrator), which an import never writes over (no `id` then).
 //   - `refused`: not imported; `reason` says why.
 type ImportResultResult string
 
@@ -1086,8 +1088,8 @@ type ImportUsersRequest struct {
 
 	// Update Write an item that differs from the account an earlier import made with its
 	// address over it (else the item is `skipped`). The item's password hash replaces
-	// the account's only while the account still has the hash an import gave it (its
-	// owner has not logged in or set a password here since); an update verifies,
+	// the account's only while the account still has the hash an import gave it and
+	// its owner has not logged in (nor set a password here); an update verifies,
 	// disables or deletes but never unverifies, enables or restores; new roles, a new
 	// password, disabling or deleting end every session of the account.
 	Update *bool        `json:"update,omitempty"`

@@ -102,11 +102,13 @@ WITH m AS (
     SELECT id FROM users WHERE email = ANY ($2::text[]) AND deleted_at IS NULL
     UNION
     SELECT id FROM users WHERE email = ANY ($2::text[]) AND deleted_at IS NOT NULL
+    UNION
+    SELECT user_id FROM user_imports WHERE email = ANY ($2::text[])
 )
 SELECT u.id, u.email, u.deleted_at, u.name, u.email_verified_at, u.disabled_at, u.external_id,
-       i.line_digest, i.hash_digest,
-       coalesce(sha256(convert_to(u.password_hash, 'UTF8')) = i.hash_digest, false)::boolean AS holds_imported_hash,
-       ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role)::text[] AS roles,
+       i.line_digest, i.hash_digest, i.email AS imported_email,
+       coalesce(i.claimed_at IS NULL AND sha256(convert_to(u.password_hash, 'UTF8')) = i.hash_digest, false)::boolean AS holds_imported_hash,
+       ARRAY(SELECT ur.role FROM user_roles ur WHERE ur.user_id = u.id)::text[] AS roles,
        ARRAY(SELECT DISTINCT rp.permission FROM user_roles ur JOIN role_permissions rp ON rp.role = ur.role
              WHERE ur.user_id = u.id ORDER BY rp.permission)::text[] AS permissions
 FROM users u
@@ -132,6 +134,7 @@ type ImportMatchesRow struct {
 	ExternalID        *string
 	LineDigest        []byte
 	HashDigest        []byte
+	ImportedEmail     *string
 	HoldsImportedHash bool
 	Roles             []string
 	Permissions       []string
@@ -139,11 +142,11 @@ type ImportMatchesRow struct {
 
 // The accounts the lines of an import batch may be: by id, and by address
 // among live accounts and among deleted accounts an import wrote (a
-// deleted line imported again finds its account). With what the last
-// import wrote for each (NULL digests: never imported), what an update
+// deleted line imported again finds its account), and the accounts an
+// import made with the address that have another one now. With what the
+// last import wrote for each (NULL digests: never imported), what an update
 // could change, and whether the account still has the hash an import gave
-// it (no login rehashed it, no password was set here since); locked until
-// the batch commits.
+// it and its owner has not logged in; locked until the batch commits.
 // Each arm is an index lookup (the primary key, users_email_live_key,
 // users_deleted_email_idx): an OR of them would scan the table.
 func (q *Queries) ImportMatches(ctx context.Context, arg ImportMatchesParams) ([]ImportMatchesRow, error) {
@@ -165,6 +168,7 @@ func (q *Queries) ImportMatches(ctx context.Context, arg ImportMatchesParams) ([
 			&i.ExternalID,
 			&i.LineDigest,
 			&i.HashDigest,
+			&i.ImportedEmail,
 			&i.HoldsImportedHash,
 			&i.Roles,
 			&i.Permissions,
@@ -199,8 +203,8 @@ WITH r AS (
     INSERT INTO user_roles (user_id, role)
     SELECT r.id, unnest(r.roles) FROM r JOIN created USING (id)
 ), recorded AS (
-    INSERT INTO user_imports (user_id, line_digest, hash_digest)
-    SELECT r.id, r.line_digest, r.hash_digest FROM r JOIN created USING (id)
+    INSERT INTO user_imports (user_id, line_digest, hash_digest, email)
+    SELECT r.id, r.line_digest, r.hash_digest, r.email FROM r JOIN created USING (id)
 )
 SELECT id FROM created
 `
@@ -277,12 +281,12 @@ func (q *Queries) ImportUpdateUser(ctx context.Context, arg ImportUpdateUserPara
 }
 
 const recordImport = `-- name: RecordImport :exec
-INSERT INTO user_imports (user_id, line_digest, hash_digest)
-VALUES ($1, $2, $3)
-ON CONFLICT (user_id) DO UPDATE SET line_digest = excluded.line_digest,
+INSERT INTO user_imports (user_id, line_digest, hash_digest, email)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id) DO UPDATE SET line_digest = excluded.line_digest, email = excluded.email,
     -- the digest of the hash the account has from an import, kept when
     -- the line's hash was not written
-    hash_digest = CASE WHEN $4::boolean THEN excluded.hash_digest ELSE user_imports.hash_digest END,
+    hash_digest = CASE WHEN $5::boolean THEN excluded.hash_digest ELSE user_imports.hash_digest END,
     imported_at = now()
 `
 
@@ -290,6 +294,7 @@ type RecordImportParams struct {
 	UserID     uuid.UUID
 	LineDigest []byte
 	HashDigest []byte
+	Email      *string
 	SetHash    bool
 }
 
@@ -298,6 +303,7 @@ func (q *Queries) RecordImport(ctx context.Context, arg RecordImportParams) erro
 		arg.UserID,
 		arg.LineDigest,
 		arg.HashDigest,
+		arg.Email,
 		arg.SetHash,
 	)
 	return err

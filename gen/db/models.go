@@ -125,6 +125,8 @@ type UserImport struct {
 	LineDigest []byte
 	HashDigest []byte
 	ImportedAt time.Time
+	Email      *string
+	ClaimedAt  *time.Time
 }
 
 type UserProfile struct {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
+	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/gen/client"
@@ -252,13 +254,64 @@ func TestImportUsers_UpdatesNeverTakeOverAccounts(t *testing.T) {
 			t.Fatalf("the replaced hash still logs in: %d", got)
 		}
 		s.Login(email, "second password") // rehashed to argon2id here
-		if got := update(client.ImportUser{Email: email, PasswordHash: third}); got != "0 updated (password_hash not written: the account's password was set or rehashed here since it was imported)\n" {
+		if got := update(client.ImportUser{Email: email, PasswordHash: third}); got != "0 updated (password_hash not written: the account's owner has logged in or set a password here since it was imported)\n" {
 			t.Fatal(got)
 		}
 		if got := loginStatus(email, "third password"); got != 401 {
 			t.Fatalf("an import replaced a password used here: %d", got)
 		}
 		s.Login(email, "second password")
+	})
+
+	t.Run("a login claims the account even when its hash is not rehashed", func(t *testing.T) {
+		// argon2id at the test server's own cost (4 MiB, 1 pass, 1 lane,
+		// 16-byte salt, 32-byte key): a login keeps it as it is.
+		salt := []byte("0123456789abcdef")
+		b64 := base64.RawStdEncoding
+		own := "$argon2id$v=19$m=4096,t=1,p=1$" + b64.EncodeToString(salt) + "$" +
+			b64.EncodeToString(argon2.IDKey([]byte("own password"), salt, 1, 4096, 1, 32))
+		s.Secret("hash", own)
+		s.Secret("password", "own password")
+		email := apitest.NewEmail("claimed")
+		if got := update(client.ImportUser{Email: email, PasswordHash: own}); got != "0 created\n" {
+			t.Fatal(got)
+		}
+		s.Login(email, "own password")
+		if got := update(client.ImportUser{Email: email, PasswordHash: hashOf("imported later")}); got != "0 updated (password_hash not written: the account's owner has logged in or set a password here since it was imported)\n" {
+			t.Fatal(got)
+		}
+		if got := loginStatus(email, "imported later"); got != 401 {
+			t.Fatalf("an import replaced the password of an account its owner used: %d", got)
+		}
+		s.Login(email, "own password")
+	})
+
+	t.Run("the same line again never remakes an account deleted or moved here", func(t *testing.T) {
+		gone, moved := apitest.NewEmail("gone"), apitest.NewEmail("moved")
+		lines := []client.ImportUser{{Email: gone, PasswordHash: hashOf("gone password")}, {Email: moved, PasswordHash: hashOf("moved password")}}
+		if got := update(lines...); got != "0 created\n1 created\n" {
+			t.Fatal(got)
+		}
+		goneID := userID(t, s, s.Login(gone, "gone password").AccessToken)
+		movedID := userID(t, s, s.Login(moved, "moved password").AccessToken)
+		if r := apitest.Must(admin.Client.DeleteUserWithResponse(ctx, goneID))(t); r.StatusCode() != 204 {
+			t.Fatalf("delete: %d %s", r.StatusCode(), r.Body)
+		}
+		elsewhere := openapi_types.Email(apitest.NewEmail("elsewhere"))
+		if r := apitest.Must(admin.Client.UpdateUserWithResponse(ctx, movedID, client.UpdateUserJSONRequestBody{Email: &elsewhere}))(t); r.StatusCode() != 200 {
+			t.Fatalf("change the address: %d %s", r.StatusCode(), r.Body)
+		}
+		if got := update(lines...); got != "0 unchanged\n1 unchanged\n" {
+			t.Fatalf("the same lines again:\n%s", got)
+		}
+		lines[0].Name, lines[1].Name = ptr("Changed"), ptr("Changed")
+		if got := update(lines...); got != "0 skipped (the account an import made with this address was deleted here (an administrator can restore it))\n"+
+			"1 skipped (the account an import made with this address has another address now, changed here)\n" {
+			t.Fatalf("changed lines:\n%s", got)
+		}
+		if loginStatus(gone, "gone password") != 401 || loginStatus(moved, "moved password") != 401 {
+			t.Fatal("an import made a deleted or moved account anew")
+		}
 	})
 
 	t.Run("new roles end the sessions; disabled here stays disabled", func(t *testing.T) {
@@ -268,7 +321,7 @@ func TestImportUsers_UpdatesNeverTakeOverAccounts(t *testing.T) {
 		}
 		tok := s.Login(email, "roles password")
 		id := userID(t, s, tok.AccessToken)
-		if got := update(client.ImportUser{Email: email, PasswordHash: hashOf("roles password"), Roles: &[]string{"auditor", "user"}}); got != "0 updated (password_hash not written: the account's password was set or rehashed here since it was imported)\n" {
+		if got := update(client.ImportUser{Email: email, PasswordHash: hashOf("roles password"), Roles: &[]string{"auditor", "user"}}); got != "0 updated (password_hash not written: the account's owner has logged in or set a password here since it was imported)\n" {
 			t.Fatal(got)
 		}
 		if r := apitest.Must(s.WithToken(tok.AccessToken).GetMeWithResponse(ctx))(t); r.StatusCode() != 401 {

@@ -269,14 +269,6 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, reha
 	if err != nil {
 		return false, false, err
 	}
-	// Above our own cost, the import's bounds hold (an imported argon2id,
-	// or one of older parameters): a larger cost was written into the row
-	// since, and would take more memory than the legacy budget reserves.
-	if p.MemoryKiB > h.params.MemoryKiB || p.Time > h.params.Time || p.Threads > h.params.Threads {
-		if _, err := parse(encoded); err != nil {
-			return false, false, fmt.Errorf("%w: %w", ErrMalformedHash, err)
-		}
-	}
 	pw := []byte(norm.NFC.String(password))
 	var got []byte
 	if p.MemoryKiB > h.params.MemoryKiB {

@@ -37,8 +37,11 @@ const (
 // Bounds on what an imported hash may cost to verify: the current defaults
 // of the formats' own tools, and a little more. A hash beyond them is
 // refused at import, and still matches no password if a row is altered
-// later, so no stored string can make a login take seconds of CPU or
-// allocate more than MaxLegacyMemoryKiB.
+// later, so no stored string in another format can make a login take
+// seconds of CPU or allocate more than MaxLegacyMemoryKiB. argon2id rows
+// keep Verify's wider bounds (this service may have written them at a
+// higher cost than today's); one above the budget takes all of it, so such
+// verifications run one at a time.
 const (
 	// MaxLegacyMemoryKiB bounds the memory of one legacy verification
 	// (scrypt's 128·n·r bytes, argon2's m KiB): Werkzeug's scrypt maximum

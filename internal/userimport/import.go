@@ -95,8 +95,10 @@ type Existing struct {
 	Deleted    bool
 	LineDigest []byte // of its last import; nil if never imported
 	HashDigest []byte
+	// ImportedEmail is the address of its last import.
+	ImportedEmail string
 	// HoldsImportedHash: the account's password hash is still the one an
-	// import gave it (no login has rehashed it, no password was set here).
+	// import gave it, and its owner has not logged in.
 	HoldsImportedHash bool
 	Name              *string
 	Verified          bool
@@ -359,23 +361,40 @@ func (ru *run) flush(ctx context.Context) error {
 }
 
 // decide is the rule of an import: which account a line is, and whether
-// it is created, left alone or written over.
+// it is created, left alone or written over. An account an import made
+// stays the line's account when it was deleted or its address changed
+// here: the line never makes it anew.
 func (ru *run) decide(a Account, found []Existing) Decision {
-	var byEmail, byID *Existing
+	var live, deleted, moved, byID *Existing
 	for i := range found {
 		e := &found[i]
+		imported := e.LineDigest != nil
 		switch {
-		case e.Email == a.Email && !e.Deleted && byEmail == nil:
-			byEmail = e
-		case e.Email == a.Email && e.Deleted && a.Deleted && byEmail == nil:
-			// a deleted line imported before finds its deleted account
-			byEmail = e
+		case e.Email == a.Email && !e.Deleted:
+			live = e // one live account has an address
+		case e.Email == a.Email && imported && deleted == nil:
+			deleted = e
+		case e.Email != a.Email && imported && e.ImportedEmail == a.Email && moved == nil:
+			moved = e
 		}
 		if a.GivenID && e.ID == a.ID {
 			byID = e
 		}
 	}
+	byEmail := live
+	if byEmail == nil && deleted != nil && a.Deleted {
+		byEmail = deleted // a deleted line finds its deleted account
+	}
 	switch {
+	case byEmail == nil && (deleted != nil || moved != nil):
+		e, reason := deleted, "the account an import made with this address was deleted here (an administrator can restore it)"
+		if e == nil {
+			e, reason = moved, "the account an import made with this address has another address now, changed here"
+		}
+		if bytes.Equal(e.LineDigest, a.LineDigest[:]) {
+			return Decision{Result: Unchanged, Target: e.ID}
+		}
+		return Decision{Result: Skipped, Target: e.ID, Reason: reason}
 	case byEmail == nil && byID == nil:
 		return Decision{Result: Created}
 	case byEmail == nil:
@@ -399,9 +418,9 @@ func (ru *run) decide(a Account, found []Existing) Decision {
 
 // update is the rule of an import writing a changed line over an account
 // an earlier import made. The line's password hash replaces the account's
-// only while the account still has the hash an import gave it: once its
-// owner has logged in (rehashed) or set a password here, that password
-// stays. An import verifies, disables and deletes, and never undoes what
+// only while the account still has the hash an import gave it and its
+// owner has not logged in: once the owner has logged in or set a password
+// here, that password stays. An import verifies, disables and deletes, and never undoes what
 // was decided here (unverify, enable, restore). Every session ends when
 // the password, the roles (which access tokens carry) or the account's
 // standing change. Each change is audited with the account as subject.
@@ -410,7 +429,7 @@ func (ru *run) update(a Account, e *Existing) Decision {
 	newHash := a.PasswordHash != "" && !bytes.Equal(e.HashDigest, a.HashDigest[:])
 	d.SetHash = newHash && e.HoldsImportedHash
 	if newHash && !d.SetHash {
-		d.Reason = "password_hash not written: the account's password was set or rehashed here since it was imported"
+		d.Reason = "password_hash not written: the account's owner has logged in or set a password here since it was imported"
 	}
 	rolesChanged := !slices.Equal(e.Roles, a.Roles)
 	disabling, deleting := a.Disabled && !e.Disabled, a.Deleted && !e.Deleted

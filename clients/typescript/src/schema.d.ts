@@ -1409,8 +1409,8 @@ export interface components {
             /**
              * @description Write an item that differs from the account an earlier import made with its
              *     address over it (else the item is `skipped`). The item's password hash replaces
-             *     the account's only while the account still has the hash an import gave it (its
-             *     owner has not logged in or set a password here since); an update verifies,
+             *     the account's only while the account still has the hash an import gave it and
+             *     its owner has not logged in (nor set a password here); an update verifies,
              *     disables or deletes but never unverifies, enables or restores; new roles, a new
              *     password, disabling or deleting end every session of the account.
              * @default false
@@ -1489,8 +1489,9 @@ export interface components {
              *       (`update`); a `reason` when the password hash was not written.
              *     * `unchanged`: imported before, identical.
              *     * `skipped`: the account exists and differs, and `update` was not asked for;
-             *       or the account was made here (registered or created by an administrator),
-             *       which an import never writes over (no `id` then).
+             *       or the account an import made with this address was deleted, or its
+             *       address changed, here; or the account was made here (registered or created
+             *       by an administrator), which an import never writes over (no `id` then).
              *     * `refused`: not imported; `reason` says why.
              * @enum {string}
              */
