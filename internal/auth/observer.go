@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/password"
 )
@@ -46,6 +47,7 @@ type hasher interface {
 	Hash(ctx context.Context, pw string) (string, error)
 	Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error)
 	VerifyDummy(ctx context.Context, pw string) error
+	FailureFloor() time.Duration
 }
 
 // observedHasher wraps each hash and verification in a span of the Observer.

@@ -281,14 +281,36 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c account.Client) (
 			return Tokens{}, err
 		}
 	}
+	start := time.Now()
 	t, u, err := s.login(ctx, email, r.Password, c, chk, known, u, found)
 	if err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			s.padFailure(ctx, start)
+		}
 		return Tokens{}, err
 	}
 	if t.Device, _, err = s.devices.Issue(acct, deviceBinding(u), device, s.now()); err != nil {
 		return Tokens{}, err
 	}
 	return t, nil
+}
+
+// padFailure makes a failed login that began at start last at least the
+// hasher's FailureFloor (the slowest imported hash verified lately), so that
+// an unknown address, a wrong password on argon2id and one on a slow
+// imported hash take as long. It waits on a timer, outside the hashing
+// slots: no CPU.
+func (s *Service) padFailure(ctx context.Context, start time.Time) {
+	wait := s.hasher.FailureFloor() - time.Since(start)
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // deviceBinding is what a device token is bound to besides the address: the

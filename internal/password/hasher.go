@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,7 +84,52 @@ type Hasher struct {
 	// once, and a 64 MiB one alone. It is taken before a slot, so a slot
 	// never idles waiting for it.
 	legacyMem *semaphore.Weighted
+	// slowest is the longest verification of an imported hash lately
+	// (FailureFloor).
+	slowest slowest
 }
+
+// slowest keeps the longest duration added in the current hour and in the
+// one before.
+type slowest struct {
+	mu        sync.Mutex
+	hour      int64
+	cur, prev time.Duration
+}
+
+func (s *slowest) roll(now time.Time) {
+	h := now.Unix() / 3600
+	switch h {
+	case s.hour:
+	case s.hour + 1:
+		s.hour, s.prev, s.cur = h, s.cur, 0
+	default:
+		s.hour, s.prev, s.cur = h, 0, 0
+	}
+}
+
+func (s *slowest) add(d time.Duration, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roll(now)
+	s.cur = max(s.cur, d)
+}
+
+func (s *slowest) get(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roll(now)
+	return max(s.cur, s.prev)
+}
+
+// FailureFloor is how long a failed login should take at least so that its
+// time does not tell an imported account from others: the longest
+// verification of an imported hash in this hour or the last (computed in a
+// slot, waits left out), zero when there was none. An imported hash in a
+// slower format than argon2id (Werkzeug's PBKDF2 about 0.3 s) would
+// otherwise refuse a wrong password measurably later than an unknown
+// address, until its owner's first login replaces it.
+func (h *Hasher) FailureFloor() time.Duration { return h.slowest.get(time.Now()) }
 
 // slots is what the slot goroutines share with their Hasher. They hold no
 // reference to the Hasher, so that it can be collected, which stops them.
@@ -307,7 +353,11 @@ func (h *Hasher) verifyLegacy(ctx context.Context, password, encoded string) (ok
 		defer release()
 	}
 	pw := []byte(password)
-	if err := h.run(ctx, func(m *argon2id.Memory) { ok = l.verify(pw, m) }); err != nil {
+	if err := h.run(ctx, func(m *argon2id.Memory) {
+		start := time.Now()
+		ok = l.verify(pw, m)
+		h.slowest.add(time.Since(start), time.Now())
+	}); err != nil {
 		return false, false, err
 	}
 	return ok, ok, nil

@@ -182,14 +182,17 @@ func (m *Metrics) ObserveHashWait(d time.Duration) { m.hashWait.Observe(d.Second
 // MailDeliveryFailed counts a failed delivery attempt of the outbox.
 func (m *Metrics) MailDeliveryFailed() { m.mailFailures.Inc() }
 
-// HashSlots is what the password hasher tells of its bounded slots.
+// HashSlots is what the password hasher tells of its bounded slots, and
+// the time a failed login is padded to.
 type HashSlots interface {
 	Slots() int
 	Busy() int
+	FailureFloor() time.Duration
 }
 
-// RegisterHashSlots exposes gatehouse_password_hash_slots and
-// gatehouse_password_hash_slots_busy, read from s at each scrape.
+// RegisterHashSlots exposes gatehouse_password_hash_slots,
+// gatehouse_password_hash_slots_busy and
+// gatehouse_login_failure_floor_seconds, read from s at each scrape.
 func (m *Metrics) RegisterHashSlots(s HashSlots) error {
 	return m.reg.Register(funcCollector{
 		{
@@ -199,6 +202,11 @@ func (m *Metrics) RegisterHashSlots(s HashSlots) error {
 		{
 			prometheus.NewDesc(namespace+"_password_hash_slots_busy", "Hashing slots computing a hash now.", nil, nil),
 			prometheus.GaugeValue, func() float64 { return float64(s.Busy()) },
+		},
+		{
+			prometheus.NewDesc(namespace+"_login_failure_floor_seconds",
+				"The least time a failed login takes: the slowest imported password hash verified in this hour or the last (0: none).", nil, nil),
+			prometheus.GaugeValue, func() float64 { return s.FailureFloor().Seconds() },
 		},
 	})
 }

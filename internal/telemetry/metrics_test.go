@@ -18,8 +18,9 @@ import (
 
 type slots struct{ total, busy int }
 
-func (s slots) Slots() int { return s.total }
-func (s slots) Busy() int  { return s.busy }
+func (s slots) Slots() int                  { return s.total }
+func (s slots) Busy() int                   { return s.busy }
+func (s slots) FailureFloor() time.Duration { return 250 * time.Millisecond }
 
 // TestMetrics_HooksOfTheMainSession: the hashing slots, the hash wait, the
 // revocation layers, the outbox and a dependency are exposed under the
@@ -53,6 +54,9 @@ gatehouse_password_hash_slots 4
 # HELP gatehouse_password_hash_slots_busy Hashing slots computing a hash now.
 # TYPE gatehouse_password_hash_slots_busy gauge
 gatehouse_password_hash_slots_busy 3
+# HELP gatehouse_login_failure_floor_seconds The least time a failed login takes: the slowest imported password hash verified in this hour or the last (0: none).
+# TYPE gatehouse_login_failure_floor_seconds gauge
+gatehouse_login_failure_floor_seconds 0.25
 # HELP gatehouse_outbox_queued_mails Mails waiting in the outbox (available, scheduled or waiting for a retry); counted up to 100000.
 # TYPE gatehouse_outbox_queued_mails gauge
 gatehouse_outbox_queued_mails 7
@@ -66,7 +70,7 @@ gatehouse_revocation_checks_total{layer="postgres"} 1
 gatehouse_revocation_checks_total{layer="redis"} 0
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
-		"gatehouse_password_hash_slots", "gatehouse_password_hash_slots_busy", "gatehouse_outbox_queued_mails",
+		"gatehouse_password_hash_slots", "gatehouse_password_hash_slots_busy", "gatehouse_login_failure_floor_seconds", "gatehouse_outbox_queued_mails",
 		"gatehouse_dependency_up", "gatehouse_revocation_checks_total"); err != nil {
 		t.Error(err)
 	}
