@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 type legacyVector struct {
@@ -179,4 +180,49 @@ func FuzzLegacyHash(f *testing.F) {
 			t.Fatalf("Verify(%q) of a wrong password = %v, %v", s, ok, err)
 		}
 	})
+}
+
+// TestSlowest_KeepsThisHourAndTheLast: the failure floor is the longest
+// legacy verification of this hour or the one before, and forgets older ones.
+func TestSlowest_KeepsThisHourAndTheLast(t *testing.T) {
+	var s slowest
+	h0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	if got := s.get(h0); got != 0 {
+		t.Fatalf("empty: %v", got)
+	}
+	s.add(300*time.Millisecond, h0.Add(10*time.Minute))
+	s.add(100*time.Millisecond, h0.Add(20*time.Minute))
+	if got := s.get(h0.Add(30 * time.Minute)); got != 300*time.Millisecond {
+		t.Fatalf("same hour: %v", got)
+	}
+	s.add(50*time.Millisecond, h0.Add(70*time.Minute))
+	if got := s.get(h0.Add(80 * time.Minute)); got != 300*time.Millisecond {
+		t.Fatalf("the next hour keeps the last one's: %v", got)
+	}
+	if got := s.get(h0.Add(130 * time.Minute)); got != 50*time.Millisecond {
+		t.Fatalf("two hours on: %v", got)
+	}
+	if got := s.get(h0.Add(5 * time.Hour)); got != 0 {
+		t.Fatalf("hours later: %v", got)
+	}
+}
+
+// TestHasher_FailureFloorFollowsLegacyVerifications: verifying argon2id
+// leaves the floor at zero; an imported hash raises it.
+func TestHasher_FailureFloorFollowsLegacyVerifications(t *testing.T) {
+	h, err := NewHasher(fast, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := h.Hash(context.Background(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Verify(context.Background(), "x", own); err != nil || h.FailureFloor() != 0 {
+		t.Fatalf("after argon2id: floor %v, %v", h.FailureFloor(), err)
+	}
+	v := loadLegacyVectors(t)[0]
+	if _, _, err := h.Verify(context.Background(), "x", v.Hash); err != nil || h.FailureFloor() <= 0 {
+		t.Fatalf("after %s: floor %v, %v", v.Tool, h.FailureFloor(), err)
+	}
 }
