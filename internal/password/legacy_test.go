@@ -15,7 +15,7 @@ type legacyVector struct {
 }
 
 // loadLegacyVectors reads hashes made by other tools (testdata/make_legacy_vectors.py).
-func loadLegacyVectors(t *testing.T) []legacyVector {
+func loadLegacyVectors(t testing.TB) []legacyVector {
 	t.Helper()
 	b, err := os.ReadFile("testdata/legacy_vectors.json")
 	if err != nil {
@@ -132,15 +132,7 @@ func TestVerify_NoPassword(t *testing.T) {
 // panic) within the hashing slots. `go test` runs the seeds; fuzz with
 // `go test -fuzz FuzzLegacyHash ./internal/password/`.
 func FuzzLegacyHash(f *testing.F) {
-	b, err := os.ReadFile("testdata/legacy_vectors.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var vs []legacyVector
-	if err := json.Unmarshal(b, &vs); err != nil {
-		f.Fatal(err)
-	}
-	for _, v := range vs {
+	for _, v := range loadLegacyVectors(f) {
 		f.Add(v.Hash)
 	}
 	for _, s := range []string{
