@@ -3,7 +3,7 @@
 -- What an import needs to leave its accounts to their owners: the address
 -- the account was imported with (an address changed here since is not the
 -- line's account any more, and the line must not make a new one), and when
--- the owner first proved the password (a login): from then on the
+-- the owner first opened a session (a login): from then on the
 -- password is the owner's, and no import replaces it, whatever its format.
 ALTER TABLE user_imports ADD COLUMN email text;
 ALTER TABLE user_imports ADD COLUMN claimed_at timestamptz;

@@ -1,6 +1,12 @@
 -- name: CreateSession :one
 -- Opens a session only while the user is active and still at the token
--- version the caller read: no row when a revocation got in between.
+-- version the caller read: no row when a revocation got in between. An
+-- imported account whose owner opens a session is theirs from then on: no
+-- import replaces its password (user_imports.claimed_at; a no-op for
+-- accounts not imported).
+WITH claimed AS (
+    UPDATE user_imports SET claimed_at = now() WHERE user_id = sqlc.arg(user_id) AND claimed_at IS NULL
+)
 INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version, amr)
 SELECT sqlc.arg(id), u.id, sqlc.arg(user_agent), sqlc.narg(ip), sqlc.arg(idle_expires_at), sqlc.arg(expires_at), u.token_version, sqlc.arg(amr)::text[]
 FROM users u

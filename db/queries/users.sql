@@ -82,11 +82,6 @@ LIMIT sqlc.arg(max_rows);
 UPDATE users SET password_hash = sqlc.arg(password_hash), updated_at = now()
 WHERE id = sqlc.arg(id);
 
--- name: ClaimImportedAccount :exec
--- The owner of an imported account proved its password: from now on no
--- import replaces it (a no-op for accounts not imported).
-UPDATE user_imports SET claimed_at = now() WHERE user_id = sqlc.arg(user_id) AND claimed_at IS NULL;
-
 -- name: RehashPassword :execrows
 -- Replaces the hash a login verified with a new hash of the same password,
 -- only if it is still the stored one: a password changed, reset or

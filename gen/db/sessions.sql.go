@@ -14,6 +14,9 @@ import (
 )
 
 const createSession = `-- name: CreateSession :one
+WITH claimed AS (
+    UPDATE user_imports SET claimed_at = now() WHERE user_id = $7 AND claimed_at IS NULL
+)
 INSERT INTO sessions (id, user_id, user_agent, ip, idle_expires_at, expires_at, token_version, amr)
 SELECT $1, u.id, $2, $3, $4, $5, u.token_version, $6::text[]
 FROM users u
@@ -34,7 +37,10 @@ type CreateSessionParams struct {
 }
 
 // Opens a session only while the user is active and still at the token
-// version the caller read: no row when a revocation got in between.
+// version the caller read: no row when a revocation got in between. An
+// imported account whose owner opens a session is theirs from then on: no
+// import replaces its password (user_imports.claimed_at; a no-op for
+// accounts not imported).
 func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) (Session, error) {
 	row := q.db.QueryRow(ctx, createSession,
 		arg.ID,

@@ -26,17 +26,6 @@ func (q *Queries) BumpTokenVersion(ctx context.Context, id uuid.UUID) (int64, er
 	return token_version, err
 }
 
-const claimImportedAccount = `-- name: ClaimImportedAccount :exec
-UPDATE user_imports SET claimed_at = now() WHERE user_id = $1 AND claimed_at IS NULL
-`
-
-// The owner of an imported account proved its password: from now on no
-// import replaces it (a no-op for accounts not imported).
-func (q *Queries) ClaimImportedAccount(ctx context.Context, userID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, claimImportedAccount, userID)
-	return err
-}
-
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, name, email_verified_at)
 VALUES ($1, $2, $3, $4, $5)

@@ -353,11 +353,6 @@ func (s *Service) login(ctx context.Context, email, pw string, c account.Client,
 		}
 		return Tokens{}, u, s.loginFailed(ctx, email, &u.ID, "wrong_password", c)
 	}
-	// The owner holds the password: from now on no import replaces it,
-	// whether or not it is rehashed below.
-	if err := s.store.ClaimImportedAccount(ctx, u.ID); err != nil {
-		s.log.WarnContext(ctx, "claim imported account", "error", err)
-	}
 	if u.DisabledAt != nil {
 		s.end(ctx, chk, CheckFailed)
 		return Tokens{}, u, s.loginFailed(ctx, email, &u.ID, "disabled", c)

@@ -121,10 +121,6 @@ type Store interface {
 	// UserByEmail finds a live (not deleted) account.
 	UserByEmail(ctx context.Context, email string) (account.User, error)
 	UserByID(ctx context.Context, id uuid.UUID) (account.User, error)
-	// ClaimImportedAccount records that the owner of an imported account
-	// proved its password, after which no import replaces it (a no-op for
-	// other accounts).
-	ClaimImportedAccount(ctx context.Context, id uuid.UUID) error
 	// RehashPassword replaces the hash old with new (the same password,
 	// hashed anew) if old is still the stored hash, and reports whether it did.
 	RehashPassword(ctx context.Context, id uuid.UUID, old, new string) (bool, error)

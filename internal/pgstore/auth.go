@@ -86,11 +86,6 @@ func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (account.User, error
 	return toUser(u), nil
 }
 
-// ClaimImportedAccount records that the owner of an imported account logged in.
-func (s *Store) ClaimImportedAccount(ctx context.Context, id uuid.UUID) error {
-	return s.q.ClaimImportedAccount(ctx, id)
-}
-
 // RehashPassword replaces the stored hash old with new, if it is still old;
 // it reports whether it did.
 func (s *Store) RehashPassword(ctx context.Context, id uuid.UUID, old, new string) (bool, error) {
